@@ -1,0 +1,5 @@
+import lipdp
+
+
+def test_version_is_declared():
+  assert lipdp.__version__.count(".") == 2
