@@ -1,0 +1,90 @@
+"""The Lipschitz VAE: a certified-Lipschitz encoder mean, Gaussian encoder noise, any decoder.
+
+Encoder: z = mu(x) + sigma(x) * xi, xi ~ N(0, I_d), where mu is a `lipdp.nn.LipschitzSequential`
+whose Lipschitz constant (l2 -> l2) is certified from its weights by
+`lipdp.nn.certified_lipschitz_bound`. Releasing z for a record x in a domain of diameter D is the
+Gaussian mechanism with sensitivity L * D (design.md section 1); decoding z is post-processing.
+
+Noise:
+- homoscedastic (default): sigma is a fixed float, set from the privacy calibration before
+  training so the decoder learns to decode at the noise level it will see at synthesis time;
+- heteroscedastic: log sigma(x) = clip(g(x), log sigma_min, log sigma_max) with g a certified
+  L_s-Lipschitz network with one output. Clipping is 1-Lipschitz, so log sigma is L_s-Lipschitz
+  and bounded, which is what `lipdp.privacy.heteroscedastic` accounts for.
+
+Loss: the negative ELBO, E_q[-log p(x|z)] + beta * KL(q(z|x) || N(0, I)) with
+KL = 0.5 * sum_j (mu_j^2 + sigma^2 - 1 - 2 log sigma) (Kingma and Welling 2014, appendix B).
+"""
+
+from typing import Any, Optional, Sequence
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from lipdp.models import likelihood
+
+
+class LipschitzVAE(nn.Module):
+  """VAE whose encoder mean is a certified-Lipschitz network.
+
+  Attributes:
+    encoder_mean: maps a record (dim,) to a latent mean (latent_dim,); must be certifiable by
+      `lipdp.nn.certified_lipschitz_bound` for the privacy report.
+    decoder: maps a latent (latent_dim,) to one logit per record coordinate (dim,).
+    sigma: the homoscedastic encoder noise; ignored when `log_sigma_net` is given.
+    log_sigma_net: optional certified-Lipschitz network with one output (heteroscedastic noise).
+    sigma_min, sigma_max: bounds of the heteroscedastic noise.
+  """
+  encoder_mean: nn.Module
+  decoder: nn.Module
+  sigma: float = 1.0
+  log_sigma_net: Optional[nn.Module] = None
+  sigma_min: float = 0.5
+  sigma_max: float = 2.0
+
+  @property
+  def heteroscedastic(self) -> bool:
+    return self.log_sigma_net is not None
+
+  def encode(self, x: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """Returns (mu, sigma): mu of shape (batch, latent_dim), sigma of shape (batch,)."""
+    mu = self.encoder_mean(x)
+    if self.heteroscedastic:
+      log_sigma = jnp.clip(self.log_sigma_net(x)[..., 0], jnp.log(self.sigma_min),
+                           jnp.log(self.sigma_max))
+      sigma = jnp.exp(log_sigma)
+    else:
+      sigma = jnp.full(mu.shape[:-1], self.sigma, dtype=mu.dtype)
+    return mu, sigma
+
+  def decode(self, z: jax.Array) -> jax.Array:
+    return self.decoder(z)
+
+  def __call__(self, x: jax.Array, rng: jax.Array):
+    """Returns (logits, mu, sigma, z) for a batch of records x, shape (batch, dim)."""
+    mu, sigma = self.encode(x)
+    z = mu + sigma[..., None] * jax.random.normal(rng, mu.shape, mu.dtype)
+    return self.decode(z), mu, sigma, z
+
+
+def gaussian_kl(mu: jax.Array, sigma: jax.Array) -> jax.Array:
+  """KL(N(mu, sigma^2 I) || N(0, I)) per record; mu (batch, d), sigma (batch,)."""
+  d = mu.shape[-1]
+  return 0.5 * (jnp.sum(jnp.square(mu), axis=-1)
+                + d * (jnp.square(sigma) - 1.0 - 2.0 * jnp.log(sigma)))
+
+
+def negative_elbo(model: LipschitzVAE, variables: Any, records: jax.Array, rng: jax.Array,
+                  blocks: Sequence, image_likelihood: str = "bernoulli", beta: float = 1.0,
+                  mutable: Any = False):
+  """Per-record negative ELBO (batch,) and the aux terms; one-sample reparameterised estimate.
+
+  Returns ((nelbo, nll, kl), updated_state) where updated_state is the mutated collections when
+  `mutable` is set (e.g. power-iteration vectors of spectral layers), else an empty dict.
+  """
+  out = model.apply(variables, records, rng, mutable=mutable)
+  (logits, mu, sigma, _), new_state = (out if mutable else (out, {}))
+  nll = likelihood.negative_log_likelihood(logits, records, blocks, image_likelihood)
+  kl = gaussian_kl(mu, sigma)
+  return (nll + beta * kl, nll, kl), new_state

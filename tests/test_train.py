@@ -1,0 +1,155 @@
+"""Training: the pure step, data parallelism, DP-SGD clipping and noise, kill-and-resume."""
+import collections
+import json
+import os
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from lipdp import train as train_lib
+from lipdp.models import decoders
+from lipdp.models import vae as vae_lib
+
+Block = collections.namedtuple("Block", "name kind start stop")
+BLOCKS = (Block("image", "image", 0, 12), Block("label", "categorical", 12, 15))
+
+
+def _records(n=64, seed=0):
+  """Three classes, each with its own pixel pattern plus a little noise."""
+  rng = np.random.default_rng(seed)
+  labels = rng.integers(0, 3, n)
+  patterns = np.random.default_rng(99).random((3, 12))
+  image = np.clip(patterns[labels] + 0.05 * rng.standard_normal((n, 12)), 0, 1)
+  label = np.eye(3, dtype=np.float32)[labels]
+  return np.concatenate([image, label], axis=1).astype(np.float32)
+
+
+def _model(sigma=1.0):
+  return vae_lib.LipschitzVAE(encoder_mean=nn.Dense(4), decoder=decoders.MLPDecoder((16,), 15),
+                              sigma=sigma)
+
+
+def _flat(tree):
+  return np.concatenate([np.ravel(x) for x in jax.tree_util.tree_leaves(tree)])
+
+
+def test_multi_device_step_matches_single_device():
+  assert jax.device_count() >= 4, "tests/conftest.py should force 4 host devices"
+  config = train_lib.TrainConfig(num_steps=5, batch_size=16, seed=3, progress_bar=False)
+  records = _records()
+  one = train_lib.train(_model(), records, BLOCKS, config, devices=jax.devices()[:1])
+  four = train_lib.train(_model(), records, BLOCKS, config, devices=jax.devices()[:4])
+  np.testing.assert_allclose(_flat(one.state.params), _flat(four.state.params), rtol=1e-5,
+                             atol=1e-6)
+  assert not np.allclose(_flat(one.state.params), _flat(train_lib.train(
+      _model(), records, BLOCKS, train_lib.TrainConfig(num_steps=5, batch_size=16, seed=4,
+                                                       progress_bar=False)).state.params))
+
+
+def test_training_lowers_the_loss(tmp_path):
+  config = train_lib.TrainConfig(num_steps=150, batch_size=32, seed=0, log_every=25,
+                                 learning_rate=3e-3, progress_bar=False)
+  train_lib.train(_model(), _records(256), BLOCKS, config, workdir=str(tmp_path))
+  lines = [json.loads(l) for l in open(tmp_path / "metrics.jsonl")]
+  assert [l["step"] for l in lines] == [25, 50, 75, 100, 125, 150]
+  assert lines[-1]["loss"] < lines[0]["loss"] - 1.0
+
+
+def test_kill_and_resume_matches_uninterrupted_run(tmp_path):
+  config = train_lib.TrainConfig(num_steps=40, batch_size=16, seed=11, checkpoint_every=10,
+                                 log_every=5, progress_bar=False)
+  records = _records()
+  full = train_lib.train(_model(), records, BLOCKS, config, workdir=str(tmp_path / "full"))
+  # "Killed" after 27 steps: the last checkpoint is at step 20 (also 27 since the run ended
+  # there), so drop step 27's to simulate a crash between checkpoints.
+  killed_dir = tmp_path / "killed"
+  train_lib.train(_model(), records, BLOCKS, config, workdir=str(killed_dir), stop_after=27)
+  import shutil
+  shutil.rmtree(killed_dir / "checkpoints" / "27")
+  resumed = train_lib.train(_model(), records, BLOCKS, config, workdir=str(killed_dir))
+  assert resumed.resumed_from == 20
+  np.testing.assert_array_equal(_flat(full.state.params), _flat(resumed.state.params))
+  steps = [json.loads(l)["step"] for l in open(killed_dir / "metrics.jsonl")]
+  assert steps == sorted(set(steps)) and steps[-1] == 40
+
+
+def test_unseeded_training_draws_a_secret_seed(tmp_path):
+  config = train_lib.TrainConfig(num_steps=2, batch_size=16, progress_bar=False)
+  a = train_lib.train(_model(), _records(), BLOCKS, config)
+  b = train_lib.train(_model(), _records(), BLOCKS, config)
+  assert not a.seeded_by_user and a.seed != b.seed
+
+
+def test_dpsgd_clips_a_huge_gradient():
+  model = _model()
+  records = _records(8)
+  state = train_lib.create_train_state(model, train_lib.optax.sgd(1.0), jnp.asarray(records[:1]),
+                                       jax.random.key(1))
+  clip = 0.5
+  clipped_sum = jax.jit(train_lib.make_clipped_gradient_sum(model, BLOCKS, clip))
+  huge = records.copy()
+  huge[0, :12] = 1e4  # far outside the domain: a huge per-example gradient
+  mask = np.ones(8, np.float32)
+  total, stats = clipped_sum(state.params, state.model_state, jnp.asarray(huge), mask,
+                             jax.random.key(2))
+  alone, _ = clipped_sum(state.params, state.model_state, jnp.asarray(huge), np.eye(8)[0],
+                         jax.random.key(2))
+  assert np.linalg.norm(_flat(alone)) <= clip * (1 + 1e-5)
+  assert np.linalg.norm(_flat(total)) <= 8 * clip * (1 + 1e-5)
+  assert float(stats["clipped_fraction_sum"]) >= 1
+  # Masked-out rows contribute nothing.
+  none, _ = clipped_sum(state.params, state.model_state, jnp.asarray(huge), np.zeros(8),
+                        jax.random.key(2))
+  assert np.all(_flat(none) == 0)
+
+
+def test_dpsgd_noise_is_added_to_the_sum_then_divided():
+  model = _model()
+  records = _records(100)
+  dp = train_lib.DPSGDConfig(noise_multiplier=2.0, clip_norm=0.25, sampling_rate=0.1)
+  sgd = train_lib.optax.sgd(1.0)
+  state = train_lib.create_train_state(model, sgd, jnp.asarray(records[:1]), jax.random.key(1))
+  update = jax.jit(train_lib.make_noisy_update(model, sgd, dp, 100, jnp.asarray(records[:1])))
+  zero_grads = jax.tree_util.tree_map(jnp.zeros_like, state.params)
+  new = update(state, zero_grads, jax.random.key(5))
+  delta = _flat(new.params) - _flat(state.params)
+  # With zero gradients the SGD(lr=1) step is -noise / (q n): std = z * C / (q n) = 0.05.
+  assert abs(np.std(delta) - 2.0 * 0.25 / 10.0) < 0.005
+
+
+def test_poisson_batches_are_exact_bernoulli_samples():
+  sizes = [len(train_lib.poisson_batch_indices(1000, 0.05, 7, s)) for s in range(400)]
+  assert abs(np.mean(sizes) - 50) < 1.5
+  assert abs(np.var(sizes) - 1000 * 0.05 * 0.95) < 12
+  assert len(set(sizes)) > 10
+
+
+def test_dpsgd_training_runs_and_resumes(tmp_path):
+  dp = train_lib.DPSGDConfig(noise_multiplier=1.0, clip_norm=1.0, sampling_rate=0.25,
+                             chunk_size=8)
+  config = train_lib.TrainConfig(num_steps=6, seed=5, dp=dp, checkpoint_every=3, log_every=2,
+                                 progress_bar=False)
+  records = _records(64)
+  full = train_lib.train(_model(), records, BLOCKS, config, workdir=str(tmp_path / "a"))
+  train_lib.train(_model(), records, BLOCKS, config, workdir=str(tmp_path / "b"), stop_after=3)
+  resumed = train_lib.train(_model(), records, BLOCKS, config, workdir=str(tmp_path / "b"))
+  assert resumed.resumed_from == 3
+  np.testing.assert_allclose(_flat(full.state.params), _flat(resumed.state.params), rtol=1e-6)
+
+
+def test_bad_configs_raise():
+  with pytest.raises(ValueError, match="noise_multiplier"):
+    train_lib.DPSGDConfig(noise_multiplier=0.0, clip_norm=1.0, sampling_rate=0.1)
+  with pytest.raises(ValueError, match="sampling_rate"):
+    train_lib.DPSGDConfig(noise_multiplier=1.0, clip_norm=1.0, sampling_rate=1.5)
+  with pytest.raises(ValueError, match="multiple"):
+    train_lib.train(_model(), _records(), BLOCKS,
+                    train_lib.TrainConfig(num_steps=1, batch_size=6, progress_bar=False))
+  bad = _records()
+  bad[0, 0] = np.nan
+  with pytest.raises(ValueError, match="NaN"):
+    train_lib.train(_model(), bad, BLOCKS,
+                    train_lib.TrainConfig(num_steps=1, batch_size=8, progress_bar=False))
