@@ -1,0 +1,328 @@
+"""From a dataset name to records in a declared domain, split into train and holdout.
+
+`load_dataset` loads raw data (`lipdp.data.sources`), builds the declared domain, encodes every
+record (record-wise, no statistics of the data) and splits the records with a seeded
+permutation. The split is not a privacy mechanism: both parts are private data; the holdout is
+kept out of training for evaluation (TSTR, membership inference).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+from typing import Any, Dict, Optional, Sequence, Tuple, Union
+
+import numpy as np
+
+from lipdp.data import sources
+from lipdp.data.domain import ImageDomain, TabularDomain
+
+__all__ = [
+    "DEFAULT_RADIUS_FRACTION",
+    "DATA_DIR_ENV",
+    "PreparedData",
+    "default_image_radius",
+    "train_holdout_split",
+    "load_dataset",
+]
+
+# Default image radius: R = DEFAULT_RADIUS_FRACTION * sqrt(d) for d = number of pixel values.
+# sqrt(d) is the norm of an all-white image, so R = sqrt(d) / 2 is the norm of an image whose
+# mean squared intensity is 1/4 (e.g. a quarter of the pixels fully on). The fraction is a
+# constant fixed a priori, not a statistic of any data set: digits (8x8) gets R = 4, MNIST and
+# Fashion-MNIST (28x28x1) R = 14. A smaller R shrinks the diameter (sqrt(2) R), hence the
+# noise needed, at the price of dimming images whose norm exceeds R.
+DEFAULT_RADIUS_FRACTION = 0.5
+
+# Environment variable naming a folder that holds offline data sets (e.g. 'mnist-test/').
+DATA_DIR_ENV = "LIPDP_DATA_DIR"
+
+
+def default_image_radius(image_shape: Sequence[int]) -> float:
+  """The declared default radius DEFAULT_RADIUS_FRACTION * sqrt(prod(image_shape))."""
+  return DEFAULT_RADIUS_FRACTION * math.sqrt(float(np.prod(image_shape)))
+
+
+@dataclasses.dataclass
+class PreparedData:
+  """Records of one data set, split into a private training part and a holdout.
+
+  Attributes:
+    train: float32 (n_train, domain.dim) records, each in the domain.
+    holdout: float32 (n_holdout, domain.dim) records, each in the domain.
+    train_labels: int64 (n_train,) class indices of the training records (index into the
+      label categories), or None if the data set has no labels. Present even when the labels
+      are not part of the records (include_labels=False).
+    holdout_labels: likewise for the holdout.
+    domain: the declared domain (ImageDomain or TabularDomain).
+    name: the data set name passed to load_dataset.
+    split_seed: seed of the train/holdout permutation (see train_holdout_split).
+    holdout_fraction: fraction of records held out.
+  """
+  train: np.ndarray
+  holdout: np.ndarray
+  train_labels: Optional[np.ndarray]
+  holdout_labels: Optional[np.ndarray]
+  domain: Union[ImageDomain, TabularDomain]
+  name: str
+  split_seed: int
+  holdout_fraction: float = 0.2
+
+  def describe(self) -> Dict[str, Any]:
+    """JSON-serialisable summary (sizes, split, domain description) for reports."""
+    return {
+        "name": self.name,
+        "num_train": int(self.train.shape[0]),
+        "num_holdout": int(self.holdout.shape[0]),
+        "split_seed": self.split_seed,
+        "holdout_fraction": self.holdout_fraction,
+        "labels_in_records": self.domain.label_column is not None,
+        "domain": self.domain.describe(),
+    }
+
+
+def train_holdout_split(n: int, holdout_fraction: float = 0.2,
+                        seed: int = 0) -> Tuple[np.ndarray, np.ndarray]:
+  """Deterministic split of range(n) into (train, holdout) index arrays.
+
+  perm = np.random.RandomState(seed).permutation(n) (the legacy generator, whose stream NumPy
+  keeps stable across versions); the first round(n * holdout_fraction) entries form the
+  holdout, the rest the training part. Both are returned sorted; they are disjoint and their
+  union is range(n). Example: n = 10000, fraction 0.2 -> 8000 / 2000.
+  """
+  if isinstance(n, bool) or int(n) != n or n < 0:
+    raise ValueError(f"n must be a non-negative integer, got {n!r}.")
+  n = int(n)
+  holdout_fraction = float(holdout_fraction)
+  if not 0.0 <= holdout_fraction < 1.0:
+    raise ValueError(f"holdout_fraction must lie in [0, 1), got {holdout_fraction}.")
+  if isinstance(seed, bool) or int(seed) != seed or not 0 <= seed < 2**32:
+    raise ValueError(f"seed must be an integer in [0, 2**32), got {seed!r}.")
+  perm = np.random.RandomState(int(seed)).permutation(n)
+  n_holdout = int(round(n * holdout_fraction))
+  return np.sort(perm[n_holdout:]), np.sort(perm[:n_holdout])
+
+
+def _image_domain(image_shape, radius, pixel_max, num_classes, include_labels) -> ImageDomain:
+  if radius is None:
+    radius = default_image_radius(image_shape)
+  return ImageDomain(image_shape, radius, pixel_max,
+                     num_classes=num_classes if include_labels else None)
+
+
+def _with_channel(images: np.ndarray) -> np.ndarray:
+  return images[..., None] if images.ndim == 3 else images
+
+
+def _mnist_idx_dir(data_dir: Optional[str]) -> str:
+  if data_dir is None:
+    root = os.environ.get(DATA_DIR_ENV)
+    if not root:
+      raise ValueError(f"'mnist_idx' needs data_dir= (a folder with the IDX files) or the "
+                       f"environment variable {DATA_DIR_ENV} (a folder holding mnist-test/).")
+    return os.path.join(root, "mnist-test")
+  data_dir = os.fspath(data_dir)
+  # Accept the parent folder too (the layout of $LIPDP_DATA_DIR).
+  if not any(f.endswith(("-idx3-ubyte", "-idx3-ubyte.gz"))
+             for f in (os.listdir(data_dir) if os.path.isdir(data_dir) else ())):
+    nested = os.path.join(data_dir, "mnist-test")
+    if os.path.isdir(nested):
+      return nested
+  return data_dir
+
+
+def _pixel_max_for(images: np.ndarray, pixel_max: Optional[float], source: str) -> float:
+  if pixel_max is not None:
+    return float(pixel_max)
+  if images.dtype == np.uint8:
+    return 255.0  # the format's maximum, not a statistic of the data
+  raise ValueError(f"{source}: images of dtype {images.dtype} need a declared pixel_max= "
+                   "(the value that maps to 1.0); it is never taken from the data.")
+
+
+def _check_kwargs(name: str, kw: Dict[str, Any], allowed: Sequence[str]):
+  extra = sorted(set(kw) - set(allowed))
+  if extra:
+    raise ValueError(f"load_dataset({name!r}) got unexpected options {extra}; allowed: "
+                     f"{sorted(allowed)}.")
+
+
+def _no_radius(name: str, radius):
+  if radius is not None:
+    raise ValueError(f"radius applies to image data only; {name!r} is tabular.")
+
+
+def load_dataset(name: str, *, data_dir: Optional[str] = None, radius: Optional[float] = None,
+                 holdout_fraction: float = 0.2, split_seed: int = 0,
+                 include_labels: bool = True, **kw) -> PreparedData:
+  """Loads a data set, encodes it into its declared domain and splits it.
+
+  Args:
+    name: one of
+      'digits': scikit-learn's bundled 8x8 digits (pixel_max 16, 10 classes), shape (8, 8, 1).
+      'breast_cancer': scikit-learn's bundled table with declared bounds (sources.py).
+      'mnist_idx': MNIST IDX files in data_dir (or data_dir/mnist-test, or
+        $LIPDP_DATA_DIR/mnist-test); option prefix= to pick 't10k' / 'train'. Shape (28, 28, 1).
+      'tfds:<name>': a prepared TFDS image data set (e.g. 'tfds:mnist', 'tfds:fashion_mnist');
+        options split= (default 'train'), image_key=, label_key=, pixel_max= (default 255 for
+        uint8), num_classes= (default: from the data set's public metadata).
+      'csv:<path>': a CSV table; option schema= (TabularDomain, dict, or JSON file path).
+      'npz:<path>': with schema=, a table (arrays per column, or table_key=); without, images
+        (image_key='images', label_key='labels', pixel_max= unless uint8, num_classes=
+        required when labels are present and include_labels is True).
+    data_dir: data folder (mnist_idx: the IDX folder; tfds: the TFDS data_dir).
+    radius: image radius R; default `default_image_radius(image_shape)` (data-independent).
+    holdout_fraction: fraction of records held out for evaluation.
+    split_seed: seed of the split permutation (train_holdout_split).
+    include_labels: carry labels inside the records (one-hot block / label column). Labels are
+      returned in train_labels / holdout_labels either way.
+    **kw: source-specific options listed above.
+
+  Returns:
+    PreparedData whose records lie in `domain`.
+
+  Raises:
+    ValueError: unknown name or option, missing files or declarations, invalid data.
+  """
+  if not isinstance(name, str):
+    raise ValueError(f"Dataset name must be a string, got {name!r}.")
+  labels = None
+  if name == "digits":
+    _check_kwargs(name, kw, ())
+    images, labels = sources.load_digits()
+    images = _with_channel(images)
+    domain = _image_domain(images.shape[1:], radius, sources.DIGITS_PIXEL_MAX,
+                           sources.DIGITS_NUM_CLASSES, include_labels)
+    records = domain.encode(images, labels if include_labels else None)
+  elif name == "breast_cancer":
+    _check_kwargs(name, kw, ())
+    _no_radius(name, radius)
+    table = sources.load_breast_cancer()
+    domain = sources.breast_cancer_domain(include_label=True)
+    labels = domain.category_indices(domain.label_column, table[domain.label_column])
+    records, domain = _encode_table(domain, table, include_labels)
+  elif name == "mnist_idx":
+    _check_kwargs(name, kw, ("prefix",))
+    images, labels = sources.load_idx(_mnist_idx_dir(data_dir), prefix=kw.get("prefix"))
+    images = _with_channel(images)
+    domain = _image_domain(images.shape[1:], radius, sources.MNIST_PIXEL_MAX,
+                           sources.MNIST_NUM_CLASSES, include_labels)
+    if include_labels:
+      records = domain.encode(images, labels)
+    else:
+      records = domain.encode(images)
+      _check_label_range(labels, sources.MNIST_NUM_CLASSES, name)
+  elif name.startswith("tfds:"):
+    _check_kwargs(name, kw, ("split", "image_key", "label_key", "pixel_max", "num_classes"))
+    tfds_name = name[len("tfds:"):]
+    if not tfds_name:
+      raise ValueError("Give the TFDS name after 'tfds:', e.g. 'tfds:mnist'.")
+    label_key = kw.get("label_key", "label")
+    images, labels, info = sources.load_tfds(
+        tfds_name, split=kw.get("split", "train"), data_dir=data_dir,
+        image_key=kw.get("image_key", "image"), label_key=label_key, with_info=True)
+    pixel_max = _pixel_max_for(images, kw.get("pixel_max"), name)
+    num_classes = kw.get("num_classes")
+    if num_classes is None and labels is not None:
+      num_classes = _tfds_num_classes(info, label_key, name)
+    domain, records = _encode_images(images, labels, radius, pixel_max, num_classes,
+                                     include_labels, name)
+  elif name.startswith("csv:"):
+    _check_kwargs(name, kw, ("schema", "delimiter"))
+    _no_radius(name, radius)
+    schema = _require_schema(name, kw)
+    domain = sources.load_schema(schema)
+    table = sources.load_csv(name[len("csv:"):], domain, delimiter=kw.get("delimiter", ","))
+    labels = _table_labels(domain, table)
+    records, domain = _encode_table(domain, table, include_labels)
+  elif name.startswith("npz:"):
+    path = name[len("npz:"):]
+    if kw.get("schema") is not None:
+      _check_kwargs(name, kw, ("schema", "table_key"))
+      _no_radius(name, radius)
+      domain = sources.load_schema(kw["schema"])
+      table = sources.load_npz(path, domain, table_key=kw.get("table_key", "table"))
+      labels = _table_labels(domain, table)
+      records, domain = _encode_table(domain, table, include_labels)
+    else:
+      _check_kwargs(name, kw, ("schema", "image_key", "label_key", "pixel_max", "num_classes"))
+      images, labels = sources.load_npz(path, image_key=kw.get("image_key", "images"),
+                                        label_key=kw.get("label_key", "labels"))
+      pixel_max = _pixel_max_for(images, kw.get("pixel_max"), name)
+      num_classes = kw.get("num_classes")
+      if labels is not None and num_classes is None and include_labels:
+        raise ValueError(f"{name}: labels found; declare num_classes= (it is never inferred "
+                         "from the labels) or pass include_labels=False.")
+      domain, records = _encode_images(images, labels, radius, pixel_max, num_classes,
+                                       include_labels, name)
+      if labels is not None:
+        labels = np.asarray(labels).astype(np.int64)
+  else:
+    raise ValueError(f"Unknown dataset {name!r}; expected 'digits', 'breast_cancer', "
+                     "'mnist_idx', 'tfds:<name>', 'csv:<path>' or 'npz:<path>'.")
+
+  train_idx, holdout_idx = train_holdout_split(records.shape[0], holdout_fraction, split_seed)
+  if labels is not None:
+    labels = np.asarray(labels, np.int64)
+  return PreparedData(
+      train=records[train_idx],
+      holdout=records[holdout_idx],
+      train_labels=None if labels is None else labels[train_idx],
+      holdout_labels=None if labels is None else labels[holdout_idx],
+      domain=domain,
+      name=name,
+      split_seed=int(split_seed),
+      holdout_fraction=float(holdout_fraction),
+  )
+
+
+def _check_label_range(labels, num_classes, source):
+  if labels is None or num_classes is None:
+    return
+  y = np.asarray(labels)
+  if y.size and (y.min() < 0 or y.max() >= num_classes):
+    raise ValueError(f"{source}: labels must lie in [0, {num_classes}).")
+
+
+def _encode_images(images, labels, radius, pixel_max, num_classes, include_labels, source):
+  images = np.asarray(images)
+  if images.ndim < 2:
+    raise ValueError(f"{source}: expected images of shape (n, H, W[, C]), got {images.shape}.")
+  images = _with_channel(images)
+  domain = _image_domain(images.shape[1:], radius, pixel_max,
+                         num_classes if labels is not None else None, include_labels)
+  if domain.num_classes is not None:
+    return domain, domain.encode(images, labels)
+  if labels is not None and num_classes is not None:
+    _check_label_range(labels, num_classes, source)
+  return domain, domain.encode(images)
+
+
+def _tfds_num_classes(info, label_key, source) -> int:
+  try:
+    return int(info.features[label_key].num_classes)
+  except Exception as e:  # pylint: disable=broad-except
+    raise ValueError(f"{source}: could not read num_classes of feature {label_key!r} from the "
+                     "data set's metadata; pass num_classes=.") from e
+
+
+def _require_schema(name, kw):
+  if kw.get("schema") is None:
+    raise ValueError(f"{name}: pass schema= (a TabularDomain, a dict, or a JSON schema file) "
+                     "declaring every column's bounds or categories.")
+  return kw["schema"]
+
+
+def _table_labels(domain: TabularDomain, table) -> Optional[np.ndarray]:
+  if domain.label_column is None:
+    return None
+  return domain.category_indices(domain.label_column, table[domain.label_column])
+
+
+def _encode_table(domain: TabularDomain, table, include_labels: bool):
+  if not include_labels and domain.label_column is not None:
+    label = domain.label_column
+    domain = domain.without_column(label)
+    table = {k: v for k, v in table.items() if k != label}
+  return domain.encode(table), domain

@@ -1,0 +1,469 @@
+"""Raw data sources: loaders that return NumPy arrays, with no preprocessing.
+
+Nothing here downloads. Each loader returns the data as stored (raw pixel values, raw numbers,
+declared category values); mapping into a bounded domain is `lipdp.data.domain`'s job and uses
+declared constants only. Constants declared here (pixel maxima, class counts, the breast-cancer
+bounds) are public knowledge about the format or the dataset's documentation, not statistics
+computed from the data at run time.
+"""
+
+from __future__ import annotations
+
+import csv
+import glob
+import gzip
+import json
+import os
+from typing import Any, Dict, Mapping, Optional, Tuple, Union
+
+import numpy as np
+
+from lipdp.data.domain import (CategoricalColumn, NumericColumn, TabularDomain,
+                               domain_from_description)
+
+__all__ = [
+    "DIGITS_IMAGE_SHAPE",
+    "DIGITS_PIXEL_MAX",
+    "DIGITS_NUM_CLASSES",
+    "MNIST_PIXEL_MAX",
+    "MNIST_NUM_CLASSES",
+    "BREAST_CANCER_BOUNDS",
+    "BREAST_CANCER_LABEL_COLUMN",
+    "breast_cancer_domain",
+    "load_digits",
+    "load_breast_cancer",
+    "read_idx",
+    "load_idx",
+    "load_tfds",
+    "load_schema",
+    "load_csv",
+    "load_npz",
+]
+
+PathLike = Union[str, os.PathLike]
+
+# scikit-learn's digits: 8x8 images of integer intensities 0..16 (documented in its DESCR).
+DIGITS_IMAGE_SHAPE = (8, 8)
+DIGITS_PIXEL_MAX = 16.0
+DIGITS_NUM_CLASSES = 10
+
+# MNIST in IDX format: unsigned bytes (so 255 is the format's maximum), ten classes.
+MNIST_PIXEL_MAX = 255.0
+MNIST_NUM_CLASSES = 10
+
+# Breast Cancer Wisconsin (Diagnostic), as bundled with scikit-learn.
+#
+# Declared bounds, NOT computed from the data: they are the 'Summary Statistics' (Min/Max) table
+# of the dataset's public documentation (sklearn.datasets.load_breast_cancer().DESCR, from the
+# UCI repository), rounded generously outward, so they count as public knowledge. A real user
+# of a private table must declare bounds from domain knowledge in the same way; taking them
+# from the private data would leak it.
+BREAST_CANCER_BOUNDS: Tuple[Tuple[str, float, float], ...] = (
+    # name                       low    high       documented min..max
+    ("mean radius", 5.0, 30.0),  # 6.981 .. 28.11
+    ("mean texture", 5.0, 45.0),  # 9.71 .. 39.28
+    ("mean perimeter", 40.0, 200.0),  # 43.79 .. 188.5
+    ("mean area", 100.0, 2750.0),  # 143.5 .. 2501.0
+    ("mean smoothness", 0.04, 0.18),  # 0.053 .. 0.163
+    ("mean compactness", 0.0, 0.4),  # 0.019 .. 0.345
+    ("mean concavity", 0.0, 0.5),  # 0.0 .. 0.427
+    ("mean concave points", 0.0, 0.25),  # 0.0 .. 0.201
+    ("mean symmetry", 0.08, 0.35),  # 0.106 .. 0.304
+    ("mean fractal dimension", 0.04, 0.11),  # 0.05 .. 0.097
+    ("radius error", 0.0, 3.2),  # 0.112 .. 2.873
+    ("texture error", 0.0, 5.5),  # 0.36 .. 4.885
+    ("perimeter error", 0.0, 25.0),  # 0.757 .. 21.98
+    ("area error", 0.0, 600.0),  # 6.802 .. 542.2
+    ("smoothness error", 0.0, 0.035),  # 0.002 .. 0.031
+    ("compactness error", 0.0, 0.15),  # 0.002 .. 0.135
+    ("concavity error", 0.0, 0.45),  # 0.0 .. 0.396
+    ("concave points error", 0.0, 0.06),  # 0.0 .. 0.053
+    ("symmetry error", 0.0, 0.09),  # 0.008 .. 0.079
+    ("fractal dimension error", 0.0, 0.035),  # 0.001 .. 0.03
+    ("worst radius", 5.0, 40.0),  # 7.93 .. 36.04
+    ("worst texture", 10.0, 55.0),  # 12.02 .. 49.54
+    ("worst perimeter", 40.0, 275.0),  # 50.41 .. 251.2
+    ("worst area", 150.0, 4500.0),  # 185.2 .. 4254.0
+    ("worst smoothness", 0.05, 0.25),  # 0.071 .. 0.223
+    ("worst compactness", 0.0, 1.2),  # 0.027 .. 1.058
+    ("worst concavity", 0.0, 1.4),  # 0.0 .. 1.252
+    ("worst concave points", 0.0, 0.32),  # 0.0 .. 0.291
+    ("worst symmetry", 0.1, 0.7),  # 0.156 .. 0.664
+    ("worst fractal dimension", 0.04, 0.23),  # 0.055 .. 0.208
+)
+# The class: 0 = malignant, 1 = benign (scikit-learn's coding).
+BREAST_CANCER_LABEL_COLUMN = "target"
+BREAST_CANCER_CLASSES = (0, 1)
+
+
+def breast_cancer_domain(include_label: bool = True) -> TabularDomain:
+  """The declared domain of `load_breast_cancer()` tables (30 numeric columns [+ 'target'])."""
+  columns = [NumericColumn(name, low, high) for name, low, high in BREAST_CANCER_BOUNDS]
+  if include_label:
+    columns.append(CategoricalColumn(BREAST_CANCER_LABEL_COLUMN, BREAST_CANCER_CLASSES))
+    return TabularDomain(columns, label_column=BREAST_CANCER_LABEL_COLUMN)
+  return TabularDomain(columns)
+
+
+def load_digits() -> Tuple[np.ndarray, np.ndarray]:
+  """scikit-learn's bundled digits (offline).
+
+  Returns:
+    (images, labels): float64 (1797, 8, 8) integer intensities in [0, 16]; int64 (1797,) in
+    [0, 10).
+  """
+  from sklearn import datasets  # pylint: disable=g-import-not-at-top
+  bunch = datasets.load_digits()
+  return np.asarray(bunch.images, np.float64), np.asarray(bunch.target, np.int64)
+
+
+def load_breast_cancer() -> Dict[str, np.ndarray]:
+  """scikit-learn's bundled Breast Cancer Wisconsin (Diagnostic) table (offline).
+
+  Returns:
+    dict column name -> 1-D array (569 rows): the 30 numeric features (float64) named as in
+    `BREAST_CANCER_BOUNDS`, and 'target' (int64, 0 = malignant, 1 = benign).
+  """
+  from sklearn import datasets  # pylint: disable=g-import-not-at-top
+  bunch = datasets.load_breast_cancer()
+  names = [str(n) for n in bunch.feature_names]
+  declared = [b[0] for b in BREAST_CANCER_BOUNDS]
+  if names != declared:  # guards the declared constants against a changed sklearn bundle
+    raise ValueError(f"scikit-learn's breast-cancer columns {names} differ from the declared "
+                     f"ones {declared}.")
+  table = {n: np.asarray(bunch.data[:, j], np.float64) for j, n in enumerate(names)}
+  table[BREAST_CANCER_LABEL_COLUMN] = np.asarray(bunch.target, np.int64)
+  return table
+
+
+# ----------------------------------------------------------------------------------------------
+# IDX (the original MNIST format).
+
+_IDX_IMAGES_MAGIC = 2051  # 0x00000803: unsigned bytes, 3 dimensions
+_IDX_LABELS_MAGIC = 2049  # 0x00000801: unsigned bytes, 1 dimension
+
+
+def _read_bytes(path: str) -> bytes:
+  if not os.path.isfile(path):
+    raise ValueError(f"File not found: {path}")
+  opener = gzip.open if path.endswith(".gz") else open
+  try:
+    with opener(path, "rb") as f:
+      return f.read()
+  except (OSError, EOFError) as e:
+    raise ValueError(f"Could not read {path}: {e}") from e
+
+
+def read_idx(path: PathLike, expected_magic: Optional[int] = None) -> np.ndarray:
+  """Reads one IDX file of unsigned bytes (gzip-compressed if the name ends in .gz).
+
+  The header is big-endian: a 32-bit magic number (0x0000 0x08 ndim for unsigned bytes), then one
+  32-bit size per dimension, then prod(sizes) bytes.
+
+  Args:
+    path: the file.
+    expected_magic: if set, the magic number the file must carry (2051 images, 2049 labels).
+
+  Returns:
+    uint8 array of the declared shape.
+
+  Raises:
+    ValueError: missing file, bad magic number, or a payload size that disagrees with the header.
+  """
+  path = os.fspath(path)
+  raw = _read_bytes(path)
+  if len(raw) < 4:
+    raise ValueError(f"{path}: too short for an IDX header ({len(raw)} bytes).")
+  magic = int.from_bytes(raw[:4], "big")
+  if expected_magic is not None and magic != expected_magic:
+    raise ValueError(f"{path}: bad IDX magic number {magic}, expected {expected_magic}.")
+  if magic >> 16 != 0 or (magic >> 8) & 0xFF != 0x08:
+    raise ValueError(f"{path}: bad IDX magic number {magic} (only unsigned-byte IDX files, "
+                     "type 0x08, are supported).")
+  ndim = magic & 0xFF
+  header = 4 + 4 * ndim
+  if ndim == 0 or len(raw) < header:
+    raise ValueError(f"{path}: truncated IDX header (ndim={ndim}, {len(raw)} bytes).")
+  shape = tuple(int.from_bytes(raw[4 + 4 * i:8 + 4 * i], "big") for i in range(ndim))
+  expected = int(np.prod(shape, dtype=np.int64))
+  if len(raw) - header != expected:
+    raise ValueError(f"{path}: header declares shape {shape} ({expected} bytes) but the file "
+                     f"holds {len(raw) - header} bytes of data.")
+  return np.frombuffer(raw, dtype=np.uint8, offset=header).reshape(shape).copy()
+
+
+def _find_idx(directory: str, kind: str, prefix: Optional[str]) -> str:
+  pattern = f"{prefix or '*'}-{kind}-idx{3 if kind == 'images' else 1}-ubyte"
+  found = sorted(glob.glob(os.path.join(directory, pattern)) +
+                 glob.glob(os.path.join(directory, pattern + ".gz")))
+  if not found:
+    raise ValueError(f"No IDX {kind} file matching {pattern}[.gz] in {directory}.")
+  if len(found) > 1:
+    raise ValueError(f"Several IDX {kind} files in {directory}: "
+                     f"{[os.path.basename(f) for f in found]}; pass prefix= (e.g. 't10k' or "
+                     "'train') to choose one.")
+  return found[0]
+
+
+def load_idx(directory: PathLike, prefix: Optional[str] = None) -> Tuple[np.ndarray, np.ndarray]:
+  """Loads MNIST-style IDX files `<prefix>-images-idx3-ubyte[.gz]` and `-labels-idx1-ubyte[.gz]`.
+
+  Args:
+    directory: folder holding one images file and one labels file (or several, with `prefix`).
+    prefix: file-name prefix such as 't10k' or 'train'; needed only if several pairs exist.
+
+  Returns:
+    (images, labels): uint8 (n, rows, cols) and int64 (n,).
+
+  Raises:
+    ValueError: missing directory or files (with the path tried), bad magic numbers
+      (2051 / 2049), sizes that disagree with the header, or image and label counts that differ.
+  """
+  directory = os.fspath(directory)
+  if not os.path.isdir(directory):
+    raise ValueError(f"IDX directory not found: {directory}")
+  images = read_idx(_find_idx(directory, "images", prefix), _IDX_IMAGES_MAGIC)
+  labels = read_idx(_find_idx(directory, "labels", prefix), _IDX_LABELS_MAGIC)
+  if images.shape[0] != labels.shape[0]:
+    raise ValueError(f"{directory}: {images.shape[0]} images but {labels.shape[0]} labels.")
+  return images, labels.astype(np.int64)
+
+
+# ----------------------------------------------------------------------------------------------
+# TensorFlow Datasets.
+
+_TFDS_HELP = (
+    "lipdp never downloads at run time. Prepare the dataset once on a machine with internet "
+    "access in the random-access format, e.g.\n"
+    "  tfds build {name} --data_dir=DIR --file_format=array_record\n"
+    "(or tfds.builder('{name}', data_dir=DIR, file_format='array_record')"
+    ".download_and_prepare()), copy DIR here and pass data_dir=DIR (or set TFDS_DATA_DIR). A "
+    "dataset prepared as tfrecord also works if tensorflow is installed.")
+
+
+def _stack(values, what: str, name: str) -> np.ndarray:
+  try:
+    return np.stack([np.asarray(v) for v in values])
+  except ValueError as e:
+    raise ValueError(f"tfds:{name}: {what} have different shapes; lipdp needs a fixed image "
+                     f"shape ({e}).") from e
+
+
+def load_tfds(name: str, split: str = "train", data_dir: Optional[PathLike] = None,
+              image_key: str = "image", label_key: Optional[str] = "label",
+              with_info: bool = False):
+  """Loads an already-prepared TFDS image dataset into NumPy, without downloading.
+
+  Uses `tfds.data_source` (array_record; works without tensorflow) with download=False. If that
+  fails for a prepared dataset and tensorflow is importable, falls back to
+  `tfds.as_numpy(tfds.load(..., download=False, batch_size=-1))`.
+
+  Args:
+    name: TFDS name, e.g. 'mnist', 'fashion_mnist' (optionally 'name:version').
+    split: split name or slice, e.g. 'train', 'test[:10%]'.
+    data_dir: TFDS data directory (default: TFDS's own, i.e. $TFDS_DATA_DIR or ~/tensorflow_datasets).
+    image_key: feature holding the image.
+    label_key: feature holding the label, or None for no labels.
+    with_info: also return the `tfds.core.DatasetInfo` (public metadata such as num_classes).
+
+  Returns:
+    (images, labels) or (images, labels, info): raw images as stored (uint8 for TFDS images),
+    labels int64 or None.
+
+  Raises:
+    ValueError: the dataset is not prepared (the message says how to prepare it offline), or
+      the keys are missing.
+  """
+  import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
+  data_dir = os.fspath(data_dir) if data_dir is not None else None
+  try:
+    source = tfds.data_source(name, split=split, data_dir=data_dir, download=False,
+                              try_gcs=False)
+  except Exception as source_error:  # pylint: disable=broad-except
+    try:
+      import tensorflow  # pylint: disable=g-import-not-at-top,unused-import  # noqa: F401
+    except ImportError:
+      raise ValueError(f"Could not open TFDS dataset {name!r} (split {split!r}, data_dir "
+                       f"{data_dir or 'default'}) as a random-access data source: "
+                       f"{source_error}\n" + _TFDS_HELP.format(name=name)) from source_error
+    return _load_tfds_with_tf(tfds, name, split, data_dir, image_key, label_key, with_info,
+                              source_error)
+  n = len(source)
+  if n == 0:
+    raise ValueError(f"TFDS dataset {name!r} split {split!r} is empty.")
+  first = source[0]
+  for key in (image_key, label_key):
+    if key is not None and key not in first:
+      raise ValueError(f"TFDS dataset {name!r} has no feature {key!r}; features: "
+                       f"{sorted(first)}.")
+  examples = [first] + [source[i] for i in range(1, n)]
+  images = _stack((ex[image_key] for ex in examples), "images", name)
+  labels = None
+  if label_key is not None:
+    labels = np.asarray([np.asarray(ex[label_key]).item() for ex in examples], np.int64)
+  if with_info:
+    return images, labels, source.dataset_info
+  return images, labels
+
+
+def _load_tfds_with_tf(tfds, name, split, data_dir, image_key, label_key, with_info,
+                       source_error):
+  try:
+    ds, info = tfds.load(name, split=split, data_dir=data_dir, download=False, batch_size=-1,
+                         with_info=True, try_gcs=False)
+  except Exception as e:  # pylint: disable=broad-except
+    raise ValueError(f"Could not load TFDS dataset {name!r} (split {split!r}, data_dir "
+                     f"{data_dir or 'default'}): {e} (data_source: {source_error})\n"
+                     + _TFDS_HELP.format(name=name)) from e
+  arrays = tfds.as_numpy(ds)
+  for key in (image_key, label_key):
+    if key is not None and key not in arrays:
+      raise ValueError(f"TFDS dataset {name!r} has no feature {key!r}; features: "
+                       f"{sorted(arrays)}.")
+  images = np.asarray(arrays[image_key])
+  labels = None if label_key is None else np.asarray(arrays[label_key], np.int64)
+  if with_info:
+    return images, labels, info
+  return images, labels
+
+
+# ----------------------------------------------------------------------------------------------
+# Schemas, CSV and NPZ.
+
+
+def load_schema(schema: Union[TabularDomain, Mapping[str, Any], PathLike]) -> TabularDomain:
+  """A TabularDomain from a TabularDomain, a schema dict, or the path of a JSON schema file.
+
+  The JSON format (the same as `TabularDomain.describe_spec()`):
+
+    {"columns": [{"name": "age", "type": "numeric", "low": 0, "high": 120},
+                 {"name": "smoker", "type": "categorical", "categories": ["no", "yes"]}],
+     "label_column": "smoker"}
+  """
+  if isinstance(schema, TabularDomain):
+    return schema
+  if isinstance(schema, Mapping):
+    domain = domain_from_description(dict(schema, type=schema.get("type", "tabular")))
+  elif isinstance(schema, (str, os.PathLike)):
+    path = os.fspath(schema)
+    if not os.path.isfile(path):
+      raise ValueError(f"Schema file not found: {path}")
+    with open(path, encoding="utf-8") as f:
+      try:
+        desc = json.load(f)
+      except json.JSONDecodeError as e:
+        raise ValueError(f"Schema file {path} is not valid JSON: {e}") from e
+    domain = domain_from_description(desc)
+  else:
+    raise ValueError(f"schema must be a TabularDomain, a dict or a JSON file path, got "
+                     f"{type(schema).__name__}.")
+  if not isinstance(domain, TabularDomain):
+    raise ValueError("The schema describes an image domain; a tabular schema is needed here.")
+  return domain
+
+
+def load_csv(path: PathLike, schema: Union[TabularDomain, Mapping[str, Any], PathLike],
+             delimiter: str = ",") -> Dict[str, np.ndarray]:
+  """Reads the schema's columns from a CSV file with a header row.
+
+  Numeric cells are parsed as floats (an empty cell is an error: missing values need a declared
+  rule). A categorical cell must equal str(category) of a declared category (surrounding spaces
+  ignored), so "1" reads as the category 1 when categories are [0, 1]. CSV columns the schema
+  does not declare are not read.
+
+  Returns:
+    dict column name -> 1-D array (numeric float64; categorical the declared category values).
+  """
+  domain = load_schema(schema)
+  path = os.fspath(path)
+  if not os.path.isfile(path):
+    raise ValueError(f"CSV file not found: {path}")
+  with open(path, newline="", encoding="utf-8") as f:
+    reader = csv.reader(f, delimiter=delimiter)
+    try:
+      header = [h.strip() for h in next(reader)]
+    except StopIteration:
+      raise ValueError(f"CSV file {path} is empty (a header row is required).") from None
+    missing = [c for c in domain.column_names if c not in header]
+    if missing:
+      raise ValueError(f"CSV file {path} lacks declared columns {missing} (header: {header}).")
+    positions = {c: header.index(c) for c in domain.column_names}
+    rows = list(reader)
+  out: Dict[str, np.ndarray] = {}
+  for col in domain.columns:
+    j = positions[col.name]
+    cells = []
+    for r, row in enumerate(rows, start=2):
+      if j >= len(row):
+        raise ValueError(f"{path}, line {r}: row has {len(row)} cells; column {col.name!r} "
+                         "is missing.")
+      cells.append(row[j].strip())
+    if isinstance(col, NumericColumn):
+      values = np.empty(len(cells), np.float64)
+      for r, cell in enumerate(cells):
+        try:
+          values[r] = float(cell)
+        except ValueError:
+          raise ValueError(f"{path}, line {r + 2}: column {col.name!r} is numeric but holds "
+                           f"{cell!r}.") from None
+      out[col.name] = values
+    else:
+      lookup = {str(c): c for c in col.categories}
+      values = []
+      for r, cell in enumerate(cells):
+        if cell not in lookup:
+          raise ValueError(f"{path}, line {r + 2}: column {col.name!r} holds {cell!r}, not "
+                           f"one of the declared categories {list(col.categories)}.")
+        values.append(lookup[cell])
+      kinds = {type(c) for c in col.categories}
+      out[col.name] = np.asarray(values, dtype=None if len(kinds) == 1 else object)
+  return out
+
+
+def load_npz(path: PathLike,
+             schema: Union[None, TabularDomain, Mapping[str, Any], PathLike] = None,
+             image_key: str = "images", label_key: Optional[str] = "labels",
+             table_key: str = "table"):
+  """Reads a NumPy .npz file (never with pickle).
+
+  Without a schema (images): returns (images, labels) from the arrays `image_key` and
+  `label_key` (labels None if that array is absent or label_key is None).
+
+  With a schema (table): each declared column is read from the array of the same name; if they
+  are not all present, a 2-D array `table_key` with the columns in schema order is used.
+  Returns dict column name -> 1-D array (values as stored; validation happens in encode).
+  """
+  path = os.fspath(path)
+  if not os.path.isfile(path):
+    raise ValueError(f"NPZ file not found: {path}")
+  try:
+    npz = np.load(path, allow_pickle=False)
+  except (OSError, ValueError) as e:
+    raise ValueError(f"Could not read {path} as .npz: {e}") from e
+  with npz:
+    keys = list(npz.keys())
+    if schema is None:
+      if image_key not in keys:
+        raise ValueError(f"{path}: no array {image_key!r} (arrays: {keys}); pass image_key= "
+                         "or a schema for tabular data.")
+      images = npz[image_key]
+      labels = None
+      if label_key is not None and label_key in keys:
+        labels = npz[label_key]
+        if labels.ndim != 1 or labels.shape[0] != images.shape[0]:
+          raise ValueError(f"{path}: labels of shape {labels.shape} do not match "
+                           f"{images.shape[0]} images.")
+      return images, labels
+    domain = load_schema(schema)
+    names = list(domain.column_names)
+    if all(n in keys for n in names):
+      return {n: npz[n] for n in names}
+    if table_key in keys:
+      table = npz[table_key]
+      if table.ndim != 2 or table.shape[1] != len(names):
+        raise ValueError(f"{path}: array {table_key!r} has shape {table.shape}; expected "
+                         f"(n, {len(names)}) with columns {names}.")
+      return {n: table[:, j] for j, n in enumerate(names)}
+    missing = [n for n in names if n not in keys]
+    raise ValueError(f"{path}: arrays for columns {missing} not found, and no 2-D "
+                     f"{table_key!r} array (arrays: {keys}).")
