@@ -409,7 +409,7 @@ class ImageDomain:
     from lipdp.privacy import sensitivity  # pylint: disable=g-import-not-at-top
     parts = [self._image_part_diameter()]
     if self.num_classes is not None:
-      parts.append(float(sensitivity.one_hot_diameter(1)))
+      parts.append(float(sensitivity.one_hot_diameter([self.num_classes])))
     return _diameter_from_parts(parts)
 
   def describe_spec(self) -> Dict[str, Any]:
@@ -698,9 +698,9 @@ class TabularDomain:
     k = self.num_numeric
     if k:
       parts.append(float(sensitivity.box_diameter(np.zeros(k), np.ones(k))))
-    m = self.num_categorical
-    if m:
-      parts.append(float(sensitivity.one_hot_diameter(m)))
+    counts = [len(c.categories) for c in self.columns if isinstance(c, CategoricalColumn)]
+    if counts:
+      parts.append(float(sensitivity.one_hot_diameter(counts)))
     return _diameter_from_parts(parts)
 
   def describe_spec(self) -> Dict[str, Any]:
