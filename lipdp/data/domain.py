@@ -270,7 +270,12 @@ class ImageDomain:
 
   def __init__(self, image_shape: Sequence[int], radius: float, pixel_max: float,
                num_classes: Optional[int] = None):
-    shape = tuple(int(s) for s in np.atleast_1d(np.asarray(image_shape, dtype=np.int64)))
+    raw_shape = np.atleast_1d(np.asarray(image_shape))
+    if raw_shape.ndim != 1 or raw_shape.dtype.kind not in "iuf" or np.any(
+        raw_shape != np.round(raw_shape)):
+      raise ValueError(f"image_shape must be a sequence of positive integers, got "
+                       f"{image_shape!r}.")
+    shape = tuple(int(s) for s in raw_shape)
     if not shape or any(s <= 0 for s in shape):
       raise ValueError(f"image_shape must be non-empty with positive entries, got "
                        f"{image_shape!r}.")

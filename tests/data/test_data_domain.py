@@ -260,7 +260,7 @@ def test_image_bad_inputs():
     dom.project(np.zeros(dom.dim))
   for kwargs in ({"radius": 0.0}, {"radius": None}, {"radius": float("inf")},
                  {"pixel_max": 0}, {"pixel_max": None}, {"num_classes": 1},
-                 {"image_shape": (0, 2)}):
+                 {"image_shape": (0, 2)}, {"image_shape": (2.5, 2)}, {"image_shape": "ab"}):
     args = dict(image_shape=(2, 2), radius=1.0, pixel_max=255)
     args.update(kwargs)
     with pytest.raises(ValueError):

@@ -274,3 +274,27 @@ def test_load_npz_table(tmp_path):
                                include_labels=False)
   assert prepared.domain.column_names == ("age", "stage") and prepared.domain.dim == 4
   assert prepared.train_labels is not None
+
+
+def test_load_tfds_falls_back_to_tensorflow_without_downloading(monkeypatch):
+  """A dataset prepared as tfrecord is read with tfds.load(download=False) if TF is present."""
+  import sys
+  import types
+  tfds = pytest.importorskip("tensorflow_datasets")
+  calls = {}
+
+  def failing_source(*args, **kwargs):
+    raise NotImplementedError("Random access data source for file format TFRECORD")
+
+  def fake_load(name, **kwargs):
+    calls.update(kwargs, name=name)
+    arrays = {"image": np.zeros((4, 3, 3, 1), np.uint8), "label": np.arange(4)}
+    return arrays, "info"
+
+  monkeypatch.setattr(tfds, "data_source", failing_source)
+  monkeypatch.setattr(tfds, "load", fake_load)
+  monkeypatch.setattr(tfds, "as_numpy", lambda x: x)
+  monkeypatch.setitem(sys.modules, "tensorflow", types.ModuleType("tensorflow"))
+  images, labels, info = data.load_tfds("mnist", split="test", with_info=True)
+  assert images.shape == (4, 3, 3, 1) and labels.tolist() == [0, 1, 2, 3] and info == "info"
+  assert calls["download"] is False and calls["split"] == "test" and calls["name"] == "mnist"
