@@ -257,7 +257,7 @@ def load_dataset(name: str, *, data_dir: Optional[str] = None, radius: Optional[
       domain, records = _encode_images(images, labels, radius, pixel_max, num_classes,
                                        include_labels, name)
       if labels is not None:
-        labels = np.asarray(labels).astype(np.int64)
+        labels = _as_int_labels(labels, name)
   else:
     raise ValueError(f"Unknown dataset {name!r}; expected 'digits', 'breast_cancer', "
                      "'mnist_idx', 'tfds:<name>', 'csv:<path>' or 'npz:<path>'.")
@@ -275,6 +275,15 @@ def load_dataset(name: str, *, data_dir: Optional[str] = None, radius: Optional[
       split_seed=int(split_seed),
       holdout_fraction=float(holdout_fraction),
   )
+
+
+def _as_int_labels(labels, source) -> np.ndarray:
+  y = np.asarray(labels)
+  if y.ndim != 1 or not (y.dtype.kind in "iub" or (
+      y.dtype.kind == "f" and np.all(np.isfinite(y)) and np.all(y == np.round(y)))):
+    raise ValueError(f"{source}: labels must be a 1-D array of integers, got dtype {y.dtype} "
+                     f"and shape {y.shape}.")
+  return y.astype(np.int64)
 
 
 def _check_label_range(labels, num_classes, source):

@@ -59,8 +59,14 @@ def test_load_digits_dataset():
                             holdout_fraction=0.1)
   assert small.domain.dim == 64 and small.domain.radius == 2.0 and small.split_seed == 3
   assert small.holdout.shape[0] == 180 and small.train_labels.shape == (1617,)
-  summary = json.loads(json.dumps(prepared.describe()))
-  assert summary["num_train"] == 1438 and summary["domain"]["type"] == "image"
+
+
+def test_prepared_data_describe():
+  pytest.importorskip("lipdp.privacy.sensitivity",
+                      reason="the domain diameter needs lipdp.privacy.sensitivity")
+  summary = json.loads(json.dumps(data.load_dataset("digits").describe()))
+  assert summary["num_train"] == 1438 and summary["split_seed"] == 0
+  assert summary["domain"]["type"] == "image" and summary["labels_in_records"]
   assert summary["domain"]["diameter"] == pytest.approx(math.sqrt(2 * 16 + 2))
 
 

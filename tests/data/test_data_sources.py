@@ -243,6 +243,10 @@ def test_load_npz_images(tmp_path):
   np.savez(float_path, x=images.astype(np.float32) / 255.0)
   with pytest.raises(ValueError, match="pixel_max"):
     data.load_dataset(f"npz:{float_path}", image_key="x")
+  bad_labels = tmp_path / "bad_labels.npz"
+  np.savez(bad_labels, images=images, labels=labels + 0.5)
+  with pytest.raises(ValueError, match="integers"):
+    data.load_dataset(f"npz:{bad_labels}", include_labels=False)
   ok = data.load_dataset(f"npz:{float_path}", image_key="x", pixel_max=1.0)
   assert ok.train_labels is None and ok.domain.num_classes is None
   with pytest.raises(ValueError, match="no array 'images'"):
