@@ -16,7 +16,6 @@ import json
 import math
 
 import hypothesis
-import hypothesis.extra.numpy as hnp
 import hypothesis.strategies as st
 import numpy as np
 import pytest
