@@ -68,6 +68,11 @@ def _effective_sigma(sigma: float, k: int) -> float:
   return sigma / math.sqrt(k)
 
 
+def _delta_of(sigma: float, sensitivity: float, epsilon: float, k: int) -> float:
+  """(BW) for validated arguments; the one evaluation every check goes through."""
+  return math.exp(_log_delta_unit(_effective_sigma(sigma, k) / sensitivity, epsilon))
+
+
 def gaussian_delta(sigma: float, sensitivity: float, epsilon: float, k: int = 1) -> float:
   """Tight delta(eps) of the Gaussian mechanism, formula (BW).
 
@@ -86,7 +91,7 @@ def gaussian_delta(sigma: float, sensitivity: float, epsilon: float, k: int = 1)
   k = _validation.positive_int(k, "k")
   if sensitivity == 0.0:
     return 0.0
-  return math.exp(_log_delta_unit(_effective_sigma(sigma, k) / sensitivity, epsilon))
+  return _delta_of(sigma, sensitivity, epsilon, k)
 
 
 def gaussian_epsilon(sigma: float, sensitivity: float, delta: float, k: int = 1) -> float:
@@ -99,7 +104,8 @@ def gaussian_epsilon(sigma: float, sensitivity: float, delta: float, k: int = 1)
     k: number of latents per record (>= 1); composes exactly as sigma/sqrt(k).
 
   Returns:
-    epsilon >= 0 (0 when the mechanism is already (0, delta)-DP).
+    epsilon >= 0 (0 when the mechanism is already (0, delta)-DP), nudged up by
+    a few ulps if needed so that delta(epsilon) <= delta holds for the float.
   """
   sigma = _validation.positive(sigma, "sigma")
   sensitivity = _validation.nonnegative(sensitivity, "sensitivity")
@@ -108,7 +114,12 @@ def gaussian_epsilon(sigma: float, sensitivity: float, delta: float, k: int = 1)
   if sensitivity == 0.0:
     return 0.0
   ratio = _effective_sigma(sigma, k) / sensitivity
-  return float(dp_accounting.get_epsilon_gaussian(ratio, delta))
+  epsilon = float(dp_accounting.get_epsilon_gaussian(ratio, delta))
+  # Root-finding stops within a tolerance of the root, on either side: make sure
+  # the float returned satisfies delta(epsilon) <= delta.
+  while epsilon > 0.0 and _delta_of(sigma, sensitivity, epsilon, k) > delta:
+    epsilon = float(np.nextafter(epsilon, math.inf)) * (1.0 + 1e-15)
+  return epsilon
 
 
 def calibrate_sigma(epsilon: float, delta: float, sensitivity: float, k: int = 1) -> float:
@@ -133,10 +144,10 @@ def calibrate_sigma(epsilon: float, delta: float, sensitivity: float, k: int = 1
   sensitivity = _validation.positive(sensitivity, "sensitivity")
   k = _validation.positive_int(k, "k")
   ratio = float(dp_accounting.get_sigma_gaussian(epsilon, delta))
-  log_delta = math.log(delta)
-  while _log_delta_unit(ratio, epsilon) > log_delta:
-    ratio = np.nextafter(ratio, math.inf) * (1.0 + 1e-15)
-  return float(ratio * sensitivity * math.sqrt(k))
+  sigma = ratio * sensitivity * math.sqrt(k)
+  while _delta_of(sigma, sensitivity, epsilon, k) > delta:
+    sigma = float(np.nextafter(sigma, math.inf)) * (1.0 + 1e-15)
+  return float(sigma)
 
 
 def max_lipschitz(sigma: float, epsilon: float, delta: float, diameter: float,
@@ -165,9 +176,8 @@ def max_lipschitz(sigma: float, epsilon: float, delta: float, diameter: float,
   k = _validation.positive_int(k, "k")
   unit_sigma = calibrate_sigma(epsilon, delta, 1.0, k)  # sigma needed for Delta = 1.
   lipschitz = sigma / (unit_sigma * diameter)
-  log_delta = math.log(delta)
-  while _log_delta_unit(_effective_sigma(sigma, k) / (lipschitz * diameter), epsilon) > log_delta:
-    lipschitz = np.nextafter(lipschitz, 0.0) * (1.0 - 1e-15)
+  while _delta_of(sigma, lipschitz * diameter, epsilon, k) > delta:
+    lipschitz = float(np.nextafter(lipschitz, 0.0)) * (1.0 - 1e-15)
   return float(lipschitz)
 
 
