@@ -27,6 +27,7 @@ Guarantees (tested in tests/data):
 from __future__ import annotations
 
 import dataclasses
+import importlib
 import json
 import math
 import numbers
@@ -242,7 +243,8 @@ def _check_labels(labels: Any, n: int, num_classes: int) -> np.ndarray:
 
 
 def _diameter_from_parts(parts: Sequence[float]) -> float:
-  from lipdp.privacy import sensitivity  # pylint: disable=g-import-not-at-top
+  # The submodule, not the function `lipdp.privacy.sensitivity` that shadows it.
+  sensitivity = importlib.import_module("lipdp.privacy.sensitivity")
   return float(sensitivity.product_diameter(*parts))
 
 
@@ -399,7 +401,8 @@ class ImageDomain:
     return images, self.labels(x)
 
   def _image_part_diameter(self) -> float:
-    from lipdp.privacy import sensitivity  # pylint: disable=g-import-not-at-top
+    # The submodule, not the function `lipdp.privacy.sensitivity` that shadows it.
+    sensitivity = importlib.import_module("lipdp.privacy.sensitivity")
     return float(sensitivity.nonnegative_ball_diameter(self.radius, self.image_dim))
 
   @property
@@ -411,7 +414,8 @@ class ImageDomain:
     |x - y|^2 <= |x|^2 + |y|^2 <= 2 R^2, attained by two disjoint-support vectors of norm R)
     and D_lab = sqrt(2) for the one-hot label block (0 without labels).
     """
-    from lipdp.privacy import sensitivity  # pylint: disable=g-import-not-at-top
+    # The submodule, not the function `lipdp.privacy.sensitivity` that shadows it.
+    sensitivity = importlib.import_module("lipdp.privacy.sensitivity")
     parts = [self._image_part_diameter()]
     if self.num_classes is not None:
       parts.append(float(sensitivity.one_hot_diameter([self.num_classes])))
@@ -698,7 +702,8 @@ class TabularDomain:
     the diameter of the product is the root of the sum of squares, attained by taking every
     numeric coordinate at opposite bounds and a different category in every block.
     """
-    from lipdp.privacy import sensitivity  # pylint: disable=g-import-not-at-top
+    # The submodule, not the function `lipdp.privacy.sensitivity` that shadows it.
+    sensitivity = importlib.import_module("lipdp.privacy.sensitivity")
     parts = []
     k = self.num_numeric
     if k:
