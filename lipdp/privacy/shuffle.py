@@ -139,6 +139,27 @@ def _conditional_hockey_stick(c: np.ndarray, eps0: float, epsilon: float) -> np.
   return np.maximum(p_mass - e_eps * q_mass, 0.0)
 
 
+def _clone_count_distribution(eps0: float, n: int):
+  """Support (central 1 - 2e-18 mass), weights and dropped mass of Bin(n-1, e^-eps0)."""
+  if n == 1:
+    return np.array([0.0]), np.array([1.0]), 0.0
+  p = math.exp(-eps0)
+  lo = int(stats.binom.ppf(_TAIL_MASS, n - 1, p))
+  hi = int(stats.binom.isf(_TAIL_MASS, n - 1, p))
+  lo, hi = max(lo - 1, 0), min(hi + 1, n - 1)
+  c = np.arange(lo, hi + 1, dtype=np.float64)
+  weights = stats.binom.pmf(c, n - 1, p)
+  return c, weights, max(0.0, 1.0 - float(np.sum(weights)))
+
+
+def _numerical_delta(distribution, eps0: float, epsilon: float) -> float:
+  if epsilon >= eps0:
+    return 0.0
+  c, weights, dropped = distribution
+  delta = float(np.dot(weights, _conditional_hockey_stick(c, eps0, epsilon)))
+  return min(1.0, delta + dropped + _ROUNDING_SLACK)
+
+
 def clones_numerical_delta(eps0: float, n: int, epsilon: float) -> float:
   """Upper bound on delta(eps) of n shuffled eps0-DP randomizers (FMT Thm 3.2).
 
@@ -155,20 +176,7 @@ def clones_numerical_delta(eps0: float, n: int, epsilon: float) -> float:
   epsilon = _validation.nonnegative(epsilon, "epsilon")
   if epsilon >= eps0:
     return 0.0
-  p = math.exp(-eps0)
-  if n == 1:
-    c = np.array([0.0])
-    weights = np.array([1.0])
-    dropped = 0.0
-  else:
-    lo = int(stats.binom.ppf(_TAIL_MASS, n - 1, p))
-    hi = int(stats.binom.isf(_TAIL_MASS, n - 1, p))
-    lo, hi = max(lo - 1, 0), min(hi + 1, n - 1)
-    c = np.arange(lo, hi + 1, dtype=np.float64)
-    weights = stats.binom.pmf(c, n - 1, p)
-    dropped = max(0.0, 1.0 - float(np.sum(weights)))
-  delta = float(np.dot(weights, _conditional_hockey_stick(c, eps0, epsilon)))
-  return min(1.0, delta + dropped + _ROUNDING_SLACK)
+  return _numerical_delta(_clone_count_distribution(eps0, n), eps0, epsilon)
 
 
 def clones_numerical_epsilon(eps0: float, n: int, delta: float) -> float:
@@ -176,18 +184,24 @@ def clones_numerical_epsilon(eps0: float, n: int, delta: float) -> float:
   eps0 = _validation.positive(eps0, "eps0")
   n = _validation.positive_int(n, "n")
   delta = _validation.probability_open(delta, "delta")
-  if clones_numerical_delta(eps0, n, 0.0) <= delta:
+  distribution = _clone_count_distribution(eps0, n)
+
+  def delta_at(eps):
+    return _numerical_delta(distribution, eps0, eps)
+
+  if delta_at(0.0) <= delta:
     return 0.0
-  # delta(eps) is non-increasing in eps and delta(eps0) <= slack + tails < delta
-  # for any sensible delta; if not, no amplification is claimed.
-  if clones_numerical_delta(eps0, n, eps0 * (1.0 - 1e-12)) > delta:
+  # delta(eps) is non-increasing in eps; if even eps just below eps0 does not
+  # reach delta, no amplification is claimed.
+  top = eps0 * (1.0 - 1e-12)
+  if delta_at(top) > delta:
     return eps0
 
   def gap(eps):
-    return math.log(clones_numerical_delta(eps0, n, eps)) - math.log(delta)
+    return math.log(delta_at(eps)) - math.log(delta)
 
-  eps = optimize.brentq(gap, 0.0, eps0 * (1.0 - 1e-12), xtol=1e-10, rtol=1e-12)
-  while clones_numerical_delta(eps0, n, eps) > delta:  # land on the safe side.
+  eps = optimize.brentq(gap, 0.0, top, xtol=1e-10, rtol=1e-12)
+  while delta_at(eps) > delta:  # land on the safe side of the root.
     eps = min(eps0, eps + 1e-10)
   return float(eps)
 
