@@ -20,9 +20,10 @@ epsilon when the caller declares it, and always keeps the per-record epsilon.
 
 Results used.
 
-* Numerical bound for eps0-DP randomizers (FMT, Theorem 3.2 and Appendix E):
-  the shuffled output is (eps, delta)-DP with delta = D_{e^eps}(P || Q), the
-  hockey-stick divergence of
+* Numerical bound for eps0-DP randomizers (FMT's reduction of the shuffled
+  output to a pair of binomial mixtures, evaluated numerically as in their
+  Appendix E and reference code): the shuffled output is (eps, delta)-DP with
+  delta = D_{e^eps}(P || Q), the hockey-stick divergence of
       C ~ Bin(n - 1, e^{-eps0}),  A ~ Bin(C, 1/2),  Delta ~ Bern(e^{eps0} / (e^{eps0} + 1)),
       P = (A + Delta, C - A + 1 - Delta),  Q = (A + 1 - Delta, C - A + Delta).
   (Every other record's output is, with probability e^{-eps0}, a "clone" of
@@ -49,8 +50,8 @@ Results used.
   >= (e^{eps0} - 1)/(e^{eps0} + 1)), and its stricter validity check
   eps0 <= log(n / (16 log(4/delta))). Its output reproduces the number in the
   authors' README (n = 1e5, eps0 = 4, delta = 1e-6: eps <= 0.5378).
-* Approximate-DP randomizers (FMT, Theorem 3.8 in arXiv v2+, "(eps0, delta0)-DP
-  local randomizers"): under the same validity condition the shuffled output
+* Approximate-DP randomizers (FMT's extension to (eps0, delta0)-DP local
+  randomizers, Theorem 3.8 in the arXiv version): under the same validity condition the shuffled output
   is (eps, delta + (e^eps + 1)(1 + e^{-eps0}/2) n delta0)-DP with eps the
   closed form above. The Gaussian randomizer is not eps0-DP for any finite
   eps0, so this is the result we use for it: we choose delta0 (hence
@@ -161,7 +162,7 @@ def _numerical_delta(distribution, eps0: float, epsilon: float) -> float:
 
 
 def clones_numerical_delta(eps0: float, n: int, epsilon: float) -> float:
-  """Upper bound on delta(eps) of n shuffled eps0-DP randomizers (FMT Thm 3.2).
+  """Upper bound on delta(eps) of n shuffled eps0-DP randomizers (FMT, numerical).
 
   Args:
     eps0: the local pure-DP epsilon (> 0).
@@ -213,8 +214,8 @@ def shuffle_epsilon(eps0: float, n: int, delta: float, method: str = "numerical"
     eps0: the local epsilon (> 0).
     n: number of records (>= 1).
     delta: target delta in (0, 1).
-    method: "numerical" (FMT Theorem 3.2, tighter) or "closed_form"
-      (Theorem 3.1).
+    method: "numerical" (FMT's numerical bound, tighter) or "closed_form"
+      (FMT Theorem 3.1).
 
   Returns:
     min(eps0, bound).
