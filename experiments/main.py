@@ -1,0 +1,45 @@
+r"""Main job: train a Lipschitz VAE, certify it, synthesize private data, write the report.
+
+  python experiments/main.py --workdir=runs/digits \
+      --config=experiments/configs/default.py --config.epsilon=1 --config.scope=conditional
+
+See lipdp/pipeline.py for what is written where.
+"""
+
+import os
+import sys
+
+from absl import app
+from absl import flags
+from absl import logging
+from ml_collections import config_flags
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from lipdp import pipeline  # pylint: disable=g-import-not-at-top
+
+_DEFAULT_CONFIG = os.path.join(os.path.dirname(os.path.abspath(__file__)), "configs", "default.py")
+
+FLAGS = flags.FLAGS
+flags.DEFINE_string("workdir", "runs/digits", "Directory for checkpoints, metrics and the release.")
+config_flags.DEFINE_config_file("config", _DEFAULT_CONFIG, "Experiment configuration.",
+                                lock_config=True)
+
+
+def main(argv):
+  if len(argv) > 1:
+    raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
+  logging.set_verbosity(logging.INFO)
+  result = pipeline.run(FLAGS.config, FLAGS.workdir)
+  report = result.report
+  print(f"\nSynthetic records: {len(result.synthetic_records)} "
+        f"(from {len(result.training_records)} private records)")
+  print(pipeline.report_summary(report))
+  print("\nWrote:")
+  for name in sorted(os.listdir(result.release_dir)):
+    print(f"  {os.path.join(result.release_dir, name)}")
+  print(f"  {os.path.join(FLAGS.workdir, 'samples.png')}  (shows private records: do not release)")
+  print(f"  {os.path.join(FLAGS.workdir, 'metrics.jsonl')}")
+
+
+if __name__ == "__main__":
+  app.run(main)

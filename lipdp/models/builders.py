@@ -1,0 +1,49 @@
+"""Builds a `LipschitzVAE` for a record domain from a model config."""
+
+from typing import Optional
+
+from lipdp import nn as lnn
+from lipdp.models import decoders
+from lipdp.models import vae as vae_lib
+
+
+def build_vae(domain, model_config, lipschitz_target: float, sigma: float,
+              log_sigma_lipschitz: Optional[float] = None) -> vae_lib.LipschitzVAE:
+  """The encoder mean is a Lipschitz MLP certified later from its weights.
+
+  Args:
+    domain: a `lipdp.data` domain (provides `dim`, `blocks`, and `image_shape` for images).
+    model_config: the `model` section of the experiment config.
+    lipschitz_target: the encoder mean's target Lipschitz constant, spread over its layers.
+      Only a target: the privacy report uses the certified bound of the trained weights.
+    sigma: homoscedastic encoder noise (ignored when heteroscedastic).
+    log_sigma_lipschitz: target Lipschitz constant of log sigma(x) when heteroscedastic.
+  """
+  if not lipschitz_target > 0:
+    raise ValueError(f"lipschitz_target must be positive, got {lipschitz_target}")
+  features = tuple(model_config.encoder_hidden) + (model_config.latent_dim,)
+  encoder_mean = lnn.lipschitz_mlp(features, lipschitz_target=lipschitz_target,
+                                   dense=model_config.encoder_dense,
+                                   activation=model_config.activation)
+  if model_config.decoder == "mlp":
+    decoder = decoders.MLPDecoder(tuple(model_config.decoder_hidden), domain.dim)
+  elif model_config.decoder == "conv":
+    image_shape = getattr(domain, "image_shape", None)
+    if image_shape is None:
+      raise ValueError("decoder='conv' needs an image domain")
+    image_shape = tuple(image_shape) + (1,) * (3 - len(image_shape))
+    decoder = decoders.ConvDecoder(image_shape, domain.dim)
+  else:
+    raise ValueError(f"unknown decoder {model_config.decoder!r}; use 'mlp' or 'conv'")
+  log_sigma_net = None
+  if model_config.heteroscedastic:
+    if log_sigma_lipschitz is None or not log_sigma_lipschitz > 0:
+      raise ValueError("a heteroscedastic model needs a positive log_sigma_lipschitz")
+    log_sigma_net = lnn.lipschitz_mlp(tuple(model_config.encoder_hidden) + (1,),
+                                      lipschitz_target=log_sigma_lipschitz,
+                                      dense=model_config.encoder_dense,
+                                      activation=model_config.activation)
+  return vae_lib.LipschitzVAE(encoder_mean=encoder_mean, decoder=decoder, sigma=float(sigma),
+                              log_sigma_net=log_sigma_net,
+                              sigma_min=float(model_config.sigma_min),
+                              sigma_max=float(model_config.sigma_max))

@@ -1,0 +1,227 @@
+"""The main job, end to end: data -> domain -> train -> certify -> calibrate -> synthesize -> report.
+
+`run(config, workdir)` is what `./run.sh` (experiments/main.py) calls. It writes
+
+    workdir/
+      checkpoints/, metrics.jsonl, train_seed.json   private training artefacts: never release
+      release/
+        synthetic.npz          the synthetic records (shuffled, no identifiers) and decoded parts
+        privacy_report.json    the privacy report (lipdp.privacy.PrivacyReport)
+        domain.json            the domain description, to decode the records later
+      samples.png              real versus synthetic samples: shows private records, so it
+                               stays beside the private artefacts, outside release/
+
+Each file in release/ is written to a temporary name and renamed, so a failure leaves no
+half-written release behind.
+"""
+
+import dataclasses
+import json
+import os
+from typing import Any, Optional
+
+from absl import logging
+import jax
+import ml_collections
+import numpy as np
+
+from lipdp import data as data_lib
+from lipdp import privacy
+from lipdp import synthesize as synth_lib
+from lipdp import train as train_lib
+from lipdp.evaluation import figures
+from lipdp.models import builders
+
+SCOPES = ("conditional", "dp-sgd", "public")
+
+
+@dataclasses.dataclass
+class PipelineResult:
+  release_dir: str
+  report: Any
+  synthetic_records: np.ndarray
+  training_records: np.ndarray
+  model: Any
+  variables: Any
+  data: Any
+
+
+def _atomic_write_text(path: str, text: str) -> None:
+  tmp = path + ".tmp"
+  with open(tmp, "w") as f:
+    f.write(text)
+  os.replace(tmp, path)
+
+
+def _atomic_savez(path: str, **arrays) -> None:
+  tmp = path + ".tmp.npz"
+  np.savez_compressed(tmp, **arrays)
+  os.replace(tmp, path)
+
+
+def check_config(config: ml_collections.ConfigDict) -> None:
+  """Clear errors for bad settings before any work starts."""
+  if config.scope not in SCOPES:
+    raise ValueError(f"scope must be one of {SCOPES}, got {config.scope!r}")
+  if not (np.isfinite(config.epsilon) and config.epsilon > 0):
+    raise ValueError(f"epsilon must be positive and finite, got {config.epsilon}")
+  if not 0 < config.delta < 1:
+    raise ValueError(f"delta must be in (0, 1), got {config.delta}")
+  if int(config.k) != config.k or config.k < 1:
+    raise ValueError(f"k must be a positive integer, got {config.k}")
+  if config.model.sigma is not None and not config.model.sigma > 0:
+    raise ValueError(f"model.sigma must be positive, got {config.model.sigma}")
+
+
+def encoder_calibration(config, diameter: float) -> tuple[float, float]:
+  """(lipschitz_target, training sigma) for the requested per-record (epsilon, delta).
+
+  Scale invariance: only sigma / (L * D) matters. By default sigma is fixed (1.0) and the target
+  L is the largest that (epsilon, delta) allows; with `lipschitz_target` set, sigma is
+  calibrated instead. Either way the decoder trains at the noise level it will see at release.
+  """
+  m = config.model
+  if m.heteroscedastic:
+    # sigma(x) is learned in [sigma_min, sigma_max]; epsilon is computed by RDP at release,
+    # not calibrated. The default target is the homoscedastic one at the smallest noise.
+    target = (float(m.lipschitz_target) if m.lipschitz_target is not None else
+              privacy.max_lipschitz(m.sigma_min, config.epsilon, config.delta, diameter,
+                                    k=config.k))
+    return target, float(m.sigma_min)
+  if m.lipschitz_target is not None:
+    target = float(m.lipschitz_target)
+    sigma = privacy.calibrate_sigma(config.epsilon, config.delta, target * diameter, k=config.k)
+  else:
+    sigma = float(m.sigma)
+    target = privacy.max_lipschitz(sigma, config.epsilon, config.delta, diameter, k=config.k)
+  return target, sigma
+
+
+# Settings that may change between a run and its resumption: they act after training.
+_RESUMABLE_FIELDS = ("noise_seed", "num_figure_samples", "shuffled_release")
+
+
+def _guard_workdir(config: ml_collections.ConfigDict, workdir: str) -> None:
+  """Refuses to resume a checkpoint trained under other settings; records the config."""
+  current = json.loads(config.to_json())
+  for field in _RESUMABLE_FIELDS:
+    current.pop(field, None)
+  path = os.path.join(workdir, "config.json")
+  if os.path.exists(path):
+    with open(path) as f:
+      previous = json.load(f)
+    if previous != current:
+      changed = sorted(k for k in set(previous) | set(current)
+                       if previous.get(k) != current.get(k))
+      raise ValueError(f"{workdir} holds a run with other settings ({', '.join(changed)}); "
+                       "use a new --workdir or delete it")
+  _atomic_write_text(path, json.dumps(current, indent=2, sort_keys=True))
+
+
+def run(config: ml_collections.ConfigDict, workdir: str,
+        progress_bar: bool = True) -> PipelineResult:
+  """Runs the main job; see the module docstring for what it writes."""
+  check_config(config)
+  os.makedirs(workdir, exist_ok=True)
+  _guard_workdir(config, workdir)
+  release_dir = os.path.join(workdir, "release")
+  os.makedirs(release_dir, exist_ok=True)
+
+  data = data_lib.load_dataset(config.dataset, data_dir=config.data_dir, radius=config.radius,
+                               holdout_fraction=config.holdout_fraction,
+                               split_seed=config.split_seed)
+  domain = data.domain
+  diameter = float(domain.diameter)
+  logging.info("Loaded %s: %d private records, %d holdout, dim %d, domain diameter %.4f",
+               config.dataset, len(data.train), len(data.holdout), domain.dim, diameter)
+
+  lipschitz_target, sigma = encoder_calibration(config, diameter)
+  model = builders.build_vae(domain, config.model, lipschitz_target, sigma,
+                             log_sigma_lipschitz=config.model.log_sigma_lipschitz)
+  logging.info("Encoder: Lipschitz target %.4g, training sigma %.4g", lipschitz_target, sigma)
+
+  # The records the weights are fit on: the private ones, unless the scope is 'public'.
+  fit_records = data.holdout if config.scope == "public" else data.train
+  dp = None
+  if config.scope == "dp-sgd":
+    dp = train_lib.DPSGDConfig(noise_multiplier=config.train.dp_noise_multiplier,
+                               clip_norm=config.train.dp_clip_norm,
+                               sampling_rate=config.train.dp_sampling_rate)
+  train_config = train_lib.TrainConfig(
+      num_steps=config.train.num_steps, batch_size=min(config.train.batch_size,
+                                                       len(fit_records)),
+      learning_rate=config.train.learning_rate, seed=config.train.seed, dp=dp,
+      image_likelihood=config.model.image_likelihood, beta=config.train.beta,
+      log_every=config.train.log_every, checkpoint_every=config.train.checkpoint_every,
+      progress_bar=progress_bar)
+  trained = train_lib.train(model, fit_records, domain.blocks, train_config, workdir=workdir)
+  variables = {"params": trained.state.params, **trained.state.model_state}
+
+  certificate = synth_lib.certify_encoder(model, variables, domain.dim)
+  logging.info("Certified Lipschitz bound of the trained encoder mean: %.6g (target %.6g)",
+               certificate.mean_lipschitz, lipschitz_target)
+  synthetic = synth_lib.synthesize(
+      model, variables, data.train, domain, certificate=certificate, epsilon=config.epsilon,
+      delta=config.delta, k=config.k, scope=config.scope, shuffled_release=config.shuffled_release,
+      seed=config.noise_seed,
+      dpsgd=None if dp is None else synth_lib.DPSGDTraining(
+          noise_multiplier=dp.noise_multiplier, sampling_rate=dp.sampling_rate,
+          steps=config.train.num_steps),
+      training_seeded_by_user=trained.seeded_by_user)
+
+  _atomic_write_text(os.path.join(release_dir, "domain.json"),
+                     json.dumps(domain.describe(), indent=2))
+  decoded = domain.decode(synthetic.records)
+  arrays = {"records": synthetic.records}
+  if isinstance(decoded, tuple):  # image domain: (images, labels)
+    arrays["images"] = decoded[0]
+    if decoded[1] is not None:
+      arrays["labels"] = decoded[1]
+  else:
+    arrays.update({f"column_{name}": np.asarray(v) for name, v in decoded.items()
+                   if np.asarray(v).dtype.kind in "biufU"})
+  _atomic_savez(os.path.join(release_dir, "synthetic.npz"), **arrays)
+  synthetic.report.save(os.path.join(release_dir, "privacy_report.json"))
+  _figure(config, domain, data.train, synthetic.records, synthetic.report,
+          os.path.join(workdir, "samples.png"))
+  return PipelineResult(release_dir=release_dir, report=synthetic.report,
+                        synthetic_records=synthetic.records, training_records=data.train,
+                        model=model, variables=variables, data=data)
+
+
+def _figure(config, domain, real_records, synthetic_records, report, path) -> None:
+  num = int(config.num_figure_samples)
+  rng = np.random.default_rng(0)  # which real records to show: a display choice, not noise
+  real = real_records[rng.choice(len(real_records), min(num, len(real_records)), replace=False)]
+  synth = synthetic_records[:num]
+  title = (f"{config.dataset}: per-record eps={report.per_record_epsilon:.3g}, "
+           f"delta={report.delta:g}, scope={report.scope}")
+  if isinstance(domain, data_lib.ImageDomain):
+    real_images, real_labels = domain.decode(real)
+    synth_images, synth_labels = domain.decode(synth)
+    figures.image_grid(real_images, synth_images, path, real_labels, synth_labels, title)
+  else:
+    figures.column_marginals(domain.decode(real_records), domain.decode(synthetic_records), path,
+                             title)
+
+
+def report_summary(report) -> str:
+  """A few plain lines for the terminal; the JSON report holds everything."""
+  lines = [
+      f"Privacy ({report.neighboring_relation}, scope {report.scope}):",
+      f"  certified L = {report.lipschitz:.6g}, domain diameter D = {report.diameter:.6g}, "
+      f"sensitivity L*D = {report.sensitivity:.6g}",
+  ]
+  if report.sigma is not None:
+    lines.append(f"  release noise sigma = {report.sigma:.6g}, k = {report.k}")
+  lines.append(f"  per-record epsilon = {report.per_record_epsilon:.4g} at delta = "
+               f"{report.delta:g}")
+  if report.central_epsilon is not None:
+    lines.append(f"  central epsilon of the shuffled release = {report.central_epsilon:.4g} "
+                 f"at delta = {report.shuffle_delta:g}")
+  for name, value in sorted(report.components.items()):
+    lines.append(f"  component {name}: epsilon = {value:.4g}")
+  lines.append(f"  total epsilon = {report.epsilon:.4g}")
+  lines.append(f"  {report.scope_statement}")
+  lines.append(f"  {report.noise_statement}")
+  return "\n".join(lines)

@@ -1,0 +1,216 @@
+"""Per-record private synthesis and its privacy report.
+
+For each private record x and j = 1..k: z_j = mu(x) + sigma(x) * xi_j with xi_j ~ N(0, I) drawn
+from a secret key, and the synthetic record is domain.project(decoder_mean(z_j)). Releasing the
+k latents of x is the Gaussian mechanism with l2 sensitivity Delta = L * D, k times, which
+composes exactly to one Gaussian with noise sigma / sqrt(k) (design.md section 1). Decoding and
+projecting are post-processing. The n * k outputs are shuffled with a secret permutation and
+carry no record identifiers.
+
+L is `lipdp.nn.certified_lipschitz_bound` of the *trained* encoder mean, D is the domain's exact
+diameter, and the report records the scope of the model weights.
+"""
+
+import dataclasses
+import os
+from typing import Any, Optional
+
+import flax
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from lipdp import nn as lnn
+from lipdp import privacy
+from lipdp import randomness
+from lipdp.models import likelihood
+from lipdp.models import vae as vae_lib
+
+
+def submodule_variables(variables: Any, name: str) -> dict:
+  """The variables of the submodule `name` in every collection that has some."""
+  variables = flax.core.unfreeze(variables)
+  return {col: tree[name] for col, tree in variables.items() if name in tree}
+
+
+@dataclasses.dataclass(frozen=True)
+class EncoderCertificate:
+  """Certified Lipschitz constants of the trained encoder (l2 -> l2, over the record vector)."""
+  mean_lipschitz: float
+  log_sigma_lipschitz: Optional[float]
+  mean_layer_bounds: tuple
+
+
+def certify_encoder(model: vae_lib.LipschitzVAE, variables: Any, dim: int) -> EncoderCertificate:
+  """Certifies mu (and log sigma, if heteroscedastic) from the trained weights."""
+  mean_vars = submodule_variables(variables, "encoder_mean")
+  mean_bound = lnn.certified_lipschitz_bound(model.encoder_mean, mean_vars, (dim,))
+  layer_bounds = tuple(float(b.bound) for b in
+                       lnn.layer_lipschitz_bounds(model.encoder_mean, mean_vars, (dim,)))
+  log_sigma_bound = None
+  if model.heteroscedastic:
+    log_sigma_bound = float(lnn.certified_lipschitz_bound(
+        model.log_sigma_net, submodule_variables(variables, "log_sigma_net"), (dim,)))
+  return EncoderCertificate(float(mean_bound), log_sigma_bound, layer_bounds)
+
+
+def release_latents(model: vae_lib.LipschitzVAE, variables: Any, records: np.ndarray, k: int,
+                    key: jax.Array, sigma: Optional[float] = None,
+                    batch_size: int = 1024) -> np.ndarray:
+  """The mechanism itself: k noisy latents per record, shape (n, k, latent_dim).
+
+  `sigma` overrides the model's homoscedastic noise (the calibrated release noise); it must not
+  be given for a heteroscedastic model, whose noise sigma(x) is part of the certified mechanism.
+  """
+  if k < 1:
+    raise ValueError(f"k must be >= 1, got {k}")
+  if sigma is not None and model.heteroscedastic:
+    raise ValueError("a heteroscedastic model releases with its own sigma(x); do not override it")
+  if sigma is not None and not (np.isfinite(sigma) and sigma > 0):
+    raise ValueError(f"sigma must be positive and finite, got {sigma}")
+
+  @jax.jit
+  def release(chunk, chunk_key):
+    mu, model_sigma = model.apply(variables, chunk, method=vae_lib.LipschitzVAE.encode)
+    noise_sigma = model_sigma if sigma is None else jnp.full_like(model_sigma, sigma)
+    xi = jax.random.normal(chunk_key, (chunk.shape[0], k, mu.shape[-1]), mu.dtype)
+    return mu[:, None, :] + noise_sigma[:, None, None] * xi
+
+  out = []
+  for i, begin in enumerate(range(0, records.shape[0], batch_size)):
+    out.append(np.asarray(release(jnp.asarray(records[begin:begin + batch_size]),
+                                  jax.random.fold_in(key, i))))
+  return np.concatenate(out, axis=0)
+
+
+def decode_latents(model: vae_lib.LipschitzVAE, variables: Any, latents: np.ndarray, domain,
+                   batch_size: int = 4096) -> np.ndarray:
+  """Post-processing: decoder mean of each latent, projected into the domain."""
+
+  @jax.jit
+  def decode(z):
+    logits = model.apply(variables, z, method=vae_lib.LipschitzVAE.decode)
+    return likelihood.decoded_mean(logits, domain.blocks)
+
+  flat = latents.reshape(-1, latents.shape[-1])
+  parts = [np.asarray(decode(jnp.asarray(flat[b:b + batch_size])))
+           for b in range(0, flat.shape[0], batch_size)]
+  return domain.project(np.concatenate(parts, axis=0)).astype(np.float32)
+
+
+def sample_prior(model: vae_lib.LipschitzVAE, variables: Any, num_samples: int, domain,
+                 seed: Optional[int] = None) -> np.ndarray:
+  """Synthetic records decoded from z ~ N(0, I): no privacy cost beyond training the decoder.
+
+  This is the DP-SGD baseline's sampler; its guarantee is the training event's alone.
+  """
+  seed = randomness.fresh_seed() if seed is None else seed
+  latent_dim = jax.eval_shape(
+      lambda v: model.apply(v, jnp.zeros((1, domain.dim)), method=vae_lib.LipschitzVAE.encode),
+      variables)[0].shape[-1]
+  z = jax.random.normal(randomness.key_from_seed(seed), (num_samples, 1, latent_dim))
+  return decode_latents(model, variables, np.asarray(z), domain)
+
+
+@dataclasses.dataclass(frozen=True)
+class DPSGDTraining:
+  """The DP-SGD event that trained the weights (scope 'dp-sgd'), for the composed report."""
+  noise_multiplier: float
+  sampling_rate: float
+  steps: int
+
+
+@dataclasses.dataclass
+class SyntheticData:
+  records: np.ndarray  # (n * k, dim), shuffled, in the domain
+  report: Any  # lipdp.privacy.PrivacyReport
+  sigma: float  # the release noise (homoscedastic) or None
+
+
+def synthesize(model: vae_lib.LipschitzVAE, variables: Any, records: np.ndarray, domain, *,
+               epsilon: Optional[float], delta: float, scope: str, k: int = 1,
+               certificate: Optional[EncoderCertificate] = None, shuffled_release: bool = True,
+               seed: Optional[int] = None, dpsgd: Optional[DPSGDTraining] = None,
+               training_seeded_by_user: bool = False, batch_size: int = 1024) -> SyntheticData:
+  """Private synthesis: k synthetic records per private record, shuffled, with the report.
+
+  Homoscedastic models release with sigma = calibrate_sigma(epsilon, delta, L * D, k), where L is
+  certified from the trained weights now, so the per-record guarantee is exactly
+  (epsilon, delta) whatever the training aimed at. With `epsilon=None` the model's own sigma is
+  used and epsilon is computed. Heteroscedastic models always use their own sigma(x), and
+  epsilon is computed by RDP from the certified L and L_s.
+
+  Args:
+    records: the private records (n, dim), already in `domain`.
+    seed: None (default) draws the noise and the shuffle from OS entropy. An integer makes them
+      reproducible, and not private against whoever knows it; the report says so.
+    training_seeded_by_user: for scope 'dp-sgd', whether the DP-SGD noise was seeded.
+  """
+  records = np.asarray(records, np.float32)
+  if records.ndim != 2 or records.shape[1] != domain.dim:
+    raise ValueError(f"records must have shape (n, {domain.dim}), got {records.shape}")
+  # The mechanism's guarantee needs every input inside the domain of diameter D.
+  if not np.array_equal(domain.project(records), records):
+    raise ValueError("records lie outside the declared domain; encode them with the domain first")
+  if certificate is None:
+    certificate = certify_encoder(model, variables, domain.dim)
+  seeded = seed is not None
+  seed = randomness.fresh_seed() if seed is None else randomness.check_seed(seed)
+  diameter = float(domain.diameter)
+  sensitivity = certificate.mean_lipschitz * diameter
+
+  release_sigma = None
+  if not model.heteroscedastic:
+    release_sigma = (privacy.calibrate_sigma(epsilon, delta, sensitivity, k=k)
+                     if epsilon is not None else float(model.sigma))
+
+  key = randomness.key_from_seed(seed)
+  latents = release_latents(model, variables, records, k, jax.random.fold_in(key, 0),
+                            sigma=release_sigma, batch_size=batch_size)
+  synthetic = decode_latents(model, variables, latents, domain)
+  order = randomness.numpy_rng(seed, 1).permutation(synthetic.shape[0])
+  synthetic = synthetic[order] if shuffled_release else synthetic
+
+  report = _report(model, certificate, domain, diameter, release_sigma, k, delta, scope,
+                   shuffled_release, seeded, dpsgd, training_seeded_by_user, records.shape[0],
+                   latents.shape[-1])
+  return SyntheticData(records=synthetic, report=report, sigma=release_sigma)
+
+
+def _report(model, certificate, domain, diameter, release_sigma, k, delta, scope, shuffled,
+            seeded, dpsgd, training_seeded_by_user, num_records, latent_dim):
+  """The privacy report, every epsilon computed by `lipdp.privacy` from certified numbers."""
+  desc = domain.describe()
+  domain_text = (f"{desc['type']} records of dimension {desc['dim']}: {desc['preprocessing']} "
+                 f"Diameter: {desc['diameter_derivation']}")
+  notes = [f"certified per-layer Lipschitz bounds of the encoder mean: "
+           f"{[round(b, 6) for b in certificate.mean_layer_bounds]}"]
+  if scope == "dp-sgd" and dpsgd is None:
+    raise ValueError("scope 'dp-sgd' needs the DP-SGD training event (dpsgd=...)")
+  if scope != "dp-sgd" and dpsgd is not None:
+    raise ValueError(f"a DP-SGD training event was given but the scope is {scope!r}")
+  noise_seeded = seeded
+  if dpsgd is not None and training_seeded_by_user:
+    noise_seeded = True
+    notes.append("the DP-SGD noise and batch sampling came from a user-fixed seed")
+  if seeded:
+    notes.append("the release noise and shuffle came from a user-fixed seed")
+  claim_shuffling = bool(shuffled) and not model.heteroscedastic
+  if shuffled and not claim_shuffling:
+    notes.append("the release is shuffled, but no amplification by shuffling is claimed for "
+                 "the heteroscedastic mechanism")
+  kwargs = dict(lipschitz=certificate.mean_lipschitz, domain=domain_text, diameter=diameter,
+                delta=delta, scope=scope, k=k, shuffled=claim_shuffling, noise_seeded=noise_seeded,
+                num_records=int(num_records),
+                extra_versions={"jax": jax.__version__, "flax": flax.__version__},
+                notes=notes)
+  if dpsgd is not None:
+    kwargs.update(dpsgd_noise_multiplier=dpsgd.noise_multiplier,
+                  dpsgd_sampling_rate=dpsgd.sampling_rate, dpsgd_steps=dpsgd.steps)
+  if model.heteroscedastic:
+    kwargs.update(mechanism="heteroscedastic_gaussian", sigma_min=model.sigma_min,
+                  sigma_max=model.sigma_max,
+                  lipschitz_log_sigma=certificate.log_sigma_lipschitz, latent_dim=latent_dim)
+  else:
+    kwargs.update(sigma=release_sigma)
+  return privacy.make_report(**kwargs)

@@ -1,0 +1,9 @@
+#!/usr/bin/env bash
+# The main job: Lipschitz VAE on scikit-learn's digits (offline), private synthesis, report.
+# Any flag is passed through, e.g.
+#   ./run.sh --config.epsilon=4 --config.scope=dp-sgd --workdir=runs/dpsgd
+#   ./run.sh --config=experiments/configs/default.py:mnist_idx --config.data_dir=/path/to/mnist-test
+set -euo pipefail
+cd "$(dirname "$0")"
+PYTHON="${PYTHON:-python3}"
+exec "$PYTHON" experiments/main.py "$@"

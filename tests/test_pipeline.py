@@ -1,0 +1,206 @@
+"""End to end: train, certify, synthesize, report, on digits, MNIST (IDX) and TFDS (mocked)."""
+import json
+import os
+import sys
+
+import jax
+import numpy as np
+import pytest
+
+from lipdp import nn as lnn
+from lipdp import pipeline
+from lipdp import privacy
+from lipdp import synthesize as synth_lib
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(__file__)), "experiments",
+                                "configs"))
+import default as default_config  # pylint: disable=g-import-not-at-top
+
+
+def _config(**overrides):
+  c = default_config.get_config("smoke")
+  for key, value in overrides.items():
+    target = c
+    *path, leaf = key.split(".")
+    for p in path:
+      target = target[p]
+    target[leaf] = value
+  return c
+
+
+@pytest.fixture(scope="module")
+def digits_run(tmp_path_factory):
+  workdir = str(tmp_path_factory.mktemp("digits"))
+  config = _config(**{"train.num_steps": 300, "train.log_every": 100, "train.seed": 0})
+  return config, workdir, pipeline.run(config, workdir, progress_bar=False)
+
+
+def test_digits_release_files_and_report(digits_run):
+  config, workdir, result = digits_run
+  release = result.release_dir
+  assert sorted(os.listdir(release)) == ["domain.json", "privacy_report.json", "synthetic.npz"]
+  assert os.path.exists(os.path.join(workdir, "samples.png"))
+  assert os.path.exists(os.path.join(workdir, "metrics.jsonl"))
+  synthetic = np.load(os.path.join(release, "synthetic.npz"))
+  assert synthetic["records"].shape == result.training_records.shape
+  assert synthetic["images"].shape == (len(result.training_records), 8, 8, 1)
+  assert set(np.unique(synthetic["labels"])) <= set(range(10))
+  report = privacy.PrivacyReport.load(os.path.join(release, "privacy_report.json"))
+  assert report.scope == "conditional" and "not" in report.scope_statement.lower()
+  assert report.neighboring_relation == "replace-one"
+  assert not report.noise_seeded
+
+
+def test_report_epsilon_matches_an_independent_recomputation(digits_run):
+  config, _, result = digits_run
+  report = privacy.PrivacyReport.load(os.path.join(result.release_dir, "privacy_report.json"))
+  # From the report's own numbers, by the analytic Gaussian mechanism.
+  assert report.sensitivity == pytest.approx(report.lipschitz * report.diameter, rel=1e-12)
+  eps = privacy.gaussian_epsilon(report.sigma, report.lipschitz * report.diameter,
+                                 report.delta, k=report.k)
+  assert eps == pytest.approx(report.per_record_epsilon, rel=1e-6)
+  assert eps == pytest.approx(config.epsilon, rel=1e-4)
+  assert report.recompute_epsilon() == pytest.approx(report.epsilon, rel=1e-9)
+  # The diameter is the domain's, and L is certified again from the trained weights.
+  assert report.diameter == pytest.approx(result.data.domain.diameter)
+  cert = synth_lib.certify_encoder(result.model, result.variables, result.data.domain.dim)
+  assert report.lipschitz == pytest.approx(cert.mean_lipschitz, rel=1e-9)
+
+
+def test_certified_bound_dominates_an_attack_on_the_trained_encoder(digits_run):
+  _, _, result = digits_run
+  dim = result.data.domain.dim
+  mean_vars = synth_lib.submodule_variables(result.variables, "encoder_mean")
+  fn = lambda x: result.model.encoder_mean.apply(mean_vars, x)
+  attack = lnn.empirical_lipschitz_lower_bound(fn, (dim,), jax.random.key(0), num_starts=64,
+                                               num_steps=200)
+  certified = result.report.lipschitz
+  assert float(attack) <= certified * (1 + 1e-5)
+  assert float(attack) > 0.5 * certified  # the attack is not vacuous
+
+
+def test_no_synthetic_record_equals_a_training_record(digits_run):
+  _, _, result = digits_run
+  synthetic = result.synthetic_records
+  train = result.training_records
+  distances = np.sqrt(np.maximum(
+      (synthetic**2).sum(1)[:, None] + (train**2).sum(1)[None] - 2 * synthetic @ train.T, 0))
+  assert distances.min() > 1e-3
+
+
+def test_rerun_in_the_same_workdir_resumes_and_redraws_the_noise(digits_run):
+  config, workdir, result = digits_run
+  again = pipeline.run(config, workdir, progress_bar=False)
+  np.testing.assert_array_equal(
+      jax.tree_util.tree_leaves(again.variables)[0], jax.tree_util.tree_leaves(result.variables)[0])
+  assert not np.array_equal(again.synthetic_records, result.synthetic_records)
+  changed = _config(**{"train.num_steps": 300, "train.log_every": 100, "train.seed": 0,
+                       "model.latent_dim": 8})
+  with pytest.raises(ValueError, match="other settings"):
+    pipeline.run(changed, workdir, progress_bar=False)
+
+
+def test_seeded_noise_is_reproducible_and_reported(digits_run):
+  _, _, result = digits_run
+  kwargs = dict(epsilon=2.0, delta=1e-5, scope="conditional", seed=123)
+  a = synth_lib.synthesize(result.model, result.variables, result.training_records[:50],
+                           result.data.domain, **kwargs)
+  b = synth_lib.synthesize(result.model, result.variables, result.training_records[:50],
+                           result.data.domain, **kwargs)
+  np.testing.assert_array_equal(a.records, b.records)
+  assert a.report.noise_seeded and "seed" in a.report.noise_statement.lower()
+  assert a.report.per_record_epsilon == pytest.approx(2.0, rel=1e-4)
+
+
+def test_k_latents_per_record_compose_to_sigma_over_sqrt_k(digits_run):
+  _, _, result = digits_run
+  one = synth_lib.synthesize(result.model, result.variables, result.training_records[:20],
+                             result.data.domain, epsilon=1.0, delta=1e-5, scope="conditional")
+  four = synth_lib.synthesize(result.model, result.variables, result.training_records[:20],
+                              result.data.domain, epsilon=1.0, delta=1e-5, scope="conditional",
+                              k=4)
+  assert four.records.shape[0] == 80
+  assert four.sigma == pytest.approx(2.0 * one.sigma, rel=1e-6)
+  assert four.report.per_record_epsilon == pytest.approx(1.0, rel=1e-4)
+
+
+def test_records_outside_the_domain_are_refused(digits_run):
+  _, _, result = digits_run
+  bad = result.training_records[:5].copy()
+  bad[0, 0] = 5.0
+  with pytest.raises(ValueError, match="outside the declared domain"):
+    synth_lib.synthesize(result.model, result.variables, bad, result.data.domain, epsilon=1.0,
+                         delta=1e-5, scope="conditional")
+
+
+def test_prior_samples_decode_into_the_domain(digits_run):
+  _, _, result = digits_run
+  samples = synth_lib.sample_prior(result.model, result.variables, 10, result.data.domain)
+  assert samples.shape == (10, result.data.domain.dim)
+  np.testing.assert_array_equal(result.data.domain.project(samples), samples)
+
+
+def test_dpsgd_scope_composes_training_and_release(tmp_path):
+  config = _config(**{"scope": "dp-sgd", "train.num_steps": 20, "train.seed": 1,
+                      "train.dp_sampling_rate": 0.05, "train.dp_noise_multiplier": 1.5})
+  result = pipeline.run(config, str(tmp_path), progress_bar=False)
+  report = result.report
+  assert report.scope == "dp-sgd"
+  assert report.dpsgd == {"noise_multiplier": 1.5, "sampling_rate": 0.05, "steps": 20}
+  dpsgd_alone = privacy.dpsgd_epsilon(1.5, 0.05, 20, report.delta)
+  assert report.components["dp_sgd"] == pytest.approx(dpsgd_alone, rel=1e-3)
+  assert report.epsilon >= max(report.components["dp_sgd"], report.components["release"]) - 1e-9
+  assert report.recompute_epsilon() == pytest.approx(report.epsilon, rel=1e-9)
+
+
+def test_public_scope_trains_on_the_holdout(tmp_path):
+  config = _config(**{"scope": "public", "train.num_steps": 10, "train.seed": 1})
+  result = pipeline.run(config, str(tmp_path), progress_bar=False)
+  assert result.report.scope == "public"
+  assert len(result.synthetic_records) == len(result.data.train)
+
+
+def test_bad_settings_fail_before_any_work(tmp_path):
+  for overrides, match in [({"epsilon": 0.0}, "epsilon"), ({"delta": 1.0}, "delta"),
+                           ({"scope": "trust-me"}, "scope"), ({"k": 0}, "k")]:
+    with pytest.raises(ValueError, match=match):
+      pipeline.run(_config(**overrides), str(tmp_path / "bad"), progress_bar=False)
+  assert not os.path.exists(tmp_path / "bad")
+
+
+@pytest.mark.skipif(not os.environ.get("LIPDP_DATA_DIR"),
+                    reason="LIPDP_DATA_DIR is unset (CI sets it to the folder holding mnist-test/)")
+def test_mnist_idx_path(tmp_path):
+  config = _config(**{"dataset": "mnist_idx", "train.num_steps": 30, "train.seed": 0,
+                      "model.decoder": "conv"})
+  result = pipeline.run(config, str(tmp_path), progress_bar=False)
+  assert result.training_records.shape == (8000, 794)
+  assert result.synthetic_records.shape == (8000, 794)
+  eps = privacy.gaussian_epsilon(result.report.sigma, result.report.sensitivity,
+                                 result.report.delta)
+  assert eps == pytest.approx(config.epsilon, rel=1e-4)
+
+
+def test_tfds_path_with_mock_data(tmp_path):
+  import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
+  config = _config(**{"dataset": "tfds:mnist", "train.num_steps": 5, "train.seed": 0,
+                      "train.batch_size": 16})
+  with tfds.testing.mock_data(num_examples=40):
+    result = pipeline.run(config, str(tmp_path), progress_bar=False)
+  assert result.synthetic_records.shape[1] == 28 * 28 + 10
+  assert result.report.per_record_epsilon == pytest.approx(config.epsilon, rel=1e-4)
+
+
+def test_heteroscedastic_release_is_accounted_by_rdp(tmp_path):
+  config = _config(**{"model.heteroscedastic": True, "train.num_steps": 10, "train.seed": 2,
+                      "model.log_sigma_lipschitz": 0.05})
+  result = pipeline.run(config, str(tmp_path), progress_bar=False)
+  report = result.report
+  assert report.mechanism == "heteroscedastic_gaussian"
+  assert report.heteroscedastic["lipschitz_log_sigma"] <= 0.05 * (1 + 1e-3)
+  assert report.recompute_epsilon() == pytest.approx(report.epsilon, rel=1e-9)
+  # More noise variation can only cost privacy: the RDP epsilon is at least the homoscedastic
+  # epsilon at the smallest noise... and finite.
+  homo = privacy.gaussian_epsilon(report.heteroscedastic["sigma_min"], report.sensitivity,
+                                  report.delta)
+  assert homo <= report.per_record_epsilon < np.inf
