@@ -292,7 +292,22 @@ class TrainResult:
   wall_time_s: float
 
 
+def _same_on_all_hosts(seed: int) -> int:
+  """Process 0's seed on every host, so all hosts compute the same global batches."""
+  if jax.process_count() == 1:
+    return seed
+  from jax.experimental import multihost_utils  # pylint: disable=g-import-not-at-top
+  halves = np.array([seed >> 32, seed & 0xFFFFFFFF], dtype=np.uint32)
+  halves = np.asarray(multihost_utils.broadcast_one_to_all(halves))
+  return (int(halves[0]) << 32) | int(halves[1])
+
+
 def _resolve_seed(config: TrainConfig, workdir: Optional[str]) -> tuple[int, bool]:
+  seed, seeded_by_user = _resolve_local_seed(config, workdir)
+  return _same_on_all_hosts(seed), seeded_by_user
+
+
+def _resolve_local_seed(config: TrainConfig, workdir: Optional[str]) -> tuple[int, bool]:
   if config.seed is not None:
     return int(config.seed), True
   if workdir is None:
@@ -302,10 +317,12 @@ def _resolve_seed(config: TrainConfig, workdir: Optional[str]) -> tuple[int, boo
     with open(path) as f:
       return int(json.load(f)["seed"]), False
   seed = randomness.fresh_seed()
-  tmp = path + ".tmp"
-  with open(tmp, "w") as f:
-    json.dump({"seed": seed, "note": "secret: the noise of this run is reproducible from it"}, f)
-  os.replace(tmp, path)
+  if jax.process_index() == 0:  # the other hosts receive host 0's seed by broadcast
+    tmp = path + ".tmp"
+    with open(tmp, "w") as f:
+      json.dump({"seed": seed, "note": "secret: the noise of this run is reproducible from it"},
+                f)
+    os.replace(tmp, path)
   return seed, False
 
 
