@@ -114,7 +114,8 @@ def gaussian_epsilon(sigma: float, sensitivity: float, delta: float, k: int = 1)
   if sensitivity == 0.0:
     return 0.0
   ratio = _effective_sigma(sigma, k) / sensitivity
-  epsilon = float(dp_accounting.get_epsilon_gaussian(ratio, delta))
+  with np.errstate(divide="ignore"):  # log1p(-1) inside dp_accounting at the boundary.
+    epsilon = float(dp_accounting.get_epsilon_gaussian(ratio, delta))
   # Root-finding stops within a tolerance of the root, on either side: make sure
   # the float returned satisfies delta(epsilon) <= delta.
   while epsilon > 0.0 and _delta_of(sigma, sensitivity, epsilon, k) > delta:
@@ -143,7 +144,8 @@ def calibrate_sigma(epsilon: float, delta: float, sensitivity: float, k: int = 1
   delta = _validation.probability_open(delta, "delta")
   sensitivity = _validation.positive(sensitivity, "sensitivity")
   k = _validation.positive_int(k, "k")
-  ratio = float(dp_accounting.get_sigma_gaussian(epsilon, delta))
+  with np.errstate(divide="ignore"):
+    ratio = float(dp_accounting.get_sigma_gaussian(epsilon, delta))
   sigma = ratio * sensitivity * math.sqrt(k)
   while _delta_of(sigma, sensitivity, epsilon, k) > delta:
     sigma = float(np.nextafter(sigma, math.inf)) * (1.0 + 1e-15)
