@@ -147,8 +147,16 @@ def test_dpsgd_scope_composes_training_and_release(tmp_path):
   report = result.report
   assert report.scope == "dp-sgd"
   assert report.dpsgd == {"noise_multiplier": 1.5, "sampling_rate": 0.05, "steps": 20}
-  dpsgd_alone = privacy.dpsgd_epsilon(1.5, 0.05, 20, report.delta)
-  assert report.components["dp_sgd"] == pytest.approx(dpsgd_alone, rel=1e-3)
+  # The training event as dp_accounting models it directly: Poisson-sampled Gaussian with the
+  # same rate, noise multiplier and steps, under replace-one (the clipped sum moves by <= 2C).
+  import dp_accounting  # pylint: disable=g-import-not-at-top
+  from dp_accounting.pld import pld_privacy_accountant  # pylint: disable=g-import-not-at-top
+  accountant = pld_privacy_accountant.PLDAccountant(
+      dp_accounting.NeighboringRelation.REPLACE_ONE)
+  accountant.compose(dp_accounting.SelfComposedDpEvent(dp_accounting.PoissonSampledDpEvent(
+      0.05, dp_accounting.GaussianDpEvent(1.5)), 20))
+  assert report.components["dp_sgd"] == pytest.approx(accountant.get_epsilon(report.delta),
+                                                      rel=1e-3)
   assert report.epsilon >= max(report.components["dp_sgd"], report.components["release"]) - 1e-9
   assert report.recompute_epsilon() == pytest.approx(report.epsilon, rel=1e-9)
 
@@ -204,3 +212,13 @@ def test_heteroscedastic_release_is_accounted_by_rdp(tmp_path):
   homo = privacy.gaussian_epsilon(report.heteroscedastic["sigma_min"], report.sensitivity,
                                   report.delta)
   assert homo <= report.per_record_epsilon < np.inf
+
+
+def test_lipschitz_decoder_on_request(tmp_path):
+  config = _config(**{"model.decoder": "lipschitz_mlp", "train.num_steps": 5, "train.seed": 0,
+                      "model.decoder_lipschitz": 3.0})
+  result = pipeline.run(config, str(tmp_path), progress_bar=False)
+  decoder_vars = synth_lib.submodule_variables(result.variables, "decoder")
+  bound = lnn.certified_lipschitz_bound(result.model.decoder, decoder_vars,
+                                        (config.model.latent_dim,))
+  assert bound == pytest.approx(3.0, rel=1e-2)

@@ -33,8 +33,15 @@ def build_vae(domain, model_config, lipschitz_target: float, sigma: float,
       raise ValueError("decoder='conv' needs an image domain")
     image_shape = tuple(image_shape) + (1,) * (3 - len(image_shape))
     decoder = decoders.ConvDecoder(image_shape, domain.dim)
+  elif model_config.decoder == "lipschitz_mlp":
+    # Not needed for privacy (the decoder is post-processing); a smooth decoder on request.
+    decoder = lnn.lipschitz_mlp(tuple(model_config.decoder_hidden) + (domain.dim,),
+                                lipschitz_target=float(model_config.decoder_lipschitz),
+                                dense=model_config.encoder_dense,
+                                activation=model_config.activation)
   else:
-    raise ValueError(f"unknown decoder {model_config.decoder!r}; use 'mlp' or 'conv'")
+    raise ValueError(f"unknown decoder {model_config.decoder!r}; "
+                     "use 'mlp', 'conv' or 'lipschitz_mlp'")
   log_sigma_net = None
   if model_config.heteroscedastic:
     if log_sigma_lipschitz is None or not log_sigma_lipschitz > 0:
