@@ -1,0 +1,73 @@
+"""The VAE's pieces: block likelihoods, the KL term, bounded heteroscedastic noise."""
+import collections
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from lipdp import nn as lnn
+from lipdp.models import decoders
+from lipdp.models import likelihood
+from lipdp.models import vae as vae_lib
+
+Block = collections.namedtuple("Block", "name kind start stop")
+BLOCKS = (Block("image", "image", 0, 3), Block("age", "numeric", 3, 4),
+          Block("label", "categorical", 4, 7))
+
+
+def test_block_likelihoods_match_their_formulas():
+  logits = jnp.array([[0.3, -1.0, 2.0, 0.5, 1.0, 2.0, 3.0]])
+  x = jnp.array([[0.2, 1.0, 0.0, 0.4, 0.0, 0.0, 1.0]])
+  p = 1 / (1 + np.exp(-np.asarray(logits[0])))
+  bern = -np.sum(x[0, :3] * np.log(p[:3]) + (1 - x[0, :3]) * np.log(1 - p[:3]))
+  numeric = 0.5 * ((p[3] - 0.4) / likelihood.NUMERIC_SCALE)**2
+  softmax = np.exp(logits[0, 4:]) / np.sum(np.exp(logits[0, 4:]))
+  cat = -np.log(softmax[2])
+  got = likelihood.negative_log_likelihood(logits, x, BLOCKS)
+  np.testing.assert_allclose(got, [bern + numeric + cat], rtol=1e-5)
+  gauss = likelihood.negative_log_likelihood(logits, x, BLOCKS, image_likelihood="gaussian")
+  np.testing.assert_allclose(gauss, [0.5 * np.sum((p[:3] - x[0, :3])**2) + numeric + cat],
+                             rtol=1e-5)
+  with pytest.raises(ValueError, match="image_likelihood"):
+    likelihood.negative_log_likelihood(logits, x, BLOCKS, image_likelihood="poisson")
+
+
+def test_decoded_mean_is_in_range_and_categorical_blocks_sum_to_one():
+  logits = jax.random.normal(jax.random.key(0), (5, 7)) * 4
+  mean = likelihood.decoded_mean(logits, BLOCKS)
+  assert mean.shape == (5, 7)
+  assert np.all((mean >= 0) & (mean <= 1))
+  np.testing.assert_allclose(np.sum(mean[:, 4:], axis=1), 1.0, rtol=1e-6)
+
+
+def test_gaussian_kl_matches_monte_carlo():
+  mu = jnp.array([[0.5, -1.0, 2.0]])
+  sigma = jnp.array([0.7])
+  z = mu + sigma[:, None] * jax.random.normal(jax.random.key(1), (200_000, 3))
+  log_q = -0.5 * jnp.sum(((z - mu) / sigma[:, None])**2, 1) - 3 * jnp.log(sigma)
+  log_p = -0.5 * jnp.sum(z**2, 1)
+  np.testing.assert_allclose(vae_lib.gaussian_kl(mu, sigma)[0], jnp.mean(log_q - log_p),
+                             rtol=2e-2)
+
+
+def test_heteroscedastic_sigma_stays_within_its_bounds():
+  model = vae_lib.LipschitzVAE(
+      encoder_mean=lnn.lipschitz_mlp((8, 4), lipschitz_target=1.0),
+      decoder=decoders.MLPDecoder((8,), 7),
+      log_sigma_net=lnn.lipschitz_mlp((8, 1), lipschitz_target=50.0),
+      sigma_min=0.5, sigma_max=2.0)
+  x = jax.random.normal(jax.random.key(2), (256, 7)) * 10
+  variables = model.init(jax.random.key(3), x, jax.random.key(4))
+  _, sigma = model.apply(variables, x, method=vae_lib.LipschitzVAE.encode)
+  assert float(sigma.min()) >= 0.5 * (1 - 1e-6) and float(sigma.max()) <= 2.0 * (1 + 1e-6)
+  assert float(sigma.min()) < 0.6 and float(sigma.max()) > 1.9  # the clip is reached both ways
+
+
+def test_conv_decoder_shapes_and_errors():
+  dec = decoders.ConvDecoder((8, 8, 1), 74)
+  out, _ = dec.init_with_output(jax.random.key(0), jnp.zeros((3, 16)))
+  assert out.shape == (3, 74)
+  with pytest.raises(ValueError, match="divisible by 4"):
+    decoders.ConvDecoder((6, 6, 1), 36).init(jax.random.key(0), jnp.zeros((1, 4)))
