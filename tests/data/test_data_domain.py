@@ -26,17 +26,6 @@ from lipdp.data import (Block, CategoricalColumn, ImageDomain, NumericColumn, Ta
 SETTINGS = hypothesis.settings(max_examples=40, deadline=None, derandomize=True)
 
 
-def _has_sensitivity():
-  try:
-    from lipdp.privacy import sensitivity  # noqa: F401
-  except ImportError:
-    return False
-  return all(hasattr(sensitivity, f) for f in (
-      "nonnegative_ball_diameter", "one_hot_diameter", "box_diameter", "product_diameter"))
-
-
-needs_sensitivity = pytest.mark.skipif(
-    not _has_sensitivity(), reason="lipdp.privacy.sensitivity (diameter helpers) not available")
 
 
 def ref_nonnegative_ball_diameter(radius, dim):
@@ -219,7 +208,6 @@ def test_image_worst_case_pair_attains_reference_diameter(shape, radius, nc):
   assert dist == pytest.approx(ref_image_diameter(dom), rel=1e-5)
 
 
-@needs_sensitivity
 @pytest.mark.parametrize("shape,radius,nc", [((2, 2), 1.0, None), ((2, 2), 1.0, 2),
                                              ((3, 3), 1.7, 10), ((2, 2), 1.5, None),
                                              ((1, 3), 2.0, 3), ((28, 28, 1), 14.0, 10),
@@ -396,7 +384,6 @@ def test_tabular_records_in_domain_and_within_diameter(kinds, seed):
   assert np.linalg.norm(pair[0] - pair[1]) == pytest.approx(ref_tabular_diameter(dom), rel=1e-6)
 
 
-@needs_sensitivity
 def test_tabular_diameter_property_is_exact():
   dom = _table_domain()
   assert dom.diameter == pytest.approx(math.sqrt(2 + 2 * 2), rel=1e-12)
@@ -457,7 +444,6 @@ def test_domain_from_spec_round_trip():
     domain_from_description(dict(_table_domain().describe_spec(), dim=3))
 
 
-@needs_sensitivity
 def test_describe_is_json_and_rebuilds_the_domain():
   for dom in (ImageDomain((28, 28, 1), 14.0, 255, 10), _table_domain()):
     desc = dom.describe()
