@@ -1,0 +1,336 @@
+"""Certified upper bound on the l2 -> l2 Lipschitz constant of a ``LipschitzSequential``.
+
+The privacy guarantee uses ``L = certified_lipschitz_bound(...)``, computed on the host in
+float64 from the actual weights, never from a layer's nominal ``lipschitz``:
+
+    Lip(f_n o ... o f_1) <= prod_i Lip(f_i).
+
+Per layer (types are matched exactly, so a subclass that overrides the forward pass is refused):
+
+* Dense layers (``BjorckDense``, ``SpectralDense``, ``AOLDense``, ``flax.linen.Dense``): the
+  largest singular value (SVD in float64) of the kernel the forward pass multiplies by
+  (``effective_kernel()``; the ``kernel`` parameter for ``nn.Dense``). A bias does not change
+  the constant. Björck iterations that stopped early, a stale power-iteration vector or
+  overwritten parameters all show up here at their true value.
+* Convolutions (``SpectralConv``, ``AOLConv``, ``flax.linen.Conv``): a circular convolution on
+  an ``N_1 x ... x N_d`` grid is diagonalised by the DFT; its singular values are those of the
+  ``c_out x c_in`` matrices ``K_hat(w)`` at the ``prod N_i`` frequencies (Sedghi, Gupta and Long
+  2019, "The singular values of convolutional layers", ICLR), so its norm is
+  ``max_w sigma_max(K_hat(w))``, exact. A convolution with ``(low, high)`` zero padding on an
+  input of size ``n`` is ``crop o circular-conv-on-(n + low + high) o zero-embed``, and the crop
+  and the embedding have norm <= 1, so the circular norm on the padded grid bounds it. A stride
+  keeps a subset of the stride-1 outputs (norm <= 1). Dilated kernels are expanded with zeros.
+  The bound is exact for circular padding with stride 1.
+* MaxMin, GroupSort, FullSort, ``Flatten`` and ``jax.nn.relu``: 1.
+* Nested ``LipschitzSequential``: walked recursively. Anything else raises ``TypeError``.
+
+Before bounding a linear layer, the certificate checks on a random probe that the layer's
+forward pass minus its value at 0 equals the linear operator it is about to bound (relative
+error < 1e-3, which allows for reduced-precision matmuls); a mismatch raises ``TypeError``, so
+the bound is always about the map the network computes.
+
+``input_shape`` is the shape of *one* record, without a batch axis, e.g. ``(784,)`` or
+``(28, 28, 1)``. Convolution bounds depend on the spatial size, so certify at the size the
+model is used at.
+
+Floating point: each linear layer's bound is multiplied by ``1 + FLOAT_SAFETY_MARGIN`` (1e-6),
+which dominates the float64 error of the SVD / eigenvalue computations (~1e-13 relative) with a
+wide margin. It does not (and no multiplicative factor can) cover the rounding of the float32
+forward pass itself, an additive error of about 1e-7 relative per operation (Mironov 2012,
+"On significance of the least significant bits for differential privacy"); see docs/nn.md.
+"""
+
+import dataclasses
+from typing import Any, Callable, Sequence
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from lipdp.nn.activations import FullSort, GroupSort, MaxMin
+from lipdp.nn.aol import AOLConv, AOLDense
+from lipdp.nn.bjorck import BjorckDense
+from lipdp.nn.linear_ops import ConvPadding, as_tuple, conv, resolve_padding
+from lipdp.nn.sequential import Flatten, LipschitzSequential
+from lipdp.nn.spectral import SpectralConv, SpectralDense
+
+FLOAT_SAFETY_MARGIN = 1e-6
+_MATCH_RTOL = 1e-3
+_FFT_CHUNK = 4096
+
+
+@dataclasses.dataclass(frozen=True)
+class LayerBound:
+  """Certified bound of one layer of the chain.
+
+  Attributes:
+    path: position in the (nested) chain, e.g. ``'layers_3/layers_0'`` or ``'[1]'``.
+    layer: the layer's type (or function) name.
+    bound: the certified upper bound on its Lipschitz constant (margin included).
+    method: how it was obtained (``'svd'``, ``'fft-circular'``, ``'fft-zero-padded'``, ...).
+    input_shape: shape of one input record of this layer.
+    output_shape: shape of one output record.
+  """
+
+  path: str
+  layer: str
+  bound: float
+  method: str
+  input_shape: tuple[int, ...]
+  output_shape: tuple[int, ...]
+
+
+def layer_lipschitz_bounds(
+    model: nn.Module, variables: Any, input_shape: Sequence[int]
+) -> list[LayerBound]:
+  """Per-layer certified bounds of a ``LipschitzSequential``, in order (nested chains flattened).
+
+  Args:
+    model: an unbound ``LipschitzSequential``.
+    variables: its variables (``params`` and, for spectral layers, ``lipschitz_state``).
+    input_shape: shape of one input record, without the batch axis.
+
+  Returns:
+    One ``LayerBound`` per layer; their product is ``certified_lipschitz_bound``.
+
+  Raises:
+    TypeError: for a model that is not a ``LipschitzSequential``, for a layer the certificate
+      cannot bound, or for a layer whose forward pass is not the operator it exposes.
+  """
+  if type(model) is not LipschitzSequential:  # pylint: disable=unidiomatic-typecheck
+    raise TypeError(
+        f"Only a LipschitzSequential chain can be certified, got {type(model).__name__}."
+    )
+  bound = model.bind(variables)
+  probe = jnp.asarray(
+      np.random.default_rng(0).standard_normal((2,) + tuple(input_shape)), jnp.float32
+  )
+  bounds: list[LayerBound] = []
+  _walk(bound, probe, "", bounds)
+  return bounds
+
+
+def certified_lipschitz_bound(
+    model: nn.Module, variables: Any, input_shape: Sequence[int]
+) -> float:
+  """Certified upper bound on ``Lip(model)`` (l2 -> l2), a host-side float64 number.
+
+  Args:
+    model: an unbound ``LipschitzSequential``.
+    variables: its variables (``params`` and, for spectral layers, ``lipschitz_state``).
+    input_shape: shape of one input record, without the batch axis.
+
+  Returns:
+    The product of the per-layer bounds of ``layer_lipschitz_bounds``.
+  """
+  bounds = layer_lipschitz_bounds(model, variables, input_shape)
+  return float(np.prod([b.bound for b in bounds], dtype=np.float64))
+
+
+def _walk(chain: nn.Module, x: jax.Array, prefix: str, out: list[LayerBound]) -> jax.Array:
+  for index, layer in enumerate(chain.layers):
+    is_module = isinstance(layer, nn.Module)
+    path = prefix + (layer.name if is_module else f"[{index}]")
+    if is_module and type(layer) is LipschitzSequential:  # pylint: disable=unidiomatic-typecheck
+      x = _walk(layer, x, path + "/", out)
+      continue
+    handler = _handler(layer)
+    y = layer(x)
+    value, method = handler(layer, x, y)
+    name = type(layer).__name__ if is_module else getattr(layer, "__name__", repr(layer))
+    out.append(LayerBound(path, name, value, method, tuple(x.shape[1:]), tuple(y.shape[1:])))
+    x = y
+  return x
+
+
+def _handler(layer: Any) -> Callable[[Any, jax.Array, jax.Array], tuple[float, str]]:
+  if isinstance(layer, nn.Module):
+    handler = _MODULE_HANDLERS.get(type(layer))
+    if handler is None:
+      raise TypeError(
+          f"Cannot certify a {type(layer).__name__}: the certificate only knows "
+          f"{sorted(t.__name__ for t in _MODULE_HANDLERS)} and nested LipschitzSequential "
+          "(exact types; subclasses are refused)."
+      )
+    return handler
+  for function in _ONE_LIPSCHITZ_FUNCTIONS:
+    if layer is function:
+      return _one_lipschitz_function
+  raise TypeError(
+      f"Cannot certify the function {layer!r}: only jax.nn.relu is known to be 1-Lipschitz. "
+      "Wrap other maps in a module the certificate knows."
+  )
+
+
+def _with_margin(value: float) -> float:
+  return float(value) * (1.0 + FLOAT_SAFETY_MARGIN)
+
+
+def _check_matches(layer: nn.Module, x: jax.Array, y: jax.Array, reference: np.ndarray) -> None:
+  """Raises unless ``layer(x) - layer(0)`` equals the linear operator's ``reference`` output."""
+  actual = np.asarray(y, np.float64) - np.asarray(layer(jnp.zeros_like(x)), np.float64)
+  if actual.shape != reference.shape:
+    raise TypeError(
+        f"{type(layer).__name__}: forward output {actual.shape} does not match the certified "
+        f"operator's {reference.shape}."
+    )
+  error = np.linalg.norm(actual - reference)
+  if not error <= _MATCH_RTOL * np.linalg.norm(reference) + 1e-6:
+    raise TypeError(
+        f"{type(layer).__name__}: its forward pass is not the linear operator the certificate "
+        f"would bound (relative mismatch {error / max(np.linalg.norm(reference), 1e-30):.2e})."
+    )
+
+
+def _dense_kernel(layer: nn.Module) -> jax.Array:
+  if type(layer) is nn.Dense:  # pylint: disable=unidiomatic-typecheck
+    return layer.variables["params"]["kernel"]
+  return layer.effective_kernel()
+
+
+def _dense_bound(layer: nn.Module, x: jax.Array, y: jax.Array) -> tuple[float, str]:
+  kernel = np.asarray(_dense_kernel(layer), np.float64)
+  if kernel.ndim != 2:
+    raise TypeError(f"{type(layer).__name__}: expected a 2-D kernel, got {kernel.shape}.")
+  _check_matches(layer, x, y, np.asarray(x, np.float64) @ kernel)
+  return _with_margin(np.linalg.svd(kernel, compute_uv=False)[0]), "svd"
+
+
+def _conv_kernel_and_geometry(layer: nn.Module, rank: int):
+  """The effective kernel, strides and kernel dilation of a supported convolution."""
+  if type(layer) is nn.Conv:  # pylint: disable=unidiomatic-typecheck
+    if as_tuple(layer.input_dilation, rank) != (1,) * rank:
+      raise TypeError("Cannot certify nn.Conv with input_dilation != 1.")
+    if layer.feature_group_count != 1:
+      raise TypeError("Cannot certify nn.Conv with feature_group_count != 1.")
+    kernel = layer.variables["params"]["kernel"]
+    if layer.mask is not None:
+      kernel = kernel * layer.mask
+    return kernel, as_tuple(layer.strides, rank), as_tuple(layer.kernel_dilation, rank)
+  return layer.effective_kernel(), as_tuple(layer.strides, rank), (1,) * rank
+
+
+def _conv_bound(layer: nn.Module, x: jax.Array, y: jax.Array) -> tuple[float, str]:
+  rank = x.ndim - 2
+  kernel, strides, dilation = _conv_kernel_and_geometry(layer, rank)
+  if kernel.ndim != rank + 2:
+    raise TypeError(f"{type(layer).__name__}: kernel {kernel.shape} does not fit input {x.shape}.")
+  padding = resolve_padding(layer.padding, x.shape[1:-1], kernel.shape[:rank], strides, dilation)
+  reference = _conv_reference(x, kernel, strides, padding, dilation)
+  _check_matches(layer, x, y, np.asarray(reference, np.float64))
+  value, method = conv_operator_norm_bound(
+      np.asarray(kernel, np.float64), x.shape[1:-1], strides, padding, dilation
+  )
+  return _with_margin(value), method
+
+
+def _conv_reference(x, kernel, strides, padding: ConvPadding, dilation) -> jax.Array:
+  """The certified operator: the convolution rebuilt from the explicit padding."""
+  if padding.circular:
+    x = jnp.pad(x, ((0, 0),) + padding.pads + ((0, 0),), mode="wrap")
+    pads = "VALID"
+  else:
+    pads = list(padding.pads)
+  return conv(
+      x.astype(jnp.float32),
+      jnp.asarray(kernel, jnp.float32),
+      strides=strides,
+      padding=pads,
+      kernel_dilation=dilation,
+      precision=jax.lax.Precision.HIGHEST,
+  )
+
+
+def conv_operator_norm_bound(
+    kernel: np.ndarray,
+    spatial_shape: Sequence[int],
+    strides: Sequence[int],
+    padding: ConvPadding,
+    kernel_dilation: Sequence[int] = None,
+) -> tuple[float, str]:
+  """Upper bound on the operator norm of a convolution, via the DFT (Sedghi et al. 2019).
+
+  Args:
+    kernel: ``(*kernel_size, c_in, c_out)``, float64.
+    spatial_shape: spatial size of the input.
+    strides: stride per spatial dimension.
+    padding: explicit padding (``linear_ops.resolve_padding``).
+    kernel_dilation: dilation per spatial dimension (default 1).
+
+  Returns:
+    ``(bound, method)``. The bound is the exact norm of the circular convolution on the input
+    grid (circular padding) or on the zero-padded grid (zero padding); ``method`` says which.
+
+  Raises:
+    TypeError: for a circular padding whose strided outputs wrap onto each other.
+  """
+  kernel = np.asarray(kernel, np.float64)
+  rank = kernel.ndim - 2
+  dilation = tuple(kernel_dilation or (1,) * rank)
+  if any(d > 1 for d in dilation):
+    sizes = tuple((k - 1) * d + 1 for k, d in zip(kernel.shape[:rank], dilation))
+    dilated = np.zeros(sizes + kernel.shape[rank:])
+    dilated[tuple(slice(None, None, d) for d in dilation)] = kernel
+    kernel = dilated
+  sizes = kernel.shape[:rank]
+  if padding.circular:
+    for n, k, s, (lo, hi) in zip(spatial_shape, sizes, strides, padding.pads):
+      outputs = (n + lo + hi - k) // s + 1
+      if (outputs - 1) * s >= n:
+        raise TypeError("Cannot certify a circular convolution whose outputs wrap around.")
+    grid = tuple(int(n) for n in spatial_shape)
+    method = "fft-circular"
+  else:
+    grid = tuple(int(n) + lo + hi for n, (lo, hi) in zip(spatial_shape, padding.pads))
+    method = "fft-zero-padded"
+  # Place the taps on the grid (wrapping taps that do not fit, as the circular operator does).
+  folded = np.zeros(grid + kernel.shape[rank:])
+  for tap in np.ndindex(*sizes):
+    folded[tuple(t % g for t, g in zip(tap, grid))] += kernel[tap]
+  spectrum = np.fft.rfftn(folded, axes=tuple(range(rank)))
+  c_in, c_out = kernel.shape[rank:]
+  matrices = spectrum.reshape(-1, c_in, c_out)
+  top = 0.0
+  for start in range(0, matrices.shape[0], _FFT_CHUNK):
+    chunk = matrices[start : start + _FFT_CHUNK]
+    if c_in <= c_out:
+      gram = chunk @ np.conj(np.swapaxes(chunk, 1, 2))
+    else:
+      gram = np.conj(np.swapaxes(chunk, 1, 2)) @ chunk
+    top = max(top, float(np.linalg.eigvalsh(gram)[:, -1].max()))
+  return float(np.sqrt(max(top, 0.0))), method
+
+
+def _one_lipschitz_function(layer, x, y) -> tuple[float, str]:
+  del layer, x, y
+  return 1.0, "1-Lipschitz function"
+
+
+def _sort_bound(layer, x, y) -> tuple[float, str]:
+  if y.shape != x.shape:
+    raise TypeError(f"{type(layer).__name__} changed the shape {x.shape} -> {y.shape}.")
+  return 1.0, "permutation per region"
+
+
+def _flatten_bound(layer, x, y) -> tuple[float, str]:
+  del layer
+  if y.size != x.size:
+    raise TypeError(f"Flatten changed the size {x.shape} -> {y.shape}.")
+  return 1.0, "reshape"
+
+
+_MODULE_HANDLERS = {
+    BjorckDense: _dense_bound,
+    SpectralDense: _dense_bound,
+    AOLDense: _dense_bound,
+    nn.Dense: _dense_bound,
+    SpectralConv: _conv_bound,
+    AOLConv: _conv_bound,
+    nn.Conv: _conv_bound,
+    MaxMin: _sort_bound,
+    GroupSort: _sort_bound,
+    FullSort: _sort_bound,
+    Flatten: _flatten_bound,
+}
+_ONE_LIPSCHITZ_FUNCTIONS = (jax.nn.relu,)

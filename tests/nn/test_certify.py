@@ -1,0 +1,216 @@
+"""The certificate: exact/provable per-layer bounds from the actual weights, and refusals."""
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from lipdp.nn import (
+    FLOAT_SAFETY_MARGIN,
+    AOLConv,
+    BjorckDense,
+    Flatten,
+    GroupSort,
+    LipschitzSequential,
+    MaxMin,
+    SpectralConv,
+    SpectralDense,
+    certified_lipschitz_bound,
+    exact_operator_norm,
+    layer_lipschitz_bounds,
+    lipschitz_mlp,
+)
+
+MARGIN = 1 + FLOAT_SAFETY_MARGIN
+
+
+def _init(model, input_shape, seed=0):
+  return jax.jit(model.init)(jax.random.PRNGKey(seed), jnp.ones((1,) + tuple(input_shape)))
+
+
+def _linear_part(model, variables):
+  return lambda z: model.apply(variables, z) - model.apply(variables, jnp.zeros_like(z))
+
+
+CONV_CASES = [
+    # (spatial shape, conv attributes, exact?)
+    ((6, 5, 2), dict(padding="CIRCULAR"), True),
+    ((5, 5, 3), dict(padding="CIRCULAR", kernel_size=(2, 2)), True),  # Even kernel.
+    ((4, 4, 2), dict(padding="CIRCULAR", kernel_size=(5, 5)), True),  # Kernel wider than input.
+    ((6, 6, 2), dict(padding="CIRCULAR", strides=2), False),
+    ((6, 5, 2), dict(padding="SAME"), False),
+    ((6, 6, 2), dict(padding="SAME", strides=2), False),
+    ((7, 6, 2), dict(padding="VALID", strides=(2, 1)), False),
+    ((6, 6, 2), dict(padding=((2, 0), (1, 3))), False),
+    ((7, 7, 2), dict(padding="SAME", kernel_dilation=2), False),
+    ((9, 3), dict(padding="CAUSAL", kernel_size=(3,)), False),
+    ((12, 2), dict(padding="CIRCULAR", kernel_size=(4,)), True),
+]
+
+
+@pytest.mark.parametrize("spatial,attrs,exact", CONV_CASES, ids=lambda c: str(c))
+def test_conv_bound_against_the_explicit_matrix(spatial, attrs, exact):
+  rank = len(spatial) - 1
+  attrs = {"kernel_size": (3,) * rank, **attrs}
+  model = LipschitzSequential([nn.Conv(3, **attrs)])
+  variables = _init(model, spatial)
+  bound = certified_lipschitz_bound(model, variables, spatial)
+  truth = exact_operator_norm(_linear_part(model, variables), spatial)
+  assert bound >= truth
+  if exact:
+    assert bound == pytest.approx(truth, rel=1e-4)
+    assert layer_lipschitz_bounds(model, variables, spatial)[0].method == "fft-circular"
+
+
+def test_conv_bound_on_scaled_and_trained_like_kernels():
+  """Layer types whose kernel is rescaled: the bound follows the effective kernel."""
+  spatial = (5, 5, 2)
+  for layer in (
+      AOLConv(4, (3, 3), lipschitz=2.0, padding="CIRCULAR"),
+      SpectralConv(4, (3, 3), lipschitz=2.0, padding="CIRCULAR"),
+  ):
+    model = LipschitzSequential([layer])
+    variables = _init(model, spatial)
+    truth = exact_operator_norm(_linear_part(model, variables), spatial)
+    assert certified_lipschitz_bound(model, variables, spatial) == pytest.approx(truth, rel=1e-4)
+
+
+def test_dense_bounds_are_exact_svds():
+  model = LipschitzSequential([nn.Dense(7), jax.nn.relu, nn.Dense(3)])
+  variables = _init(model, (5,))
+  kernels = [
+      np.asarray(variables["params"][k]["kernel"], np.float64) for k in ("layers_0", "layers_2")
+  ]
+  norms = [np.linalg.norm(k, 2) for k in kernels]
+  bounds = layer_lipschitz_bounds(model, variables, (5,))
+  expected = [norms[0] * MARGIN, 1.0, norms[1] * MARGIN]
+  assert [b.bound for b in bounds] == pytest.approx(expected, rel=1e-12)
+  assert [b.path for b in bounds] == ["layers_0", "[1]", "layers_2"]
+  assert [b.output_shape for b in bounds] == [(7,), (7,), (3,)]
+  assert certified_lipschitz_bound(model, variables, (5,)) == pytest.approx(
+      norms[0] * norms[1] * MARGIN**2, rel=1e-12
+  )
+
+
+def test_target_is_spread_and_certified():
+  model = lipschitz_mlp([32, 32, 16, 8], lipschitz_target=0.25)
+  variables = _init(model, (24,))
+  bounds = layer_lipschitz_bounds(model, variables, (24,))
+  dense = [b.bound for b in bounds if b.layer == "BjorckDense"]
+  assert dense == pytest.approx([0.25**0.25] * 4, rel=1e-5)
+  assert certified_lipschitz_bound(model, variables, (24,)) == pytest.approx(0.25, rel=1e-5)
+
+
+def test_nested_chains_are_walked():
+  inner = LipschitzSequential([BjorckDense(8, lipschitz=2.0), MaxMin()])
+  model = LipschitzSequential([inner, Flatten(), BjorckDense(4, lipschitz=0.5)])
+  variables = _init(model, (2, 6))
+  bounds = layer_lipschitz_bounds(model, variables, (2, 6))
+  paths = ["layers_0/layers_0", "layers_0/layers_1", "layers_1", "layers_2"]
+  assert [b.path for b in bounds] == paths
+  assert bounds[0].input_shape == (2, 6) and bounds[2].output_shape == (16,)
+  assert certified_lipschitz_bound(model, variables, (2, 6)) == pytest.approx(1.0, rel=1e-5)
+
+
+def _replace(variables, path, name, value):
+  params = jax.tree_util.tree_map(lambda x: x, variables["params"])
+  params[path] = {**params[path], name: value}
+  return {**variables, "params": params}
+
+
+def test_overwritten_plain_dense_is_reported_at_its_true_norm():
+  model = LipschitzSequential([nn.Dense(6)])
+  variables = _init(model, (6,))
+  big = variables["params"]["layers_0"]["kernel"] * 100.0
+  tampered = _replace(variables, "layers_0", "kernel", big)
+  truth = exact_operator_norm(_linear_part(model, tampered), (6,))
+  bound = certified_lipschitz_bound(model, tampered, (6,))
+  assert bound >= truth and bound == pytest.approx(truth, rel=1e-5) and bound > 10
+
+
+def test_bjorck_layer_is_judged_by_its_effective_kernel():
+  rng = np.random.default_rng(0)
+  model = LipschitzSequential([BjorckDense(10, lipschitz=1.0)])
+  variables = _init(model, (10,))
+  # Overwritten with a huge matrix: the forward pass re-orthonormalises it; the bound is the
+  # true norm of that forward pass.
+  huge = jnp.asarray(1e4 * rng.standard_normal((10, 10)), jnp.float32)
+  tampered = _replace(variables, "layers_0", "kernel", huge)
+  truth = exact_operator_norm(_linear_part(model, tampered), (10,))
+  assert certified_lipschitz_bound(model, tampered, (10,)) == pytest.approx(truth, rel=1e-5)
+  # Stopped early (one plain Björck step on an ill-conditioned W): the singular values are
+  # spread over (0, 1), and the certificate reports the true norm, not the nominal 1.
+  u, _ = np.linalg.qr(rng.standard_normal((10, 10)))
+  ill = (u * np.logspace(0, -3, 10)).astype(np.float32)
+  layer = BjorckDense(10, num_iters=1, scaled=False)
+  early = LipschitzSequential([layer])
+  v = _replace(_init(early, (10,)), "layers_0", "kernel", jnp.asarray(ill))
+  truth = exact_operator_norm(_linear_part(early, v), (10,))
+  bound = certified_lipschitz_bound(early, v, (10,))
+  layer_vars = {"params": v["params"]["layers_0"]}
+  kernel = np.asarray(layer.apply(layer_vars, method=BjorckDense.effective_kernel), np.float64)
+  assert np.linalg.svd(kernel, compute_uv=False).min() < 0.1
+  assert bound >= truth and bound == pytest.approx(truth, rel=1e-5) and bound < 1 - 1e-5
+
+
+def test_stale_power_iteration_state_is_not_trusted():
+  # Dense: the kernel changed after the last power iteration.
+  model = LipschitzSequential([SpectralDense(12, lipschitz=1.0)])
+  variables = _init(model, (12,))
+  new_kernel = jnp.asarray(np.random.default_rng(1).standard_normal((12, 12)), jnp.float32)
+  stale = _replace(variables, "layers_0", "kernel", new_kernel)
+  truth = exact_operator_norm(_linear_part(model, stale), (12,))
+  bound = certified_lipschitz_bound(model, stale, (12,))
+  assert bound >= truth and bound == pytest.approx(truth, rel=1e-5) and bound > 1.2
+  # Convolution: a single power iteration from a random start underestimates sigma.
+  conv = LipschitzSequential([SpectralConv(4, (3, 3), padding="CIRCULAR")])
+  variables = _init(conv, (6, 6, 3))
+  truth = exact_operator_norm(_linear_part(conv, variables), (6, 6, 3))
+  bound = certified_lipschitz_bound(conv, variables, (6, 6, 3))
+  assert bound == pytest.approx(truth, rel=1e-4) and bound > 1.05
+
+
+class _RogueBjorck(BjorckDense):
+  """Claims to be a BjorckDense but scales its output."""
+
+  def __call__(self, x):
+    return 10.0 * super().__call__(x)
+
+
+@pytest.mark.parametrize(
+    "layers,match",
+    [
+        ([nn.Dense(4), nn.LayerNorm()], "Cannot certify a LayerNorm"),
+        ([nn.Dense(4), jnp.tanh], "Cannot certify the function"),
+        ([nn.Dense(4), lambda x: 3 * x], "Cannot certify the function"),
+        ([_RogueBjorck(4)], "Cannot certify a _RogueBjorck"),
+        ([nn.Sequential([nn.Dense(4)])], "Cannot certify a Sequential"),
+        ([nn.Conv(4, (3,), feature_group_count=2)], "feature_group_count"),
+        ([nn.Dense(4, dot_general=lambda *a, **k: 2 * jax.lax.dot_general(*a, **k))], "not the linear operator"),
+    ],
+    ids=["layernorm", "tanh", "lambda", "subclass", "nn.Sequential", "grouped-conv", "custom-dot"],
+)
+def test_unknown_layers_raise_type_error(layers, match):
+  model = LipschitzSequential(layers)
+  shape = (5, 4) if isinstance(layers[0], nn.Conv) else (6,)
+  variables = _init(model, shape)
+  with pytest.raises(TypeError, match=match):
+    certified_lipschitz_bound(model, variables, shape)
+
+
+def test_only_a_lipschitz_sequential_is_accepted():
+  model = nn.Sequential([nn.Dense(3)])
+  variables = _init(model, (3,))
+  with pytest.raises(TypeError, match="Only a LipschitzSequential"):
+    certified_lipschitz_bound(model, variables, (3,))
+  layer = BjorckDense(3)
+  with pytest.raises(TypeError, match="Only a LipschitzSequential"):
+    certified_lipschitz_bound(layer, _init(layer, (3,)), (3,))
+
+
+def test_activations_and_flatten_count_as_one():
+  model = LipschitzSequential([MaxMin(), GroupSort(3), Flatten(), jax.nn.relu])
+  bounds = layer_lipschitz_bounds(model, {}, (2, 6))
+  assert [b.bound for b in bounds] == [1.0, 1.0, 1.0, 1.0]
+  assert bounds[2].output_shape == (12,)
