@@ -87,13 +87,14 @@ def empirical_lipschitz_lower_bound(
     return pair
 
   x, d = run(project((x0, d0)))
+  ratios_fn = jax.jit(lambda x, d: _pair_ratios(fn, x, d))
   if verify_in_float64:
     with jax.enable_x64(True):
       x64 = jnp.asarray(np.asarray(x, np.float64))
       d64 = jnp.asarray(np.asarray(d, np.float64))
-      ratios = np.asarray(_pair_ratios(fn, x64, d64), np.float64)
+      ratios = np.asarray(ratios_fn(x64, d64), np.float64)
   else:
-    ratios = np.asarray(_pair_ratios(fn, x, d), np.float64)
+    ratios = np.asarray(ratios_fn(x, d), np.float64)
   ratios = np.where(np.isfinite(ratios), ratios, -np.inf)
   best = int(np.argmax(ratios))
   value = float(ratios[best])

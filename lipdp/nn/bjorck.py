@@ -123,7 +123,6 @@ def _scaled_newton_schulz(w: Array, max_iters: int, tol: float) -> tuple[Array, 
   v0 = v0 / jnp.linalg.norm(v0)
   one = jnp.ones((), dt)
   zero = jnp.zeros((), dt)
-
   eps = jnp.finfo(dt).eps
 
   def body(state):

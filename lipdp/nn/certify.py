@@ -41,7 +41,8 @@ forward pass itself, an additive error of about 1e-7 relative per operation (Mir
 """
 
 import dataclasses
-from typing import Any, Callable, Sequence
+import functools
+from typing import Any, Callable, Optional, Sequence
 
 import flax.linen as nn
 import jax
@@ -128,6 +129,38 @@ def certified_lipschitz_bound(
   return float(np.prod([b.bound for b in bounds], dtype=np.float64))
 
 
+@functools.partial(jax.jit, static_argnums=0)
+def _apply(module: nn.Module, variables: Any, x: jax.Array) -> jax.Array:
+  return module.apply(variables, x)  # Evaluation mode: no collection is mutable.
+
+
+@functools.partial(jax.jit, static_argnums=0)
+def _effective_kernel(module: nn.Module, variables: Any) -> jax.Array:
+  return module.apply(variables, method=type(module).effective_kernel)
+
+
+class _Layer:
+  """A module of the chain as the certificate sees it: the unbound module and its variables,
+  with jitted (and cached per module and shape) forward pass and effective kernel."""
+
+  def __init__(self, bound: nn.Module):
+    self.module, self.variables = bound.unbind()
+    try:
+      hash(self.module)
+      self._apply, self._kernel = _apply, _effective_kernel
+    except TypeError:  # An unhashable attribute (e.g. an array mask): compile per call.
+      self._apply = lambda module, v, x: jax.jit(lambda v, x: module.apply(v, x))(v, x)
+      self._kernel = lambda module, v: jax.jit(
+          lambda v: module.apply(v, method=type(module).effective_kernel)
+      )(v)
+
+  def __call__(self, x: jax.Array) -> jax.Array:
+    return self._apply(self.module, self.variables, x)
+
+  def effective_kernel(self) -> jax.Array:
+    return self._kernel(self.module, self.variables)
+
+
 def _walk(chain: nn.Module, x: jax.Array, prefix: str, out: list[LayerBound]) -> jax.Array:
   for index, layer in enumerate(chain.layers):
     is_module = isinstance(layer, nn.Module)
@@ -136,9 +169,11 @@ def _walk(chain: nn.Module, x: jax.Array, prefix: str, out: list[LayerBound]) ->
       x = _walk(layer, x, path + "/", out)
       continue
     handler = _handler(layer)
+    if is_module:
+      layer = _Layer(layer)
     y = layer(x)
     value, method = handler(layer, x, y)
-    name = type(layer).__name__ if is_module else getattr(layer, "__name__", repr(layer))
+    name = type(layer.module).__name__ if is_module else getattr(layer, "__name__", repr(layer))
     out.append(LayerBound(path, name, value, method, tuple(x.shape[1:]), tuple(y.shape[1:])))
     x = y
   return x
@@ -167,56 +202,62 @@ def _with_margin(value: float) -> float:
   return float(value) * (1.0 + FLOAT_SAFETY_MARGIN)
 
 
-def _check_matches(layer: nn.Module, x: jax.Array, y: jax.Array, reference: np.ndarray) -> None:
+def _check_matches(layer: _Layer, x: jax.Array, y: jax.Array, reference: np.ndarray) -> None:
   """Raises unless ``layer(x) - layer(0)`` equals the linear operator's ``reference`` output."""
+  name = type(layer.module).__name__
   actual = np.asarray(y, np.float64) - np.asarray(layer(jnp.zeros_like(x)), np.float64)
   if actual.shape != reference.shape:
     raise TypeError(
-        f"{type(layer).__name__}: forward output {actual.shape} does not match the certified "
-        f"operator's {reference.shape}."
+        f"{name}: forward output {actual.shape} does not match the certified operator's "
+        f"{reference.shape}."
     )
   error = np.linalg.norm(actual - reference)
   if not error <= _MATCH_RTOL * np.linalg.norm(reference) + 1e-6:
     raise TypeError(
-        f"{type(layer).__name__}: its forward pass is not the linear operator the certificate "
-        f"would bound (relative mismatch {error / max(np.linalg.norm(reference), 1e-30):.2e})."
+        f"{name}: its forward pass is not the linear operator the certificate would bound "
+        f"(relative mismatch {error / max(np.linalg.norm(reference), 1e-30):.2e})."
     )
 
 
-def _dense_kernel(layer: nn.Module) -> jax.Array:
-  if type(layer) is nn.Dense:  # pylint: disable=unidiomatic-typecheck
+def _dense_kernel(layer: _Layer) -> jax.Array:
+  if type(layer.module) is nn.Dense:  # pylint: disable=unidiomatic-typecheck
     return layer.variables["params"]["kernel"]
   return layer.effective_kernel()
 
 
-def _dense_bound(layer: nn.Module, x: jax.Array, y: jax.Array) -> tuple[float, str]:
+def _dense_bound(layer: _Layer, x: jax.Array, y: jax.Array) -> tuple[float, str]:
   kernel = np.asarray(_dense_kernel(layer), np.float64)
   if kernel.ndim != 2:
-    raise TypeError(f"{type(layer).__name__}: expected a 2-D kernel, got {kernel.shape}.")
+    raise TypeError(f"{type(layer.module).__name__}: expected a 2-D kernel, got {kernel.shape}.")
   _check_matches(layer, x, y, np.asarray(x, np.float64) @ kernel)
   return _with_margin(np.linalg.svd(kernel, compute_uv=False)[0]), "svd"
 
 
-def _conv_kernel_and_geometry(layer: nn.Module, rank: int):
+def _conv_kernel_and_geometry(layer: _Layer, rank: int):
   """The effective kernel, strides and kernel dilation of a supported convolution."""
-  if type(layer) is nn.Conv:  # pylint: disable=unidiomatic-typecheck
-    if as_tuple(layer.input_dilation, rank) != (1,) * rank:
+  module = layer.module
+  if type(module) is nn.Conv:  # pylint: disable=unidiomatic-typecheck
+    if as_tuple(module.input_dilation, rank) != (1,) * rank:
       raise TypeError("Cannot certify nn.Conv with input_dilation != 1.")
-    if layer.feature_group_count != 1:
+    if module.feature_group_count != 1:
       raise TypeError("Cannot certify nn.Conv with feature_group_count != 1.")
     kernel = layer.variables["params"]["kernel"]
-    if layer.mask is not None:
-      kernel = kernel * layer.mask
-    return kernel, as_tuple(layer.strides, rank), as_tuple(layer.kernel_dilation, rank)
-  return layer.effective_kernel(), as_tuple(layer.strides, rank), (1,) * rank
+    if module.mask is not None:
+      kernel = kernel * module.mask
+    return kernel, as_tuple(module.strides, rank), as_tuple(module.kernel_dilation, rank)
+  return layer.effective_kernel(), as_tuple(module.strides, rank), (1,) * rank
 
 
-def _conv_bound(layer: nn.Module, x: jax.Array, y: jax.Array) -> tuple[float, str]:
+def _conv_bound(layer: _Layer, x: jax.Array, y: jax.Array) -> tuple[float, str]:
   rank = x.ndim - 2
   kernel, strides, dilation = _conv_kernel_and_geometry(layer, rank)
   if kernel.ndim != rank + 2:
-    raise TypeError(f"{type(layer).__name__}: kernel {kernel.shape} does not fit input {x.shape}.")
-  padding = resolve_padding(layer.padding, x.shape[1:-1], kernel.shape[:rank], strides, dilation)
+    raise TypeError(
+        f"{type(layer.module).__name__}: kernel {kernel.shape} does not fit input {x.shape}."
+    )
+  padding = resolve_padding(
+      layer.module.padding, x.shape[1:-1], kernel.shape[:rank], strides, dilation
+  )
   reference = _conv_reference(x, kernel, strides, padding, dilation)
   _check_matches(layer, x, y, np.asarray(reference, np.float64))
   value, method = conv_operator_norm_bound(
@@ -247,7 +288,7 @@ def conv_operator_norm_bound(
     spatial_shape: Sequence[int],
     strides: Sequence[int],
     padding: ConvPadding,
-    kernel_dilation: Sequence[int] = None,
+    kernel_dilation: Optional[Sequence[int]] = None,
 ) -> tuple[float, str]:
   """Upper bound on the operator norm of a convolution, via the DFT (Sedghi et al. 2019).
 
@@ -309,7 +350,7 @@ def _one_lipschitz_function(layer, x, y) -> tuple[float, str]:
 
 def _sort_bound(layer, x, y) -> tuple[float, str]:
   if y.shape != x.shape:
-    raise TypeError(f"{type(layer).__name__} changed the shape {x.shape} -> {y.shape}.")
+    raise TypeError(f"{type(layer.module).__name__} changed the shape {x.shape} -> {y.shape}.")
   return 1.0, "permutation per region"
 
 

@@ -214,3 +214,12 @@ def test_activations_and_flatten_count_as_one():
   bounds = layer_lipschitz_bounds(model, {}, (2, 6))
   assert [b.bound for b in bounds] == [1.0, 1.0, 1.0, 1.0]
   assert bounds[2].output_shape == (12,)
+
+
+def test_masked_plain_conv_is_certified_with_its_mask():
+  mask = np.ones((3, 3, 2, 3), np.float32)
+  mask[1, 1] = 0.0  # An unhashable module attribute, and a kernel the forward pass changes.
+  model = LipschitzSequential([nn.Conv(3, (3, 3), padding="CIRCULAR", mask=jnp.asarray(mask))])
+  variables = _init(model, (5, 5, 2))
+  truth = exact_operator_norm(_linear_part(model, variables), (5, 5, 2))
+  assert certified_lipschitz_bound(model, variables, (5, 5, 2)) == pytest.approx(truth, rel=1e-4)

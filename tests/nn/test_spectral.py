@@ -65,7 +65,6 @@ CONV_CASES = [
     dict(padding="SAME", strides=1),
     dict(padding="CIRCULAR", strides=1),
     dict(padding="SAME", strides=2),
-    dict(padding="VALID", strides=1),
 ]
 
 
