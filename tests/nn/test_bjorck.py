@@ -196,3 +196,16 @@ def test_float64_inputs_stay_float64():
     assert q.dtype == jnp.float64
     s = _singular_values(q)
   assert np.all(np.abs(s - 1) <= 1e-10)
+
+
+def test_per_example_gradients_under_vmap():
+  """DP-SGD clips per-example gradients: vmap(grad) must agree with a loop over examples."""
+  layer = BjorckDense(features=6)
+  x = jax.random.normal(jax.random.PRNGKey(1), (4, 10))
+  variables = jax.jit(layer.init)(jax.random.PRNGKey(0), x[:1])
+  loss = lambda params, xi: jnp.sum(jnp.sin(layer.apply({"params": params}, xi[None])))
+  batched = jax.jit(jax.vmap(jax.grad(loss), in_axes=(None, 0)))(variables["params"], x)
+  for i in range(4):
+    single = jax.grad(loss)(variables["params"], x[i])
+    for a, b in zip(jax.tree_util.tree_leaves(batched), jax.tree_util.tree_leaves(single)):
+      np.testing.assert_allclose(a[i], b, rtol=1e-5, atol=1e-6)
