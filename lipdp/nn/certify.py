@@ -27,7 +27,8 @@ Per layer (types are matched exactly, so a subclass that overrides the forward p
 Before bounding a linear layer, the certificate checks on a random probe that the layer's
 forward pass minus its value at 0 equals the linear operator it is about to bound (relative
 error < 1e-3, which allows for reduced-precision matmuls); a mismatch raises ``TypeError``, so
-the bound is always about the map the network computes.
+the bound is always about the map the network computes. ``nn.Dense``/``nn.Conv`` with a custom
+``dot_general`` / ``conv_general_dilated`` are refused outright.
 
 ``input_shape`` is the shape of *one* record, without a batch axis, e.g. ``(784,)`` or
 ``(28, 28, 1)``. Convolution bounds depend on the spatial size, so certify at the size the
@@ -219,8 +220,16 @@ def _check_matches(layer: _Layer, x: jax.Array, y: jax.Array, reference: np.ndar
     )
 
 
+def _refuse_custom_ops(module: nn.Module, names: Sequence[str]) -> None:
+  """flax layers can swap their contraction for any function; the certificate does not guess."""
+  for name in names:
+    if getattr(module, name, None) is not None:
+      raise TypeError(f"Cannot certify {type(module).__name__} with a custom {name}.")
+
+
 def _dense_kernel(layer: _Layer) -> jax.Array:
   if type(layer.module) is nn.Dense:  # pylint: disable=unidiomatic-typecheck
+    _refuse_custom_ops(layer.module, ("dot_general", "dot_general_cls"))
     return layer.variables["params"]["kernel"]
   return layer.effective_kernel()
 
@@ -237,6 +246,7 @@ def _conv_kernel_and_geometry(layer: _Layer, rank: int):
   """The effective kernel, strides and kernel dilation of a supported convolution."""
   module = layer.module
   if type(module) is nn.Conv:  # pylint: disable=unidiomatic-typecheck
+    _refuse_custom_ops(module, ("conv_general_dilated", "conv_general_dilated_cls"))
     if as_tuple(module.input_dilation, rank) != (1,) * rank:
       raise TypeError("Cannot certify nn.Conv with input_dilation != 1.")
     if module.feature_group_count != 1:

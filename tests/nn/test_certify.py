@@ -187,9 +187,14 @@ class _RogueBjorck(BjorckDense):
         ([_RogueBjorck(4)], "Cannot certify a _RogueBjorck"),
         ([nn.Sequential([nn.Dense(4)])], "Cannot certify a Sequential"),
         ([nn.Conv(4, (3,), feature_group_count=2)], "feature_group_count"),
-        ([nn.Dense(4, dot_general=lambda *a, **k: 2 * jax.lax.dot_general(*a, **k))], "not the linear operator"),
+        ([nn.Dense(4, dot_general=lambda *a, **k: 2 * jax.lax.dot_general(*a, **k))],
+         "custom dot_general"),
+        # A forward pass that is not the kernel the certificate reads: caught by the probe.
+        ([nn.Dense(4, promote_dtype=lambda x, k, b, dtype: (x, 2 * k, b))],
+         "not the linear operator"),
     ],
-    ids=["layernorm", "tanh", "lambda", "subclass", "nn.Sequential", "grouped-conv", "custom-dot"],
+    ids=["layernorm", "tanh", "lambda", "subclass", "nn.Sequential", "grouped-conv", "custom-dot",
+         "custom-promote"],
 )
 def test_unknown_layers_raise_type_error(layers, match):
   model = LipschitzSequential(layers)
