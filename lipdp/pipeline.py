@@ -71,6 +71,11 @@ def check_config(config: ml_collections.ConfigDict) -> None:
     raise ValueError(f"k must be a positive integer, got {config.k}")
   if config.model.sigma is not None and not config.model.sigma > 0:
     raise ValueError(f"model.sigma must be positive, got {config.model.sigma}")
+  if config.scope == "public" and not config.public_dataset:
+    raise ValueError("scope 'public' needs --config.public_dataset: a public data set in the same "
+                     "domain (a split of the private data is not public)")
+  if config.scope != "public" and config.public_dataset:
+    raise ValueError(f"public_dataset is only used with scope 'public', not {config.scope!r}")
 
 
 def encoder_calibration(config, diameter: float) -> tuple[float, float]:
@@ -98,7 +103,7 @@ def encoder_calibration(config, diameter: float) -> tuple[float, float]:
 
 
 # Settings that may change between a run and its resumption: they act after training.
-_RESUMABLE_FIELDS = ("noise_seed", "num_figure_samples", "shuffled_release")
+_RESUMABLE_FIELDS = ("noise_seed", "num_figure_samples", "shuffled_release", "replace_release")
 
 
 def _guard_workdir(config: ml_collections.ConfigDict, workdir: str) -> None:
@@ -122,9 +127,15 @@ def run(config: ml_collections.ConfigDict, workdir: str,
         progress_bar: bool = True) -> PipelineResult:
   """Runs the main job; see the module docstring for what it writes."""
   check_config(config)
+  release_dir = os.path.join(workdir, "release")
+  if (os.path.exists(os.path.join(release_dir, "privacy_report.json"))
+      and not config.replace_release):
+    raise ValueError(
+        f"{release_dir} already holds a release. A second release from the same private records "
+        "composes with the first (the reports do not add up by themselves); to replace it, and "
+        "only if it was never published, pass --config.replace_release=true")
   os.makedirs(workdir, exist_ok=True)
   _guard_workdir(config, workdir)
-  release_dir = os.path.join(workdir, "release")
   os.makedirs(release_dir, exist_ok=True)
 
   data = data_lib.load_dataset(config.dataset, data_dir=config.data_dir, radius=config.radius,
@@ -141,7 +152,18 @@ def run(config: ml_collections.ConfigDict, workdir: str,
   logging.info("Encoder: Lipschitz target %.4g, training sigma %.4g", lipschitz_target, sigma)
 
   # The records the weights are fit on: the private ones, unless the scope is 'public'.
-  fit_records = data.holdout if config.scope == "public" else data.train
+  fit_records = data.train
+  if config.scope == "public":
+    public = data_lib.load_dataset(config.public_dataset, data_dir=config.data_dir,
+                                   radius=config.radius, holdout_fraction=config.holdout_fraction,
+                                   split_seed=config.split_seed,
+                                   **config.public_options.to_dict())
+    if public.domain != domain:
+      raise ValueError(f"public data set {config.public_dataset!r} has domain {public.domain}, "
+                       f"not the private data's {domain}")
+    fit_records = np.concatenate([public.train, public.holdout])
+    logging.info("Scope 'public': training on %d records of %s", len(fit_records),
+                 config.public_dataset)
   dp = None
   if config.scope == "dp-sgd":
     dp = train_lib.DPSGDConfig(noise_multiplier=config.train.dp_noise_multiplier,
@@ -157,11 +179,8 @@ def run(config: ml_collections.ConfigDict, workdir: str,
   trained = train_lib.train(model, fit_records, domain.blocks, train_config, workdir=workdir)
   variables = {"params": trained.state.params, **trained.state.model_state}
 
-  certificate = synth_lib.certify_encoder(model, variables, domain.dim)
-  logging.info("Certified Lipschitz bound of the trained encoder mean: %.6g (target %.6g)",
-               certificate.mean_lipschitz, lipschitz_target)
   synthetic = synth_lib.synthesize(
-      model, variables, data.train, domain, certificate=certificate, epsilon=config.epsilon,
+      model, variables, data.train, domain, epsilon=config.epsilon,
       delta=config.delta, k=config.k, scope=config.scope, shuffled_release=config.shuffled_release,
       seed=config.noise_seed,
       dpsgd=None if dp is None else synth_lib.DPSGDTraining(
@@ -169,6 +188,12 @@ def run(config: ml_collections.ConfigDict, workdir: str,
           steps=config.train.num_steps),
       training_seeded_by_user=trained.seeded_by_user)
 
+  logging.info("Certified Lipschitz bound of the trained encoder mean: %.6g (target %.6g)",
+               synthetic.certificate.mean_lipschitz, lipschitz_target)
+  if synthetic.report.per_record_epsilon > config.epsilon * (1 + 1e-6):
+    logging.warning("The per-record epsilon of this release is %.4g, above the requested %.4g "
+                    "(the heteroscedastic mechanism's epsilon is computed, not calibrated).",
+                    synthetic.report.per_record_epsilon, config.epsilon)
   _atomic_write_text(os.path.join(release_dir, "domain.json"),
                      json.dumps(domain.describe(), indent=2))
   decoded = domain.decode(synthetic.records)

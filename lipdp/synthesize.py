@@ -55,12 +55,18 @@ def certify_encoder(model: vae_lib.LipschitzVAE, variables: Any, dim: int) -> En
 
 
 def release_latents(model: vae_lib.LipschitzVAE, variables: Any, records: np.ndarray, k: int,
-                    key: jax.Array, sigma: Optional[float] = None,
+                    noise_rng: np.random.Generator, sigma: Optional[float] = None,
                     batch_size: int = 1024) -> np.ndarray:
-  """The mechanism itself: k noisy latents per record, shape (n, k, latent_dim).
+  """The mechanism itself: k noisy latents per record, float64, shape (n, k, latent_dim).
+
+  mu(x) (and sigma(x)) are computed on the device at the highest matmul precision (no TF32
+  rounding on GPUs, so the map is the one the certificate bounds); the Gaussian noise is drawn
+  on the host in float64 (`lipdp.randomness.standard_normal`), which reaches 12.2 standard
+  deviations where JAX's float32 sampler stops near 5.2.
 
   `sigma` overrides the model's homoscedastic noise (the calibrated release noise); it must not
-  be given for a heteroscedastic model, whose noise sigma(x) is part of the certified mechanism.
+  be given for a heteroscedastic model, whose noise sigma(x), clipped to [sigma_min, sigma_max]
+  in float64, is part of the certified mechanism.
   """
   if k < 1:
     raise ValueError(f"k must be >= 1, got {k}")
@@ -70,16 +76,22 @@ def release_latents(model: vae_lib.LipschitzVAE, variables: Any, records: np.nda
     raise ValueError(f"sigma must be positive and finite, got {sigma}")
 
   @jax.jit
-  def release(chunk, chunk_key):
-    mu, model_sigma = model.apply(variables, chunk, method=vae_lib.LipschitzVAE.encode)
-    noise_sigma = model_sigma if sigma is None else jnp.full_like(model_sigma, sigma)
-    xi = jax.random.normal(chunk_key, (chunk.shape[0], k, mu.shape[-1]), mu.dtype)
-    return mu[:, None, :] + noise_sigma[:, None, None] * xi
+  def encode(chunk):
+    with jax.default_matmul_precision("highest"):
+      return model.apply(variables, chunk, method=vae_lib.LipschitzVAE.encode)
 
   out = []
-  for i, begin in enumerate(range(0, records.shape[0], batch_size)):
-    out.append(np.asarray(release(jnp.asarray(records[begin:begin + batch_size]),
-                                  jax.random.fold_in(key, i))))
+  for begin in range(0, records.shape[0], batch_size):
+    mu, model_sigma = encode(jnp.asarray(records[begin:begin + batch_size]))
+    mu = np.asarray(mu, np.float64)
+    if sigma is not None:
+      noise_sigma = np.full(mu.shape[0], float(sigma))
+    elif model.heteroscedastic:
+      noise_sigma = np.clip(np.asarray(model_sigma, np.float64), model.sigma_min, model.sigma_max)
+    else:
+      noise_sigma = np.full(mu.shape[0], float(model.sigma))
+    xi = randomness.standard_normal(noise_rng, (mu.shape[0], k, mu.shape[-1]))
+    out.append(mu[:, None, :] + noise_sigma[:, None, None] * xi)
   return np.concatenate(out, axis=0)
 
 
@@ -124,12 +136,13 @@ class DPSGDTraining:
 class SyntheticData:
   records: np.ndarray  # (n * k, dim), shuffled, in the domain
   report: Any  # lipdp.privacy.PrivacyReport
-  sigma: float  # the release noise (homoscedastic) or None
+  sigma: Optional[float]  # the release noise (homoscedastic), None if heteroscedastic
+  certificate: EncoderCertificate  # certified from the weights the release used
 
 
 def synthesize(model: vae_lib.LipschitzVAE, variables: Any, records: np.ndarray, domain, *,
                epsilon: Optional[float], delta: float, scope: str, k: int = 1,
-               certificate: Optional[EncoderCertificate] = None, shuffled_release: bool = True,
+               shuffled_release: bool = True,
                seed: Optional[int] = None, dpsgd: Optional[DPSGDTraining] = None,
                training_seeded_by_user: bool = False, batch_size: int = 1024) -> SyntheticData:
   """Private synthesis: k synthetic records per private record, shuffled, with the report.
@@ -139,6 +152,9 @@ def synthesize(model: vae_lib.LipschitzVAE, variables: Any, records: np.ndarray,
   (epsilon, delta) whatever the training aimed at. With `epsilon=None` the model's own sigma is
   used and epsilon is computed. Heteroscedastic models always use their own sigma(x), and
   epsilon is computed by RDP from the certified L and L_s.
+
+  The certificate is always recomputed here from `variables`, so the report's L is that of the
+  weights that produced the release.
 
   Args:
     records: the private records (n, dim), already in `domain`.
@@ -152,8 +168,8 @@ def synthesize(model: vae_lib.LipschitzVAE, variables: Any, records: np.ndarray,
   # The mechanism's guarantee needs every input inside the domain of diameter D.
   if not np.array_equal(domain.project(records), records):
     raise ValueError("records lie outside the declared domain; encode them with the domain first")
-  if certificate is None:
-    certificate = certify_encoder(model, variables, domain.dim)
+  # Always certified here, from the very weights that produce the release.
+  certificate = certify_encoder(model, variables, domain.dim)
   seeded = seed is not None
   seed = randomness.fresh_seed() if seed is None else randomness.check_seed(seed)
   diameter = float(domain.diameter)
@@ -164,17 +180,33 @@ def synthesize(model: vae_lib.LipschitzVAE, variables: Any, records: np.ndarray,
     release_sigma = (privacy.calibrate_sigma(epsilon, delta, sensitivity, k=k)
                      if epsilon is not None else float(model.sigma))
 
-  key = randomness.key_from_seed(seed)
-  latents = release_latents(model, variables, records, k, jax.random.fold_in(key, 0),
+  latents = release_latents(model, variables, records, k, randomness.numpy_rng(seed, 0),
                             sigma=release_sigma, batch_size=batch_size)
-  synthetic = decode_latents(model, variables, latents, domain)
+  # Everything below is post-processing of the float64 latents.
+  synthetic = decode_latents(model, variables, latents.astype(np.float32), domain)
   order = randomness.numpy_rng(seed, 1).permutation(synthetic.shape[0])
   synthetic = synthetic[order] if shuffled_release else synthetic
 
   report = _report(model, certificate, domain, diameter, release_sigma, k, delta, scope,
                    shuffled_release, seeded, dpsgd, training_seeded_by_user, records.shape[0],
                    latents.shape[-1])
-  return SyntheticData(records=synthetic, report=report, sigma=release_sigma)
+  _check_truncation_is_negligible(report, latents.shape[-1] * k)
+  return SyntheticData(records=synthetic, report=report, sigma=release_sigma,
+                       certificate=certificate)
+
+
+def _check_truncation_is_negligible(report, num_coordinates: int) -> None:
+  """The float64 sampler stops at 12.2 sigma; the delta it adds must be negligible.
+
+  An output region the truncated sampler never reaches has probability at most
+  num_coordinates * normal_truncation_mass() under the ideal Gaussian, which adds at most
+  (1 + e^epsilon) times that to delta. We require it below 1e-6 of the stated delta.
+  """
+  extra = ((1.0 + np.exp(min(report.per_record_epsilon, 700.0))) * num_coordinates
+           * randomness.normal_truncation_mass())
+  if extra > 1e-6 * report.delta:
+    raise ValueError(f"delta={report.delta:g} is too small for the float64 noise sampler: its "
+                     f"truncation at {randomness.FLOAT64_NORMAL_MAX} sigma adds up to {extra:.2g}")
 
 
 def _report(model, certificate, domain, diameter, release_sigma, k, delta, scope, shuffled,

@@ -88,14 +88,19 @@ def test_no_synthetic_record_equals_a_training_record(digits_run):
   assert distances.min() > 1e-3
 
 
-def test_rerun_in_the_same_workdir_resumes_and_redraws_the_noise(digits_run):
+def test_rerun_in_the_same_workdir_refuses_a_second_release_unless_asked(digits_run):
   config, workdir, result = digits_run
+  with pytest.raises(ValueError, match="already holds a release"):
+    pipeline.run(config, workdir, progress_bar=False)
+  config = _config(**{"train.num_steps": 300, "train.log_every": 100, "train.seed": 0,
+                      "replace_release": True})
   again = pipeline.run(config, workdir, progress_bar=False)
+  # Training resumed from its final checkpoint (same weights); the noise was drawn afresh.
   np.testing.assert_array_equal(
       jax.tree_util.tree_leaves(again.variables)[0], jax.tree_util.tree_leaves(result.variables)[0])
   assert not np.array_equal(again.synthetic_records, result.synthetic_records)
   changed = _config(**{"train.num_steps": 300, "train.log_every": 100, "train.seed": 0,
-                       "model.latent_dim": 8})
+                       "model.latent_dim": 8, "replace_release": True})
   with pytest.raises(ValueError, match="other settings"):
     pipeline.run(changed, workdir, progress_bar=False)
 
@@ -161,11 +166,23 @@ def test_dpsgd_scope_composes_training_and_release(tmp_path):
   assert report.recompute_epsilon() == pytest.approx(report.epsilon, rel=1e-9)
 
 
-def test_public_scope_trains_on_the_holdout(tmp_path):
-  config = _config(**{"scope": "public", "train.num_steps": 10, "train.seed": 1})
-  result = pipeline.run(config, str(tmp_path), progress_bar=False)
+def test_public_scope_trains_on_a_declared_public_dataset(tmp_path):
+  import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
+  rng = np.random.default_rng(0)
+  public_path = tmp_path / "public.npz"
+  np.savez(public_path, images=rng.integers(0, 256, (64, 28, 28, 1), dtype=np.uint8),
+           labels=rng.integers(0, 10, 64))
+  config = _config(**{"dataset": "tfds:mnist", "scope": "public", "train.num_steps": 5,
+                      "train.seed": 1, "train.batch_size": 16,
+                      "public_dataset": f"npz:{public_path}"})
+  config.public_options.num_classes = 10
+  with tfds.testing.mock_data(num_examples=40):
+    result = pipeline.run(config, str(tmp_path / "run"), progress_bar=False)
   assert result.report.scope == "public"
   assert len(result.synthetic_records) == len(result.data.train)
+  # Without a declared public data set, 'public' is refused (no split of the private data).
+  with pytest.raises(ValueError, match="public_dataset"):
+    pipeline.run(_config(scope="public"), str(tmp_path / "none"), progress_bar=False)
 
 
 def test_bad_settings_fail_before_any_work(tmp_path):

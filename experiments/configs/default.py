@@ -26,8 +26,14 @@ def get_config(arg: str = "") -> ml_collections.ConfigDict:
   c.k = 1
   # Scope of the model weights: 'conditional' (trained on the private records without DP, as in
   # the original method), 'dp-sgd' (trained with DP-SGD, composed by PLD accounting) or 'public'
-  # (trained on the holdout split, treated as public data disjoint from the private records).
+  # (trained on `public_dataset`, a separately declared public data set in the same domain, e.g.
+  # 'npz:/path/public.npz' with `public_options`; never on a split of the private data).
   c.scope = "conditional"
+  c.public_dataset = ml_collections.config_dict.placeholder(str)
+  c.public_options = ml_collections.ConfigDict()
+  # A work directory holds one release. Releasing again from the same private records composes
+  # with the first release; replacing it is only sound if the first one was never published.
+  c.replace_release = False
   # The release is a shuffled multiset without record identifiers: report the central epsilon
   # amplified by shuffling next to the per-record one.
   c.shuffled_release = True
