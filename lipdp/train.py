@@ -13,7 +13,11 @@ checklist here:
   deviation noise_multiplier * C is added to the *sum*, and only then is the sum divided by the
   expected batch size q * n (a data-independent constant);
 - the Poisson masks, the per-example encoder noise and the DP noise all come from a secret seed
-  drawn from OS entropy unless the caller fixes one (then the report says so).
+  drawn from OS entropy unless the caller fixes one (then the report says so); the seed file a
+  resumable run needs is deleted when training completes;
+- the DP noise is drawn in float64 on the host (JAX's float32 normal sampler stops near 5.2
+  standard deviations, which breaks delta); loss and clipping statistics, which the accounting
+  does not cover, go only to the private metrics file.
 
 Data parallelism: `jax.jit` over a 1-D device mesh with axis 'data'; the batch is sharded along
 it and the state replicated, so XLA inserts the gradient all-reduce. On several hosts call
@@ -138,8 +142,9 @@ def make_clipped_gradient_sum(model: vae_lib.LipschitzVAE, blocks: Sequence, cli
   """Builds `f(params, model_state, chunk, mask, rng) -> (sum of clipped grads, stats)`.
 
   Per-example gradients by vmap; each is scaled by min(1, C / ||g_i||) so its l2 norm is at most
-  C; masked-out (padding) rows contribute exactly zero. The model state is read, never written,
-  so no per-example information leaks through it.
+  C; masked-out (padding) rows contribute exactly zero, and so does an example whose gradient is
+  not finite (otherwise one NaN would poison, and reveal itself in, the whole noisy sum). The
+  model state is read, never written, so no per-example information leaks through it.
   """
 
   def example_loss(params, model_state, record, rng):
@@ -153,43 +158,64 @@ def make_clipped_gradient_sum(model: vae_lib.LipschitzVAE, blocks: Sequence, cli
     losses, grads = jax.vmap(jax.value_and_grad(example_loss), in_axes=(None, None, 0, 0))(
         params, model_state, chunk, keys)
     norms = jax.vmap(optax.global_norm)(grads)
-    scale = jnp.minimum(1.0, clip_norm / jnp.maximum(norms, 1e-12)) * mask
-    summed = jax.tree_util.tree_map(lambda g: jnp.tensordot(scale, g, axes=1), grads)
-    stats = {"loss_sum": jnp.sum(losses * mask), "clipped_fraction_sum":
-             jnp.sum((norms > clip_norm) * mask), "count": jnp.sum(mask)}
+    finite = jnp.isfinite(norms)
+    scale = jnp.where(finite, jnp.minimum(1.0, clip_norm / jnp.maximum(norms, 1e-12)), 0.0) * mask
+    summed = jax.tree_util.tree_map(
+        lambda g: jnp.tensordot(scale, jnp.where(
+            finite.reshape((-1,) + (1,) * (g.ndim - 1)), g, 0.0), axes=1), grads)
+    stats = {"loss_sum": jnp.sum(jnp.where(finite, losses, 0.0) * mask),
+             "clipped_fraction_sum": jnp.sum((norms > clip_norm) * mask),
+             "count": jnp.sum(mask)}
     return summed, stats
 
   return clipped_sum
 
 
+def dpsgd_noise(params: Any, dp: DPSGDConfig, seed: int, step: int) -> Any:
+  """The DP-SGD noise of `step`: N(0, (z C)^2) per coordinate, drawn in float64 on the host.
+
+  Drawn with `lipdp.randomness.standard_normal` (reaches 12.2 standard deviations; JAX's float32
+  sampler stops near 5.2, which would break delta at every step), then stored as float32.
+  Depends only on (seed, step), so a resumed run adds the same noise.
+  """
+  rng = randomness.numpy_rng(seed, step, 2)
+  scale = dp.noise_multiplier * dp.clip_norm
+  return jax.tree_util.tree_map(
+      lambda p: (scale * randomness.standard_normal(rng, np.shape(p))).astype(np.float32),
+      params)
+
+
 def make_noisy_update(model: nn.Module, optimizer: optax.GradientTransformation,
                       dp: DPSGDConfig, num_records: int, sample_records: jax.Array):
-  """Builds `f(state, grad_sum, rng) -> state`: noise on the sum, then divide by q * n.
+  """Builds `f(state, grad_sum, noise, rng) -> state`: noise on the sum, then divide by q * n.
 
-  Afterwards the model state (power-iteration vectors) is refreshed on a zero input, which
-  depends on the weights only.
+  `noise` comes from `dpsgd_noise`. Afterwards the model state (power-iteration vectors) is
+  refreshed on a zero input, which depends on the weights only (`rng` feeds that throw-away
+  forward pass).
   """
   expected_batch = dp.sampling_rate * num_records
   zeros = jnp.zeros_like(sample_records)
 
-  def noisy_update(state: TrainState, grad_sum, rng):
-    leaves, treedef = jax.tree_util.tree_flatten(grad_sum)
-    keys = jax.random.split(rng, len(leaves))
-    noised = [g + dp.noise_multiplier * dp.clip_norm * jax.random.normal(k, g.shape, g.dtype)
-              for g, k in zip(leaves, keys)]
-    grads = jax.tree_util.tree_map(lambda g: g / expected_batch,
-                                   jax.tree_util.tree_unflatten(treedef, noised))
+  def noisy_update(state: TrainState, grad_sum, noise, rng):
+    grads = jax.tree_util.tree_map(lambda g, e: (g + e) / expected_batch, grad_sum, noise)
     updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
     params = optax.apply_updates(state.params, updates)
     model_state = state.model_state
     if model_state:
-      # Only the mutated state is kept; the forward pass's noise and outputs are discarded.
+      # Only the mutated state is kept; the forward pass's outputs are discarded.
       _, model_state = model.apply({"params": params, **model_state}, zeros,
                                    rng, mutable=list(model_state.keys()))
     return state.replace(step=state.step + 1, params=params, model_state=model_state,
                          opt_state=opt_state)
 
   return noisy_update
+
+
+def replicate(mesh: jax.sharding.Mesh, tree: Any) -> Any:
+  """Places host arrays, identical on every host, replicated on all devices of the mesh."""
+  sharding = NamedSharding(mesh, PartitionSpec())
+  return jax.tree_util.tree_map(
+      lambda x: jax.make_array_from_callback(x.shape, sharding, lambda index: x[index]), tree)
 
 
 def poisson_batch_indices(num_records: int, sampling_rate: float, seed: int,
@@ -254,8 +280,8 @@ class TrainConfig:
     num_steps: optimisation steps.
     batch_size: plain-mode batch size (a multiple of the device count).
     learning_rate: adam learning rate.
-    seed: the training seed; None draws one from OS entropy (then saved in the work directory's
-      `train_seed.json` so a killed run can resume; that folder is a private artefact).
+    seed: the training seed; None draws one from OS entropy (then kept in the work directory's
+      `train_seed.json` so a killed run can resume, and deleted once training completes).
     dp: DP-SGD settings, or None for plain training.
     image_likelihood, beta: the ELBO (see `lipdp.models.vae`).
     log_every, checkpoint_every: progress and checkpoint periods in steps.
@@ -324,6 +350,14 @@ def _resolve_local_seed(config: TrainConfig, workdir: Optional[str]) -> tuple[in
                 f)
     os.replace(tmp, path)
   return seed, False
+
+
+def _forget_seed(workdir: str) -> None:
+  """Deletes the secret seed once training is complete: it would let anyone holding the work
+  directory regenerate every Poisson mask and noise draw of a DP-SGD run."""
+  path = os.path.join(workdir, "train_seed.json")
+  if jax.process_index() == 0 and os.path.exists(path):
+    os.remove(path)
 
 
 def train(model: vae_lib.LipschitzVAE, records: np.ndarray, blocks: Sequence,
@@ -419,7 +453,8 @@ def train(model: vae_lib.LipschitzVAE, records: np.ndarray, blocks: Sequence,
                                       step_key(seed, step, 1), c))
         grad_sum = jax.tree_util.tree_map(jnp.add, grad_sum, part)
         totals = {k: totals[k] + float(v) for k, v in stats.items()}
-      state = noisy_update(state, grad_sum, step_key(seed, step, 2))
+      noise = replicate(mesh, dpsgd_noise(state.params, dp, seed, step))
+      state = noisy_update(state, grad_sum, noise, step_key(seed, step, 2))
       count = max(totals["count"], 1.0)
       metrics = {"loss": totals["loss_sum"] / count, "batch_size": totals["count"],
                  "clipped_fraction": totals["clipped_fraction_sum"] / count}
@@ -431,9 +466,14 @@ def train(model: vae_lib.LipschitzVAE, records: np.ndarray, blocks: Sequence,
       mean = {k: float(np.mean([float(m[k]) for m in window])) for k in window[0]}
       window = []
       record = {"step": done, **mean, "elapsed_s": round(time.time() - t0, 3)}
-      logging.info("step %d: %s", done, " ".join(f"{k}={v:.4g}" for k, v in mean.items()))
-      if progress is not None:
-        progress.set_postfix(loss=f"{mean['loss']:.3f}")
+      if config.dp is None:
+        logging.info("step %d: %s", done, " ".join(f"{k}={v:.4g}" for k, v in mean.items()))
+        if progress is not None:
+          progress.set_postfix(loss=f"{mean['loss']:.3f}")
+      else:
+        # Loss, batch size and clipped fraction are not covered by the DP-SGD accounting: they
+        # go only to the private metrics file, never to the console (logs are often shared).
+        logging.info("step %d (DP-SGD; statistics only in the private metrics.jsonl)", done)
       if metrics_writer is not None:
         metrics_writer.write(record)
     if manager is not None and (done % config.checkpoint_every == 0 or done == end_step):
@@ -443,5 +483,7 @@ def train(model: vae_lib.LipschitzVAE, records: np.ndarray, blocks: Sequence,
     manager.close()
   if progress is not None:
     progress.close()
+  if workdir is not None and end_step == config.num_steps and not seeded_by_user:
+    _forget_seed(workdir)
   return TrainResult(state=state, seed=seed, seeded_by_user=seeded_by_user,
                      resumed_from=start_step, wall_time_s=time.time() - t0)

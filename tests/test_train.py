@@ -112,12 +112,60 @@ def test_dpsgd_noise_is_added_to_the_sum_then_divided():
   dp = train_lib.DPSGDConfig(noise_multiplier=2.0, clip_norm=0.25, sampling_rate=0.1)
   sgd = train_lib.optax.sgd(1.0)
   state = train_lib.create_train_state(model, sgd, jnp.asarray(records[:1]), jax.random.key(1))
+  noise = train_lib.dpsgd_noise(state.params, dp, seed=5, step=3)
+  flat_noise = _flat(noise)
+  # N(0, (z C)^2) per coordinate, in float64 before storage: std z C = 0.5, and tails past the
+  # 5.2 sigma where JAX's float32 sampler stops are reachable.
+  n = flat_noise.size  # a few hundred parameters: allow 4 standard errors
+  assert abs(np.std(flat_noise) - 0.5) < 4 * 0.5 / np.sqrt(2 * n)
+  assert abs(np.mean(flat_noise)) < 4 * 0.5 / np.sqrt(n)
+  np.testing.assert_array_equal(flat_noise, _flat(train_lib.dpsgd_noise(state.params, dp, 5, 3)))
+  assert not np.allclose(flat_noise, _flat(train_lib.dpsgd_noise(state.params, dp, 5, 4)))
   update = jax.jit(train_lib.make_noisy_update(model, sgd, dp, 100, jnp.asarray(records[:1])))
-  zero_grads = jax.tree_util.tree_map(jnp.zeros_like, state.params)
-  new = update(state, zero_grads, jax.random.key(5))
+  grad_sum = jax.tree_util.tree_map(jnp.ones_like, state.params)
+  new = update(state, grad_sum, noise, jax.random.key(5))
   delta = _flat(new.params) - _flat(state.params)
-  # With zero gradients the SGD(lr=1) step is -noise / (q n): std = z * C / (q n) = 0.05.
-  assert abs(np.std(delta) - 2.0 * 0.25 / 10.0) < 0.005
+  # SGD(lr=1) step = -(sum + noise) / (q n), q n = 10: the division comes after the noise.
+  np.testing.assert_allclose(delta, -(1.0 + flat_noise) / 10.0, rtol=1e-5, atol=1e-6)
+
+
+def test_float64_noise_reaches_past_the_float32_cutoff():
+  float32_cutoff = float(np.max(np.abs(jax.random.normal(jax.random.key(0), (4_000_000,)))))
+  assert float32_cutoff < 5.5  # why the privacy noise is not drawn by jax.random.normal
+  rng = np.random.default_rng(0)
+  largest = 0.0
+  for _ in range(20):  # P(|xi| > 5.5) = 3.8e-8: about 0.4 expected per 1e7 draws
+    draws = train_lib.randomness.standard_normal(rng, (10_000_000,))
+    assert draws.dtype == np.float64
+    largest = max(largest, float(np.max(np.abs(draws))))
+    if largest > 5.5:
+      break
+  assert largest > 5.5
+
+
+def test_a_nan_gradient_contributes_nothing():
+  model = _model()
+  records = _records(4)
+  state = train_lib.create_train_state(model, train_lib.optax.sgd(1.0),
+                                       jnp.asarray(records[:1]), jax.random.key(1))
+  clipped_sum = jax.jit(train_lib.make_clipped_gradient_sum(model, BLOCKS, 1.0))
+  bad = records.copy()
+  bad[0, 0] = np.nan
+  with_nan, stats = clipped_sum(state.params, state.model_state, jnp.asarray(bad), np.ones(4),
+                                jax.random.key(2))
+  without, _ = clipped_sum(state.params, state.model_state, jnp.asarray(bad),
+                           np.array([0.0, 1, 1, 1]), jax.random.key(2))
+  assert np.all(np.isfinite(_flat(with_nan)))
+  np.testing.assert_allclose(_flat(with_nan), _flat(without), rtol=1e-5, atol=1e-7)
+
+
+def test_completed_training_forgets_its_secret_seed(tmp_path):
+  config = train_lib.TrainConfig(num_steps=4, batch_size=16, checkpoint_every=2,
+                                 progress_bar=False)
+  train_lib.train(_model(), _records(), BLOCKS, config, workdir=str(tmp_path), stop_after=2)
+  assert (tmp_path / "train_seed.json").exists()  # needed to resume
+  train_lib.train(_model(), _records(), BLOCKS, config, workdir=str(tmp_path))
+  assert not (tmp_path / "train_seed.json").exists()
 
 
 def test_poisson_batches_are_exact_bernoulli_samples():
