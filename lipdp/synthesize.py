@@ -227,6 +227,12 @@ def _report(model, certificate, domain, diameter, release_sigma, k, delta, scope
     notes.append("the DP-SGD noise and batch sampling came from a user-fixed seed")
   if seeded:
     notes.append("the release noise and shuffle came from a user-fixed seed")
+  if scope == "conditional":
+    notes.append("the certified L, its per-layer bounds and the calibrated sigma in this report "
+                 "are computed from weights fit on the private records without DP; like the "
+                 "weights, they are not covered by the guarantee")
+  notes.append(f"noise drawn in float64 (|xi| < {randomness.FLOAT64_NORMAL_MAX}); the "
+               "truncation's contribution to delta is checked to be below 1e-6 of delta")
   claim_shuffling = bool(shuffled) and not model.heteroscedastic
   if shuffled and not claim_shuffling:
     notes.append("the release is shuffled, but no amplification by shuffling is claimed for "
