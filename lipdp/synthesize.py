@@ -42,7 +42,16 @@ class EncoderCertificate:
 
 
 def certify_encoder(model: vae_lib.LipschitzVAE, variables: Any, dim: int) -> EncoderCertificate:
-  """Certifies mu (and log sigma, if heteroscedastic) from the trained weights."""
+  """Certifies mu (and log sigma, if heteroscedastic) from the trained weights.
+
+  Runs at the highest matmul precision, like `release_latents`, so the certificate's check that
+  each layer computes the operator it bounds sees the same arithmetic as the release.
+  """
+  with jax.default_matmul_precision("highest"):
+    return _certify_encoder(model, variables, dim)
+
+
+def _certify_encoder(model, variables, dim) -> EncoderCertificate:
   mean_vars = submodule_variables(variables, "encoder_mean")
   mean_bound = lnn.certified_lipschitz_bound(model.encoder_mean, mean_vars, (dim,))
   layer_bounds = tuple(float(b.bound) for b in
