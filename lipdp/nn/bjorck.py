@@ -270,6 +270,11 @@ def bjorck_orthonormalize(
   return (q, info) if return_info else q
 
 
+def orthogonal_init(key: Array, shape, dtype=jnp.float32) -> Array:
+  """Orthogonal initialiser computed in float32 (QR has no 16-bit kernels), cast to ``dtype``."""
+  return nn.initializers.orthogonal()(key, shape, jnp.float32).astype(dtype)
+
+
 class BjorckDense(nn.Module):
   """Dense layer ``y = x K + b`` with ``K = lipschitz * bjorck_orthonormalize(W)``.
 
@@ -305,7 +310,7 @@ class BjorckDense(nn.Module):
   dtype: Optional[Any] = None
   param_dtype: Any = jnp.float32
   precision: Any = None
-  kernel_init: Any = nn.initializers.orthogonal()
+  kernel_init: Any = orthogonal_init
   bias_init: Any = nn.initializers.zeros_init()
 
   @nn.compact

@@ -22,7 +22,8 @@ Per layer (types are matched exactly, so a subclass that overrides the forward p
   keeps a subset of the stride-1 outputs (norm <= 1). Dilated kernels are expanded with zeros.
   The bound is exact for circular padding with stride 1.
 * MaxMin, GroupSort, FullSort, ``Flatten`` and ``jax.nn.relu``: 1.
-* Nested ``LipschitzSequential``: walked recursively. Anything else raises ``TypeError``.
+* Nested ``LipschitzSequential``: walked recursively. Anything else raises ``TypeError``, as
+  does a layer computing in 16 bits (it rounds its inputs, so it is not a linear map).
 
 Before bounding a linear layer, the certificate checks on a random probe that the layer's
 forward pass minus its value at 0 equals the linear operator it is about to bound (relative
@@ -171,6 +172,7 @@ def _walk(chain: nn.Module, x: jax.Array, prefix: str, out: list[LayerBound]) ->
       continue
     handler = _handler(layer)
     if is_module:
+      _refuse_low_precision(layer)
       layer = _Layer(layer)
     y = layer(x)
     value, method = handler(layer, x, y)
@@ -197,6 +199,16 @@ def _handler(layer: Any) -> Callable[[Any, jax.Array, jax.Array], tuple[float, s
       f"Cannot certify the function {layer!r}: only jax.nn.relu is known to be 1-Lipschitz. "
       "Wrap other maps in a module the certificate knows."
   )
+
+
+def _refuse_low_precision(module: nn.Module) -> None:
+  """A layer computing in 16-bit rounds its inputs: not a linear map at the certified scale."""
+  dtype = getattr(module, "dtype", None)
+  if dtype is not None and jnp.finfo(dtype).bits < 32:
+    raise TypeError(
+        f"Cannot certify {type(module).__name__} computing in {jnp.dtype(dtype).name}: "
+        "the certificate needs float32 or float64 computation (16-bit parameters are fine)."
+    )
 
 
 def _with_margin(value: float) -> float:
@@ -227,10 +239,15 @@ def _refuse_custom_ops(module: nn.Module, names: Sequence[str]) -> None:
       raise TypeError(f"Cannot certify {type(module).__name__} with a custom {name}.")
 
 
+def _as_computed(module: nn.Module, kernel: jax.Array) -> jax.Array:
+  """The kernel in the dtype the flax layer computes with (e.g. rounded to bfloat16)."""
+  return kernel if module.dtype is None else jnp.asarray(kernel).astype(module.dtype)
+
+
 def _dense_kernel(layer: _Layer) -> jax.Array:
   if type(layer.module) is nn.Dense:  # pylint: disable=unidiomatic-typecheck
     _refuse_custom_ops(layer.module, ("dot_general", "dot_general_cls"))
-    return layer.variables["params"]["kernel"]
+    return _as_computed(layer.module, layer.variables["params"]["kernel"])
   return layer.effective_kernel()
 
 
@@ -254,7 +271,7 @@ def _conv_kernel_and_geometry(layer: _Layer, rank: int):
     kernel = layer.variables["params"]["kernel"]
     if module.mask is not None:
       kernel = kernel * module.mask
-    return kernel, as_tuple(module.strides, rank), as_tuple(module.kernel_dilation, rank)
+    return _as_computed(module, kernel), as_tuple(module.strides, rank), as_tuple(module.kernel_dilation, rank)
   return layer.effective_kernel(), as_tuple(module.strides, rank), (1,) * rank
 
 

@@ -228,3 +228,13 @@ def test_masked_plain_conv_is_certified_with_its_mask():
   variables = _init(model, (5, 5, 2))
   truth = exact_operator_norm(_linear_part(model, variables), (5, 5, 2))
   assert certified_lipschitz_bound(model, variables, (5, 5, 2)) == pytest.approx(truth, rel=1e-4)
+
+
+def test_sixteen_bit_computation_is_refused_but_sixteen_bit_parameters_are_bounded():
+  model = LipschitzSequential([nn.Dense(16, dtype=jnp.bfloat16)])
+  with pytest.raises(TypeError, match="computing in bfloat16"):
+    certified_lipschitz_bound(model, _init(model, (16,)), (16,))
+  model = LipschitzSequential([BjorckDense(16, param_dtype=jnp.bfloat16)])
+  variables = _init(model, (16,))
+  truth = exact_operator_norm(_linear_part(model, variables), (16,))
+  assert certified_lipschitz_bound(model, variables, (16,)) == pytest.approx(truth, rel=1e-5)
