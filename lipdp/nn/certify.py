@@ -285,7 +285,7 @@ def _conv_bound(layer: _Layer, x: jax.Array, y: jax.Array) -> tuple[float, str]:
   padding = resolve_padding(
       layer.module.padding, x.shape[1:-1], kernel.shape[:rank], strides, dilation
   )
-  reference = _conv_reference(x, kernel, strides, padding, dilation)
+  reference = _conv_reference(x, kernel, tuple(strides), padding, tuple(dilation))
   _check_matches(layer, x, y, np.asarray(reference, np.float64))
   value, method = conv_operator_norm_bound(
       np.asarray(kernel, np.float64), x.shape[1:-1], strides, padding, dilation
@@ -293,6 +293,7 @@ def _conv_bound(layer: _Layer, x: jax.Array, y: jax.Array) -> tuple[float, str]:
   return _with_margin(value), method
 
 
+@functools.partial(jax.jit, static_argnums=(2, 3, 4))
 def _conv_reference(x, kernel, strides, padding: ConvPadding, dilation) -> jax.Array:
   """The certified operator: the convolution rebuilt from the explicit padding."""
   if padding.circular:

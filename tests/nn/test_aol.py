@@ -28,7 +28,7 @@ def test_conv_scale_matches_brute_force_autocorrelation():
   )
 
 
-@pytest.mark.parametrize("shape", [(12, 5), (5, 12), (8, 8)], ids=str)
+@pytest.mark.parametrize("shape", [(12, 5), (5, 12)], ids=str)
 def test_dense_is_lipschitz_by_construction(shape):
   layer = AOLDense(features=shape[1], lipschitz=1.5)
   for seed in range(3):
@@ -48,7 +48,6 @@ def test_dense_is_lipschitz_by_construction(shape):
 CASES = [
     dict(padding="SAME", strides=1, kernel_size=(3, 3)),
     dict(padding="CIRCULAR", strides=1, kernel_size=(3, 3)),
-    dict(padding="VALID", strides=1, kernel_size=(3, 3)),
     dict(padding="SAME", strides=2, kernel_size=(3, 3)),
     dict(padding="CIRCULAR", strides=1, kernel_size=(5, 5)),  # Wider than half the grid.
     dict(padding=((2, 0), (1, 1)), strides=1, kernel_size=(2, 3)),

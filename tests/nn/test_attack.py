@@ -65,7 +65,6 @@ SINGLE_LAYERS = {
     "spectral-dense": (lambda: SpectralDense(6, lipschitz=1.7), (10,)),
     "aol-dense": (lambda: AOLDense(6, lipschitz=1.7), (10,)),
     "nn.Dense": (lambda: nn.Dense(6), (10,)),
-    "spectral-conv-same": (lambda: SpectralConv(3, (3, 3), lipschitz=1.7), (5, 5, 2)),
     "spectral-conv-circular": (lambda: SpectralConv(3, (3, 3), padding="CIRCULAR"), (5, 5, 2)),
     "aol-conv-strided": (lambda: AOLConv(3, (3, 3), lipschitz=1.7, strides=2), (5, 5, 2)),
     "nn.Conv": (lambda: nn.Conv(3, (3, 3)), (5, 5, 2)),
