@@ -5,7 +5,7 @@ with orthonormal columns (rows, if W is wide), and every singular value of ``Q``
 Bowie (1971, "An iterative algorithm for computing the best estimate of an orthogonal matrix",
 SIAM J. Numer. Anal. 8(2)) compute it with the iteration
 
-    X_{k+1} = X_k p(X_k^T X_k),   p(G) = sum_{j=0}^{order} c_j (I - G)^j,   c_j = binom(2j, j) / 4^j,
+    X_{k+1} = X_k p(X_k^T X_k),  p(G) = sum_{j=0}^{order} c_j (I - G)^j,  c_j = binom(2j, j) / 4^j,
 
 the order-``order`` Taylor expansion of ``G^{-1/2}``. It acts on each singular value ``s`` of
 ``X_k`` separately, through the scalar map ``s -> s p(s^2)``, and converges for every ``s`` in
@@ -39,11 +39,12 @@ matrix"). The interval comes from the Gram matrix ``G_k`` that the step computes
 
 The loop stops once the *provable* lower bound, carried through the exact scalar map
 (``l_prov <- min(f_a(l_prov), f_a(u))``), is within ``tol`` of 1; all singular values then lie in
-``[1 - tol, 1]`` in exact arithmetic (float32 rounding adds about 1e-6). Well-conditioned W (the
-orthogonal initialisation, and weights during training) take 1-4 steps, a Gaussian matrix
-6-8, condition number 1e3 about 13 and 1e6 about 20 (784 x 512, log-spaced spectrum); the
-default cap of 30 steps is not reached by full-rank inputs in the tests. A rank-deficient W keeps its zero singular values (the result is a partial
-isometry, still norm <= 1) and runs to the cap.
+``[1 - tol, 1]`` in exact arithmetic (float32 rounding adds about 1e-6). Steps taken: 1 for an
+orthogonal W (the default initialisation), 3-5 for weights trained from it with Adam (see
+experiments/benchmark.py), 6-8 for a Gaussian matrix, about 13 for condition number 1e3 and 20
+for 1e6 (784 x 512, log-spaced spectrum); the default cap of 30 steps is not reached by
+full-rank inputs in the tests. A rank-deficient W keeps
+its zero singular values (the result is a partial isometry, still norm <= 1) and runs to the cap.
 
 Gradients. The iterations run under ``jax.lax.stop_gradient``; the backward pass uses the
 derivative of the polar factor at the converged point,
@@ -296,7 +297,7 @@ class BjorckDense(nn.Module):
     param_dtype: dtype of the parameters.
     precision: precision of the forward matmul ``x K``.
     kernel_init: initialiser of the unconstrained weight W (orthogonal by default, which
-      needs a single Björck step and keeps training steps at 1-4 steps).
+      needs a single Björck step; 3-5 steps after Adam training in experiments/benchmark.py).
     bias_init: initialiser of the bias.
   """
 

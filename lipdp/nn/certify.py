@@ -271,7 +271,8 @@ def _conv_kernel_and_geometry(layer: _Layer, rank: int):
     kernel = layer.variables["params"]["kernel"]
     if module.mask is not None:
       kernel = kernel * module.mask
-    return _as_computed(module, kernel), as_tuple(module.strides, rank), as_tuple(module.kernel_dilation, rank)
+    strides, dilation = as_tuple(module.strides, rank), as_tuple(module.kernel_dilation, rank)
+    return _as_computed(module, kernel), strides, dilation
   return layer.effective_kernel(), as_tuple(module.strides, rank), (1,) * rank
 
 

@@ -14,7 +14,9 @@ import jax.numpy as jnp
 import numpy as np
 
 
-def linear_map_matrix(fn: Callable[[jax.Array], jax.Array], input_shape: Sequence[int]) -> np.ndarray:
+def linear_map_matrix(
+    fn: Callable[[jax.Array], jax.Array], input_shape: Sequence[int]
+) -> np.ndarray:
   """The Jacobian at 0 of a batched map ``(1, *input_shape) -> (1, ...)``, as a float64 matrix.
 
   Evaluated under ``jax.enable_x64``, so float32 parameters are applied in float64 arithmetic.

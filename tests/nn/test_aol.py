@@ -54,7 +54,9 @@ CASES = [
 ]
 
 
-@pytest.mark.parametrize("case", CASES, ids=lambda c: f"{c['padding']}-s{c['strides']}-k{c['kernel_size']}")
+@pytest.mark.parametrize(
+    "case", CASES, ids=lambda c: f"{c['padding']}-s{c['strides']}-k{c['kernel_size']}"
+)
 def test_conv_is_lipschitz_by_construction(case):
   shape = (6, 6, 3)
   layer = AOLConv(features=4, lipschitz=0.8, **case)

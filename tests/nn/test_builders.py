@@ -70,7 +70,8 @@ def test_convnet_structure_and_shapes():
   out = jax.eval_shape(model.apply, variables, jax.ShapeDtypeStruct((5, 8, 8, 3), jnp.float32))
   assert out.shape == (5, 2)
   spectral = lipschitz_convnet([4], [2], conv="spectral", dense="spectral", padding="CIRCULAR")
-  assert [type(layer) for layer in spectral.layers] == [SpectralConv, MaxMin, Flatten, SpectralDense]
+  types = [type(layer) for layer in spectral.layers]
+  assert types == [SpectralConv, MaxMin, Flatten, SpectralDense]
   assert spectral.layers[0].padding == "CIRCULAR"
   with pytest.raises(ValueError, match="one entry per convolution"):
     lipschitz_convnet([4, 4], [2], strides=[1])
