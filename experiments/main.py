@@ -21,6 +21,10 @@ _DEFAULT_CONFIG = os.path.join(os.path.dirname(os.path.abspath(__file__)), "conf
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("workdir", "runs/digits", "Directory for checkpoints, metrics and the release.")
+flags.DEFINE_bool("distributed", False,
+                  "Call jax.distributed.initialize() first (one process per host; the coordinator "
+                  "comes from JAX_COORDINATOR_ADDRESS, JAX_NUM_PROCESSES, JAX_PROCESS_ID or the "
+                  "cluster environment).")
 config_flags.DEFINE_config_file("config", _DEFAULT_CONFIG, "Experiment configuration.",
                                 lock_config=True)
 
@@ -29,6 +33,9 @@ def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
   logging.set_verbosity(logging.INFO)
+  if FLAGS.distributed:
+    import jax  # pylint: disable=g-import-not-at-top
+    jax.distributed.initialize()  # before anything touches the devices
   result = pipeline.run(FLAGS.config, FLAGS.workdir)
   report = result.report
   print(f"\nSynthetic records: {len(result.synthetic_records)} "
