@@ -22,9 +22,12 @@ _DEFAULT_CONFIG = os.path.join(os.path.dirname(os.path.abspath(__file__)), "conf
 FLAGS = flags.FLAGS
 flags.DEFINE_string("workdir", "runs/digits", "Directory for checkpoints, metrics and the release.")
 flags.DEFINE_bool("distributed", False,
-                  "Call jax.distributed.initialize() first (one process per host; the coordinator "
-                  "comes from JAX_COORDINATOR_ADDRESS, JAX_NUM_PROCESSES, JAX_PROCESS_ID or the "
-                  "cluster environment).")
+                  "Call jax.distributed.initialize() first (one process per host). Unset "
+                  "coordinator/process settings are detected from the cluster (Cloud TPU, SLURM, "
+                  "Open MPI) or JAX_COORDINATOR_ADDRESS.")
+flags.DEFINE_string("coordinator_address", None, "host:port of process 0 (with --distributed).")
+flags.DEFINE_integer("num_processes", None, "Number of processes (with --distributed).")
+flags.DEFINE_integer("process_id", None, "This process's id in [0, num_processes).")
 config_flags.DEFINE_config_file("config", _DEFAULT_CONFIG, "Experiment configuration.",
                                 lock_config=True)
 
@@ -35,7 +38,8 @@ def main(argv):
   logging.set_verbosity(logging.INFO)
   if FLAGS.distributed:
     import jax  # pylint: disable=g-import-not-at-top
-    jax.distributed.initialize()  # before anything touches the devices
+    jax.distributed.initialize(FLAGS.coordinator_address, FLAGS.num_processes,
+                               FLAGS.process_id)  # before anything touches the devices
   result = pipeline.run(FLAGS.config, FLAGS.workdir)
   report = result.report
   print(f"\nSynthetic records: {len(result.synthetic_records)} "
