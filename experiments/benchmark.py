@@ -102,11 +102,18 @@ class _Variant:
   note: Callable[[Any], str] = lambda carry: ""
 
 
-def _make_variant(name, model, x, y, learning_rate=1e-3, note=None) -> _Variant:
-  """A jitted Adam step ``carry -> carry`` on ``mean((model(x) - y)^2)``."""
+def _make_variant(name, model, x, y, learning_rate=1e-3, note=None,
+                  retract: bool = False) -> _Variant:
+  """A jitted Adam step ``carry -> carry`` on ``mean((model(x) - y)^2)``.
+
+  With ``retract``, the Björck kernels are replaced by the polar factors their forward pass
+  computed before the update is applied (``lnn.retract_to_polar``), as `lipdp.train` does.
+  """
   variables = jax.jit(model.init)(jax.random.PRNGKey(FLAGS.seed), x[:1])
   params = variables["params"]
   state = {k: v for k, v in variables.items() if k != "params"}
+  if not retract:
+    state.pop(lnn.POLAR_COLLECTION, None)
   tx = optax.adam(learning_rate)
 
   def loss_fn(params, state):
@@ -121,6 +128,8 @@ def _make_variant(name, model, x, y, learning_rate=1e-3, note=None) -> _Variant:
     params, state, opt_state = carry
     (_, state), grads = jax.value_and_grad(loss_fn, has_aux=True)(params, state)
     updates, opt_state = tx.update(grads, opt_state, params)
+    if retract:
+      params = lnn.retract_to_polar(params, state[lnn.POLAR_COLLECTION])
     return optax.apply_updates(params, updates), state, opt_state
 
   return _Variant(name, step, (params, state, tx.init(params)), note or (lambda carry: ""))
@@ -167,7 +176,9 @@ def mlp_step() -> list[Row]:
   out = widths[1:]
   variants = [
       _make_variant("plain nn.Dense + relu", _PlainMLP(out), x, y),
-      _make_variant("bjorck + maxmin (lipdp default)", lnn.lipschitz_mlp(out), x, y,
+      _make_variant("bjorck + maxmin, retraction (lipdp.train)", lnn.lipschitz_mlp(out), x, y,
+                    note=_bjorck_iterations, retract=True),
+      _make_variant("bjorck + maxmin, no retraction", lnn.lipschitz_mlp(out), x, y,
                     note=_bjorck_iterations),
       _make_variant(
           "bjorck + maxmin, gaussian init",

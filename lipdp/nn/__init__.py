@@ -12,8 +12,10 @@ from lipdp.nn.bjorck import (
     DEFAULT_MAX_ITERS,
     DEFAULT_TOL,
     BjorckDense,
+    POLAR_COLLECTION,
     BjorckInfo,
     bjorck_orthonormalize,
+    retract_to_polar,
 )
 from lipdp.nn.builders import lipschitz_convnet, lipschitz_mlp, make_activation
 from lipdp.nn.certify import (

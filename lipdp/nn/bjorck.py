@@ -63,6 +63,7 @@ import functools
 import math
 from typing import Any, NamedTuple, Optional
 
+import flax
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
@@ -324,16 +325,43 @@ class BjorckDense(nn.Module):
         if self.use_bias
         else None
     )
-    return dense(x, self._effective(kernel), bias, dtype=self.dtype, precision=self.precision)
+    q = bjorck_orthonormalize(kernel, self.num_iters, self.order, scaled=self.scaled, tol=self.tol)
+    if self.is_mutable_collection(POLAR_COLLECTION):
+      # The polar factor of W, for `retract_to_polar` (a training-time warm start).
+      self.put_variable(POLAR_COLLECTION, "kernel",
+                        jax.lax.stop_gradient(q).astype(self.param_dtype))
+    return dense(x, self._scaled(q), bias, dtype=self.dtype, precision=self.precision)
 
   def effective_kernel(self) -> Array:
     """The kernel the forward pass uses: ``lipschitz * bjorck_orthonormalize(W)``."""
     return self._effective(self.get_variable("params", "kernel"))
 
   def _effective(self, kernel: Array) -> Array:
-    q = bjorck_orthonormalize(
-        kernel, self.num_iters, self.order, scaled=self.scaled, tol=self.tol
-    )
+    return self._scaled(bjorck_orthonormalize(
+        kernel, self.num_iters, self.order, scaled=self.scaled, tol=self.tol))
+
+  def _scaled(self, q: Array) -> Array:
     k = self.lipschitz * q
     return k.astype(self.dtype) if self.dtype is not None else k
+
+
+POLAR_COLLECTION = "bjorck_polar"
+
+
+def retract_to_polar(params: Any, polar: Any) -> Any:
+  """Replaces each Björck kernel W in `params` by its polar factor Q (from `POLAR_COLLECTION`).
+
+  The layer computes the same function from Q as from W (the orthonormalisation only depends on
+  W's polar factor, which is Q itself), so this changes no output; it keeps the raw weights
+  orthonormal between optimiser steps, so the next forward pass starts next to convergence and
+  needs 1-2 Björck steps instead of the 3-5 that weights drifted by Adam need (a retraction,
+  as in Riemannian optimisation on the Stiefel manifold). Apply the optimiser's update to the
+  result: `optax.apply_updates(retract_to_polar(params, polar), updates)`.
+  """
+  flat_params = flax.traverse_util.flatten_dict(flax.core.unfreeze(params))
+  for path, q in flax.traverse_util.flatten_dict(flax.core.unfreeze(polar)).items():
+    if path not in flat_params or flat_params[path].shape != q.shape:
+      raise ValueError(f"polar factor {'/'.join(path)} has no matching kernel in params")
+    flat_params[path] = q
+  return flax.traverse_util.unflatten_dict(flat_params)
 

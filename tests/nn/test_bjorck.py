@@ -7,6 +7,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from lipdp import nn as lnn
 from lipdp.nn import DEFAULT_MAX_ITERS, BjorckDense, bjorck_orthonormalize
 
 TOL = 1e-4  # Required: every singular value of the effective weight within 1 +- 1e-4.
@@ -176,7 +177,7 @@ def test_layer_trains_under_jit_and_grad():
   layer = BjorckDense(features=8)
   x = jax.random.normal(jax.random.PRNGKey(1), (16, 12))
   y = jax.random.normal(jax.random.PRNGKey(2), (16, 8))
-  variables = jax.jit(layer.init)(jax.random.PRNGKey(0), x)
+  variables = {"params": jax.jit(layer.init)(jax.random.PRNGKey(0), x)["params"]}
   loss = lambda v: jnp.mean((layer.apply(v, x) - y) ** 2)
   grad = jax.jit(jax.grad(loss))(variables)
   for leaf in jax.tree_util.tree_leaves(grad):
@@ -209,3 +210,21 @@ def test_per_example_gradients_under_vmap():
     single = jax.grad(loss)(variables["params"], x[i])
     for a, b in zip(jax.tree_util.tree_leaves(batched), jax.tree_util.tree_leaves(single)):
       np.testing.assert_allclose(a[i], b, rtol=1e-5, atol=1e-6)
+
+
+def test_retraction_to_the_polar_factor_keeps_the_function_and_speeds_convergence():
+  layer = BjorckDense(features=16)
+  x = jax.random.normal(jax.random.PRNGKey(1), (8, 32))
+  variables = layer.init(jax.random.PRNGKey(0), x)
+  # Weights drifted away from orthonormal, as after many Adam steps.
+  drifted = variables["params"]["kernel"] + 0.3 * jax.random.normal(jax.random.PRNGKey(3),
+                                                                     (32, 16))
+  params = {"kernel": drifted, "bias": variables["params"]["bias"]}
+  out, state = layer.apply({"params": params}, x, mutable=[lnn.POLAR_COLLECTION])
+  retracted = lnn.retract_to_polar(params, state[lnn.POLAR_COLLECTION])
+  np.testing.assert_allclose(layer.apply({"params": retracted}, x), out, rtol=1e-5, atol=1e-5)
+  _, before = bjorck_orthonormalize(drifted, return_info=True)
+  _, after = bjorck_orthonormalize(retracted["kernel"], return_info=True)
+  assert int(after.num_iters) < int(before.num_iters)
+  with pytest.raises(ValueError, match="no matching kernel"):
+    lnn.retract_to_polar({"other": params}, state[lnn.POLAR_COLLECTION])
