@@ -11,13 +11,14 @@
       samples.png              real versus synthetic samples: shows private records, so it
                                stays beside the private artefacts, outside release/
 
-Each file in release/ is written to a temporary name and renamed, so a failure leaves no
-half-written release behind.
+release/ is written into release.partial/ and renamed into place once complete, so a failure
+leaves no half-written release behind.
 """
 
 import dataclasses
 import json
 import os
+import shutil
 from typing import Any, Optional
 
 from absl import logging
@@ -136,7 +137,6 @@ def run(config: ml_collections.ConfigDict, workdir: str,
         "only if it was never published, pass --config.replace_release=true")
   os.makedirs(workdir, exist_ok=True)
   _guard_workdir(config, workdir)
-  os.makedirs(release_dir, exist_ok=True)
 
   data = data_lib.load_dataset(config.dataset, data_dir=config.data_dir, radius=config.radius,
                                holdout_fraction=config.holdout_fraction,
@@ -194,7 +194,11 @@ def run(config: ml_collections.ConfigDict, workdir: str,
     logging.warning("The per-record epsilon of this release is %.4g, above the requested %.4g "
                     "(the heteroscedastic mechanism's epsilon is computed, not calibrated).",
                     synthetic.report.per_record_epsilon, config.epsilon)
-  _atomic_write_text(os.path.join(release_dir, "domain.json"),
+  # The release is written into a staging folder, then renamed into place in one step.
+  staging = release_dir + ".partial"
+  shutil.rmtree(staging, ignore_errors=True)
+  os.makedirs(staging)
+  _atomic_write_text(os.path.join(staging, "domain.json"),
                      json.dumps(domain.describe(), indent=2))
   decoded = domain.decode(synthetic.records)
   arrays = {"records": synthetic.records}
@@ -205,8 +209,11 @@ def run(config: ml_collections.ConfigDict, workdir: str,
   else:
     arrays.update({f"column_{name}": np.asarray(v) for name, v in decoded.items()
                    if np.asarray(v).dtype.kind in "biufU"})
-  _atomic_savez(os.path.join(release_dir, "synthetic.npz"), **arrays)
-  synthetic.report.save(os.path.join(release_dir, "privacy_report.json"))
+  _atomic_savez(os.path.join(staging, "synthetic.npz"), **arrays)
+  synthetic.report.save(os.path.join(staging, "privacy_report.json"))
+  if os.path.exists(release_dir):  # replace_release was checked before training
+    shutil.rmtree(release_dir)
+  os.replace(staging, release_dir)
   _figure(config, domain, data.train, synthetic.records, synthetic.report,
           os.path.join(workdir, "samples.png"))
   return PipelineResult(release_dir=release_dir, report=synthetic.report,

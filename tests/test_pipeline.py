@@ -39,6 +39,7 @@ def test_digits_release_files_and_report(digits_run):
   config, workdir, result = digits_run
   release = result.release_dir
   assert sorted(os.listdir(release)) == ["domain.json", "privacy_report.json", "synthetic.npz"]
+  assert not os.path.exists(release + ".partial")  # staged, then renamed into place
   assert os.path.exists(os.path.join(workdir, "samples.png"))
   assert os.path.exists(os.path.join(workdir, "metrics.jsonl"))
   synthetic = np.load(os.path.join(release, "synthetic.npz"))
