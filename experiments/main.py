@@ -43,7 +43,7 @@ def main(argv):
   result = pipeline.run(FLAGS.config, FLAGS.workdir)
   report = result.report
   print(f"\nSynthetic records: {len(result.synthetic_records)} "
-        f"(from {len(result.training_records)} private records)")
+        f"(from {len(result.data.train)} private records)")
   print(pipeline.report_summary(report))
   print("\nWrote:")
   for name in sorted(os.listdir(result.release_dir)):

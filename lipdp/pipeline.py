@@ -27,6 +27,7 @@ import ml_collections
 import numpy as np
 
 from lipdp import data as data_lib
+from lipdp import files
 from lipdp import privacy
 from lipdp import synthesize as synth_lib
 from lipdp import train as train_lib
@@ -41,23 +42,9 @@ class PipelineResult:
   release_dir: str
   report: Any
   synthetic_records: np.ndarray
-  training_records: np.ndarray
   model: Any
   variables: Any
   data: Any
-
-
-def _atomic_write_text(path: str, text: str) -> None:
-  tmp = path + ".tmp"
-  with open(tmp, "w") as f:
-    f.write(text)
-  os.replace(tmp, path)
-
-
-def _atomic_savez(path: str, **arrays) -> None:
-  tmp = path + ".tmp.npz"
-  np.savez_compressed(tmp, **arrays)
-  os.replace(tmp, path)
 
 
 def check_config(config: ml_collections.ConfigDict) -> None:
@@ -121,7 +108,7 @@ def _guard_workdir(config: ml_collections.ConfigDict, workdir: str) -> None:
                        if previous.get(k) != current.get(k))
       raise ValueError(f"{workdir} holds a run with other settings ({', '.join(changed)}); "
                        "use a new --workdir or delete it")
-  _atomic_write_text(path, json.dumps(current, indent=2, sort_keys=True))
+  files.atomic_write_text(path, json.dumps(current, indent=2, sort_keys=True))
 
 
 def run(config: ml_collections.ConfigDict, workdir: str,
@@ -185,7 +172,7 @@ def run(config: ml_collections.ConfigDict, workdir: str,
       seed=config.noise_seed,
       dpsgd=None if dp is None else synth_lib.DPSGDTraining(
           noise_multiplier=dp.noise_multiplier, sampling_rate=dp.sampling_rate,
-          steps=config.train.num_steps),
+          steps=int(trained.state.step)),  # the steps the weights went through
       training_seeded_by_user=trained.seeded_by_user)
 
   logging.info("Certified Lipschitz bound of the trained encoder mean: %.6g (target %.6g)",
@@ -198,7 +185,7 @@ def run(config: ml_collections.ConfigDict, workdir: str,
   staging = release_dir + ".partial"
   shutil.rmtree(staging, ignore_errors=True)
   os.makedirs(staging)
-  _atomic_write_text(os.path.join(staging, "domain.json"),
+  files.atomic_write_text(os.path.join(staging, "domain.json"),
                      json.dumps(domain.describe(), indent=2))
   decoded = domain.decode(synthetic.records)
   arrays = {"records": synthetic.records}
@@ -209,7 +196,7 @@ def run(config: ml_collections.ConfigDict, workdir: str,
   else:
     arrays.update({f"column_{name}": np.asarray(v) for name, v in decoded.items()
                    if np.asarray(v).dtype.kind in "biufU"})
-  _atomic_savez(os.path.join(staging, "synthetic.npz"), **arrays)
+  files.atomic_savez(os.path.join(staging, "synthetic.npz"), **arrays)
   synthetic.report.save(os.path.join(staging, "privacy_report.json"))
   if os.path.exists(release_dir):  # replace_release was checked before training
     shutil.rmtree(release_dir)
@@ -217,8 +204,7 @@ def run(config: ml_collections.ConfigDict, workdir: str,
   _figure(config, domain, data.train, synthetic.records, synthetic.report,
           os.path.join(workdir, "samples.png"))
   return PipelineResult(release_dir=release_dir, report=synthetic.report,
-                        synthetic_records=synthetic.records, training_records=data.train,
-                        model=model, variables=variables, data=data)
+                        synthetic_records=synthetic.records, model=model, variables=variables, data=data)
 
 
 def _figure(config, domain, real_records, synthetic_records, report, path) -> None:

@@ -46,6 +46,7 @@ import optax
 import orbax.checkpoint as ocp
 from jax.sharding import NamedSharding, PartitionSpec
 
+from lipdp import files
 from lipdp import nn as lnn
 from lipdp import randomness
 from lipdp.models import vae as vae_lib
@@ -357,11 +358,8 @@ def _resolve_local_seed(config: TrainConfig, workdir: Optional[str]) -> tuple[in
       return int(json.load(f)["seed"]), False
   seed = randomness.fresh_seed()
   if jax.process_index() == 0:  # the other hosts receive host 0's seed by broadcast
-    tmp = path + ".tmp"
-    with open(tmp, "w") as f:
-      json.dump({"seed": seed, "note": "secret: the noise of this run is reproducible from it"},
-                f)
-    os.replace(tmp, path)
+    files.atomic_write_text(path, json.dumps(
+        {"seed": seed, "note": "secret: the noise of this run is reproducible from it"}))
   return seed, False
 
 

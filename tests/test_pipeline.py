@@ -43,8 +43,8 @@ def test_digits_release_files_and_report(digits_run):
   assert os.path.exists(os.path.join(workdir, "samples.png"))
   assert os.path.exists(os.path.join(workdir, "metrics.jsonl"))
   synthetic = np.load(os.path.join(release, "synthetic.npz"))
-  assert synthetic["records"].shape == result.training_records.shape
-  assert synthetic["images"].shape == (len(result.training_records), 8, 8, 1)
+  assert synthetic["records"].shape == result.data.train.shape
+  assert synthetic["images"].shape == (len(result.data.train), 8, 8, 1)
   assert set(np.unique(synthetic["labels"])) <= set(range(10))
   report = privacy.PrivacyReport.load(os.path.join(release, "privacy_report.json"))
   assert report.scope == "conditional" and "not" in report.scope_statement.lower()
@@ -83,7 +83,7 @@ def test_certified_bound_dominates_an_attack_on_the_trained_encoder(digits_run):
 def test_no_synthetic_record_equals_a_training_record(digits_run):
   _, _, result = digits_run
   synthetic = result.synthetic_records
-  train = result.training_records
+  train = result.data.train
   distances = np.sqrt(np.maximum(
       (synthetic**2).sum(1)[:, None] + (train**2).sum(1)[None] - 2 * synthetic @ train.T, 0))
   assert distances.min() > 1e-3
@@ -109,9 +109,9 @@ def test_rerun_in_the_same_workdir_refuses_a_second_release_unless_asked(digits_
 def test_seeded_noise_is_reproducible_and_reported(digits_run):
   _, _, result = digits_run
   kwargs = dict(epsilon=2.0, delta=1e-5, scope="conditional", seed=123)
-  a = synth_lib.synthesize(result.model, result.variables, result.training_records[:50],
+  a = synth_lib.synthesize(result.model, result.variables, result.data.train[:50],
                            result.data.domain, **kwargs)
-  b = synth_lib.synthesize(result.model, result.variables, result.training_records[:50],
+  b = synth_lib.synthesize(result.model, result.variables, result.data.train[:50],
                            result.data.domain, **kwargs)
   np.testing.assert_array_equal(a.records, b.records)
   assert a.report.noise_seeded and "seed" in a.report.noise_statement.lower()
@@ -120,9 +120,9 @@ def test_seeded_noise_is_reproducible_and_reported(digits_run):
 
 def test_k_latents_per_record_compose_to_sigma_over_sqrt_k(digits_run):
   _, _, result = digits_run
-  one = synth_lib.synthesize(result.model, result.variables, result.training_records[:20],
+  one = synth_lib.synthesize(result.model, result.variables, result.data.train[:20],
                              result.data.domain, epsilon=1.0, delta=1e-5, scope="conditional")
-  four = synth_lib.synthesize(result.model, result.variables, result.training_records[:20],
+  four = synth_lib.synthesize(result.model, result.variables, result.data.train[:20],
                               result.data.domain, epsilon=1.0, delta=1e-5, scope="conditional",
                               k=4)
   assert four.records.shape[0] == 80
@@ -132,7 +132,7 @@ def test_k_latents_per_record_compose_to_sigma_over_sqrt_k(digits_run):
 
 def test_records_outside_the_domain_are_refused(digits_run):
   _, _, result = digits_run
-  bad = result.training_records[:5].copy()
+  bad = result.data.train[:5].copy()
   bad[0, 0] = 5.0
   with pytest.raises(ValueError, match="outside the declared domain"):
     synth_lib.synthesize(result.model, result.variables, bad, result.data.domain, epsilon=1.0,
@@ -200,7 +200,7 @@ def test_mnist_idx_path(tmp_path):
   config = _config(**{"dataset": "mnist_idx", "train.num_steps": 30, "train.seed": 0,
                       "model.decoder": "conv"})
   result = pipeline.run(config, str(tmp_path), progress_bar=False)
-  assert result.training_records.shape == (8000, 794)
+  assert result.data.train.shape == (8000, 794)
   assert result.synthetic_records.shape == (8000, 794)
   eps = privacy.gaussian_epsilon(result.report.sigma, result.report.sensitivity,
                                  result.report.delta)

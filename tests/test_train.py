@@ -1,5 +1,4 @@
 """Training: the pure step, data parallelism, DP-SGD clipping and noise, kill-and-resume."""
-import collections
 import json
 import os
 
@@ -10,10 +9,10 @@ import numpy as np
 import pytest
 
 from lipdp import train as train_lib
+from lipdp.data import Block
 from lipdp.models import decoders
 from lipdp.models import vae as vae_lib
 
-Block = collections.namedtuple("Block", "name kind start stop")
 BLOCKS = (Block("image", "image", 0, 12), Block("label", "categorical", 12, 15))
 
 

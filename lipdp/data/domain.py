@@ -252,7 +252,30 @@ def _diameter_from_parts(parts: Sequence[float]) -> float:
 # Images.
 
 
-class ImageDomain:
+class _BlockDomain:
+  """What every domain shares: records made of `Block`s, equality by declared specification."""
+
+  _blocks: Tuple[Block, ...]
+
+  def describe_spec(self) -> Dict[str, Any]:
+    raise NotImplementedError
+
+  def __eq__(self, other):
+    return type(other) is type(self) and self.describe_spec() == other.describe_spec()
+
+  def __hash__(self):
+    return hash(json.dumps(self.describe_spec(), sort_keys=True))
+
+  @property
+  def blocks(self) -> Tuple[Block, ...]:
+    return self._blocks
+
+  @property
+  def dim(self) -> int:
+    return self._blocks[-1].stop
+
+
+class ImageDomain(_BlockDomain):
   """Images in [0, 1]^d intersected with B(0, R), optionally followed by a one-hot label.
 
   Record layout: the d = prod(image_shape) pixels (row-major, channels last), then, if
@@ -309,20 +332,6 @@ class ImageDomain:
   def __repr__(self):
     return (f"ImageDomain(image_shape={self.image_shape}, radius={self.radius}, "
             f"pixel_max={self.pixel_max}, num_classes={self.num_classes})")
-
-  def __eq__(self, other):
-    return isinstance(other, ImageDomain) and self.describe_spec() == other.describe_spec()
-
-  def __hash__(self):
-    return hash(json.dumps(self.describe_spec(), sort_keys=True))
-
-  @property
-  def blocks(self) -> Tuple[Block, ...]:
-    return self._blocks
-
-  @property
-  def dim(self) -> int:
-    return self._blocks[-1].stop
 
   @property
   def label_column(self) -> Optional[str]:
@@ -473,7 +482,7 @@ def _category_dtype(categories: Tuple[Any, ...]) -> Any:
   return object
 
 
-class TabularDomain:
+class TabularDomain(_BlockDomain):
   """Tabular records: numeric columns in [0, 1], categorical columns one-hot.
 
   Record layout: columns in declaration order; a numeric column takes one coordinate,
@@ -519,20 +528,6 @@ class TabularDomain:
 
   def __repr__(self):
     return f"TabularDomain(columns={list(self.columns)}, label_column={self.label_column!r})"
-
-  def __eq__(self, other):
-    return isinstance(other, TabularDomain) and self.describe_spec() == other.describe_spec()
-
-  def __hash__(self):
-    return hash(json.dumps(self.describe_spec(), sort_keys=True))
-
-  @property
-  def blocks(self) -> Tuple[Block, ...]:
-    return self._blocks
-
-  @property
-  def dim(self) -> int:
-    return self._blocks[-1].stop
 
   @property
   def column_names(self) -> Tuple[str, ...]:

@@ -22,6 +22,7 @@ from lipdp.nn.certify import (
     FLOAT_SAFETY_MARGIN,
     LayerBound,
     certified_lipschitz_bound,
+    chain_bound,
     conv_operator_norm_bound,
     layer_lipschitz_bounds,
 )

@@ -29,7 +29,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from lipdp.nn.linear_ops import PaddingLike, conv, dense
+from lipdp.nn.linear_ops import PaddingLike, conv, dense, kernel_and_bias
 
 Array = jax.Array
 _HIGHEST = jax.lax.Precision.HIGHEST
@@ -89,14 +89,7 @@ class AOLDense(nn.Module):
 
   @nn.compact
   def __call__(self, x: Array) -> Array:
-    kernel = self.param(
-        "kernel", self.kernel_init, (jnp.shape(x)[-1], self.features), self.param_dtype
-    )
-    bias = (
-        self.param("bias", self.bias_init, (self.features,), self.param_dtype)
-        if self.use_bias
-        else None
-    )
+    kernel, bias = kernel_and_bias(self, (jnp.shape(x)[-1], self.features))
     return dense(x, self._effective(kernel), bias, dtype=self.dtype, precision=self.precision)
 
   def effective_kernel(self) -> Array:
@@ -142,14 +135,7 @@ class AOLConv(nn.Module):
   @nn.compact
   def __call__(self, x: Array) -> Array:
     size = (self.kernel_size,) if isinstance(self.kernel_size, int) else tuple(self.kernel_size)
-    kernel = self.param(
-        "kernel", self.kernel_init, size + (jnp.shape(x)[-1], self.features), self.param_dtype
-    )
-    bias = (
-        self.param("bias", self.bias_init, (self.features,), self.param_dtype)
-        if self.use_bias
-        else None
-    )
+    kernel, bias = kernel_and_bias(self, size + (jnp.shape(x)[-1], self.features))
     return conv(
         x,
         self._effective(kernel),

@@ -68,7 +68,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from lipdp.nn.linear_ops import dense
+from lipdp.nn.linear_ops import dense, kernel_and_bias
 
 Array = jax.Array
 
@@ -317,14 +317,7 @@ class BjorckDense(nn.Module):
 
   @nn.compact
   def __call__(self, x: Array) -> Array:
-    kernel = self.param(
-        "kernel", self.kernel_init, (jnp.shape(x)[-1], self.features), self.param_dtype
-    )
-    bias = (
-        self.param("bias", self.bias_init, (self.features,), self.param_dtype)
-        if self.use_bias
-        else None
-    )
+    kernel, bias = kernel_and_bias(self, (jnp.shape(x)[-1], self.features))
     q = bjorck_orthonormalize(kernel, self.num_iters, self.order, scaled=self.scaled, tol=self.tol)
     if self.is_mutable_collection(POLAR_COLLECTION):
       # The polar factor of W, for `retract_to_polar` (a training-time warm start).

@@ -131,7 +131,11 @@ def certified_lipschitz_bound(
   Returns:
     The product of the per-layer bounds of ``layer_lipschitz_bounds``.
   """
-  bounds = layer_lipschitz_bounds(model, variables, input_shape)
+  return chain_bound(layer_lipschitz_bounds(model, variables, input_shape))
+
+
+def chain_bound(bounds: Sequence[LayerBound]) -> float:
+  """Lip(f_n o ... o f_1) <= prod_i Lip(f_i): the bound of a chain from its layers' bounds."""
   return float(np.prod([b.bound for b in bounds], dtype=np.float64))
 
 

@@ -10,7 +10,7 @@ Padding modes: ``'SAME'``, ``'VALID'``, an int or a sequence of ints / ``(low, h
 is wrapped by ``((k - 1) // 2, k // 2)`` as flax does, then a 'VALID' convolution).
 """
 
-from typing import NamedTuple, Optional, Sequence, Union
+from typing import Any, NamedTuple, Optional, Sequence, Union
 
 import flax.linen as nn
 import jax
@@ -135,3 +135,15 @@ def conv(
   if bias is not None:
     y = y + bias
   return y.reshape(batch_shape + y.shape[1:])
+
+
+def kernel_and_bias(module: Any, kernel_shape: Sequence[int]):
+  """Declares a layer's ``kernel`` (``kernel_init``) and optional ``bias`` (``bias_init``).
+
+  Shared by the Lipschitz layers, whose parameters differ only in how the kernel is normalised.
+  Reads ``kernel_init``, ``bias_init``, ``param_dtype``, ``use_bias`` and ``features``.
+  """
+  kernel = module.param("kernel", module.kernel_init, tuple(kernel_shape), module.param_dtype)
+  bias = (module.param("bias", module.bias_init, (module.features,), module.param_dtype)
+          if module.use_bias else None)
+  return kernel, bias

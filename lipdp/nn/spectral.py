@@ -29,7 +29,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from lipdp.nn.linear_ops import PaddingLike, conv, dense
+from lipdp.nn.linear_ops import PaddingLike, conv, dense, kernel_and_bias
 
 Array = jax.Array
 STATE_COLLECTION = "lipschitz_state"
@@ -75,14 +75,7 @@ class SpectralDense(nn.Module):
   @nn.compact
   def __call__(self, x: Array, update_state: Optional[bool] = None) -> Array:
     """Applies the layer; updates ``u`` if ``'lipschitz_state'`` is mutable (or if asked)."""
-    kernel = self.param(
-        "kernel", self.kernel_init, (jnp.shape(x)[-1], self.features), self.param_dtype
-    )
-    bias = (
-        self.param("bias", self.bias_init, (self.features,), self.param_dtype)
-        if self.use_bias
-        else None
-    )
+    kernel, bias = kernel_and_bias(self, (jnp.shape(x)[-1], self.features))
     u = self.variable(
         STATE_COLLECTION,
         "u",
@@ -165,17 +158,7 @@ class SpectralConv(nn.Module):
   def __call__(self, x: Array, update_state: Optional[bool] = None) -> Array:
     """Applies the layer; updates ``u`` if ``'lipschitz_state'`` is mutable (or if asked)."""
     rank = len(self._kernel_size)
-    kernel = self.param(
-        "kernel",
-        self.kernel_init,
-        self._kernel_size + (jnp.shape(x)[-1], self.features),
-        self.param_dtype,
-    )
-    bias = (
-        self.param("bias", self.bias_init, (self.features,), self.param_dtype)
-        if self.use_bias
-        else None
-    )
+    kernel, bias = kernel_and_bias(self, self._kernel_size + (jnp.shape(x)[-1], self.features))
     one_input = (1,) + tuple(jnp.shape(x)[x.ndim - rank - 1 :])
     u = self.variable(
         STATE_COLLECTION,

@@ -1,5 +1,4 @@
 """The VAE's pieces: block likelihoods, the KL term, bounded heteroscedastic noise."""
-import collections
 
 import flax.linen as nn
 import jax
@@ -8,11 +7,11 @@ import numpy as np
 import pytest
 
 from lipdp import nn as lnn
+from lipdp.data import Block
 from lipdp.models import decoders
 from lipdp.models import likelihood
 from lipdp.models import vae as vae_lib
 
-Block = collections.namedtuple("Block", "name kind start stop")
 BLOCKS = (Block("image", "image", 0, 3), Block("age", "numeric", 3, 4),
           Block("label", "categorical", 4, 7))
 
