@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from lipdp.nn import (
+    FLOAT_SAFETY_MARGIN,
     AOLConv,
     AOLDense,
     BjorckDense,
@@ -115,9 +116,9 @@ def test_certificate_dominates_the_attack_on_four_layer_networks(name):
   found, certified = _check(make(), shape)
   if name == "bjorck-maxmin":
     # Orthonormal layers with non-increasing widths and a norm-preserving activation: every
-    # Jacobian has all singular values 2.0, so the bound is tight.
+    # Jacobian has all singular values 2.0, so the bound is tight (up to the per-layer margin).
     assert found >= 0.9 * certified
-    assert certified == pytest.approx(2.0, rel=1e-5)
+    assert certified == pytest.approx(2.0 * (1 + FLOAT_SAFETY_MARGIN)**4, rel=1e-5)
 
 
 @pytest.mark.slow

@@ -96,8 +96,9 @@ def test_target_is_spread_and_certified():
   variables = _init(model, (24,))
   bounds = layer_lipschitz_bounds(model, variables, (24,))
   dense = [b.bound for b in bounds if b.layer == "BjorckDense"]
-  assert dense == pytest.approx([0.25**0.25] * 4, rel=1e-5)
-  assert certified_lipschitz_bound(model, variables, (24,)) == pytest.approx(0.25, rel=1e-5)
+  assert dense == pytest.approx([0.25**0.25 * MARGIN] * 4, rel=1e-5)
+  assert certified_lipschitz_bound(model, variables, (24,)) == pytest.approx(0.25 * MARGIN**4,
+                                                                             rel=1e-5)
 
 
 def test_nested_chains_are_walked():
@@ -108,7 +109,8 @@ def test_nested_chains_are_walked():
   paths = ["layers_0/layers_0", "layers_0/layers_1", "layers_1", "layers_2"]
   assert [b.path for b in bounds] == paths
   assert bounds[0].input_shape == (2, 6) and bounds[2].output_shape == (16,)
-  assert certified_lipschitz_bound(model, variables, (2, 6)) == pytest.approx(1.0, rel=1e-5)
+  assert certified_lipschitz_bound(model, variables, (2, 6)) == pytest.approx(MARGIN**2,
+                                                                             rel=1e-5)
 
 
 def _replace(variables, path, name, value):
@@ -200,6 +202,35 @@ def test_unknown_layers_raise_type_error(layers, match):
   variables = _init(model, shape)
   with pytest.raises(TypeError, match=match):
     certified_lipschitz_bound(model, variables, shape)
+
+
+@pytest.mark.parametrize("excess", [0.5, 0.9, 1.0])
+def test_every_rescaling_the_cross_check_accepts_is_covered_by_the_margin(excess):
+  """The check admits a kernel rescaled by up to 1 + rtol; the certified bound must cover it."""
+  from lipdp.nn import certify  # pylint: disable=g-import-not-at-top
+  factor = 1.0 + excess * certify._MATCH_RTOL  # pylint: disable=protected-access
+  scaled = nn.Dense(6, promote_dtype=lambda x, k, b, dtype: (x, k * factor, b))
+  model = LipschitzSequential([scaled])
+  variables = _init(model, (6,))
+  kernel = np.asarray(variables["params"]["layers_0"]["kernel"], np.float64)
+  truth = np.linalg.norm(kernel * factor, 2)
+  try:
+    bound = certified_lipschitz_bound(model, variables, (6,))
+  except TypeError:
+    return  # refused: nothing to cover
+  assert bound >= truth
+
+
+def test_a_large_bias_does_not_loosen_the_cross_check():
+  """With a bias 1e4 times the output, a 1e-4 rescaling of the kernel is still caught."""
+  layer = nn.Dense(6, promote_dtype=lambda x, k, b, dtype: (x, k * (1 + 1e-4), b))
+  model = LipschitzSequential([layer])
+  variables = _init(model, (6,))
+  variables = jax.tree_util.tree_map(lambda v: v, variables)
+  params = variables["params"]["layers_0"]
+  params = {"kernel": params["kernel"] * 1e-4, "bias": params["bias"] + 1.0}
+  with pytest.raises(TypeError, match="not the linear operator"):
+    certified_lipschitz_bound(model, {"params": {"layers_0": params}}, (6,))
 
 
 def test_only_a_lipschitz_sequential_is_accepted():
