@@ -44,7 +44,7 @@ def main(argv):
   report = result.report
   print(f"\nSynthetic records: {len(result.synthetic_records)} "
         f"(from {len(result.data.train)} private records)")
-  print(pipeline.report_summary(report))
+  print(report.summary())
   print("\nWrote:")
   for name in sorted(os.listdir(result.release_dir)):
     print(f"  {os.path.join(result.release_dir, name)}")

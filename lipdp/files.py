@@ -1,18 +1,55 @@
-"""Writes that never leave a half-written file behind: write a temporary file, then rename."""
+"""Writes that never leave a half-written file behind: a temporary file, fsync, then rename.
 
+Every file lipdp writes (reports, releases, configs, figures, results) goes through
+`atomic_write`: the content goes to a uniquely named temporary file in the destination folder,
+is flushed to disk, gets the permissions a plain `open(path, 'w')` would give (mkstemp's 0600
+would otherwise make some outputs unreadable to their group), and is renamed over the
+destination in one step. On any failure the temporary file is removed and an existing file at
+`path` is left untouched.
+"""
+
+import contextlib
 import os
+import tempfile
+from typing import IO, Iterator
 
 import numpy as np
 
 
+def _umask() -> int:
+  mask = os.umask(0)
+  os.umask(mask)
+  return mask
+
+
+@contextlib.contextmanager
+def atomic_write(path: str, mode: str = "w", encoding: str = "utf-8") -> Iterator[IO]:
+  """Opens a temporary file that replaces `path` when the block exits without an exception."""
+  path = os.fspath(path)
+  folder = os.path.dirname(os.path.abspath(path))
+  os.makedirs(folder, exist_ok=True)
+  fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", suffix=".tmp",
+                             dir=folder)
+  try:
+    kwargs = {} if "b" in mode else {"encoding": encoding}
+    with os.fdopen(fd, mode, **kwargs) as f:
+      yield f
+      f.flush()
+      os.fsync(f.fileno())
+    os.chmod(tmp, 0o666 & ~_umask())
+    os.replace(tmp, path)
+  except BaseException:
+    with contextlib.suppress(FileNotFoundError):
+      os.unlink(tmp)
+    raise
+
+
 def atomic_write_text(path: str, text: str) -> None:
-  tmp = path + ".tmp"
-  with open(tmp, "w") as f:
+  with atomic_write(path, "w") as f:
     f.write(text)
-  os.replace(tmp, path)
 
 
 def atomic_savez(path: str, **arrays) -> None:
-  tmp = path + ".tmp.npz"  # np.savez appends .npz to names without it
-  np.savez_compressed(tmp, **arrays)
-  os.replace(tmp, path)
+  """`np.savez_compressed` into `path` (which should end in .npz), atomically."""
+  with atomic_write(path, "wb") as f:
+    np.savez_compressed(f, **arrays)

@@ -18,8 +18,7 @@ leaves no half-written release behind.
 import dataclasses
 import json
 import os
-import shutil
-from typing import Any, Optional
+from typing import Any
 
 from absl import logging
 import jax
@@ -29,12 +28,11 @@ import numpy as np
 from lipdp import data as data_lib
 from lipdp import files
 from lipdp import privacy
+from lipdp import release as release_lib
 from lipdp import synthesize as synth_lib
 from lipdp import train as train_lib
 from lipdp.evaluation import figures
 from lipdp.models import builders
-
-SCOPES = ("conditional", "dp-sgd", "public")
 
 
 @dataclasses.dataclass
@@ -49,8 +47,7 @@ class PipelineResult:
 
 def check_config(config: ml_collections.ConfigDict) -> None:
   """Clear errors for bad settings before any work starts."""
-  if config.scope not in SCOPES:
-    raise ValueError(f"scope must be one of {SCOPES}, got {config.scope!r}")
+  scope = privacy.Scope.parse(config.scope)
   if not (np.isfinite(config.epsilon) and config.epsilon > 0):
     raise ValueError(f"epsilon must be positive and finite, got {config.epsilon}")
   if not 0 < config.delta < 1:
@@ -59,10 +56,10 @@ def check_config(config: ml_collections.ConfigDict) -> None:
     raise ValueError(f"k must be a positive integer, got {config.k}")
   if config.model.sigma is not None and not config.model.sigma > 0:
     raise ValueError(f"model.sigma must be positive, got {config.model.sigma}")
-  if config.scope == "public" and not config.public_dataset:
+  if scope is privacy.Scope.PUBLIC and not config.public_dataset:
     raise ValueError("scope 'public' needs --config.public_dataset: a public data set in the same "
                      "domain (a split of the private data is not public)")
-  if config.scope != "public" and config.public_dataset:
+  if scope is not privacy.Scope.PUBLIC and config.public_dataset:
     raise ValueError(f"public_dataset is only used with scope 'public', not {config.scope!r}")
 
 
@@ -170,10 +167,8 @@ def run(config: ml_collections.ConfigDict, workdir: str,
       model, variables, data.train, domain, epsilon=config.epsilon,
       delta=config.delta, k=config.k, scope=config.scope, shuffled_release=config.shuffled_release,
       seed=config.noise_seed,
-      dpsgd=None if dp is None else synth_lib.DPSGDTraining(
-          noise_multiplier=dp.noise_multiplier, sampling_rate=dp.sampling_rate,
-          steps=int(trained.state.step)),  # the steps the weights went through
-      training_seeded_by_user=trained.seeded_by_user)
+      dpsgd=None if dp is None else dp.event(int(trained.state.step)),  # the steps taken
+      training_seeded=trained.seeded_by_user, notes=data.notes)
 
   logging.info("Certified Lipschitz bound of the trained encoder mean: %.6g (target %.6g)",
                synthetic.certificate.mean_lipschitz, lipschitz_target)
@@ -181,26 +176,9 @@ def run(config: ml_collections.ConfigDict, workdir: str,
     logging.warning("The per-record epsilon of this release is %.4g, above the requested %.4g "
                     "(the heteroscedastic mechanism's epsilon is computed, not calibrated).",
                     synthetic.report.per_record_epsilon, config.epsilon)
-  # The release is written into a staging folder, then renamed into place in one step.
-  staging = release_dir + ".partial"
-  shutil.rmtree(staging, ignore_errors=True)
-  os.makedirs(staging)
-  files.atomic_write_text(os.path.join(staging, "domain.json"),
-                     json.dumps(domain.describe(), indent=2))
-  decoded = domain.decode(synthetic.records)
-  arrays = {"records": synthetic.records}
-  if isinstance(decoded, tuple):  # image domain: (images, labels)
-    arrays["images"] = decoded[0]
-    if decoded[1] is not None:
-      arrays["labels"] = decoded[1]
-  else:
-    arrays.update({f"column_{name}": np.asarray(v) for name, v in decoded.items()
-                   if np.asarray(v).dtype.kind in "biufU"})
-  files.atomic_savez(os.path.join(staging, "synthetic.npz"), **arrays)
-  synthetic.report.save(os.path.join(staging, "privacy_report.json"))
-  if os.path.exists(release_dir):  # replace_release was checked before training
-    shutil.rmtree(release_dir)
-  os.replace(staging, release_dir)
+  # Written into a staging folder, then renamed into place in one step.
+  release_lib.write_release(release_dir, synthetic.records, domain, synthetic.report,
+                            replace=config.replace_release)
   _figure(config, domain, data.train, synthetic.records, synthetic.report,
           os.path.join(workdir, "samples.png"))
   return PipelineResult(release_dir=release_dir, report=synthetic.report,
@@ -221,25 +199,3 @@ def _figure(config, domain, real_records, synthetic_records, report, path) -> No
   else:
     figures.column_marginals(domain.decode(real_records), domain.decode(synthetic_records), path,
                              title)
-
-
-def report_summary(report) -> str:
-  """A few plain lines for the terminal; the JSON report holds everything."""
-  lines = [
-      f"Privacy ({report.neighboring_relation}, scope {report.scope}):",
-      f"  certified L = {report.lipschitz:.6g}, domain diameter D = {report.diameter:.6g}, "
-      f"sensitivity L*D = {report.sensitivity:.6g}",
-  ]
-  if report.sigma is not None:
-    lines.append(f"  release noise sigma = {report.sigma:.6g}, k = {report.k}")
-  lines.append(f"  per-record epsilon = {report.per_record_epsilon:.4g} at delta = "
-               f"{report.delta:g}")
-  if report.central_epsilon is not None:
-    lines.append(f"  central epsilon of the shuffled release = {report.central_epsilon:.4g} "
-                 f"at delta = {report.shuffle_delta:g}")
-  for name, value in sorted(report.components.items()):
-    lines.append(f"  component {name}: epsilon = {value:.4g}")
-  lines.append(f"  total epsilon = {report.epsilon:.4g}")
-  lines.append(f"  {report.scope_statement}")
-  lines.append(f"  {report.noise_statement}")
-  return "\n".join(lines)

@@ -2,7 +2,7 @@
 
 Privacy-relevant noise (the encoder noise released at synthesis, the DP-SGD noise, the Poisson
 batch masks, the shuffle of the release) must be unpredictable to anyone who does not hold the
-seed (design.md section 1, "Secret noise"). So:
+seed (docs/method.md, "Secret noise"). So:
 
 - `fresh_seed()` draws 64 bits from the operating system's CSPRNG (`secrets`);
 - `key_from_seed(seed)` uses all 64 bits. `jax.random.key(seed)` alone would keep only the low

@@ -3,12 +3,21 @@
 For each private record x and j = 1..k: z_j = mu(x) + sigma(x) * xi_j with xi_j ~ N(0, I) drawn
 from a secret key, and the synthetic record is domain.project(decoder_mean(z_j)). Releasing the
 k latents of x is the Gaussian mechanism with l2 sensitivity Delta = L * D, k times, which
-composes exactly to one Gaussian with noise sigma / sqrt(k) (design.md section 1). Decoding and
+composes exactly to one Gaussian with noise sigma / sqrt(k) (docs/method.md). Decoding and
 projecting are post-processing. The n * k outputs are shuffled with a secret permutation and
 carry no record identifiers.
 
 L is `lipdp.nn.certified_lipschitz_bound` of the *trained* encoder mean, D is the domain's exact
 diameter, and the report records the scope of the model weights.
+
+The release's privacy profile is fixed before training, as adaptive composition with DP-SGD
+needs (`lipdp.privacy.composition`):
+- homoscedastic: sigma is calibrated on the certified L, so sigma / (L D) (all that matters, by
+  scale invariance) and k are the values the configuration fixed;
+- heteroscedastic: the release multiplies mu(x) by min(1, L_target / L_certified) and the
+  log-sigma network's output by min(1, L_s,target / L_s,certified), so the released map is
+  certified within the targets the model was built with, and epsilon is computed from those
+  targets, never from a number measured on the trained weights.
 """
 
 import dataclasses
@@ -65,7 +74,8 @@ def _certify_encoder(model, variables, dim) -> EncoderCertificate:
 
 def release_latents(model: vae_lib.LipschitzVAE, variables: Any, records: np.ndarray, k: int,
                     noise_rng: np.random.Generator, sigma: Optional[float] = None,
-                    batch_size: int = 1024) -> np.ndarray:
+                    batch_size: int = 1024, mean_scale: float = 1.0,
+                    log_sigma_scale: float = 1.0) -> np.ndarray:
   """The mechanism itself: k noisy latents per record, float64, shape (n, k, latent_dim).
 
   mu(x) (and sigma(x)) are computed on the device at the highest matmul precision (no TF32
@@ -75,8 +85,12 @@ def release_latents(model: vae_lib.LipschitzVAE, variables: Any, records: np.nda
 
   `sigma` overrides the model's homoscedastic noise (the calibrated release noise); it must not
   be given for a heteroscedastic model, whose noise sigma(x), clipped to [sigma_min, sigma_max]
-  in float64, is part of the certified mechanism.
+  in float64, is part of the certified mechanism. `mean_scale` and `log_sigma_scale` (in (0, 1])
+  scale mu and log sigma's network (`LipschitzVAE.encode`).
   """
+  for name, scale in (("mean_scale", mean_scale), ("log_sigma_scale", log_sigma_scale)):
+    if not 0 < scale <= 1:
+      raise ValueError(f"{name} must be in (0, 1], got {scale}")
   if k < 1:
     raise ValueError(f"k must be >= 1, got {k}")
   if sigma is not None and model.heteroscedastic:
@@ -87,7 +101,8 @@ def release_latents(model: vae_lib.LipschitzVAE, variables: Any, records: np.nda
   @jax.jit
   def encode(chunk):
     with jax.default_matmul_precision("highest"):
-      return model.apply(variables, chunk, method=vae_lib.LipschitzVAE.encode)
+      return model.apply(variables, chunk, mean_scale, log_sigma_scale,
+                         method=vae_lib.LipschitzVAE.encode)
 
   out = []
   for begin in range(0, records.shape[0], batch_size):
@@ -126,19 +141,9 @@ def sample_prior(model: vae_lib.LipschitzVAE, variables: Any, num_samples: int, 
   This is the DP-SGD baseline's sampler; its guarantee is the training event's alone.
   """
   seed = randomness.fresh_seed() if seed is None else seed
-  latent_dim = jax.eval_shape(
-      lambda v: model.apply(v, jnp.zeros((1, domain.dim)), method=vae_lib.LipschitzVAE.encode),
-      variables)[0].shape[-1]
+  latent_dim = _latent_dim(model, variables, domain.dim)
   z = jax.random.normal(randomness.key_from_seed(seed), (num_samples, 1, latent_dim))
   return decode_latents(model, variables, np.asarray(z), domain)
-
-
-@dataclasses.dataclass(frozen=True)
-class DPSGDTraining:
-  """The DP-SGD event that trained the weights (scope 'dp-sgd'), for the composed report."""
-  noise_multiplier: float
-  sampling_rate: float
-  steps: int
 
 
 @dataclasses.dataclass
@@ -150,58 +155,112 @@ class SyntheticData:
 
 
 def synthesize(model: vae_lib.LipschitzVAE, variables: Any, records: np.ndarray, domain, *,
-               epsilon: Optional[float], delta: float, scope: str, k: int = 1,
-               shuffled_release: bool = True,
-               seed: Optional[int] = None, dpsgd: Optional[DPSGDTraining] = None,
-               training_seeded_by_user: bool = False, batch_size: int = 1024) -> SyntheticData:
+               epsilon: Optional[float], delta: float, scope, k: int = 1,
+               shuffled_release: bool = True, seed: Optional[int] = None,
+               dpsgd: Optional[privacy.DPSGDEvent] = None, training_seeded: bool = False,
+               batch_size: int = 1024, notes=()) -> SyntheticData:
   """Private synthesis: k synthetic records per private record, shuffled, with the report.
 
   Homoscedastic models release with sigma = calibrate_sigma(epsilon, delta, L * D, k), where L is
   certified from the trained weights now, so the per-record guarantee is exactly
   (epsilon, delta) whatever the training aimed at. With `epsilon=None` the model's own sigma is
-  used and epsilon is computed. Heteroscedastic models always use their own sigma(x), and
-  epsilon is computed by RDP from the certified L and L_s.
+  used and epsilon is computed. Heteroscedastic models use their own sigma(x), capped to the
+  model's Lipschitz targets (module docstring), and epsilon is computed by RDP.
 
   The certificate is always recomputed here from `variables`, so the report's L is that of the
   weights that produced the release.
 
   Args:
     records: the private records (n, dim), already in `domain`.
+    scope: a `lipdp.privacy.Scope` or its value.
     seed: None (default) draws the noise and the shuffle from OS entropy. An integer makes them
       reproducible, and not private against whoever knows it; the report says so.
-    training_seeded_by_user: for scope 'dp-sgd', whether the DP-SGD noise was seeded.
+    dpsgd: the `DPSGDEvent` that trained the weights (scope 'dp-sgd').
+    training_seeded: for scope 'dp-sgd', whether the DP-SGD noise was seeded.
+    notes: free-form remarks for the report.
   """
+  scope = privacy.Scope.parse(scope)
   records = np.asarray(records, np.float32)
   if records.ndim != 2 or records.shape[1] != domain.dim:
     raise ValueError(f"records must have shape (n, {domain.dim}), got {records.shape}")
   # The mechanism's guarantee needs every input inside the domain of diameter D.
   if not np.array_equal(domain.project(records), records):
     raise ValueError("records lie outside the declared domain; encode them with the domain first")
+  if (scope is privacy.Scope.DP_SGD) != (dpsgd is not None):
+    raise ValueError(f"scope {scope.value!r} and the DP-SGD training event {dpsgd!r} disagree: "
+                     "the event is required with scope 'dp-sgd' and only there")
   # Always certified here, from the very weights that produce the release.
   certificate = certify_encoder(model, variables, domain.dim)
   seeded = seed is not None
   seed = randomness.fresh_seed() if seed is None else randomness.check_seed(seed)
   diameter = float(domain.diameter)
-  sensitivity = certificate.mean_lipschitz * diameter
+  latent_dim = _latent_dim(model, variables, domain.dim)
+  cert_info = {"layer_bounds": list(certificate.mean_layer_bounds)}
 
   release_sigma = None
+  mean_scale = log_sigma_scale = 1.0
   if not model.heteroscedastic:
-    release_sigma = (privacy.calibrate_sigma(epsilon, delta, sensitivity, k=k)
+    lipschitz = certificate.mean_lipschitz
+    release_sigma = (privacy.calibrate_sigma(epsilon, delta, lipschitz * diameter, k=k)
                      if epsilon is not None else float(model.sigma))
+    release = privacy.GaussianRelease(release_sigma, k)
+  else:
+    lipschitz, lipschitz_log_sigma, mean_scale, log_sigma_scale = _heteroscedastic_bounds(
+        model, certificate, scope)
+    release = privacy.HeteroscedasticRelease(model.sigma_min, model.sigma_max,
+                                             lipschitz_log_sigma, latent_dim, k)
+    cert_info.update(mean_scale=mean_scale, log_sigma_lipschitz=certificate.log_sigma_lipschitz,
+                     log_sigma_scale=log_sigma_scale)
 
   latents = release_latents(model, variables, records, k, randomness.numpy_rng(seed, 0),
-                            sigma=release_sigma, batch_size=batch_size)
+                            sigma=release_sigma, batch_size=batch_size, mean_scale=mean_scale,
+                            log_sigma_scale=log_sigma_scale)
   # Everything below is post-processing of the float64 latents.
   synthetic = decode_latents(model, variables, latents.astype(np.float32), domain)
   order = randomness.numpy_rng(seed, 1).permutation(synthetic.shape[0])
   synthetic = synthetic[order] if shuffled_release else synthetic
 
-  report = _report(model, certificate, domain, diameter, release_sigma, k, delta, scope,
-                   shuffled_release, seeded, dpsgd, training_seeded_by_user, records.shape[0],
-                   latents.shape[-1])
+  desc = domain.describe()
+  report = privacy.make_report(
+      release, lipschitz=lipschitz, diameter=diameter, delta=delta, scope=scope,
+      num_records=records.shape[0], shuffled=bool(shuffled_release), dpsgd=dpsgd,
+      noise_seeded=seeded, training_seeded=bool(training_seeded) and dpsgd is not None,
+      certificate=cert_info,
+      domain=(f"{desc['type']} records of dimension {desc['dim']}: {desc['preprocessing']} "
+              f"Diameter: {desc['diameter_derivation']}"),
+      extra_versions={"jax": jax.__version__, "flax": flax.__version__}, notes=notes)
   _check_truncation_is_negligible(report, latents.shape[-1] * k)
   return SyntheticData(records=synthetic, report=report, sigma=release_sigma,
                        certificate=certificate)
+
+
+def _latent_dim(model, variables, dim: int) -> int:
+  return jax.eval_shape(
+      lambda v: model.apply(v, jnp.zeros((1, dim)), method=vae_lib.LipschitzVAE.encode),
+      variables)[0].shape[-1]
+
+
+def _heteroscedastic_bounds(model, certificate: EncoderCertificate, scope):
+  """(L, L_s, mean_scale, log_sigma_scale) for a heteroscedastic release (module docstring).
+
+  With targets, the release is scaled so that its certified constants are within them, and the
+  targets (fixed before training) are the numbers accounted. Without targets (a model built by
+  hand), the certified constants are used, which is refused in the 'dp-sgd' scope: there the
+  epsilon would depend on the trained weights, i.e. be chosen adaptively after DP-SGD.
+  """
+  targets = (model.lipschitz_target, model.log_sigma_lipschitz_target)
+  if None in targets:
+    if scope is privacy.Scope.DP_SGD:
+      raise ValueError("a heteroscedastic release in scope 'dp-sgd' needs the model's Lipschitz "
+                       "targets (lipschitz_target, log_sigma_lipschitz_target), fixed before "
+                       "training; an epsilon computed from the trained weights would be "
+                       "adaptive and its composition with DP-SGD invalid")
+    return certificate.mean_lipschitz, certificate.log_sigma_lipschitz, 1.0, 1.0
+  mean_target, log_sigma_target = (float(t) for t in targets)
+  mean_scale = min(1.0, mean_target / certificate.mean_lipschitz)
+  log_sigma_scale = (1.0 if certificate.log_sigma_lipschitz == 0 else
+                     min(1.0, log_sigma_target / certificate.log_sigma_lipschitz))
+  return mean_target, log_sigma_target, mean_scale, log_sigma_scale
 
 
 def _check_truncation_is_negligible(report, num_coordinates: int) -> None:
@@ -216,48 +275,3 @@ def _check_truncation_is_negligible(report, num_coordinates: int) -> None:
   if extra > 1e-6 * report.delta:
     raise ValueError(f"delta={report.delta:g} is too small for the float64 noise sampler: its "
                      f"truncation at {randomness.FLOAT64_NORMAL_MAX} sigma adds up to {extra:.2g}")
-
-
-def _report(model, certificate, domain, diameter, release_sigma, k, delta, scope, shuffled,
-            seeded, dpsgd, training_seeded_by_user, num_records, latent_dim):
-  """The privacy report, every epsilon computed by `lipdp.privacy` from certified numbers."""
-  desc = domain.describe()
-  domain_text = (f"{desc['type']} records of dimension {desc['dim']}: {desc['preprocessing']} "
-                 f"Diameter: {desc['diameter_derivation']}")
-  notes = [f"certified per-layer Lipschitz bounds of the encoder mean: "
-           f"{[round(b, 6) for b in certificate.mean_layer_bounds]}"]
-  if scope == "dp-sgd" and dpsgd is None:
-    raise ValueError("scope 'dp-sgd' needs the DP-SGD training event (dpsgd=...)")
-  if scope != "dp-sgd" and dpsgd is not None:
-    raise ValueError(f"a DP-SGD training event was given but the scope is {scope!r}")
-  noise_seeded = seeded
-  if dpsgd is not None and training_seeded_by_user:
-    noise_seeded = True
-    notes.append("the DP-SGD noise and batch sampling came from a user-fixed seed")
-  if seeded:
-    notes.append("the release noise and shuffle came from a user-fixed seed")
-  if scope == "conditional":
-    notes.append("the certified L, its per-layer bounds and the calibrated sigma in this report "
-                 "are computed from weights fit on the private records without DP; like the "
-                 "weights, they are not covered by the guarantee")
-  notes.append(f"noise drawn in float64 (|xi| < {randomness.FLOAT64_NORMAL_MAX}); the "
-               "truncation's contribution to delta is checked to be below 1e-6 of delta")
-  claim_shuffling = bool(shuffled) and not model.heteroscedastic
-  if shuffled and not claim_shuffling:
-    notes.append("the release is shuffled, but no amplification by shuffling is claimed for "
-                 "the heteroscedastic mechanism")
-  kwargs = dict(lipschitz=certificate.mean_lipschitz, domain=domain_text, diameter=diameter,
-                delta=delta, scope=scope, k=k, shuffled=claim_shuffling, noise_seeded=noise_seeded,
-                num_records=int(num_records),
-                extra_versions={"jax": jax.__version__, "flax": flax.__version__},
-                notes=notes)
-  if dpsgd is not None:
-    kwargs.update(dpsgd_noise_multiplier=dpsgd.noise_multiplier,
-                  dpsgd_sampling_rate=dpsgd.sampling_rate, dpsgd_steps=dpsgd.steps)
-  if model.heteroscedastic:
-    kwargs.update(mechanism="heteroscedastic_gaussian", sigma_min=model.sigma_min,
-                  sigma_max=model.sigma_max,
-                  lipschitz_log_sigma=certificate.log_sigma_lipschitz, latent_dim=latent_dim)
-  else:
-    kwargs.update(sigma=release_sigma)
-  return privacy.make_report(**kwargs)

@@ -1,7 +1,7 @@
 """Training the Lipschitz VAE: a pure `train_step`, data-parallel, plain or DP-SGD, resumable.
 
 Plain mode minimises the negative ELBO with optax. The weights then depend on the private records
-without a DP guarantee: the privacy report must use the `conditional` scope (design.md section 1).
+without a DP guarantee: the privacy report must use the `conditional` scope (docs/method.md).
 
 DP-SGD mode (Abadi et al. 2016) gives the weights their own guarantee, composed with the
 per-record release by `lipdp.privacy` (scope `dp-sgd`). The jax_privacy "sharp edges" are the
@@ -48,6 +48,7 @@ from jax.sharding import NamedSharding, PartitionSpec
 
 from lipdp import files
 from lipdp import nn as lnn
+from lipdp import privacy
 from lipdp import randomness
 from lipdp.models import vae as vae_lib
 
@@ -84,6 +85,10 @@ class DPSGDConfig:
       raise ValueError(f"sampling_rate must be in (0, 1], got {self.sampling_rate}")
     if self.chunk_size < 1:
       raise ValueError(f"chunk_size must be >= 1, got {self.chunk_size}")
+
+  def event(self, steps: int) -> privacy.DPSGDEvent:
+    """The accounting event of `steps` steps of this DP-SGD (the clip norm does not enter it)."""
+    return privacy.DPSGDEvent(self.noise_multiplier, self.sampling_rate, steps)
 
 
 def step_key(seed: int, step: int, stream: int) -> jax.Array:
@@ -151,14 +156,54 @@ def make_train_step(model: vae_lib.LipschitzVAE, optimizer: optax.GradientTransf
   return train_step
 
 
+_NORM_BLOCK = 1024
+
+
+def per_example_norms(grads: Any) -> tuple[jax.Array, float]:
+  """l2 norms of per-example gradients (leading axis) and the clipping margin they need.
+
+  The squared norm is summed in two levels: blocks of at most _NORM_BLOCK squares, then the
+  block sums. Whatever order XLA adds each level in, a sum of m non-negative floats has relative
+  error at most gamma_m = m u / (1 - m u) (u the unit roundoff; Higham 2002, Lemma 3.1 and
+  eq. 4.4), so the computed squared norm is within gamma_{B + M} of the exact one (B the block
+  length, M the number of block sums, squaring adding u), and its square root within about
+  gamma_{B+M} / 2 + u. Scaling by min(1, C' / norm) then rounds the scale and each coordinate
+  (u each). Hence with
+
+      m = gamma_{B + M + 1} + 8 u       (twice the first-order total, for safety),
+
+  the clipped gradient's exact norm is at most C' (1 + u)^2 / (1 - gamma/2 - u) <= C when
+  C' = C (1 - m). For a million parameters in float32, m is about 1e-4: a negligible change.
+
+  Returns:
+    (norms of shape (batch,), m), m a Python float fixed by the shapes and dtypes.
+  """
+  leaves = jax.tree_util.tree_leaves(grads)
+  batch = leaves[0].shape[0]
+  partial_sums, num_blocks, unit = [], 0, 0.0
+  for leaf in leaves:
+    flat = leaf.reshape(batch, -1)
+    size = flat.shape[1]
+    blocks = -(-size // _NORM_BLOCK)
+    flat = jnp.pad(flat, ((0, 0), (0, blocks * _NORM_BLOCK - size)))
+    partial_sums.append(jnp.sum(jnp.square(flat.reshape(batch, blocks, _NORM_BLOCK)), axis=-1))
+    num_blocks += blocks
+    unit = max(unit, float(jnp.finfo(leaf.dtype).eps) / 2)
+  norms = jnp.sqrt(jnp.sum(jnp.concatenate(partial_sums, axis=1), axis=1))
+  terms = _NORM_BLOCK + num_blocks + 1
+  margin = terms * unit / (1.0 - terms * unit) + 8.0 * unit
+  return norms, margin
+
+
 def make_clipped_gradient_sum(model: vae_lib.LipschitzVAE, blocks: Sequence, clip_norm: float,
                               image_likelihood: str = "bernoulli", beta: float = 1.0):
   """Builds `f(params, model_state, chunk, mask, rng) -> (sum of clipped grads, stats)`.
 
-  Per-example gradients by vmap; each is scaled by min(1, C / ||g_i||) so its l2 norm is at most
-  C; masked-out (padding) rows contribute exactly zero, and so does an example whose gradient is
-  not finite (otherwise one NaN would poison, and reveal itself in, the whole noisy sum). The
-  model state is read, never written, so no per-example information leaks through it.
+  Per-example gradients by vmap; each is scaled by min(1, C' / ||g_i||) with C' = C (1 - m), so
+  its exact l2 norm is at most C despite float rounding (`clip_margin`); masked-out (padding)
+  rows contribute exactly zero, and so does an example whose gradient is not finite (otherwise
+  one NaN would poison, and reveal itself in, the whole noisy sum). The model state is read,
+  never written, so no per-example information leaks through it.
   """
 
   def example_loss(params, model_state, record, rng):
@@ -171,9 +216,10 @@ def make_clipped_gradient_sum(model: vae_lib.LipschitzVAE, blocks: Sequence, cli
     keys = jax.random.split(rng, chunk.shape[0])
     losses, grads = jax.vmap(jax.value_and_grad(example_loss), in_axes=(None, None, 0, 0))(
         params, model_state, chunk, keys)
-    norms = jax.vmap(optax.global_norm)(grads)
+    norms, margin = per_example_norms(grads)
+    target = clip_norm * (1.0 - margin)  # provably <= C after rounding (see clip_margin)
     finite = jnp.isfinite(norms)
-    scale = jnp.where(finite, jnp.minimum(1.0, clip_norm / jnp.maximum(norms, 1e-12)), 0.0) * mask
+    scale = jnp.where(finite, jnp.minimum(1.0, target / jnp.maximum(norms, 1e-30)), 0.0) * mask
     summed = jax.tree_util.tree_map(
         lambda g: jnp.tensordot(scale, jnp.where(
             finite.reshape((-1,) + (1,) * (g.ndim - 1)), g, 0.0), axes=1), grads)

@@ -1,6 +1,7 @@
 """End to end: train, certify, synthesize, report, on digits, MNIST (IDX) and TFDS (mocked)."""
 import json
 import os
+import shutil
 import sys
 
 import jax
@@ -10,6 +11,7 @@ import pytest
 from lipdp import nn as lnn
 from lipdp import pipeline
 from lipdp import privacy
+from lipdp import release as release_lib
 from lipdp import synthesize as synth_lib
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(__file__)), "experiments",
@@ -80,17 +82,17 @@ def test_certified_bound_dominates_an_attack_on_the_trained_encoder(digits_run):
   assert float(attack) > 0.5 * certified  # the attack is not vacuous
 
 
-def test_no_synthetic_record_equals_a_training_record(digits_run):
+def test_release_folder_matches_its_report(digits_run):
   _, _, result = digits_run
-  synthetic = result.synthetic_records
-  train = result.data.train
-  distances = np.sqrt(np.maximum(
-      (synthetic**2).sum(1)[:, None] + (train**2).sum(1)[None] - 2 * synthetic @ train.T, 0))
-  assert distances.min() > 1e-3
+  report = release_lib.verify_release(result.release_dir)
+  assert report == result.report
 
 
-def test_rerun_in_the_same_workdir_refuses_a_second_release_unless_asked(digits_run):
-  config, workdir, result = digits_run
+def test_rerun_in_the_same_workdir_refuses_a_second_release_unless_asked(digits_run, tmp_path):
+  config, shared_workdir, result = digits_run
+  # A copy: replacing the release must not change the shared fixture other tests read.
+  workdir = str(tmp_path / "copy")
+  shutil.copytree(shared_workdir, workdir)
   with pytest.raises(ValueError, match="already holds a release"):
     pipeline.run(config, workdir, progress_bar=False)
   config = _config(**{"train.num_steps": 300, "train.log_every": 100, "train.seed": 0,
@@ -139,11 +141,15 @@ def test_records_outside_the_domain_are_refused(digits_run):
                          delta=1e-5, scope="conditional")
 
 
-def test_prior_samples_decode_into_the_domain(digits_run):
+def test_prior_samples_are_reproducible_and_differ_from_each_other(digits_run):
   _, _, result = digits_run
-  samples = synth_lib.sample_prior(result.model, result.variables, 10, result.data.domain)
-  assert samples.shape == (10, result.data.domain.dim)
-  np.testing.assert_array_equal(result.data.domain.project(samples), samples)
+  domain = result.data.domain
+  samples = synth_lib.sample_prior(result.model, result.variables, 10, domain, seed=3)
+  assert samples.shape == (10, domain.dim)
+  np.testing.assert_array_equal(
+      samples, synth_lib.sample_prior(result.model, result.variables, 10, domain, seed=3))
+  # Each sample decodes its own latent: the images are not all the same.
+  assert np.std(samples[:, :domain.image_dim], axis=0).max() > 1e-3
 
 
 def test_dpsgd_scope_composes_training_and_release(tmp_path):
@@ -152,7 +158,7 @@ def test_dpsgd_scope_composes_training_and_release(tmp_path):
   result = pipeline.run(config, str(tmp_path), progress_bar=False)
   report = result.report
   assert report.scope == "dp-sgd"
-  assert report.dpsgd == {"noise_multiplier": 1.5, "sampling_rate": 0.05, "steps": 20}
+  assert report.dpsgd == privacy.DPSGDEvent(noise_multiplier=1.5, sampling_rate=0.05, steps=20)
   # The training event as dp_accounting models it directly: Poisson-sampled Gaussian with the
   # same rate, noise multiplier and steps, under replace-one (the clipped sum moves by <= 2C).
   import dp_accounting  # pylint: disable=g-import-not-at-top
@@ -223,13 +229,45 @@ def test_heteroscedastic_release_is_accounted_by_rdp(tmp_path):
   result = pipeline.run(config, str(tmp_path), progress_bar=False)
   report = result.report
   assert report.mechanism == "heteroscedastic_gaussian"
-  assert report.heteroscedastic["lipschitz_log_sigma"] <= 0.05 * (1 + 1e-3)
+  assert report.release.lipschitz_log_sigma <= 0.05 * (1 + 1e-3)
   assert report.recompute_epsilon() == pytest.approx(report.epsilon, rel=1e-9)
   # More noise variation can only cost privacy: the RDP epsilon is at least the homoscedastic
   # epsilon at the smallest noise... and finite.
-  homo = privacy.gaussian_epsilon(report.heteroscedastic["sigma_min"], report.sensitivity,
-                                  report.delta)
+  homo = privacy.gaussian_epsilon(report.release.sigma_min, report.sensitivity, report.delta)
   assert homo <= report.per_record_epsilon < np.inf
+
+
+def test_heteroscedastic_dpsgd_release_is_fixed_before_training(tmp_path):
+  """Finding 3: in scope dp-sgd the release epsilon may not depend on the trained weights."""
+  config = _config(**{"model.heteroscedastic": True, "scope": "dp-sgd", "train.num_steps": 5,
+                      "train.seed": 2, "model.log_sigma_lipschitz": 0.05,
+                      "train.dp_sampling_rate": 0.05})
+  result = pipeline.run(config, str(tmp_path), progress_bar=False)
+  report = result.report
+  # What the configuration fixed before training...
+  diameter = result.data.domain.diameter
+  target, _ = pipeline.encoder_calibration(config, diameter)
+  before = privacy.HeteroscedasticRelease(config.model.sigma_min, config.model.sigma_max, 0.05,
+                                          config.model.latent_dim)
+  # ...is exactly what was accounted.
+  assert report.release == before
+  assert report.lipschitz == target
+  expected = privacy.account(release=before, lipschitz=target, diameter=diameter,
+                             delta=config.delta, scope="dp-sgd", num_records=report.num_records,
+                             shuffled=True, dpsgd=report.dpsgd)
+  assert report.epsilon == expected.epsilon
+  # The released map is certified within those targets.
+  cert = report.certificate
+  assert np.prod(cert["layer_bounds"]) * cert["mean_scale"] <= target * (1 + 1e-12)
+  assert cert["log_sigma_lipschitz"] * cert["log_sigma_scale"] <= 0.05 * (1 + 1e-12)
+
+
+def test_dataset_caveats_reach_the_report(tmp_path):
+  config = _config(**{"dataset": "breast_cancer", "train.num_steps": 3, "train.seed": 0,
+                      "train.batch_size": 16})
+  result = pipeline.run(config, str(tmp_path), progress_bar=False)
+  assert result.report.notes == result.data.notes
+  assert "statistics of the very records" in result.report.notes[0]
 
 
 def test_lipschitz_decoder_on_request(tmp_path):

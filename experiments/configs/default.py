@@ -53,6 +53,7 @@ def get_config(arg: str = "") -> ml_collections.ConfigDict:
   c.model.lipschitz_target = ml_collections.config_dict.placeholder(float)
   c.model.decoder = "mlp"  # or 'conv' for image domains, or 'lipschitz_mlp'
   c.model.decoder_lipschitz = 10.0  # target of the 'lipschitz_mlp' decoder only
+  c.model.decoder_dense = "bjorck"  # layer type of the 'lipschitz_mlp' decoder only
   c.model.decoder_hidden = (256, 512)
   c.model.image_likelihood = "bernoulli"
   # Heteroscedastic noise: sigma(x) in [sigma_min, sigma_max], log sigma(x) certified

@@ -5,9 +5,9 @@ every constant that defines the domain (pixel_max, radius, numeric bounds, categ
 declared in advance and never computed from the private data. See docs/data.md.
 """
 
-from lipdp.data.domain import (Block, CategoricalColumn, ImageDomain, NumericColumn,
+from lipdp.data.domain import (Block, BlockDomain, CategoricalColumn, ImageDomain, NumericColumn,
                                TabularDomain, domain_from_description)
-from lipdp.data.pipeline import (DATA_DIR_ENV, DEFAULT_RADIUS_FRACTION, PreparedData,
+from lipdp.data.datasets import (DATA_DIR_ENV, DEFAULT_RADIUS_FRACTION, PreparedData,
                                  default_image_radius, load_dataset, train_holdout_split)
 from lipdp.data.sources import (BREAST_CANCER_BOUNDS, BREAST_CANCER_LABEL_COLUMN,
                                 breast_cancer_domain, load_breast_cancer, load_csv,
@@ -16,6 +16,7 @@ from lipdp.data.sources import (BREAST_CANCER_BOUNDS, BREAST_CANCER_LABEL_COLUMN
 
 __all__ = [
     "Block",
+    "BlockDomain",
     "CategoricalColumn",
     "ImageDomain",
     "NumericColumn",

@@ -9,12 +9,15 @@ matplotlib.use("Agg")  # files only; never needs a display
 import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
 import numpy as np
 
+from lipdp import files
+
 
 def _save(fig, path: str) -> str:
-  tmp = path + ".tmp.png"
-  fig.savefig(tmp, dpi=120, bbox_inches="tight")
-  plt.close(fig)
-  os.replace(tmp, path)
+  try:
+    with files.atomic_write(path, "wb") as f:
+      fig.savefig(f, format="png", dpi=120, bbox_inches="tight")
+  finally:
+    plt.close(fig)
   return path
 
 

@@ -37,7 +37,7 @@ def build_vae(domain, model_config, lipschitz_target: float, sigma: float,
     # Not needed for privacy (the decoder is post-processing); a smooth decoder on request.
     decoder = lnn.lipschitz_mlp(tuple(model_config.decoder_hidden) + (domain.dim,),
                                 lipschitz_target=float(model_config.decoder_lipschitz),
-                                dense=model_config.encoder_dense,
+                                dense=model_config.get("decoder_dense", "bjorck"),
                                 activation=model_config.activation)
   else:
     raise ValueError(f"unknown decoder {model_config.decoder!r}; "
@@ -53,4 +53,8 @@ def build_vae(domain, model_config, lipschitz_target: float, sigma: float,
   return vae_lib.LipschitzVAE(encoder_mean=encoder_mean, decoder=decoder, sigma=float(sigma),
                               log_sigma_net=log_sigma_net,
                               sigma_min=float(model_config.sigma_min),
-                              sigma_max=float(model_config.sigma_max))
+                              sigma_max=float(model_config.sigma_max),
+                              lipschitz_target=float(lipschitz_target),
+                              log_sigma_lipschitz_target=(float(log_sigma_lipschitz)
+                                                          if model_config.heteroscedastic
+                                                          else None))

@@ -3,7 +3,7 @@
 Encoder: z = mu(x) + sigma(x) * xi, xi ~ N(0, I_d), where mu is a `lipdp.nn.LipschitzSequential`
 whose Lipschitz constant (l2 -> l2) is certified from its weights by
 `lipdp.nn.certified_lipschitz_bound`. Releasing z for a record x in a domain of diameter D is the
-Gaussian mechanism with sensitivity L * D (design.md section 1); decoding z is post-processing.
+Gaussian mechanism with sensitivity L * D (docs/method.md); decoding z is post-processing.
 
 Noise:
 - homoscedastic (default): sigma is a fixed float, set from the privacy calibration before
@@ -35,6 +35,9 @@ class LipschitzVAE(nn.Module):
     sigma: the homoscedastic encoder noise; ignored when `log_sigma_net` is given.
     log_sigma_net: optional certified-Lipschitz network with one output (heteroscedastic noise).
     sigma_min, sigma_max: bounds of the heteroscedastic noise.
+    lipschitz_target: the Lipschitz constant the encoder mean was built to have (a target;
+      the privacy report uses the certificate, see `lipdp.synthesize`).
+    log_sigma_lipschitz_target: likewise for log sigma(x) (heteroscedastic only).
   """
   encoder_mean: nn.Module
   decoder: nn.Module
@@ -42,17 +45,24 @@ class LipschitzVAE(nn.Module):
   log_sigma_net: Optional[nn.Module] = None
   sigma_min: float = 0.5
   sigma_max: float = 2.0
+  lipschitz_target: Optional[float] = None
+  log_sigma_lipschitz_target: Optional[float] = None
 
   @property
   def heteroscedastic(self) -> bool:
     return self.log_sigma_net is not None
 
-  def encode(self, x: jax.Array) -> tuple[jax.Array, jax.Array]:
-    """Returns (mu, sigma): mu of shape (batch, latent_dim), sigma of shape (batch,)."""
-    mu = self.encoder_mean(x)
+  def encode(self, x: jax.Array, mean_scale: float = 1.0,
+             log_sigma_scale: float = 1.0) -> tuple[jax.Array, jax.Array]:
+    """Returns (mu, sigma): mu of shape (batch, latent_dim), sigma of shape (batch,).
+
+    `mean_scale` and `log_sigma_scale` (<= 1, used at release) multiply mu(x) and the output of
+    the log-sigma network before its clamp, and so their Lipschitz constants.
+    """
+    mu = self.encoder_mean(x) * mean_scale
     if self.heteroscedastic:
-      log_sigma = jnp.clip(self.log_sigma_net(x)[..., 0], jnp.log(self.sigma_min),
-                           jnp.log(self.sigma_max))
+      log_sigma = jnp.clip(self.log_sigma_net(x)[..., 0] * log_sigma_scale,
+                           jnp.log(self.sigma_min), jnp.log(self.sigma_max))
       sigma = jnp.exp(log_sigma)
     else:
       sigma = jnp.full(mu.shape[:-1], self.sigma, dtype=mu.dtype)

@@ -4,11 +4,13 @@ Everything a reviewer needs to check the privacy math is here, and nothing here
 imports jax, flax or any lipdp model code. One neighbouring relation throughout:
 replace-one (bounded DP). See docs/privacy.md for the derivations.
 
-  sensitivity      l2 diameters of declared domains; Delta = L * D
+  events           the relation, the scope, one typed event per mechanism
+  diameters        l2 diameters of declared domains; Delta = L * D
   gaussian         exact analytic Gaussian mechanism (Balle and Wang 2018)
   composition      DP-SGD (Poisson-sampled Gaussian) composed with the release (PLD)
   heteroscedastic  RDP of a learned, bounded sigma(x) (Gil et al. 2013; Mironov 2017)
   shuffle          amplification by shuffling (Feldman, McMillan, Talwar 2021)
+  accounting       every epsilon of one release, and which one is the headline
   report           PrivacyReport: JSON, atomic save, recompute_epsilon, verify
   audit            empirical Clopper-Pearson lower bound on epsilon
 """
@@ -18,8 +20,8 @@ from lipdp.privacy.audit import audit_mechanism
 from lipdp.privacy.audit import clopper_pearson_lower
 from lipdp.privacy.audit import clopper_pearson_upper
 from lipdp.privacy.audit import gaussian_mechanism
-from lipdp.privacy.composition import NEIGHBORING_RELATION
-from lipdp.privacy.composition import NEIGHBORING_RELATION_TEXT
+from lipdp.privacy.accounting import Accounting
+from lipdp.privacy.accounting import account
 from lipdp.privacy.composition import CompositionResult
 from lipdp.privacy.composition import compose_dpsgd_and_dp_mechanism
 from lipdp.privacy.composition import compose_dpsgd_and_release
@@ -43,17 +45,21 @@ from lipdp.privacy.heteroscedastic import isotropic_gaussian_renyi_divergence
 from lipdp.privacy.heteroscedastic import max_finite_order
 from lipdp.privacy.heteroscedastic import max_sigma_ratio
 from lipdp.privacy.heteroscedastic import rdp_to_epsilon
-from lipdp.privacy.report import SCOPE_STATEMENTS
-from lipdp.privacy.report import SCOPES
+from lipdp.privacy.events import REPLACE_ONE
+from lipdp.privacy.events import DPSGDEvent
+from lipdp.privacy.events import GaussianRelease
+from lipdp.privacy.events import HeteroscedasticRelease
+from lipdp.privacy.events import NeighboringRelation
+from lipdp.privacy.events import Scope
 from lipdp.privacy.report import PrivacyReport
 from lipdp.privacy.report import library_versions
 from lipdp.privacy.report import make_report
-from lipdp.privacy.sensitivity import box_diameter
-from lipdp.privacy.sensitivity import l2_ball_diameter
-from lipdp.privacy.sensitivity import nonnegative_ball_diameter
-from lipdp.privacy.sensitivity import one_hot_diameter
-from lipdp.privacy.sensitivity import product_diameter
-from lipdp.privacy.sensitivity import sensitivity
+from lipdp.privacy.diameters import box_diameter
+from lipdp.privacy.diameters import l2_ball_diameter
+from lipdp.privacy.diameters import nonnegative_ball_diameter
+from lipdp.privacy.diameters import one_hot_diameter
+from lipdp.privacy.diameters import product_diameter
+from lipdp.privacy.diameters import sensitivity
 from lipdp.privacy.shuffle import ShuffledCompositionResult
 from lipdp.privacy.shuffle import ShuffleResult
 from lipdp.privacy.shuffle import calibrate_sigma_shuffled

@@ -20,9 +20,11 @@ neighbour) picks the direction, the threshold and the orientation of the
 test, the second half - independent of that choice - evaluates the one chosen
 test. The bound is therefore honest at the stated level.
 
-This is the audit of "Bugs that DP libraries shipped" (design.md, 4): a
-mechanism whose noise was calibrated to the wrong sensitivity shows a lower
-bound above its claimed epsilon. An audit can only falsify a claim; a lower
+DP libraries have shipped sensitivities off by a factor (PrivBayes
+implementations, JAM in private-pgm) and noise calibrated to a sum but added to
+a mean; this audit catches that class of bug: a mechanism whose noise was
+calibrated to the wrong sensitivity shows a lower bound above its claimed
+epsilon. An audit can only falsify a claim; a lower
 bound below the claim proves nothing about the claim being right.
 """
 

@@ -1,6 +1,6 @@
 """DP-SGD accounting and its composition with the per-record Gaussian release.
 
-Scope `dp-sgd` (design.md, 1): the encoder/decoder are trained with DP-SGD
+Scope `dp-sgd` (docs/method.md): the encoder/decoder are trained with DP-SGD
 (Abadi et al., "Deep Learning with Differential Privacy", CCS 2016) and then
 every record's latent z = mu(x) + sigma xi is released. Under the replace-one
 relation, replacing a record x by x' changes (a) the training run, which is
@@ -67,13 +67,11 @@ from dp_accounting.pld import pld_privacy_accountant
 from dp_accounting.pld import privacy_loss_distribution as pld_lib
 
 from lipdp.privacy import _validation
+from lipdp.privacy import events
 from lipdp.privacy import gaussian
 
-NEIGHBORING_RELATION = dp_accounting.NeighboringRelation.REPLACE_ONE
-NEIGHBORING_RELATION_TEXT = (
-    "replace-one (bounded DP): two datasets are neighbours when they have the same "
-    "number of records and differ by replacing one record with any other record of the "
-    "declared domain")
+# dp_accounting's spelling of lipdp's one relation (see the module docstring for its factor 2).
+_RELATION = events.REPLACE_ONE.dp_accounting
 DEFAULT_VALUE_DISCRETIZATION = 1e-4
 _MIN_NOISE_MULTIPLIER = 0.05
 
@@ -91,13 +89,7 @@ def dpsgd_event(noise_multiplier: float, sampling_rate: float,
   Returns:
     SelfComposedDpEvent(PoissonSampledDpEvent(q, GaussianDpEvent(z)), steps).
   """
-  noise_multiplier = _validation.positive(noise_multiplier, "noise_multiplier")
-  sampling_rate = _validation.probability_half_open(sampling_rate, "sampling_rate")
-  steps = _validation.positive_int(steps, "steps")
-  return dp_accounting.SelfComposedDpEvent(
-      dp_accounting.PoissonSampledDpEvent(sampling_rate,
-                                          dp_accounting.GaussianDpEvent(noise_multiplier)),
-      steps)
+  return events.DPSGDEvent(noise_multiplier, sampling_rate, steps).dp_event()
 
 
 def gaussian_release_event(sigma: float, sensitivity: float, k: int = 1) -> dp_accounting.DpEvent:
@@ -138,7 +130,7 @@ def pld_epsilon(event: dp_accounting.DpEvent, delta: float,
   value_discretization_interval = _validation.positive(value_discretization_interval,
                                                        "value_discretization_interval")
   accountant = pld_privacy_accountant.PLDAccountant(
-      NEIGHBORING_RELATION, value_discretization_interval=value_discretization_interval)
+      _RELATION, value_discretization_interval=value_discretization_interval)
   accountant.compose(event)
   return float(accountant.get_epsilon(delta))
 
@@ -191,7 +183,7 @@ def dpsgd_noise_multiplier(target_epsilon: float, sampling_rate: float, steps: i
 
   def make_accountant():
     return pld_privacy_accountant.PLDAccountant(
-        NEIGHBORING_RELATION, value_discretization_interval=value_discretization_interval)
+        _RELATION, value_discretization_interval=value_discretization_interval)
 
   def make_event(z):
     return dpsgd_event(z, sampling_rate, steps)
@@ -232,7 +224,7 @@ class CompositionResult:
   release_epsilon: float
   total_epsilon: float
   delta: float
-  neighboring_relation: str = NEIGHBORING_RELATION_TEXT
+  neighboring_relation: str = events.REPLACE_ONE.statement
 
 
 def compose_dpsgd_and_release(
@@ -310,7 +302,7 @@ def compose_dpsgd_and_dp_mechanism(
       standard_deviation=noise_multiplier,
       value_discretization_interval=value_discretization_interval,
       sampling_prob=sampling_rate,
-      neighboring_relation=NEIGHBORING_RELATION).self_compose(steps)
+      neighboring_relation=_RELATION).self_compose(steps)
   release_pld = pld_lib.from_privacy_parameters(
       pld_common.DifferentialPrivacyParameters(epsilon, mechanism_delta),
       value_discretization_interval=value_discretization_interval)

@@ -1,67 +1,46 @@
 """The privacy report: every number needed to recompute epsilon, in one JSON file.
 
-A `PrivacyReport` records what was released and why it is private: the
-mechanism, the neighbouring relation (replace-one, in words), the certified
-Lipschitz bound L, the declared domain and its diameter D, the sensitivity
-L D, sigma, k, delta, epsilon per component and in total, the scope of the
-model weights, whether the release was declared shuffled (and then the central
-epsilon, the per-record one being kept too), whether the noise was seeded, the
-DP-SGD parameters for the `dp-sgd` scope, and the library versions.
+A `PrivacyReport` records what was released and why it is private. It holds three kinds of
+content, and keeps them apart on purpose:
 
-`recompute_epsilon()` recomputes epsilon from the report's own numbers only
-(the sensitivity is recomputed as L * D rather than read back), and `verify()`
-checks every stored epsilon against that recomputation: this is the
-independent check that would have caught "sensitivity off by a factor" bugs.
+1. **Inputs** (stored): the release event (`GaussianRelease` / `HeteroscedasticRelease`), the
+   certified Lipschitz bound L, the domain and its diameter D, delta, the scope of the weights,
+   the DP-SGD event (scope `dp-sgd`), whether the release is shuffled, the number of records,
+   whether noise came from a user-fixed seed, and free caller notes.
+2. **Numbers** (stored, and recomputed by `verify()`): the sensitivity L D, the per-record,
+   central and component epsilons, and the headline epsilon (`lipdp.privacy.accounting`).
+3. **Statements** (derived, never stored as free text): the neighbouring relation and its
+   wording, the scope statement, the noise statement, the accounting methods, the caveats that
+   the inputs imply, and what the headline epsilon is. They are written to the JSON file for
+   human readers; `from_dict` rejects a file whose statements differ from those its inputs
+   imply, so a report cannot state one thing and compute another.
 
-Scopes (design.md, 1):
-  * `public`: the model was fit on data independent of the private records;
-    epsilon covers the private records in full.
-  * `dp-sgd`: the model was trained on the private records with DP-SGD; the
-    training event is composed with the per-record release (PLD accounting)
-    and the total covers both.
-  * `conditional`: the model was fit on the private records without DP; the
-    epsilon is conditional on the model, and the report says in plain words
-    that the model's own dependence on the private records is not covered.
+What `verify()` does and does not check. It checks that the report is *consistent*: every
+number is finite where it must be, and every stored number equals its recomputation from the
+stored inputs (the sensitivity is recomputed as L * D, never read back). That catches
+arithmetic bugs such as a sensitivity off by a factor, a NaN, or an edited epsilon. It cannot
+know whether the inputs are true: a report whose L was divided by 4 and every epsilon
+recomputed, or whose scope was changed, is consistent and verifies. Two further checks need
+more than the report: `lipdp.release.verify_release(release_dir)` checks the inputs against the
+released files (the number of synthetic records, the diameter of the domain file), and
+`lipdp.synthesize.certify_encoder` recomputes L from the weights, for whoever holds them.
 """
 
 import dataclasses
 import importlib.metadata
 import json
 import math
-import os
 import platform
-import tempfile
-from typing import Any, Mapping, Optional
+from typing import Any, Mapping, Optional, Sequence
 
+from lipdp import files
 from lipdp.privacy import _validation
+from lipdp.privacy import accounting as accounting_lib
 from lipdp.privacy import composition
-from lipdp.privacy import gaussian
-from lipdp.privacy import heteroscedastic
-from lipdp.privacy import sensitivity as sensitivity_lib
-from lipdp.privacy import shuffle
+from lipdp.privacy import events
 
-SCHEMA_VERSION = 1
-SCOPES = ("public", "dp-sgd", "conditional")
-MECHANISMS = ("gaussian", "heteroscedastic_gaussian")
-
-SCOPE_STATEMENTS = {
-    "public": (
-        "The encoder and decoder were trained on data that is independent of the private "
-        "records (public data). The epsilon covers the private records in full."),
-    "dp-sgd": (
-        "The encoder and decoder were trained on the private records with DP-SGD. The "
-        "training run is composed with the per-record Gaussian release by PLD accounting "
-        "under the same replace-one relation, and the total epsilon covers both."),
-    "conditional": (
-        "The encoder and decoder were trained on the private records WITHOUT differential "
-        "privacy. The epsilon covers only the noise added to each record's latent given the "
-        "trained model: the model's own dependence on the private records is NOT covered by "
-        "this guarantee, and nothing here bounds what the model weights, or synthetic data "
-        "shaped by the decoder, reveal about the private records (for example to a "
-        "membership-inference attack)."),
-}
-
-NEIGHBORING_RELATION = "replace-one"
+SCHEMA_VERSION = 2
+Scope = events.Scope
 
 SEEDED_STATEMENT = (
     "The noise was drawn from a fixed, reproducible seed. Such noise is not private against "
@@ -69,7 +48,33 @@ SEEDED_STATEMENT = (
 UNSEEDED_STATEMENT = (
     "The noise keys came from operating-system entropy and were not stored.")
 
-CONDITIONAL_NOT_COVERED = "NOT covered"
+# Caveats: derived from the inputs, so they cannot be dropped from a report.
+CAVEAT_CONDITIONAL_MODEL = (
+    "the certified L, its per-layer bounds and the calibrated sigma in this report are computed "
+    "from weights fit on the private records without DP; like the weights, they are not "
+    "covered by the guarantee")
+CAVEAT_CONDITIONAL_SHUFFLE = (
+    "the central epsilon of the shuffled release holds only if no synthetic record can be "
+    "linked back to its source record; a decoder fit on the same records without DP may make "
+    "such links, so in this scope the headline is the per-record epsilon")
+CAVEAT_HETEROSCEDASTIC_SHUFFLE = (
+    "the release is shuffled, but no amplification by shuffling is claimed for the "
+    "heteroscedastic mechanism")
+CAVEAT_NOISE_SEEDED = "the release noise and shuffle came from a user-fixed seed"
+CAVEAT_TRAINING_SEEDED = "the DP-SGD noise and batch sampling came from a user-fixed seed"
+CAVEAT_FIXED_BEFORE_TRAINING = (
+    "the release's privacy profile (sigma / (L D), k, and for the heteroscedastic mechanism "
+    "L, L_s, sigma_min, sigma_max) was fixed before training, as adaptive composition with "
+    "DP-SGD requires")
+CAVEAT_FLOAT64_NOISE = (
+    "noise drawn in float64 (|xi| < 12.2); the truncation's contribution to delta is checked "
+    "to be below 1e-6 of delta; the discreteness of floating-point noise (Mironov 2012) is not "
+    "modelled")
+
+_NUMBER_FIELDS = ("sensitivity", "per_record_epsilon", "central_epsilon", "shuffle_delta",
+                  "epsilon")
+_DERIVED_TEXT_FIELDS = ("neighboring_relation", "neighboring_relation_statement",
+                        "scope_statement", "noise_statement", "accounting_methods", "caveats")
 
 
 def _package_version(name: str) -> str:
@@ -97,400 +102,417 @@ def library_versions(extra: Optional[Mapping[str, str]] = None) -> dict:
   return versions
 
 
-@dataclasses.dataclass
-class PrivacyReport:
-  """A JSON-serialisable record of one private release (see module docstring).
+def _finite_or_none(value):
+  return value is None or (isinstance(value, (int, float)) and math.isfinite(value))
 
-  Attributes:
-    mechanism: "gaussian" or "heteroscedastic_gaussian".
-    neighboring_relation: "replace-one".
-    neighboring_relation_statement: the relation in words.
-    lipschitz: certified Lipschitz bound L of the encoder mean.
+
+@dataclasses.dataclass(frozen=True)
+class PrivacyReport:
+  """A record of one private release (see the module docstring).
+
+  Attributes (inputs):
+    release: the per-record mechanism, a `GaussianRelease` or `HeteroscedasticRelease`.
+    lipschitz: the Lipschitz bound L of the released encoder mean used in the accounting:
+      certified from the weights of the released map.
     domain: plain-words description of the declared input domain.
     diameter: its l2 diameter D.
-    sensitivity: L * D.
-    sigma: noise std (gaussian mechanism), else None.
-    k: latents per record.
-    delta: the delta of `epsilon`.
-    epsilon: the headline (total) epsilon.
-    per_record_epsilon: epsilon of one record's release alone, at `delta`.
-    components: epsilon of each component ("release", and "dp_sgd",
-      "shuffled_release" when they apply).
-    scope: "public", "dp-sgd" or "conditional".
-    scope_statement: what the scope covers, in plain words.
-    shuffled: whether the caller declared the release shuffled and unlinked.
-    num_records: number of records shuffled together (when shuffled).
-    central_epsilon: central epsilon of the shuffled release alone (when
-      shuffled), at `shuffle_delta` for the dp-sgd scope, else at `delta`.
-    shuffle_delta: the delta of `central_epsilon`.
-    noise_seeded: whether the noise came from a fixed seed.
-    noise_statement: what that means, in plain words.
-    dpsgd: DP-SGD parameters (noise_multiplier, sampling_rate, steps) for the
-      dp-sgd scope, else None.
-    heteroscedastic: sigma_min, sigma_max, lipschitz_log_sigma, latent_dim for
-      the heteroscedastic mechanism, else None.
-    delta_split: share of delta given to the release when it must be split
-      (shuffled or heteroscedastic release composed with DP-SGD).
-    value_discretization_interval: PLD grid used for PLD accounting.
-    accounting: the methods used, in words.
+    delta: the delta of every epsilon (the shuffled release's own delta is `shuffle_delta`).
+    scope: a `Scope`.
+    num_records: the number of private records released (k synthetic records each).
+    shuffled: whether the release is a uniformly shuffled multiset without identifiers.
+    dpsgd: the `DPSGDEvent` that trained the weights (scope `dp-sgd`), else None.
+    noise_seeded: whether the release noise came from a user-fixed seed.
+    training_seeded: whether the DP-SGD noise and sampling came from a user-fixed seed.
+    certificate: what the certificate of the weights gave (information, checked by `verify`):
+      "layer_bounds" (certified per-layer bounds of the encoder mean), "mean_scale" (a factor
+      <= 1 the release multiplies mu by, default 1), and for the heteroscedastic mechanism
+      "log_sigma_lipschitz" and "log_sigma_scale" likewise. prod(layer_bounds) * mean_scale
+      must not exceed `lipschitz`, nor log_sigma_lipschitz * log_sigma_scale the release's L_s.
+    delta_split: share of delta given to the release where delta is split.
+    value_discretization_interval: PLD grid of the DP-SGD composition.
     versions: library versions.
-    notes: free-form caller notes.
-    schema_version: version of this format.
+    notes: free-form caller remarks (the caveats the inputs imply are derived, not notes).
+  Attributes (numbers, recomputed by `verify`):
+    sensitivity, per_record_epsilon, central_epsilon, shuffle_delta, components, epsilon, and
+    headline: what `epsilon` is, in words (`lipdp.privacy.accounting`).
   """
-  mechanism: str
-  neighboring_relation: str
-  neighboring_relation_statement: str
+  release: events.ReleaseEvent
   lipschitz: float
   domain: str
   diameter: float
-  sensitivity: float
-  sigma: Optional[float]
-  k: int
   delta: float
-  epsilon: float
-  per_record_epsilon: float
-  components: dict
-  scope: str
-  scope_statement: str
+  scope: Scope
+  num_records: int
   shuffled: bool
-  num_records: Optional[int]
-  central_epsilon: Optional[float]
-  shuffle_delta: Optional[float]
+  dpsgd: Optional[events.DPSGDEvent]
   noise_seeded: bool
-  noise_statement: str
-  dpsgd: Optional[dict]
-  heteroscedastic: Optional[dict]
+  training_seeded: bool
+  certificate: dict
   delta_split: float
   value_discretization_interval: float
-  accounting: str
   versions: dict
-  notes: list = dataclasses.field(default_factory=list)
-  schema_version: int = SCHEMA_VERSION
+  notes: tuple
+  sensitivity: float
+  per_record_epsilon: float
+  central_epsilon: Optional[float]
+  shuffle_delta: Optional[float]
+  components: dict
+  epsilon: float
+  headline: str
 
-  # ------------------------------------------------------------------ JSON.
+  # --------------------------------------------------------------- Derived statements.
+
+  @property
+  def neighboring_relation(self) -> events.NeighboringRelation:
+    return events.REPLACE_ONE
+
+  @property
+  def k(self) -> int:
+    return self.release.k
+
+  @property
+  def sigma(self) -> Optional[float]:
+    return getattr(self.release, "sigma", None)
+
+  @property
+  def mechanism(self) -> str:
+    return self.release.type_name
+
+  @property
+  def scope_statement(self) -> str:
+    return self.scope.statement
+
+  @property
+  def noise_statement(self) -> str:
+    return SEEDED_STATEMENT if self.noise_seeded or self.training_seeded else UNSEEDED_STATEMENT
+
+  @property
+  def accounting_methods(self) -> str:
+    return accounting_lib.methods_text(self.release, self.scope, self.shuffled)
+
+  @property
+  def caveats(self) -> tuple:
+    """The caveats the inputs imply, in plain words."""
+    out = []
+    if self.scope is Scope.CONDITIONAL:
+      out.append(CAVEAT_CONDITIONAL_MODEL)
+      if self.central_epsilon is not None:
+        out.append(CAVEAT_CONDITIONAL_SHUFFLE)
+    if self.scope is Scope.DP_SGD:
+      out.append(CAVEAT_FIXED_BEFORE_TRAINING)
+    if self.shuffled and not accounting_lib.claims_shuffling(self.release, self.shuffled):
+      out.append(CAVEAT_HETEROSCEDASTIC_SHUFFLE)
+    if self.noise_seeded:
+      out.append(CAVEAT_NOISE_SEEDED)
+    if self.training_seeded:
+      out.append(CAVEAT_TRAINING_SEEDED)
+    out.append(CAVEAT_FLOAT64_NOISE)
+    return tuple(out)
+
+  def summary(self) -> str:
+    """A few plain lines for the terminal; the JSON report holds everything."""
+    lines = [f"Privacy: epsilon = {self.epsilon:.4g} at delta = {self.delta:g} "
+             f"({self.headline}), scope {self.scope.value}, {self.neighboring_relation.value}.",
+             f"  certified L = {self.lipschitz:.6g}, domain diameter D = {self.diameter:.6g}, "
+             f"sensitivity L*D = {self.sensitivity:.6g}"]
+    if self.sigma is not None:
+      lines.append(f"  release noise sigma = {self.sigma:.6g}, k = {self.k}, "
+                   f"{self.num_records} records")
+    lines.append(f"  per-record epsilon = {self.per_record_epsilon:.4g}")
+    if self.central_epsilon is not None and self.central_epsilon < self.per_record_epsilon:
+      if self.scope is Scope.CONDITIONAL:
+        lines.append(f"  IF no synthetic record can be linked to its source (not guaranteed in "
+                     f"this scope): shuffled central epsilon = {self.central_epsilon:.4g} at "
+                     f"delta = {self.shuffle_delta:g}")
+      else:
+        lines.append(f"  central epsilon of the shuffled release = {self.central_epsilon:.4g} "
+                     f"at delta = {self.shuffle_delta:g}")
+    if "dp_sgd" in self.components:
+      lines.append(f"  DP-SGD training alone: epsilon = {self.components['dp_sgd']:.4g}")
+    lines.append(f"  {self.scope_statement}")
+    lines.append(f"  {self.noise_statement}")
+    return "\n".join(lines)
+
+  # ------------------------------------------------------------------------- JSON.
 
   def to_dict(self) -> dict:
-    return dataclasses.asdict(self)
+    """Inputs, numbers and the derived statements, as plain JSON types."""
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "epsilon": self.epsilon,
+        "delta": self.delta,
+        "headline": self.headline,
+        "scope": self.scope.value,
+        "scope_statement": self.scope_statement,
+        "neighboring_relation": self.neighboring_relation.value,
+        "neighboring_relation_statement": self.neighboring_relation.statement,
+        "release": self.release.as_dict(),
+        "lipschitz": self.lipschitz,
+        "certificate": dict(self.certificate),
+        "domain": self.domain,
+        "diameter": self.diameter,
+        "sensitivity": self.sensitivity,
+        "per_record_epsilon": self.per_record_epsilon,
+        "central_epsilon": self.central_epsilon,
+        "shuffle_delta": self.shuffle_delta,
+        "components": dict(self.components),
+        "num_records": self.num_records,
+        "shuffled": self.shuffled,
+        "dpsgd": None if self.dpsgd is None else self.dpsgd.as_dict(),
+        "noise_seeded": self.noise_seeded,
+        "training_seeded": self.training_seeded,
+        "noise_statement": self.noise_statement,
+        "delta_split": self.delta_split,
+        "value_discretization_interval": self.value_discretization_interval,
+        "accounting_methods": self.accounting_methods,
+        "caveats": list(self.caveats),
+        "notes": list(self.notes),
+        "versions": dict(self.versions),
+    }
 
   def to_json(self) -> str:
-    """JSON text (sorted keys; floats round-trip exactly; inf as Infinity)."""
+    """JSON text (sorted keys; floats round-trip exactly)."""
     return json.dumps(self.to_dict(), indent=2, sort_keys=True)
 
   @classmethod
   def from_dict(cls, data: Mapping[str, Any]) -> "PrivacyReport":
-    names = {f.name for f in dataclasses.fields(cls)}
-    unknown = set(data) - names
+    """Rebuilds a report; rejects unknown fields and statements its inputs do not imply."""
+    if not isinstance(data, Mapping):
+      raise ValueError(f"a privacy report must be a JSON object, got {type(data).__name__}")
+    version = data.get("schema_version")
+    if version != SCHEMA_VERSION:
+      raise ValueError(f"unsupported privacy report schema_version {version!r} (this lipdp "
+                       f"reads version {SCHEMA_VERSION})")
+    stored = {f.name for f in dataclasses.fields(cls)}
+    known = stored | set(_DERIVED_TEXT_FIELDS) | {"schema_version"}
+    unknown = set(data) - known
     if unknown:
       raise ValueError(f"unknown PrivacyReport fields: {sorted(unknown)}")
-    missing = {f.name for f in dataclasses.fields(cls)
-               if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
-              } - set(data)
+    missing = sorted(known - set(data))
     if missing:
-      raise ValueError(f"missing PrivacyReport fields: {sorted(missing)}")
-    return cls(**dict(data))
+      raise ValueError(f"missing PrivacyReport fields: {missing}")
+    relation = data["neighboring_relation"]
+    if relation != events.REPLACE_ONE.value:
+      raise ValueError(f"neighboring_relation {relation!r} is not lipdp's relation "
+                       f"{events.REPLACE_ONE.value!r}; lipdp accounts replace-one only")
+    for name in ("shuffled", "noise_seeded", "training_seeded"):
+      if not isinstance(data[name], bool):
+        raise ValueError(f"{name} must be true or false, got {data[name]!r}")
+    if not isinstance(data["components"], Mapping):
+      raise ValueError(f"components must be an object, got {data['components']!r}")
+    report = cls(
+        release=events.release_from_dict(data["release"]),
+        lipschitz=data["lipschitz"],
+        domain=data["domain"],
+        diameter=data["diameter"],
+        delta=data["delta"],
+        scope=Scope.parse(data["scope"]),
+        num_records=data["num_records"],
+        shuffled=data["shuffled"],
+        dpsgd=None if data["dpsgd"] is None else events.DPSGDEvent.from_dict(data["dpsgd"]),
+        noise_seeded=data["noise_seeded"],
+        training_seeded=data["training_seeded"],
+        certificate=dict(data["certificate"]),
+        delta_split=data["delta_split"],
+        value_discretization_interval=data["value_discretization_interval"],
+        versions=dict(data["versions"]),
+        notes=tuple(data["notes"]),
+        sensitivity=data["sensitivity"],
+        per_record_epsilon=data["per_record_epsilon"],
+        central_epsilon=data["central_epsilon"],
+        shuffle_delta=data["shuffle_delta"],
+        components=dict(data["components"]),
+        epsilon=data["epsilon"],
+        headline=data["headline"],
+    )
+    derived = report.to_dict()
+    for name in _DERIVED_TEXT_FIELDS:
+      written = data[name]
+      expected = derived[name]
+      if (list(written) if isinstance(written, (list, tuple)) else written) != expected:
+        raise ValueError(f"{name} in the file does not match the one its inputs imply; the "
+                         f"statements of a report are derived, not free text (file: "
+                         f"{written!r}; implied: {expected!r})")
+    return report
 
   @classmethod
   def from_json(cls, text: str) -> "PrivacyReport":
     return cls.from_dict(json.loads(text))
 
   def save(self, path: str) -> None:
-    """Writes the JSON atomically: a temporary file in the same folder, then rename."""
-    path = os.fspath(path)
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp_path = tempfile.mkstemp(prefix=".privacy_report.", suffix=".tmp", dir=folder)
-    try:
-      with os.fdopen(fd, "w", encoding="utf-8") as f:
-        f.write(self.to_json())
-        f.write("\n")
-        f.flush()
-        os.fsync(f.fileno())
-      os.replace(tmp_path, path)
-    except BaseException:
-      if os.path.exists(tmp_path):
-        os.unlink(tmp_path)
-      raise
+    """Writes the JSON atomically (a temporary file in the same folder, then rename)."""
+    files.atomic_write_text(path, self.to_json() + "\n")
 
   @classmethod
   def load(cls, path: str) -> "PrivacyReport":
     with open(path, "r", encoding="utf-8") as f:
       return cls.from_json(f.read())
 
-  # ------------------------------------------------------------ Recompute.
+  # --------------------------------------------------------------------- Recompute.
 
-  def recompute(self) -> dict:
-    """All epsilons recomputed from this report's own inputs (L, D, sigma, ...)."""
-    return _account(
-        mechanism=self.mechanism, lipschitz=self.lipschitz, diameter=self.diameter,
-        sigma=self.sigma, k=self.k, delta=self.delta, scope=self.scope, shuffled=self.shuffled,
-        num_records=self.num_records, dpsgd=self.dpsgd, hetero=self.heteroscedastic,
-        delta_split=self.delta_split,
+  def _recompute(self) -> accounting_lib.Accounting:
+    return accounting_lib.account(
+        release=self.release, lipschitz=self.lipschitz, diameter=self.diameter,
+        delta=self.delta, scope=self.scope, num_records=self.num_records,
+        shuffled=self.shuffled, dpsgd=self.dpsgd, delta_split=self.delta_split,
         value_discretization_interval=self.value_discretization_interval)
 
+  def recompute(self) -> dict:
+    """All numbers recomputed from this report's inputs (L, D, sigma, ...)."""
+    return dataclasses.asdict(self._recompute())
+
   def recompute_epsilon(self) -> float:
-    """The total epsilon recomputed purely from the report's numbers."""
-    return self.recompute()["epsilon"]
+    """The headline epsilon recomputed purely from the report's inputs."""
+    return self._recompute().epsilon
 
   def verify(self, rtol: float = 1e-9) -> None:
-    """Raises ValueError unless every stored number matches the recomputation.
+    """Raises ValueError unless the report is consistent (see the module docstring).
+
+    Checks: every stored number is a finite real (or None where the case has none), the
+    certified per-layer bounds do not exceed L, and every stored number equals its
+    recomputation from the inputs within `rtol` (relative). It does NOT check that the inputs
+    (L, the scope, the number of records) are true; see `lipdp.release.verify_release`.
 
     Args:
-      rtol: relative tolerance. On the machine and library versions that wrote
-        the report the recomputation is bit-identical (rtol=0 passes); the
-        default leaves room for last-bit differences of FFTs elsewhere, and is
-        far below any real discrepancy (a factor-2 sensitivity error changes
-        epsilon by O(1)).
+      rtol: relative tolerance. On the machine and library versions that wrote the report the
+        recomputation is bit-identical (rtol=0 passes); the default leaves room for last-bit
+        differences of FFTs elsewhere, and is far below any real discrepancy (a factor-2
+        sensitivity error changes epsilon by O(1)).
     """
-    fresh = self.recompute()
     problems = []
+    for name in _NUMBER_FIELDS:
+      value = getattr(self, name)
+      if not _finite_or_none(value) or (value is None and name in ("sensitivity", "epsilon",
+                                                                   "per_record_epsilon")):
+        problems.append(f"{name} is {value!r}, not a finite number")
+    for name, value in self.components.items():
+      if not (_finite_or_none(value) and value is not None):
+        problems.append(f"components[{name}] is {value!r}, not a finite number")
+    if problems:
+      raise ValueError("PrivacyReport is not valid: " + "; ".join(problems))
+    try:
+      fresh = self._recompute()
+    except ValueError as e:
+      raise ValueError(f"PrivacyReport inputs are not valid: {e}") from e
+    problems.extend(_certificate_problems(self))
 
     def check(name, stored, recomputed):
       if stored is None or recomputed is None:
         if stored is not recomputed:
           problems.append(f"{name}: stored {stored!r}, recomputed {recomputed!r}")
-        return
-      if math.isinf(stored) or math.isinf(recomputed):
-        if stored != recomputed:
-          problems.append(f"{name}: stored {stored!r}, recomputed {recomputed!r}")
-        return
-      if abs(stored - recomputed) > rtol * abs(recomputed):
+      elif not abs(stored - recomputed) <= rtol * abs(recomputed):  # False for NaN too
         problems.append(f"{name}: stored {stored!r}, recomputed {recomputed!r}")
 
-    check("sensitivity", self.sensitivity, fresh["sensitivity"])
-    check("epsilon", self.epsilon, fresh["epsilon"])
-    check("per_record_epsilon", self.per_record_epsilon, fresh["per_record_epsilon"])
-    check("central_epsilon", self.central_epsilon, fresh["central_epsilon"])
-    check("shuffle_delta", self.shuffle_delta, fresh["shuffle_delta"])
-    if set(self.components) != set(fresh["components"]):
+    for name in _NUMBER_FIELDS:
+      check(name, getattr(self, name), getattr(fresh, name))
+    if self.headline != fresh.headline:
+      problems.append(f"headline: stored {self.headline!r}, recomputed {fresh.headline!r}")
+    if set(self.components) != set(fresh.components):
       problems.append(f"components: stored {sorted(self.components)}, "
-                      f"recomputed {sorted(fresh['components'])}")
+                      f"recomputed {sorted(fresh.components)}")
     else:
-      for key, value in fresh["components"].items():
+      for key, value in fresh.components.items():
         check(f"components[{key}]", self.components[key], value)
-    if self.scope_statement != SCOPE_STATEMENTS.get(self.scope):
-      problems.append("scope_statement does not match the scope")
-    if self.noise_statement != (SEEDED_STATEMENT if self.noise_seeded else UNSEEDED_STATEMENT):
-      problems.append("noise_statement does not match noise_seeded")
     if problems:
       raise ValueError("PrivacyReport does not match its own numbers: " + "; ".join(problems))
 
 
-def _account(*, mechanism, lipschitz, diameter, sigma, k, delta, scope, shuffled, num_records,
-             dpsgd, hetero, delta_split, value_discretization_interval) -> dict:
-  """The accounting shared by `make_report` and `PrivacyReport.recompute`."""
-  if mechanism not in MECHANISMS:
-    raise ValueError(f"mechanism must be one of {MECHANISMS}, got {mechanism!r}.")
-  if scope not in SCOPES:
-    raise ValueError(f"scope must be one of {SCOPES}, got {scope!r}.")
-  lipschitz = _validation.positive(lipschitz, "lipschitz")
-  diameter = _validation.positive(diameter, "diameter")
-  delta = _validation.probability_open(delta, "delta")
-  k = _validation.positive_int(k, "k")
-  delta_split = _validation.probability_open(delta_split, "delta_split")
-  sens = sensitivity_lib.sensitivity(lipschitz, diameter)
-
-  if mechanism == "gaussian":
-    if sigma is None:
-      raise ValueError("sigma is required for the gaussian mechanism.")
-    sigma = _validation.positive(sigma, "sigma")
-    if hetero is not None:
-      raise ValueError("heteroscedastic parameters given for the gaussian mechanism.")
-    per_record = gaussian.gaussian_epsilon(sigma, sens, delta, k)
-  else:
-    if hetero is None:
-      raise ValueError("the heteroscedastic mechanism needs sigma_min, sigma_max, "
-                       "lipschitz_log_sigma and latent_dim.")
-    if sigma is not None:
-      raise ValueError("sigma must be None for the heteroscedastic mechanism "
-                       "(give sigma_min and sigma_max).")
-    if shuffled:
-      raise ValueError("shuffle amplification is implemented for the gaussian mechanism only.")
-
-    def hetero_eps(at_delta):
-      return heteroscedastic.heteroscedastic_epsilon(
-          at_delta, lipschitz, hetero["lipschitz_log_sigma"], diameter, hetero["sigma_min"],
-          hetero["sigma_max"], hetero["latent_dim"], k).epsilon
-
-    per_record = hetero_eps(delta)
-
-  components = {"release": per_record}
-  central = None
-  shuffle_delta = None
-  if shuffled:
-    if num_records is None:
-      raise ValueError("num_records is required for a shuffled release.")
-    num_records = _validation.positive_int(num_records, "num_records")
-    shuffle_delta = delta_split * delta if scope == "dp-sgd" else delta
-    central = shuffle.shuffled_gaussian_epsilon(sigma, sens, num_records, shuffle_delta,
-                                                k).central_epsilon
-    components["shuffled_release"] = central
-
-  if scope == "dp-sgd":
-    if not dpsgd:
-      raise ValueError("the dp-sgd scope needs dpsgd_noise_multiplier, dpsgd_sampling_rate "
-                       "and dpsgd_steps.")
-    z, q, steps = dpsgd["noise_multiplier"], dpsgd["sampling_rate"], dpsgd["steps"]
-    components["dp_sgd"] = composition.dpsgd_epsilon(z, q, steps, delta,
-                                                     value_discretization_interval)
-    if mechanism == "gaussian" and shuffled:
-      total = shuffle.compose_dpsgd_and_shuffled_release(
-          z, q, steps, sigma, sens, num_records, delta, k, delta_split,
-          value_discretization_interval).total_epsilon
-    elif mechanism == "gaussian":
-      total = composition.compose_dpsgd_and_release(z, q, steps, sigma, sens, delta, k,
-                                                    value_discretization_interval).total_epsilon
-    else:
-      release_delta = delta_split * delta
-      total = composition.compose_dpsgd_and_dp_mechanism(
-          z, q, steps, hetero_eps(release_delta), release_delta, delta,
-          value_discretization_interval)
-  else:
-    if dpsgd:
-      raise ValueError(f"DP-SGD parameters were given but scope is {scope!r}; use 'dp-sgd'.")
-    total = central if shuffled else per_record
-
-  return {
-      "sensitivity": sens,
-      "per_record_epsilon": per_record,
-      "central_epsilon": central,
-      "shuffle_delta": shuffle_delta,
-      "components": components,
-      "epsilon": total,
-  }
+_CERTIFICATE_KEYS = ("layer_bounds", "mean_scale", "log_sigma_lipschitz", "log_sigma_scale")
 
 
-def _accounting_text(mechanism, scope, shuffled) -> str:
-  parts = []
-  if mechanism == "gaussian":
-    parts.append("per-record release: analytic Gaussian mechanism (Balle and Wang 2018), "
-                 "k latents composed exactly as sigma / sqrt(k)")
-  else:
-    parts.append("per-record release: heteroscedastic Gaussian, closed-form Renyi divergence "
-                 "(Gil, Alajaji, Linder 2013) maximised over admissible pairs, RDP -> DP by "
-                 "Canonne, Kamath, Steinke 2020 Prop. 12")
-  if shuffled:
-    parts.append("central epsilon: amplification by shuffling (Feldman, McMillan, Talwar "
-                 "2021), (eps0, delta0) local randomizer, min with the per-record epsilon")
-  if scope == "dp-sgd":
-    parts.append("DP-SGD: Poisson-sampled Gaussian under replace-one, composed by PLD "
-                 "accounting (dp_accounting, pessimistic discretisation)")
-  return "; ".join(parts) + "."
+def _checked_certificate(certificate: Mapping[str, Any]) -> dict:
+  unknown = set(certificate) - set(_CERTIFICATE_KEYS)
+  if unknown:
+    raise ValueError(f"unknown certificate entries {sorted(unknown)}; known: "
+                     f"{list(_CERTIFICATE_KEYS)}")
+  out = {}
+  if "layer_bounds" in certificate:
+    out["layer_bounds"] = [_validation.positive(b, "layer bound")
+                           for b in certificate["layer_bounds"]]
+  for name in ("mean_scale", "log_sigma_scale"):
+    if name in certificate:
+      value = _validation.positive(certificate[name], name)
+      if value > 1:
+        raise ValueError(f"{name} must be in (0, 1], got {value}")
+      out[name] = value
+  if "log_sigma_lipschitz" in certificate:
+    out["log_sigma_lipschitz"] = _validation.nonnegative(certificate["log_sigma_lipschitz"],
+                                                         "log_sigma_lipschitz")
+  return out
 
 
-def make_report(*, lipschitz: float, domain: str, diameter: float, delta: float, scope: str,
-                sigma: Optional[float] = None, k: int = 1, mechanism: str = "gaussian",
-                shuffled: bool = False, num_records: Optional[int] = None,
-                noise_seeded: bool = False,
-                dpsgd_noise_multiplier: Optional[float] = None,
-                dpsgd_sampling_rate: Optional[float] = None,
-                dpsgd_steps: Optional[int] = None,
-                sigma_min: Optional[float] = None, sigma_max: Optional[float] = None,
-                lipschitz_log_sigma: Optional[float] = None,
-                latent_dim: Optional[int] = None,
-                delta_split: float = 0.5,
+def _certificate_problems(report: "PrivacyReport") -> list:
+  """The certified numbers, after any release-time scaling, must be within those accounted."""
+  try:
+    cert = _checked_certificate(report.certificate)
+  except (ValueError, TypeError) as e:
+    return [f"certificate: {e}"]
+  problems = []
+  slack = 1 + 1e-12  # float64 rounding of the products below
+  if "layer_bounds" in cert:
+    certified = math.prod(cert["layer_bounds"]) * cert.get("mean_scale", 1.0)
+    if not certified <= report.lipschitz * slack:
+      problems.append(f"the certified bound of the released encoder mean, {certified}, exceeds "
+                      f"the L used, {report.lipschitz}")
+  if "log_sigma_lipschitz" in cert:
+    bound = getattr(report.release, "lipschitz_log_sigma", None)
+    certified = cert["log_sigma_lipschitz"] * cert.get("log_sigma_scale", 1.0)
+    if bound is None or not certified <= bound * slack:
+      problems.append(f"the certified L_s of the released log sigma, {certified}, exceeds the "
+                      f"L_s used, {bound}")
+  return problems
+
+
+def make_report(release: events.ReleaseEvent, *, lipschitz: float, domain: str,
+                diameter: float, delta: float, scope, num_records: int,
+                shuffled: bool = False, dpsgd: Optional[events.DPSGDEvent] = None,
+                noise_seeded: bool = False, training_seeded: bool = False,
+                certificate: Optional[Mapping[str, Any]] = None, delta_split: float = 0.5,
                 value_discretization_interval: float = composition.DEFAULT_VALUE_DISCRETIZATION,
                 extra_versions: Optional[Mapping[str, str]] = None,
-                notes: Optional[list] = None) -> PrivacyReport:
-  """Builds a `PrivacyReport`, computing every epsilon from the inputs.
+                notes: Sequence[str] = ()) -> PrivacyReport:
+  """Builds a `PrivacyReport`, computing every number with `lipdp.privacy.accounting`.
 
   Args:
-    lipschitz: certified Lipschitz bound L of the encoder mean (> 0).
-    domain: plain-words description of the declared domain (e.g. "images in
-      [0,1]^784 rescaled into the l2 ball of radius 10").
-    diameter: the domain's l2 diameter D (> 0), from `sensitivity.py`.
+    release: the per-record mechanism (`GaussianRelease` or `HeteroscedasticRelease`).
+    lipschitz: certified Lipschitz bound L of the released encoder mean (> 0).
+    domain: plain-words description of the declared domain.
+    diameter: the domain's l2 diameter D (> 0), from `lipdp.privacy.diameters`.
     delta: target delta in (0, 1).
-    scope: "public", "dp-sgd" or "conditional".
-    sigma: noise std (gaussian mechanism).
-    k: latents per record.
-    mechanism: "gaussian" or "heteroscedastic_gaussian".
-    shuffled: True only if the release is a shuffled multiset with no record
-      identifiers; then the central epsilon is computed and is the headline.
-    num_records: records shuffled together (required when shuffled).
-    noise_seeded: True if the noise came from a fixed seed.
-    dpsgd_noise_multiplier: DP-SGD z (scope dp-sgd).
-    dpsgd_sampling_rate: DP-SGD Poisson rate q (scope dp-sgd).
-    dpsgd_steps: DP-SGD steps (scope dp-sgd).
-    sigma_min: heteroscedastic lower clamp.
-    sigma_max: heteroscedastic upper clamp.
-    lipschitz_log_sigma: certified L_s of log sigma(x).
-    latent_dim: latent dimension d.
+    scope: a `Scope` or its value ('public', 'dp-sgd', 'conditional').
+    num_records: the number of private records released.
+    shuffled: True only if the release is a shuffled multiset with no record identifiers.
+    dpsgd: the training event, required iff the scope is 'dp-sgd'.
+    noise_seeded: whether the release noise came from a fixed seed.
+    training_seeded: whether the DP-SGD noise came from a fixed seed (scope 'dp-sgd' only).
+    certificate: what the certificate gave (see `PrivacyReport.certificate`).
     delta_split: share of delta for the release when delta must be split.
     value_discretization_interval: PLD grid.
     extra_versions: caller-supplied versions (e.g. jax, flax).
-    notes: free-form notes.
-
-  Returns:
-    The report.
+    notes: free-form remarks.
   """
   if not isinstance(domain, str) or not domain.strip():
     raise ValueError("domain must be a non-empty description of the declared input domain.")
-  if not isinstance(shuffled, bool):
-    raise ValueError(f"shuffled must be a bool, got {shuffled!r}.")
-  if not isinstance(noise_seeded, bool):
-    raise ValueError(f"noise_seeded must be a bool, got {noise_seeded!r}.")
-  dpsgd_args = (dpsgd_noise_multiplier, dpsgd_sampling_rate, dpsgd_steps)
-  dpsgd = None
-  if any(a is not None for a in dpsgd_args):
-    if any(a is None for a in dpsgd_args):
-      raise ValueError("give all of dpsgd_noise_multiplier, dpsgd_sampling_rate, dpsgd_steps.")
-    dpsgd = {
-        "noise_multiplier": _validation.positive(dpsgd_noise_multiplier,
-                                                 "dpsgd_noise_multiplier"),
-        "sampling_rate": _validation.probability_half_open(dpsgd_sampling_rate,
-                                                           "dpsgd_sampling_rate"),
-        "steps": _validation.positive_int(dpsgd_steps, "dpsgd_steps"),
-    }
-  hetero_args = (sigma_min, sigma_max, lipschitz_log_sigma, latent_dim)
-  hetero = None
-  if mechanism == "heteroscedastic_gaussian":
-    if any(a is None for a in hetero_args):
-      raise ValueError("the heteroscedastic mechanism needs sigma_min, sigma_max, "
-                       "lipschitz_log_sigma and latent_dim.")
-    hetero = {
-        "sigma_min": _validation.positive(sigma_min, "sigma_min"),
-        "sigma_max": _validation.positive(sigma_max, "sigma_max"),
-        "lipschitz_log_sigma": _validation.nonnegative(lipschitz_log_sigma,
-                                                       "lipschitz_log_sigma"),
-        "latent_dim": _validation.positive_int(latent_dim, "latent_dim"),
-    }
-  elif any(a is not None for a in hetero_args):
-    raise ValueError("sigma_min/sigma_max/lipschitz_log_sigma/latent_dim are only for "
-                     "mechanism='heteroscedastic_gaussian'.")
-  if not shuffled and num_records is not None:
-    num_records = _validation.positive_int(num_records, "num_records")
+  for name, flag in (("noise_seeded", noise_seeded), ("training_seeded", training_seeded)):
+    if not isinstance(flag, bool):
+      raise ValueError(f"{name} must be a bool, got {flag!r}.")
+  scope = Scope.parse(scope)
+  if training_seeded and scope is not Scope.DP_SGD:
+    raise ValueError("training_seeded applies to the DP-SGD training of scope 'dp-sgd' only.")
+  certificate = _checked_certificate(certificate or {})
   value_discretization_interval = _validation.positive(value_discretization_interval,
                                                        "value_discretization_interval")
-  result = _account(mechanism=mechanism, lipschitz=lipschitz, diameter=diameter, sigma=sigma,
-                    k=k, delta=delta, scope=scope, shuffled=shuffled, num_records=num_records,
-                    dpsgd=dpsgd, hetero=hetero, delta_split=delta_split,
-                    value_discretization_interval=value_discretization_interval)
+  result = accounting_lib.account(
+      release=release, lipschitz=lipschitz, diameter=diameter, delta=delta, scope=scope,
+      num_records=num_records, shuffled=shuffled, dpsgd=dpsgd, delta_split=delta_split,
+      value_discretization_interval=value_discretization_interval)
   return PrivacyReport(
-      mechanism=mechanism,
-      neighboring_relation=NEIGHBORING_RELATION,
-      neighboring_relation_statement=composition.NEIGHBORING_RELATION_TEXT,
-      lipschitz=float(lipschitz),
-      domain=domain,
-      diameter=float(diameter),
-      sensitivity=result["sensitivity"],
-      sigma=None if sigma is None else float(sigma),
-      k=int(k),
-      delta=float(delta),
-      epsilon=result["epsilon"],
-      per_record_epsilon=result["per_record_epsilon"],
-      components=result["components"],
-      scope=scope,
-      scope_statement=SCOPE_STATEMENTS[scope],
-      shuffled=shuffled,
-      num_records=None if num_records is None else int(num_records),
-      central_epsilon=result["central_epsilon"],
-      shuffle_delta=result["shuffle_delta"],
-      noise_seeded=noise_seeded,
-      noise_statement=SEEDED_STATEMENT if noise_seeded else UNSEEDED_STATEMENT,
-      dpsgd=dpsgd,
-      heteroscedastic=hetero,
-      delta_split=float(delta_split),
+      release=release, lipschitz=float(lipschitz), domain=domain, diameter=float(diameter),
+      delta=float(delta), scope=scope, num_records=int(num_records), shuffled=shuffled,
+      dpsgd=dpsgd, noise_seeded=noise_seeded, training_seeded=training_seeded,
+      certificate=certificate, delta_split=float(delta_split),
       value_discretization_interval=float(value_discretization_interval),
-      accounting=_accounting_text(mechanism, scope, shuffled),
-      versions=library_versions(extra_versions),
-      notes=list(notes or []),
-  )
+      versions=library_versions(extra_versions), notes=tuple(str(n) for n in notes),
+      sensitivity=result.sensitivity, per_record_epsilon=result.per_record_epsilon,
+      central_epsilon=result.central_epsilon, shuffle_delta=result.shuffle_delta,
+      components=dict(result.components), epsilon=result.epsilon, headline=result.headline)

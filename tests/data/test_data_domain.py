@@ -303,6 +303,18 @@ def test_tabular_clips_to_declared_bounds():
   np.testing.assert_allclose(dom.decode(rec)["v"], [10, 10, 15, 20, 20, 10])
 
 
+def test_bounds_whose_width_is_not_a_finite_float_are_refused():
+  """Finding 5: high - low overflowing to inf made encode return NaN."""
+  big = np.finfo(np.float64).max
+  for low, high in [(-1e308, 1e308), (-big, big / 2)]:
+    with pytest.raises(ValueError, match="width"):
+      NumericColumn("v", low, high)
+  dom = TabularDomain([NumericColumn("v", -8e307, 8e307)])  # the widest that still fits
+  rec = dom.encode({"v": np.array([1e308, -np.inf, np.inf, 0.0])})
+  assert np.all(np.isfinite(rec))
+  np.testing.assert_allclose(rec[:, 0], [1, 0, 1, 0.5])
+
+
 def test_tabular_unknown_category_is_an_error():
   dom = _table_domain()
   table = {"age": [1.0], "color": ["purple"], "income": [0.0], "y": [0]}

@@ -59,6 +59,8 @@ class PreparedData:
     name: the data set name passed to load_dataset.
     split_seed: seed of the train/holdout permutation (see train_holdout_split).
     holdout_fraction: fraction of records held out.
+    notes: caveats of the data set that every release of it must carry (e.g. bounds that are
+      published statistics of the data itself).
   """
   train: np.ndarray
   holdout: np.ndarray
@@ -68,6 +70,7 @@ class PreparedData:
   name: str
   split_seed: int
   holdout_fraction: float = 0.2
+  notes: Tuple[str, ...] = ()
 
   def describe(self) -> Dict[str, Any]:
     """JSON-serialisable summary (sizes, split, domain description) for reports."""
@@ -78,6 +81,7 @@ class PreparedData:
         "split_seed": self.split_seed,
         "holdout_fraction": self.holdout_fraction,
         "labels_in_records": self.domain.label_column is not None,
+        "notes": list(self.notes),
         "domain": self.domain.describe(),
     }
 
@@ -188,6 +192,7 @@ def load_dataset(name: str, *, data_dir: Optional[str] = None, radius: Optional[
   if not isinstance(name, str):
     raise ValueError(f"Dataset name must be a string, got {name!r}.")
   labels = None
+  notes: Tuple[str, ...] = ()
   if name == "digits":
     _check_kwargs(name, kw, ())
     images, labels = sources.load_digits()
@@ -202,6 +207,7 @@ def load_dataset(name: str, *, data_dir: Optional[str] = None, radius: Optional[
     domain = sources.breast_cancer_domain(include_label=True)
     labels = domain.category_indices(domain.label_column, table[domain.label_column])
     records, domain = _encode_table(domain, table, include_labels)
+    notes = (sources.BREAST_CANCER_BOUNDS_NOTE,)
   elif name == "mnist_idx":
     _check_kwargs(name, kw, ("prefix",))
     images, labels = sources.load_idx(_mnist_idx_dir(data_dir), prefix=kw.get("prefix"))
@@ -274,6 +280,7 @@ def load_dataset(name: str, *, data_dir: Optional[str] = None, radius: Optional[
       name=name,
       split_seed=int(split_seed),
       holdout_fraction=float(holdout_fraction),
+      notes=notes,
   )
 
 

@@ -62,8 +62,6 @@ def test_load_digits_dataset():
 
 
 def test_prepared_data_describe():
-  pytest.importorskip("lipdp.privacy.sensitivity",
-                      reason="the domain diameter needs lipdp.privacy.sensitivity")
   summary = json.loads(json.dumps(data.load_dataset("digits").describe()))
   assert summary["num_train"] == 1438 and summary["split_seed"] == 0
   assert summary["domain"]["type"] == "image" and summary["labels_in_records"]
@@ -79,6 +77,10 @@ def test_load_breast_cancer_dataset():
   assert unlabeled.domain.dim == 30 and unlabeled.domain.label_column is None
   np.testing.assert_array_equal(unlabeled.train_labels, prepared.train_labels)
   np.testing.assert_array_equal(unlabeled.train, prepared.train[:, :30])
+  # Its bounds are published statistics of these very records: every release says so.
+  assert prepared.notes == (data.sources.BREAST_CANCER_BOUNDS_NOTE,)
+  assert "statistics of the very records" in prepared.notes[0]
+  assert data.load_dataset("digits").notes == ()
 
 
 def test_load_dataset_errors(monkeypatch):

@@ -9,7 +9,7 @@ the means differ by at most Delta = L * D, which is the l2 sensitivity of the
 Gaussian mechanism under the replace-one relation (any record replaced by any
 other record of X). Everything here is about computing D exactly, or a provable
 upper bound on it, for the domains that lipdp's preprocessing produces. The
-domain must be fixed before looking at the private data (see design.md, 1).
+domain must be fixed before looking at the private data (see docs/method.md).
 
 Diameters of product sets. If X = X_1 x ... x X_m (coordinates split into
 blocks that are constrained independently), then

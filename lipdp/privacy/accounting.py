@@ -1,0 +1,172 @@
+"""The accounting of one release: every epsilon a report states, from its inputs alone.
+
+`account(...)` takes the typed events (`lipdp.privacy.events`) and the certified numbers and
+returns an `Accounting`: the sensitivity Delta = L D, the per-record epsilon of the release, the
+central epsilon of a shuffled release, the DP-SGD component and the headline epsilon. The report
+(`report.py`) stores these numbers and recomputes them here to verify itself.
+
+Which epsilon is the headline depends on the scope of the weights (see docs/privacy.md, 8):
+
+* `conditional`: the per-record epsilon of the release. Amplification by shuffling assumes that
+  no synthetic record can be linked back to its source record, which a decoder fit on the same
+  records without DP may undo; the shuffled figure is therefore reported only as a conditional
+  statement (`central_epsilon`), never as the headline.
+* `public`: the central epsilon of the shuffled release when the release is shuffled and
+  unlinked, else the per-record epsilon.
+* `dp-sgd`: DP-SGD training composed with the release by PLD accounting, using the shuffled
+  release when it is shuffled (the smaller of the two valid compositions).
+"""
+
+import dataclasses
+from typing import Optional
+
+from lipdp.privacy import _validation
+from lipdp.privacy import composition
+from lipdp.privacy import diameters
+from lipdp.privacy import events
+from lipdp.privacy import gaussian
+from lipdp.privacy import heteroscedastic
+from lipdp.privacy import shuffle
+
+Scope = events.Scope
+
+# What the headline epsilon is, per case (also written into the report).
+HEADLINE_PER_RECORD = "per-record epsilon of the release"
+HEADLINE_CENTRAL = "central epsilon of the shuffled release"
+HEADLINE_TOTAL = "total epsilon of DP-SGD training composed with the release"
+HEADLINE_TOTAL_SHUFFLED = "total epsilon of DP-SGD training composed with the shuffled release"
+
+
+@dataclasses.dataclass(frozen=True)
+class Accounting:
+  """The numbers of one release, all at the report's delta unless stated otherwise.
+
+  Attributes:
+    sensitivity: Delta = L * D.
+    per_record_epsilon: one record's k latents, unshuffled.
+    central_epsilon: the shuffled release alone (None unless amplification is claimed), at
+      `shuffle_delta`.
+    shuffle_delta: the delta of `central_epsilon` (None when it is None).
+    components: epsilon of each component ("release", and "shuffled_release", "dp_sgd" when
+      they apply).
+    epsilon: the headline epsilon (see the module docstring).
+    headline: what `epsilon` is, in words.
+  """
+  sensitivity: float
+  per_record_epsilon: float
+  central_epsilon: Optional[float]
+  shuffle_delta: Optional[float]
+  components: dict
+  epsilon: float
+  headline: str
+
+
+def claims_shuffling(release: events.ReleaseEvent, shuffled: bool) -> bool:
+  """Amplification by shuffling is claimed for a shuffled Gaussian release only."""
+  return bool(shuffled) and isinstance(release, events.GaussianRelease)
+
+
+def account(*, release: events.ReleaseEvent, lipschitz: float, diameter: float, delta: float,
+            scope, num_records: int, shuffled: bool = False,
+            dpsgd: Optional[events.DPSGDEvent] = None, delta_split: float = 0.5,
+            value_discretization_interval: float = composition.DEFAULT_VALUE_DISCRETIZATION
+            ) -> Accounting:
+  """All epsilons of a release (see the module docstring).
+
+  Args:
+    release: the per-record mechanism (`GaussianRelease` or `HeteroscedasticRelease`).
+    lipschitz: the certified Lipschitz bound L of the released encoder mean (> 0).
+    diameter: the domain's l2 diameter D (> 0).
+    delta: the target delta in (0, 1).
+    scope: a `Scope` (or its string value).
+    num_records: the number of private records released (each gives k synthetic records).
+    shuffled: whether the release is a uniformly shuffled multiset without identifiers.
+    dpsgd: the training event; required iff the scope is `dp-sgd`.
+    delta_split: share of delta given to the release where delta must be split between the
+      release and DP-SGD (a shuffled or heteroscedastic release in the `dp-sgd` scope).
+    value_discretization_interval: the PLD grid of the DP-SGD composition.
+
+  Returns:
+    An `Accounting`.
+  """
+  scope = Scope.parse(scope)
+  if not isinstance(release, (events.GaussianRelease, events.HeteroscedasticRelease)):
+    raise ValueError(f"release must be a GaussianRelease or HeteroscedasticRelease, got "
+                     f"{release!r}")
+  lipschitz = _validation.positive(lipschitz, "lipschitz")
+  diameter = _validation.positive(diameter, "diameter")
+  delta = _validation.probability_open(delta, "delta")
+  num_records = _validation.positive_int(num_records, "num_records")
+  delta_split = _validation.probability_open(delta_split, "delta_split")
+  if not isinstance(shuffled, bool):
+    raise ValueError(f"shuffled must be a bool, got {shuffled!r}")
+  if (scope is Scope.DP_SGD) != (dpsgd is not None):
+    raise ValueError("a DP-SGD training event is required with scope 'dp-sgd' and only there "
+                     f"(scope {scope.value!r}, dpsgd {dpsgd!r})")
+  if dpsgd is not None and not isinstance(dpsgd, events.DPSGDEvent):
+    raise ValueError(f"dpsgd must be a DPSGDEvent, got {dpsgd!r}")
+  sens = diameters.sensitivity(lipschitz, diameter)
+  k = release.k
+
+  def release_epsilon(at_delta):
+    if isinstance(release, events.GaussianRelease):
+      return gaussian.gaussian_epsilon(release.sigma, sens, at_delta, k)
+    return heteroscedastic.heteroscedastic_epsilon(
+        at_delta, lipschitz, release.lipschitz_log_sigma, diameter, release.sigma_min,
+        release.sigma_max, release.latent_dim, k).epsilon
+
+  per_record = release_epsilon(delta)
+  components = {"release": per_record}
+  central = shuffle_delta = None
+  if claims_shuffling(release, shuffled):
+    shuffle_delta = delta_split * delta if scope is Scope.DP_SGD else delta
+    central = shuffle.shuffled_gaussian_epsilon(release.sigma, sens, num_records, shuffle_delta,
+                                                k).central_epsilon
+    components["shuffled_release"] = central
+
+  if scope is Scope.DP_SGD:
+    z, q, steps = dpsgd.noise_multiplier, dpsgd.sampling_rate, dpsgd.steps
+    components["dp_sgd"] = composition.dpsgd_epsilon(z, q, steps, delta,
+                                                     value_discretization_interval)
+    if central is not None:
+      total = shuffle.compose_dpsgd_and_shuffled_release(
+          z, q, steps, release.sigma, sens, num_records, delta, k, delta_split,
+          value_discretization_interval).total_epsilon
+      headline = HEADLINE_TOTAL_SHUFFLED
+    elif isinstance(release, events.GaussianRelease):
+      total = composition.compose_dpsgd_and_release(
+          z, q, steps, release.sigma, sens, delta, k, value_discretization_interval).total_epsilon
+      headline = HEADLINE_TOTAL
+    else:
+      release_delta = delta_split * delta
+      total = composition.compose_dpsgd_and_dp_mechanism(
+          z, q, steps, release_epsilon(release_delta), release_delta, delta,
+          value_discretization_interval)
+      headline = HEADLINE_TOTAL
+  elif scope is Scope.PUBLIC and central is not None:
+    total, headline = central, HEADLINE_CENTRAL
+  else:
+    # Conditional scope: the shuffled figure, if any, is only a conditional statement.
+    total, headline = per_record, HEADLINE_PER_RECORD
+  return Accounting(sensitivity=sens, per_record_epsilon=per_record, central_epsilon=central,
+                    shuffle_delta=shuffle_delta, components=components, epsilon=total,
+                    headline=headline)
+
+
+def methods_text(release: events.ReleaseEvent, scope, shuffled: bool) -> str:
+  """The accounting methods used, in words, with their sources."""
+  scope = Scope.parse(scope)
+  if isinstance(release, events.GaussianRelease):
+    parts = ["per-record release: analytic Gaussian mechanism (Balle and Wang 2018), k latents "
+             "composed exactly as sigma / sqrt(k)"]
+  else:
+    parts = ["per-record release: heteroscedastic Gaussian, closed-form Renyi divergence "
+             "(Gil, Alajaji, Linder 2013) maximised over admissible pairs, RDP -> DP by "
+             "Canonne, Kamath, Steinke 2020 Prop. 12"]
+  if claims_shuffling(release, shuffled):
+    parts.append("central epsilon: amplification by shuffling (Feldman, McMillan, Talwar "
+                 "2021), min with the per-record epsilon")
+  if scope is Scope.DP_SGD:
+    parts.append("DP-SGD: Poisson-sampled Gaussian under replace-one, composed by PLD "
+                 "accounting (dp_accounting, pessimistic discretisation)")
+  return "; ".join(parts) + "."

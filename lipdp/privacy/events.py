@@ -1,0 +1,216 @@
+"""What a privacy claim is made of: the neighbouring relation, the scope of the weights, events.
+
+One type per idea, used everywhere in lipdp (training, synthesis, the report, the accounting):
+
+* `NeighboringRelation`: the only relation lipdp uses, replace-one (bounded DP).
+* `Scope`: what the model weights' privacy is (`public`, `dp-sgd`, `conditional`), with the
+  plain-words statement every report carries. The statement is derived from the scope, never
+  stored as free text, so a report cannot claim one scope and state another.
+* One frozen, validated event per mechanism:
+  - `GaussianRelease(sigma, k)`: each record releases k latents mu(x) + sigma xi;
+  - `HeteroscedasticRelease(sigma_min, sigma_max, lipschitz_log_sigma, latent_dim, k)`: the
+    same with a learned, bounded sigma(x) whose log is certified L_s-Lipschitz;
+  - `DPSGDEvent(noise_multiplier, sampling_rate, steps)`: the training run (Abadi et al. 2016)
+    with Poisson sampling at rate q and Gaussian noise z C on the sum of gradients clipped to C.
+
+Events are plain data (`as_dict` / `from_dict` for JSON); the numbers they imply are computed in
+`lipdp.privacy.accounting`.
+"""
+
+import dataclasses
+import enum
+from typing import Any, Mapping, Union
+
+import dp_accounting
+
+from lipdp.privacy import _validation
+
+
+class NeighboringRelation(str, enum.Enum):
+  """Neighbouring datasets. lipdp states and accounts every guarantee under replace-one."""
+
+  REPLACE_ONE = "replace-one"
+
+  @property
+  def statement(self) -> str:
+    return (
+        "replace-one (bounded DP): two datasets are neighbours when they have the same number "
+        "of records and differ by replacing one record with any other record of the declared "
+        "domain")
+
+  @property
+  def dp_accounting(self) -> dp_accounting.NeighboringRelation:
+    """The same relation in dp_accounting's terms (see `composition` for its factor 2)."""
+    return dp_accounting.NeighboringRelation.REPLACE_ONE
+
+
+REPLACE_ONE = NeighboringRelation.REPLACE_ONE
+
+
+class Scope(str, enum.Enum):
+  """What the privacy guarantee says about the model weights."""
+
+  PUBLIC = "public"
+  DP_SGD = "dp-sgd"
+  CONDITIONAL = "conditional"
+
+  @property
+  def covers_weights(self) -> bool:
+    """Whether the guarantee covers the weights' dependence on the private records."""
+    return self is not Scope.CONDITIONAL
+
+  @property
+  def statement(self) -> str:
+    return _SCOPE_STATEMENTS[self]
+
+  @classmethod
+  def parse(cls, value: Union[str, "Scope"]) -> "Scope":
+    try:
+      return cls(value)
+    except ValueError:
+      raise ValueError(f"scope must be one of {[s.value for s in cls]}, got {value!r}.") from None
+
+
+_SCOPE_STATEMENTS = {
+    Scope.PUBLIC: (
+        "The encoder and decoder were trained on data that is independent of the private "
+        "records (public data). The epsilon covers the private records in full."),
+    Scope.DP_SGD: (
+        "The encoder and decoder were trained on the private records with DP-SGD. The "
+        "training run is composed with the per-record Gaussian release by PLD accounting "
+        "under the same replace-one relation, and the total epsilon covers both."),
+    Scope.CONDITIONAL: (
+        "The encoder and decoder were trained on the private records WITHOUT differential "
+        "privacy. The epsilon covers only the noise added to each record's latent given the "
+        "trained model: the model's own dependence on the private records is NOT covered by "
+        "this guarantee, and nothing here bounds what the model weights, or synthetic data "
+        "shaped by the decoder, reveal about the private records (for example to a "
+        "membership-inference attack)."),
+}
+
+
+def _check_keys(data: Mapping[str, Any], names, what: str) -> None:
+  unknown = set(data) - set(names) - {"type"}
+  if unknown:
+    raise ValueError(f"unknown {what} fields: {sorted(unknown)}")
+
+
+@dataclasses.dataclass(frozen=True)
+class GaussianRelease:
+  """Each record releases k latents mu(x) + sigma xi_j, xi_j ~ N(0, I) (homoscedastic).
+
+  Attributes:
+    sigma: the release noise std (> 0).
+    k: latents per record (>= 1); they compose exactly to one Gaussian of std sigma / sqrt(k).
+  """
+  sigma: float
+  k: int = 1
+
+  type_name = "gaussian"
+
+  def __post_init__(self):
+    object.__setattr__(self, "sigma", _validation.positive(self.sigma, "sigma"))
+    object.__setattr__(self, "k", _validation.positive_int(self.k, "k"))
+
+  def as_dict(self) -> dict:
+    return {"type": self.type_name, "sigma": self.sigma, "k": self.k}
+
+
+@dataclasses.dataclass(frozen=True)
+class HeteroscedasticRelease:
+  """Each record releases k latents mu(x) + sigma(x) xi_j with a learned, bounded sigma(x).
+
+  Attributes:
+    sigma_min, sigma_max: the clamp of sigma(x) (0 < sigma_min <= sigma_max).
+    lipschitz_log_sigma: the bound L_s used for log sigma(x) (>= 0): certified from the weights
+      of the released map, and fixed before training in the `dp-sgd` scope.
+    latent_dim: latent dimension d (>= 1).
+    k: latents per record (>= 1).
+  """
+  sigma_min: float
+  sigma_max: float
+  lipschitz_log_sigma: float
+  latent_dim: int
+  k: int = 1
+
+  type_name = "heteroscedastic_gaussian"
+
+  def __post_init__(self):
+    sigma_min = _validation.positive(self.sigma_min, "sigma_min")
+    sigma_max = _validation.positive(self.sigma_max, "sigma_max")
+    if sigma_max < sigma_min:
+      raise ValueError(f"sigma_max ({sigma_max}) must be >= sigma_min ({sigma_min}).")
+    object.__setattr__(self, "sigma_min", sigma_min)
+    object.__setattr__(self, "sigma_max", sigma_max)
+    object.__setattr__(self, "lipschitz_log_sigma", _validation.nonnegative(
+        self.lipschitz_log_sigma, "lipschitz_log_sigma"))
+    object.__setattr__(self, "latent_dim", _validation.positive_int(self.latent_dim,
+                                                                    "latent_dim"))
+    object.__setattr__(self, "k", _validation.positive_int(self.k, "k"))
+
+  def as_dict(self) -> dict:
+    return {"type": self.type_name, "sigma_min": self.sigma_min, "sigma_max": self.sigma_max,
+            "lipschitz_log_sigma": self.lipschitz_log_sigma, "latent_dim": self.latent_dim,
+            "k": self.k}
+
+
+ReleaseEvent = Union[GaussianRelease, HeteroscedasticRelease]
+
+
+def release_from_dict(data: Mapping[str, Any]) -> ReleaseEvent:
+  """Rebuilds a release event from `as_dict()` output."""
+  if not isinstance(data, Mapping):
+    raise ValueError(f"a release event must be a mapping, got {data!r}")
+  for cls in (GaussianRelease, HeteroscedasticRelease):
+    if data.get("type") == cls.type_name:
+      names = [f.name for f in dataclasses.fields(cls)]
+      _check_keys(data, names, cls.__name__)
+      return cls(**{n: data[n] for n in names if n in data})
+  raise ValueError(f"unknown release type {data.get('type')!r}; expected "
+                   f"{GaussianRelease.type_name!r} or {HeteroscedasticRelease.type_name!r}")
+
+
+@dataclasses.dataclass(frozen=True)
+class DPSGDEvent:
+  """A DP-SGD training run: `steps` Poisson-sampled Gaussian steps (Abadi et al. 2016).
+
+  Attributes:
+    noise_multiplier: z = (std of the noise added to the sum of clipped gradients) / C (> 0).
+    sampling_rate: q, the probability that a record joins a step's batch, in (0, 1].
+    steps: the number of noisy steps the released weights went through (>= 1).
+  """
+  noise_multiplier: float
+  sampling_rate: float
+  steps: int
+
+  def __post_init__(self):
+    object.__setattr__(self, "noise_multiplier", _validation.positive(
+        self.noise_multiplier, "noise_multiplier"))
+    object.__setattr__(self, "sampling_rate", _validation.probability_half_open(
+        self.sampling_rate, "sampling_rate"))
+    object.__setattr__(self, "steps", _validation.positive_int(self.steps, "steps"))
+
+  def as_dict(self) -> dict:
+    return dataclasses.asdict(self)
+
+  @classmethod
+  def from_dict(cls, data: Mapping[str, Any]) -> "DPSGDEvent":
+    if not isinstance(data, Mapping):
+      raise ValueError(f"a DP-SGD event must be a mapping, got {data!r}")
+    names = [f.name for f in dataclasses.fields(cls)]
+    _check_keys(data, names, "DPSGDEvent")
+    missing = [n for n in names if n not in data]
+    if missing:
+      raise ValueError(f"DPSGDEvent lacks {missing}")
+    return cls(**{n: data[n] for n in names})
+
+  def dp_event(self) -> dp_accounting.DpEvent:
+    """SelfComposed(PoissonSampled(q, Gaussian(z)), steps), for dp_accounting under REPLACE_ONE.
+
+    Replacing one record moves the clipped sum by at most 2C; dp_accounting's REPLACE_ONE
+    Gaussian compares contributions at -1 and +1 (in units of C), which is exactly that.
+    """
+    return dp_accounting.SelfComposedDpEvent(
+        dp_accounting.PoissonSampledDpEvent(
+            self.sampling_rate, dp_accounting.GaussianDpEvent(self.noise_multiplier)),
+        self.steps)

@@ -1,0 +1,76 @@
+"""The release folder: written whole or not at all, and checked against its own report.
+
+A release is a folder with three files:
+
+    synthetic.npz          the synthetic records (shuffled, no identifiers) and their decoded
+                           parts (`domain.to_arrays`: images and labels, or one array per column)
+    privacy_report.json    the privacy report (`lipdp.privacy.PrivacyReport`)
+    domain.json            the domain description, to decode the records later
+
+`write_release` writes them into `<dir>.partial/` and renames that folder into place once
+complete, so a failure leaves no half-written release. `verify_release` checks what the report
+alone cannot: that its inputs agree with the released files.
+"""
+
+import json
+import math
+import os
+import shutil
+
+import numpy as np
+
+from lipdp import data as data_lib
+from lipdp import files
+from lipdp import privacy
+
+SYNTHETIC_FILE = "synthetic.npz"
+REPORT_FILE = "privacy_report.json"
+DOMAIN_FILE = "domain.json"
+
+
+def write_release(release_dir: str, records: np.ndarray, domain,
+                  report: privacy.PrivacyReport, replace: bool = False) -> str:
+  """Writes the release folder atomically; refuses to overwrite one unless `replace`."""
+  if os.path.exists(release_dir) and not replace:
+    raise ValueError(f"{release_dir} already exists; a release is never overwritten silently")
+  staging = release_dir + ".partial"
+  shutil.rmtree(staging, ignore_errors=True)
+  os.makedirs(staging)
+  files.atomic_write_text(os.path.join(staging, DOMAIN_FILE),
+                          json.dumps(domain.describe(), indent=2))
+  files.atomic_savez(os.path.join(staging, SYNTHETIC_FILE), records=records,
+                     **domain.to_arrays(records))
+  report.save(os.path.join(staging, REPORT_FILE))
+  if os.path.exists(release_dir):
+    shutil.rmtree(release_dir)
+  os.replace(staging, release_dir)
+  return release_dir
+
+
+def verify_release(release_dir: str, rtol: float = 1e-9) -> privacy.PrivacyReport:
+  """Checks a release folder against its report; returns the report, or raises ValueError.
+
+  Checks (beyond `PrivacyReport.verify`, which it runs): the number of synthetic records is
+  num_records * k; the records lie in the domain of `domain.json`; that domain's diameter,
+  recomputed from its declaration, equals the report's D. It cannot check L (that needs the
+  weights: `lipdp.synthesize.certify_encoder`) or the scope (how the weights were trained).
+  """
+  report = privacy.PrivacyReport.load(os.path.join(release_dir, REPORT_FILE))
+  report.verify(rtol=rtol)
+  with open(os.path.join(release_dir, DOMAIN_FILE), encoding="utf-8") as f:
+    domain = data_lib.domain_from_description(json.load(f))
+  problems = []
+  if not math.isclose(domain.diameter, report.diameter, rel_tol=1e-12):
+    problems.append(f"the domain file's diameter is {domain.diameter!r}, the report's "
+                    f"{report.diameter!r}")
+  with np.load(os.path.join(release_dir, SYNTHETIC_FILE), allow_pickle=False) as npz:
+    records = npz["records"]
+  expected = report.num_records * report.k
+  if records.ndim != 2 or records.shape[0] != expected:
+    problems.append(f"the release holds {records.shape[0] if records.ndim else 0} records; "
+                    f"the report's num_records * k is {expected}")
+  elif records.shape[1] != domain.dim or not np.array_equal(domain.project(records), records):
+    problems.append("the released records do not lie in the domain of domain.json")
+  if problems:
+    raise ValueError(f"{release_dir} does not match its privacy report: " + "; ".join(problems))
+  return report

@@ -1,0 +1,78 @@
+"""The release folder: written atomically, and checked against its report."""
+
+import json
+import os
+
+import numpy as np
+import pytest
+
+from lipdp import data as data_lib
+from lipdp import privacy
+from lipdp import release as release_lib
+
+DOMAIN = data_lib.ImageDomain((8, 8, 1), radius=4.0, pixel_max=16.0, num_classes=10)
+
+
+def _report(num_records, k=1, diameter=DOMAIN.diameter):
+  return privacy.make_report(privacy.GaussianRelease(5.0, k=k), lipschitz=0.1, domain="digits",
+                             diameter=diameter, delta=1e-5, scope="conditional",
+                             num_records=num_records)
+
+
+def _records(n, seed=0):
+  rng = np.random.default_rng(seed)
+  return DOMAIN.project(rng.random((n, DOMAIN.dim)))
+
+
+def test_a_written_release_verifies(tmp_path):
+  path = str(tmp_path / "release")
+  records = _records(30)
+  release_lib.write_release(path, records, DOMAIN, _report(15, k=2))
+  assert sorted(os.listdir(path)) == ["domain.json", "privacy_report.json", "synthetic.npz"]
+  assert not os.path.exists(path + ".partial")
+  report = release_lib.verify_release(path)
+  assert report.num_records == 15
+  with np.load(os.path.join(path, "synthetic.npz")) as npz:
+    assert npz["images"].shape == (30, 8, 8, 1) and npz["labels"].shape == (30,)
+
+
+def test_a_consistent_report_with_a_false_record_count_is_caught(tmp_path):
+  """Finding 2: num_records x 100 and recomputed epsilons verify alone, not against the files."""
+  path = str(tmp_path / "release")
+  release_lib.write_release(path, _records(20), DOMAIN, _report(20))
+  inflated = _report(2000)
+  inflated.verify()  # consistent on its own
+  inflated.save(os.path.join(path, "privacy_report.json"))
+  with pytest.raises(ValueError, match="num_records"):
+    release_lib.verify_release(path)
+
+
+def test_a_domain_file_with_another_diameter_is_caught(tmp_path):
+  path = str(tmp_path / "release")
+  release_lib.write_release(path, _records(20), DOMAIN, _report(20))
+  desc = DOMAIN.describe()
+  desc.update(radius=2.0)
+  desc.pop("diameter")
+  with open(os.path.join(path, "domain.json"), "w") as f:
+    json.dump(desc, f)
+  with pytest.raises(ValueError, match="diameter"):
+    release_lib.verify_release(path)
+
+
+def test_records_outside_the_domain_are_caught(tmp_path):
+  path = str(tmp_path / "release")
+  records = _records(20)
+  records[0, 0] = 3.0
+  release_lib.write_release(path, records, DOMAIN, _report(20))
+  with pytest.raises(ValueError, match="do not lie in the domain"):
+    release_lib.verify_release(path)
+
+
+def test_an_existing_release_is_never_overwritten_silently(tmp_path):
+  path = str(tmp_path / "release")
+  release_lib.write_release(path, _records(20), DOMAIN, _report(20))
+  with pytest.raises(ValueError, match="already exists"):
+    release_lib.write_release(path, _records(20, seed=1), DOMAIN, _report(20))
+  release_lib.write_release(path, _records(20, seed=1), DOMAIN, _report(20), replace=True)
+  with np.load(os.path.join(path, "synthetic.npz")) as npz:
+    np.testing.assert_array_equal(npz["records"], _records(20, seed=1))
