@@ -220,6 +220,10 @@ def correlation_ratio(categories: Any, values: Any, num_categories: int) -> floa
   return float(np.sqrt(min(between / total, 1.0)))
 
 
+def _width(block) -> int:
+  return block.stop - block.start
+
+
 def _columns(domain: Any, x: np.ndarray):
   """[(block, values)] with numeric values clipped to [0, 1] and categorical argmax indices."""
   out = []
@@ -241,11 +245,11 @@ def _associations(cols) -> Dict[tuple, tuple]:
       if bi.kind == "numeric" and bj.kind == "numeric":
         out[(bi.name, bj.name)] = ("pearson", pearson(vi, vj))
       elif bi.kind == "categorical" and bj.kind == "categorical":
-        out[(bi.name, bj.name)] = ("cramers_v", cramers_v(vi, vj, bi.size, bj.size))
+        out[(bi.name, bj.name)] = ("cramers_v", cramers_v(vi, vj, _width(bi), _width(bj)))
       elif bi.kind == "categorical":
-        out[(bi.name, bj.name)] = ("correlation_ratio", correlation_ratio(vi, vj, bi.size))
+        out[(bi.name, bj.name)] = ("correlation_ratio", correlation_ratio(vi, vj, _width(bi)))
       else:
-        out[(bi.name, bj.name)] = ("correlation_ratio", correlation_ratio(vj, vi, bj.size))
+        out[(bi.name, bj.name)] = ("correlation_ratio", correlation_ratio(vj, vi, _width(bj)))
   return out
 
 
@@ -284,7 +288,7 @@ def tabular_fidelity(domain: Any, synthetic: Any, real: Any) -> Dict[str, Option
       w1s.append(wasserstein_1d(sv, rv))
       out[f"fidelity/wasserstein/{block.name}"] = w1s[-1]
     else:
-      tvs.append(categorical_tv(sv, rv, block.size))
+      tvs.append(categorical_tv(sv, rv, _width(block)))
       out[f"fidelity/tv/{block.name}"] = tvs[-1]
   out.update(_mean_max(tvs, "fidelity/tv"))
   out.update(_mean_max(w1s, "fidelity/wasserstein"))

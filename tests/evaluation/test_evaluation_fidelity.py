@@ -96,6 +96,19 @@ def test_association_measures_by_hand():
   assert fidelity.correlation_ratio([0, 1, 0, 1], [0.0, 0.0, 1.0, 1.0], 2) == pytest.approx(0.0)
 
 
+def _records(domain, table):
+  """Records built by hand from the blocks: numeric values already in [0, 1], category indices."""
+  n = len(next(iter(table.values())))
+  out = np.zeros((n, domain.dim), np.float32)
+  for block in domain.blocks:
+    values = np.asarray(table[block.name])
+    if block.kind == "numeric":
+      out[:, block.start] = values
+    else:
+      out[np.arange(n), block.start + values] = 1.0
+  return out
+
+
 def _toy_domain():
   return TabularDomain([NumericColumn("x", 0.0, 10.0), CategoricalColumn("c", ("a", "b", "c")),
                         NumericColumn("y", 0.0, 1.0), CategoricalColumn("label", (0, 1))],
@@ -104,10 +117,11 @@ def _toy_domain():
 
 def test_tabular_fidelity_hand_computed_on_a_toy_table():
   dom = _toy_domain()
-  real = dom.encode({"x": [0.0, 2.0, 4.0, 6.0], "c": ["a", "a", "b", "c"],
-                     "y": [0.0, 0.0, 1.0, 1.0], "label": [0, 0, 1, 1]})
-  synth = dom.encode({"x": [1.0, 3.0, 5.0, 7.0], "c": ["b", "b", "c", "c"],
-                      "y": [0.0, 1.0, 0.0, 1.0], "label": [0, 1, 1, 1]})
+  # x in [0, 10] scaled by 1/10; c in (a, b, c) as indices.
+  real = _records(dom, {"x": [0.0, 0.2, 0.4, 0.6], "c": [0, 0, 1, 2], "y": [0.0, 0.0, 1.0, 1.0],
+                        "label": [0, 0, 1, 1]})
+  synth = _records(dom, {"x": [0.1, 0.3, 0.5, 0.7], "c": [1, 1, 2, 2], "y": [0.0, 1.0, 0.0, 1.0],
+                         "label": [0, 1, 1, 1]})
   out = fidelity.tabular_fidelity(dom, synth, real)
   assert out["fidelity/wasserstein/x"] == pytest.approx(0.1)  # 1.0 in raw units / range 10
   assert out["fidelity/wasserstein/y"] == pytest.approx(0.0)
