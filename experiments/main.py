@@ -43,13 +43,21 @@ def main(argv):
   result = pipeline.run(FLAGS.config, FLAGS.workdir)
   report = result.report
   print(f"\nSynthetic records: {len(result.synthetic_records)} "
-        f"(from {len(result.data.train)} private records)")
+        f"(from {len(result.data.train)} private records; {len(result.data.holdout)} held out "
+        "for evaluation only)")
   print(report.summary())
+  if result.metrics is not None:
+    from lipdp import evaluation  # pylint: disable=g-import-not-at-top
+    print()
+    print("\n".join(evaluation.summary_lines(result.metrics)))
   print("\nWrote:")
   for name in sorted(os.listdir(result.release_dir)):
     print(f"  {os.path.join(result.release_dir, name)}")
+  if result.metrics is not None:
+    print(f"  {os.path.join(FLAGS.workdir, 'evaluation.json')}  (not DP: do not release)")
   print(f"  {os.path.join(FLAGS.workdir, 'samples.png')}  (shows private records: do not release)")
   print(f"  {os.path.join(FLAGS.workdir, 'metrics.jsonl')}")
+  print("Time: " + ", ".join(f"{k[:-2]} {v:.1f} s" for k, v in result.timings.items()))
 
 
 if __name__ == "__main__":

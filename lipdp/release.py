@@ -60,12 +60,14 @@ def verify_release(release_dir: str, rtol: float = 1e-9) -> privacy.PrivacyRepor
   with open(os.path.join(release_dir, DOMAIN_FILE), encoding="utf-8") as f:
     domain = data_lib.domain_from_description(json.load(f))
   problems = []
-  if not math.isclose(domain.diameter, report.diameter, rel_tol=1e-12):
+  if report.diameter is not None and not math.isclose(domain.diameter, report.diameter,
+                                                      rel_tol=1e-12):
     problems.append(f"the domain file's diameter is {domain.diameter!r}, the report's "
                     f"{report.diameter!r}")
   with np.load(os.path.join(release_dir, SYNTHETIC_FILE), allow_pickle=False) as npz:
     records = npz["records"]
-  expected = report.num_records * report.k
+  expected = (report.release.num_samples if isinstance(report.release, privacy.PriorSampling)
+              else report.num_records * report.k)
   if records.ndim != 2 or records.shape[0] != expected:
     problems.append(f"the release holds {records.shape[0] if records.ndim else 0} records; "
                     f"the report's num_records * k is {expected}")

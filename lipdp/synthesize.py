@@ -120,17 +120,28 @@ def release_latents(model: vae_lib.LipschitzVAE, variables: Any, records: np.nda
 
 
 def decode_latents(model: vae_lib.LipschitzVAE, variables: Any, latents: np.ndarray, domain,
-                   batch_size: int = 4096) -> np.ndarray:
-  """Post-processing: decoder mean of each latent, projected into the domain."""
+                   batch_size: int = 4096,
+                   style_rng: Optional[np.random.Generator] = None) -> np.ndarray:
+  """Post-processing: decoder mean of each latent, projected into the domain.
+
+  A model with a style latent decodes each z with a fresh u ~ N(0, I) drawn from `style_rng`
+  (independent of the data: public randomness, not part of the mechanism).
+  """
 
   @jax.jit
-  def decode(z):
-    logits = model.apply(variables, z, method=vae_lib.LipschitzVAE.decode)
+  def decode(z, u):
+    logits = model.apply(variables, z, u, method=vae_lib.LipschitzVAE.decode)
     return likelihood.decoded_mean(logits, domain.blocks)
 
   flat = latents.reshape(-1, latents.shape[-1])
-  parts = [np.asarray(decode(jnp.asarray(flat[b:b + batch_size])))
-           for b in range(0, flat.shape[0], batch_size)]
+  styles = None
+  if model.style_dim:
+    rng = style_rng if style_rng is not None else np.random.default_rng()
+    styles = rng.standard_normal((flat.shape[0], model.style_dim)).astype(np.float32)
+  parts = []
+  for b in range(0, flat.shape[0], batch_size):
+    u = None if styles is None else jnp.asarray(styles[b:b + batch_size])
+    parts.append(np.asarray(decode(jnp.asarray(flat[b:b + batch_size]), u)))
   return domain.project(np.concatenate(parts, axis=0)).astype(np.float32)
 
 
@@ -143,7 +154,8 @@ def sample_prior(model: vae_lib.LipschitzVAE, variables: Any, num_samples: int, 
   seed = randomness.fresh_seed() if seed is None else seed
   latent_dim = _latent_dim(model, variables, domain.dim)
   z = jax.random.normal(randomness.key_from_seed(seed), (num_samples, 1, latent_dim))
-  return decode_latents(model, variables, np.asarray(z), domain)
+  return decode_latents(model, variables, np.asarray(z), domain,
+                        style_rng=randomness.numpy_rng(seed, 2))
 
 
 @dataclasses.dataclass
@@ -156,6 +168,7 @@ class SyntheticData:
 
 def synthesize(model: vae_lib.LipschitzVAE, variables: Any, records: np.ndarray, domain, *,
                epsilon: Optional[float], delta: float, scope, k: int = 1,
+               noise_ratio: Optional[float] = None,
                shuffled_release: bool = True, seed: Optional[int] = None,
                dpsgd: Optional[privacy.DPSGDEvent] = None, training_seeded: bool = False,
                batch_size: int = 1024, notes=()) -> SyntheticData:
@@ -164,8 +177,10 @@ def synthesize(model: vae_lib.LipschitzVAE, variables: Any, records: np.ndarray,
   Homoscedastic models release with sigma = calibrate_sigma(epsilon, delta, L * D, k), where L is
   certified from the trained weights now, so the per-record guarantee is exactly
   (epsilon, delta) whatever the training aimed at. With `epsilon=None` the model's own sigma is
-  used and epsilon is computed. Heteroscedastic models use their own sigma(x), capped to the
-  model's Lipschitz targets (module docstring), and epsilon is computed by RDP.
+  used and epsilon is computed; with `noise_ratio` (sigma / Delta, fixed before training, e.g.
+  by `lipdp.privacy.plan_budget`) sigma = noise_ratio * L * D. Heteroscedastic models use their
+  own sigma(x), capped to the model's Lipschitz targets (module docstring), and epsilon is
+  computed by RDP.
 
   The certificate is always recomputed here from `variables`, so the report's L is that of the
   weights that produced the release.
@@ -201,8 +216,16 @@ def synthesize(model: vae_lib.LipschitzVAE, variables: Any, records: np.ndarray,
   mean_scale = log_sigma_scale = 1.0
   if not model.heteroscedastic:
     lipschitz = certificate.mean_lipschitz
-    release_sigma = (privacy.calibrate_sigma(epsilon, delta, lipschitz * diameter, k=k)
-                     if epsilon is not None else float(model.sigma))
+    if epsilon is not None and noise_ratio is not None:
+      raise ValueError("give epsilon or noise_ratio, not both")
+    if noise_ratio is not None:
+      if not (np.isfinite(noise_ratio) and noise_ratio > 0):
+        raise ValueError(f"noise_ratio must be positive and finite, got {noise_ratio}")
+      release_sigma = float(noise_ratio) * lipschitz * diameter
+    elif epsilon is not None:
+      release_sigma = privacy.calibrate_sigma(epsilon, delta, lipschitz * diameter, k=k)
+    else:
+      release_sigma = float(model.sigma)
     release = privacy.GaussianRelease(release_sigma, k)
   else:
     lipschitz, lipschitz_log_sigma, mean_scale, log_sigma_scale = _heteroscedastic_bounds(
@@ -216,7 +239,8 @@ def synthesize(model: vae_lib.LipschitzVAE, variables: Any, records: np.ndarray,
                             sigma=release_sigma, batch_size=batch_size, mean_scale=mean_scale,
                             log_sigma_scale=log_sigma_scale)
   # Everything below is post-processing of the float64 latents.
-  synthetic = decode_latents(model, variables, latents.astype(np.float32), domain)
+  synthetic = decode_latents(model, variables, latents.astype(np.float32), domain,
+                             style_rng=randomness.numpy_rng(seed, 2))
   order = randomness.numpy_rng(seed, 1).permutation(synthetic.shape[0])
   synthetic = synthetic[order] if shuffled_release else synthetic
 

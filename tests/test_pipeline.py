@@ -173,6 +173,36 @@ def test_dpsgd_scope_composes_training_and_release(tmp_path):
   assert report.recompute_epsilon() == pytest.approx(report.epsilon, rel=1e-9)
 
 
+def test_one_total_epsilon_is_split_and_met(tmp_path):
+  config = _config(**{"scope": "dp-sgd", "total_epsilon": 3.0, "release_share": 0.4,
+                      "train.num_steps": 20, "train.seed": 1, "train.dp_sampling_rate": 0.05})
+  result = pipeline.run(config, str(tmp_path), progress_bar=False)
+  report = result.report
+  assert report.epsilon <= 3.0 and report.epsilon == pytest.approx(3.0, rel=2e-2)
+  assert report.epsilon == pytest.approx(result.plan.total_epsilon, rel=1e-9)
+  assert report.per_record_epsilon == pytest.approx(0.4 * 3.0, rel=1e-4)
+  assert report.dpsgd.noise_multiplier == result.plan.dpsgd_noise_multiplier
+  release_lib.verify_release(result.release_dir)
+
+
+def test_dpsgd_vae_baseline_samples_its_prior(tmp_path):
+  config = _config(**{"scope": "dp-sgd", "method": "prior", "total_epsilon": 2.0,
+                      "train.num_steps": 10, "train.seed": 1, "train.dp_sampling_rate": 0.05,
+                      "model.style_dim": 4})
+  result = pipeline.run(config, str(tmp_path), progress_bar=False)
+  report = result.report
+  assert isinstance(report.release, privacy.PriorSampling)
+  assert report.epsilon == report.components["dp_sgd"] <= 2.0
+  assert len(result.synthetic_records) == len(result.data.train)
+  release_lib.verify_release(result.release_dir)
+  # Every run ends with the evaluation next to (not inside) the release.
+  metrics = json.loads((tmp_path / "evaluation.json").read_text())
+  assert "tstr/logreg" in metrics and metrics["meta/differentially_private"] is False
+  assert not os.path.exists(os.path.join(result.release_dir, "evaluation.json"))
+  with pytest.raises(ValueError, match="conditional"):
+    pipeline.run(_config(method="prior"), str(tmp_path / "bad"), progress_bar=False)
+
+
 def test_public_scope_trains_on_a_declared_public_dataset(tmp_path):
   import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
   rng = np.random.default_rng(0)
@@ -194,7 +224,9 @@ def test_public_scope_trains_on_a_declared_public_dataset(tmp_path):
 
 def test_bad_settings_fail_before_any_work(tmp_path):
   for overrides, match in [({"epsilon": 0.0}, "epsilon"), ({"delta": 1.0}, "delta"),
-                           ({"scope": "trust-me"}, "scope"), ({"k": 0}, "k")]:
+                           ({"scope": "trust-me"}, "scope"), ({"k": 0}, "k"),
+                           ({"calibration": "shuffled"}, "weights are covered"),
+                           ({"total_epsilon": 1.0}, "dp-sgd"), ({"method": "copy"}, "method")]:
     with pytest.raises(ValueError, match=match):
       pipeline.run(_config(**overrides), str(tmp_path / "bad"), progress_bar=False)
   assert not os.path.exists(tmp_path / "bad")

@@ -17,6 +17,9 @@ def get_config(arg: str = "") -> ml_collections.ConfigDict:
   c.dataset = "digits"
   c.data_dir = ml_collections.config_dict.placeholder(str)
   c.radius = ml_collections.config_dict.placeholder(float)
+  # Images with labels: the declared weight w of the label block (w * one-hot); the label then
+  # weighs more in the encoder's input and the diameter is sqrt(2 R^2 + 2 w^2).
+  c.label_weight = 1.0
   c.holdout_fraction = 0.2
   c.split_seed = 0
 
@@ -24,6 +27,17 @@ def get_config(arg: str = "") -> ml_collections.ConfigDict:
   c.epsilon = 1.0
   c.delta = 1e-5
   c.k = 1
+  # How records are released: 'lipdp' (each record's k noisy latents, decoded) or 'prior'
+  # (latents drawn from the prior: the DP-SGD VAE baseline, scope 'dp-sgd' or 'public').
+  c.method = "lipdp"
+  # One end-to-end budget (scope 'dp-sgd'): the release gets release_share * total_epsilon as its
+  # own epsilon and DP-SGD's noise multiplier is calibrated so the composition meets the total
+  # (train.dp_noise_multiplier and epsilon are then ignored).
+  c.total_epsilon = ml_collections.config_dict.placeholder(float)
+  c.release_share = 0.5
+  # What the release's own epsilon is: 'per-record', or 'shuffled' (the central epsilon of the
+  # shuffled release; scopes 'public' and 'dp-sgd' only, where the weights are covered).
+  c.calibration = "per-record"
   # Scope of the model weights: 'conditional' (trained on the private records without DP, as in
   # the original method), 'dp-sgd' (trained with DP-SGD, composed by PLD accounting) or 'public'
   # (trained on `public_dataset`, a separately declared public data set in the same domain, e.g.
@@ -56,6 +70,10 @@ def get_config(arg: str = "") -> ml_collections.ConfigDict:
   c.model.decoder_dense = "bjorck"  # layer type of the 'lipschitz_mlp' decoder only
   c.model.decoder_hidden = (256, 512)
   c.model.image_likelihood = "bernoulli"
+  # Style latent: the decoder also reads u ~ N(0, I) (dimension style_dim, 0 = off), encoded from
+  # x by an unconstrained network during training and drawn from its prior at synthesis.
+  c.model.style_dim = 0
+  c.model.style_hidden = (256,)
   # Heteroscedastic noise: sigma(x) in [sigma_min, sigma_max], log sigma(x) certified
   # log_sigma_lipschitz-Lipschitz. The release epsilon is then computed by RDP, not calibrated.
   c.model.heteroscedastic = False
@@ -78,12 +96,20 @@ def get_config(arg: str = "") -> ml_collections.ConfigDict:
 
   c.num_figure_samples = 32
 
+  # Utility, fidelity and empirical privacy on the private holdout (lipdp.evaluation), written to
+  # workdir/evaluation.json. Not differentially private: never publish it with the release.
+  c.evaluation = ml_collections.ConfigDict()
+  c.evaluation.enabled = True
+  c.evaluation.fast = False  # True skips the MLP and CNN downstream models
+  c.evaluation.seed = 0
+
   if arg == "smoke":
     c.train.num_steps = 50
     c.train.log_every = 10
     c.train.checkpoint_every = 50
     c.model.encoder_hidden = (64,)
     c.model.decoder_hidden = (64,)
+    c.evaluation.fast = True
   elif arg == "mnist_idx":
     c.dataset = "mnist_idx"
     c.model.decoder = "conv"

@@ -45,12 +45,16 @@ class Block(NamedTuple):
     start: first coordinate of the block in the record.
     stop: one past the last coordinate (records[:, start:stop] is the block).
     categories: for categorical blocks, the declared categories in one-hot order; else None.
+    scale: for categorical blocks, the value of the hot coordinate (a declared weight w: the
+      block is w * one-hot, which weighs the category against the other blocks in the
+      encoder's input and adds sqrt(2) w to the diameter); 1 by default.
   """
   name: str
   kind: str
   start: int
   stop: int
   categories: Optional[Tuple[Any, ...]] = None
+  scale: float = 1.0
 
   @property
   def size(self) -> int:
@@ -60,6 +64,8 @@ class Block(NamedTuple):
     d = {"name": self.name, "kind": self.kind, "start": self.start, "stop": self.stop}
     if self.categories is not None:
       d["categories"] = list(self.categories)
+    if self.scale != 1.0:
+      d["scale"] = self.scale
     return d
 
 

@@ -108,11 +108,13 @@ def train_holdout_split(n: int, holdout_fraction: float = 0.2,
   return np.sort(perm[n_holdout:]), np.sort(perm[:n_holdout])
 
 
-def _image_domain(image_shape, radius, pixel_max, num_classes, include_labels) -> ImageDomain:
+def _image_domain(image_shape, radius, pixel_max, num_classes, include_labels,
+                  label_weight=1.0) -> ImageDomain:
   if radius is None:
     radius = default_image_radius(image_shape)
   return ImageDomain(image_shape, radius, pixel_max,
-                     num_classes=num_classes if include_labels else None)
+                     num_classes=num_classes if include_labels else None,
+                     label_weight=label_weight)
 
 
 def _with_channel(images: np.ndarray) -> np.ndarray:
@@ -152,14 +154,17 @@ def _check_kwargs(name: str, kw: Dict[str, Any], allowed: Sequence[str]):
                      f"{sorted(allowed)}.")
 
 
-def _no_radius(name: str, radius):
+def _no_radius(name: str, radius, label_weight=1.0):
   if radius is not None:
     raise ValueError(f"radius applies to image data only; {name!r} is tabular.")
+  if label_weight != 1.0:
+    raise ValueError(f"label_weight applies to image data only; {name!r} is tabular.")
 
 
 def load_dataset(name: str, *, data_dir: Optional[str] = None, radius: Optional[float] = None,
                  holdout_fraction: float = 0.2, split_seed: int = 0,
-                 include_labels: bool = True, **kw) -> PreparedData:
+                 include_labels: bool = True, label_weight: float = 1.0,
+                 **kw) -> PreparedData:
   """Loads a data set, encodes it into its declared domain and splits it.
 
   Args:
@@ -181,6 +186,7 @@ def load_dataset(name: str, *, data_dir: Optional[str] = None, radius: Optional[
     split_seed: seed of the split permutation (train_holdout_split).
     include_labels: carry labels inside the records (one-hot block / label column). Labels are
       returned in train_labels / holdout_labels either way.
+    label_weight: images only: the declared weight w of the label block (w * one-hot).
     **kw: source-specific options listed above.
 
   Returns:
@@ -198,11 +204,11 @@ def load_dataset(name: str, *, data_dir: Optional[str] = None, radius: Optional[
     images, labels = sources.load_digits()
     images = _with_channel(images)
     domain = _image_domain(images.shape[1:], radius, sources.DIGITS_PIXEL_MAX,
-                           sources.DIGITS_NUM_CLASSES, include_labels)
+                           sources.DIGITS_NUM_CLASSES, include_labels, label_weight)
     records = domain.encode(images, labels if include_labels else None)
   elif name == "breast_cancer":
     _check_kwargs(name, kw, ())
-    _no_radius(name, radius)
+    _no_radius(name, radius, label_weight)
     table = sources.load_breast_cancer()
     domain = sources.breast_cancer_domain(include_label=True)
     labels = domain.category_indices(domain.label_column, table[domain.label_column])
@@ -213,7 +219,7 @@ def load_dataset(name: str, *, data_dir: Optional[str] = None, radius: Optional[
     images, labels = sources.load_idx(_mnist_idx_dir(data_dir), prefix=kw.get("prefix"))
     images = _with_channel(images)
     domain = _image_domain(images.shape[1:], radius, sources.MNIST_PIXEL_MAX,
-                           sources.MNIST_NUM_CLASSES, include_labels)
+                           sources.MNIST_NUM_CLASSES, include_labels, label_weight)
     if include_labels:
       records = domain.encode(images, labels)
     else:
@@ -233,10 +239,10 @@ def load_dataset(name: str, *, data_dir: Optional[str] = None, radius: Optional[
     if num_classes is None and labels is not None:
       num_classes = _tfds_num_classes(info, label_key, name)
     domain, records = _encode_images(images, labels, radius, pixel_max, num_classes,
-                                     include_labels, name)
+                                     include_labels, name, label_weight)
   elif name.startswith("csv:"):
     _check_kwargs(name, kw, ("schema", "delimiter"))
-    _no_radius(name, radius)
+    _no_radius(name, radius, label_weight)
     schema = _require_schema(name, kw)
     domain = sources.load_schema(schema)
     table = sources.load_csv(name[len("csv:"):], domain, delimiter=kw.get("delimiter", ","))
@@ -246,7 +252,7 @@ def load_dataset(name: str, *, data_dir: Optional[str] = None, radius: Optional[
     path = name[len("npz:"):]
     if kw.get("schema") is not None:
       _check_kwargs(name, kw, ("schema", "table_key"))
-      _no_radius(name, radius)
+      _no_radius(name, radius, label_weight)
       domain = sources.load_schema(kw["schema"])
       table = sources.load_npz(path, domain, table_key=kw.get("table_key", "table"))
       labels = _table_labels(domain, table)
@@ -261,7 +267,7 @@ def load_dataset(name: str, *, data_dir: Optional[str] = None, radius: Optional[
         raise ValueError(f"{name}: labels found; declare num_classes= (it is never inferred "
                          "from the labels) or pass include_labels=False.")
       domain, records = _encode_images(images, labels, radius, pixel_max, num_classes,
-                                       include_labels, name)
+                                       include_labels, name, label_weight)
       if labels is not None:
         labels = _as_int_labels(labels, name)
   else:
@@ -301,13 +307,15 @@ def _check_label_range(labels, num_classes, source):
     raise ValueError(f"{source}: labels must lie in [0, {num_classes}).")
 
 
-def _encode_images(images, labels, radius, pixel_max, num_classes, include_labels, source):
+def _encode_images(images, labels, radius, pixel_max, num_classes, include_labels, source,
+                   label_weight=1.0):
   images = np.asarray(images)
   if images.ndim < 2:
     raise ValueError(f"{source}: expected images of shape (n, H, W[, C]), got {images.shape}.")
   images = _with_channel(images)
   domain = _image_domain(images.shape[1:], radius, pixel_max,
-                         num_classes if labels is not None else None, include_labels)
+                         num_classes if labels is not None else None, include_labels,
+                         label_weight)
   if domain.num_classes is not None:
     return domain, domain.encode(images, labels)
   if labels is not None and num_classes is not None:

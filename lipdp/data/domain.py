@@ -48,7 +48,7 @@ def domain_from_description(desc: Union[Mapping[str, Any], str]) -> Union[ImageD
       if desc.get(key) is None:
         raise ValueError(f"Image domain description lacks {key!r}.")
     domain = ImageDomain(desc["image_shape"], desc["radius"], desc["pixel_max"],
-                         desc.get("num_classes"))
+                         desc.get("num_classes"), desc.get("label_weight", 1.0))
   elif kind == "tabular":
     columns = desc.get("columns")
     if not isinstance(columns, Sequence) or isinstance(columns, str):

@@ -83,12 +83,16 @@ class ImageDomain(BlockDomain):
       digits). A property of the format, not a statistic of the data.
     num_classes: if set (>= 2), labels in [0, num_classes) are carried in the record as a
       one-hot block, so the mechanism protects them and synthetic records come with labels.
+    label_weight: the declared value w of the label block's hot coordinate (w * one-hot).
+      A larger w makes the label a larger part of the record, so a Lipschitz encoder can keep
+      classes further apart, at the price of a larger diameter sqrt(2 R^2 + 2 w^2) for
+      sufficiently large images.
   """
 
   kind = "image"
 
   def __init__(self, image_shape: Sequence[int], radius: float, pixel_max: float,
-               num_classes: Optional[int] = None):
+               num_classes: Optional[int] = None, label_weight: float = 1.0):
     raw_shape = np.atleast_1d(np.asarray(image_shape))
     if raw_shape.ndim != 1 or raw_shape.dtype.kind not in "iuf" or np.any(
         raw_shape != np.round(raw_shape)):
@@ -112,6 +116,10 @@ class ImageDomain(BlockDomain):
       if isinstance(num_classes, bool) or int(num_classes) != num_classes or num_classes < 2:
         raise ValueError(f"num_classes must be an integer >= 2 or None, got {num_classes!r}.")
       num_classes = int(num_classes)
+    label_weight = float(label_weight)
+    if not (math.isfinite(label_weight) and label_weight > 0):
+      raise ValueError(f"label_weight must be finite and > 0, got {label_weight}.")
+    self.label_weight = label_weight
     self.image_shape = shape
     self.radius = radius
     self.pixel_max = pixel_max
@@ -120,12 +128,13 @@ class ImageDomain(BlockDomain):
     blocks = [Block("image", "image", 0, self.image_dim)]
     if num_classes is not None:
       blocks.append(Block("label", "categorical", self.image_dim, self.image_dim + num_classes,
-                          tuple(range(num_classes))))
+                          tuple(range(num_classes)), scale=label_weight))
     self._blocks = tuple(blocks)
 
   def __repr__(self):
+    weight = "" if self.label_weight == 1.0 else f", label_weight={self.label_weight}"
     return (f"ImageDomain(image_shape={self.image_shape}, radius={self.radius}, "
-            f"pixel_max={self.pixel_max}, num_classes={self.num_classes})")
+            f"pixel_max={self.pixel_max}, num_classes={self.num_classes}{weight})")
 
   @property
   def label_column(self) -> Optional[str]:
@@ -169,7 +178,7 @@ class ImageDomain(BlockDomain):
     if self.num_classes is None:
       return pixels
     y = _check_labels(labels, n, self.num_classes)
-    return np.concatenate([pixels, _one_hot(y, self.num_classes)], axis=1)
+    return np.concatenate([pixels, self.label_weight * _one_hot(y, self.num_classes)], axis=1)
 
   def project(self, records: Any) -> np.ndarray:
     """Maps arbitrary vectors (n, dim) into the domain (idempotent; NaN raises).
@@ -182,7 +191,8 @@ class ImageDomain(BlockDomain):
     if self.num_classes is None:
       return pixels
     idx = np.argmax(x[:, self.image_dim:], axis=1)
-    return np.concatenate([pixels, _one_hot(idx, self.num_classes)], axis=1)
+    return np.concatenate([pixels, self.label_weight * _one_hot(idx, self.num_classes)],
+                          axis=1)
 
   def labels(self, records: Any) -> Optional[np.ndarray]:
     """Labels (argmax of the label block) as int64, or None without a label block."""
@@ -211,6 +221,7 @@ class ImageDomain(BlockDomain):
         "radius": self.radius,
         "pixel_max": self.pixel_max,
         "num_classes": self.num_classes,
+        "label_weight": self.label_weight,
     }
 
   def diameter_components(self) -> List[Dict[str, Any]]:
@@ -226,14 +237,18 @@ class ImageDomain(BlockDomain):
                                   "|x-y|^2 <= |x|^2+|y|^2 <= 2R^2, exact when d >= 2*ceil(R^2); "
                                   "in general D^2 = max over k+m <= d of min(k,R^2)+min(m,R^2)")}]
     if self.num_classes is not None:
-      components.append({"block": "label", "count": 1, "diameter": math.sqrt(2.0),
-                         "derivation": "two distinct one-hot vectors are sqrt(2) apart"})
+      components.append({"block": "label", "count": 1,
+                         "diameter": math.sqrt(2.0) * self.label_weight,
+                         "derivation": (f"two distinct one-hot vectors scaled by the declared "
+                                        f"label_weight w={self.label_weight:g} are sqrt(2) w "
+                                        "apart")})
     return components
 
   def preprocessing_text(self) -> str:
     return (f"pixels / {self.pixel_max:g} (declared), clipped to [0,1], flattened, rescaled by "
             f"min(1, R/|x|) with declared R={self.radius:g}"
-            + ("; label one-hot" if self.num_classes is not None else "")
+            + (f"; label one-hot times declared w={self.label_weight:g}"
+               if self.num_classes is not None else "")
             + ". Record-wise: no statistic of the data is used.")
 
   def to_arrays(self, records: Any) -> Dict[str, np.ndarray]:

@@ -50,7 +50,13 @@ def build_vae(domain, model_config, lipschitz_target: float, sigma: float,
                                       lipschitz_target=log_sigma_lipschitz,
                                       dense=model_config.encoder_dense,
                                       activation=model_config.activation)
+  style_dim = int(model_config.get("style_dim", 0) or 0)
+  style_encoder = None
+  if style_dim:
+    style_encoder = decoders.MLPDecoder(tuple(model_config.get("style_hidden", (256,))),
+                                        2 * style_dim)
   return vae_lib.LipschitzVAE(encoder_mean=encoder_mean, decoder=decoder, sigma=float(sigma),
+                              style_encoder=style_encoder, style_dim=style_dim,
                               log_sigma_net=log_sigma_net,
                               sigma_min=float(model_config.sigma_min),
                               sigma_max=float(model_config.sigma_max),

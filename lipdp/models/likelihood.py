@@ -55,7 +55,8 @@ def negative_log_likelihood(logits: jax.Array, records: jax.Array, blocks: Seque
     elif block.kind == "numeric":
       nll = 0.5 * jnp.sum(jnp.square((jax.nn.sigmoid(lg) - x) / NUMERIC_SCALE), axis=-1)
     elif block.kind == "categorical":
-      nll = -jnp.sum(x * jax.nn.log_softmax(lg, axis=-1), axis=-1)
+      # The block is scale * one-hot (a declared weight); the likelihood is of the category.
+      nll = -jnp.sum((x / block.scale) * jax.nn.log_softmax(lg, axis=-1), axis=-1)
     else:
       raise ValueError(f"unknown block kind {block.kind!r} in block {block.name!r}")
     total = total + nll
@@ -66,7 +67,8 @@ def decoded_mean(logits: jax.Array, blocks: Sequence) -> jax.Array:
   """Maps decoder logits to a point of record space (post-processing of the latent).
 
   Image and numeric blocks become sigmoid(logit) in [0, 1]; categorical blocks become their
-  softmax probabilities (the domain's `project` turns them into one-hot records).
+  softmax probabilities times the block's scale (the domain's `project` turns them into
+  scaled one-hot records).
   """
   parts = []
   for block in blocks:
@@ -74,7 +76,7 @@ def decoded_mean(logits: jax.Array, blocks: Sequence) -> jax.Array:
     if block.kind in ("image", "numeric"):
       parts.append(jax.nn.sigmoid(lg))
     elif block.kind == "categorical":
-      parts.append(jax.nn.softmax(lg, axis=-1))
+      parts.append(block.scale * jax.nn.softmax(lg, axis=-1))
     else:
       raise ValueError(f"unknown block kind {block.kind!r} in block {block.name!r}")
   return jnp.concatenate(parts, axis=-1)

@@ -14,6 +14,13 @@ Noise:
 
 Loss: the negative ELBO, E_q[-log p(x|z)] + beta * KL(q(z|x) || N(0, I)) with
 KL = 0.5 * sum_j (mu_j^2 + sigma^2 - 1 - 2 log sigma) (Kingma and Welling 2014, appendix B).
+
+Style latent (optional). With `style_encoder` set, the decoder reads a second latent u next to
+z: p(x | z, u), with an unconstrained encoder q(u | x) = N(m(x), diag v(x)) and the standard
+KL(q(u|x) || N(0, I)) in the loss (weight 1). Only z is released per record; at synthesis u is
+drawn from its prior N(0, I), independently of the data, so decoding stays post-processing.
+Where z carries little (small epsilon), u lets the decoder *sample* realistic records instead of
+returning the blurry posterior mean E[x | z]; the model is then a VAE sampled from its prior.
 """
 
 from typing import Any, Optional, Sequence
@@ -38,6 +45,9 @@ class LipschitzVAE(nn.Module):
     lipschitz_target: the Lipschitz constant the encoder mean was built to have (a target;
       the privacy report uses the certificate, see `lipdp.synthesize`).
     log_sigma_lipschitz_target: likewise for log sigma(x) (heteroscedastic only).
+    style_encoder: optional network x -> 2 * style_dim values, the mean and log-variance of the
+      style latent u (see the module docstring); never used at release.
+    style_dim: the dimension of u (0 without a style latent).
   """
   encoder_mean: nn.Module
   decoder: nn.Module
@@ -47,6 +57,8 @@ class LipschitzVAE(nn.Module):
   sigma_max: float = 2.0
   lipschitz_target: Optional[float] = None
   log_sigma_lipschitz_target: Optional[float] = None
+  style_encoder: Optional[nn.Module] = None
+  style_dim: int = 0
 
   @property
   def heteroscedastic(self) -> bool:
@@ -68,14 +80,28 @@ class LipschitzVAE(nn.Module):
       sigma = jnp.full(mu.shape[:-1], self.sigma, dtype=mu.dtype)
     return mu, sigma
 
-  def decode(self, z: jax.Array) -> jax.Array:
-    return self.decoder(z)
+  def encode_style(self, x: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """(mean, log-variance) of q(u | x), each (batch, style_dim)."""
+    out = self.style_encoder(x)
+    return out[..., :self.style_dim], out[..., self.style_dim:]
+
+  def decode(self, z: jax.Array, u: Optional[jax.Array] = None) -> jax.Array:
+    """Decoder logits for latents z (and style latents u, required with a style encoder)."""
+    if (u is None) != (self.style_encoder is None):
+      raise ValueError("decode needs the style latent u exactly when the model has a style "
+                       "encoder")
+    return self.decoder(z if u is None else jnp.concatenate([z, u], axis=-1))
 
   def __call__(self, x: jax.Array, rng: jax.Array):
-    """Returns (logits, mu, sigma, z) for a batch of records x, shape (batch, dim)."""
+    """(logits, mu, sigma, z, style) for records x (batch, dim); style = (m, log v) or None."""
     mu, sigma = self.encode(x)
-    z = mu + sigma[..., None] * jax.random.normal(rng, mu.shape, mu.dtype)
-    return self.decode(z), mu, sigma, z
+    z_key, u_key = jax.random.split(rng)
+    z = mu + sigma[..., None] * jax.random.normal(z_key, mu.shape, mu.dtype)
+    if self.style_encoder is None:
+      return self.decode(z), mu, sigma, z, None
+    m, log_v = self.encode_style(x)
+    u = m + jnp.exp(0.5 * log_v) * jax.random.normal(u_key, m.shape, m.dtype)
+    return self.decode(z, u), mu, sigma, z, (m, log_v)
 
 
 def gaussian_kl(mu: jax.Array, sigma: jax.Array) -> jax.Array:
@@ -90,11 +116,20 @@ def negative_elbo(model: LipschitzVAE, variables: Any, records: jax.Array, rng: 
                   mutable: Any = False):
   """Per-record negative ELBO (batch,) and the aux terms; one-sample reparameterised estimate.
 
+  The reported kl includes the style latent's KL when the model has one.
+
   Returns ((nelbo, nll, kl), updated_state) where updated_state is the mutated collections when
   `mutable` is set (e.g. power-iteration vectors of spectral layers), else an empty dict.
   """
   out = model.apply(variables, records, rng, mutable=mutable)
-  (logits, mu, sigma, _), new_state = (out if mutable else (out, {}))
+  (logits, mu, sigma, _, style), new_state = (out if mutable else (out, {}))
   nll = likelihood.negative_log_likelihood(logits, records, blocks, image_likelihood)
   kl = gaussian_kl(mu, sigma)
-  return (nll + beta * kl, nll, kl), new_state
+  loss = nll + beta * kl
+  if style is not None:
+    m, log_v = style
+    # KL(N(m, diag e^log_v) || N(0, I)), weight 1: u is sampled from this prior at synthesis.
+    style_kl = 0.5 * jnp.sum(jnp.square(m) + jnp.exp(log_v) - 1.0 - log_v, axis=-1)
+    loss = loss + style_kl
+    kl = kl + style_kl
+  return (loss, nll, kl), new_state

@@ -11,6 +11,7 @@ replace-one (bounded DP). See docs/privacy.md for the derivations.
   heteroscedastic  RDP of a learned, bounded sigma(x) (Gil et al. 2013; Mironov 2017)
   shuffle          amplification by shuffling (Feldman, McMillan, Talwar 2021)
   accounting       every epsilon of one release, and which one is the headline
+  budget           the noise of the release and of DP-SGD, fixed before training
   report           PrivacyReport: JSON, atomic save, recompute_epsilon, verify
   audit            empirical Clopper-Pearson lower bound on epsilon
 """
@@ -22,6 +23,9 @@ from lipdp.privacy.audit import clopper_pearson_upper
 from lipdp.privacy.audit import gaussian_mechanism
 from lipdp.privacy.accounting import Accounting
 from lipdp.privacy.accounting import account
+from lipdp.privacy.budget import BudgetPlan
+from lipdp.privacy.budget import calibrate_dpsgd_noise
+from lipdp.privacy.budget import plan_budget
 from lipdp.privacy.composition import CompositionResult
 from lipdp.privacy.composition import compose_dpsgd_and_dp_mechanism
 from lipdp.privacy.composition import compose_dpsgd_and_release
@@ -50,6 +54,7 @@ from lipdp.privacy.events import DPSGDEvent
 from lipdp.privacy.events import GaussianRelease
 from lipdp.privacy.events import HeteroscedasticRelease
 from lipdp.privacy.events import NeighboringRelation
+from lipdp.privacy.events import PriorSampling
 from lipdp.privacy.events import Scope
 from lipdp.privacy.report import PrivacyReport
 from lipdp.privacy.report import library_versions
@@ -68,6 +73,9 @@ from lipdp.privacy.shuffle import clones_closed_form
 from lipdp.privacy.shuffle import clones_numerical_delta
 from lipdp.privacy.shuffle import clones_numerical_epsilon
 from lipdp.privacy.shuffle import clones_validity_limit
+from lipdp.privacy.shuffle import gaussian_clone_slack
+from lipdp.privacy.shuffle import gaussian_clones_delta
 from lipdp.privacy.shuffle import compose_dpsgd_and_shuffled_release
 from lipdp.privacy.shuffle import shuffle_epsilon
+from lipdp.privacy.shuffle import shuffled_gaussian_delta
 from lipdp.privacy.shuffle import shuffled_gaussian_epsilon

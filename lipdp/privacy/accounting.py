@@ -35,6 +35,8 @@ HEADLINE_PER_RECORD = "per-record epsilon of the release"
 HEADLINE_CENTRAL = "central epsilon of the shuffled release"
 HEADLINE_TOTAL = "total epsilon of DP-SGD training composed with the release"
 HEADLINE_TOTAL_SHUFFLED = "total epsilon of DP-SGD training composed with the shuffled release"
+HEADLINE_WEIGHTS = "epsilon of DP-SGD training (records sampled from the model's prior)"
+HEADLINE_PUBLIC_PRIOR = "no private record enters the release (public model sampled from its prior)"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -42,8 +44,8 @@ class Accounting:
   """The numbers of one release, all at the report's delta unless stated otherwise.
 
   Attributes:
-    sensitivity: Delta = L * D.
-    per_record_epsilon: one record's k latents, unshuffled.
+    sensitivity: Delta = L * D (None for prior sampling, which has no per-record mechanism).
+    per_record_epsilon: one record's k latents, unshuffled (0 for prior sampling).
     central_epsilon: the shuffled release alone (None unless amplification is claimed), at
       `shuffle_delta`.
     shuffle_delta: the delta of `central_epsilon` (None when it is None).
@@ -52,7 +54,7 @@ class Accounting:
     epsilon: the headline epsilon (see the module docstring).
     headline: what `epsilon` is, in words.
   """
-  sensitivity: float
+  sensitivity: Optional[float]
   per_record_epsilon: float
   central_epsilon: Optional[float]
   shuffle_delta: Optional[float]
@@ -90,9 +92,12 @@ def account(*, release: events.ReleaseEvent, lipschitz: float, diameter: float, 
     An `Accounting`.
   """
   scope = Scope.parse(scope)
-  if not isinstance(release, (events.GaussianRelease, events.HeteroscedasticRelease)):
-    raise ValueError(f"release must be a GaussianRelease or HeteroscedasticRelease, got "
-                     f"{release!r}")
+  if isinstance(release, events.PriorSampling):
+    return _account_prior_sampling(release, delta, scope, num_records, dpsgd,
+                                   value_discretization_interval)
+  if not isinstance(release, events.PER_RECORD_RELEASES):
+    raise ValueError(f"release must be a GaussianRelease, HeteroscedasticRelease or "
+                     f"PriorSampling, got {release!r}")
   lipschitz = _validation.positive(lipschitz, "lipschitz")
   diameter = _validation.positive(diameter, "diameter")
   delta = _validation.probability_open(delta, "delta")
@@ -153,10 +158,34 @@ def account(*, release: events.ReleaseEvent, lipschitz: float, diameter: float, 
                     headline=headline)
 
 
+def _account_prior_sampling(release, delta, scope, num_records, dpsgd,
+                            value_discretization_interval) -> Accounting:
+  """Prior sampling: no per-record mechanism, the weights' guarantee is all there is."""
+  delta = _validation.probability_open(delta, "delta")
+  _validation.positive_int(num_records, "num_records")
+  if scope is Scope.CONDITIONAL:
+    raise ValueError("records sampled from the prior of a model fit without DP have no privacy "
+                     "guarantee: prior sampling needs scope 'dp-sgd' or 'public'")
+  if (scope is Scope.DP_SGD) != (dpsgd is not None):
+    raise ValueError("a DP-SGD training event is required with scope 'dp-sgd' and only there")
+  if scope is Scope.PUBLIC:
+    return Accounting(sensitivity=None, per_record_epsilon=0.0, central_epsilon=None,
+                      shuffle_delta=None, components={"release": 0.0}, epsilon=0.0,
+                      headline=HEADLINE_PUBLIC_PRIOR)
+  eps = composition.dpsgd_epsilon(dpsgd.noise_multiplier, dpsgd.sampling_rate, dpsgd.steps,
+                                  delta, value_discretization_interval)
+  return Accounting(sensitivity=None, per_record_epsilon=0.0, central_epsilon=None,
+                    shuffle_delta=None, components={"release": 0.0, "dp_sgd": eps}, epsilon=eps,
+                    headline=HEADLINE_WEIGHTS)
+
+
 def methods_text(release: events.ReleaseEvent, scope, shuffled: bool) -> str:
   """The accounting methods used, in words, with their sources."""
   scope = Scope.parse(scope)
-  if isinstance(release, events.GaussianRelease):
+  if isinstance(release, events.PriorSampling):
+    parts = ["release: records decoded from latents drawn from the prior N(0, I), "
+             "post-processing of the weights"]
+  elif isinstance(release, events.GaussianRelease):
     parts = ["per-record release: analytic Gaussian mechanism (Balle and Wang 2018), k latents "
              "composed exactly as sigma / sqrt(k)"]
   else:

@@ -11,7 +11,9 @@ One type per idea, used everywhere in lipdp (training, synthesis, the report, th
   - `HeteroscedasticRelease(sigma_min, sigma_max, lipschitz_log_sigma, latent_dim, k)`: the
     same with a learned, bounded sigma(x) whose log is certified L_s-Lipschitz;
   - `DPSGDEvent(noise_multiplier, sampling_rate, steps)`: the training run (Abadi et al. 2016)
-    with Poisson sampling at rate q and Gaussian noise z C on the sum of gradients clipped to C.
+    with Poisson sampling at rate q and Gaussian noise z C on the sum of gradients clipped to C;
+  - `PriorSampling(num_samples)`: no per-record release; records decoded from the prior, so
+    only the weights' guarantee applies (the DP-SGD VAE baseline).
 
 Events are plain data (`as_dict` / `from_dict` for JSON); the numbers they imply are computed in
 `lipdp.privacy.accounting`.
@@ -77,8 +79,9 @@ _SCOPE_STATEMENTS = {
         "records (public data). The epsilon covers the private records in full."),
     Scope.DP_SGD: (
         "The encoder and decoder were trained on the private records with DP-SGD. The "
-        "training run is composed with the per-record Gaussian release by PLD accounting "
-        "under the same replace-one relation, and the total epsilon covers both."),
+        "epsilon covers the training run composed by PLD accounting, under the same "
+        "replace-one relation, with the per-record release if there is one: it covers both "
+        "the weights and the released records."),
     Scope.CONDITIONAL: (
         "The encoder and decoder were trained on the private records WITHOUT differential "
         "privacy. The epsilon covers only the noise added to each record's latent given the "
@@ -154,20 +157,46 @@ class HeteroscedasticRelease:
             "k": self.k}
 
 
-ReleaseEvent = Union[GaussianRelease, HeteroscedasticRelease]
+@dataclasses.dataclass(frozen=True)
+class PriorSampling:
+  """The synthetic records are decoded from latents drawn from the prior N(0, I).
+
+  No per-record mechanism: a private record influences the release only through the model
+  weights, so the guarantee is the weights' own (scope `dp-sgd`, or `public`). This is the
+  DP-SGD VAE baseline (e.g. Pfitzner and Arnrich's DPD-fVAE line), accounted in the same format.
+
+  Attributes:
+    num_samples: the number of synthetic records sampled (>= 1).
+  """
+  num_samples: int
+
+  type_name = "prior_sampling"
+  k = 1
+
+  def __post_init__(self):
+    object.__setattr__(self, "num_samples", _validation.positive_int(self.num_samples,
+                                                                     "num_samples"))
+
+  def as_dict(self) -> dict:
+    return {"type": self.type_name, "num_samples": self.num_samples}
+
+
+ReleaseEvent = Union[GaussianRelease, HeteroscedasticRelease, PriorSampling]
+PER_RECORD_RELEASES = (GaussianRelease, HeteroscedasticRelease)
 
 
 def release_from_dict(data: Mapping[str, Any]) -> ReleaseEvent:
   """Rebuilds a release event from `as_dict()` output."""
   if not isinstance(data, Mapping):
     raise ValueError(f"a release event must be a mapping, got {data!r}")
-  for cls in (GaussianRelease, HeteroscedasticRelease):
+  for cls in (GaussianRelease, HeteroscedasticRelease, PriorSampling):
     if data.get("type") == cls.type_name:
       names = [f.name for f in dataclasses.fields(cls)]
       _check_keys(data, names, cls.__name__)
       return cls(**{n: data[n] for n in names if n in data})
   raise ValueError(f"unknown release type {data.get('type')!r}; expected "
-                   f"{GaussianRelease.type_name!r} or {HeteroscedasticRelease.type_name!r}")
+                   f"{GaussianRelease.type_name!r}, {HeteroscedasticRelease.type_name!r} or "
+                   f"{PriorSampling.type_name!r}")
 
 
 @dataclasses.dataclass(frozen=True)

@@ -198,27 +198,33 @@ class PrivacyReport:
       out.append(CAVEAT_CONDITIONAL_MODEL)
       if self.central_epsilon is not None:
         out.append(CAVEAT_CONDITIONAL_SHUFFLE)
-    if self.scope is Scope.DP_SGD:
+    if self.scope is Scope.DP_SGD and not isinstance(self.release, events.PriorSampling):
       out.append(CAVEAT_FIXED_BEFORE_TRAINING)
-    if self.shuffled and not accounting_lib.claims_shuffling(self.release, self.shuffled):
+    if (self.shuffled and isinstance(self.release, events.HeteroscedasticRelease)):
       out.append(CAVEAT_HETEROSCEDASTIC_SHUFFLE)
     if self.noise_seeded:
       out.append(CAVEAT_NOISE_SEEDED)
     if self.training_seeded:
       out.append(CAVEAT_TRAINING_SEEDED)
-    out.append(CAVEAT_FLOAT64_NOISE)
+    if not isinstance(self.release, events.PriorSampling):
+      out.append(CAVEAT_FLOAT64_NOISE)
     return tuple(out)
 
   def summary(self) -> str:
     """A few plain lines for the terminal; the JSON report holds everything."""
     lines = [f"Privacy: epsilon = {self.epsilon:.4g} at delta = {self.delta:g} "
-             f"({self.headline}), scope {self.scope.value}, {self.neighboring_relation.value}.",
-             f"  certified L = {self.lipschitz:.6g}, domain diameter D = {self.diameter:.6g}, "
-             f"sensitivity L*D = {self.sensitivity:.6g}"]
+             f"({self.headline}), scope {self.scope.value}, {self.neighboring_relation.value}."]
+    if self.sensitivity is not None:
+      lines.append(f"  certified L = {self.lipschitz:.6g}, domain diameter D = "
+                   f"{self.diameter:.6g}, sensitivity L*D = {self.sensitivity:.6g}")
     if self.sigma is not None:
       lines.append(f"  release noise sigma = {self.sigma:.6g}, k = {self.k}, "
                    f"{self.num_records} records")
-    lines.append(f"  per-record epsilon = {self.per_record_epsilon:.4g}")
+    if isinstance(self.release, events.PriorSampling):
+      lines.append(f"  {self.release.num_samples} records sampled from the model's prior (no "
+                   "per-record release)")
+    else:
+      lines.append(f"  per-record epsilon = {self.per_record_epsilon:.4g}")
     if self.central_epsilon is not None and self.central_epsilon < self.per_record_epsilon:
       if self.scope is Scope.CONDITIONAL:
         lines.append(f"  IF no synthetic record can be linked to its source (not guaranteed in "
@@ -382,8 +388,9 @@ class PrivacyReport:
     problems = []
     for name in _NUMBER_FIELDS:
       value = getattr(self, name)
-      if not _finite_or_none(value) or (value is None and name in ("sensitivity", "epsilon",
-                                                                   "per_record_epsilon")):
+      required = ("epsilon", "per_record_epsilon") + (
+          () if isinstance(self.release, events.PriorSampling) else ("sensitivity",))
+      if not _finite_or_none(value) or (value is None and name in required):
         problems.append(f"{name} is {value!r}, not a finite number")
     for name, value in self.components.items():
       if not (_finite_or_none(value) and value is not None):
@@ -449,7 +456,7 @@ def _certificate_problems(report: "PrivacyReport") -> list:
     return [f"certificate: {e}"]
   problems = []
   slack = 1 + 1e-12  # float64 rounding of the products below
-  if "layer_bounds" in cert:
+  if "layer_bounds" in cert and report.lipschitz is not None:
     certified = math.prod(cert["layer_bounds"]) * cert.get("mean_scale", 1.0)
     if not certified <= report.lipschitz * slack:
       problems.append(f"the certified bound of the released encoder mean, {certified}, exceeds "
@@ -493,6 +500,11 @@ def make_report(release: events.ReleaseEvent, *, lipschitz: float, domain: str,
   """
   if not isinstance(domain, str) or not domain.strip():
     raise ValueError("domain must be a non-empty description of the declared input domain.")
+  if isinstance(release, events.PriorSampling):
+    lipschitz = diameter = None  # no per-record mechanism: neither enters the accounting
+    if noise_seeded or shuffled:
+      raise ValueError("prior sampling has no release noise to seed and nothing to shuffle "
+                       "(its draws are independent of the data)")
   for name, flag in (("noise_seeded", noise_seeded), ("training_seeded", training_seeded)):
     if not isinstance(flag, bool):
       raise ValueError(f"{name} must be a bool, got {flag!r}.")
@@ -507,7 +519,8 @@ def make_report(release: events.ReleaseEvent, *, lipschitz: float, domain: str,
       num_records=num_records, shuffled=shuffled, dpsgd=dpsgd, delta_split=delta_split,
       value_discretization_interval=value_discretization_interval)
   return PrivacyReport(
-      release=release, lipschitz=float(lipschitz), domain=domain, diameter=float(diameter),
+      release=release, lipschitz=None if lipschitz is None else float(lipschitz),
+      domain=domain, diameter=None if diameter is None else float(diameter),
       delta=float(delta), scope=scope, num_records=int(num_records), shuffled=shuffled,
       dpsgd=dpsgd, noise_seeded=noise_seeded, training_seeded=training_seeded,
       certificate=certificate, delta_split=float(delta_split),

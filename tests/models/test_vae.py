@@ -70,3 +70,34 @@ def test_conv_decoder_shapes_and_errors():
   assert out.shape == (3, 74)
   with pytest.raises(ValueError, match="divisible by 4"):
     decoders.ConvDecoder((6, 6, 1), 36).init(jax.random.key(0), jnp.zeros((1, 4)))
+
+
+def test_scaled_label_blocks_have_the_likelihood_of_the_category():
+  scaled = (BLOCKS[0], BLOCKS[1], Block("label", "categorical", 4, 7, scale=5.0))
+  logits = jnp.array([[0.3, -1.0, 2.0, 0.5, 1.0, 2.0, 3.0]])
+  x = jnp.array([[0.2, 1.0, 0.0, 0.4, 0.0, 0.0, 1.0]])
+  x_scaled = x.at[0, 4:].multiply(5.0)
+  np.testing.assert_allclose(likelihood.negative_log_likelihood(logits, x_scaled, scaled),
+                             likelihood.negative_log_likelihood(logits, x, BLOCKS), rtol=1e-6)
+  mean = likelihood.decoded_mean(logits, scaled)
+  np.testing.assert_allclose(jnp.sum(mean[0, 4:]), 5.0, rtol=1e-6)
+
+
+def test_style_latent_enters_the_decoder_and_its_kl_the_loss():
+  model = vae_lib.LipschitzVAE(encoder_mean=lnn.lipschitz_mlp((8, 4), lipschitz_target=1.0),
+                               decoder=decoders.MLPDecoder((8,), 7),
+                               style_encoder=decoders.MLPDecoder((8,), 6), style_dim=3)
+  x = jax.random.uniform(jax.random.key(2), (5, 7))
+  variables = model.init(jax.random.key(3), x, jax.random.key(4))
+  z = jnp.zeros((5, 4))
+  u1, u2 = jnp.zeros((5, 3)), jnp.ones((5, 3))
+  a = model.apply(variables, z, u1, method=vae_lib.LipschitzVAE.decode)
+  b = model.apply(variables, z, u2, method=vae_lib.LipschitzVAE.decode)
+  assert a.shape == (5, 7) and not np.allclose(a, b)  # u changes the output
+  with pytest.raises(ValueError, match="style latent"):
+    model.apply(variables, z, method=vae_lib.LipschitzVAE.decode)
+  (loss, nll, kl), _ = vae_lib.negative_elbo(model, variables, x, jax.random.key(5), BLOCKS,
+                                             beta=0.0)
+  m, log_v = model.apply(variables, x, method=vae_lib.LipschitzVAE.encode_style)
+  style_kl = 0.5 * np.sum(np.square(m) + np.exp(log_v) - 1.0 - log_v, axis=-1)
+  np.testing.assert_allclose(loss, nll + style_kl, rtol=1e-5)  # beta = 0 for z, 1 for u
