@@ -184,7 +184,8 @@ def run(config: ml_collections.ConfigDict, workdir: str,
 
   data = data_lib.load_dataset(config.dataset, data_dir=config.data_dir, radius=config.radius,
                                holdout_fraction=config.holdout_fraction,
-                               split_seed=config.split_seed, label_weight=config.label_weight)
+                               split_seed=config.split_seed, label_weight=config.label_weight,
+                               **config.data_options.to_dict())
   domain = data.domain
   diameter = float(domain.diameter)
   logging.info("Loaded %s: %d private records, %d holdout, dim %d, domain diameter %.4f",

@@ -20,6 +20,9 @@ def get_config(arg: str = "") -> ml_collections.ConfigDict:
   # Images with labels: the declared weight w of the label block (w * one-hot); the label then
   # weighs more in the encoder's input and the diameter is sqrt(2 R^2 + 2 w^2).
   c.label_weight = 1.0
+  # Options of the data set's loader, e.g. --config.data_options.schema=schema.json for
+  # 'csv:PATH' (see lipdp.data.load_dataset).
+  c.data_options = ml_collections.ConfigDict()
   c.holdout_fraction = 0.2
   c.split_seed = 0
 
