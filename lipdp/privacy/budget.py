@@ -71,15 +71,29 @@ def release_noise_ratio(epsilon: float, delta: float, num_records: int, k: int =
   raise ValueError(f"calibration must be one of {CALIBRATIONS}, got {calibration!r}")
 
 
-def _composed_total(z, q, steps, ratio, num_records, k, delta, shuffled, delta_split, vdi):
-  """The total the report will compute (`accounting.account`) for these events."""
+def _composed_total(z, q, steps, ratio, num_records, k, delta, shuffled, delta_split, vdi,
+                    central=None):
+  """The total the report will compute (`accounting.account`) for these events.
+
+  For a shuffled release this is `shuffle.compose_dpsgd_and_shuffled_release`: the smaller of
+  DP-SGD composed with the shuffled release's (central epsilon, delta_split * delta) and with
+  the unshuffled Gaussian. `central` (which does not depend on z) may be passed precomputed.
+  """
   if ratio is None:
     return composition.dpsgd_epsilon(z, q, steps, delta, vdi)
-  if shuffled:
-    return shuffle.compose_dpsgd_and_shuffled_release(z, q, steps, ratio, 1.0, num_records,
-                                                      delta, k, delta_split, vdi).total_epsilon
-  return composition.compose_dpsgd_and_release(z, q, steps, ratio, 1.0, delta, k,
-                                               vdi).total_epsilon
+  plain = composition.compose_dpsgd_and_release(z, q, steps, ratio, 1.0, delta, k,
+                                                vdi).total_epsilon
+  if not shuffled:
+    return plain
+  if central is None:
+    central = _shuffled_central(ratio, num_records, k, delta, delta_split)
+  return min(plain, composition.compose_dpsgd_and_dp_mechanism(
+      z, q, steps, central, delta_split * delta, delta, vdi))
+
+
+def _shuffled_central(ratio, num_records, k, delta, delta_split):
+  return shuffle.shuffled_gaussian_epsilon(ratio, 1.0, num_records, delta_split * delta,
+                                           k).central_epsilon
 
 
 def calibrate_dpsgd_noise(total_epsilon: float, *, sampling_rate: float, steps: int,
@@ -98,9 +112,12 @@ def calibrate_dpsgd_noise(total_epsilon: float, *, sampling_rate: float, steps: 
   """
   total_epsilon = _validation.positive(total_epsilon, "total_epsilon")
 
+  central = (_shuffled_central(noise_ratio, num_records, k, delta, delta_split)
+             if shuffled and noise_ratio is not None else None)
+
   def total(z, vdi):
     return _composed_total(z, sampling_rate, steps, noise_ratio, num_records, k, delta,
-                           shuffled, delta_split, vdi)
+                           shuffled, delta_split, vdi, central)
 
   if total(MAX_NOISE_MULTIPLIER, value_discretization_interval) > total_epsilon:
     raise ValueError(

@@ -1,0 +1,51 @@
+r"""Draws the figures and tables of docs/results.md from sweep results (JSONL).
+
+  python experiments/figures.py --results=results/frontier_digits.jsonl \
+      --kind=frontier --out=docs/figures/frontier_digits.png --table=docs/figures/frontier_digits.md
+  python experiments/figures.py --results=results/knobs_quick.jsonl --kind=knobs \
+      --out=docs/figures/knobs_quick.png --table=docs/figures/knobs_quick.md
+
+See experiments/results_lib.py for what each figure and table shows.
+"""
+
+import os
+import sys
+
+from absl import app
+from absl import flags
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import results_lib  # pylint: disable=g-import-not-at-top,wrong-import-position
+import sweep_lib  # pylint: disable=g-import-not-at-top,wrong-import-position
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from lipdp import files  # pylint: disable=g-import-not-at-top,wrong-import-position
+
+FLAGS = flags.FLAGS
+flags.DEFINE_multi_string("results", None, "JSONL results file(s) of experiments/sweep.py.")
+flags.DEFINE_enum("kind", "frontier", ["frontier", "knobs"], "Which figure.")
+flags.DEFINE_string("metric", "tstr/logreg", "The metric on the y axis.")
+flags.DEFINE_string("out", None, "PNG to write.")
+flags.DEFINE_string("table", None, "Markdown table to write (optional).")
+flags.DEFINE_string("title", "", "Figure title.")
+flags.mark_flags_as_required(["results", "out"])
+
+
+def main(argv):
+  if len(argv) > 1:
+    raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
+  rows = [r for path in FLAGS.results for r in sweep_lib.read_rows(path)]
+  if not rows:
+    raise app.UsageError(f"no rows in {FLAGS.results}")
+  if FLAGS.kind == "frontier":
+    results_lib.frontier(rows, FLAGS.metric, FLAGS.out, FLAGS.title)
+  else:
+    results_lib.knobs(rows, FLAGS.metric, FLAGS.out, FLAGS.title)
+  print(f"wrote {FLAGS.out}")
+  if FLAGS.table:
+    files.atomic_write_text(FLAGS.table, results_lib.table(rows, by_tag=FLAGS.kind == "knobs"))
+    print(f"wrote {FLAGS.table}")
+
+
+if __name__ == "__main__":
+  app.run(main)

@@ -1,0 +1,137 @@
+"""Figures and tables of sweep results (drawn by experiments/figures.py).
+
+frontier: a metric against the target epsilon, one line per method, mean and standard deviation
+over seeds, with the real-data reference (TRTR) and the majority-class rate as horizontal lines
+and non-private methods (epsilon = inf) at the right. knobs: the metric for each knob setting,
+grouped by method and epsilon. table: the same means, standard deviations and seed counts in
+markdown, with the membership-inference AUC and the label agreement.
+"""
+
+import collections
+import math
+import os
+import sys
+
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from lipdp import files  # pylint: disable=g-import-not-at-top,wrong-import-position
+
+TABLE_METRICS = ("tstr/logreg", "tstr/mlp", "tstr/cnn", "labels/agreement",
+                 "fidelity/frechet", "privacy/mia_distance_auc", "privacy/dcr_closer_to_train")
+METHOD_ORDER = ("lipdp-conditional", "lipdp-e2e", "lipdp-shuffled", "dpsgd-vae", "vae", "mst",
+                "aim", "copy")
+
+
+def _eps_key(row):
+  eps = row.get("target_epsilon")
+  return math.inf if eps is None else float(eps)
+
+
+def _mean_std(values):
+  values = [v for v in values if v is not None and not (isinstance(v, float) and math.isnan(v))]
+  if not values:
+    return math.nan, math.nan, 0
+  arr = np.asarray(values, np.float64)
+  return float(arr.mean()), float(arr.std(ddof=1)) if arr.size > 1 else 0.0, int(arr.size)
+
+
+def group(rows, keys):
+  out = collections.defaultdict(list)
+  for row in rows:
+    if "error" in row:
+      continue
+    out[tuple(k(row) if callable(k) else row.get(k) for k in keys)].append(row)
+  return out
+
+
+def _method_rank(method):
+  return METHOD_ORDER.index(method) if method in METHOD_ORDER else len(METHOD_ORDER)
+
+
+def frontier(rows, metric, path, title):
+  import matplotlib  # pylint: disable=g-import-not-at-top
+  matplotlib.use("Agg")
+  import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
+  groups = group(rows, ("method", _eps_key))
+  methods = sorted({m for m, _ in groups}, key=_method_rank)
+  finite = sorted({e for _, e in groups if math.isfinite(e)})
+  inf_x = (max(finite) * 3) if finite else 1.0
+  fig, ax = plt.subplots(figsize=(6.4, 4.2))
+  for method in methods:
+    eps = sorted(e for m, e in groups if m == method)
+    stats = [_mean_std([r.get(metric) for r in groups[(method, e)]]) for e in eps]
+    xs = [e if math.isfinite(e) else inf_x for e in eps]
+    means = [s[0] for s in stats]
+    stds = [s[1] for s in stats]
+    ax.errorbar(xs, means, yerr=stds, marker="o", capsize=3, label=method)
+  trtr = _mean_std([r.get(metric.replace("tstr/", "trtr/")) for r in rows if "error" not in r])
+  if metric.startswith("tstr/") and not math.isnan(trtr[0]):
+    ax.axhline(trtr[0], color="k", ls="--", lw=1, label="train on real (TRTR)")
+  chance = _mean_std([r.get("utility/majority_baseline") for r in rows if "error" not in r])
+  if metric.startswith("tstr/") and not math.isnan(chance[0]):
+    ax.axhline(chance[0], color="grey", ls=":", lw=1, label="majority class")
+  ax.set_xscale("log")
+  ticks = finite + ([inf_x] if any(not math.isfinite(e) for _, e in groups) else [])
+  ax.set_xticks(ticks)
+  ax.set_xticklabels([f"{t:g}" if t != inf_x else "inf\n(no DP)" for t in ticks])
+  ax.set_xlabel("epsilon (delta = 1e-5): end-to-end, except per-record for lipdp-conditional")
+  ax.set_ylabel(metric)
+  ax.set_title(title or metric)
+  ax.legend(fontsize=7, loc="best")
+  ax.grid(alpha=0.3)
+  _save(fig, path)
+
+
+def knobs(rows, metric, path, title):
+  import matplotlib  # pylint: disable=g-import-not-at-top
+  matplotlib.use("Agg")
+  import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
+  groups = group(rows, ("method", _eps_key, "tag"))
+  panels = sorted({(m, e) for m, e, _ in groups}, key=lambda p: (_method_rank(p[0]), p[1]))
+  fig, axes = plt.subplots(1, len(panels), figsize=(3.2 * len(panels), 3.6), squeeze=False)
+  for ax, (method, eps) in zip(axes[0], panels):
+    tags = [t for m, e, t in groups if (m, e) == (method, eps)]
+    tags = sorted(tags, key=lambda t: (t != "base", t))
+    stats = [_mean_std([r.get(metric) for r in groups[(method, eps, t)]]) for t in tags]
+    ax.barh(range(len(tags)), [s[0] for s in stats], xerr=[s[1] for s in stats],
+            color=["tab:orange" if t == "base" else "tab:blue" for t in tags])
+    ax.set_yticks(range(len(tags)))
+    ax.set_yticklabels(tags, fontsize=7)
+    ax.invert_yaxis()
+    ax.set_title(f"{method}, eps={eps:g}", fontsize=8)
+    ax.set_xlabel(metric, fontsize=8)
+    ax.grid(alpha=0.3, axis="x")
+  if title:
+    fig.suptitle(title, fontsize=9)
+  _save(fig, path)
+
+
+def _save(fig, path):
+  import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
+  fig.tight_layout()
+  with files.atomic_write(path, "wb") as f:
+    fig.savefig(f, format="png", dpi=130)
+  plt.close(fig)
+
+
+def table(rows, by_tag: bool) -> str:
+  keys = ("method", "tag", _eps_key) if by_tag else ("method", _eps_key)
+  groups = group(rows, keys)
+  metrics = [m for m in TABLE_METRICS if any(m in r for r in rows)]
+  head = ["method"] + (["setting"] if by_tag else []) + ["epsilon", "seeds"] + metrics
+  lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+  for key in sorted(groups, key=lambda k: (_method_rank(k[0]),) + tuple(
+      (x if not isinstance(x, str) else (x != "base", x)) for x in k[1:])):
+    rs = groups[key]
+    eps = key[-1]
+    cells = [key[0]] + ([key[1]] if by_tag else []) + [
+        "inf" if not math.isfinite(eps) else f"{eps:g}", str(len(rs))]
+    for metric in metrics:
+      mean, std, count = _mean_std([r.get(metric) for r in rs])
+      cells.append("-" if count == 0 else (f"{mean:.3f}" if count == 1 else
+                                           f"{mean:.3f} ± {std:.3f}"))
+    lines.append("| " + " | ".join(cells) + " |")
+  return "\n".join(lines) + "\n"
+
+

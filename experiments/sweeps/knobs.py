@@ -1,0 +1,48 @@
+"""Knob studies: what decides utility at a fixed epsilon (docs/results.md, "The knob study").
+
+Sweeps are data: `get_sweep(name)` returns the points; `experiments/sweep.py` runs them.
+
+  screen-quick    digits (the public proxy), one seed: every knob one at a time around the
+                  base setting, for lipdp-e2e at total epsilon 2 and 10 and lipdp-conditional
+                  at per-record epsilon 1 and 10.
+"""
+
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from sweep_lib import point  # pylint: disable=g-import-not-at-top,wrong-import-position
+
+# One knob at a time, around the base setting of the 'quick' variant.
+KNOBS = {
+    "base": {},
+    "beta0": {"train.beta": 0.0},
+    "style0": {"model.style_dim": 0},
+    "latent16": {"model.latent_dim": 16},
+    "radius2": {"radius": 2.0},
+    "radius6": {"radius": 6.0},
+    "label_w3": {"label_weight": 3.0},
+    "label_w1": {"label_weight": 1.0},
+    "share0.2": {"release_share": 0.2},
+    "share0.8": {"release_share": 0.8},
+    "q0.2": {"train.dp_sampling_rate": 0.2, "train.num_steps": 250},
+    "lr3e-3": {"train.learning_rate": 3e-3},
+}
+CONDITIONAL_KNOBS = ("base", "beta0", "style0", "latent16", "radius2", "radius6", "label_w3",
+                     "label_w1")
+
+
+def get_sweep(name: str):
+  if name == "screen-quick":
+    sweep = "knobs-screen-quick"
+    points = []
+    fast = {"evaluation.fast": True}
+    for eps in (2.0, 10.0):
+      for tag, over in KNOBS.items():
+        points.append(point(sweep, "lipdp-e2e", "quick", eps, 0, {**over, **fast}, tag))
+    for eps in (1.0, 10.0):
+      for tag in CONDITIONAL_KNOBS:
+        points.append(point(sweep, "lipdp-conditional", "quick", eps, 0,
+                            {**KNOBS[tag], **fast}, tag))
+    return points
+  raise ValueError(f"unknown knob sweep {name!r}")
