@@ -9,6 +9,7 @@ replace-one (bounded DP). See docs/privacy.md for the derivations.
   gaussian         exact analytic Gaussian mechanism (Balle and Wang 2018)
   composition      DP-SGD (Poisson-sampled Gaussian) composed with the release (PLD)
   heteroscedastic  RDP of a learned, bounded sigma(x) (Gil et al. 2013; Mironov 2017)
+  zcdp             zCDP of noisy measurements and its (epsilon, delta) (the baselines)
   shuffle          amplification by shuffling (Feldman, McMillan, Talwar 2021)
   accounting       every epsilon of one release, and which one is the headline
   budget           the noise of the release and of DP-SGD, fixed before training
@@ -50,10 +51,12 @@ from lipdp.privacy.heteroscedastic import max_finite_order
 from lipdp.privacy.heteroscedastic import max_sigma_ratio
 from lipdp.privacy.heteroscedastic import rdp_to_epsilon
 from lipdp.privacy.events import REPLACE_ONE
+from lipdp.privacy.events import CentralRelease
 from lipdp.privacy.events import DPSGDEvent
 from lipdp.privacy.events import GaussianRelease
 from lipdp.privacy.events import HeteroscedasticRelease
 from lipdp.privacy.events import NeighboringRelation
+from lipdp.privacy.events import NoisyMeasurement
 from lipdp.privacy.events import PriorSampling
 from lipdp.privacy.events import Scope
 from lipdp.privacy.report import PrivacyReport
@@ -79,3 +82,6 @@ from lipdp.privacy.shuffle import compose_dpsgd_and_shuffled_release
 from lipdp.privacy.shuffle import shuffle_epsilon
 from lipdp.privacy.shuffle import shuffled_gaussian_delta
 from lipdp.privacy.shuffle import shuffled_gaussian_epsilon
+from lipdp.privacy.zcdp import gaussian_rho
+from lipdp.privacy.zcdp import zcdp_epsilon
+from lipdp.privacy.zcdp import zcdp_rho

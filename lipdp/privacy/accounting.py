@@ -15,9 +15,15 @@ Which epsilon is the headline depends on the scope of the weights (see docs/priv
   unlinked, else the per-record epsilon.
 * `dp-sgd`: DP-SGD training composed with the release by PLD accounting, using the shuffled
   release when it is shuffled (the smaller of the two valid compositions).
+* `dp-measurements` (a `CentralRelease`, the baselines): the zCDP composition of the
+  mechanism's measurements converted to (epsilon, delta) (`zcdp.zcdp_epsilon`), or, when every
+  measurement is pure DP and the noise was fixed in advance, the smaller of that and the basic
+  composition of their pure epsilons (which holds even at delta = 0). With a `rho_budget`
+  (noise chosen adaptively) the budget is the guarantee, and the measurements must fit in it.
 """
 
 import dataclasses
+import math
 from typing import Optional
 
 from lipdp.privacy import _validation
@@ -27,6 +33,7 @@ from lipdp.privacy import events
 from lipdp.privacy import gaussian
 from lipdp.privacy import heteroscedastic
 from lipdp.privacy import shuffle
+from lipdp.privacy import zcdp
 
 Scope = events.Scope
 
@@ -37,6 +44,12 @@ HEADLINE_TOTAL = "total epsilon of DP-SGD training composed with the release"
 HEADLINE_TOTAL_SHUFFLED = "total epsilon of DP-SGD training composed with the shuffled release"
 HEADLINE_WEIGHTS = "epsilon of DP-SGD training (records sampled from the model's prior)"
 HEADLINE_PUBLIC_PRIOR = "no private record enters the release (public model sampled from its prior)"
+HEADLINE_CENTRAL_ZCDP = ("epsilon of the central mechanism: zCDP composition of its "
+                         "measurements converted to (epsilon, delta)")
+HEADLINE_CENTRAL_PURE = ("epsilon of the central mechanism: pure DP, basic composition of its "
+                         "measurements (holds at delta = 0 too)")
+# Relative slack for a realised zCDP spend against its budget (float64 sums of the rhos).
+RHO_BUDGET_SLACK = 1e-12
 
 
 @dataclasses.dataclass(frozen=True)
@@ -44,18 +57,22 @@ class Accounting:
   """The numbers of one release, all at the report's delta unless stated otherwise.
 
   Attributes:
-    sensitivity: Delta = L * D (None for prior sampling, which has no per-record mechanism).
-    per_record_epsilon: one record's k latents, unshuffled (0 for prior sampling).
+    sensitivity: Delta = L * D (None for prior sampling and central releases, which have no
+      per-record mechanism).
+    per_record_epsilon: one record's k latents, unshuffled (0 for prior sampling; None for a
+      central release, which releases nothing per record).
     central_epsilon: the shuffled release alone (None unless amplification is claimed), at
       `shuffle_delta`.
     shuffle_delta: the delta of `central_epsilon` (None when it is None).
     components: epsilon of each component ("release", and "shuffled_release", "dp_sgd" when
-      they apply).
+      they apply). A central release has "zcdp_rho" (the rho that is the guarantee: the budget,
+      or the realised sum), "zcdp_rho_spent" (the realised sum), "zcdp_epsilon" and, when
+      every measurement is pure, "pure_epsilon".
     epsilon: the headline epsilon (see the module docstring).
     headline: what `epsilon` is, in words.
   """
   sensitivity: Optional[float]
-  per_record_epsilon: float
+  per_record_epsilon: Optional[float]
   central_epsilon: Optional[float]
   shuffle_delta: Optional[float]
   components: dict
@@ -76,7 +93,9 @@ def account(*, release: events.ReleaseEvent, lipschitz: float, diameter: float, 
   """All epsilons of a release (see the module docstring).
 
   Args:
-    release: the per-record mechanism (`GaussianRelease` or `HeteroscedasticRelease`).
+    release: the per-record mechanism (`GaussianRelease` or `HeteroscedasticRelease`), or
+      `PriorSampling`, or a `CentralRelease` (scope 'dp-measurements'; lipschitz, diameter and
+      dpsgd are then None and shuffled is False).
     lipschitz: the certified Lipschitz bound L of the released encoder mean (> 0).
     diameter: the domain's l2 diameter D (> 0).
     delta: the target delta in (0, 1).
@@ -92,12 +111,19 @@ def account(*, release: events.ReleaseEvent, lipschitz: float, diameter: float, 
     An `Accounting`.
   """
   scope = Scope.parse(scope)
+  if isinstance(release, events.CentralRelease):
+    return _account_central(release, lipschitz, diameter, delta, scope, num_records, shuffled,
+                            dpsgd)
+  if scope is Scope.DP_MEASUREMENTS:
+    raise ValueError("scope 'dp-measurements' is for central mechanisms (CentralRelease) that "
+                     "fit no model without DP; a VAE release has scope 'public', 'dp-sgd' or "
+                     "'conditional'")
   if isinstance(release, events.PriorSampling):
     return _account_prior_sampling(release, delta, scope, num_records, dpsgd,
                                    value_discretization_interval)
   if not isinstance(release, events.PER_RECORD_RELEASES):
-    raise ValueError(f"release must be a GaussianRelease, HeteroscedasticRelease or "
-                     f"PriorSampling, got {release!r}")
+    raise ValueError(f"release must be a GaussianRelease, HeteroscedasticRelease, "
+                     f"PriorSampling or CentralRelease, got {release!r}")
   lipschitz = _validation.positive(lipschitz, "lipschitz")
   diameter = _validation.positive(diameter, "diameter")
   delta = _validation.probability_open(delta, "delta")
@@ -179,9 +205,56 @@ def _account_prior_sampling(release, delta, scope, num_records, dpsgd,
                     headline=HEADLINE_WEIGHTS)
 
 
+def _account_central(release, lipschitz, diameter, delta, scope, num_records, shuffled,
+                     dpsgd) -> Accounting:
+  """A central mechanism: zCDP composition of its measurements (module docstring)."""
+  delta = _validation.probability_open(delta, "delta")
+  _validation.positive_int(num_records, "num_records")
+  if scope is not Scope.DP_MEASUREMENTS:
+    raise ValueError(f"a central release reads the private records only through its own "
+                     f"measurements: its scope is 'dp-measurements', not {scope.value!r}")
+  if dpsgd is not None or lipschitz is not None or diameter is not None or shuffled:
+    raise ValueError("a central release has no DP-SGD event, no Lipschitz bound, no domain "
+                     "diameter and no shuffling claim")
+  spent = release.rho_spent
+  if release.rho_budget is not None:
+    if not spent <= release.rho_budget * (1.0 + RHO_BUDGET_SLACK):
+      raise ValueError(f"the measurements spend rho = {spent!r}, more than the budget "
+                       f"{release.rho_budget!r} fixed in advance")
+    rho = release.rho_budget
+  else:
+    rho = spent
+  eps_zcdp = zcdp.zcdp_epsilon(rho, delta)
+  components = {"zcdp_rho": rho, "zcdp_rho_spent": spent, "zcdp_epsilon": eps_zcdp}
+  epsilon, headline = eps_zcdp, HEADLINE_CENTRAL_ZCDP
+  if release.pure:
+    eps_pure = math.fsum(m.pure_epsilon for m in release.measurements)
+    components["pure_epsilon"] = eps_pure
+    if eps_pure <= eps_zcdp:
+      epsilon, headline = eps_pure, HEADLINE_CENTRAL_PURE
+  return Accounting(sensitivity=None, per_record_epsilon=None, central_epsilon=None,
+                    shuffle_delta=None, components=components, epsilon=epsilon,
+                    headline=headline)
+
+
 def methods_text(release: events.ReleaseEvent, scope, shuffled: bool) -> str:
   """The accounting methods used, in words, with their sources."""
   scope = Scope.parse(scope)
+  if isinstance(release, events.CentralRelease):
+    kinds = sorted({m.kind for m in release.measurements})
+    parts = [f"central mechanism {release.mechanism!r}: {len(release.measurements)} groups of "
+             f"noisy measurements ({', '.join(kinds)}) with replace-one sensitivities "
+             "(a histogram: sqrt(2) in l2, 2 in l1), composed in zCDP (Bun and Steinke 2016; "
+             "Gaussian Delta^2/(2 sigma^2), Laplace eps^2/2, exponential mechanism as "
+             "eps-bounded-range, eps^2/8, Cesar and Rogers 2021) and converted to "
+             "(epsilon, delta) by Canonne, Kamath, Steinke 2020 Prop. 12"]
+    if release.rho_budget is not None:
+      parts.append("noise chosen adaptively within a zCDP budget fixed in advance (Renyi "
+                   "filter, Feldman and Zrnic 2021): the budget is the guarantee")
+    if release.pure:
+      parts.append("all measurements pure DP: basic composition of their pure epsilons is "
+                   "also valid, and the smaller bound is the headline")
+    return "; ".join(parts) + "."
   if isinstance(release, events.PriorSampling):
     parts = ["release: records decoded from latents drawn from the prior N(0, I), "
              "post-processing of the weights"]

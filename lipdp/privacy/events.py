@@ -3,7 +3,8 @@
 One type per idea, used everywhere in lipdp (training, synthesis, the report, the accounting):
 
 * `NeighboringRelation`: the only relation lipdp uses, replace-one (bounded DP).
-* `Scope`: what the model weights' privacy is (`public`, `dp-sgd`, `conditional`), with the
+* `Scope`: what the model weights' privacy is (`public`, `dp-sgd`, `conditional`; and
+  `dp-measurements` for central mechanisms that fit no model without DP), with the
   plain-words statement every report carries. The statement is derived from the scope, never
   stored as free text, so a report cannot claim one scope and state another.
 * One frozen, validated event per mechanism:
@@ -14,6 +15,10 @@ One type per idea, used everywhere in lipdp (training, synthesis, the report, th
     with Poisson sampling at rate q and Gaussian noise z C on the sum of gradients clipped to C;
   - `PriorSampling(num_samples)`: no per-record release; records decoded from the prior, so
     only the weights' guarantee applies (the DP-SGD VAE baseline).
+  - `CentralRelease(mechanism, measurements, num_samples, rho_budget)`: a central mechanism
+    (the baselines MST, AIM, the private measure) that reads the private records only through
+    a list of `NoisyMeasurement`s (Gaussian or Laplace noisy queries, exponential-mechanism
+    selections), accounted in zCDP (`lipdp.privacy.zcdp`); scope `dp-measurements`.
 
 Events are plain data (`as_dict` / `from_dict` for JSON); the numbers they imply are computed in
 `lipdp.privacy.accounting`.
@@ -21,11 +26,13 @@ Events are plain data (`as_dict` / `from_dict` for JSON); the numbers they imply
 
 import dataclasses
 import enum
-from typing import Any, Mapping, Union
+import math
+from typing import Any, Mapping, Optional, Tuple, Union
 
 import dp_accounting
 
 from lipdp.privacy import _validation
+from lipdp.privacy import zcdp
 
 
 class NeighboringRelation(str, enum.Enum):
@@ -55,6 +62,8 @@ class Scope(str, enum.Enum):
   PUBLIC = "public"
   DP_SGD = "dp-sgd"
   CONDITIONAL = "conditional"
+  # Central mechanisms (the baselines): no model is fit on the private records without DP.
+  DP_MEASUREMENTS = "dp-measurements"
 
   @property
   def covers_weights(self) -> bool:
@@ -89,6 +98,12 @@ _SCOPE_STATEMENTS = {
         "this guarantee, and nothing here bounds what the model weights, or synthetic data "
         "shaped by the decoder, reveal about the private records (for example to a "
         "membership-inference attack)."),
+    Scope.DP_MEASUREMENTS: (
+        "No model was fit on the private records without differential privacy: the private "
+        "records enter the release only through the mechanism's own noisy measurements and "
+        "selections, listed in the release event. Every model estimated from those "
+        "measurements, and every synthetic record, is post-processing. The epsilon covers "
+        "everything released."),
 }
 
 
@@ -181,7 +196,139 @@ class PriorSampling:
     return {"type": self.type_name, "num_samples": self.num_samples}
 
 
-ReleaseEvent = Union[GaussianRelease, HeteroscedasticRelease, PriorSampling]
+# What a noisy histogram query must declare at least, under replace-one (zcdp module docstring).
+HISTOGRAM_MIN_SENSITIVITY = {zcdp.GAUSSIAN: math.sqrt(2.0), zcdp.LAPLACE: 2.0}
+QUERIES = ("histogram", "score")
+
+
+@dataclasses.dataclass(frozen=True)
+class NoisyMeasurement:
+  """`count` applications of one basic DP primitive to the private records (replace-one).
+
+  Attributes:
+    kind: 'gaussian' (noise N(0, scale^2) per coordinate), 'laplace' (Lap(scale) per
+      coordinate) or 'exponential' (an exponential-mechanism selection with probabilities
+      proportional to exp(score / scale)).
+    scale: sigma, the Laplace scale b, or the temperature T (> 0).
+    sensitivity: the replace-one sensitivity of the query: l2 for 'gaussian', l1 for 'laplace',
+      the largest change of any outcome's score for 'exponential' (> 0).
+    count: how many such applications (>= 1), composed.
+    query: 'histogram' (counts of records per cell of a partition: one replaced record moves
+      one count down and one up, so the sensitivity must be at least sqrt(2) in l2 and 2 in l1,
+      which is checked) or 'score' (the quality scores of an exponential mechanism).
+  """
+  kind: str
+  scale: float
+  sensitivity: float
+  count: int = 1
+  query: str = "histogram"
+
+  def __post_init__(self):
+    if self.kind not in zcdp.KINDS:
+      raise ValueError(f"kind must be one of {zcdp.KINDS}, got {self.kind!r}")
+    if self.query not in QUERIES:
+      raise ValueError(f"query must be one of {QUERIES}, got {self.query!r}")
+    if (self.kind == zcdp.EXPONENTIAL) != (self.query == "score"):
+      raise ValueError("an exponential-mechanism selection has query 'score', and only it "
+                       f"(kind {self.kind!r}, query {self.query!r})")
+    object.__setattr__(self, "scale", _validation.positive(self.scale, "scale"))
+    object.__setattr__(self, "sensitivity", _validation.positive(self.sensitivity,
+                                                                 "sensitivity"))
+    object.__setattr__(self, "count", _validation.positive_int(self.count, "count"))
+    floor = HISTOGRAM_MIN_SENSITIVITY.get(self.kind) if self.query == "histogram" else None
+    if floor is not None and self.sensitivity < floor * (1 - 1e-12):
+      raise ValueError(
+          f"a {self.kind} histogram query has replace-one sensitivity at least {floor:.6g} "
+          f"(one record moves one count down and one up), got {self.sensitivity}; the "
+          "add/remove value is not lipdp's relation")
+
+  @property
+  def rho(self) -> float:
+    """zCDP rho of all `count` applications."""
+    return self.count * zcdp.primitive_rho(self.kind, self.scale, self.sensitivity)
+
+  @property
+  def pure_epsilon(self) -> float:
+    """Pure epsilon of all `count` applications (basic composition; inf for Gaussians)."""
+    return self.count * zcdp.primitive_pure_epsilon(self.kind, self.scale, self.sensitivity)
+
+  def as_dict(self) -> dict:
+    return dataclasses.asdict(self)
+
+  @classmethod
+  def from_dict(cls, data: Mapping[str, Any]) -> "NoisyMeasurement":
+    if not isinstance(data, Mapping):
+      raise ValueError(f"a measurement must be a mapping, got {data!r}")
+    names = [f.name for f in dataclasses.fields(cls)]
+    _check_keys(data, names, "NoisyMeasurement")
+    return cls(**{n: data[n] for n in names if n in data})
+
+
+@dataclasses.dataclass(frozen=True)
+class CentralRelease:
+  """A central mechanism that reads the private records only through noisy measurements.
+
+  The baselines of `lipdp.baselines` (MST, AIM, the private measure). The mechanism computes
+  the listed measurements of the whole private data set (histograms with Gaussian or Laplace
+  noise, exponential-mechanism selections); everything else it does (estimating a graphical
+  model, enforcing consistency, sampling the synthetic records) is post-processing. There is no
+  per-record mechanism, hence no Lipschitz bound, domain diameter or per-record epsilon.
+
+  Accounting (`lipdp.privacy.accounting`): the measurements compose in zCDP, rho = sum of their
+  rho (`zcdp` module), converted to (epsilon, delta) by Canonne, Kamath and Steinke 2020;
+  when every measurement is pure (Laplace, exponential), basic composition of their pure
+  epsilons is a second valid bound, and the smaller one is the headline.
+
+  Attributes:
+    mechanism: the mechanism's name, e.g. 'mst', 'aim', 'private_measure'.
+    measurements: the `NoisyMeasurement`s it made, in order.
+    num_samples: the number of synthetic records released.
+    rho_budget: for mechanisms that choose their measurements' noise from earlier outputs
+      (AIM): the zCDP budget fixed before any measurement. The measurements must fit within it,
+      and it, not their realised sum, is the guarantee (a Renyi filter; Feldman and Zrnic
+      2021). None when the noise is fixed in advance (the realised sum is then the guarantee).
+  """
+  mechanism: str
+  measurements: Tuple[NoisyMeasurement, ...]
+  num_samples: int
+  rho_budget: Optional[float] = None
+
+  type_name = "central_dp"
+  k = 1
+
+  def __post_init__(self):
+    if not isinstance(self.mechanism, str) or not self.mechanism.strip():
+      raise ValueError(f"mechanism must be a non-empty name, got {self.mechanism!r}")
+    if isinstance(self.measurements, (str, bytes, Mapping)):
+      raise ValueError(f"measurements must be a sequence, got {self.measurements!r}")
+    measurements = tuple(m if isinstance(m, NoisyMeasurement) else NoisyMeasurement.from_dict(m)
+                         for m in self.measurements)
+    if not measurements:
+      raise ValueError("a central release makes at least one measurement")
+    object.__setattr__(self, "measurements", measurements)
+    object.__setattr__(self, "num_samples", _validation.positive_int(self.num_samples,
+                                                                     "num_samples"))
+    if self.rho_budget is not None:
+      object.__setattr__(self, "rho_budget", _validation.positive(self.rho_budget,
+                                                                  "rho_budget"))
+
+  @property
+  def rho_spent(self) -> float:
+    """The sum of the measurements' rho."""
+    return math.fsum(m.rho for m in self.measurements)
+
+  @property
+  def pure(self) -> bool:
+    """Whether every measurement is pure DP (no Gaussian) and the noise was fixed in advance."""
+    return self.rho_budget is None and all(m.kind != zcdp.GAUSSIAN for m in self.measurements)
+
+  def as_dict(self) -> dict:
+    return {"type": self.type_name, "mechanism": self.mechanism,
+            "measurements": [m.as_dict() for m in self.measurements],
+            "num_samples": self.num_samples, "rho_budget": self.rho_budget}
+
+
+ReleaseEvent = Union[GaussianRelease, HeteroscedasticRelease, PriorSampling, CentralRelease]
 PER_RECORD_RELEASES = (GaussianRelease, HeteroscedasticRelease)
 
 
@@ -189,14 +336,14 @@ def release_from_dict(data: Mapping[str, Any]) -> ReleaseEvent:
   """Rebuilds a release event from `as_dict()` output."""
   if not isinstance(data, Mapping):
     raise ValueError(f"a release event must be a mapping, got {data!r}")
-  for cls in (GaussianRelease, HeteroscedasticRelease, PriorSampling):
+  for cls in (GaussianRelease, HeteroscedasticRelease, PriorSampling, CentralRelease):
     if data.get("type") == cls.type_name:
       names = [f.name for f in dataclasses.fields(cls)]
       _check_keys(data, names, cls.__name__)
       return cls(**{n: data[n] for n in names if n in data})
   raise ValueError(f"unknown release type {data.get('type')!r}; expected "
-                   f"{GaussianRelease.type_name!r}, {HeteroscedasticRelease.type_name!r} or "
-                   f"{PriorSampling.type_name!r}")
+                   f"{GaussianRelease.type_name!r}, {HeteroscedasticRelease.type_name!r}, "
+                   f"{PriorSampling.type_name!r} or {CentralRelease.type_name!r}")
 
 
 @dataclasses.dataclass(frozen=True)

@@ -3,8 +3,10 @@
 A `PrivacyReport` records what was released and why it is private. It holds three kinds of
 content, and keeps them apart on purpose:
 
-1. **Inputs** (stored): the release event (`GaussianRelease` / `HeteroscedasticRelease`), the
-   certified Lipschitz bound L, the domain and its diameter D, delta, the scope of the weights,
+1. **Inputs** (stored): the release event (`GaussianRelease` / `HeteroscedasticRelease` /
+   `PriorSampling`, or a `CentralRelease` with its list of noisy measurements for the
+   baselines of `lipdp.baselines`), the certified Lipschitz bound L (None for prior sampling
+   and central releases), the domain and its diameter D, delta, the scope of the weights,
    the DP-SGD event (scope `dp-sgd`), whether the release is shuffled, the number of records,
    whether noise came from a user-fixed seed, and free caller notes.
 2. **Numbers** (stored, and recomputed by `verify()`): the sensitivity L D, the per-record,
@@ -70,6 +72,15 @@ CAVEAT_FLOAT64_NOISE = (
     "noise drawn in float64 (|xi| < 12.2); the truncation's contribution to delta is checked "
     "to be below 1e-6 of delta; the discreteness of floating-point noise (Mironov 2012) is not "
     "modelled")
+CAVEAT_CENTRAL_RELATION = (
+    "every sensitivity in the release event is its replace-one value (a histogram moves one "
+    "count down and one up: sqrt(2) in l2, 2 in l1; a score moves by twice its add/remove "
+    "bound); a mechanism published under add/remove-one neighbours is accounted here with "
+    "these sensitivities, not with its published numbers; under replace-one the number of "
+    "records is public, and the mechanism may use it")
+CAVEAT_CENTRAL_NOISE = (
+    "noise and selections drawn by NumPy in float64; the discreteness of floating-point noise "
+    "(Mironov 2012) is not modelled")
 
 _NUMBER_FIELDS = ("sensitivity", "per_record_epsilon", "central_epsilon", "shuffle_delta",
                   "epsilon")
@@ -111,7 +122,9 @@ class PrivacyReport:
   """A record of one private release (see the module docstring).
 
   Attributes (inputs):
-    release: the per-record mechanism, a `GaussianRelease` or `HeteroscedasticRelease`.
+    release: the per-record mechanism, a `GaussianRelease` or `HeteroscedasticRelease`;
+      `PriorSampling`; or a `CentralRelease` (a baseline: scope 'dp-measurements', no per-record
+      mechanism, so lipschitz, diameter, sensitivity and per_record_epsilon are None).
     lipschitz: the Lipschitz bound L of the released encoder mean used in the accounting:
       certified from the weights of the released map.
     domain: plain-words description of the declared input domain.
@@ -152,8 +165,8 @@ class PrivacyReport:
   value_discretization_interval: float
   versions: dict
   notes: tuple
-  sensitivity: float
-  per_record_epsilon: float
+  sensitivity: Optional[float]
+  per_record_epsilon: Optional[float]
   central_epsilon: Optional[float]
   shuffle_delta: Optional[float]
   components: dict
@@ -206,7 +219,10 @@ class PrivacyReport:
       out.append(CAVEAT_NOISE_SEEDED)
     if self.training_seeded:
       out.append(CAVEAT_TRAINING_SEEDED)
-    if not isinstance(self.release, events.PriorSampling):
+    if isinstance(self.release, events.CentralRelease):
+      out.append(CAVEAT_CENTRAL_RELATION)
+      out.append(CAVEAT_CENTRAL_NOISE)
+    elif not isinstance(self.release, events.PriorSampling):
       out.append(CAVEAT_FLOAT64_NOISE)
     return tuple(out)
 
@@ -223,6 +239,15 @@ class PrivacyReport:
     if isinstance(self.release, events.PriorSampling):
       lines.append(f"  {self.release.num_samples} records sampled from the model's prior (no "
                    "per-record release)")
+    elif isinstance(self.release, events.CentralRelease):
+      counts = {}
+      for m in self.release.measurements:
+        counts[m.kind] = counts.get(m.kind, 0) + m.count
+      made = ", ".join(f"{c} {k}" for k, c in sorted(counts.items()))
+      lines.append(f"  central mechanism {self.release.mechanism}: {made} measurements of "
+                   f"{self.num_records} records, zCDP rho = "
+                   f"{self.components['zcdp_rho']:.4g}; {self.release.num_samples} synthetic "
+                   "records (post-processing)")
     else:
       lines.append(f"  per-record epsilon = {self.per_record_epsilon:.4g}")
     if self.central_epsilon is not None and self.central_epsilon < self.per_record_epsilon:
@@ -388,8 +413,12 @@ class PrivacyReport:
     problems = []
     for name in _NUMBER_FIELDS:
       value = getattr(self, name)
-      required = ("epsilon", "per_record_epsilon") + (
-          () if isinstance(self.release, events.PriorSampling) else ("sensitivity",))
+      if isinstance(self.release, events.CentralRelease):
+        required = ("epsilon",)
+      elif isinstance(self.release, events.PriorSampling):
+        required = ("epsilon", "per_record_epsilon")
+      else:
+        required = ("epsilon", "per_record_epsilon", "sensitivity")
       if not _finite_or_none(value) or (value is None and name in required):
         problems.append(f"{name} is {value!r}, not a finite number")
     for name, value in self.components.items():
@@ -470,8 +499,8 @@ def _certificate_problems(report: "PrivacyReport") -> list:
   return problems
 
 
-def make_report(release: events.ReleaseEvent, *, lipschitz: float, domain: str,
-                diameter: float, delta: float, scope, num_records: int,
+def make_report(release: events.ReleaseEvent, *, lipschitz: Optional[float], domain: str,
+                diameter: Optional[float], delta: float, scope, num_records: int,
                 shuffled: bool = False, dpsgd: Optional[events.DPSGDEvent] = None,
                 noise_seeded: bool = False, training_seeded: bool = False,
                 certificate: Optional[Mapping[str, Any]] = None, delta_split: float = 0.5,
@@ -481,12 +510,15 @@ def make_report(release: events.ReleaseEvent, *, lipschitz: float, domain: str,
   """Builds a `PrivacyReport`, computing every number with `lipdp.privacy.accounting`.
 
   Args:
-    release: the per-record mechanism (`GaussianRelease` or `HeteroscedasticRelease`).
-    lipschitz: certified Lipschitz bound L of the released encoder mean (> 0).
+    release: the per-record mechanism (`GaussianRelease` or `HeteroscedasticRelease`),
+      `PriorSampling`, or a `CentralRelease` (scope 'dp-measurements').
+    lipschitz: certified Lipschitz bound L of the released encoder mean (> 0); None for prior
+      sampling and central releases.
     domain: plain-words description of the declared domain.
-    diameter: the domain's l2 diameter D (> 0), from `lipdp.privacy.diameters`.
+    diameter: the domain's l2 diameter D (> 0), from `lipdp.privacy.diameters`; None for prior
+      sampling and central releases.
     delta: target delta in (0, 1).
-    scope: a `Scope` or its value ('public', 'dp-sgd', 'conditional').
+    scope: a `Scope` or its value ('public', 'dp-sgd', 'conditional', 'dp-measurements').
     num_records: the number of private records released.
     shuffled: True only if the release is a shuffled multiset with no record identifiers.
     dpsgd: the training event, required iff the scope is 'dp-sgd'.
@@ -505,6 +537,11 @@ def make_report(release: events.ReleaseEvent, *, lipschitz: float, domain: str,
     if noise_seeded or shuffled:
       raise ValueError("prior sampling has no release noise to seed and nothing to shuffle "
                        "(its draws are independent of the data)")
+  if isinstance(release, events.CentralRelease):
+    if lipschitz is not None or diameter is not None or shuffled:
+      raise ValueError("a central release has no Lipschitz bound, no domain diameter in its "
+                       "accounting and no shuffling claim: pass lipschitz=None, "
+                       "diameter=None, shuffled=False")
   for name, flag in (("noise_seeded", noise_seeded), ("training_seeded", training_seeded)):
     if not isinstance(flag, bool):
       raise ValueError(f"{name} must be a bool, got {flag!r}.")
