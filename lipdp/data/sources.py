@@ -378,7 +378,8 @@ def load_csv(path: PathLike, schema: Union[TabularDomain, Mapping[str, Any], Pat
   Numeric cells are parsed as floats (an empty cell is an error: missing values need a declared
   rule). A categorical cell must equal str(category) of a declared category (surrounding spaces
   ignored), so "1" reads as the category 1 when categories are [0, 1]. CSV columns the schema
-  does not declare are not read.
+  does not declare are not read. A file whose name ends in .gz is read through gzip; line
+  endings may be LF or CRLF (the csv module's universal newlines).
 
   Returns:
     dict column name -> 1-D array (numeric float64; categorical the declared category values).
@@ -387,7 +388,8 @@ def load_csv(path: PathLike, schema: Union[TabularDomain, Mapping[str, Any], Pat
   path = os.fspath(path)
   if not os.path.isfile(path):
     raise ValueError(f"CSV file not found: {path}")
-  with open(path, newline="", encoding="utf-8") as f:
+  opener = gzip.open if path.endswith(".gz") else open
+  with opener(path, "rt", newline="", encoding="utf-8") as f:
     reader = csv.reader(f, delimiter=delimiter)
     try:
       header = [h.strip() for h in next(reader)]
