@@ -1,0 +1,153 @@
+"""What MST and AIM share: marginals, noisy measurements, selections, and mbi (Private-PGM).
+
+The optional `mbi` package (McKenna, Sheldon, Miklau, "Graphical-model based estimation and
+inference for differential privacy", ICML 2019; version 2 is written in JAX) estimates a
+graphical model from noisy marginals and samples synthetic records from it. Everything it does is
+post-processing of the measurements made here. mbi is imported only when MST or AIM runs, so
+lipdp works without it.
+
+Privacy noise (Gaussian measurements, exponential-mechanism selections) comes from the caller's
+NumPy generator in float64. mbi's own sampling and domain decompression draw from NumPy's global
+generator; `_seeded_global_numpy` seeds it from the caller's generator for the call and restores
+it afterwards (post-processing randomness, made reproducible).
+"""
+
+import contextlib
+import importlib.metadata
+import math
+import warnings
+from typing import Any, Dict, Mapping, Sequence, Tuple
+
+import numpy as np
+
+from lipdp import privacy
+from lipdp.privacy import zcdp
+
+# Replace-one sensitivities (lipdp.privacy.zcdp): a histogram moves one count down and one up.
+HISTOGRAM_L2_SENSITIVITY = math.sqrt(2.0)
+HISTOGRAM_L1_SENSITIVITY = 2.0
+
+MBI_MISSING = ("MST and AIM run on the optional mbi package (Private-PGM): install it with "
+               "pip install 'lipdp[baselines]' (or pip install mbi)")
+
+
+def import_mbi():
+  """mbi, imported quietly (it warns about float32 JAX at import; we estimate in float64)."""
+  try:
+    with warnings.catch_warnings():
+      warnings.simplefilter("ignore")
+      import mbi  # pylint: disable=g-import-not-at-top
+  except ImportError as e:
+    raise ImportError(MBI_MISSING) from e
+  return mbi
+
+
+@contextlib.contextmanager
+def _x64():
+  import jax  # pylint: disable=g-import-not-at-top
+  with jax.enable_x64(True):
+    yield
+
+
+@contextlib.contextmanager
+def _seeded_global_numpy(rng: np.random.Generator):
+  state = np.random.get_state()
+  np.random.seed(int(rng.integers(2**32)))
+  try:
+    yield
+  finally:
+    np.random.set_state(state)
+
+
+def marginal(attributes: Mapping[str, np.ndarray], sizes: Mapping[str, int],
+             clique: Sequence[str]) -> np.ndarray:
+  """The histogram of the records over the cells of `clique`, flattened in C order."""
+  shape = tuple(sizes[a] for a in clique)
+  flat = np.ravel_multi_index(tuple(attributes[a] for a in clique), shape)
+  return np.bincount(flat, minlength=math.prod(shape)).astype(np.float64)
+
+
+def gaussian_measure(x: np.ndarray, sigma: float, rng: np.random.Generator) -> np.ndarray:
+  """x + N(0, sigma^2 I) in float64."""
+  return x + rng.normal(0.0, sigma, size=x.shape)
+
+
+def exponential_select(scores: np.ndarray, temperature: float,
+                       rng: np.random.Generator) -> int:
+  """Index drawn with probability proportional to exp(score / T) (Gumbel-max, exact)."""
+  scores = np.asarray(scores, dtype=np.float64)
+  return int(np.argmax(scores / temperature + rng.gumbel(size=scores.shape)))
+
+
+def mbi_domain(mbi, sizes: Mapping[str, int]):
+  return mbi.Domain(tuple(sizes), tuple(int(v) for v in sizes.values()))
+
+
+def measurement(mbi, y: np.ndarray, clique: Sequence[str], sigma: float):
+  return mbi.LinearMeasurement(np.asarray(y, np.float64), tuple(clique), stddev=float(sigma))
+
+
+def estimate(mbi, domain, measurements: Sequence[Any], total: float, iters: int,
+             warm_start=None):
+  """Private-PGM's estimate (mirror descent) with the known total n (public under replace-one)."""
+  with _x64():
+    return mbi.estimation.MirrorDescent().estimate(domain, list(measurements),
+                                                   known_total=float(total), iters=int(iters),
+                                                   warm_start=warm_start)
+
+
+def project(model, clique: Sequence[str]) -> np.ndarray:
+  """The model's marginal on `clique`, flattened in C order, as float64."""
+  with _x64():
+    return np.asarray(model.project(tuple(clique)).datavector(), dtype=np.float64)
+
+
+def sample(model, rows: int, rng: np.random.Generator) -> Dict[str, np.ndarray]:
+  """`rows` synthetic records from the model (mbi's randomised rounding)."""
+  with _x64(), _seeded_global_numpy(rng):
+    data = model.synthetic_data(rows=int(rows))
+  return {a: np.asarray(v, dtype=np.int64) for a, v in data.to_dict().items()}
+
+
+def decompress(mbi, attributes: Mapping[str, np.ndarray], sizes: Mapping[str, int],
+               mapping: Mapping[str, np.ndarray], rng: np.random.Generator) -> Dict[str, np.ndarray]:
+  """Undo a domain compression: a merged value becomes one of its originals, uniformly."""
+  compressed = {a: int(np.max(mapping[a]) + 1) if a in mapping else sizes[a] for a in sizes}
+  dataset = mbi.Dataset(dict(attributes), mbi_domain(mbi, compressed))
+  with _seeded_global_numpy(rng):
+    restored = dataset.decompress(dict(mapping))
+  return {a: np.asarray(v, dtype=np.int64) for a, v in restored.to_dict().items()}
+
+
+def gaussian_histograms(sigma: float, count: int):
+  """The `NoisyMeasurement` of `count` Gaussian histogram queries with noise sigma."""
+  return privacy.NoisyMeasurement(zcdp.GAUSSIAN, sigma, HISTOGRAM_L2_SENSITIVITY, count,
+                                  "histogram")
+
+
+def selections(temperature: float, sensitivity: float, count: int):
+  """The `NoisyMeasurement` of `count` exponential-mechanism selections."""
+  return privacy.NoisyMeasurement(zcdp.EXPONENTIAL, temperature, sensitivity, count, "score")
+
+
+def group(measurements: Sequence[Any]) -> Tuple[Any, ...]:
+  """Merges consecutive identical (kind, scale, sensitivity, query) groups, keeping order."""
+  out = []
+  for m in measurements:
+    if out and (out[-1].kind, out[-1].scale, out[-1].sensitivity, out[-1].query) == (
+        m.kind, m.scale, m.sensitivity, m.query):
+      prev = out.pop()
+      m = type(m)(m.kind, m.scale, m.sensitivity, prev.count + m.count, m.query)
+    out.append(m)
+  return tuple(out)
+
+
+def versions() -> Dict[str, str]:
+  """mbi's and jax's versions, for the report."""
+  out = {}
+  for name in ("mbi", "jax"):
+    try:
+      out[name] = importlib.metadata.version(name)
+    except importlib.metadata.PackageNotFoundError:
+      out[name] = "unknown"
+  return out
