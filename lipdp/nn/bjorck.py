@@ -59,6 +59,7 @@ direction. Cost: two (m, n, n) matmuls, no stored iterates. Forward-mode (``jax.
 supported through it (a ``custom_vjp``).
 """
 
+import dataclasses
 import functools
 import math
 from typing import Any, NamedTuple, Optional
@@ -300,6 +301,11 @@ class BjorckDense(nn.Module):
     kernel_init: initialiser of the unconstrained weight W (orthogonal by default, which
       needs a single Björck step; 3-5 steps after Adam training in experiments/benchmark.py).
     bias_init: initialiser of the bias.
+    retracted: multiply by ``lipschitz * W`` directly, with no Björck iteration in the forward
+      or backward pass (a plain matmul). For training with an optimiser that keeps W on the
+      Stiefel manifold (``lipdp.optim.bjorck_retraction``); nothing in the layer then enforces
+      the constant, which is ``lipschitz * |W|_2`` for whatever W is, and the certificate
+      reads exactly that (``effective_kernel()``).
   """
 
   features: int
@@ -314,10 +320,13 @@ class BjorckDense(nn.Module):
   precision: Any = None
   kernel_init: Any = orthogonal_init
   bias_init: Any = nn.initializers.zeros_init()
+  retracted: bool = False
 
   @nn.compact
   def __call__(self, x: Array) -> Array:
     kernel, bias = kernel_and_bias(self, (jnp.shape(x)[-1], self.features))
+    if self.retracted:
+      return dense(x, self._scaled(kernel), bias, dtype=self.dtype, precision=self.precision)
     q = bjorck_orthonormalize(kernel, self.num_iters, self.order, scaled=self.scaled, tol=self.tol)
     if self.is_mutable_collection(POLAR_COLLECTION):
       # The polar factor of W, for `retract_to_polar` (a training-time warm start).
@@ -326,8 +335,10 @@ class BjorckDense(nn.Module):
     return dense(x, self._scaled(q), bias, dtype=self.dtype, precision=self.precision)
 
   def effective_kernel(self) -> Array:
-    """The kernel the forward pass uses: ``lipschitz * bjorck_orthonormalize(W)``."""
-    return self._effective(self.get_variable("params", "kernel"))
+    """The kernel the forward pass uses: ``lipschitz * bjorck_orthonormalize(W)``, or
+    ``lipschitz * W`` when ``retracted``."""
+    kernel = self.get_variable("params", "kernel")
+    return self._scaled(kernel) if self.retracted else self._effective(kernel)
 
   def _effective(self, kernel: Array) -> Array:
     return self._scaled(bjorck_orthonormalize(
@@ -358,3 +369,165 @@ def retract_to_polar(params: Any, polar: Any) -> Any:
     flat_params[path] = q
   return flax.traverse_util.unflatten_dict(flat_params)
 
+
+
+# --- Training with a retraction instead of per-step iterations -----------------------------------
+#
+# At batch sizes where a Björck step (two (m, n, n) matmuls) costs as much as the layer's whole
+# forward and backward pass, iterating in every forward pass dominates training. Instead the
+# layer can run `retracted` (a plain matmul by lipschitz * W) while the optimiser keeps W on the
+# Stiefel manifold (`lipdp.optim.bjorck_retraction`, built from `retract_to_stiefel`), and one
+# exact `orthonormalize_kernels` after training makes W orthonormal to the Björck tolerance. The
+# guarantee never rests on the retraction: the certificate reads the weights.
+
+# One Björck step is used when every singular value of W is within about this much of 1 (the
+# cubic step converges for s in (0, sqrt(3)); the margin absorbs the estimate's error).
+_NEAR_STIEFEL = 0.6
+_DRIFT_POWER_STEPS = 4
+
+
+def _tall(w: Array) -> tuple[Array, bool]:
+  wide = w.shape[0] < w.shape[1]
+  return (w.T if wide else w), wide
+
+
+def _drift_estimate(g: Array) -> Array:
+  """Estimate of max |lambda(G) - 1| = max |s^2 - 1| by power iteration on G - I.
+
+  Not a bound (power iteration approaches from below); it only chooses between a cheap and a
+  thorough retraction, and nothing downstream relies on it (the certificate reads the weights).
+  """
+  n = g.shape[0]
+  e = g - jnp.eye(n, dtype=g.dtype)
+  v = jnp.sin(jnp.arange(1, n + 1, dtype=g.dtype) * 12.9898) * 43758.5453
+  v = v - jnp.floor(v) - 0.5
+  for _ in range(_DRIFT_POWER_STEPS):
+    v = jnp.matmul(e, v, precision=_HIGHEST)
+    v = v / jnp.maximum(jnp.linalg.norm(v), jnp.finfo(g.dtype).tiny)
+  return jnp.linalg.norm(jnp.matmul(e, v, precision=_HIGHEST))
+
+
+def retract_to_stiefel(w: Array) -> Array:
+  """Pulls a matrix that is close to orthonormal back onto the Stiefel manifold.
+
+  With ``X`` the tall side of ``w`` and ``G = X^T X``: when every singular value ``s`` of ``X``
+  is near 1 (``|s^2 - 1| <= 0.6``, estimated by power iteration on ``G - I``), one cubic Björck
+  step ``X (3 I - G) / 2`` maps it to ``s (3 - s^2) / 2``, which for ``s = 1 + e`` is
+  ``1 - 3 e^2 / 2 - e^3 / 2``: the distance to the manifold is squared (Björck and Bowie 1971;
+  Higham 2008, "Functions of Matrices", eq. 8.20). That is the regime a few optimiser steps
+  away from an orthonormal W. Otherwise (a non-orthogonal initialisation, a huge learning
+  rate) it runs the full ``bjorck_orthonormalize`` (a ``lax.cond``: only one branch runs).
+  Both keep W's singular vectors, so the polar factor, and hence the function of a layer that
+  orthonormalises its kernel itself, does not change. Cost: two ``(m, n, n)`` matmuls at
+  ``Precision.HIGHEST`` (TF32 would undo the accuracy on accelerators).
+  """
+  if w.ndim != 2:
+    raise ValueError(f"retract_to_stiefel expects a matrix, got shape {w.shape}.")
+  dtype = w.dtype
+  x, wide = _tall(w.astype(_compute_dtype(dtype)))
+  g = _gram(x)
+  eye = jnp.eye(g.shape[0], dtype=g.dtype)
+
+  def one_step(x):
+    return jnp.matmul(x, 1.5 * eye - 0.5 * g, precision=_HIGHEST)
+
+  def exact(x):
+    return _orthonormalize_tall(x, DEFAULT_MAX_ITERS, 1, True, DEFAULT_TOL)[0]
+
+  x = jax.lax.cond(_drift_estimate(g) <= _NEAR_STIEFEL, one_step, exact, x)
+  return (x.T if wide else x).astype(dtype)
+
+
+def tangent_projection(w: Array, g: Array) -> Array:
+  """Projects ``g`` onto the tangent space of the Stiefel manifold at ``w``.
+
+  For ``W`` with orthonormal columns, ``P_W(G) = G - W sym(W^T G)``, ``sym(A) = (A + A^T) / 2``
+  (Edelman, Arias and Smith 1998, "The geometry of algorithms with orthogonality constraints",
+  SIAM J. Matrix Anal. Appl. 20(2), eq. 2.4 with the Euclidean metric); rows for a wide W. It
+  is the Riemannian gradient of a loss whose Euclidean gradient is G: feeding it, rather than G,
+  to Adam keeps the normal directions, which the retraction discards anyway, out of Adam's
+  moment estimates. It is also what differentiating through the polar factor at an orthonormal
+  W gives (the ``custom_vjp`` of ``bjorck_orthonormalize``, up to ``mu = 1``). Cost: two
+  ``(m, n, n)`` matmuls.
+  """
+  x, wide = _tall(w.astype(_compute_dtype(w.dtype)))
+  d = (g.T if wide else g).astype(x.dtype)
+  s = jnp.matmul(x.T, d, precision=_HIGHEST)
+  d = d - jnp.matmul(x, 0.5 * (s + s.T), precision=_HIGHEST)
+  return (d.T if wide else d).astype(g.dtype)
+
+
+def bjorck_kernel_paths(model: nn.Module, *init_args, **init_kwargs) -> frozenset:
+  """Paths (tuples of names, ending in ``'kernel'``) of every ``BjorckDense`` kernel of ``model``.
+
+  Found by tracing ``model.init(*init_args, **init_kwargs)`` abstractly (``jax.eval_shape``, no
+  computation) with a method interceptor, so layers nested anywhere, also inside compact
+  methods of other modules, are found.
+  """
+  paths = set()
+
+  def interceptor(next_fun, args, kwargs, context):
+    if type(context.module) is BjorckDense and context.method_name == "__call__":  # pylint: disable=unidiomatic-typecheck
+      paths.add(tuple(context.module.path) + ("kernel",))
+    return next_fun(*args, **kwargs)
+
+  with nn.intercept_methods(interceptor):
+    jax.eval_shape(model.init, *init_args, **init_kwargs)
+  return frozenset(paths)
+
+
+def _path_names(path) -> tuple:
+  return tuple(getattr(k, "key", getattr(k, "name", k)) for k in path)
+
+
+def map_kernels(fn, paths: frozenset, tree: Any, *rest: Any) -> Any:
+  """``fn(leaf, *rest_leaves)`` on the leaves of ``tree`` at ``paths``; others unchanged."""
+  return jax.tree_util.tree_map_with_path(
+      lambda path, leaf, *others: fn(leaf, *others) if _path_names(path) in paths else leaf,
+      tree, *rest)
+
+
+def orthonormalize_kernels(params: Any, paths: frozenset) -> Any:
+  """Replaces each kernel at ``paths`` by ``bjorck_orthonormalize(W)`` (to ``DEFAULT_TOL``).
+
+  The exact normalisation after training with a retraction: W is then orthonormal to about
+  1e-6, so a ``retracted`` layer computes ``lipschitz`` times an orthonormal map, and an
+  iterating layer computes the same function as before (the polar factor does not change) with
+  a single Björck step.
+  """
+  return map_kernels(lambda w: bjorck_orthonormalize(w).astype(w.dtype), paths, params)
+
+
+def with_retracted_bjorck(module: nn.Module) -> nn.Module:
+  """A copy of ``module`` whose ``BjorckDense`` attributes (nested in fields, lists, tuples and
+  dicts of submodules) have ``retracted=True``: same parameters, plain-matmul forward passes.
+
+  Layers created inside a compact method of another module are not fields and stay as they
+  are; they still compute exactly (and, kept orthonormal by the retraction, need one Björck
+  step each).
+  """
+  if type(module) is BjorckDense:  # pylint: disable=unidiomatic-typecheck
+    return module.clone(retracted=True)
+
+  def convert(value):
+    if isinstance(value, nn.Module):
+      return with_retracted_bjorck(value)
+    if isinstance(value, (list, tuple)):
+      converted = [convert(v) for v in value]
+      if all(a is b for a, b in zip(converted, value)):
+        return value
+      return type(value)(converted) if isinstance(value, list) else tuple(converted)
+    if isinstance(value, dict):
+      converted = {k: convert(v) for k, v in value.items()}
+      return value if all(converted[k] is value[k] for k in value) else converted
+    return value
+
+  changes = {}
+  for field in dataclasses.fields(module):
+    if field.name in ("parent", "name"):
+      continue
+    value = getattr(module, field.name)
+    converted = convert(value)
+    if converted is not value:
+      changes[field.name] = converted
+  return module.clone(**changes) if changes else module
