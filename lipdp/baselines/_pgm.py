@@ -110,7 +110,8 @@ def sample(model, rows: int, rng: np.random.Generator) -> Dict[str, np.ndarray]:
 
 
 def decompress(mbi, attributes: Mapping[str, np.ndarray], sizes: Mapping[str, int],
-               mapping: Mapping[str, np.ndarray], rng: np.random.Generator) -> Dict[str, np.ndarray]:
+               mapping: Mapping[str, np.ndarray],
+               rng: np.random.Generator) -> Dict[str, np.ndarray]:
   """Undo a domain compression: a merged value becomes one of its originals, uniformly."""
   compressed = {a: int(np.max(mapping[a]) + 1) if a in mapping else sizes[a] for a in sizes}
   dataset = mbi.Dataset(dict(attributes), mbi_domain(mbi, compressed))

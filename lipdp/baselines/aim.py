@@ -35,7 +35,7 @@ they fit in the budget and recomputes epsilon from it.
 
 import itertools
 import math
-from typing import Any, Mapping, Optional
+from typing import Any, Optional
 
 import numpy as np
 
@@ -77,7 +77,7 @@ def _round_cost(sigma: float, eps: float) -> float:
 
 
 def fit(train: Any, domain: Any, *, epsilon: float, delta: float, seed: Optional[int] = None,
-        bins: Optional[Mapping[str, Any]] = None, rounds: Optional[int] = None,
+        bins: Any = None, rounds: Optional[int] = None,
         max_model_size: float = MAX_MODEL_SIZE_MB, round_iters: int = ROUND_ITERS,
         final_iters: int = FINAL_ITERS, num_samples: Optional[int] = None,
         notes=()) -> base.BaselineRelease:
@@ -90,7 +90,8 @@ def fit(train: Any, domain: Any, *, epsilon: float, delta: float, seed: Optional
     delta: the target delta in (0, 1).
     seed: None draws the noise from OS entropy; an integer makes it reproducible (and says so
       in the report).
-    bins: declared bins of the numeric columns (`discretize`).
+    bins: declared bins of the numeric columns ({column: count or edges}, or a schema file with
+      "bins" entries; `discretize`).
     rounds: T, the planned number of rounds (default 16 d, the paper's); fewer rounds give
       each measurement more budget. Must exceed 0.9 d, or the one-way measurements alone would
       spend the budget.

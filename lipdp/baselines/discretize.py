@@ -57,13 +57,16 @@ def numeric_edges(domain: Any, bins: Optional[Mapping[str, Any]] = None,
 
   Args:
     domain: a `lipdp.data.TabularDomain`.
-    bins: {column: count or edges in declared units}; columns left out get `default`
-      equal-width bins. Names that are not numeric columns are refused.
+    bins: {column: count or edges in declared units}, or the path of a schema file whose
+      columns carry "bins" (`bins_from_schema`); columns left out get `default` equal-width
+      bins. Names that are not numeric columns are refused.
     default: the equal-width bin count of undeclared columns.
 
   Returns:
     {column: increasing edges from 0.0 to 1.0}.
   """
+  if isinstance(bins, (str, os.PathLike)):
+    bins = bins_from_schema(bins)
   bins = dict(bins or {})
   numeric = {c.name: c for c in getattr(domain, "columns", ()) if hasattr(c, "low")}
   unknown = sorted(set(bins) - set(numeric))

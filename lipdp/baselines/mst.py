@@ -82,7 +82,7 @@ def _compression(y_oneway: Mapping[str, np.ndarray], sigma: float) -> dict:
 
 
 def fit(train: Any, domain: Any, *, epsilon: float, delta: float, seed: Optional[int] = None,
-        bins: Optional[Mapping[str, Any]] = None, num_samples: Optional[int] = None,
+        bins: Any = None, num_samples: Optional[int] = None,
         select_iters: int = SELECT_ITERS, final_iters: int = FINAL_ITERS,
         notes=()) -> base.BaselineRelease:
   """MST synthetic records in the domain, with their replace-one privacy report.
@@ -94,8 +94,9 @@ def fit(train: Any, domain: Any, *, epsilon: float, delta: float, seed: Optional
     delta: the target delta in (0, 1).
     seed: None draws the noise from OS entropy; an integer makes it reproducible (and says so
       in the report).
-    bins: declared bins of the numeric columns ({column: count or edges in declared units};
-      `discretize`); default equal-width `discretize.DEFAULT_NUMERIC_BINS`.
+    bins: declared bins of the numeric columns ({column: count or edges in declared units},
+      or a schema file with "bins" entries; `discretize`); default equal-width
+      `discretize.DEFAULT_NUMERIC_BINS`.
     num_samples: synthetic records to release (default n).
     select_iters, final_iters: mirror-descent iterations (post-processing).
     notes: remarks carried into the report (e.g. the data set's caveats).

@@ -108,6 +108,7 @@ def test_copy_train_has_no_guarantee():
   assert np.array_equal(release.records, TRAIN)
   with pytest.raises(ValueError, match="not differentially private"):
     non_private.fit(TRAIN, DOMAIN, epsilon=1.0, delta=1e-5)
+  assert non_private.fit(TRAIN, DOMAIN, epsilon=float("inf"), delta=1e-5).report is None
   with pytest.raises(ValueError, match="PrivacyReport"):
     baselines.BaselineRelease("x", TRAIN, None, True)
 

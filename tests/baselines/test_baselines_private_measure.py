@@ -58,8 +58,8 @@ def test_released_counts_are_consistent():
     assert (children >= 0).all()
     assert np.array_equal(children.reshape(-1, 2).sum(axis=1), parent)
   # The synthetic points fall in the leaves with exactly the released counts.
-  leaves = np.bincount(pm._leaf_index(release.records.astype(np.float64), 5),  # pylint: disable=protected-access
-                       minlength=32)
+  index = pm._leaf_index(release.records.astype(np.float64), 5)  # pylint: disable=protected-access
+  leaves = np.bincount(index, minlength=32)
   assert np.array_equal(leaves, counts[-1])
 
 
