@@ -71,7 +71,8 @@ def get_config(arg: str = "") -> ml_collections.ConfigDict:
   c.model.decoder = "mlp"  # or 'conv' for image domains, or 'lipschitz_mlp'
   c.model.decoder_lipschitz = 10.0  # target of the 'lipschitz_mlp' decoder only
   c.model.decoder_dense = "bjorck"  # layer type of the 'lipschitz_mlp' decoder only
-  c.model.decoder_hidden = (256, 512)
+  c.model.decoder_hidden = (256, 512)  # the 'conv' decoder uses the first as its width
+  c.model.decoder_channels = 32  # feature maps of the 'conv' decoder
   c.model.image_likelihood = "bernoulli"
   # Style latent: the decoder also reads u ~ N(0, I) (dimension style_dim, 0 = off), encoded from
   # x by an unconstrained network during training and drawn from its prior at synthesis.

@@ -32,7 +32,11 @@ def build_vae(domain, model_config, lipschitz_target: float, sigma: float,
     if image_shape is None:
       raise ValueError("decoder='conv' needs an image domain")
     image_shape = tuple(image_shape) + (1,) * (3 - len(image_shape))
-    decoder = decoders.ConvDecoder(image_shape, domain.dim)
+    # Few parameters matter under DP-SGD (the noise grows with their number): the conv
+    # decoder's width is its first hidden size and `decoder_channels` feature maps.
+    decoder = decoders.ConvDecoder(image_shape, domain.dim,
+                                   channels=int(model_config.get("decoder_channels", 32)),
+                                   hidden=int(tuple(model_config.decoder_hidden)[0]))
   elif model_config.decoder == "lipschitz_mlp":
     # Not needed for privacy (the decoder is post-processing); a smooth decoder on request.
     decoder = lnn.lipschitz_mlp(tuple(model_config.decoder_hidden) + (domain.dim,),
