@@ -5,6 +5,8 @@ Sweeps are data: `get_sweep(name)` returns the points; `experiments/sweep.py` ru
   screen-quick    digits (the public proxy), one seed: every knob one at a time around the
                   base setting, for lipdp-e2e at total epsilon 2 and 10 and lipdp-conditional
                   at per-record epsilon 1 and 10.
+  conditional-quick  digits, three seeds: the conditional-scope knobs at per-record epsilon
+                  1 and 10 (the setting of the original paper and of ./run.sh).
 """
 
 import os
@@ -27,9 +29,10 @@ KNOBS = {
     "share0.8": {"release_share": 0.8},
     "q0.2": {"train.dp_sampling_rate": 0.2, "train.num_steps": 250},
     "lr3e-3": {"train.learning_rate": 3e-3},
+    "steps2000": {"train.num_steps": 2000},
 }
 CONDITIONAL_KNOBS = ("base", "beta0", "style0", "latent16", "radius2", "radius6", "label_w3",
-                     "label_w1")
+                     "label_w1", "steps2000")
 
 
 def get_sweep(name: str):
@@ -45,4 +48,9 @@ def get_sweep(name: str):
         points.append(point(sweep, "lipdp-conditional", "quick", eps, 0,
                             {**KNOBS[tag], **fast}, tag))
     return points
+  if name == "conditional-quick":
+    sweep = "knobs-conditional-quick"
+    return [point(sweep, "lipdp-conditional", "quick", eps, seed,
+                  {**KNOBS[tag], "evaluation.fast": True}, tag)
+            for eps in (1.0, 10.0) for tag in CONDITIONAL_KNOBS for seed in (0, 1, 2)]
   raise ValueError(f"unknown knob sweep {name!r}")
