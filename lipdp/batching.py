@@ -1,0 +1,147 @@
+"""Batch selection on the host, in NumPy: which records each training step reads.
+
+As in jax_privacy, sampling is host-side and exactly what the accountant assumes; JAX only ever
+sees indices. Every function here is a pure function of (seed, step), so a resumed run, or each
+host of a multi-host run, selects the same batches without communicating.
+
+* Plain training: `shuffled_batch_indices`, epoch-wise random permutations (without replacement
+  within an epoch; the last `n mod B` records of an epoch's permutation are skipped).
+* DP-SGD: `poisson_batch_indices`, Poisson sampling (each record independently with probability
+  q), which is what `lipdp.privacy.DPSGDEvent` accounts for. The batch size is random and
+  unbounded: `pad_to_chunks` lays it out as whole microbatches of a fixed size, in a capacity
+  rounded up to a power of two so that XLA compiles a handful of shapes, and never drops an
+  index.
+* `Prefetcher` runs the host-side work of the next steps (indices, float64 DP noise) on a
+  background thread while the device computes the current one.
+"""
+
+import concurrent.futures
+import math
+from typing import Any, Callable, NamedTuple
+
+import numpy as np
+
+from lipdp import randomness
+
+# Stream numbers of `randomness.numpy_rng(seed, step, stream)`; fixed forever, since they decide
+# which batches and noise a seed produces (changing them would change every seeded run).
+SHUFFLE_STREAM = 0
+POISSON_STREAM = 1
+NOISE_STREAM = 2
+
+
+def shuffled_batch_indices(num_records: int, batch_size: int, seed: int, step: int) -> np.ndarray:
+  """Indices of the plain-mode batch of `step`: epoch-wise permutations, a function of (seed, step)."""
+  per_epoch = num_records // batch_size
+  epoch, slot = divmod(step, per_epoch)
+  order = randomness.numpy_rng(seed, epoch, SHUFFLE_STREAM).permutation(num_records)
+  return order[slot * batch_size:(slot + 1) * batch_size]
+
+
+class EpochShuffler:
+  """`shuffled_batch_indices` with the current epoch's permutation cached (one per epoch)."""
+
+  def __init__(self, num_records: int, batch_size: int, seed: int):
+    if not 1 <= batch_size <= num_records:
+      raise ValueError(f"batch_size must be in [1, {num_records}], got {batch_size}")
+    self.num_records, self.batch_size, self.seed = num_records, batch_size, seed
+    self._epoch, self._order = None, None
+
+  def __call__(self, step: int) -> np.ndarray:
+    epoch, slot = divmod(step, self.num_records // self.batch_size)
+    if epoch != self._epoch:
+      self._epoch = epoch
+      self._order = randomness.numpy_rng(self.seed, epoch, SHUFFLE_STREAM).permutation(
+          self.num_records)
+    return self._order[slot * self.batch_size:(slot + 1) * self.batch_size]
+
+
+def poisson_batch_indices(num_records: int, sampling_rate: float, seed: int,
+                          step: int) -> np.ndarray:
+  """Indices of the records in step `step`'s Poisson batch (each included w.p. q, independently).
+
+  One float64 uniform per record, compared with q: the inclusion probability is q to within
+  2^-53, the batch is never truncated, and its size is Binomial(n, q).
+  """
+  rng = randomness.numpy_rng(seed, step, POISSON_STREAM)
+  return np.flatnonzero(rng.random(num_records) < sampling_rate)
+
+
+class ChunkedBatch(NamedTuple):
+  """A variable-size batch laid out as microbatches.
+
+  Attributes:
+    indices: (capacity, chunk_size) int32; row c holds microbatch c. Slots past `count` hold 0
+      (a valid index whose contribution the step masks out).
+    count: the number of real indices (the batch size).
+  """
+  indices: np.ndarray
+  count: int
+
+  @property
+  def num_chunks(self) -> int:
+    """Microbatches that hold at least one real index (the step loops over these only)."""
+    return -(-self.count // self.indices.shape[1])
+
+
+def chunk_capacity(count: int, chunk_size: int, minimum: int = 1) -> int:
+  """Microbatch slots for a batch of `count`: a power of two >= max(needed, minimum)."""
+  needed = max(-(-count // chunk_size), minimum, 1)
+  return 1 << (needed - 1).bit_length()
+
+
+def pad_to_chunks(indices: np.ndarray, chunk_size: int, minimum_chunks: int = 1) -> ChunkedBatch:
+  """Lays `indices` out as whole microbatches of `chunk_size` (see `ChunkedBatch`).
+
+  Every index is kept (nothing is truncated, whatever the batch size); the capacity only sets
+  how many compiled shapes the step needs: about log2 of the range of batch sizes seen.
+  """
+  count = int(indices.shape[0])
+  capacity = chunk_capacity(count, chunk_size, minimum_chunks)
+  flat = np.zeros(capacity * chunk_size, np.int32)
+  flat[:count] = indices
+  return ChunkedBatch(flat.reshape(capacity, chunk_size), count)
+
+
+def typical_chunks(num_records: int, sampling_rate: float, chunk_size: int) -> int:
+  """Microbatches that hold a Poisson batch of mean q n plus 4 standard deviations.
+
+  Used as the minimum capacity, so the common batch sizes share one compiled shape.
+  """
+  mean = sampling_rate * num_records
+  return max(1, math.ceil((mean + 4 * math.sqrt(mean * (1 - sampling_rate))) / chunk_size))
+
+
+class Prefetcher:
+  """Computes `fn(step)` for the next steps on one background thread.
+
+  `get(step)` returns `fn(step)` and schedules `fn` for the following `depth` steps, so host
+  work (NumPy sampling, float64 noise, host-to-device copies) overlaps the device's work on the
+  current step. `fn` must depend only on `step` (it runs out of order with the caller).
+  """
+
+  def __init__(self, fn: Callable[[int], Any], end: int, depth: int = 2):
+    self._fn, self._end, self._depth = fn, end, depth
+    self._pool = concurrent.futures.ThreadPoolExecutor(max_workers=1,
+                                                       thread_name_prefix="lipdp-prefetch")
+    self._pending: dict[int, concurrent.futures.Future] = {}
+
+  def get(self, step: int) -> Any:
+    for ahead in range(step, min(step + self._depth + 1, self._end)):
+      if ahead not in self._pending:
+        self._pending[ahead] = self._pool.submit(self._fn, ahead)
+    for stale in [s for s in self._pending if s < step]:
+      self._pending.pop(stale).cancel()
+    return self._pending.pop(step).result()
+
+  def close(self) -> None:
+    for future in self._pending.values():
+      future.cancel()
+    self._pending.clear()
+    self._pool.shutdown(wait=True)
+
+  def __enter__(self):
+    return self
+
+  def __exit__(self, *exc):
+    self.close()

@@ -1,0 +1,265 @@
+"""Training steps behind one interface: plain (mean loss) and DP-SGD, over any `loss_fn`.
+
+A step is split where the privacy rules split it (jax_privacy's layout): what a step reads is
+chosen on the host in NumPy (`lipdp.batching`; the DP noise in float64, `lipdp.dpsgd`), as a pure
+function of (seed, step), and everything that touches the data runs in one jitted function on
+the devices. So the host work of step t + 1 can run on a background thread while the devices
+compute step t (`lipdp.batching.Prefetcher`), and every host of a multi-host run computes the
+same inputs without talking to the others.
+
+    step = PlainStep(loss_fn, optimizer, mesh, ...)  or  DPSGDStep(...)
+    inputs = step.place(step.host_inputs(t))          # host (any thread)
+    state, metrics = step.update(state, records, key, inputs)   # devices, jitted, state donated
+
+The records live on the devices for the whole run (`lipdp.sharding.place_records`); a step
+receives only indices and gathers its rows inside the jitted function. Its PRNG keys are folded
+from the run's key and `state.step` inside the function too. `metrics` stay on the devices until
+`summarize` is called at a log step.
+
+`loss_fn(params, model_state, records, rng, mutable) -> (per-example losses, aux, new model
+state)` (`lipdp.dpsgd.LossFn`): aux maps names to per-example values (logged as batch means in
+plain mode), and the new model state holds the collections named in `mutable` (e.g. spectral
+power-iteration vectors), or {} when `mutable` is False.
+"""
+
+from typing import Any, Optional
+
+import flax
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from jax.sharding import NamedSharding, PartitionSpec
+
+from lipdp import batching
+from lipdp import dpsgd
+from lipdp import sharding as sharding_lib
+
+# Streams of `fold_in(fold_in(run_key, step), stream)`: the model's own noise (the encoder's
+# reparameterisation) and the throw-away forward pass that refreshes the model state.
+MODEL_NOISE_STREAM = 1
+REFRESH_STREAM = 2
+
+
+@flax.struct.dataclass
+class TrainState:
+  """Everything that changes during training; a pytree, checkpointed whole.
+
+  `model_state` holds the non-parameter collections of the model (e.g. the persistent
+  power-iteration vectors of spectral layers); they depend on the weights only, never on data.
+  """
+  step: jax.Array
+  params: Any
+  model_state: Any
+  opt_state: Any
+
+
+def step_rng(run_key: jax.Array, step: Any, stream: int) -> jax.Array:
+  """The key of one stream at one step: fold_in(fold_in(run_key, step), stream).
+
+  Works on a Python int step (host) and a traced one (inside jit) alike, with equal results.
+  """
+  return jax.random.fold_in(jax.random.fold_in(run_key, step), stream)
+
+
+def as_key(run_key: jax.Array) -> jax.Array:
+  """A typed threefry key from its raw uint32 data (what crosses hosts), or the key itself."""
+  if jnp.issubdtype(run_key.dtype, jax.dtypes.prng_key):
+    return run_key
+  return jax.random.wrap_key_data(run_key, impl="threefry2x32")
+
+
+def mutable_collections(model_state: Any):
+  return list(model_state.keys()) or False
+
+
+def mean_loss_update(loss_fn: dpsgd.LossFn, optimizer: optax.GradientTransformation):
+  """`f(state, batch, rng) -> (state, metrics)`: one optimiser step on the batch-mean loss."""
+
+  def update(state: TrainState, batch: jax.Array, rng: jax.Array):
+    mutable = mutable_collections(state.model_state)
+
+    def mean_loss(params):
+      losses, aux, new_model_state = loss_fn(params, state.model_state, batch, rng, mutable)
+      return jnp.mean(losses), (jax.tree_util.tree_map(jnp.mean, aux), new_model_state)
+
+    (loss, (aux, new_model_state)), grads = jax.value_and_grad(mean_loss, has_aux=True)(
+        state.params)
+    updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
+    params = optax.apply_updates(state.params, updates)
+    new_state = state.replace(step=state.step + 1, params=params,
+                              model_state=new_model_state or state.model_state,
+                              opt_state=opt_state)
+    return new_state, {"loss": loss, **aux, "grad_norm": optax.global_norm(grads)}
+
+  return update
+
+
+def noisy_update(loss_fn: dpsgd.LossFn, optimizer: optax.GradientTransformation,
+                 expected_batch_size: float, sample_record: jax.Array):
+  """`f(state, grad_sum, noise, rng) -> state`: noise on the sum, divide by q n, optimiser step.
+
+  Afterwards the model state (e.g. power-iteration vectors) is refreshed by a forward pass on
+  a zero record, which depends on the weights only (`rng` feeds that throw-away pass).
+  """
+  zeros = jnp.zeros_like(sample_record)
+
+  def update(state: TrainState, grad_sum, noise, rng):
+    grads = dpsgd.noisy_mean(grad_sum, noise, expected_batch_size)
+    updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
+    params = optax.apply_updates(state.params, updates)
+    model_state = state.model_state
+    if model_state:
+      _, _, model_state = loss_fn(params, model_state, zeros, rng,
+                                  mutable_collections(model_state))
+    return state.replace(step=state.step + 1, params=params, model_state=model_state,
+                         opt_state=opt_state)
+
+  return update
+
+
+class Step:
+  """The interface of a training step (see the module docstring)."""
+
+  def host_inputs(self, step: int) -> Any:
+    """NumPy inputs of `step`, a pure function of (seed, step); safe to call on any thread."""
+    raise NotImplementedError
+
+  def place(self, host_inputs: Any) -> Any:
+    """`host_inputs` on the mesh (each host placing the parts on its own devices)."""
+    raise NotImplementedError
+
+  def update(self, state: TrainState, records: jax.Array, run_key: jax.Array,
+             inputs: Any) -> tuple[TrainState, Any]:
+    """The jitted step; donates `state`. Returns the new state and on-device metrics.
+
+    `run_key` is the run's key or its raw uint32 data (`as_key`)."""
+    raise NotImplementedError
+
+  def summarize(self, metrics: list) -> dict:
+    """Window means of host copies of `update`'s metrics (one per step), for the logs."""
+    return {k: float(np.mean([m[k] for m in metrics])) for k in metrics[0]}
+
+
+class PlainStep(Step):
+  """Minimises the batch-mean loss on epoch-wise shuffled batches (`lipdp.batching`)."""
+
+  def __init__(self, loss_fn: dpsgd.LossFn, optimizer: optax.GradientTransformation,
+               mesh: jax.sharding.Mesh, *, batch_size: int, num_records: int, seed: int):
+    num_devices = mesh.devices.size
+    if batch_size % num_devices:
+      raise ValueError(f"batch_size {batch_size} is not a multiple of the {num_devices} devices")
+    if batch_size > num_records:
+      raise ValueError(f"batch_size {batch_size} exceeds the {num_records} records")
+    self.mesh = mesh
+    self._shuffler = batching.EpochShuffler(num_records, batch_size, seed)
+    update = mean_loss_update(loss_fn, optimizer)
+    rows = NamedSharding(mesh, PartitionSpec(sharding_lib.DATA_AXIS))
+
+    def step(state, records, run_key, indices):
+      batch = jax.lax.with_sharding_constraint(jnp.take(records, indices, axis=0), rows)
+      return update(state, batch, step_rng(as_key(run_key), state.step, MODEL_NOISE_STREAM))
+
+    replicated = sharding_lib.replicated(mesh)
+    self._step = jax.jit(step, out_shardings=(replicated, replicated), donate_argnums=0)
+
+  def host_inputs(self, step: int) -> np.ndarray:
+    return self._shuffler(step).astype(np.int32)
+
+  def place(self, host_inputs: np.ndarray) -> jax.Array:
+    return sharding_lib.shard_rows(self.mesh, host_inputs)
+
+  def update(self, state, records, run_key, inputs):
+    return self._step(state, records, run_key, inputs)
+
+
+class DPSGDStep(Step):
+  """One DP-SGD step (`lipdp.dpsgd`) on a Poisson batch, all microbatches in one jitted call.
+
+  Host inputs of step t: the Poisson batch laid out as microbatches (`batching.pad_to_chunks`,
+  never truncated) and the float64-drawn noise (`dpsgd.dpsgd_noise`), both functions of
+  (seed, t) only. On the devices: a `lax.fori_loop` over the microbatches that hold examples
+  (each split across the mesh), the clipped sums accumulated in float32, then noise, division
+  by q n and the optimiser step, with no host round trip.
+  """
+
+  def __init__(self, loss_fn: dpsgd.LossFn, optimizer: optax.GradientTransformation,
+               mesh: jax.sharding.Mesh, *, dp: dpsgd.DPSGDConfig, num_records: int, seed: int,
+               param_shapes: Any, sample_record: jax.Array):
+    num_devices = mesh.devices.size
+    self.mesh, self.dp, self.seed = mesh, dp, seed
+    self.num_records = num_records
+    self.chunk = -(-dp.chunk_size // num_devices) * num_devices  # a multiple of the devices
+    self._min_chunks = batching.typical_chunks(num_records, dp.sampling_rate, self.chunk)
+    self._param_shapes = param_shapes
+    clipped_sum = dpsgd.clipped_gradient_sum(loss_fn, dp.clip_norm)
+    finish = noisy_update(loss_fn, optimizer, dp.sampling_rate * num_records, sample_record)
+    rows = NamedSharding(mesh, PartitionSpec(sharding_lib.DATA_AXIS))
+    chunk = self.chunk
+
+    def step(state, records, run_key, inputs):
+      indices, count, noise = inputs
+      run_key = as_key(run_key)
+      rng = step_rng(run_key, state.step, MODEL_NOISE_STREAM)
+      num_chunks = (count + chunk - 1) // chunk
+
+      def microbatch(c, carry):
+        grad_sum, stats = carry
+        rows_c = jax.lax.dynamic_index_in_dim(indices, c, axis=0, keepdims=False)
+        batch = jax.lax.with_sharding_constraint(jnp.take(records, rows_c, axis=0), rows)
+        mask = jax.lax.with_sharding_constraint(
+            (c * chunk + jnp.arange(chunk) < count).astype(jnp.float32), rows)
+        part, part_stats = clipped_sum(state.params, state.model_state, batch, mask,
+                                       jax.random.fold_in(rng, c))
+        return (jax.tree_util.tree_map(jnp.add, grad_sum, part),
+                jax.tree_util.tree_map(jnp.add, stats, part_stats))
+
+      zero_stats = {k: jnp.zeros((), jnp.float32)
+                    for k in ("loss_sum", "clipped_fraction_sum", "count")}
+      grad_sum, stats = jax.lax.fori_loop(
+          0, num_chunks, microbatch,
+          (jax.tree_util.tree_map(jnp.zeros_like, state.params), zero_stats))
+      new_state = finish(state, grad_sum, noise, step_rng(run_key, state.step, REFRESH_STREAM))
+      return new_state, stats
+
+    replicated = sharding_lib.replicated(mesh)
+    self._step = jax.jit(step, out_shardings=(replicated, replicated), donate_argnums=0)
+
+  def host_inputs(self, step: int):
+    indices = batching.poisson_batch_indices(self.num_records, self.dp.sampling_rate, self.seed,
+                                             step)
+    batch = batching.pad_to_chunks(indices, self.chunk, self._min_chunks)
+    noise = dpsgd.dpsgd_noise(self._param_shapes, self.dp, self.seed, step)
+    return batch, noise
+
+  def place(self, host_inputs):
+    batch, noise = host_inputs
+    return (sharding_lib.shard_along(self.mesh, batch.indices, axis=1),
+            sharding_lib.replicate(self.mesh, np.int32(batch.count)),
+            sharding_lib.replicate(self.mesh, noise))
+
+  def update(self, state, records, run_key, inputs):
+    return self._step(state, records, run_key, inputs)
+
+  def summarize(self, metrics: list) -> dict:
+    """Per-step mean loss, batch size and clipped fraction, averaged over the window.
+
+    Not covered by the DP-SGD accounting: for the private metrics file only.
+    """
+    per_step = []
+    for m in metrics:
+      count = max(float(m["count"]), 1.0)
+      per_step.append({"loss": float(m["loss_sum"]) / count, "batch_size": float(m["count"]),
+                       "clipped_fraction": float(m["clipped_fraction_sum"]) / count})
+    return super().summarize(per_step)
+
+
+def make_step(loss_fn: dpsgd.LossFn, optimizer: optax.GradientTransformation,
+              mesh: jax.sharding.Mesh, *, dp: Optional[dpsgd.DPSGDConfig], batch_size: int,
+              num_records: int, seed: int, param_shapes: Any, sample_record: jax.Array) -> Step:
+  """`PlainStep` when `dp` is None, else `DPSGDStep`."""
+  if dp is None:
+    return PlainStep(loss_fn, optimizer, mesh, batch_size=batch_size, num_records=num_records,
+                     seed=seed)
+  return DPSGDStep(loss_fn, optimizer, mesh, dp=dp, num_records=num_records, seed=seed,
+                   param_shapes=param_shapes, sample_record=sample_record)
