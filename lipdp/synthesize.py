@@ -20,9 +20,10 @@ needs (`lipdp.privacy.composition`):
   targets, never from a number measured on the trained weights.
 """
 
+import collections
 import dataclasses
 import os
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 import flax
 import jax
@@ -72,6 +73,67 @@ def _certify_encoder(model, variables, dim) -> EncoderCertificate:
   return EncoderCertificate(float(mean_bound), log_sigma_bound, layer_bounds)
 
 
+# Device work of synthesis: the weights are arguments of the jitted functions (not constants
+# baked into them), one compiled shape per batch size (the last chunk is padded), and a few
+# chunks in flight so the host's float64 noise and copies overlap the device's work.
+_IN_FLIGHT = 3
+_JIT_CACHE_SIZE = 16
+_jit_cache: "collections.OrderedDict[tuple, tuple]" = collections.OrderedDict()
+
+
+def _cached_jit(model, kind: str, extra: Any, build: Callable[[], Callable]) -> Callable:
+  """`jax.jit(build())`, reused across calls for the same model object.
+
+  Flax modules holding lists are unhashable, so they cannot be static arguments; the cache is
+  keyed by the model's identity and keeps the model alive, so an id is never reused while its
+  entry exists (a few entries, least recently used dropped).
+  """
+  key = (id(model), kind, extra)
+  entry = _jit_cache.get(key)
+  if entry is not None and entry[0] is model:
+    _jit_cache.move_to_end(key)
+    return entry[1]
+  fn = jax.jit(build())
+  _jit_cache[key] = (model, fn)
+  while len(_jit_cache) > _JIT_CACHE_SIZE:
+    _jit_cache.popitem(last=False)
+  return fn
+
+
+def _on_one_device(tree: Any) -> Any:
+  """The weights on this host's first device (a copy of a replicated or multi-host array), so
+  synthesis runs once, not once per device of a training mesh."""
+  device = jax.local_devices()[0]
+
+  def move(x):
+    if isinstance(x, jax.Array) and not x.is_fully_addressable:
+      x = x.addressable_data(0)
+    return jax.device_put(x, device)
+
+  return jax.tree_util.tree_map(move, tree)
+
+
+def _in_chunks(fn: Callable, inputs: tuple, batch_size: int, consume: Callable) -> None:
+  """Calls `consume(begin, count, fn(*chunks))` for consecutive chunks of `inputs` (arrays with
+  the same leading length), in order; every chunk is padded with zeros to `batch_size` rows
+  (one compiled shape) and `_IN_FLIGHT` are dispatched ahead of the one consumed."""
+  total = inputs[0].shape[0]
+  pending = collections.deque()
+  for begin in range(0, total, batch_size):
+    parts = []
+    for x in inputs:
+      part = x[begin:begin + batch_size]
+      if part.shape[0] < batch_size:
+        part = np.concatenate([part, np.zeros((batch_size - part.shape[0],) + part.shape[1:],
+                                              part.dtype)])
+      parts.append(jnp.asarray(part))
+    pending.append((begin, min(batch_size, total - begin), fn(*parts)))
+    if len(pending) > _IN_FLIGHT:
+      consume(*pending.popleft())
+  while pending:
+    consume(*pending.popleft())
+
+
 def release_latents(model: vae_lib.LipschitzVAE, variables: Any, records: np.ndarray, k: int,
                     noise_rng: np.random.Generator, sigma: Optional[float] = None,
                     batch_size: int = 1024, mean_scale: float = 1.0,
@@ -98,24 +160,33 @@ def release_latents(model: vae_lib.LipschitzVAE, variables: Any, records: np.nda
   if sigma is not None and not (np.isfinite(sigma) and sigma > 0):
     raise ValueError(f"sigma must be positive and finite, got {sigma}")
 
-  @jax.jit
-  def encode(chunk):
-    with jax.default_matmul_precision("highest"):
-      return model.apply(variables, chunk, mean_scale, log_sigma_scale,
-                         method=vae_lib.LipschitzVAE.encode)
+  def build():
+    def encode(variables, chunk):
+      with jax.default_matmul_precision("highest"):
+        return model.apply(variables, chunk, mean_scale, log_sigma_scale,
+                           method=vae_lib.LipschitzVAE.encode)
+    return encode
 
+  encode = _cached_jit(model, "encode", (float(mean_scale), float(log_sigma_scale)), build)
+  variables = _on_one_device(variables)
+  records = np.asarray(records, np.float32)
   out = []
-  for begin in range(0, records.shape[0], batch_size):
-    mu, model_sigma = encode(jnp.asarray(records[begin:begin + batch_size]))
-    mu = np.asarray(mu, np.float64)
+
+  def consume(begin, count, encoded):
+    del begin
+    mu, model_sigma = encoded
+    mu = np.asarray(mu, np.float64)[:count]
     if sigma is not None:
       noise_sigma = np.full(mu.shape[0], float(sigma))
     elif model.heteroscedastic:
-      noise_sigma = np.clip(np.asarray(model_sigma, np.float64), model.sigma_min, model.sigma_max)
+      noise_sigma = np.clip(np.asarray(model_sigma, np.float64)[:count], model.sigma_min,
+                            model.sigma_max)
     else:
       noise_sigma = np.full(mu.shape[0], float(model.sigma))
     xi = randomness.standard_normal(noise_rng, (mu.shape[0], k, mu.shape[-1]))
     out.append(mu[:, None, :] + noise_sigma[:, None, None] * xi)
+
+  _in_chunks(lambda chunk: encode(variables, chunk), (records,), batch_size, consume)
   return np.concatenate(out, axis=0)
 
 
@@ -128,20 +199,24 @@ def decode_latents(model: vae_lib.LipschitzVAE, variables: Any, latents: np.ndar
   (independent of the data: public randomness, not part of the mechanism).
   """
 
-  @jax.jit
-  def decode(z, u):
-    logits = model.apply(variables, z, u, method=vae_lib.LipschitzVAE.decode)
-    return likelihood.decoded_mean(logits, domain.blocks)
+  blocks = tuple(domain.blocks)
 
-  flat = latents.reshape(-1, latents.shape[-1])
-  styles = None
+  def build():
+    def decode(variables, z, u=None):
+      logits = model.apply(variables, z, u, method=vae_lib.LipschitzVAE.decode)
+      return likelihood.decoded_mean(logits, blocks)
+    return decode
+
+  decode = _cached_jit(model, "decode", blocks, build)
+  variables = _on_one_device(variables)
+  flat = np.asarray(latents.reshape(-1, latents.shape[-1]), np.float32)
+  inputs = (flat,)
   if model.style_dim:
     rng = style_rng if style_rng is not None else np.random.default_rng()
-    styles = rng.standard_normal((flat.shape[0], model.style_dim)).astype(np.float32)
+    inputs += (rng.standard_normal((flat.shape[0], model.style_dim)).astype(np.float32),)
   parts = []
-  for b in range(0, flat.shape[0], batch_size):
-    u = None if styles is None else jnp.asarray(styles[b:b + batch_size])
-    parts.append(np.asarray(decode(jnp.asarray(flat[b:b + batch_size]), u)))
+  _in_chunks(lambda *chunk: decode(variables, *chunk), inputs, batch_size,
+             lambda begin, count, decoded: parts.append(np.asarray(decoded)[:count]))
   return domain.project(np.concatenate(parts, axis=0)).astype(np.float32)
 
 
