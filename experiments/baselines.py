@@ -95,19 +95,22 @@ def done_keys(path: str) -> set:
   return keys
 
 
-def options(method: str, bins) -> dict:
+def options(method: str, bins, notes) -> dict:
+  """A method's options; the data set's caveats go into every private report's notes."""
   if method == "mst":
-    return {"bins": bins, "final_iters": FLAGS.final_iters}
+    return {"bins": bins, "final_iters": FLAGS.final_iters, "notes": tuple(notes)}
   if method == "aim":
     return {"bins": bins, "round_iters": FLAGS.aim_round_iters,
-            "final_iters": FLAGS.final_iters}
+            "final_iters": FLAGS.final_iters, "notes": tuple(notes)}
+  if method == "private_measure":
+    return {"notes": tuple(notes)}
   return {}
 
 
 def run(method, dataset, data, bins, epsilon, seed) -> dict:
   fit = baselines.BASELINES[method]
   private = method in baselines.PRIVATE_BASELINES
-  opts = options(method, bins)
+  opts = options(method, bins, data.notes)
   if method == "aim":
     opts["rounds"] = FLAGS.aim_rounds_per_attribute * len(data.domain.columns)
   start = time.time()
@@ -122,7 +125,7 @@ def run(method, dataset, data, bins, epsilon, seed) -> dict:
          "target_epsilon": epsilon if private else None, "delta": FLAGS.delta if private else None,
          "seed": seed, "private": release.private, "num_train": len(data.train),
          "num_holdout": len(data.holdout), "num_synthetic": len(release.records),
-         "options": {k: v for k, v in opts.items() if k != "bins"},
+         "options": {k: v for k, v in opts.items() if k not in ("bins", "notes")},
          "timings": {"fit_s": fit_s, "eval_s": eval_s}}
   if release.report is not None:
     report = release.report
@@ -139,7 +142,8 @@ def run(method, dataset, data, bins, epsilon, seed) -> dict:
 
 
 # The columns of the summary tables: (metric key, header).
-SUMMARY = (("tstr/logreg", "TSTR logreg"), ("tstr/hgb", "TSTR HGB"),
+SUMMARY = (("tstr/logreg", "TSTR logreg"), ("tstr/logreg_f1", "logreg F1"),
+           ("tstr/hgb", "TSTR HGB"), ("tstr/hgb_f1", "HGB F1"),
            ("fidelity/tv_mean", "TV mean"), ("fidelity/wasserstein_mean", "W1 mean"),
            ("fidelity/association_diff_mean", "assoc. diff"),
            ("privacy/mia_distance_auc", "MIA dist. AUC"),
@@ -164,7 +168,8 @@ def summarize(path: str) -> str:
     out.append("| method | target eps | reported eps (delta) | seeds | "
                + " | ".join(h for _, h in SUMMARY) + " | fit s |")
     out.append("| --- | ---: | ---: | ---: | " + " | ".join("---:" for _ in SUMMARY) + " | ---: |")
-    trtr = {m: np.mean([r[f"trtr/{m}"] for r in mine]) for m in ("logreg", "hgb")}
+    trtr = {m: np.mean([r[f"trtr/{m}"] for r in mine])
+            for m in ("logreg", "hgb", "logreg_f1", "hgb_f1")}
     groups = {}
     for r in mine:
       groups.setdefault((r["method"], r["target_epsilon"]), []).append(r)
@@ -181,7 +186,8 @@ def summarize(path: str) -> str:
       fit_s = np.mean([g["timings"]["fit_s"] for g in group])
       out.append(f"| {method} | {'-' if eps is None else f'{eps:g}'} | {rep} | {len(group)} | "
                  + " | ".join(cells) + f" | {fit_s:.0f} |")
-    out.append(f"\nTRTR (real training data): logreg {trtr['logreg']:.3f}, HGB {trtr['hgb']:.3f}; "
+    out.append(f"\nTRTR (real training data): logreg {trtr['logreg']:.3f} (F1 "
+               f"{trtr['logreg_f1']:.3f}), HGB {trtr['hgb']:.3f} (F1 {trtr['hgb_f1']:.3f}); "
                f"majority class {mine[0]['utility/majority_baseline']:.3f}.\n")
   return "\n".join(out)
 
