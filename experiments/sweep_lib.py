@@ -231,7 +231,12 @@ def _run_baseline(p, workdir) -> Dict[str, Any]:
                                split_seed=config.split_seed, label_weight=config.label_weight,
                                **config.data_options.to_dict())
   fit = baselines.BASELINES[p["method"]]
-  out = fit(data.train, data.domain, epsilon=p["epsilon"], delta=config.delta, seed=p["seed"])
+  options = {}
+  if p["method"] in ("mst", "aim") and config.data_options.get("schema"):
+    options["bins"] = config.data_options.schema  # bins declared in the schema file
+  epsilon = None if p["epsilon"] == INF else p["epsilon"]
+  out = fit(data.train, data.domain, epsilon=epsilon, delta=config.delta, seed=p["seed"],
+            **options)
   row = {"dataset": config.dataset, "num_train": len(data.train)}
   if getattr(out, "report", None) is not None:
     row.update(_report_fields(out.report))

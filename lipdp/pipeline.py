@@ -65,6 +65,9 @@ class PipelineResult:
 def check_config(config: ml_collections.ConfigDict) -> None:
   """Clear errors for bad settings before any work starts."""
   scope = privacy.Scope.parse(config.scope)
+  if scope not in (privacy.Scope.CONDITIONAL, privacy.Scope.DP_SGD, privacy.Scope.PUBLIC):
+    raise ValueError(f"scope {config.scope!r} is not a scope of the VAE pipeline (conditional, "
+                     "dp-sgd or public); it belongs to the central baselines (lipdp.baselines)")
   if config.method not in METHODS:
     raise ValueError(f"method must be one of {METHODS}, got {config.method!r}")
   if config.total_epsilon is None and config.method == "lipdp":

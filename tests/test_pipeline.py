@@ -226,7 +226,8 @@ def test_bad_settings_fail_before_any_work(tmp_path):
   for overrides, match in [({"epsilon": 0.0}, "epsilon"), ({"delta": 1.0}, "delta"),
                            ({"scope": "trust-me"}, "scope"), ({"k": 0}, "k"),
                            ({"calibration": "shuffled"}, "weights are covered"),
-                           ({"total_epsilon": 1.0}, "dp-sgd"), ({"method": "copy"}, "method")]:
+                           ({"total_epsilon": 1.0}, "dp-sgd"), ({"method": "copy"}, "method"),
+                           ({"scope": "dp-measurements"}, "central baselines")]:
     with pytest.raises(ValueError, match=match):
       pipeline.run(_config(**overrides), str(tmp_path / "bad"), progress_bar=False)
   assert not os.path.exists(tmp_path / "bad")
