@@ -28,6 +28,7 @@ flags.DEFINE_string("metric", "tstr/logreg", "The metric on the y axis.")
 flags.DEFINE_string("out", None, "PNG to write.")
 flags.DEFINE_string("table", None, "Markdown table to write (optional).")
 flags.DEFINE_string("title", "", "Figure title.")
+flags.DEFINE_multi_string("where", [], "Keep only rows with key=value (e.g. dataset=digits).")
 flags.mark_flags_as_required(["results", "out"])
 
 
@@ -35,6 +36,9 @@ def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
   rows = [r for path in FLAGS.results for r in sweep_lib.read_rows(path)]
+  for condition in FLAGS.where:
+    key, _, value = condition.partition("=")
+    rows = [r for r in rows if str(r.get(key)) == value]
   if not rows:
     raise app.UsageError(f"no rows in {FLAGS.results}")
   if FLAGS.kind == "frontier":

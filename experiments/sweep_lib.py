@@ -33,6 +33,9 @@ LIPDP_METHODS = {
 }
 NONPRIVATE_METHODS = ("vae",)
 INF = math.inf
+# Short data set names in result rows (the same as experiments/baselines.py writes).
+DATASET_NAMES = {"quick": "digits", "bank": "bank_marketing", "mnist_idx": "mnist_idx",
+                 "mnist": "mnist", "": "digits", "smoke": "digits"}
 
 
 def point(sweep: str, method: str, variant: str, epsilon: float, seed: int,
@@ -159,14 +162,15 @@ def run_point(p: Mapping[str, Any], workdir_root: str) -> Dict[str, Any]:
     result = pipeline.run(config, workdir, progress_bar=False)
     report = result.report
     row.update(_report_fields(report))
-    row.update(dataset=config.dataset, num_train=len(result.data.train),
+    row.update(dataset=DATASET_NAMES.get(p["variant"], config.dataset),
+               num_train=len(result.data.train),
                timings=result.timings, plan={"noise_ratio": result.plan.noise_ratio,
                                              "dpsgd_noise_multiplier":
                                              result.plan.dpsgd_noise_multiplier})
     row.update(result.metrics or {})
   elif method in NONPRIVATE_METHODS:
     config = make_config(p)
-    row.update(_run_nonprivate_vae(config, workdir))
+    row.update(_run_nonprivate_vae(config, workdir, p["variant"]))
   else:
     row.update(_run_baseline(p, workdir))
   return row
@@ -180,7 +184,7 @@ def _report_fields(report) -> Dict[str, Any]:
           "release_sigma": report.sigma}
 
 
-def _run_nonprivate_vae(config, workdir) -> Dict[str, Any]:
+def _run_nonprivate_vae(config, workdir, variant) -> Dict[str, Any]:
   """The same VAE trained without DP and sampled from its prior: no privacy guarantee."""
   from lipdp import data as data_lib  # pylint: disable=g-import-not-at-top
   from lipdp import evaluation  # pylint: disable=g-import-not-at-top
@@ -207,7 +211,8 @@ def _run_nonprivate_vae(config, workdir) -> Dict[str, Any]:
   metrics = evaluation.evaluate_release(data.domain, records, data.train, data.holdout,
                                         seed=config.evaluation.seed, fast=config.evaluation.fast)
   return {"epsilon": None, "headline": "no privacy guarantee (trained without DP)",
-          "scope": None, "dataset": config.dataset, "num_train": len(data.train),
+          "scope": None, "dataset": DATASET_NAMES.get(variant, config.dataset),
+          "num_train": len(data.train),
           "timings": {"train_s": trained.wall_time_s}, **metrics}
 
 
@@ -237,7 +242,8 @@ def _run_baseline(p, workdir) -> Dict[str, Any]:
   epsilon = None if p["epsilon"] == INF else p["epsilon"]
   out = fit(data.train, data.domain, epsilon=epsilon, delta=config.delta, seed=p["seed"],
             **options)
-  row = {"dataset": config.dataset, "num_train": len(data.train)}
+  row = {"dataset": DATASET_NAMES.get(p["variant"], config.dataset),
+         "num_train": len(data.train)}
   if getattr(out, "report", None) is not None:
     row.update(_report_fields(out.report))
   else:

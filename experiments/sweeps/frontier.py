@@ -8,6 +8,8 @@ command for all, or `--task_index/--num_tasks` shards for an array job), and
   digits     digits, epsilon in {0.5, 1, 2, 5, 10, 20}, three seeds, plus the non-private VAE
   mnist_idx  the MNIST IDX split (8,000 / 2,000), epsilon in {1, 2, 5, 10, 20}, three seeds
   mnist      TFDS MNIST (60,000 records, for accelerators), as mnist_idx
+  bank       UCI bank-marketing (36,169 / 9,042 records, 17 mixed columns), epsilon 1 and 10,
+             three seeds; the central baselines (MST, AIM) run with experiments/baselines.py
 
 The epsilon of a point is its method's headline: end-to-end (training and release) for
 lipdp-e2e, lipdp-shuffled and dpsgd-vae; per-record, with the model NOT covered, for
@@ -28,6 +30,7 @@ SETTINGS = {
     "digits": ("quick", (0.5, 1.0, 2.0, 5.0, 10.0, 20.0), (0, 1, 2), {}),
     "mnist_idx": ("mnist_idx", (1.0, 2.0, 5.0, 10.0, 20.0), (0, 1, 2), {}),
     "mnist": ("mnist", (1.0, 2.0, 5.0, 10.0, 20.0), (0, 1, 2), {}),
+    "bank": ("bank", (1.0, 10.0), (0, 1, 2), {}),
 }
 
 
