@@ -1,58 +1,156 @@
-r"""Benchmarks: the cost of Lipschitz constraints, measured against plain models in the same run.
+r"""Benchmarks: the cost of the Lipschitz constraints, DP-SGD, synthesis and accounting, each
+measured against a baseline in the same run.
 
 Usage:
 
-  python experiments/benchmark.py                        # all sections
-  python experiments/benchmark.py --sections=mlp_step --repeats=30
+  python experiments/benchmark.py                      # all sections
+  python experiments/benchmark.py --quick              # all sections in about a minute (CI)
+  python experiments/benchmark.py --sections=vae_step,mlp_step --batch_size=1024 \
+      --output=table.md                                # also write the table (markdown)
 
-Each section is a function ``(FLAGS) -> list[Row]`` registered in ``SECTIONS``; it times several
-variants of one computation in the same process, interleaved round-robin so that a busy machine
-slows them all alike, with compilation and warm-up excluded and the median over repetitions
-reported. Ratios are relative to the section's baseline row. Add a section (e.g. the VAE train
-step) by writing one such function and registering it.
+Each section is a function `() -> list[Row]` registered in `SECTIONS`. Timed variants are run in
+the same process, interleaved round-robin so that a busy machine slows them all alike, with
+compilation and warm-up excluded; the median over repetitions is reported, and each ratio is
+relative to the section's first row. No test asserts on these numbers (docs/performance.md
+records them).
 
 Sections:
 
-* ``mlp_step``: one optax Adam step on a mean-squared-error loss of an MLP 784-512-256-16 at
-  batch 256, for a plain ``nn.Dense`` + ReLU MLP (baseline), the Björck MLP of
-  ``lipdp.nn.lipschitz_mlp`` (orthogonal and Gaussian initialisations), the spectral-norm MLP,
-  and a naive Björck MLP that differentiates through 15 fixed Björck iterations per layer
-  (the textbook implementation), for reference.
+* `mlp_step`: one Adam step of an MLP 784-512-256-16 (MSE loss) at `--batch_size`: plain
+  `nn.Dense` + ReLU (baseline); Björck + MaxMin as `lipdp.train` trains it (retracted layers,
+  Riemannian Adam, one Björck retraction every 4 steps) and with a retraction every step; the
+  previous method (Björck iterations in every forward pass, warm-started by retraction to the
+  polar factor); spectral normalisation; a naive 15-iteration differentiated Björck.
+* `vae_step`: one `lipdp.steps` training step of the VAE (encoder 784-256-128-16, MLP decoder,
+  Bernoulli images + one-hot labels) at `--batch_size`, with the host work (indices, DP noise)
+  prefetched as `lipdp.train` does: plain encoder (baseline), Björck (as trained, every-step
+  retraction, the previous method), spectral, an AOL convolutional encoder, and DP-SGD with the
+  Björck encoder at expected batch size `--batch_size`. Also XLA's FLOP count per step
+  (compiled cost analysis) and the achieved FLOP rate.
+* `synthesis`: records per second of `release_latents` + `decode_latents` (the per-record
+  work of `lipdp.synthesize.synthesize`) against a plain jitted forward pass (encoder mean,
+  decoder) of the same network on the same chunks, for 10^3 .. 10^6 records; and the whole
+  `synthesize` call (certificate, report) at 10^3 records.
+* `accounting`: `calibrate_sigma` (target < 50 ms) against the classic closed form, and
+  10,000 DP-SGD steps composed with the release by PLD (target < 2 s).
+* `memory`: peak memory of the VAE steps (XLA's compiled memory analysis: arguments, outputs
+  and temporaries) against the plain step, and the process's peak resident memory.
+* `devices`: the plain and DP-SGD VAE steps on 1 versus 4 devices (a subprocess with
+  `--xla_force_host_platform_device_count=4`; on a CPU the 4 devices share the same cores).
 """
 
 import dataclasses
+import json
+import os
+import resource
 import statistics
+import subprocess
+import sys
 import time
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Optional, Sequence
 
 from absl import app
 from absl import flags
+import flax
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
 
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+# pylint: disable=g-import-not-at-top,g-bad-import-order
+from lipdp import batching
 from lipdp import nn as lnn
+from lipdp import optim
+from lipdp import privacy
+from lipdp import sharding
+from lipdp import steps as steps_lib
+from lipdp import synthesize as synth_lib
+from lipdp import train as train_lib
+from lipdp.data import Block
+from lipdp.models import decoders
+from lipdp.models import vae as vae_lib
+from lipdp.nn import bjorck
+# pylint: enable=g-import-not-at-top,g-bad-import-order
 
 FLAGS = flags.FLAGS
-flags.DEFINE_list("sections", ["mlp_step"], "Sections to run (see SECTIONS).")
+ALL_SECTIONS = ["mlp_step", "vae_step", "synthesis", "accounting", "memory", "devices"]
+flags.DEFINE_list("sections", ALL_SECTIONS, "Sections to run (see SECTIONS).")
+flags.DEFINE_bool("quick", False, "Few repetitions and small sizes: all sections in ~1 minute.")
 flags.DEFINE_integer("batch_size", 256, "Batch size of the train steps.")
-flags.DEFINE_list("widths", ["784", "512", "256", "16"], "MLP widths, input first.")
 flags.DEFINE_integer("repeats", 15, "Timed repetitions per variant (the median is reported).")
 flags.DEFINE_integer("steps_per_repeat", 10, "Train steps per timed repetition.")
 flags.DEFINE_integer("warmup", 3, "Untimed steps per variant after compilation.")
 flags.DEFINE_integer("naive_iters", 15, "Differentiated Björck iterations of the naive variant.")
+flags.DEFINE_list("synthesis_records", ["1000", "10000", "100000", "1000000"],
+                  "Record counts of the synthesis section.")
 flags.DEFINE_integer("seed", 0, "Seed of the weights and the data.")
+flags.DEFINE_string("output", None, "Also write the tables (markdown) to this file.")
+flags.DEFINE_integer("device_count", 4, "Devices of the `devices` section's subprocess.")
+
+_WIDTHS = (784, 512, 256, 16)  # mlp_step
+_ENCODER = (256, 128, 16)  # vae_step: the default config's encoder
+_DECODER = (256, 512)
+_IMAGE, _LABELS = 784, 10
+_BLOCKS = (Block("image", "image", 0, _IMAGE),
+           Block("label", "categorical", _IMAGE, _IMAGE + _LABELS))
+_NUM_RECORDS = 8192
+_RETRACT_EVERY = train_lib.TrainConfig.retract_every
 
 
 @dataclasses.dataclass
 class Row:
   section: str
   variant: str
-  ms_per_step: float
+  value: float  # ms per step, or what `unit` says
   ratio: float
   note: str = ""
+  unit: str = "ms/step"
+
+
+def _quick() -> bool:
+  return FLAGS.quick
+
+
+def _repeats() -> tuple[int, int, int]:
+  if _quick():
+    return 2, 2, 0
+  return FLAGS.repeats, FLAGS.steps_per_repeat, FLAGS.warmup
+
+
+@dataclasses.dataclass
+class _Variant:
+  name: str
+  step: Callable[[Any], Any]  # carry -> carry (asynchronous: blocks only on the result)
+  carry: Any
+  note: Callable[[Any], str] = lambda carry: ""
+  cleanup: Callable[[], None] = lambda: None
+
+
+def _time_variants(section: str, variants: Sequence[_Variant]) -> list[Row]:
+  repeats, per_repeat, warmup = _repeats()
+  for v in variants:  # Compile and warm up.
+    for _ in range(1 + warmup):
+      v.carry = v.step(v.carry)
+    jax.block_until_ready(v.carry)
+  times = {v.name: [] for v in variants}
+  for _ in range(repeats):  # Round-robin, so load changes hit every variant alike.
+    for v in variants:
+      start = time.perf_counter()
+      for _ in range(per_repeat):
+        v.carry = v.step(v.carry)
+      jax.block_until_ready(v.carry)
+      times[v.name].append((time.perf_counter() - start) / per_repeat)
+  base = statistics.median(times[variants[0].name])
+  rows = [Row(section, v.name, 1e3 * statistics.median(times[v.name]),
+              statistics.median(times[v.name]) / base, v.note(v.carry)) for v in variants]
+  for v in variants:
+    v.cleanup()
+  return rows
+
+
+# --- mlp_step ---------------------------------------------------------------------------------
 
 
 class _PlainMLP(nn.Module):
@@ -68,7 +166,7 @@ class _PlainMLP(nn.Module):
 
 
 class _NaiveBjorckDense(nn.Module):
-  """Reference only: Frobenius scaling, then ``num_iters`` order-1 Björck steps, all
+  """Reference only: Frobenius scaling, then `num_iters` order-1 Björck steps, all
   differentiated (as in the original implementations). Not certified, not exported."""
 
   features: int
@@ -94,27 +192,28 @@ def _naive_bjorck_mlp(widths: Sequence[int], num_iters: int) -> nn.Module:
   return lnn.LipschitzSequential(layers)
 
 
-@dataclasses.dataclass
-class _Variant:
-  name: str
-  step: Callable[..., Any]
-  carry: Any
-  note: Callable[[Any], str] = lambda carry: ""
+def _mlp_variant(name, model, x, y, method: str = "plain",
+                 retract_every: int = _RETRACT_EVERY) -> _Variant:
+  """A jitted Adam step `carry -> carry` on `mean((model(x) - y)^2)`.
 
-
-def _make_variant(name, model, x, y, learning_rate=1e-3, note=None,
-                  retract: bool = False) -> _Variant:
-  """A jitted Adam step ``carry -> carry`` on ``mean((model(x) - y)^2)``.
-
-  With ``retract``, the Björck kernels are replaced by the polar factors their forward pass
-  computed before the update is applied (``lnn.retract_to_polar``), as `lipdp.train` does.
+  `method`: 'plain' (Adam), 'stiefel' (retracted Björck layers with `lipdp.optim.on_stiefel`,
+  as `lipdp.train` trains them), 'retract-only' (the same without the tangent projection), or
+  'polar' (the previous method: iterating Björck layers, Adam's update applied to the polar
+  factor the forward pass stored).
   """
+  if method in ("stiefel", "retract-only"):
+    model = bjorck.with_retracted_bjorck(model)
   variables = jax.jit(model.init)(jax.random.PRNGKey(FLAGS.seed), x[:1])
   params = variables["params"]
   state = {k: v for k, v in variables.items() if k != "params"}
-  if not retract:
+  if method != "polar":
     state.pop(lnn.POLAR_COLLECTION, None)
-  tx = optax.adam(learning_rate)
+  tx = optax.adam(1e-3)
+  if method in ("stiefel", "retract-only"):
+    kernels = bjorck.bjorck_kernel_paths(model, jax.random.PRNGKey(0), x[:1])
+    tx = (optim.on_stiefel(tx, kernels, retract_every) if method == "stiefel" else
+          optax.chain(tx, optim.bjorck_retraction(kernels, retract_every)))
+    params = jax.jit(bjorck.orthonormalize_kernels, static_argnums=1)(params, kernels)
 
   def loss_fn(params, state):
     if state:
@@ -128,72 +227,414 @@ def _make_variant(name, model, x, y, learning_rate=1e-3, note=None,
     params, state, opt_state = carry
     (_, state), grads = jax.value_and_grad(loss_fn, has_aux=True)(params, state)
     updates, opt_state = tx.update(grads, opt_state, params)
-    if retract:
+    if method == "polar":
       params = lnn.retract_to_polar(params, state[lnn.POLAR_COLLECTION])
     return optax.apply_updates(params, updates), state, opt_state
 
-  return _Variant(name, step, (params, state, tx.init(params)), note or (lambda carry: ""))
-
-
-def _bjorck_iterations(carry) -> str:
-  """Björck steps each layer's forward pass takes at the current (trained) weights."""
-  params = carry[0]
-  counts = []
-  for name in sorted(params, key=lambda s: int(s.split("_")[-1])):
-    if "kernel" in params[name]:
-      _, info = lnn.bjorck_orthonormalize(params[name]["kernel"], return_info=True)
-      counts.append(int(info.num_iters))
-  return "Björck steps per layer after the timed steps: " + ",".join(map(str, counts))
-
-
-def _time_variants(section: str, variants: Sequence[_Variant]) -> list[Row]:
-  for v in variants:  # Compile and warm up.
-    for _ in range(1 + FLAGS.warmup):
-      v.carry = v.step(v.carry)
-    jax.block_until_ready(v.carry)
-  times = {v.name: [] for v in variants}
-  for _ in range(FLAGS.repeats):  # Round-robin, so load changes hit every variant alike.
-    for v in variants:
-      start = time.perf_counter()
-      for _ in range(FLAGS.steps_per_repeat):
-        v.carry = v.step(v.carry)
-      jax.block_until_ready(v.carry)
-      times[v.name].append((time.perf_counter() - start) / FLAGS.steps_per_repeat)
-  base = statistics.median(times[variants[0].name])
-  return [
-      Row(section, v.name, 1e3 * statistics.median(times[v.name]),
-          statistics.median(times[v.name]) / base, v.note(v.carry))
-      for v in variants
-  ]
+  return _Variant(name, step, (params, state, tx.init(params)))
 
 
 def mlp_step() -> list[Row]:
   """Train-step time of Lipschitz MLPs relative to a plain MLP of the same shape."""
-  widths = [int(w) for w in FLAGS.widths]
   rng = np.random.default_rng(FLAGS.seed)
-  x = jnp.asarray(rng.uniform(0, 1, (FLAGS.batch_size, widths[0])), jnp.float32)
-  y = jnp.asarray(rng.standard_normal((FLAGS.batch_size, widths[-1])), jnp.float32)
-  out = widths[1:]
+  x = jnp.asarray(rng.uniform(0, 1, (FLAGS.batch_size, _WIDTHS[0])), jnp.float32)
+  y = jnp.asarray(rng.standard_normal((FLAGS.batch_size, _WIDTHS[-1])), jnp.float32)
+  out = _WIDTHS[1:]
   variants = [
-      _make_variant("plain nn.Dense + relu", _PlainMLP(out), x, y),
-      _make_variant("bjorck + maxmin, retraction (lipdp.train)", lnn.lipschitz_mlp(out), x, y,
-                    note=_bjorck_iterations, retract=True),
-      _make_variant("bjorck + maxmin, no retraction", lnn.lipschitz_mlp(out), x, y,
-                    note=_bjorck_iterations),
-      _make_variant(
-          "bjorck + maxmin, gaussian init",
-          lnn.lipschitz_mlp(out, kernel_init=nn.initializers.lecun_normal()), x, y,
-          note=_bjorck_iterations,
-      ),
-      _make_variant("spectral + maxmin (1 power it.)", lnn.lipschitz_mlp(out, dense="spectral"),
-                    x, y),
-      _make_variant(f"naive bjorck ({FLAGS.naive_iters} differentiated it.)",
-                    _naive_bjorck_mlp(out, FLAGS.naive_iters), x, y),
+      _mlp_variant("plain nn.Dense + relu", _PlainMLP(out), x, y),
+      _mlp_variant(f"bjorck, lipdp.train (retraction every {_RETRACT_EVERY})",
+                   lnn.lipschitz_mlp(out), x, y, "stiefel"),
+      _mlp_variant("spectral + maxmin (1 power it.)", lnn.lipschitz_mlp(out, dense="spectral"),
+                   x, y),
   ]
+  if not _quick():
+    variants += [
+        _mlp_variant("bjorck, retraction every step", lnn.lipschitz_mlp(out), x, y, "stiefel",
+                     1),
+        _mlp_variant("bjorck, no tangent projection, retraction every step",
+                     lnn.lipschitz_mlp(out), x, y, "retract-only", 1),
+        _mlp_variant("bjorck, previous (iterating + polar)", lnn.lipschitz_mlp(out), x, y,
+                     "polar"),
+        _mlp_variant(f"naive bjorck ({FLAGS.naive_iters} differentiated it.)",
+                     _naive_bjorck_mlp(out, FLAGS.naive_iters), x, y),
+    ]
   return _time_variants("mlp_step", variants)
 
 
-SECTIONS: dict[str, Callable[[], list[Row]]] = {"mlp_step": mlp_step}
+# --- vae_step ---------------------------------------------------------------------------------
+
+
+class _ImageConvEncoder(nn.Module):
+  """AOL convolutions on the 28x28 image part, then an AOL dense layer (timing only)."""
+
+  @nn.compact
+  def __call__(self, x):
+    image = x[..., :_IMAGE].reshape(x.shape[:-1] + (28, 28, 1))
+    net = lnn.lipschitz_convnet([16, 32], [_ENCODER[-1]], conv="aol", dense="aol",
+                                strides=[2, 2])
+    return net(image)
+
+
+def _vae(encoder: nn.Module) -> vae_lib.LipschitzVAE:
+  return vae_lib.LipschitzVAE(encoder_mean=encoder,
+                              decoder=decoders.MLPDecoder(_DECODER, _IMAGE + _LABELS))
+
+
+def _vae_records(n: int = _NUM_RECORDS) -> np.ndarray:
+  rng = np.random.default_rng(FLAGS.seed)
+  image = (rng.uniform(0, 1, (n, _IMAGE)) < 0.2).astype(np.float32)
+  return np.concatenate([image, np.eye(_LABELS, dtype=np.float32)[rng.integers(0, _LABELS, n)]],
+                        axis=1)
+
+
+@dataclasses.dataclass
+class _Built:
+  """A VAE step as `lipdp.train.fit` builds it, and what a timing loop needs."""
+  step: Any  # lipdp.steps.Step, or None for the reference ('polar') variant
+  state: Any
+  records: jax.Array
+  run_key: jax.Array
+  compiled: Any = None  # the compiled step, for cost and memory analysis
+
+
+def _build_vae_step(model, mesh, method: str, dp: Optional[train_lib.DPSGDConfig] = None,
+                    retract_every: int = _RETRACT_EVERY) -> _Built:
+  """`method`: 'train' (exactly `lipdp.train.train`'s set-up) or 'polar' (the previous method)."""
+  records = _vae_records()
+  sample = jnp.zeros((1, records.shape[1]), jnp.float32)
+  replicated = sharding.replicated(mesh)
+  device_records = sharding.place_records(mesh, records)
+  run_key = sharding.replicate(mesh, np.asarray(jax.random.key_data(jax.random.key(FLAGS.seed))))
+  if method == "train":
+    model = bjorck.with_retracted_bjorck(model)
+    kernels = bjorck.bjorck_kernel_paths(model, jax.random.key(0), sample, jax.random.key(1))
+    optimizer = optim.on_stiefel(optax.adam(1e-3), kernels, retract_every)
+    state = train_lib.create_train_state(model, optimizer, sample, jax.random.key(FLAGS.seed),
+                                         replicated)
+    shapes = jax.tree_util.tree_map(lambda p: jax.ShapeDtypeStruct(p.shape, p.dtype),
+                                    state.params)
+    step = steps_lib.make_step(train_lib.vae_loss(model, _BLOCKS), optimizer, mesh, dp=dp,
+                               batch_size=FLAGS.batch_size, num_records=len(records),
+                               seed=FLAGS.seed, param_shapes=shapes, sample_record=sample)
+    return _Built(step, state, device_records, run_key)
+  # The previous method: iterating Björck layers, Adam's update applied to the polar factor.
+  optimizer = optax.adam(1e-3)
+  variables = flax.core.unfreeze(jax.jit(model.init)(jax.random.key(FLAGS.seed), sample,
+                                                     jax.random.key(1)))
+  params = variables.pop("params")
+  state = (params, variables, optimizer.init(params))
+  loss_fn = train_lib.vae_loss(model, _BLOCKS)
+
+  @jax.jit
+  def polar_step(carry, records, run_key, indices):
+    params, model_state, opt_state = carry
+    batch = jnp.take(records, indices, axis=0)
+
+    def mean_loss(p):
+      losses, _, new = loss_fn(p, model_state, batch, steps_lib.as_key(run_key),
+                               list(model_state))
+      return jnp.mean(losses), new
+
+    (_, new), grads = jax.value_and_grad(mean_loss, has_aux=True)(params)
+    updates, opt_state = optimizer.update(grads, opt_state, params)
+    params = optax.apply_updates(lnn.retract_to_polar(params, new[lnn.POLAR_COLLECTION]),
+                                 updates)
+    return params, new, opt_state
+
+  return _Built(polar_step, state, device_records, run_key)
+
+
+def _vae_variant(name: str, built: _Built) -> _Variant:
+  """Timing loop: host inputs prefetched on a thread, then the jitted step, as `fit` runs."""
+  if isinstance(built.step, steps_lib.Step):
+    step = built.step
+    prefetch = batching.Prefetcher(lambda t: step.place(step.host_inputs(t)), end=1 << 30)
+
+    def run(carry):
+      state, t = carry
+      state, _ = step.update(state, built.records, built.run_key, prefetch.get(t))
+      return state, t + 1
+
+    built.compiled = step._step.lower(  # pylint: disable=protected-access
+        built.state, built.records, built.run_key, step.place(step.host_inputs(0))).compile()
+    return _Variant(name, run, (built.state, 0), lambda carry: _flops_note(built.compiled),
+                    prefetch.close)
+  shuffler = batching.EpochShuffler(_NUM_RECORDS, FLAGS.batch_size, FLAGS.seed)
+
+  def run_polar(carry):
+    state, t = carry
+    return built.step(state, built.records, built.run_key, jnp.asarray(shuffler(t))), t + 1
+
+  return _Variant(name, run_polar, (built.state, 0))
+
+
+def _flops_note(compiled) -> str:
+  """XLA's FLOP count for one step (compiled cost analysis; a loop body is counted once)."""
+  try:
+    cost = compiled.cost_analysis()
+    cost = cost[0] if isinstance(cost, (list, tuple)) else cost
+    return f"{cost['flops'] / 1e9:.2f} GFLOP/step (XLA)"
+  except Exception as e:  # pylint: disable=broad-except
+    return f"(no cost analysis: {type(e).__name__})"
+
+
+def _vae_variants(mesh, dp_too: bool = True) -> list[tuple[str, Callable[[], _Built]]]:
+  batch = FLAGS.batch_size
+  dp = train_lib.DPSGDConfig(noise_multiplier=1.0, clip_norm=1.0,
+                             sampling_rate=batch / _NUM_RECORDS, chunk_size=64)
+  variants = [
+      ("plain encoder (nn.Dense + relu)",
+       lambda: _build_vae_step(_vae(_PlainMLP(_ENCODER)), mesh, "train")),
+      (f"bjorck, lipdp.train (retraction every {_RETRACT_EVERY})",
+       lambda: _build_vae_step(_vae(lnn.lipschitz_mlp(_ENCODER)), mesh, "train")),
+  ]
+  if not _quick():
+    variants += [
+        ("bjorck, retraction every step",
+         lambda: _build_vae_step(_vae(lnn.lipschitz_mlp(_ENCODER)), mesh, "train",
+                                 retract_every=1)),
+        ("bjorck, previous (iterating + polar)",
+         lambda: _build_vae_step(_vae(lnn.lipschitz_mlp(_ENCODER)), mesh, "polar")),
+    ]
+  variants += [
+      ("spectral encoder",
+       lambda: _build_vae_step(_vae(lnn.lipschitz_mlp(_ENCODER, dense="spectral")), mesh,
+                               "train")),
+      ("aol conv encoder", lambda: _build_vae_step(_vae(_ImageConvEncoder()), mesh, "train")),
+  ]
+  if dp_too:
+    variants.append((f"dp-sgd, bjorck (expected batch {batch}, microbatch 64)",
+                     lambda: _build_vae_step(_vae(lnn.lipschitz_mlp(_ENCODER)), mesh, "train",
+                                             dp=dp)))
+  return variants
+
+
+_BUILT_VAE: dict = {}
+
+
+def vae_step() -> list[Row]:
+  """VAE train-step time of each encoder (and DP-SGD) relative to a plain encoder."""
+  mesh = sharding.data_mesh(jax.devices()[:1])
+  built = {name: build() for name, build in _vae_variants(mesh)}
+  rows = _time_variants("vae_step", [_vae_variant(n, b) for n, b in built.items()])
+  _BUILT_VAE.update(built)
+  for row in rows:  # the achieved rate, from XLA's FLOP count
+    if "GFLOP/step" in row.note:
+      gflop = float(row.note.split()[0])
+      row.note += f", {gflop / row.value * 1e3:.1f} GFLOP/s"
+  return rows
+
+
+# --- memory -----------------------------------------------------------------------------------
+
+
+def memory() -> list[Row]:
+  """Peak device memory of each VAE step (XLA's memory analysis) relative to the plain step."""
+  built = _BUILT_VAE or {name: build() for name, build in
+                         _vae_variants(sharding.data_mesh(jax.devices()[:1]))}
+  rows = []
+  for name, b in built.items():
+    if not isinstance(b.step, steps_lib.Step):
+      continue
+    if b.compiled is None:
+      _vae_variant(name, b).cleanup()  # compiles
+    stats = b.compiled.memory_analysis()
+    total = (stats.argument_size_in_bytes + stats.output_size_in_bytes
+             + stats.temp_size_in_bytes - stats.alias_size_in_bytes)
+    rows.append(Row("memory", name, total / 2**20, 0.0,
+                    f"temporaries {stats.temp_size_in_bytes / 2**20:.1f} MiB, arguments "
+                    f"{stats.argument_size_in_bytes / 2**20:.1f} MiB (records included)",
+                    unit="MiB"))
+  for row in rows:
+    row.ratio = row.value / rows[0].value
+  peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+  rows.append(Row("memory", "host: peak resident memory of this process", peak, float("nan"),
+                  unit="MiB"))
+  return rows
+
+
+# --- synthesis --------------------------------------------------------------------------------
+
+
+def synthesis() -> list[Row]:
+  """Synthesis throughput against a plain forward pass, and its growth with the records."""
+  from lipdp import data as data_lib  # pylint: disable=g-import-not-at-top
+  domain = data_lib.load_dataset("digits").domain
+  model = vae_lib.LipschitzVAE(encoder_mean=lnn.lipschitz_mlp(_ENCODER, 0.05),
+                               decoder=decoders.MLPDecoder(_DECODER, domain.dim), sigma=1.0)
+  variables = jax.jit(model.init)(jax.random.key(FLAGS.seed), jnp.zeros((1, domain.dim)),
+                                  jax.random.key(1))
+  sizes = [int(s) for s in FLAGS.synthesis_records]
+  if _quick():
+    sizes = [s for s in sizes if s <= 10_000]
+  chunk = 4096  # synthesize's encode batch is 1024 and decode 4096; the baseline uses the larger
+
+  @jax.jit
+  def forward(variables, x, z_noise):
+    mu, sigma = model.apply(variables, x, method=vae_lib.LipschitzVAE.encode)
+    logits = model.apply(variables, mu + sigma[:, None] * z_noise,
+                         method=vae_lib.LipschitzVAE.decode)
+    return jax.nn.sigmoid(logits)
+
+  def plain(records):
+    out = []
+    for b in range(0, len(records), chunk):
+      part = records[b:b + chunk]
+      if len(part) < chunk:
+        part = np.concatenate([part, np.zeros((chunk - len(part), part.shape[1]), part.dtype)])
+      out.append(forward(variables, jnp.asarray(part), jnp.zeros((chunk, _ENCODER[-1]))))
+    return np.concatenate([np.asarray(o) for o in out])[:len(records)]
+
+  def lipdp_synthesis(records):
+    latents = synth_lib.release_latents(model, variables, records, 1, np.random.default_rng(0),
+                                        sigma=1.0)
+    return synth_lib.decode_latents(model, variables, latents.astype(np.float32), domain)
+
+  rng = np.random.default_rng(FLAGS.seed)
+  rows = []
+  plain(np.zeros((10, domain.dim), np.float32))  # compile
+  lipdp_synthesis(np.zeros((10, domain.dim), np.float32))
+  first_rate = None
+  for n in sizes:
+    records = domain.project(rng.uniform(0, 1, (n, domain.dim)).astype(np.float32))
+    repeats = 1 if n >= 100_000 or _quick() else 3
+    t_plain, t_lipdp = [], []
+    for _ in range(repeats):
+      start = time.perf_counter()
+      plain(records)
+      t_plain.append(time.perf_counter() - start)
+      start = time.perf_counter()
+      lipdp_synthesis(records)
+      t_lipdp.append(time.perf_counter() - start)
+    tp, tl = min(t_plain), min(t_lipdp)
+    rate = n / tl
+    first_rate = first_rate or rate
+    rows.append(Row("synthesis", f"{n:>9,d} records: lipdp (release + decode)", rate, tl / tp,
+                    f"plain forward {n / tp:,.0f} records/s; rate / rate at {sizes[0]:,d}: "
+                    f"{rate / first_rate:.2f}", unit="records/s"))
+  if _quick():
+    return rows
+  records = domain.project(rng.uniform(0, 1, (1000, domain.dim)).astype(np.float32))
+  synth_lib.synthesize(model, variables, records, domain, epsilon=1.0, delta=1e-5,
+                       scope="conditional", seed=0)  # compiles the certificate's checks
+  start = time.perf_counter()
+  synth_lib.synthesize(model, variables, records, domain, epsilon=1.0, delta=1e-5,
+                       scope="conditional", seed=0)
+  rows.append(Row("synthesis", "synthesize(): 1,000 records, certificate and report (compiled)",
+                  1e3 * (time.perf_counter() - start), float("nan"), unit="ms"))
+  return rows
+
+
+# --- accounting -------------------------------------------------------------------------------
+
+
+def _best_of(fn, repeats: int) -> float:
+  times = []
+  for _ in range(repeats):
+    start = time.perf_counter()
+    fn()
+    times.append(time.perf_counter() - start)
+  return min(times)
+
+
+def accounting() -> list[Row]:
+  """Privacy accounting times against the closed form and the issue's targets."""
+  repeats = 3 if _quick() else 10
+  classic = _best_of(lambda: privacy.classic_gaussian_sigma(1.0, 1e-5, 1.0), 100)
+  calibrate = _best_of(lambda: privacy.calibrate_sigma(1.0, 1e-5, 1.0), repeats)
+  compose = _best_of(lambda: privacy.compose_dpsgd_and_release(
+      noise_multiplier=1.0, sampling_rate=0.01, steps=10_000, sigma=3.0, sensitivity=1.0,
+      delta=1e-5), 1 if _quick() else 3)
+  return [
+      Row("accounting", "classic_gaussian_sigma (closed form, baseline)", 1e3 * classic, 1.0,
+          unit="ms"),
+      Row("accounting", "calibrate_sigma (analytic Gaussian)", 1e3 * calibrate,
+          calibrate / classic, f"target < 50 ms: {'met' if calibrate < 0.05 else 'NOT met'}",
+          unit="ms"),
+      Row("accounting", "10,000-step DP-SGD + release (PLD)", 1e3 * compose, compose / classic,
+          f"target < 2 s: {'met' if compose < 2 else 'NOT met'}", unit="ms"),
+  ]
+
+
+# --- devices ----------------------------------------------------------------------------------
+
+
+_DEVICES_RUN: list = []  # the subprocess of the `devices` section, started early by `main`
+
+
+def _start_devices_run() -> subprocess.Popen:
+  env = dict(os.environ)
+  env["XLA_FLAGS"] = (env.get("XLA_FLAGS", "") + " --xla_force_host_platform_device_count="
+                      f"{FLAGS.device_count}").strip()
+  env.setdefault("JAX_PLATFORMS", "cpu")
+  cmd = [sys.executable, os.path.abspath(__file__), "--sections=_devices_worker",
+         f"--batch_size={FLAGS.batch_size}", f"--repeats={FLAGS.repeats}",
+         f"--steps_per_repeat={FLAGS.steps_per_repeat}", f"--warmup={FLAGS.warmup}",
+         f"--seed={FLAGS.seed}", f"--device_count={FLAGS.device_count}"]
+  if _quick():
+    cmd.append("--quick")
+  return subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                          text=True)
+
+
+def devices() -> list[Row]:
+  """The VAE steps on 1 versus `--device_count` devices, in a subprocess that has them.
+
+  `main` starts the subprocess before the other sections (its start-up and compilation then
+  overlap theirs); its timings are interleaved round-robin among its own variants only.
+  """
+  run = _DEVICES_RUN.pop() if _DEVICES_RUN else _start_devices_run()
+  out, err = run.communicate()
+  if run.returncode:
+    raise RuntimeError(f"the devices subprocess failed:\n{err[-3000:]}")
+  return [Row(**json.loads(line[len("ROW "):])) for line in out.splitlines()
+          if line.startswith("ROW ")]
+
+
+def _devices_worker() -> list[Row]:
+  count = FLAGS.device_count
+  if jax.device_count() < count or FLAGS.batch_size % count:
+    raise ValueError(f"need {count} devices and a batch divisible by them")
+  dp = train_lib.DPSGDConfig(1.0, 1.0, FLAGS.batch_size / _NUM_RECORDS, chunk_size=64)
+  variants = []
+  cases = (("plain step, bjorck encoder", None), ("dp-sgd step", dp))
+  for label, method_dp in cases[:1] if _quick() else cases:
+    for n in (1, count):
+      mesh = sharding.data_mesh(jax.devices()[:n])
+      built = _build_vae_step(_vae(lnn.lipschitz_mlp(_ENCODER)), mesh, "train", dp=method_dp)
+      variants.append(_vae_variant(f"{label}, {n} device{'s' if n > 1 else ''}", built))
+  rows = _time_variants("devices", variants)
+  for i in range(0, len(rows), 2):  # each count against its own 1-device row
+    rows[i + 1].ratio = rows[i + 1].value / rows[i].value
+    rows[i].ratio = 1.0
+  device = jax.devices()[0]
+  for row in rows:
+    row.note = f"{device.platform} devices"
+  for row in rows:
+    print("ROW " + json.dumps(dataclasses.asdict(row)), flush=True)
+  return rows
+
+
+SECTIONS: dict[str, Callable[[], list[Row]]] = {
+    "mlp_step": mlp_step,
+    "vae_step": vae_step,
+    "memory": memory,
+    "synthesis": synthesis,
+    "accounting": accounting,
+    "devices": devices,
+    "_devices_worker": _devices_worker,
+}
+
+
+def _table(name: str, rows: list[Row]) -> list[str]:
+  unit = rows[0].unit if rows else ""
+  lines = [f"\n[{name}]", f"| variant | {unit} | ratio | note |", "| --- | ---: | ---: | --- |"]
+  for row in rows:
+    value = f"{row.value:,.0f}" if row.value >= 1000 else f"{row.value:.2f}"
+    unit_note = "" if row.unit == unit else f" {row.unit}"
+    ratio = "" if np.isnan(row.ratio) else f"{row.ratio:.2f}"
+    lines.append(f"| {row.variant} | {value}{unit_note} | {ratio} | {row.note} |")
+  return lines
 
 
 def main(argv):
@@ -201,16 +642,28 @@ def main(argv):
   unknown = set(FLAGS.sections) - set(SECTIONS)
   if unknown:
     raise app.UsageError(f"Unknown sections {sorted(unknown)}; known: {sorted(SECTIONS)}.")
+  if FLAGS.sections == ["_devices_worker"]:
+    _devices_worker()
+    return
   device = jax.devices()[0]
-  print(f"jax {jax.__version__}, {device.platform} ({device.device_kind}), "
-        f"batch {FLAGS.batch_size}, widths {','.join(FLAGS.widths)}, "
-        f"median of {FLAGS.repeats} x {FLAGS.steps_per_repeat} steps")
+  header = (f"jax {jax.__version__}, {device.platform} ({device.device_kind}), "
+            f"{os.cpu_count()} CPUs, batch {FLAGS.batch_size}, "
+            f"{'quick' if _quick() else f'median of {FLAGS.repeats} x {FLAGS.steps_per_repeat}'}")
+  print(header, flush=True)
+  lines = [header]
+  if "devices" in FLAGS.sections:
+    _DEVICES_RUN.append(_start_devices_run())
+  start = time.perf_counter()
   for name in FLAGS.sections:
-    rows = SECTIONS[name]()
-    print(f"\n[{name}]")
-    print(f"{'variant':44s} {'ms/step':>9s} {'ratio':>7s}")
-    for row in rows:
-      print(f"{row.variant:44s} {row.ms_per_step:9.2f} {row.ratio:7.2f}  {row.note}")
+    section_start = time.perf_counter()
+    table = _table(name, SECTIONS[name]())
+    table[0] += f"  ({time.perf_counter() - section_start:.0f} s)"
+    print("\n".join(table), flush=True)
+    lines.extend(table)
+  print(f"\ntotal {time.perf_counter() - start:.0f} s")
+  if FLAGS.output:
+    with open(FLAGS.output, "w") as f:
+      f.write("\n".join(lines) + "\n")
 
 
 if __name__ == "__main__":

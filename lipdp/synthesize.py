@@ -136,7 +136,7 @@ def _in_chunks(fn: Callable, inputs: tuple, batch_size: int, consume: Callable) 
 
 def release_latents(model: vae_lib.LipschitzVAE, variables: Any, records: np.ndarray, k: int,
                     noise_rng: np.random.Generator, sigma: Optional[float] = None,
-                    batch_size: int = 1024, mean_scale: float = 1.0,
+                    batch_size: int = 4096, mean_scale: float = 1.0,
                     log_sigma_scale: float = 1.0) -> np.ndarray:
   """The mechanism itself: k noisy latents per record, float64, shape (n, k, latent_dim).
 
@@ -215,9 +215,12 @@ def decode_latents(model: vae_lib.LipschitzVAE, variables: Any, latents: np.ndar
     rng = style_rng if style_rng is not None else np.random.default_rng()
     inputs += (rng.standard_normal((flat.shape[0], model.style_dim)).astype(np.float32),)
   parts = []
+  # A domain is a set of single records, so projecting a batch projects each row on its own:
+  # chunk by chunk, on the host while the device decodes the next chunks.
   _in_chunks(lambda *chunk: decode(variables, *chunk), inputs, batch_size,
-             lambda begin, count, decoded: parts.append(np.asarray(decoded)[:count]))
-  return domain.project(np.concatenate(parts, axis=0)).astype(np.float32)
+             lambda begin, count, decoded: parts.append(
+                 domain.project(np.asarray(decoded)[:count]).astype(np.float32)))
+  return np.concatenate(parts, axis=0)
 
 
 def sample_prior(model: vae_lib.LipschitzVAE, variables: Any, num_samples: int, domain,
@@ -246,7 +249,7 @@ def synthesize(model: vae_lib.LipschitzVAE, variables: Any, records: np.ndarray,
                noise_ratio: Optional[float] = None,
                shuffled_release: bool = True, seed: Optional[int] = None,
                dpsgd: Optional[privacy.DPSGDEvent] = None, training_seeded: bool = False,
-               batch_size: int = 1024, notes=()) -> SyntheticData:
+               batch_size: int = 4096, notes=()) -> SyntheticData:
   """Private synthesis: k synthetic records per private record, shuffled, with the report.
 
   Homoscedastic models release with sigma = calibrate_sigma(epsilon, delta, L * D, k), where L is
