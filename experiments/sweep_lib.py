@@ -115,10 +115,25 @@ def _json_default(value):
   raise TypeError(f"not JSON serialisable: {type(value).__name__}")
 
 
+def code_version() -> Optional[str]:
+  """The git commit of the code that ran (None outside a git checkout)."""
+  import subprocess  # pylint: disable=g-import-not-at-top
+  try:
+    out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True,
+                         cwd=os.path.dirname(os.path.abspath(__file__)))
+    dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],
+                           capture_output=True, text=True, check=True,
+                           cwd=os.path.dirname(os.path.abspath(__file__))).stdout.strip()
+    return out.stdout.strip() + ("+modified" if dirty else "")
+  except (OSError, subprocess.CalledProcessError):
+    return None
+
+
 def point_fields(p: Mapping[str, Any]) -> Dict[str, Any]:
   return {"sweep": p["sweep"], "id": p["id"], "method": p["method"], "variant": p["variant"],
           "target_epsilon": None if p["epsilon"] == INF else p["epsilon"], "seed": p["seed"],
-          "tag": p.get("tag", ""), "overrides": dict(p.get("overrides", {}))}
+          "tag": p.get("tag", ""), "overrides": dict(p.get("overrides", {})),
+          "code_version": code_version()}
 
 
 def _set(config, key: str, value) -> None:
