@@ -31,7 +31,8 @@ NOISE_STREAM = 2
 
 
 def shuffled_batch_indices(num_records: int, batch_size: int, seed: int, step: int) -> np.ndarray:
-  """Indices of the plain-mode batch of `step`: epoch-wise permutations, a function of (seed, step)."""
+  """Indices of the plain-mode batch of `step`: epoch-wise permutations, a function of
+  (seed, step)."""
   per_epoch = num_records // batch_size
   epoch, slot = divmod(step, per_epoch)
   order = randomness.numpy_rng(seed, epoch, SHUFFLE_STREAM).permutation(num_records)
@@ -45,15 +46,15 @@ class EpochShuffler:
     if not 1 <= batch_size <= num_records:
       raise ValueError(f"batch_size must be in [1, {num_records}], got {batch_size}")
     self.num_records, self.batch_size, self.seed = num_records, batch_size, seed
-    self._epoch, self._order = None, None
+    self._cached = (None, None)  # (epoch, permutation), replaced as one tuple (thread-safe)
 
   def __call__(self, step: int) -> np.ndarray:
     epoch, slot = divmod(step, self.num_records // self.batch_size)
-    if epoch != self._epoch:
-      self._epoch = epoch
-      self._order = randomness.numpy_rng(self.seed, epoch, SHUFFLE_STREAM).permutation(
-          self.num_records)
-    return self._order[slot * self.batch_size:(slot + 1) * self.batch_size]
+    cached_epoch, order = self._cached
+    if epoch != cached_epoch:
+      order = randomness.numpy_rng(self.seed, epoch, SHUFFLE_STREAM).permutation(self.num_records)
+      self._cached = (epoch, order)
+    return order[slot * self.batch_size:(slot + 1) * self.batch_size]
 
 
 def poisson_batch_indices(num_records: int, sampling_rate: float, seed: int,

@@ -166,7 +166,8 @@ class MetricsWriter:
     kept = []
     if resume_step and os.path.exists(path):
       with open(path) as f:
-        kept = [line for line in f if line.strip() and json.loads(line).get("step", 0) <= resume_step]
+        kept = [line for line in f
+                if line.strip() and json.loads(line).get("step", 0) <= resume_step]
     if jax.process_index() == 0:
       with open(path, "w") as f:
         f.writelines(kept)
@@ -288,7 +289,7 @@ def train(model: vae_lib.LipschitzVAE, records: np.ndarray, blocks: Sequence,
   If `workdir` holds a checkpoint, training resumes from its latest step. `stop_after` ends the
   run early after that many steps in total (used to simulate a killed run in tests). The
   returned parameters are those of `model` (its Björck kernels exactly orthonormal; see the
-  module docstring).
+  module docstring); on several hosts, each host's local copy of them.
   """
   records = _check_records(records)
   sample = jnp.zeros((1, records.shape[1]), jnp.float32)
@@ -405,6 +406,10 @@ def fit(loss_fn: dpsgd.LossFn, init_variables: Callable[[jax.Array, jax.Array], 
                     out_shardings=replicated)(state)
   if workdir is not None and end_step == config.num_steps and not seeded_by_user:
     _forget_seed(workdir)
+  if jax.process_count() > 1:
+    # Each host's own copy (on one of its devices), for the host-local work that follows
+    # (certificate, release): a global array is not fully addressable from one host.
+    state = jax.tree_util.tree_map(lambda x: x.addressable_data(0), state)
   jax.block_until_ready(state)
   return TrainResult(state=state, seed=seed, seeded_by_user=seeded_by_user,
                      resumed_from=start_step, wall_time_s=time.time() - t0)

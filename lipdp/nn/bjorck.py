@@ -467,7 +467,8 @@ def bjorck_kernel_paths(model: nn.Module, *init_args, **init_kwargs) -> frozense
   paths = set()
 
   def interceptor(next_fun, args, kwargs, context):
-    if type(context.module) is BjorckDense and context.method_name == "__call__":  # pylint: disable=unidiomatic-typecheck
+    exact_type = type(context.module) is BjorckDense  # pylint: disable=unidiomatic-typecheck
+    if exact_type and context.method_name == "__call__":
       paths.add(tuple(context.module.path) + ("kernel",))
     return next_fun(*args, **kwargs)
 
