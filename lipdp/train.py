@@ -369,12 +369,19 @@ def fit(loss_fn: dpsgd.LossFn, init_variables: Callable[[jax.Array, jax.Array], 
                          unit="step", dynamic_ncols=True)
 
   end_step = config.num_steps if stop_after is None else min(config.num_steps, stop_after)
+  # Steps queued on the devices before the host waits: enough to overlap dispatch with compute.
+  max_in_flight = 1 if jax.default_backend() == "cpu" else 2
   t0 = time.time()
   window = []
   with batching.Prefetcher(lambda t: step.place(step.host_inputs(t)), end_step) as prefetch:
     for t in range(start_step, end_step):
       state, metrics = step.update(state, device_records, run_key, prefetch.get(t))
       window.append(metrics)
+      if len(window) > max_in_flight:
+        # XLA:CPU runs each device's share of a step on one shared thread pool; with several
+        # multi-device steps queued, an all-reduce can wait forever for a participant whose
+        # thread is taken (a rendezvous abort after 40 s). Bound the queue.
+        jax.block_until_ready(window[-1 - max_in_flight])
       done = t + 1
       if progress is not None:
         progress.update(1)

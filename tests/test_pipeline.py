@@ -308,6 +308,7 @@ def test_lipschitz_decoder_on_request(tmp_path):
                       "model.decoder_lipschitz": 3.0})
   result = pipeline.run(config, str(tmp_path), progress_bar=False)
   decoder_vars = synth_lib.submodule_variables(result.variables, "decoder")
+  # The decoder reads the latent and the style coordinates.
   bound = lnn.certified_lipschitz_bound(result.model.decoder, decoder_vars,
-                                        (config.model.latent_dim,))
+                                        (config.model.latent_dim + config.model.style_dim,))
   assert bound == pytest.approx(3.0, rel=1e-2)

@@ -34,7 +34,9 @@ def test_values():
   np.testing.assert_array_equal(_apply(GroupSort(8), x), _apply(FullSort(), x))
 
 
-finite = st.floats(-1e3, 1e3, allow_nan=False, width=32)
+# Normal floats only: XLA on CPU flushes subnormal inputs to zero (1e-45 -> 0), which keeps
+# the map 1-Lipschitz but not norm-preserving at those values.
+finite = st.floats(-1e3, 1e3, allow_nan=False, allow_subnormal=False, width=32)
 
 
 @settings(max_examples=60, deadline=None)
