@@ -16,7 +16,8 @@ import sweep_lib  # pylint: disable=g-import-not-at-top,wrong-import-position
 from lipdp import pipeline  # pylint: disable=g-import-not-at-top,wrong-import-position
 
 SWEEPS = [f"experiments/sweeps/{name}" for name in
-          ("knobs.py:screen-quick", "frontier.py:quick", "frontier.py:mnist_idx")]
+          ("knobs.py:screen-quick", "knobs.py:mechanism-quick", "frontier.py:quick",
+           "frontier.py:mnist_idx")]
 
 
 @pytest.mark.parametrize("spec", SWEEPS)

@@ -7,6 +7,9 @@ Sweeps are data: `get_sweep(name)` returns the points; `experiments/sweep.py` ru
                   at per-record epsilon 1 and 10.
   conditional-quick  digits, three seeds: the conditional-scope knobs at per-record epsilon
                   1 and 10 (the setting of the original paper and of ./run.sh).
+  mechanism-quick digits, three seeds: the release mechanism at per-record epsilon 1 and 10,
+                  conditional scope: k in {1, 2, 4} latents per record (each with the noise
+                  of a k-fold composition) and homoscedastic versus heteroscedastic noise.
 """
 
 import os
@@ -53,4 +56,11 @@ def get_sweep(name: str):
     return [point(sweep, "lipdp-conditional", "quick", eps, seed,
                   {**KNOBS[tag], "evaluation.fast": True}, tag)
             for eps in (1.0, 10.0) for tag in CONDITIONAL_KNOBS for seed in (0, 1, 2)]
+  if name == "mechanism-quick":
+    sweep = "knobs-mechanism-quick"
+    settings = {"k1": {}, "k2": {"k": 2}, "k4": {"k": 4},
+                "heteroscedastic": {"model.heteroscedastic": True}}
+    return [point(sweep, "lipdp-conditional", "quick", eps, seed,
+                  {**over, "evaluation.fast": True}, tag)
+            for eps in (1.0, 10.0) for tag, over in settings.items() for seed in (0, 1, 2)]
   raise ValueError(f"unknown knob sweep {name!r}")
