@@ -24,15 +24,24 @@ ratio sigma / Delta and, in scope 'dp-sgd', DP-SGD's noise multiplier (calibrate
 
 release/ is written into release.partial/ and renamed into place once complete, so a failure
 leaves no half-written release behind.
+
+Checks before anything is written: the configuration (`check_config`), the work directory
+(`check_workdir`), the data (loaded and encoded in full), and the budget (`check_budget`: an
+epsilon beyond what the noise sampler supports is refused; a large epsilon or a delta of at
+least 1/n is warned about). config.json is written only once all of them passed.
+
+Progress goes to the standard `logging` logger "lipdp" (lipdp.cli.console shows it as short
+lines and keeps the libraries' logs quiet); warnings also land in `PipelineResult.warnings`.
 """
 
 import dataclasses
 import json
+import logging
+import math
 import os
 import time
-from typing import Any, Optional
+from typing import Any, List, Optional
 
-from absl import logging
 import jax
 import ml_collections
 import numpy as np
@@ -40,6 +49,7 @@ import numpy as np
 from lipdp import data as data_lib
 from lipdp import files
 from lipdp import privacy
+from lipdp import randomness
 from lipdp import release as release_lib
 from lipdp import synthesize as synth_lib
 from lipdp import train as train_lib
@@ -47,6 +57,18 @@ from lipdp.evaluation import figures
 from lipdp.models import builders
 
 METHODS = ("lipdp", "prior")
+
+log = logging.getLogger("lipdp.pipeline")
+
+# A headline epsilon above this gets a warning: it bounds how much the odds of any inference
+# about a record may change by e^10 > 22,000, i.e. it protects little.
+LARGE_EPSILON = 10.0
+# The release's truncation rule (lipdp.synthesize._check_truncation_is_negligible): the float64
+# sampler's truncation may add at most this fraction of delta.
+_TRUNCATION_FRACTION = 1e-6
+# A release whose records lie within this fraction of the domain diameter of their mean (RMS)
+# is reported as degenerate.
+COLLAPSE_FRACTION = 0.05
 
 
 @dataclasses.dataclass
@@ -60,6 +82,9 @@ class PipelineResult:
   plan: Any = None  # the lipdp.privacy.BudgetPlan fixed before training
   metrics: Optional[dict] = None  # lipdp.evaluation.evaluate_release (not DP)
   timings: Optional[dict] = None
+  # Warnings of the run, in words (also logged): a large epsilon, delta >= 1/n, a degenerate
+  # release.
+  warnings: List[str] = dataclasses.field(default_factory=list)
 
 
 def check_config(config: ml_collections.ConfigDict) -> None:
@@ -149,6 +174,154 @@ def encoder_calibration(config, diameter: float,
   return sigma / (ratio * diameter), sigma
 
 
+def check_workdir(workdir: str) -> None:
+  """A clear error, before anything is written, for a work directory that cannot be used."""
+  if not workdir:
+    raise ValueError("the work directory is empty: give a folder for the run")
+  path = os.path.abspath(workdir)
+  if os.path.exists(path) and not os.path.isdir(path):
+    raise ValueError(f"the work directory {workdir} is a file, not a folder")
+  existing = path
+  while not os.path.exists(existing):
+    existing = os.path.dirname(existing)
+  if not os.path.isdir(existing):
+    raise ValueError(f"cannot create the work directory {workdir}: {existing} is a file")
+  if not os.access(existing, os.W_OK | os.X_OK):
+    raise ValueError(f"cannot write to the work directory {workdir}: {existing} is not "
+                     "writable")
+
+
+def max_supported_epsilon(delta: float, num_coordinates: int) -> float:
+  """The largest per-record epsilon the float64 noise sampler supports at `delta`.
+
+  lipdp.synthesize refuses a release whose truncated sampler (it stops at 12.2 sigma) could add
+  more than 1e-6 * delta: (1 + e^epsilon) * num_coordinates * P(|N(0,1)| > 12.2) <= 1e-6 delta.
+  About 49 for delta = 1e-5 and 16 latent coordinates; far beyond any meaningful epsilon.
+  """
+  ratio = _TRUNCATION_FRACTION * delta / (num_coordinates * randomness.normal_truncation_mass())
+  return math.log(ratio - 1.0) if ratio > 1.0 else 0.0
+
+
+def check_budget(config: ml_collections.ConfigDict, plan: privacy.BudgetPlan,
+                 num_records: int) -> List[str]:
+  """Refuses a budget the release cannot honour; returns warnings about weak ones.
+
+  Called before training: an epsilon beyond `max_supported_epsilon` would otherwise fail only
+  at release, after the whole training.
+  """
+  if plan.noise_ratio is not None and not config.model.heteroscedastic:
+    per_record = (plan.release_epsilon if plan.calibration == "per-record" else
+                  privacy.gaussian_epsilon(plan.noise_ratio, 1.0, plan.delta, k=int(config.k)))
+    limit = max_supported_epsilon(plan.delta, int(config.model.latent_dim) * int(config.k))
+    if not per_record <= limit:
+      raise ValueError(
+          f"a per-record epsilon of {per_record:.4g} is more than the float64 noise sampler "
+          f"supports at delta = {plan.delta:g} (at most {limit:.3g}), and would protect "
+          f"nothing anyway; choose epsilon <= {LARGE_EPSILON:g}")
+  warnings = []
+  if plan.total_epsilon > LARGE_EPSILON:
+    factor = math.exp(min(plan.total_epsilon, 700.0))
+    warnings.append(
+        f"epsilon = {plan.total_epsilon:.4g} lets the odds of any inference about a record "
+        f"change by a factor up to e^{plan.total_epsilon:.3g} = {factor:.2g}: it gives "
+        "practically no protection")
+  if num_records and plan.delta >= 1.0 / num_records:
+    suggestion = 10.0 ** math.floor(math.log10(0.1 / num_records))
+    warnings.append(
+        f"delta = {plan.delta:g} is not below 1/n = {1.0 / num_records:.2g} (n = "
+        f"{num_records:,} private records): publishing one record in full meets delta = 1/n. "
+        f"Choose delta well below 1/n (e.g. {suggestion:g})")
+  return warnings
+
+
+def release_warnings(domain, records: np.ndarray, report) -> List[str]:
+  """A warning in words when a release is degenerate, naming its epsilon (else empty).
+
+  Degenerate: a categorical column (or the label) with a single value in every synthetic
+  record, or all records within COLLAPSE_FRACTION * D (RMS) of their mean. Computed from the
+  release only (no private data).
+  """
+  records = np.asarray(records, np.float64)
+  if records.ndim != 2 or records.shape[0] < 2:
+    return []
+  findings = []
+  for block in domain.blocks:
+    if block.kind != "categorical":
+      continue
+    taken = np.unique(np.argmax(records[:, block.start:block.stop], axis=1))
+    if len(taken) == 1:
+      value = block.categories[int(taken[0])]
+      if block.name == domain.label_column or block.name == "label":
+        findings.append(f"the label {block.name!r} has a single class ({value!r})")
+      else:
+        findings.append(f"column {block.name!r} takes a single value ({value!r})")
+  spread = float(np.sqrt(np.mean(np.sum((records - records.mean(axis=0)) ** 2, axis=1))))
+  if spread < COLLAPSE_FRACTION * domain.diameter:
+    findings.append(f"all records lie near their mean (RMS distance {spread:.3g}, "
+                    f"{100 * spread / domain.diameter:.1f}% of the domain diameter)")
+  if not findings:
+    return []
+  return [f"the release looks degenerate at epsilon = {report.epsilon:.4g} ({report.headline}, "
+          f"delta = {report.delta:g}): " + "; ".join(findings) + f", in all {len(records):,} "
+          "synthetic records. At this epsilon each latent carries little about its record; a "
+          "larger epsilon, k > 1 or longer training may help"]
+
+
+def _checkpoint_step(workdir: str) -> Optional[int]:
+  """The latest finished orbax checkpoint step in workdir/checkpoints, if any."""
+  folder = os.path.join(workdir, "checkpoints")
+  if not os.path.isdir(folder):
+    return None
+  steps = [int(name) for name in os.listdir(folder) if name.isdigit()]
+  return max(steps) if steps else None
+
+
+def _data_options(config: ml_collections.ConfigDict) -> dict:
+  """The loader options: config.data_options, and config.schema (a JSON schema file)."""
+  options = {k: v for k, v in config.data_options.to_dict().items() if v is not None}
+  schema = config.get("schema")
+  if schema is not None:
+    if options.get("schema") not in (None, schema):
+      raise ValueError(f"two schemas: config.schema={schema!r} and "
+                       f"config.data_options.schema={options['schema']!r}; give one")
+    options["schema"] = schema
+  return options
+
+
+def _without_none(value):
+  """A config dict with unset (None) fields dropped: a field added later with an unset default
+  must not make an older work directory look like a run with other settings."""
+  if isinstance(value, dict):
+    return {k: _without_none(v) for k, v in value.items() if v is not None}
+  return value
+
+
+def _log_data(data) -> None:
+  info = data.source_info or {}
+  columns = (f", {len(info['column_order'])} declared columns" if "column_order" in info
+             else "")
+  log.info("Data: %s: %s records%s, in a domain of dimension %d and diameter D = %.4g",
+           data.name, f"{len(data.train) + len(data.holdout):,}", columns, data.domain.dim,
+           data.domain.diameter)
+  if info.get("ignored_columns"):
+    log.info("  not in the schema, not read: %s", ", ".join(info["ignored_columns"]))
+  if info.get("stripped_cells"):
+    log.info("  %d cells had surrounding whitespace, removed (the reading rule of docs/data.md)",
+             info["stripped_cells"])
+  if info.get("missing_substituted"):
+    log.info("  missing cells given the declared value: %s",
+             ", ".join(f"{k} {v}" for k, v in info["missing_substituted"].items()))
+  if info.get("clipped"):
+    parts = []
+    for name, counts in info["clipped"].items():
+      where = [f"{counts[key]} {side}" for key, side in (("below_low", "below"),
+                                                         ("above_high", "above"))
+               if counts[key]]
+      parts.append(f"{name} {' and '.join(where)}")
+    log.info("  clipped to the declared bounds: %s (counts of the private data: shown here, "
+             "never released)", ", ".join(parts))
+
+
 # Settings that may change between a run and its resumption: they act after training.
 _RESUMABLE_FIELDS = ("noise_seed", "num_figure_samples", "shuffled_release", "replace_release",
                      "evaluation")
@@ -163,6 +336,9 @@ def _guard_workdir(config: ml_collections.ConfigDict, workdir: str) -> None:
   if os.path.exists(path):
     with open(path) as f:
       previous = json.load(f)
+    for field in _RESUMABLE_FIELDS:
+      previous.pop(field, None)
+    previous, current = _without_none(previous), _without_none(current)
     if previous != current:
       changed = sorted(k for k in set(previous) | set(current)
                        if previous.get(k) != current.get(k))
@@ -175,8 +351,10 @@ def run(config: ml_collections.ConfigDict, workdir: str,
         progress_bar: bool = True) -> PipelineResult:
   """Runs the main job; see the module docstring for what it writes."""
   timings = {}
+  warnings = []
   start = time.time()
   check_config(config)
+  check_workdir(workdir)
   release_dir = os.path.join(workdir, "release")
   if (os.path.exists(os.path.join(release_dir, "privacy_report.json"))
       and not config.replace_release):
@@ -188,21 +366,30 @@ def run(config: ml_collections.ConfigDict, workdir: str,
   data = data_lib.load_dataset(config.dataset, data_dir=config.data_dir, radius=config.radius,
                                holdout_fraction=config.holdout_fraction,
                                split_seed=config.split_seed, label_weight=config.label_weight,
-                               **config.data_options.to_dict())
+                               **_data_options(config))
   domain = data.domain
   diameter = float(domain.diameter)
-  logging.info("Loaded %s: %d private records, %d holdout, dim %d, domain diameter %.4f",
-               config.dataset, len(data.train), len(data.holdout), domain.dim, diameter)
+  _log_data(data)
+  if not len(data.train):
+    raise ValueError(f"no private records are left for training after holding out "
+                     f"{config.holdout_fraction:.0%} of {len(data.holdout)}")
+  _log_holdout(config, data)
   # Fixed before training, from the configuration and the number of records only.
   plan = plan_budget(config, len(data.train))
-  logging.info("Privacy budget fixed before training: %s", plan)
-  os.makedirs(workdir, exist_ok=True)
+  warnings += check_budget(config, plan, len(data.train))
+  log.info("Privacy budget, fixed before training: %s", _plan_text(config, plan))
+  for warning in warnings:
+    log.warning("%s", warning)
+  try:
+    os.makedirs(workdir, exist_ok=True)
+  except OSError as e:
+    raise ValueError(f"cannot create the work directory {workdir}: {e.strerror or e}") from e
   _guard_workdir(config, workdir)  # after the data loaded: a failed load leaves no config.json
 
   lipschitz_target, sigma = encoder_calibration(config, diameter, plan)
   model = builders.build_vae(domain, config.model, lipschitz_target, sigma,
                              log_sigma_lipschitz=config.model.log_sigma_lipschitz)
-  logging.info("Encoder: Lipschitz target %.4g, training sigma %.4g", lipschitz_target, sigma)
+  log.debug("Encoder: Lipschitz target %.4g, training sigma %.4g", lipschitz_target, sigma)
 
   # The records the weights are fit on: the private ones, unless the scope is 'public'.
   fit_records = data.train
@@ -215,23 +402,41 @@ def run(config: ml_collections.ConfigDict, workdir: str,
       raise ValueError(f"public data set {config.public_dataset!r} has domain {public.domain}, "
                        f"not the private data's {domain}")
     fit_records = np.concatenate([public.train, public.holdout])
-    logging.info("Scope 'public': training on %d records of %s", len(fit_records),
-                 config.public_dataset)
+    log.info("Scope 'public': training on %s records of %s", f"{len(fit_records):,}",
+             config.public_dataset)
   dp = None
   if config.scope == "dp-sgd":
     dp = train_lib.DPSGDConfig(noise_multiplier=plan.dpsgd_noise_multiplier,
                                clip_norm=config.train.dp_clip_norm,
                                sampling_rate=config.train.dp_sampling_rate)
+  batch_size = _batch_size(config, len(fit_records), dp is not None)
   train_config = train_lib.TrainConfig(
-      num_steps=config.train.num_steps, batch_size=min(config.train.batch_size,
-                                                       len(fit_records)),
+      num_steps=config.train.num_steps, batch_size=batch_size,
       learning_rate=config.train.learning_rate, seed=config.train.seed, dp=dp,
       image_likelihood=config.model.image_likelihood, beta=config.train.beta,
       log_every=config.train.log_every, checkpoint_every=config.train.checkpoint_every,
       progress_bar=progress_bar)
   timings["prepare_s"] = time.time() - start
+  latest = _checkpoint_step(workdir)
+  if latest is not None and latest >= config.train.num_steps:
+    log.info("Training finished in an earlier run (the checkpoint at step %d in %s)", latest,
+             os.path.join(workdir, "checkpoints"))
+  elif latest is not None:
+    log.info("Resuming from step %d of %d (the checkpoint in %s)", latest,
+             config.train.num_steps, os.path.join(workdir, "checkpoints"))
+  else:
+    how = ("DP-SGD, noise multiplier %.3g, sampling rate %g" % (dp.noise_multiplier,
+                                                               dp.sampling_rate)
+           if dp is not None else f"batch {batch_size}")
+    devices = jax.device_count()
+    log.info("Training: %d steps (%s) on %d %s device%s", config.train.num_steps, how,
+             devices, jax.default_backend().upper(), "s" if devices > 1 else "")
   trained = train_lib.train(model, fit_records, domain.blocks, train_config, workdir=workdir)
   timings["train_s"] = trained.wall_time_s
+  if trained.resumed_from and trained.resumed_from != latest:
+    log.info("Resumed from step %d", trained.resumed_from)
+  if trained.resumed_from < config.train.num_steps:
+    log.info("Trained in %.1f s", trained.wall_time_s)
   variables = {"params": trained.state.params, **trained.state.model_state}
   dpsgd = None if dp is None else dp.event(int(trained.state.step))  # the steps taken
 
@@ -246,20 +451,26 @@ def run(config: ml_collections.ConfigDict, workdir: str,
         shuffled_release=config.shuffled_release, seed=config.noise_seed, dpsgd=dpsgd,
         training_seeded=trained.seeded_by_user, notes=data.notes)
     records, report = synthetic.records, synthetic.report
-    logging.info("Certified Lipschitz bound of the trained encoder mean: %.6g (target %.6g)",
-                 synthetic.certificate.mean_lipschitz, lipschitz_target)
+    log.info("Certified Lipschitz bound of the trained encoder mean: L = %.6g (target %.6g); "
+             "release noise sigma = %.4g", synthetic.certificate.mean_lipschitz,
+             lipschitz_target, synthetic.sigma if synthetic.sigma is not None else float("nan"))
   if report.epsilon > plan.total_epsilon * (1 + 1e-6):
-    logging.warning("The epsilon of this release is %.4g, above the planned %.4g (the "
-                    "heteroscedastic mechanism's epsilon is computed, not calibrated).",
-                    report.epsilon, plan.total_epsilon)
+    log.warning("The epsilon of this release is %.4g, above the planned %.4g (the "
+                "heteroscedastic mechanism's epsilon is computed, not calibrated).",
+                report.epsilon, plan.total_epsilon)
   # Written into a staging folder, then renamed into place in one step.
   release_lib.write_release(release_dir, records, domain, report,
                             replace=config.replace_release)
   timings["release_s"] = time.time() - t0
+  log.info("Released %s synthetic records into %s", f"{len(records):,}", release_dir)
+  for warning in release_warnings(domain, records, report):
+    log.warning("%s", warning)
+    warnings.append(warning)
 
   metrics = None
   if config.evaluation.enabled and len(data.holdout):
     from lipdp import evaluation  # pylint: disable=g-import-not-at-top
+    log.info("Evaluating the release on the holdout (not private) ...")
     t0 = time.time()
     metrics = evaluation.evaluate_release(domain, records, data.train, data.holdout,
                                           seed=config.evaluation.seed,
@@ -275,7 +486,50 @@ def run(config: ml_collections.ConfigDict, workdir: str,
   timings["total_s"] = time.time() - start
   return PipelineResult(release_dir=release_dir, report=report, synthetic_records=records,
                         model=model, variables=variables, data=data, plan=plan,
-                        metrics=metrics, timings=timings)
+                        metrics=metrics, timings=timings, warnings=warnings)
+
+
+def _log_holdout(config, data) -> None:
+  n_train, n_holdout = len(data.train), len(data.holdout)
+  if not n_holdout:
+    log.info("All %s records are private training records (no holdout, so no evaluation)",
+             f"{n_train:,}")
+    return
+  use = ("used only to evaluate the release (evaluation.json; not private)"
+         if config.evaluation.enabled else "unused, since evaluation is off")
+  log.info("Split: %s private records train the model and are synthesized; %s (%.0f%%) are "
+           "held out, %s", f"{n_train:,}", f"{n_holdout:,}",
+           100 * n_holdout / (n_train + n_holdout), use)
+
+
+def _plan_text(config, plan: privacy.BudgetPlan) -> str:
+  parts = []
+  if plan.release_epsilon is not None:
+    what = ("per record" if plan.calibration == "per-record" else
+            "central, of the shuffled release")
+    parts.append(f"release epsilon {plan.release_epsilon:.4g} ({what})")
+  if plan.dpsgd_noise_multiplier is not None:
+    parts.append(f"DP-SGD noise multiplier {plan.dpsgd_noise_multiplier:.4g}")
+  if plan.release_epsilon is None or plan.dpsgd_noise_multiplier is not None:
+    parts.append(f"total epsilon {plan.total_epsilon:.4g}")
+  return "; ".join(parts) + f", at delta {plan.delta:g}; scope {config.scope}, k = {config.k}"
+
+
+def _batch_size(config, num_records: int, dp_sgd: bool) -> int:
+  """The configured batch size, at most the records and a multiple of the devices (said)."""
+  wanted = int(config.train.batch_size)
+  batch = min(wanted, num_records)
+  if not dp_sgd:
+    devices = jax.device_count()
+    batch -= batch % devices
+    if batch < 1:
+      raise ValueError(f"{num_records} training records are too few for a batch on "
+                       f"{devices} devices")
+  if batch != wanted:
+    devices = jax.device_count()
+    log.info("Batch size %d instead of the configured %d (%s training records, %d device%s)",
+             batch, wanted, f"{num_records:,}", devices, "s" if devices > 1 else "")
+  return batch
 
 
 def _json_default(value):
@@ -317,4 +571,4 @@ def _figure(config, domain, real_records, synthetic_records, report, path) -> No
     figures.image_grid(real_images, synth_images, path, real_labels, synth_labels, title)
   else:
     figures.column_marginals(domain.decode(real_records), domain.decode(synthetic_records), path,
-                             title)
+                             title, max_columns=len(domain.columns))

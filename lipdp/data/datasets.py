@@ -61,6 +61,9 @@ class PreparedData:
     holdout_fraction: fraction of records held out.
     notes: caveats of the data set that every release of it must carry (e.g. bounds that are
       published statistics of the data itself).
+    source_info: what reading the source did, for the person running lipdp (for CSV files
+      `lipdp.data.sources.CsvTable.summary()`: row count, header order, values clipped to the
+      bounds, ignored columns). Statistics of the private data: never part of a release.
   """
   train: np.ndarray
   holdout: np.ndarray
@@ -71,6 +74,7 @@ class PreparedData:
   split_seed: int
   holdout_fraction: float = 0.2
   notes: Tuple[str, ...] = ()
+  source_info: Dict[str, Any] = dataclasses.field(default_factory=dict)
 
   def describe(self) -> Dict[str, Any]:
     """JSON-serialisable summary (sizes, split, domain description) for reports."""
@@ -176,7 +180,8 @@ def load_dataset(name: str, *, data_dir: Optional[str] = None, radius: Optional[
       'tfds:<name>': a prepared TFDS image data set (e.g. 'tfds:mnist', 'tfds:fashion_mnist');
         options split= (default 'train'), image_key=, label_key=, pixel_max= (default 255 for
         uint8), num_classes= (default: from the data set's public metadata).
-      'csv:<path>': a CSV table; option schema= (TabularDomain, dict, or JSON file path).
+      'csv:<path>': a CSV table; options schema= (TabularDomain, dict, or JSON file path),
+        delimiter=, encoding= (default UTF-8), strict= (refuse values outside the bounds).
       'npz:<path>': with schema=, a table (arrays per column, or table_key=); without, images
         (image_key='images', label_key='labels', pixel_max= unless uint8, num_classes=
         required when labels are present and include_labels is True).
@@ -199,6 +204,7 @@ def load_dataset(name: str, *, data_dir: Optional[str] = None, radius: Optional[
     raise ValueError(f"Dataset name must be a string, got {name!r}.")
   labels = None
   notes: Tuple[str, ...] = ()
+  source_info: Dict[str, Any] = {}
   if name == "digits":
     _check_kwargs(name, kw, ())
     images, labels = sources.load_digits()
@@ -241,11 +247,16 @@ def load_dataset(name: str, *, data_dir: Optional[str] = None, radius: Optional[
     domain, records = _encode_images(images, labels, radius, pixel_max, num_classes,
                                      include_labels, name, label_weight)
   elif name.startswith("csv:"):
-    _check_kwargs(name, kw, ("schema", "delimiter"))
+    _check_kwargs(name, kw, ("schema", "delimiter", "encoding", "strict"))
     _no_radius(name, radius, label_weight)
     schema = _require_schema(name, kw)
     domain = sources.load_schema(schema)
-    table = sources.load_csv(name[len("csv:"):], domain, delimiter=kw.get("delimiter", ","))
+    csv_table = sources.read_csv_table(name[len("csv:"):], domain,
+                                       delimiter=kw.get("delimiter") or ",",
+                                       encoding=kw.get("encoding") or "utf-8",
+                                       strict=bool(kw.get("strict", False)))
+    table = csv_table.columns
+    source_info = csv_table.summary()
     labels = _table_labels(domain, table)
     records, domain = _encode_table(domain, table, include_labels)
   elif name.startswith("npz:"):
@@ -287,6 +298,7 @@ def load_dataset(name: str, *, data_dir: Optional[str] = None, radius: Optional[
       split_seed=int(split_seed),
       holdout_fraction=float(holdout_fraction),
       notes=notes,
+      source_info=source_info,
   )
 
 

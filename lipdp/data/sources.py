@@ -9,12 +9,17 @@ computed from the data at run time.
 
 from __future__ import annotations
 
+import codecs
 import csv
+import dataclasses
 import glob
 import gzip
+import io
 import json
+import math
 import os
-from typing import Any, Dict, Mapping, Optional, Tuple, Union
+from typing import Any, Dict, List, Mapping, Optional, Tuple, Union
+import zlib
 
 import numpy as np
 
@@ -35,7 +40,12 @@ __all__ = [
     "read_idx",
     "load_idx",
     "load_tfds",
+    "DRAFT_SCHEMA_KEY",
+    "CsvRows",
+    "CsvTable",
     "load_schema",
+    "read_csv_rows",
+    "read_csv_table",
     "load_csv",
     "load_npz",
 ]
@@ -340,29 +350,61 @@ def _load_tfds_with_tf(tfds, name, split, data_dir, image_key, label_key, with_i
 # Schemas, CSV and NPZ.
 
 
-def load_schema(schema: Union[TabularDomain, Mapping[str, Any], PathLike]) -> TabularDomain:
+# A schema drafted from the private data (`lipdp schema draft`) carries this key, with the
+# warning as its value, until a person has replaced its bounds and categories.
+DRAFT_SCHEMA_KEY = "draft_from_private_data"
+
+
+def _refuse_draft(desc: Any, where: str, allow_draft: bool) -> None:
+  if not allow_draft and isinstance(desc, Mapping) and DRAFT_SCHEMA_KEY in desc:
+    raise ValueError(
+        f"{where} is a draft read from the private data (it carries {DRAFT_SCHEMA_KEY!r}): its "
+        "bounds and category lists are statistics of the private records and are not private. "
+        "Replace them with values known independently of the data, then delete that key.")
+
+
+def load_schema(schema: Union[TabularDomain, Mapping[str, Any], PathLike],
+                allow_draft: bool = False) -> TabularDomain:
   """A TabularDomain from a TabularDomain, a schema dict, or the path of a JSON schema file.
 
   The JSON format (the same as `TabularDomain.describe_spec()`):
 
-    {"columns": [{"name": "age", "type": "numeric", "low": 0, "high": 120},
+    {"columns": [{"name": "age", "type": "numeric", "low": 0, "high": 120, "integer": true},
                  {"name": "smoker", "type": "categorical", "categories": ["no", "yes"]}],
      "label_column": "smoker"}
+
+  A schema carrying the key DRAFT_SCHEMA_KEY (written by `lipdp schema draft` from the private
+  data) is refused unless `allow_draft`.
   """
   if isinstance(schema, TabularDomain):
     return schema
   if isinstance(schema, Mapping):
+    _refuse_draft(schema, "The schema", allow_draft)
     domain = domain_from_description(dict(schema, type=schema.get("type", "tabular")))
   elif isinstance(schema, (str, os.PathLike)):
     path = os.fspath(schema)
-    if not os.path.isfile(path):
+    if not os.path.exists(path):
       raise ValueError(f"Schema file not found: {path}")
-    with open(path, encoding="utf-8") as f:
-      try:
-        desc = json.load(f)
-      except json.JSONDecodeError as e:
-        raise ValueError(f"Schema file {path} is not valid JSON: {e}") from e
-    domain = domain_from_description(desc)
+    if os.path.isdir(path):
+      raise ValueError(f"Schema path {path} is a directory, not a JSON file.")
+    try:
+      with open(path, "rb") as f:
+        raw = f.read()
+    except OSError as e:
+      raise ValueError(f"Cannot read schema file {path}: {e.strerror or e}.") from e
+    try:
+      desc = json.loads(raw.decode("utf-8-sig"))
+    except UnicodeDecodeError as e:
+      raise ValueError(f"Schema file {path} is not UTF-8 (byte offset {e.start}).") from e
+    except json.JSONDecodeError as e:
+      raise ValueError(f"Schema file {path} is not valid JSON: {e}") from e
+    if not isinstance(desc, Mapping):
+      raise ValueError(f"Schema file {path} must hold a JSON object with a 'columns' list.")
+    _refuse_draft(desc, f"Schema file {path}", allow_draft)
+    try:
+      domain = domain_from_description(desc)
+    except ValueError as e:
+      raise ValueError(f"Schema file {path}: {e}") from e
   else:
     raise ValueError(f"schema must be a TabularDomain, a dict or a JSON file path, got "
                      f"{type(schema).__name__}.")
@@ -371,64 +413,377 @@ def load_schema(schema: Union[TabularDomain, Mapping[str, Any], PathLike]) -> Ta
   return domain
 
 
+# ----------------------------------------------------------------------------------------------
+# CSV files. The reading rules (docs/data.md, "CSV files"):
+#
+# * encoding: UTF-8 by default (a UTF-8 byte-order mark is accepted and dropped); other
+#   encodings on request. Undecodable bytes are an error naming the byte offset and line.
+# * a header row is required; completely empty lines are skipped; every other row must have as
+#   many fields as the header.
+# * whitespace: surrounding whitespace is removed from every header name and cell, quoted or
+#   not, before anything else. Declared names and categories must then match exactly
+#   (case-sensitive).
+# * numeric cells: decimal numbers. A missing cell (empty, or NaN) is an error unless the
+#   column declares "missing": <value>; inf is always an error. Values outside the declared
+#   bounds are clipped by the domain and counted, or refused with strict=True.
+# * categorical cells must equal str(category) of a declared category.
+# * CSV columns the schema does not declare are not read (they are listed in `ignored_columns`).
+
+_UTF16_OR_32_BOMS = (codecs.BOM_UTF32_LE, codecs.BOM_UTF32_BE, codecs.BOM_UTF16_LE,
+                     codecs.BOM_UTF16_BE)
+
+
+@dataclasses.dataclass
+class CsvRows:
+  """The cells of a CSV file after the reading rules (whitespace removed), before any schema.
+
+  Attributes:
+    path: the file.
+    header: the header's names, in file order.
+    rows: the data rows (lists of cells, as many as the header).
+    line_numbers: the line of each row in the file (1-based; the header is line 1 or later).
+    encoding: the encoding the file was decoded with.
+    bom: whether the file started with a byte-order mark (dropped).
+    stripped_cells: how many header names and cells had surrounding whitespace (removed).
+  """
+  path: str
+  header: Tuple[str, ...]
+  rows: List[List[str]]
+  line_numbers: List[int]
+  encoding: str
+  bom: bool
+  stripped_cells: int
+
+
+@dataclasses.dataclass
+class CsvTable:
+  """The declared columns of a CSV file, and what reading them did.
+
+  The counts are statistics of the (private) data: they are for the person running lipdp, not
+  for a release (`lipdp.pipeline` logs them and keeps them out of the privacy report).
+
+  Attributes:
+    columns: column name -> 1-D array, in schema order (numeric float64 as read, before
+      clipping; categorical the declared category values).
+    path: the file.
+    header: the file's header, in file order (declared and undeclared columns).
+    num_rows: the number of data rows.
+    ignored_columns: columns of the file that the schema does not declare (not read).
+    clipped: column -> (values below low, values above high), for numeric columns with any.
+    missing: column -> cells that took the column's declared "missing" value.
+    stripped_cells: header names and cells whose surrounding whitespace was removed.
+    encoding: the encoding the file was decoded with.
+    bom: whether the file started with a byte-order mark.
+  """
+  columns: Dict[str, np.ndarray]
+  path: str
+  header: Tuple[str, ...]
+  num_rows: int
+  ignored_columns: Tuple[str, ...] = ()
+  clipped: Dict[str, Tuple[int, int]] = dataclasses.field(default_factory=dict)
+  missing: Dict[str, int] = dataclasses.field(default_factory=dict)
+  stripped_cells: int = 0
+  encoding: str = "utf-8"
+  bom: bool = False
+
+  @property
+  def column_order(self) -> Tuple[str, ...]:
+    """The declared columns in the order of the file's header."""
+    return tuple(h for h in self.header if h in self.columns)
+
+  def summary(self) -> Dict[str, Any]:
+    """A JSON-serialisable summary (private: counts of the data's values)."""
+    return {
+        "source": "csv",
+        "path": self.path,
+        "num_rows": self.num_rows,
+        "header": list(self.header),
+        "column_order": list(self.column_order),
+        "ignored_columns": list(self.ignored_columns),
+        "clipped": {k: {"below_low": lo, "above_high": hi} for k, (lo, hi) in self.clipped.items()},
+        "missing_substituted": dict(self.missing),
+        "stripped_cells": self.stripped_cells,
+        "encoding": self.encoding,
+        "bom": self.bom,
+    }
+
+
+def _read_bytes_of(path: str) -> bytes:
+  if not os.path.exists(path):
+    raise ValueError(f"CSV file not found: {path}")
+  if os.path.isdir(path):
+    raise ValueError(f"{path} is a directory, not a CSV file.")
+  try:
+    if path.endswith(".gz"):
+      with gzip.open(path, "rb") as f:
+        return f.read()
+    with open(path, "rb") as f:
+      return f.read()
+  except (gzip.BadGzipFile, EOFError, zlib.error) as e:
+    raise ValueError(f"{path} is not a readable gzip file ({e}); a name ending in .gz is read "
+                     "through gzip.") from e
+  except PermissionError as e:
+    raise ValueError(f"Cannot read {path}: permission denied.") from e
+  except OSError as e:
+    raise ValueError(f"Cannot read {path}: {e.strerror or e}.") from e
+
+
+def _decode_text(raw: bytes, path: str, encoding: str) -> Tuple[str, str, bool]:
+  """(text, encoding used, had a byte-order mark), or a ValueError naming the bad byte."""
+  try:
+    codec = codecs.lookup(encoding).name
+  except LookupError:
+    raise ValueError(f"Unknown encoding {encoding!r} (for {path}).") from None
+  where = " (after gzip decompression)" if path.endswith(".gz") else ""
+  bom = False
+  if codec == "utf-8":
+    if raw.startswith(_UTF16_OR_32_BOMS):
+      kind = "UTF-32" if raw.startswith((codecs.BOM_UTF32_LE, codecs.BOM_UTF32_BE)) else "UTF-16"
+      raise ValueError(
+          f"{path} starts with a {kind} byte-order mark: it is {kind}, not UTF-8. Convert it "
+          f"(e.g. iconv -f {kind} -t UTF-8) or name its encoding ({kind.lower()}).")
+    bom = raw.startswith(codecs.BOM_UTF8)
+    codec = "utf-8-sig"
+  try:
+    text = raw.decode(codec)
+  except UnicodeDecodeError as e:
+    line = raw.count(b"\n", 0, e.start) + 1
+    shown = " ".join(f"0x{b:02x}" for b in raw[e.start:min(e.end, e.start + 4)])
+    name = "UTF-8" if codec == "utf-8-sig" else encoding
+    raise ValueError(
+        f"{path} is not valid {name}: byte {shown} at byte offset {e.start}{where}, line {line}, "
+        f"cannot be decoded ({e.reason}). Convert the file to UTF-8 (e.g. iconv -f latin1 -t "
+        "utf-8), or name its encoding (e.g. latin-1 or cp1252).") from None
+  if text.startswith("\ufeff"):  # the BOM of an encoding that keeps it (e.g. 'utf-8' by name)
+    text, bom = text[1:], True
+  if codec == "utf-8-sig":
+    codec = "utf-8"
+  nul = text.find("\x00")
+  if nul >= 0:
+    line = text.count("\n", 0, nul) + 1
+    raise ValueError(f"{path}, line {line}: NUL character. The file is probably UTF-16 or "
+                     "UTF-32 without a byte-order mark (convert it to UTF-8 or name its "
+                     "encoding), or not a text file.")
+  return text, codec, bom
+
+
+def read_csv_rows(path: PathLike, delimiter: str = ",", encoding: str = "utf-8") -> CsvRows:
+  """Reads a CSV file's header and rows under the reading rules above (no schema needed).
+
+  Raises:
+    ValueError: the file is missing, a directory, unreadable, not in `encoding`, empty, has a
+      header but no rows, is malformed, or has a row with a different number of fields than the
+      header (naming the line).
+  """
+  path = os.fspath(path)
+  if not isinstance(delimiter, str) or len(delimiter) != 1 or delimiter in "\r\n\"":
+    raise ValueError(f"The delimiter must be one character (not a quote or newline), got "
+                     f"{delimiter!r}.")
+  raw = _read_bytes_of(path)
+  text, used, bom = _decode_text(raw, path, encoding)
+  if not text.strip():
+    raise ValueError(f"CSV file {path} is empty (a header row is required).")
+  reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, strict=True)
+  header = None
+  rows, lines = [], []
+  stripped = 0
+  try:
+    for row in reader:
+      if not row:
+        continue  # a completely empty line
+      cells = [c.strip() for c in row]
+      stripped += sum(a != b for a, b in zip(row, cells))
+      if header is None:
+        if len(cells) == 1 and not cells[0]:
+          continue  # a line holding only whitespace before the header
+        header = tuple(cells)
+        continue
+      if len(cells) != len(header):
+        if len(cells) == 1 and not cells[0]:
+          continue  # a line holding only whitespace
+        hint = ("an unquoted delimiter inside a cell? quote that cell" if len(cells) > len(header)
+                else "a missing field?")
+        raise ValueError(f"{path}, line {reader.line_num}: {len(cells)} fields, but the header "
+                         f"has {len(header)} ({hint}).")
+      rows.append(cells)
+      lines.append(reader.line_num)
+  except csv.Error as e:
+    raise ValueError(f"{path}, line {reader.line_num}: malformed CSV ({e}).") from None
+  if header is None:
+    raise ValueError(f"CSV file {path} is empty (a header row is required).")
+  if not rows:
+    raise ValueError(f"CSV file {path} has a header row but no data rows.")
+  return CsvRows(path=path, header=header, rows=rows, line_numbers=lines, encoding=used,
+                 bom=bom, stripped_cells=stripped)
+
+
+def _check_header(rows: CsvRows, domain: TabularDomain) -> Dict[str, int]:
+  header = list(rows.header)
+  missing = [c for c in domain.column_names if c not in header]
+  if missing:
+    hints = []
+    for c in missing:
+      near = [h for h in header if h.casefold() == c.casefold()]
+      if near:
+        hints.append(f"{c!r} vs the file's {near[0]!r}")
+    hint = (f" Names must match exactly (case-sensitive): {'; '.join(hints)}." if hints else "")
+    raise ValueError(f"CSV file {rows.path} lacks declared columns {missing} (the schema does "
+                     f"not match the header: {header}).{hint}")
+  duplicated = [c for c in domain.column_names if header.count(c) > 1]
+  if duplicated:
+    raise ValueError(f"CSV file {rows.path}: the header names the declared column(s) "
+                     f"{duplicated} more than once.")
+  return {c: header.index(c) for c in domain.column_names}
+
+
+def _numeric_column(rows: CsvRows, j: int, col: NumericColumn,
+                    strict: bool) -> Tuple[np.ndarray, int, Tuple[int, int]]:
+  """(values as read, cells given the declared missing value, (below, above) counts)."""
+  values = np.empty(len(rows.rows), np.float64)
+  substituted = 0
+  for i, row in enumerate(rows.rows):
+    cell = row[j]
+    try:
+      v = float(cell)
+      ok = "_" not in cell  # float() accepts '1_000'; a CSV number does not
+    except ValueError:
+      ok = False
+    if not ok and cell:
+      raise ValueError(f"{rows.path}, line {rows.line_numbers[i]}: column {col.name!r} is "
+                       f"numeric but holds {cell!r}.")
+    if not cell or math.isnan(v):
+      if col.missing is None:
+        what = "an empty cell" if not cell else repr(cell)
+        raise ValueError(
+            f"{rows.path}, line {rows.line_numbers[i]}: numeric column {col.name!r} has a "
+            f"missing value ({what}). Missing values are an error unless the schema declares "
+            f"one for the column, e.g. \"missing\": {_short(col.low)} (a constant fixed in "
+            "advance; docs/data.md).")
+      v = col.missing
+      substituted += 1
+    elif math.isinf(v):
+      raise ValueError(f"{rows.path}, line {rows.line_numbers[i]}: numeric column {col.name!r} "
+                       f"holds {cell!r}, not a finite number.")
+    values[i] = v
+  below = values < col.low
+  above = values > col.high
+  if strict and (below.any() or above.any()):
+    i = int(np.flatnonzero(below | above)[0])
+    raise ValueError(
+        f"{rows.path}, line {rows.line_numbers[i]}: column {col.name!r} holds "
+        f"{rows.rows[i][j]}, outside its declared bounds [{_short(col.low)}, "
+        f"{_short(col.high)}] ({int(below.sum()) + int(above.sum())} value(s) in all). Strict "
+        "reading refuses them; without it they are clipped to the bounds.")
+  return values, substituted, (int(below.sum()), int(above.sum()))
+
+
+def _short(x: float) -> str:
+  return f"{x:g}" if float(x).is_integer() and abs(x) < 1e15 else repr(x)
+
+
+def _categorical_column(rows: CsvRows, j: int, col: CategoricalColumn) -> np.ndarray:
+  lookup = {}
+  for c in col.categories:
+    written = str(c)
+    if written != written.strip():
+      raise ValueError(
+          f"The schema's column {col.name!r} declares the category {written!r}, with "
+          "surrounding whitespace, which no cell can match: cells are read with surrounding "
+          f"whitespace removed (docs/data.md). Declare {written.strip()!r} instead.")
+    if written in lookup:
+      raise ValueError(f"The schema's column {col.name!r} declares categories "
+                       f"{lookup[written]!r} and {c!r}, which a CSV file writes alike "
+                       f"({written!r}).")
+    lookup[written] = c
+  values = []
+  unknown: Dict[str, int] = {}
+  for i, row in enumerate(rows.rows):
+    c = lookup.get(row[j], _NOT_DECLARED)
+    if c is _NOT_DECLARED:
+      unknown.setdefault(row[j], rows.line_numbers[i])
+    else:
+      values.append(c)
+  if unknown:
+    cell, line = next(iter(unknown.items()))
+    others = ""
+    if len(unknown) > 1:
+      shown = list(unknown)[1:6]
+      others = (f" Other undeclared values: {shown}" + (" ..." if len(unknown) > 6 else "") +
+                ".")
+    near = [k for k in lookup if k.casefold() == cell.casefold()]
+    hint = f" (categories are case-sensitive: {near[0]!r} is declared)" if near else ""
+    if not cell:
+      hint = " (an empty cell: to keep missing values, declare \"\" as a category)"
+    raise ValueError(f"{rows.path}, line {line}: column {col.name!r} holds {cell!r}, not one "
+                     f"of the declared categories {list(col.categories)}{hint}.{others}")
+  kinds = {type(c) for c in col.categories}
+  return np.asarray(values, dtype=None if len(kinds) == 1 else object)
+
+
+_NOT_DECLARED = object()
+
+
+def read_csv_table(path: PathLike, schema: Union[TabularDomain, Mapping[str, Any], PathLike],
+                   delimiter: str = ",", encoding: str = "utf-8",
+                   strict: bool = False) -> CsvTable:
+  """Reads the schema's columns from a CSV file (the reading rules above), with what it did.
+
+  Args:
+    path: the CSV file (.gz: read through gzip).
+    schema: a TabularDomain, a schema dict, or a JSON schema file.
+    delimiter: the field delimiter.
+    encoding: the file's encoding (default UTF-8; a byte-order mark is accepted).
+    strict: refuse numeric values outside the declared bounds (default: they are counted in
+      `CsvTable.clipped` and clipped by the domain when encoded).
+
+  Returns:
+    A CsvTable.
+
+  Raises:
+    ValueError: naming the file, and the line, column and value where there is one.
+  """
+  domain = load_schema(schema)
+  rows = read_csv_rows(path, delimiter=delimiter, encoding=encoding)
+  positions = _check_header(rows, domain)
+  out: Dict[str, np.ndarray] = {}
+  clipped: Dict[str, Tuple[int, int]] = {}
+  substituted: Dict[str, int] = {}
+  for col in domain.columns:
+    j = positions[col.name]
+    if isinstance(col, NumericColumn):
+      out[col.name], count, (below, above) = _numeric_column(rows, j, col, strict)
+      if count:
+        substituted[col.name] = count
+      if below or above:
+        clipped[col.name] = (below, above)
+    else:
+      out[col.name] = _categorical_column(rows, j, col)
+  declared = set(domain.column_names)
+  return CsvTable(columns=out, path=rows.path, header=rows.header, num_rows=len(rows.rows),
+                  ignored_columns=tuple(h for h in rows.header if h not in declared),
+                  clipped=clipped, missing=substituted, stripped_cells=rows.stripped_cells,
+                  encoding=rows.encoding, bom=rows.bom)
+
+
 def load_csv(path: PathLike, schema: Union[TabularDomain, Mapping[str, Any], PathLike],
-             delimiter: str = ",") -> Dict[str, np.ndarray]:
+             delimiter: str = ",", encoding: str = "utf-8",
+             strict: bool = False) -> Dict[str, np.ndarray]:
   """Reads the schema's columns from a CSV file with a header row.
 
-  Numeric cells are parsed as floats (an empty cell is an error: missing values need a declared
-  rule). A categorical cell must equal str(category) of a declared category (surrounding spaces
-  ignored), so "1" reads as the category 1 when categories are [0, 1]. CSV columns the schema
-  does not declare are not read. A file whose name ends in .gz is read through gzip; line
-  endings may be LF or CRLF (the csv module's universal newlines).
+  The reading rules (docs/data.md): UTF-8 by default, a byte-order mark accepted; surrounding
+  whitespace removed from every name and cell; every row as many fields as the header; numeric
+  cells are decimal numbers (a missing cell is an error unless the column declares "missing";
+  inf is an error); values outside the declared bounds are clipped when encoded, or refused
+  with `strict`; a categorical cell must equal str(category) of a declared category, so "1"
+  reads as the category 1 when categories are [0, 1]. CSV columns the schema does not declare
+  are not read. A file whose name ends in .gz is read through gzip; line endings may be LF or
+  CRLF. `read_csv_table` also returns what reading did (clipped counts, ignored columns).
 
   Returns:
     dict column name -> 1-D array (numeric float64; categorical the declared category values).
   """
-  domain = load_schema(schema)
-  path = os.fspath(path)
-  if not os.path.isfile(path):
-    raise ValueError(f"CSV file not found: {path}")
-  opener = gzip.open if path.endswith(".gz") else open
-  with opener(path, "rt", newline="", encoding="utf-8") as f:
-    reader = csv.reader(f, delimiter=delimiter)
-    try:
-      header = [h.strip() for h in next(reader)]
-    except StopIteration:
-      raise ValueError(f"CSV file {path} is empty (a header row is required).") from None
-    missing = [c for c in domain.column_names if c not in header]
-    if missing:
-      raise ValueError(f"CSV file {path} lacks declared columns {missing} (header: {header}).")
-    positions = {c: header.index(c) for c in domain.column_names}
-    rows = list(reader)
-  out: Dict[str, np.ndarray] = {}
-  for col in domain.columns:
-    j = positions[col.name]
-    cells = []
-    for r, row in enumerate(rows, start=2):
-      if j >= len(row):
-        raise ValueError(f"{path}, line {r}: row has {len(row)} cells; column {col.name!r} "
-                         "is missing.")
-      cells.append(row[j].strip())
-    if isinstance(col, NumericColumn):
-      values = np.empty(len(cells), np.float64)
-      for r, cell in enumerate(cells):
-        try:
-          values[r] = float(cell)
-        except ValueError:
-          raise ValueError(f"{path}, line {r + 2}: column {col.name!r} is numeric but holds "
-                           f"{cell!r}.") from None
-      out[col.name] = values
-    else:
-      lookup = {str(c): c for c in col.categories}
-      values = []
-      for r, cell in enumerate(cells):
-        if cell not in lookup:
-          raise ValueError(f"{path}, line {r + 2}: column {col.name!r} holds {cell!r}, not "
-                           f"one of the declared categories {list(col.categories)}.")
-        values.append(lookup[cell])
-      kinds = {type(c) for c in col.categories}
-      out[col.name] = np.asarray(values, dtype=None if len(kinds) == 1 else object)
-  return out
+  return read_csv_table(path, schema, delimiter=delimiter, encoding=encoding,
+                        strict=strict).columns
 
 
 def load_npz(path: PathLike,

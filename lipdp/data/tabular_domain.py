@@ -28,10 +28,19 @@ class NumericColumn:
     name: column name.
     low: declared lower bound (finite).
     high: declared upper bound (finite, > low).
+    integer: the column holds whole numbers (a declared property of the format, like a count
+      or an age in years). Encoding is unchanged; `decode` rounds to the nearest integer within
+      [ceil(low), floor(high)] and returns int64 (post-processing of the release).
+    missing: a declared value in [low, high] that a missing cell (empty, or NaN) of a CSV file
+      takes (`lipdp.data.load_csv`); None (default) makes a missing cell an error. It is a
+      constant fixed in advance, so the substitution is record-wise and uses no statistic of
+      the data.
   """
   name: str
   low: float
   high: float
+  integer: bool = False
+  missing: Optional[float] = None
 
   def __post_init__(self):
     _check_name(self.name, "Column")
@@ -53,9 +62,31 @@ class NumericColumn:
                        "is not a finite float; declare narrower bounds.")
     object.__setattr__(self, "low", low)
     object.__setattr__(self, "high", high)
+    if not isinstance(self.integer, (bool, np.bool_)):
+      raise ValueError(f"Column {self.name!r}: 'integer' must be true or false, got "
+                       f"{self.integer!r}.")
+    object.__setattr__(self, "integer", bool(self.integer))
+    if self.integer and math.ceil(low) > math.floor(high):
+      raise ValueError(f"Column {self.name!r} is declared integer but its bounds [{low}, {high}] "
+                       "contain no whole number.")
+    if self.missing is not None:
+      try:
+        missing = float(self.missing)
+      except (TypeError, ValueError):
+        raise ValueError(f"Column {self.name!r}: 'missing' must be a number, got "
+                         f"{self.missing!r}.") from None
+      if isinstance(self.missing, bool) or not low <= missing <= high:
+        raise ValueError(f"Column {self.name!r}: the declared 'missing' value {self.missing!r} "
+                         f"must be a number within the declared bounds [{low}, {high}].")
+      object.__setattr__(self, "missing", missing)
 
   def as_dict(self) -> Dict[str, Any]:
-    return {"name": self.name, "type": "numeric", "low": self.low, "high": self.high}
+    d = {"name": self.name, "type": "numeric", "low": self.low, "high": self.high}
+    if self.integer:
+      d["integer"] = True
+    if self.missing is not None:
+      d["missing"] = self.missing
+    return d
 
 
 @dataclasses.dataclass(frozen=True)
@@ -289,15 +320,20 @@ class TabularDomain(BlockDomain):
   def decode(self, records: Any) -> Dict[str, np.ndarray]:
     """Records -> dict of columns in declared units.
 
-    Numeric: low + clip(u, 0, 1) * (high - low) as float64 (within [low, high]). Categorical:
-    the declared category at the argmax of the block.
+    Numeric: low + clip(u, 0, 1) * (high - low) as float64 (within [low, high]); for a column
+    declared `integer`, rounded to the nearest whole number in [ceil(low), floor(high)] and
+    returned as int64. Categorical: the declared category at the argmax of the block.
     """
     x = _as_records(records, self.dim)
     out = {}
     for col, block in zip(self.columns, self.blocks):
       if isinstance(col, NumericColumn):
         u = np.clip(x[:, block.start], 0.0, 1.0)
-        out[col.name] = np.clip(col.low + u * (col.high - col.low), col.low, col.high)
+        values = np.clip(col.low + u * (col.high - col.low), col.low, col.high)
+        if col.integer:
+          values = np.clip(np.rint(values), math.ceil(col.low),
+                           math.floor(col.high)).astype(np.int64)
+        out[col.name] = values
       else:
         idx = np.argmax(x[:, block.start:block.stop], axis=1)
         cats = np.asarray(col.categories, dtype=_category_dtype(col.categories))
@@ -328,9 +364,12 @@ class TabularDomain(BlockDomain):
     return components
 
   def preprocessing_text(self) -> str:
-    return ("numeric: clip to declared [low, high], rescale to [0,1]; categorical: one-hot over "
+    text = ("numeric: clip to declared [low, high], rescale to [0,1]; categorical: one-hot over "
             "the declared categories (unknown values are an error). Record-wise: no statistic "
             "of the data is used.")
+    if any(getattr(c, "integer", False) for c in self.columns):
+      text += " Columns declared integer are rounded to whole numbers when decoded."
+    return text
 
   def to_arrays(self, records: Any) -> Dict[str, np.ndarray]:
     """{"column_<name>": values} in declared units; categories of mixed types as strings."""
@@ -341,19 +380,40 @@ class TabularDomain(BlockDomain):
     return out
 
 
+# Keys a column of a schema may carry. 'bins' (read by lipdp.baselines) and 'description' are
+# ignored here; any other key is refused, so that a misspelt 'integer' or 'missing' is not
+# silently dropped.
+_NUMERIC_KEYS = frozenset({"name", "type", "low", "high", "integer", "missing", "bins",
+                           "description"})
+_CATEGORICAL_KEYS = frozenset({"name", "type", "categories", "bins", "description"})
+
+
+def _check_keys(d: Mapping[str, Any], allowed: frozenset, name: Any, kind: str) -> None:
+  unknown = sorted(str(k) for k in d if k not in allowed)
+  if unknown:
+    raise ValueError(f"{kind.capitalize()} column {name!r}: unknown key(s) {unknown}; a "
+                     f"{kind} column may declare {sorted(allowed)}.")
+
+
 def _column_from_dict(d: Mapping[str, Any]) -> Column:
   if not isinstance(d, Mapping):
     raise ValueError(f"Column description must be a mapping, got {d!r}.")
   kind = d.get("type")
   name = d.get("name")
   if kind == "numeric":
+    _check_keys(d, _NUMERIC_KEYS, name, kind)
     if "low" not in d or "high" not in d or d["low"] is None or d["high"] is None:
       raise ValueError(f"Numeric column {name!r} must declare both 'low' and 'high' bounds "
                        "(bounds are never inferred from the data).")
-    return NumericColumn(name, d["low"], d["high"])
+    return NumericColumn(name, d["low"], d["high"], integer=d.get("integer", False),
+                         missing=d.get("missing"))
   if kind == "categorical":
+    _check_keys(d, _CATEGORICAL_KEYS, name, kind)
     if "categories" not in d:
       raise ValueError(f"Categorical column {name!r} must declare 'categories'.")
+    if isinstance(d["categories"], (str, bytes)) or not isinstance(d["categories"], Sequence):
+      raise ValueError(f"Categorical column {name!r}: 'categories' must be a list, got "
+                       f"{d['categories']!r}.")
     return CategoricalColumn(name, tuple(d["categories"]))
   raise ValueError(f"Column {name!r}: 'type' must be 'numeric' or 'categorical', got {kind!r}.")
 
