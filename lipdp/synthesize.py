@@ -22,7 +22,6 @@ needs (`lipdp.privacy.composition`):
 
 import collections
 import dataclasses
-import os
 from typing import Any, Callable, Optional
 
 import flax

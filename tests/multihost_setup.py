@@ -1,6 +1,5 @@
 """The runs tests/test_multihost.py compares across process counts (shared with the worker)."""
 
-import flax.linen as nn
 import numpy as np
 
 from lipdp import nn as lnn

@@ -1,7 +1,6 @@
 """Training Björck layers without per-step iterations: the retracted layer, the Stiefel
 retraction and tangent projection, the optax transformations, and what the certificate sees."""
 
-import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np

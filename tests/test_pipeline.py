@@ -21,6 +21,9 @@ import default as default_config  # pylint: disable=g-import-not-at-top
 
 def _config(**overrides):
   c = default_config.get_config("smoke")
+  # The evaluation (lipdp.evaluation, tested on its own) is what most of a run's time goes to;
+  # tests that check it switch it back on.
+  c.evaluation.enabled = False
   for key, value in overrides.items():
     target = c
     *path, leaf = key.split(".")
@@ -33,7 +36,8 @@ def _config(**overrides):
 @pytest.fixture(scope="module")
 def digits_run(tmp_path_factory):
   workdir = str(tmp_path_factory.mktemp("digits"))
-  config = _config(**{"train.num_steps": 300, "train.log_every": 100, "train.seed": 0})
+  config = _config(**{"train.num_steps": 300, "train.log_every": 100, "train.seed": 0,
+                      "evaluation.enabled": True})
   return config, workdir, pipeline.run(config, workdir, progress_bar=False)
 
 
@@ -52,6 +56,10 @@ def test_digits_release_files_and_report(digits_run):
   assert report.scope == "conditional" and "not" in report.scope_statement.lower()
   assert report.neighboring_relation == "replace-one"
   assert not report.noise_seeded
+  # Every run ends with the evaluation next to (not inside) the release.
+  metrics = json.loads(open(os.path.join(workdir, "evaluation.json")).read())
+  assert "tstr/logreg" in metrics and metrics["meta/differentially_private"] is False
+  assert not os.path.exists(os.path.join(release, "evaluation.json"))
 
 
 def test_report_epsilon_matches_an_independent_recomputation(digits_run):
@@ -195,14 +203,11 @@ def test_dpsgd_vae_baseline_samples_its_prior(tmp_path):
   assert report.epsilon == report.components["dp_sgd"] <= 2.0
   assert len(result.synthetic_records) == len(result.data.train)
   release_lib.verify_release(result.release_dir)
-  # Every run ends with the evaluation next to (not inside) the release.
-  metrics = json.loads((tmp_path / "evaluation.json").read_text())
-  assert "tstr/logreg" in metrics and metrics["meta/differentially_private"] is False
-  assert not os.path.exists(os.path.join(result.release_dir, "evaluation.json"))
   with pytest.raises(ValueError, match="conditional"):
     pipeline.run(_config(method="prior"), str(tmp_path / "bad"), progress_bar=False)
 
 
+@pytest.mark.slow
 def test_public_scope_trains_on_a_declared_public_dataset(tmp_path):
   import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
   rng = np.random.default_rng(0)
@@ -235,6 +240,7 @@ def test_bad_settings_fail_before_any_work(tmp_path):
 
 @pytest.mark.skipif(not os.environ.get("LIPDP_DATA_DIR"),
                     reason="LIPDP_DATA_DIR is unset (CI sets it to the folder holding mnist-test/)")
+@pytest.mark.slow
 def test_mnist_idx_path(tmp_path):
   config = _config(**{"dataset": "mnist_idx", "train.num_steps": 30, "train.seed": 0,
                       "model.decoder": "conv"})
@@ -295,6 +301,7 @@ def test_heteroscedastic_dpsgd_release_is_fixed_before_training(tmp_path):
   assert cert["log_sigma_lipschitz"] * cert["log_sigma_scale"] <= 0.05 * (1 + 1e-12)
 
 
+@pytest.mark.slow
 def test_dataset_caveats_reach_the_report(tmp_path):
   config = _config(**{"dataset": "breast_cancer", "train.num_steps": 3, "train.seed": 0,
                       "train.batch_size": 16})
@@ -303,6 +310,7 @@ def test_dataset_caveats_reach_the_report(tmp_path):
   assert "statistics of the very records" in result.report.notes[0]
 
 
+@pytest.mark.slow
 def test_lipschitz_decoder_on_request(tmp_path):
   config = _config(**{"model.decoder": "lipschitz_mlp", "train.num_steps": 5, "train.seed": 0,
                       "model.decoder_lipschitz": 3.0})

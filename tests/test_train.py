@@ -1,6 +1,5 @@
 """Training: the pure step, data parallelism, DP-SGD clipping and noise, kill-and-resume."""
 import json
-import os
 
 import flax.linen as nn
 import jax

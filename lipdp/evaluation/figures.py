@@ -1,6 +1,5 @@
 """Figures of real versus synthetic records, written atomically (no half-written files)."""
 
-import os
 from typing import Optional, Sequence
 
 import matplotlib

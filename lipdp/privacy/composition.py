@@ -58,8 +58,6 @@ model, the total needs a privacy filter instead.
 """
 
 import dataclasses
-import math
-from typing import Optional
 
 import dp_accounting
 from dp_accounting.pld import common as pld_common

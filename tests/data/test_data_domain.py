@@ -227,25 +227,6 @@ def test_image_worst_case_pair_attains_reference_diameter(shape, radius, nc):
   assert dist == pytest.approx(ref_image_diameter(dom), rel=1e-5)
 
 
-def test_weighted_label_block():
-  dom = ImageDomain((4, 4), radius=2.0, pixel_max=16, num_classes=3, label_weight=5.0)
-  images, labels = worst_image_pair(dom)
-  rec = dom.encode(images, labels)
-  np.testing.assert_array_equal(rec[:, 16:].max(axis=1), [5.0, 5.0])
-  np.testing.assert_array_equal(dom.labels(rec), labels)
-  np.testing.assert_array_equal(dom.project(rec), rec)
-  assert dom.diameter == pytest.approx(math.sqrt(2 * 4.0 + 2 * 25.0), rel=1e-12)
-  dist = float(np.linalg.norm(rec[0].astype(np.float64) - rec[1].astype(np.float64)))
-  assert dist == pytest.approx(dom.diameter, rel=1e-5)  # attained
-  noisy = rec + np.random.default_rng(0).normal(size=rec.shape)
-  projected = dom.project(noisy)
-  assert set(np.unique(projected[:, 16:])) <= {0.0, 5.0}
-  assert domain_from_description(dom.describe()) == dom
-  assert dom != ImageDomain((4, 4), radius=2.0, pixel_max=16, num_classes=3)
-  with pytest.raises(ValueError, match="label_weight"):
-    ImageDomain((4, 4), radius=2.0, pixel_max=16, num_classes=3, label_weight=0.0)
-
-
 @pytest.mark.parametrize("shape,radius,nc", [((2, 2), 1.0, None), ((2, 2), 1.0, 2),
                                              ((3, 3), 1.7, 10), ((2, 2), 1.5, None),
                                              ((1, 3), 2.0, 3), ((28, 28, 1), 14.0, 10),

@@ -1,6 +1,5 @@
 """The VAE's pieces: block likelihoods, the KL term, bounded heteroscedastic noise."""
 
-import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np

@@ -5,7 +5,7 @@ import math
 import dp_accounting
 import numpy as np
 import pytest
-from hypothesis import assume, given, settings, strategies as st
+from hypothesis import given, settings, strategies as st
 from scipy import integrate, stats
 
 from lipdp import privacy
