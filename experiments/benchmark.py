@@ -83,8 +83,11 @@ flags.DEFINE_integer("repeats", 15, "Timed repetitions per variant (the median i
 flags.DEFINE_integer("steps_per_repeat", 10, "Train steps per timed repetition.")
 flags.DEFINE_integer("warmup", 3, "Untimed steps per variant after compilation.")
 flags.DEFINE_integer("naive_iters", 15, "Differentiated Björck iterations of the naive variant.")
-flags.DEFINE_list("synthesis_records", ["1000", "10000", "100000", "1000000"],
-                  "Record counts of the synthesis section.")
+flags.DEFINE_list(
+  "synthesis_records",
+  ["1000", "10000", "100000", "1000000"],
+  "Record counts of the synthesis section.",
+)
 flags.DEFINE_integer("seed", 0, "Seed of the weights and the data.")
 flags.DEFINE_string("output", None, "Also write the tables (markdown) to this file.")
 flags.DEFINE_integer("device_count", 4, "Devices of the `devices` section's subprocess.")
@@ -93,8 +96,10 @@ _WIDTHS = (784, 512, 256, 16)  # mlp_step
 _ENCODER = (256, 128, 16)  # vae_step: the default config's encoder
 _DECODER = (256, 512)
 _IMAGE, _LABELS = 784, 10
-_BLOCKS = (Block("image", "image", 0, _IMAGE),
-           Block("label", "categorical", _IMAGE, _IMAGE + _LABELS))
+_BLOCKS = (
+  Block("image", "image", 0, _IMAGE),
+  Block("label", "categorical", _IMAGE, _IMAGE + _LABELS),
+)
 _NUM_RECORDS = 8192
 _RETRACT_EVERY = train_lib.TrainConfig.retract_every
 
@@ -143,8 +148,16 @@ def _time_variants(section: str, variants: Sequence[_Variant]) -> list[Row]:
       jax.block_until_ready(v.carry)
       times[v.name].append((time.perf_counter() - start) / per_repeat)
   base = statistics.median(times[variants[0].name])
-  rows = [Row(section, v.name, 1e3 * statistics.median(times[v.name]),
-              statistics.median(times[v.name]) / base, v.note(v.carry)) for v in variants]
+  rows = [
+    Row(
+      section,
+      v.name,
+      1e3 * statistics.median(times[v.name]),
+      statistics.median(times[v.name]) / base,
+      v.note(v.carry),
+    )
+    for v in variants
+  ]
   for v in variants:
     v.cleanup()
   return rows
@@ -192,8 +205,9 @@ def _naive_bjorck_mlp(widths: Sequence[int], num_iters: int) -> nn.Module:
   return lnn.LipschitzSequential(layers)
 
 
-def _mlp_variant(name, model, x, y, method: str = "plain",
-                 retract_every: int = _RETRACT_EVERY) -> _Variant:
+def _mlp_variant(
+  name, model, x, y, method: str = "plain", retract_every: int = _RETRACT_EVERY
+) -> _Variant:
   """A jitted Adam step `carry -> carry` on `mean((model(x) - y)^2)`.
 
   `method`: 'plain' (Adam), 'stiefel' (retracted Björck layers with `lipdp.optim.on_stiefel`,
@@ -211,8 +225,11 @@ def _mlp_variant(name, model, x, y, method: str = "plain",
   tx = optax.adam(1e-3)
   if method in ("stiefel", "retract-only"):
     kernels = bjorck.bjorck_kernel_paths(model, jax.random.PRNGKey(0), x[:1])
-    tx = (optim.on_stiefel(tx, kernels, retract_every) if method == "stiefel" else
-          optax.chain(tx, optim.bjorck_retraction(kernels, retract_every)))
+    tx = (
+      optim.on_stiefel(tx, kernels, retract_every)
+      if method == "stiefel"
+      else optax.chain(tx, optim.bjorck_retraction(kernels, retract_every))
+    )
     params = jax.jit(bjorck.orthonormalize_kernels, static_argnums=1)(params, kernels)
 
   def loss_fn(params, state):
@@ -241,22 +258,34 @@ def mlp_step() -> list[Row]:
   y = jnp.asarray(rng.standard_normal((FLAGS.batch_size, _WIDTHS[-1])), jnp.float32)
   out = _WIDTHS[1:]
   variants = [
-      _mlp_variant("plain nn.Dense + relu", _PlainMLP(out), x, y),
-      _mlp_variant(f"bjorck, lipdp.train (retraction every {_RETRACT_EVERY})",
-                   lnn.lipschitz_mlp(out), x, y, "stiefel"),
-      _mlp_variant("spectral + maxmin (1 power it.)", lnn.lipschitz_mlp(out, dense="spectral"),
-                   x, y),
+    _mlp_variant("plain nn.Dense + relu", _PlainMLP(out), x, y),
+    _mlp_variant(
+      f"bjorck, lipdp.train (retraction every {_RETRACT_EVERY})",
+      lnn.lipschitz_mlp(out),
+      x,
+      y,
+      "stiefel",
+    ),
+    _mlp_variant("spectral + maxmin (1 power it.)", lnn.lipschitz_mlp(out, dense="spectral"), x, y),
   ]
   if not _quick():
     variants += [
-        _mlp_variant("bjorck, retraction every step", lnn.lipschitz_mlp(out), x, y, "stiefel",
-                     1),
-        _mlp_variant("bjorck, no tangent projection, retraction every step",
-                     lnn.lipschitz_mlp(out), x, y, "retract-only", 1),
-        _mlp_variant("bjorck, previous (iterating + polar)", lnn.lipschitz_mlp(out), x, y,
-                     "polar"),
-        _mlp_variant(f"naive bjorck ({FLAGS.naive_iters} differentiated it.)",
-                     _naive_bjorck_mlp(out, FLAGS.naive_iters), x, y),
+      _mlp_variant("bjorck, retraction every step", lnn.lipschitz_mlp(out), x, y, "stiefel", 1),
+      _mlp_variant(
+        "bjorck, no tangent projection, retraction every step",
+        lnn.lipschitz_mlp(out),
+        x,
+        y,
+        "retract-only",
+        1,
+      ),
+      _mlp_variant("bjorck, previous (iterating + polar)", lnn.lipschitz_mlp(out), x, y, "polar"),
+      _mlp_variant(
+        f"naive bjorck ({FLAGS.naive_iters} differentiated it.)",
+        _naive_bjorck_mlp(out, FLAGS.naive_iters),
+        x,
+        y,
+      ),
     ]
   return _time_variants("mlp_step", variants)
 
@@ -270,26 +299,28 @@ class _ImageConvEncoder(nn.Module):
   @nn.compact
   def __call__(self, x):
     image = x[..., :_IMAGE].reshape(x.shape[:-1] + (28, 28, 1))
-    net = lnn.lipschitz_convnet([16, 32], [_ENCODER[-1]], conv="aol", dense="aol",
-                                strides=[2, 2])
+    net = lnn.lipschitz_convnet([16, 32], [_ENCODER[-1]], conv="aol", dense="aol", strides=[2, 2])
     return net(image)
 
 
 def _vae(encoder: nn.Module) -> vae_lib.LipschitzVAE:
-  return vae_lib.LipschitzVAE(encoder_mean=encoder,
-                              decoder=decoders.MLPDecoder(_DECODER, _IMAGE + _LABELS))
+  return vae_lib.LipschitzVAE(
+    encoder_mean=encoder, decoder=decoders.MLPDecoder(_DECODER, _IMAGE + _LABELS)
+  )
 
 
 def _vae_records(n: int = _NUM_RECORDS) -> np.ndarray:
   rng = np.random.default_rng(FLAGS.seed)
   image = (rng.uniform(0, 1, (n, _IMAGE)) < 0.2).astype(np.float32)
-  return np.concatenate([image, np.eye(_LABELS, dtype=np.float32)[rng.integers(0, _LABELS, n)]],
-                        axis=1)
+  return np.concatenate(
+    [image, np.eye(_LABELS, dtype=np.float32)[rng.integers(0, _LABELS, n)]], axis=1
+  )
 
 
 @dataclasses.dataclass
 class _Built:
   """A VAE step as `lipdp.train.fit` builds it, and what a timing loop needs."""
+
   step: Any  # lipdp.steps.Step, or None for the reference ('polar') variant
   state: Any
   records: jax.Array
@@ -297,8 +328,13 @@ class _Built:
   compiled: Any = None  # the compiled step, for cost and memory analysis
 
 
-def _build_vae_step(model, mesh, method: str, dp: Optional[train_lib.DPSGDConfig] = None,
-                    retract_every: int = _RETRACT_EVERY) -> _Built:
+def _build_vae_step(
+  model,
+  mesh,
+  method: str,
+  dp: Optional[train_lib.DPSGDConfig] = None,
+  retract_every: int = _RETRACT_EVERY,
+) -> _Built:
   """`method`: 'train' (exactly `lipdp.train.train`'s set-up) or 'polar' (the previous method)."""
   records = _vae_records()
   sample = jnp.zeros((1, records.shape[1]), jnp.float32)
@@ -309,18 +345,27 @@ def _build_vae_step(model, mesh, method: str, dp: Optional[train_lib.DPSGDConfig
     model = bjorck.with_retracted_bjorck(model)
     kernels = bjorck.bjorck_kernel_paths(model, jax.random.key(0), sample, jax.random.key(1))
     optimizer = optim.on_stiefel(optax.adam(1e-3), kernels, retract_every)
-    state = train_lib.create_train_state(model, optimizer, sample, jax.random.key(FLAGS.seed),
-                                         replicated)
-    shapes = jax.tree_util.tree_map(lambda p: jax.ShapeDtypeStruct(p.shape, p.dtype),
-                                    state.params)
-    step = steps_lib.make_step(train_lib.vae_loss(model, _BLOCKS), optimizer, mesh, dp=dp,
-                               batch_size=FLAGS.batch_size, num_records=len(records),
-                               seed=FLAGS.seed, param_shapes=shapes, sample_record=sample)
+    state = train_lib.create_train_state(
+      model, optimizer, sample, jax.random.key(FLAGS.seed), replicated
+    )
+    shapes = jax.tree_util.tree_map(lambda p: jax.ShapeDtypeStruct(p.shape, p.dtype), state.params)
+    step = steps_lib.make_step(
+      train_lib.vae_loss(model, _BLOCKS),
+      optimizer,
+      mesh,
+      dp=dp,
+      batch_size=FLAGS.batch_size,
+      num_records=len(records),
+      seed=FLAGS.seed,
+      param_shapes=shapes,
+      sample_record=sample,
+    )
     return _Built(step, state, device_records, run_key)
   # The previous method: iterating Björck layers, Adam's update applied to the polar factor.
   optimizer = optax.adam(1e-3)
-  variables = flax.core.unfreeze(jax.jit(model.init)(jax.random.key(FLAGS.seed), sample,
-                                                     jax.random.key(1)))
+  variables = flax.core.unfreeze(
+    jax.jit(model.init)(jax.random.key(FLAGS.seed), sample, jax.random.key(1))
+  )
   params = variables.pop("params")
   state = (params, variables, optimizer.init(params))
   loss_fn = train_lib.vae_loss(model, _BLOCKS)
@@ -331,14 +376,12 @@ def _build_vae_step(model, mesh, method: str, dp: Optional[train_lib.DPSGDConfig
     batch = jnp.take(records, indices, axis=0)
 
     def mean_loss(p):
-      losses, _, new = loss_fn(p, model_state, batch, steps_lib.as_key(run_key),
-                               list(model_state))
+      losses, _, new = loss_fn(p, model_state, batch, steps_lib.as_key(run_key), list(model_state))
       return jnp.mean(losses), new
 
     (_, new), grads = jax.value_and_grad(mean_loss, has_aux=True)(params)
     updates, opt_state = optimizer.update(grads, opt_state, params)
-    params = optax.apply_updates(lnn.retract_to_polar(params, new[lnn.POLAR_COLLECTION]),
-                                 updates)
+    params = optax.apply_updates(lnn.retract_to_polar(params, new[lnn.POLAR_COLLECTION]), updates)
     return params, new, opt_state
 
   return _Built(polar_step, state, device_records, run_key)
@@ -356,9 +399,11 @@ def _vae_variant(name: str, built: _Built) -> _Variant:
       return state, t + 1
 
     built.compiled = step._step.lower(  # pylint: disable=protected-access
-        built.state, built.records, built.run_key, step.place(step.host_inputs(0))).compile()
-    return _Variant(name, run, (built.state, 0), lambda carry: _flops_note(built.compiled),
-                    prefetch.close)
+      built.state, built.records, built.run_key, step.place(step.host_inputs(0))
+    ).compile()
+    return _Variant(
+      name, run, (built.state, 0), lambda carry: _flops_note(built.compiled), prefetch.close
+    )
   shuffler = batching.EpochShuffler(_NUM_RECORDS, FLAGS.batch_size, FLAGS.seed)
 
   def run_polar(carry):
@@ -380,32 +425,44 @@ def _flops_note(compiled) -> str:
 
 def _vae_variants(mesh, dp_too: bool = True) -> list[tuple[str, Callable[[], _Built]]]:
   batch = FLAGS.batch_size
-  dp = train_lib.DPSGDConfig(noise_multiplier=1.0, clip_norm=1.0,
-                             sampling_rate=batch / _NUM_RECORDS, chunk_size=64)
+  dp = train_lib.DPSGDConfig(
+    noise_multiplier=1.0, clip_norm=1.0, sampling_rate=batch / _NUM_RECORDS, chunk_size=64
+  )
   variants = [
-      ("plain encoder (nn.Dense + relu)",
-       lambda: _build_vae_step(_vae(_PlainMLP(_ENCODER)), mesh, "train")),
-      (f"bjorck, lipdp.train (retraction every {_RETRACT_EVERY})",
-       lambda: _build_vae_step(_vae(lnn.lipschitz_mlp(_ENCODER)), mesh, "train")),
+    (
+      "plain encoder (nn.Dense + relu)",
+      lambda: _build_vae_step(_vae(_PlainMLP(_ENCODER)), mesh, "train"),
+    ),
+    (
+      f"bjorck, lipdp.train (retraction every {_RETRACT_EVERY})",
+      lambda: _build_vae_step(_vae(lnn.lipschitz_mlp(_ENCODER)), mesh, "train"),
+    ),
   ]
   if not _quick():
     variants += [
-        ("bjorck, retraction every step",
-         lambda: _build_vae_step(_vae(lnn.lipschitz_mlp(_ENCODER)), mesh, "train",
-                                 retract_every=1)),
-        ("bjorck, previous (iterating + polar)",
-         lambda: _build_vae_step(_vae(lnn.lipschitz_mlp(_ENCODER)), mesh, "polar")),
+      (
+        "bjorck, retraction every step",
+        lambda: _build_vae_step(_vae(lnn.lipschitz_mlp(_ENCODER)), mesh, "train", retract_every=1),
+      ),
+      (
+        "bjorck, previous (iterating + polar)",
+        lambda: _build_vae_step(_vae(lnn.lipschitz_mlp(_ENCODER)), mesh, "polar"),
+      ),
     ]
   variants += [
-      ("spectral encoder",
-       lambda: _build_vae_step(_vae(lnn.lipschitz_mlp(_ENCODER, dense="spectral")), mesh,
-                               "train")),
-      ("aol conv encoder", lambda: _build_vae_step(_vae(_ImageConvEncoder()), mesh, "train")),
+    (
+      "spectral encoder",
+      lambda: _build_vae_step(_vae(lnn.lipschitz_mlp(_ENCODER, dense="spectral")), mesh, "train"),
+    ),
+    ("aol conv encoder", lambda: _build_vae_step(_vae(_ImageConvEncoder()), mesh, "train")),
   ]
   if dp_too:
-    variants.append((f"dp-sgd, bjorck (expected batch {batch}, microbatch 64)",
-                     lambda: _build_vae_step(_vae(lnn.lipschitz_mlp(_ENCODER)), mesh, "train",
-                                             dp=dp)))
+    variants.append(
+      (
+        f"dp-sgd, bjorck (expected batch {batch}, microbatch 64)",
+        lambda: _build_vae_step(_vae(lnn.lipschitz_mlp(_ENCODER)), mesh, "train", dp=dp),
+      )
+    )
   return variants
 
 
@@ -430,8 +487,9 @@ def vae_step() -> list[Row]:
 
 def memory() -> list[Row]:
   """Peak device memory of each VAE step (XLA's memory analysis) relative to the plain step."""
-  built = _BUILT_VAE or {name: build() for name, build in
-                         _vae_variants(sharding.data_mesh(jax.devices()[:1]))}
+  built = _BUILT_VAE or {
+    name: build() for name, build in _vae_variants(sharding.data_mesh(jax.devices()[:1]))
+  }
   rows = []
   for name, b in built.items():
     if not isinstance(b.step, steps_lib.Step):
@@ -439,17 +497,29 @@ def memory() -> list[Row]:
     if b.compiled is None:
       _vae_variant(name, b).cleanup()  # compiles
     stats = b.compiled.memory_analysis()
-    total = (stats.argument_size_in_bytes + stats.output_size_in_bytes
-             + stats.temp_size_in_bytes - stats.alias_size_in_bytes)
-    rows.append(Row("memory", name, total / 2**20, 0.0,
-                    f"temporaries {stats.temp_size_in_bytes / 2**20:.1f} MiB, arguments "
-                    f"{stats.argument_size_in_bytes / 2**20:.1f} MiB (records included)",
-                    unit="MiB"))
+    total = (
+      stats.argument_size_in_bytes
+      + stats.output_size_in_bytes
+      + stats.temp_size_in_bytes
+      - stats.alias_size_in_bytes
+    )
+    rows.append(
+      Row(
+        "memory",
+        name,
+        total / 2**20,
+        0.0,
+        f"temporaries {stats.temp_size_in_bytes / 2**20:.1f} MiB, arguments "
+        f"{stats.argument_size_in_bytes / 2**20:.1f} MiB (records included)",
+        unit="MiB",
+      )
+    )
   for row in rows:
     row.ratio = row.value / rows[0].value
   peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-  rows.append(Row("memory", "host: peak resident memory of this process", peak, float("nan"),
-                  unit="MiB"))
+  rows.append(
+    Row("memory", "host: peak resident memory of this process", peak, float("nan"), unit="MiB")
+  )
   return rows
 
 
@@ -459,11 +529,16 @@ def memory() -> list[Row]:
 def synthesis() -> list[Row]:
   """Synthesis throughput against a plain forward pass, and its growth with the records."""
   from lipdp import data as data_lib  # pylint: disable=g-import-not-at-top
+
   domain = data_lib.load_dataset("digits").domain
-  model = vae_lib.LipschitzVAE(encoder_mean=lnn.lipschitz_mlp(_ENCODER, 0.05),
-                               decoder=decoders.MLPDecoder(_DECODER, domain.dim), sigma=1.0)
-  variables = jax.jit(model.init)(jax.random.key(FLAGS.seed), jnp.zeros((1, domain.dim)),
-                                  jax.random.key(1))
+  model = vae_lib.LipschitzVAE(
+    encoder_mean=lnn.lipschitz_mlp(_ENCODER, 0.05),
+    decoder=decoders.MLPDecoder(_DECODER, domain.dim),
+    sigma=1.0,
+  )
+  variables = jax.jit(model.init)(
+    jax.random.key(FLAGS.seed), jnp.zeros((1, domain.dim)), jax.random.key(1)
+  )
   sizes = [int(s) for s in FLAGS.synthesis_records]
   if _quick():
     sizes = [s for s in sizes if s <= 10_000]
@@ -472,22 +547,24 @@ def synthesis() -> list[Row]:
   @jax.jit
   def forward(variables, x, z_noise):
     mu, sigma = model.apply(variables, x, method=vae_lib.LipschitzVAE.encode)
-    logits = model.apply(variables, mu + sigma[:, None] * z_noise,
-                         method=vae_lib.LipschitzVAE.decode)
+    logits = model.apply(
+      variables, mu + sigma[:, None] * z_noise, method=vae_lib.LipschitzVAE.decode
+    )
     return jax.nn.sigmoid(logits)
 
   def plain(records):
     out = []
     for b in range(0, len(records), chunk):
-      part = records[b:b + chunk]
+      part = records[b : b + chunk]
       if len(part) < chunk:
         part = np.concatenate([part, np.zeros((chunk - len(part), part.shape[1]), part.dtype)])
       out.append(forward(variables, jnp.asarray(part), jnp.zeros((chunk, _ENCODER[-1]))))
-    return np.concatenate([np.asarray(o) for o in out])[:len(records)]
+    return np.concatenate([np.asarray(o) for o in out])[: len(records)]
 
   def lipdp_synthesis(records):
-    latents = synth_lib.release_latents(model, variables, records, 1, np.random.default_rng(0),
-                                        sigma=1.0)
+    latents = synth_lib.release_latents(
+      model, variables, records, 1, np.random.default_rng(0), sigma=1.0
+    )
     return synth_lib.decode_latents(model, variables, latents.astype(np.float32), domain)
 
   rng = np.random.default_rng(FLAGS.seed)
@@ -509,19 +586,36 @@ def synthesis() -> list[Row]:
     tp, tl = min(t_plain), min(t_lipdp)
     rate = n / tl
     first_rate = first_rate or rate
-    rows.append(Row("synthesis", f"{n:>9,d} records: lipdp (release + decode)", rate, tl / tp,
-                    f"plain forward {n / tp:,.0f} records/s; rate / rate at {sizes[0]:,d}: "
-                    f"{rate / first_rate:.2f}", unit="records/s"))
+    rows.append(
+      Row(
+        "synthesis",
+        f"{n:>9,d} records: lipdp (release + decode)",
+        rate,
+        tl / tp,
+        f"plain forward {n / tp:,.0f} records/s; rate / rate at {sizes[0]:,d}: "
+        f"{rate / first_rate:.2f}",
+        unit="records/s",
+      )
+    )
   if _quick():
     return rows
   records = domain.project(rng.uniform(0, 1, (1000, domain.dim)).astype(np.float32))
-  synth_lib.synthesize(model, variables, records, domain, epsilon=1.0, delta=1e-5,
-                       scope="conditional", seed=0)  # compiles the certificate's checks
+  synth_lib.synthesize(
+    model, variables, records, domain, epsilon=1.0, delta=1e-5, scope="conditional", seed=0
+  )  # compiles the certificate's checks
   start = time.perf_counter()
-  synth_lib.synthesize(model, variables, records, domain, epsilon=1.0, delta=1e-5,
-                       scope="conditional", seed=0)
-  rows.append(Row("synthesis", "synthesize(): 1,000 records, certificate and report (compiled)",
-                  1e3 * (time.perf_counter() - start), float("nan"), unit="ms"))
+  synth_lib.synthesize(
+    model, variables, records, domain, epsilon=1.0, delta=1e-5, scope="conditional", seed=0
+  )
+  rows.append(
+    Row(
+      "synthesis",
+      "synthesize(): 1,000 records, certificate and report (compiled)",
+      1e3 * (time.perf_counter() - start),
+      float("nan"),
+      unit="ms",
+    )
+  )
   return rows
 
 
@@ -542,17 +636,32 @@ def accounting() -> list[Row]:
   repeats = 3 if _quick() else 10
   classic = _best_of(lambda: privacy.classic_gaussian_sigma(1.0, 1e-5, 1.0), 100)
   calibrate = _best_of(lambda: privacy.calibrate_sigma(1.0, 1e-5, 1.0), repeats)
-  compose = _best_of(lambda: privacy.compose_dpsgd_and_release(
-      noise_multiplier=1.0, sampling_rate=0.01, steps=10_000, sigma=3.0, sensitivity=1.0,
-      delta=1e-5), 1 if _quick() else 3)
+  compose = _best_of(
+    lambda: privacy.compose_dpsgd_and_release(
+      noise_multiplier=1.0, sampling_rate=0.01, steps=10_000, sigma=3.0, sensitivity=1.0, delta=1e-5
+    ),
+    1 if _quick() else 3,
+  )
   return [
-      Row("accounting", "classic_gaussian_sigma (closed form, baseline)", 1e3 * classic, 1.0,
-          unit="ms"),
-      Row("accounting", "calibrate_sigma (analytic Gaussian)", 1e3 * calibrate,
-          calibrate / classic, f"target < 50 ms: {'met' if calibrate < 0.05 else 'NOT met'}",
-          unit="ms"),
-      Row("accounting", "10,000-step DP-SGD + release (PLD)", 1e3 * compose, compose / classic,
-          f"target < 2 s: {'met' if compose < 2 else 'NOT met'}", unit="ms"),
+    Row(
+      "accounting", "classic_gaussian_sigma (closed form, baseline)", 1e3 * classic, 1.0, unit="ms"
+    ),
+    Row(
+      "accounting",
+      "calibrate_sigma (analytic Gaussian)",
+      1e3 * calibrate,
+      calibrate / classic,
+      f"target < 50 ms: {'met' if calibrate < 0.05 else 'NOT met'}",
+      unit="ms",
+    ),
+    Row(
+      "accounting",
+      "10,000-step DP-SGD + release (PLD)",
+      1e3 * compose,
+      compose / classic,
+      f"target < 2 s: {'met' if compose < 2 else 'NOT met'}",
+      unit="ms",
+    ),
   ]
 
 
@@ -564,17 +673,24 @@ _DEVICES_RUN: list = []  # the subprocess of the `devices` section, started earl
 
 def _start_devices_run() -> subprocess.Popen:
   env = dict(os.environ)
-  env["XLA_FLAGS"] = (env.get("XLA_FLAGS", "") + " --xla_force_host_platform_device_count="
-                      f"{FLAGS.device_count}").strip()
+  env["XLA_FLAGS"] = (
+    env.get("XLA_FLAGS", "") + f" --xla_force_host_platform_device_count={FLAGS.device_count}"
+  ).strip()
   env.setdefault("JAX_PLATFORMS", "cpu")
-  cmd = [sys.executable, os.path.abspath(__file__), "--sections=_devices_worker",
-         f"--batch_size={FLAGS.batch_size}", f"--repeats={FLAGS.repeats}",
-         f"--steps_per_repeat={FLAGS.steps_per_repeat}", f"--warmup={FLAGS.warmup}",
-         f"--seed={FLAGS.seed}", f"--device_count={FLAGS.device_count}"]
+  cmd = [
+    sys.executable,
+    os.path.abspath(__file__),
+    "--sections=_devices_worker",
+    f"--batch_size={FLAGS.batch_size}",
+    f"--repeats={FLAGS.repeats}",
+    f"--steps_per_repeat={FLAGS.steps_per_repeat}",
+    f"--warmup={FLAGS.warmup}",
+    f"--seed={FLAGS.seed}",
+    f"--device_count={FLAGS.device_count}",
+  ]
   if _quick():
     cmd.append("--quick")
-  return subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                          text=True)
+  return subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
 def devices() -> list[Row]:
@@ -587,8 +703,9 @@ def devices() -> list[Row]:
   out, err = run.communicate()
   if run.returncode:
     raise RuntimeError(f"the devices subprocess failed:\n{err[-3000:]}")
-  return [Row(**json.loads(line[len("ROW "):])) for line in out.splitlines()
-          if line.startswith("ROW ")]
+  return [
+    Row(**json.loads(line[len("ROW ") :])) for line in out.splitlines() if line.startswith("ROW ")
+  ]
 
 
 def _devices_worker() -> list[Row]:
@@ -616,13 +733,13 @@ def _devices_worker() -> list[Row]:
 
 
 SECTIONS: dict[str, Callable[[], list[Row]]] = {
-    "mlp_step": mlp_step,
-    "vae_step": vae_step,
-    "memory": memory,
-    "synthesis": synthesis,
-    "accounting": accounting,
-    "devices": devices,
-    "_devices_worker": _devices_worker,
+  "mlp_step": mlp_step,
+  "vae_step": vae_step,
+  "memory": memory,
+  "synthesis": synthesis,
+  "accounting": accounting,
+  "devices": devices,
+  "_devices_worker": _devices_worker,
 }
 
 
@@ -646,9 +763,11 @@ def main(argv):
     _devices_worker()
     return
   device = jax.devices()[0]
-  header = (f"jax {jax.__version__}, {device.platform} ({device.device_kind}), "
-            f"{os.cpu_count()} CPUs, batch {FLAGS.batch_size}, "
-            f"{'quick' if _quick() else f'median of {FLAGS.repeats} x {FLAGS.steps_per_repeat}'}")
+  header = (
+    f"jax {jax.__version__}, {device.platform} ({device.device_kind}), "
+    f"{os.cpu_count()} CPUs, batch {FLAGS.batch_size}, "
+    f"{'quick' if _quick() else f'median of {FLAGS.repeats} x {FLAGS.steps_per_repeat}'}"
+  )
   print(header, flush=True)
   lines = [header]
   if "devices" in FLAGS.sections:

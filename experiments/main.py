@@ -24,15 +24,19 @@ _DEFAULT_CONFIG = os.path.join(os.path.dirname(os.path.abspath(__file__)), "conf
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("workdir", "runs/digits", "Directory for checkpoints, metrics and the release.")
-flags.DEFINE_bool("distributed", False,
-                  "Call jax.distributed.initialize() first (one process per host). Unset "
-                  "coordinator/process settings are detected from the cluster (Cloud TPU, SLURM, "
-                  "Open MPI) or JAX_COORDINATOR_ADDRESS.")
+flags.DEFINE_bool(
+  "distributed",
+  False,
+  "Call jax.distributed.initialize() first (one process per host). Unset "
+  "coordinator/process settings are detected from the cluster (Cloud TPU, SLURM, "
+  "Open MPI) or JAX_COORDINATOR_ADDRESS.",
+)
 flags.DEFINE_string("coordinator_address", None, "host:port of process 0 (with --distributed).")
 flags.DEFINE_integer("num_processes", None, "Number of processes (with --distributed).")
 flags.DEFINE_integer("process_id", None, "This process's id in [0, num_processes).")
-flags.DEFINE_bool("verbose", False, "Show tracebacks and the libraries' logs (absl INFO, orbax, "
-                  "JAX).")
+flags.DEFINE_bool(
+  "verbose", False, "Show tracebacks and the libraries' logs (absl INFO, orbax, JAX)."
+)
 _PROG = "experiments/main.py"
 
 
@@ -49,13 +53,17 @@ def _unknown_field_message(error: Exception) -> str:
   lines = str(inner).split("\n")
   field = lines[0].strip("'\"")
   hint = " ".join(lines[1:]).strip()
-  return (f"the configuration has no field {field!r}" + (f" ({hint})" if hint else "") +
-          "; its fields are in experiments/configs/default.py")
+  return (
+    f"the configuration has no field {field!r}"
+    + (f" ({hint})" if hint else "")
+    + "; its fields are in experiments/configs/default.py"
+  )
 
 
 try:  # parses the --config.* overrides of sys.argv already, to define their flags
-  config_flags.DEFINE_config_file("config", _DEFAULT_CONFIG, "Experiment configuration.",
-                                  lock_config=True)
+  config_flags.DEFINE_config_file(
+    "config", _DEFAULT_CONFIG, "Experiment configuration.", lock_config=True
+  )
 except (AttributeError, KeyError) as e:
   if __name__ != "__main__":
     raise
@@ -69,12 +77,16 @@ def main(argv):
   try:
     if FLAGS.distributed:
       import jax  # pylint: disable=g-import-not-at-top
-      jax.distributed.initialize(FLAGS.coordinator_address, FLAGS.num_processes,
-                                 FLAGS.process_id)  # before anything touches the devices
+
+      jax.distributed.initialize(
+        FLAGS.coordinator_address, FLAGS.num_processes, FLAGS.process_id
+      )  # before anything touches the devices
     result = pipeline.run(FLAGS.config, FLAGS.workdir)
   except KeyboardInterrupt:
-    print(f"\n{_PROG}: interrupted. Run the same command again to resume from the last "
-          "checkpoint.", file=sys.stderr)
+    print(
+      f"\n{_PROG}: interrupted. Run the same command again to resume from the last checkpoint.",
+      file=sys.stderr,
+    )
     sys.exit(130)
   except (ValueError, OSError) as e:  # lipdp's own clear messages, and the system's
     console.print_error(_PROG, e, verbose=FLAGS.verbose)

@@ -17,10 +17,25 @@ import numpy as np
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from lipdp import files  # pylint: disable=g-import-not-at-top,wrong-import-position
 
-TABLE_METRICS = ("tstr/logreg", "tstr/mlp", "tstr/cnn", "labels/agreement",
-                 "fidelity/frechet", "privacy/mia_distance_auc", "privacy/dcr_closer_to_train")
-METHOD_ORDER = ("lipdp-conditional", "lipdp-e2e", "lipdp-shuffled", "dpsgd-vae", "vae", "mst",
-                "aim", "copy")
+TABLE_METRICS = (
+  "tstr/logreg",
+  "tstr/mlp",
+  "tstr/cnn",
+  "labels/agreement",
+  "fidelity/frechet",
+  "privacy/mia_distance_auc",
+  "privacy/dcr_closer_to_train",
+)
+METHOD_ORDER = (
+  "lipdp-conditional",
+  "lipdp-e2e",
+  "lipdp-shuffled",
+  "dpsgd-vae",
+  "vae",
+  "mst",
+  "aim",
+  "copy",
+)
 
 
 def _eps_key(row):
@@ -51,8 +66,10 @@ def _method_rank(method):
 
 def frontier(rows, metric, path, title):
   import matplotlib  # pylint: disable=g-import-not-at-top
+
   matplotlib.use("Agg")
   import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
+
   groups = group(rows, ("method", _eps_key))
   methods = sorted({m for m, _ in groups}, key=_method_rank)
   finite = sorted({e for _, e in groups if math.isfinite(e)})
@@ -85,8 +102,10 @@ def frontier(rows, metric, path, title):
 
 def knobs(rows, metric, path, title):
   import matplotlib  # pylint: disable=g-import-not-at-top
+
   matplotlib.use("Agg")
   import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
+
   groups = group(rows, ("method", _eps_key, "tag"))
   panels = sorted({(m, e) for m, e, _ in groups}, key=lambda p: (_method_rank(p[0]), p[1]))
   fig, axes = plt.subplots(1, len(panels), figsize=(3.2 * len(panels), 3.6), squeeze=False)
@@ -94,8 +113,12 @@ def knobs(rows, metric, path, title):
     tags = [t for m, e, t in groups if (m, e) == (method, eps)]
     tags = sorted(tags, key=lambda t: (t != "base", t))
     stats = [_mean_std([r.get(metric) for r in groups[(method, eps, t)]]) for t in tags]
-    ax.barh(range(len(tags)), [s[0] for s in stats], xerr=[s[1] for s in stats],
-            color=["tab:orange" if t == "base" else "tab:blue" for t in tags])
+    ax.barh(
+      range(len(tags)),
+      [s[0] for s in stats],
+      xerr=[s[1] for s in stats],
+      color=["tab:orange" if t == "base" else "tab:blue" for t in tags],
+    )
     ax.set_yticks(range(len(tags)))
     ax.set_yticklabels(tags, fontsize=7)
     ax.invert_yaxis()
@@ -109,6 +132,7 @@ def knobs(rows, metric, path, title):
 
 def _save(fig, path):
   import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
+
   fig.tight_layout()
   with files.atomic_write(path, "wb") as f:
     fig.savefig(f, format="png", dpi=130)
@@ -121,17 +145,24 @@ def table(rows, by_tag: bool) -> str:
   metrics = [m for m in TABLE_METRICS if any(m in r for r in rows)]
   head = ["method"] + (["setting"] if by_tag else []) + ["epsilon", "seeds"] + metrics
   lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-  for key in sorted(groups, key=lambda k: (_method_rank(k[0]),) + tuple(
-      (x if not isinstance(x, str) else (x != "base", x)) for x in k[1:])):
+  for key in sorted(
+    groups,
+    key=lambda k: (
+      (_method_rank(k[0]),)
+      + tuple((x if not isinstance(x, str) else (x != "base", x)) for x in k[1:])
+    ),
+  ):
     rs = groups[key]
     eps = key[-1]
-    cells = [key[0]] + ([key[1]] if by_tag else []) + [
-        "inf" if not math.isfinite(eps) else f"{eps:g}", str(len(rs))]
+    cells = (
+      [key[0]]
+      + ([key[1]] if by_tag else [])
+      + ["inf" if not math.isfinite(eps) else f"{eps:g}", str(len(rs))]
+    )
     for metric in metrics:
       mean, std, count = _mean_std([r.get(metric) for r in rs])
-      cells.append("-" if count == 0 else (f"{mean:.3f}" if count == 1 else
-                                           f"{mean:.3f} ± {std:.3f}"))
+      cells.append(
+        "-" if count == 0 else (f"{mean:.3f}" if count == 1 else f"{mean:.3f} ± {std:.3f}")
+      )
     lines.append("| " + " | ".join(cells) + " |")
   return "\n".join(lines) + "\n"
-
-

@@ -37,7 +37,9 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import sweep_lib  # pylint: disable=g-import-not-at-top
 
 FLAGS = flags.FLAGS
-flags.DEFINE_string("sweep", None, "path/to/sweep.py:name, e.g. experiments/sweeps/frontier.py:quick")
+flags.DEFINE_string(
+  "sweep", None, "path/to/sweep.py:name, e.g. experiments/sweeps/frontier.py:quick"
+)
 flags.DEFINE_string("results", None, "JSONL file the points are appended to.")
 flags.DEFINE_string("workdir", "runs/sweeps", "Root of the points' work directories (private).")
 flags.DEFINE_integer("task_index", 0, "This task's index in [0, num_tasks).")
@@ -57,8 +59,10 @@ def main(argv):
   mine = [p for i, p in enumerate(points) if i % FLAGS.num_tasks == FLAGS.task_index]
   done = sweep_lib.completed_ids(FLAGS.results)
   todo = [p for p in mine if p["id"] not in done]
-  print(f"{FLAGS.sweep}: {len(points)} points, {len(mine)} in task {FLAGS.task_index}/"
-        f"{FLAGS.num_tasks}, {len(mine) - len(todo)} already in {FLAGS.results}")
+  print(
+    f"{FLAGS.sweep}: {len(points)} points, {len(mine)} in task {FLAGS.task_index}/"
+    f"{FLAGS.num_tasks}, {len(mine) - len(todo)} already in {FLAGS.results}"
+  )
   if FLAGS.list:
     for p in todo:
       print("  " + p["id"])

@@ -26,26 +26,46 @@ import default as default_config  # pylint: disable=g-import-not-at-top
 
 # Method -> the config fields that make it (on top of the variant and the point's overrides).
 LIPDP_METHODS = {
-    "lipdp-conditional": {"scope": "conditional"},
-    "lipdp-e2e": {"scope": "dp-sgd", "calibration": "per-record"},
-    "lipdp-shuffled": {"scope": "dp-sgd", "calibration": "shuffled"},
-    "dpsgd-vae": {"scope": "dp-sgd", "method": "prior"},
+  "lipdp-conditional": {"scope": "conditional"},
+  "lipdp-e2e": {"scope": "dp-sgd", "calibration": "per-record"},
+  "lipdp-shuffled": {"scope": "dp-sgd", "calibration": "shuffled"},
+  "dpsgd-vae": {"scope": "dp-sgd", "method": "prior"},
 }
 NONPRIVATE_METHODS = ("vae",)
 INF = math.inf
 # Short data set names in result rows (the same as experiments/baselines.py writes).
-DATASET_NAMES = {"quick": "digits", "bank": "bank_marketing", "mnist_idx": "mnist_idx",
-                 "mnist": "mnist", "": "digits", "smoke": "digits"}
+DATASET_NAMES = {
+  "quick": "digits",
+  "bank": "bank_marketing",
+  "mnist_idx": "mnist_idx",
+  "mnist": "mnist",
+  "": "digits",
+  "smoke": "digits",
+}
 
 
-def point(sweep: str, method: str, variant: str, epsilon: float, seed: int,
-          overrides: Optional[Mapping[str, Any]] = None, tag: str = "") -> Dict[str, Any]:
+def point(
+  sweep: str,
+  method: str,
+  variant: str,
+  epsilon: float,
+  seed: int,
+  overrides: Optional[Mapping[str, Any]] = None,
+  tag: str = "",
+) -> Dict[str, Any]:
   """One sweep point. `tag` names a knob setting in knob studies (part of the id)."""
   eps = "inf" if epsilon == INF else f"{epsilon:g}"
   pid = "/".join(x for x in (method, tag, f"eps={eps}", f"seed={seed}") if x)
-  return {"sweep": sweep, "id": pid, "method": method, "variant": variant,
-          "epsilon": epsilon, "seed": int(seed), "tag": tag,
-          "overrides": dict(overrides or {})}
+  return {
+    "sweep": sweep,
+    "id": pid,
+    "method": method,
+    "variant": variant,
+    "epsilon": epsilon,
+    "seed": int(seed),
+    "tag": tag,
+    "overrides": dict(overrides or {}),
+  }
 
 
 def load_sweep(spec: str):
@@ -118,22 +138,39 @@ def _json_default(value):
 def code_version() -> Optional[str]:
   """The git commit of the code that ran (None outside a git checkout)."""
   import subprocess  # pylint: disable=g-import-not-at-top
+
   try:
-    out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True,
-                         cwd=os.path.dirname(os.path.abspath(__file__)))
-    dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],
-                           capture_output=True, text=True, check=True,
-                           cwd=os.path.dirname(os.path.abspath(__file__))).stdout.strip()
+    out = subprocess.run(
+      ["git", "rev-parse", "HEAD"],
+      capture_output=True,
+      text=True,
+      check=True,
+      cwd=os.path.dirname(os.path.abspath(__file__)),
+    )
+    dirty = subprocess.run(
+      ["git", "status", "--porcelain", "--untracked-files=no"],
+      capture_output=True,
+      text=True,
+      check=True,
+      cwd=os.path.dirname(os.path.abspath(__file__)),
+    ).stdout.strip()
     return out.stdout.strip() + ("+modified" if dirty else "")
   except (OSError, subprocess.CalledProcessError):
     return None
 
 
 def point_fields(p: Mapping[str, Any]) -> Dict[str, Any]:
-  return {"sweep": p["sweep"], "id": p["id"], "method": p["method"], "variant": p["variant"],
-          "target_epsilon": None if p["epsilon"] == INF else p["epsilon"], "seed": p["seed"],
-          "tag": p.get("tag", ""), "overrides": dict(p.get("overrides", {})),
-          "code_version": code_version()}
+  return {
+    "sweep": p["sweep"],
+    "id": p["id"],
+    "method": p["method"],
+    "variant": p["variant"],
+    "target_epsilon": None if p["epsilon"] == INF else p["epsilon"],
+    "seed": p["seed"],
+    "tag": p.get("tag", ""),
+    "overrides": dict(p.get("overrides", {})),
+    "code_version": code_version(),
+  }
 
 
 def _set(config, key: str, value) -> None:
@@ -173,15 +210,20 @@ def run_point(p: Mapping[str, Any], workdir_root: str) -> Dict[str, Any]:
   method = p["method"]
   if method in LIPDP_METHODS:
     from lipdp import pipeline  # pylint: disable=g-import-not-at-top
+
     config = make_config(p)
     result = pipeline.run(config, workdir, progress_bar=False)
     report = result.report
     row.update(_report_fields(report))
-    row.update(dataset=DATASET_NAMES.get(p["variant"], config.dataset),
-               num_train=len(result.data.train),
-               timings=result.timings, plan={"noise_ratio": result.plan.noise_ratio,
-                                             "dpsgd_noise_multiplier":
-                                             result.plan.dpsgd_noise_multiplier})
+    row.update(
+      dataset=DATASET_NAMES.get(p["variant"], config.dataset),
+      num_train=len(result.data.train),
+      timings=result.timings,
+      plan={
+        "noise_ratio": result.plan.noise_ratio,
+        "dpsgd_noise_multiplier": result.plan.dpsgd_noise_multiplier,
+      },
+    )
     row.update(result.metrics or {})
   elif method in NONPRIVATE_METHODS:
     config = make_config(p)
@@ -192,11 +234,16 @@ def run_point(p: Mapping[str, Any], workdir_root: str) -> Dict[str, Any]:
 
 
 def _report_fields(report) -> Dict[str, Any]:
-  return {"epsilon": report.epsilon, "delta": report.delta, "headline": report.headline,
-          "scope": report.scope.value, "per_record_epsilon": report.per_record_epsilon,
-          "central_epsilon": report.central_epsilon,
-          "dpsgd_epsilon": report.components.get("dp_sgd"),
-          "release_sigma": report.sigma}
+  return {
+    "epsilon": report.epsilon,
+    "delta": report.delta,
+    "headline": report.headline,
+    "scope": report.scope.value,
+    "per_record_epsilon": report.per_record_epsilon,
+    "central_epsilon": report.central_epsilon,
+    "dpsgd_epsilon": report.components.get("dp_sgd"),
+    "release_sigma": report.sigma,
+  }
 
 
 def _run_nonprivate_vae(config, workdir, variant) -> Dict[str, Any]:
@@ -207,28 +254,58 @@ def _run_nonprivate_vae(config, workdir, variant) -> Dict[str, Any]:
   from lipdp import synthesize as synth_lib  # pylint: disable=g-import-not-at-top
   from lipdp import train as train_lib  # pylint: disable=g-import-not-at-top
   from lipdp.models import builders  # pylint: disable=g-import-not-at-top
-  data = data_lib.load_dataset(config.dataset, data_dir=config.data_dir, radius=config.radius,
-                               holdout_fraction=config.holdout_fraction,
-                               split_seed=config.split_seed, label_weight=config.label_weight,
-                               **config.data_options.to_dict())
+
+  data = data_lib.load_dataset(
+    config.dataset,
+    data_dir=config.data_dir,
+    radius=config.radius,
+    holdout_fraction=config.holdout_fraction,
+    split_seed=config.split_seed,
+    label_weight=config.label_weight,
+    **config.data_options.to_dict(),
+  )
   target, sigma = pipeline.encoder_calibration(config, data.domain.diameter)
-  model = builders.build_vae(data.domain, config.model, target, sigma,
-                             log_sigma_lipschitz=config.model.log_sigma_lipschitz)
-  trained = train_lib.train(model, data.train, data.domain.blocks, train_lib.TrainConfig(
-      num_steps=config.train.num_steps, batch_size=min(config.train.batch_size, len(data.train)),
-      learning_rate=config.train.learning_rate, seed=config.train.seed,
-      image_likelihood=config.model.image_likelihood, beta=config.train.beta,
-      log_every=config.train.log_every, checkpoint_every=config.train.checkpoint_every,
-      progress_bar=False), workdir=workdir)
+  model = builders.build_vae(
+    data.domain, config.model, target, sigma, log_sigma_lipschitz=config.model.log_sigma_lipschitz
+  )
+  trained = train_lib.train(
+    model,
+    data.train,
+    data.domain.blocks,
+    train_lib.TrainConfig(
+      num_steps=config.train.num_steps,
+      batch_size=min(config.train.batch_size, len(data.train)),
+      learning_rate=config.train.learning_rate,
+      seed=config.train.seed,
+      image_likelihood=config.model.image_likelihood,
+      beta=config.train.beta,
+      log_every=config.train.log_every,
+      checkpoint_every=config.train.checkpoint_every,
+      progress_bar=False,
+    ),
+    workdir=workdir,
+  )
   variables = {"params": trained.state.params, **trained.state.model_state}
-  records = synth_lib.sample_prior(model, variables, len(data.train) * int(config.k),
-                                   data.domain, seed=config.noise_seed)
-  metrics = evaluation.evaluate_release(data.domain, records, data.train, data.holdout,
-                                        seed=config.evaluation.seed, fast=config.evaluation.fast)
-  return {"epsilon": None, "headline": "no privacy guarantee (trained without DP)",
-          "scope": None, "dataset": DATASET_NAMES.get(variant, config.dataset),
-          "num_train": len(data.train),
-          "timings": {"train_s": trained.wall_time_s}, **metrics}
+  records = synth_lib.sample_prior(
+    model, variables, len(data.train) * int(config.k), data.domain, seed=config.noise_seed
+  )
+  metrics = evaluation.evaluate_release(
+    data.domain,
+    records,
+    data.train,
+    data.holdout,
+    seed=config.evaluation.seed,
+    fast=config.evaluation.fast,
+  )
+  return {
+    "epsilon": None,
+    "headline": "no privacy guarantee (trained without DP)",
+    "scope": None,
+    "dataset": DATASET_NAMES.get(variant, config.dataset),
+    "num_train": len(data.train),
+    "timings": {"train_s": trained.wall_time_s},
+    **metrics,
+  }
 
 
 def _run_baseline(p, workdir) -> Dict[str, Any]:
@@ -238,31 +315,45 @@ def _run_baseline(p, workdir) -> Dict[str, Any]:
   except ImportError as e:
     raise ValueError(f"unknown method {p['method']!r} (lipdp.baselines unavailable: {e})") from e
   if p["method"] not in baselines.BASELINES:
-    raise ValueError(f"unknown method {p['method']!r}; lipdp methods: "
-                     f"{sorted(LIPDP_METHODS) + list(NONPRIVATE_METHODS)}, baselines: "
-                     f"{sorted(baselines.BASELINES)}")
+    raise ValueError(
+      f"unknown method {p['method']!r}; lipdp methods: "
+      f"{sorted(LIPDP_METHODS) + list(NONPRIVATE_METHODS)}, baselines: "
+      f"{sorted(baselines.BASELINES)}"
+    )
   from lipdp import data as data_lib  # pylint: disable=g-import-not-at-top
   from lipdp import evaluation  # pylint: disable=g-import-not-at-top
+
   config = default_config.get_config(p["variant"])
   for key, value in p.get("overrides", {}).items():
     _set(config, key, value)
-  data = data_lib.load_dataset(config.dataset, data_dir=config.data_dir, radius=config.radius,
-                               holdout_fraction=config.holdout_fraction,
-                               split_seed=config.split_seed, label_weight=config.label_weight,
-                               **config.data_options.to_dict())
+  data = data_lib.load_dataset(
+    config.dataset,
+    data_dir=config.data_dir,
+    radius=config.radius,
+    holdout_fraction=config.holdout_fraction,
+    split_seed=config.split_seed,
+    label_weight=config.label_weight,
+    **config.data_options.to_dict(),
+  )
   fit = baselines.BASELINES[p["method"]]
   options = {}
   if p["method"] in ("mst", "aim") and config.data_options.get("schema"):
     options["bins"] = config.data_options.schema  # bins declared in the schema file
   epsilon = None if p["epsilon"] == INF else p["epsilon"]
-  out = fit(data.train, data.domain, epsilon=epsilon, delta=config.delta, seed=p["seed"],
-            **options)
-  row = {"dataset": DATASET_NAMES.get(p["variant"], config.dataset),
-         "num_train": len(data.train)}
+  out = fit(data.train, data.domain, epsilon=epsilon, delta=config.delta, seed=p["seed"], **options)
+  row = {"dataset": DATASET_NAMES.get(p["variant"], config.dataset), "num_train": len(data.train)}
   if getattr(out, "report", None) is not None:
     row.update(_report_fields(out.report))
   else:
     row.update(epsilon=None, headline="no privacy guarantee")
-  row.update(evaluation.evaluate_release(data.domain, out.records, data.train, data.holdout,
-                                         seed=p["seed"], fast=config.evaluation.fast))
+  row.update(
+    evaluation.evaluate_release(
+      data.domain,
+      out.records,
+      data.train,
+      data.holdout,
+      seed=p["seed"],
+      fast=config.evaluation.fast,
+    )
+  )
   return row

@@ -36,7 +36,7 @@ def shuffled_batch_indices(num_records: int, batch_size: int, seed: int, step: i
   per_epoch = num_records // batch_size
   epoch, slot = divmod(step, per_epoch)
   order = randomness.numpy_rng(seed, epoch, SHUFFLE_STREAM).permutation(num_records)
-  return order[slot * batch_size:(slot + 1) * batch_size]
+  return order[slot * batch_size : (slot + 1) * batch_size]
 
 
 class EpochShuffler:
@@ -54,11 +54,12 @@ class EpochShuffler:
     if epoch != cached_epoch:
       order = randomness.numpy_rng(self.seed, epoch, SHUFFLE_STREAM).permutation(self.num_records)
       self._cached = (epoch, order)
-    return order[slot * self.batch_size:(slot + 1) * self.batch_size]
+    return order[slot * self.batch_size : (slot + 1) * self.batch_size]
 
 
-def poisson_batch_indices(num_records: int, sampling_rate: float, seed: int,
-                          step: int) -> np.ndarray:
+def poisson_batch_indices(
+  num_records: int, sampling_rate: float, seed: int, step: int
+) -> np.ndarray:
   """Indices of the records in step `step`'s Poisson batch (each included w.p. q, independently).
 
   One float64 uniform per record, compared with q: the inclusion probability is q to within
@@ -76,6 +77,7 @@ class ChunkedBatch(NamedTuple):
       (a valid index whose contribution the step masks out).
     count: the number of real indices (the batch size).
   """
+
   indices: np.ndarray
   count: int
 
@@ -123,8 +125,9 @@ class Prefetcher:
 
   def __init__(self, fn: Callable[[int], Any], end: int, depth: int = 2):
     self._fn, self._end, self._depth = fn, end, depth
-    self._pool = concurrent.futures.ThreadPoolExecutor(max_workers=1,
-                                                       thread_name_prefix="lipdp-prefetch")
+    self._pool = concurrent.futures.ThreadPoolExecutor(
+      max_workers=1, thread_name_prefix="lipdp-prefetch"
+    )
     self._pending: dict[int, concurrent.futures.Future] = {}
 
   def get(self, step: int) -> Any:

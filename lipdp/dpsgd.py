@@ -49,6 +49,7 @@ class DPSGDConfig:
   `chunk_size` is the microbatch size (examples whose per-example gradients are computed at
   once); it changes speed and memory, never the result beyond float rounding.
   """
+
   noise_multiplier: float
   clip_norm: float
   sampling_rate: float
@@ -126,17 +127,23 @@ def clipped_gradient_sum(loss_fn: LossFn, clip_norm: float):
   def clipped_sum(params, model_state, chunk, mask, rng):
     keys = jax.random.split(rng, chunk.shape[0])
     losses, grads = jax.vmap(jax.value_and_grad(example_loss), in_axes=(None, None, 0, 0))(
-        params, model_state, chunk, keys)
+      params, model_state, chunk, keys
+    )
     norms, margin = per_example_norms(grads)
     target = clip_norm * (1.0 - margin)  # provably <= C after rounding (see per_example_norms)
     finite = jnp.isfinite(norms)
     scale = jnp.where(finite, jnp.minimum(1.0, target / jnp.maximum(norms, 1e-30)), 0.0) * mask
     summed = jax.tree_util.tree_map(
-        lambda g: jnp.tensordot(scale, jnp.where(
-            finite.reshape((-1,) + (1,) * (g.ndim - 1)), g, 0.0), axes=1), grads)
-    stats = {"loss_sum": jnp.sum(jnp.where(finite, losses, 0.0) * mask),
-             "clipped_fraction_sum": jnp.sum((norms > clip_norm) * mask),
-             "count": jnp.sum(mask)}
+      lambda g: jnp.tensordot(
+        scale, jnp.where(finite.reshape((-1,) + (1,) * (g.ndim - 1)), g, 0.0), axes=1
+      ),
+      grads,
+    )
+    stats = {
+      "loss_sum": jnp.sum(jnp.where(finite, losses, 0.0) * mask),
+      "clipped_fraction_sum": jnp.sum((norms > clip_norm) * mask),
+      "count": jnp.sum(mask),
+    }
     return summed, stats
 
   return clipped_sum
@@ -153,8 +160,8 @@ def dpsgd_noise(params: Any, dp: DPSGDConfig, seed: int, step: int) -> Any:
   rng = randomness.numpy_rng(seed, step, batching.NOISE_STREAM)
   scale = dp.noise_multiplier * dp.clip_norm
   return jax.tree_util.tree_map(
-      lambda p: (scale * randomness.standard_normal(rng, np.shape(p))).astype(np.float32),
-      params)
+    lambda p: (scale * randomness.standard_normal(rng, np.shape(p))).astype(np.float32), params
+  )
 
 
 def noisy_mean(grad_sum: Any, noise: Any, expected_batch_size: float) -> Any:

@@ -28,8 +28,7 @@ def atomic_write(path: str, mode: str = "w", encoding: str = "utf-8") -> Iterato
   path = os.fspath(path)
   folder = os.path.dirname(os.path.abspath(path))
   os.makedirs(folder, exist_ok=True)
-  fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", suffix=".tmp",
-                             dir=folder)
+  fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", suffix=".tmp", dir=folder)
   try:
     kwargs = {} if "b" in mode else {"encoding": encoding}
     with os.fdopen(fd, mode, **kwargs) as f:

@@ -54,14 +54,16 @@ def tangent_projection(kernel_paths: frozenset) -> optax.GradientTransformation:
   def update(updates, state, params=None):
     if params is None:
       raise ValueError("tangent_projection needs the parameters: pass params to update()")
-    return bjorck.map_kernels(lambda g, w: bjorck.tangent_projection(w, g), kernel_paths,
-                              updates, params), state
+    return bjorck.map_kernels(
+      lambda g, w: bjorck.tangent_projection(w, g), kernel_paths, updates, params
+    ), state
 
   return optax.GradientTransformation(init, update)
 
 
 class BjorckRetractionState(NamedTuple):
   """Number of updates seen (the retraction runs on every `every`-th)."""
+
   count: jax.Array
 
 
@@ -91,8 +93,11 @@ def bjorck_retraction(kernel_paths: frozenset, every: int = 1) -> optax.Gradient
 
     def retract(updates):
       return bjorck.map_kernels(
-          lambda u, w: (bjorck.retract_to_stiefel(w + u) - w).astype(u.dtype), kernel_paths,
-          updates, params)
+        lambda u, w: (bjorck.retract_to_stiefel(w + u) - w).astype(u.dtype),
+        kernel_paths,
+        updates,
+        params,
+      )
 
     if kernel_paths:
       if every == 1:
@@ -104,11 +109,13 @@ def bjorck_retraction(kernel_paths: frozenset, every: int = 1) -> optax.Gradient
   return optax.GradientTransformation(init, update)
 
 
-def on_stiefel(inner: optax.GradientTransformation, kernel_paths: frozenset,
-               retract_every: int = 1) -> optax.GradientTransformation:
+def on_stiefel(
+  inner: optax.GradientTransformation, kernel_paths: frozenset, retract_every: int = 1
+) -> optax.GradientTransformation:
   """`inner` as a Riemannian optimiser for the kernels at `kernel_paths` (module docstring);
   `inner` itself when there are none."""
   if not kernel_paths:
     return inner
-  return optax.chain(tangent_projection(kernel_paths), inner,
-                     bjorck_retraction(kernel_paths, retract_every))
+  return optax.chain(
+    tangent_projection(kernel_paths), inner, bjorck_retraction(kernel_paths, retract_every)
+  )

@@ -91,8 +91,10 @@ def check_config(config: ml_collections.ConfigDict) -> None:
   """Clear errors for bad settings before any work starts."""
   scope = privacy.Scope.parse(config.scope)
   if scope not in (privacy.Scope.CONDITIONAL, privacy.Scope.DP_SGD, privacy.Scope.PUBLIC):
-    raise ValueError(f"scope {config.scope!r} is not a scope of the VAE pipeline (conditional, "
-                     "dp-sgd or public); it belongs to the central baselines (lipdp.baselines)")
+    raise ValueError(
+      f"scope {config.scope!r} is not a scope of the VAE pipeline (conditional, "
+      "dp-sgd or public); it belongs to the central baselines (lipdp.baselines)"
+    )
   if config.method not in METHODS:
     raise ValueError(f"method must be one of {METHODS}, got {config.method!r}")
   if config.total_epsilon is None and config.method == "lipdp":
@@ -102,19 +104,26 @@ def check_config(config: ml_collections.ConfigDict) -> None:
     if not (np.isfinite(config.total_epsilon) and config.total_epsilon > 0):
       raise ValueError(f"total_epsilon must be positive and finite, got {config.total_epsilon}")
     if scope is not privacy.Scope.DP_SGD:
-      raise ValueError("total_epsilon is one end-to-end budget for DP-SGD training and the "
-                       f"release: it needs scope 'dp-sgd', not {config.scope!r}")
+      raise ValueError(
+        "total_epsilon is one end-to-end budget for DP-SGD training and the "
+        f"release: it needs scope 'dp-sgd', not {config.scope!r}"
+      )
     if config.model.heteroscedastic:
-      raise ValueError("total_epsilon calibrates a Gaussian release; the heteroscedastic "
-                       "mechanism's epsilon is computed, not calibrated: give epsilon instead")
+      raise ValueError(
+        "total_epsilon calibrates a Gaussian release; the heteroscedastic "
+        "mechanism's epsilon is computed, not calibrated: give epsilon instead"
+      )
   if config.calibration not in privacy.budget.CALIBRATIONS:
-    raise ValueError(f"calibration must be one of {privacy.budget.CALIBRATIONS}, got "
-                     f"{config.calibration!r}")
+    raise ValueError(
+      f"calibration must be one of {privacy.budget.CALIBRATIONS}, got {config.calibration!r}"
+    )
   if config.calibration == "shuffled" and not config.shuffled_release:
     raise ValueError("calibration='shuffled' needs shuffled_release=true")
   if config.method == "prior" and scope is privacy.Scope.CONDITIONAL:
-    raise ValueError("method 'prior' samples a model fit without DP in the conditional scope: "
-                     "no guarantee at all; use scope 'dp-sgd' (the DP-SGD VAE baseline)")
+    raise ValueError(
+      "method 'prior' samples a model fit without DP in the conditional scope: "
+      "no guarantee at all; use scope 'dp-sgd' (the DP-SGD VAE baseline)"
+    )
   if not 0 < config.delta < 1:
     raise ValueError(f"delta must be in (0, 1), got {config.delta}")
   if int(config.k) != config.k or config.k < 1:
@@ -122,8 +131,10 @@ def check_config(config: ml_collections.ConfigDict) -> None:
   if config.model.sigma is not None and not config.model.sigma > 0:
     raise ValueError(f"model.sigma must be positive, got {config.model.sigma}")
   if scope is privacy.Scope.PUBLIC and not config.public_dataset:
-    raise ValueError("scope 'public' needs --config.public_dataset: a public data set in the same "
-                     "domain (a split of the private data is not public)")
+    raise ValueError(
+      "scope 'public' needs --config.public_dataset: a public data set in the same "
+      "domain (a split of the private data is not public)"
+    )
   if scope is not privacy.Scope.PUBLIC and config.public_dataset:
     raise ValueError(f"public_dataset is only used with scope 'public', not {config.scope!r}")
 
@@ -132,18 +143,25 @@ def plan_budget(config: ml_collections.ConfigDict, num_records: int) -> privacy.
   """The release's noise ratio and DP-SGD's noise, from the configuration alone."""
   dp_sgd = privacy.Scope.parse(config.scope) is privacy.Scope.DP_SGD
   return privacy.plan_budget(
-      scope=config.scope, delta=config.delta, num_records=num_records, k=config.k,
-      epsilon=None if config.method == "prior" else config.epsilon,
-      total_epsilon=config.total_epsilon, release_share=config.release_share,
-      calibration=config.calibration, shuffled=bool(config.shuffled_release),
-      prior_sampling=config.method == "prior",
-      dpsgd_sampling_rate=config.train.dp_sampling_rate if dp_sgd else None,
-      dpsgd_steps=config.train.num_steps if dp_sgd else None,
-      dpsgd_noise_multiplier=config.train.dp_noise_multiplier if dp_sgd else None)
+    scope=config.scope,
+    delta=config.delta,
+    num_records=num_records,
+    k=config.k,
+    epsilon=None if config.method == "prior" else config.epsilon,
+    total_epsilon=config.total_epsilon,
+    release_share=config.release_share,
+    calibration=config.calibration,
+    shuffled=bool(config.shuffled_release),
+    prior_sampling=config.method == "prior",
+    dpsgd_sampling_rate=config.train.dp_sampling_rate if dp_sgd else None,
+    dpsgd_steps=config.train.num_steps if dp_sgd else None,
+    dpsgd_noise_multiplier=config.train.dp_noise_multiplier if dp_sgd else None,
+  )
 
 
-def encoder_calibration(config, diameter: float,
-                        plan: Optional[privacy.BudgetPlan] = None) -> tuple[float, float]:
+def encoder_calibration(
+  config, diameter: float, plan: Optional[privacy.BudgetPlan] = None
+) -> tuple[float, float]:
   """(lipschitz_target, training sigma) for the planned release.
 
   Scale invariance: only sigma / (L * D) matters. By default sigma is fixed (1.0) and the target
@@ -156,9 +174,11 @@ def encoder_calibration(config, diameter: float,
   if m.heteroscedastic:
     # sigma(x) is learned in [sigma_min, sigma_max]; epsilon is computed by RDP at release,
     # not calibrated. The default target is the homoscedastic one at the smallest noise.
-    target = (float(m.lipschitz_target) if m.lipschitz_target is not None else
-              privacy.max_lipschitz(m.sigma_min, config.epsilon, config.delta, diameter,
-                                    k=config.k))
+    target = (
+      float(m.lipschitz_target)
+      if m.lipschitz_target is not None
+      else privacy.max_lipschitz(m.sigma_min, config.epsilon, config.delta, diameter, k=config.k)
+    )
     return target, float(m.sigma_min)
   if plan is None:  # the per-record target of the configuration
     ratio = privacy.calibrate_sigma(config.epsilon, config.delta, 1.0, k=config.k)
@@ -187,8 +207,7 @@ def check_workdir(workdir: str) -> None:
   if not os.path.isdir(existing):
     raise ValueError(f"cannot create the work directory {workdir}: {existing} is a file")
   if not os.access(existing, os.W_OK | os.X_OK):
-    raise ValueError(f"cannot write to the work directory {workdir}: {existing} is not "
-                     "writable")
+    raise ValueError(f"cannot write to the work directory {workdir}: {existing} is not writable")
 
 
 def max_supported_epsilon(delta: float, num_coordinates: int) -> float:
@@ -202,35 +221,42 @@ def max_supported_epsilon(delta: float, num_coordinates: int) -> float:
   return math.log(ratio - 1.0) if ratio > 1.0 else 0.0
 
 
-def check_budget(config: ml_collections.ConfigDict, plan: privacy.BudgetPlan,
-                 num_records: int) -> List[str]:
+def check_budget(
+  config: ml_collections.ConfigDict, plan: privacy.BudgetPlan, num_records: int
+) -> List[str]:
   """Refuses a budget the release cannot honour; returns warnings about weak ones.
 
   Called before training: an epsilon beyond `max_supported_epsilon` would otherwise fail only
   at release, after the whole training.
   """
   if plan.noise_ratio is not None and not config.model.heteroscedastic:
-    per_record = (plan.release_epsilon if plan.calibration == "per-record" else
-                  privacy.gaussian_epsilon(plan.noise_ratio, 1.0, plan.delta, k=int(config.k)))
+    per_record = (
+      plan.release_epsilon
+      if plan.calibration == "per-record"
+      else privacy.gaussian_epsilon(plan.noise_ratio, 1.0, plan.delta, k=int(config.k))
+    )
     limit = max_supported_epsilon(plan.delta, int(config.model.latent_dim) * int(config.k))
     if not per_record <= limit:
       raise ValueError(
-          f"a per-record epsilon of {per_record:.4g} is more than the float64 noise sampler "
-          f"supports at delta = {plan.delta:g} (at most {limit:.3g}), and would protect "
-          f"nothing anyway; choose epsilon <= {LARGE_EPSILON:g}")
+        f"a per-record epsilon of {per_record:.4g} is more than the float64 noise sampler "
+        f"supports at delta = {plan.delta:g} (at most {limit:.3g}), and would protect "
+        f"nothing anyway; choose epsilon <= {LARGE_EPSILON:g}"
+      )
   warnings = []
   if plan.total_epsilon > LARGE_EPSILON:
     factor = math.exp(min(plan.total_epsilon, 700.0))
     warnings.append(
-        f"epsilon = {plan.total_epsilon:.4g} lets the odds of any inference about a record "
-        f"change by a factor up to e^{plan.total_epsilon:.3g} = {factor:.2g}: it gives "
-        "practically no protection")
+      f"epsilon = {plan.total_epsilon:.4g} lets the odds of any inference about a record "
+      f"change by a factor up to e^{plan.total_epsilon:.3g} = {factor:.2g}: it gives "
+      "practically no protection"
+    )
   if num_records and plan.delta >= 1.0 / num_records:
     suggestion = 10.0 ** math.floor(math.log10(0.1 / num_records))
     warnings.append(
-        f"delta = {plan.delta:g} is not below 1/n = {1.0 / num_records:.2g} (n = "
-        f"{num_records:,} private records): publishing one record in full meets delta = 1/n. "
-        f"Choose delta well below 1/n (e.g. {suggestion:g})")
+      f"delta = {plan.delta:g} is not below 1/n = {1.0 / num_records:.2g} (n = "
+      f"{num_records:,} private records): publishing one record in full meets delta = 1/n. "
+      f"Choose delta well below 1/n (e.g. {suggestion:g})"
+    )
   return warnings
 
 
@@ -248,7 +274,7 @@ def release_warnings(domain, records: np.ndarray, report) -> List[str]:
   for block in domain.blocks:
     if block.kind != "categorical":
       continue
-    taken = np.unique(np.argmax(records[:, block.start:block.stop], axis=1))
+    taken = np.unique(np.argmax(records[:, block.start : block.stop], axis=1))
     if len(taken) == 1:
       value = block.categories[int(taken[0])]
       if block.name == domain.label_column or block.name == "label":
@@ -257,14 +283,18 @@ def release_warnings(domain, records: np.ndarray, report) -> List[str]:
         findings.append(f"column {block.name!r} takes a single value ({value!r})")
   spread = float(np.sqrt(np.mean(np.sum((records - records.mean(axis=0)) ** 2, axis=1))))
   if spread < COLLAPSE_FRACTION * domain.diameter:
-    findings.append(f"all records lie near their mean (RMS distance {spread:.3g}, "
-                    f"{100 * spread / domain.diameter:.1f}% of the domain diameter)")
+    findings.append(
+      f"all records lie near their mean (RMS distance {spread:.3g}, "
+      f"{100 * spread / domain.diameter:.1f}% of the domain diameter)"
+    )
   if not findings:
     return []
-  return [f"the release looks degenerate at epsilon = {report.epsilon:.4g} ({report.headline}, "
-          f"delta = {report.delta:g}): " + "; ".join(findings) + f", in all {len(records):,} "
-          "synthetic records. At this epsilon each latent carries little about its record; a "
-          "larger epsilon, k > 1 or longer training may help"]
+  return [
+    f"the release looks degenerate at epsilon = {report.epsilon:.4g} ({report.headline}, "
+    f"delta = {report.delta:g}): " + "; ".join(findings) + f", in all {len(records):,} "
+    "synthetic records. At this epsilon each latent carries little about its record; a "
+    "larger epsilon, k > 1 or longer training may help"
+  ]
 
 
 def _checkpoint_step(workdir: str) -> Optional[int]:
@@ -282,8 +312,10 @@ def _data_options(config: ml_collections.ConfigDict) -> dict:
   schema = config.get("schema")
   if schema is not None:
     if options.get("schema") not in (None, schema):
-      raise ValueError(f"two schemas: config.schema={schema!r} and "
-                       f"config.data_options.schema={options['schema']!r}; give one")
+      raise ValueError(
+        f"two schemas: config.schema={schema!r} and "
+        f"config.data_options.schema={options['schema']!r}; give one"
+      )
     options["schema"] = schema
   return options
 
@@ -298,33 +330,51 @@ def _without_none(value):
 
 def _log_data(data) -> None:
   info = data.source_info or {}
-  columns = (f", {len(info['column_order'])} declared columns" if "column_order" in info
-             else "")
-  log.info("Data: %s: %s records%s, in a domain of dimension %d and diameter D = %.4g",
-           data.name, f"{len(data.train) + len(data.holdout):,}", columns, data.domain.dim,
-           data.domain.diameter)
+  columns = f", {len(info['column_order'])} declared columns" if "column_order" in info else ""
+  log.info(
+    "Data: %s: %s records%s, in a domain of dimension %d and diameter D = %.4g",
+    data.name,
+    f"{len(data.train) + len(data.holdout):,}",
+    columns,
+    data.domain.dim,
+    data.domain.diameter,
+  )
   if info.get("ignored_columns"):
     log.info("  not in the schema, not read: %s", ", ".join(info["ignored_columns"]))
   if info.get("stripped_cells"):
-    log.info("  %d cells had surrounding whitespace, removed (the reading rule of docs/data.md)",
-             info["stripped_cells"])
+    log.info(
+      "  %d cells had surrounding whitespace, removed (the reading rule of docs/data.md)",
+      info["stripped_cells"],
+    )
   if info.get("missing_substituted"):
-    log.info("  missing cells given the declared value: %s",
-             ", ".join(f"{k} {v}" for k, v in info["missing_substituted"].items()))
+    log.info(
+      "  missing cells given the declared value: %s",
+      ", ".join(f"{k} {v}" for k, v in info["missing_substituted"].items()),
+    )
   if info.get("clipped"):
     parts = []
     for name, counts in info["clipped"].items():
-      where = [f"{counts[key]} {side}" for key, side in (("below_low", "below"),
-                                                         ("above_high", "above"))
-               if counts[key]]
+      where = [
+        f"{counts[key]} {side}"
+        for key, side in (("below_low", "below"), ("above_high", "above"))
+        if counts[key]
+      ]
       parts.append(f"{name} {' and '.join(where)}")
-    log.info("  clipped to the declared bounds: %s (counts of the private data: shown here, "
-             "never released)", ", ".join(parts))
+    log.info(
+      "  clipped to the declared bounds: %s (counts of the private data: shown here, "
+      "never released)",
+      ", ".join(parts),
+    )
 
 
 # Settings that may change between a run and its resumption: they act after training.
-_RESUMABLE_FIELDS = ("noise_seed", "num_figure_samples", "shuffled_release", "replace_release",
-                     "evaluation")
+_RESUMABLE_FIELDS = (
+  "noise_seed",
+  "num_figure_samples",
+  "shuffled_release",
+  "replace_release",
+  "evaluation",
+)
 
 
 def _guard_workdir(config: ml_collections.ConfigDict, workdir: str) -> None:
@@ -340,15 +390,17 @@ def _guard_workdir(config: ml_collections.ConfigDict, workdir: str) -> None:
       previous.pop(field, None)
     previous, current = _without_none(previous), _without_none(current)
     if previous != current:
-      changed = sorted(k for k in set(previous) | set(current)
-                       if previous.get(k) != current.get(k))
-      raise ValueError(f"{workdir} holds a run with other settings ({', '.join(changed)}); "
-                       "use a new --workdir or delete it")
+      changed = sorted(k for k in set(previous) | set(current) if previous.get(k) != current.get(k))
+      raise ValueError(
+        f"{workdir} holds a run with other settings ({', '.join(changed)}); "
+        "use a new --workdir or delete it"
+      )
   files.atomic_write_text(path, json.dumps(current, indent=2, sort_keys=True))
 
 
-def run(config: ml_collections.ConfigDict, workdir: str,
-        progress_bar: bool = True) -> PipelineResult:
+def run(
+  config: ml_collections.ConfigDict, workdir: str, progress_bar: bool = True
+) -> PipelineResult:
   """Runs the main job; see the module docstring for what it writes."""
   timings = {}
   warnings = []
@@ -356,23 +408,32 @@ def run(config: ml_collections.ConfigDict, workdir: str,
   check_config(config)
   check_workdir(workdir)
   release_dir = os.path.join(workdir, "release")
-  if (os.path.exists(os.path.join(release_dir, "privacy_report.json"))
-      and not config.replace_release):
+  if (
+    os.path.exists(os.path.join(release_dir, "privacy_report.json")) and not config.replace_release
+  ):
     raise ValueError(
-        f"{release_dir} already holds a release. A second release from the same private records "
-        "composes with the first (the reports do not add up by themselves); to replace it, and "
-        "only if it was never published, pass --config.replace_release=true")
+      f"{release_dir} already holds a release. A second release from the same private records "
+      "composes with the first (the reports do not add up by themselves); to replace it, and "
+      "only if it was never published, pass --config.replace_release=true"
+    )
 
-  data = data_lib.load_dataset(config.dataset, data_dir=config.data_dir, radius=config.radius,
-                               holdout_fraction=config.holdout_fraction,
-                               split_seed=config.split_seed, label_weight=config.label_weight,
-                               **_data_options(config))
+  data = data_lib.load_dataset(
+    config.dataset,
+    data_dir=config.data_dir,
+    radius=config.radius,
+    holdout_fraction=config.holdout_fraction,
+    split_seed=config.split_seed,
+    label_weight=config.label_weight,
+    **_data_options(config),
+  )
   domain = data.domain
   diameter = float(domain.diameter)
   _log_data(data)
   if not len(data.train):
-    raise ValueError(f"no private records are left for training after holding out "
-                     f"{config.holdout_fraction:.0%} of {len(data.holdout)}")
+    raise ValueError(
+      f"no private records are left for training after holding out "
+      f"{config.holdout_fraction:.0%} of {len(data.holdout)}"
+    )
   _log_holdout(config, data)
   # Fixed before training, from the configuration and the number of records only.
   plan = plan_budget(config, len(data.train))
@@ -387,50 +448,86 @@ def run(config: ml_collections.ConfigDict, workdir: str,
   _guard_workdir(config, workdir)  # after the data loaded: a failed load leaves no config.json
 
   lipschitz_target, sigma = encoder_calibration(config, diameter, plan)
-  model = builders.build_vae(domain, config.model, lipschitz_target, sigma,
-                             log_sigma_lipschitz=config.model.log_sigma_lipschitz)
+  model = builders.build_vae(
+    domain,
+    config.model,
+    lipschitz_target,
+    sigma,
+    log_sigma_lipschitz=config.model.log_sigma_lipschitz,
+  )
   log.debug("Encoder: Lipschitz target %.4g, training sigma %.4g", lipschitz_target, sigma)
 
   # The records the weights are fit on: the private ones, unless the scope is 'public'.
   fit_records = data.train
   if config.scope == "public":
-    public = data_lib.load_dataset(config.public_dataset, data_dir=config.data_dir,
-                                   radius=config.radius, holdout_fraction=config.holdout_fraction,
-                                   split_seed=config.split_seed, label_weight=config.label_weight,
-                                   **config.public_options.to_dict())
+    public = data_lib.load_dataset(
+      config.public_dataset,
+      data_dir=config.data_dir,
+      radius=config.radius,
+      holdout_fraction=config.holdout_fraction,
+      split_seed=config.split_seed,
+      label_weight=config.label_weight,
+      **config.public_options.to_dict(),
+    )
     if public.domain != domain:
-      raise ValueError(f"public data set {config.public_dataset!r} has domain {public.domain}, "
-                       f"not the private data's {domain}")
+      raise ValueError(
+        f"public data set {config.public_dataset!r} has domain {public.domain}, "
+        f"not the private data's {domain}"
+      )
     fit_records = np.concatenate([public.train, public.holdout])
-    log.info("Scope 'public': training on %s records of %s", f"{len(fit_records):,}",
-             config.public_dataset)
+    log.info(
+      "Scope 'public': training on %s records of %s", f"{len(fit_records):,}", config.public_dataset
+    )
   dp = None
   if config.scope == "dp-sgd":
-    dp = train_lib.DPSGDConfig(noise_multiplier=plan.dpsgd_noise_multiplier,
-                               clip_norm=config.train.dp_clip_norm,
-                               sampling_rate=config.train.dp_sampling_rate)
+    dp = train_lib.DPSGDConfig(
+      noise_multiplier=plan.dpsgd_noise_multiplier,
+      clip_norm=config.train.dp_clip_norm,
+      sampling_rate=config.train.dp_sampling_rate,
+    )
   batch_size = _batch_size(config, len(fit_records), dp is not None)
   train_config = train_lib.TrainConfig(
-      num_steps=config.train.num_steps, batch_size=batch_size,
-      learning_rate=config.train.learning_rate, seed=config.train.seed, dp=dp,
-      image_likelihood=config.model.image_likelihood, beta=config.train.beta,
-      log_every=config.train.log_every, checkpoint_every=config.train.checkpoint_every,
-      progress_bar=progress_bar)
+    num_steps=config.train.num_steps,
+    batch_size=batch_size,
+    learning_rate=config.train.learning_rate,
+    seed=config.train.seed,
+    dp=dp,
+    image_likelihood=config.model.image_likelihood,
+    beta=config.train.beta,
+    log_every=config.train.log_every,
+    checkpoint_every=config.train.checkpoint_every,
+    progress_bar=progress_bar,
+  )
   timings["prepare_s"] = time.time() - start
   latest = _checkpoint_step(workdir)
   if latest is not None and latest >= config.train.num_steps:
-    log.info("Training finished in an earlier run (the checkpoint at step %d in %s)", latest,
-             os.path.join(workdir, "checkpoints"))
+    log.info(
+      "Training finished in an earlier run (the checkpoint at step %d in %s)",
+      latest,
+      os.path.join(workdir, "checkpoints"),
+    )
   elif latest is not None:
-    log.info("Resuming from step %d of %d (the checkpoint in %s)", latest,
-             config.train.num_steps, os.path.join(workdir, "checkpoints"))
+    log.info(
+      "Resuming from step %d of %d (the checkpoint in %s)",
+      latest,
+      config.train.num_steps,
+      os.path.join(workdir, "checkpoints"),
+    )
   else:
-    how = ("DP-SGD, noise multiplier %.3g, sampling rate %g" % (dp.noise_multiplier,
-                                                               dp.sampling_rate)
-           if dp is not None else f"batch {batch_size}")
+    how = (
+      "DP-SGD, noise multiplier %.3g, sampling rate %g" % (dp.noise_multiplier, dp.sampling_rate)
+      if dp is not None
+      else f"batch {batch_size}"
+    )
     devices = jax.device_count()
-    log.info("Training: %d steps (%s) on %d %s device%s", config.train.num_steps, how,
-             devices, jax.default_backend().upper(), "s" if devices > 1 else "")
+    log.info(
+      "Training: %d steps (%s) on %d %s device%s",
+      config.train.num_steps,
+      how,
+      devices,
+      jax.default_backend().upper(),
+      "s" if devices > 1 else "",
+    )
   trained = train_lib.train(model, fit_records, domain.blocks, train_config, workdir=workdir)
   timings["train_s"] = trained.wall_time_s
   if trained.resumed_from and trained.resumed_from != latest:
@@ -442,25 +539,41 @@ def run(config: ml_collections.ConfigDict, workdir: str,
 
   t0 = time.time()
   if config.method == "prior":
-    records, report = _prior_release(config, model, variables, data, dpsgd,
-                                     trained.seeded_by_user)
+    records, report = _prior_release(config, model, variables, data, dpsgd, trained.seeded_by_user)
   else:
     synthetic = synth_lib.synthesize(
-        model, variables, data.train, domain, epsilon=None, noise_ratio=plan.noise_ratio,
-        delta=config.delta, k=config.k, scope=config.scope,
-        shuffled_release=config.shuffled_release, seed=config.noise_seed, dpsgd=dpsgd,
-        training_seeded=trained.seeded_by_user, notes=data.notes)
+      model,
+      variables,
+      data.train,
+      domain,
+      epsilon=None,
+      noise_ratio=plan.noise_ratio,
+      delta=config.delta,
+      k=config.k,
+      scope=config.scope,
+      shuffled_release=config.shuffled_release,
+      seed=config.noise_seed,
+      dpsgd=dpsgd,
+      training_seeded=trained.seeded_by_user,
+      notes=data.notes,
+    )
     records, report = synthetic.records, synthetic.report
-    log.info("Certified Lipschitz bound of the trained encoder mean: L = %.6g (target %.6g); "
-             "release noise sigma = %.4g", synthetic.certificate.mean_lipschitz,
-             lipschitz_target, synthetic.sigma if synthetic.sigma is not None else float("nan"))
+    log.info(
+      "Certified Lipschitz bound of the trained encoder mean: L = %.6g (target %.6g); "
+      "release noise sigma = %.4g",
+      synthetic.certificate.mean_lipschitz,
+      lipschitz_target,
+      synthetic.sigma if synthetic.sigma is not None else float("nan"),
+    )
   if report.epsilon > plan.total_epsilon * (1 + 1e-6):
-    log.warning("The epsilon of this release is %.4g, above the planned %.4g (the "
-                "heteroscedastic mechanism's epsilon is computed, not calibrated).",
-                report.epsilon, plan.total_epsilon)
+    log.warning(
+      "The epsilon of this release is %.4g, above the planned %.4g (the "
+      "heteroscedastic mechanism's epsilon is computed, not calibrated).",
+      report.epsilon,
+      plan.total_epsilon,
+    )
   # Written into a staging folder, then renamed into place in one step.
-  release_lib.write_release(release_dir, records, domain, report,
-                            replace=config.replace_release)
+  release_lib.write_release(release_dir, records, domain, report, replace=config.replace_release)
   timings["release_s"] = time.time() - t0
   log.info("Released %s synthetic records into %s", f"{len(records):,}", release_dir)
   for warning in release_warnings(domain, records, report):
@@ -470,43 +583,67 @@ def run(config: ml_collections.ConfigDict, workdir: str,
   metrics = None
   if config.evaluation.enabled and len(data.holdout):
     from lipdp import evaluation  # pylint: disable=g-import-not-at-top
+
     log.info("Evaluating the release on the holdout (not private) ...")
     t0 = time.time()
-    metrics = evaluation.evaluate_release(domain, records, data.train, data.holdout,
-                                          seed=config.evaluation.seed,
-                                          fast=config.evaluation.fast)
+    metrics = evaluation.evaluate_release(
+      domain,
+      records,
+      data.train,
+      data.holdout,
+      seed=config.evaluation.seed,
+      fast=config.evaluation.fast,
+    )
     metrics["meta/privacy_epsilon"] = report.epsilon
     metrics["meta/privacy_delta"] = report.delta
     metrics["meta/privacy_scope"] = report.scope.value
     metrics["meta/privacy_headline"] = report.headline
     timings["evaluation_s"] = time.time() - t0
-    files.atomic_write_text(os.path.join(workdir, "evaluation.json"),
-                            json.dumps(metrics, indent=2, sort_keys=True, default=_json_default))
+    files.atomic_write_text(
+      os.path.join(workdir, "evaluation.json"),
+      json.dumps(metrics, indent=2, sort_keys=True, default=_json_default),
+    )
   _figure(config, domain, data.train, records, report, os.path.join(workdir, "samples.png"))
   timings["total_s"] = time.time() - start
-  return PipelineResult(release_dir=release_dir, report=report, synthetic_records=records,
-                        model=model, variables=variables, data=data, plan=plan,
-                        metrics=metrics, timings=timings, warnings=warnings)
+  return PipelineResult(
+    release_dir=release_dir,
+    report=report,
+    synthetic_records=records,
+    model=model,
+    variables=variables,
+    data=data,
+    plan=plan,
+    metrics=metrics,
+    timings=timings,
+    warnings=warnings,
+  )
 
 
 def _log_holdout(config, data) -> None:
   n_train, n_holdout = len(data.train), len(data.holdout)
   if not n_holdout:
-    log.info("All %s records are private training records (no holdout, so no evaluation)",
-             f"{n_train:,}")
+    log.info(
+      "All %s records are private training records (no holdout, so no evaluation)", f"{n_train:,}"
+    )
     return
-  use = ("used only to evaluate the release (evaluation.json; not private)"
-         if config.evaluation.enabled else "unused, since evaluation is off")
-  log.info("Split: %s private records train the model and are synthesized; %s (%.0f%%) are "
-           "held out, %s", f"{n_train:,}", f"{n_holdout:,}",
-           100 * n_holdout / (n_train + n_holdout), use)
+  use = (
+    "used only to evaluate the release (evaluation.json; not private)"
+    if config.evaluation.enabled
+    else "unused, since evaluation is off"
+  )
+  log.info(
+    "Split: %s private records train the model and are synthesized; %s (%.0f%%) are held out, %s",
+    f"{n_train:,}",
+    f"{n_holdout:,}",
+    100 * n_holdout / (n_train + n_holdout),
+    use,
+  )
 
 
 def _plan_text(config, plan: privacy.BudgetPlan) -> str:
   parts = []
   if plan.release_epsilon is not None:
-    what = ("per record" if plan.calibration == "per-record" else
-            "central, of the shuffled release")
+    what = "per record" if plan.calibration == "per-record" else "central, of the shuffled release"
     parts.append(f"release epsilon {plan.release_epsilon:.4g} ({what})")
   if plan.dpsgd_noise_multiplier is not None:
     parts.append(f"DP-SGD noise multiplier {plan.dpsgd_noise_multiplier:.4g}")
@@ -523,12 +660,19 @@ def _batch_size(config, num_records: int, dp_sgd: bool) -> int:
     devices = jax.device_count()
     batch -= batch % devices
     if batch < 1:
-      raise ValueError(f"{num_records} training records are too few for a batch on "
-                       f"{devices} devices")
+      raise ValueError(
+        f"{num_records} training records are too few for a batch on {devices} devices"
+      )
   if batch != wanted:
     devices = jax.device_count()
-    log.info("Batch size %d instead of the configured %d (%s training records, %d device%s)",
-             batch, wanted, f"{num_records:,}", devices, "s" if devices > 1 else "")
+    log.info(
+      "Batch size %d instead of the configured %d (%s training records, %d device%s)",
+      batch,
+      wanted,
+      f"{num_records:,}",
+      devices,
+      "s" if devices > 1 else "",
+    )
   return batch
 
 
@@ -545,17 +689,27 @@ def _prior_release(config, model, variables, data, dpsgd, training_seeded):
   num = len(data.train) * int(config.k)
   records = synth_lib.sample_prior(model, variables, num, data.domain, seed=config.noise_seed)
   report = privacy.make_report(
-      privacy.PriorSampling(num), lipschitz=None, diameter=None, domain=_domain_text(data.domain),
-      delta=config.delta, scope=config.scope, num_records=len(data.train), dpsgd=dpsgd,
-      training_seeded=bool(training_seeded) and dpsgd is not None,
-      extra_versions={"jax": jax.__version__}, notes=data.notes)
+    privacy.PriorSampling(num),
+    lipschitz=None,
+    diameter=None,
+    domain=_domain_text(data.domain),
+    delta=config.delta,
+    scope=config.scope,
+    num_records=len(data.train),
+    dpsgd=dpsgd,
+    training_seeded=bool(training_seeded) and dpsgd is not None,
+    extra_versions={"jax": jax.__version__},
+    notes=data.notes,
+  )
   return records, report
 
 
 def _domain_text(domain) -> str:
   desc = domain.describe()
-  return (f"{desc['type']} records of dimension {desc['dim']}: {desc['preprocessing']} "
-          f"Diameter: {desc['diameter_derivation']}")
+  return (
+    f"{desc['type']} records of dimension {desc['dim']}: {desc['preprocessing']} "
+    f"Diameter: {desc['diameter_derivation']}"
+  )
 
 
 def _figure(config, domain, real_records, synthetic_records, report, path) -> None:
@@ -563,12 +717,19 @@ def _figure(config, domain, real_records, synthetic_records, report, path) -> No
   rng = np.random.default_rng(0)  # which real records to show: a display choice, not noise
   real = real_records[rng.choice(len(real_records), min(num, len(real_records)), replace=False)]
   synth = synthetic_records[:num]
-  title = (f"{config.dataset}: epsilon={report.epsilon:.3g} ({report.headline}), "
-           f"delta={report.delta:g}, scope={report.scope.value}")
+  title = (
+    f"{config.dataset}: epsilon={report.epsilon:.3g} ({report.headline}), "
+    f"delta={report.delta:g}, scope={report.scope.value}"
+  )
   if isinstance(domain, data_lib.ImageDomain):
     real_images, real_labels = domain.decode(real)
     synth_images, synth_labels = domain.decode(synth)
     figures.image_grid(real_images, synth_images, path, real_labels, synth_labels, title)
   else:
-    figures.column_marginals(domain.decode(real_records), domain.decode(synthetic_records), path,
-                             title, max_columns=len(domain.columns))
+    figures.column_marginals(
+      domain.decode(real_records),
+      domain.decode(synthetic_records),
+      path,
+      title,
+      max_columns=len(domain.columns),
+    )

@@ -28,18 +28,25 @@ REPORT_FILE = "privacy_report.json"
 DOMAIN_FILE = "domain.json"
 
 
-def write_release(release_dir: str, records: np.ndarray, domain,
-                  report: privacy.PrivacyReport, replace: bool = False) -> str:
+def write_release(
+  release_dir: str,
+  records: np.ndarray,
+  domain,
+  report: privacy.PrivacyReport,
+  replace: bool = False,
+) -> str:
   """Writes the release folder atomically; refuses to overwrite one unless `replace`."""
   if os.path.exists(release_dir) and not replace:
     raise ValueError(f"{release_dir} already exists; a release is never overwritten silently")
   staging = release_dir + ".partial"
   shutil.rmtree(staging, ignore_errors=True)
   os.makedirs(staging)
-  files.atomic_write_text(os.path.join(staging, DOMAIN_FILE),
-                          json.dumps(domain.describe(), indent=2))
-  files.atomic_savez(os.path.join(staging, SYNTHETIC_FILE), records=records,
-                     **domain.to_arrays(records))
+  files.atomic_write_text(
+    os.path.join(staging, DOMAIN_FILE), json.dumps(domain.describe(), indent=2)
+  )
+  files.atomic_savez(
+    os.path.join(staging, SYNTHETIC_FILE), records=records, **domain.to_arrays(records)
+  )
   report.save(os.path.join(staging, REPORT_FILE))
   if os.path.exists(release_dir):
     shutil.rmtree(release_dir)
@@ -60,17 +67,24 @@ def verify_release(release_dir: str, rtol: float = 1e-9) -> privacy.PrivacyRepor
   with open(os.path.join(release_dir, DOMAIN_FILE), encoding="utf-8") as f:
     domain = data_lib.domain_from_description(json.load(f))
   problems = []
-  if report.diameter is not None and not math.isclose(domain.diameter, report.diameter,
-                                                      rel_tol=1e-12):
-    problems.append(f"the domain file's diameter is {domain.diameter!r}, the report's "
-                    f"{report.diameter!r}")
+  if report.diameter is not None and not math.isclose(
+    domain.diameter, report.diameter, rel_tol=1e-12
+  ):
+    problems.append(
+      f"the domain file's diameter is {domain.diameter!r}, the report's {report.diameter!r}"
+    )
   with np.load(os.path.join(release_dir, SYNTHETIC_FILE), allow_pickle=False) as npz:
     records = npz["records"]
-  expected = (report.release.num_samples if isinstance(report.release, privacy.PriorSampling)
-              else report.num_records * report.k)
+  expected = (
+    report.release.num_samples
+    if isinstance(report.release, privacy.PriorSampling)
+    else report.num_records * report.k
+  )
   if records.ndim != 2 or records.shape[0] != expected:
-    problems.append(f"the release holds {records.shape[0] if records.ndim else 0} records; "
-                    f"the report's num_records * k is {expected}")
+    problems.append(
+      f"the release holds {records.shape[0] if records.ndim else 0} records; "
+      f"the report's num_records * k is {expected}"
+    )
   elif records.shape[1] != domain.dim or not np.array_equal(domain.project(records), records):
     problems.append("the released records do not lie in the domain of domain.json")
   if problems:

@@ -36,8 +36,11 @@ def replicate(mesh: jax.sharding.Mesh, tree: Any) -> Any:
   if jax.process_count() == 1:
     return jax.device_put(tree, sharding)
   return jax.tree_util.tree_map(
-      lambda x: jax.make_array_from_callback(np.shape(x), sharding,
-                                             lambda index: np.asarray(x)[index]), tree)
+    lambda x: jax.make_array_from_callback(
+      np.shape(x), sharding, lambda index: np.asarray(x)[index]
+    ),
+    tree,
+  )
 
 
 def shard_along(mesh: jax.sharding.Mesh, global_array: np.ndarray, axis: int = 0) -> jax.Array:
@@ -52,8 +55,9 @@ def shard_along(mesh: jax.sharding.Mesh, global_array: np.ndarray, axis: int = 0
   sharding = NamedSharding(mesh, PartitionSpec(*spec))
   if jax.process_count() == 1:
     return jax.device_put(global_array, sharding)
-  return jax.make_array_from_callback(global_array.shape, sharding,
-                                      lambda index: global_array[index])
+  return jax.make_array_from_callback(
+    global_array.shape, sharding, lambda index: global_array[index]
+  )
 
 
 def shard_rows(mesh: jax.sharding.Mesh, global_rows: np.ndarray) -> jax.Array:
@@ -80,5 +84,5 @@ def host_value(tree: Any) -> Any:
   """NumPy copies of replicated arrays, read from this host's first copy (works on many hosts,
   where a global array is not fully addressable)."""
   return jax.tree_util.tree_map(
-      lambda x: np.asarray(x.addressable_data(0)) if isinstance(x, jax.Array) else np.asarray(x),
-      tree)
+    lambda x: np.asarray(x.addressable_data(0)) if isinstance(x, jax.Array) else np.asarray(x), tree
+  )

@@ -48,6 +48,7 @@ class TrainState:
   `model_state` holds the non-parameter collections of the model (e.g. the persistent
   power-iteration vectors of spectral layers); they depend on the weights only, never on data.
   """
+
   step: jax.Array
   params: Any
   model_state: Any
@@ -84,19 +85,27 @@ def mean_loss_update(loss_fn: dpsgd.LossFn, optimizer: optax.GradientTransformat
       return jnp.mean(losses), (jax.tree_util.tree_map(jnp.mean, aux), new_model_state)
 
     (loss, (aux, new_model_state)), grads = jax.value_and_grad(mean_loss, has_aux=True)(
-        state.params)
+      state.params
+    )
     updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
     params = optax.apply_updates(state.params, updates)
-    new_state = state.replace(step=state.step + 1, params=params,
-                              model_state=new_model_state or state.model_state,
-                              opt_state=opt_state)
+    new_state = state.replace(
+      step=state.step + 1,
+      params=params,
+      model_state=new_model_state or state.model_state,
+      opt_state=opt_state,
+    )
     return new_state, {"loss": loss, **aux, "grad_norm": optax.global_norm(grads)}
 
   return update
 
 
-def noisy_update(loss_fn: dpsgd.LossFn, optimizer: optax.GradientTransformation,
-                 expected_batch_size: float, sample_record: jax.Array):
+def noisy_update(
+  loss_fn: dpsgd.LossFn,
+  optimizer: optax.GradientTransformation,
+  expected_batch_size: float,
+  sample_record: jax.Array,
+):
   """`f(state, grad_sum, noise, rng) -> state`: noise on the sum, divide by q n, optimiser step.
 
   Afterwards the model state (e.g. power-iteration vectors) is refreshed by a forward pass on
@@ -110,10 +119,10 @@ def noisy_update(loss_fn: dpsgd.LossFn, optimizer: optax.GradientTransformation,
     params = optax.apply_updates(state.params, updates)
     model_state = state.model_state
     if model_state:
-      _, _, model_state = loss_fn(params, model_state, zeros, rng,
-                                  mutable_collections(model_state))
-    return state.replace(step=state.step + 1, params=params, model_state=model_state,
-                         opt_state=opt_state)
+      _, _, model_state = loss_fn(params, model_state, zeros, rng, mutable_collections(model_state))
+    return state.replace(
+      step=state.step + 1, params=params, model_state=model_state, opt_state=opt_state
+    )
 
   return update
 
@@ -129,8 +138,9 @@ class Step:
     """`host_inputs` on the mesh (each host placing the parts on its own devices)."""
     raise NotImplementedError
 
-  def update(self, state: TrainState, records: jax.Array, run_key: jax.Array,
-             inputs: Any) -> tuple[TrainState, Any]:
+  def update(
+    self, state: TrainState, records: jax.Array, run_key: jax.Array, inputs: Any
+  ) -> tuple[TrainState, Any]:
     """The jitted step; donates `state`. Returns the new state and on-device metrics.
 
     `run_key` is the run's key or its raw uint32 data (`as_key`)."""
@@ -144,8 +154,16 @@ class Step:
 class PlainStep(Step):
   """Minimises the batch-mean loss on epoch-wise shuffled batches (`lipdp.batching`)."""
 
-  def __init__(self, loss_fn: dpsgd.LossFn, optimizer: optax.GradientTransformation,
-               mesh: jax.sharding.Mesh, *, batch_size: int, num_records: int, seed: int):
+  def __init__(
+    self,
+    loss_fn: dpsgd.LossFn,
+    optimizer: optax.GradientTransformation,
+    mesh: jax.sharding.Mesh,
+    *,
+    batch_size: int,
+    num_records: int,
+    seed: int,
+  ):
     num_devices = mesh.devices.size
     if batch_size % num_devices:
       raise ValueError(f"batch_size {batch_size} is not a multiple of the {num_devices} devices")
@@ -183,9 +201,18 @@ class DPSGDStep(Step):
   by q n and the optimiser step, with no host round trip.
   """
 
-  def __init__(self, loss_fn: dpsgd.LossFn, optimizer: optax.GradientTransformation,
-               mesh: jax.sharding.Mesh, *, dp: dpsgd.DPSGDConfig, num_records: int, seed: int,
-               param_shapes: Any, sample_record: jax.Array):
+  def __init__(
+    self,
+    loss_fn: dpsgd.LossFn,
+    optimizer: optax.GradientTransformation,
+    mesh: jax.sharding.Mesh,
+    *,
+    dp: dpsgd.DPSGDConfig,
+    num_records: int,
+    seed: int,
+    param_shapes: Any,
+    sample_record: jax.Array,
+  ):
     num_devices = mesh.devices.size
     self.mesh, self.dp, self.seed = mesh, dp, seed
     self.num_records = num_records
@@ -208,17 +235,25 @@ class DPSGDStep(Step):
         rows_c = jax.lax.dynamic_index_in_dim(indices, c, axis=0, keepdims=False)
         batch = jax.lax.with_sharding_constraint(jnp.take(records, rows_c, axis=0), rows)
         mask = jax.lax.with_sharding_constraint(
-            (c * chunk + jnp.arange(chunk) < count).astype(jnp.float32), rows)
-        part, part_stats = clipped_sum(state.params, state.model_state, batch, mask,
-                                       jax.random.fold_in(rng, c))
-        return (jax.tree_util.tree_map(jnp.add, grad_sum, part),
-                jax.tree_util.tree_map(jnp.add, stats, part_stats))
+          (c * chunk + jnp.arange(chunk) < count).astype(jnp.float32), rows
+        )
+        part, part_stats = clipped_sum(
+          state.params, state.model_state, batch, mask, jax.random.fold_in(rng, c)
+        )
+        return (
+          jax.tree_util.tree_map(jnp.add, grad_sum, part),
+          jax.tree_util.tree_map(jnp.add, stats, part_stats),
+        )
 
-      zero_stats = {k: jnp.zeros((), jnp.float32)
-                    for k in ("loss_sum", "clipped_fraction_sum", "count")}
+      zero_stats = {
+        k: jnp.zeros((), jnp.float32) for k in ("loss_sum", "clipped_fraction_sum", "count")
+      }
       grad_sum, stats = jax.lax.fori_loop(
-          0, num_chunks, microbatch,
-          (jax.tree_util.tree_map(jnp.zeros_like, state.params), zero_stats))
+        0,
+        num_chunks,
+        microbatch,
+        (jax.tree_util.tree_map(jnp.zeros_like, state.params), zero_stats),
+      )
       new_state = finish(state, grad_sum, noise, step_rng(run_key, state.step, REFRESH_STREAM))
       return new_state, stats
 
@@ -226,17 +261,20 @@ class DPSGDStep(Step):
     self._step = jax.jit(step, out_shardings=(replicated, replicated), donate_argnums=0)
 
   def host_inputs(self, step: int):
-    indices = batching.poisson_batch_indices(self.num_records, self.dp.sampling_rate, self.seed,
-                                             step)
+    indices = batching.poisson_batch_indices(
+      self.num_records, self.dp.sampling_rate, self.seed, step
+    )
     batch = batching.pad_to_chunks(indices, self.chunk, self._min_chunks)
     noise = dpsgd.dpsgd_noise(self._param_shapes, self.dp, self.seed, step)
     return batch, noise
 
   def place(self, host_inputs):
     batch, noise = host_inputs
-    return (sharding_lib.shard_along(self.mesh, batch.indices, axis=1),
-            sharding_lib.replicate(self.mesh, np.int32(batch.count)),
-            sharding_lib.replicate(self.mesh, noise))
+    return (
+      sharding_lib.shard_along(self.mesh, batch.indices, axis=1),
+      sharding_lib.replicate(self.mesh, np.int32(batch.count)),
+      sharding_lib.replicate(self.mesh, noise),
+    )
 
   def update(self, state, records, run_key, inputs):
     return self._step(state, records, run_key, inputs)
@@ -249,17 +287,40 @@ class DPSGDStep(Step):
     per_step = []
     for m in metrics:
       count = max(float(m["count"]), 1.0)
-      per_step.append({"loss": float(m["loss_sum"]) / count, "batch_size": float(m["count"]),
-                       "clipped_fraction": float(m["clipped_fraction_sum"]) / count})
+      per_step.append(
+        {
+          "loss": float(m["loss_sum"]) / count,
+          "batch_size": float(m["count"]),
+          "clipped_fraction": float(m["clipped_fraction_sum"]) / count,
+        }
+      )
     return super().summarize(per_step)
 
 
-def make_step(loss_fn: dpsgd.LossFn, optimizer: optax.GradientTransformation,
-              mesh: jax.sharding.Mesh, *, dp: Optional[dpsgd.DPSGDConfig], batch_size: int,
-              num_records: int, seed: int, param_shapes: Any, sample_record: jax.Array) -> Step:
+def make_step(
+  loss_fn: dpsgd.LossFn,
+  optimizer: optax.GradientTransformation,
+  mesh: jax.sharding.Mesh,
+  *,
+  dp: Optional[dpsgd.DPSGDConfig],
+  batch_size: int,
+  num_records: int,
+  seed: int,
+  param_shapes: Any,
+  sample_record: jax.Array,
+) -> Step:
   """`PlainStep` when `dp` is None, else `DPSGDStep`."""
   if dp is None:
-    return PlainStep(loss_fn, optimizer, mesh, batch_size=batch_size, num_records=num_records,
-                     seed=seed)
-  return DPSGDStep(loss_fn, optimizer, mesh, dp=dp, num_records=num_records, seed=seed,
-                   param_shapes=param_shapes, sample_record=sample_record)
+    return PlainStep(
+      loss_fn, optimizer, mesh, batch_size=batch_size, num_records=num_records, seed=seed
+    )
+  return DPSGDStep(
+    loss_fn,
+    optimizer,
+    mesh,
+    dp=dp,
+    num_records=num_records,
+    seed=seed,
+    param_shapes=param_shapes,
+    sample_record=sample_record,
+  )

@@ -45,6 +45,7 @@ def submodule_variables(variables: Any, name: str) -> dict:
 @dataclasses.dataclass(frozen=True)
 class EncoderCertificate:
   """Certified Lipschitz constants of the trained encoder (l2 -> l2, over the record vector)."""
+
   mean_lipschitz: float
   log_sigma_lipschitz: Optional[float]
   mean_layer_bounds: tuple
@@ -62,13 +63,17 @@ def certify_encoder(model: vae_lib.LipschitzVAE, variables: Any, dim: int) -> En
 
 def _certify_encoder(model, variables, dim) -> EncoderCertificate:
   layers = lnn.layer_lipschitz_bounds(
-      model.encoder_mean, submodule_variables(variables, "encoder_mean"), (dim,))
+    model.encoder_mean, submodule_variables(variables, "encoder_mean"), (dim,)
+  )
   mean_bound = lnn.chain_bound(layers)  # = certified_lipschitz_bound, one walk instead of two
   layer_bounds = tuple(float(b.bound) for b in layers)
   log_sigma_bound = None
   if model.heteroscedastic:
-    log_sigma_bound = float(lnn.certified_lipschitz_bound(
-        model.log_sigma_net, submodule_variables(variables, "log_sigma_net"), (dim,)))
+    log_sigma_bound = float(
+      lnn.certified_lipschitz_bound(
+        model.log_sigma_net, submodule_variables(variables, "log_sigma_net"), (dim,)
+      )
+    )
   return EncoderCertificate(float(mean_bound), log_sigma_bound, layer_bounds)
 
 
@@ -121,10 +126,11 @@ def _in_chunks(fn: Callable, inputs: tuple, batch_size: int, consume: Callable) 
   for begin in range(0, total, batch_size):
     parts = []
     for x in inputs:
-      part = x[begin:begin + batch_size]
+      part = x[begin : begin + batch_size]
       if part.shape[0] < batch_size:
-        part = np.concatenate([part, np.zeros((batch_size - part.shape[0],) + part.shape[1:],
-                                              part.dtype)])
+        part = np.concatenate(
+          [part, np.zeros((batch_size - part.shape[0],) + part.shape[1:], part.dtype)]
+        )
       parts.append(jnp.asarray(part))
     pending.append((begin, min(batch_size, total - begin), fn(*parts)))
     if len(pending) > _IN_FLIGHT:
@@ -133,10 +139,17 @@ def _in_chunks(fn: Callable, inputs: tuple, batch_size: int, consume: Callable) 
     consume(*pending.popleft())
 
 
-def release_latents(model: vae_lib.LipschitzVAE, variables: Any, records: np.ndarray, k: int,
-                    noise_rng: np.random.Generator, sigma: Optional[float] = None,
-                    batch_size: int = 4096, mean_scale: float = 1.0,
-                    log_sigma_scale: float = 1.0) -> np.ndarray:
+def release_latents(
+  model: vae_lib.LipschitzVAE,
+  variables: Any,
+  records: np.ndarray,
+  k: int,
+  noise_rng: np.random.Generator,
+  sigma: Optional[float] = None,
+  batch_size: int = 4096,
+  mean_scale: float = 1.0,
+  log_sigma_scale: float = 1.0,
+) -> np.ndarray:
   """The mechanism itself: k noisy latents per record, float64, shape (n, k, latent_dim).
 
   mu(x) (and sigma(x)) are computed on the device at the highest matmul precision (no TF32
@@ -162,8 +175,10 @@ def release_latents(model: vae_lib.LipschitzVAE, variables: Any, records: np.nda
   def build():
     def encode(variables, chunk):
       with jax.default_matmul_precision("highest"):
-        return model.apply(variables, chunk, mean_scale, log_sigma_scale,
-                           method=vae_lib.LipschitzVAE.encode)
+        return model.apply(
+          variables, chunk, mean_scale, log_sigma_scale, method=vae_lib.LipschitzVAE.encode
+        )
+
     return encode
 
   encode = _cached_jit(model, "encode", (float(mean_scale), float(log_sigma_scale)), build)
@@ -178,8 +193,9 @@ def release_latents(model: vae_lib.LipschitzVAE, variables: Any, records: np.nda
     if sigma is not None:
       noise_sigma = np.full(mu.shape[0], float(sigma))
     elif model.heteroscedastic:
-      noise_sigma = np.clip(np.asarray(model_sigma, np.float64)[:count], model.sigma_min,
-                            model.sigma_max)
+      noise_sigma = np.clip(
+        np.asarray(model_sigma, np.float64)[:count], model.sigma_min, model.sigma_max
+      )
     else:
       noise_sigma = np.full(mu.shape[0], float(model.sigma))
     xi = randomness.standard_normal(noise_rng, (mu.shape[0], k, mu.shape[-1]))
@@ -189,9 +205,14 @@ def release_latents(model: vae_lib.LipschitzVAE, variables: Any, records: np.nda
   return np.concatenate(out, axis=0)
 
 
-def decode_latents(model: vae_lib.LipschitzVAE, variables: Any, latents: np.ndarray, domain,
-                   batch_size: int = 4096,
-                   style_rng: Optional[np.random.Generator] = None) -> np.ndarray:
+def decode_latents(
+  model: vae_lib.LipschitzVAE,
+  variables: Any,
+  latents: np.ndarray,
+  domain,
+  batch_size: int = 4096,
+  style_rng: Optional[np.random.Generator] = None,
+) -> np.ndarray:
   """Post-processing: decoder mean of each latent, projected into the domain.
 
   A model with a style latent decodes each z with a fresh u ~ N(0, I) drawn from `style_rng`
@@ -204,6 +225,7 @@ def decode_latents(model: vae_lib.LipschitzVAE, variables: Any, latents: np.ndar
     def decode(variables, z, u=None):
       logits = model.apply(variables, z, u, method=vae_lib.LipschitzVAE.decode)
       return likelihood.decoded_mean(logits, blocks)
+
     return decode
 
   decode = _cached_jit(model, "decode", blocks, build)
@@ -216,14 +238,20 @@ def decode_latents(model: vae_lib.LipschitzVAE, variables: Any, latents: np.ndar
   parts = []
   # A domain is a set of single records, so projecting a batch projects each row on its own:
   # chunk by chunk, on the host while the device decodes the next chunks.
-  _in_chunks(lambda *chunk: decode(variables, *chunk), inputs, batch_size,
-             lambda begin, count, decoded: parts.append(
-                 domain.project(np.asarray(decoded)[:count]).astype(np.float32)))
+  _in_chunks(
+    lambda *chunk: decode(variables, *chunk),
+    inputs,
+    batch_size,
+    lambda begin, count, decoded: parts.append(
+      domain.project(np.asarray(decoded)[:count]).astype(np.float32)
+    ),
+  )
   return np.concatenate(parts, axis=0)
 
 
-def sample_prior(model: vae_lib.LipschitzVAE, variables: Any, num_samples: int, domain,
-                 seed: Optional[int] = None) -> np.ndarray:
+def sample_prior(
+  model: vae_lib.LipschitzVAE, variables: Any, num_samples: int, domain, seed: Optional[int] = None
+) -> np.ndarray:
   """Synthetic records decoded from z ~ N(0, I): no privacy cost beyond training the decoder.
 
   This is the DP-SGD baseline's sampler; its guarantee is the training event's alone.
@@ -231,8 +259,9 @@ def sample_prior(model: vae_lib.LipschitzVAE, variables: Any, num_samples: int, 
   seed = randomness.fresh_seed() if seed is None else seed
   latent_dim = _latent_dim(model, variables, domain.dim)
   z = jax.random.normal(randomness.key_from_seed(seed), (num_samples, 1, latent_dim))
-  return decode_latents(model, variables, np.asarray(z), domain,
-                        style_rng=randomness.numpy_rng(seed, 2))
+  return decode_latents(
+    model, variables, np.asarray(z), domain, style_rng=randomness.numpy_rng(seed, 2)
+  )
 
 
 @dataclasses.dataclass
@@ -243,12 +272,24 @@ class SyntheticData:
   certificate: EncoderCertificate  # certified from the weights the release used
 
 
-def synthesize(model: vae_lib.LipschitzVAE, variables: Any, records: np.ndarray, domain, *,
-               epsilon: Optional[float], delta: float, scope, k: int = 1,
-               noise_ratio: Optional[float] = None,
-               shuffled_release: bool = True, seed: Optional[int] = None,
-               dpsgd: Optional[privacy.DPSGDEvent] = None, training_seeded: bool = False,
-               batch_size: int = 4096, notes=()) -> SyntheticData:
+def synthesize(
+  model: vae_lib.LipschitzVAE,
+  variables: Any,
+  records: np.ndarray,
+  domain,
+  *,
+  epsilon: Optional[float],
+  delta: float,
+  scope,
+  k: int = 1,
+  noise_ratio: Optional[float] = None,
+  shuffled_release: bool = True,
+  seed: Optional[int] = None,
+  dpsgd: Optional[privacy.DPSGDEvent] = None,
+  training_seeded: bool = False,
+  batch_size: int = 4096,
+  notes=(),
+) -> SyntheticData:
   """Private synthesis: k synthetic records per private record, shuffled, with the report.
 
   Homoscedastic models release with sigma = calibrate_sigma(epsilon, delta, L * D, k), where L is
@@ -279,8 +320,10 @@ def synthesize(model: vae_lib.LipschitzVAE, variables: Any, records: np.ndarray,
   if not np.array_equal(domain.project(records), records):
     raise ValueError("records lie outside the declared domain; encode them with the domain first")
   if (scope is privacy.Scope.DP_SGD) != (dpsgd is not None):
-    raise ValueError(f"scope {scope.value!r} and the DP-SGD training event {dpsgd!r} disagree: "
-                     "the event is required with scope 'dp-sgd' and only there")
+    raise ValueError(
+      f"scope {scope.value!r} and the DP-SGD training event {dpsgd!r} disagree: "
+      "the event is required with scope 'dp-sgd' and only there"
+    )
   # Always certified here, from the very weights that produce the release.
   certificate = certify_encoder(model, variables, domain.dim)
   seeded = seed is not None
@@ -306,39 +349,65 @@ def synthesize(model: vae_lib.LipschitzVAE, variables: Any, records: np.ndarray,
     release = privacy.GaussianRelease(release_sigma, k)
   else:
     lipschitz, lipschitz_log_sigma, mean_scale, log_sigma_scale = _heteroscedastic_bounds(
-        model, certificate, scope)
-    release = privacy.HeteroscedasticRelease(model.sigma_min, model.sigma_max,
-                                             lipschitz_log_sigma, latent_dim, k)
-    cert_info.update(mean_scale=mean_scale, log_sigma_lipschitz=certificate.log_sigma_lipschitz,
-                     log_sigma_scale=log_sigma_scale)
+      model, certificate, scope
+    )
+    release = privacy.HeteroscedasticRelease(
+      model.sigma_min, model.sigma_max, lipschitz_log_sigma, latent_dim, k
+    )
+    cert_info.update(
+      mean_scale=mean_scale,
+      log_sigma_lipschitz=certificate.log_sigma_lipschitz,
+      log_sigma_scale=log_sigma_scale,
+    )
 
-  latents = release_latents(model, variables, records, k, randomness.numpy_rng(seed, 0),
-                            sigma=release_sigma, batch_size=batch_size, mean_scale=mean_scale,
-                            log_sigma_scale=log_sigma_scale)
+  latents = release_latents(
+    model,
+    variables,
+    records,
+    k,
+    randomness.numpy_rng(seed, 0),
+    sigma=release_sigma,
+    batch_size=batch_size,
+    mean_scale=mean_scale,
+    log_sigma_scale=log_sigma_scale,
+  )
   # Everything below is post-processing of the float64 latents.
-  synthetic = decode_latents(model, variables, latents.astype(np.float32), domain,
-                             style_rng=randomness.numpy_rng(seed, 2))
+  synthetic = decode_latents(
+    model, variables, latents.astype(np.float32), domain, style_rng=randomness.numpy_rng(seed, 2)
+  )
   order = randomness.numpy_rng(seed, 1).permutation(synthetic.shape[0])
   synthetic = synthetic[order] if shuffled_release else synthetic
 
   desc = domain.describe()
   report = privacy.make_report(
-      release, lipschitz=lipschitz, diameter=diameter, delta=delta, scope=scope,
-      num_records=records.shape[0], shuffled=bool(shuffled_release), dpsgd=dpsgd,
-      noise_seeded=seeded, training_seeded=bool(training_seeded) and dpsgd is not None,
-      certificate=cert_info,
-      domain=(f"{desc['type']} records of dimension {desc['dim']}: {desc['preprocessing']} "
-              f"Diameter: {desc['diameter_derivation']}"),
-      extra_versions={"jax": jax.__version__, "flax": flax.__version__}, notes=notes)
+    release,
+    lipschitz=lipschitz,
+    diameter=diameter,
+    delta=delta,
+    scope=scope,
+    num_records=records.shape[0],
+    shuffled=bool(shuffled_release),
+    dpsgd=dpsgd,
+    noise_seeded=seeded,
+    training_seeded=bool(training_seeded) and dpsgd is not None,
+    certificate=cert_info,
+    domain=(
+      f"{desc['type']} records of dimension {desc['dim']}: {desc['preprocessing']} "
+      f"Diameter: {desc['diameter_derivation']}"
+    ),
+    extra_versions={"jax": jax.__version__, "flax": flax.__version__},
+    notes=notes,
+  )
   _check_truncation_is_negligible(report, latents.shape[-1] * k)
-  return SyntheticData(records=synthetic, report=report, sigma=release_sigma,
-                       certificate=certificate)
+  return SyntheticData(
+    records=synthetic, report=report, sigma=release_sigma, certificate=certificate
+  )
 
 
 def _latent_dim(model, variables, dim: int) -> int:
   return jax.eval_shape(
-      lambda v: model.apply(v, jnp.zeros((1, dim)), method=vae_lib.LipschitzVAE.encode),
-      variables)[0].shape[-1]
+    lambda v: model.apply(v, jnp.zeros((1, dim)), method=vae_lib.LipschitzVAE.encode), variables
+  )[0].shape[-1]
 
 
 def _heteroscedastic_bounds(model, certificate: EncoderCertificate, scope):
@@ -352,15 +421,20 @@ def _heteroscedastic_bounds(model, certificate: EncoderCertificate, scope):
   targets = (model.lipschitz_target, model.log_sigma_lipschitz_target)
   if None in targets:
     if scope is privacy.Scope.DP_SGD:
-      raise ValueError("a heteroscedastic release in scope 'dp-sgd' needs the model's Lipschitz "
-                       "targets (lipschitz_target, log_sigma_lipschitz_target), fixed before "
-                       "training; an epsilon computed from the trained weights would be "
-                       "adaptive and its composition with DP-SGD invalid")
+      raise ValueError(
+        "a heteroscedastic release in scope 'dp-sgd' needs the model's Lipschitz "
+        "targets (lipschitz_target, log_sigma_lipschitz_target), fixed before "
+        "training; an epsilon computed from the trained weights would be "
+        "adaptive and its composition with DP-SGD invalid"
+      )
     return certificate.mean_lipschitz, certificate.log_sigma_lipschitz, 1.0, 1.0
   mean_target, log_sigma_target = (float(t) for t in targets)
   mean_scale = min(1.0, mean_target / certificate.mean_lipschitz)
-  log_sigma_scale = (1.0 if certificate.log_sigma_lipschitz == 0 else
-                     min(1.0, log_sigma_target / certificate.log_sigma_lipschitz))
+  log_sigma_scale = (
+    1.0
+    if certificate.log_sigma_lipschitz == 0
+    else min(1.0, log_sigma_target / certificate.log_sigma_lipschitz)
+  )
   return mean_target, log_sigma_target, mean_scale, log_sigma_scale
 
 
@@ -371,8 +445,13 @@ def _check_truncation_is_negligible(report, num_coordinates: int) -> None:
   num_coordinates * normal_truncation_mass() under the ideal Gaussian, which adds at most
   (1 + e^epsilon) times that to delta. We require it below 1e-6 of the stated delta.
   """
-  extra = ((1.0 + np.exp(min(report.per_record_epsilon, 700.0))) * num_coordinates
-           * randomness.normal_truncation_mass())
+  extra = (
+    (1.0 + np.exp(min(report.per_record_epsilon, 700.0)))
+    * num_coordinates
+    * randomness.normal_truncation_mass()
+  )
   if extra > 1e-6 * report.delta:
-    raise ValueError(f"delta={report.delta:g} is too small for the float64 noise sampler: its "
-                     f"truncation at {randomness.FLOAT64_NORMAL_MAX} sigma adds up to {extra:.2g}")
+    raise ValueError(
+      f"delta={report.delta:g} is too small for the float64 noise sampler: its "
+      f"truncation at {randomness.FLOAT64_NORMAL_MAX} sigma adds up to {extra:.2g}"
+    )

@@ -85,54 +85,85 @@ def step_key(seed: int, step: int, stream: int) -> jax.Array:
   return steps_lib.step_rng(randomness.key_from_seed(seed), step, stream)
 
 
-def vae_loss(model: vae_lib.LipschitzVAE, blocks: Sequence, image_likelihood: str = "bernoulli",
-             beta: float = 1.0) -> dpsgd.LossFn:
+def vae_loss(
+  model: vae_lib.LipschitzVAE,
+  blocks: Sequence,
+  image_likelihood: str = "bernoulli",
+  beta: float = 1.0,
+) -> dpsgd.LossFn:
   """The per-record negative ELBO of `model` as a `loss_fn` for `lipdp.steps` (aux: nll, kl)."""
 
   def loss_fn(params, model_state, records, rng, mutable=False):
     variables = {"params": params, **model_state}
     (nelbo, nll, kl), new_model_state = vae_lib.negative_elbo(
-        model, variables, records, rng, blocks, image_likelihood, beta, mutable=mutable)
+      model, variables, records, rng, blocks, image_likelihood, beta, mutable=mutable
+    )
     return nelbo, {"nll": nll, "kl": kl}, new_model_state
 
   return loss_fn
 
 
 def _split_variables(variables):
-  variables = flax.core.unfreeze(variables) if isinstance(variables,
-                                                          flax.core.FrozenDict) else dict(variables)
+  variables = (
+    flax.core.unfreeze(variables)
+    if isinstance(variables, flax.core.FrozenDict)
+    else dict(variables)
+  )
   params = variables.pop("params")
   return params, variables
 
 
-def _init_state(init_variables: Callable, optimizer: optax.GradientTransformation,
-                sample_records: jax.Array, init_key: jax.Array) -> TrainState:
+def _init_state(
+  init_variables: Callable,
+  optimizer: optax.GradientTransformation,
+  sample_records: jax.Array,
+  init_key: jax.Array,
+) -> TrainState:
   params, model_state = _split_variables(init_variables(init_key, jnp.zeros_like(sample_records)))
-  return TrainState(step=jnp.zeros((), jnp.int32), params=params, model_state=model_state,
-                    opt_state=optimizer.init(params))
+  return TrainState(
+    step=jnp.zeros((), jnp.int32),
+    params=params,
+    model_state=model_state,
+    opt_state=optimizer.init(params),
+  )
 
 
-def create_train_state(model: nn.Module, optimizer: optax.GradientTransformation,
-                       sample_records: jax.Array, init_key: jax.Array,
-                       sharding: Optional[jax.sharding.Sharding] = None) -> TrainState:
+def create_train_state(
+  model: nn.Module,
+  optimizer: optax.GradientTransformation,
+  sample_records: jax.Array,
+  init_key: jax.Array,
+  sharding: Optional[jax.sharding.Sharding] = None,
+) -> TrainState:
   """Initialises parameters from `init_key` and a sample batch (only its shape is used).
 
   Jitted, with the state placed by `sharding` (e.g. replicated over a mesh) as it is created.
   """
   # The noise key only feeds the throw-away forward pass of `init`.
   init_variables = lambda key, x: model.init(key, x, jax.random.fold_in(key, 1))
-  return jax.jit(lambda key: _init_state(init_variables, optimizer, sample_records, key),
-                 out_shardings=sharding)(init_key)
+  return jax.jit(
+    lambda key: _init_state(init_variables, optimizer, sample_records, key), out_shardings=sharding
+  )(init_key)
 
 
-def make_train_step(model: vae_lib.LipschitzVAE, optimizer: optax.GradientTransformation,
-                    blocks: Sequence, image_likelihood: str = "bernoulli", beta: float = 1.0):
+def make_train_step(
+  model: vae_lib.LipschitzVAE,
+  optimizer: optax.GradientTransformation,
+  blocks: Sequence,
+  image_likelihood: str = "bernoulli",
+  beta: float = 1.0,
+):
   """The pure plain-mode step `train_step(state, batch, rng) -> (state, metrics)` of the VAE."""
   return steps_lib.mean_loss_update(vae_loss(model, blocks, image_likelihood, beta), optimizer)
 
 
-def make_clipped_gradient_sum(model: vae_lib.LipschitzVAE, blocks: Sequence, clip_norm: float,
-                              image_likelihood: str = "bernoulli", beta: float = 1.0):
+def make_clipped_gradient_sum(
+  model: vae_lib.LipschitzVAE,
+  blocks: Sequence,
+  clip_norm: float,
+  image_likelihood: str = "bernoulli",
+  beta: float = 1.0,
+):
   """`f(params, model_state, chunk, mask, rng) -> (sum of clipped grads, stats)` for the VAE
   (`lipdp.dpsgd.clipped_gradient_sum`)."""
   return dpsgd.clipped_gradient_sum(vae_loss(model, blocks, image_likelihood, beta), clip_norm)
@@ -148,14 +179,20 @@ def _forward_only(model: nn.Module) -> dpsgd.LossFn:
   return loss_fn
 
 
-def make_noisy_update(model: nn.Module, optimizer: optax.GradientTransformation,
-                      dp: DPSGDConfig, num_records: int, sample_records: jax.Array):
+def make_noisy_update(
+  model: nn.Module,
+  optimizer: optax.GradientTransformation,
+  dp: DPSGDConfig,
+  num_records: int,
+  sample_records: jax.Array,
+):
   """`f(state, grad_sum, noise, rng) -> state`: noise on the sum, then divide by q * n.
 
   `noise` comes from `dpsgd_noise`; see `lipdp.steps.noisy_update`.
   """
-  return steps_lib.noisy_update(_forward_only(model), optimizer, dp.sampling_rate * num_records,
-                                sample_records)
+  return steps_lib.noisy_update(
+    _forward_only(model), optimizer, dp.sampling_rate * num_records, sample_records
+  )
 
 
 class MetricsWriter:
@@ -166,8 +203,9 @@ class MetricsWriter:
     kept = []
     if resume_step and os.path.exists(path):
       with open(path) as f:
-        kept = [line for line in f
-                if line.strip() and json.loads(line).get("step", 0) <= resume_step]
+        kept = [
+          line for line in f if line.strip() and json.loads(line).get("step", 0) <= resume_step
+        ]
     if jax.process_index() == 0:
       with open(path, "w") as f:
         f.writelines(kept)
@@ -198,6 +236,7 @@ class TrainConfig:
       optimiser steps (`lipdp.optim.bjorck_retraction`; 1 = every step). Between retractions
       they drift by the non-tangent part of a few Adam steps; see docs/performance.md.
   """
+
   num_steps: int = 1000
   batch_size: int = 128
   learning_rate: float = 1e-3
@@ -237,6 +276,7 @@ def _same_on_all_hosts(seed: int) -> int:
   if jax.process_count() == 1:
     return seed
   from jax.experimental import multihost_utils  # pylint: disable=g-import-not-at-top
+
   halves = np.array([seed >> 32, seed & 0xFFFFFFFF], dtype=np.uint32)
   halves = np.asarray(multihost_utils.broadcast_one_to_all(halves))
   return (int(halves[0]) << 32) | int(halves[1])
@@ -258,8 +298,10 @@ def _resolve_local_seed(config: TrainConfig, workdir: Optional[str]) -> tuple[in
       return int(json.load(f)["seed"]), False
   seed = randomness.fresh_seed()
   if jax.process_index() == 0:  # the other hosts receive host 0's seed by broadcast
-    files.atomic_write_text(path, json.dumps(
-        {"seed": seed, "note": "secret: the noise of this run is reproducible from it"}))
+    files.atomic_write_text(
+      path,
+      json.dumps({"seed": seed, "note": "secret: the noise of this run is reproducible from it"}),
+    )
   return seed, False
 
 
@@ -280,10 +322,15 @@ def _check_records(records) -> np.ndarray:
   return records
 
 
-def train(model: vae_lib.LipschitzVAE, records: np.ndarray, blocks: Sequence,
-          config: TrainConfig, workdir: Optional[str] = None,
-          devices: Optional[Sequence[jax.Device]] = None,
-          stop_after: Optional[int] = None) -> TrainResult:
+def train(
+  model: vae_lib.LipschitzVAE,
+  records: np.ndarray,
+  blocks: Sequence,
+  config: TrainConfig,
+  workdir: Optional[str] = None,
+  devices: Optional[Sequence[jax.Device]] = None,
+  stop_after: Optional[int] = None,
+) -> TrainResult:
   """Trains `model` on `records` (n, dim), checkpointing into `workdir/checkpoints`.
 
   If `workdir` holds a checkpoint, training resumes from its latest step. `stop_after` ends the
@@ -295,16 +342,29 @@ def train(model: vae_lib.LipschitzVAE, records: np.ndarray, blocks: Sequence,
   sample = jnp.zeros((1, records.shape[1]), jnp.float32)
   train_model = bjorck.with_retracted_bjorck(model)
   kernels = bjorck.bjorck_kernel_paths(train_model, jax.random.key(0), sample, jax.random.key(1))
-  return fit(vae_loss(train_model, blocks, config.image_likelihood, config.beta),
-             lambda key, x: train_model.init(key, x, jax.random.fold_in(key, 1)),
-             records, config, workdir=workdir, devices=devices, stop_after=stop_after,
-             bjorck_kernels=kernels)
+  return fit(
+    vae_loss(train_model, blocks, config.image_likelihood, config.beta),
+    lambda key, x: train_model.init(key, x, jax.random.fold_in(key, 1)),
+    records,
+    config,
+    workdir=workdir,
+    devices=devices,
+    stop_after=stop_after,
+    bjorck_kernels=kernels,
+  )
 
 
-def fit(loss_fn: dpsgd.LossFn, init_variables: Callable[[jax.Array, jax.Array], Any],
-        records: np.ndarray, config: TrainConfig, *, workdir: Optional[str] = None,
-        devices: Optional[Sequence[jax.Device]] = None, stop_after: Optional[int] = None,
-        bjorck_kernels: frozenset = frozenset()) -> TrainResult:
+def fit(
+  loss_fn: dpsgd.LossFn,
+  init_variables: Callable[[jax.Array, jax.Array], Any],
+  records: np.ndarray,
+  config: TrainConfig,
+  *,
+  workdir: Optional[str] = None,
+  devices: Optional[Sequence[jax.Device]] = None,
+  stop_after: Optional[int] = None,
+  bjorck_kernels: frozenset = frozenset(),
+) -> TrainResult:
   """The generic training loop: any `loss_fn` (`lipdp.dpsgd.LossFn`), plain or DP-SGD.
 
   Args:
@@ -325,8 +385,9 @@ def fit(loss_fn: dpsgd.LossFn, init_variables: Callable[[jax.Array, jax.Array], 
   mesh = data_mesh(devices)
   replicated = sharding_lib.replicated(mesh)
   seed, seeded_by_user = _resolve_seed(config, workdir)
-  optimizer = optim.on_stiefel(optax.adam(config.learning_rate), bjorck_kernels,
-                               config.retract_every)
+  optimizer = optim.on_stiefel(
+    optax.adam(config.learning_rate), bjorck_kernels, config.retract_every
+  )
   sample = jnp.zeros((1, records.shape[1]), jnp.float32)
 
   def initial_state(key):
@@ -341,8 +402,9 @@ def fit(loss_fn: dpsgd.LossFn, init_variables: Callable[[jax.Array, jax.Array], 
   if workdir is not None:
     os.makedirs(workdir, exist_ok=True)
     manager = ocp.CheckpointManager(
-        os.path.abspath(os.path.join(workdir, "checkpoints")),
-        options=ocp.CheckpointManagerOptions(max_to_keep=2, create=True))
+      os.path.abspath(os.path.join(workdir, "checkpoints")),
+      options=ocp.CheckpointManagerOptions(max_to_keep=2, create=True),
+    )
     latest = manager.latest_step()
     if latest is not None:
       abstract = jax.tree_util.tree_map(ocp.utils.to_shape_dtype_struct, state)
@@ -350,23 +412,37 @@ def fit(loss_fn: dpsgd.LossFn, init_variables: Callable[[jax.Array, jax.Array], 
       state = jax.device_put(state, replicated)
       start_step = int(sharding_lib.host_value(state.step))
       logging.info("Resumed from checkpoint at step %d", start_step)
-  metrics_writer = (MetricsWriter(os.path.join(workdir, "metrics.jsonl"), start_step)
-                    if workdir is not None else None)
+  metrics_writer = (
+    MetricsWriter(os.path.join(workdir, "metrics.jsonl"), start_step)
+    if workdir is not None
+    else None
+  )
 
   step = steps_lib.make_step(
-      loss_fn, optimizer, mesh, dp=config.dp, batch_size=config.batch_size,
-      num_records=num_records, seed=seed, sample_record=sample,
-      param_shapes=jax.tree_util.tree_map(lambda p: jax.ShapeDtypeStruct(p.shape, p.dtype),
-                                          state.params))
+    loss_fn,
+    optimizer,
+    mesh,
+    dp=config.dp,
+    batch_size=config.batch_size,
+    num_records=num_records,
+    seed=seed,
+    sample_record=sample,
+    param_shapes=jax.tree_util.tree_map(
+      lambda p: jax.ShapeDtypeStruct(p.shape, p.dtype), state.params
+    ),
+  )
   device_records = sharding_lib.place_records(mesh, records)
-  run_key = sharding_lib.replicate(mesh, np.asarray(jax.random.key_data(
-      randomness.key_from_seed(seed))))
+  run_key = sharding_lib.replicate(
+    mesh, np.asarray(jax.random.key_data(randomness.key_from_seed(seed)))
+  )
 
   progress = None
   if config.progress_bar and jax.process_index() == 0:
     from tqdm import auto as tqdm  # pylint: disable=g-import-not-at-top
-    progress = tqdm.tqdm(total=config.num_steps, initial=start_step, desc="train",
-                         unit="step", dynamic_ncols=True)
+
+    progress = tqdm.tqdm(
+      total=config.num_steps, initial=start_step, desc="train", unit="step", dynamic_ncols=True
+    )
 
   end_step = config.num_steps if stop_after is None else min(config.num_steps, stop_after)
   # Steps queued on the devices before the host waits: enough to overlap dispatch with compute.
@@ -408,9 +484,10 @@ def fit(loss_fn: dpsgd.LossFn, init_variables: Callable[[jax.Array, jax.Array], 
     progress.close()
   if bjorck_kernels:
     # The exact normalisation (post-processing of the trained weights, DP-SGD's included).
-    state = jax.jit(lambda s: s.replace(params=bjorck.orthonormalize_kernels(s.params,
-                                                                             bjorck_kernels)),
-                    out_shardings=replicated)(state)
+    state = jax.jit(
+      lambda s: s.replace(params=bjorck.orthonormalize_kernels(s.params, bjorck_kernels)),
+      out_shardings=replicated,
+    )(state)
   if workdir is not None and end_step == config.num_steps and not seeded_by_user:
     _forget_seed(workdir)
   if jax.process_count() > 1:
@@ -418,5 +495,10 @@ def fit(loss_fn: dpsgd.LossFn, init_variables: Callable[[jax.Array, jax.Array], 
     # (certificate, release): a global array is not fully addressable from one host.
     state = jax.tree_util.tree_map(lambda x: x.addressable_data(0), state)
   jax.block_until_ready(state)
-  return TrainResult(state=state, seed=seed, seeded_by_user=seeded_by_user,
-                     resumed_from=start_step, wall_time_s=time.time() - t0)
+  return TrainResult(
+    state=state,
+    seed=seed,
+    seeded_by_user=seeded_by_user,
+    resumed_from=start_step,
+    wall_time_s=time.time() - t0,
+  )

@@ -3,6 +3,7 @@
 Four virtual CPU devices, so that the data-parallel code paths (and the multi-device equivalence
 test) run on a machine without accelerators. Must happen before JAX is first imported.
 """
+
 import os
 
 os.environ.setdefault("JAX_PLATFORMS", "cpu")

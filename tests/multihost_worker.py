@@ -22,6 +22,7 @@ jax.config.update("jax_cpu_collectives_implementation", "gloo")
 def main(process_id: int, num_processes: int, port: int, out_dir: str) -> None:
   jax.distributed.initialize(f"localhost:{port}", num_processes, process_id)
   import numpy as np  # pylint: disable=g-import-not-at-top
+
   sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
   sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
   import multihost_setup as setup  # pylint: disable=g-import-not-at-top
@@ -30,8 +31,9 @@ def main(process_id: int, num_processes: int, port: int, out_dir: str) -> None:
   assert jax.process_count() == num_processes and jax.device_count() == 2 * num_processes
   for name, config, stop_after in setup.SCENARIOS:
     workdir = os.path.join(out_dir, f"workdir_{name}")
-    result = train_lib.train(setup.model(), setup.records(), setup.BLOCKS, config,
-                             workdir=workdir, stop_after=stop_after)
+    result = train_lib.train(
+      setup.model(), setup.records(), setup.BLOCKS, config, workdir=workdir, stop_after=stop_after
+    )
     if jax.process_index() == 0:
       np.save(os.path.join(out_dir, f"{name}.npy"), setup.flat(result.state.params))
 

@@ -11,8 +11,7 @@ from lipdp import batching
 def test_epoch_shuffler_matches_the_stateless_function():
   shuffler = batching.EpochShuffler(50, 8, seed=3)
   for step in [0, 1, 5, 6, 7, 13, 2, 40]:  # crosses epochs (6 batches each), and goes back
-    np.testing.assert_array_equal(shuffler(step),
-                                  batching.shuffled_batch_indices(50, 8, 3, step))
+    np.testing.assert_array_equal(shuffler(step), batching.shuffled_batch_indices(50, 8, 3, step))
   epoch = np.concatenate([shuffler(s) for s in range(6)])
   assert len(set(epoch.tolist())) == 48  # without replacement within an epoch
 
@@ -33,8 +32,9 @@ def test_typical_capacity_covers_almost_every_poisson_batch():
   chunks = batching.typical_chunks(10_000, 0.01, 16)
   sizes = [len(batching.poisson_batch_indices(10_000, 0.01, 1, s)) for s in range(300)]
   assert np.mean(np.array(sizes) <= chunks * 16) > 0.99
-  assert batching.chunk_capacity(max(sizes), 16, chunks) <= 2 * batching.chunk_capacity(0, 16,
-                                                                                       chunks)
+  assert batching.chunk_capacity(max(sizes), 16, chunks) <= 2 * batching.chunk_capacity(
+    0, 16, chunks
+  )
 
 
 def test_prefetcher_returns_each_steps_value_computed_off_thread():

@@ -3,6 +3,7 @@
 Every bad-input case asserts the message and that no output (the synthetic CSV, the report, the
 work directory) exists afterwards, or that an existing output is untouched.
 """
+
 import csv
 import json
 import logging
@@ -29,15 +30,15 @@ import default as default_config  # pylint: disable=g-import-not-at-top,wrong-im
 
 FILE_ORDER = ["id", "score", "city", "age", "smoker", "visits", "outcome"]
 SCHEMA = {
-    "label_column": "outcome",
-    "columns": [
-        {"name": "age", "type": "numeric", "low": 18, "high": 90, "integer": True},
-        {"name": "score", "type": "numeric", "low": 0, "high": 100},
-        {"name": "visits", "type": "numeric", "low": 0, "high": 20, "integer": True},
-        {"name": "city", "type": "categorical", "categories": ["Köln", "Paris", "Rome"]},
-        {"name": "smoker", "type": "categorical", "categories": ["no", "yes"]},
-        {"name": "outcome", "type": "categorical", "categories": [0, 1]},
-    ],
+  "label_column": "outcome",
+  "columns": [
+    {"name": "age", "type": "numeric", "low": 18, "high": 90, "integer": True},
+    {"name": "score", "type": "numeric", "low": 0, "high": 100},
+    {"name": "visits", "type": "numeric", "low": 0, "high": 20, "integer": True},
+    {"name": "city", "type": "categorical", "categories": ["Köln", "Paris", "Rome"]},
+    {"name": "smoker", "type": "categorical", "categories": ["no", "yes"]},
+    {"name": "outcome", "type": "categorical", "categories": [0, 1]},
+  ],
 }
 NUM_ROWS = 120  # 96 private training records, 24 held out
 STEPS = 30
@@ -64,9 +65,17 @@ _RUNNER = textwrap.dedent("""
 def _table_rows(rng, n):
   rows = []
   for i in range(n):
-    rows.append([str(i), f"{rng.uniform(0, 100):.2f}", rng.choice(["Köln", "Paris", "Rome"]),
-                 str(int(rng.integers(18, 91))), rng.choice(["no", "yes"]),
-                 str(int(rng.integers(0, 21))), str(int(rng.integers(0, 2)))])
+    rows.append(
+      [
+        str(i),
+        f"{rng.uniform(0, 100):.2f}",
+        rng.choice(["Köln", "Paris", "Rome"]),
+        str(int(rng.integers(18, 91))),
+        rng.choice(["no", "yes"]),
+        str(int(rng.integers(0, 21))),
+        str(int(rng.integers(0, 2))),
+      ]
+    )
   rows[5][3] = "95"  # above the declared 90: clipped and counted
   return rows
 
@@ -89,17 +98,42 @@ def _write_schema(folder, schema=None, name="schema.json"):
 
 def _run_cli(args, cwd):
   env = dict(os.environ, PYTHONPATH=ROOT)
-  return subprocess.run([sys.executable, "-c", _RUNNER, *args], cwd=cwd, env=env,
-                        capture_output=True, text=True, timeout=900, check=False)
+  return subprocess.run(
+    [sys.executable, "-c", _RUNNER, *args],
+    cwd=cwd,
+    env=env,
+    capture_output=True,
+    text=True,
+    timeout=900,
+    check=False,
+  )
 
 
 @pytest.fixture(scope="module")
 def end_to_end(tmp_path_factory):
   folder = str(tmp_path_factory.mktemp("cli"))
   data, schema = _write_table(folder), _write_schema(folder)
-  args = ["synthesize", "--data", data, "--schema", schema, "--epsilon", "2", "--delta", "1e-5",
-          "--k", "2", "--steps", str(STEPS), "--batch-size", "32", "--out", "synth.csv",
-          "--report", "report.json"]
+  args = [
+    "synthesize",
+    "--data",
+    data,
+    "--schema",
+    schema,
+    "--epsilon",
+    "2",
+    "--delta",
+    "1e-5",
+    "--k",
+    "2",
+    "--steps",
+    str(STEPS),
+    "--batch-size",
+    "32",
+    "--out",
+    "synth.csv",
+    "--report",
+    "report.json",
+  ]
   proc = _run_cli(args, folder)
   return folder, args, proc
 
@@ -108,9 +142,16 @@ def end_to_end(tmp_path_factory):
 def _restore_logging():
   """main() configures logging for a terminal; give the other tests theirs back."""
   from absl import logging as absl_logging  # pylint: disable=g-import-not-at-top
+
   root, lipdp_logger = logging.getLogger(), logging.getLogger("lipdp")
-  saved = (root.level, absl_logging.get_verbosity(), lipdp_logger.level,
-           list(lipdp_logger.handlers), lipdp_logger.propagate, list(warnings.filters))
+  saved = (
+    root.level,
+    absl_logging.get_verbosity(),
+    lipdp_logger.level,
+    list(lipdp_logger.handlers),
+    lipdp_logger.propagate,
+    list(warnings.filters),
+  )
   yield
   root.setLevel(saved[0])
   absl_logging.set_verbosity(saved[1])
@@ -170,8 +211,10 @@ def test_console_is_short_and_says_what_happened(end_to_end):
   out = proc.stdout
   words = " ".join(out.split())
   assert "Privacy: epsilon = 2 at delta = 1e-05" in out and "scope conditional" in out
-  assert ("Holdout: 24 records (20%) were kept out of training and synthesis, used only to "
-          "evaluate the release") in words
+  assert (
+    "Holdout: 24 records (20%) were kept out of training and synthesis, used only to "
+    "evaluate the release"
+  ) in words
   for path in ("synth.csv", "report.json", os.path.join("synth.lipdp", "evaluation.json")):
     assert path in out
   assert "Time: " in out and "training" in out
@@ -209,8 +252,9 @@ def test_report_command_refuses_a_tampered_or_foreign_file(end_to_end, tmp_path,
 def test_rerun_refuses_a_second_release_and_keeps_the_outputs(end_to_end, capsys):
   folder, args, proc = end_to_end
   assert proc.returncode == 0, proc.stderr
-  before = {name: open(os.path.join(folder, name), "rb").read()
-            for name in ("synth.csv", "report.json")}
+  before = {
+    name: open(os.path.join(folder, name), "rb").read() for name in ("synth.csv", "report.json")
+  }
   cwd = os.getcwd()
   os.chdir(folder)
   try:
@@ -230,8 +274,20 @@ def test_an_interrupted_run_resumes_and_says_so(end_to_end):
   checkpoints = os.path.join(folder, "synth.lipdp", "checkpoints")
   assert sorted(os.listdir(checkpoints)) == [str(STEPS - 10), str(STEPS)]
   shutil.rmtree(os.path.join(checkpoints, str(STEPS)))
-  rerun = _run_cli(args + ["--replace-release", "--out", "again.csv", "--report", "again.json",
-                           "--workdir", "synth.lipdp", "--no-evaluation"], folder)
+  rerun = _run_cli(
+    args
+    + [
+      "--replace-release",
+      "--out",
+      "again.csv",
+      "--report",
+      "again.json",
+      "--workdir",
+      "synth.lipdp",
+      "--no-evaluation",
+    ],
+    folder,
+  )
   assert rerun.returncode == 0, rerun.stderr
   assert f"Resuming from step {STEPS - 10} of {STEPS}" in rerun.stderr
   assert os.path.exists(os.path.join(folder, "again.csv"))
@@ -248,8 +304,21 @@ def files(tmp_path, monkeypatch):
 
 
 def _synthesize(files, *extra, data=None, schema=None, out="out.csv", report="out.json"):
-  argv = ["synthesize", "--data", data or files["data"], "--schema", schema or files["schema"],
-          "--delta", "1e-5", "--out", out, "--report", report, "--steps", "2"]
+  argv = [
+    "synthesize",
+    "--data",
+    data or files["data"],
+    "--schema",
+    schema or files["schema"],
+    "--delta",
+    "1e-5",
+    "--out",
+    out,
+    "--report",
+    report,
+    "--steps",
+    "2",
+  ]
   if "--epsilon" not in extra and "--total-epsilon" not in extra:
     argv += ["--epsilon", "1"]
   return cli.main(argv + list(extra))
@@ -277,27 +346,51 @@ HEADER = ",".join(FILE_ORDER) + "\n"
 ROW = "1,50.5,Paris,40,no,3,1\n"
 
 BAD_DATA = [
-    ("missing", None, "--data missing.csv: no such file"),
-    ("directory", "dir", "is a directory, not a file"),
-    ("empty", b"", "is empty (a header row is required)"),
-    ("header only", HEADER.encode(), "has a header row but no data rows"),
-    ("too few fields", (HEADER + ROW + "2,50,Paris,40,no,3\n").encode(),
-     "line 3: 6 fields, but the header has 7"),
-    ("too many fields", (HEADER + ROW + "2,50,Paris,40,no,3,1,9\n").encode(),
-     "line 3: 8 fields, but the header has 7"),
-    ("latin-1", (HEADER + "2,50,K\xf6ln,40,no,3,1\n").encode("latin-1"),
-     "is not valid UTF-8: byte 0xf6 at byte offset 46, line 2"),
-    ("utf-16", (HEADER + ROW).encode("utf-16"), "it is UTF-16, not UTF-8"),
-    ("nan", (HEADER + ROW + "2,nan,Paris,40,no,3,1\n").encode(),
-     "line 3: numeric column 'score' has a missing value ('nan')"),
-    ("inf", (HEADER + ROW + "2,inf,Paris,40,no,3,1\n").encode(),
-     "line 3: numeric column 'score' holds 'inf', not a finite number"),
-    ("empty numeric", (HEADER + ROW + "2,,Paris,40,no,3,1\n").encode(),
-     "line 3: numeric column 'score' has a missing value (an empty cell)"),
-    ("undeclared category", (HEADER + ROW + "2,50,Berlin,40,no,3,1\n").encode(),
-     "line 3: column 'city' holds 'Berlin', not one of the declared categories"),
-    ("schema mismatch", b"id,score,town,age,smoker,visits,outcome\n1,50,Paris,40,no,3,1\n",
-     "lacks declared columns ['city'] (the schema does not match the header"),
+  ("missing", None, "--data missing.csv: no such file"),
+  ("directory", "dir", "is a directory, not a file"),
+  ("empty", b"", "is empty (a header row is required)"),
+  ("header only", HEADER.encode(), "has a header row but no data rows"),
+  (
+    "too few fields",
+    (HEADER + ROW + "2,50,Paris,40,no,3\n").encode(),
+    "line 3: 6 fields, but the header has 7",
+  ),
+  (
+    "too many fields",
+    (HEADER + ROW + "2,50,Paris,40,no,3,1,9\n").encode(),
+    "line 3: 8 fields, but the header has 7",
+  ),
+  (
+    "latin-1",
+    (HEADER + "2,50,K\xf6ln,40,no,3,1\n").encode("latin-1"),
+    "is not valid UTF-8: byte 0xf6 at byte offset 46, line 2",
+  ),
+  ("utf-16", (HEADER + ROW).encode("utf-16"), "it is UTF-16, not UTF-8"),
+  (
+    "nan",
+    (HEADER + ROW + "2,nan,Paris,40,no,3,1\n").encode(),
+    "line 3: numeric column 'score' has a missing value ('nan')",
+  ),
+  (
+    "inf",
+    (HEADER + ROW + "2,inf,Paris,40,no,3,1\n").encode(),
+    "line 3: numeric column 'score' holds 'inf', not a finite number",
+  ),
+  (
+    "empty numeric",
+    (HEADER + ROW + "2,,Paris,40,no,3,1\n").encode(),
+    "line 3: numeric column 'score' has a missing value (an empty cell)",
+  ),
+  (
+    "undeclared category",
+    (HEADER + ROW + "2,50,Berlin,40,no,3,1\n").encode(),
+    "line 3: column 'city' holds 'Berlin', not one of the declared categories",
+  ),
+  (
+    "schema mismatch",
+    b"id,score,town,age,smoker,visits,outcome\n1,50,Paris,40,no,3,1\n",
+    "lacks declared columns ['city'] (the schema does not match the header",
+  ),
 ]
 
 
@@ -315,8 +408,11 @@ def test_bad_data_is_refused_before_anything_is_written(files, capsys, case, con
 
 def test_out_of_bounds_numbers_are_refused_with_strict(files, capsys):
   # The generated table has age 95 above the declared 90 (clipped and counted by default).
-  _assert_refused(capsys, _synthesize(files, "--strict"),
-                  "column 'age' holds 95, outside its declared bounds [18, 90]")
+  _assert_refused(
+    capsys,
+    _synthesize(files, "--strict"),
+    "column 'age' holds 95, outside its declared bounds [18, 90]",
+  )
 
 
 def test_a_byte_order_mark_and_whitespace_around_cells_are_read(files, capsys):
@@ -330,8 +426,9 @@ def test_a_byte_order_mark_and_whitespace_around_cells_are_read(files, capsys):
 
 def test_an_unreadable_file_is_refused(files, capsys, monkeypatch):
   real_access = os.access
-  monkeypatch.setattr(os, "access", lambda p, mode: False if str(p).endswith("people.csv")
-                      else real_access(p, mode))
+  monkeypatch.setattr(
+    os, "access", lambda p, mode: False if str(p).endswith("people.csv") else real_access(p, mode)
+  )
   _assert_refused(capsys, _synthesize(files), "people.csv: permission denied")
 
 
@@ -342,18 +439,21 @@ def test_an_unreadable_file_is_refused_for_real(files, capsys):
 
 
 BAD_SETTINGS = [
-    (("--epsilon", "0"), "epsilon must be positive and finite, got 0.0"),
-    (("--epsilon", "-1"), "epsilon must be positive and finite"),
-    (("--epsilon", "1e9"), "a per-record epsilon of 1e+09 is more than the float64 noise "
-                           "sampler supports at delta = 1e-05"),
-    (("--delta", "1"), "delta must be in (0, 1), got 1.0"),
-    (("--k", "0"), "k must be a positive integer, got 0"),
-    (("--total-epsilon", "1"), "total_epsilon is one end-to-end budget for DP-SGD"),
-    (("--epsilon", "1", "--total-epsilon", "1", "--scope", "dp-sgd"), "not both"),
-    (("--scope", "public"), "--scope public needs --public-data"),
-    (("--holdout-fraction", "1"), "--holdout-fraction must be in [0, 1)"),
-    (("--epsilonn", "1"), "unrecognized arguments: --epsilonn"),
-    (("--scope", "trust-me"), "argument --scope: invalid choice: 'trust-me'"),
+  (("--epsilon", "0"), "epsilon must be positive and finite, got 0.0"),
+  (("--epsilon", "-1"), "epsilon must be positive and finite"),
+  (
+    ("--epsilon", "1e9"),
+    "a per-record epsilon of 1e+09 is more than the float64 noise "
+    "sampler supports at delta = 1e-05",
+  ),
+  (("--delta", "1"), "delta must be in (0, 1), got 1.0"),
+  (("--k", "0"), "k must be a positive integer, got 0"),
+  (("--total-epsilon", "1"), "total_epsilon is one end-to-end budget for DP-SGD"),
+  (("--epsilon", "1", "--total-epsilon", "1", "--scope", "dp-sgd"), "not both"),
+  (("--scope", "public"), "--scope public needs --public-data"),
+  (("--holdout-fraction", "1"), "--holdout-fraction must be in [0, 1)"),
+  (("--epsilonn", "1"), "unrecognized arguments: --epsilonn"),
+  (("--scope", "trust-me"), "argument --scope: invalid choice: 'trust-me'"),
 ]
 
 
@@ -370,22 +470,30 @@ def test_an_existing_output_survives_a_failed_run(files, capsys):
   with open("out.csv", "w", encoding="utf-8") as f:
     f.write("keep me\n")
   rc = _synthesize(files, "--epsilon", "1e9")  # fails after the data loaded, before training
-  _assert_refused(capsys, rc, "more than the float64 noise sampler supports",
-                  outputs=("out.json", "out.lipdp"))
+  _assert_refused(
+    capsys, rc, "more than the float64 noise sampler supports", outputs=("out.json", "out.lipdp")
+  )
   assert open("out.csv", encoding="utf-8").read() == "keep me\n"
 
 
-@pytest.mark.parametrize("setup, kwargs, match", [
+@pytest.mark.parametrize(
+  "setup, kwargs, match",
+  [
     ("dir", {"out": "adir"}, "--out adir is a directory; give a file name"),
     (None, {"out": "nowhere/out.csv"}, "the folder"),
     ("file", {"report": "afile/out.json"}, "afile is not a folder"),
     (None, {"report": "out.csv"}, "--out and --report are the same file"),
     (None, {"out": "people.csv"}, "--out would overwrite the --data file"),
-    ("file", {"out": "out.csv", "report": "out.json", "workdir": "afile"},
-     "the work directory afile is a file, not a folder"),
-])
-def test_outputs_that_cannot_be_written_are_refused_before_training(files, capsys, setup, kwargs,
-                                                                     match):
+    (
+      "file",
+      {"out": "out.csv", "report": "out.json", "workdir": "afile"},
+      "the work directory afile is a file, not a folder",
+    ),
+  ],
+)
+def test_outputs_that_cannot_be_written_are_refused_before_training(
+  files, capsys, setup, kwargs, match
+):
   if setup == "dir":
     os.mkdir("adir")
   elif setup == "file":
@@ -408,12 +516,15 @@ def test_a_declared_category_with_spaces_and_a_draft_schema_are_refused(files, c
   schema = json.loads(json.dumps(SCHEMA))
   schema["columns"][3]["categories"] = [" Köln", "Paris", "Rome"]
   spaced = _write_schema(".", schema, "spaced.json")
-  _assert_refused(capsys, _synthesize(files, schema=spaced),
-                  "declares the category ' Köln', with surrounding whitespace")
-  draft = _write_schema(".", dict(SCHEMA, **{sources.DRAFT_SCHEMA_KEY: "not private"}),
-                        "draft.json")
-  _assert_refused(capsys, _synthesize(files, schema=draft),
-                  "is a draft read from the private data")
+  _assert_refused(
+    capsys,
+    _synthesize(files, schema=spaced),
+    "declares the category ' Köln', with surrounding whitespace",
+  )
+  draft = _write_schema(
+    ".", dict(SCHEMA, **{sources.DRAFT_SCHEMA_KEY: "not private"}), "draft.json"
+  )
+  _assert_refused(capsys, _synthesize(files, schema=draft), "is a draft read from the private data")
 
 
 def test_verbose_shows_the_traceback(files, capsys):
@@ -427,8 +538,12 @@ def test_verbose_shows_the_traceback(files, capsys):
 
 
 def test_schema_draft_warns_and_is_refused_until_edited(files, capsys):
-  assert cli.main(["schema", "draft", "--data", files["data"], "--out", "draft.json",
-                   "--label", "outcome"]) == 0
+  assert (
+    cli.main(
+      ["schema", "draft", "--data", files["data"], "--out", "draft.json", "--label", "outcome"]
+    )
+    == 0
+  )
   captured = capsys.readouterr()
   assert "draft.json IS NOT PRIVATE" in captured.err
   assert "replace every bound and" in captured.err
@@ -456,8 +571,12 @@ def test_schema_draft_warns_and_is_refused_until_edited(files, capsys):
 def test_schema_draft_leaves_out_identifiers_and_constants(tmp_path, capsys):
   path = tmp_path / "t.csv"
   path.write_text("name,const,y\n" + "".join(f"person{i},1,{i % 2}\n" for i in range(60)))
-  assert cli.main(["schema", "draft", "--data", str(path), "--out", str(tmp_path / "s.json"),
-                   "--label", "y"]) == 0
+  assert (
+    cli.main(
+      ["schema", "draft", "--data", str(path), "--out", str(tmp_path / "s.json"), "--label", "y"]
+    )
+    == 0
+  )
   out = capsys.readouterr().out
   assert "left out name: 60 distinct values" in out
   assert "left out const: a single value" in out
@@ -472,8 +591,7 @@ def test_budget_warnings_for_a_weak_epsilon_and_delta():
   plan = pipeline.plan_budget(config, 500)
   warned = pipeline.check_budget(config, plan, 500)
   assert any("e^20 = 4.9e+08: it gives practically no protection" in w for w in warned)
-  assert any("delta = 0.005 is not below 1/n = 0.002" in w and "e.g. 0.0001" in w
-             for w in warned)
+  assert any("delta = 0.005 is not below 1/n = 0.002" in w and "e.g. 0.0001" in w for w in warned)
   config = config_lib.table_config("x.csv", "s.json", epsilon=1.0, delta=1e-6)
   assert not pipeline.check_budget(config, pipeline.plan_budget(config, 500), 500)
 
@@ -481,9 +599,14 @@ def test_budget_warnings_for_a_weak_epsilon_and_delta():
 def test_degenerate_releases_are_named_with_their_epsilon():
   domain = sources.load_schema(SCHEMA)
   rng = np.random.default_rng(0)
-  table = {"age": rng.integers(18, 90, 50), "score": rng.uniform(0, 100, 50),
-           "visits": rng.integers(0, 20, 50), "city": ["Rome"] * 50,
-           "smoker": rng.choice(["no", "yes"], 50), "outcome": [1] * 50}
+  table = {
+    "age": rng.integers(18, 90, 50),
+    "score": rng.uniform(0, 100, 50),
+    "visits": rng.integers(0, 20, 50),
+    "city": ["Rome"] * 50,
+    "smoker": rng.choice(["no", "yes"], 50),
+    "outcome": [1] * 50,
+  }
   records = domain.encode(table)
 
   class Report:
@@ -495,10 +618,12 @@ def test_degenerate_releases_are_named_with_their_epsilon():
   assert "column 'city' takes a single value ('Rome')" in warned[0]
   assert "the label 'outcome' has a single class (1)" in warned[0]
   collapsed = np.repeat(records[:1], 50, axis=0)
-  assert "all records lie near their mean" in pipeline.release_warnings(
-      domain, collapsed, Report())[0]
-  healthy = domain.encode(dict(table, city=rng.choice(["Rome", "Paris"], 50),
-                               outcome=rng.integers(0, 2, 50)))
+  assert (
+    "all records lie near their mean" in pipeline.release_warnings(domain, collapsed, Report())[0]
+  )
+  healthy = domain.encode(
+    dict(table, city=rng.choice(["Rome", "Paris"], 50), outcome=rng.integers(0, 2, 50))
+  )
   assert not pipeline.release_warnings(domain, healthy, Report())
 
 
@@ -516,8 +641,13 @@ def test_cli_config_has_the_fields_of_the_experiments_config():
   ours = config_lib.table_config("x.csv", "s.json", epsilon=1.0, delta=1e-6)
   theirs = default_config.get_config("bank")
   assert _flat_keys(ours) == _flat_keys(theirs)
-  for key in ("model.latent_dim", "model.style_dim", "train.num_steps", "train.batch_size",
-              "train.dp_sampling_rate"):
+  for key in (
+    "model.latent_dim",
+    "model.style_dim",
+    "train.num_steps",
+    "train.batch_size",
+    "train.dp_sampling_rate",
+  ):
     a, b = ours, theirs
     for part in key.split("."):
       a, b = a[part], b[part]
@@ -527,16 +657,31 @@ def test_cli_config_has_the_fields_of_the_experiments_config():
 def test_main_py_errors_are_one_line(tmp_path):
   env = dict(os.environ, PYTHONPATH=ROOT)
   main_py = os.path.join(ROOT, "experiments", "main.py")
-  proc = subprocess.run([sys.executable, main_py, f"--workdir={tmp_path / 'run'}",
-                         "--config.epsilonn=4"], capture_output=True, text=True, env=env,
-                        timeout=300, check=False)
+  proc = subprocess.run(
+    [sys.executable, main_py, f"--workdir={tmp_path / 'run'}", "--config.epsilonn=4"],
+    capture_output=True,
+    text=True,
+    env=env,
+    timeout=300,
+    check=False,
+  )
   assert proc.returncode == 2
   assert "the configuration has no field 'epsilonn' (Did you mean \"epsilon\"" in proc.stderr
   assert "Traceback" not in proc.stderr and len(proc.stderr.splitlines()) == 2
-  proc = subprocess.run([sys.executable, main_py, f"--workdir={tmp_path / 'run'}",
-                         f"--config.dataset=csv:{tmp_path / 'nope.csv'}",
-                         f"--config.schema={tmp_path / 'schema.json'}"],
-                        capture_output=True, text=True, env=env, timeout=300, check=False)
+  proc = subprocess.run(
+    [
+      sys.executable,
+      main_py,
+      f"--workdir={tmp_path / 'run'}",
+      f"--config.dataset=csv:{tmp_path / 'nope.csv'}",
+      f"--config.schema={tmp_path / 'schema.json'}",
+    ],
+    capture_output=True,
+    text=True,
+    env=env,
+    timeout=300,
+    check=False,
+  )
   assert proc.returncode == 1
   assert proc.stderr.strip().startswith("experiments/main.py: error: Schema file not found")
   assert "Traceback" not in proc.stderr

@@ -32,9 +32,23 @@ def two_process_run(tmp_path_factory):
   out = tmp_path_factory.mktemp("multihost")
   port = _free_port()
   env = {k: v for k, v in os.environ.items() if k not in ("XLA_FLAGS", "JAX_PLATFORMS")}
-  procs = [subprocess.Popen([sys.executable, os.path.join(_HERE, "multihost_worker.py"), str(i),
-                             "2", str(port), str(out)], env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True) for i in range(2)]
+  procs = [
+    subprocess.Popen(
+      [
+        sys.executable,
+        os.path.join(_HERE, "multihost_worker.py"),
+        str(i),
+        "2",
+        str(port),
+        str(out),
+      ],
+      env=env,
+      stdout=subprocess.PIPE,
+      stderr=subprocess.STDOUT,
+      text=True,
+    )
+    for i in range(2)
+  ]
   logs = []
   for p in procs:
     try:
@@ -50,8 +64,15 @@ def two_process_run(tmp_path_factory):
 
 def _alone(name, workdir=None, devices=4):
   _, config, stop_after = next(s for s in setup.SCENARIOS if s[0] == name)
-  return train_lib.train(setup.model(), setup.records(), setup.BLOCKS, config, workdir=workdir,
-                         devices=jax.devices()[:devices], stop_after=stop_after)
+  return train_lib.train(
+    setup.model(),
+    setup.records(),
+    setup.BLOCKS,
+    config,
+    workdir=workdir,
+    devices=jax.devices()[:devices],
+    stop_after=stop_after,
+  )
 
 
 @pytest.mark.slow
@@ -68,11 +89,19 @@ def test_two_processes_train_what_one_process_trains(two_process_run, name):
 @pytest.mark.slow
 def test_one_process_resumes_a_checkpoint_written_by_two(two_process_run, tmp_path):
   import shutil
+
   workdir = tmp_path / "resumed"
   shutil.copytree(two_process_run / "workdir_dpsgd_killed", workdir)
   _, config, _ = next(s for s in setup.SCENARIOS if s[0] == "dpsgd_killed")
-  resumed = train_lib.train(setup.model(), setup.records(), setup.BLOCKS, config,
-                            workdir=str(workdir), devices=jax.devices()[:1])
+  resumed = train_lib.train(
+    setup.model(),
+    setup.records(),
+    setup.BLOCKS,
+    config,
+    workdir=str(workdir),
+    devices=jax.devices()[:1],
+  )
   assert resumed.resumed_from == 3
-  np.testing.assert_allclose(setup.flat(resumed.state.params),
-                             setup.flat(_alone("dpsgd").state.params), rtol=1e-5, atol=1e-6)
+  np.testing.assert_allclose(
+    setup.flat(resumed.state.params), setup.flat(_alone("dpsgd").state.params), rtol=1e-5, atol=1e-6
+  )

@@ -33,8 +33,9 @@ def test_one_retraction_squares_the_distance_and_keeps_the_polar_factor(shape):
   np.testing.assert_allclose(np.sort(_sv(r)), np.sort(s * (3 - s**2) / 2), atol=2e-6)
   assert np.max(np.abs(_sv(r) - 1)) < 0.016  # 1.5 e^2 for e = 0.1
   # The polar factor (what an iterating BjorckDense multiplies by) does not change.
-  np.testing.assert_allclose(bjorck.bjorck_orthonormalize(r), bjorck.bjorck_orthonormalize(w),
-                             atol=2e-5)
+  np.testing.assert_allclose(
+    bjorck.bjorck_orthonormalize(r), bjorck.bjorck_orthonormalize(w), atol=2e-5
+  )
 
 
 def test_far_from_the_manifold_the_retraction_runs_the_full_iteration():
@@ -56,29 +57,38 @@ def test_tangent_projection_is_a_projection_onto_the_tangent_space():
 
 
 def _vae(dense="bjorck"):
-  return vae_lib.LipschitzVAE(encoder_mean=lnn.lipschitz_mlp([8, 4], 2.0, dense=dense),
-                              decoder=lnn.lipschitz_mlp([16, 15], 3.0))
+  return vae_lib.LipschitzVAE(
+    encoder_mean=lnn.lipschitz_mlp([8, 4], 2.0, dense=dense),
+    decoder=lnn.lipschitz_mlp([16, 15], 3.0),
+  )
 
 
 def test_kernel_paths_and_the_retracted_copy():
   model = _vae()
   args = (jax.random.key(0), jnp.zeros((1, 15)), jax.random.key(1))
   paths = bjorck.bjorck_kernel_paths(model, *args)
-  assert paths == {("encoder_mean", "layers_0", "kernel"), ("encoder_mean", "layers_2", "kernel"),
-                   ("decoder", "layers_0", "kernel"), ("decoder", "layers_2", "kernel")}
-  assert not bjorck.bjorck_kernel_paths(_vae("spectral").clone(decoder=decoders.MLPDecoder(
-      (16,), 15)), *args)
+  assert paths == {
+    ("encoder_mean", "layers_0", "kernel"),
+    ("encoder_mean", "layers_2", "kernel"),
+    ("decoder", "layers_0", "kernel"),
+    ("decoder", "layers_2", "kernel"),
+  }
+  assert not bjorck.bjorck_kernel_paths(
+    _vae("spectral").clone(decoder=decoders.MLPDecoder((16,), 15)), *args
+  )
   fast = bjorck.with_retracted_bjorck(model)
   assert all(layer.retracted for layer in fast.encoder_mean.layers[::2])
   assert not any(layer.retracted for layer in model.encoder_mean.layers[::2])  # a copy
   variables = jax.jit(model.init)(*args)
-  assert (jax.tree_util.tree_structure(jax.eval_shape(fast.init, *args)["params"])
-          == jax.tree_util.tree_structure(variables["params"]))
+  assert jax.tree_util.tree_structure(
+    jax.eval_shape(fast.init, *args)["params"]
+  ) == jax.tree_util.tree_structure(variables["params"])
   # On orthonormal kernels both compute the same function.
   params = jax.jit(bjorck.orthonormalize_kernels, static_argnums=1)(variables["params"], paths)
   x = jax.random.uniform(jax.random.key(2), (5, 15))
-  encode = lambda m: jax.jit(lambda p: m.apply({"params": p}, x,
-                                               method=vae_lib.LipschitzVAE.encode)[0])(params)
+  encode = lambda m: jax.jit(
+    lambda p: m.apply({"params": p}, x, method=vae_lib.LipschitzVAE.encode)[0]
+  )(params)
   np.testing.assert_allclose(encode(fast), encode(model), atol=1e-5)
 
 
@@ -89,14 +99,16 @@ def test_certificate_bounds_what_a_retracted_layer_computes():
   variables = chain.init(jax.random.key(0), jnp.zeros((1, 10)))
   drifted = jax.tree_util.tree_map(lambda x: x, variables)
   kernel = variables["params"]["layers_0"]["kernel"] * jnp.linspace(1.0, 1.7, 6)
-  drifted = {"params": {"layers_0": {"kernel": kernel,
-                                     "bias": variables["params"]["layers_0"]["bias"]}}}
+  drifted = {
+    "params": {"layers_0": {"kernel": kernel, "bias": variables["params"]["layers_0"]["bias"]}}
+  }
   bound = lnn.certified_lipschitz_bound(chain, drifted, (10,))
   exact = 0.5 * _sv(kernel)[0]
   assert exact > 0.5 * 1.5  # far above the target
   assert exact <= bound <= exact * (1 + 1e-5)
   attack = lnn.empirical_lipschitz_lower_bound(
-      lambda x: chain.apply(drifted, x), (10,), jax.random.key(1), num_starts=4, num_steps=100)
+    lambda x: chain.apply(drifted, x), (10,), jax.random.key(1), num_starts=4, num_steps=100
+  )
   assert attack <= bound
 
 
@@ -119,16 +131,24 @@ def test_riemannian_adam_keeps_kernels_orthonormal_and_other_leaves_plain():
     grads = jax.grad(loss)(p)
     updates, state = tx.update(grads, state, p)
     plain_updates, adam_state = adam.update(grads, adam_state, p)
-    return (optax.apply_updates(p, updates), optax.apply_updates(p_adam, plain_updates), state,
-            adam_state, updates, plain_updates)
+    return (
+      optax.apply_updates(p, updates),
+      optax.apply_updates(p_adam, plain_updates),
+      state,
+      adam_state,
+      updates,
+      plain_updates,
+    )
 
   p_new = p_adam = params
   for t in range(6):
-    p_new, p_adam, state, adam_state, updates, plain_updates = step(p_new, p_adam, state,
-                                                                    adam_state)
+    p_new, p_adam, state, adam_state, updates, plain_updates = step(
+      p_new, p_adam, state, adam_state
+    )
     # Biases (not kernels) get exactly Adam's update.
-    np.testing.assert_array_equal(updates["encoder_mean"]["layers_0"]["bias"],
-                                  plain_updates["encoder_mean"]["layers_0"]["bias"])
+    np.testing.assert_array_equal(
+      updates["encoder_mean"]["layers_0"]["bias"], plain_updates["encoder_mean"]["layers_0"]["bias"]
+    )
     if t % 2 == 1:  # just retracted
       for path in paths:
         w = p_new[path[0]][path[1]]["kernel"]

@@ -1,4 +1,5 @@
 """End to end: train, certify, synthesize, report, on digits, MNIST (IDX) and TFDS (mocked)."""
+
 import json
 import os
 import shutil
@@ -14,8 +15,9 @@ from lipdp import privacy
 from lipdp import release as release_lib
 from lipdp import synthesize as synth_lib
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(__file__)), "experiments",
-                                "configs"))
+sys.path.insert(
+  0, os.path.join(os.path.dirname(os.path.dirname(__file__)), "experiments", "configs")
+)
 import default as default_config  # pylint: disable=g-import-not-at-top
 
 
@@ -36,8 +38,9 @@ def _config(**overrides):
 @pytest.fixture(scope="module")
 def digits_run(tmp_path_factory):
   workdir = str(tmp_path_factory.mktemp("digits"))
-  config = _config(**{"train.num_steps": 300, "train.log_every": 100, "train.seed": 0,
-                      "evaluation.enabled": True})
+  config = _config(
+    **{"train.num_steps": 300, "train.log_every": 100, "train.seed": 0, "evaluation.enabled": True}
+  )
   return config, workdir, pipeline.run(config, workdir, progress_bar=False)
 
 
@@ -67,8 +70,9 @@ def test_report_epsilon_matches_an_independent_recomputation(digits_run):
   report = privacy.PrivacyReport.load(os.path.join(result.release_dir, "privacy_report.json"))
   # From the report's own numbers, by the analytic Gaussian mechanism.
   assert report.sensitivity == pytest.approx(report.lipschitz * report.diameter, rel=1e-12)
-  eps = privacy.gaussian_epsilon(report.sigma, report.lipschitz * report.diameter,
-                                 report.delta, k=report.k)
+  eps = privacy.gaussian_epsilon(
+    report.sigma, report.lipschitz * report.diameter, report.delta, k=report.k
+  )
   assert eps == pytest.approx(report.per_record_epsilon, rel=1e-6)
   assert eps == pytest.approx(config.epsilon, rel=1e-4)
   assert report.recompute_epsilon() == pytest.approx(report.epsilon, rel=1e-9)
@@ -83,8 +87,9 @@ def test_certified_bound_dominates_an_attack_on_the_trained_encoder(digits_run):
   dim = result.data.domain.dim
   mean_vars = synth_lib.submodule_variables(result.variables, "encoder_mean")
   fn = lambda x: result.model.encoder_mean.apply(mean_vars, x)
-  attack = lnn.empirical_lipschitz_lower_bound(fn, (dim,), jax.random.key(0), num_starts=64,
-                                               num_steps=200)
+  attack = lnn.empirical_lipschitz_lower_bound(
+    fn, (dim,), jax.random.key(0), num_starts=64, num_steps=200
+  )
   certified = result.report.lipschitz
   assert float(attack) <= certified * (1 + 1e-5)
   assert float(attack) > 0.5 * certified  # the attack is not vacuous
@@ -103,15 +108,24 @@ def test_rerun_in_the_same_workdir_refuses_a_second_release_unless_asked(digits_
   shutil.copytree(shared_workdir, workdir)
   with pytest.raises(ValueError, match="already holds a release"):
     pipeline.run(config, workdir, progress_bar=False)
-  config = _config(**{"train.num_steps": 300, "train.log_every": 100, "train.seed": 0,
-                      "replace_release": True})
+  config = _config(
+    **{"train.num_steps": 300, "train.log_every": 100, "train.seed": 0, "replace_release": True}
+  )
   again = pipeline.run(config, workdir, progress_bar=False)
   # Training resumed from its final checkpoint (same weights); the noise was drawn afresh.
   np.testing.assert_array_equal(
-      jax.tree_util.tree_leaves(again.variables)[0], jax.tree_util.tree_leaves(result.variables)[0])
+    jax.tree_util.tree_leaves(again.variables)[0], jax.tree_util.tree_leaves(result.variables)[0]
+  )
   assert not np.array_equal(again.synthetic_records, result.synthetic_records)
-  changed = _config(**{"train.num_steps": 300, "train.log_every": 100, "train.seed": 0,
-                       "model.latent_dim": 8, "replace_release": True})
+  changed = _config(
+    **{
+      "train.num_steps": 300,
+      "train.log_every": 100,
+      "train.seed": 0,
+      "model.latent_dim": 8,
+      "replace_release": True,
+    }
+  )
   with pytest.raises(ValueError, match="other settings"):
     pipeline.run(changed, workdir, progress_bar=False)
 
@@ -119,10 +133,12 @@ def test_rerun_in_the_same_workdir_refuses_a_second_release_unless_asked(digits_
 def test_seeded_noise_is_reproducible_and_reported(digits_run):
   _, _, result = digits_run
   kwargs = dict(epsilon=2.0, delta=1e-5, scope="conditional", seed=123)
-  a = synth_lib.synthesize(result.model, result.variables, result.data.train[:50],
-                           result.data.domain, **kwargs)
-  b = synth_lib.synthesize(result.model, result.variables, result.data.train[:50],
-                           result.data.domain, **kwargs)
+  a = synth_lib.synthesize(
+    result.model, result.variables, result.data.train[:50], result.data.domain, **kwargs
+  )
+  b = synth_lib.synthesize(
+    result.model, result.variables, result.data.train[:50], result.data.domain, **kwargs
+  )
   np.testing.assert_array_equal(a.records, b.records)
   assert a.report.noise_seeded and "seed" in a.report.noise_statement.lower()
   assert a.report.per_record_epsilon == pytest.approx(2.0, rel=1e-4)
@@ -130,11 +146,25 @@ def test_seeded_noise_is_reproducible_and_reported(digits_run):
 
 def test_k_latents_per_record_compose_to_sigma_over_sqrt_k(digits_run):
   _, _, result = digits_run
-  one = synth_lib.synthesize(result.model, result.variables, result.data.train[:20],
-                             result.data.domain, epsilon=1.0, delta=1e-5, scope="conditional")
-  four = synth_lib.synthesize(result.model, result.variables, result.data.train[:20],
-                              result.data.domain, epsilon=1.0, delta=1e-5, scope="conditional",
-                              k=4)
+  one = synth_lib.synthesize(
+    result.model,
+    result.variables,
+    result.data.train[:20],
+    result.data.domain,
+    epsilon=1.0,
+    delta=1e-5,
+    scope="conditional",
+  )
+  four = synth_lib.synthesize(
+    result.model,
+    result.variables,
+    result.data.train[:20],
+    result.data.domain,
+    epsilon=1.0,
+    delta=1e-5,
+    scope="conditional",
+    k=4,
+  )
   assert four.records.shape[0] == 80
   assert four.sigma == pytest.approx(2.0 * one.sigma, rel=1e-6)
   assert four.report.per_record_epsilon == pytest.approx(1.0, rel=1e-4)
@@ -145,8 +175,15 @@ def test_records_outside_the_domain_are_refused(digits_run):
   bad = result.data.train[:5].copy()
   bad[0, 0] = 5.0
   with pytest.raises(ValueError, match="outside the declared domain"):
-    synth_lib.synthesize(result.model, result.variables, bad, result.data.domain, epsilon=1.0,
-                         delta=1e-5, scope="conditional")
+    synth_lib.synthesize(
+      result.model,
+      result.variables,
+      bad,
+      result.data.domain,
+      epsilon=1.0,
+      delta=1e-5,
+      scope="conditional",
+    )
 
 
 def test_prior_samples_are_reproducible_and_differ_from_each_other(digits_run):
@@ -155,14 +192,22 @@ def test_prior_samples_are_reproducible_and_differ_from_each_other(digits_run):
   samples = synth_lib.sample_prior(result.model, result.variables, 10, domain, seed=3)
   assert samples.shape == (10, domain.dim)
   np.testing.assert_array_equal(
-      samples, synth_lib.sample_prior(result.model, result.variables, 10, domain, seed=3))
+    samples, synth_lib.sample_prior(result.model, result.variables, 10, domain, seed=3)
+  )
   # Each sample decodes its own latent: the images are not all the same.
-  assert np.std(samples[:, :domain.image_dim], axis=0).max() > 1e-3
+  assert np.std(samples[:, : domain.image_dim], axis=0).max() > 1e-3
 
 
 def test_dpsgd_scope_composes_training_and_release(tmp_path):
-  config = _config(**{"scope": "dp-sgd", "train.num_steps": 20, "train.seed": 1,
-                      "train.dp_sampling_rate": 0.05, "train.dp_noise_multiplier": 1.5})
+  config = _config(
+    **{
+      "scope": "dp-sgd",
+      "train.num_steps": 20,
+      "train.seed": 1,
+      "train.dp_sampling_rate": 0.05,
+      "train.dp_noise_multiplier": 1.5,
+    }
+  )
   result = pipeline.run(config, str(tmp_path), progress_bar=False)
   report = result.report
   assert report.scope == "dp-sgd"
@@ -171,19 +216,32 @@ def test_dpsgd_scope_composes_training_and_release(tmp_path):
   # same rate, noise multiplier and steps, under replace-one (the clipped sum moves by <= 2C).
   import dp_accounting  # pylint: disable=g-import-not-at-top
   from dp_accounting.pld import pld_privacy_accountant  # pylint: disable=g-import-not-at-top
-  accountant = pld_privacy_accountant.PLDAccountant(
-      dp_accounting.NeighboringRelation.REPLACE_ONE)
-  accountant.compose(dp_accounting.SelfComposedDpEvent(dp_accounting.PoissonSampledDpEvent(
-      0.05, dp_accounting.GaussianDpEvent(1.5)), 20))
-  assert report.components["dp_sgd"] == pytest.approx(accountant.get_epsilon(report.delta),
-                                                      rel=1e-3)
+
+  accountant = pld_privacy_accountant.PLDAccountant(dp_accounting.NeighboringRelation.REPLACE_ONE)
+  accountant.compose(
+    dp_accounting.SelfComposedDpEvent(
+      dp_accounting.PoissonSampledDpEvent(0.05, dp_accounting.GaussianDpEvent(1.5)), 20
+    )
+  )
+  assert report.components["dp_sgd"] == pytest.approx(
+    accountant.get_epsilon(report.delta), rel=1e-3
+  )
   assert report.epsilon >= max(report.components["dp_sgd"], report.components["release"]) - 1e-9
   assert report.recompute_epsilon() == pytest.approx(report.epsilon, rel=1e-9)
 
 
+@pytest.mark.slow  # the budget's split is also met end to end by the DP-SGD VAE test below
 def test_one_total_epsilon_is_split_and_met(tmp_path):
-  config = _config(**{"scope": "dp-sgd", "total_epsilon": 3.0, "release_share": 0.4,
-                      "train.num_steps": 20, "train.seed": 1, "train.dp_sampling_rate": 0.05})
+  config = _config(
+    **{
+      "scope": "dp-sgd",
+      "total_epsilon": 3.0,
+      "release_share": 0.4,
+      "train.num_steps": 20,
+      "train.seed": 1,
+      "train.dp_sampling_rate": 0.05,
+    }
+  )
   result = pipeline.run(config, str(tmp_path), progress_bar=False)
   report = result.report
   assert report.epsilon <= 3.0 and report.epsilon == pytest.approx(3.0, rel=2e-2)
@@ -194,9 +252,17 @@ def test_one_total_epsilon_is_split_and_met(tmp_path):
 
 
 def test_dpsgd_vae_baseline_samples_its_prior(tmp_path):
-  config = _config(**{"scope": "dp-sgd", "method": "prior", "total_epsilon": 2.0,
-                      "train.num_steps": 10, "train.seed": 1, "train.dp_sampling_rate": 0.05,
-                      "model.style_dim": 4})
+  config = _config(
+    **{
+      "scope": "dp-sgd",
+      "method": "prior",
+      "total_epsilon": 2.0,
+      "train.num_steps": 10,
+      "train.seed": 1,
+      "train.dp_sampling_rate": 0.05,
+      "model.style_dim": 4,
+    }
+  )
   result = pipeline.run(config, str(tmp_path), progress_bar=False)
   report = result.report
   assert isinstance(report.release, privacy.PriorSampling)
@@ -210,13 +276,24 @@ def test_dpsgd_vae_baseline_samples_its_prior(tmp_path):
 @pytest.mark.slow
 def test_public_scope_trains_on_a_declared_public_dataset(tmp_path):
   import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
+
   rng = np.random.default_rng(0)
   public_path = tmp_path / "public.npz"
-  np.savez(public_path, images=rng.integers(0, 256, (64, 28, 28, 1), dtype=np.uint8),
-           labels=rng.integers(0, 10, 64))
-  config = _config(**{"dataset": "tfds:mnist", "scope": "public", "train.num_steps": 5,
-                      "train.seed": 1, "train.batch_size": 16,
-                      "public_dataset": f"npz:{public_path}"})
+  np.savez(
+    public_path,
+    images=rng.integers(0, 256, (64, 28, 28, 1), dtype=np.uint8),
+    labels=rng.integers(0, 10, 64),
+  )
+  config = _config(
+    **{
+      "dataset": "tfds:mnist",
+      "scope": "public",
+      "train.num_steps": 5,
+      "train.seed": 1,
+      "train.batch_size": 16,
+      "public_dataset": f"npz:{public_path}",
+    }
+  )
   config.public_options.num_classes = 10
   with tfds.testing.mock_data(num_examples=40):
     result = pipeline.run(config, str(tmp_path / "run"), progress_bar=False)
@@ -228,34 +305,45 @@ def test_public_scope_trains_on_a_declared_public_dataset(tmp_path):
 
 
 def test_bad_settings_fail_before_any_work(tmp_path):
-  for overrides, match in [({"epsilon": 0.0}, "epsilon"), ({"delta": 1.0}, "delta"),
-                           ({"scope": "trust-me"}, "scope"), ({"k": 0}, "k"),
-                           ({"calibration": "shuffled"}, "weights are covered"),
-                           ({"total_epsilon": 1.0}, "dp-sgd"), ({"method": "copy"}, "method"),
-                           ({"scope": "dp-measurements"}, "central baselines")]:
+  for overrides, match in [
+    ({"epsilon": 0.0}, "epsilon"),
+    ({"delta": 1.0}, "delta"),
+    ({"scope": "trust-me"}, "scope"),
+    ({"k": 0}, "k"),
+    ({"calibration": "shuffled"}, "weights are covered"),
+    ({"total_epsilon": 1.0}, "dp-sgd"),
+    ({"method": "copy"}, "method"),
+    ({"scope": "dp-measurements"}, "central baselines"),
+  ]:
     with pytest.raises(ValueError, match=match):
       pipeline.run(_config(**overrides), str(tmp_path / "bad"), progress_bar=False)
   assert not os.path.exists(tmp_path / "bad")
 
 
-@pytest.mark.skipif(not os.environ.get("LIPDP_DATA_DIR"),
-                    reason="LIPDP_DATA_DIR is unset (CI sets it to the folder holding mnist-test/)")
+@pytest.mark.skipif(
+  not os.environ.get("LIPDP_DATA_DIR"),
+  reason="LIPDP_DATA_DIR is unset (CI sets it to the folder holding mnist-test/)",
+)
 @pytest.mark.slow
 def test_mnist_idx_path(tmp_path):
-  config = _config(**{"dataset": "mnist_idx", "train.num_steps": 30, "train.seed": 0,
-                      "model.decoder": "conv"})
+  config = _config(
+    **{"dataset": "mnist_idx", "train.num_steps": 30, "train.seed": 0, "model.decoder": "conv"}
+  )
   result = pipeline.run(config, str(tmp_path), progress_bar=False)
   assert result.data.train.shape == (8000, 794)
   assert result.synthetic_records.shape == (8000, 794)
-  eps = privacy.gaussian_epsilon(result.report.sigma, result.report.sensitivity,
-                                 result.report.delta)
+  eps = privacy.gaussian_epsilon(
+    result.report.sigma, result.report.sensitivity, result.report.delta
+  )
   assert eps == pytest.approx(config.epsilon, rel=1e-4)
 
 
 def test_tfds_path_with_mock_data(tmp_path):
   import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
-  config = _config(**{"dataset": "tfds:mnist", "train.num_steps": 5, "train.seed": 0,
-                      "train.batch_size": 16})
+
+  config = _config(
+    **{"dataset": "tfds:mnist", "train.num_steps": 5, "train.seed": 0, "train.batch_size": 16}
+  )
   with tfds.testing.mock_data(num_examples=40):
     result = pipeline.run(config, str(tmp_path), progress_bar=False)
   assert result.synthetic_records.shape[1] == 28 * 28 + 10
@@ -263,8 +351,14 @@ def test_tfds_path_with_mock_data(tmp_path):
 
 
 def test_heteroscedastic_release_is_accounted_by_rdp(tmp_path):
-  config = _config(**{"model.heteroscedastic": True, "train.num_steps": 10, "train.seed": 2,
-                      "model.log_sigma_lipschitz": 0.05})
+  config = _config(
+    **{
+      "model.heteroscedastic": True,
+      "train.num_steps": 10,
+      "train.seed": 2,
+      "model.log_sigma_lipschitz": 0.05,
+    }
+  )
   result = pipeline.run(config, str(tmp_path), progress_bar=False)
   report = result.report
   assert report.mechanism == "heteroscedastic_gaussian"
@@ -278,22 +372,37 @@ def test_heteroscedastic_release_is_accounted_by_rdp(tmp_path):
 
 def test_heteroscedastic_dpsgd_release_is_fixed_before_training(tmp_path):
   """Finding 3: in scope dp-sgd the release epsilon may not depend on the trained weights."""
-  config = _config(**{"model.heteroscedastic": True, "scope": "dp-sgd", "train.num_steps": 5,
-                      "train.seed": 2, "model.log_sigma_lipschitz": 0.05,
-                      "train.dp_sampling_rate": 0.05})
+  config = _config(
+    **{
+      "model.heteroscedastic": True,
+      "scope": "dp-sgd",
+      "train.num_steps": 5,
+      "train.seed": 2,
+      "model.log_sigma_lipschitz": 0.05,
+      "train.dp_sampling_rate": 0.05,
+    }
+  )
   result = pipeline.run(config, str(tmp_path), progress_bar=False)
   report = result.report
   # What the configuration fixed before training...
   diameter = result.data.domain.diameter
   target, _ = pipeline.encoder_calibration(config, diameter)
-  before = privacy.HeteroscedasticRelease(config.model.sigma_min, config.model.sigma_max, 0.05,
-                                          config.model.latent_dim)
+  before = privacy.HeteroscedasticRelease(
+    config.model.sigma_min, config.model.sigma_max, 0.05, config.model.latent_dim
+  )
   # ...is exactly what was accounted.
   assert report.release == before
   assert report.lipschitz == target
-  expected = privacy.account(release=before, lipschitz=target, diameter=diameter,
-                             delta=config.delta, scope="dp-sgd", num_records=report.num_records,
-                             shuffled=True, dpsgd=report.dpsgd)
+  expected = privacy.account(
+    release=before,
+    lipschitz=target,
+    diameter=diameter,
+    delta=config.delta,
+    scope="dp-sgd",
+    num_records=report.num_records,
+    shuffled=True,
+    dpsgd=report.dpsgd,
+  )
   assert report.epsilon == expected.epsilon
   # The released map is certified within those targets.
   cert = report.certificate
@@ -303,8 +412,9 @@ def test_heteroscedastic_dpsgd_release_is_fixed_before_training(tmp_path):
 
 @pytest.mark.slow
 def test_dataset_caveats_reach_the_report(tmp_path):
-  config = _config(**{"dataset": "breast_cancer", "train.num_steps": 3, "train.seed": 0,
-                      "train.batch_size": 16})
+  config = _config(
+    **{"dataset": "breast_cancer", "train.num_steps": 3, "train.seed": 0, "train.batch_size": 16}
+  )
   result = pipeline.run(config, str(tmp_path), progress_bar=False)
   assert result.report.notes == result.data.notes
   assert "statistics of the very records" in result.report.notes[0]
@@ -312,11 +422,18 @@ def test_dataset_caveats_reach_the_report(tmp_path):
 
 @pytest.mark.slow
 def test_lipschitz_decoder_on_request(tmp_path):
-  config = _config(**{"model.decoder": "lipschitz_mlp", "train.num_steps": 5, "train.seed": 0,
-                      "model.decoder_lipschitz": 3.0})
+  config = _config(
+    **{
+      "model.decoder": "lipschitz_mlp",
+      "train.num_steps": 5,
+      "train.seed": 0,
+      "model.decoder_lipschitz": 3.0,
+    }
+  )
   result = pipeline.run(config, str(tmp_path), progress_bar=False)
   decoder_vars = synth_lib.submodule_variables(result.variables, "decoder")
   # The decoder reads the latent and the style coordinates.
-  bound = lnn.certified_lipschitz_bound(result.model.decoder, decoder_vars,
-                                        (config.model.latent_dim + config.model.style_dim,))
+  bound = lnn.certified_lipschitz_bound(
+    result.model.decoder, decoder_vars, (config.model.latent_dim + config.model.style_dim,)
+  )
   assert bound == pytest.approx(3.0, rel=1e-2)

@@ -14,9 +14,15 @@ DOMAIN = data_lib.ImageDomain((8, 8, 1), radius=4.0, pixel_max=16.0, num_classes
 
 
 def _report(num_records, k=1, diameter=DOMAIN.diameter):
-  return privacy.make_report(privacy.GaussianRelease(5.0, k=k), lipschitz=0.1, domain="digits",
-                             diameter=diameter, delta=1e-5, scope="conditional",
-                             num_records=num_records)
+  return privacy.make_report(
+    privacy.GaussianRelease(5.0, k=k),
+    lipschitz=0.1,
+    domain="digits",
+    diameter=diameter,
+    delta=1e-5,
+    scope="conditional",
+    num_records=num_records,
+  )
 
 
 def _records(n, seed=0):

@@ -15,9 +15,15 @@ import sweep_lib  # pylint: disable=g-import-not-at-top,wrong-import-position
 
 from lipdp import pipeline  # pylint: disable=g-import-not-at-top,wrong-import-position
 
-SWEEPS = [f"experiments/sweeps/{name}" for name in
-          ("knobs.py:screen-quick", "knobs.py:mechanism-quick", "frontier.py:quick",
-           "frontier.py:mnist_idx")]
+SWEEPS = [
+  f"experiments/sweeps/{name}"
+  for name in (
+    "knobs.py:screen-quick",
+    "knobs.py:mechanism-quick",
+    "frontier.py:quick",
+    "frontier.py:mnist_idx",
+  )
+]
 
 
 @pytest.mark.parametrize("spec", SWEEPS)
@@ -39,6 +45,7 @@ def test_every_point_makes_a_valid_configuration(spec):
 def test_methods_map_to_scopes():
   def cfg(method):
     return sweep_lib.make_config(sweep_lib.point("s", method, "quick", 2.0, 0))
+
   assert cfg("lipdp-conditional").scope == "conditional"
   assert cfg("lipdp-e2e").calibration == "per-record"
   assert cfg("lipdp-shuffled").calibration == "shuffled"
@@ -61,10 +68,20 @@ def test_shards_partition_the_sweep(tmp_path):
   spec = os.path.join(ROOT, "experiments/sweeps/knobs.py:screen-quick")
   listed = []
   for task in range(3):
-    out = subprocess.run([sys.executable, os.path.join(ROOT, "experiments/sweep.py"),
-                          f"--sweep={spec}", f"--results={tmp_path / 'r.jsonl'}", "--list",
-                          f"--task_index={task}", "--num_tasks=3"],
-                         check=True, capture_output=True, text=True).stdout
+    out = subprocess.run(
+      [
+        sys.executable,
+        os.path.join(ROOT, "experiments/sweep.py"),
+        f"--sweep={spec}",
+        f"--results={tmp_path / 'r.jsonl'}",
+        "--list",
+        f"--task_index={task}",
+        "--num_tasks=3",
+      ],
+      check=True,
+      capture_output=True,
+      text=True,
+    ).stdout
     listed.append([l.strip() for l in out.splitlines() if l.startswith("  ")])
   ids = [p["id"] for p in sweep_lib.load_sweep(spec)]
   assert sorted(sum(listed, [])) == sorted(ids)
@@ -76,11 +93,21 @@ def test_figures_and_tables_from_rows(tmp_path):
   for method in ("lipdp-e2e", "dpsgd-vae"):
     for eps in (1.0, 10.0):
       for seed in range(2):
-        rows.append({"id": f"{method}/{eps}/{seed}", "method": method, "target_epsilon": eps,
-                     "tag": "base", "seed": seed, "tstr/logreg": 0.5 + 0.01 * eps + 0.01 * seed,
-                     "trtr/logreg": 0.9, "privacy/mia_distance_auc": 0.5})
-  rows.append({"id": "vae", "method": "vae", "target_epsilon": None, "tag": "", "seed": 0,
-               "tstr/logreg": 0.8})
+        rows.append(
+          {
+            "id": f"{method}/{eps}/{seed}",
+            "method": method,
+            "target_epsilon": eps,
+            "tag": "base",
+            "seed": seed,
+            "tstr/logreg": 0.5 + 0.01 * eps + 0.01 * seed,
+            "trtr/logreg": 0.9,
+            "privacy/mia_distance_auc": 0.5,
+          }
+        )
+  rows.append(
+    {"id": "vae", "method": "vae", "target_epsilon": None, "tag": "", "seed": 0, "tstr/logreg": 0.8}
+  )
   rows.append({"id": "x", "method": "vae", "error": "failed"})
   results = tmp_path / "r.jsonl"
   results.write_text("".join(json.dumps(r) + "\n" for r in rows))

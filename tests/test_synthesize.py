@@ -16,11 +16,22 @@ from lipdp.models import vae as vae_lib
 @pytest.fixture(scope="module")
 def hetero():
   data = data_lib.load_dataset("digits")
-  config = ml_collections.ConfigDict(dict(
-      latent_dim=4, encoder_hidden=(32,), encoder_dense="bjorck", activation="maxmin",
-      decoder="mlp", decoder_hidden=(32,), heteroscedastic=True, sigma_min=0.5, sigma_max=2.0))
-  model = builders.build_vae(data.domain, config, lipschitz_target=0.05, sigma=0.5,
-                             log_sigma_lipschitz=0.02)
+  config = ml_collections.ConfigDict(
+    dict(
+      latent_dim=4,
+      encoder_hidden=(32,),
+      encoder_dense="bjorck",
+      activation="maxmin",
+      decoder="mlp",
+      decoder_hidden=(32,),
+      heteroscedastic=True,
+      sigma_min=0.5,
+      sigma_max=2.0,
+    )
+  )
+  model = builders.build_vae(
+    data.domain, config, lipschitz_target=0.05, sigma=0.5, log_sigma_lipschitz=0.02
+  )
   variables = model.init(jax.random.key(0), jnp.zeros((1, data.domain.dim)), jax.random.key(1))
   return data, model, variables
 
@@ -32,8 +43,9 @@ def test_release_is_scaled_within_targets_below_the_certificate(hetero):
   # A model whose declared targets are below what its weights certify.
   model = built.clone(lipschitz_target=0.025, log_sigma_lipschitz_target=0.01)
   records = data.train[:40]
-  out = synth_lib.synthesize(model, variables, records, data.domain, epsilon=None, delta=1e-5,
-                             scope="conditional", seed=0)
+  out = synth_lib.synthesize(
+    model, variables, records, data.domain, epsilon=None, delta=1e-5, scope="conditional", seed=0
+  )
   report = out.report
   assert report.lipschitz == 0.025 and report.release.lipschitz_log_sigma == 0.01
   assert report.certificate["mean_scale"] == pytest.approx(0.025 / cert.mean_lipschitz)
@@ -41,16 +53,28 @@ def test_release_is_scaled_within_targets_below_the_certificate(hetero):
   report.verify()
   # The released means are those of the scaled map.
   mu, _ = model.apply(variables, jnp.asarray(records), method=vae_lib.LipschitzVAE.encode)
-  mu_scaled, _ = model.apply(variables, jnp.asarray(records), report.certificate["mean_scale"],
-                             report.certificate["log_sigma_scale"],
-                             method=vae_lib.LipschitzVAE.encode)
+  mu_scaled, _ = model.apply(
+    variables,
+    jnp.asarray(records),
+    report.certificate["mean_scale"],
+    report.certificate["log_sigma_scale"],
+    method=vae_lib.LipschitzVAE.encode,
+  )
   np.testing.assert_allclose(mu_scaled, mu * report.certificate["mean_scale"], rtol=1e-6)
 
 
 def test_targets_above_the_certificate_are_what_is_accounted(hetero):
   data, model, variables = hetero
-  out = synth_lib.synthesize(model, variables, data.train[:10], data.domain, epsilon=None,
-                             delta=1e-5, scope="conditional", seed=0)
+  out = synth_lib.synthesize(
+    model,
+    variables,
+    data.train[:10],
+    data.domain,
+    epsilon=None,
+    delta=1e-5,
+    scope="conditional",
+    seed=0,
+  )
   # Certified ~0.05 * (1 + 5e-6)^2 against a target of 0.05: scaled by just under 1, and the
   # accounting uses the target, a number fixed before training.
   assert out.report.lipschitz == 0.05
@@ -61,16 +85,40 @@ def test_dpsgd_scope_needs_targets_fixed_before_training(hetero):
   data, model, variables = hetero
   no_targets = model.clone(lipschitz_target=None, log_sigma_lipschitz_target=None)
   with pytest.raises(ValueError, match="fixed before training"):
-    synth_lib.synthesize(no_targets, variables, data.train[:10], data.domain, epsilon=None,
-                         delta=1e-5, scope="dp-sgd", dpsgd=privacy.DPSGDEvent(1.0, 0.1, 10))
+    synth_lib.synthesize(
+      no_targets,
+      variables,
+      data.train[:10],
+      data.domain,
+      epsilon=None,
+      delta=1e-5,
+      scope="dp-sgd",
+      dpsgd=privacy.DPSGDEvent(1.0, 0.1, 10),
+    )
   # In the conditional scope the certified numbers are used instead.
-  out = synth_lib.synthesize(no_targets, variables, data.train[:10], data.domain, epsilon=None,
-                             delta=1e-5, scope="conditional", seed=0)
+  out = synth_lib.synthesize(
+    no_targets,
+    variables,
+    data.train[:10],
+    data.domain,
+    epsilon=None,
+    delta=1e-5,
+    scope="conditional",
+    seed=0,
+  )
   assert out.report.lipschitz == pytest.approx(0.05, rel=1e-4)
 
 
 def test_scope_and_training_event_must_agree(hetero):
   data, model, variables = hetero
   with pytest.raises(ValueError, match="disagree"):
-    synth_lib.synthesize(model, variables, data.train[:10], data.domain, epsilon=None,
-                         delta=1e-5, scope="conditional", dpsgd=privacy.DPSGDEvent(1.0, 0.1, 10))
+    synth_lib.synthesize(
+      model,
+      variables,
+      data.train[:10],
+      data.domain,
+      epsilon=None,
+      delta=1e-5,
+      scope="conditional",
+      dpsgd=privacy.DPSGDEvent(1.0, 0.1, 10),
+    )

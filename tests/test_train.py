@@ -1,4 +1,5 @@
 """Training: the pure step, data parallelism, DP-SGD clipping and noise, kill-and-resume."""
+
 import json
 
 import flax.linen as nn
@@ -26,8 +27,9 @@ def _records(n=64, seed=0):
 
 
 def _model(sigma=1.0):
-  return vae_lib.LipschitzVAE(encoder_mean=nn.Dense(4), decoder=decoders.MLPDecoder((16,), 15),
-                              sigma=sigma)
+  return vae_lib.LipschitzVAE(
+    encoder_mean=nn.Dense(4), decoder=decoders.MLPDecoder((16,), 15), sigma=sigma
+  )
 
 
 def _flat(tree):
@@ -40,16 +42,26 @@ def test_multi_device_step_matches_single_device():
   records = _records()
   one = train_lib.train(_model(), records, BLOCKS, config, devices=jax.devices()[:1])
   four = train_lib.train(_model(), records, BLOCKS, config, devices=jax.devices()[:4])
-  np.testing.assert_allclose(_flat(one.state.params), _flat(four.state.params), rtol=1e-5,
-                             atol=1e-6)
-  assert not np.allclose(_flat(one.state.params), _flat(train_lib.train(
-      _model(), records, BLOCKS, train_lib.TrainConfig(num_steps=5, batch_size=16, seed=4,
-                                                       progress_bar=False)).state.params))
+  np.testing.assert_allclose(
+    _flat(one.state.params), _flat(four.state.params), rtol=1e-5, atol=1e-6
+  )
+  assert not np.allclose(
+    _flat(one.state.params),
+    _flat(
+      train_lib.train(
+        _model(),
+        records,
+        BLOCKS,
+        train_lib.TrainConfig(num_steps=5, batch_size=16, seed=4, progress_bar=False),
+      ).state.params
+    ),
+  )
 
 
 def test_training_lowers_the_loss(tmp_path):
-  config = train_lib.TrainConfig(num_steps=150, batch_size=32, seed=0, log_every=25,
-                                 learning_rate=3e-3, progress_bar=False)
+  config = train_lib.TrainConfig(
+    num_steps=150, batch_size=32, seed=0, log_every=25, learning_rate=3e-3, progress_bar=False
+  )
   train_lib.train(_model(), _records(256), BLOCKS, config, workdir=str(tmp_path))
   lines = [json.loads(l) for l in open(tmp_path / "metrics.jsonl")]
   assert [l["step"] for l in lines] == [25, 50, 75, 100, 125, 150]
@@ -57,8 +69,9 @@ def test_training_lowers_the_loss(tmp_path):
 
 
 def test_kill_and_resume_matches_uninterrupted_run(tmp_path):
-  config = train_lib.TrainConfig(num_steps=40, batch_size=16, seed=11, checkpoint_every=10,
-                                 log_every=5, progress_bar=False)
+  config = train_lib.TrainConfig(
+    num_steps=40, batch_size=16, seed=11, checkpoint_every=10, log_every=5, progress_bar=False
+  )
   records = _records()
   full = train_lib.train(_model(), records, BLOCKS, config, workdir=str(tmp_path / "full"))
   # "Killed" after 27 steps: the last checkpoint is at step 20 (also 27 since the run ended
@@ -66,6 +79,7 @@ def test_kill_and_resume_matches_uninterrupted_run(tmp_path):
   killed_dir = tmp_path / "killed"
   train_lib.train(_model(), records, BLOCKS, config, workdir=str(killed_dir), stop_after=27)
   import shutil
+
   shutil.rmtree(killed_dir / "checkpoints" / "27")
   resumed = train_lib.train(_model(), records, BLOCKS, config, workdir=str(killed_dir))
   assert resumed.resumed_from == 20
@@ -84,23 +98,27 @@ def test_unseeded_training_draws_a_secret_seed(tmp_path):
 def test_dpsgd_clips_a_huge_gradient():
   model = _model()
   records = _records(8)
-  state = train_lib.create_train_state(model, train_lib.optax.sgd(1.0), jnp.asarray(records[:1]),
-                                       jax.random.key(1))
+  state = train_lib.create_train_state(
+    model, train_lib.optax.sgd(1.0), jnp.asarray(records[:1]), jax.random.key(1)
+  )
   clip = 0.5
   clipped_sum = jax.jit(train_lib.make_clipped_gradient_sum(model, BLOCKS, clip))
   huge = records.copy()
   huge[0, :12] = 1e4  # far outside the domain: a huge per-example gradient
   mask = np.ones(8, np.float32)
-  total, stats = clipped_sum(state.params, state.model_state, jnp.asarray(huge), mask,
-                             jax.random.key(2))
-  alone, _ = clipped_sum(state.params, state.model_state, jnp.asarray(huge), np.eye(8)[0],
-                         jax.random.key(2))
+  total, stats = clipped_sum(
+    state.params, state.model_state, jnp.asarray(huge), mask, jax.random.key(2)
+  )
+  alone, _ = clipped_sum(
+    state.params, state.model_state, jnp.asarray(huge), np.eye(8)[0], jax.random.key(2)
+  )
   assert np.linalg.norm(_flat(alone).astype(np.float64)) <= clip
   assert np.linalg.norm(_flat(total)) <= 8 * clip * (1 + 1e-5)  # a float32 sum of 8
   assert float(stats["clipped_fraction_sum"]) >= 1
   # Masked-out rows contribute nothing.
-  none, _ = clipped_sum(state.params, state.model_state, jnp.asarray(huge), np.zeros(8),
-                        jax.random.key(2))
+  none, _ = clipped_sum(
+    state.params, state.model_state, jnp.asarray(huge), np.zeros(8), jax.random.key(2)
+  )
   assert np.all(_flat(none) == 0)
 
 
@@ -112,16 +130,18 @@ def test_every_clipped_contribution_is_at_most_c_exactly():
   """
   model = _model()
   records = _records(32)
-  state = train_lib.create_train_state(model, train_lib.optax.sgd(1.0), jnp.asarray(records[:1]),
-                                       jax.random.key(1))
+  state = train_lib.create_train_state(
+    model, train_lib.optax.sgd(1.0), jnp.asarray(records[:1]), jax.random.key(1)
+  )
   big = records.copy()
   big[:, :12] *= np.random.default_rng(0).uniform(1, 1e4, (32, 1)).astype(np.float32)
   masks = np.eye(32, dtype=np.float32)
   for clip in (0.3, 0.5, 0.7):
     clipped_sum = jax.jit(train_lib.make_clipped_gradient_sum(model, BLOCKS, clip))
     for i in range(32):
-      alone, _ = clipped_sum(state.params, state.model_state, jnp.asarray(big), masks[i],
-                             jax.random.key(i))
+      alone, _ = clipped_sum(
+        state.params, state.model_state, jnp.asarray(big), masks[i], jax.random.key(i)
+      )
       norm = np.linalg.norm(_flat(alone).astype(np.float64))
       assert clip * (1 - 1e-3) < norm <= clip  # clipped, to within the small margin
 
@@ -176,22 +196,24 @@ def test_float64_noise_reaches_past_the_float32_cutoff():
 def test_a_nan_gradient_contributes_nothing():
   model = _model()
   records = _records(4)
-  state = train_lib.create_train_state(model, train_lib.optax.sgd(1.0),
-                                       jnp.asarray(records[:1]), jax.random.key(1))
+  state = train_lib.create_train_state(
+    model, train_lib.optax.sgd(1.0), jnp.asarray(records[:1]), jax.random.key(1)
+  )
   clipped_sum = jax.jit(train_lib.make_clipped_gradient_sum(model, BLOCKS, 1.0))
   bad = records.copy()
   bad[0, 0] = np.nan
-  with_nan, stats = clipped_sum(state.params, state.model_state, jnp.asarray(bad), np.ones(4),
-                                jax.random.key(2))
-  without, _ = clipped_sum(state.params, state.model_state, jnp.asarray(bad),
-                           np.array([0.0, 1, 1, 1]), jax.random.key(2))
+  with_nan, stats = clipped_sum(
+    state.params, state.model_state, jnp.asarray(bad), np.ones(4), jax.random.key(2)
+  )
+  without, _ = clipped_sum(
+    state.params, state.model_state, jnp.asarray(bad), np.array([0.0, 1, 1, 1]), jax.random.key(2)
+  )
   assert np.all(np.isfinite(_flat(with_nan)))
   np.testing.assert_allclose(_flat(with_nan), _flat(without), rtol=1e-5, atol=1e-7)
 
 
 def test_completed_training_forgets_its_secret_seed(tmp_path):
-  config = train_lib.TrainConfig(num_steps=4, batch_size=16, checkpoint_every=2,
-                                 progress_bar=False)
+  config = train_lib.TrainConfig(num_steps=4, batch_size=16, checkpoint_every=2, progress_bar=False)
   train_lib.train(_model(), _records(), BLOCKS, config, workdir=str(tmp_path), stop_after=2)
   assert (tmp_path / "train_seed.json").exists()  # needed to resume
   train_lib.train(_model(), _records(), BLOCKS, config, workdir=str(tmp_path))
@@ -206,10 +228,10 @@ def test_poisson_batches_are_exact_bernoulli_samples():
 
 
 def test_dpsgd_training_runs_and_resumes(tmp_path):
-  dp = train_lib.DPSGDConfig(noise_multiplier=1.0, clip_norm=1.0, sampling_rate=0.25,
-                             chunk_size=8)
-  config = train_lib.TrainConfig(num_steps=6, seed=5, dp=dp, checkpoint_every=3, log_every=2,
-                                 progress_bar=False)
+  dp = train_lib.DPSGDConfig(noise_multiplier=1.0, clip_norm=1.0, sampling_rate=0.25, chunk_size=8)
+  config = train_lib.TrainConfig(
+    num_steps=6, seed=5, dp=dp, checkpoint_every=3, log_every=2, progress_bar=False
+  )
   records = _records(64)
   full = train_lib.train(_model(), records, BLOCKS, config, workdir=str(tmp_path / "a"))
   train_lib.train(_model(), records, BLOCKS, config, workdir=str(tmp_path / "b"), stop_after=3)
@@ -224,23 +246,28 @@ def test_bad_configs_raise():
   with pytest.raises(ValueError, match="sampling_rate"):
     train_lib.DPSGDConfig(noise_multiplier=1.0, clip_norm=1.0, sampling_rate=1.5)
   with pytest.raises(ValueError, match="multiple"):
-    train_lib.train(_model(), _records(), BLOCKS,
-                    train_lib.TrainConfig(num_steps=1, batch_size=6, progress_bar=False))
+    train_lib.train(
+      _model(),
+      _records(),
+      BLOCKS,
+      train_lib.TrainConfig(num_steps=1, batch_size=6, progress_bar=False),
+    )
   bad = _records()
   bad[0, 0] = np.nan
   with pytest.raises(ValueError, match="NaN"):
-    train_lib.train(_model(), bad, BLOCKS,
-                    train_lib.TrainConfig(num_steps=1, batch_size=8, progress_bar=False))
+    train_lib.train(
+      _model(), bad, BLOCKS, train_lib.TrainConfig(num_steps=1, batch_size=8, progress_bar=False)
+    )
 
 
 def test_dpsgd_multi_device_step_matches_single_device():
-  dp = train_lib.DPSGDConfig(noise_multiplier=1.0, clip_norm=1.0, sampling_rate=0.25,
-                             chunk_size=8)
+  dp = train_lib.DPSGDConfig(noise_multiplier=1.0, clip_norm=1.0, sampling_rate=0.25, chunk_size=8)
   config = train_lib.TrainConfig(num_steps=3, seed=5, dp=dp, progress_bar=False)
   one = train_lib.train(_model(), _records(), BLOCKS, config, devices=jax.devices()[:1])
   four = train_lib.train(_model(), _records(), BLOCKS, config, devices=jax.devices()[:4])
-  np.testing.assert_allclose(_flat(one.state.params), _flat(four.state.params), rtol=1e-5,
-                             atol=1e-6)
+  np.testing.assert_allclose(
+    _flat(one.state.params), _flat(four.state.params), rtol=1e-5, atol=1e-6
+  )
 
 
 def test_records_split_across_devices_give_the_same_training(monkeypatch):
@@ -248,38 +275,53 @@ def test_records_split_across_devices_give_the_same_training(monkeypatch):
   replicated = train_lib.train(_model(), _records(62), BLOCKS, config)
   monkeypatch.setattr(train_lib.sharding_lib, "REPLICATE_RECORDS_UP_TO_BYTES", 0)
   split = train_lib.train(_model(), _records(62), BLOCKS, config)  # 62 rows: padded to 64
-  np.testing.assert_allclose(_flat(replicated.state.params), _flat(split.state.params),
-                             rtol=1e-5, atol=1e-6)
+  np.testing.assert_allclose(
+    _flat(replicated.state.params), _flat(split.state.params), rtol=1e-5, atol=1e-6
+  )
 
 
 def test_dpsgd_step_is_the_clipped_sum_plus_noise_over_q_n():
   """One jitted DPSGDStep (several microbatches, a batch of every record) against the pieces:
   clip every example, add the float64-drawn noise to the sum, then divide by q n."""
   model, records = _model(), _records(40)
-  dp = train_lib.DPSGDConfig(noise_multiplier=0.5, clip_norm=0.3, sampling_rate=1.0,
-                             chunk_size=8)
+  dp = train_lib.DPSGDConfig(noise_multiplier=0.5, clip_norm=0.3, sampling_rate=1.0, chunk_size=8)
   sgd = train_lib.optax.sgd(1.0)
   mesh = train_lib.data_mesh(jax.devices()[:2])
   state = train_lib.create_train_state(model, sgd, jnp.asarray(records[:1]), jax.random.key(1))
   loss_fn = train_lib.vae_loss(model, BLOCKS)
   step = train_lib.steps_lib.DPSGDStep(
-      loss_fn, sgd, mesh, dp=dp, num_records=40, seed=9, sample_record=jnp.zeros((1, 15)),
-      param_shapes=state.params)
+    loss_fn,
+    sgd,
+    mesh,
+    dp=dp,
+    num_records=40,
+    seed=9,
+    sample_record=jnp.zeros((1, 15)),
+    param_shapes=state.params,
+  )
   host = step.host_inputs(0)
   assert host[0].count == 40 and host[0].num_chunks == 5  # every record, 5 microbatches
   run_key = train_lib.randomness.key_from_seed(123)
   before = _flat(state.params)
   state = jax.tree_util.tree_map(np.asarray, state)  # host copy: the step donates its input
-  new, stats = step.update(jax.device_put(state, train_lib.sharding_lib.replicated(mesh)),
-                           train_lib.sharding_lib.replicate(mesh, records), run_key,
-                           step.place(host))
+  new, stats = step.update(
+    jax.device_put(state, train_lib.sharding_lib.replicated(mesh)),
+    train_lib.sharding_lib.replicate(mesh, records),
+    run_key,
+    step.place(host),
+  )
   assert float(stats["count"]) == 40
   clipped_sum = jax.jit(train_lib.make_clipped_gradient_sum(model, BLOCKS, dp.clip_norm))
   rng = train_lib.steps_lib.step_rng(run_key, 0, 1)
   expected = np.zeros_like(before)
   for c in range(5):
-    part, _ = clipped_sum(state.params, state.model_state, jnp.asarray(records[8 * c:8 * c + 8]),
-                          np.ones(8), jax.random.fold_in(rng, c))
+    part, _ = clipped_sum(
+      state.params,
+      state.model_state,
+      jnp.asarray(records[8 * c : 8 * c + 8]),
+      np.ones(8),
+      jax.random.fold_in(rng, c),
+    )
     expected += _flat(part)
   expected += _flat(train_lib.dpsgd_noise(state.params, dp, 9, 0))
   np.testing.assert_allclose(_flat(new.params) - before, -expected / 40, rtol=2e-4, atol=1e-6)
@@ -288,14 +330,19 @@ def test_dpsgd_step_is_the_clipped_sum_plus_noise_over_q_n():
 def test_bjorck_encoder_trains_retracted_and_ends_exactly_orthonormal():
   from lipdp import nn as lnn
   from lipdp import synthesize as synth_lib
-  model = vae_lib.LipschitzVAE(encoder_mean=lnn.lipschitz_mlp([8, 4], lipschitz_target=0.5),
-                               decoder=decoders.MLPDecoder((16,), 15))
-  config = train_lib.TrainConfig(num_steps=12, batch_size=16, seed=2, learning_rate=1e-2,
-                                 progress_bar=False, retract_every=3)
+
+  model = vae_lib.LipschitzVAE(
+    encoder_mean=lnn.lipschitz_mlp([8, 4], lipschitz_target=0.5),
+    decoder=decoders.MLPDecoder((16,), 15),
+  )
+  config = train_lib.TrainConfig(
+    num_steps=12, batch_size=16, seed=2, learning_rate=1e-2, progress_bar=False, retract_every=3
+  )
   result = train_lib.train(model, _records(), BLOCKS, config)
   for name in ("layers_0", "layers_2"):
-    s = np.linalg.svd(np.asarray(result.state.params["encoder_mean"][name]["kernel"]),
-                      compute_uv=False)
+    s = np.linalg.svd(
+      np.asarray(result.state.params["encoder_mean"][name]["kernel"]), compute_uv=False
+    )
     assert np.max(np.abs(s - 1)) < 2e-6  # the exact normalisation after training
   assert train_lib.bjorck.POLAR_COLLECTION not in result.state.model_state  # never iterated
   # The model as built (iterating) is certified at its target from these weights.
@@ -315,8 +362,10 @@ def test_the_loop_takes_any_loss():
     pred = dense.apply({"params": params, **model_state}, batch[:, :3])[:, 0]
     return (pred - batch[:, 3]) ** 2, {}, {}
 
-  config = train_lib.TrainConfig(num_steps=200, batch_size=16, seed=0, learning_rate=0.05,
-                                 progress_bar=False, log_every=200)
-  result = train_lib.fit(loss_fn, lambda key, sample: dense.init(key, sample[:, :3]), records,
-                         config)
+  config = train_lib.TrainConfig(
+    num_steps=200, batch_size=16, seed=0, learning_rate=0.05, progress_bar=False, log_every=200
+  )
+  result = train_lib.fit(
+    loss_fn, lambda key, sample: dense.init(key, sample[:, :3]), records, config
+  )
   np.testing.assert_allclose(np.ravel(result.state.params["kernel"]), [1.0, -2.0, 0.5], atol=0.05)

@@ -136,8 +136,9 @@ def get_config(arg: str = "") -> ml_collections.ConfigDict:
   elif arg == "bank":
     # UCI bank-marketing (45,211 records, 17 mixed columns) from $LIPDP_DATA_DIR/bank-marketing
     # with the declared schema experiments/schemas/bank_marketing.json; 80/20 split.
-    c.dataset = "csv:" + os.path.join(os.environ.get(_DATA_DIR_ENV, ""), "bank-marketing",
-                                      "bank-full.csv.gz")
+    c.dataset = "csv:" + os.path.join(
+      os.environ.get(_DATA_DIR_ENV, ""), "bank-marketing", "bank-full.csv.gz"
+    )
     c.data_options.schema = os.path.join(_SCHEMAS, "bank_marketing.json")
     c.train.num_steps = 2000
     c.train.batch_size = 256
@@ -148,6 +149,7 @@ def get_config(arg: str = "") -> ml_collections.ConfigDict:
     c.model.decoder = "conv"
     c.train.num_steps = 3000
   elif arg:
-    raise ValueError(f"unknown config variant {arg!r}; use '', 'smoke', 'quick', 'bank', "
-                     "'mnist_idx' or 'mnist'")
+    raise ValueError(
+      f"unknown config variant {arg!r}; use '', 'smoke', 'quick', 'bank', 'mnist_idx' or 'mnist'"
+    )
   return c

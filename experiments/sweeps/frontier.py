@@ -28,14 +28,18 @@ from sweep_lib import point  # pylint: disable=g-import-not-at-top,wrong-import-
 
 METHODS = ("lipdp-conditional", "lipdp-e2e", "lipdp-shuffled", "dpsgd-vae")
 SETTINGS = {
-    # name: (config variant, epsilons, seeds, extra overrides)
-    "quick": ("quick", (1.0, 10.0), (0,), {"evaluation.fast": True}),
-    "digits": ("quick", (0.5, 1.0, 2.0, 5.0, 10.0, 20.0), (0, 1, 2), {}),
-    "mnist_idx": ("mnist_idx", (1.0, 2.0, 5.0, 10.0, 20.0), (0, 1, 2), {}),
-    "mnist_idx_cpu": ("mnist_idx", (1.0, 10.0), (0,),
-                      {"model.decoder": "mlp", "train.num_steps": 600, "evaluation.fast": True}),
-    "mnist": ("mnist", (1.0, 2.0, 5.0, 10.0, 20.0), (0, 1, 2), {}),
-    "bank": ("bank", (1.0, 10.0), (0, 1, 2), {}),
+  # name: (config variant, epsilons, seeds, extra overrides)
+  "quick": ("quick", (1.0, 10.0), (0,), {"evaluation.fast": True}),
+  "digits": ("quick", (0.5, 1.0, 2.0, 5.0, 10.0, 20.0), (0, 1, 2), {}),
+  "mnist_idx": ("mnist_idx", (1.0, 2.0, 5.0, 10.0, 20.0), (0, 1, 2), {}),
+  "mnist_idx_cpu": (
+    "mnist_idx",
+    (1.0, 10.0),
+    (0,),
+    {"model.decoder": "mlp", "train.num_steps": 600, "evaluation.fast": True},
+  ),
+  "mnist": ("mnist", (1.0, 2.0, 5.0, 10.0, 20.0), (0, 1, 2), {}),
+  "bank": ("bank", (1.0, 10.0), (0, 1, 2), {}),
 }
 
 
@@ -44,7 +48,11 @@ def get_sweep(name: str):
     raise ValueError(f"unknown frontier sweep {name!r}; choose from {sorted(SETTINGS)}")
   variant, epsilons, seeds, extra = SETTINGS[name]
   sweep = f"frontier-{name}"
-  points = [point(sweep, method, variant, eps, seed, extra)
-            for method in METHODS for eps in epsilons for seed in seeds]
+  points = [
+    point(sweep, method, variant, eps, seed, extra)
+    for method in METHODS
+    for eps in epsilons
+    for seed in seeds
+  ]
   points += [point(sweep, "vae", variant, math.inf, seed, extra) for seed in seeds]
   return points

@@ -20,22 +20,31 @@ from sweep_lib import point  # pylint: disable=g-import-not-at-top,wrong-import-
 
 # One knob at a time, around the base setting of the 'quick' variant.
 KNOBS = {
-    "base": {},
-    "beta0": {"train.beta": 0.0},
-    "style0": {"model.style_dim": 0},
-    "latent16": {"model.latent_dim": 16},
-    "radius2": {"radius": 2.0},
-    "radius6": {"radius": 6.0},
-    "label_w3": {"label_weight": 3.0},
-    "label_w1": {"label_weight": 1.0},
-    "share0.2": {"release_share": 0.2},
-    "share0.8": {"release_share": 0.8},
-    "q0.2": {"train.dp_sampling_rate": 0.2, "train.num_steps": 250},
-    "lr3e-3": {"train.learning_rate": 3e-3},
-    "steps2000": {"train.num_steps": 2000},
+  "base": {},
+  "beta0": {"train.beta": 0.0},
+  "style0": {"model.style_dim": 0},
+  "latent16": {"model.latent_dim": 16},
+  "radius2": {"radius": 2.0},
+  "radius6": {"radius": 6.0},
+  "label_w3": {"label_weight": 3.0},
+  "label_w1": {"label_weight": 1.0},
+  "share0.2": {"release_share": 0.2},
+  "share0.8": {"release_share": 0.8},
+  "q0.2": {"train.dp_sampling_rate": 0.2, "train.num_steps": 250},
+  "lr3e-3": {"train.learning_rate": 3e-3},
+  "steps2000": {"train.num_steps": 2000},
 }
-CONDITIONAL_KNOBS = ("base", "beta0", "style0", "latent16", "radius2", "radius6", "label_w3",
-                     "label_w1", "steps2000")
+CONDITIONAL_KNOBS = (
+  "base",
+  "beta0",
+  "style0",
+  "latent16",
+  "radius2",
+  "radius6",
+  "label_w3",
+  "label_w1",
+  "steps2000",
+)
 
 
 def get_sweep(name: str):
@@ -48,19 +57,32 @@ def get_sweep(name: str):
         points.append(point(sweep, "lipdp-e2e", "quick", eps, 0, {**over, **fast}, tag))
     for eps in (1.0, 10.0):
       for tag in CONDITIONAL_KNOBS:
-        points.append(point(sweep, "lipdp-conditional", "quick", eps, 0,
-                            {**KNOBS[tag], **fast}, tag))
+        points.append(
+          point(sweep, "lipdp-conditional", "quick", eps, 0, {**KNOBS[tag], **fast}, tag)
+        )
     return points
   if name == "conditional-quick":
     sweep = "knobs-conditional-quick"
-    return [point(sweep, "lipdp-conditional", "quick", eps, seed,
-                  {**KNOBS[tag], "evaluation.fast": True}, tag)
-            for eps in (1.0, 10.0) for tag in CONDITIONAL_KNOBS for seed in (0, 1, 2)]
+    return [
+      point(
+        sweep, "lipdp-conditional", "quick", eps, seed, {**KNOBS[tag], "evaluation.fast": True}, tag
+      )
+      for eps in (1.0, 10.0)
+      for tag in CONDITIONAL_KNOBS
+      for seed in (0, 1, 2)
+    ]
   if name == "mechanism-quick":
     sweep = "knobs-mechanism-quick"
-    settings = {"k1": {}, "k2": {"k": 2}, "k4": {"k": 4},
-                "heteroscedastic": {"model.heteroscedastic": True}}
-    return [point(sweep, "lipdp-conditional", "quick", eps, seed,
-                  {**over, "evaluation.fast": True}, tag)
-            for eps in (1.0, 10.0) for tag, over in settings.items() for seed in (0, 1, 2)]
+    settings = {
+      "k1": {},
+      "k2": {"k": 2},
+      "k4": {"k": 4},
+      "heteroscedastic": {"model.heteroscedastic": True},
+    }
+    return [
+      point(sweep, "lipdp-conditional", "quick", eps, seed, {**over, "evaluation.fast": True}, tag)
+      for eps in (1.0, 10.0)
+      for tag, over in settings.items()
+      for seed in (0, 1, 2)
+    ]
   raise ValueError(f"unknown knob sweep {name!r}")

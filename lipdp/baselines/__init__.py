@@ -29,10 +29,10 @@ from lipdp.baselines.base import BaselineRelease
 from lipdp.baselines.discretize import bins_from_schema
 
 BASELINES = {
-    mst.NAME: mst.fit,
-    aim.NAME: aim.fit,
-    private_measure.NAME: private_measure.fit,
-    non_private.NAME: non_private.fit,
+  mst.NAME: mst.fit,
+  aim.NAME: aim.fit,
+  private_measure.NAME: private_measure.fit,
+  non_private.NAME: non_private.fit,
 }
 # The baselines with a differential-privacy guarantee (the others have none).
 PRIVATE_BASELINES = (mst.NAME, aim.NAME, private_measure.NAME)

@@ -24,6 +24,7 @@ class ModelMarginals:
 
   def __init__(self, model, mbi):
     import networkx  # pylint: disable=g-import-not-at-top  # mbi's dependency, optional too
+
     nx = self._nx = networkx
     self.total = float(model.total)
     self.sizes = dict(model.domain.config)
@@ -121,17 +122,23 @@ class ModelMarginals:
     # T[alpha, c] = P(c) [c_a = alpha] on the first clique.
     diag = np.eye(self.sizes[a])
     cur = path[0]
-    t = np.einsum(f"{self._sub(cur)},{extra}{self._letter[a]}->{extra}{self._sub(cur)}",
-                  self.beliefs[cur], diag)
+    t = np.einsum(
+      f"{self._sub(cur)},{extra}{self._letter[a]}->{extra}{self._sub(cur)}", self.beliefs[cur], diag
+    )
     for nxt in path[1:]:
       sep = tuple(v for v in cur if v in nxt)
       t_sep = np.einsum(f"{extra}{self._sub(cur)}->{extra}{self._sub(sep)}", t)
       p_next = self.beliefs[nxt]
       p_sep = np.einsum(f"{self._sub(nxt)}->{self._sub(sep)}", p_next)
-      cond = np.divide(p_next, self._expand(p_sep, sep, nxt),
-                       out=np.zeros_like(p_next), where=self._expand(p_sep, sep, nxt) > 0)
-      t = np.einsum(f"{extra}{self._sub(sep)},{self._sub(nxt)}->{extra}{self._sub(nxt)}",
-                    t_sep, cond)
+      cond = np.divide(
+        p_next,
+        self._expand(p_sep, sep, nxt),
+        out=np.zeros_like(p_next),
+        where=self._expand(p_sep, sep, nxt) > 0,
+      )
+      t = np.einsum(
+        f"{extra}{self._sub(sep)},{self._sub(nxt)}->{extra}{self._sub(nxt)}", t_sep, cond
+      )
       cur = nxt
     pab = np.einsum(f"{extra}{self._sub(cur)}->{extra}{self._letter[b]}", t)
     return self.total * pab.reshape(-1)

@@ -27,8 +27,10 @@ from lipdp.privacy import zcdp
 HISTOGRAM_L2_SENSITIVITY = math.sqrt(2.0)
 HISTOGRAM_L1_SENSITIVITY = 2.0
 
-MBI_MISSING = ("MST and AIM run on the optional mbi package (Private-PGM): install it with "
-               "pip install 'lipdp[baselines]' (or pip install mbi)")
+MBI_MISSING = (
+  "MST and AIM run on the optional mbi package (Private-PGM): install it with "
+  "pip install 'lipdp[baselines]' (or pip install mbi)"
+)
 
 
 def import_mbi():
@@ -45,6 +47,7 @@ def import_mbi():
 @contextlib.contextmanager
 def _x64():
   import jax  # pylint: disable=g-import-not-at-top
+
   with jax.enable_x64(True):
     yield
 
@@ -59,8 +62,9 @@ def _seeded_global_numpy(rng: np.random.Generator):
     np.random.set_state(state)
 
 
-def marginal(attributes: Mapping[str, np.ndarray], sizes: Mapping[str, int],
-             clique: Sequence[str]) -> np.ndarray:
+def marginal(
+  attributes: Mapping[str, np.ndarray], sizes: Mapping[str, int], clique: Sequence[str]
+) -> np.ndarray:
   """The histogram of the records over the cells of `clique`, flattened in C order."""
   shape = tuple(sizes[a] for a in clique)
   flat = np.ravel_multi_index(tuple(attributes[a] for a in clique), shape)
@@ -72,8 +76,7 @@ def gaussian_measure(x: np.ndarray, sigma: float, rng: np.random.Generator) -> n
   return x + rng.normal(0.0, sigma, size=x.shape)
 
 
-def exponential_select(scores: np.ndarray, temperature: float,
-                       rng: np.random.Generator) -> int:
+def exponential_select(scores: np.ndarray, temperature: float, rng: np.random.Generator) -> int:
   """Index drawn with probability proportional to exp(score / T) (Gumbel-max, exact)."""
   scores = np.asarray(scores, dtype=np.float64)
   return int(np.argmax(scores / temperature + rng.gumbel(size=scores.shape)))
@@ -87,13 +90,12 @@ def measurement(mbi, y: np.ndarray, clique: Sequence[str], sigma: float):
   return mbi.LinearMeasurement(np.asarray(y, np.float64), tuple(clique), stddev=float(sigma))
 
 
-def estimate(mbi, domain, measurements: Sequence[Any], total: float, iters: int,
-             warm_start=None):
+def estimate(mbi, domain, measurements: Sequence[Any], total: float, iters: int, warm_start=None):
   """Private-PGM's estimate (mirror descent) with the known total n (public under replace-one)."""
   with _x64():
-    return mbi.estimation.MirrorDescent().estimate(domain, list(measurements),
-                                                   known_total=float(total), iters=int(iters),
-                                                   warm_start=warm_start)
+    return mbi.estimation.MirrorDescent().estimate(
+      domain, list(measurements), known_total=float(total), iters=int(iters), warm_start=warm_start
+    )
 
 
 def project(model, clique: Sequence[str]) -> np.ndarray:
@@ -109,9 +111,13 @@ def sample(model, rows: int, rng: np.random.Generator) -> Dict[str, np.ndarray]:
   return {a: np.asarray(v, dtype=np.int64) for a, v in data.to_dict().items()}
 
 
-def decompress(mbi, attributes: Mapping[str, np.ndarray], sizes: Mapping[str, int],
-               mapping: Mapping[str, np.ndarray],
-               rng: np.random.Generator) -> Dict[str, np.ndarray]:
+def decompress(
+  mbi,
+  attributes: Mapping[str, np.ndarray],
+  sizes: Mapping[str, int],
+  mapping: Mapping[str, np.ndarray],
+  rng: np.random.Generator,
+) -> Dict[str, np.ndarray]:
   """Undo a domain compression: a merged value becomes one of its originals, uniformly."""
   compressed = {a: int(np.max(mapping[a]) + 1) if a in mapping else sizes[a] for a in sizes}
   dataset = mbi.Dataset(dict(attributes), mbi_domain(mbi, compressed))
@@ -122,8 +128,9 @@ def decompress(mbi, attributes: Mapping[str, np.ndarray], sizes: Mapping[str, in
 
 def gaussian_histograms(sigma: float, count: int):
   """The `NoisyMeasurement` of `count` Gaussian histogram queries with noise sigma."""
-  return privacy.NoisyMeasurement(zcdp.GAUSSIAN, sigma, HISTOGRAM_L2_SENSITIVITY, count,
-                                  "histogram")
+  return privacy.NoisyMeasurement(
+    zcdp.GAUSSIAN, sigma, HISTOGRAM_L2_SENSITIVITY, count, "histogram"
+  )
 
 
 def selections(temperature: float, sensitivity: float, count: int):
@@ -136,7 +143,11 @@ def group(measurements: Sequence[Any]) -> Tuple[Any, ...]:
   out = []
   for m in measurements:
     if out and (out[-1].kind, out[-1].scale, out[-1].sensitivity, out[-1].query) == (
-        m.kind, m.scale, m.sensitivity, m.query):
+      m.kind,
+      m.scale,
+      m.sensitivity,
+      m.query,
+    ):
       prev = out.pop()
       m = type(m)(m.kind, m.scale, m.sensitivity, prev.count + m.count, m.query)
     out.append(m)

@@ -76,11 +76,21 @@ def _round_cost(sigma: float, eps: float) -> float:
   return 1.0 / sigma**2 + eps**2 / 8.0
 
 
-def fit(train: Any, domain: Any, *, epsilon: float, delta: float, seed: Optional[int] = None,
-        bins: Any = None, rounds: Optional[int] = None,
-        max_model_size: float = MAX_MODEL_SIZE_MB, round_iters: int = ROUND_ITERS,
-        final_iters: int = FINAL_ITERS, num_samples: Optional[int] = None,
-        notes=()) -> base.BaselineRelease:
+def fit(
+  train: Any,
+  domain: Any,
+  *,
+  epsilon: float,
+  delta: float,
+  seed: Optional[int] = None,
+  bins: Any = None,
+  rounds: Optional[int] = None,
+  max_model_size: float = MAX_MODEL_SIZE_MB,
+  round_iters: int = ROUND_ITERS,
+  final_iters: int = FINAL_ITERS,
+  num_samples: Optional[int] = None,
+  notes=(),
+) -> base.BaselineRelease:
   """AIM synthetic records in the domain, with their replace-one privacy report.
 
   Args:
@@ -114,9 +124,11 @@ def fit(train: Any, domain: Any, *, epsilon: float, delta: float, seed: Optional
   d = len(names)
   rounds = ROUNDS_PER_ATTRIBUTE * d if rounds is None else int(rounds)
   if not rounds > GAUSSIAN_SHARE * d:
-    raise ValueError(f"AIM: rounds={rounds} is infeasible for {d} attributes: the one-way "
-                     f"measurements alone cost {GAUSSIAN_SHARE} d / rounds of the budget; "
-                     f"give rounds > {GAUSSIAN_SHARE * d:g}")
+    raise ValueError(
+      f"AIM: rounds={rounds} is infeasible for {d} attributes: the one-way "
+      f"measurements alone cost {GAUSSIAN_SHARE} d / rounds of the budget; "
+      f"give rounds > {GAUSSIAN_SHARE * d:g}"
+    )
   mbi = _pgm.import_mbi()
   attrs = discretize.to_attributes(x, domain, edges)
   rng = base.noise_rng(seed)
@@ -126,8 +138,10 @@ def fit(train: Any, domain: Any, *, epsilon: float, delta: float, seed: Optional
   answers = {cl: _pgm.marginal(attrs, sizes, cl) for cl in candidates}
 
   sigma, eps = _round_noise(rho / rounds)
-  measurements = [_pgm.measurement(mbi, _pgm.gaussian_measure(answers[(a,)], sigma, rng), (a,),
-                                   sigma) for a in names]
+  measurements = [
+    _pgm.measurement(mbi, _pgm.gaussian_measure(answers[(a,)], sigma, rng), (a,), sigma)
+    for a in names
+  ]
   made = [_pgm.gaussian_histograms(sigma, d)]
   spent = [m.rho for m in made]
   model = _pgm.estimate(mbi, mdomain, measurements, n, round_iters)
@@ -139,16 +153,28 @@ def fit(train: Any, domain: Any, *, epsilon: float, delta: float, seed: Optional
       sigma, eps = _round_noise((rho - used) * _LAST_ROUND_SHARE)
       terminate = True
     size_limit = max_model_size * (used + _round_cost(sigma, eps)) / rho
-    covered = {tuple(sorted(c)) for cl in model.cliques for k in range(1, len(cl) + 1)
-               for c in itertools.combinations(cl, k)}
-    offered = [cl for cl in candidates
-               if tuple(sorted(cl)) in covered or mbi.junction_tree.hypothetical_model_size(
-                   mdomain, list(model.cliques) + [cl]) <= size_limit]
+    covered = {
+      tuple(sorted(c))
+      for cl in model.cliques
+      for k in range(1, len(cl) + 1)
+      for c in itertools.combinations(cl, k)
+    }
+    offered = [
+      cl
+      for cl in candidates
+      if tuple(sorted(cl)) in covered
+      or mbi.junction_tree.hypothetical_model_size(mdomain, list(model.cliques) + [cl])
+      <= size_limit
+    ]
     estimated = _inference.ModelMarginals(model, mbi)
     xhat = {cl: estimated.marginal(cl) for cl in offered}
     bias = math.sqrt(2.0 / math.pi) * sigma
-    quality = np.array([candidates[cl] * (np.abs(answers[cl] - xhat[cl]).sum()
-                                          - bias * answers[cl].size) for cl in offered])
+    quality = np.array(
+      [
+        candidates[cl] * (np.abs(answers[cl] - xhat[cl]).sum() - bias * answers[cl].size)
+        for cl in offered
+      ]
+    )
     score_sensitivity = 2.0 * max(candidates[cl] for cl in offered)
     temperature = 2.0 * score_sensitivity / eps
     cl = offered[_pgm.exponential_select(quality, temperature, rng)]
@@ -166,17 +192,32 @@ def fit(train: Any, domain: Any, *, epsilon: float, delta: float, seed: Optional
 
   model = _pgm.estimate(mbi, mdomain, measurements, n, final_iters, warm_start=model)
   post = np.random.default_rng(rng.integers(2**63))
-  records = discretize.from_attributes(_pgm.sample(model, num_samples, post), domain, edges,
-                                       post)
+  records = discretize.from_attributes(_pgm.sample(model, num_samples, post), domain, edges, post)
   event = privacy.CentralRelease(NAME, _pgm.group(made), num_samples, rho_budget=rho)
   report = privacy.make_report(
-      event, lipschitz=None, diameter=None, domain=base.table_description(domain, edges),
-      delta=delta, scope=privacy.Scope.DP_MEASUREMENTS, num_records=n,
-      noise_seeded=seed is not None, extra_versions=_pgm.versions(),
-      notes=tuple(notes) + (f"AIM: target epsilon {epsilon:g}, zCDP budget rho {rho:.6g}, "
-                            f"{rounds} planned rounds, {len(selected)} made, "
-                            f"{annealed} annealing steps; workload: all pairs",))
+    event,
+    lipschitz=None,
+    diameter=None,
+    domain=base.table_description(domain, edges),
+    delta=delta,
+    scope=privacy.Scope.DP_MEASUREMENTS,
+    num_records=n,
+    noise_seeded=seed is not None,
+    extra_versions=_pgm.versions(),
+    notes=tuple(notes)
+    + (
+      f"AIM: target epsilon {epsilon:g}, zCDP budget rho {rho:.6g}, "
+      f"{rounds} planned rounds, {len(selected)} made, "
+      f"{annealed} annealing steps; workload: all pairs",
+    ),
+  )
   base.check_spent(report, epsilon, NAME)
-  info = {"rho": rho, "planned_rounds": rounds, "rounds": len(selected), "annealed": annealed,
-          "selected": selected, "bins": discretize.describe_edges(domain, edges)}
+  info = {
+    "rho": rho,
+    "planned_rounds": rounds,
+    "rounds": len(selected),
+    "annealed": annealed,
+    "selected": selected,
+    "bins": discretize.describe_edges(domain, edges),
+  }
   return base.BaselineRelease(NAME, records, report, True, info)

@@ -35,6 +35,7 @@ class BaselineRelease:
       of the released measurements or of public settings only, so they are as private as the
       release itself.
   """
+
   method: str
   records: np.ndarray
   report: Optional[privacy.PrivacyReport]
@@ -43,8 +44,10 @@ class BaselineRelease:
 
   def __post_init__(self):
     if self.private != (self.report is not None):
-      raise ValueError("a private release carries a PrivacyReport and a non-private one none "
-                       f"(private={self.private}, report={self.report is not None})")
+      raise ValueError(
+        "a private release carries a PrivacyReport and a non-private one none "
+        f"(private={self.private}, report={self.report is not None})"
+      )
     records = np.asarray(self.records)
     if records.ndim != 2 or not np.all(np.isfinite(records)):
       raise ValueError(f"records must be a finite 2-D array, got shape {records.shape}")
@@ -70,8 +73,10 @@ def check_records(train: Any, domain: Any) -> np.ndarray:
   if not np.all(np.isfinite(x)):
     raise ValueError("train holds non-finite values")
   if not np.array_equal(domain.project(x), x.astype(np.float32)):
-    raise ValueError("train holds records outside the domain (encode them with the domain, "
-                     "e.g. through lipdp.data.load_dataset)")
+    raise ValueError(
+      "train holds records outside the domain (encode them with the domain, "
+      "e.g. through lipdp.data.load_dataset)"
+    )
   return x
 
 
@@ -84,9 +89,11 @@ def check_budget(epsilon: float, delta: float, method: str) -> None:
   if isinstance(delta, bool) or not isinstance(delta, (int, float, np.floating)):
     raise ValueError(f"{method}: delta must be a number, got {delta!r}")
   if not 0 < delta < 1:
-    raise ValueError(f"{method}: delta must be in (0, 1), got {delta!r} (the report states "
-                     "every epsilon at a delta in (0, 1); a pure-DP mechanism says that its "
-                     "epsilon also holds at delta = 0)")
+    raise ValueError(
+      f"{method}: delta must be in (0, 1), got {delta!r} (the report states "
+      "every epsilon at a delta in (0, 1); a pure-DP mechanism says that its "
+      "epsilon also holds at delta = 0)"
+    )
 
 
 def noise_rng(seed: Optional[int]) -> np.random.Generator:
@@ -110,8 +117,11 @@ def table_description(domain: Any, bins: Optional[Dict[str, Any]] = None) -> str
   for block in domain.blocks:
     if block.kind == "numeric":
       k = None if bins is None else len(bins[block.name]) - 1
-      parts.append(f"{block.name} (numeric in declared bounds" +
-                   ("" if k is None else f", {k} declared bins") + ")")
+      parts.append(
+        f"{block.name} (numeric in declared bounds"
+        + ("" if k is None else f", {k} declared bins")
+        + ")"
+      )
     else:
       parts.append(f"{block.name} ({len(block.categories)} declared categories)")
   return "table of " + ", ".join(parts)
@@ -121,5 +131,6 @@ def check_spent(report: privacy.PrivacyReport, epsilon: float, method: str) -> N
   """The report verifies, and its epsilon does not exceed the target (calibration check)."""
   report.verify()
   if not report.epsilon <= epsilon * (1.0 + 1e-9):
-    raise AssertionError(f"{method}: the report's epsilon {report.epsilon!r} exceeds the target "
-                         f"{epsilon!r}")
+    raise AssertionError(
+      f"{method}: the report's epsilon {report.epsilon!r} exceeds the target {epsilon!r}"
+    )

@@ -35,8 +35,9 @@ def _column_edges(column, spec) -> np.ndarray:
       raise ValueError(f"column {column.name!r}: needs at least one bin, got {spec}")
     return np.linspace(0.0, 1.0, int(spec) + 1)
   if isinstance(spec, (str, bytes)) or not isinstance(spec, (Sequence, np.ndarray)):
-    raise ValueError(f"column {column.name!r}: bins must be a count or a list of edges, got "
-                     f"{spec!r}")
+    raise ValueError(
+      f"column {column.name!r}: bins must be a count or a list of edges, got {spec!r}"
+    )
   edges = np.asarray(spec, dtype=np.float64)
   if edges.ndim != 1 or edges.size < 2 or not np.all(np.isfinite(edges)):
     raise ValueError(f"column {column.name!r}: edges must be at least two finite numbers")
@@ -44,15 +45,18 @@ def _column_edges(column, spec) -> np.ndarray:
     raise ValueError(f"column {column.name!r}: edges must increase strictly, got {list(spec)}")
   tol = 1e-9 * (high - low)
   if abs(edges[0] - low) > tol or abs(edges[-1] - high) > tol:
-    raise ValueError(f"column {column.name!r}: the first and last edges must be the declared "
-                     f"bounds [{low}, {high}], got [{edges[0]}, {edges[-1]}]")
+    raise ValueError(
+      f"column {column.name!r}: the first and last edges must be the declared "
+      f"bounds [{low}, {high}], got [{edges[0]}, {edges[-1]}]"
+    )
   unit = (edges - low) / (high - low)
   unit[0], unit[-1] = 0.0, 1.0
   return unit
 
 
-def numeric_edges(domain: Any, bins: Optional[Mapping[str, Any]] = None,
-                  default: int = DEFAULT_NUMERIC_BINS) -> Dict[str, np.ndarray]:
+def numeric_edges(
+  domain: Any, bins: Optional[Mapping[str, Any]] = None, default: int = DEFAULT_NUMERIC_BINS
+) -> Dict[str, np.ndarray]:
   """Bin edges in [0, 1] units for every numeric column of a TabularDomain.
 
   Args:
@@ -71,8 +75,10 @@ def numeric_edges(domain: Any, bins: Optional[Mapping[str, Any]] = None,
   numeric = {c.name: c for c in getattr(domain, "columns", ()) if hasattr(c, "low")}
   unknown = sorted(set(bins) - set(numeric))
   if unknown:
-    raise ValueError(f"bins declared for {unknown}, which are not numeric columns of the "
-                     f"domain ({sorted(numeric)})")
+    raise ValueError(
+      f"bins declared for {unknown}, which are not numeric columns of the "
+      f"domain ({sorted(numeric)})"
+    )
   return {name: _column_edges(col, bins.get(name, default)) for name, col in numeric.items()}
 
 
@@ -81,21 +87,26 @@ def bins_from_schema(schema: Union[Mapping[str, Any], str, os.PathLike]) -> Dict
   if not isinstance(schema, Mapping):
     with open(os.fspath(schema), encoding="utf-8") as f:
       schema = json.load(f)
-  return {c["name"]: c["bins"] for c in schema.get("columns", ())
-          if isinstance(c, Mapping) and c.get("bins") is not None}
+  return {
+    c["name"]: c["bins"]
+    for c in schema.get("columns", ())
+    if isinstance(c, Mapping) and c.get("bins") is not None
+  }
 
 
 def attribute_sizes(domain: Any, edges: Mapping[str, np.ndarray]) -> Dict[str, int]:
   """{column: number of discrete values}, in the domain's column order."""
   sizes = {}
   for block in domain.blocks:
-    sizes[block.name] = (len(edges[block.name]) - 1 if block.kind == "numeric"
-                         else block.stop - block.start)
+    sizes[block.name] = (
+      len(edges[block.name]) - 1 if block.kind == "numeric" else block.stop - block.start
+    )
   return sizes
 
 
-def to_attributes(records: np.ndarray, domain: Any,
-                  edges: Mapping[str, np.ndarray]) -> Dict[str, np.ndarray]:
+def to_attributes(
+  records: np.ndarray, domain: Any, edges: Mapping[str, np.ndarray]
+) -> Dict[str, np.ndarray]:
   """Records (n, dim) -> {column: int64 bin or category index}, record by record.
 
   A numeric coordinate u in [0, 1] falls in bin i when edges[i] <= u < edges[i + 1] (the last
@@ -111,13 +122,16 @@ def to_attributes(records: np.ndarray, domain: Any,
       u = x[:, block.start].astype(np.float32)
       out[block.name] = np.searchsorted(inner, u, side="right").astype(np.int64)
     else:
-      out[block.name] = np.argmax(x[:, block.start:block.stop], axis=1).astype(np.int64)
+      out[block.name] = np.argmax(x[:, block.start : block.stop], axis=1).astype(np.int64)
   return out
 
 
-def from_attributes(attributes: Mapping[str, np.ndarray], domain: Any,
-                    edges: Mapping[str, np.ndarray],
-                    rng: np.random.Generator) -> np.ndarray:
+def from_attributes(
+  attributes: Mapping[str, np.ndarray],
+  domain: Any,
+  edges: Mapping[str, np.ndarray],
+  rng: np.random.Generator,
+) -> np.ndarray:
   """{column: index} -> float32 records in the domain (numeric: uniform within the bin)."""
   n = len(next(iter(attributes.values())))
   out = np.zeros((n, domain.dim), np.float32)
@@ -148,5 +162,6 @@ def describe_edges(domain: Any, edges: Mapping[str, np.ndarray]) -> Dict[str, li
 def check_discrete_domain(sizes: Mapping[str, int], method: str) -> None:
   """Marginal-based mechanisms model pairs of attributes: they need two or more."""
   if len(sizes) < 2:
-    raise ValueError(f"{method} needs at least two columns (it models their pairs), got "
-                     f"{list(sizes)}")
+    raise ValueError(
+      f"{method} needs at least two columns (it models their pairs), got {list(sizes)}"
+    )

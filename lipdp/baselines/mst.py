@@ -61,10 +61,10 @@ def budget(rho: float, num_attributes: int) -> dict:
     raise ValueError(f"MST needs at least two attributes, got {d}")
   eps_select = np.sqrt(8.0 * rho / (3.0 * (d - 1)))
   return {
-      "sigma_oneway": float(np.sqrt(3.0 * d / rho)),
-      "sigma_pairs": float(np.sqrt(3.0 * (d - 1) / rho)),
-      "select_epsilon": float(eps_select),
-      "select_temperature": float(2.0 * _pgm.HISTOGRAM_L1_SENSITIVITY / eps_select),
+    "sigma_oneway": float(np.sqrt(3.0 * d / rho)),
+    "sigma_pairs": float(np.sqrt(3.0 * (d - 1) / rho)),
+    "select_epsilon": float(eps_select),
+    "select_temperature": float(2.0 * _pgm.HISTOGRAM_L1_SENSITIVITY / eps_select),
   }
 
 
@@ -81,10 +81,19 @@ def _compression(y_oneway: Mapping[str, np.ndarray], sigma: float) -> dict:
   return mapping
 
 
-def fit(train: Any, domain: Any, *, epsilon: float, delta: float, seed: Optional[int] = None,
-        bins: Any = None, num_samples: Optional[int] = None,
-        select_iters: int = SELECT_ITERS, final_iters: int = FINAL_ITERS,
-        notes=()) -> base.BaselineRelease:
+def fit(
+  train: Any,
+  domain: Any,
+  *,
+  epsilon: float,
+  delta: float,
+  seed: Optional[int] = None,
+  bins: Any = None,
+  num_samples: Optional[int] = None,
+  select_iters: int = SELECT_ITERS,
+  final_iters: int = FINAL_ITERS,
+  notes=(),
+) -> base.BaselineRelease:
   """MST synthetic records in the domain, with their replace-one privacy report.
 
   Args:
@@ -120,8 +129,10 @@ def fit(train: Any, domain: Any, *, epsilon: float, delta: float, seed: Optional
   names = list(sizes)
 
   # 1. One-way marginals.
-  y1 = {a: _pgm.gaussian_measure(_pgm.marginal(attrs, sizes, (a,)), plan["sigma_oneway"], rng)
-        for a in names}
+  y1 = {
+    a: _pgm.gaussian_measure(_pgm.marginal(attrs, sizes, (a,)), plan["sigma_oneway"], rng)
+    for a in names
+  }
   made = [_pgm.gaussian_histograms(plan["sigma_oneway"], len(names))]
 
   # 2. Compression (post-processing of y1).
@@ -130,15 +141,20 @@ def fit(train: Any, domain: Any, *, epsilon: float, delta: float, seed: Optional
   csizes = {a: int(mapping[a].max() + 1) if a in mapping else sizes[a] for a in names}
   cdomain = _pgm.mbi_domain(mbi, csizes)
   cattrs = {a: mapping[a][attrs[a]] if a in mapping else attrs[a] for a in names}
-  oneway = [_pgm.measurement(mbi, y1[a], (a,), plan["sigma_oneway"]).compress(
-      {a: mapping[a]} if a in mapping else {}, full_domain) for a in names]
+  oneway = [
+    _pgm.measurement(mbi, y1[a], (a,), plan["sigma_oneway"]).compress(
+      {a: mapping[a]} if a in mapping else {}, full_domain
+    )
+    for a in names
+  ]
 
   # 3. Spanning tree by the exponential mechanism.
   model = _pgm.estimate(mbi, cdomain, oneway, n, select_iters)
   estimated = _inference.ModelMarginals(model, mbi)
   pairs = list(itertools.combinations(names, 2))
-  weights = {p: float(np.abs(_pgm.marginal(cattrs, csizes, p) - estimated.marginal(p)).sum())
-             for p in pairs}
+  weights = {
+    p: float(np.abs(_pgm.marginal(cattrs, csizes, p) - estimated.marginal(p)).sum()) for p in pairs
+  }
   component = {a: a for a in names}
 
   def find(a):
@@ -154,13 +170,18 @@ def fit(train: Any, domain: Any, *, epsilon: float, delta: float, seed: Optional
     chosen = candidates[_pgm.exponential_select(scores, plan["select_temperature"], rng)]
     component[find(chosen[0])] = find(chosen[1])
     tree.append(chosen)
-  made.append(_pgm.selections(plan["select_temperature"], _pgm.HISTOGRAM_L1_SENSITIVITY,
-                              len(tree)))
+  made.append(_pgm.selections(plan["select_temperature"], _pgm.HISTOGRAM_L1_SENSITIVITY, len(tree)))
 
   # 4. Two-way marginals of the tree.
-  twoway = [_pgm.measurement(
-      mbi, _pgm.gaussian_measure(_pgm.marginal(cattrs, csizes, p), plan["sigma_pairs"], rng),
-      p, plan["sigma_pairs"]) for p in tree]
+  twoway = [
+    _pgm.measurement(
+      mbi,
+      _pgm.gaussian_measure(_pgm.marginal(cattrs, csizes, p), plan["sigma_pairs"], rng),
+      p,
+      plan["sigma_pairs"],
+    )
+    for p in tree
+  ]
   made.append(_pgm.gaussian_histograms(plan["sigma_pairs"], len(tree)))
 
   # 5. Estimation and sampling (post-processing).
@@ -172,13 +193,27 @@ def fit(train: Any, domain: Any, *, epsilon: float, delta: float, seed: Optional
 
   event = privacy.CentralRelease(NAME, _pgm.group(made), num_samples)
   report = privacy.make_report(
-      event, lipschitz=None, diameter=None, domain=base.table_description(domain, edges),
-      delta=delta, scope=privacy.Scope.DP_MEASUREMENTS, num_records=n,
-      noise_seeded=seed is not None, extra_versions=_pgm.versions(),
-      notes=tuple(notes) + (f"MST: target epsilon {epsilon:g}, zCDP rho {rho:.6g} "
-                            "(rho/3 one-way, rho/3 selection, rho/3 pairs)",))
+    event,
+    lipschitz=None,
+    diameter=None,
+    domain=base.table_description(domain, edges),
+    delta=delta,
+    scope=privacy.Scope.DP_MEASUREMENTS,
+    num_records=n,
+    noise_seeded=seed is not None,
+    extra_versions=_pgm.versions(),
+    notes=tuple(notes)
+    + (
+      f"MST: target epsilon {epsilon:g}, zCDP rho {rho:.6g} "
+      "(rho/3 one-way, rho/3 selection, rho/3 pairs)",
+    ),
+  )
   base.check_spent(report, epsilon, NAME)
-  info = {"rho": rho, **plan, "tree": [list(p) for p in tree],
-          "compressed_attributes": sorted(mapping),
-          "bins": discretize.describe_edges(domain, edges)}
+  info = {
+    "rho": rho,
+    **plan,
+    "tree": [list(p) for p in tree],
+    "compressed_attributes": sorted(mapping),
+    "bins": discretize.describe_edges(domain, edges),
+  }
   return base.BaselineRelease(NAME, records, report, True, info)

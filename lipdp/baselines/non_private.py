@@ -14,8 +14,14 @@ from lipdp.baselines import base
 NAME = "copy_train"
 
 
-def fit(train: Any, domain: Any, *, epsilon: Optional[float] = None,
-        delta: Optional[float] = None, seed: Optional[int] = None) -> base.BaselineRelease:
+def fit(
+  train: Any,
+  domain: Any,
+  *,
+  epsilon: Optional[float] = None,
+  delta: Optional[float] = None,
+  seed: Optional[int] = None,
+) -> base.BaselineRelease:
   """The training records, unchanged (a copy), as a non-private release.
 
   Args:
@@ -28,8 +34,11 @@ def fit(train: Any, domain: Any, *, epsilon: Optional[float] = None,
   """
   del seed, delta
   if epsilon is not None and not (isinstance(epsilon, (int, float)) and math.isinf(epsilon)):
-    raise ValueError(f"{NAME} is not differentially private: it has no finite epsilon; pass "
-                     f"epsilon=None or inf (got {epsilon!r})")
+    raise ValueError(
+      f"{NAME} is not differentially private: it has no finite epsilon; pass "
+      f"epsilon=None or inf (got {epsilon!r})"
+    )
   x = base.check_records(train, domain)
-  return base.BaselineRelease(NAME, x.copy(), None, False,
-                              {"note": "the training records themselves: no privacy"})
+  return base.BaselineRelease(
+    NAME, x.copy(), None, False, {"note": "the training records themselves: no privacy"}
+  )

@@ -85,8 +85,9 @@ def cell_diameter(level: int, dim: int, norm: float = 2) -> float:
 
 def _coefficients(n: int, depth: int, dim: int, norm: float):
   diam = [cell_diameter(j, dim, norm) for j in range(depth + 1)]
-  a = np.array([(2.0**i / n) * (diam[i - 1] + 2.0 * sum(diam[i:depth]))
-                for i in range(1, depth + 1)])
+  a = np.array(
+    [(2.0**i / n) * (diam[i - 1] + 2.0 * sum(diam[i:depth])) for i in range(1, depth + 1)]
+  )
   return diam, a
 
 
@@ -97,14 +98,16 @@ def noise_scales(epsilon: float, n: int, depth: int, dim: int, norm: float = 2) 
   return (LEVEL_L1_SENSITIVITY / epsilon) * root.sum() / root
 
 
-def accuracy_bound(epsilon: float, n: int, depth: int, dim: int, norm: float = 2,
-                   sigmas: Optional[np.ndarray] = None) -> float:
+def accuracy_bound(
+  epsilon: float, n: int, depth: int, dim: int, norm: float = 2, sigmas: Optional[np.ndarray] = None
+) -> float:
   """(B): the proved bound on E W1(X, Y) (module docstring)."""
   diam, _ = _coefficients(n, depth, dim, norm)
   if sigmas is None:
     sigmas = noise_scales(epsilon, n, depth, dim, norm)
-  delta_j = np.concatenate([[0.0], np.cumsum([2.0**i * (2.0 * sigmas[i - 1] + 0.5)
-                                              for i in range(1, depth + 1)])])
+  delta_j = np.concatenate(
+    [[0.0], np.cumsum([2.0**i * (2.0 * sigmas[i - 1] + 0.5) for i in range(1, depth + 1)])]
+  )
   total = sum(diam[j] * (delta_j[j] + delta_j[j + 1]) / 2.0 for j in range(depth))
   return diam[depth] + total / n
 
@@ -188,8 +191,17 @@ def pathwise_bound(points: np.ndarray, released: list, norm: float = 2) -> float
   return cell_diameter(depth, dim, norm) + total / n
 
 
-def fit(train: Any, domain: Any, *, epsilon: float, delta: float, seed: Optional[int] = None,
-        depth: Optional[int] = None, norm: float = 2, notes=()) -> base.BaselineRelease:
+def fit(
+  train: Any,
+  domain: Any,
+  *,
+  epsilon: float,
+  delta: float,
+  seed: Optional[int] = None,
+  depth: Optional[int] = None,
+  norm: float = 2,
+  notes=(),
+) -> base.BaselineRelease:
   """Synthetic records from the private measure, with their replace-one privacy report.
 
   Args:
@@ -208,27 +220,35 @@ def fit(train: Any, domain: Any, *, epsilon: float, delta: float, seed: Optional
   base.check_budget(epsilon, delta, NAME)
   blocks = list(domain.blocks)
   if any(b.kind != "numeric" for b in blocks):
-    raise ValueError("the private measure is for numeric data: the domain has categorical "
-                     f"columns {[b.name for b in blocks if b.kind != 'numeric']}")
+    raise ValueError(
+      "the private measure is for numeric data: the domain has categorical "
+      f"columns {[b.name for b in blocks if b.kind != 'numeric']}"
+    )
   dim = len(blocks)
   if not MIN_DIMENSION <= dim <= MAX_DIMENSION:
-    raise ValueError(f"the private measure is for {MIN_DIMENSION}- to {MAX_DIMENSION}-"
-                     f"dimensional data, got {dim} columns")
+    raise ValueError(
+      f"the private measure is for {MIN_DIMENSION}- to {MAX_DIMENSION}-"
+      f"dimensional data, got {dim} columns"
+    )
   x = base.check_records(train, domain)
   n = x.shape[0]
   if epsilon * n < 4.0:
-    raise ValueError(f"{NAME}: epsilon * n = {epsilon * n:.3g} is infeasible: at that budget "
-                     "the Laplace noise on the first level of the partition already exceeds "
-                     "the number of records, so no level of the partition carries information; "
-                     "give epsilon * n >= 4")
+    raise ValueError(
+      f"{NAME}: epsilon * n = {epsilon * n:.3g} is infeasible: at that budget "
+      "the Laplace noise on the first level of the partition already exceeds "
+      "the number of records, so no level of the partition carries information; "
+      "give epsilon * n >= 4"
+    )
   depth = default_depth(epsilon, n, dim, norm) if depth is None else int(depth)
   if depth < 1:
     raise ValueError(f"depth must be >= 1, got {depth}")
   sigmas = noise_scales(epsilon, n, depth, dim, norm)
   rng = base.noise_rng(seed)
   true = level_counts(x, depth)
-  noisy = [true[j].astype(np.float64) + rng.laplace(0.0, sigmas[j - 1], size=true[j].shape)
-           for j in range(1, depth + 1)]
+  noisy = [
+    true[j].astype(np.float64) + rng.laplace(0.0, sigmas[j - 1], size=true[j].shape)
+    for j in range(1, depth + 1)
+  ]
   post = np.random.default_rng(rng.integers(2**63))
   released = _consistent(noisy, n, post)
   lo, sides = _leaf_boxes(depth, dim)
@@ -236,19 +256,33 @@ def fit(train: Any, domain: Any, *, epsilon: float, delta: float, seed: Optional
   records = lo[cells] + post.random((n, dim)) * sides
   records = np.clip(records[post.permutation(n)], 0.0, 1.0)
 
-  made = tuple(privacy.NoisyMeasurement(zcdp.LAPLACE, float(s), LEVEL_L1_SENSITIVITY, 1,
-                                        "histogram") for s in sigmas)
+  made = tuple(
+    privacy.NoisyMeasurement(zcdp.LAPLACE, float(s), LEVEL_L1_SENSITIVITY, 1, "histogram")
+    for s in sigmas
+  )
   event = privacy.CentralRelease(NAME, made, n)
   report = privacy.make_report(
-      event, lipschitz=None, diameter=None,
-      domain=f"[0, 1]^{dim}: numeric columns {[b.name for b in blocks]} clipped to their "
-             "declared bounds and rescaled",
-      delta=delta, scope=privacy.Scope.DP_MEASUREMENTS, num_records=n,
-      noise_seeded=seed is not None,
-      notes=tuple(notes) + (f"private measure: binary partition of depth {depth}, Laplace "
-                            "noise per level, consistency top-down, uniform within leaves",))
+    event,
+    lipschitz=None,
+    diameter=None,
+    domain=f"[0, 1]^{dim}: numeric columns {[b.name for b in blocks]} clipped to their "
+    "declared bounds and rescaled",
+    delta=delta,
+    scope=privacy.Scope.DP_MEASUREMENTS,
+    num_records=n,
+    noise_seeded=seed is not None,
+    notes=tuple(notes)
+    + (
+      f"private measure: binary partition of depth {depth}, Laplace "
+      "noise per level, consistency top-down, uniform within leaves",
+    ),
+  )
   base.check_spent(report, epsilon, NAME)
-  info = {"depth": depth, "sigmas": [float(s) for s in sigmas],
-          "expected_w1_bound": accuracy_bound(epsilon, n, depth, dim, norm, sigmas),
-          "norm": norm, "released_counts": released}
+  info = {
+    "depth": depth,
+    "sigmas": [float(s) for s in sigmas],
+    "expected_w1_bound": accuracy_bound(epsilon, n, depth, dim, norm, sigmas),
+    "norm": norm,
+    "released_counts": released,
+  }
   return base.BaselineRelease(NAME, records.astype(np.float32), report, True, info)

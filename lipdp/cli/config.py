@@ -13,15 +13,29 @@ import ml_collections
 placeholder = ml_collections.config_dict.placeholder
 
 
-def table_config(data: str, schema: str, *, epsilon: Optional[float], delta: float, k: int = 1,
-                 scope: str = "conditional", total_epsilon: Optional[float] = None,
-                 steps: int = 2000, batch_size: int = 256, holdout_fraction: float = 0.2,
-                 evaluation: bool = True, strict: bool = False, encoding: str = "utf-8",
-                 delimiter: str = ",", replace_release: bool = False,
-                 public_data: Optional[str] = None,
-                 dp_noise_multiplier: float = 1.0, dp_sampling_rate: float = 0.01,
-                 noise_seed: Optional[int] = None,
-                 train_seed: Optional[int] = None) -> ml_collections.ConfigDict:
+def table_config(
+  data: str,
+  schema: str,
+  *,
+  epsilon: Optional[float],
+  delta: float,
+  k: int = 1,
+  scope: str = "conditional",
+  total_epsilon: Optional[float] = None,
+  steps: int = 2000,
+  batch_size: int = 256,
+  holdout_fraction: float = 0.2,
+  evaluation: bool = True,
+  strict: bool = False,
+  encoding: str = "utf-8",
+  delimiter: str = ",",
+  replace_release: bool = False,
+  public_data: Optional[str] = None,
+  dp_noise_multiplier: float = 1.0,
+  dp_sampling_rate: float = 0.01,
+  noise_seed: Optional[int] = None,
+  train_seed: Optional[int] = None,
+) -> ml_collections.ConfigDict:
   """A pipeline configuration for a CSV table (see the module docstring)."""
   c = ml_collections.ConfigDict()
   c.dataset = "csv:" + data

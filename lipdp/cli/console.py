@@ -18,8 +18,16 @@ import warnings
 
 LIPDP_LOGGER = "lipdp"
 # Loggers of dependencies that speak at INFO or WARNING about things a user cannot act on.
-_LIBRARY_LOGGERS = ("absl", "jax", "jax._src.xla_bridge", "orbax", "tensorflow", "matplotlib",
-                    "PIL", "h5py")
+_LIBRARY_LOGGERS = (
+  "absl",
+  "jax",
+  "jax._src.xla_bridge",
+  "orbax",
+  "tensorflow",
+  "matplotlib",
+  "PIL",
+  "h5py",
+)
 
 
 class _Lines(logging.Formatter):
@@ -69,6 +77,7 @@ def configure_logging(verbose: bool = False, quiet: bool = False) -> None:
   logger.propagate = False
 
   from absl import logging as absl_logging  # pylint: disable=g-import-not-at-top
+
   library_level = logging.INFO if verbose else logging.ERROR
   absl_logging.set_verbosity(absl_logging.INFO if verbose else absl_logging.ERROR)
   logging.getLogger().setLevel(library_level)
@@ -85,8 +94,13 @@ def log() -> logging.Logger:
   return logging.getLogger(LIPDP_LOGGER + ".cli")
 
 
-def print_error(prog: str, error: BaseException, verbose: bool = False,
-                expected: bool = True, stream: Optional[TextIO] = None) -> None:
+def print_error(
+  prog: str,
+  error: BaseException,
+  verbose: bool = False,
+  expected: bool = True,
+  stream: Optional[TextIO] = None,
+) -> None:
   """A plain line for an error; the traceback only with `verbose`.
 
   Args:
@@ -110,8 +124,14 @@ def print_error(prog: str, error: BaseException, verbose: bool = False,
 
 def wrap(text: str, indent: str = "  ") -> str:
   """An indented paragraph wrapped at 100 columns."""
-  return textwrap.fill(text, width=100, initial_indent=indent, subsequent_indent=indent + "  ",
-                       break_on_hyphens=False, break_long_words=False)
+  return textwrap.fill(
+    text,
+    width=100,
+    initial_indent=indent,
+    subsequent_indent=indent + "  ",
+    break_on_hyphens=False,
+    break_long_words=False,
+  )
 
 
 def format_seconds(seconds: float) -> str:
@@ -122,10 +142,15 @@ def format_seconds(seconds: float) -> str:
 
 
 def _timing_line(timings: dict) -> str:
-  names = {"prepare_s": "data and set-up", "train_s": "training", "release_s": "release",
-           "evaluation_s": "evaluation"}
-  parts = [f"{names.get(k, k[:-2])} {format_seconds(v)}" for k, v in timings.items()
-           if k != "total_s"]
+  names = {
+    "prepare_s": "data and set-up",
+    "train_s": "training",
+    "release_s": "release",
+    "evaluation_s": "evaluation",
+  }
+  parts = [
+    f"{names.get(k, k[:-2])} {format_seconds(v)}" for k, v in timings.items() if k != "total_s"
+  ]
   total = timings.get("total_s")
   head = f"{format_seconds(total)} in all" if total is not None else "time"
   return f"{head} ({', '.join(parts)})"
@@ -141,20 +166,32 @@ def run_summary(result, workdir: str, outputs: Sequence[Tuple[str, str]] = ()) -
   """
   report = result.report
   n_train, n_holdout = len(result.data.train), len(result.data.holdout)
-  lines = ["", f"Synthetic records: {len(result.synthetic_records):,} from {n_train:,} private "
-               f"records (k = {report.k})."]
+  lines = [
+    "",
+    f"Synthetic records: {len(result.synthetic_records):,} from {n_train:,} private "
+    f"records (k = {report.k}).",
+  ]
   for i, line in enumerate(report.summary().splitlines()):
     lines.append(line if i == 0 else wrap(line.strip()))
   if n_holdout:
-    use = ("used only to evaluate the release (below; not private)" if result.metrics is not None
-           else "not used (evaluation off)")
+    use = (
+      "used only to evaluate the release (below; not private)"
+      if result.metrics is not None
+      else "not used (evaluation off)"
+    )
     share = 100 * n_holdout / (n_train + n_holdout)
-    lines.append(wrap(f"Holdout: {n_holdout:,} records ({share:.0f}%) were kept out of training "
-                      f"and synthesis, {use}.", indent=""))
+    lines.append(
+      wrap(
+        f"Holdout: {n_holdout:,} records ({share:.0f}%) were kept out of training "
+        f"and synthesis, {use}.",
+        indent="",
+      )
+    )
   else:
     lines.append("Holdout: none; every record was used for training and synthesis.")
   if result.metrics is not None:
     from lipdp import evaluation  # pylint: disable=g-import-not-at-top
+
     lines.append("")
     lines.extend(evaluation.summary_lines(result.metrics))
   if getattr(result, "warnings", None):
@@ -163,13 +200,15 @@ def run_summary(result, workdir: str, outputs: Sequence[Tuple[str, str]] = ()) -
   lines.append("")
   lines.append("Wrote:")
   rows = list(outputs)
-  rows.append((result.release_dir + os.sep, "the release: synthetic.npz, privacy_report.json, "
-               "domain.json"))
+  rows.append(
+    (result.release_dir + os.sep, "the release: synthetic.npz, privacy_report.json, domain.json")
+  )
   if result.metrics is not None:
     rows.append((os.path.join(workdir, "evaluation.json"), "NOT private: do not publish"))
   rows.append((os.path.join(workdir, "samples.png"), "shows private records: do not publish"))
-  rows.append((workdir + os.sep, "checkpoints, metrics.jsonl, config.json: private training "
-               "artefacts"))
+  rows.append(
+    (workdir + os.sep, "checkpoints, metrics.jsonl, config.json: private training artefacts")
+  )
   width = max(len(path) for path, _ in rows)
   lines.extend(f"  {path:<{width}}  {what}" for path, what in rows)
   lines.append("Time: " + _timing_line(result.timings or {}))

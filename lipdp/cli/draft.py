@@ -25,11 +25,12 @@ NUMERIC_MIN_DISTINCT = 10
 DEFAULT_MAX_CATEGORIES = 50
 
 WARNING = (
-    "NOT PRIVATE: drafted by `lipdp schema draft` from {path}. The bounds and category lists "
-    "below are statistics of the private records; a release that uses them leaks them, whatever "
-    "its epsilon. Replace every bound and category list with values known independently of this "
-    "data (documentation, domain knowledge, legal or physical ranges, a public data set), then "
-    "delete this key: lipdp refuses a schema that still carries it.")
+  "NOT PRIVATE: drafted by `lipdp schema draft` from {path}. The bounds and category lists "
+  "below are statistics of the private records; a release that uses them leaks them, whatever "
+  "its epsilon. Replace every bound and category list with values known independently of this "
+  "data (documentation, domain knowledge, legal or physical ranges, a public data set), then "
+  "delete this key: lipdp refuses a schema that still carries it."
+)
 
 
 @dataclasses.dataclass
@@ -41,6 +42,7 @@ class Draft:
     left_out: (column, reason) for columns not in the draft.
     notes: remarks about columns in the draft (missing cells, ...).
   """
+
   schema: Dict[str, Any]
   left_out: List[tuple]
   notes: List[str]
@@ -69,8 +71,9 @@ def _category(cell: str):
   return as_int if str(as_int) == cell else cell
 
 
-def draft_schema(rows: sources.CsvRows, label: Optional[str] = None,
-                 max_categories: int = DEFAULT_MAX_CATEGORIES) -> Draft:
+def draft_schema(
+  rows: sources.CsvRows, label: Optional[str] = None, max_categories: int = DEFAULT_MAX_CATEGORIES
+) -> Draft:
   """Drafts a schema from the cells of a CSV file (see the module docstring for the rules)."""
   if max_categories < 2:
     raise ValueError(f"--max-categories must be at least 2, got {max_categories}")
@@ -95,27 +98,38 @@ def draft_schema(rows: sources.CsvRows, label: Optional[str] = None,
         column["integer"] = True
       missing = len(cells) - len(present)
       if missing:
-        notes.append(f"{name}: {missing:,} missing cells (empty or NaN). Declare \"missing\": "
-                     "<a value fixed in advance> for the column, or clean the file.")
+        notes.append(
+          f'{name}: {missing:,} missing cells (empty or NaN). Declare "missing": '
+          "<a value fixed in advance> for the column, or clean the file."
+        )
       columns.append(column)
       continue
     values = set(cells)  # missing cells of a categorical column are a value ("")
     if len(values) > max_categories:
-      left_out.append((name, f"{len(values):,} distinct values (an identifier or free text?); "
-                             "declare it yourself if it really is categorical"))
+      left_out.append(
+        (
+          name,
+          f"{len(values):,} distinct values (an identifier or free text?); "
+          "declare it yourself if it really is categorical",
+        )
+      )
       continue
     if len(values) < 2:
       left_out.append((name, "a single value: a constant column carries no information"))
       continue
-    categories = sorted((_category(c) for c in values),
-                        key=lambda c: (isinstance(c, str), c if not isinstance(c, str) else 0,
-                                       str(c)))
+    categories = sorted(
+      (_category(c) for c in values),
+      key=lambda c: (isinstance(c, str), c if not isinstance(c, str) else 0, str(c)),
+    )
     if "" in values:
-      notes.append(f"{name}: has empty cells, drafted as the category \"\"")
+      notes.append(f'{name}: has empty cells, drafted as the category ""')
     columns.append({"name": name, "type": "categorical", "categories": categories})
   if not columns:
-    raise ValueError(f"{rows.path}: no column could be drafted (" +
-                     "; ".join(f"{n}: {why}" for n, why in left_out) + ")")
+    raise ValueError(
+      f"{rows.path}: no column could be drafted ("
+      + "; ".join(f"{n}: {why}" for n, why in left_out)
+      + ")"
+    )
   if label is not None:
     kinds = {c["name"]: c["type"] for c in columns}
     if label not in kinds:
@@ -123,10 +137,10 @@ def draft_schema(rows: sources.CsvRows, label: Optional[str] = None,
     if kinds[label] != "categorical":
       raise ValueError(f"--label {label!r} was drafted as numeric; a label must be categorical")
   schema = {
-      sources.DRAFT_SCHEMA_KEY: WARNING.format(path=rows.path),
-      "type": "tabular",
-      "label_column": label,
-      "columns": columns,
+    sources.DRAFT_SCHEMA_KEY: WARNING.format(path=rows.path),
+    "type": "tabular",
+    "label_column": label,
+    "columns": columns,
   }
   return Draft(schema=schema, left_out=left_out, notes=notes)
 

@@ -19,8 +19,10 @@ from lipdp.data import CategoricalColumn, NumericColumn, TabularDomain
 def synthetic_table(domain: TabularDomain, records: np.ndarray) -> Dict[str, np.ndarray]:
   """Decoded columns in declared types (integer columns int64, categories as declared)."""
   if not isinstance(domain, TabularDomain):
-    raise ValueError("a CSV table needs a tabular domain (a schema); this release holds "
-                     f"{type(domain).__name__} records")
+    raise ValueError(
+      "a CSV table needs a tabular domain (a schema); this release holds "
+      f"{type(domain).__name__} records"
+    )
   return domain.decode(records)
 
 
@@ -33,8 +35,13 @@ def _cell_writer(column):
   return str
 
 
-def write_csv(path: str, domain: TabularDomain, records: np.ndarray,
-              column_order: Optional[Sequence[str]] = None, delimiter: str = ",") -> int:
+def write_csv(
+  path: str,
+  domain: TabularDomain,
+  records: np.ndarray,
+  column_order: Optional[Sequence[str]] = None,
+  delimiter: str = ",",
+) -> int:
   """Writes the synthetic records as a CSV file, atomically; returns the number of rows.
 
   Args:
@@ -48,8 +55,10 @@ def write_csv(path: str, domain: TabularDomain, records: np.ndarray,
   table = synthetic_table(domain, records)
   order = list(column_order) if column_order is not None else list(domain.column_names)
   if sorted(order) != sorted(domain.column_names):
-    raise ValueError(f"column order {order} is not a permutation of the declared columns "
-                     f"{list(domain.column_names)}")
+    raise ValueError(
+      f"column order {order} is not a permutation of the declared columns "
+      f"{list(domain.column_names)}"
+    )
   writers = [_cell_writer(domain.column(name)) for name in order]
   columns = [table[name].tolist() for name in order]
   with files.atomic_write(path, "w") as f:

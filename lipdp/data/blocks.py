@@ -49,6 +49,7 @@ class Block(NamedTuple):
       block is w * one-hot, which weighs the category against the other blocks in the
       encoder's input and adds sqrt(2) w to the diameter); 1 by default.
   """
+
   name: str
   kind: str
   start: int
@@ -89,17 +90,20 @@ def _to_python_scalar(value: Any, column: str) -> Union[str, int, float, bool]:
       raise ValueError(f"Column {column!r}: category {value!r} is not finite.")
     return value
   raise ValueError(
-      f"Column {column!r}: category {value!r} of type {type(value).__name__} is not allowed; "
-      "categories must be str, int, float or bool (missing values need an explicit category "
-      "such as 'missing').")
+    f"Column {column!r}: category {value!r} of type {type(value).__name__} is not allowed; "
+    "categories must be str, int, float or bool (missing values need an explicit category "
+    "such as 'missing')."
+  )
 
 
 def _as_records(records: Any, dim: int) -> np.ndarray:
   """Validates a (n, dim) array of records and returns it as float64."""
   x = np.asarray(records)
   if x.ndim == 1 and x.shape[0] == dim:
-    raise ValueError(f"Expected records of shape (n, {dim}); got a single vector of shape "
-                     f"{x.shape}. Use records[None] for one record.")
+    raise ValueError(
+      f"Expected records of shape (n, {dim}); got a single vector of shape "
+      f"{x.shape}. Use records[None] for one record."
+    )
   if x.ndim != 2 or x.shape[1] != dim:
     raise ValueError(f"Expected records of shape (n, {dim}), got {x.shape}.")
   if not (np.issubdtype(x.dtype, np.number) or x.dtype == np.bool_):
@@ -108,7 +112,6 @@ def _as_records(records: Any, dim: int) -> np.ndarray:
   if np.isnan(x).any():
     raise ValueError("Records contain NaN; they cannot be mapped into the domain.")
   return x
-
 
 
 class BlockDomain:
@@ -161,16 +164,19 @@ class BlockDomain:
     components = self.diameter_components()
     terms = " + ".join(f"{c['count']} * {c['diameter']:.6g}^2" for c in components)
     desc = self.describe_spec()
-    desc.update({
+    desc.update(
+      {
         "dim": self.dim,
         "label_column": self.label_column,
         "blocks": [b.as_dict() for b in self.blocks],
         "diameter": self.diameter,
         "diameter_components": components,
         "diameter_derivation": (
-            f"the domain is the product of its blocks, so D = sqrt(sum of squared block "
-            f"diameters) = sqrt({terms}), exact (a pair attaining every block's diameter "
-            "attains it). " + " ".join(f"{c['block']}: {c['derivation']}." for c in components)),
+          f"the domain is the product of its blocks, so D = sqrt(sum of squared block "
+          f"diameters) = sqrt({terms}), exact (a pair attaining every block's diameter "
+          "attains it). " + " ".join(f"{c['block']}: {c['derivation']}." for c in components)
+        ),
         "preprocessing": self.preprocessing_text(),
-    })
+      }
+    )
     return desc

@@ -19,12 +19,12 @@ from lipdp.data import sources
 from lipdp.data.domain import ImageDomain, TabularDomain
 
 __all__ = [
-    "DEFAULT_RADIUS_FRACTION",
-    "DATA_DIR_ENV",
-    "PreparedData",
-    "default_image_radius",
-    "train_holdout_split",
-    "load_dataset",
+  "DEFAULT_RADIUS_FRACTION",
+  "DATA_DIR_ENV",
+  "PreparedData",
+  "default_image_radius",
+  "train_holdout_split",
+  "load_dataset",
 ]
 
 # Default image radius: R = DEFAULT_RADIUS_FRACTION * sqrt(d) for d = number of pixel values.
@@ -65,6 +65,7 @@ class PreparedData:
       `lipdp.data.sources.CsvTable.summary()`: row count, header order, values clipped to the
       bounds, ignored columns). Statistics of the private data: never part of a release.
   """
+
   train: np.ndarray
   holdout: np.ndarray
   train_labels: Optional[np.ndarray]
@@ -79,19 +80,20 @@ class PreparedData:
   def describe(self) -> Dict[str, Any]:
     """JSON-serialisable summary (sizes, split, domain description) for reports."""
     return {
-        "name": self.name,
-        "num_train": int(self.train.shape[0]),
-        "num_holdout": int(self.holdout.shape[0]),
-        "split_seed": self.split_seed,
-        "holdout_fraction": self.holdout_fraction,
-        "labels_in_records": self.domain.label_column is not None,
-        "notes": list(self.notes),
-        "domain": self.domain.describe(),
+      "name": self.name,
+      "num_train": int(self.train.shape[0]),
+      "num_holdout": int(self.holdout.shape[0]),
+      "split_seed": self.split_seed,
+      "holdout_fraction": self.holdout_fraction,
+      "labels_in_records": self.domain.label_column is not None,
+      "notes": list(self.notes),
+      "domain": self.domain.describe(),
     }
 
 
-def train_holdout_split(n: int, holdout_fraction: float = 0.2,
-                        seed: int = 0) -> Tuple[np.ndarray, np.ndarray]:
+def train_holdout_split(
+  n: int, holdout_fraction: float = 0.2, seed: int = 0
+) -> Tuple[np.ndarray, np.ndarray]:
   """Deterministic split of range(n) into (train, holdout) index arrays.
 
   perm = np.random.RandomState(seed).permutation(n) (the legacy generator, whose stream NumPy
@@ -112,13 +114,18 @@ def train_holdout_split(n: int, holdout_fraction: float = 0.2,
   return np.sort(perm[n_holdout:]), np.sort(perm[:n_holdout])
 
 
-def _image_domain(image_shape, radius, pixel_max, num_classes, include_labels,
-                  label_weight=1.0) -> ImageDomain:
+def _image_domain(
+  image_shape, radius, pixel_max, num_classes, include_labels, label_weight=1.0
+) -> ImageDomain:
   if radius is None:
     radius = default_image_radius(image_shape)
-  return ImageDomain(image_shape, radius, pixel_max,
-                     num_classes=num_classes if include_labels else None,
-                     label_weight=label_weight)
+  return ImageDomain(
+    image_shape,
+    radius,
+    pixel_max,
+    num_classes=num_classes if include_labels else None,
+    label_weight=label_weight,
+  )
 
 
 def _with_channel(images: np.ndarray) -> np.ndarray:
@@ -129,13 +136,17 @@ def _mnist_idx_dir(data_dir: Optional[str]) -> str:
   if data_dir is None:
     root = os.environ.get(DATA_DIR_ENV)
     if not root:
-      raise ValueError(f"'mnist_idx' needs data_dir= (a folder with the IDX files) or the "
-                       f"environment variable {DATA_DIR_ENV} (a folder holding mnist-test/).")
+      raise ValueError(
+        f"'mnist_idx' needs data_dir= (a folder with the IDX files) or the "
+        f"environment variable {DATA_DIR_ENV} (a folder holding mnist-test/)."
+      )
     return os.path.join(root, "mnist-test")
   data_dir = os.fspath(data_dir)
   # Accept the parent folder too (the layout of $LIPDP_DATA_DIR).
-  if not any(f.endswith(("-idx3-ubyte", "-idx3-ubyte.gz"))
-             for f in (os.listdir(data_dir) if os.path.isdir(data_dir) else ())):
+  if not any(
+    f.endswith(("-idx3-ubyte", "-idx3-ubyte.gz"))
+    for f in (os.listdir(data_dir) if os.path.isdir(data_dir) else ())
+  ):
     nested = os.path.join(data_dir, "mnist-test")
     if os.path.isdir(nested):
       return nested
@@ -147,15 +158,18 @@ def _pixel_max_for(images: np.ndarray, pixel_max: Optional[float], source: str) 
     return float(pixel_max)
   if images.dtype == np.uint8:
     return 255.0  # the format's maximum, not a statistic of the data
-  raise ValueError(f"{source}: images of dtype {images.dtype} need a declared pixel_max= "
-                   "(the value that maps to 1.0); it is never taken from the data.")
+  raise ValueError(
+    f"{source}: images of dtype {images.dtype} need a declared pixel_max= "
+    "(the value that maps to 1.0); it is never taken from the data."
+  )
 
 
 def _check_kwargs(name: str, kw: Dict[str, Any], allowed: Sequence[str]):
   extra = sorted(set(kw) - set(allowed))
   if extra:
-    raise ValueError(f"load_dataset({name!r}) got unexpected options {extra}; allowed: "
-                     f"{sorted(allowed)}.")
+    raise ValueError(
+      f"load_dataset({name!r}) got unexpected options {extra}; allowed: {sorted(allowed)}."
+    )
 
 
 def _no_radius(name: str, radius, label_weight=1.0):
@@ -165,10 +179,17 @@ def _no_radius(name: str, radius, label_weight=1.0):
     raise ValueError(f"label_weight applies to image data only; {name!r} is tabular.")
 
 
-def load_dataset(name: str, *, data_dir: Optional[str] = None, radius: Optional[float] = None,
-                 holdout_fraction: float = 0.2, split_seed: int = 0,
-                 include_labels: bool = True, label_weight: float = 1.0,
-                 **kw) -> PreparedData:
+def load_dataset(
+  name: str,
+  *,
+  data_dir: Optional[str] = None,
+  radius: Optional[float] = None,
+  holdout_fraction: float = 0.2,
+  split_seed: int = 0,
+  include_labels: bool = True,
+  label_weight: float = 1.0,
+  **kw,
+) -> PreparedData:
   """Loads a data set, encodes it into its declared domain and splits it.
 
   Args:
@@ -209,8 +230,14 @@ def load_dataset(name: str, *, data_dir: Optional[str] = None, radius: Optional[
     _check_kwargs(name, kw, ())
     images, labels = sources.load_digits()
     images = _with_channel(images)
-    domain = _image_domain(images.shape[1:], radius, sources.DIGITS_PIXEL_MAX,
-                           sources.DIGITS_NUM_CLASSES, include_labels, label_weight)
+    domain = _image_domain(
+      images.shape[1:],
+      radius,
+      sources.DIGITS_PIXEL_MAX,
+      sources.DIGITS_NUM_CLASSES,
+      include_labels,
+      label_weight,
+    )
     records = domain.encode(images, labels if include_labels else None)
   elif name == "breast_cancer":
     _check_kwargs(name, kw, ())
@@ -224,8 +251,14 @@ def load_dataset(name: str, *, data_dir: Optional[str] = None, radius: Optional[
     _check_kwargs(name, kw, ("prefix",))
     images, labels = sources.load_idx(_mnist_idx_dir(data_dir), prefix=kw.get("prefix"))
     images = _with_channel(images)
-    domain = _image_domain(images.shape[1:], radius, sources.MNIST_PIXEL_MAX,
-                           sources.MNIST_NUM_CLASSES, include_labels, label_weight)
+    domain = _image_domain(
+      images.shape[1:],
+      radius,
+      sources.MNIST_PIXEL_MAX,
+      sources.MNIST_NUM_CLASSES,
+      include_labels,
+      label_weight,
+    )
     if include_labels:
       records = domain.encode(images, labels)
     else:
@@ -233,34 +266,43 @@ def load_dataset(name: str, *, data_dir: Optional[str] = None, radius: Optional[
       _check_label_range(labels, sources.MNIST_NUM_CLASSES, name)
   elif name.startswith("tfds:"):
     _check_kwargs(name, kw, ("split", "image_key", "label_key", "pixel_max", "num_classes"))
-    tfds_name = name[len("tfds:"):]
+    tfds_name = name[len("tfds:") :]
     if not tfds_name:
       raise ValueError("Give the TFDS name after 'tfds:', e.g. 'tfds:mnist'.")
     label_key = kw.get("label_key", "label")
     images, labels, info = sources.load_tfds(
-        tfds_name, split=kw.get("split", "train"), data_dir=data_dir,
-        image_key=kw.get("image_key", "image"), label_key=label_key, with_info=True)
+      tfds_name,
+      split=kw.get("split", "train"),
+      data_dir=data_dir,
+      image_key=kw.get("image_key", "image"),
+      label_key=label_key,
+      with_info=True,
+    )
     pixel_max = _pixel_max_for(images, kw.get("pixel_max"), name)
     num_classes = kw.get("num_classes")
     if num_classes is None and labels is not None:
       num_classes = _tfds_num_classes(info, label_key, name)
-    domain, records = _encode_images(images, labels, radius, pixel_max, num_classes,
-                                     include_labels, name, label_weight)
+    domain, records = _encode_images(
+      images, labels, radius, pixel_max, num_classes, include_labels, name, label_weight
+    )
   elif name.startswith("csv:"):
     _check_kwargs(name, kw, ("schema", "delimiter", "encoding", "strict"))
     _no_radius(name, radius, label_weight)
     schema = _require_schema(name, kw)
     domain = sources.load_schema(schema)
-    csv_table = sources.read_csv_table(name[len("csv:"):], domain,
-                                       delimiter=kw.get("delimiter") or ",",
-                                       encoding=kw.get("encoding") or "utf-8",
-                                       strict=bool(kw.get("strict", False)))
+    csv_table = sources.read_csv_table(
+      name[len("csv:") :],
+      domain,
+      delimiter=kw.get("delimiter") or ",",
+      encoding=kw.get("encoding") or "utf-8",
+      strict=bool(kw.get("strict", False)),
+    )
     table = csv_table.columns
     source_info = csv_table.summary()
     labels = _table_labels(domain, table)
     records, domain = _encode_table(domain, table, include_labels)
   elif name.startswith("npz:"):
-    path = name[len("npz:"):]
+    path = name[len("npz:") :]
     if kw.get("schema") is not None:
       _check_kwargs(name, kw, ("schema", "table_key"))
       _no_radius(name, radius, label_weight)
@@ -270,44 +312,53 @@ def load_dataset(name: str, *, data_dir: Optional[str] = None, radius: Optional[
       records, domain = _encode_table(domain, table, include_labels)
     else:
       _check_kwargs(name, kw, ("schema", "image_key", "label_key", "pixel_max", "num_classes"))
-      images, labels = sources.load_npz(path, image_key=kw.get("image_key", "images"),
-                                        label_key=kw.get("label_key", "labels"))
+      images, labels = sources.load_npz(
+        path, image_key=kw.get("image_key", "images"), label_key=kw.get("label_key", "labels")
+      )
       pixel_max = _pixel_max_for(images, kw.get("pixel_max"), name)
       num_classes = kw.get("num_classes")
       if labels is not None and num_classes is None and include_labels:
-        raise ValueError(f"{name}: labels found; declare num_classes= (it is never inferred "
-                         "from the labels) or pass include_labels=False.")
-      domain, records = _encode_images(images, labels, radius, pixel_max, num_classes,
-                                       include_labels, name, label_weight)
+        raise ValueError(
+          f"{name}: labels found; declare num_classes= (it is never inferred "
+          "from the labels) or pass include_labels=False."
+        )
+      domain, records = _encode_images(
+        images, labels, radius, pixel_max, num_classes, include_labels, name, label_weight
+      )
       if labels is not None:
         labels = _as_int_labels(labels, name)
   else:
-    raise ValueError(f"Unknown dataset {name!r}; expected 'digits', 'breast_cancer', "
-                     "'mnist_idx', 'tfds:<name>', 'csv:<path>' or 'npz:<path>'.")
+    raise ValueError(
+      f"Unknown dataset {name!r}; expected 'digits', 'breast_cancer', "
+      "'mnist_idx', 'tfds:<name>', 'csv:<path>' or 'npz:<path>'."
+    )
 
   train_idx, holdout_idx = train_holdout_split(records.shape[0], holdout_fraction, split_seed)
   if labels is not None:
     labels = np.asarray(labels, np.int64)
   return PreparedData(
-      train=records[train_idx],
-      holdout=records[holdout_idx],
-      train_labels=None if labels is None else labels[train_idx],
-      holdout_labels=None if labels is None else labels[holdout_idx],
-      domain=domain,
-      name=name,
-      split_seed=int(split_seed),
-      holdout_fraction=float(holdout_fraction),
-      notes=notes,
-      source_info=source_info,
+    train=records[train_idx],
+    holdout=records[holdout_idx],
+    train_labels=None if labels is None else labels[train_idx],
+    holdout_labels=None if labels is None else labels[holdout_idx],
+    domain=domain,
+    name=name,
+    split_seed=int(split_seed),
+    holdout_fraction=float(holdout_fraction),
+    notes=notes,
+    source_info=source_info,
   )
 
 
 def _as_int_labels(labels, source) -> np.ndarray:
   y = np.asarray(labels)
-  if y.ndim != 1 or not (y.dtype.kind in "iub" or (
-      y.dtype.kind == "f" and np.all(np.isfinite(y)) and np.all(y == np.round(y)))):
-    raise ValueError(f"{source}: labels must be a 1-D array of integers, got dtype {y.dtype} "
-                     f"and shape {y.shape}.")
+  if y.ndim != 1 or not (
+    y.dtype.kind in "iub"
+    or (y.dtype.kind == "f" and np.all(np.isfinite(y)) and np.all(y == np.round(y)))
+  ):
+    raise ValueError(
+      f"{source}: labels must be a 1-D array of integers, got dtype {y.dtype} and shape {y.shape}."
+    )
   return y.astype(np.int64)
 
 
@@ -319,15 +370,21 @@ def _check_label_range(labels, num_classes, source):
     raise ValueError(f"{source}: labels must lie in [0, {num_classes}).")
 
 
-def _encode_images(images, labels, radius, pixel_max, num_classes, include_labels, source,
-                   label_weight=1.0):
+def _encode_images(
+  images, labels, radius, pixel_max, num_classes, include_labels, source, label_weight=1.0
+):
   images = np.asarray(images)
   if images.ndim < 2:
     raise ValueError(f"{source}: expected images of shape (n, H, W[, C]), got {images.shape}.")
   images = _with_channel(images)
-  domain = _image_domain(images.shape[1:], radius, pixel_max,
-                         num_classes if labels is not None else None, include_labels,
-                         label_weight)
+  domain = _image_domain(
+    images.shape[1:],
+    radius,
+    pixel_max,
+    num_classes if labels is not None else None,
+    include_labels,
+    label_weight,
+  )
   if domain.num_classes is not None:
     return domain, domain.encode(images, labels)
   if labels is not None and num_classes is not None:
@@ -339,14 +396,18 @@ def _tfds_num_classes(info, label_key, source) -> int:
   try:
     return int(info.features[label_key].num_classes)
   except Exception as e:  # pylint: disable=broad-except
-    raise ValueError(f"{source}: could not read num_classes of feature {label_key!r} from the "
-                     "data set's metadata; pass num_classes=.") from e
+    raise ValueError(
+      f"{source}: could not read num_classes of feature {label_key!r} from the "
+      "data set's metadata; pass num_classes=."
+    ) from e
 
 
 def _require_schema(name, kw):
   if kw.get("schema") is None:
-    raise ValueError(f"{name}: pass schema= (a TabularDomain, a dict, or a JSON schema file) "
-                     "declaring every column's bounds or categories.")
+    raise ValueError(
+      f"{name}: pass schema= (a TabularDomain, a dict, or a JSON schema file) "
+      "declaring every column's bounds or categories."
+    )
   return kw["schema"]
 
 

@@ -13,23 +13,29 @@ from typing import Any, Mapping, Sequence, Union
 
 from lipdp.data.blocks import Block, BlockDomain
 from lipdp.data.image_domain import ImageDomain
-from lipdp.data.tabular_domain import (CategoricalColumn, Column, NumericColumn, TabularDomain,
-                                       _column_from_dict)
+from lipdp.data.tabular_domain import (
+  CategoricalColumn,
+  Column,
+  NumericColumn,
+  TabularDomain,
+  _column_from_dict,
+)
 
 __all__ = [
-    "Block",
-    "BlockDomain",
-    "CategoricalColumn",
-    "Column",
-    "ImageDomain",
-    "NumericColumn",
-    "TabularDomain",
-    "domain_from_description",
+  "Block",
+  "BlockDomain",
+  "CategoricalColumn",
+  "Column",
+  "ImageDomain",
+  "NumericColumn",
+  "TabularDomain",
+  "domain_from_description",
 ]
 
 
-def domain_from_description(desc: Union[Mapping[str, Any], str]) -> Union[ImageDomain,
-                                                                          TabularDomain]:
+def domain_from_description(
+  desc: Union[Mapping[str, Any], str],
+) -> Union[ImageDomain, TabularDomain]:
   """Rebuilds a domain from `describe()` output (or a JSON string of it, or a schema dict).
 
   A tabular schema file uses the same format: {"type": "tabular", "columns": [{"name": ...,
@@ -47,20 +53,29 @@ def domain_from_description(desc: Union[Mapping[str, Any], str]) -> Union[ImageD
     for key in ("image_shape", "radius", "pixel_max"):
       if desc.get(key) is None:
         raise ValueError(f"Image domain description lacks {key!r}.")
-    domain = ImageDomain(desc["image_shape"], desc["radius"], desc["pixel_max"],
-                         desc.get("num_classes"), desc.get("label_weight", 1.0))
+    domain = ImageDomain(
+      desc["image_shape"],
+      desc["radius"],
+      desc["pixel_max"],
+      desc.get("num_classes"),
+      desc.get("label_weight", 1.0),
+    )
   elif kind == "tabular":
     columns = desc.get("columns")
     if not isinstance(columns, Sequence) or isinstance(columns, str):
       raise ValueError("Tabular domain description needs a list 'columns'.")
-    domain = TabularDomain([_column_from_dict(c) for c in columns],
-                           label_column=desc.get("label_column"))
+    domain = TabularDomain(
+      [_column_from_dict(c) for c in columns], label_column=desc.get("label_column")
+    )
   else:
     raise ValueError(f"Unknown domain type {kind!r}; expected 'image' or 'tabular'.")
   if "dim" in desc and int(desc["dim"]) != domain.dim:
     raise ValueError(f"Description states dim={desc['dim']} but the domain has {domain.dim}.")
-  if "diameter" in desc and not math.isclose(float(desc["diameter"]), domain.diameter,
-                                             rel_tol=1e-9):
-    raise ValueError(f"Description states diameter={desc['diameter']} but the rebuilt domain "
-                     f"has {domain.diameter}.")
+  if "diameter" in desc and not math.isclose(
+    float(desc["diameter"]), domain.diameter, rel_tol=1e-9
+  ):
+    raise ValueError(
+      f"Description states diameter={desc['diameter']} but the rebuilt domain "
+      f"has {domain.diameter}."
+    )
   return domain

@@ -91,17 +91,24 @@ class ImageDomain(BlockDomain):
 
   kind = "image"
 
-  def __init__(self, image_shape: Sequence[int], radius: float, pixel_max: float,
-               num_classes: Optional[int] = None, label_weight: float = 1.0):
+  def __init__(
+    self,
+    image_shape: Sequence[int],
+    radius: float,
+    pixel_max: float,
+    num_classes: Optional[int] = None,
+    label_weight: float = 1.0,
+  ):
     raw_shape = np.atleast_1d(np.asarray(image_shape))
-    if raw_shape.ndim != 1 or raw_shape.dtype.kind not in "iuf" or np.any(
-        raw_shape != np.round(raw_shape)):
-      raise ValueError(f"image_shape must be a sequence of positive integers, got "
-                       f"{image_shape!r}.")
+    if (
+      raw_shape.ndim != 1
+      or raw_shape.dtype.kind not in "iuf"
+      or np.any(raw_shape != np.round(raw_shape))
+    ):
+      raise ValueError(f"image_shape must be a sequence of positive integers, got {image_shape!r}.")
     shape = tuple(int(s) for s in raw_shape)
     if not shape or any(s <= 0 for s in shape):
-      raise ValueError(f"image_shape must be non-empty with positive entries, got "
-                       f"{image_shape!r}.")
+      raise ValueError(f"image_shape must be non-empty with positive entries, got {image_shape!r}.")
     if radius is None:
       raise ValueError("ImageDomain needs a declared radius R (data-independent).")
     radius = float(radius)
@@ -127,14 +134,24 @@ class ImageDomain(BlockDomain):
     self.image_dim = int(np.prod(shape))
     blocks = [Block("image", "image", 0, self.image_dim)]
     if num_classes is not None:
-      blocks.append(Block("label", "categorical", self.image_dim, self.image_dim + num_classes,
-                          tuple(range(num_classes)), scale=label_weight))
+      blocks.append(
+        Block(
+          "label",
+          "categorical",
+          self.image_dim,
+          self.image_dim + num_classes,
+          tuple(range(num_classes)),
+          scale=label_weight,
+        )
+      )
     self._blocks = tuple(blocks)
 
   def __repr__(self):
     weight = "" if self.label_weight == 1.0 else f", label_weight={self.label_weight}"
-    return (f"ImageDomain(image_shape={self.image_shape}, radius={self.radius}, "
-            f"pixel_max={self.pixel_max}, num_classes={self.num_classes}{weight})")
+    return (
+      f"ImageDomain(image_shape={self.image_shape}, radius={self.radius}, "
+      f"pixel_max={self.pixel_max}, num_classes={self.num_classes}{weight})"
+    )
 
   @property
   def label_column(self) -> Optional[str]:
@@ -148,8 +165,10 @@ class ImageDomain(BlockDomain):
     if len(self.image_shape) > 1 and self.image_shape[-1] == 1:
       accepted.add(self.image_shape[:-1])  # (n, H, W) for single-channel (H, W, 1)
     if x.ndim < 1 or tuple(x.shape[1:]) not in accepted:
-      raise ValueError(f"Expected images of shape (n, *{self.image_shape}) (or flattened "
-                       f"(n, {self.image_dim})), got {x.shape}.")
+      raise ValueError(
+        f"Expected images of shape (n, *{self.image_shape}) (or flattened "
+        f"(n, {self.image_dim})), got {x.shape}."
+      )
     x = x.reshape(x.shape[0], self.image_dim).astype(np.float64)
     if np.isnan(x).any():
       raise ValueError("Images contain NaN.")
@@ -169,11 +188,14 @@ class ImageDomain(BlockDomain):
     x = self._flatten_images(images)
     n = x.shape[0]
     if self.num_classes is None and labels is not None:
-      raise ValueError("labels were given but this ImageDomain has no label block "
-                       "(num_classes=None); they would be dropped.")
+      raise ValueError(
+        "labels were given but this ImageDomain has no label block "
+        "(num_classes=None); they would be dropped."
+      )
     if self.num_classes is not None and labels is None:
-      raise ValueError(f"This ImageDomain carries labels (num_classes={self.num_classes}); "
-                       "pass labels.")
+      raise ValueError(
+        f"This ImageDomain carries labels (num_classes={self.num_classes}); pass labels."
+      )
     pixels = _project_nonnegative_ball(x / self.pixel_max, self.radius)
     if self.num_classes is None:
       return pixels
@@ -187,19 +209,18 @@ class ImageDomain(BlockDomain):
     argmax (first maximum on ties).
     """
     x = _as_records(records, self.dim)
-    pixels = _project_nonnegative_ball(x[:, :self.image_dim], self.radius)
+    pixels = _project_nonnegative_ball(x[:, : self.image_dim], self.radius)
     if self.num_classes is None:
       return pixels
-    idx = np.argmax(x[:, self.image_dim:], axis=1)
-    return np.concatenate([pixels, self.label_weight * _one_hot(idx, self.num_classes)],
-                          axis=1)
+    idx = np.argmax(x[:, self.image_dim :], axis=1)
+    return np.concatenate([pixels, self.label_weight * _one_hot(idx, self.num_classes)], axis=1)
 
   def labels(self, records: Any) -> Optional[np.ndarray]:
     """Labels (argmax of the label block) as int64, or None without a label block."""
     if self.num_classes is None:
       return None
     x = _as_records(records, self.dim)
-    return np.argmax(x[:, self.image_dim:], axis=1).astype(np.int64)
+    return np.argmax(x[:, self.image_dim :], axis=1).astype(np.int64)
 
   def decode(self, records: Any) -> Tuple[np.ndarray, Optional[np.ndarray]]:
     """Records -> (images float32 in [0, 1] of shape (n, *image_shape), labels or None).
@@ -209,19 +230,19 @@ class ImageDomain(BlockDomain):
     brightness. Labels are the argmax of the label block.
     """
     x = _as_records(records, self.dim)
-    images = np.clip(x[:, :self.image_dim], 0.0, 1.0).astype(np.float32)
+    images = np.clip(x[:, : self.image_dim], 0.0, 1.0).astype(np.float32)
     images = images.reshape((x.shape[0],) + self.image_shape)
     return images, self.labels(x)
 
   def describe_spec(self) -> Dict[str, Any]:
     """The declared constants that define the domain (no diameter; no privacy import)."""
     return {
-        "type": "image",
-        "image_shape": list(self.image_shape),
-        "radius": self.radius,
-        "pixel_max": self.pixel_max,
-        "num_classes": self.num_classes,
-        "label_weight": self.label_weight,
+      "type": "image",
+      "image_shape": list(self.image_shape),
+      "radius": self.radius,
+      "pixel_max": self.pixel_max,
+      "num_classes": self.num_classes,
+      "label_weight": self.label_weight,
     }
 
   def diameter_components(self) -> List[Dict[str, Any]]:
@@ -229,27 +250,45 @@ class ImageDomain(BlockDomain):
     `diameters.nonnegative_ball_diameter(R, d)` (sqrt(2) R when d >= 2 ceil(R^2): <x, y> >= 0
     gives |x - y|^2 <= |x|^2 + |y|^2 <= 2 R^2, attained on disjoint supports); the label block:
     two distinct one-hot vectors are sqrt(2) apart."""
-    components = [{"block": "image", "count": 1,
-                   "diameter": float(diameters.nonnegative_ball_diameter(self.radius,
-                                                                         self.image_dim)),
-                   "derivation": (f"[0,1]^{self.image_dim} intersected with the l2 ball of "
-                                  f"radius R={self.radius:g}: values in [0,1] so <x,y> >= 0 and "
-                                  "|x-y|^2 <= |x|^2+|y|^2 <= 2R^2, exact when d >= 2*ceil(R^2); "
-                                  "in general D^2 = max over k+m <= d of min(k,R^2)+min(m,R^2)")}]
+    components = [
+      {
+        "block": "image",
+        "count": 1,
+        "diameter": float(diameters.nonnegative_ball_diameter(self.radius, self.image_dim)),
+        "derivation": (
+          f"[0,1]^{self.image_dim} intersected with the l2 ball of "
+          f"radius R={self.radius:g}: values in [0,1] so <x,y> >= 0 and "
+          "|x-y|^2 <= |x|^2+|y|^2 <= 2R^2, exact when d >= 2*ceil(R^2); "
+          "in general D^2 = max over k+m <= d of min(k,R^2)+min(m,R^2)"
+        ),
+      }
+    ]
     if self.num_classes is not None:
-      components.append({"block": "label", "count": 1,
-                         "diameter": math.sqrt(2.0) * self.label_weight,
-                         "derivation": (f"two distinct one-hot vectors scaled by the declared "
-                                        f"label_weight w={self.label_weight:g} are sqrt(2) w "
-                                        "apart")})
+      components.append(
+        {
+          "block": "label",
+          "count": 1,
+          "diameter": math.sqrt(2.0) * self.label_weight,
+          "derivation": (
+            f"two distinct one-hot vectors scaled by the declared "
+            f"label_weight w={self.label_weight:g} are sqrt(2) w "
+            "apart"
+          ),
+        }
+      )
     return components
 
   def preprocessing_text(self) -> str:
-    return (f"pixels / {self.pixel_max:g} (declared), clipped to [0,1], flattened, rescaled by "
-            f"min(1, R/|x|) with declared R={self.radius:g}"
-            + (f"; label one-hot times declared w={self.label_weight:g}"
-               if self.num_classes is not None else "")
-            + ". Record-wise: no statistic of the data is used.")
+    return (
+      f"pixels / {self.pixel_max:g} (declared), clipped to [0,1], flattened, rescaled by "
+      f"min(1, R/|x|) with declared R={self.radius:g}"
+      + (
+        f"; label one-hot times declared w={self.label_weight:g}"
+        if self.num_classes is not None
+        else ""
+      )
+      + ". Record-wise: no statistic of the data is used."
+    )
 
   def to_arrays(self, records: Any) -> Dict[str, np.ndarray]:
     """{"images": (n, *image_shape) in [0, 1], "labels": (n,) int64 when labelled}."""

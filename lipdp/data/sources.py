@@ -23,31 +23,35 @@ import zlib
 
 import numpy as np
 
-from lipdp.data.domain import (CategoricalColumn, NumericColumn, TabularDomain,
-                               domain_from_description)
+from lipdp.data.domain import (
+  CategoricalColumn,
+  NumericColumn,
+  TabularDomain,
+  domain_from_description,
+)
 
 __all__ = [
-    "DIGITS_IMAGE_SHAPE",
-    "DIGITS_PIXEL_MAX",
-    "DIGITS_NUM_CLASSES",
-    "MNIST_PIXEL_MAX",
-    "MNIST_NUM_CLASSES",
-    "BREAST_CANCER_BOUNDS",
-    "BREAST_CANCER_LABEL_COLUMN",
-    "breast_cancer_domain",
-    "load_digits",
-    "load_breast_cancer",
-    "read_idx",
-    "load_idx",
-    "load_tfds",
-    "DRAFT_SCHEMA_KEY",
-    "CsvRows",
-    "CsvTable",
-    "load_schema",
-    "read_csv_rows",
-    "read_csv_table",
-    "load_csv",
-    "load_npz",
+  "DIGITS_IMAGE_SHAPE",
+  "DIGITS_PIXEL_MAX",
+  "DIGITS_NUM_CLASSES",
+  "MNIST_PIXEL_MAX",
+  "MNIST_NUM_CLASSES",
+  "BREAST_CANCER_BOUNDS",
+  "BREAST_CANCER_LABEL_COLUMN",
+  "breast_cancer_domain",
+  "load_digits",
+  "load_breast_cancer",
+  "read_idx",
+  "load_idx",
+  "load_tfds",
+  "DRAFT_SCHEMA_KEY",
+  "CsvRows",
+  "CsvTable",
+  "load_schema",
+  "read_csv_rows",
+  "read_csv_table",
+  "load_csv",
+  "load_npz",
 ]
 
 PathLike = Union[str, os.PathLike]
@@ -70,45 +74,46 @@ MNIST_NUM_CLASSES = 10
 # is carried into every report). A real user of a private table must declare bounds from
 # knowledge that does not come from the private data.
 BREAST_CANCER_BOUNDS: Tuple[Tuple[str, float, float], ...] = (
-    # name                       low    high       documented min..max
-    ("mean radius", 5.0, 30.0),  # 6.981 .. 28.11
-    ("mean texture", 5.0, 45.0),  # 9.71 .. 39.28
-    ("mean perimeter", 40.0, 200.0),  # 43.79 .. 188.5
-    ("mean area", 100.0, 2750.0),  # 143.5 .. 2501.0
-    ("mean smoothness", 0.04, 0.18),  # 0.053 .. 0.163
-    ("mean compactness", 0.0, 0.4),  # 0.019 .. 0.345
-    ("mean concavity", 0.0, 0.5),  # 0.0 .. 0.427
-    ("mean concave points", 0.0, 0.25),  # 0.0 .. 0.201
-    ("mean symmetry", 0.08, 0.35),  # 0.106 .. 0.304
-    ("mean fractal dimension", 0.04, 0.11),  # 0.05 .. 0.097
-    ("radius error", 0.0, 3.2),  # 0.112 .. 2.873
-    ("texture error", 0.0, 5.5),  # 0.36 .. 4.885
-    ("perimeter error", 0.0, 25.0),  # 0.757 .. 21.98
-    ("area error", 0.0, 600.0),  # 6.802 .. 542.2
-    ("smoothness error", 0.0, 0.035),  # 0.002 .. 0.031
-    ("compactness error", 0.0, 0.15),  # 0.002 .. 0.135
-    ("concavity error", 0.0, 0.45),  # 0.0 .. 0.396
-    ("concave points error", 0.0, 0.06),  # 0.0 .. 0.053
-    ("symmetry error", 0.0, 0.09),  # 0.008 .. 0.079
-    ("fractal dimension error", 0.0, 0.035),  # 0.001 .. 0.03
-    ("worst radius", 5.0, 40.0),  # 7.93 .. 36.04
-    ("worst texture", 10.0, 55.0),  # 12.02 .. 49.54
-    ("worst perimeter", 40.0, 275.0),  # 50.41 .. 251.2
-    ("worst area", 150.0, 4500.0),  # 185.2 .. 4254.0
-    ("worst smoothness", 0.05, 0.25),  # 0.071 .. 0.223
-    ("worst compactness", 0.0, 1.2),  # 0.027 .. 1.058
-    ("worst concavity", 0.0, 1.4),  # 0.0 .. 1.252
-    ("worst concave points", 0.0, 0.32),  # 0.0 .. 0.291
-    ("worst symmetry", 0.1, 0.7),  # 0.156 .. 0.664
-    ("worst fractal dimension", 0.04, 0.23),  # 0.055 .. 0.208
+  # name                       low    high       documented min..max
+  ("mean radius", 5.0, 30.0),  # 6.981 .. 28.11
+  ("mean texture", 5.0, 45.0),  # 9.71 .. 39.28
+  ("mean perimeter", 40.0, 200.0),  # 43.79 .. 188.5
+  ("mean area", 100.0, 2750.0),  # 143.5 .. 2501.0
+  ("mean smoothness", 0.04, 0.18),  # 0.053 .. 0.163
+  ("mean compactness", 0.0, 0.4),  # 0.019 .. 0.345
+  ("mean concavity", 0.0, 0.5),  # 0.0 .. 0.427
+  ("mean concave points", 0.0, 0.25),  # 0.0 .. 0.201
+  ("mean symmetry", 0.08, 0.35),  # 0.106 .. 0.304
+  ("mean fractal dimension", 0.04, 0.11),  # 0.05 .. 0.097
+  ("radius error", 0.0, 3.2),  # 0.112 .. 2.873
+  ("texture error", 0.0, 5.5),  # 0.36 .. 4.885
+  ("perimeter error", 0.0, 25.0),  # 0.757 .. 21.98
+  ("area error", 0.0, 600.0),  # 6.802 .. 542.2
+  ("smoothness error", 0.0, 0.035),  # 0.002 .. 0.031
+  ("compactness error", 0.0, 0.15),  # 0.002 .. 0.135
+  ("concavity error", 0.0, 0.45),  # 0.0 .. 0.396
+  ("concave points error", 0.0, 0.06),  # 0.0 .. 0.053
+  ("symmetry error", 0.0, 0.09),  # 0.008 .. 0.079
+  ("fractal dimension error", 0.0, 0.035),  # 0.001 .. 0.03
+  ("worst radius", 5.0, 40.0),  # 7.93 .. 36.04
+  ("worst texture", 10.0, 55.0),  # 12.02 .. 49.54
+  ("worst perimeter", 40.0, 275.0),  # 50.41 .. 251.2
+  ("worst area", 150.0, 4500.0),  # 185.2 .. 4254.0
+  ("worst smoothness", 0.05, 0.25),  # 0.071 .. 0.223
+  ("worst compactness", 0.0, 1.2),  # 0.027 .. 1.058
+  ("worst concavity", 0.0, 1.4),  # 0.0 .. 1.252
+  ("worst concave points", 0.0, 0.32),  # 0.0 .. 0.291
+  ("worst symmetry", 0.1, 0.7),  # 0.156 .. 0.664
+  ("worst fractal dimension", 0.04, 0.23),  # 0.055 .. 0.208
 )
 # The caveat every release of this table carries (in its privacy report's notes).
 BREAST_CANCER_BOUNDS_NOTE = (
-    "breast_cancer: the numeric bounds are this data set's own published minima and maxima "
-    "(the summary statistics of its documentation), rounded outward. They are statistics of the "
-    "very records being released, so the release is a demonstration of the pipeline, not a "
-    "private release of this table: a real deployment must declare bounds that do not come "
-    "from the private data.")
+  "breast_cancer: the numeric bounds are this data set's own published minima and maxima "
+  "(the summary statistics of its documentation), rounded outward. They are statistics of the "
+  "very records being released, so the release is a demonstration of the pipeline, not a "
+  "private release of this table: a real deployment must declare bounds that do not come "
+  "from the private data."
+)
 
 # The class: 0 = malignant, 1 = benign (scikit-learn's coding).
 BREAST_CANCER_LABEL_COLUMN = "target"
@@ -132,6 +137,7 @@ def load_digits() -> Tuple[np.ndarray, np.ndarray]:
     [0, 10).
   """
   from sklearn import datasets  # pylint: disable=g-import-not-at-top
+
   bunch = datasets.load_digits()
   return np.asarray(bunch.images, np.float64), np.asarray(bunch.target, np.int64)
 
@@ -144,12 +150,14 @@ def load_breast_cancer() -> Dict[str, np.ndarray]:
     `BREAST_CANCER_BOUNDS`, and 'target' (int64, 0 = malignant, 1 = benign).
   """
   from sklearn import datasets  # pylint: disable=g-import-not-at-top
+
   bunch = datasets.load_breast_cancer()
   names = [str(n) for n in bunch.feature_names]
   declared = [b[0] for b in BREAST_CANCER_BOUNDS]
   if names != declared:  # guards the declared constants against a changed sklearn bundle
-    raise ValueError(f"scikit-learn's breast-cancer columns {names} differ from the declared "
-                     f"ones {declared}.")
+    raise ValueError(
+      f"scikit-learn's breast-cancer columns {names} differ from the declared ones {declared}."
+    )
   table = {n: np.asarray(bunch.data[:, j], np.float64) for j, n in enumerate(names)}
   table[BREAST_CANCER_LABEL_COLUMN] = np.asarray(bunch.target, np.int64)
   return table
@@ -197,30 +205,38 @@ def read_idx(path: PathLike, expected_magic: Optional[int] = None) -> np.ndarray
   if expected_magic is not None and magic != expected_magic:
     raise ValueError(f"{path}: bad IDX magic number {magic}, expected {expected_magic}.")
   if magic >> 16 != 0 or (magic >> 8) & 0xFF != 0x08:
-    raise ValueError(f"{path}: bad IDX magic number {magic} (only unsigned-byte IDX files, "
-                     "type 0x08, are supported).")
+    raise ValueError(
+      f"{path}: bad IDX magic number {magic} (only unsigned-byte IDX files, "
+      "type 0x08, are supported)."
+    )
   ndim = magic & 0xFF
   header = 4 + 4 * ndim
   if ndim == 0 or len(raw) < header:
     raise ValueError(f"{path}: truncated IDX header (ndim={ndim}, {len(raw)} bytes).")
-  shape = tuple(int.from_bytes(raw[4 + 4 * i:8 + 4 * i], "big") for i in range(ndim))
+  shape = tuple(int.from_bytes(raw[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim))
   expected = int(np.prod(shape, dtype=np.int64))
   if len(raw) - header != expected:
-    raise ValueError(f"{path}: header declares shape {shape} ({expected} bytes) but the file "
-                     f"holds {len(raw) - header} bytes of data.")
+    raise ValueError(
+      f"{path}: header declares shape {shape} ({expected} bytes) but the file "
+      f"holds {len(raw) - header} bytes of data."
+    )
   return np.frombuffer(raw, dtype=np.uint8, offset=header).reshape(shape).copy()
 
 
 def _find_idx(directory: str, kind: str, prefix: Optional[str]) -> str:
   pattern = f"{prefix or '*'}-{kind}-idx{3 if kind == 'images' else 1}-ubyte"
-  found = sorted(glob.glob(os.path.join(directory, pattern)) +
-                 glob.glob(os.path.join(directory, pattern + ".gz")))
+  found = sorted(
+    glob.glob(os.path.join(directory, pattern))
+    + glob.glob(os.path.join(directory, pattern + ".gz"))
+  )
   if not found:
     raise ValueError(f"No IDX {kind} file matching {pattern}[.gz] in {directory}.")
   if len(found) > 1:
-    raise ValueError(f"Several IDX {kind} files in {directory}: "
-                     f"{[os.path.basename(f) for f in found]}; pass prefix= (e.g. 't10k' or "
-                     "'train') to choose one.")
+    raise ValueError(
+      f"Several IDX {kind} files in {directory}: "
+      f"{[os.path.basename(f) for f in found]}; pass prefix= (e.g. 't10k' or "
+      "'train') to choose one."
+    )
   return found[0]
 
 
@@ -252,25 +268,32 @@ def load_idx(directory: PathLike, prefix: Optional[str] = None) -> Tuple[np.ndar
 # TensorFlow Datasets.
 
 _TFDS_HELP = (
-    "lipdp never downloads at run time. Prepare the dataset once on a machine with internet "
-    "access in the random-access format, e.g.\n"
-    "  tfds build {name} --data_dir=DIR --file_format=array_record\n"
-    "(or tfds.builder('{name}', data_dir=DIR, file_format='array_record')"
-    ".download_and_prepare()), copy DIR here and pass data_dir=DIR (or set TFDS_DATA_DIR). A "
-    "dataset prepared as tfrecord also works if tensorflow is installed.")
+  "lipdp never downloads at run time. Prepare the dataset once on a machine with internet "
+  "access in the random-access format, e.g.\n"
+  "  tfds build {name} --data_dir=DIR --file_format=array_record\n"
+  "(or tfds.builder('{name}', data_dir=DIR, file_format='array_record')"
+  ".download_and_prepare()), copy DIR here and pass data_dir=DIR (or set TFDS_DATA_DIR). A "
+  "dataset prepared as tfrecord also works if tensorflow is installed."
+)
 
 
 def _stack(values, what: str, name: str) -> np.ndarray:
   try:
     return np.stack([np.asarray(v) for v in values])
   except ValueError as e:
-    raise ValueError(f"tfds:{name}: {what} have different shapes; lipdp needs a fixed image "
-                     f"shape ({e}).") from e
+    raise ValueError(
+      f"tfds:{name}: {what} have different shapes; lipdp needs a fixed image shape ({e})."
+    ) from e
 
 
-def load_tfds(name: str, split: str = "train", data_dir: Optional[PathLike] = None,
-              image_key: str = "image", label_key: Optional[str] = "label",
-              with_info: bool = False):
+def load_tfds(
+  name: str,
+  split: str = "train",
+  data_dir: Optional[PathLike] = None,
+  image_key: str = "image",
+  label_key: Optional[str] = "label",
+  with_info: bool = False,
+):
   """Loads an already-prepared TFDS image dataset into NumPy, without downloading.
 
   Uses `tfds.data_source` (array_record; works without tensorflow) with download=False. If that
@@ -294,27 +317,29 @@ def load_tfds(name: str, split: str = "train", data_dir: Optional[PathLike] = No
       the keys are missing.
   """
   import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
+
   data_dir = os.fspath(data_dir) if data_dir is not None else None
   try:
-    source = tfds.data_source(name, split=split, data_dir=data_dir, download=False,
-                              try_gcs=False)
+    source = tfds.data_source(name, split=split, data_dir=data_dir, download=False, try_gcs=False)
   except Exception as source_error:  # pylint: disable=broad-except
     try:
       import tensorflow  # pylint: disable=g-import-not-at-top,unused-import  # noqa: F401
     except ImportError:
-      raise ValueError(f"Could not open TFDS dataset {name!r} (split {split!r}, data_dir "
-                       f"{data_dir or 'default'}) as a random-access data source: "
-                       f"{source_error}\n" + _TFDS_HELP.format(name=name)) from source_error
-    return _load_tfds_with_tf(tfds, name, split, data_dir, image_key, label_key, with_info,
-                              source_error)
+      raise ValueError(
+        f"Could not open TFDS dataset {name!r} (split {split!r}, data_dir "
+        f"{data_dir or 'default'}) as a random-access data source: "
+        f"{source_error}\n" + _TFDS_HELP.format(name=name)
+      ) from source_error
+    return _load_tfds_with_tf(
+      tfds, name, split, data_dir, image_key, label_key, with_info, source_error
+    )
   n = len(source)
   if n == 0:
     raise ValueError(f"TFDS dataset {name!r} split {split!r} is empty.")
   first = source[0]
   for key in (image_key, label_key):
     if key is not None and key not in first:
-      raise ValueError(f"TFDS dataset {name!r} has no feature {key!r}; features: "
-                       f"{sorted(first)}.")
+      raise ValueError(f"TFDS dataset {name!r} has no feature {key!r}; features: {sorted(first)}.")
   examples = [first] + [source[i] for i in range(1, n)]
   images = _stack((ex[image_key] for ex in examples), "images", name)
   labels = None
@@ -325,20 +350,27 @@ def load_tfds(name: str, split: str = "train", data_dir: Optional[PathLike] = No
   return images, labels
 
 
-def _load_tfds_with_tf(tfds, name, split, data_dir, image_key, label_key, with_info,
-                       source_error):
+def _load_tfds_with_tf(tfds, name, split, data_dir, image_key, label_key, with_info, source_error):
   try:
-    ds, info = tfds.load(name, split=split, data_dir=data_dir, download=False, batch_size=-1,
-                         with_info=True, try_gcs=False)
+    ds, info = tfds.load(
+      name,
+      split=split,
+      data_dir=data_dir,
+      download=False,
+      batch_size=-1,
+      with_info=True,
+      try_gcs=False,
+    )
   except Exception as e:  # pylint: disable=broad-except
-    raise ValueError(f"Could not load TFDS dataset {name!r} (split {split!r}, data_dir "
-                     f"{data_dir or 'default'}): {e} (data_source: {source_error})\n"
-                     + _TFDS_HELP.format(name=name)) from e
+    raise ValueError(
+      f"Could not load TFDS dataset {name!r} (split {split!r}, data_dir "
+      f"{data_dir or 'default'}): {e} (data_source: {source_error})\n"
+      + _TFDS_HELP.format(name=name)
+    ) from e
   arrays = tfds.as_numpy(ds)
   for key in (image_key, label_key):
     if key is not None and key not in arrays:
-      raise ValueError(f"TFDS dataset {name!r} has no feature {key!r}; features: "
-                       f"{sorted(arrays)}.")
+      raise ValueError(f"TFDS dataset {name!r} has no feature {key!r}; features: {sorted(arrays)}.")
   images = np.asarray(arrays[image_key])
   labels = None if label_key is None else np.asarray(arrays[label_key], np.int64)
   if with_info:
@@ -358,13 +390,15 @@ DRAFT_SCHEMA_KEY = "draft_from_private_data"
 def _refuse_draft(desc: Any, where: str, allow_draft: bool) -> None:
   if not allow_draft and isinstance(desc, Mapping) and DRAFT_SCHEMA_KEY in desc:
     raise ValueError(
-        f"{where} is a draft read from the private data (it carries {DRAFT_SCHEMA_KEY!r}): its "
-        "bounds and category lists are statistics of the private records and are not private. "
-        "Replace them with values known independently of the data, then delete that key.")
+      f"{where} is a draft read from the private data (it carries {DRAFT_SCHEMA_KEY!r}): its "
+      "bounds and category lists are statistics of the private records and are not private. "
+      "Replace them with values known independently of the data, then delete that key."
+    )
 
 
-def load_schema(schema: Union[TabularDomain, Mapping[str, Any], PathLike],
-                allow_draft: bool = False) -> TabularDomain:
+def load_schema(
+  schema: Union[TabularDomain, Mapping[str, Any], PathLike], allow_draft: bool = False
+) -> TabularDomain:
   """A TabularDomain from a TabularDomain, a schema dict, or the path of a JSON schema file.
 
   The JSON format (the same as `TabularDomain.describe_spec()`):
@@ -406,8 +440,9 @@ def load_schema(schema: Union[TabularDomain, Mapping[str, Any], PathLike],
     except ValueError as e:
       raise ValueError(f"Schema file {path}: {e}") from e
   else:
-    raise ValueError(f"schema must be a TabularDomain, a dict or a JSON file path, got "
-                     f"{type(schema).__name__}.")
+    raise ValueError(
+      f"schema must be a TabularDomain, a dict or a JSON file path, got {type(schema).__name__}."
+    )
   if not isinstance(domain, TabularDomain):
     raise ValueError("The schema describes an image domain; a tabular schema is needed here.")
   return domain
@@ -429,8 +464,12 @@ def load_schema(schema: Union[TabularDomain, Mapping[str, Any], PathLike],
 # * categorical cells must equal str(category) of a declared category.
 # * CSV columns the schema does not declare are not read (they are listed in `ignored_columns`).
 
-_UTF16_OR_32_BOMS = (codecs.BOM_UTF32_LE, codecs.BOM_UTF32_BE, codecs.BOM_UTF16_LE,
-                     codecs.BOM_UTF16_BE)
+_UTF16_OR_32_BOMS = (
+  codecs.BOM_UTF32_LE,
+  codecs.BOM_UTF32_BE,
+  codecs.BOM_UTF16_LE,
+  codecs.BOM_UTF16_BE,
+)
 
 
 @dataclasses.dataclass
@@ -446,6 +485,7 @@ class CsvRows:
     bom: whether the file started with a byte-order mark (dropped).
     stripped_cells: how many header names and cells had surrounding whitespace (removed).
   """
+
   path: str
   header: Tuple[str, ...]
   rows: List[List[str]]
@@ -475,6 +515,7 @@ class CsvTable:
     encoding: the encoding the file was decoded with.
     bom: whether the file started with a byte-order mark.
   """
+
   columns: Dict[str, np.ndarray]
   path: str
   header: Tuple[str, ...]
@@ -494,17 +535,17 @@ class CsvTable:
   def summary(self) -> Dict[str, Any]:
     """A JSON-serialisable summary (private: counts of the data's values)."""
     return {
-        "source": "csv",
-        "path": self.path,
-        "num_rows": self.num_rows,
-        "header": list(self.header),
-        "column_order": list(self.column_order),
-        "ignored_columns": list(self.ignored_columns),
-        "clipped": {k: {"below_low": lo, "above_high": hi} for k, (lo, hi) in self.clipped.items()},
-        "missing_substituted": dict(self.missing),
-        "stripped_cells": self.stripped_cells,
-        "encoding": self.encoding,
-        "bom": self.bom,
+      "source": "csv",
+      "path": self.path,
+      "num_rows": self.num_rows,
+      "header": list(self.header),
+      "column_order": list(self.column_order),
+      "ignored_columns": list(self.ignored_columns),
+      "clipped": {k: {"below_low": lo, "above_high": hi} for k, (lo, hi) in self.clipped.items()},
+      "missing_substituted": dict(self.missing),
+      "stripped_cells": self.stripped_cells,
+      "encoding": self.encoding,
+      "bom": self.bom,
     }
 
 
@@ -520,8 +561,9 @@ def _read_bytes_of(path: str) -> bytes:
     with open(path, "rb") as f:
       return f.read()
   except (gzip.BadGzipFile, EOFError, zlib.error) as e:
-    raise ValueError(f"{path} is not a readable gzip file ({e}); a name ending in .gz is read "
-                     "through gzip.") from e
+    raise ValueError(
+      f"{path} is not a readable gzip file ({e}); a name ending in .gz is read through gzip."
+    ) from e
   except PermissionError as e:
     raise ValueError(f"Cannot read {path}: permission denied.") from e
   except OSError as e:
@@ -540,20 +582,22 @@ def _decode_text(raw: bytes, path: str, encoding: str) -> Tuple[str, str, bool]:
     if raw.startswith(_UTF16_OR_32_BOMS):
       kind = "UTF-32" if raw.startswith((codecs.BOM_UTF32_LE, codecs.BOM_UTF32_BE)) else "UTF-16"
       raise ValueError(
-          f"{path} starts with a {kind} byte-order mark: it is {kind}, not UTF-8. Convert it "
-          f"(e.g. iconv -f {kind} -t UTF-8) or name its encoding ({kind.lower()}).")
+        f"{path} starts with a {kind} byte-order mark: it is {kind}, not UTF-8. Convert it "
+        f"(e.g. iconv -f {kind} -t UTF-8) or name its encoding ({kind.lower()})."
+      )
     bom = raw.startswith(codecs.BOM_UTF8)
     codec = "utf-8-sig"
   try:
     text = raw.decode(codec)
   except UnicodeDecodeError as e:
     line = raw.count(b"\n", 0, e.start) + 1
-    shown = " ".join(f"0x{b:02x}" for b in raw[e.start:min(e.end, e.start + 4)])
+    shown = " ".join(f"0x{b:02x}" for b in raw[e.start : min(e.end, e.start + 4)])
     name = "UTF-8" if codec == "utf-8-sig" else encoding
     raise ValueError(
-        f"{path} is not valid {name}: byte {shown} at byte offset {e.start}{where}, line {line}, "
-        f"cannot be decoded ({e.reason}). Convert the file to UTF-8 (e.g. iconv -f latin1 -t "
-        "utf-8), or name its encoding (e.g. latin-1 or cp1252).") from None
+      f"{path} is not valid {name}: byte {shown} at byte offset {e.start}{where}, line {line}, "
+      f"cannot be decoded ({e.reason}). Convert the file to UTF-8 (e.g. iconv -f latin1 -t "
+      "utf-8), or name its encoding (e.g. latin-1 or cp1252)."
+    ) from None
   if text.startswith("\ufeff"):  # the BOM of an encoding that keeps it (e.g. 'utf-8' by name)
     text, bom = text[1:], True
   if codec == "utf-8-sig":
@@ -561,9 +605,11 @@ def _decode_text(raw: bytes, path: str, encoding: str) -> Tuple[str, str, bool]:
   nul = text.find("\x00")
   if nul >= 0:
     line = text.count("\n", 0, nul) + 1
-    raise ValueError(f"{path}, line {line}: NUL character. The file is probably UTF-16 or "
-                     "UTF-32 without a byte-order mark (convert it to UTF-8 or name its "
-                     "encoding), or not a text file.")
+    raise ValueError(
+      f"{path}, line {line}: NUL character. The file is probably UTF-16 or "
+      "UTF-32 without a byte-order mark (convert it to UTF-8 or name its "
+      "encoding), or not a text file."
+    )
   return text, codec, bom
 
 
@@ -576,9 +622,10 @@ def read_csv_rows(path: PathLike, delimiter: str = ",", encoding: str = "utf-8")
       header (naming the line).
   """
   path = os.fspath(path)
-  if not isinstance(delimiter, str) or len(delimiter) != 1 or delimiter in "\r\n\"":
-    raise ValueError(f"The delimiter must be one character (not a quote or newline), got "
-                     f"{delimiter!r}.")
+  if not isinstance(delimiter, str) or len(delimiter) != 1 or delimiter in '\r\n"':
+    raise ValueError(
+      f"The delimiter must be one character (not a quote or newline), got {delimiter!r}."
+    )
   raw = _read_bytes_of(path)
   text, used, bom = _decode_text(raw, path, encoding)
   if not text.strip():
@@ -601,10 +648,15 @@ def read_csv_rows(path: PathLike, delimiter: str = ",", encoding: str = "utf-8")
       if len(cells) != len(header):
         if len(cells) == 1 and not cells[0]:
           continue  # a line holding only whitespace
-        hint = ("an unquoted delimiter inside a cell? quote that cell" if len(cells) > len(header)
-                else "a missing field?")
-        raise ValueError(f"{path}, line {reader.line_num}: {len(cells)} fields, but the header "
-                         f"has {len(header)} ({hint}).")
+        hint = (
+          "an unquoted delimiter inside a cell? quote that cell"
+          if len(cells) > len(header)
+          else "a missing field?"
+        )
+        raise ValueError(
+          f"{path}, line {reader.line_num}: {len(cells)} fields, but the header "
+          f"has {len(header)} ({hint})."
+        )
       rows.append(cells)
       lines.append(reader.line_num)
   except csv.Error as e:
@@ -613,8 +665,15 @@ def read_csv_rows(path: PathLike, delimiter: str = ",", encoding: str = "utf-8")
     raise ValueError(f"CSV file {path} is empty (a header row is required).")
   if not rows:
     raise ValueError(f"CSV file {path} has a header row but no data rows.")
-  return CsvRows(path=path, header=header, rows=rows, line_numbers=lines, encoding=used,
-                 bom=bom, stripped_cells=stripped)
+  return CsvRows(
+    path=path,
+    header=header,
+    rows=rows,
+    line_numbers=lines,
+    encoding=used,
+    bom=bom,
+    stripped_cells=stripped,
+  )
 
 
 def _check_header(rows: CsvRows, domain: TabularDomain) -> Dict[str, int]:
@@ -626,18 +685,22 @@ def _check_header(rows: CsvRows, domain: TabularDomain) -> Dict[str, int]:
       near = [h for h in header if h.casefold() == c.casefold()]
       if near:
         hints.append(f"{c!r} vs the file's {near[0]!r}")
-    hint = (f" Names must match exactly (case-sensitive): {'; '.join(hints)}." if hints else "")
-    raise ValueError(f"CSV file {rows.path} lacks declared columns {missing} (the schema does "
-                     f"not match the header: {header}).{hint}")
+    hint = f" Names must match exactly (case-sensitive): {'; '.join(hints)}." if hints else ""
+    raise ValueError(
+      f"CSV file {rows.path} lacks declared columns {missing} (the schema does "
+      f"not match the header: {header}).{hint}"
+    )
   duplicated = [c for c in domain.column_names if header.count(c) > 1]
   if duplicated:
-    raise ValueError(f"CSV file {rows.path}: the header names the declared column(s) "
-                     f"{duplicated} more than once.")
+    raise ValueError(
+      f"CSV file {rows.path}: the header names the declared column(s) {duplicated} more than once."
+    )
   return {c: header.index(c) for c in domain.column_names}
 
 
-def _numeric_column(rows: CsvRows, j: int, col: NumericColumn,
-                    strict: bool) -> Tuple[np.ndarray, int, Tuple[int, int]]:
+def _numeric_column(
+  rows: CsvRows, j: int, col: NumericColumn, strict: bool
+) -> Tuple[np.ndarray, int, Tuple[int, int]]:
   """(values as read, cells given the declared missing value, (below, above) counts)."""
   values = np.empty(len(rows.rows), np.float64)
   substituted = 0
@@ -649,31 +712,37 @@ def _numeric_column(rows: CsvRows, j: int, col: NumericColumn,
     except ValueError:
       ok = False
     if not ok and cell:
-      raise ValueError(f"{rows.path}, line {rows.line_numbers[i]}: column {col.name!r} is "
-                       f"numeric but holds {cell!r}.")
+      raise ValueError(
+        f"{rows.path}, line {rows.line_numbers[i]}: column {col.name!r} is "
+        f"numeric but holds {cell!r}."
+      )
     if not cell or math.isnan(v):
       if col.missing is None:
         what = "an empty cell" if not cell else repr(cell)
         raise ValueError(
-            f"{rows.path}, line {rows.line_numbers[i]}: numeric column {col.name!r} has a "
-            f"missing value ({what}). Missing values are an error unless the schema declares "
-            f"one for the column, e.g. \"missing\": {_short(col.low)} (a constant fixed in "
-            "advance; docs/data.md).")
+          f"{rows.path}, line {rows.line_numbers[i]}: numeric column {col.name!r} has a "
+          f"missing value ({what}). Missing values are an error unless the schema declares "
+          f'one for the column, e.g. "missing": {_short(col.low)} (a constant fixed in '
+          "advance; docs/data.md)."
+        )
       v = col.missing
       substituted += 1
     elif math.isinf(v):
-      raise ValueError(f"{rows.path}, line {rows.line_numbers[i]}: numeric column {col.name!r} "
-                       f"holds {cell!r}, not a finite number.")
+      raise ValueError(
+        f"{rows.path}, line {rows.line_numbers[i]}: numeric column {col.name!r} "
+        f"holds {cell!r}, not a finite number."
+      )
     values[i] = v
   below = values < col.low
   above = values > col.high
   if strict and (below.any() or above.any()):
     i = int(np.flatnonzero(below | above)[0])
     raise ValueError(
-        f"{rows.path}, line {rows.line_numbers[i]}: column {col.name!r} holds "
-        f"{rows.rows[i][j]}, outside its declared bounds [{_short(col.low)}, "
-        f"{_short(col.high)}] ({int(below.sum()) + int(above.sum())} value(s) in all). Strict "
-        "reading refuses them; without it they are clipped to the bounds.")
+      f"{rows.path}, line {rows.line_numbers[i]}: column {col.name!r} holds "
+      f"{rows.rows[i][j]}, outside its declared bounds [{_short(col.low)}, "
+      f"{_short(col.high)}] ({int(below.sum()) + int(above.sum())} value(s) in all). Strict "
+      "reading refuses them; without it they are clipped to the bounds."
+    )
   return values, substituted, (int(below.sum()), int(above.sum()))
 
 
@@ -687,13 +756,16 @@ def _categorical_column(rows: CsvRows, j: int, col: CategoricalColumn) -> np.nda
     written = str(c)
     if written != written.strip():
       raise ValueError(
-          f"The schema's column {col.name!r} declares the category {written!r}, with "
-          "surrounding whitespace, which no cell can match: cells are read with surrounding "
-          f"whitespace removed (docs/data.md). Declare {written.strip()!r} instead.")
+        f"The schema's column {col.name!r} declares the category {written!r}, with "
+        "surrounding whitespace, which no cell can match: cells are read with surrounding "
+        f"whitespace removed (docs/data.md). Declare {written.strip()!r} instead."
+      )
     if written in lookup:
-      raise ValueError(f"The schema's column {col.name!r} declares categories "
-                       f"{lookup[written]!r} and {c!r}, which a CSV file writes alike "
-                       f"({written!r}).")
+      raise ValueError(
+        f"The schema's column {col.name!r} declares categories "
+        f"{lookup[written]!r} and {c!r}, which a CSV file writes alike "
+        f"({written!r})."
+      )
     lookup[written] = c
   values = []
   unknown: Dict[str, int] = {}
@@ -708,14 +780,15 @@ def _categorical_column(rows: CsvRows, j: int, col: CategoricalColumn) -> np.nda
     others = ""
     if len(unknown) > 1:
       shown = list(unknown)[1:6]
-      others = (f" Other undeclared values: {shown}" + (" ..." if len(unknown) > 6 else "") +
-                ".")
+      others = f" Other undeclared values: {shown}" + (" ..." if len(unknown) > 6 else "") + "."
     near = [k for k in lookup if k.casefold() == cell.casefold()]
     hint = f" (categories are case-sensitive: {near[0]!r} is declared)" if near else ""
     if not cell:
-      hint = " (an empty cell: to keep missing values, declare \"\" as a category)"
-    raise ValueError(f"{rows.path}, line {line}: column {col.name!r} holds {cell!r}, not one "
-                     f"of the declared categories {list(col.categories)}{hint}.{others}")
+      hint = ' (an empty cell: to keep missing values, declare "" as a category)'
+    raise ValueError(
+      f"{rows.path}, line {line}: column {col.name!r} holds {cell!r}, not one "
+      f"of the declared categories {list(col.categories)}{hint}.{others}"
+    )
   kinds = {type(c) for c in col.categories}
   return np.asarray(values, dtype=None if len(kinds) == 1 else object)
 
@@ -723,9 +796,13 @@ def _categorical_column(rows: CsvRows, j: int, col: CategoricalColumn) -> np.nda
 _NOT_DECLARED = object()
 
 
-def read_csv_table(path: PathLike, schema: Union[TabularDomain, Mapping[str, Any], PathLike],
-                   delimiter: str = ",", encoding: str = "utf-8",
-                   strict: bool = False) -> CsvTable:
+def read_csv_table(
+  path: PathLike,
+  schema: Union[TabularDomain, Mapping[str, Any], PathLike],
+  delimiter: str = ",",
+  encoding: str = "utf-8",
+  strict: bool = False,
+) -> CsvTable:
   """Reads the schema's columns from a CSV file (the reading rules above), with what it did.
 
   Args:
@@ -759,15 +836,27 @@ def read_csv_table(path: PathLike, schema: Union[TabularDomain, Mapping[str, Any
     else:
       out[col.name] = _categorical_column(rows, j, col)
   declared = set(domain.column_names)
-  return CsvTable(columns=out, path=rows.path, header=rows.header, num_rows=len(rows.rows),
-                  ignored_columns=tuple(h for h in rows.header if h not in declared),
-                  clipped=clipped, missing=substituted, stripped_cells=rows.stripped_cells,
-                  encoding=rows.encoding, bom=rows.bom)
+  return CsvTable(
+    columns=out,
+    path=rows.path,
+    header=rows.header,
+    num_rows=len(rows.rows),
+    ignored_columns=tuple(h for h in rows.header if h not in declared),
+    clipped=clipped,
+    missing=substituted,
+    stripped_cells=rows.stripped_cells,
+    encoding=rows.encoding,
+    bom=rows.bom,
+  )
 
 
-def load_csv(path: PathLike, schema: Union[TabularDomain, Mapping[str, Any], PathLike],
-             delimiter: str = ",", encoding: str = "utf-8",
-             strict: bool = False) -> Dict[str, np.ndarray]:
+def load_csv(
+  path: PathLike,
+  schema: Union[TabularDomain, Mapping[str, Any], PathLike],
+  delimiter: str = ",",
+  encoding: str = "utf-8",
+  strict: bool = False,
+) -> Dict[str, np.ndarray]:
   """Reads the schema's columns from a CSV file with a header row.
 
   The reading rules (docs/data.md): UTF-8 by default, a byte-order mark accepted; surrounding
@@ -782,14 +871,16 @@ def load_csv(path: PathLike, schema: Union[TabularDomain, Mapping[str, Any], Pat
   Returns:
     dict column name -> 1-D array (numeric float64; categorical the declared category values).
   """
-  return read_csv_table(path, schema, delimiter=delimiter, encoding=encoding,
-                        strict=strict).columns
+  return read_csv_table(path, schema, delimiter=delimiter, encoding=encoding, strict=strict).columns
 
 
-def load_npz(path: PathLike,
-             schema: Union[None, TabularDomain, Mapping[str, Any], PathLike] = None,
-             image_key: str = "images", label_key: Optional[str] = "labels",
-             table_key: str = "table"):
+def load_npz(
+  path: PathLike,
+  schema: Union[None, TabularDomain, Mapping[str, Any], PathLike] = None,
+  image_key: str = "images",
+  label_key: Optional[str] = "labels",
+  table_key: str = "table",
+):
   """Reads a NumPy .npz file (never with pickle).
 
   Without a schema (images): returns (images, labels) from the arrays `image_key` and
@@ -810,15 +901,18 @@ def load_npz(path: PathLike,
     keys = list(npz.keys())
     if schema is None:
       if image_key not in keys:
-        raise ValueError(f"{path}: no array {image_key!r} (arrays: {keys}); pass image_key= "
-                         "or a schema for tabular data.")
+        raise ValueError(
+          f"{path}: no array {image_key!r} (arrays: {keys}); pass image_key= "
+          "or a schema for tabular data."
+        )
       images = npz[image_key]
       labels = None
       if label_key is not None and label_key in keys:
         labels = npz[label_key]
         if labels.ndim != 1 or labels.shape[0] != images.shape[0]:
-          raise ValueError(f"{path}: labels of shape {labels.shape} do not match "
-                           f"{images.shape[0]} images.")
+          raise ValueError(
+            f"{path}: labels of shape {labels.shape} do not match {images.shape[0]} images."
+          )
       return images, labels
     domain = load_schema(schema)
     names = list(domain.column_names)
@@ -827,9 +921,13 @@ def load_npz(path: PathLike,
     if table_key in keys:
       table = npz[table_key]
       if table.ndim != 2 or table.shape[1] != len(names):
-        raise ValueError(f"{path}: array {table_key!r} has shape {table.shape}; expected "
-                         f"(n, {len(names)}) with columns {names}.")
+        raise ValueError(
+          f"{path}: array {table_key!r} has shape {table.shape}; expected "
+          f"(n, {len(names)}) with columns {names}."
+        )
       return {n: table[:, j] for j, n in enumerate(names)}
     missing = [n for n in names if n not in keys]
-    raise ValueError(f"{path}: arrays for columns {missing} not found, and no 2-D "
-                     f"{table_key!r} array (arrays: {keys}).")
+    raise ValueError(
+      f"{path}: arrays for columns {missing} not found, and no 2-D "
+      f"{table_key!r} array (arrays: {keys})."
+    )

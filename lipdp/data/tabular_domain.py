@@ -36,6 +36,7 @@ class NumericColumn:
       constant fixed in advance, so the substitution is record-wise and uses no statistic of
       the data.
   """
+
   name: str
   low: float
   high: float
@@ -48,36 +49,46 @@ class NumericColumn:
       low, high = float(self.low), float(self.high)
     except (TypeError, ValueError):
       raise ValueError(
-          f"Column {self.name!r}: bounds must be numbers, got low={self.low!r}, "
-          f"high={self.high!r}.") from None
+        f"Column {self.name!r}: bounds must be numbers, got low={self.low!r}, high={self.high!r}."
+      ) from None
     if not (math.isfinite(low) and math.isfinite(high)):
-      raise ValueError(f"Column {self.name!r}: declared bounds must be finite, got "
-                       f"[{low}, {high}].")
+      raise ValueError(
+        f"Column {self.name!r}: declared bounds must be finite, got [{low}, {high}]."
+      )
     if not low < high:
-      raise ValueError(f"Column {self.name!r}: declared bounds need low < high, got "
-                       f"[{low}, {high}].")
+      raise ValueError(
+        f"Column {self.name!r}: declared bounds need low < high, got [{low}, {high}]."
+      )
     if not math.isfinite(high - low):
       # (v - low) / (high - low) would overflow to inf and encode values as NaN.
-      raise ValueError(f"Column {self.name!r}: the width of the declared bounds [{low}, {high}] "
-                       "is not a finite float; declare narrower bounds.")
+      raise ValueError(
+        f"Column {self.name!r}: the width of the declared bounds [{low}, {high}] "
+        "is not a finite float; declare narrower bounds."
+      )
     object.__setattr__(self, "low", low)
     object.__setattr__(self, "high", high)
     if not isinstance(self.integer, (bool, np.bool_)):
-      raise ValueError(f"Column {self.name!r}: 'integer' must be true or false, got "
-                       f"{self.integer!r}.")
+      raise ValueError(
+        f"Column {self.name!r}: 'integer' must be true or false, got {self.integer!r}."
+      )
     object.__setattr__(self, "integer", bool(self.integer))
     if self.integer and math.ceil(low) > math.floor(high):
-      raise ValueError(f"Column {self.name!r} is declared integer but its bounds [{low}, {high}] "
-                       "contain no whole number.")
+      raise ValueError(
+        f"Column {self.name!r} is declared integer but its bounds [{low}, {high}] "
+        "contain no whole number."
+      )
     if self.missing is not None:
       try:
         missing = float(self.missing)
       except (TypeError, ValueError):
-        raise ValueError(f"Column {self.name!r}: 'missing' must be a number, got "
-                         f"{self.missing!r}.") from None
+        raise ValueError(
+          f"Column {self.name!r}: 'missing' must be a number, got {self.missing!r}."
+        ) from None
       if isinstance(self.missing, bool) or not low <= missing <= high:
-        raise ValueError(f"Column {self.name!r}: the declared 'missing' value {self.missing!r} "
-                         f"must be a number within the declared bounds [{low}, {high}].")
+        raise ValueError(
+          f"Column {self.name!r}: the declared 'missing' value {self.missing!r} "
+          f"must be a number within the declared bounds [{low}, {high}]."
+        )
       object.__setattr__(self, "missing", missing)
 
   def as_dict(self) -> Dict[str, Any]:
@@ -98,20 +109,24 @@ class CategoricalColumn:
     categories: the declared categories, in one-hot order (at least two, distinct, each a
       str, int, float or bool). A value outside this list is an error at encoding time.
   """
+
   name: str
   categories: Tuple[Any, ...]
 
   def __post_init__(self):
     _check_name(self.name, "Column")
     if isinstance(self.categories, (str, bytes)) or not isinstance(
-        self.categories, (Sequence, np.ndarray)):
-      raise ValueError(f"Column {self.name!r}: categories must be a sequence, got "
-                       f"{self.categories!r}.")
+      self.categories, (Sequence, np.ndarray)
+    ):
+      raise ValueError(
+        f"Column {self.name!r}: categories must be a sequence, got {self.categories!r}."
+      )
     cats = tuple(_to_python_scalar(c, self.name) for c in self.categories)
     if len(cats) < 2:
       raise ValueError(
-          f"Column {self.name!r}: needs at least two declared categories, got {list(cats)} "
-          "(a constant column carries no information; drop it).")
+        f"Column {self.name!r}: needs at least two declared categories, got {list(cats)} "
+        "(a constant column carries no information; drop it)."
+      )
     if len(set(cats)) != len(cats) or len({(type(c), c) for c in cats}) != len(cats):
       raise ValueError(f"Column {self.name!r}: categories must be distinct, got {list(cats)}.")
     object.__setattr__(self, "categories", cats)
@@ -121,6 +136,7 @@ class CategoricalColumn:
 
 
 Column = Union[NumericColumn, CategoricalColumn]
+
 
 def _category_dtype(categories: Tuple[Any, ...]) -> Any:
   kinds = {type(c) for c in categories}
@@ -168,8 +184,7 @@ class TabularDomain(BlockDomain):
         blocks.append(Block(c.name, "numeric", start, start + 1))
         start += 1
       else:
-        blocks.append(Block(c.name, "categorical", start, start + len(c.categories),
-                            c.categories))
+        blocks.append(Block(c.name, "categorical", start, start + len(c.categories), c.categories))
         start += len(c.categories)
     self._blocks = tuple(blocks)
 
@@ -216,21 +231,25 @@ class TabularDomain(BlockDomain):
       if missing:
         raise ValueError(f"Table lacks declared columns {missing}.")
       if extra:
-        raise ValueError(f"Table has columns {extra} that the domain does not declare; drop "
-                         "them or declare them.")
+        raise ValueError(
+          f"Table has columns {extra} that the domain does not declare; drop them or declare them."
+        )
       cols = {n: np.asarray(table[n]) for n in names}
       for n, v in cols.items():
         if v.ndim != 1:
           raise ValueError(f"Column {n!r} must be 1-D, got shape {v.shape}.")
       lengths = {v.shape[0] for v in cols.values()}
       if len(lengths) != 1:
-        raise ValueError(f"Columns have different lengths: "
-                         f"{ {n: v.shape[0] for n, v in cols.items()} }.")
+        raise ValueError(
+          f"Columns have different lengths: { {n: v.shape[0] for n, v in cols.items()} }."
+        )
       return cols, lengths.pop()
     arr = np.asarray(table)
     if arr.ndim != 2 or arr.shape[1] != len(names):
-      raise ValueError(f"Expected a dict of columns or a 2-D array of shape (n, {len(names)}) "
-                       f"in column order {names}, got shape {arr.shape}.")
+      raise ValueError(
+        f"Expected a dict of columns or a 2-D array of shape (n, {len(names)}) "
+        f"in column order {names}, got shape {arr.shape}."
+      )
     return {n: arr[:, j] for j, n in enumerate(names)}, arr.shape[0]
 
   def category_indices(self, name: str, values: Any) -> np.ndarray:
@@ -256,8 +275,10 @@ class TabularDomain(BlockDomain):
       else:
         out[r] = idx
     if unknown:
-      raise ValueError(f"Column {name!r}: values {unknown} are not among the declared "
-                       f"categories {list(col.categories)} (the list is never extended).")
+      raise ValueError(
+        f"Column {name!r}: values {unknown} are not among the declared "
+        f"categories {list(col.categories)} (the list is never extended)."
+      )
     return out
 
   def encode(self, table: Any) -> np.ndarray:
@@ -280,11 +301,14 @@ class TabularDomain(BlockDomain):
         try:
           v = v.astype(np.float64)
         except (TypeError, ValueError):
-          raise ValueError(f"Column {col.name!r} is declared numeric but holds non-numeric "
-                           "values.") from None
+          raise ValueError(
+            f"Column {col.name!r} is declared numeric but holds non-numeric values."
+          ) from None
         if np.isnan(v).any():
-          raise ValueError(f"Column {col.name!r} contains NaN (missing values must be imputed "
-                           "with a declared rule before encoding).")
+          raise ValueError(
+            f"Column {col.name!r} contains NaN (missing values must be imputed "
+            "with a declared rule before encoding)."
+          )
         u = (np.clip(v, col.low, col.high) - col.low) / (col.high - col.low)
         out[:, block.start] = np.clip(u.astype(np.float32), 0.0, 1.0)
       else:
@@ -305,7 +329,7 @@ class TabularDomain(BlockDomain):
       if block.kind == "numeric":
         out[:, block.start] = np.clip(x[:, block.start], 0.0, 1.0).astype(np.float32)
       else:
-        idx = np.argmax(x[:, block.start:block.stop], axis=1)
+        idx = np.argmax(x[:, block.start : block.stop], axis=1)
         out[np.arange(n), block.start + idx] = 1.0
     return out
 
@@ -315,7 +339,7 @@ class TabularDomain(BlockDomain):
       return None
     x = _as_records(records, self.dim)
     block = self.blocks[self.column_names.index(self.label_column)]
-    return np.argmax(x[:, block.start:block.stop], axis=1).astype(np.int64)
+    return np.argmax(x[:, block.start : block.stop], axis=1).astype(np.int64)
 
   def decode(self, records: Any) -> Dict[str, np.ndarray]:
     """Records -> dict of columns in declared units.
@@ -331,11 +355,12 @@ class TabularDomain(BlockDomain):
         u = np.clip(x[:, block.start], 0.0, 1.0)
         values = np.clip(col.low + u * (col.high - col.low), col.low, col.high)
         if col.integer:
-          values = np.clip(np.rint(values), math.ceil(col.low),
-                           math.floor(col.high)).astype(np.int64)
+          values = np.clip(np.rint(values), math.ceil(col.low), math.floor(col.high)).astype(
+            np.int64
+          )
         out[col.name] = values
       else:
-        idx = np.argmax(x[:, block.start:block.stop], axis=1)
+        idx = np.argmax(x[:, block.start : block.stop], axis=1)
         cats = np.asarray(col.categories, dtype=_category_dtype(col.categories))
         out[col.name] = cats[idx]
     return out
@@ -343,9 +368,9 @@ class TabularDomain(BlockDomain):
   def describe_spec(self) -> Dict[str, Any]:
     """The declared schema (the JSON schema-file format; no diameter, no privacy import)."""
     return {
-        "type": "tabular",
-        "columns": [c.as_dict() for c in self.columns],
-        "label_column": self.label_column,
+      "type": "tabular",
+      "columns": [c.as_dict() for c in self.columns],
+      "label_column": self.label_column,
     }
 
   def diameter_components(self) -> List[Dict[str, Any]]:
@@ -354,19 +379,32 @@ class TabularDomain(BlockDomain):
     categories; every column declares at least two)."""
     components = []
     if self.num_numeric:
-      components.append({"block": "numeric", "count": self.num_numeric, "diameter": 1.0,
-                         "derivation": "a column clipped to its declared bounds and rescaled to "
-                                       "[0,1] has diameter 1"})
+      components.append(
+        {
+          "block": "numeric",
+          "count": self.num_numeric,
+          "diameter": 1.0,
+          "derivation": "a column clipped to its declared bounds and rescaled to "
+          "[0,1] has diameter 1",
+        }
+      )
     if self.num_categorical:
-      components.append({"block": "categorical", "count": self.num_categorical,
-                         "diameter": math.sqrt(2.0),
-                         "derivation": "two distinct one-hot vectors are sqrt(2) apart"})
+      components.append(
+        {
+          "block": "categorical",
+          "count": self.num_categorical,
+          "diameter": math.sqrt(2.0),
+          "derivation": "two distinct one-hot vectors are sqrt(2) apart",
+        }
+      )
     return components
 
   def preprocessing_text(self) -> str:
-    text = ("numeric: clip to declared [low, high], rescale to [0,1]; categorical: one-hot over "
-            "the declared categories (unknown values are an error). Record-wise: no statistic "
-            "of the data is used.")
+    text = (
+      "numeric: clip to declared [low, high], rescale to [0,1]; categorical: one-hot over "
+      "the declared categories (unknown values are an error). Record-wise: no statistic "
+      "of the data is used."
+    )
     if any(getattr(c, "integer", False) for c in self.columns):
       text += " Columns declared integer are rounded to whole numbers when decoded."
     return text
@@ -383,16 +421,19 @@ class TabularDomain(BlockDomain):
 # Keys a column of a schema may carry. 'bins' (read by lipdp.baselines) and 'description' are
 # ignored here; any other key is refused, so that a misspelt 'integer' or 'missing' is not
 # silently dropped.
-_NUMERIC_KEYS = frozenset({"name", "type", "low", "high", "integer", "missing", "bins",
-                           "description"})
+_NUMERIC_KEYS = frozenset(
+  {"name", "type", "low", "high", "integer", "missing", "bins", "description"}
+)
 _CATEGORICAL_KEYS = frozenset({"name", "type", "categories", "bins", "description"})
 
 
 def _check_keys(d: Mapping[str, Any], allowed: frozenset, name: Any, kind: str) -> None:
   unknown = sorted(str(k) for k in d if k not in allowed)
   if unknown:
-    raise ValueError(f"{kind.capitalize()} column {name!r}: unknown key(s) {unknown}; a "
-                     f"{kind} column may declare {sorted(allowed)}.")
+    raise ValueError(
+      f"{kind.capitalize()} column {name!r}: unknown key(s) {unknown}; a "
+      f"{kind} column may declare {sorted(allowed)}."
+    )
 
 
 def _column_from_dict(d: Mapping[str, Any]) -> Column:
@@ -403,18 +444,20 @@ def _column_from_dict(d: Mapping[str, Any]) -> Column:
   if kind == "numeric":
     _check_keys(d, _NUMERIC_KEYS, name, kind)
     if "low" not in d or "high" not in d or d["low"] is None or d["high"] is None:
-      raise ValueError(f"Numeric column {name!r} must declare both 'low' and 'high' bounds "
-                       "(bounds are never inferred from the data).")
-    return NumericColumn(name, d["low"], d["high"], integer=d.get("integer", False),
-                         missing=d.get("missing"))
+      raise ValueError(
+        f"Numeric column {name!r} must declare both 'low' and 'high' bounds "
+        "(bounds are never inferred from the data)."
+      )
+    return NumericColumn(
+      name, d["low"], d["high"], integer=d.get("integer", False), missing=d.get("missing")
+    )
   if kind == "categorical":
     _check_keys(d, _CATEGORICAL_KEYS, name, kind)
     if "categories" not in d:
       raise ValueError(f"Categorical column {name!r} must declare 'categories'.")
     if isinstance(d["categories"], (str, bytes)) or not isinstance(d["categories"], Sequence):
-      raise ValueError(f"Categorical column {name!r}: 'categories' must be a list, got "
-                       f"{d['categories']!r}.")
+      raise ValueError(
+        f"Categorical column {name!r}: 'categories' must be a list, got {d['categories']!r}."
+      )
     return CategoricalColumn(name, tuple(d["categories"]))
   raise ValueError(f"Column {name!r}: 'type' must be 'numeric' or 'categorical', got {kind!r}.")
-
-

@@ -22,11 +22,11 @@ from lipdp.evaluation import utility
 from lipdp.evaluation.evaluate import evaluate_release, summary_lines
 
 __all__ = [
-    "auc",
-    "downstream",
-    "fidelity",
-    "membership",
-    "utility",
-    "evaluate_release",
-    "summary_lines",
+  "auc",
+  "downstream",
+  "fidelity",
+  "membership",
+  "utility",
+  "evaluate_release",
+  "summary_lines",
 ]

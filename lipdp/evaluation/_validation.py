@@ -34,12 +34,14 @@ def as_matrix(x: Any, name: str, *, dim: Optional[int] = None, min_rows: int = 1
 
 def same_width(a: np.ndarray, b: np.ndarray, name_a: str, name_b: str) -> None:
   if a.shape[1] != b.shape[1]:
-    raise ValueError(f"{name_a} and {name_b} must have the same number of columns, got "
-                     f"{a.shape} and {b.shape}.")
+    raise ValueError(
+      f"{name_a} and {name_b} must have the same number of columns, got {a.shape} and {b.shape}."
+    )
 
 
-def as_labels(y: Any, name: str, *, num_classes: Optional[int] = None,
-              min_size: int = 1) -> np.ndarray:
+def as_labels(
+  y: Any, name: str, *, num_classes: Optional[int] = None, min_size: int = 1
+) -> np.ndarray:
   """Returns integer labels as int64 of shape (n,), n >= min_size, in [0, num_classes)."""
   arr = np.asarray(y)
   if arr.ndim != 1:
@@ -53,8 +55,9 @@ def as_labels(y: Any, name: str, *, num_classes: Optional[int] = None,
     raise ValueError(f"{name} must hold integers, got dtype {arr.dtype}.")
   arr = arr.astype(np.int64)
   if num_classes is not None and arr.size and (arr.min() < 0 or arr.max() >= num_classes):
-    raise ValueError(f"{name} must lie in [0, {num_classes}), got range "
-                     f"[{arr.min()}, {arr.max()}].")
+    raise ValueError(
+      f"{name} must lie in [0, {num_classes}), got range [{arr.min()}, {arr.max()}]."
+    )
   return arr
 
 

@@ -63,8 +63,9 @@ def delong_variance(positive_scores: Any, negative_scores: Any) -> float:
   return float(np.var(v10, ddof=1) / pos.shape[0] + np.var(v01, ddof=1) / neg.shape[0])
 
 
-def auc_confidence_interval(positive_scores: Any, negative_scores: Any,
-                            level: float = 0.95) -> Tuple[float, float, float]:
+def auc_confidence_interval(
+  positive_scores: Any, negative_scores: Any, level: float = 0.95
+) -> Tuple[float, float, float]:
   """(AUC, lower, upper): the DeLong normal interval at `level`, clipped to [0, 1]."""
   if not 0.0 < level < 1.0:
     raise ValueError(f"level must lie in (0, 1), got {level}.")
@@ -74,8 +75,7 @@ def auc_confidence_interval(positive_scores: Any, negative_scores: Any,
   return auc, float(max(0.0, auc - z * se)), float(min(1.0, auc + z * se))
 
 
-def auc_with_ci(positive_scores: Any, negative_scores: Any,
-                level: float = 0.95) -> Dict[str, Any]:
+def auc_with_ci(positive_scores: Any, negative_scores: Any, level: float = 0.95) -> Dict[str, Any]:
   """{"auc": float, "ci": [lower, upper], "level": level} (JSON-serialisable)."""
   auc, lo, hi = auc_confidence_interval(positive_scores, negative_scores, level)
   return {"auc": auc, "ci": [lo, hi], "level": float(level)}

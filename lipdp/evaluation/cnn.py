@@ -30,14 +30,14 @@ import optax
 
 # Fixed in advance; recorded in every evaluation (see downstream.MODEL_SETTINGS).
 CNN_SETTINGS: Dict[str, Any] = {
-    "conv_features": (16, 32),
-    "kernel_size": 3,
-    "stride": 2,
-    "dense_features": 64,
-    "optimizer": "adam",
-    "learning_rate": 2e-3,
-    "batch_size": 64,
-    "epochs": 15,
+  "conv_features": (16, 32),
+  "kernel_size": 3,
+  "stride": 2,
+  "dense_features": 64,
+  "optimizer": "adam",
+  "learning_rate": 2e-3,
+  "batch_size": 64,
+  "epochs": 15,
 }
 
 # Rows per jit-compiled forward pass; the last chunk is zero-padded so one compilation serves all.
@@ -58,6 +58,7 @@ class PatchConv(nn.Module):
     kernel_size: k.
     stride: s, in both spatial directions.
   """
+
   features: int
   kernel_size: int = 3
   stride: int = 1
@@ -66,7 +67,8 @@ class PatchConv(nn.Module):
   def __call__(self, x: jax.Array) -> jax.Array:
     k, s = self.kernel_size, self.stride
     patches = jax.lax.conv_general_dilated_patches(
-        x, (k, k), (s, s), "SAME", dimension_numbers=("NHWC", "HWIO", "NHWC"))
+      x, (k, k), (s, s), "SAME", dimension_numbers=("NHWC", "HWIO", "NHWC")
+    )
     return nn.Dense(self.features)(patches)
 
 
@@ -78,13 +80,15 @@ class SmallCNN(nn.Module):
     conv_features: channels of the two convolutions.
     dense_features: width of the penultimate (feature) layer.
   """
+
   num_classes: int
   conv_features: Sequence[int] = CNN_SETTINGS["conv_features"]
   dense_features: int = CNN_SETTINGS["dense_features"]
 
   def setup(self):
-    self.convs = [PatchConv(f, CNN_SETTINGS["kernel_size"], CNN_SETTINGS["stride"])
-                  for f in self.conv_features]
+    self.convs = [
+      PatchConv(f, CNN_SETTINGS["kernel_size"], CNN_SETTINGS["stride"]) for f in self.conv_features
+    ]
     self.hidden = nn.Dense(self.dense_features)
     self.head = nn.Dense(self.num_classes)
 
@@ -117,7 +121,7 @@ def _train(images, labels, key, *, model, batch_size, epochs, learning_rate):
     return (optax.apply_updates(params, updates), opt_state), None
 
   def epoch(carry, k):
-    order = jax.random.permutation(k, n)[:steps * batch_size].reshape(steps, batch_size)
+    order = jax.random.permutation(k, n)[: steps * batch_size].reshape(steps, batch_size)
     return jax.lax.scan(step, carry, order)[0], None
 
   carry = (params, tx.init(params))
@@ -153,8 +157,9 @@ class CNNClassifier:
   def _images(self, x: np.ndarray) -> np.ndarray:
     x = np.asarray(x, np.float32)
     if x.ndim != 2 or x.shape[1] != int(np.prod(self.image_shape)):
-      raise ValueError(f"Expected flattened images of shape (n, {int(np.prod(self.image_shape))})"
-                       f", got {x.shape}.")
+      raise ValueError(
+        f"Expected flattened images of shape (n, {int(np.prod(self.image_shape))}), got {x.shape}."
+      )
     return x.reshape((x.shape[0],) + self.image_shape)
 
   def fit(self, x: np.ndarray, y: np.ndarray) -> "CNNClassifier":
@@ -162,10 +167,15 @@ class CNNClassifier:
     if images.shape[0] < 1:
       raise ValueError("Cannot train on an empty set.")
     batch = min(CNN_SETTINGS["batch_size"], images.shape[0])
-    self.params = _train(jnp.asarray(images), jnp.asarray(np.asarray(y, np.int32)),
-                         jax.random.key(self.seed), model=self.model, batch_size=batch,
-                         epochs=CNN_SETTINGS["epochs"],
-                         learning_rate=CNN_SETTINGS["learning_rate"])
+    self.params = _train(
+      jnp.asarray(images),
+      jnp.asarray(np.asarray(y, np.int32)),
+      jax.random.key(self.seed),
+      model=self.model,
+      batch_size=batch,
+      epochs=CNN_SETTINGS["epochs"],
+      learning_rate=CNN_SETTINGS["learning_rate"],
+    )
     return self
 
   def _forward(self, x: np.ndarray, method) -> np.ndarray:
@@ -177,11 +187,11 @@ class CNNClassifier:
       return np.zeros((0, width))
     outputs = []
     for start in range(0, images.shape[0], _PREDICT_CHUNK):
-      chunk = images[start:start + _PREDICT_CHUNK]
+      chunk = images[start : start + _PREDICT_CHUNK]
       pad = _PREDICT_CHUNK - chunk.shape[0]
       padded = np.concatenate([chunk, np.zeros((pad,) + chunk.shape[1:], chunk.dtype)])
       out = _apply(self.params, jnp.asarray(padded), model=self.model, method=method)
-      outputs.append(np.asarray(out)[:chunk.shape[0]])
+      outputs.append(np.asarray(out)[: chunk.shape[0]])
     return np.concatenate(outputs).astype(np.float64)
 
   def predict(self, x: np.ndarray) -> np.ndarray:

@@ -43,21 +43,33 @@ TABLE_MODELS: Tuple[str, ...] = ("logreg", "hgb")
 
 # JSON-serialisable record of every setting (copied into the evaluation's metadata).
 MODEL_SETTINGS: Dict[str, Dict[str, Any]] = {
-    "image/logreg": {"scaler": "StandardScaler", "C": 0.1, "solver": "lbfgs", "max_iter": 1000},
-    "image/mlp": {"scaler": "StandardScaler", "hidden_layer_sizes": [128], "activation": "relu",
-                  "solver": "adam", "alpha": 1e-4, "max_iter": 200, "random_state": "seed"},
-    "image/cnn": {**{k: list(v) if isinstance(v, tuple) else v
-                     for k, v in cnn_lib.CNN_SETTINGS.items()}, "prng_key": "seed"},
-    "tabular/logreg": {"scaler": None, "C": 1.0, "solver": "lbfgs", "max_iter": 1000},
-    "tabular/hgb": {"learning_rate": 0.1, "max_iter": 100, "max_leaf_nodes": 31,
-                    "early_stopping": False, "random_state": "seed"},
+  "image/logreg": {"scaler": "StandardScaler", "C": 0.1, "solver": "lbfgs", "max_iter": 1000},
+  "image/mlp": {
+    "scaler": "StandardScaler",
+    "hidden_layer_sizes": [128],
+    "activation": "relu",
+    "solver": "adam",
+    "alpha": 1e-4,
+    "max_iter": 200,
+    "random_state": "seed",
+  },
+  "image/cnn": {
+    **{k: list(v) if isinstance(v, tuple) else v for k, v in cnn_lib.CNN_SETTINGS.items()},
+    "prng_key": "seed",
+  },
+  "tabular/logreg": {"scaler": None, "C": 1.0, "solver": "lbfgs", "max_iter": 1000},
+  "tabular/hgb": {
+    "learning_rate": 0.1,
+    "max_iter": 100,
+    "max_leaf_nodes": 31,
+    "early_stopping": False,
+    "random_state": "seed",
+  },
 }
 
 
 class Classifier(Protocol):
-
-  def predict(self, x: np.ndarray) -> np.ndarray:
-    ...
+  def predict(self, x: np.ndarray) -> np.ndarray: ...
 
 
 def domain_kind(domain: Any) -> str:
@@ -75,12 +87,12 @@ def label_block(domain: Any):
   for block in domain.blocks:
     if block.name == domain.label_column:
       return block
-  raise ValueError(f"The domain names label column {domain.label_column!r} but has no such "
-                   "block.")
+  raise ValueError(f"The domain names label column {domain.label_column!r} but has no such block.")
 
 
-def features_and_labels(domain: Any, records: Any,
-                        name: str = "records") -> Tuple[np.ndarray, Optional[np.ndarray]]:
+def features_and_labels(
+  domain: Any, records: Any, name: str = "records"
+) -> Tuple[np.ndarray, Optional[np.ndarray]]:
   """Splits records into (features, labels): the record without its label block, the label.
 
   Args:
@@ -97,7 +109,7 @@ def features_and_labels(domain: Any, records: Any,
   if block is None:
     return x, None
   keep = np.ones(domain.dim, bool)
-  keep[block.start:block.stop] = False
+  keep[block.start : block.stop] = False
   return x[:, keep], np.asarray(domain.labels(x), np.int64)
 
 
@@ -137,29 +149,44 @@ class _SklearnClassifier:
       return np.asarray(self.estimator.predict(np.asarray(x, np.float32)), np.int64)
 
 
-def _make(kind: str, model: str, num_classes: int, image_shape: Optional[Sequence[int]],
-          seed: int):
+def _make(kind: str, model: str, num_classes: int, image_shape: Optional[Sequence[int]], seed: int):
   s = MODEL_SETTINGS[f"{kind}/{model}"]
   if kind == "image" and model == "logreg":
-    return _SklearnClassifier(make_pipeline(
-        StandardScaler(), LogisticRegression(C=s["C"], solver=s["solver"],
-                                             max_iter=s["max_iter"])))
+    return _SklearnClassifier(
+      make_pipeline(
+        StandardScaler(), LogisticRegression(C=s["C"], solver=s["solver"], max_iter=s["max_iter"])
+      )
+    )
   if kind == "image" and model == "mlp":
-    return _SklearnClassifier(make_pipeline(
+    return _SklearnClassifier(
+      make_pipeline(
         StandardScaler(),
-        MLPClassifier(hidden_layer_sizes=tuple(s["hidden_layer_sizes"]),
-                      activation=s["activation"], solver=s["solver"], alpha=s["alpha"],
-                      max_iter=s["max_iter"], random_state=seed)))
+        MLPClassifier(
+          hidden_layer_sizes=tuple(s["hidden_layer_sizes"]),
+          activation=s["activation"],
+          solver=s["solver"],
+          alpha=s["alpha"],
+          max_iter=s["max_iter"],
+          random_state=seed,
+        ),
+      )
+    )
   if kind == "image" and model == "cnn":
     return cnn_lib.CNNClassifier(num_classes, image_shape, seed=seed)
   if kind == "tabular" and model == "logreg":
-    return _SklearnClassifier(LogisticRegression(C=s["C"], solver=s["solver"],
-                                                 max_iter=s["max_iter"]))
+    return _SklearnClassifier(
+      LogisticRegression(C=s["C"], solver=s["solver"], max_iter=s["max_iter"])
+    )
   if kind == "tabular" and model == "hgb":
-    return _SklearnClassifier(HistGradientBoostingClassifier(
-        learning_rate=s["learning_rate"], max_iter=s["max_iter"],
-        max_leaf_nodes=s["max_leaf_nodes"], early_stopping=s["early_stopping"],
-        random_state=seed))
+    return _SklearnClassifier(
+      HistGradientBoostingClassifier(
+        learning_rate=s["learning_rate"],
+        max_iter=s["max_iter"],
+        max_leaf_nodes=s["max_leaf_nodes"],
+        early_stopping=s["early_stopping"],
+        random_state=seed,
+      )
+    )
   raise AssertionError((kind, model))  # pragma: no cover
 
 
@@ -171,13 +198,16 @@ def check_models(kind: str, models: Sequence[str]) -> Tuple[str, ...]:
   models = tuple(dict.fromkeys(models))
   unknown = [m for m in models if m not in allowed]
   if unknown or not models:
-    raise ValueError(f"Unknown or no downstream models {list(unknown) or list(models)} for "
-                     f"{kind} domains; choose from {list(allowed)}.")
+    raise ValueError(
+      f"Unknown or no downstream models {list(unknown) or list(models)} for "
+      f"{kind} domains; choose from {list(allowed)}."
+    )
   return models
 
 
-def fit_classifier(domain: Any, records: Any, model: str, *, seed: int = 0,
-                   name: str = "records") -> Classifier:
+def fit_classifier(
+  domain: Any, records: Any, model: str, *, seed: int = 0, name: str = "records"
+) -> Classifier:
   """Fits one fixed downstream model on labelled records of `domain`.
 
   Args:

@@ -32,23 +32,29 @@ REFERENCE_CLASSIFIER = {"image": "cnn", "tabular": "hgb"}
 _MMD_SYNTHETIC, _MMD_HOLDOUT, _MMD_TRAIN = 30, 31, 32
 
 _ROLES = {
-    "synthetic": "the release under evaluation",
-    "train": ("the real records the generator was trained on (and whose latents were "
-              "released): TRTR training set, the classifiers behind label agreement and the "
-              "Fréchet features, and the members of the membership attacks"),
-    "holdout": ("real records the release never used: the test set of TSTR/TRTR, the real "
-                "reference sample of every fidelity metric, and the non-members (half of "
-                "them) and the attacker's reference data (the other half) of the membership "
-                "attacks"),
+  "synthetic": "the release under evaluation",
+  "train": (
+    "the real records the generator was trained on (and whose latents were "
+    "released): TRTR training set, the classifiers behind label agreement and the "
+    "Fréchet features, and the members of the membership attacks"
+  ),
+  "holdout": (
+    "real records the release never used: the test set of TSTR/TRTR, the real "
+    "reference sample of every fidelity metric, and the non-members (half of "
+    "them) and the attacker's reference data (the other half) of the membership "
+    "attacks"
+  ),
 }
 _PRIVACY_NOTE = (
-    "Computed from the private training records and the private holdout without any privacy "
-    "mechanism: these numbers are not differentially private and are not covered by the "
-    "release's guarantee. Do not publish them with the release.")
+  "Computed from the private training records and the private holdout without any privacy "
+  "mechanism: these numbers are not differentially private and are not covered by the "
+  "release's guarantee. Do not publish them with the release."
+)
 _HOLDOUT_CONTRACT = (
-    "Assumed, not checked: the holdout was never used to train the generator or to produce the "
-    "release. If it was, TSTR and fidelity are optimistic and the membership attacks "
-    "understate the leak.")
+  "Assumed, not checked: the holdout was never used to train the generator or to produce the "
+  "release. If it was, TSTR and fidelity are optimistic and the membership attacks "
+  "understate the leak."
+)
 
 
 def _default_models(kind: str, fast: bool) -> Sequence[str]:
@@ -62,16 +68,23 @@ def _mmd_metrics(synthetic, train, holdout, seed) -> Dict[str, float]:
   t = _validation.subsample(train, MAX_MMD_SAMPLES, _validation.rng_for(seed, _MMD_TRAIN))
   bandwidth = fidelity.median_heuristic_bandwidth(h)
   return {
-      "fidelity/mmd": fidelity.mmd_squared(s, h, bandwidth),
-      "fidelity/mmd_train_vs_holdout": fidelity.mmd_squared(t, h, bandwidth),
-      "fidelity/mmd_bandwidth": bandwidth,
+    "fidelity/mmd": fidelity.mmd_squared(s, h, bandwidth),
+    "fidelity/mmd_train_vs_holdout": fidelity.mmd_squared(t, h, bandwidth),
+    "fidelity/mmd_bandwidth": bandwidth,
   }
 
 
 @_validation.single_threaded
-def evaluate_release(domain: Any, synthetic: Any, train: Any, holdout: Any, *, seed: int = 0,
-                     models: Optional[Sequence[str]] = None,
-                     fast: bool = False) -> Dict[str, Any]:
+def evaluate_release(
+  domain: Any,
+  synthetic: Any,
+  train: Any,
+  holdout: Any,
+  *,
+  seed: int = 0,
+  models: Optional[Sequence[str]] = None,
+  fast: bool = False,
+) -> Dict[str, Any]:
   """Utility, fidelity and empirical privacy of a synthetic release.
 
   Every number is a deterministic function of the inputs and `seed` (which seeds the models,
@@ -152,32 +165,37 @@ def evaluate_release(domain: Any, synthetic: Any, train: Any, holdout: Any, *, s
   ref_name = REFERENCE_CLASSIFIER[kind]
   skipped: Dict[str, str] = {}
   out: Dict[str, Any] = {
-      "meta/kind": kind,
-      "meta/seed": int(seed),
-      "meta/fast": bool(fast),
-      "meta/models": list(models) if labelled else [],
-      "meta/reference_classifier": ref_name if labelled else None,
-      "meta/num_synthetic": int(s.shape[0]),
-      "meta/num_train": int(t.shape[0]),
-      "meta/num_holdout": int(h.shape[0]),
-      "meta/num_classes": int(domain.num_classes) if labelled else None,
-      "meta/label_column": domain.label_column,
-      "meta/roles": dict(_ROLES),
-      "meta/holdout_contract": _HOLDOUT_CONTRACT,
-      "meta/holdout_duplicates_of_train": int(
-          round(membership.exact_match_fraction(h, t) * h.shape[0])),
-      "meta/differentially_private": False,
-      "meta/privacy_note": _PRIVACY_NOTE,
-      "meta/model_settings": {k: v for k, v in downstream.MODEL_SETTINGS.items()
-                              if k.startswith(kind + "/")},
-      "meta/skipped": skipped,
+    "meta/kind": kind,
+    "meta/seed": int(seed),
+    "meta/fast": bool(fast),
+    "meta/models": list(models) if labelled else [],
+    "meta/reference_classifier": ref_name if labelled else None,
+    "meta/num_synthetic": int(s.shape[0]),
+    "meta/num_train": int(t.shape[0]),
+    "meta/num_holdout": int(h.shape[0]),
+    "meta/num_classes": int(domain.num_classes) if labelled else None,
+    "meta/label_column": domain.label_column,
+    "meta/roles": dict(_ROLES),
+    "meta/holdout_contract": _HOLDOUT_CONTRACT,
+    "meta/holdout_duplicates_of_train": int(
+      round(membership.exact_match_fraction(h, t) * h.shape[0])
+    ),
+    "meta/differentially_private": False,
+    "meta/privacy_note": _PRIVACY_NOTE,
+    "meta/model_settings": {
+      k: v for k, v in downstream.MODEL_SETTINGS.items() if k.startswith(kind + "/")
+    },
+    "meta/skipped": skipped,
   }
 
   reference = None
   if labelled:
     reference = downstream.fit_classifier(domain, t, ref_name, seed=seed, name="train")
-    out.update(utility.tstr_trtr(domain, s, t, h, models=models, seed=seed,
-                                 fitted_on_train={ref_name: reference}))
+    out.update(
+      utility.tstr_trtr(
+        domain, s, t, h, models=models, seed=seed, fitted_on_train={ref_name: reference}
+      )
+    )
     xs, ys = downstream.features_and_labels(domain, s, "synthetic")
     xt, yt = downstream.features_and_labels(domain, t, "train")
     xh, yh = downstream.features_and_labels(domain, h, "holdout")
@@ -196,10 +214,12 @@ def evaluate_release(domain: Any, synthetic: Any, train: Any, holdout: Any, *, s
       fh = reference.features(xh)
       out["fidelity/frechet"] = fidelity.frechet_distance(reference.features(xs), fh)
       out["fidelity/frechet_train_vs_holdout"] = fidelity.frechet_distance(
-          reference.features(xt), fh)
+        reference.features(xt), fh
+      )
     else:
-      skipped["fidelity/frechet"] = ("needs a classifier trained on labelled real data with "
-                                     "at least two classes")
+      skipped["fidelity/frechet"] = (
+        "needs a classifier trained on labelled real data with at least two classes"
+      )
   else:
     out.update(fidelity.tabular_fidelity(domain, s, h))
     floor = fidelity.tabular_fidelity(domain, t, h)
@@ -224,50 +244,61 @@ def summary_lines(metrics: Dict[str, Any]) -> List[str]:
   """5-10 short console lines from an `evaluate_release` result (missing keys are skipped)."""
   m = metrics
   lines = [
-      f"Evaluation of {m.get('meta/num_synthetic')} synthetic records against "
-      f"{m.get('meta/num_train')} training / {m.get('meta/num_holdout')} holdout records "
-      "(not differentially private: do not publish)."
+    f"Evaluation of {m.get('meta/num_synthetic')} synthetic records against "
+    f"{m.get('meta/num_train')} training / {m.get('meta/num_holdout')} holdout records "
+    "(not differentially private: do not publish)."
   ]
-  models = [k[len("tstr/"):] for k in m if k.startswith("tstr/") and not k.endswith("_f1")]
+  models = [k[len("tstr/") :] for k in m if k.startswith("tstr/") and not k.endswith("_f1")]
   if models:
-    parts = ", ".join(f"{name} {m[f'tstr/{name}']:.3f} vs {m[f'trtr/{name}']:.3f}"
-                      for name in models)
-    lines.append(f"Utility, holdout accuracy TSTR vs TRTR: {parts} (majority class "
-                 f"{_fmt(m.get('utility/majority_baseline'))}).")
+    parts = ", ".join(
+      f"{name} {m[f'tstr/{name}']:.3f} vs {m[f'trtr/{name}']:.3f}" for name in models
+    )
+    lines.append(
+      f"Utility, holdout accuracy TSTR vs TRTR: {parts} (majority class "
+      f"{_fmt(m.get('utility/majority_baseline'))})."
+    )
   if "labels/agreement" in m:
     lines.append(
-        f"Labels: agreement with a real-data {m.get('meta/reference_classifier')} "
-        f"{_fmt(m['labels/agreement'])} (on real holdout "
-        f"{_fmt(m.get('labels/agreement_real_holdout'))}); label balance TV "
-        f"{_fmt(m.get('labels/balance_tv'))} (train "
-        f"{_fmt(m.get('labels/balance_tv_train_vs_holdout'))}).")
+      f"Labels: agreement with a real-data {m.get('meta/reference_classifier')} "
+      f"{_fmt(m['labels/agreement'])} (on real holdout "
+      f"{_fmt(m.get('labels/agreement_real_holdout'))}); label balance TV "
+      f"{_fmt(m.get('labels/balance_tv'))} (train "
+      f"{_fmt(m.get('labels/balance_tv_train_vs_holdout'))})."
+    )
   if "fidelity/frechet" in m:
-    lines.append(f"Fidelity: Fréchet distance in CNN features (not FID) "
-                 f"{_fmt(m['fidelity/frechet'], '.3g')} (training set itself "
-                 f"{_fmt(m.get('fidelity/frechet_train_vs_holdout'), '.3g')}).")
+    lines.append(
+      f"Fidelity: Fréchet distance in CNN features (not FID) "
+      f"{_fmt(m['fidelity/frechet'], '.3g')} (training set itself "
+      f"{_fmt(m.get('fidelity/frechet_train_vs_holdout'), '.3g')})."
+    )
   if "fidelity/tv_mean" in m or "fidelity/wasserstein_mean" in m:
     lines.append(
-        f"Fidelity: mean TV {_fmt(m.get('fidelity/tv_mean'))}, mean W1 "
-        f"{_fmt(m.get('fidelity/wasserstein_mean'))}, mean association diff "
-        f"{_fmt(m.get('fidelity/association_diff_mean'))} (training set itself "
-        f"{_fmt(m.get('fidelity/tv_mean_train_vs_holdout'))}, "
-        f"{_fmt(m.get('fidelity/wasserstein_mean_train_vs_holdout'))}, "
-        f"{_fmt(m.get('fidelity/association_diff_mean_train_vs_holdout'))}).")
+      f"Fidelity: mean TV {_fmt(m.get('fidelity/tv_mean'))}, mean W1 "
+      f"{_fmt(m.get('fidelity/wasserstein_mean'))}, mean association diff "
+      f"{_fmt(m.get('fidelity/association_diff_mean'))} (training set itself "
+      f"{_fmt(m.get('fidelity/tv_mean_train_vs_holdout'))}, "
+      f"{_fmt(m.get('fidelity/wasserstein_mean_train_vs_holdout'))}, "
+      f"{_fmt(m.get('fidelity/association_diff_mean_train_vs_holdout'))})."
+    )
   if "fidelity/mmd" in m:
-    lines.append(f"Fidelity: MMD^2 {_fmt(m['fidelity/mmd'], '.4f')} (training set itself "
-                 f"{_fmt(m.get('fidelity/mmd_train_vs_holdout'), '.4f')}).")
+    lines.append(
+      f"Fidelity: MMD^2 {_fmt(m['fidelity/mmd'], '.4f')} (training set itself "
+      f"{_fmt(m.get('fidelity/mmd_train_vs_holdout'), '.4f')})."
+    )
   if "privacy/dcr_closer_to_train" in m:
     lines.append(
-        f"DCR median to train {_fmt(m.get('privacy/dcr_train_q50'))}, to holdout "
-        f"{_fmt(m.get('privacy/dcr_holdout_q50'))}; closer to train "
-        f"{_fmt(m['privacy/dcr_closer_to_train'])} (0.5 = no signal); exact copies of training "
-        f"records {_fmt(m.get('privacy/exact_match_train'))}.")
+      f"DCR median to train {_fmt(m.get('privacy/dcr_train_q50'))}, to holdout "
+      f"{_fmt(m.get('privacy/dcr_holdout_q50'))}; closer to train "
+      f"{_fmt(m['privacy/dcr_closer_to_train'])} (0.5 = no signal); exact copies of training "
+      f"records {_fmt(m.get('privacy/exact_match_train'))}."
+    )
   if "privacy/mia_distance_auc" in m:
     lines.append(
-        f"Membership inference AUC (0.5 = chance): distance "
-        f"{_fmt(m['privacy/mia_distance_auc'])}{_ci(m.get('privacy/mia_distance_auc_ci'))}, "
-        f"density {_fmt(m.get('privacy/mia_density_auc'))}"
-        f"{_ci(m.get('privacy/mia_density_auc_ci'))}.")
+      f"Membership inference AUC (0.5 = chance): distance "
+      f"{_fmt(m['privacy/mia_distance_auc'])}{_ci(m.get('privacy/mia_distance_auc_ci'))}, "
+      f"density {_fmt(m.get('privacy/mia_density_auc'))}"
+      f"{_ci(m.get('privacy/mia_density_auc_ci'))}."
+    )
   if m.get("meta/skipped"):
     lines.append("Skipped: " + "; ".join(f"{k} ({v})" for k, v in m["meta/skipped"].items()))
   return lines

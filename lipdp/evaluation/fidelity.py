@@ -43,19 +43,19 @@ from scipy import stats
 from lipdp.evaluation import _validation
 
 __all__ = [
-    "frechet_distance",
-    "frechet_distance_from_moments",
-    "median_heuristic_bandwidth",
-    "mmd_squared",
-    "total_variation",
-    "categorical_tv",
-    "wasserstein_1d",
-    "pearson",
-    "cramers_v",
-    "correlation_ratio",
-    "tabular_fidelity",
-    "label_balance_tv",
-    "label_agreement",
+  "frechet_distance",
+  "frechet_distance_from_moments",
+  "median_heuristic_bandwidth",
+  "mmd_squared",
+  "total_variation",
+  "categorical_tv",
+  "wasserstein_1d",
+  "pearson",
+  "cramers_v",
+  "correlation_ratio",
+  "tabular_fidelity",
+  "label_balance_tv",
+  "label_agreement",
 ]
 
 
@@ -75,18 +75,23 @@ def frechet_distance_from_moments(mu_a: Any, cov_a: Any, mu_b: Any, cov_b: Any) 
   computed with symmetric eigendecompositions (stable for singular covariances, no complex
   square roots). Rounding can leave -1e-12; the result is clipped at 0.
   """
-  mu_a, mu_b = np.atleast_1d(np.asarray(mu_a, np.float64)), np.atleast_1d(
-      np.asarray(mu_b, np.float64))
-  cov_a, cov_b = np.atleast_2d(np.asarray(cov_a, np.float64)), np.atleast_2d(
-      np.asarray(cov_b, np.float64))
+  mu_a, mu_b = (
+    np.atleast_1d(np.asarray(mu_a, np.float64)),
+    np.atleast_1d(np.asarray(mu_b, np.float64)),
+  )
+  cov_a, cov_b = (
+    np.atleast_2d(np.asarray(cov_a, np.float64)),
+    np.atleast_2d(np.asarray(cov_b, np.float64)),
+  )
   d = mu_a.shape[0]
   if mu_a.shape != (d,) or mu_b.shape != (d,) or cov_a.shape != (d, d) or cov_b.shape != (d, d):
-    raise ValueError(f"Shapes do not match: mu {mu_a.shape}, {mu_b.shape}; cov {cov_a.shape}, "
-                     f"{cov_b.shape}.")
+    raise ValueError(
+      f"Shapes do not match: mu {mu_a.shape}, {mu_b.shape}; cov {cov_a.shape}, {cov_b.shape}."
+    )
   root_a = _psd_sqrt(cov_a)
   middle = root_a @ cov_b @ root_a
   cross = np.sum(np.sqrt(np.clip(np.linalg.eigvalsh((middle + middle.T) / 2.0), 0.0, None)))
-  value = np.sum((mu_a - mu_b)**2) + np.trace(cov_a) + np.trace(cov_b) - 2.0 * cross
+  value = np.sum((mu_a - mu_b) ** 2) + np.trace(cov_a) + np.trace(cov_b) - 2.0 * cross
   return float(max(value, 0.0))
 
 
@@ -96,8 +101,9 @@ def frechet_distance(features_a: Any, features_b: Any) -> float:
   a = _validation.as_matrix(features_a, "features_a", min_rows=2)
   b = _validation.as_matrix(features_b, "features_b", min_rows=2)
   _validation.same_width(a, b, "features_a", "features_b")
-  return frechet_distance_from_moments(a.mean(0), np.cov(a, rowvar=False), b.mean(0),
-                                        np.cov(b, rowvar=False))
+  return frechet_distance_from_moments(
+    a.mean(0), np.cov(a, rowvar=False), b.mean(0), np.cov(b, rowvar=False)
+  )
 
 
 # ----------------------------------------------------------------------------------------------
@@ -133,7 +139,7 @@ def mmd_squared(x: Any, y: Any, bandwidth: float) -> float:
   _validation.same_width(x, y, "x", "y")
   if not (np.isfinite(bandwidth) and bandwidth > 0):
     raise ValueError(f"bandwidth must be finite and > 0, got {bandwidth}.")
-  gamma = 1.0 / (2.0 * float(bandwidth)**2)
+  gamma = 1.0 / (2.0 * float(bandwidth) ** 2)
   m, n = x.shape[0], y.shape[0]
   kxx = np.exp(-gamma * _sq_dists(x, x))
   kyy = np.exp(-gamma * _sq_dists(y, y))
@@ -163,8 +169,9 @@ def categorical_tv(a: Any, b: Any, num_categories: int) -> float:
   """Total-variation distance between the frequencies of category indices in a and b."""
   a = _validation.as_labels(a, "a", num_classes=num_categories)
   b = _validation.as_labels(b, "b", num_classes=num_categories)
-  return total_variation(np.bincount(a, minlength=num_categories),
-                         np.bincount(b, minlength=num_categories))
+  return total_variation(
+    np.bincount(a, minlength=num_categories), np.bincount(b, minlength=num_categories)
+  )
 
 
 def wasserstein_1d(a: Any, b: Any) -> float:
@@ -200,7 +207,7 @@ def cramers_v(a: Any, b: Any, num_a: int, num_b: int) -> float:
     return 0.0
   n = table.sum()
   expected = np.outer(table.sum(1), table.sum(0)) / n
-  chi2 = np.sum((table - expected)**2 / expected)
+  chi2 = np.sum((table - expected) ** 2 / expected)
   return float(np.sqrt(chi2 / (n * (min(r, c) - 1))))
 
 
@@ -210,13 +217,13 @@ def correlation_ratio(categories: Any, values: Any, num_categories: int) -> floa
   v = np.asarray(values, np.float64)
   if v.shape != k.shape:
     raise ValueError(f"categories and values differ in shape: {k.shape} vs {v.shape}.")
-  total = np.sum((v - v.mean())**2)
+  total = np.sum((v - v.mean()) ** 2)
   if total <= 0:
     return 0.0
   counts = np.bincount(k, minlength=num_categories)
   sums = np.bincount(k, weights=v, minlength=num_categories)
   present = counts > 0
-  between = np.sum(counts[present] * (sums[present] / counts[present] - v.mean())**2)
+  between = np.sum(counts[present] * (sums[present] / counts[present] - v.mean()) ** 2)
   return float(np.sqrt(min(between / total, 1.0)))
 
 
@@ -231,7 +238,7 @@ def _columns(domain: Any, x: np.ndarray):
     if block.kind == "numeric":
       out.append((block, np.clip(x[:, block.start], 0.0, 1.0)))
     elif block.kind == "categorical":
-      out.append((block, np.argmax(x[:, block.start:block.stop], axis=1)))
+      out.append((block, np.argmax(x[:, block.start : block.stop], axis=1)))
     else:
       raise ValueError(f"tabular_fidelity needs a tabular domain; got a {block.kind} block.")
   return out

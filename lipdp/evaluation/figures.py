@@ -20,9 +20,14 @@ def _save(fig, path: str) -> str:
   return path
 
 
-def image_grid(real: np.ndarray, synthetic: np.ndarray, path: str,
-               real_labels: Optional[Sequence[int]] = None,
-               synthetic_labels: Optional[Sequence[int]] = None, title: str = "") -> str:
+def image_grid(
+  real: np.ndarray,
+  synthetic: np.ndarray,
+  path: str,
+  real_labels: Optional[Sequence[int]] = None,
+  synthetic_labels: Optional[Sequence[int]] = None,
+  title: str = "",
+) -> str:
   """Two rows of panels: real images on top, synthetic below; labels as panel titles."""
   num = min(len(real), len(synthetic))
   cols = min(num, 16)
@@ -31,7 +36,8 @@ def image_grid(real: np.ndarray, synthetic: np.ndarray, path: str,
   for ax in axes.ravel():
     ax.axis("off")
   for part, (images, labels, name) in enumerate(
-      [(real, real_labels, "real"), (synthetic, synthetic_labels, "synthetic")]):
+    [(real, real_labels, "real"), (synthetic, synthetic_labels, "synthetic")]
+  ):
     for i in range(num):
       row = part * (rows // 2) + i // cols
       ax = axes[row, i % cols]
@@ -45,8 +51,9 @@ def image_grid(real: np.ndarray, synthetic: np.ndarray, path: str,
   return _save(fig, path)
 
 
-def column_marginals(real: dict, synthetic: dict, path: str, title: str = "",
-                     max_columns: int = 12) -> str:
+def column_marginals(
+  real: dict, synthetic: dict, path: str, title: str = "", max_columns: int = 12
+) -> str:
   """Histograms of each column, real versus synthetic (tabular domains)."""
   names = list(real)[:max_columns]
   cols = min(4, len(names))

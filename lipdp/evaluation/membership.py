@@ -45,12 +45,12 @@ from lipdp.evaluation import _validation
 from lipdp.evaluation import auc as auc_lib
 
 __all__ = [
-    "nearest_neighbor_distances",
-    "exact_match_fraction",
-    "distance_to_closest_record",
-    "distance_attack_scores",
-    "density_attack_scores",
-    "membership_inference",
+  "nearest_neighbor_distances",
+  "exact_match_fraction",
+  "distance_to_closest_record",
+  "distance_attack_scores",
+  "density_attack_scores",
+  "membership_inference",
 ]
 
 _CHUNK = 1024
@@ -87,16 +87,19 @@ def nearest_neighbor_distances(queries: Any, references: Any) -> Tuple[np.ndarra
   dist = np.empty(q.shape[0])
   index = np.empty(q.shape[0], np.int64)
   for start in range(0, q.shape[0], _CHUNK):
-    chunk = q[start:start + _CHUNK]
+    chunk = q[start : start + _CHUNK]
     # |q|^2 is the same for every candidate of a row, so it does not change the ranking.
     approx = r_sq[None, :] - 2.0 * (chunk.astype(np.float32) @ r32.T)
-    cand = np.argpartition(approx, k - 1, axis=1)[:, :k] if k < r.shape[0] else np.broadcast_to(
-        np.arange(r.shape[0]), (chunk.shape[0], r.shape[0]))
-    exact = np.sqrt(np.sum((chunk[:, None, :] - r[cand])**2, axis=2))
+    cand = (
+      np.argpartition(approx, k - 1, axis=1)[:, :k]
+      if k < r.shape[0]
+      else np.broadcast_to(np.arange(r.shape[0]), (chunk.shape[0], r.shape[0]))
+    )
+    exact = np.sqrt(np.sum((chunk[:, None, :] - r[cand]) ** 2, axis=2))
     best = np.argmin(exact, axis=1)
     rows = np.arange(chunk.shape[0])
-    dist[start:start + chunk.shape[0]] = exact[rows, best]
-    index[start:start + chunk.shape[0]] = cand[rows, best]
+    dist[start : start + chunk.shape[0]] = exact[rows, best]
+    index[start : start + chunk.shape[0]] = cand[rows, best]
   return dist, index
 
 
@@ -124,9 +127,15 @@ def _check_sets(synthetic, train, holdout, min_holdout):
 
 
 @_validation.single_threaded
-def distance_to_closest_record(synthetic: Any, train: Any, holdout: Any, *, seed: int = 0,
-                               max_synthetic: int = MAX_DCR_SYNTHETIC,
-                               quantiles: Sequence[float] = DCR_QUANTILES) -> Dict[str, Any]:
+def distance_to_closest_record(
+  synthetic: Any,
+  train: Any,
+  holdout: Any,
+  *,
+  seed: int = 0,
+  max_synthetic: int = MAX_DCR_SYNTHETIC,
+  quantiles: Sequence[float] = DCR_QUANTILES,
+) -> Dict[str, Any]:
   """DCR of synthetic records to equally large training and holdout reference sets.
 
   Args:
@@ -160,7 +169,8 @@ def distance_to_closest_record(synthetic: Any, train: Any, holdout: Any, *, seed
     out[f"privacy/dcr_train_q{round(100 * q):02d}"] = float(np.quantile(d_train, q))
     out[f"privacy/dcr_holdout_q{round(100 * q):02d}"] = float(np.quantile(d_holdout, q))
   out["privacy/dcr_closer_to_train"] = float(
-      np.mean(d_train < d_holdout) + 0.5 * np.mean(d_train == d_holdout))
+    np.mean(d_train < d_holdout) + 0.5 * np.mean(d_train == d_holdout)
+  )
   out["privacy/dcr_reference_size"] = int(size)
   out["privacy/dcr_num_synthetic"] = int(s.shape[0])
   out["privacy/exact_match_train"] = exact_match_fraction(s, t)
@@ -177,13 +187,14 @@ def _gaussian_kde_logpdf(points: np.ndarray, data: np.ndarray) -> np.ndarray:
   """log of (1/n) sum_i N(x; data_i, H), H = n^(-2/(d+4)) Cov(data) + ridge I (Scott)."""
   n, d = data.shape
   cov = np.atleast_2d(np.cov(data, rowvar=False)) if n > 1 else np.zeros((d, d))
-  bw = cov * n**(-2.0 / (d + 4))
+  bw = cov * n ** (-2.0 / (d + 4))
   bw = bw + (1e-6 * max(np.trace(bw) / d, 1e-12)) * np.eye(d)
   chol = linalg.cholesky(bw, lower=True)
   zd = linalg.solve_triangular(chol, data.T, lower=True).T
   zp = linalg.solve_triangular(chol, points.T, lower=True).T
-  sq = np.clip(np.sum(zp * zp, 1)[:, None] + np.sum(zd * zd, 1)[None, :] - 2.0 * zp @ zd.T, 0.0,
-               None)
+  sq = np.clip(
+    np.sum(zp * zp, 1)[:, None] + np.sum(zd * zd, 1)[None, :] - 2.0 * zp @ zd.T, 0.0, None
+  )
   log_norm = 0.5 * d * np.log(2.0 * np.pi) + np.sum(np.log(np.diag(chol)))
   return logsumexp(-0.5 * sq, axis=1) - np.log(n) - log_norm
 
@@ -205,9 +216,15 @@ def _density_scores(candidates, synthetic, reference, seed, dims, max_fit):
 
 
 @_validation.single_threaded
-def density_attack_scores(candidates: Any, synthetic: Any, reference: Any, *, seed: int = 0,
-                          dims: int = DENSITY_DIMS,
-                          max_fit: int = MAX_DENSITY_FIT) -> np.ndarray:
+def density_attack_scores(
+  candidates: Any,
+  synthetic: Any,
+  reference: Any,
+  *,
+  seed: int = 0,
+  dims: int = DENSITY_DIMS,
+  max_fit: int = MAX_DENSITY_FIT,
+) -> np.ndarray:
   """DOMIAS score log p_synthetic(x) - log p_reference(x) in a PCA space (see module doc).
 
   Args:
@@ -226,9 +243,16 @@ def density_attack_scores(candidates: Any, synthetic: Any, reference: Any, *, se
 
 
 @_validation.single_threaded
-def membership_inference(synthetic: Any, train: Any, holdout: Any, *, seed: int = 0,
-                         level: float = 0.95, max_synthetic: int = MAX_ATTACK_SYNTHETIC,
-                         density_dims: int = DENSITY_DIMS) -> Dict[str, Any]:
+def membership_inference(
+  synthetic: Any,
+  train: Any,
+  holdout: Any,
+  *,
+  seed: int = 0,
+  level: float = 0.95,
+  max_synthetic: int = MAX_ATTACK_SYNTHETIC,
+  density_dims: int = DENSITY_DIMS,
+) -> Dict[str, Any]:
   """Distance (GAN-Leaks) and density (DOMIAS) attacks on the release; AUCs with DeLong CIs.
 
   Args:
@@ -257,8 +281,7 @@ def membership_inference(synthetic: Any, train: Any, holdout: Any, *, seed: int 
   nonmembers = nonmembers[:size]
   members = _validation.subsample(t, size, _validation.rng_for(seed, _MIA_MEMBERS))
   candidates = np.concatenate([members, nonmembers])
-  s_attack = _validation.subsample(s, int(max_synthetic),
-                                   _validation.rng_for(seed, _MIA_SYNTHETIC))
+  s_attack = _validation.subsample(s, int(max_synthetic), _validation.rng_for(seed, _MIA_SYNTHETIC))
   out: Dict[str, Any] = {}
   distance = distance_attack_scores(candidates, s_attack)
   density, dims = _density_scores(candidates, s, reference, seed, density_dims, MAX_DENSITY_FIT)

@@ -24,9 +24,9 @@ from lipdp.evaluation import _validation
 from lipdp.evaluation import downstream
 
 __all__ = [
-    "classification_scores",
-    "majority_baseline",
-    "tstr_trtr",
+  "classification_scores",
+  "majority_baseline",
+  "tstr_trtr",
 ]
 
 
@@ -51,9 +51,16 @@ def majority_baseline(train_labels: Any, test_labels: Any) -> float:
   return float(np.mean(test_labels == np.bincount(train_labels).argmax()))
 
 
-def tstr_trtr(domain: Any, synthetic: Any, train: Any, holdout: Any, *,
-              models: Optional[Sequence[str]] = None, seed: int = 0,
-              fitted_on_train: Optional[Mapping[str, Any]] = None) -> Dict[str, float]:
+def tstr_trtr(
+  domain: Any,
+  synthetic: Any,
+  train: Any,
+  holdout: Any,
+  *,
+  models: Optional[Sequence[str]] = None,
+  seed: int = 0,
+  fitted_on_train: Optional[Mapping[str, Any]] = None,
+) -> Dict[str, float]:
   """Train-on-synthetic and train-on-real accuracies on the real holdout.
 
   Args:
@@ -73,8 +80,11 @@ def tstr_trtr(domain: Any, synthetic: Any, train: Any, holdout: Any, *,
   """
   kind = downstream.domain_kind(domain)
   models = downstream.check_models(
-      kind, (downstream.IMAGE_MODELS if kind == "image" else downstream.TABLE_MODELS)
-      if models is None else models)
+    kind,
+    (downstream.IMAGE_MODELS if kind == "image" else downstream.TABLE_MODELS)
+    if models is None
+    else models,
+  )
   if domain.label_column is None:
     raise ValueError("TSTR/TRTR need a domain with a label column.")
   x_test, y_test = downstream.features_and_labels(domain, holdout, "holdout")

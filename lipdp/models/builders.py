@@ -7,8 +7,13 @@ from lipdp.models import decoders
 from lipdp.models import vae as vae_lib
 
 
-def build_vae(domain, model_config, lipschitz_target: float, sigma: float,
-              log_sigma_lipschitz: Optional[float] = None) -> vae_lib.LipschitzVAE:
+def build_vae(
+  domain,
+  model_config,
+  lipschitz_target: float,
+  sigma: float,
+  log_sigma_lipschitz: Optional[float] = None,
+) -> vae_lib.LipschitzVAE:
   """The encoder mean is a Lipschitz MLP certified later from its weights.
 
   Args:
@@ -22,9 +27,12 @@ def build_vae(domain, model_config, lipschitz_target: float, sigma: float,
   if not lipschitz_target > 0:
     raise ValueError(f"lipschitz_target must be positive, got {lipschitz_target}")
   features = tuple(model_config.encoder_hidden) + (model_config.latent_dim,)
-  encoder_mean = lnn.lipschitz_mlp(features, lipschitz_target=lipschitz_target,
-                                   dense=model_config.encoder_dense,
-                                   activation=model_config.activation)
+  encoder_mean = lnn.lipschitz_mlp(
+    features,
+    lipschitz_target=lipschitz_target,
+    dense=model_config.encoder_dense,
+    activation=model_config.activation,
+  )
   if model_config.decoder == "mlp":
     decoder = decoders.MLPDecoder(tuple(model_config.decoder_hidden), domain.dim)
   elif model_config.decoder == "conv":
@@ -34,37 +42,51 @@ def build_vae(domain, model_config, lipschitz_target: float, sigma: float,
     image_shape = tuple(image_shape) + (1,) * (3 - len(image_shape))
     # Few parameters matter under DP-SGD (the noise grows with their number): the conv
     # decoder's width is its first hidden size and `decoder_channels` feature maps.
-    decoder = decoders.ConvDecoder(image_shape, domain.dim,
-                                   channels=int(model_config.get("decoder_channels", 32)),
-                                   hidden=int(tuple(model_config.decoder_hidden)[0]))
+    decoder = decoders.ConvDecoder(
+      image_shape,
+      domain.dim,
+      channels=int(model_config.get("decoder_channels", 32)),
+      hidden=int(tuple(model_config.decoder_hidden)[0]),
+    )
   elif model_config.decoder == "lipschitz_mlp":
     # Not needed for privacy (the decoder is post-processing); a smooth decoder on request.
-    decoder = lnn.lipschitz_mlp(tuple(model_config.decoder_hidden) + (domain.dim,),
-                                lipschitz_target=float(model_config.decoder_lipschitz),
-                                dense=model_config.get("decoder_dense", "bjorck"),
-                                activation=model_config.activation)
+    decoder = lnn.lipschitz_mlp(
+      tuple(model_config.decoder_hidden) + (domain.dim,),
+      lipschitz_target=float(model_config.decoder_lipschitz),
+      dense=model_config.get("decoder_dense", "bjorck"),
+      activation=model_config.activation,
+    )
   else:
-    raise ValueError(f"unknown decoder {model_config.decoder!r}; "
-                     "use 'mlp', 'conv' or 'lipschitz_mlp'")
+    raise ValueError(
+      f"unknown decoder {model_config.decoder!r}; use 'mlp', 'conv' or 'lipschitz_mlp'"
+    )
   log_sigma_net = None
   if model_config.heteroscedastic:
     if log_sigma_lipschitz is None or not log_sigma_lipschitz > 0:
       raise ValueError("a heteroscedastic model needs a positive log_sigma_lipschitz")
-    log_sigma_net = lnn.lipschitz_mlp(tuple(model_config.encoder_hidden) + (1,),
-                                      lipschitz_target=log_sigma_lipschitz,
-                                      dense=model_config.encoder_dense,
-                                      activation=model_config.activation)
+    log_sigma_net = lnn.lipschitz_mlp(
+      tuple(model_config.encoder_hidden) + (1,),
+      lipschitz_target=log_sigma_lipschitz,
+      dense=model_config.encoder_dense,
+      activation=model_config.activation,
+    )
   style_dim = int(model_config.get("style_dim", 0) or 0)
   style_encoder = None
   if style_dim:
-    style_encoder = decoders.MLPDecoder(tuple(model_config.get("style_hidden", (256,))),
-                                        2 * style_dim)
-  return vae_lib.LipschitzVAE(encoder_mean=encoder_mean, decoder=decoder, sigma=float(sigma),
-                              style_encoder=style_encoder, style_dim=style_dim,
-                              log_sigma_net=log_sigma_net,
-                              sigma_min=float(model_config.sigma_min),
-                              sigma_max=float(model_config.sigma_max),
-                              lipschitz_target=float(lipschitz_target),
-                              log_sigma_lipschitz_target=(float(log_sigma_lipschitz)
-                                                          if model_config.heteroscedastic
-                                                          else None))
+    style_encoder = decoders.MLPDecoder(
+      tuple(model_config.get("style_hidden", (256,))), 2 * style_dim
+    )
+  return vae_lib.LipschitzVAE(
+    encoder_mean=encoder_mean,
+    decoder=decoder,
+    sigma=float(sigma),
+    style_encoder=style_encoder,
+    style_dim=style_dim,
+    log_sigma_net=log_sigma_net,
+    sigma_min=float(model_config.sigma_min),
+    sigma_max=float(model_config.sigma_max),
+    lipschitz_target=float(lipschitz_target),
+    log_sigma_lipschitz_target=(
+      float(log_sigma_lipschitz) if model_config.heteroscedastic else None
+    ),
+  )

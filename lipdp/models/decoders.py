@@ -14,6 +14,7 @@ import jax.numpy as jnp
 
 class MLPDecoder(nn.Module):
   """Plain MLP decoder with ELU activations."""
+
   hidden: Sequence[int]
   output_dim: int
 
@@ -32,6 +33,7 @@ class ConvDecoder(nn.Module):
   transposed convolutions; the remaining coordinates (e.g. the one-hot label block) come from a
   dense head on the same hidden features. Requires H and W divisible by 4.
   """
+
   image_shape: Sequence[int]  # (H, W, C)
   output_dim: int
   channels: int = 32

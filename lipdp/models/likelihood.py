@@ -27,11 +27,13 @@ NUMERIC_SCALE = 0.1
 def _check_image_likelihood(image_likelihood: str) -> None:
   if image_likelihood not in IMAGE_LIKELIHOODS:
     raise ValueError(
-        f"image_likelihood must be one of {IMAGE_LIKELIHOODS}, got {image_likelihood!r}")
+      f"image_likelihood must be one of {IMAGE_LIKELIHOODS}, got {image_likelihood!r}"
+    )
 
 
-def negative_log_likelihood(logits: jax.Array, records: jax.Array, blocks: Sequence,
-                            image_likelihood: str = "bernoulli") -> jax.Array:
+def negative_log_likelihood(
+  logits: jax.Array, records: jax.Array, blocks: Sequence, image_likelihood: str = "bernoulli"
+) -> jax.Array:
   """Per-record negative log-likelihood, summed over blocks: shape (batch,).
 
   Args:
@@ -45,8 +47,8 @@ def negative_log_likelihood(logits: jax.Array, records: jax.Array, blocks: Seque
     raise ValueError(f"logits {logits.shape} and records {records.shape} differ in shape")
   total = jnp.zeros(records.shape[:-1], dtype=logits.dtype)
   for block in blocks:
-    lg = logits[..., block.start:block.stop]
-    x = records[..., block.start:block.stop]
+    lg = logits[..., block.start : block.stop]
+    x = records[..., block.start : block.stop]
     if block.kind == "image" and image_likelihood == "bernoulli":
       # -x log p - (1 - x) log(1 - p), with log p = -softplus(-l), log(1 - p) = -softplus(l).
       nll = jnp.sum(x * jax.nn.softplus(-lg) + (1.0 - x) * jax.nn.softplus(lg), axis=-1)
@@ -72,7 +74,7 @@ def decoded_mean(logits: jax.Array, blocks: Sequence) -> jax.Array:
   """
   parts = []
   for block in blocks:
-    lg = logits[..., block.start:block.stop]
+    lg = logits[..., block.start : block.stop]
     if block.kind in ("image", "numeric"):
       parts.append(jax.nn.sigmoid(lg))
     elif block.kind == "categorical":

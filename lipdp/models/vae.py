@@ -49,6 +49,7 @@ class LipschitzVAE(nn.Module):
       style latent u (see the module docstring); never used at release.
     style_dim: the dimension of u (0 without a style latent).
   """
+
   encoder_mean: nn.Module
   decoder: nn.Module
   sigma: float = 1.0
@@ -64,8 +65,9 @@ class LipschitzVAE(nn.Module):
   def heteroscedastic(self) -> bool:
     return self.log_sigma_net is not None
 
-  def encode(self, x: jax.Array, mean_scale: float = 1.0,
-             log_sigma_scale: float = 1.0) -> tuple[jax.Array, jax.Array]:
+  def encode(
+    self, x: jax.Array, mean_scale: float = 1.0, log_sigma_scale: float = 1.0
+  ) -> tuple[jax.Array, jax.Array]:
     """Returns (mu, sigma): mu of shape (batch, latent_dim), sigma of shape (batch,).
 
     `mean_scale` and `log_sigma_scale` (<= 1, used at release) multiply mu(x) and the output of
@@ -73,8 +75,11 @@ class LipschitzVAE(nn.Module):
     """
     mu = self.encoder_mean(x) * mean_scale
     if self.heteroscedastic:
-      log_sigma = jnp.clip(self.log_sigma_net(x)[..., 0] * log_sigma_scale,
-                           jnp.log(self.sigma_min), jnp.log(self.sigma_max))
+      log_sigma = jnp.clip(
+        self.log_sigma_net(x)[..., 0] * log_sigma_scale,
+        jnp.log(self.sigma_min),
+        jnp.log(self.sigma_max),
+      )
       sigma = jnp.exp(log_sigma)
     else:
       sigma = jnp.full(mu.shape[:-1], self.sigma, dtype=mu.dtype)
@@ -83,13 +88,12 @@ class LipschitzVAE(nn.Module):
   def encode_style(self, x: jax.Array) -> tuple[jax.Array, jax.Array]:
     """(mean, log-variance) of q(u | x), each (batch, style_dim)."""
     out = self.style_encoder(x)
-    return out[..., :self.style_dim], out[..., self.style_dim:]
+    return out[..., : self.style_dim], out[..., self.style_dim :]
 
   def decode(self, z: jax.Array, u: Optional[jax.Array] = None) -> jax.Array:
     """Decoder logits for latents z (and style latents u, required with a style encoder)."""
     if (u is None) != (self.style_encoder is None):
-      raise ValueError("decode needs the style latent u exactly when the model has a style "
-                       "encoder")
+      raise ValueError("decode needs the style latent u exactly when the model has a style encoder")
     return self.decoder(z if u is None else jnp.concatenate([z, u], axis=-1))
 
   def __call__(self, x: jax.Array, rng: jax.Array):
@@ -107,13 +111,21 @@ class LipschitzVAE(nn.Module):
 def gaussian_kl(mu: jax.Array, sigma: jax.Array) -> jax.Array:
   """KL(N(mu, sigma^2 I) || N(0, I)) per record; mu (batch, d), sigma (batch,)."""
   d = mu.shape[-1]
-  return 0.5 * (jnp.sum(jnp.square(mu), axis=-1)
-                + d * (jnp.square(sigma) - 1.0 - 2.0 * jnp.log(sigma)))
+  return 0.5 * (
+    jnp.sum(jnp.square(mu), axis=-1) + d * (jnp.square(sigma) - 1.0 - 2.0 * jnp.log(sigma))
+  )
 
 
-def negative_elbo(model: LipschitzVAE, variables: Any, records: jax.Array, rng: jax.Array,
-                  blocks: Sequence, image_likelihood: str = "bernoulli", beta: float = 1.0,
-                  mutable: Any = False):
+def negative_elbo(
+  model: LipschitzVAE,
+  variables: Any,
+  records: jax.Array,
+  rng: jax.Array,
+  blocks: Sequence,
+  image_likelihood: str = "bernoulli",
+  beta: float = 1.0,
+  mutable: Any = False,
+):
   """Per-record negative ELBO (batch,) and the aux terms; one-sample reparameterised estimate.
 
   The reported kl includes the style latent's KL when the model has one.
@@ -122,7 +134,7 @@ def negative_elbo(model: LipschitzVAE, variables: Any, records: jax.Array, rng: 
   `mutable` is set (e.g. power-iteration vectors of spectral layers), else an empty dict.
   """
   out = model.apply(variables, records, rng, mutable=mutable)
-  (logits, mu, sigma, _, style), new_state = (out if mutable else (out, {}))
+  (logits, mu, sigma, _, style), new_state = out if mutable else (out, {})
   nll = likelihood.negative_log_likelihood(logits, records, blocks, image_likelihood)
   kl = gaussian_kl(mu, sigma)
   loss = nll + beta * kl

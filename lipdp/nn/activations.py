@@ -21,7 +21,7 @@ def _check_divisible(size: int, group_size: int, name: str) -> None:
     raise ValueError(f"{name}: group_size must be >= 1, got {group_size}.")
   if size % group_size:
     raise ValueError(
-        f"{name}: the last axis ({size}) must be a multiple of the group size ({group_size})."
+      f"{name}: the last axis ({size}) must be a multiple of the group size ({group_size})."
     )
 
 

@@ -56,7 +56,7 @@ def aol_conv_scale(kernel: Array, eps: float = 1e-12) -> Array:
   images = jnp.moveaxis(kernel, rank, 0)  # (c_in, *k, c_out): batch = input channel i.
   filters = jnp.swapaxes(kernel, rank, rank + 1)  # (*k, c_out, c_in): o -> j.
   autocorrelation = conv(
-      images, filters, padding=[(k - 1, k - 1) for k in sizes], precision=_HIGHEST
+    images, filters, padding=[(k - 1, k - 1) for k in sizes], precision=_HIGHEST
   )  # (c_in, *(2k - 1), c_in)
   row_sums = jnp.sum(jnp.abs(autocorrelation), axis=tuple(range(1, rank + 2)))
   return jax.lax.rsqrt(jnp.maximum(row_sums, eps))
@@ -137,13 +137,13 @@ class AOLConv(nn.Module):
     size = (self.kernel_size,) if isinstance(self.kernel_size, int) else tuple(self.kernel_size)
     kernel, bias = kernel_and_bias(self, size + (jnp.shape(x)[-1], self.features))
     return conv(
-        x,
-        self._effective(kernel),
-        bias,
-        strides=self.strides,
-        padding=self.padding,
-        dtype=self.dtype,
-        precision=self.precision,
+      x,
+      self._effective(kernel),
+      bias,
+      strides=self.strides,
+      padding=self.padding,
+      dtype=self.dtype,
+      precision=self.precision,
     )
 
   def effective_kernel(self) -> Array:

@@ -30,16 +30,16 @@ def _pair_ratios(fn: Callable, x: jax.Array, d: jax.Array) -> jax.Array:
 
 
 def empirical_lipschitz_lower_bound(
-    fn: Callable[[jax.Array], jax.Array],
-    input_shape: Sequence[int],
-    key: jax.Array,
-    num_starts: int = 64,
-    num_steps: int = 300,
-    learning_rate: float = 1e-2,
-    init_scale: float = 1.0,
-    min_gap: float = 1e-3,
-    verify_in_float64: bool = True,
-    return_pair: bool = False,
+  fn: Callable[[jax.Array], jax.Array],
+  input_shape: Sequence[int],
+  key: jax.Array,
+  num_starts: int = 64,
+  num_steps: int = 300,
+  learning_rate: float = 1e-2,
+  init_scale: float = 1.0,
+  min_gap: float = 1e-3,
+  verify_in_float64: bool = True,
+  return_pair: bool = False,
 ):
   """Largest ``|fn(x) - fn(y)| / |x - y|`` found by gradient ascent on pairs.
 

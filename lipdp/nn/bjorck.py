@@ -155,7 +155,13 @@ def _scaled_newton_schulz(w: Array, max_iters: int, tol: float) -> tuple[Array, 
     return jnp.logical_and(jnp.logical_not(done), k < max_iters)
 
   init = (
-      x0, v0, jnp.zeros((), jnp.int32), jnp.zeros((), bool), jnp.asarray(jnp.inf, dt), zero, zero
+    x0,
+    v0,
+    jnp.zeros((), jnp.int32),
+    jnp.zeros((), bool),
+    jnp.asarray(jnp.inf, dt),
+    zero,
+    zero,
   )
   x, _, k, _, u, l_prov, _ = jax.lax.while_loop(cond, body, init)
   return x, BjorckInfo(k, l_prov, jnp.where(k > 0, u, jnp.inf))
@@ -185,9 +191,7 @@ def _classic_bjorck(w: Array, num_iters: int, order: int) -> tuple[Array, Bjorck
   x = jax.lax.fori_loop(0, num_iters, body, x0)
   # Measured (Wolkowicz-Styan) bounds of the result; dead code unless return_info.
   lo2, hi2 = _eigenvalue_bounds(_gram(x))
-  info = BjorckInfo(
-      jnp.asarray(num_iters, jnp.int32), jnp.sqrt(jnp.maximum(lo2, 0)), jnp.sqrt(hi2)
-  )
+  info = BjorckInfo(jnp.asarray(num_iters, jnp.int32), jnp.sqrt(jnp.maximum(lo2, 0)), jnp.sqrt(hi2))
   return x, info
 
 
@@ -224,13 +228,13 @@ def _orthonormalize_tall(w, num_iters, order, scaled, tol):
 
 
 def bjorck_orthonormalize(
-    w: Array,
-    num_iters: int = DEFAULT_MAX_ITERS,
-    order: int = 1,
-    *,
-    scaled: bool = True,
-    tol: float = DEFAULT_TOL,
-    return_info: bool = False,
+  w: Array,
+  num_iters: int = DEFAULT_MAX_ITERS,
+  order: int = 1,
+  *,
+  scaled: bool = True,
+  tol: float = DEFAULT_TOL,
+  return_info: bool = False,
 ):
   """Orthonormalises a matrix: returns (an approximation of) its polar factor ``U V^T``.
 
@@ -265,9 +269,7 @@ def bjorck_orthonormalize(
   w = w.astype(_compute_dtype(w.dtype))
   wide = w.shape[0] < w.shape[1]
   tall = w.T if wide else w
-  q, info = _orthonormalize_tall(
-      jax.lax.stop_gradient(tall), num_iters, order, scaled, float(tol)
-  )
+  q, info = _orthonormalize_tall(jax.lax.stop_gradient(tall), num_iters, order, scaled, float(tol))
   q = _with_polar_gradient(tall, q)
   q = q.T if wide else q
   return (q, info) if return_info else q
@@ -330,8 +332,9 @@ class BjorckDense(nn.Module):
     q = bjorck_orthonormalize(kernel, self.num_iters, self.order, scaled=self.scaled, tol=self.tol)
     if self.is_mutable_collection(POLAR_COLLECTION):
       # The polar factor of W, for `retract_to_polar` (a training-time warm start).
-      self.put_variable(POLAR_COLLECTION, "kernel",
-                        jax.lax.stop_gradient(q).astype(self.param_dtype))
+      self.put_variable(
+        POLAR_COLLECTION, "kernel", jax.lax.stop_gradient(q).astype(self.param_dtype)
+      )
     return dense(x, self._scaled(q), bias, dtype=self.dtype, precision=self.precision)
 
   def effective_kernel(self) -> Array:
@@ -341,8 +344,9 @@ class BjorckDense(nn.Module):
     return self._scaled(kernel) if self.retracted else self._effective(kernel)
 
   def _effective(self, kernel: Array) -> Array:
-    return self._scaled(bjorck_orthonormalize(
-        kernel, self.num_iters, self.order, scaled=self.scaled, tol=self.tol))
+    return self._scaled(
+      bjorck_orthonormalize(kernel, self.num_iters, self.order, scaled=self.scaled, tol=self.tol)
+    )
 
   def _scaled(self, q: Array) -> Array:
     k = self.lipschitz * q
@@ -368,7 +372,6 @@ def retract_to_polar(params: Any, polar: Any) -> Any:
       raise ValueError(f"polar factor {'/'.join(path)} has no matching kernel in params")
     flat_params[path] = q
   return flax.traverse_util.unflatten_dict(flat_params)
-
 
 
 # --- Training with a retraction instead of per-step iterations -----------------------------------
@@ -484,8 +487,10 @@ def _path_names(path) -> tuple:
 def map_kernels(fn, paths: frozenset, tree: Any, *rest: Any) -> Any:
   """``fn(leaf, *rest_leaves)`` on the leaves of ``tree`` at ``paths``; others unchanged."""
   return jax.tree_util.tree_map_with_path(
-      lambda path, leaf, *others: fn(leaf, *others) if _path_names(path) in paths else leaf,
-      tree, *rest)
+    lambda path, leaf, *others: fn(leaf, *others) if _path_names(path) in paths else leaf,
+    tree,
+    *rest,
+  )
 
 
 def orthonormalize_kernels(params: Any, paths: frozenset) -> Any:

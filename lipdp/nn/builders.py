@@ -51,12 +51,12 @@ def _per_layer(lipschitz_target: float, num_layers: int) -> float:
 
 
 def lipschitz_mlp(
-    features: Sequence[int],
-    lipschitz_target: float = 1.0,
-    dense: str = "bjorck",
-    activation: str = "maxmin",
-    group_size: int = 2,
-    **dense_kwargs: Any,
+  features: Sequence[int],
+  lipschitz_target: float = 1.0,
+  dense: str = "bjorck",
+  activation: str = "maxmin",
+  group_size: int = 2,
+  **dense_kwargs: Any,
 ) -> LipschitzSequential:
   """A chain of ``len(features)`` dense layers with activations between them (none at the end).
 
@@ -86,18 +86,18 @@ def lipschitz_mlp(
 
 
 def lipschitz_convnet(
-    conv_features: Sequence[int],
-    dense_features: Sequence[int],
-    lipschitz_target: float = 1.0,
-    conv: str = "aol",
-    dense: str = "bjorck",
-    kernel_size: Union[int, Sequence[int]] = (3, 3),
-    strides: Union[int, Sequence[Any]] = 1,
-    padding: Any = "SAME",
-    activation: str = "maxmin",
-    group_size: int = 2,
-    conv_kwargs: Optional[Mapping[str, Any]] = None,
-    dense_kwargs: Optional[Mapping[str, Any]] = None,
+  conv_features: Sequence[int],
+  dense_features: Sequence[int],
+  lipschitz_target: float = 1.0,
+  conv: str = "aol",
+  dense: str = "bjorck",
+  kernel_size: Union[int, Sequence[int]] = (3, 3),
+  strides: Union[int, Sequence[Any]] = 1,
+  padding: Any = "SAME",
+  activation: str = "maxmin",
+  group_size: int = 2,
+  conv_kwargs: Optional[Mapping[str, Any]] = None,
+  dense_kwargs: Optional[Mapping[str, Any]] = None,
 ) -> LipschitzSequential:
   """Convolutions (each followed by an activation), ``Flatten``, then a dense chain.
 
@@ -135,14 +135,14 @@ def lipschitz_convnet(
   for width, stride in zip(conv_features, per_conv_strides):
     _check_width(width, activation, group_size)
     layers.append(
-        conv_cls(
-            features=width,
-            kernel_size=kernel_size,
-            lipschitz=scale,
-            strides=stride,
-            padding=padding,
-            **dict(conv_kwargs or {}),
-        )
+      conv_cls(
+        features=width,
+        kernel_size=kernel_size,
+        lipschitz=scale,
+        strides=stride,
+        padding=padding,
+        **dict(conv_kwargs or {}),
+      )
     )
     layers.append(make_activation(activation, group_size))
   layers.append(Flatten())

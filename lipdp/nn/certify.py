@@ -96,7 +96,7 @@ class LayerBound:
 
 
 def layer_lipschitz_bounds(
-    model: nn.Module, variables: Any, input_shape: Sequence[int]
+  model: nn.Module, variables: Any, input_shape: Sequence[int]
 ) -> list[LayerBound]:
   """Per-layer certified bounds of a ``LipschitzSequential``, in order (nested chains flattened).
 
@@ -114,11 +114,11 @@ def layer_lipschitz_bounds(
   """
   if type(model) is not LipschitzSequential:  # pylint: disable=unidiomatic-typecheck
     raise TypeError(
-        f"Only a LipschitzSequential chain can be certified, got {type(model).__name__}."
+      f"Only a LipschitzSequential chain can be certified, got {type(model).__name__}."
     )
   bound = model.bind(variables)
   probe = jnp.asarray(
-      np.random.default_rng(0).standard_normal((2,) + tuple(input_shape)), jnp.float32
+    np.random.default_rng(0).standard_normal((2,) + tuple(input_shape)), jnp.float32
   )
   bounds: list[LayerBound] = []
   # The probe runs at full float32 matmul precision (no TF32 on GPUs), the precision at which
@@ -129,7 +129,7 @@ def layer_lipschitz_bounds(
 
 
 def certified_lipschitz_bound(
-    model: nn.Module, variables: Any, input_shape: Sequence[int]
+  model: nn.Module, variables: Any, input_shape: Sequence[int]
 ) -> float:
   """Certified upper bound on ``Lip(model)`` (l2 -> l2), a host-side float64 number.
 
@@ -171,7 +171,7 @@ class _Layer:
     except TypeError:  # An unhashable attribute (e.g. an array mask): compile per call.
       self._apply = lambda module, v, x: jax.jit(lambda v, x: module.apply(v, x))(v, x)
       self._kernel = lambda module, v: jax.jit(
-          lambda v: module.apply(v, method=type(module).effective_kernel)
+        lambda v: module.apply(v, method=type(module).effective_kernel)
       )(v)
 
   def __call__(self, x: jax.Array) -> jax.Array:
@@ -205,17 +205,17 @@ def _handler(layer: Any) -> Callable[[Any, jax.Array, jax.Array], tuple[float, s
     handler = _MODULE_HANDLERS.get(type(layer))
     if handler is None:
       raise TypeError(
-          f"Cannot certify a {type(layer).__name__}: the certificate only knows "
-          f"{sorted(t.__name__ for t in _MODULE_HANDLERS)} and nested LipschitzSequential "
-          "(exact types; subclasses are refused)."
+        f"Cannot certify a {type(layer).__name__}: the certificate only knows "
+        f"{sorted(t.__name__ for t in _MODULE_HANDLERS)} and nested LipschitzSequential "
+        "(exact types; subclasses are refused)."
       )
     return handler
   for function in _ONE_LIPSCHITZ_FUNCTIONS:
     if layer is function:
       return _one_lipschitz_function
   raise TypeError(
-      f"Cannot certify the function {layer!r}: only jax.nn.relu is known to be 1-Lipschitz. "
-      "Wrap other maps in a module the certificate knows."
+    f"Cannot certify the function {layer!r}: only jax.nn.relu is known to be 1-Lipschitz. "
+    "Wrap other maps in a module the certificate knows."
   )
 
 
@@ -224,8 +224,8 @@ def _refuse_low_precision(module: nn.Module) -> None:
   dtype = getattr(module, "dtype", None)
   if dtype is not None and jnp.finfo(dtype).bits < 32:
     raise TypeError(
-        f"Cannot certify {type(module).__name__} computing in {jnp.dtype(dtype).name}: "
-        "the certificate needs float32 or float64 computation (16-bit parameters are fine)."
+      f"Cannot certify {type(module).__name__} computing in {jnp.dtype(dtype).name}: "
+      "the certificate needs float32 or float64 computation (16-bit parameters are fine)."
     )
 
 
@@ -246,8 +246,8 @@ def _check_matches(layer: _Layer, x: jax.Array, y: jax.Array, reference: np.ndar
   offset = np.asarray(layer(jnp.zeros_like(x)), np.float64)
   if offset.shape != reference.shape:
     raise TypeError(
-        f"{name}: forward output {offset.shape} does not match the certified operator's "
-        f"{reference.shape}."
+      f"{name}: forward output {offset.shape} does not match the certified operator's "
+      f"{reference.shape}."
     )
   ref_norm = np.linalg.norm(reference)
   scale = 1.0
@@ -261,8 +261,8 @@ def _check_matches(layer: _Layer, x: jax.Array, y: jax.Array, reference: np.ndar
   tolerance = _MATCH_RTOL * np.linalg.norm(expected) + 4 * _FLOAT32_UNIT * np.linalg.norm(offset)
   if not error <= tolerance:
     raise TypeError(
-        f"{name}: its forward pass is not the linear operator the certificate would bound "
-        f"(relative mismatch {error / max(np.linalg.norm(expected), 1e-30):.2e})."
+      f"{name}: its forward pass is not the linear operator the certificate would bound "
+      f"(relative mismatch {error / max(np.linalg.norm(expected), 1e-30):.2e})."
     )
 
 
@@ -315,15 +315,15 @@ def _conv_bound(layer: _Layer, x: jax.Array, y: jax.Array) -> tuple[float, str]:
   kernel, strides, dilation = _conv_kernel_and_geometry(layer, rank)
   if kernel.ndim != rank + 2:
     raise TypeError(
-        f"{type(layer.module).__name__}: kernel {kernel.shape} does not fit input {x.shape}."
+      f"{type(layer.module).__name__}: kernel {kernel.shape} does not fit input {x.shape}."
     )
   padding = resolve_padding(
-      layer.module.padding, x.shape[1:-1], kernel.shape[:rank], strides, dilation
+    layer.module.padding, x.shape[1:-1], kernel.shape[:rank], strides, dilation
   )
   reference = _conv_reference(x, kernel, tuple(strides), padding, tuple(dilation))
   _check_matches(layer, x, y, np.asarray(reference, np.float64))
   value, method = conv_operator_norm_bound(
-      np.asarray(kernel, np.float64), x.shape[1:-1], strides, padding, dilation
+    np.asarray(kernel, np.float64), x.shape[1:-1], strides, padding, dilation
   )
   return _with_margin(value), method
 
@@ -337,21 +337,21 @@ def _conv_reference(x, kernel, strides, padding: ConvPadding, dilation) -> jax.A
   else:
     pads = list(padding.pads)
   return conv(
-      x.astype(jnp.float32),
-      jnp.asarray(kernel, jnp.float32),
-      strides=strides,
-      padding=pads,
-      kernel_dilation=dilation,
-      precision=jax.lax.Precision.HIGHEST,
+    x.astype(jnp.float32),
+    jnp.asarray(kernel, jnp.float32),
+    strides=strides,
+    padding=pads,
+    kernel_dilation=dilation,
+    precision=jax.lax.Precision.HIGHEST,
   )
 
 
 def conv_operator_norm_bound(
-    kernel: np.ndarray,
-    spatial_shape: Sequence[int],
-    strides: Sequence[int],
-    padding: ConvPadding,
-    kernel_dilation: Optional[Sequence[int]] = None,
+  kernel: np.ndarray,
+  spatial_shape: Sequence[int],
+  strides: Sequence[int],
+  padding: ConvPadding,
+  kernel_dilation: Optional[Sequence[int]] = None,
 ) -> tuple[float, str]:
   """Upper bound on the operator norm of a convolution, via the DFT (Sedghi et al. 2019).
 
@@ -425,16 +425,16 @@ def _flatten_bound(layer, x, y) -> tuple[float, str]:
 
 
 _MODULE_HANDLERS = {
-    BjorckDense: _dense_bound,
-    SpectralDense: _dense_bound,
-    AOLDense: _dense_bound,
-    nn.Dense: _dense_bound,
-    SpectralConv: _conv_bound,
-    AOLConv: _conv_bound,
-    nn.Conv: _conv_bound,
-    MaxMin: _sort_bound,
-    GroupSort: _sort_bound,
-    FullSort: _sort_bound,
-    Flatten: _flatten_bound,
+  BjorckDense: _dense_bound,
+  SpectralDense: _dense_bound,
+  AOLDense: _dense_bound,
+  nn.Dense: _dense_bound,
+  SpectralConv: _conv_bound,
+  AOLConv: _conv_bound,
+  nn.Conv: _conv_bound,
+  MaxMin: _sort_bound,
+  GroupSort: _sort_bound,
+  FullSort: _sort_bound,
+  Flatten: _flatten_bound,
 }
 _ONE_LIPSCHITZ_FUNCTIONS = (jax.nn.relu,)

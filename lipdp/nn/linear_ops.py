@@ -21,7 +21,7 @@ PaddingLike = Union[str, int, Sequence[Union[int, tuple[int, int]]]]
 
 
 def dense(
-    x: Array, kernel: Array, bias: Optional[Array] = None, *, dtype=None, precision=None
+  x: Array, kernel: Array, bias: Optional[Array] = None, *, dtype=None, precision=None
 ) -> Array:
   """``x K + b`` on the last axis of ``x``, with flax's dtype promotion."""
   x, kernel, bias = nn.dtypes.promote_dtype(x, kernel, bias, dtype=dtype)
@@ -48,11 +48,11 @@ def as_tuple(value: Union[None, int, Sequence[int]], rank: int) -> tuple[int, ..
 
 
 def resolve_padding(
-    padding: PaddingLike,
-    spatial_shape: Sequence[int],
-    kernel_size: Sequence[int],
-    strides: Sequence[int],
-    kernel_dilation: Sequence[int],
+  padding: PaddingLike,
+  spatial_shape: Sequence[int],
+  kernel_size: Sequence[int],
+  strides: Sequence[int],
+  kernel_dilation: Sequence[int],
 ) -> ConvPadding:
   """Turns a padding spec into explicit ``(low, high)`` amounts, as ``flax.linen.Conv`` does."""
   rank = len(kernel_size)
@@ -82,15 +82,15 @@ def resolve_padding(
 
 
 def conv(
-    x: Array,
-    kernel: Array,
-    bias: Optional[Array] = None,
-    *,
-    strides: Union[int, Sequence[int]] = 1,
-    padding: PaddingLike = "SAME",
-    kernel_dilation: Union[int, Sequence[int]] = 1,
-    dtype=None,
-    precision=None,
+  x: Array,
+  kernel: Array,
+  bias: Optional[Array] = None,
+  *,
+  strides: Union[int, Sequence[int]] = 1,
+  padding: PaddingLike = "SAME",
+  kernel_dilation: Union[int, Sequence[int]] = 1,
+  dtype=None,
+  precision=None,
 ) -> Array:
   """Channels-last N-d cross-correlation of ``x`` with ``kernel`` (plus ``bias``).
 
@@ -124,13 +124,13 @@ def conv(
   kernel_spec = (rank + 1, rank) + tuple(range(rank))
   numbers = jax.lax.ConvDimensionNumbers(spec, kernel_spec, spec)
   y = jax.lax.conv_general_dilated(
-      x,
-      kernel,
-      window_strides=strides,
-      padding=pads,
-      rhs_dilation=dilation,
-      dimension_numbers=numbers,
-      precision=precision,
+    x,
+    kernel,
+    window_strides=strides,
+    padding=pads,
+    rhs_dilation=dilation,
+    dimension_numbers=numbers,
+    precision=precision,
   )
   if bias is not None:
     y = y + bias
@@ -144,6 +144,9 @@ def kernel_and_bias(module: Any, kernel_shape: Sequence[int]):
   Reads ``kernel_init``, ``bias_init``, ``param_dtype``, ``use_bias`` and ``features``.
   """
   kernel = module.param("kernel", module.kernel_init, tuple(kernel_shape), module.param_dtype)
-  bias = (module.param("bias", module.bias_init, (module.features,), module.param_dtype)
-          if module.use_bias else None)
+  bias = (
+    module.param("bias", module.bias_init, (module.features,), module.param_dtype)
+    if module.use_bias
+    else None
+  )
   return kernel, bias

@@ -15,7 +15,7 @@ import numpy as np
 
 
 def linear_map_matrix(
-    fn: Callable[[jax.Array], jax.Array], input_shape: Sequence[int]
+  fn: Callable[[jax.Array], jax.Array], input_shape: Sequence[int]
 ) -> np.ndarray:
   """The Jacobian at 0 of a batched map ``(1, *input_shape) -> (1, ...)``, as a float64 matrix.
 

@@ -77,23 +77,23 @@ class SpectralDense(nn.Module):
     """Applies the layer; updates ``u`` if ``'lipschitz_state'`` is mutable (or if asked)."""
     kernel, bias = kernel_and_bias(self, (jnp.shape(x)[-1], self.features))
     u = self.variable(
-        STATE_COLLECTION,
-        "u",
-        lambda: _normalize(
-            jax.random.normal(self.make_rng("params"), (self.features,), self.param_dtype),
-            self.eps,
-        ),
+      STATE_COLLECTION,
+      "u",
+      lambda: _normalize(
+        jax.random.normal(self.make_rng("params"), (self.features,), self.param_dtype),
+        self.eps,
+      ),
     )
     if _should_update(self, update_state):
       u.value = self._power_iterate(kernel, u.value)
     return dense(
-        x, self._effective(kernel, u.value), bias, dtype=self.dtype, precision=self.precision
+      x, self._effective(kernel, u.value), bias, dtype=self.dtype, precision=self.precision
     )
 
   def effective_kernel(self) -> Array:
     """The kernel the forward pass uses with the stored ``u``: ``lipschitz * K / |K u|``."""
     return self._effective(
-        self.get_variable("params", "kernel"), self.get_variable(STATE_COLLECTION, "u")
+      self.get_variable("params", "kernel"), self.get_variable(STATE_COLLECTION, "u")
     )
 
   def _power_iterate(self, kernel: Array, u: Array) -> Array:
@@ -161,37 +161,37 @@ class SpectralConv(nn.Module):
     kernel, bias = kernel_and_bias(self, self._kernel_size + (jnp.shape(x)[-1], self.features))
     one_input = (1,) + tuple(jnp.shape(x)[x.ndim - rank - 1 :])
     u = self.variable(
-        STATE_COLLECTION,
-        "u",
-        lambda: _normalize(
-            jax.random.normal(self.make_rng("params"), one_input, self.param_dtype), self.eps
-        ),
+      STATE_COLLECTION,
+      "u",
+      lambda: _normalize(
+        jax.random.normal(self.make_rng("params"), one_input, self.param_dtype), self.eps
+      ),
     )
     if u.value.shape != one_input:
       raise ValueError(
-          f"SpectralConv was initialised for inputs {u.value.shape[1:]}, got {one_input[1:]}."
+        f"SpectralConv was initialised for inputs {u.value.shape[1:]}, got {one_input[1:]}."
       )
     if _should_update(self, update_state):
       u.value = self._power_iterate(kernel, u.value)
     return conv(
-        x,
-        self._effective(kernel, u.value),
-        bias,
-        strides=self.strides,
-        padding=self.padding,
-        dtype=self.dtype,
-        precision=self.precision,
+      x,
+      self._effective(kernel, u.value),
+      bias,
+      strides=self.strides,
+      padding=self.padding,
+      dtype=self.dtype,
+      precision=self.precision,
     )
 
   def effective_kernel(self) -> Array:
     """The kernel the forward pass uses with the stored ``u``: ``lipschitz * K / |conv_K(u)|``."""
     return self._effective(
-        self.get_variable("params", "kernel"), self.get_variable(STATE_COLLECTION, "u")
+      self.get_variable("params", "kernel"), self.get_variable(STATE_COLLECTION, "u")
     )
 
   def _operator(self, kernel: Array):
     return lambda z: conv(
-        z, kernel, strides=self.strides, padding=self.padding, precision=self.precision
+      z, kernel, strides=self.strides, padding=self.padding, precision=self.precision
     )
 
   def _power_iterate(self, kernel: Array, u: Array) -> Array:
@@ -208,4 +208,3 @@ class SpectralConv(nn.Module):
     sigma = jnp.linalg.norm(self._operator(kernel)(jax.lax.stop_gradient(u)))
     k = self.lipschitz * kernel / jnp.maximum(sigma, self.eps)
     return k.astype(self.dtype) if self.dtype is not None else k
-

@@ -44,10 +44,14 @@ HEADLINE_TOTAL = "total epsilon of DP-SGD training composed with the release"
 HEADLINE_TOTAL_SHUFFLED = "total epsilon of DP-SGD training composed with the shuffled release"
 HEADLINE_WEIGHTS = "epsilon of DP-SGD training (records sampled from the model's prior)"
 HEADLINE_PUBLIC_PRIOR = "no private record enters the release (public model sampled from its prior)"
-HEADLINE_CENTRAL_ZCDP = ("epsilon of the central mechanism: zCDP composition of its "
-                         "measurements converted to (epsilon, delta)")
-HEADLINE_CENTRAL_PURE = ("epsilon of the central mechanism: pure DP, basic composition of its "
-                         "measurements (holds at delta = 0 too)")
+HEADLINE_CENTRAL_ZCDP = (
+  "epsilon of the central mechanism: zCDP composition of its "
+  "measurements converted to (epsilon, delta)"
+)
+HEADLINE_CENTRAL_PURE = (
+  "epsilon of the central mechanism: pure DP, basic composition of its "
+  "measurements (holds at delta = 0 too)"
+)
 # Relative slack for a realised zCDP spend against its budget (float64 sums of the rhos).
 RHO_BUDGET_SLACK = 1e-12
 
@@ -71,6 +75,7 @@ class Accounting:
     epsilon: the headline epsilon (see the module docstring).
     headline: what `epsilon` is, in words.
   """
+
   sensitivity: Optional[float]
   per_record_epsilon: Optional[float]
   central_epsilon: Optional[float]
@@ -85,11 +90,19 @@ def claims_shuffling(release: events.ReleaseEvent, shuffled: bool) -> bool:
   return bool(shuffled) and isinstance(release, events.GaussianRelease)
 
 
-def account(*, release: events.ReleaseEvent, lipschitz: float, diameter: float, delta: float,
-            scope, num_records: int, shuffled: bool = False,
-            dpsgd: Optional[events.DPSGDEvent] = None, delta_split: float = 0.5,
-            value_discretization_interval: float = composition.DEFAULT_VALUE_DISCRETIZATION
-            ) -> Accounting:
+def account(
+  *,
+  release: events.ReleaseEvent,
+  lipschitz: float,
+  diameter: float,
+  delta: float,
+  scope,
+  num_records: int,
+  shuffled: bool = False,
+  dpsgd: Optional[events.DPSGDEvent] = None,
+  delta_split: float = 0.5,
+  value_discretization_interval: float = composition.DEFAULT_VALUE_DISCRETIZATION,
+) -> Accounting:
   """All epsilons of a release (see the module docstring).
 
   Args:
@@ -112,18 +125,24 @@ def account(*, release: events.ReleaseEvent, lipschitz: float, diameter: float, 
   """
   scope = Scope.parse(scope)
   if isinstance(release, events.CentralRelease):
-    return _account_central(release, lipschitz, diameter, delta, scope, num_records, shuffled,
-                            dpsgd)
+    return _account_central(
+      release, lipschitz, diameter, delta, scope, num_records, shuffled, dpsgd
+    )
   if scope is Scope.DP_MEASUREMENTS:
-    raise ValueError("scope 'dp-measurements' is for central mechanisms (CentralRelease) that "
-                     "fit no model without DP; a VAE release has scope 'public', 'dp-sgd' or "
-                     "'conditional'")
+    raise ValueError(
+      "scope 'dp-measurements' is for central mechanisms (CentralRelease) that "
+      "fit no model without DP; a VAE release has scope 'public', 'dp-sgd' or "
+      "'conditional'"
+    )
   if isinstance(release, events.PriorSampling):
-    return _account_prior_sampling(release, delta, scope, num_records, dpsgd,
-                                   value_discretization_interval)
+    return _account_prior_sampling(
+      release, delta, scope, num_records, dpsgd, value_discretization_interval
+    )
   if not isinstance(release, events.PER_RECORD_RELEASES):
-    raise ValueError(f"release must be a GaussianRelease, HeteroscedasticRelease, "
-                     f"PriorSampling or CentralRelease, got {release!r}")
+    raise ValueError(
+      f"release must be a GaussianRelease, HeteroscedasticRelease, "
+      f"PriorSampling or CentralRelease, got {release!r}"
+    )
   lipschitz = _validation.positive(lipschitz, "lipschitz")
   diameter = _validation.positive(diameter, "diameter")
   delta = _validation.probability_open(delta, "delta")
@@ -132,8 +151,10 @@ def account(*, release: events.ReleaseEvent, lipschitz: float, diameter: float, 
   if not isinstance(shuffled, bool):
     raise ValueError(f"shuffled must be a bool, got {shuffled!r}")
   if (scope is Scope.DP_SGD) != (dpsgd is not None):
-    raise ValueError("a DP-SGD training event is required with scope 'dp-sgd' and only there "
-                     f"(scope {scope.value!r}, dpsgd {dpsgd!r})")
+    raise ValueError(
+      "a DP-SGD training event is required with scope 'dp-sgd' and only there "
+      f"(scope {scope.value!r}, dpsgd {dpsgd!r})"
+    )
   if dpsgd is not None and not isinstance(dpsgd, events.DPSGDEvent):
     raise ValueError(f"dpsgd must be a DPSGDEvent, got {dpsgd!r}")
   sens = diameters.sensitivity(lipschitz, diameter)
@@ -143,84 +164,138 @@ def account(*, release: events.ReleaseEvent, lipschitz: float, diameter: float, 
     if isinstance(release, events.GaussianRelease):
       return gaussian.gaussian_epsilon(release.sigma, sens, at_delta, k)
     return heteroscedastic.heteroscedastic_epsilon(
-        at_delta, lipschitz, release.lipschitz_log_sigma, diameter, release.sigma_min,
-        release.sigma_max, release.latent_dim, k).epsilon
+      at_delta,
+      lipschitz,
+      release.lipschitz_log_sigma,
+      diameter,
+      release.sigma_min,
+      release.sigma_max,
+      release.latent_dim,
+      k,
+    ).epsilon
 
   per_record = release_epsilon(delta)
   components = {"release": per_record}
   central = shuffle_delta = None
   if claims_shuffling(release, shuffled):
     shuffle_delta = delta_split * delta if scope is Scope.DP_SGD else delta
-    central = shuffle.shuffled_gaussian_epsilon(release.sigma, sens, num_records, shuffle_delta,
-                                                k).central_epsilon
+    central = shuffle.shuffled_gaussian_epsilon(
+      release.sigma, sens, num_records, shuffle_delta, k
+    ).central_epsilon
     components["shuffled_release"] = central
 
   if scope is Scope.DP_SGD:
     z, q, steps = dpsgd.noise_multiplier, dpsgd.sampling_rate, dpsgd.steps
-    components["dp_sgd"] = composition.dpsgd_epsilon(z, q, steps, delta,
-                                                     value_discretization_interval)
+    components["dp_sgd"] = composition.dpsgd_epsilon(
+      z, q, steps, delta, value_discretization_interval
+    )
     if central is not None:
       total = shuffle.compose_dpsgd_and_shuffled_release(
-          z, q, steps, release.sigma, sens, num_records, delta, k, delta_split,
-          value_discretization_interval).total_epsilon
+        z,
+        q,
+        steps,
+        release.sigma,
+        sens,
+        num_records,
+        delta,
+        k,
+        delta_split,
+        value_discretization_interval,
+      ).total_epsilon
       headline = HEADLINE_TOTAL_SHUFFLED
     elif isinstance(release, events.GaussianRelease):
       total = composition.compose_dpsgd_and_release(
-          z, q, steps, release.sigma, sens, delta, k, value_discretization_interval).total_epsilon
+        z, q, steps, release.sigma, sens, delta, k, value_discretization_interval
+      ).total_epsilon
       headline = HEADLINE_TOTAL
     else:
       release_delta = delta_split * delta
       total = composition.compose_dpsgd_and_dp_mechanism(
-          z, q, steps, release_epsilon(release_delta), release_delta, delta,
-          value_discretization_interval)
+        z,
+        q,
+        steps,
+        release_epsilon(release_delta),
+        release_delta,
+        delta,
+        value_discretization_interval,
+      )
       headline = HEADLINE_TOTAL
   elif scope is Scope.PUBLIC and central is not None:
     total, headline = central, HEADLINE_CENTRAL
   else:
     # Conditional scope: the shuffled figure, if any, is only a conditional statement.
     total, headline = per_record, HEADLINE_PER_RECORD
-  return Accounting(sensitivity=sens, per_record_epsilon=per_record, central_epsilon=central,
-                    shuffle_delta=shuffle_delta, components=components, epsilon=total,
-                    headline=headline)
+  return Accounting(
+    sensitivity=sens,
+    per_record_epsilon=per_record,
+    central_epsilon=central,
+    shuffle_delta=shuffle_delta,
+    components=components,
+    epsilon=total,
+    headline=headline,
+  )
 
 
-def _account_prior_sampling(release, delta, scope, num_records, dpsgd,
-                            value_discretization_interval) -> Accounting:
+def _account_prior_sampling(
+  release, delta, scope, num_records, dpsgd, value_discretization_interval
+) -> Accounting:
   """Prior sampling: no per-record mechanism, the weights' guarantee is all there is."""
   delta = _validation.probability_open(delta, "delta")
   _validation.positive_int(num_records, "num_records")
   if scope is Scope.CONDITIONAL:
-    raise ValueError("records sampled from the prior of a model fit without DP have no privacy "
-                     "guarantee: prior sampling needs scope 'dp-sgd' or 'public'")
+    raise ValueError(
+      "records sampled from the prior of a model fit without DP have no privacy "
+      "guarantee: prior sampling needs scope 'dp-sgd' or 'public'"
+    )
   if (scope is Scope.DP_SGD) != (dpsgd is not None):
     raise ValueError("a DP-SGD training event is required with scope 'dp-sgd' and only there")
   if scope is Scope.PUBLIC:
-    return Accounting(sensitivity=None, per_record_epsilon=0.0, central_epsilon=None,
-                      shuffle_delta=None, components={"release": 0.0}, epsilon=0.0,
-                      headline=HEADLINE_PUBLIC_PRIOR)
-  eps = composition.dpsgd_epsilon(dpsgd.noise_multiplier, dpsgd.sampling_rate, dpsgd.steps,
-                                  delta, value_discretization_interval)
-  return Accounting(sensitivity=None, per_record_epsilon=0.0, central_epsilon=None,
-                    shuffle_delta=None, components={"release": 0.0, "dp_sgd": eps}, epsilon=eps,
-                    headline=HEADLINE_WEIGHTS)
+    return Accounting(
+      sensitivity=None,
+      per_record_epsilon=0.0,
+      central_epsilon=None,
+      shuffle_delta=None,
+      components={"release": 0.0},
+      epsilon=0.0,
+      headline=HEADLINE_PUBLIC_PRIOR,
+    )
+  eps = composition.dpsgd_epsilon(
+    dpsgd.noise_multiplier, dpsgd.sampling_rate, dpsgd.steps, delta, value_discretization_interval
+  )
+  return Accounting(
+    sensitivity=None,
+    per_record_epsilon=0.0,
+    central_epsilon=None,
+    shuffle_delta=None,
+    components={"release": 0.0, "dp_sgd": eps},
+    epsilon=eps,
+    headline=HEADLINE_WEIGHTS,
+  )
 
 
-def _account_central(release, lipschitz, diameter, delta, scope, num_records, shuffled,
-                     dpsgd) -> Accounting:
+def _account_central(
+  release, lipschitz, diameter, delta, scope, num_records, shuffled, dpsgd
+) -> Accounting:
   """A central mechanism: zCDP composition of its measurements (module docstring)."""
   delta = _validation.probability_open(delta, "delta")
   _validation.positive_int(num_records, "num_records")
   if scope is not Scope.DP_MEASUREMENTS:
-    raise ValueError(f"a central release reads the private records only through its own "
-                     f"measurements: its scope is 'dp-measurements', not {scope.value!r}")
+    raise ValueError(
+      f"a central release reads the private records only through its own "
+      f"measurements: its scope is 'dp-measurements', not {scope.value!r}"
+    )
   if dpsgd is not None or lipschitz is not None or diameter is not None or shuffled:
-    raise ValueError("a central release has no DP-SGD event, no Lipschitz bound, no domain "
-                     "diameter and no shuffling claim")
+    raise ValueError(
+      "a central release has no DP-SGD event, no Lipschitz bound, no domain "
+      "diameter and no shuffling claim"
+    )
   spent = release.rho_spent
   if release.rho_budget is not None:
     if not spent <= release.rho_budget * (1.0 + RHO_BUDGET_SLACK):
-      raise ValueError(f"the measurements spend rho = {spent!r}, more than the budget "
-                       f"{release.rho_budget!r} fixed in advance")
+      raise ValueError(
+        f"the measurements spend rho = {spent!r}, more than the budget "
+        f"{release.rho_budget!r} fixed in advance"
+      )
     rho = release.rho_budget
   else:
     rho = spent
@@ -232,9 +307,15 @@ def _account_central(release, lipschitz, diameter, delta, scope, num_records, sh
     components["pure_epsilon"] = eps_pure
     if eps_pure <= eps_zcdp:
       epsilon, headline = eps_pure, HEADLINE_CENTRAL_PURE
-  return Accounting(sensitivity=None, per_record_epsilon=None, central_epsilon=None,
-                    shuffle_delta=None, components=components, epsilon=epsilon,
-                    headline=headline)
+  return Accounting(
+    sensitivity=None,
+    per_record_epsilon=None,
+    central_epsilon=None,
+    shuffle_delta=None,
+    components=components,
+    epsilon=epsilon,
+    headline=headline,
+  )
 
 
 def methods_text(release: events.ReleaseEvent, scope, shuffled: bool) -> str:
@@ -242,33 +323,49 @@ def methods_text(release: events.ReleaseEvent, scope, shuffled: bool) -> str:
   scope = Scope.parse(scope)
   if isinstance(release, events.CentralRelease):
     kinds = sorted({m.kind for m in release.measurements})
-    parts = [f"central mechanism {release.mechanism!r}: {len(release.measurements)} groups of "
-             f"noisy measurements ({', '.join(kinds)}) with replace-one sensitivities "
-             "(a histogram: sqrt(2) in l2, 2 in l1), composed in zCDP (Bun and Steinke 2016; "
-             "Gaussian Delta^2/(2 sigma^2), Laplace eps^2/2, exponential mechanism as "
-             "eps-bounded-range, eps^2/8, Cesar and Rogers 2021) and converted to "
-             "(epsilon, delta) by Canonne, Kamath, Steinke 2020 Prop. 12"]
+    parts = [
+      f"central mechanism {release.mechanism!r}: {len(release.measurements)} groups of "
+      f"noisy measurements ({', '.join(kinds)}) with replace-one sensitivities "
+      "(a histogram: sqrt(2) in l2, 2 in l1), composed in zCDP (Bun and Steinke 2016; "
+      "Gaussian Delta^2/(2 sigma^2), Laplace eps^2/2, exponential mechanism as "
+      "eps-bounded-range, eps^2/8, Cesar and Rogers 2021) and converted to "
+      "(epsilon, delta) by Canonne, Kamath, Steinke 2020 Prop. 12"
+    ]
     if release.rho_budget is not None:
-      parts.append("noise chosen adaptively within a zCDP budget fixed in advance (Renyi "
-                   "filter, Feldman and Zrnic 2021): the budget is the guarantee")
+      parts.append(
+        "noise chosen adaptively within a zCDP budget fixed in advance (Renyi "
+        "filter, Feldman and Zrnic 2021): the budget is the guarantee"
+      )
     if release.pure:
-      parts.append("all measurements pure DP: basic composition of their pure epsilons is "
-                   "also valid, and the smaller bound is the headline")
+      parts.append(
+        "all measurements pure DP: basic composition of their pure epsilons is "
+        "also valid, and the smaller bound is the headline"
+      )
     return "; ".join(parts) + "."
   if isinstance(release, events.PriorSampling):
-    parts = ["release: records decoded from latents drawn from the prior N(0, I), "
-             "post-processing of the weights"]
+    parts = [
+      "release: records decoded from latents drawn from the prior N(0, I), "
+      "post-processing of the weights"
+    ]
   elif isinstance(release, events.GaussianRelease):
-    parts = ["per-record release: analytic Gaussian mechanism (Balle and Wang 2018), k latents "
-             "composed exactly as sigma / sqrt(k)"]
+    parts = [
+      "per-record release: analytic Gaussian mechanism (Balle and Wang 2018), k latents "
+      "composed exactly as sigma / sqrt(k)"
+    ]
   else:
-    parts = ["per-record release: heteroscedastic Gaussian, closed-form Renyi divergence "
-             "(Gil, Alajaji, Linder 2013) maximised over admissible pairs, RDP -> DP by "
-             "Canonne, Kamath, Steinke 2020 Prop. 12"]
+    parts = [
+      "per-record release: heteroscedastic Gaussian, closed-form Renyi divergence "
+      "(Gil, Alajaji, Linder 2013) maximised over admissible pairs, RDP -> DP by "
+      "Canonne, Kamath, Steinke 2020 Prop. 12"
+    ]
   if claims_shuffling(release, shuffled):
-    parts.append("central epsilon: amplification by shuffling (Feldman, McMillan, Talwar "
-                 "2021), min with the per-record epsilon")
+    parts.append(
+      "central epsilon: amplification by shuffling (Feldman, McMillan, Talwar "
+      "2021), min with the per-record epsilon"
+    )
   if scope is Scope.DP_SGD:
-    parts.append("DP-SGD: Poisson-sampled Gaussian under replace-one, composed by PLD "
-                 "accounting (dp_accounting, pessimistic discretisation)")
+    parts.append(
+      "DP-SGD: Poisson-sampled Gaussian under replace-one, composed by PLD "
+      "accounting (dp_accounting, pessimistic discretisation)"
+    )
   return "; ".join(parts) + "."

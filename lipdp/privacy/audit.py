@@ -76,6 +76,7 @@ class AuditResult:
     fpr_upper: Clopper-Pearson upper bound on P[M(other) in S].
     num_samples: runs per neighbour (half used to choose, half to evaluate).
   """
+
   epsilon_lower_bound: float
   claimed_epsilon: Optional[float]
   delta: float
@@ -103,8 +104,12 @@ def _flatten(samples: np.ndarray, num: int) -> np.ndarray:
 def _candidate_thresholds(values: np.ndarray, num_candidates: int) -> np.ndarray:
   """Quantiles of the pooled statistic, denser in both tails (where eps lives)."""
   u = np.linspace(0.0, 1.0, num_candidates)
-  tails = np.concatenate([np.geomspace(1.0 / values.size, 0.5, num_candidates // 2),
-                          1.0 - np.geomspace(1.0 / values.size, 0.5, num_candidates // 2)])
+  tails = np.concatenate(
+    [
+      np.geomspace(1.0 / values.size, 0.5, num_candidates // 2),
+      1.0 - np.geomspace(1.0 / values.size, 0.5, num_candidates // 2),
+    ]
+  )
   qs = np.unique(np.clip(np.concatenate([u, tails]), 0.0, 1.0))
   return np.unique(np.quantile(values, qs))
 
@@ -113,8 +118,9 @@ def _counts_above(sorted_values: np.ndarray, thresholds: np.ndarray) -> np.ndarr
   return sorted_values.size - np.searchsorted(sorted_values, thresholds, side="right")
 
 
-def _choose_test(stat0: np.ndarray, stat1: np.ndarray, delta: float, level: float,
-                 num_candidates: int):
+def _choose_test(
+  stat0: np.ndarray, stat1: np.ndarray, delta: float, level: float, num_candidates: int
+):
   """Best (threshold, test, positive) on the selection half, by its own CP bound."""
   n0, n1 = stat0.size, stat1.size
   s0, s1 = np.sort(stat0), np.sort(stat1)
@@ -123,21 +129,24 @@ def _choose_test(stat0: np.ndarray, stat1: np.ndarray, delta: float, level: floa
   above1 = _counts_above(s1, thresholds)
   best = (-1.0, None)
   options = (
-      # (test, positive, counts of positives in S, n_pos, counts of negatives in S, n_neg)
-      ("greater", "x1", above1, n1, above0, n0),
-      ("greater", "x0", above0, n0, above1, n1),
-      ("less_equal", "x0", n0 - above0, n0, n1 - above1, n1),
-      ("less_equal", "x1", n1 - above1, n1, n0 - above0, n0),
+    # (test, positive, counts of positives in S, n_pos, counts of negatives in S, n_neg)
+    ("greater", "x1", above1, n1, above0, n0),
+    ("greater", "x0", above0, n0, above1, n1),
+    ("less_equal", "x0", n0 - above0, n0, n1 - above1, n1),
+    ("less_equal", "x1", n1 - above1, n1, n0 - above0, n0),
   )
   for test, positive, pos_counts, n_pos, neg_counts, n_neg in options:
     tpr_lb = stats.beta.ppf(1.0 - level, np.maximum(pos_counts, 1), n_pos - pos_counts + 1)
     tpr_lb = np.where(pos_counts > 0, tpr_lb, 0.0)
-    fpr_ub = np.where(neg_counts < n_neg,
-                      stats.beta.ppf(level, neg_counts + 1, np.maximum(n_neg - neg_counts, 1)),
-                      1.0)
+    fpr_ub = np.where(
+      neg_counts < n_neg,
+      stats.beta.ppf(level, neg_counts + 1, np.maximum(n_neg - neg_counts, 1)),
+      1.0,
+    )
     with np.errstate(divide="ignore", invalid="ignore"):
-      eps = np.where(tpr_lb - delta > 0, np.log(np.maximum(tpr_lb - delta, 1e-300) / fpr_ub),
-                     -np.inf)
+      eps = np.where(
+        tpr_lb - delta > 0, np.log(np.maximum(tpr_lb - delta, 1e-300) / fpr_ub), -np.inf
+      )
     i = int(np.argmax(eps))
     if eps[i] > best[0]:
       best = (float(eps[i]), (float(thresholds[i]), test, positive))
@@ -146,11 +155,18 @@ def _choose_test(stat0: np.ndarray, stat1: np.ndarray, delta: float, level: floa
   return best[1]
 
 
-def audit_mechanism(mechanism: Mechanism, x0, x1, delta: float,
-                    claimed_epsilon: Optional[float] = None, num_samples: int = 1_000_000,
-                    confidence: float = 0.95, seed: Optional[int] = None,
-                    statistic: Optional[Callable[[np.ndarray], np.ndarray]] = None,
-                    num_candidates: int = 400) -> AuditResult:
+def audit_mechanism(
+  mechanism: Mechanism,
+  x0,
+  x1,
+  delta: float,
+  claimed_epsilon: Optional[float] = None,
+  num_samples: int = 1_000_000,
+  confidence: float = 0.95,
+  seed: Optional[int] = None,
+  statistic: Optional[Callable[[np.ndarray], np.ndarray]] = None,
+  num_candidates: int = 400,
+) -> AuditResult:
   """Clopper-Pearson lower bound on epsilon from runs on a neighbouring pair.
 
   Args:
@@ -204,8 +220,9 @@ def audit_mechanism(mechanism: Mechanism, x0, x1, delta: float,
 
   # Selection: its own one-sided bounds (same level) rank the candidate tests.
   level = 1.0 - (1.0 - confidence) / 2.0
-  threshold, test, positive = _choose_test(statistic_fn(sel0), statistic_fn(sel1), delta, level,
-                                           num_candidates)
+  threshold, test, positive = _choose_test(
+    statistic_fn(sel0), statistic_fn(sel1), delta, level, num_candidates
+  )
 
   # Evaluation on the held-out half: one test, one pair of one-sided bounds.
   stat0, stat1 = statistic_fn(eval0), statistic_fn(eval1)
@@ -220,20 +237,22 @@ def audit_mechanism(mechanism: Mechanism, x0, x1, delta: float,
   tpr_lb = clopper_pearson_lower(pos, n_pos, level)
   fpr_ub = clopper_pearson_upper(neg, n_neg, level)
   return AuditResult(
-      epsilon_lower_bound=_epsilon_from_rates(tpr_lb, fpr_ub, delta),
-      claimed_epsilon=claimed_epsilon,
-      delta=delta,
-      confidence=confidence,
-      threshold=threshold,
-      test=test,
-      positive=positive,
-      tpr_lower=tpr_lb,
-      fpr_upper=fpr_ub,
-      num_samples=num_samples)
+    epsilon_lower_bound=_epsilon_from_rates(tpr_lb, fpr_ub, delta),
+    claimed_epsilon=claimed_epsilon,
+    delta=delta,
+    confidence=confidence,
+    threshold=threshold,
+    test=test,
+    positive=positive,
+    tpr_lower=tpr_lb,
+    fpr_upper=fpr_ub,
+    num_samples=num_samples,
+  )
 
 
-def gaussian_mechanism(mean_fn: Callable[[np.ndarray], np.ndarray], sigma: float,
-                       k: int = 1) -> Mechanism:
+def gaussian_mechanism(
+  mean_fn: Callable[[np.ndarray], np.ndarray], sigma: float, k: int = 1
+) -> Mechanism:
   """A numpy Gaussian release z = mean_fn(x) + sigma xi, k latents per record.
 
   Returns a `mechanism(x, rng, n)` whose outputs have shape (n, k, d): n

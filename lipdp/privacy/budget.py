@@ -53,6 +53,7 @@ class BudgetPlan:
       release's own epsilon.
     delta: the delta of every number.
   """
+
   noise_ratio: Optional[float]
   release_epsilon: Optional[float]
   calibration: str
@@ -61,8 +62,9 @@ class BudgetPlan:
   delta: float
 
 
-def release_noise_ratio(epsilon: float, delta: float, num_records: int, k: int = 1,
-                        calibration: str = "per-record") -> float:
+def release_noise_ratio(
+  epsilon: float, delta: float, num_records: int, k: int = 1, calibration: str = "per-record"
+) -> float:
   """sigma / Delta for a release whose own epsilon is `epsilon` at `delta`."""
   if calibration == "per-record":
     return gaussian.calibrate_sigma(epsilon, delta, 1.0, k)
@@ -71,8 +73,9 @@ def release_noise_ratio(epsilon: float, delta: float, num_records: int, k: int =
   raise ValueError(f"calibration must be one of {CALIBRATIONS}, got {calibration!r}")
 
 
-def _composed_total(z, q, steps, ratio, num_records, k, delta, shuffled, delta_split, vdi,
-                    central=None):
+def _composed_total(
+  z, q, steps, ratio, num_records, k, delta, shuffled, delta_split, vdi, central=None
+):
   """The total the report will compute (`accounting.account`) for these events.
 
   For a shuffled release this is `shuffle.compose_dpsgd_and_shuffled_release`: the smaller of
@@ -81,26 +84,41 @@ def _composed_total(z, q, steps, ratio, num_records, k, delta, shuffled, delta_s
   """
   if ratio is None:
     return composition.dpsgd_epsilon(z, q, steps, delta, vdi)
-  plain = composition.compose_dpsgd_and_release(z, q, steps, ratio, 1.0, delta, k,
-                                                vdi).total_epsilon
+  plain = composition.compose_dpsgd_and_release(
+    z, q, steps, ratio, 1.0, delta, k, vdi
+  ).total_epsilon
   if not shuffled:
     return plain
   if central is None:
     central = _shuffled_central(ratio, num_records, k, delta, delta_split)
-  return min(plain, composition.compose_dpsgd_and_dp_mechanism(
-      z, q, steps, central, delta_split * delta, delta, vdi))
+  return min(
+    plain,
+    composition.compose_dpsgd_and_dp_mechanism(
+      z, q, steps, central, delta_split * delta, delta, vdi
+    ),
+  )
 
 
 def _shuffled_central(ratio, num_records, k, delta, delta_split):
-  return shuffle.shuffled_gaussian_epsilon(ratio, 1.0, num_records, delta_split * delta,
-                                           k).central_epsilon
+  return shuffle.shuffled_gaussian_epsilon(
+    ratio, 1.0, num_records, delta_split * delta, k
+  ).central_epsilon
 
 
-def calibrate_dpsgd_noise(total_epsilon: float, *, sampling_rate: float, steps: int,
-                          delta: float, noise_ratio: Optional[float], num_records: int,
-                          k: int = 1, shuffled: bool = False, delta_split: float = 0.5,
-                          value_discretization_interval: float =
-                          composition.DEFAULT_VALUE_DISCRETIZATION, rtol: float = 1e-3) -> float:
+def calibrate_dpsgd_noise(
+  total_epsilon: float,
+  *,
+  sampling_rate: float,
+  steps: int,
+  delta: float,
+  noise_ratio: Optional[float],
+  num_records: int,
+  k: int = 1,
+  shuffled: bool = False,
+  delta_split: float = 0.5,
+  value_discretization_interval: float = composition.DEFAULT_VALUE_DISCRETIZATION,
+  rtol: float = 1e-3,
+) -> float:
   """The smallest DP-SGD z (to `rtol`) whose composition with the release meets the total.
 
   Bisection on log z: first on a coarse PLD grid (still a valid upper bound), then the
@@ -112,18 +130,33 @@ def calibrate_dpsgd_noise(total_epsilon: float, *, sampling_rate: float, steps: 
   """
   total_epsilon = _validation.positive(total_epsilon, "total_epsilon")
 
-  central = (_shuffled_central(noise_ratio, num_records, k, delta, delta_split)
-             if shuffled and noise_ratio is not None else None)
+  central = (
+    _shuffled_central(noise_ratio, num_records, k, delta, delta_split)
+    if shuffled and noise_ratio is not None
+    else None
+  )
 
   def total(z, vdi):
-    return _composed_total(z, sampling_rate, steps, noise_ratio, num_records, k, delta,
-                           shuffled, delta_split, vdi, central)
+    return _composed_total(
+      z,
+      sampling_rate,
+      steps,
+      noise_ratio,
+      num_records,
+      k,
+      delta,
+      shuffled,
+      delta_split,
+      vdi,
+      central,
+    )
 
   if total(MAX_NOISE_MULTIPLIER, value_discretization_interval) > total_epsilon:
     raise ValueError(
-        f"total_epsilon={total_epsilon:g} cannot be met: with {steps} DP-SGD steps at sampling "
-        f"rate {sampling_rate:g}, even noise multiplier {MAX_NOISE_MULTIPLIER:g} leaves the "
-        "composition above it; lower the release share, the steps or the sampling rate")
+      f"total_epsilon={total_epsilon:g} cannot be met: with {steps} DP-SGD steps at sampling "
+      f"rate {sampling_rate:g}, even noise multiplier {MAX_NOISE_MULTIPLIER:g} leaves the "
+      "composition above it; lower the release share, the steps or the sampling rate"
+    )
   low, high = 0.05, MAX_NOISE_MULTIPLIER
   while high / low > 1 + rtol:
     mid = math.sqrt(low * high)
@@ -138,14 +171,24 @@ def calibrate_dpsgd_noise(total_epsilon: float, *, sampling_rate: float, steps: 
   return float(z)
 
 
-def plan_budget(*, scope, delta: float, num_records: int, k: int = 1,
-                epsilon: Optional[float] = None, total_epsilon: Optional[float] = None,
-                release_share: float = 0.5, calibration: str = "per-record",
-                shuffled: Optional[bool] = None, prior_sampling: bool = False, dpsgd_sampling_rate: Optional[float] = None,
-                dpsgd_steps: Optional[int] = None,
-                dpsgd_noise_multiplier: Optional[float] = None, delta_split: float = 0.5,
-                value_discretization_interval: float = composition.DEFAULT_VALUE_DISCRETIZATION
-                ) -> BudgetPlan:
+def plan_budget(
+  *,
+  scope,
+  delta: float,
+  num_records: int,
+  k: int = 1,
+  epsilon: Optional[float] = None,
+  total_epsilon: Optional[float] = None,
+  release_share: float = 0.5,
+  calibration: str = "per-record",
+  shuffled: Optional[bool] = None,
+  prior_sampling: bool = False,
+  dpsgd_sampling_rate: Optional[float] = None,
+  dpsgd_steps: Optional[int] = None,
+  dpsgd_noise_multiplier: Optional[float] = None,
+  delta_split: float = 0.5,
+  value_discretization_interval: float = composition.DEFAULT_VALUE_DISCRETIZATION,
+) -> BudgetPlan:
   """Fixes the noise of the release and of DP-SGD before training (module docstring).
 
   Args:
@@ -174,9 +217,10 @@ def plan_budget(*, scope, delta: float, num_records: int, k: int = 1,
     raise ValueError(f"calibration must be one of {CALIBRATIONS}, got {calibration!r}")
   if calibration == "shuffled" and scope is Scope.CONDITIONAL:
     raise ValueError(
-        "calibration='shuffled' targets the central epsilon of the shuffled release, which is "
-        "claimed only where the weights are covered (scope 'public' or 'dp-sgd'): in the "
-        "conditional scope a decoder fit without DP may link synthetic records to their sources")
+      "calibration='shuffled' targets the central epsilon of the shuffled release, which is "
+      "claimed only where the weights are covered (scope 'public' or 'dp-sgd'): in the "
+      "conditional scope a decoder fit without DP may link synthetic records to their sources"
+    )
   if calibration == "shuffled" and prior_sampling:
     raise ValueError("prior sampling has no per-record release to shuffle")
   shuffled = (calibration == "shuffled") if shuffled is None else bool(shuffled)
@@ -184,14 +228,19 @@ def plan_budget(*, scope, delta: float, num_records: int, k: int = 1,
     raise ValueError("calibration='shuffled' needs a release declared shuffled")
   shuffled = shuffled and not prior_sampling
   if total_epsilon is not None and scope is not Scope.DP_SGD:
-    raise ValueError("total_epsilon splits one budget between DP-SGD and the release: it "
-                     f"needs scope 'dp-sgd', not {scope.value!r} (use epsilon)")
+    raise ValueError(
+      "total_epsilon splits one budget between DP-SGD and the release: it "
+      f"needs scope 'dp-sgd', not {scope.value!r} (use epsilon)"
+    )
   if prior_sampling and scope is Scope.CONDITIONAL:
-    raise ValueError("records sampled from the prior of a model fit without DP have no privacy "
-                     "guarantee: prior sampling needs scope 'dp-sgd' or 'public'")
+    raise ValueError(
+      "records sampled from the prior of a model fit without DP have no privacy "
+      "guarantee: prior sampling needs scope 'dp-sgd' or 'public'"
+    )
   # Shuffled releases composed with DP-SGD state their central epsilon at a share of delta.
-  release_delta = delta_split * delta if (scope is Scope.DP_SGD and
-                                          calibration == "shuffled") else delta
+  release_delta = (
+    delta_split * delta if (scope is Scope.DP_SGD and calibration == "shuffled") else delta
+  )
 
   if total_epsilon is not None:
     total_epsilon = _validation.positive(total_epsilon, "total_epsilon")
@@ -201,16 +250,18 @@ def plan_budget(*, scope, delta: float, num_records: int, k: int = 1,
     if epsilon is None:
       raise ValueError("give epsilon (the release's own target) or total_epsilon")
     epsilon = _validation.positive(epsilon, "epsilon")
-  ratio = (None if prior_sampling else
-           release_noise_ratio(epsilon, release_delta, num_records, k, calibration))
+  ratio = (
+    None
+    if prior_sampling
+    else release_noise_ratio(epsilon, release_delta, num_records, k, calibration)
+  )
 
   if scope is not Scope.DP_SGD:
     if scope is Scope.PUBLIC and prior_sampling:
       return BudgetPlan(None, None, calibration, None, 0.0, delta)
     if scope is Scope.PUBLIC and shuffled and calibration == "per-record":
       # The report's headline is then the central epsilon of the shuffled release.
-      central = shuffle.shuffled_gaussian_epsilon(ratio, 1.0, num_records, delta,
-                                                  k).central_epsilon
+      central = shuffle.shuffled_gaussian_epsilon(ratio, 1.0, num_records, delta, k).central_epsilon
       return BudgetPlan(ratio, epsilon, calibration, None, central, delta)
     return BudgetPlan(ratio, epsilon, calibration, None, epsilon, delta)
 
@@ -219,14 +270,23 @@ def plan_budget(*, scope, delta: float, num_records: int, k: int = 1,
   q = _validation.probability_half_open(dpsgd_sampling_rate, "dpsgd_sampling_rate")
   steps = _validation.positive_int(dpsgd_steps, "dpsgd_steps")
   if total_epsilon is not None:
-    z = calibrate_dpsgd_noise(total_epsilon, sampling_rate=q, steps=steps, delta=delta,
-                              noise_ratio=ratio, num_records=num_records, k=k,
-                              shuffled=shuffled, delta_split=delta_split,
-                              value_discretization_interval=value_discretization_interval)
+    z = calibrate_dpsgd_noise(
+      total_epsilon,
+      sampling_rate=q,
+      steps=steps,
+      delta=delta,
+      noise_ratio=ratio,
+      num_records=num_records,
+      k=k,
+      shuffled=shuffled,
+      delta_split=delta_split,
+      value_discretization_interval=value_discretization_interval,
+    )
   else:
     if dpsgd_noise_multiplier is None:
       raise ValueError("scope 'dp-sgd' needs dpsgd_noise_multiplier or total_epsilon")
     z = _validation.positive(dpsgd_noise_multiplier, "dpsgd_noise_multiplier")
-  planned = _composed_total(z, q, steps, ratio, num_records, k, delta, shuffled, delta_split,
-                            value_discretization_interval)
+  planned = _composed_total(
+    z, q, steps, ratio, num_records, k, delta, shuffled, delta_split, value_discretization_interval
+  )
   return BudgetPlan(ratio, epsilon, calibration, z, planned, delta)

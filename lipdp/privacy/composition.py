@@ -74,8 +74,7 @@ DEFAULT_VALUE_DISCRETIZATION = 1e-4
 _MIN_NOISE_MULTIPLIER = 0.05
 
 
-def dpsgd_event(noise_multiplier: float, sampling_rate: float,
-                steps: int) -> dp_accounting.DpEvent:
+def dpsgd_event(noise_multiplier: float, sampling_rate: float, steps: int) -> dp_accounting.DpEvent:
   """The DP-SGD training run as a dp_accounting event (for REPLACE_ONE).
 
   Args:
@@ -109,11 +108,15 @@ def gaussian_release_event(sigma: float, sensitivity: float, k: int = 1) -> dp_a
   sensitivity = _validation.positive(sensitivity, "sensitivity")
   k = _validation.positive_int(k, "k")
   return dp_accounting.SelfComposedDpEvent(
-      dp_accounting.GaussianDpEvent(2.0 * sigma / sensitivity), k)
+    dp_accounting.GaussianDpEvent(2.0 * sigma / sensitivity), k
+  )
 
 
-def pld_epsilon(event: dp_accounting.DpEvent, delta: float,
-                value_discretization_interval: float = DEFAULT_VALUE_DISCRETIZATION) -> float:
+def pld_epsilon(
+  event: dp_accounting.DpEvent,
+  delta: float,
+  value_discretization_interval: float = DEFAULT_VALUE_DISCRETIZATION,
+) -> float:
   """epsilon of a dp_accounting event under replace-one, by PLD accounting.
 
   Args:
@@ -125,16 +128,23 @@ def pld_epsilon(event: dp_accounting.DpEvent, delta: float,
     An upper bound on epsilon at `delta`.
   """
   delta = _validation.probability_open(delta, "delta")
-  value_discretization_interval = _validation.positive(value_discretization_interval,
-                                                       "value_discretization_interval")
+  value_discretization_interval = _validation.positive(
+    value_discretization_interval, "value_discretization_interval"
+  )
   accountant = pld_privacy_accountant.PLDAccountant(
-      _RELATION, value_discretization_interval=value_discretization_interval)
+    _RELATION, value_discretization_interval=value_discretization_interval
+  )
   accountant.compose(event)
   return float(accountant.get_epsilon(delta))
 
 
-def dpsgd_epsilon(noise_multiplier: float, sampling_rate: float, steps: int, delta: float,
-                  value_discretization_interval: float = DEFAULT_VALUE_DISCRETIZATION) -> float:
+def dpsgd_epsilon(
+  noise_multiplier: float,
+  sampling_rate: float,
+  steps: int,
+  delta: float,
+  value_discretization_interval: float = DEFAULT_VALUE_DISCRETIZATION,
+) -> float:
   """epsilon of DP-SGD alone (Poisson-sampled Gaussian, replace-one, PLD).
 
   Args:
@@ -147,14 +157,19 @@ def dpsgd_epsilon(noise_multiplier: float, sampling_rate: float, steps: int, del
   Returns:
     An upper bound on epsilon (PLD, pessimistic discretisation).
   """
-  return pld_epsilon(dpsgd_event(noise_multiplier, sampling_rate, steps), delta,
-                     value_discretization_interval)
+  return pld_epsilon(
+    dpsgd_event(noise_multiplier, sampling_rate, steps), delta, value_discretization_interval
+  )
 
 
-def dpsgd_noise_multiplier(target_epsilon: float, sampling_rate: float, steps: int,
-                           delta: float,
-                           value_discretization_interval: float = DEFAULT_VALUE_DISCRETIZATION,
-                           tol: float = 1e-4) -> float:
+def dpsgd_noise_multiplier(
+  target_epsilon: float,
+  sampling_rate: float,
+  steps: int,
+  delta: float,
+  value_discretization_interval: float = DEFAULT_VALUE_DISCRETIZATION,
+  tol: float = 1e-4,
+) -> float:
   """Smallest noise multiplier z giving DP-SGD epsilon <= target (replace-one).
 
   Uses `dp_accounting.calibrate_dp_mechanism` (Brent's method on the PLD
@@ -176,12 +191,14 @@ def dpsgd_noise_multiplier(target_epsilon: float, sampling_rate: float, steps: i
   steps = _validation.positive_int(steps, "steps")
   delta = _validation.probability_open(delta, "delta")
   tol = _validation.positive(tol, "tol")
-  value_discretization_interval = _validation.positive(value_discretization_interval,
-                                                       "value_discretization_interval")
+  value_discretization_interval = _validation.positive(
+    value_discretization_interval, "value_discretization_interval"
+  )
 
   def make_accountant():
     return pld_privacy_accountant.PLDAccountant(
-        _RELATION, value_discretization_interval=value_discretization_interval)
+      _RELATION, value_discretization_interval=value_discretization_interval
+    )
 
   def make_event(z):
     return dpsgd_event(z, sampling_rate, steps)
@@ -199,12 +216,16 @@ def dpsgd_noise_multiplier(target_epsilon: float, sampling_rate: float, steps: i
     while eps_at(low) <= target_epsilon:
       if low <= _MIN_NOISE_MULTIPLIER:
         raise ValueError(
-            f"target_epsilon={target_epsilon} is met by every noise_multiplier >= "
-            f"{_MIN_NOISE_MULTIPLIER}; choose a smaller target.")
+          f"target_epsilon={target_epsilon} is met by every noise_multiplier >= "
+          f"{_MIN_NOISE_MULTIPLIER}; choose a smaller target."
+        )
       low, high = max(low / 2.0, _MIN_NOISE_MULTIPLIER), low
   bracket = dp_accounting.ExplicitBracketInterval(low, high)
-  return float(dp_accounting.calibrate_dp_mechanism(
-      make_accountant, make_event, target_epsilon, delta, bracket_interval=bracket, tol=tol))
+  return float(
+    dp_accounting.calibrate_dp_mechanism(
+      make_accountant, make_event, target_epsilon, delta, bracket_interval=bracket, tol=tol
+    )
+  )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -218,6 +239,7 @@ class CompositionResult:
     delta: the delta all three epsilons are stated at.
     neighboring_relation: the relation, in words.
   """
+
   dpsgd_epsilon: float
   release_epsilon: float
   total_epsilon: float
@@ -226,9 +248,15 @@ class CompositionResult:
 
 
 def compose_dpsgd_and_release(
-    noise_multiplier: float, sampling_rate: float, steps: int, sigma: float,
-    sensitivity: float, delta: float, k: int = 1,
-    value_discretization_interval: float = DEFAULT_VALUE_DISCRETIZATION) -> CompositionResult:
+  noise_multiplier: float,
+  sampling_rate: float,
+  steps: int,
+  sigma: float,
+  sensitivity: float,
+  delta: float,
+  k: int = 1,
+  value_discretization_interval: float = DEFAULT_VALUE_DISCRETIZATION,
+) -> CompositionResult:
   """DP-SGD training composed with the per-record Gaussian release (PLD).
 
   Args:
@@ -247,19 +275,26 @@ def compose_dpsgd_and_release(
   delta = _validation.probability_open(delta, "delta")
   training = dpsgd_event(noise_multiplier, sampling_rate, steps)
   release = gaussian_release_event(sigma, sensitivity, k)
-  total = pld_epsilon(dp_accounting.ComposedDpEvent([training, release]), delta,
-                      value_discretization_interval)
+  total = pld_epsilon(
+    dp_accounting.ComposedDpEvent([training, release]), delta, value_discretization_interval
+  )
   return CompositionResult(
-      dpsgd_epsilon=pld_epsilon(training, delta, value_discretization_interval),
-      release_epsilon=gaussian.gaussian_epsilon(sigma, sensitivity, delta, k),
-      total_epsilon=total,
-      delta=delta)
+    dpsgd_epsilon=pld_epsilon(training, delta, value_discretization_interval),
+    release_epsilon=gaussian.gaussian_epsilon(sigma, sensitivity, delta, k),
+    total_epsilon=total,
+    delta=delta,
+  )
 
 
 def compose_dpsgd_and_dp_mechanism(
-    noise_multiplier: float, sampling_rate: float, steps: int, epsilon: float,
-    mechanism_delta: float, delta: float,
-    value_discretization_interval: float = DEFAULT_VALUE_DISCRETIZATION) -> float:
+  noise_multiplier: float,
+  sampling_rate: float,
+  steps: int,
+  epsilon: float,
+  mechanism_delta: float,
+  delta: float,
+  value_discretization_interval: float = DEFAULT_VALUE_DISCRETIZATION,
+) -> float:
   """DP-SGD composed with an arbitrary (epsilon, mechanism_delta)-DP mechanism.
 
   Any (eps, delta')-DP mechanism is a post-processing of the four-output
@@ -286,10 +321,12 @@ def compose_dpsgd_and_dp_mechanism(
   delta = _validation.probability_open(delta, "delta")
   if mechanism_delta >= delta:
     raise ValueError(
-        f"mechanism_delta ({mechanism_delta}) must be < delta ({delta}): the composition "
-        "cannot have a smaller delta than one of its parts.")
-  value_discretization_interval = _validation.positive(value_discretization_interval,
-                                                       "value_discretization_interval")
+      f"mechanism_delta ({mechanism_delta}) must be < delta ({delta}): the composition "
+      "cannot have a smaller delta than one of its parts."
+    )
+  value_discretization_interval = _validation.positive(
+    value_discretization_interval, "value_discretization_interval"
+  )
   noise_multiplier = _validation.positive(noise_multiplier, "noise_multiplier")
   sampling_rate = _validation.probability_half_open(sampling_rate, "sampling_rate")
   steps = _validation.positive_int(steps, "steps")
@@ -297,11 +334,13 @@ def compose_dpsgd_and_dp_mechanism(
   # PoissonSampledDpEvent branch); the accountant has no event for a bare
   # (eps, delta) guarantee, so both PLDs are composed directly.
   training_pld = pld_lib.from_gaussian_mechanism(
-      standard_deviation=noise_multiplier,
-      value_discretization_interval=value_discretization_interval,
-      sampling_prob=sampling_rate,
-      neighboring_relation=_RELATION).self_compose(steps)
+    standard_deviation=noise_multiplier,
+    value_discretization_interval=value_discretization_interval,
+    sampling_prob=sampling_rate,
+    neighboring_relation=_RELATION,
+  ).self_compose(steps)
   release_pld = pld_lib.from_privacy_parameters(
-      pld_common.DifferentialPrivacyParameters(epsilon, mechanism_delta),
-      value_discretization_interval=value_discretization_interval)
+    pld_common.DifferentialPrivacyParameters(epsilon, mechanism_delta),
+    value_discretization_interval=value_discretization_interval,
+  )
   return float(training_pld.compose(release_pld).get_epsilon_for_delta(delta))

@@ -77,7 +77,8 @@ def box_diameter(low: ArrayLike, high: ArrayLike, dim: Union[int, None] = None) 
     low_b, high_b = np.broadcast_arrays(np.atleast_1d(low_arr), np.atleast_1d(high_arr))
   except ValueError as err:
     raise ValueError(
-        f"low and high have incompatible lengths {low_arr.shape} and {high_arr.shape}.") from err
+      f"low and high have incompatible lengths {low_arr.shape} and {high_arr.shape}."
+    ) from err
   if dim is not None:
     if low_b.shape[0] == 1:
       low_b = np.broadcast_to(low_b, (dim,))
@@ -118,8 +119,8 @@ def one_hot_diameter(num_blocks: Union[int, Sequence[int]]) -> float:
       counts = list(num_blocks)
     except TypeError as err:
       raise ValueError(
-          "num_blocks must be an int or a sequence of per-block category counts, "
-          f"got {num_blocks!r}.") from err
+        f"num_blocks must be an int or a sequence of per-block category counts, got {num_blocks!r}."
+      ) from err
     informative = 0
     for i, c in enumerate(counts):
       c = _validation.positive_int(c, f"num_blocks[{i}] (categories of block {i})")
@@ -209,7 +210,8 @@ def nonnegative_ball_diameter(radius: float, dim: int) -> float:
       candidates.add(min(max(int(a), 0), dim))
   candidates.update((0, dim))
   best = max(
-      _max_sq_norm_on_coords(a, r2) + _max_sq_norm_on_coords(dim - a, r2) for a in candidates)
+    _max_sq_norm_on_coords(a, r2) + _max_sq_norm_on_coords(dim - a, r2) for a in candidates
+  )
   diameter = math.sqrt(best)
   # The classical bounds hold by construction; the min guards against any
   # floating-point excess (it never changes the value by more than an ulp).

@@ -43,9 +43,10 @@ class NeighboringRelation(str, enum.Enum):
   @property
   def statement(self) -> str:
     return (
-        "replace-one (bounded DP): two datasets are neighbours when they have the same number "
-        "of records and differ by replacing one record with any other record of the declared "
-        "domain")
+      "replace-one (bounded DP): two datasets are neighbours when they have the same number "
+      "of records and differ by replacing one record with any other record of the declared "
+      "domain"
+    )
 
   @property
   def dp_accounting(self) -> dp_accounting.NeighboringRelation:
@@ -83,27 +84,31 @@ class Scope(str, enum.Enum):
 
 
 _SCOPE_STATEMENTS = {
-    Scope.PUBLIC: (
-        "The encoder and decoder were trained on data that is independent of the private "
-        "records (public data). The epsilon covers the private records in full."),
-    Scope.DP_SGD: (
-        "The encoder and decoder were trained on the private records with DP-SGD. The "
-        "epsilon covers the training run composed by PLD accounting, under the same "
-        "replace-one relation, with the per-record release if there is one: it covers both "
-        "the weights and the released records."),
-    Scope.CONDITIONAL: (
-        "The encoder and decoder were trained on the private records WITHOUT differential "
-        "privacy. The epsilon covers only the noise added to each record's latent given the "
-        "trained model: the model's own dependence on the private records is NOT covered by "
-        "this guarantee, and nothing here bounds what the model weights, or synthetic data "
-        "shaped by the decoder, reveal about the private records (for example to a "
-        "membership-inference attack)."),
-    Scope.DP_MEASUREMENTS: (
-        "No model was fit on the private records without differential privacy: the private "
-        "records enter the release only through the mechanism's own noisy measurements and "
-        "selections, listed in the release event. Every model estimated from those "
-        "measurements, and every synthetic record, is post-processing. The epsilon covers "
-        "everything released."),
+  Scope.PUBLIC: (
+    "The encoder and decoder were trained on data that is independent of the private "
+    "records (public data). The epsilon covers the private records in full."
+  ),
+  Scope.DP_SGD: (
+    "The encoder and decoder were trained on the private records with DP-SGD. The "
+    "epsilon covers the training run composed by PLD accounting, under the same "
+    "replace-one relation, with the per-record release if there is one: it covers both "
+    "the weights and the released records."
+  ),
+  Scope.CONDITIONAL: (
+    "The encoder and decoder were trained on the private records WITHOUT differential "
+    "privacy. The epsilon covers only the noise added to each record's latent given the "
+    "trained model: the model's own dependence on the private records is NOT covered by "
+    "this guarantee, and nothing here bounds what the model weights, or synthetic data "
+    "shaped by the decoder, reveal about the private records (for example to a "
+    "membership-inference attack)."
+  ),
+  Scope.DP_MEASUREMENTS: (
+    "No model was fit on the private records without differential privacy: the private "
+    "records enter the release only through the mechanism's own noisy measurements and "
+    "selections, listed in the release event. Every model estimated from those "
+    "measurements, and every synthetic record, is post-processing. The epsilon covers "
+    "everything released."
+  ),
 }
 
 
@@ -121,6 +126,7 @@ class GaussianRelease:
     sigma: the release noise std (> 0).
     k: latents per record (>= 1); they compose exactly to one Gaussian of std sigma / sqrt(k).
   """
+
   sigma: float
   k: int = 1
 
@@ -145,6 +151,7 @@ class HeteroscedasticRelease:
     latent_dim: latent dimension d (>= 1).
     k: latents per record (>= 1).
   """
+
   sigma_min: float
   sigma_max: float
   lipschitz_log_sigma: float
@@ -160,16 +167,23 @@ class HeteroscedasticRelease:
       raise ValueError(f"sigma_max ({sigma_max}) must be >= sigma_min ({sigma_min}).")
     object.__setattr__(self, "sigma_min", sigma_min)
     object.__setattr__(self, "sigma_max", sigma_max)
-    object.__setattr__(self, "lipschitz_log_sigma", _validation.nonnegative(
-        self.lipschitz_log_sigma, "lipschitz_log_sigma"))
-    object.__setattr__(self, "latent_dim", _validation.positive_int(self.latent_dim,
-                                                                    "latent_dim"))
+    object.__setattr__(
+      self,
+      "lipschitz_log_sigma",
+      _validation.nonnegative(self.lipschitz_log_sigma, "lipschitz_log_sigma"),
+    )
+    object.__setattr__(self, "latent_dim", _validation.positive_int(self.latent_dim, "latent_dim"))
     object.__setattr__(self, "k", _validation.positive_int(self.k, "k"))
 
   def as_dict(self) -> dict:
-    return {"type": self.type_name, "sigma_min": self.sigma_min, "sigma_max": self.sigma_max,
-            "lipschitz_log_sigma": self.lipschitz_log_sigma, "latent_dim": self.latent_dim,
-            "k": self.k}
+    return {
+      "type": self.type_name,
+      "sigma_min": self.sigma_min,
+      "sigma_max": self.sigma_max,
+      "lipschitz_log_sigma": self.lipschitz_log_sigma,
+      "latent_dim": self.latent_dim,
+      "k": self.k,
+    }
 
 
 @dataclasses.dataclass(frozen=True)
@@ -183,14 +197,16 @@ class PriorSampling:
   Attributes:
     num_samples: the number of synthetic records sampled (>= 1).
   """
+
   num_samples: int
 
   type_name = "prior_sampling"
   k = 1
 
   def __post_init__(self):
-    object.__setattr__(self, "num_samples", _validation.positive_int(self.num_samples,
-                                                                     "num_samples"))
+    object.__setattr__(
+      self, "num_samples", _validation.positive_int(self.num_samples, "num_samples")
+    )
 
   def as_dict(self) -> dict:
     return {"type": self.type_name, "num_samples": self.num_samples}
@@ -217,6 +233,7 @@ class NoisyMeasurement:
       one count down and one up, so the sensitivity must be at least sqrt(2) in l2 and 2 in l1,
       which is checked) or 'score' (the quality scores of an exponential mechanism).
   """
+
   kind: str
   scale: float
   sensitivity: float
@@ -229,18 +246,20 @@ class NoisyMeasurement:
     if self.query not in QUERIES:
       raise ValueError(f"query must be one of {QUERIES}, got {self.query!r}")
     if (self.kind == zcdp.EXPONENTIAL) != (self.query == "score"):
-      raise ValueError("an exponential-mechanism selection has query 'score', and only it "
-                       f"(kind {self.kind!r}, query {self.query!r})")
+      raise ValueError(
+        "an exponential-mechanism selection has query 'score', and only it "
+        f"(kind {self.kind!r}, query {self.query!r})"
+      )
     object.__setattr__(self, "scale", _validation.positive(self.scale, "scale"))
-    object.__setattr__(self, "sensitivity", _validation.positive(self.sensitivity,
-                                                                 "sensitivity"))
+    object.__setattr__(self, "sensitivity", _validation.positive(self.sensitivity, "sensitivity"))
     object.__setattr__(self, "count", _validation.positive_int(self.count, "count"))
     floor = HISTOGRAM_MIN_SENSITIVITY.get(self.kind) if self.query == "histogram" else None
     if floor is not None and self.sensitivity < floor * (1 - 1e-12):
       raise ValueError(
-          f"a {self.kind} histogram query has replace-one sensitivity at least {floor:.6g} "
-          f"(one record moves one count down and one up), got {self.sensitivity}; the "
-          "add/remove value is not lipdp's relation")
+        f"a {self.kind} histogram query has replace-one sensitivity at least {floor:.6g} "
+        f"(one record moves one count down and one up), got {self.sensitivity}; the "
+        "add/remove value is not lipdp's relation"
+      )
 
   @property
   def rho(self) -> float:
@@ -288,6 +307,7 @@ class CentralRelease:
       and it, not their realised sum, is the guarantee (a Renyi filter; Feldman and Zrnic
       2021). None when the noise is fixed in advance (the realised sum is then the guarantee).
   """
+
   mechanism: str
   measurements: Tuple[NoisyMeasurement, ...]
   num_samples: int
@@ -301,16 +321,18 @@ class CentralRelease:
       raise ValueError(f"mechanism must be a non-empty name, got {self.mechanism!r}")
     if isinstance(self.measurements, (str, bytes, Mapping)):
       raise ValueError(f"measurements must be a sequence, got {self.measurements!r}")
-    measurements = tuple(m if isinstance(m, NoisyMeasurement) else NoisyMeasurement.from_dict(m)
-                         for m in self.measurements)
+    measurements = tuple(
+      m if isinstance(m, NoisyMeasurement) else NoisyMeasurement.from_dict(m)
+      for m in self.measurements
+    )
     if not measurements:
       raise ValueError("a central release makes at least one measurement")
     object.__setattr__(self, "measurements", measurements)
-    object.__setattr__(self, "num_samples", _validation.positive_int(self.num_samples,
-                                                                     "num_samples"))
+    object.__setattr__(
+      self, "num_samples", _validation.positive_int(self.num_samples, "num_samples")
+    )
     if self.rho_budget is not None:
-      object.__setattr__(self, "rho_budget", _validation.positive(self.rho_budget,
-                                                                  "rho_budget"))
+      object.__setattr__(self, "rho_budget", _validation.positive(self.rho_budget, "rho_budget"))
 
   @property
   def rho_spent(self) -> float:
@@ -323,9 +345,13 @@ class CentralRelease:
     return self.rho_budget is None and all(m.kind != zcdp.GAUSSIAN for m in self.measurements)
 
   def as_dict(self) -> dict:
-    return {"type": self.type_name, "mechanism": self.mechanism,
-            "measurements": [m.as_dict() for m in self.measurements],
-            "num_samples": self.num_samples, "rho_budget": self.rho_budget}
+    return {
+      "type": self.type_name,
+      "mechanism": self.mechanism,
+      "measurements": [m.as_dict() for m in self.measurements],
+      "num_samples": self.num_samples,
+      "rho_budget": self.rho_budget,
+    }
 
 
 ReleaseEvent = Union[GaussianRelease, HeteroscedasticRelease, PriorSampling, CentralRelease]
@@ -341,9 +367,11 @@ def release_from_dict(data: Mapping[str, Any]) -> ReleaseEvent:
       names = [f.name for f in dataclasses.fields(cls)]
       _check_keys(data, names, cls.__name__)
       return cls(**{n: data[n] for n in names if n in data})
-  raise ValueError(f"unknown release type {data.get('type')!r}; expected "
-                   f"{GaussianRelease.type_name!r}, {HeteroscedasticRelease.type_name!r}, "
-                   f"{PriorSampling.type_name!r} or {CentralRelease.type_name!r}")
+  raise ValueError(
+    f"unknown release type {data.get('type')!r}; expected "
+    f"{GaussianRelease.type_name!r}, {HeteroscedasticRelease.type_name!r}, "
+    f"{PriorSampling.type_name!r} or {CentralRelease.type_name!r}"
+  )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -355,15 +383,18 @@ class DPSGDEvent:
     sampling_rate: q, the probability that a record joins a step's batch, in (0, 1].
     steps: the number of noisy steps the released weights went through (>= 1).
   """
+
   noise_multiplier: float
   sampling_rate: float
   steps: int
 
   def __post_init__(self):
-    object.__setattr__(self, "noise_multiplier", _validation.positive(
-        self.noise_multiplier, "noise_multiplier"))
-    object.__setattr__(self, "sampling_rate", _validation.probability_half_open(
-        self.sampling_rate, "sampling_rate"))
+    object.__setattr__(
+      self, "noise_multiplier", _validation.positive(self.noise_multiplier, "noise_multiplier")
+    )
+    object.__setattr__(
+      self, "sampling_rate", _validation.probability_half_open(self.sampling_rate, "sampling_rate")
+    )
     object.__setattr__(self, "steps", _validation.positive_int(self.steps, "steps"))
 
   def as_dict(self) -> dict:
@@ -387,6 +418,8 @@ class DPSGDEvent:
     Gaussian compares contributions at -1 and +1 (in units of C), which is exactly that.
     """
     return dp_accounting.SelfComposedDpEvent(
-        dp_accounting.PoissonSampledDpEvent(
-            self.sampling_rate, dp_accounting.GaussianDpEvent(self.noise_multiplier)),
-        self.steps)
+      dp_accounting.PoissonSampledDpEvent(
+        self.sampling_rate, dp_accounting.GaussianDpEvent(self.noise_multiplier)
+      ),
+      self.steps,
+    )

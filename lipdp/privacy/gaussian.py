@@ -152,8 +152,7 @@ def calibrate_sigma(epsilon: float, delta: float, sensitivity: float, k: int = 1
   return float(sigma)
 
 
-def max_lipschitz(sigma: float, epsilon: float, delta: float, diameter: float,
-                  k: int = 1) -> float:
+def max_lipschitz(sigma: float, epsilon: float, delta: float, diameter: float, k: int = 1) -> float:
   """Largest certified Lipschitz bound L allowed at a given sigma.
 
   By scale invariance only sigma / (L D) matters: the release is

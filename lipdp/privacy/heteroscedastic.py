@@ -76,8 +76,9 @@ from dp_accounting.rdp import rdp_privacy_accountant
 from lipdp.privacy import _validation
 
 
-def isotropic_gaussian_renyi_divergence(alpha: float, mean_distance: float, sigma_a: float,
-                                        sigma_b: float, dim: int) -> float:
+def isotropic_gaussian_renyi_divergence(
+  alpha: float, mean_distance: float, sigma_a: float, sigma_b: float, dim: int
+) -> float:
   """D_alpha(N(mu_a, s_a^2 I_d) || N(mu_b, s_b^2 I_d)), formula (GAL).
 
   Args:
@@ -95,7 +96,7 @@ def isotropic_gaussian_renyi_divergence(alpha: float, mean_distance: float, sigm
   sigma_a = _validation.positive(sigma_a, "sigma_a")
   sigma_b = _validation.positive(sigma_b, "sigma_b")
   dim = _validation.positive_int(dim, "dim")
-  ratio_sq = (sigma_b / sigma_a)**2
+  ratio_sq = (sigma_b / sigma_a) ** 2
   g = (1.0 - alpha) + alpha * ratio_sq  # s_alpha^2 / s_a^2
   if g <= 0.0:
     return math.inf
@@ -105,8 +106,9 @@ def isotropic_gaussian_renyi_divergence(alpha: float, mean_distance: float, sigm
   return mean_term + dim * variance_term
 
 
-def max_sigma_ratio(lipschitz_log_sigma: float, diameter: float, sigma_min: float,
-                    sigma_max: float) -> float:
+def max_sigma_ratio(
+  lipschitz_log_sigma: float, diameter: float, sigma_min: float, sigma_max: float
+) -> float:
   """R = min(exp(L_s D), sigma_max / sigma_min): the largest admissible s_a / s_b."""
   lipschitz_log_sigma = _validation.nonnegative(lipschitz_log_sigma, "lipschitz_log_sigma")
   diameter = _validation.nonnegative(diameter, "diameter")
@@ -122,8 +124,9 @@ def _check_sigma_range(sigma_min, sigma_max):
   return sigma_min, sigma_max
 
 
-def max_finite_order(lipschitz_log_sigma: float, diameter: float, sigma_min: float,
-                     sigma_max: float) -> float:
+def max_finite_order(
+  lipschitz_log_sigma: float, diameter: float, sigma_min: float, sigma_max: float
+) -> float:
   """Supremum of the orders with finite RDP: R^2 / (R^2 - 1) (inf when R = 1)."""
   ratio = max_sigma_ratio(lipschitz_log_sigma, diameter, sigma_min, sigma_max)
   if ratio == 1.0:
@@ -141,24 +144,34 @@ class WorstCasePair:
     sigma_a: std of the first (numerator) Gaussian, R sigma_min.
     sigma_b: std of the second Gaussian, sigma_min.
   """
+
   mean_distance: float
   sigma_a: float
   sigma_b: float
 
 
-def heteroscedastic_worst_case(lipschitz: float, lipschitz_log_sigma: float, diameter: float,
-                               sigma_min: float, sigma_max: float) -> WorstCasePair:
+def heteroscedastic_worst_case(
+  lipschitz: float, lipschitz_log_sigma: float, diameter: float, sigma_min: float, sigma_max: float
+) -> WorstCasePair:
   """The maximising pair: |dmu| = L D, s_b = sigma_min, s_a = R sigma_min (any alpha)."""
   lipschitz = _validation.nonnegative(lipschitz, "lipschitz")
   diameter = _validation.nonnegative(diameter, "diameter")
   ratio = max_sigma_ratio(lipschitz_log_sigma, diameter, sigma_min, sigma_max)
-  return WorstCasePair(mean_distance=lipschitz * diameter, sigma_a=ratio * sigma_min,
-                       sigma_b=sigma_min)
+  return WorstCasePair(
+    mean_distance=lipschitz * diameter, sigma_a=ratio * sigma_min, sigma_b=sigma_min
+  )
 
 
-def heteroscedastic_rdp(alpha: float, lipschitz: float, lipschitz_log_sigma: float,
-                        diameter: float, sigma_min: float, sigma_max: float, latent_dim: int,
-                        k: int = 1) -> float:
+def heteroscedastic_rdp(
+  alpha: float,
+  lipschitz: float,
+  lipschitz_log_sigma: float,
+  diameter: float,
+  sigma_min: float,
+  sigma_max: float,
+  latent_dim: int,
+  k: int = 1,
+) -> float:
   """RDP eps_alpha of releasing k latents with learned, bounded sigma(x).
 
   Args:
@@ -177,10 +190,10 @@ def heteroscedastic_rdp(alpha: float, lipschitz: float, lipschitz_log_sigma: flo
   alpha = _validation.renyi_order(alpha)
   k = _validation.positive_int(k, "k")
   latent_dim = _validation.positive_int(latent_dim, "latent_dim")
-  pair = heteroscedastic_worst_case(lipschitz, lipschitz_log_sigma, diameter, sigma_min,
-                                    sigma_max)
-  return k * isotropic_gaussian_renyi_divergence(alpha, pair.mean_distance, pair.sigma_a,
-                                                 pair.sigma_b, latent_dim)
+  pair = heteroscedastic_worst_case(lipschitz, lipschitz_log_sigma, diameter, sigma_min, sigma_max)
+  return k * isotropic_gaussian_renyi_divergence(
+    alpha, pair.mean_distance, pair.sigma_a, pair.sigma_b, latent_dim
+  )
 
 
 def gaussian_rdp(alpha: float, sigma: float, sensitivity: float, k: int = 1) -> float:
@@ -194,15 +207,18 @@ def gaussian_rdp(alpha: float, sigma: float, sensitivity: float, k: int = 1) -> 
 
 def default_orders(max_order: float = math.inf) -> np.ndarray:
   """A dense grid of orders in (1, max_order): fine near 1, geometric above."""
-  grid = np.concatenate([
+  grid = np.concatenate(
+    [
       1.0 + np.geomspace(1e-3, 1.0, 200),
       np.geomspace(2.0, 1e4, 400),
-  ])
+    ]
+  )
   grid = np.unique(grid)
   if math.isfinite(max_order):
     inner = 1.0 + (max_order - 1.0) * (1.0 - np.geomspace(1e-6, 1.0, 200)[::-1])
-    grid = np.unique(np.concatenate([grid[grid < max_order], inner[(inner > 1.0) &
-                                                                   (inner < max_order)]]))
+    grid = np.unique(
+      np.concatenate([grid[grid < max_order], inner[(inner > 1.0) & (inner < max_order)]])
+    )
   return grid
 
 
@@ -231,8 +247,9 @@ def rdp_to_epsilon(orders: Sequence[float], rdp: Sequence[float], delta: float):
   finite_mask = np.isfinite(rdp)
   if not np.any(finite_mask):
     return math.inf, float("nan")
-  eps, order = rdp_privacy_accountant.compute_epsilon(orders[finite_mask].tolist(),
-                                                       rdp[finite_mask].tolist(), delta)
+  eps, order = rdp_privacy_accountant.compute_epsilon(
+    orders[finite_mask].tolist(), rdp[finite_mask].tolist(), delta
+  )
   return float(eps), float(order)
 
 
@@ -247,6 +264,7 @@ class HeteroscedasticResult:
     rdp_at_order: k eps_alpha at that order.
     sigma_ratio: R = min(exp(L_s D), sigma_max / sigma_min).
   """
+
   epsilon: float
   delta: float
   order: float
@@ -254,10 +272,17 @@ class HeteroscedasticResult:
   sigma_ratio: float
 
 
-def heteroscedastic_epsilon(delta: float, lipschitz: float, lipschitz_log_sigma: float,
-                            diameter: float, sigma_min: float, sigma_max: float,
-                            latent_dim: int, k: int = 1,
-                            orders: Optional[Sequence[float]] = None) -> HeteroscedasticResult:
+def heteroscedastic_epsilon(
+  delta: float,
+  lipschitz: float,
+  lipschitz_log_sigma: float,
+  diameter: float,
+  sigma_min: float,
+  sigma_max: float,
+  latent_dim: int,
+  k: int = 1,
+  orders: Optional[Sequence[float]] = None,
+) -> HeteroscedasticResult:
   """(epsilon, delta)-DP of the heteroscedastic release via RDP.
 
   Args:
@@ -282,12 +307,18 @@ def heteroscedastic_epsilon(delta: float, lipschitz: float, lipschitz_log_sigma:
     orders = default_orders(max_order)
   else:
     orders = np.asarray([_validation.renyi_order(a, "orders[i]") for a in orders])
-  rdp = np.array([
-      heteroscedastic_rdp(a, lipschitz, lipschitz_log_sigma, diameter, sigma_min, sigma_max,
-                          latent_dim, k) for a in orders
-  ])
+  rdp = np.array(
+    [
+      heteroscedastic_rdp(
+        a, lipschitz, lipschitz_log_sigma, diameter, sigma_min, sigma_max, latent_dim, k
+      )
+      for a in orders
+    ]
+  )
   epsilon, order = rdp_to_epsilon(orders, rdp, delta)
-  rdp_at_order = (float(rdp[np.argmin(np.abs(orders - order))])
-                  if math.isfinite(epsilon) else math.inf)
-  return HeteroscedasticResult(epsilon=epsilon, delta=delta, order=order,
-                               rdp_at_order=rdp_at_order, sigma_ratio=ratio)
+  rdp_at_order = (
+    float(rdp[np.argmin(np.abs(orders - order))]) if math.isfinite(epsilon) else math.inf
+  )
+  return HeteroscedasticResult(
+    epsilon=epsilon, delta=delta, order=order, rdp_at_order=rdp_at_order, sigma_ratio=ratio
+  )

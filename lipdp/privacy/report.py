@@ -45,47 +45,65 @@ SCHEMA_VERSION = 2
 Scope = events.Scope
 
 SEEDED_STATEMENT = (
-    "The noise was drawn from a fixed, reproducible seed. Such noise is not private against "
-    "whoever knows the seed: anyone holding it can regenerate the noise and subtract it.")
-UNSEEDED_STATEMENT = (
-    "The noise keys came from operating-system entropy and were not stored.")
+  "The noise was drawn from a fixed, reproducible seed. Such noise is not private against "
+  "whoever knows the seed: anyone holding it can regenerate the noise and subtract it."
+)
+UNSEEDED_STATEMENT = "The noise keys came from operating-system entropy and were not stored."
 
 # Caveats: derived from the inputs, so they cannot be dropped from a report.
 CAVEAT_CONDITIONAL_MODEL = (
-    "the certified L, its per-layer bounds and the calibrated sigma in this report are computed "
-    "from weights fit on the private records without DP; like the weights, they are not "
-    "covered by the guarantee")
+  "the certified L, its per-layer bounds and the calibrated sigma in this report are computed "
+  "from weights fit on the private records without DP; like the weights, they are not "
+  "covered by the guarantee"
+)
 CAVEAT_CONDITIONAL_SHUFFLE = (
-    "the central epsilon of the shuffled release holds only if no synthetic record can be "
-    "linked back to its source record; a decoder fit on the same records without DP may make "
-    "such links, so in this scope the headline is the per-record epsilon")
+  "the central epsilon of the shuffled release holds only if no synthetic record can be "
+  "linked back to its source record; a decoder fit on the same records without DP may make "
+  "such links, so in this scope the headline is the per-record epsilon"
+)
 CAVEAT_HETEROSCEDASTIC_SHUFFLE = (
-    "the release is shuffled, but no amplification by shuffling is claimed for the "
-    "heteroscedastic mechanism")
+  "the release is shuffled, but no amplification by shuffling is claimed for the "
+  "heteroscedastic mechanism"
+)
 CAVEAT_NOISE_SEEDED = "the release noise and shuffle came from a user-fixed seed"
 CAVEAT_TRAINING_SEEDED = "the DP-SGD noise and batch sampling came from a user-fixed seed"
 CAVEAT_FIXED_BEFORE_TRAINING = (
-    "the release's privacy profile (sigma / (L D), k, and for the heteroscedastic mechanism "
-    "L, L_s, sigma_min, sigma_max) was fixed before training, as adaptive composition with "
-    "DP-SGD requires")
+  "the release's privacy profile (sigma / (L D), k, and for the heteroscedastic mechanism "
+  "L, L_s, sigma_min, sigma_max) was fixed before training, as adaptive composition with "
+  "DP-SGD requires"
+)
 CAVEAT_FLOAT64_NOISE = (
-    "noise drawn in float64 (|xi| < 12.2); the truncation's contribution to delta is checked "
-    "to be below 1e-6 of delta; the discreteness of floating-point noise (Mironov 2012) is not "
-    "modelled")
+  "noise drawn in float64 (|xi| < 12.2); the truncation's contribution to delta is checked "
+  "to be below 1e-6 of delta; the discreteness of floating-point noise (Mironov 2012) is not "
+  "modelled"
+)
 CAVEAT_CENTRAL_RELATION = (
-    "every sensitivity in the release event is its replace-one value (a histogram moves one "
-    "count down and one up: sqrt(2) in l2, 2 in l1; a score moves by twice its add/remove "
-    "bound); a mechanism published under add/remove-one neighbours is accounted here with "
-    "these sensitivities, not with its published numbers; under replace-one the number of "
-    "records is public, and the mechanism may use it")
+  "every sensitivity in the release event is its replace-one value (a histogram moves one "
+  "count down and one up: sqrt(2) in l2, 2 in l1; a score moves by twice its add/remove "
+  "bound); a mechanism published under add/remove-one neighbours is accounted here with "
+  "these sensitivities, not with its published numbers; under replace-one the number of "
+  "records is public, and the mechanism may use it"
+)
 CAVEAT_CENTRAL_NOISE = (
-    "noise and selections drawn by NumPy in float64; the discreteness of floating-point noise "
-    "(Mironov 2012) is not modelled")
+  "noise and selections drawn by NumPy in float64; the discreteness of floating-point noise "
+  "(Mironov 2012) is not modelled"
+)
 
-_NUMBER_FIELDS = ("sensitivity", "per_record_epsilon", "central_epsilon", "shuffle_delta",
-                  "epsilon")
-_DERIVED_TEXT_FIELDS = ("neighboring_relation", "neighboring_relation_statement",
-                        "scope_statement", "noise_statement", "accounting_methods", "caveats")
+_NUMBER_FIELDS = (
+  "sensitivity",
+  "per_record_epsilon",
+  "central_epsilon",
+  "shuffle_delta",
+  "epsilon",
+)
+_DERIVED_TEXT_FIELDS = (
+  "neighboring_relation",
+  "neighboring_relation_statement",
+  "scope_statement",
+  "noise_statement",
+  "accounting_methods",
+  "caveats",
+)
 
 
 def _package_version(name: str) -> str:
@@ -102,11 +120,11 @@ def library_versions(extra: Optional[Mapping[str, str]] = None) -> dict:
   imported. `extra` adds caller-supplied versions, e.g. {"jax": jax.__version__}.
   """
   versions = {
-      "python": platform.python_version(),
-      "lipdp": _package_version("lipdp"),
-      "numpy": _package_version("numpy"),
-      "scipy": _package_version("scipy"),
-      "dp_accounting": _package_version("dp-accounting"),
+    "python": platform.python_version(),
+    "lipdp": _package_version("lipdp"),
+    "numpy": _package_version("numpy"),
+    "scipy": _package_version("scipy"),
+    "dp_accounting": _package_version("dp-accounting"),
   }
   for key, value in (extra or {}).items():
     versions[str(key)] = str(value)
@@ -149,6 +167,7 @@ class PrivacyReport:
     sensitivity, per_record_epsilon, central_epsilon, shuffle_delta, components, epsilon, and
     headline: what `epsilon` is, in words (`lipdp.privacy.accounting`).
   """
+
   release: events.ReleaseEvent
   lipschitz: float
   domain: str
@@ -213,7 +232,7 @@ class PrivacyReport:
         out.append(CAVEAT_CONDITIONAL_SHUFFLE)
     if self.scope is Scope.DP_SGD and not isinstance(self.release, events.PriorSampling):
       out.append(CAVEAT_FIXED_BEFORE_TRAINING)
-    if (self.shuffled and isinstance(self.release, events.HeteroscedasticRelease)):
+    if self.shuffled and isinstance(self.release, events.HeteroscedasticRelease):
       out.append(CAVEAT_HETEROSCEDASTIC_SHUFFLE)
     if self.noise_seeded:
       out.append(CAVEAT_NOISE_SEEDED)
@@ -228,36 +247,49 @@ class PrivacyReport:
 
   def summary(self) -> str:
     """A few plain lines for the terminal; the JSON report holds everything."""
-    lines = [f"Privacy: epsilon = {self.epsilon:.4g} at delta = {self.delta:g} "
-             f"({self.headline}), scope {self.scope.value}, {self.neighboring_relation.value}."]
+    lines = [
+      f"Privacy: epsilon = {self.epsilon:.4g} at delta = {self.delta:g} "
+      f"({self.headline}), scope {self.scope.value}, {self.neighboring_relation.value}."
+    ]
     if self.sensitivity is not None:
-      lines.append(f"  certified L = {self.lipschitz:.6g}, domain diameter D = "
-                   f"{self.diameter:.6g}, sensitivity L*D = {self.sensitivity:.6g}")
+      lines.append(
+        f"  certified L = {self.lipschitz:.6g}, domain diameter D = "
+        f"{self.diameter:.6g}, sensitivity L*D = {self.sensitivity:.6g}"
+      )
     if self.sigma is not None:
-      lines.append(f"  release noise sigma = {self.sigma:.6g}, k = {self.k}, "
-                   f"{self.num_records} records")
+      lines.append(
+        f"  release noise sigma = {self.sigma:.6g}, k = {self.k}, {self.num_records} records"
+      )
     if isinstance(self.release, events.PriorSampling):
-      lines.append(f"  {self.release.num_samples} records sampled from the model's prior (no "
-                   "per-record release)")
+      lines.append(
+        f"  {self.release.num_samples} records sampled from the model's prior (no "
+        "per-record release)"
+      )
     elif isinstance(self.release, events.CentralRelease):
       counts = {}
       for m in self.release.measurements:
         counts[m.kind] = counts.get(m.kind, 0) + m.count
       made = ", ".join(f"{c} {k}" for k, c in sorted(counts.items()))
-      lines.append(f"  central mechanism {self.release.mechanism}: {made} measurements of "
-                   f"{self.num_records} records, zCDP rho = "
-                   f"{self.components['zcdp_rho']:.4g}; {self.release.num_samples} synthetic "
-                   "records (post-processing)")
+      lines.append(
+        f"  central mechanism {self.release.mechanism}: {made} measurements of "
+        f"{self.num_records} records, zCDP rho = "
+        f"{self.components['zcdp_rho']:.4g}; {self.release.num_samples} synthetic "
+        "records (post-processing)"
+      )
     else:
       lines.append(f"  per-record epsilon = {self.per_record_epsilon:.4g}")
     if self.central_epsilon is not None and self.central_epsilon < self.per_record_epsilon:
       if self.scope is Scope.CONDITIONAL:
-        lines.append(f"  IF no synthetic record can be linked to its source (not guaranteed in "
-                     f"this scope): shuffled central epsilon = {self.central_epsilon:.4g} at "
-                     f"delta = {self.shuffle_delta:g}")
+        lines.append(
+          f"  IF no synthetic record can be linked to its source (not guaranteed in "
+          f"this scope): shuffled central epsilon = {self.central_epsilon:.4g} at "
+          f"delta = {self.shuffle_delta:g}"
+        )
       else:
-        lines.append(f"  central epsilon of the shuffled release = {self.central_epsilon:.4g} "
-                     f"at delta = {self.shuffle_delta:g}")
+        lines.append(
+          f"  central epsilon of the shuffled release = {self.central_epsilon:.4g} "
+          f"at delta = {self.shuffle_delta:g}"
+        )
     if "dp_sgd" in self.components:
       lines.append(f"  DP-SGD training alone: epsilon = {self.components['dp_sgd']:.4g}")
     lines.append(f"  {self.scope_statement}")
@@ -269,36 +301,36 @@ class PrivacyReport:
   def to_dict(self) -> dict:
     """Inputs, numbers and the derived statements, as plain JSON types."""
     return {
-        "schema_version": SCHEMA_VERSION,
-        "epsilon": self.epsilon,
-        "delta": self.delta,
-        "headline": self.headline,
-        "scope": self.scope.value,
-        "scope_statement": self.scope_statement,
-        "neighboring_relation": self.neighboring_relation.value,
-        "neighboring_relation_statement": self.neighboring_relation.statement,
-        "release": self.release.as_dict(),
-        "lipschitz": self.lipschitz,
-        "certificate": dict(self.certificate),
-        "domain": self.domain,
-        "diameter": self.diameter,
-        "sensitivity": self.sensitivity,
-        "per_record_epsilon": self.per_record_epsilon,
-        "central_epsilon": self.central_epsilon,
-        "shuffle_delta": self.shuffle_delta,
-        "components": dict(self.components),
-        "num_records": self.num_records,
-        "shuffled": self.shuffled,
-        "dpsgd": None if self.dpsgd is None else self.dpsgd.as_dict(),
-        "noise_seeded": self.noise_seeded,
-        "training_seeded": self.training_seeded,
-        "noise_statement": self.noise_statement,
-        "delta_split": self.delta_split,
-        "value_discretization_interval": self.value_discretization_interval,
-        "accounting_methods": self.accounting_methods,
-        "caveats": list(self.caveats),
-        "notes": list(self.notes),
-        "versions": dict(self.versions),
+      "schema_version": SCHEMA_VERSION,
+      "epsilon": self.epsilon,
+      "delta": self.delta,
+      "headline": self.headline,
+      "scope": self.scope.value,
+      "scope_statement": self.scope_statement,
+      "neighboring_relation": self.neighboring_relation.value,
+      "neighboring_relation_statement": self.neighboring_relation.statement,
+      "release": self.release.as_dict(),
+      "lipschitz": self.lipschitz,
+      "certificate": dict(self.certificate),
+      "domain": self.domain,
+      "diameter": self.diameter,
+      "sensitivity": self.sensitivity,
+      "per_record_epsilon": self.per_record_epsilon,
+      "central_epsilon": self.central_epsilon,
+      "shuffle_delta": self.shuffle_delta,
+      "components": dict(self.components),
+      "num_records": self.num_records,
+      "shuffled": self.shuffled,
+      "dpsgd": None if self.dpsgd is None else self.dpsgd.as_dict(),
+      "noise_seeded": self.noise_seeded,
+      "training_seeded": self.training_seeded,
+      "noise_statement": self.noise_statement,
+      "delta_split": self.delta_split,
+      "value_discretization_interval": self.value_discretization_interval,
+      "accounting_methods": self.accounting_methods,
+      "caveats": list(self.caveats),
+      "notes": list(self.notes),
+      "versions": dict(self.versions),
     }
 
   def to_json(self) -> str:
@@ -312,8 +344,10 @@ class PrivacyReport:
       raise ValueError(f"a privacy report must be a JSON object, got {type(data).__name__}")
     version = data.get("schema_version")
     if version != SCHEMA_VERSION:
-      raise ValueError(f"unsupported privacy report schema_version {version!r} (this lipdp "
-                       f"reads version {SCHEMA_VERSION})")
+      raise ValueError(
+        f"unsupported privacy report schema_version {version!r} (this lipdp "
+        f"reads version {SCHEMA_VERSION})"
+      )
     stored = {f.name for f in dataclasses.fields(cls)}
     known = stored | set(_DERIVED_TEXT_FIELDS) | {"schema_version"}
     unknown = set(data) - known
@@ -324,46 +358,50 @@ class PrivacyReport:
       raise ValueError(f"missing PrivacyReport fields: {missing}")
     relation = data["neighboring_relation"]
     if relation != events.REPLACE_ONE.value:
-      raise ValueError(f"neighboring_relation {relation!r} is not lipdp's relation "
-                       f"{events.REPLACE_ONE.value!r}; lipdp accounts replace-one only")
+      raise ValueError(
+        f"neighboring_relation {relation!r} is not lipdp's relation "
+        f"{events.REPLACE_ONE.value!r}; lipdp accounts replace-one only"
+      )
     for name in ("shuffled", "noise_seeded", "training_seeded"):
       if not isinstance(data[name], bool):
         raise ValueError(f"{name} must be true or false, got {data[name]!r}")
     if not isinstance(data["components"], Mapping):
       raise ValueError(f"components must be an object, got {data['components']!r}")
     report = cls(
-        release=events.release_from_dict(data["release"]),
-        lipschitz=data["lipschitz"],
-        domain=data["domain"],
-        diameter=data["diameter"],
-        delta=data["delta"],
-        scope=Scope.parse(data["scope"]),
-        num_records=data["num_records"],
-        shuffled=data["shuffled"],
-        dpsgd=None if data["dpsgd"] is None else events.DPSGDEvent.from_dict(data["dpsgd"]),
-        noise_seeded=data["noise_seeded"],
-        training_seeded=data["training_seeded"],
-        certificate=dict(data["certificate"]),
-        delta_split=data["delta_split"],
-        value_discretization_interval=data["value_discretization_interval"],
-        versions=dict(data["versions"]),
-        notes=tuple(data["notes"]),
-        sensitivity=data["sensitivity"],
-        per_record_epsilon=data["per_record_epsilon"],
-        central_epsilon=data["central_epsilon"],
-        shuffle_delta=data["shuffle_delta"],
-        components=dict(data["components"]),
-        epsilon=data["epsilon"],
-        headline=data["headline"],
+      release=events.release_from_dict(data["release"]),
+      lipschitz=data["lipschitz"],
+      domain=data["domain"],
+      diameter=data["diameter"],
+      delta=data["delta"],
+      scope=Scope.parse(data["scope"]),
+      num_records=data["num_records"],
+      shuffled=data["shuffled"],
+      dpsgd=None if data["dpsgd"] is None else events.DPSGDEvent.from_dict(data["dpsgd"]),
+      noise_seeded=data["noise_seeded"],
+      training_seeded=data["training_seeded"],
+      certificate=dict(data["certificate"]),
+      delta_split=data["delta_split"],
+      value_discretization_interval=data["value_discretization_interval"],
+      versions=dict(data["versions"]),
+      notes=tuple(data["notes"]),
+      sensitivity=data["sensitivity"],
+      per_record_epsilon=data["per_record_epsilon"],
+      central_epsilon=data["central_epsilon"],
+      shuffle_delta=data["shuffle_delta"],
+      components=dict(data["components"]),
+      epsilon=data["epsilon"],
+      headline=data["headline"],
     )
     derived = report.to_dict()
     for name in _DERIVED_TEXT_FIELDS:
       written = data[name]
       expected = derived[name]
       if (list(written) if isinstance(written, (list, tuple)) else written) != expected:
-        raise ValueError(f"{name} in the file does not match the one its inputs imply; the "
-                         f"statements of a report are derived, not free text (file: "
-                         f"{written!r}; implied: {expected!r})")
+        raise ValueError(
+          f"{name} in the file does not match the one its inputs imply; the "
+          f"statements of a report are derived, not free text (file: "
+          f"{written!r}; implied: {expected!r})"
+        )
     return report
 
   @classmethod
@@ -383,10 +421,17 @@ class PrivacyReport:
 
   def _recompute(self) -> accounting_lib.Accounting:
     return accounting_lib.account(
-        release=self.release, lipschitz=self.lipschitz, diameter=self.diameter,
-        delta=self.delta, scope=self.scope, num_records=self.num_records,
-        shuffled=self.shuffled, dpsgd=self.dpsgd, delta_split=self.delta_split,
-        value_discretization_interval=self.value_discretization_interval)
+      release=self.release,
+      lipschitz=self.lipschitz,
+      diameter=self.diameter,
+      delta=self.delta,
+      scope=self.scope,
+      num_records=self.num_records,
+      shuffled=self.shuffled,
+      dpsgd=self.dpsgd,
+      delta_split=self.delta_split,
+      value_discretization_interval=self.value_discretization_interval,
+    )
 
   def recompute(self) -> dict:
     """All numbers recomputed from this report's inputs (L, D, sigma, ...)."""
@@ -444,8 +489,9 @@ class PrivacyReport:
     if self.headline != fresh.headline:
       problems.append(f"headline: stored {self.headline!r}, recomputed {fresh.headline!r}")
     if set(self.components) != set(fresh.components):
-      problems.append(f"components: stored {sorted(self.components)}, "
-                      f"recomputed {sorted(fresh.components)}")
+      problems.append(
+        f"components: stored {sorted(self.components)}, recomputed {sorted(fresh.components)}"
+      )
     else:
       for key, value in fresh.components.items():
         check(f"components[{key}]", self.components[key], value)
@@ -459,12 +505,14 @@ _CERTIFICATE_KEYS = ("layer_bounds", "mean_scale", "log_sigma_lipschitz", "log_s
 def _checked_certificate(certificate: Mapping[str, Any]) -> dict:
   unknown = set(certificate) - set(_CERTIFICATE_KEYS)
   if unknown:
-    raise ValueError(f"unknown certificate entries {sorted(unknown)}; known: "
-                     f"{list(_CERTIFICATE_KEYS)}")
+    raise ValueError(
+      f"unknown certificate entries {sorted(unknown)}; known: {list(_CERTIFICATE_KEYS)}"
+    )
   out = {}
   if "layer_bounds" in certificate:
-    out["layer_bounds"] = [_validation.positive(b, "layer bound")
-                           for b in certificate["layer_bounds"]]
+    out["layer_bounds"] = [
+      _validation.positive(b, "layer bound") for b in certificate["layer_bounds"]
+    ]
   for name in ("mean_scale", "log_sigma_scale"):
     if name in certificate:
       value = _validation.positive(certificate[name], name)
@@ -472,8 +520,9 @@ def _checked_certificate(certificate: Mapping[str, Any]) -> dict:
         raise ValueError(f"{name} must be in (0, 1], got {value}")
       out[name] = value
   if "log_sigma_lipschitz" in certificate:
-    out["log_sigma_lipschitz"] = _validation.nonnegative(certificate["log_sigma_lipschitz"],
-                                                         "log_sigma_lipschitz")
+    out["log_sigma_lipschitz"] = _validation.nonnegative(
+      certificate["log_sigma_lipschitz"], "log_sigma_lipschitz"
+    )
   return out
 
 
@@ -488,25 +537,39 @@ def _certificate_problems(report: "PrivacyReport") -> list:
   if "layer_bounds" in cert and report.lipschitz is not None:
     certified = math.prod(cert["layer_bounds"]) * cert.get("mean_scale", 1.0)
     if not certified <= report.lipschitz * slack:
-      problems.append(f"the certified bound of the released encoder mean, {certified}, exceeds "
-                      f"the L used, {report.lipschitz}")
+      problems.append(
+        f"the certified bound of the released encoder mean, {certified}, exceeds "
+        f"the L used, {report.lipschitz}"
+      )
   if "log_sigma_lipschitz" in cert:
     bound = getattr(report.release, "lipschitz_log_sigma", None)
     certified = cert["log_sigma_lipschitz"] * cert.get("log_sigma_scale", 1.0)
     if bound is None or not certified <= bound * slack:
-      problems.append(f"the certified L_s of the released log sigma, {certified}, exceeds the "
-                      f"L_s used, {bound}")
+      problems.append(
+        f"the certified L_s of the released log sigma, {certified}, exceeds the L_s used, {bound}"
+      )
   return problems
 
 
-def make_report(release: events.ReleaseEvent, *, lipschitz: Optional[float], domain: str,
-                diameter: Optional[float], delta: float, scope, num_records: int,
-                shuffled: bool = False, dpsgd: Optional[events.DPSGDEvent] = None,
-                noise_seeded: bool = False, training_seeded: bool = False,
-                certificate: Optional[Mapping[str, Any]] = None, delta_split: float = 0.5,
-                value_discretization_interval: float = composition.DEFAULT_VALUE_DISCRETIZATION,
-                extra_versions: Optional[Mapping[str, str]] = None,
-                notes: Sequence[str] = ()) -> PrivacyReport:
+def make_report(
+  release: events.ReleaseEvent,
+  *,
+  lipschitz: Optional[float],
+  domain: str,
+  diameter: Optional[float],
+  delta: float,
+  scope,
+  num_records: int,
+  shuffled: bool = False,
+  dpsgd: Optional[events.DPSGDEvent] = None,
+  noise_seeded: bool = False,
+  training_seeded: bool = False,
+  certificate: Optional[Mapping[str, Any]] = None,
+  delta_split: float = 0.5,
+  value_discretization_interval: float = composition.DEFAULT_VALUE_DISCRETIZATION,
+  extra_versions: Optional[Mapping[str, str]] = None,
+  notes: Sequence[str] = (),
+) -> PrivacyReport:
   """Builds a `PrivacyReport`, computing every number with `lipdp.privacy.accounting`.
 
   Args:
@@ -535,13 +598,17 @@ def make_report(release: events.ReleaseEvent, *, lipschitz: Optional[float], dom
   if isinstance(release, events.PriorSampling):
     lipschitz = diameter = None  # no per-record mechanism: neither enters the accounting
     if noise_seeded or shuffled:
-      raise ValueError("prior sampling has no release noise to seed and nothing to shuffle "
-                       "(its draws are independent of the data)")
+      raise ValueError(
+        "prior sampling has no release noise to seed and nothing to shuffle "
+        "(its draws are independent of the data)"
+      )
   if isinstance(release, events.CentralRelease):
     if lipschitz is not None or diameter is not None or shuffled:
-      raise ValueError("a central release has no Lipschitz bound, no domain diameter in its "
-                       "accounting and no shuffling claim: pass lipschitz=None, "
-                       "diameter=None, shuffled=False")
+      raise ValueError(
+        "a central release has no Lipschitz bound, no domain diameter in its "
+        "accounting and no shuffling claim: pass lipschitz=None, "
+        "diameter=None, shuffled=False"
+      )
   for name, flag in (("noise_seeded", noise_seeded), ("training_seeded", training_seeded)):
     if not isinstance(flag, bool):
       raise ValueError(f"{name} must be a bool, got {flag!r}.")
@@ -549,20 +616,43 @@ def make_report(release: events.ReleaseEvent, *, lipschitz: Optional[float], dom
   if training_seeded and scope is not Scope.DP_SGD:
     raise ValueError("training_seeded applies to the DP-SGD training of scope 'dp-sgd' only.")
   certificate = _checked_certificate(certificate or {})
-  value_discretization_interval = _validation.positive(value_discretization_interval,
-                                                       "value_discretization_interval")
+  value_discretization_interval = _validation.positive(
+    value_discretization_interval, "value_discretization_interval"
+  )
   result = accounting_lib.account(
-      release=release, lipschitz=lipschitz, diameter=diameter, delta=delta, scope=scope,
-      num_records=num_records, shuffled=shuffled, dpsgd=dpsgd, delta_split=delta_split,
-      value_discretization_interval=value_discretization_interval)
+    release=release,
+    lipschitz=lipschitz,
+    diameter=diameter,
+    delta=delta,
+    scope=scope,
+    num_records=num_records,
+    shuffled=shuffled,
+    dpsgd=dpsgd,
+    delta_split=delta_split,
+    value_discretization_interval=value_discretization_interval,
+  )
   return PrivacyReport(
-      release=release, lipschitz=None if lipschitz is None else float(lipschitz),
-      domain=domain, diameter=None if diameter is None else float(diameter),
-      delta=float(delta), scope=scope, num_records=int(num_records), shuffled=shuffled,
-      dpsgd=dpsgd, noise_seeded=noise_seeded, training_seeded=training_seeded,
-      certificate=certificate, delta_split=float(delta_split),
-      value_discretization_interval=float(value_discretization_interval),
-      versions=library_versions(extra_versions), notes=tuple(str(n) for n in notes),
-      sensitivity=result.sensitivity, per_record_epsilon=result.per_record_epsilon,
-      central_epsilon=result.central_epsilon, shuffle_delta=result.shuffle_delta,
-      components=dict(result.components), epsilon=result.epsilon, headline=result.headline)
+    release=release,
+    lipschitz=None if lipschitz is None else float(lipschitz),
+    domain=domain,
+    diameter=None if diameter is None else float(diameter),
+    delta=float(delta),
+    scope=scope,
+    num_records=int(num_records),
+    shuffled=shuffled,
+    dpsgd=dpsgd,
+    noise_seeded=noise_seeded,
+    training_seeded=training_seeded,
+    certificate=certificate,
+    delta_split=float(delta_split),
+    value_discretization_interval=float(value_discretization_interval),
+    versions=library_versions(extra_versions),
+    notes=tuple(str(n) for n in notes),
+    sensitivity=result.sensitivity,
+    per_record_epsilon=result.per_record_epsilon,
+    central_epsilon=result.central_epsilon,
+    shuffle_delta=result.shuffle_delta,
+    components=dict(result.components),
+    epsilon=result.epsilon,
+    headline=result.headline,
+  )

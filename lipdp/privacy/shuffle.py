@@ -339,8 +339,9 @@ def shuffle_epsilon(eps0: float, n: int, delta: float, method: str = "numerical"
 # (eps0, delta0)-DP local randomizers, and the Gaussian release.
 
 
-def clones_approximate_dp(eps0: float, delta0: float, n: int,
-                          delta: float) -> Optional[tuple[float, float]]:
+def clones_approximate_dp(
+  eps0: float, delta0: float, n: int, delta: float
+) -> Optional[tuple[float, float]]:
   """FMT for (eps0, delta0)-DP randomizers: (eps, delta + (e^eps+1)(1+e^-eps0/2) n delta0).
 
   Args:
@@ -410,8 +411,7 @@ def _lattice_spacing(mu: float) -> float:
   return min(_MAX_SPACING, sd_w / _CELLS_PER_SD)
 
 
-def _spread(edges: np.ndarray, mass: np.ndarray, moment: np.ndarray,
-            spacing: float) -> np.ndarray:
+def _spread(edges: np.ndarray, mass: np.ndarray, moment: np.ndarray, spacing: float) -> np.ndarray:
   """Mean-preserving spread of each cell [x_k, x_k + h] onto its two endpoints.
 
   A cell of mass m and first moment f gets (f - x_k m) / h at x_k + h and the
@@ -523,7 +523,7 @@ def _expm1_complex(w: np.ndarray) -> np.ndarray:
   expm1(x + iy) = expm1(x) cos y - 2 sin^2(y/2) + i e^x sin y.
   """
   x, y = w.real, w.imag
-  return (np.expm1(x) * np.cos(y) - 2.0 * np.sin(y / 2.0)**2) + 1j * np.exp(x) * np.sin(y)
+  return (np.expm1(x) * np.cos(y) - 2.0 * np.sin(y / 2.0) ** 2) + 1j * np.exp(x) * np.sin(y)
 
 
 def _mean_over_spectrum(half: np.ndarray, size: int) -> float:
@@ -569,8 +569,9 @@ def _compound_law(circular: np.ndarray, n: int, p_s: float):
   law = np.fft.irfft(power, size)
   modulus = np.exp((n - 1) * np.maximum(log_modulus, -800.0))
   terms = modulus * (3.0 * n * p_s + extra) + np.abs(power) * (np.abs(w) + 2.0)
-  entry_error = (_FFT_ERROR_FACTOR * _UNIT_ROUNDOFF * (math.log2(size) + 4.0) *
-                 _mean_over_spectrum(terms, size) + math.exp(-745.0))
+  entry_error = _FFT_ERROR_FACTOR * _UNIT_ROUNDOFF * (math.log2(size) + 4.0) * _mean_over_spectrum(
+    terms, size
+  ) + math.exp(-745.0)
   return law, entry_error
 
 
@@ -603,8 +604,9 @@ def _expected_positive_part(increments, spacing: float, n: int, p: float) -> flo
   log_my = _log_compound_mgf(values, pmf, n, p, s)
   mean_x = float(np.sum(tilted * values))
   mean_y = n * p_s * mean_x
-  sd_y = math.sqrt(max(n * p_s * float(np.sum(tilted * values * values)) - n * p_s**2 * mean_x**2,
-                       0.0))
+  sd_y = math.sqrt(
+    max(n * p_s * float(np.sum(tilted * values * values)) - n * p_s**2 * mean_x**2, 0.0)
+  )
   # The margin covers a few increments when N is small (then sd_y is not the scale).
   margin = 2.0 * float(np.max(np.abs(values[support]))) + spacing
   bottom = min(mean_y, 0.0) - _WINDOW_SDS * sd_y - margin
@@ -619,17 +621,19 @@ def _expected_positive_part(increments, spacing: float, n: int, p: float) -> flo
   window = float(np.sum((np.maximum(law[j % size], 0.0) + entry_error) * weights))
   # The right tail beyond the window, in the untilted measure (Chernoff, r on a grid).
   edge = j_top * spacing
-  rates = np.concatenate([np.geomspace(1e-3, 1e3, 61) / max(sd_y, spacing),
-                          s * np.array([0.5, 1.0, 1.5, 2.0])])
+  rates = np.concatenate(
+    [np.geomspace(1e-3, 1e3, 61) / max(sd_y, spacing), s * np.array([0.5, 1.0, 1.5, 2.0])]
+  )
   rates = rates[rates > 0.0]
-  log_tail = min(math.log(2.0 / (math.e * r)) - r * edge / 2.0 +
-                 _log_compound_mgf(values, pmf, n, p, float(r)) for r in rates)
+  log_tail = min(
+    math.log(2.0 / (math.e * r)) - r * edge / 2.0 + _log_compound_mgf(values, pmf, n, p, float(r))
+    for r in rates
+  )
   tail = math.exp(min(log_tail, 700.0))
   return math.exp(log_my) * window + tail + _ABSOLUTE_FLOOR
 
 
-def _clone_experiment_delta(increments, spacing: float, n: int, p: float,
-                            epsilon: float) -> float:
+def _clone_experiment_delta(increments, spacing: float, n: int, p: float, epsilon: float) -> float:
   """E_{C ~ Bin(n-1, p)} D_{e^eps}(P_C || Q_C) = 2 (1 + e^eps) / (n p) E[(Y)_+] (upper bound)."""
   value = _expected_positive_part(increments, spacing, n, p)
   return min(1.0, 2.0 * _one_plus_exp(epsilon) / (n * p) * value * (1.0 + _RELATIVE_SAFETY))
@@ -656,8 +660,9 @@ def gaussian_clone_slack(mu: float, n: int, clone_probability: float, epsilon: f
   log_hs = _log_gaussian_hockey_stick(mu, -math.log(p))
   if log_hs == -math.inf:
     return 0.0
-  return min(1e300, _one_plus_exp(epsilon) * (n - 1) * p * math.exp(log_hs) *
-             (1.0 + _RELATIVE_SAFETY))
+  return min(
+    1e300, _one_plus_exp(epsilon) * (n - 1) * p * math.exp(log_hs) * (1.0 + _RELATIVE_SAFETY)
+  )
 
 
 def gaussian_clones_delta(mu: float, n: int, clone_probability: float, epsilon: float) -> float:
@@ -672,12 +677,12 @@ def gaussian_clones_delta(mu: float, n: int, clone_probability: float, epsilon: 
   p = _clone_probability(clone_probability)
   epsilon = _validation.nonnegative(epsilon, "epsilon")
   spacing = _lattice_spacing(mu)
-  return _clone_experiment_delta(_gaussian_increments(mu, epsilon, spacing), spacing, n, p,
-                                 epsilon)
+  return _clone_experiment_delta(_gaussian_increments(mu, epsilon, spacing), spacing, n, p, epsilon)
 
 
-def randomized_response_clones_delta(eps0: float, n: int, clone_probability: float,
-                                     epsilon: float, spacing: float = 1.0 / 1024.0) -> float:
+def randomized_response_clones_delta(
+  eps0: float, n: int, clone_probability: float, epsilon: float, spacing: float = 1.0 / 1024.0
+) -> float:
   """The same clone experiment for binary randomized response (a cross-check).
 
   With p = e^{-eps0} this is FMT's numerical bound for eps0-DP randomizers
@@ -689,12 +694,14 @@ def randomized_response_clones_delta(eps0: float, n: int, clone_probability: flo
   p = _clone_probability(clone_probability)
   epsilon = _validation.nonnegative(epsilon, "epsilon")
   spacing = _validation.positive(spacing, "spacing")
-  return _clone_experiment_delta(_randomized_response_increments(eps0, epsilon, spacing),
-                                 spacing, n, p, epsilon)
+  return _clone_experiment_delta(
+    _randomized_response_increments(eps0, epsilon, spacing), spacing, n, p, epsilon
+  )
 
 
-def _gaussian_bound(mu: float, n: int, epsilon: float, p: float, increments=None,
-                    spacing: Optional[float] = None) -> tuple[float, float]:
+def _gaussian_bound(
+  mu: float, n: int, epsilon: float, p: float, increments=None, spacing: Optional[float] = None
+) -> tuple[float, float]:
   """(total delta bound, slack) at epsilon for clone probability p."""
   if spacing is None:
     spacing = _lattice_spacing(mu)
@@ -729,8 +736,9 @@ def _clone_probability_for_slack(mu: float, n: int, epsilon: float, budget: floa
   return math.exp(log_p)
 
 
-def _best_gaussian_bound(mu: float, n: int, epsilon: float, delta: float,
-                         fractions=_SLACK_FRACTIONS) -> tuple[float, float, float, float]:
+def _best_gaussian_bound(
+  mu: float, n: int, epsilon: float, delta: float, fractions=_SLACK_FRACTIONS
+) -> tuple[float, float, float, float]:
   """min over p = p(fraction) of the delta bound: (delta bound, p, slack, fraction).
 
   p(fraction) is the clone probability whose slack is fraction * delta.
@@ -753,8 +761,14 @@ def _noise_distance(sigma: float, sensitivity: float, k: int) -> float:
   return sensitivity * math.sqrt(k) / sigma
 
 
-def shuffled_gaussian_delta(sigma: float, sensitivity: float, n: int, epsilon: float,
-                            k: int = 1, clone_probability: Optional[float] = None) -> float:
+def shuffled_gaussian_delta(
+  sigma: float,
+  sensitivity: float,
+  n: int,
+  epsilon: float,
+  k: int = 1,
+  clone_probability: Optional[float] = None,
+) -> float:
   """Upper bound on delta(eps) of n shuffled Gaussian releases (Gaussian clones, see above).
 
   delta(eps) <= E_{C ~ Bin(n-1, p)} D_{e^eps}(P_C || Q_C)
@@ -787,7 +801,7 @@ def shuffled_gaussian_delta(sigma: float, sensitivity: float, n: int, epsilon: f
   increments = _gaussian_increments(mu, epsilon, spacing)
   best = 1.0
   for exponent in range(1, 31):
-    p = _clone_probability_for_slack(mu, n, epsilon, 10.0**(-exponent / 2.0))
+    p = _clone_probability_for_slack(mu, n, epsilon, 10.0 ** (-exponent / 2.0))
     if p > 0.0:
       best = min(best, _gaussian_bound(mu, n, epsilon, p, increments, spacing)[0])
   return best
@@ -813,6 +827,7 @@ class ShuffleResult:
     clone_slack: the part of `delta` spent on the decomposition's slack,
       (1 + e^eps)(n - 1) p delta_G(mu; log(1/p)) (method "gaussian_clones").
   """
+
   central_epsilon: float
   per_record_epsilon: float
   delta: float
@@ -869,8 +884,9 @@ def _gaussian_clones_statement(mu, n, delta, upper):
     bound = _best_gaussian_bound(mu, n, math.exp(log_eps), delta)[0]
     return math.log(max(bound, 1e-300) / delta)
 
-  root = math.exp(float(optimize.brentq(gap, math.log(floor), math.log(upper),
-                                        xtol=_EPSILON_RTOL, maxiter=100)))
+  root = math.exp(
+    float(optimize.brentq(gap, math.log(floor), math.log(upper), xtol=_EPSILON_RTOL, maxiter=100))
+  )
   eps = root * (1.0 + _EPSILON_RTOL)
   while eps < upper:
     candidate = _best_gaussian_bound(mu, n, eps, delta)
@@ -880,8 +896,9 @@ def _gaussian_clones_statement(mu, n, delta, upper):
   return upper, certified[1], certified[2]
 
 
-def shuffled_gaussian_epsilon(sigma: float, sensitivity: float, n: int, delta: float,
-                              k: int = 1) -> ShuffleResult:
+def shuffled_gaussian_epsilon(
+  sigma: float, sensitivity: float, n: int, delta: float, k: int = 1
+) -> ShuffleResult:
   """Central (eps, delta) of n shuffled per-record Gaussian releases.
 
   The smallest of three valid statements at the same delta: the per-record
@@ -906,27 +923,43 @@ def shuffled_gaussian_epsilon(sigma: float, sensitivity: float, n: int, delta: f
   delta = _validation.probability_open(delta, "delta")
   k = _validation.positive_int(k, "k")
   per_record = gaussian.gaussian_epsilon(sigma, sensitivity, delta, k)
-  result = ShuffleResult(central_epsilon=per_record, per_record_epsilon=per_record, delta=delta,
-                         n=n, amplified=False)
+  result = ShuffleResult(
+    central_epsilon=per_record, per_record_epsilon=per_record, delta=delta, n=n, amplified=False
+  )
   if n == 1 or per_record <= 0.0:
     return result
-  clones = _gaussian_clones_statement(_noise_distance(sigma, sensitivity, k), n, delta,
-                                      per_record)
+  clones = _gaussian_clones_statement(_noise_distance(sigma, sensitivity, k), n, delta, per_record)
   if clones is not None and clones[0] < per_record:
-    return ShuffleResult(central_epsilon=clones[0], per_record_epsilon=per_record, delta=delta,
-                         n=n, amplified=True, method="gaussian_clones",
-                         clone_probability=clones[1], clone_slack=clones[2])
+    return ShuffleResult(
+      central_epsilon=clones[0],
+      per_record_epsilon=per_record,
+      delta=delta,
+      n=n,
+      amplified=True,
+      method="gaussian_clones",
+      clone_probability=clones[1],
+      clone_slack=clones[2],
+    )
   # Fallback (never better than the clone bound where we compared them, see the tests).
   closed = _closed_form_statement(sigma, sensitivity, n, delta, k)
   if closed is not None and closed[0] < per_record:
-    return ShuffleResult(central_epsilon=closed[0], per_record_epsilon=per_record, delta=delta,
-                         n=n, amplified=True, eps0=closed[1], delta0=closed[2],
-                         delta_shuffle=closed[3], method="closed_form")
+    return ShuffleResult(
+      central_epsilon=closed[0],
+      per_record_epsilon=per_record,
+      delta=delta,
+      n=n,
+      amplified=True,
+      eps0=closed[1],
+      delta0=closed[2],
+      delta_shuffle=closed[3],
+      method="closed_form",
+    )
   return result
 
 
-def calibrate_sigma_shuffled(epsilon: float, delta: float, sensitivity: float, n: int,
-                             k: int = 1, rtol: float = 1e-6) -> float:
+def calibrate_sigma_shuffled(
+  epsilon: float, delta: float, sensitivity: float, n: int, k: int = 1, rtol: float = 1e-6
+) -> float:
   """Per-record sigma whose shuffled release meets a central (epsilon, delta).
 
   Bisection on log sigma between 1e-3 and 1 times the unshuffled calibration
@@ -997,6 +1030,7 @@ class ShuffledCompositionResult:
       release), both at `delta`.
     delta: the total delta.
   """
+
   dpsgd_epsilon: float
   per_record_epsilon: float
   central_epsilon: float
@@ -1006,9 +1040,16 @@ class ShuffledCompositionResult:
 
 
 def compose_dpsgd_and_shuffled_release(
-    noise_multiplier: float, sampling_rate: float, steps: int, sigma: float,
-    sensitivity: float, n: int, delta: float, k: int = 1, shuffle_delta_fraction: float = 0.5,
-    value_discretization_interval: float = composition.DEFAULT_VALUE_DISCRETIZATION
+  noise_multiplier: float,
+  sampling_rate: float,
+  steps: int,
+  sigma: float,
+  sensitivity: float,
+  n: int,
+  delta: float,
+  k: int = 1,
+  shuffle_delta_fraction: float = 0.5,
+  value_discretization_interval: float = composition.DEFAULT_VALUE_DISCRETIZATION,
 ) -> ShuffledCompositionResult:
   """DP-SGD training, then a shuffled release, composed by PLD (scope dp-sgd).
 
@@ -1034,20 +1075,35 @@ def compose_dpsgd_and_shuffled_release(
     A `ShuffledCompositionResult`.
   """
   delta = _validation.probability_open(delta, "delta")
-  shuffle_delta_fraction = _validation.probability_open(shuffle_delta_fraction,
-                                                        "shuffle_delta_fraction")
+  shuffle_delta_fraction = _validation.probability_open(
+    shuffle_delta_fraction, "shuffle_delta_fraction"
+  )
   shuffle_delta = shuffle_delta_fraction * delta
   shuffled = shuffled_gaussian_epsilon(sigma, sensitivity, n, shuffle_delta, k)
   with_shuffle = composition.compose_dpsgd_and_dp_mechanism(
-      noise_multiplier, sampling_rate, steps, shuffled.central_epsilon, shuffle_delta, delta,
-      value_discretization_interval)
-  plain = composition.compose_dpsgd_and_release(noise_multiplier, sampling_rate, steps, sigma,
-                                                sensitivity, delta, k,
-                                                value_discretization_interval)
+    noise_multiplier,
+    sampling_rate,
+    steps,
+    shuffled.central_epsilon,
+    shuffle_delta,
+    delta,
+    value_discretization_interval,
+  )
+  plain = composition.compose_dpsgd_and_release(
+    noise_multiplier,
+    sampling_rate,
+    steps,
+    sigma,
+    sensitivity,
+    delta,
+    k,
+    value_discretization_interval,
+  )
   return ShuffledCompositionResult(
-      dpsgd_epsilon=plain.dpsgd_epsilon,
-      per_record_epsilon=plain.release_epsilon,
-      central_epsilon=shuffled.central_epsilon,
-      shuffle_delta=shuffle_delta,
-      total_epsilon=min(with_shuffle, plain.total_epsilon),
-      delta=delta)
+    dpsgd_epsilon=plain.dpsgd_epsilon,
+    per_record_epsilon=plain.release_epsilon,
+    central_epsilon=shuffled.central_epsilon,
+    shuffle_delta=shuffle_delta,
+    total_epsilon=min(with_shuffle, plain.total_epsilon),
+    delta=delta,
+  )

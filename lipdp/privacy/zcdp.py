@@ -85,9 +85,9 @@ def primitive_rho(kind: str, scale: float, sensitivity: float) -> float:
   if kind == GAUSSIAN:
     return gaussian_rho(scale, sensitivity)
   if kind == LAPLACE:
-    return laplace_epsilon(scale, sensitivity)**2 / 2.0
+    return laplace_epsilon(scale, sensitivity) ** 2 / 2.0
   if kind == EXPONENTIAL:
-    return exponential_epsilon(scale, sensitivity)**2 / 8.0
+    return exponential_epsilon(scale, sensitivity) ** 2 / 8.0
   raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
 
 
@@ -108,8 +108,7 @@ def _epsilon_at(log_alpha_minus_one: float, rho: float, log_delta: float) -> flo
   """CKS Proposition 12 at order alpha = 1 + exp(t) for (alpha, alpha rho)-RDP."""
   am1 = math.exp(log_alpha_minus_one)
   alpha = 1.0 + am1
-  return (alpha * rho + math.log(am1) - math.log(alpha)
-          - (log_delta + math.log(alpha)) / am1)
+  return alpha * rho + math.log(am1) - math.log(alpha) - (log_delta + math.log(alpha)) / am1
 
 
 def zcdp_epsilon(rho: float, delta: float) -> float:
@@ -134,9 +133,13 @@ def zcdp_epsilon(rho: float, delta: float) -> float:
   values = [_epsilon_at(t, rho, log_delta) for t in grid]
   best = int(np.argmin(values))
   bracket_lo, bracket_hi = grid[max(best - 1, 0)], grid[min(best + 1, len(grid) - 1)]
-  result = optimize.minimize_scalar(_epsilon_at, bounds=(bracket_lo, bracket_hi),
-                                    args=(rho, log_delta), method="bounded",
-                                    options={"xatol": 1e-12})
+  result = optimize.minimize_scalar(
+    _epsilon_at,
+    bounds=(bracket_lo, bracket_hi),
+    args=(rho, log_delta),
+    method="bounded",
+    options={"xatol": 1e-12},
+  )
   epsilon = min(values[best], float(result.fun))
   return max(0.0, float(epsilon))
 

@@ -20,8 +20,9 @@ from lipdp.baselines import mst
 from lipdp.baselines import private_measure
 from lipdp.privacy import zcdp
 
-ORDERS = np.concatenate([np.linspace(1.001, 3, 2000), np.linspace(3.001, 50, 4000),
-                         np.linspace(50.1, 5000, 4000)])
+ORDERS = np.concatenate(
+  [np.linspace(1.001, 3, 2000), np.linspace(3.001, 50, 4000), np.linspace(50.1, 5000, 4000)]
+)
 
 
 def _steinke_delta(rho, eps):
@@ -33,8 +34,9 @@ def _steinke_delta(rho, eps):
       lo = alpha
     else:
       hi = alpha
-  return min(1.0, math.exp((alpha - 1) * (alpha * rho - eps) + alpha * math.log1p(-1 / alpha))
-             / (alpha - 1))
+  return min(
+    1.0, math.exp((alpha - 1) * (alpha * rho - eps) + alpha * math.log1p(-1 / alpha)) / (alpha - 1)
+  )
 
 
 def _steinke_epsilon(rho, delta):
@@ -97,15 +99,27 @@ def test_histogram_sensitivity_must_be_replace_one():
 
 
 def _report(event, **kw):
-  return privacy.make_report(event, lipschitz=None, diameter=None, domain="a table",
-                             delta=kw.pop("delta", 1e-5), scope="dp-measurements",
-                             num_records=1000, **kw)
+  return privacy.make_report(
+    event,
+    lipschitz=None,
+    diameter=None,
+    domain="a table",
+    delta=kw.pop("delta", 1e-5),
+    scope="dp-measurements",
+    num_records=1000,
+    **kw,
+  )
 
 
-MST_LIKE = privacy.CentralRelease("mst", [
+MST_LIKE = privacy.CentralRelease(
+  "mst",
+  [
     privacy.NoisyMeasurement("gaussian", 40.0, math.sqrt(2.0), 17),
     privacy.NoisyMeasurement("exponential", 30.0, 2.0, 16, "score"),
-    privacy.NoisyMeasurement("gaussian", 35.0, math.sqrt(2.0), 16)], 1000)
+    privacy.NoisyMeasurement("gaussian", 35.0, math.sqrt(2.0), 16),
+  ],
+  1000,
+)
 
 
 def test_central_report_round_trips_and_recomputes(tmp_path):
@@ -126,17 +140,21 @@ def test_central_report_round_trips_and_recomputes(tmp_path):
 
 def test_central_epsilon_equals_an_independent_rdp_computation():
   report = _report(MST_LIKE)
-  events = ([dp_accounting.ZCDpEvent(2.0 / (2 * 40.0**2))] * 17
-            + [dp_accounting.ZCDpEvent((2 * 2.0 / 30.0)**2 / 8)] * 16
-            + [dp_accounting.ZCDpEvent(2.0 / (2 * 35.0**2))] * 16)
+  events = (
+    [dp_accounting.ZCDpEvent(2.0 / (2 * 40.0**2))] * 17
+    + [dp_accounting.ZCDpEvent((2 * 2.0 / 30.0) ** 2 / 8)] * 16
+    + [dp_accounting.ZCDpEvent(2.0 / (2 * 35.0**2))] * 16
+  )
   assert report.epsilon == pytest.approx(_rdp_epsilon(events, 1e-5), rel=1e-3)
   assert report.components["zcdp_rho"] == pytest.approx(
-      17 / 40.0**2 + 16 * (4 / 30.0)**2 / 8 + 16 / 35.0**2, rel=1e-12)
+    17 / 40.0**2 + 16 * (4 / 30.0) ** 2 / 8 + 16 / 35.0**2, rel=1e-12
+  )
 
 
 def test_pure_release_takes_the_basic_composition():
-  event = privacy.CentralRelease("private_measure", [
-      privacy.NoisyMeasurement("laplace", b, 2.0) for b in (8.0, 6.0, 4.0)], 1000)
+  event = privacy.CentralRelease(
+    "private_measure", [privacy.NoisyMeasurement("laplace", b, 2.0) for b in (8.0, 6.0, 4.0)], 1000
+  )
   report = _report(event)
   pure = 2 / 8 + 2 / 6 + 2 / 4
   assert report.epsilon == pytest.approx(pure, rel=1e-12)
@@ -155,11 +173,25 @@ def test_tampering_and_misuse_are_refused():
   with pytest.raises(ValueError, match="replace-one"):
     privacy.PrivacyReport.from_dict(data)
   with pytest.raises(ValueError, match="dp-measurements"):
-    privacy.make_report(MST_LIKE, lipschitz=None, diameter=None, domain="t", delta=1e-5,
-                        scope="public", num_records=10)
+    privacy.make_report(
+      MST_LIKE,
+      lipschitz=None,
+      diameter=None,
+      domain="t",
+      delta=1e-5,
+      scope="public",
+      num_records=10,
+    )
   with pytest.raises(ValueError, match="dp-measurements"):  # a VAE release cannot claim it
-    privacy.make_report(privacy.GaussianRelease(3.0), lipschitz=1.0, diameter=1.0, domain="t",
-                        delta=1e-5, scope="dp-measurements", num_records=10)
+    privacy.make_report(
+      privacy.GaussianRelease(3.0),
+      lipschitz=1.0,
+      diameter=1.0,
+      domain="t",
+      delta=1e-5,
+      scope="dp-measurements",
+      num_records=10,
+    )
   over = privacy.CentralRelease("aim", MST_LIKE.measurements, 1000, rho_budget=0.01)
   with pytest.raises(ValueError, match="budget"):
     _report(over)
@@ -183,9 +215,11 @@ def test_mst_noise_is_the_published_noise_at_replace_one(d):
   assert plan["sigma_pairs"] == pytest.approx(math.sqrt(2) * math.sqrt(3 * (d - 1) / (2 * rho)))
   # exp(eps q / (2 * 2)): the L1 score moves by 2 under replace-one.
   assert plan["select_temperature"] == pytest.approx(4.0 / math.sqrt(8 * rho / (3 * (d - 1))))
-  total = (d * privacy.gaussian_rho(plan["sigma_oneway"], math.sqrt(2))
-           + (d - 1) * privacy.gaussian_rho(plan["sigma_pairs"], math.sqrt(2))
-           + (d - 1) * plan["select_epsilon"]**2 / 8)
+  total = (
+    d * privacy.gaussian_rho(plan["sigma_oneway"], math.sqrt(2))
+    + (d - 1) * privacy.gaussian_rho(plan["sigma_pairs"], math.sqrt(2))
+    + (d - 1) * plan["select_epsilon"] ** 2 / 8
+  )
   assert total == pytest.approx(rho, rel=1e-12)
 
 

@@ -16,16 +16,19 @@ REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 BANK_SCHEMA = os.path.join(REPO, "experiments", "schemas", "bank_marketing.json")
 BANK_FILE = os.path.join("bank-marketing", "bank-full.csv.gz")
 
-DOMAIN = TabularDomain([NumericColumn("age", 18, 100), CategoricalColumn("y", ["no", "yes"]),
-                        NumericColumn("t", 0, 1)], label_column="y")
+DOMAIN = TabularDomain(
+  [NumericColumn("age", 18, 100), CategoricalColumn("y", ["no", "yes"]), NumericColumn("t", 0, 1)],
+  label_column="y",
+)
 
 
 def test_declared_edges_and_round_trip():
   edges = discretize.numeric_edges(DOMAIN, {"age": [18, 30, 60, 100]})
   assert np.allclose(edges["age"], [0, 12 / 82, 42 / 82, 1])
   assert np.allclose(edges["t"], np.linspace(0, 1, discretize.DEFAULT_NUMERIC_BINS + 1))
-  records = DOMAIN.encode({"age": [18, 29.9, 30, 59, 100, 120], "y": ["no"] * 6,
-                           "t": [0, .1, .5, .7, .99, 1]})
+  records = DOMAIN.encode(
+    {"age": [18, 29.9, 30, 59, 100, 120], "y": ["no"] * 6, "t": [0, 0.1, 0.5, 0.7, 0.99, 1]}
+  )
   attrs = discretize.to_attributes(records, DOMAIN, edges)
   assert attrs["age"].tolist() == [0, 0, 1, 1, 2, 2]  # 120 was clipped to 100
   assert attrs["y"].tolist() == [0] * 6
@@ -36,10 +39,15 @@ def test_declared_edges_and_round_trip():
     assert np.array_equal(again[name], attrs[name])
 
 
-@pytest.mark.parametrize("spec,match", [
-    ([20, 50, 100], "declared bounds"), ([18, 50, 40, 100], "increase"), (0, "at least one"),
+@pytest.mark.parametrize(
+  "spec,match",
+  [
+    ([20, 50, 100], "declared bounds"),
+    ([18, 50, 40, 100], "increase"),
+    (0, "at least one"),
     ("ten", "count or a list"),
-])
+  ],
+)
 def test_bad_bins_are_refused(spec, match):
   with pytest.raises(ValueError, match=match):
     discretize.numeric_edges(DOMAIN, {"age": spec})
@@ -58,9 +66,13 @@ def test_bank_schema_is_declared_and_loads():
 
 
 def test_csv_loader_reads_gzip_and_crlf(tmp_path):
-  schema = {"columns": [{"name": "age", "type": "numeric", "low": 18, "high": 100},
-                        {"name": "y", "type": "categorical", "categories": ["no", "yes"]}],
-            "label_column": "y"}
+  schema = {
+    "columns": [
+      {"name": "age", "type": "numeric", "low": 18, "high": 100},
+      {"name": "y", "type": "categorical", "categories": ["no", "yes"]},
+    ],
+    "label_column": "y",
+  }
   text = "age,y,extra\r\n30,no,1\r\n41,yes,2\r\n"
   plain = tmp_path / "t.csv"
   plain.write_bytes(text.encode())
@@ -75,8 +87,9 @@ def test_csv_loader_reads_gzip_and_crlf(tmp_path):
 def test_bank_marketing_file_through_the_csv_loader():
   root = os.environ.get(lipdp_data.DATA_DIR_ENV)
   if not root or not os.path.isfile(os.path.join(root, BANK_FILE)):
-    pytest.skip(f"bank-marketing not found: set {lipdp_data.DATA_DIR_ENV} to a folder holding "
-                f"{BANK_FILE}")
+    pytest.skip(
+      f"bank-marketing not found: set {lipdp_data.DATA_DIR_ENV} to a folder holding {BANK_FILE}"
+    )
   prepared = lipdp_data.load_dataset("csv:" + os.path.join(root, BANK_FILE), schema=BANK_SCHEMA)
   assert prepared.train.shape[0] + prepared.holdout.shape[0] == 45211
   assert prepared.train.shape[1] == 53
@@ -88,6 +101,7 @@ def test_numpy_marginals_equal_mbi():
   del mbi
   from lipdp.baselines import _inference  # pylint: disable=g-import-not-at-top
   from lipdp.baselines import _pgm  # pylint: disable=g-import-not-at-top
+
   rng = np.random.default_rng(0)
   sizes = {"a": 3, "b": 4, "c": 2, "d": 3, "e": 2}
   attrs = {k: rng.integers(v, size=300) for k, v in sizes.items()}
@@ -95,8 +109,15 @@ def test_numpy_marginals_equal_mbi():
   attrs["d"] = (attrs["c"] + attrs["b"]) % 3
   mbi = _pgm.import_mbi()
   measured = [("a",), ("b",), ("c",), ("d",), ("e",), ("a", "b"), ("b", "c"), ("c", "d")]
-  ms = [_pgm.measurement(mbi, _pgm.marginal(attrs, sizes, cl) + rng.normal(0, 3, np.prod(
-      [sizes[v] for v in cl])), cl, 3.0) for cl in measured]
+  ms = [
+    _pgm.measurement(
+      mbi,
+      _pgm.marginal(attrs, sizes, cl) + rng.normal(0, 3, np.prod([sizes[v] for v in cl])),
+      cl,
+      3.0,
+    )
+    for cl in measured
+  ]
   model = _pgm.estimate(mbi, _pgm.mbi_domain(mbi, sizes), ms, 300, 200)
   ours = _inference.ModelMarginals(model, mbi)
   for pair in [("a", "d"), ("a", "e"), ("b", "d")] + [("a",), ("c", "d")]:

@@ -19,9 +19,15 @@ from lipdp.baselines import non_private
 from lipdp.baselines import private_measure
 from lipdp.data import CategoricalColumn, NumericColumn, TabularDomain
 
-DOMAIN = TabularDomain([NumericColumn("a", 0.0, 10.0), CategoricalColumn("b", ["x", "y", "z"]),
-                        NumericColumn("c", -1.0, 1.0), CategoricalColumn("label", [0, 1])],
-                       label_column="label")
+DOMAIN = TabularDomain(
+  [
+    NumericColumn("a", 0.0, 10.0),
+    CategoricalColumn("b", ["x", "y", "z"]),
+    NumericColumn("c", -1.0, 1.0),
+    CategoricalColumn("label", [0, 1]),
+  ],
+  label_column="label",
+)
 BINS = {"a": [0, 2.5, 5, 7.5, 10], "c": 4}
 
 
@@ -70,16 +76,24 @@ def test_mst_on_a_tiny_table():
   assert release.report.release.measurements[0].count == 4
   again = mst.fit(TRAIN, DOMAIN, epsilon=2.0, delta=1e-5, seed=0, bins=BINS)
   assert np.array_equal(again.records, release.records)  # seeded: reproducible, and says so
-  metrics = evaluation.evaluate_release(DOMAIN, release.records, TRAIN, HOLDOUT, seed=0,
-                                        fast=True)
+  metrics = evaluation.evaluate_release(DOMAIN, release.records, TRAIN, HOLDOUT, seed=0, fast=True)
   assert 0.0 <= metrics["tstr/logreg"] <= 1.0
   assert metrics["privacy/exact_match_train"] < 1.0
 
 
 def test_aim_on_a_tiny_table():
   pytest.importorskip("mbi")
-  release = aim.fit(TRAIN, DOMAIN, epsilon=2.0, delta=1e-5, seed=0, bins=BINS, rounds=8,
-                    round_iters=100, final_iters=200)
+  release = aim.fit(
+    TRAIN,
+    DOMAIN,
+    epsilon=2.0,
+    delta=1e-5,
+    seed=0,
+    bins=BINS,
+    rounds=8,
+    round_iters=100,
+    final_iters=200,
+  )
   _check_private_release(release, 2.0, len(TRAIN))
   event = release.report.release
   assert event.rho_budget == pytest.approx(release.info["rho"])
@@ -114,11 +128,17 @@ def test_copy_train_has_no_guarantee():
 
 
 @pytest.mark.parametrize("name", ["mst", "aim", "private_measure"])
-@pytest.mark.parametrize("epsilon,delta,match", [
-    (0.0, 1e-5, "epsilon must be positive"), (-1.0, 1e-5, "epsilon must be positive"),
-    (float("nan"), 1e-5, "epsilon must be positive"), (float("inf"), 1e-5, "finite"),
-    (1.0, 0.0, "delta must be in"), (1.0, 1.5, "delta must be in"),
-])
+@pytest.mark.parametrize(
+  "epsilon,delta,match",
+  [
+    (0.0, 1e-5, "epsilon must be positive"),
+    (-1.0, 1e-5, "epsilon must be positive"),
+    (float("nan"), 1e-5, "epsilon must be positive"),
+    (float("inf"), 1e-5, "finite"),
+    (1.0, 0.0, "delta must be in"),
+    (1.0, 1.5, "delta must be in"),
+  ],
+)
 def test_infeasible_budgets_fail_clearly(name, epsilon, delta, match):
   data, domain = (TRAIN, DOMAIN)
   if name == "private_measure":
@@ -158,8 +178,10 @@ def test_mst_and_aim_say_how_to_get_mbi(monkeypatch):
 
 def test_noise_is_secret_unless_seeded():
   report = private_measure.fit(
-      np.random.default_rng(0).random((200, 2)).astype(np.float32),
-      TabularDomain([NumericColumn("u", 0.0, 1.0), NumericColumn("v", 0.0, 1.0)]),
-      epsilon=1.0, delta=1e-5).report
+    np.random.default_rng(0).random((200, 2)).astype(np.float32),
+    TabularDomain([NumericColumn("u", 0.0, 1.0), NumericColumn("v", 0.0, 1.0)]),
+    epsilon=1.0,
+    delta=1e-5,
+  ).report
   assert not report.noise_seeded
   assert "operating-system entropy" in report.noise_statement

@@ -85,7 +85,10 @@ def test_w1_decays_at_the_papers_rate():
   means = []
   for n in sizes:
     x = domain.encode(_blobs(n, dim, n)).astype(np.float64)
-    means.append(np.mean([_w1(x, pm.fit(x, domain, epsilon=1.0, delta=1e-5, seed=s).records)
-                          for s in range(3)]))
+    means.append(
+      np.mean(
+        [_w1(x, pm.fit(x, domain, epsilon=1.0, delta=1e-5, seed=s).records) for s in range(3)]
+      )
+    )
   slope = np.polyfit(np.log(sizes), np.log(means), 1)[0]
   assert -0.8 < slope < -0.25

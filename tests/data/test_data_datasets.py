@@ -9,8 +9,9 @@ import pytest
 from lipdp import data
 
 
-@pytest.mark.parametrize("n,fraction", [(10000, 0.2), (1797, 0.2), (569, 0.25), (5, 0.0),
-                                        (1, 0.5), (0, 0.2)])
+@pytest.mark.parametrize(
+  "n,fraction", [(10000, 0.2), (1797, 0.2), (569, 0.25), (5, 0.0), (1, 0.5), (0, 0.2)]
+)
 def test_split_is_deterministic_disjoint_and_covering(n, fraction):
   train, holdout = data.train_holdout_split(n, fraction, seed=0)
   again = data.train_holdout_split(n, fraction, seed=0)
@@ -31,8 +32,13 @@ def test_split_sizes_and_seed():
   np.testing.assert_array_equal(data.train_holdout_split(10, 0.3, 0)[1], [2, 4, 8])
   # The documented MNIST split (8,000 / 2,000 of the test set, seed 0).
   assert holdout[:6].tolist() == [9, 15, 18, 23, 31, 32] and int(holdout.sum()) == 10125536
-  for bad in (dict(n=-1), dict(holdout_fraction=1.0), dict(holdout_fraction=-0.1),
-              dict(seed=-1), dict(seed=0.5)):
+  for bad in (
+    dict(n=-1),
+    dict(holdout_fraction=1.0),
+    dict(holdout_fraction=-0.1),
+    dict(seed=-1),
+    dict(seed=0.5),
+  ):
     args = dict(n=10, holdout_fraction=0.2, seed=0)
     args.update(bad)
     with pytest.raises(ValueError):
@@ -55,8 +61,9 @@ def test_load_digits_dataset():
   again = data.load_dataset("digits")
   np.testing.assert_array_equal(again.train, prepared.train)
   # Options.
-  small = data.load_dataset("digits", radius=2.0, include_labels=False, split_seed=3,
-                            holdout_fraction=0.1)
+  small = data.load_dataset(
+    "digits", radius=2.0, include_labels=False, split_seed=3, holdout_fraction=0.1
+  )
   assert small.domain.dim == 64 and small.domain.radius == 2.0 and small.split_seed == 3
   assert small.holdout.shape[0] == 180 and small.train_labels.shape == (1617,)
 
@@ -103,8 +110,10 @@ def test_mnist_idx_accepts_the_data_root(tmp_path, monkeypatch):
   folder.mkdir()
   images = rng.integers(0, 256, size=(20, 28, 28)).astype(np.uint8)
   labels = rng.integers(0, 10, size=20).astype(np.uint8)
-  for name, arr, magic in (("t10k-images-idx3-ubyte", images, 2051),
-                           ("t10k-labels-idx1-ubyte", labels, 2049)):
+  for name, arr, magic in (
+    ("t10k-images-idx3-ubyte", images, 2051),
+    ("t10k-labels-idx1-ubyte", labels, 2049),
+  ):
     header = magic.to_bytes(4, "big") + b"".join(s.to_bytes(4, "big") for s in arr.shape)
     (folder / name).write_bytes(header + arr.tobytes())
   a = data.load_dataset("mnist_idx", data_dir=str(folder))

@@ -20,12 +20,16 @@ import hypothesis.strategies as st
 import numpy as np
 import pytest
 
-from lipdp.data import (Block, CategoricalColumn, ImageDomain, NumericColumn, TabularDomain,
-                        domain_from_description)
+from lipdp.data import (
+  Block,
+  CategoricalColumn,
+  ImageDomain,
+  NumericColumn,
+  TabularDomain,
+  domain_from_description,
+)
 
 SETTINGS = hypothesis.settings(max_examples=40, deadline=None, derandomize=True)
-
-
 
 
 def ref_nonnegative_ball_diameter(radius, dim):
@@ -35,7 +39,7 @@ def ref_nonnegative_ball_diameter(radius, dim):
 
 
 def ref_image_diameter(domain):
-  d2 = ref_nonnegative_ball_diameter(domain.radius, domain.image_dim)**2
+  d2 = ref_nonnegative_ball_diameter(domain.radius, domain.image_dim) ** 2
   if domain.num_classes is not None:
     d2 += 2.0
   return math.sqrt(d2)
@@ -50,10 +54,10 @@ def _vector_of_norm(k, radius, dim, offset):
   v = np.zeros(dim)
   r2 = radius * radius
   if k <= r2:
-    v[offset:offset + k] = 1.0
+    v[offset : offset + k] = 1.0
   else:
     f = int(math.floor(r2))
-    v[offset:offset + f] = 1.0
+    v[offset : offset + f] = 1.0
     if r2 > f:
       v[offset + f] = math.sqrt(r2 - f)
   return v
@@ -62,8 +66,10 @@ def _vector_of_norm(k, radius, dim, offset):
 def worst_image_pair(domain):
   """Raw images (in pixel units) and labels of a pair at maximal distance."""
   d, r2 = domain.image_dim, domain.radius**2
-  k, m = max(((k, m) for k in range(d + 1) for m in range(d + 1 - k)),
-             key=lambda km: min(km[0], r2) + min(km[1], r2))
+  k, m = max(
+    ((k, m) for k in range(d + 1) for m in range(d + 1 - k)),
+    key=lambda km: min(km[0], r2) + min(km[1], r2),
+  )
   x = _vector_of_norm(k, domain.radius, d, 0)
   y = _vector_of_norm(m, domain.radius, d, k)
   images = np.stack([x, y]).reshape((2,) + domain.image_shape) * domain.pixel_max
@@ -75,12 +81,12 @@ def assert_in_image_domain(domain, records):
   assert records.dtype == np.float32
   assert records.shape[1] == domain.dim
   x = records.astype(np.float64)
-  pixels = x[:, :domain.image_dim]
+  pixels = x[:, : domain.image_dim]
   assert pixels.min() >= 0.0 and pixels.max() <= 1.0
   assert np.all(np.linalg.norm(pixels, axis=1) <= domain.radius)
   assert np.all(np.sqrt(np.sum(pixels**2, axis=1)) <= domain.radius)
   if domain.num_classes is not None:
-    lab = x[:, domain.image_dim:]
+    lab = x[:, domain.image_dim :]
     assert np.all((lab == 0) | (lab == 1)) and np.all(lab.sum(axis=1) == 1)
 
 
@@ -89,7 +95,7 @@ def assert_in_tabular_domain(domain, records):
   assert records.shape[1] == domain.dim
   x = records.astype(np.float64)
   for b in domain.blocks:
-    part = x[:, b.start:b.stop]
+    part = x[:, b.start : b.stop]
     if b.kind == "numeric":
       assert part.min() >= 0.0 and part.max() <= 1.0
     else:
@@ -107,8 +113,7 @@ def max_pairwise_distance(records):
 # Reference diameter itself: checked against brute force in tiny dimensions.
 
 
-@pytest.mark.parametrize("radius,dim", [(0.5, 1), (1.0, 2), (1.2, 2), (1.5, 3), (0.8, 3),
-                                        (3.0, 4)])
+@pytest.mark.parametrize("radius,dim", [(0.5, 1), (1.0, 2), (1.2, 2), (1.5, 3), (0.8, 3), (3.0, 4)])
 def test_reference_diameter_matches_brute_force(radius, dim):
   rng = np.random.default_rng(0)
   # Candidate extreme points: vertices of the cube scaled onto the ball, plus random points.
@@ -131,16 +136,22 @@ def test_reference_diameter_matches_brute_force(radius, dim):
 def test_image_blocks_and_dim():
   dom = ImageDomain((4, 4, 1), radius=2.0, pixel_max=255, num_classes=3)
   assert dom.dim == 19 and dom.image_dim == 16
-  assert dom.blocks == (Block("image", "image", 0, 16),
-                        Block("label", "categorical", 16, 19, (0, 1, 2)))
+  assert dom.blocks == (
+    Block("image", "image", 0, 16),
+    Block("label", "categorical", 16, 19, (0, 1, 2)),
+  )
   assert ImageDomain((4, 4), 2.0, 255).blocks == (Block("image", "image", 0, 16),)
 
 
 def test_image_encode_is_scaling_clipping_and_ball_rescaling():
   dom = ImageDomain((2, 2), radius=1.0, pixel_max=10)
-  raw = np.array([[[5.0, 0.0], [0.0, 0.0]],      # inside the ball: unchanged (0.5)
-                  [[10.0, 10.0], [0.0, 0.0]],    # norm sqrt(2): rescaled onto the ball
-                  [[20.0, -3.0], [0.0, 0.0]]])   # clipped to [0, 1] first
+  raw = np.array(
+    [
+      [[5.0, 0.0], [0.0, 0.0]],  # inside the ball: unchanged (0.5)
+      [[10.0, 10.0], [0.0, 0.0]],  # norm sqrt(2): rescaled onto the ball
+      [[20.0, -3.0], [0.0, 0.0]],
+    ]
+  )  # clipped to [0, 1] first
   rec = dom.encode(raw)
   np.testing.assert_array_equal(rec[0], [0.5, 0, 0, 0])
   np.testing.assert_allclose(rec[1], [1 / math.sqrt(2), 1 / math.sqrt(2), 0, 0], rtol=1e-5)
@@ -171,16 +182,20 @@ def test_image_accepts_flat_and_channel_less_shapes():
 
 @SETTINGS
 @hypothesis.given(
-    h=st.integers(1, 4), w=st.integers(1, 4), radius=st.floats(0.1, 5.0),
-    with_labels=st.booleans(), seed=st.integers(0, 2**31 - 1),
-    scale=st.sampled_from([1.0, 16.0, 255.0]))
+  h=st.integers(1, 4),
+  w=st.integers(1, 4),
+  radius=st.floats(0.1, 5.0),
+  with_labels=st.booleans(),
+  seed=st.integers(0, 2**31 - 1),
+  scale=st.sampled_from([1.0, 16.0, 255.0]),
+)
 def test_image_records_in_domain_and_within_diameter(h, w, radius, with_labels, seed, scale):
   rng = np.random.default_rng(seed)
   nc = 3 if with_labels else None
   dom = ImageDomain((h, w), radius=radius, pixel_max=scale, num_classes=nc)
   n = 25
   raw = rng.uniform(-0.5, 1.5, size=(n, h, w)) * scale
-  raw[rng.uniform(size=raw.shape) < 0.4] = 0.0   # sparse images reach the far corners
+  raw[rng.uniform(size=raw.shape) < 0.4] = 0.0  # sparse images reach the far corners
   labels = rng.integers(0, 3, size=n) if with_labels else None
   rec = dom.encode(raw, labels)
   assert_in_image_domain(dom, rec)
@@ -189,8 +204,8 @@ def test_image_records_in_domain_and_within_diameter(h, w, radius, with_labels, 
   v = rng.normal(0, 3, size=(n, dom.dim))
   proj = dom.project(v)
   assert_in_image_domain(dom, proj)
-  np.testing.assert_array_equal(dom.project(proj), proj)   # idempotent, bit for bit
-  np.testing.assert_array_equal(dom.project(rec), rec)     # records are fixed points
+  np.testing.assert_array_equal(dom.project(proj), proj)  # idempotent, bit for bit
+  np.testing.assert_array_equal(dom.project(rec), rec)  # records are fixed points
   allrec = np.concatenate([rec, proj])
   assert max_pairwise_distance(allrec) <= ref_image_diameter(dom) + 1e-9
 
@@ -214,10 +229,18 @@ def test_weighted_label_block():
     ImageDomain((4, 4), radius=2.0, pixel_max=16, num_classes=3, label_weight=0.0)
 
 
-@pytest.mark.parametrize("shape,radius,nc", [((2, 2), 1.0, None), ((2, 2), 1.0, 2),
-                                             ((3, 3), 1.7, 10), ((2, 2), 1.5, None),
-                                             ((1, 3), 2.0, 3), ((8, 8), 4.0, 10),
-                                             ((4, 4), 10.0, None)])
+@pytest.mark.parametrize(
+  "shape,radius,nc",
+  [
+    ((2, 2), 1.0, None),
+    ((2, 2), 1.0, 2),
+    ((3, 3), 1.7, 10),
+    ((2, 2), 1.5, None),
+    ((1, 3), 2.0, 3),
+    ((8, 8), 4.0, 10),
+    ((4, 4), 10.0, None),
+  ],
+)
 def test_image_worst_case_pair_attains_reference_diameter(shape, radius, nc):
   dom = ImageDomain(shape, radius=radius, pixel_max=16, num_classes=nc)
   images, labels = worst_image_pair(dom)
@@ -227,10 +250,18 @@ def test_image_worst_case_pair_attains_reference_diameter(shape, radius, nc):
   assert dist == pytest.approx(ref_image_diameter(dom), rel=1e-5)
 
 
-@pytest.mark.parametrize("shape,radius,nc", [((2, 2), 1.0, None), ((2, 2), 1.0, 2),
-                                             ((3, 3), 1.7, 10), ((2, 2), 1.5, None),
-                                             ((1, 3), 2.0, 3), ((28, 28, 1), 14.0, 10),
-                                             ((4, 4), 10.0, None)])
+@pytest.mark.parametrize(
+  "shape,radius,nc",
+  [
+    ((2, 2), 1.0, None),
+    ((2, 2), 1.0, 2),
+    ((3, 3), 1.7, 10),
+    ((2, 2), 1.5, None),
+    ((1, 3), 2.0, 3),
+    ((28, 28, 1), 14.0, 10),
+    ((4, 4), 10.0, None),
+  ],
+)
 def test_image_diameter_property_is_exact(shape, radius, nc):
   dom = ImageDomain(shape, radius=radius, pixel_max=255, num_classes=nc)
   assert dom.diameter == pytest.approx(ref_image_diameter(dom), rel=1e-12)
@@ -264,9 +295,17 @@ def test_image_bad_inputs():
     dom.project(np.zeros((1, dom.dim + 1)))
   with pytest.raises(ValueError, match="single vector"):
     dom.project(np.zeros(dom.dim))
-  for kwargs in ({"radius": 0.0}, {"radius": None}, {"radius": float("inf")},
-                 {"pixel_max": 0}, {"pixel_max": None}, {"num_classes": 1},
-                 {"image_shape": (0, 2)}, {"image_shape": (2.5, 2)}, {"image_shape": "ab"}):
+  for kwargs in (
+    {"radius": 0.0},
+    {"radius": None},
+    {"radius": float("inf")},
+    {"pixel_max": 0},
+    {"pixel_max": None},
+    {"num_classes": 1},
+    {"image_shape": (0, 2)},
+    {"image_shape": (2.5, 2)},
+    {"image_shape": "ab"},
+  ):
     args = dict(image_shape=(2, 2), radius=1.0, pixel_max=255)
     args.update(kwargs)
     with pytest.raises(ValueError):
@@ -286,8 +325,12 @@ def test_project_handles_infinities():
 
 
 def _table_domain(label=True):
-  cols = [NumericColumn("age", 0, 100), CategoricalColumn("color", ("red", "green", "blue")),
-          NumericColumn("income", -10.0, 10.0), CategoricalColumn("y", (0, 1))]
+  cols = [
+    NumericColumn("age", 0, 100),
+    CategoricalColumn("color", ("red", "green", "blue")),
+    NumericColumn("income", -10.0, 10.0),
+    CategoricalColumn("y", (0, 1)),
+  ]
   return TabularDomain(cols, label_column="y" if label else None)
 
 
@@ -297,8 +340,12 @@ def test_tabular_layout_and_round_trip():
   assert [b.kind for b in dom.blocks] == ["numeric", "categorical", "numeric", "categorical"]
   assert dom.blocks[1] == Block("color", "categorical", 1, 4, ("red", "green", "blue"))
   assert dom.num_classes == 2
-  table = {"age": np.array([0.0, 37.5, 100.0]), "color": np.array(["blue", "red", "green"]),
-           "income": np.array([-10.0, 2.5, 10.0]), "y": np.array([1, 0, 1])}
+  table = {
+    "age": np.array([0.0, 37.5, 100.0]),
+    "color": np.array(["blue", "red", "green"]),
+    "income": np.array([-10.0, 2.5, 10.0]),
+    "y": np.array([1, 0, 1]),
+  }
   rec = dom.encode(table)
   assert_in_tabular_domain(dom, rec)
   np.testing.assert_allclose(rec[:, 0], [0.0, 0.375, 1.0])
@@ -310,8 +357,9 @@ def test_tabular_layout_and_round_trip():
   np.testing.assert_array_equal(out["y"], table["y"])
   np.testing.assert_array_equal(dom.labels(rec), [1, 0, 1])
   # The same table as a 2-D object array in column order.
-  arr = np.array([[0.0, "blue", -10.0, 1], [37.5, "red", 2.5, 0], [100.0, "green", 10.0, 1]],
-                 dtype=object)
+  arr = np.array(
+    [[0.0, "blue", -10.0, 1], [37.5, "red", 2.5, 0], [100.0, "green", 10.0, 1]], dtype=object
+  )
   np.testing.assert_array_equal(dom.encode(arr), rec)
 
 
@@ -342,7 +390,7 @@ def test_tabular_unknown_category_is_an_error():
   table = {"age": [1.0], "color": ["red"], "income": [0.0], "y": [2]}
   with pytest.raises(ValueError, match="declared categories"):
     dom.encode(table)
-  assert dom.column("color").categories == ("red", "green", "blue")   # unchanged
+  assert dom.column("color").categories == ("red", "green", "blue")  # unchanged
 
 
 def test_tabular_bad_inputs():
@@ -382,8 +430,9 @@ def test_tabular_bad_inputs():
 
 @SETTINGS
 @hypothesis.given(
-    kinds=st.lists(st.one_of(st.just(0), st.integers(2, 4)), min_size=1, max_size=5),
-    seed=st.integers(0, 2**31 - 1))
+  kinds=st.lists(st.one_of(st.just(0), st.integers(2, 4)), min_size=1, max_size=5),
+  seed=st.integers(0, 2**31 - 1),
+)
 def test_tabular_records_in_domain_and_within_diameter(kinds, seed):
   rng = np.random.default_rng(seed)
   cols = []
@@ -436,7 +485,7 @@ def test_encoding_is_record_wise_images():
   labels = rng.integers(0, 5, size=50)
   together = dom.encode(images, labels)
   for i in range(0, 50, 7):
-    np.testing.assert_array_equal(dom.encode(images[i:i + 1], labels[i:i + 1])[0], together[i])
+    np.testing.assert_array_equal(dom.encode(images[i : i + 1], labels[i : i + 1])[0], together[i])
   # Changing all other records (to extreme values) leaves record 0 unchanged.
   other = np.full_like(images, 255)
   other[0] = images[0]
@@ -447,11 +496,15 @@ def test_encoding_is_record_wise_tables():
   rng = np.random.default_rng(4)
   dom = _table_domain()
   n = 40
-  table = {"age": rng.uniform(-50, 150, n), "color": rng.choice(["red", "green", "blue"], n),
-           "income": rng.normal(0, 20, n), "y": rng.integers(0, 2, n)}
+  table = {
+    "age": rng.uniform(-50, 150, n),
+    "color": rng.choice(["red", "green", "blue"], n),
+    "income": rng.normal(0, 20, n),
+    "y": rng.integers(0, 2, n),
+  }
   together = dom.encode(table)
   for i in range(0, n, 5):
-    alone = dom.encode({k: v[i:i + 1] for k, v in table.items()})
+    alone = dom.encode({k: v[i : i + 1] for k, v in table.items()})
     np.testing.assert_array_equal(alone[0], together[i])
   scaled = {k: (v * 1000 if k in ("age", "income") else v) for k, v in table.items()}
   scaled["age"][0], scaled["income"][0] = table["age"][0], table["income"][0]
@@ -463,8 +516,12 @@ def test_encoding_is_record_wise_tables():
 
 
 def test_domain_from_spec_round_trip():
-  for dom in (ImageDomain((28, 28, 1), 14.0, 255, 10), ImageDomain((8, 8), 4.0, 16),
-              _table_domain(), _table_domain(label=False)):
+  for dom in (
+    ImageDomain((28, 28, 1), 14.0, 255, 10),
+    ImageDomain((8, 8), 4.0, 16),
+    _table_domain(),
+    _table_domain(label=False),
+  ):
     spec = json.loads(json.dumps(dom.describe_spec()))
     assert domain_from_description(spec) == dom
   with pytest.raises(ValueError, match="Unknown domain type"):

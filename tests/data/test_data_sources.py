@@ -18,8 +18,10 @@ MNIST_LABELS_MD5 = "27ae3e4e09519cfbb04c329615203637"
 def _mnist_dir():
   root = os.environ.get("LIPDP_DATA_DIR")
   if not root:
-    pytest.skip("LIPDP_DATA_DIR is not set (it names the folder holding mnist-test/ with the "
-                "MNIST test set in IDX format); skipping the real-MNIST check.")
+    pytest.skip(
+      "LIPDP_DATA_DIR is not set (it names the folder holding mnist-test/ with the "
+      "MNIST test set in IDX format); skipping the real-MNIST check."
+    )
   path = os.path.join(root, "mnist-test")
   if not os.path.isdir(path):
     pytest.skip(f"LIPDP_DATA_DIR={root} has no mnist-test/ folder.")
@@ -167,12 +169,12 @@ def test_load_tfds_unprepared_says_how_to_prepare(tmp_path):
 # CSV, NPZ and schemas.
 
 SCHEMA = {
-    "columns": [
-        {"name": "age", "type": "numeric", "low": 0, "high": 120},
-        {"name": "smoker", "type": "categorical", "categories": ["no", "yes"]},
-        {"name": "stage", "type": "categorical", "categories": [1, 2, 3]},
-    ],
-    "label_column": "smoker",
+  "columns": [
+    {"name": "age", "type": "numeric", "low": 0, "high": 120},
+    {"name": "smoker", "type": "categorical", "categories": ["no", "yes"]},
+    {"name": "stage", "type": "categorical", "categories": [1, 2, 3]},
+  ],
+  "label_column": "smoker",
 }
 
 
@@ -187,13 +189,13 @@ def test_load_csv(tmp_path):
   csv_path = tmp_path / "t.csv"
   csv_path.write_text("id,age,stage,smoker\n1,30,2,no\n2, 55.5 ,3,yes\n3,130,1,yes\n")
   table = data.load_csv(csv_path, schema)
-  assert list(table) == ["age", "smoker", "stage"]   # 'id' is not declared, not read
+  assert list(table) == ["age", "smoker", "stage"]  # 'id' is not declared, not read
   np.testing.assert_array_equal(table["age"], [30, 55.5, 130])
   np.testing.assert_array_equal(table["smoker"], ["no", "yes", "yes"])
   np.testing.assert_array_equal(table["stage"], [2, 3, 1])
   dom = data.load_schema(schema)
   rec = dom.encode(table)
-  assert rec[2, 0] == 1.0   # 130 clipped to the declared 120
+  assert rec[2, 0] == 1.0  # 130 clipped to the declared 120
   prepared = data.load_dataset(f"csv:{csv_path}", schema=str(schema), holdout_fraction=0.34)
   assert prepared.train.shape[0] + prepared.holdout.shape[0] == 3
   assert prepared.domain == dom
@@ -258,24 +260,30 @@ def test_load_npz_images(tmp_path):
 def test_load_npz_table(tmp_path):
   schema = _write_schema(tmp_path)
   by_column = tmp_path / "cols.npz"
-  np.savez(by_column, age=np.array([10.0, 20.0]), smoker=np.array(["no", "yes"]),
-           stage=np.array([1, 3]))
+  np.savez(
+    by_column, age=np.array([10.0, 20.0]), smoker=np.array(["no", "yes"]), stage=np.array([1, 3])
+  )
   table = data.load_npz(by_column, schema)
   dom = data.load_schema(schema)
   rec = dom.encode(table)
   assert rec.shape == (2, dom.dim)
   as_2d = tmp_path / "table.npz"
   np.savez(as_2d, table=np.array([[10.0, 0, 1], [20.0, 1, 3]]))
-  numeric_schema = dict(SCHEMA, columns=[SCHEMA["columns"][0],
-                                         {"name": "smoker", "type": "categorical",
-                                          "categories": [0, 1]},
-                                         SCHEMA["columns"][2]])
+  numeric_schema = dict(
+    SCHEMA,
+    columns=[
+      SCHEMA["columns"][0],
+      {"name": "smoker", "type": "categorical", "categories": [0, 1]},
+      SCHEMA["columns"][2],
+    ],
+  )
   rec2 = data.load_schema(numeric_schema).encode(data.load_npz(as_2d, numeric_schema))
   np.testing.assert_array_equal(rec2, rec)
   with pytest.raises(ValueError, match="not found"):
     data.load_npz(as_2d, schema, table_key="other")
-  prepared = data.load_dataset(f"npz:{by_column}", schema=schema, holdout_fraction=0.5,
-                               include_labels=False)
+  prepared = data.load_dataset(
+    f"npz:{by_column}", schema=schema, holdout_fraction=0.5, include_labels=False
+  )
   assert prepared.domain.column_names == ("age", "stage") and prepared.domain.dim == 4
   assert prepared.train_labels is not None
 
@@ -284,6 +292,7 @@ def test_load_tfds_falls_back_to_tensorflow_without_downloading(monkeypatch):
   """A dataset prepared as tfrecord is read with tfds.load(download=False) if TF is present."""
   import sys
   import types
+
   tfds = pytest.importorskip("tensorflow_datasets")
   calls = {}
 

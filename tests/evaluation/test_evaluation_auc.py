@@ -60,8 +60,10 @@ def test_perfect_separation_and_reversal():
   assert set(result) == {"auc", "ci", "level"} and len(result["ci"]) == 2
 
 
-@pytest.mark.parametrize("pos, neg", [([], [1.0, 2.0]), ([1.0, np.nan], [0.0, 1.0]),
-                                      ([[1.0, 2.0]], [0.0, 1.0]), ([1.0], [0.0, 1.0])])
+@pytest.mark.parametrize(
+  "pos, neg",
+  [([], [1.0, 2.0]), ([1.0, np.nan], [0.0, 1.0]), ([[1.0, 2.0]], [0.0, 1.0]), ([1.0], [0.0, 1.0])],
+)
 def test_bad_scores_raise(pos, neg):
   with pytest.raises(ValueError):
     auc.auc_confidence_interval(pos, neg)

@@ -30,22 +30,58 @@ def identical(digits):
 
 
 IMAGE_KEYS = {
-    "tstr/logreg", "tstr/logreg_f1", "trtr/logreg", "trtr/logreg_f1",
-    "utility/majority_baseline", "labels/agreement", "labels/agreement_real_holdout",
-    "labels/balance_tv", "labels/balance_tv_train_vs_holdout", "labels/num_synthetic_classes",
-    "fidelity/frechet", "fidelity/frechet_train_vs_holdout", "fidelity/mmd",
-    "fidelity/mmd_train_vs_holdout", "fidelity/mmd_bandwidth", "privacy/dcr_train_q05",
-    "privacy/dcr_train_q50", "privacy/dcr_train_q95", "privacy/dcr_holdout_q05",
-    "privacy/dcr_holdout_q50", "privacy/dcr_holdout_q95", "privacy/dcr_closer_to_train",
-    "privacy/dcr_reference_size", "privacy/dcr_num_synthetic", "privacy/exact_match_train",
-    "privacy/exact_match_holdout", "privacy/mia_distance_auc", "privacy/mia_distance_auc_ci",
-    "privacy/mia_density_auc", "privacy/mia_density_auc_ci", "privacy/mia_num_members",
-    "privacy/mia_num_nonmembers", "privacy/mia_reference_size", "privacy/mia_density_dims",
-    "privacy/mia_ci_level", "meta/kind", "meta/seed", "meta/fast", "meta/models",
-    "meta/reference_classifier", "meta/num_synthetic", "meta/num_train", "meta/num_holdout",
-    "meta/num_classes", "meta/label_column", "meta/roles", "meta/holdout_contract",
-    "meta/holdout_duplicates_of_train", "meta/differentially_private", "meta/privacy_note",
-    "meta/model_settings", "meta/skipped",
+  "tstr/logreg",
+  "tstr/logreg_f1",
+  "trtr/logreg",
+  "trtr/logreg_f1",
+  "utility/majority_baseline",
+  "labels/agreement",
+  "labels/agreement_real_holdout",
+  "labels/balance_tv",
+  "labels/balance_tv_train_vs_holdout",
+  "labels/num_synthetic_classes",
+  "fidelity/frechet",
+  "fidelity/frechet_train_vs_holdout",
+  "fidelity/mmd",
+  "fidelity/mmd_train_vs_holdout",
+  "fidelity/mmd_bandwidth",
+  "privacy/dcr_train_q05",
+  "privacy/dcr_train_q50",
+  "privacy/dcr_train_q95",
+  "privacy/dcr_holdout_q05",
+  "privacy/dcr_holdout_q50",
+  "privacy/dcr_holdout_q95",
+  "privacy/dcr_closer_to_train",
+  "privacy/dcr_reference_size",
+  "privacy/dcr_num_synthetic",
+  "privacy/exact_match_train",
+  "privacy/exact_match_holdout",
+  "privacy/mia_distance_auc",
+  "privacy/mia_distance_auc_ci",
+  "privacy/mia_density_auc",
+  "privacy/mia_density_auc_ci",
+  "privacy/mia_num_members",
+  "privacy/mia_num_nonmembers",
+  "privacy/mia_reference_size",
+  "privacy/mia_density_dims",
+  "privacy/mia_ci_level",
+  "meta/kind",
+  "meta/seed",
+  "meta/fast",
+  "meta/models",
+  "meta/reference_classifier",
+  "meta/num_synthetic",
+  "meta/num_train",
+  "meta/num_holdout",
+  "meta/num_classes",
+  "meta/label_column",
+  "meta/roles",
+  "meta/holdout_contract",
+  "meta/holdout_duplicates_of_train",
+  "meta/differentially_private",
+  "meta/privacy_note",
+  "meta/model_settings",
+  "meta/skipped",
 }
 
 
@@ -99,7 +135,7 @@ def test_blurred_images_are_far_from_real_and_flattered_by_tstr(digits):
   domain, train, holdout = digits
   synthetic = train.copy()
   padded = np.pad(train[:, :64].reshape(-1, 8, 8), ((0, 0), (1, 1), (1, 1)))
-  box = sum(padded[:, i:i + 8, j:j + 8] for i in range(3) for j in range(3)) / 9.0
+  box = sum(padded[:, i : i + 8, j : j + 8] for i in range(3) for j in range(3)) / 9.0
   synthetic[:, :64] = box.reshape(-1, 64)  # 3x3 box blur, labels kept
   m = evaluate_release(domain, synthetic, train, holdout, seed=0, fast=True)
   assert m["fidelity/frechet"] > 10 * m["fidelity/frechet_train_vs_holdout"]
@@ -113,7 +149,7 @@ def test_fast_keys_are_a_subset_of_full_with_equal_values(digits):
   domain, train, holdout = digits
   holdout = holdout[:100]
   synthetic = train[::-1].copy()
-  synthetic[:, :domain.image_dim] *= 0.8  # same shape as train: no new CNN compilation
+  synthetic[:, : domain.image_dim] *= 0.8  # same shape as train: no new CNN compilation
   fast = evaluate_release(domain, synthetic, train, holdout, seed=2, fast=True)
   full = evaluate_release(domain, synthetic, train, holdout, seed=2)
   assert {"tstr/mlp", "tstr/cnn", "trtr/cnn"} <= set(full) - set(fast)
@@ -127,8 +163,12 @@ def test_tables_identical_copy_and_determinism(cancer):
   domain, train, holdout = cancer
   same = evaluate_release(domain, holdout, train, holdout, seed=0)
   json.dumps(same, allow_nan=False)
-  for key in ("fidelity/tv_mean", "fidelity/wasserstein_mean", "fidelity/association_diff_max",
-              "labels/balance_tv"):
+  for key in (
+    "fidelity/tv_mean",
+    "fidelity/wasserstein_mean",
+    "fidelity/association_diff_max",
+    "labels/balance_tv",
+  ):
     assert same[key] == 0.0, key
   assert same["fidelity/tv_mean_train_vs_holdout"] > 0.0
   assert same["meta/reference_classifier"] == "hgb"
@@ -161,19 +201,27 @@ def test_unlabelled_domain_skips_label_metrics():
   assert any(line.startswith("Skipped") for line in summary_lines(m))
 
 
-@pytest.mark.parametrize("change, match", [
+@pytest.mark.parametrize(
+  "change, match",
+  [
     ({"synthetic": np.zeros((10, 70))}, r"\(n, 74\)"),
     ({"synthetic": np.zeros((1, 74))}, "at least 2"),
     ({"holdout": np.zeros((3, 74))}, "at least 4"),
     ({"train": np.full((10, 74), np.nan)}, "NaN"),
     ({"seed": -1}, "seed"),
     ({"models": ("hgb",)}, "Unknown"),
-])
+  ],
+)
 def test_bad_inputs_raise(digits, change, match):
   domain, train, holdout = digits
-  args = {"synthetic": train[:10], "train": train, "holdout": holdout, "seed": 0,
-          "models": None}
+  args = {"synthetic": train[:10], "train": train, "holdout": holdout, "seed": 0, "models": None}
   args.update(change)
   with pytest.raises(ValueError, match=match):
-    evaluate_release(domain, args["synthetic"], args["train"], args["holdout"],
-                     seed=args["seed"], models=args["models"])
+    evaluate_release(
+      domain,
+      args["synthetic"],
+      args["train"],
+      args["holdout"],
+      seed=args["seed"],
+      models=args["models"],
+    )

@@ -27,14 +27,17 @@ def test_frechet_closed_form_for_diagonal_gaussians():
 
 def test_frechet_of_rotated_covariance_against_scipy_sqrtm():
   from scipy import linalg  # pylint: disable=g-import-not-at-top
+
   rng = np.random.default_rng(0)
   m1, m2 = rng.normal(size=(5, 5)), rng.normal(size=(5, 5))
   c1, c2 = m1 @ m1.T + 0.1 * np.eye(5), m2 @ m2.T + 0.1 * np.eye(5)
   mu1, mu2 = rng.normal(size=5), rng.normal(size=5)
-  expected = (np.sum((mu1 - mu2)**2) + np.trace(c1 + c2)
-              - 2.0 * np.trace(linalg.sqrtm(c1 @ c2)).real)
-  assert fidelity.frechet_distance_from_moments(mu1, c1, mu2, c2) == pytest.approx(expected,
-                                                                                     rel=1e-8)
+  expected = (
+    np.sum((mu1 - mu2) ** 2) + np.trace(c1 + c2) - 2.0 * np.trace(linalg.sqrtm(c1 @ c2)).real
+  )
+  assert fidelity.frechet_distance_from_moments(mu1, c1, mu2, c2) == pytest.approx(
+    expected, rel=1e-8
+  )
 
 
 def test_frechet_zero_for_identical_samples_and_grows_with_shift():
@@ -49,7 +52,7 @@ def test_mmd_matches_brute_force_and_is_near_zero_for_identical_sets():
   x, y, h = rng.normal(size=(12, 3)), rng.normal(0.5, 1.0, size=(9, 3)), 1.3
 
   def k(a, b):
-    return np.exp(-np.sum((a - b)**2) / (2 * h * h))
+    return np.exp(-np.sum((a - b) ** 2) / (2 * h * h))
 
   kxx = np.mean([k(x[i], x[j]) for i in range(12) for j in range(12) if i != j])
   kyy = np.mean([k(y[i], y[j]) for i in range(9) for j in range(9) if i != j])
@@ -59,9 +62,10 @@ def test_mmd_matches_brute_force_and_is_near_zero_for_identical_sets():
   same = fidelity.mmd_squared(z, z, 1.0)
   assert -0.01 < same <= 0.0  # unbiased: only the dropped diagonal separates it from 0
   # Population value for N(0, I_3) vs N(1, I_3), h = 1: 2 (h^2/(h^2+2))^(3/2) (1 - e^(-3/6)).
-  expected = 2.0 * (1.0 / 3.0)**1.5 * (1.0 - np.exp(-0.5))
+  expected = 2.0 * (1.0 / 3.0) ** 1.5 * (1.0 - np.exp(-0.5))
   assert fidelity.mmd_squared(z, rng.normal(1.0, 1.0, size=(300, 3)), 1.0) == pytest.approx(
-      expected, abs=0.02)
+    expected, abs=0.02
+  )
 
 
 def test_median_heuristic_bandwidth_by_hand():
@@ -110,18 +114,38 @@ def _records(domain, table):
 
 
 def _toy_domain():
-  return TabularDomain([NumericColumn("x", 0.0, 10.0), CategoricalColumn("c", ("a", "b", "c")),
-                        NumericColumn("y", 0.0, 1.0), CategoricalColumn("label", (0, 1))],
-                       label_column="label")
+  return TabularDomain(
+    [
+      NumericColumn("x", 0.0, 10.0),
+      CategoricalColumn("c", ("a", "b", "c")),
+      NumericColumn("y", 0.0, 1.0),
+      CategoricalColumn("label", (0, 1)),
+    ],
+    label_column="label",
+  )
 
 
 def test_tabular_fidelity_hand_computed_on_a_toy_table():
   dom = _toy_domain()
   # x in [0, 10] scaled by 1/10; c in (a, b, c) as indices.
-  real = _records(dom, {"x": [0.0, 0.2, 0.4, 0.6], "c": [0, 0, 1, 2], "y": [0.0, 0.0, 1.0, 1.0],
-                        "label": [0, 0, 1, 1]})
-  synth = _records(dom, {"x": [0.1, 0.3, 0.5, 0.7], "c": [1, 1, 2, 2], "y": [0.0, 1.0, 0.0, 1.0],
-                         "label": [0, 1, 1, 1]})
+  real = _records(
+    dom,
+    {
+      "x": [0.0, 0.2, 0.4, 0.6],
+      "c": [0, 0, 1, 2],
+      "y": [0.0, 0.0, 1.0, 1.0],
+      "label": [0, 0, 1, 1],
+    },
+  )
+  synth = _records(
+    dom,
+    {
+      "x": [0.1, 0.3, 0.5, 0.7],
+      "c": [1, 1, 2, 2],
+      "y": [0.0, 1.0, 0.0, 1.0],
+      "label": [0, 1, 1, 1],
+    },
+  )
   out = fidelity.tabular_fidelity(dom, synth, real)
   assert out["fidelity/wasserstein/x"] == pytest.approx(0.1)  # 1.0 in raw units / range 10
   assert out["fidelity/wasserstein/y"] == pytest.approx(0.0)
@@ -146,7 +170,7 @@ def test_tabular_fidelity_zero_for_identical_data_and_larger_when_shifted(cancer
   numeric = [b.start for b in cancer.domain.blocks if b.kind == "numeric"]
   shifted[:, numeric] = np.clip(shifted[:, numeric] + 0.2, 0.0, 1.0)
   label = [b for b in cancer.domain.blocks if b.name == cancer.domain.label_column][0]
-  shifted[:, label.start:label.stop] = shifted[:, label.start:label.stop][:, ::-1]  # flip
+  shifted[:, label.start : label.stop] = shifted[:, label.start : label.stop][:, ::-1]  # flip
   out = fidelity.tabular_fidelity(cancer.domain, shifted, cancer.holdout)
   floor = fidelity.tabular_fidelity(cancer.domain, cancer.train, cancer.holdout)
   assert out["fidelity/wasserstein_mean"] > 0.15 > 3 * floor["fidelity/wasserstein_mean"]
@@ -168,7 +192,9 @@ def test_label_balance_and_agreement():
   assert fidelity.label_agreement([0, 1, 2, 2], [0, 1, 1, 2]) == pytest.approx(0.75)
 
 
-@pytest.mark.parametrize("call", [
+@pytest.mark.parametrize(
+  "call",
+  [
     lambda: fidelity.frechet_distance(np.zeros((1, 3)), np.zeros((5, 3))),
     lambda: fidelity.frechet_distance(np.zeros((5, 3)), np.zeros((5, 4))),
     lambda: fidelity.mmd_squared(np.zeros((5, 3)), np.zeros((5, 3)), 0.0),
@@ -176,7 +202,8 @@ def test_label_balance_and_agreement():
     lambda: fidelity.categorical_tv([0, 3], [0, 1], 3),
     lambda: fidelity.wasserstein_1d([], [0.5]),
     lambda: fidelity.label_agreement([0, 1], [0]),
-])
+  ],
+)
 def test_bad_inputs_raise(call):
   with pytest.raises(ValueError):
     call()

@@ -26,9 +26,9 @@ def test_nearest_neighbors_match_brute_force_and_copies_are_exactly_zero():
   refs = rng.random((300, 20)).astype(np.float32)
   queries = np.concatenate([refs[::7], rng.random((50, 20)).astype(np.float32)])
   dist, idx = membership.nearest_neighbor_distances(queries, refs)
-  brute = np.sqrt(((queries[:, None, :].astype(np.float64) - refs[None])**2).sum(-1))
+  brute = np.sqrt(((queries[:, None, :].astype(np.float64) - refs[None]) ** 2).sum(-1))
   np.testing.assert_allclose(dist, brute.min(1), rtol=1e-12, atol=0)
-  np.testing.assert_array_equal(dist[:len(refs[::7])], 0.0)
+  np.testing.assert_array_equal(dist[: len(refs[::7])], 0.0)
   np.testing.assert_allclose(brute[np.arange(len(queries)), idx], dist, rtol=1e-12)
 
 
@@ -39,7 +39,7 @@ def test_nearest_neighbors_with_fewer_references_than_candidates():
 
 
 def test_copying_generator_has_zero_dcr_and_all_records_closer_to_train(digits):
-  train = digits.train[:len(digits.holdout)]  # equal sizes: no subsampling
+  train = digits.train[: len(digits.holdout)]  # equal sizes: no subsampling
   out = membership.distance_to_closest_record(train, train, digits.holdout, seed=0)
   for q in ("q05", "q50", "q95"):
     assert out[f"privacy/dcr_train_{q}"] == 0.0
@@ -81,7 +81,7 @@ def test_independent_sample_shows_no_signal(digits):
 
 
 def test_copying_generator_is_caught_by_both_attacks(digits):
-  train = digits.train[:len(digits.holdout)]
+  train = digits.train[: len(digits.holdout)]
   mia = membership.membership_inference(train, train, digits.holdout, seed=0)
   assert mia["privacy/mia_distance_auc"] == 1.0
   assert mia["privacy/mia_distance_auc_ci"][0] > 0.95
@@ -90,7 +90,7 @@ def test_copying_generator_is_caught_by_both_attacks(digits):
 
 
 def test_noisy_copies_leak_less_than_exact_copies(digits):
-  train = digits.train[:len(digits.holdout)]
+  train = digits.train[: len(digits.holdout)]
   rng = np.random.default_rng(0)
   blurred = train + rng.normal(0.0, 0.4, train.shape)  # noise of the order of NN distances
   exact = membership.membership_inference(train, train, digits.holdout)
@@ -102,8 +102,9 @@ def test_density_scores_prefer_regions_where_synthetic_data_concentrate():
   rng = np.random.default_rng(0)
   reference = rng.normal(size=(400, 3))
   synthetic = np.concatenate([rng.normal(size=(400, 3)), rng.normal(3.0, 0.1, (400, 3))])
-  scores = membership.density_attack_scores([[3.0, 3.0, 3.0], [-1.0, 0.0, 0.0]], synthetic,
-                                            reference)
+  scores = membership.density_attack_scores(
+    [[3.0, 3.0, 3.0], [-1.0, 0.0, 0.0]], synthetic, reference
+  )
   assert scores[0] > scores[1] + 3.0  # log ratio: the cluster is far denser in the release
 
 
@@ -113,12 +114,15 @@ def test_deterministic_given_seed(digits):
   assert a == b
 
 
-@pytest.mark.parametrize("kwargs, match", [
+@pytest.mark.parametrize(
+  "kwargs, match",
+  [
     ({"synthetic": np.zeros((0, 74))}, "synthetic"),
     ({"train": np.zeros((5, 73))}, "same number of columns"),
     ({"holdout": np.zeros((3, 74))}, "holdout needs at least 4"),
     ({"synthetic": np.full((5, 74), np.nan)}, "NaN"),
-])
+  ],
+)
 def test_bad_inputs_raise(digits, kwargs, match):
   args = {"synthetic": digits.train[:10], "train": digits.train, "holdout": digits.holdout}
   args.update(kwargs)

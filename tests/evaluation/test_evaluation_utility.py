@@ -39,9 +39,17 @@ def test_tstr_equals_trtr_exactly_when_synthetic_is_train_images(digits):
 
 def test_tstr_equals_trtr_exactly_when_synthetic_is_train_tables(cancer):
   out = utility.tstr_trtr(cancer.domain, cancer.train, cancer.train, cancer.holdout, seed=1)
-  assert set(out) == {"tstr/logreg", "tstr/logreg_f1", "trtr/logreg", "trtr/logreg_f1",
-                      "tstr/hgb", "tstr/hgb_f1", "trtr/hgb", "trtr/hgb_f1",
-                      "utility/majority_baseline"}
+  assert set(out) == {
+    "tstr/logreg",
+    "tstr/logreg_f1",
+    "trtr/logreg",
+    "trtr/logreg_f1",
+    "tstr/hgb",
+    "tstr/hgb_f1",
+    "trtr/hgb",
+    "trtr/hgb_f1",
+    "utility/majority_baseline",
+  }
   for model in ("logreg", "hgb"):
     assert out[f"tstr/{model}"] == out[f"trtr/{model}"] > 0.9
 
@@ -52,8 +60,9 @@ def test_single_class_synthetic_predicts_that_class(digits):
   for model in ("logreg", "mlp", "cnn"):
     clf = downstream.fit_classifier(digits.domain, synthetic, model)
     np.testing.assert_array_equal(clf.predict(x), 3)
-  out = utility.tstr_trtr(digits.domain, synthetic, digits.train[:300], digits.holdout,
-                          models=("logreg",))
+  out = utility.tstr_trtr(
+    digits.domain, synthetic, digits.train[:300], digits.holdout, models=("logreg",)
+  )
   share = np.mean(digits.domain.labels(digits.holdout) == 3)
   assert out["tstr/logreg"] == pytest.approx(share)
   # F1 is 0 for the nine classes never predicted, 2p/(1+p) for class 3 (precision p).
@@ -69,8 +78,9 @@ def test_subset_of_classes_predicts_only_seen_classes(digits):
 
 def test_single_class_table_with_boosted_trees(cancer):
   labels = cancer.domain.labels(cancer.train)
-  out = utility.tstr_trtr(cancer.domain, cancer.train[labels == 0], cancer.train,
-                          cancer.holdout, models=("hgb",))
+  out = utility.tstr_trtr(
+    cancer.domain, cancer.train[labels == 0], cancer.train, cancer.holdout, models=("hgb",)
+  )
   assert out["tstr/hgb"] == pytest.approx(np.mean(cancer.domain.labels(cancer.holdout) == 0))
 
 
@@ -82,15 +92,22 @@ def test_scores_by_hand():
   assert utility.majority_baseline([2, 2, 1], [2, 1, 1, 1]) == 0.25
 
 
-@pytest.mark.parametrize("models, match", [(("svm",), "Unknown"), (("hgb",), "Unknown"),
-                                           ((), "Unknown or no")])
+@pytest.mark.parametrize(
+  "models, match", [(("svm",), "Unknown"), (("hgb",), "Unknown"), ((), "Unknown or no")]
+)
 def test_unknown_models_raise(digits, models, match):
   with pytest.raises(ValueError, match=match):
-    utility.tstr_trtr(digits.domain, digits.train[:20], digits.train[:20], digits.holdout[:20],
-                      models=models)
+    utility.tstr_trtr(
+      digits.domain, digits.train[:20], digits.train[:20], digits.holdout[:20], models=models
+    )
 
 
 def test_wrong_dim_raises(digits):
   with pytest.raises(ValueError, match=r"\(n, 74\)"):
-    utility.tstr_trtr(digits.domain, digits.train[:20, :70], digits.train[:20],
-                      digits.holdout[:20], models=("logreg",))
+    utility.tstr_trtr(
+      digits.domain,
+      digits.train[:20, :70],
+      digits.train[:20],
+      digits.holdout[:20],
+      models=("logreg",),
+    )

@@ -11,8 +11,11 @@ from lipdp.models import decoders
 from lipdp.models import likelihood
 from lipdp.models import vae as vae_lib
 
-BLOCKS = (Block("image", "image", 0, 3), Block("age", "numeric", 3, 4),
-          Block("label", "categorical", 4, 7))
+BLOCKS = (
+  Block("image", "image", 0, 3),
+  Block("age", "numeric", 3, 4),
+  Block("label", "categorical", 4, 7),
+)
 
 
 def test_block_likelihoods_match_their_formulas():
@@ -20,14 +23,15 @@ def test_block_likelihoods_match_their_formulas():
   x = jnp.array([[0.2, 1.0, 0.0, 0.4, 0.0, 0.0, 1.0]])
   p = 1 / (1 + np.exp(-np.asarray(logits[0])))
   bern = -np.sum(x[0, :3] * np.log(p[:3]) + (1 - x[0, :3]) * np.log(1 - p[:3]))
-  numeric = 0.5 * ((p[3] - 0.4) / likelihood.NUMERIC_SCALE)**2
+  numeric = 0.5 * ((p[3] - 0.4) / likelihood.NUMERIC_SCALE) ** 2
   softmax = np.exp(logits[0, 4:]) / np.sum(np.exp(logits[0, 4:]))
   cat = -np.log(softmax[2])
   got = likelihood.negative_log_likelihood(logits, x, BLOCKS)
   np.testing.assert_allclose(got, [bern + numeric + cat], rtol=1e-5)
   gauss = likelihood.negative_log_likelihood(logits, x, BLOCKS, image_likelihood="gaussian")
-  np.testing.assert_allclose(gauss, [0.5 * np.sum((p[:3] - x[0, :3])**2) + numeric + cat],
-                             rtol=1e-5)
+  np.testing.assert_allclose(
+    gauss, [0.5 * np.sum((p[:3] - x[0, :3]) ** 2) + numeric + cat], rtol=1e-5
+  )
   with pytest.raises(ValueError, match="image_likelihood"):
     likelihood.negative_log_likelihood(logits, x, BLOCKS, image_likelihood="poisson")
 
@@ -44,18 +48,19 @@ def test_gaussian_kl_matches_monte_carlo():
   mu = jnp.array([[0.5, -1.0, 2.0]])
   sigma = jnp.array([0.7])
   z = mu + sigma[:, None] * jax.random.normal(jax.random.key(1), (200_000, 3))
-  log_q = -0.5 * jnp.sum(((z - mu) / sigma[:, None])**2, 1) - 3 * jnp.log(sigma)
+  log_q = -0.5 * jnp.sum(((z - mu) / sigma[:, None]) ** 2, 1) - 3 * jnp.log(sigma)
   log_p = -0.5 * jnp.sum(z**2, 1)
-  np.testing.assert_allclose(vae_lib.gaussian_kl(mu, sigma)[0], jnp.mean(log_q - log_p),
-                             rtol=2e-2)
+  np.testing.assert_allclose(vae_lib.gaussian_kl(mu, sigma)[0], jnp.mean(log_q - log_p), rtol=2e-2)
 
 
 def test_heteroscedastic_sigma_stays_within_its_bounds():
   model = vae_lib.LipschitzVAE(
-      encoder_mean=lnn.lipschitz_mlp((8, 4), lipschitz_target=1.0),
-      decoder=decoders.MLPDecoder((8,), 7),
-      log_sigma_net=lnn.lipschitz_mlp((8, 1), lipschitz_target=50.0),
-      sigma_min=0.5, sigma_max=2.0)
+    encoder_mean=lnn.lipschitz_mlp((8, 4), lipschitz_target=1.0),
+    decoder=decoders.MLPDecoder((8,), 7),
+    log_sigma_net=lnn.lipschitz_mlp((8, 1), lipschitz_target=50.0),
+    sigma_min=0.5,
+    sigma_max=2.0,
+  )
   x = jax.random.normal(jax.random.key(2), (256, 7)) * 10
   variables = model.init(jax.random.key(3), x, jax.random.key(4))
   _, sigma = model.apply(variables, x, method=vae_lib.LipschitzVAE.encode)
@@ -76,16 +81,22 @@ def test_scaled_label_blocks_have_the_likelihood_of_the_category():
   logits = jnp.array([[0.3, -1.0, 2.0, 0.5, 1.0, 2.0, 3.0]])
   x = jnp.array([[0.2, 1.0, 0.0, 0.4, 0.0, 0.0, 1.0]])
   x_scaled = x.at[0, 4:].multiply(5.0)
-  np.testing.assert_allclose(likelihood.negative_log_likelihood(logits, x_scaled, scaled),
-                             likelihood.negative_log_likelihood(logits, x, BLOCKS), rtol=1e-6)
+  np.testing.assert_allclose(
+    likelihood.negative_log_likelihood(logits, x_scaled, scaled),
+    likelihood.negative_log_likelihood(logits, x, BLOCKS),
+    rtol=1e-6,
+  )
   mean = likelihood.decoded_mean(logits, scaled)
   np.testing.assert_allclose(jnp.sum(mean[0, 4:]), 5.0, rtol=1e-6)
 
 
 def test_style_latent_enters_the_decoder_and_its_kl_the_loss():
-  model = vae_lib.LipschitzVAE(encoder_mean=lnn.lipschitz_mlp((8, 4), lipschitz_target=1.0),
-                               decoder=decoders.MLPDecoder((8,), 7),
-                               style_encoder=decoders.MLPDecoder((8,), 6), style_dim=3)
+  model = vae_lib.LipschitzVAE(
+    encoder_mean=lnn.lipschitz_mlp((8, 4), lipschitz_target=1.0),
+    decoder=decoders.MLPDecoder((8,), 7),
+    style_encoder=decoders.MLPDecoder((8,), 6),
+    style_dim=3,
+  )
   x = jax.random.uniform(jax.random.key(2), (5, 7))
   variables = model.init(jax.random.key(3), x, jax.random.key(4))
   z = jnp.zeros((5, 4))
@@ -95,8 +106,9 @@ def test_style_latent_enters_the_decoder_and_its_kl_the_loss():
   assert a.shape == (5, 7) and not np.allclose(a, b)  # u changes the output
   with pytest.raises(ValueError, match="style latent"):
     model.apply(variables, z, method=vae_lib.LipschitzVAE.decode)
-  (loss, nll, kl), _ = vae_lib.negative_elbo(model, variables, x, jax.random.key(5), BLOCKS,
-                                             beta=0.0)
+  (loss, nll, kl), _ = vae_lib.negative_elbo(
+    model, variables, x, jax.random.key(5), BLOCKS, beta=0.0
+  )
   m, log_v = model.apply(variables, x, method=vae_lib.LipschitzVAE.encode_style)
   style_kl = 0.5 * np.sum(np.square(m) + np.exp(log_v) - 1.0 - log_v, axis=-1)
   np.testing.assert_allclose(loss, nll + style_kl, rtol=1e-5)  # beta = 0 for z, 1 for u

@@ -41,9 +41,9 @@ finite = st.floats(-1e3, 1e3, allow_nan=False, allow_subnormal=False, width=32)
 
 @settings(max_examples=60, deadline=None)
 @given(
-    x=hnp.arrays(np.float32, (2, 12), elements=finite),
-    y=hnp.arrays(np.float32, (2, 12), elements=finite),
-    which=st.integers(0, len(ACTIVATIONS) - 1),
+  x=hnp.arrays(np.float32, (2, 12), elements=finite),
+  y=hnp.arrays(np.float32, (2, 12), elements=finite),
+  which=st.integers(0, len(ACTIVATIONS) - 1),
 )
 def test_one_lipschitz_and_norm_preserving(x, y, which):
   act = ACTIVATIONS[which]

@@ -24,7 +24,7 @@ def test_conv_scale_matches_brute_force_autocorrelation():
                 r += np.dot(kernel[a + dy, b + dx, i], kernel[a, b, j])
           sums[i] += abs(r)
   np.testing.assert_allclose(
-      np.asarray(aol_conv_scale(jnp.asarray(kernel, jnp.float32))), sums**-0.5, rtol=1e-5
+    np.asarray(aol_conv_scale(jnp.asarray(kernel, jnp.float32))), sums**-0.5, rtol=1e-5
   )
 
 
@@ -34,7 +34,7 @@ def test_dense_is_lipschitz_by_construction(shape):
   for seed in range(3):
     variables = jax.jit(layer.init)(jax.random.PRNGKey(seed), jnp.ones((1, shape[0])))
     # Also a badly scaled, correlated kernel.
-    kernel = variables["params"]["kernel"] * (10.0 ** seed) + seed * 0.5
+    kernel = variables["params"]["kernel"] * (10.0**seed) + seed * 0.5
     variables = {"params": {**variables["params"], "kernel": kernel}}
     k_eff = np.asarray(layer.apply(variables, method=AOLDense.effective_kernel), np.float64)
     assert np.linalg.norm(k_eff, 2) <= 1.5 * (1 + 1e-6)
@@ -46,16 +46,16 @@ def test_dense_is_lipschitz_by_construction(shape):
 
 
 CASES = [
-    dict(padding="SAME", strides=1, kernel_size=(3, 3)),
-    dict(padding="CIRCULAR", strides=1, kernel_size=(3, 3)),
-    dict(padding="SAME", strides=2, kernel_size=(3, 3)),
-    dict(padding="CIRCULAR", strides=1, kernel_size=(5, 5)),  # Wider than half the grid.
-    dict(padding=((2, 0), (1, 1)), strides=1, kernel_size=(2, 3)),
+  dict(padding="SAME", strides=1, kernel_size=(3, 3)),
+  dict(padding="CIRCULAR", strides=1, kernel_size=(3, 3)),
+  dict(padding="SAME", strides=2, kernel_size=(3, 3)),
+  dict(padding="CIRCULAR", strides=1, kernel_size=(5, 5)),  # Wider than half the grid.
+  dict(padding=((2, 0), (1, 1)), strides=1, kernel_size=(2, 3)),
 ]
 
 
 @pytest.mark.parametrize(
-    "case", CASES, ids=lambda c: f"{c['padding']}-s{c['strides']}-k{c['kernel_size']}"
+  "case", CASES, ids=lambda c: f"{c['padding']}-s{c['strides']}-k{c['kernel_size']}"
 )
 def test_conv_is_lipschitz_by_construction(case):
   shape = (6, 6, 3)
@@ -63,17 +63,19 @@ def test_conv_is_lipschitz_by_construction(case):
   variables = jax.jit(layer.init)(jax.random.PRNGKey(0), jnp.ones((1,) + shape))
   kernel = layer.apply(variables, method=AOLConv.effective_kernel)
   # The exact norm of the layer's linear part, from its explicit matrix, via flax's own conv.
-  plain = nn.Conv(4, case["kernel_size"], strides=case["strides"], padding=case["padding"],
-                  use_bias=False)
+  plain = nn.Conv(
+    4, case["kernel_size"], strides=case["strides"], padding=case["padding"], use_bias=False
+  )
   norm = exact_operator_norm(lambda z: plain.apply({"params": {"kernel": kernel}}, z), shape)
   assert norm <= 0.8 * (1 + 1e-6)
   assert norm >= 0.8 * 0.3  # The rescaling is not absurdly conservative on random kernels.
   # The layer's own forward pass is that convolution plus the bias.
   x = jax.random.normal(jax.random.PRNGKey(1), (2,) + shape)
   np.testing.assert_allclose(
-      layer.apply(variables, x),
-      plain.apply({"params": {"kernel": kernel}}, x) + variables["params"]["bias"],
-      rtol=1e-5, atol=1e-5,
+    layer.apply(variables, x),
+    plain.apply({"params": {"kernel": kernel}}, x) + variables["params"]["bias"],
+    rtol=1e-5,
+    atol=1e-5,
   )
 
 

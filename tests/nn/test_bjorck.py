@@ -35,9 +35,9 @@ _orthonormalize = jax.jit(functools.partial(bjorck_orthonormalize, return_info=T
 
 
 CONVERGENCE_CASES = [
-    (shape, cond, spectrum)
-    for shape in [(64, 256), (100, 100)]
-    for cond, spectrum in [(1.0, "log"), (30.0, "log"), (1e3, "log"), (1e3, "two"), (1e4, "log")]
+  (shape, cond, spectrum)
+  for shape in [(64, 256), (100, 100)]
+  for cond, spectrum in [(1.0, "log"), (30.0, "log"), (1e3, "log"), (1e3, "two"), (1e4, "log")]
 ] + [((784, 512), 1e3, "log"), ((784, 512), 1e4, "two")]  # The benchmark's first layer.
 
 
@@ -56,9 +56,9 @@ def test_default_iterations_reach_tolerance(shape, cond, spectrum):
 @pytest.mark.parametrize("shape", [(200, 50), (50, 200)], ids=str)
 def test_extreme_conditioning_and_gaussian_inputs(shape):
   for w in (
-      _matrix(shape, 1e6, seed=1),
-      np.random.default_rng(2).standard_normal(shape).astype(np.float32),
-      np.random.default_rng(3).uniform(0, 1, shape).astype(np.float32),  # One dominant direction.
+    _matrix(shape, 1e6, seed=1),
+    np.random.default_rng(2).standard_normal(shape).astype(np.float32),
+    np.random.default_rng(3).uniform(0, 1, shape).astype(np.float32),  # One dominant direction.
   ):
     q, info = _orthonormalize(w)
     s = _singular_values(q)
@@ -106,7 +106,7 @@ def test_plain_bjorck_bowie_orders(order):
   errors = []
   for iters in (3, 25):
     q, info = jax.jit(
-        lambda w: bjorck_orthonormalize(w, iters, order, scaled=False, return_info=True)
+      lambda w: bjorck_orthonormalize(w, iters, order, scaled=False, return_info=True)
     )(w)
     s = _singular_values(q)
     errors.append(np.abs(s - 1).max())
@@ -168,7 +168,7 @@ def test_layer_effective_kernel_is_lipschitz_times_orthonormal():
   assert np.all(np.abs(s / 0.7 - 1) <= TOL)
   y = jax.jit(layer.apply)(params, x)
   expected = np.asarray(x, np.float64) @ np.asarray(kernel, np.float64) + np.asarray(
-      params["params"]["bias"]
+    params["params"]["bias"]
   )
   np.testing.assert_allclose(np.asarray(y), expected, rtol=1e-5, atol=1e-5)
 
@@ -217,8 +217,7 @@ def test_retraction_to_the_polar_factor_keeps_the_function_and_speeds_convergenc
   x = jax.random.normal(jax.random.PRNGKey(1), (8, 32))
   variables = layer.init(jax.random.PRNGKey(0), x)
   # Weights drifted away from orthonormal, as after many Adam steps.
-  drifted = variables["params"]["kernel"] + 0.3 * jax.random.normal(jax.random.PRNGKey(3),
-                                                                     (32, 16))
+  drifted = variables["params"]["kernel"] + 0.3 * jax.random.normal(jax.random.PRNGKey(3), (32, 16))
   params = {"kernel": drifted, "bias": variables["params"]["bias"]}
   out, state = layer.apply({"params": params}, x, mutable=[lnn.POLAR_COLLECTION])
   retracted = lnn.retract_to_polar(params, state[lnn.POLAR_COLLECTION])

@@ -5,18 +5,18 @@ import jax.numpy as jnp
 import pytest
 
 from lipdp.nn import (
-    AOLConv,
-    AOLDense,
-    BjorckDense,
-    Flatten,
-    FullSort,
-    GroupSort,
-    LipschitzSequential,
-    MaxMin,
-    SpectralConv,
-    SpectralDense,
-    lipschitz_convnet,
-    lipschitz_mlp,
+  AOLConv,
+  AOLDense,
+  BjorckDense,
+  Flatten,
+  FullSort,
+  GroupSort,
+  LipschitzSequential,
+  MaxMin,
+  SpectralConv,
+  SpectralDense,
+  lipschitz_convnet,
+  lipschitz_mlp,
 )
 
 
@@ -30,12 +30,13 @@ def test_mlp_structure_and_per_layer_scale():
 
 
 @pytest.mark.parametrize(
-    "dense,activation,dense_cls,act_cls",
-    [("spectral", "groupsort", SpectralDense, GroupSort), ("aol", "fullsort", AOLDense, FullSort)],
+  "dense,activation,dense_cls,act_cls",
+  [("spectral", "groupsort", SpectralDense, GroupSort), ("aol", "fullsort", AOLDense, FullSort)],
 )
 def test_mlp_choices(dense, activation, dense_cls, act_cls):
-  model = lipschitz_mlp([12, 12, 3], 1.0, dense=dense, activation=activation, group_size=3,
-                        use_bias=False)
+  model = lipschitz_mlp(
+    [12, 12, 3], 1.0, dense=dense, activation=activation, group_size=3, use_bias=False
+  )
   assert [type(layer) for layer in model.layers] == [dense_cls, act_cls] * 2 + [dense_cls]
   assert not model.layers[0].use_bias
   if act_cls is GroupSort:

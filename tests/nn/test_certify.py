@@ -7,19 +7,19 @@ import numpy as np
 import pytest
 
 from lipdp.nn import (
-    FLOAT_SAFETY_MARGIN,
-    AOLConv,
-    BjorckDense,
-    Flatten,
-    GroupSort,
-    LipschitzSequential,
-    MaxMin,
-    SpectralConv,
-    SpectralDense,
-    certified_lipschitz_bound,
-    exact_operator_norm,
-    layer_lipschitz_bounds,
-    lipschitz_mlp,
+  FLOAT_SAFETY_MARGIN,
+  AOLConv,
+  BjorckDense,
+  Flatten,
+  GroupSort,
+  LipschitzSequential,
+  MaxMin,
+  SpectralConv,
+  SpectralDense,
+  certified_lipschitz_bound,
+  exact_operator_norm,
+  layer_lipschitz_bounds,
+  lipschitz_mlp,
 )
 
 MARGIN = 1 + FLOAT_SAFETY_MARGIN
@@ -34,16 +34,16 @@ def _linear_part(model, variables):
 
 
 CONV_CASES = [
-    # (spatial shape, conv attributes, exact?)
-    ((6, 5, 2), dict(padding="CIRCULAR"), True),
-    ((5, 5, 3), dict(padding="CIRCULAR", kernel_size=(2, 2)), True),  # Even kernel.
-    ((4, 4, 2), dict(padding="CIRCULAR", kernel_size=(5, 5)), True),  # Kernel wider than input.
-    ((6, 6, 2), dict(padding="CIRCULAR", strides=2), False),
-    ((6, 5, 2), dict(padding="SAME"), False),
-    ((7, 6, 2), dict(padding="VALID", strides=(2, 1)), False),
-    ((6, 6, 2), dict(padding=((2, 0), (1, 3))), False),
-    ((7, 7, 2), dict(padding="SAME", kernel_dilation=2), False),
-    ((9, 3), dict(padding="CAUSAL", kernel_size=(3,)), False),
+  # (spatial shape, conv attributes, exact?)
+  ((6, 5, 2), dict(padding="CIRCULAR"), True),
+  ((5, 5, 3), dict(padding="CIRCULAR", kernel_size=(2, 2)), True),  # Even kernel.
+  ((4, 4, 2), dict(padding="CIRCULAR", kernel_size=(5, 5)), True),  # Kernel wider than input.
+  ((6, 6, 2), dict(padding="CIRCULAR", strides=2), False),
+  ((6, 5, 2), dict(padding="SAME"), False),
+  ((7, 6, 2), dict(padding="VALID", strides=(2, 1)), False),
+  ((6, 6, 2), dict(padding=((2, 0), (1, 3))), False),
+  ((7, 7, 2), dict(padding="SAME", kernel_dilation=2), False),
+  ((9, 3), dict(padding="CAUSAL", kernel_size=(3,)), False),
 ]
 
 
@@ -65,8 +65,8 @@ def test_conv_bound_on_scaled_and_trained_like_kernels():
   """Layer types whose kernel is rescaled: the bound follows the effective kernel."""
   spatial = (5, 5, 2)
   for layer in (
-      AOLConv(4, (3, 3), lipschitz=2.0, padding="CIRCULAR"),
-      SpectralConv(4, (3, 3), lipschitz=2.0, padding="CIRCULAR"),
+    AOLConv(4, (3, 3), lipschitz=2.0, padding="CIRCULAR"),
+    SpectralConv(4, (3, 3), lipschitz=2.0, padding="CIRCULAR"),
   ):
     model = LipschitzSequential([layer])
     variables = _init(model, spatial)
@@ -78,7 +78,7 @@ def test_dense_bounds_are_exact_svds():
   model = LipschitzSequential([nn.Dense(7), jax.nn.relu, nn.Dense(3)])
   variables = _init(model, (5,))
   kernels = [
-      np.asarray(variables["params"][k]["kernel"], np.float64) for k in ("layers_0", "layers_2")
+    np.asarray(variables["params"][k]["kernel"], np.float64) for k in ("layers_0", "layers_2")
   ]
   norms = [np.linalg.norm(k, 2) for k in kernels]
   bounds = layer_lipschitz_bounds(model, variables, (5,))
@@ -87,7 +87,7 @@ def test_dense_bounds_are_exact_svds():
   assert [b.path for b in bounds] == ["layers_0", "[1]", "layers_2"]
   assert [b.output_shape for b in bounds] == [(7,), (7,), (3,)]
   assert certified_lipschitz_bound(model, variables, (5,)) == pytest.approx(
-      norms[0] * norms[1] * MARGIN**2, rel=1e-12
+    norms[0] * norms[1] * MARGIN**2, rel=1e-12
   )
 
 
@@ -97,8 +97,9 @@ def test_target_is_spread_and_certified():
   bounds = layer_lipschitz_bounds(model, variables, (24,))
   dense = [b.bound for b in bounds if b.layer == "BjorckDense"]
   assert dense == pytest.approx([0.25**0.25 * MARGIN] * 4, rel=1e-5)
-  assert certified_lipschitz_bound(model, variables, (24,)) == pytest.approx(0.25 * MARGIN**4,
-                                                                             rel=1e-5)
+  assert certified_lipschitz_bound(model, variables, (24,)) == pytest.approx(
+    0.25 * MARGIN**4, rel=1e-5
+  )
 
 
 def test_nested_chains_are_walked():
@@ -109,8 +110,7 @@ def test_nested_chains_are_walked():
   paths = ["layers_0/layers_0", "layers_0/layers_1", "layers_1", "layers_2"]
   assert [b.path for b in bounds] == paths
   assert bounds[0].input_shape == (2, 6) and bounds[2].output_shape == (16,)
-  assert certified_lipschitz_bound(model, variables, (2, 6)) == pytest.approx(MARGIN**2,
-                                                                             rel=1e-5)
+  assert certified_lipschitz_bound(model, variables, (2, 6)) == pytest.approx(MARGIN**2, rel=1e-5)
 
 
 def _replace(variables, path, name, value):
@@ -179,22 +179,31 @@ class _RogueBjorck(BjorckDense):
 
 
 @pytest.mark.parametrize(
-    "layers,match",
-    [
-        ([nn.Dense(4), nn.LayerNorm()], "Cannot certify a LayerNorm"),
-        ([nn.Dense(4), jnp.tanh], "Cannot certify the function"),
-        ([nn.Dense(4), lambda x: 3 * x], "Cannot certify the function"),
-        ([_RogueBjorck(4)], "Cannot certify a _RogueBjorck"),
-        ([nn.Sequential([nn.Dense(4)])], "Cannot certify a Sequential"),
-        ([nn.Conv(4, (3,), feature_group_count=2)], "feature_group_count"),
-        ([nn.Dense(4, dot_general=lambda *a, **k: 2 * jax.lax.dot_general(*a, **k))],
-         "custom dot_general"),
-        # A forward pass that is not the kernel the certificate reads: caught by the probe.
-        ([nn.Dense(4, promote_dtype=lambda x, k, b, dtype: (x, 2 * k, b))],
-         "not the linear operator"),
-    ],
-    ids=["layernorm", "tanh", "lambda", "subclass", "nn.Sequential", "grouped-conv", "custom-dot",
-         "custom-promote"],
+  "layers,match",
+  [
+    ([nn.Dense(4), nn.LayerNorm()], "Cannot certify a LayerNorm"),
+    ([nn.Dense(4), jnp.tanh], "Cannot certify the function"),
+    ([nn.Dense(4), lambda x: 3 * x], "Cannot certify the function"),
+    ([_RogueBjorck(4)], "Cannot certify a _RogueBjorck"),
+    ([nn.Sequential([nn.Dense(4)])], "Cannot certify a Sequential"),
+    ([nn.Conv(4, (3,), feature_group_count=2)], "feature_group_count"),
+    (
+      [nn.Dense(4, dot_general=lambda *a, **k: 2 * jax.lax.dot_general(*a, **k))],
+      "custom dot_general",
+    ),
+    # A forward pass that is not the kernel the certificate reads: caught by the probe.
+    ([nn.Dense(4, promote_dtype=lambda x, k, b, dtype: (x, 2 * k, b))], "not the linear operator"),
+  ],
+  ids=[
+    "layernorm",
+    "tanh",
+    "lambda",
+    "subclass",
+    "nn.Sequential",
+    "grouped-conv",
+    "custom-dot",
+    "custom-promote",
+  ],
 )
 def test_unknown_layers_raise_type_error(layers, match):
   model = LipschitzSequential(layers)
@@ -208,6 +217,7 @@ def test_unknown_layers_raise_type_error(layers, match):
 def test_every_rescaling_the_cross_check_accepts_is_covered_by_the_margin(excess):
   """The check admits a kernel rescaled by up to 1 + rtol; the certified bound must cover it."""
   from lipdp.nn import certify  # pylint: disable=g-import-not-at-top
+
   factor = 1.0 + excess * certify._MATCH_RTOL  # pylint: disable=protected-access
   scaled = nn.Dense(6, promote_dtype=lambda x, k, b, dtype: (x, k * factor, b))
   model = LipschitzSequential([scaled])

@@ -57,14 +57,14 @@ def test_dense_gradient_flows_through_sigma():
   # Scaling the raw kernel does not change the normalised layer: the gradient is orthogonal to it.
   radial = float(jnp.sum(grad["kernel"] * variables["params"]["kernel"]))
   assert abs(radial) <= 1e-4 * float(jnp.linalg.norm(grad["kernel"])) * float(
-      jnp.linalg.norm(variables["params"]["kernel"])
+    jnp.linalg.norm(variables["params"]["kernel"])
   )
 
 
 CONV_CASES = [
-    dict(padding="SAME", strides=1),
-    dict(padding="CIRCULAR", strides=1),
-    dict(padding="SAME", strides=2),
+  dict(padding="SAME", strides=1),
+  dict(padding="CIRCULAR", strides=1),
+  dict(padding="SAME", strides=2),
 ]
 
 
@@ -82,7 +82,7 @@ def test_conv_power_iteration_estimates_the_operator_norm(case):
   np.testing.assert_allclose(np.asarray(effective), np.asarray(kernel) / sigma, rtol=2e-3)
   # The normalised layer (without its bias) has operator norm 1.
   layer_norm = exact_operator_norm(
-      lambda z: layer.apply(variables, z) - layer.apply(variables, jnp.zeros_like(z)), shape
+    lambda z: layer.apply(variables, z) - layer.apply(variables, jnp.zeros_like(z)), shape
   )
   assert layer_norm == pytest.approx(1.0, rel=2e-3)
   # The norm of the reshaped kernel is a different number.
@@ -108,5 +108,6 @@ def test_conv_matrix_of_the_layer_is_linear_plus_bias():
   matrix = linear_map_matrix(lambda z: layer.apply(variables, z), (4, 4, 2))
   y = np.asarray(layer.apply(variables, x), np.float64).reshape(2, -1)
   bias = np.tile(np.asarray(variables["params"]["bias"], np.float64), 16)
-  np.testing.assert_allclose(y, np.asarray(x, np.float64).reshape(2, -1) @ matrix.T + bias,
-                             rtol=1e-5, atol=1e-5)
+  np.testing.assert_allclose(
+    y, np.asarray(x, np.float64).reshape(2, -1) @ matrix.T + bias, rtol=1e-5, atol=1e-5
+  )

@@ -15,8 +15,9 @@ COARSE = 1e-3  # PLD grid for the slower tests (pessimistic, so still upper boun
 
 
 def _accountant_epsilon(event, delta, relation=REPLACE, interval=1e-4):
-  accountant = pld_privacy_accountant.PLDAccountant(relation,
-                                                    value_discretization_interval=interval)
+  accountant = pld_privacy_accountant.PLDAccountant(
+    relation, value_discretization_interval=interval
+  )
   return accountant.compose(event).get_epsilon(delta)
 
 
@@ -32,7 +33,8 @@ def test_release_event_reproduces_analytic_gaussian():
 def test_dpsgd_matches_pld_accountant_directly():
   z, q, steps, delta = 1.1, 0.01, 300, 1e-5
   event = dp_accounting.SelfComposedDpEvent(
-      dp_accounting.PoissonSampledDpEvent(q, dp_accounting.GaussianDpEvent(z)), steps)
+    dp_accounting.PoissonSampledDpEvent(q, dp_accounting.GaussianDpEvent(z)), steps
+  )
   assert privacy.dpsgd_epsilon(z, q, steps, delta) == _accountant_epsilon(event, delta)
   # Replace-one is strictly more expensive than add/remove for the same run.
   assert privacy.dpsgd_epsilon(z, q, steps, delta) > _accountant_epsilon(event, delta, ADD_REMOVE)
@@ -50,18 +52,23 @@ def test_composition_matches_accountant_and_independent_plds():
   z, q, steps, sigma, sens, k, delta = 1.0, 0.02, 100, 6.0, 1.5, 2, 1e-5
   result = privacy.compose_dpsgd_and_release(z, q, steps, sigma, sens, delta, k)
   # 1. The dp_accounting PLD accountant, given both events directly.
-  events = dp_accounting.ComposedDpEvent([
+  events = dp_accounting.ComposedDpEvent(
+    [
       dp_accounting.SelfComposedDpEvent(
-          dp_accounting.PoissonSampledDpEvent(q, dp_accounting.GaussianDpEvent(z)), steps),
+        dp_accounting.PoissonSampledDpEvent(q, dp_accounting.GaussianDpEvent(z)), steps
+      ),
       dp_accounting.SelfComposedDpEvent(dp_accounting.GaussianDpEvent(2 * sigma / sens), k),
-  ])
+    ]
+  )
   assert result.total_epsilon == _accountant_epsilon(events, delta)
   # 2. PLDs built by hand: the release as a Gaussian at distance Delta with std
   #    sigma/sqrt(k) (add/remove PLD of a sensitivity-Delta Gaussian is the same pair).
-  training = pld_lib.from_gaussian_mechanism(standard_deviation=z, sampling_prob=q,
-                                             neighboring_relation=REPLACE).self_compose(steps)
-  release = pld_lib.from_gaussian_mechanism(standard_deviation=sigma / math.sqrt(k),
-                                            sensitivity=sens)
+  training = pld_lib.from_gaussian_mechanism(
+    standard_deviation=z, sampling_prob=q, neighboring_relation=REPLACE
+  ).self_compose(steps)
+  release = pld_lib.from_gaussian_mechanism(
+    standard_deviation=sigma / math.sqrt(k), sensitivity=sens
+  )
   by_hand = training.compose(release).get_epsilon_for_delta(delta)
   assert result.total_epsilon == pytest.approx(by_hand, rel=2e-3)
   # Components, and the total between the largest part and the sum.
@@ -74,8 +81,9 @@ def test_composition_matches_accountant_and_independent_plds():
 
 def test_noise_multiplier_for_target_epsilon():
   q, steps, delta, target = 0.05, 50, 1e-5, 2.0
-  z = privacy.dpsgd_noise_multiplier(target, q, steps, delta, value_discretization_interval=COARSE,
-                                     tol=1e-3)
+  z = privacy.dpsgd_noise_multiplier(
+    target, q, steps, delta, value_discretization_interval=COARSE, tol=1e-3
+  )
   assert privacy.dpsgd_epsilon(z, q, steps, delta, COARSE) <= target
   assert privacy.dpsgd_epsilon(z * 0.98, q, steps, delta, COARSE) > target
 

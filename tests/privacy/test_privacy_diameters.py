@@ -14,8 +14,8 @@ def _max_pairwise_distance(points: np.ndarray) -> float:
   best = 0.0
   sq = np.sum(points**2, axis=1)
   for start in range(0, len(points), 2048):
-    block = points[start:start + 2048]
-    d2 = sq[start:start + 2048, None] + sq[None, :] - 2.0 * block @ points.T
+    block = points[start : start + 2048]
+    d2 = sq[start : start + 2048, None] + sq[None, :] - 2.0 * block @ points.T
     best = max(best, float(np.max(d2)))
   return math.sqrt(max(best, 0.0))
 
@@ -41,8 +41,9 @@ def test_ball_box_product():
 def test_box_diameter_brute_force_corners():
   low, high = np.array([0.0, -2.0, 1.0]), np.array([1.0, 0.5, 4.0])
   corners = np.array(list(itertools.product(*zip(low, high))))
-  assert privacy.box_diameter(low, high) == pytest.approx(_max_pairwise_distance(corners),
-                                                           rel=1e-12)
+  assert privacy.box_diameter(low, high) == pytest.approx(
+    _max_pairwise_distance(corners), rel=1e-12
+  )
 
 
 def test_one_hot_is_sqrt_2m_by_enumeration():
@@ -60,8 +61,9 @@ def test_product_of_box_and_one_hot_by_enumeration():
   box_corners = np.array(list(itertools.product([0.0, 2.0], [-1.0, 1.0])))
   one_hots = np.eye(3)
   points = np.array([np.concatenate([b, o]) for b in box_corners for o in one_hots])
-  expected = privacy.product_diameter(privacy.box_diameter([0.0, -1.0], [2.0, 1.0]),
-                                      privacy.one_hot_diameter([3]))
+  expected = privacy.product_diameter(
+    privacy.box_diameter([0.0, -1.0], [2.0, 1.0]), privacy.one_hot_diameter([3])
+  )
   assert expected == pytest.approx(_max_pairwise_distance(points), rel=1e-12)
 
 
@@ -125,9 +127,11 @@ def test_nonnegative_ball_attained_and_bounded(radius, dim):
 def test_nonnegative_ball_strictly_below_min_bound():
   # d = 3, R^2 = 1.5: D^2 = 1 + 1.5 = 2.5 < 3 = min(2 R^2, d).
   assert privacy.nonnegative_ball_diameter(math.sqrt(1.5), 3) == pytest.approx(
-      math.sqrt(2.5), rel=1e-12)
+    math.sqrt(2.5), rel=1e-12
+  )
   # Images: 28x28 pixels in a ball of radius 10 -> sqrt(2) * 10.
   assert privacy.nonnegative_ball_diameter(10.0, 784) == pytest.approx(
-      math.sqrt(2.0) * 10.0, rel=1e-15)
+    math.sqrt(2.0) * 10.0, rel=1e-15
+  )
   # Radius above sqrt(d): the box itself.
   assert privacy.nonnegative_ball_diameter(5.0, 4) == pytest.approx(2.0, rel=1e-15)

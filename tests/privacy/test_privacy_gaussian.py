@@ -31,21 +31,25 @@ def _delta_by_integration(sigma, sens, eps):
   return value
 
 
-@pytest.mark.parametrize("sigma,sens,eps", [(3.7306, 1.0, 1.0), (1.0, 1.0, 0.5), (0.5, 1.0, 3.0),
-                                            (2.0, 3.0, 2.0)])
+@pytest.mark.parametrize(
+  "sigma,sens,eps", [(3.7306, 1.0, 1.0), (1.0, 1.0, 0.5), (0.5, 1.0, 3.0), (2.0, 3.0, 2.0)]
+)
 def test_delta_matches_numerical_integral(sigma, sens, eps):
   assert privacy.gaussian_delta(sigma, sens, eps) == pytest.approx(
-      _delta_by_integration(sigma, sens, eps), rel=1e-7)
+    _delta_by_integration(sigma, sens, eps), rel=1e-7
+  )
 
 
 def test_k_latents_compose_exactly():
   sigma, sens, delta = 4.0, 1.0, 1e-6
   for k in (1, 2, 5, 16):
     assert privacy.gaussian_epsilon(sigma, sens, delta, k) == pytest.approx(
-        privacy.gaussian_epsilon(sigma / math.sqrt(k), sens, delta), rel=1e-12)
+      privacy.gaussian_epsilon(sigma / math.sqrt(k), sens, delta), rel=1e-12
+    )
   # Independent check: k-fold PLD composition of the single Gaussian (dp_accounting).
   pld = dp_accounting.pld.privacy_loss_distribution.from_gaussian_mechanism(
-      standard_deviation=sigma, sensitivity=sens, value_discretization_interval=1e-4)
+    standard_deviation=sigma, sensitivity=sens, value_discretization_interval=1e-4
+  )
   composed = pld.self_compose(5).get_epsilon_for_delta(delta)
   exact = privacy.gaussian_epsilon(sigma, sens, delta, 5)
   assert exact <= composed <= exact * (1 + 1e-3)
@@ -54,7 +58,8 @@ def test_k_latents_compose_exactly():
 def test_scale_invariance():
   for c in (0.01, 1.0, 37.0):
     assert privacy.gaussian_epsilon(2.0 * c, 0.7 * c, 1e-5) == pytest.approx(
-        privacy.gaussian_epsilon(2.0, 0.7, 1e-5), rel=1e-10)
+      privacy.gaussian_epsilon(2.0, 0.7, 1e-5), rel=1e-10
+    )
 
 
 def test_max_lipschitz():
@@ -87,13 +92,20 @@ def _strictly_more(larger, smaller):
 @settings(max_examples=60, deadline=None)
 @given(sigma=_sigma, factor=_factor, delta=_delta)
 def test_epsilon_decreases_with_sigma(sigma, factor, delta):
-  assert _strictly_more(privacy.gaussian_epsilon(sigma, 1.0, delta),
-                        privacy.gaussian_epsilon(sigma * factor, 1.0, delta))
+  assert _strictly_more(
+    privacy.gaussian_epsilon(sigma, 1.0, delta),
+    privacy.gaussian_epsilon(sigma * factor, 1.0, delta),
+  )
 
 
 @settings(max_examples=60, deadline=None)
-@given(sigma=_sigma, lip=st.floats(min_value=0.01, max_value=10.0), factor=_factor,
-       diameter=st.floats(min_value=0.1, max_value=10.0), delta=_delta)
+@given(
+  sigma=_sigma,
+  lip=st.floats(min_value=0.01, max_value=10.0),
+  factor=_factor,
+  diameter=st.floats(min_value=0.1, max_value=10.0),
+  delta=_delta,
+)
 def test_epsilon_increases_with_lipschitz_and_diameter(sigma, lip, factor, diameter, delta):
   base = privacy.gaussian_epsilon(sigma, privacy.sensitivity(lip, diameter), delta)
   more_l = privacy.gaussian_epsilon(sigma, privacy.sensitivity(lip * factor, diameter), delta)
@@ -105,13 +117,19 @@ def test_epsilon_increases_with_lipschitz_and_diameter(sigma, lip, factor, diame
 @settings(max_examples=60, deadline=None)
 @given(sigma=_sigma, k=st.integers(min_value=1, max_value=50), delta=_delta)
 def test_epsilon_increases_with_k(sigma, k, delta):
-  assert _strictly_more(privacy.gaussian_epsilon(sigma, 1.0, delta, k + 1),
-                        privacy.gaussian_epsilon(sigma, 1.0, delta, k))
+  assert _strictly_more(
+    privacy.gaussian_epsilon(sigma, 1.0, delta, k + 1),
+    privacy.gaussian_epsilon(sigma, 1.0, delta, k),
+  )
 
 
 @settings(max_examples=80, deadline=None)
-@given(eps=st.floats(min_value=0.01, max_value=30.0), delta=_delta,
-       sens=st.floats(min_value=1e-3, max_value=1e3), k=st.integers(min_value=1, max_value=20))
+@given(
+  eps=st.floats(min_value=0.01, max_value=30.0),
+  delta=_delta,
+  sens=st.floats(min_value=1e-3, max_value=1e3),
+  k=st.integers(min_value=1, max_value=20),
+)
 def test_calibration_round_trip(eps, delta, sens, k):
   sigma = privacy.calibrate_sigma(eps, delta, sens, k)
   achieved = privacy.gaussian_epsilon(sigma, sens, delta, k)

@@ -12,28 +12,45 @@ from lipdp import privacy
 COARSE = 1e-3
 GAUSS6 = privacy.GaussianRelease(6.0)
 DPSGD = privacy.DPSGDEvent(noise_multiplier=1.0, sampling_rate=0.02, steps=100)
-HETERO = privacy.HeteroscedasticRelease(sigma_min=4.0, sigma_max=8.0, lipschitz_log_sigma=0.05,
-                                        latent_dim=16)
+HETERO = privacy.HeteroscedasticRelease(
+  sigma_min=4.0, sigma_max=8.0, lipschitz_log_sigma=0.05, latent_dim=16
+)
 
-BASE = dict(lipschitz=1.0, domain="images in [0,1]^784 rescaled into the l2 ball of radius 1",
-            diameter=privacy.nonnegative_ball_diameter(1.0, 784), delta=1e-5, num_records=60000)
+BASE = dict(
+  lipschitz=1.0,
+  domain="images in [0,1]^784 rescaled into the l2 ball of radius 1",
+  diameter=privacy.nonnegative_ball_diameter(1.0, 784),
+  delta=1e-5,
+  num_records=60000,
+)
 
 CASES = {
-    "public": dict(release=privacy.GaussianRelease(6.0, k=2), scope="public"),
-    "public_shuffled": dict(release=privacy.GaussianRelease(3.0), scope="public", shuffled=True),
-    "conditional": dict(release=GAUSS6, scope="conditional",
-                        certificate={"layer_bounds": [0.5, 2.0]}),
-    "conditional_shuffled": dict(release=privacy.GaussianRelease(3.0), scope="conditional",
-                                 shuffled=True, noise_seeded=True),
-    "dp_sgd": dict(release=GAUSS6, scope="dp-sgd", dpsgd=DPSGD,
-                   value_discretization_interval=COARSE),
-    "dp_sgd_shuffled": dict(release=privacy.GaussianRelease(3.0), scope="dp-sgd", shuffled=True,
-                            dpsgd=DPSGD, training_seeded=True,
-                            value_discretization_interval=COARSE),
-    "heteroscedastic": dict(release=HETERO, scope="public", shuffled=True,
-                            certificate={"log_sigma_lipschitz": 0.06, "log_sigma_scale": 0.8}),
-    "heteroscedastic_dp_sgd": dict(release=HETERO, scope="dp-sgd", dpsgd=DPSGD,
-                                   value_discretization_interval=COARSE),
+  "public": dict(release=privacy.GaussianRelease(6.0, k=2), scope="public"),
+  "public_shuffled": dict(release=privacy.GaussianRelease(3.0), scope="public", shuffled=True),
+  "conditional": dict(
+    release=GAUSS6, scope="conditional", certificate={"layer_bounds": [0.5, 2.0]}
+  ),
+  "conditional_shuffled": dict(
+    release=privacy.GaussianRelease(3.0), scope="conditional", shuffled=True, noise_seeded=True
+  ),
+  "dp_sgd": dict(release=GAUSS6, scope="dp-sgd", dpsgd=DPSGD, value_discretization_interval=COARSE),
+  "dp_sgd_shuffled": dict(
+    release=privacy.GaussianRelease(3.0),
+    scope="dp-sgd",
+    shuffled=True,
+    dpsgd=DPSGD,
+    training_seeded=True,
+    value_discretization_interval=COARSE,
+  ),
+  "heteroscedastic": dict(
+    release=HETERO,
+    scope="public",
+    shuffled=True,
+    certificate={"log_sigma_lipschitz": 0.06, "log_sigma_scale": 0.8},
+  ),
+  "heteroscedastic_dp_sgd": dict(
+    release=HETERO, scope="dp-sgd", dpsgd=DPSGD, value_discretization_interval=COARSE
+  ),
 }
 
 
@@ -139,11 +156,17 @@ def test_tampering_with_numbers_is_detected(reports):
     privacy.PrivacyReport.from_dict(data).verify()
 
 
-@pytest.mark.parametrize("case,field", [
-    ("public", "epsilon"), ("public", "sensitivity"), ("public", "per_record_epsilon"),
-    ("conditional_shuffled", "central_epsilon"), ("dp_sgd", "components.dp_sgd"),
+@pytest.mark.parametrize(
+  "case,field",
+  [
+    ("public", "epsilon"),
+    ("public", "sensitivity"),
+    ("public", "per_record_epsilon"),
+    ("conditional_shuffled", "central_epsilon"),
+    ("dp_sgd", "components.dp_sgd"),
     ("dp_sgd", "components.release"),
-])
+  ],
+)
 @pytest.mark.parametrize("bad", [math.nan, math.inf])
 def test_non_finite_numbers_are_rejected(reports, case, field, bad):
   """Finding 1: `abs(nan - x) > tol` is False, so a NaN used to verify."""
@@ -157,7 +180,9 @@ def test_non_finite_numbers_are_rejected(reports, case, field, bad):
     report.verify()
 
 
-@pytest.mark.parametrize("field,value", [
+@pytest.mark.parametrize(
+  "field,value",
+  [
     ("scope_statement", "all covered"),
     ("scope_statement", privacy.Scope.PUBLIC.statement),  # a statement of another scope
     ("neighboring_relation", "add-or-remove"),
@@ -165,7 +190,8 @@ def test_non_finite_numbers_are_rejected(reports, case, field, bad):
     ("noise_statement", privacy.report.UNSEEDED_STATEMENT),  # hides a seeded noise
     ("caveats", []),  # emptying the notes the inputs imply
     ("accounting_methods", "exact"),
-])
+  ],
+)
 def test_statements_are_derived_not_free_text(reports, field, value):
   """Finding 2: statements follow from the inputs; a file that says otherwise is refused."""
   data = reports["conditional_shuffled"].to_dict()
@@ -181,8 +207,9 @@ def test_changing_the_scope_changes_every_statement(reports):
   with pytest.raises(ValueError, match="scope_statement"):
     privacy.PrivacyReport.from_dict(data)
   data["scope_statement"] = privacy.Scope.PUBLIC.statement
-  data["caveats"] = [c for c in data["caveats"] if "private records without DP" not in c
-                     and "linked back" not in c]
+  data["caveats"] = [
+    c for c in data["caveats"] if "private records without DP" not in c and "linked back" not in c
+  ]
   report = privacy.PrivacyReport.from_dict(data)
   with pytest.raises(ValueError, match="epsilon|headline"):  # the headline is now the central one
     report.verify()
@@ -214,17 +241,24 @@ def test_atomic_save_keeps_old_file_on_failure(reports, tmp_path, monkeypatch):
   assert os.listdir(tmp_path) == ["report.json"]
 
 
-@pytest.mark.parametrize("kwargs,match", [
+@pytest.mark.parametrize(
+  "kwargs,match",
+  [
     (dict(release=privacy.GaussianRelease(5.0), scope="dp-sgd"), "dp-sgd"),
     (dict(release=privacy.GaussianRelease(5.0), scope="public", dpsgd=DPSGD), "dp-sgd"),
     (dict(release=privacy.GaussianRelease(5.0), scope="everything"), "scope"),
     (dict(release=5.0, scope="public"), "release"),
     (dict(release=privacy.GaussianRelease(5.0), scope="public", shuffled="yes"), "shuffled"),
-    (dict(release=privacy.GaussianRelease(5.0), scope="public", training_seeded=True),
-     "training_seeded"),
-    (dict(release=privacy.GaussianRelease(5.0), scope="public",
-          certificate={"mean_scale": 1.5}), "mean_scale"),
-])
+    (
+      dict(release=privacy.GaussianRelease(5.0), scope="public", training_seeded=True),
+      "training_seeded",
+    ),
+    (
+      dict(release=privacy.GaussianRelease(5.0), scope="public", certificate={"mean_scale": 1.5}),
+      "mean_scale",
+    ),
+  ],
+)
 def test_bad_report_arguments(kwargs, match):
   with pytest.raises(ValueError, match=match):
     _make(kwargs)

@@ -17,8 +17,9 @@ def _theorem_3_1(eps0, n, delta):
   eps = log(1 + (e^eps0 - 1)/(e^eps0 + 1) * (8 sqrt(e^eps0 log(4/delta)) / sqrt(n) + 8 e^eps0 / n)).
   """
   e = math.exp(eps0)
-  return math.log(1 + (e - 1) / (e + 1) *
-                  (8 * math.sqrt(e * math.log(4 / delta)) / math.sqrt(n) + 8 * e / n))
+  return math.log(
+    1 + (e - 1) / (e + 1) * (8 * math.sqrt(e * math.log(4 / delta)) / math.sqrt(n) + 8 * e / n)
+  )
 
 
 def _reference_form(eps0, n, delta):
@@ -42,11 +43,14 @@ def _reference_form(eps0, n, delta):
 #   eps0 = 2, n = 1e5, delta = 1e-8: Theorem 3.1 0.209885; reference form 0.215319.
 #   eps0 = 4, n = 1e5, delta = 1e-6: Theorem 3.1 0.534634; reference form 0.537804
 #     (the number printed in the authors' README).
-@pytest.mark.parametrize("eps0,n,delta,theorem,reference", [
+@pytest.mark.parametrize(
+  "eps0,n,delta,theorem,reference",
+  [
     (1.0, 10**4, 1e-6, 0.214026, 0.233266),
     (2.0, 10**5, 1e-8, 0.209885, 0.215319),
     (4.0, 10**5, 1e-6, 0.534634, 0.537804),
-])
+  ],
+)
 def test_closed_form_against_hand_computation(eps0, n, delta, theorem, reference):
   assert _theorem_3_1(eps0, n, delta) == pytest.approx(theorem, abs=1e-6)
   assert _reference_form(eps0, n, delta) == pytest.approx(reference, abs=1e-6)
@@ -59,8 +63,9 @@ def test_closed_form_against_hand_computation(eps0, n, delta, theorem, reference
 def test_authors_readme_numbers():
   # apple/ml-shuffling-amplification README: n = 1e5, eps0 = 4, delta = 1e-6: the
   # numerical eps lies in [0.1675385583317841, 0.172790550755978], closed form 0.5378040242374512.
-  assert privacy.clones_closed_form(4.0, 10**5, 1e-6) == pytest.approx(0.5378040242374512,
-                                                                      rel=1e-12)
+  assert privacy.clones_closed_form(4.0, 10**5, 1e-6) == pytest.approx(
+    0.5378040242374512, rel=1e-12
+  )
   eps = privacy.clones_numerical_epsilon(4.0, 10**5, 1e-6)
   assert 0.1675385583317841 <= eps <= 0.172790550755978
 
@@ -110,8 +115,11 @@ def test_single_record_is_randomized_response():
 
 
 @settings(max_examples=25, deadline=None)
-@given(eps0=st.floats(min_value=0.05, max_value=8.0), log_n=st.floats(min_value=0.0, max_value=6.0),
-       delta=st.floats(min_value=1e-10, max_value=1e-2))
+@given(
+  eps0=st.floats(min_value=0.05, max_value=8.0),
+  log_n=st.floats(min_value=0.0, max_value=6.0),
+  delta=st.floats(min_value=1e-10, max_value=1e-2),
+)
 def test_never_above_eps0_and_numerical_is_tighter(eps0, log_n, delta):
   n = int(10**log_n)
   numerical = privacy.shuffle_epsilon(eps0, n, delta, method="numerical")
@@ -127,8 +135,9 @@ def test_approximate_dp_term():
   eps, total = privacy.clones_approximate_dp(eps0, delta0, n, delta)
   assert eps == privacy.clones_closed_form(eps0, n, delta)
   # delta + (e^eps + 1)(1 + e^-eps0 / 2) n delta0, by hand.
-  assert total == pytest.approx(delta + (math.exp(eps) + 1) * (1 + math.exp(-1.0) / 2) * 1e-5,
-                                rel=1e-14)
+  assert total == pytest.approx(
+    delta + (math.exp(eps) + 1) * (1 + math.exp(-1.0) / 2) * 1e-5, rel=1e-14
+  )
 
 
 # ---------------------------------------------------------------------------------------
@@ -161,7 +170,8 @@ def test_gaussian_clone_experiment_against_quadrature():
   q1 = (np.outer(pb, mix) + np.outer(mix, pb)) / 2
   for eps in (0.1, 1.0, 2.0):
     assert shuffle.gaussian_clones_delta(mu, 1, 1.0, eps) == pytest.approx(
-        privacy.gaussian_delta(1.0, mu, eps), rel=1e-8)
+      privacy.gaussian_delta(1.0, mu, eps), rel=1e-8
+    )
     exact = np.sum(np.maximum(p1 - math.exp(eps) * q1, 0.0)) * cell**2
     ours = shuffle.gaussian_clones_delta(mu, 2, 1.0, eps)
     assert exact * (1 - 1e-4) <= ours <= exact * 1.02
@@ -190,15 +200,15 @@ def test_fft_law_within_its_error_bound():
   for n, p_s in [(40, 1e-9), (40, 0.01), (60, 0.3), (60, 0.9)]:
     size = 2048
     circular = np.zeros(size)
-    circular[:pmf.size] = pmf
+    circular[: pmf.size] = pmf
     law, error = shuffle._compound_law(circular, n, p_s)
     exact = np.zeros(size)
     power = np.array([1.0])
     for count in range(1, n + 1):
       power = np.convolve(power, pmf)
-      exact[:power.size] += stats.binom.pmf(count, n, p_s) * power
+      exact[: power.size] += stats.binom.pmf(count, n, p_s) * power
     if not (n * p_s <= 50 and p_s < 0.5):
-      exact[0] += (1 - p_s)**n  # the plain branch keeps the atom {N = 0}
+      exact[0] += (1 - p_s) ** n  # the plain branch keeps the atom {N = 0}
     assert np.all(np.abs(law - exact) <= error), (n, p_s)
     assert error < 1e-12
   z = np.array([1.4678974e-10 + 1e-18j])
@@ -214,12 +224,22 @@ def _exact_small_n_delta(mu, m, n, eps_list, points):
   if n == 2:
     density = lambda p1: (np.outer(p1, pm) + np.outer(pm, p1)) / 2
   else:
-    density = lambda p1: (p1[:, None, None] * pm[None, :, None] * pm[None, None, :] +
-                          pm[:, None, None] * p1[None, :, None] * pm[None, None, :] +
-                          pm[:, None, None] * pm[None, :, None] * p1[None, None, :]) / 3
+    density = lambda p1: (
+      (
+        p1[:, None, None] * pm[None, :, None] * pm[None, None, :]
+        + pm[:, None, None] * p1[None, :, None] * pm[None, None, :]
+        + pm[:, None, None] * pm[None, :, None] * p1[None, None, :]
+      )
+      / 3
+    )
   f0, f1 = density(pa), density(pb)
-  return [max(np.sum(np.maximum(f0 - math.exp(e) * f1, 0.0)),
-              np.sum(np.maximum(f1 - math.exp(e) * f0, 0.0))) * cell**n for e in eps_list]
+  return [
+    max(
+      np.sum(np.maximum(f0 - math.exp(e) * f1, 0.0)), np.sum(np.maximum(f1 - math.exp(e) * f0, 0.0))
+    )
+    * cell**n
+    for e in eps_list
+  ]
 
 
 @pytest.mark.parametrize("n,points", [(2, 1200), (3, 120)])
@@ -231,8 +251,9 @@ def test_bound_above_the_exact_small_n_divergence(n, points):
   # exact epsilon of these configurations.
   eps_list = (0.25, 1.0, 2.0)
   for mu in (0.5, 1.0, 2.0):
-    exact = np.max([_exact_small_n_delta(mu, m, n, eps_list, points)
-                    for m in (0.0, mu / 2, mu)], axis=0)
+    exact = np.max(
+      [_exact_small_n_delta(mu, m, n, eps_list, points) for m in (0.0, mu / 2, mu)], axis=0
+    )
     for eps, value in zip(eps_list, exact):
       bound = shuffle.shuffled_gaussian_delta(1.0, mu, n, eps)
       assert bound >= value * (1 + 1e-3), (mu, eps, bound, value)
@@ -248,8 +269,8 @@ def _monte_carlo_delta(mu, n, other_mean, eps, reps, rng):
   for first, sign in ((a, 1.0), (b, -1.0)):
     y = rng.standard_normal((reps, n, 2)) + m
     y[:, 0, :] += first - m
-    log_ra = -0.5 * np.sum((y - a)**2, -1) + 0.5 * np.sum((y - m)**2, -1)
-    log_rb = -0.5 * np.sum((y - b)**2, -1) + 0.5 * np.sum((y - m)**2, -1)
+    log_ra = -0.5 * np.sum((y - a) ** 2, -1) + 0.5 * np.sum((y - m) ** 2, -1)
+    log_rb = -0.5 * np.sum((y - b) ** 2, -1) + 0.5 * np.sum((y - m) ** 2, -1)
     top = np.maximum(log_ra.max(1), log_rb.max(1))[:, None]
     log_ratio = np.log(np.exp(log_ra - top).sum(1)) - np.log(np.exp(log_rb - top).sum(1))
     values = np.maximum(1.0 - np.exp(eps - sign * log_ratio), 0.0)
@@ -283,8 +304,16 @@ def test_audit_of_the_shuffled_release_stays_below_the_claim():
   def statistic(out):
     return np.log(np.mean(np.exp(-mu * out + mu * mu / 2), axis=1))
 
-  result = audit.audit_mechanism(mechanism, 0.0, mu, delta, claimed_epsilon=claim,
-                                 num_samples=400_000, seed=5, statistic=statistic)
+  result = audit.audit_mechanism(
+    mechanism,
+    0.0,
+    mu,
+    delta,
+    claimed_epsilon=claim,
+    num_samples=400_000,
+    seed=5,
+    statistic=statistic,
+  )
   assert not result.violates_claim
   assert 0.5 * claim < result.epsilon_lower_bound < claim
 
@@ -298,13 +327,18 @@ def test_shuffled_gaussian_release():
   # The statement is reproducible from its own parts.
   mu = sens / sigma
   assert result.clone_slack == pytest.approx(
-      shuffle.gaussian_clone_slack(mu, n, result.clone_probability, result.central_epsilon),
-      rel=1e-12)
-  assert shuffle.shuffled_gaussian_delta(sigma, sens, n, result.central_epsilon,
-                                         clone_probability=result.clone_probability) <= delta
+    shuffle.gaussian_clone_slack(mu, n, result.clone_probability, result.central_epsilon), rel=1e-12
+  )
+  assert (
+    shuffle.shuffled_gaussian_delta(
+      sigma, sens, n, result.central_epsilon, clone_probability=result.clone_probability
+    )
+    <= delta
+  )
   # Only sqrt(k) Delta / sigma matters.
   assert privacy.shuffled_gaussian_epsilon(2 * sigma, sens, n, delta, k=4).central_epsilon == (
-      pytest.approx(result.central_epsilon, rel=1e-12))
+    pytest.approx(result.central_epsilon, rel=1e-12)
+  )
   # One record: nothing to hide among.
   single = privacy.shuffled_gaussian_epsilon(sigma, sens, 1, delta)
   assert not single.amplified and single.method == "per_record"
@@ -338,18 +372,25 @@ def test_clone_bound_below_the_closed_form_statement():
 
 
 def test_monotone_in_sigma_n_and_delta():
-  by_n = [privacy.shuffled_gaussian_epsilon(1.0, 1.0, n, 1e-5).central_epsilon
-          for n in (10, 100, 1000, 10**4, 10**5)]
-  by_sigma = [privacy.shuffled_gaussian_epsilon(s, 1.0, 10**4, 1e-5).central_epsilon
-              for s in (0.7, 1.0, 1.5, 2.0, 3.0)]
-  by_delta = [privacy.shuffled_gaussian_epsilon(1.0, 1.0, 10**4, d).central_epsilon
-              for d in (1e-8, 1e-6, 1e-4, 1e-2)]
+  by_n = [
+    privacy.shuffled_gaussian_epsilon(1.0, 1.0, n, 1e-5).central_epsilon
+    for n in (10, 100, 1000, 10**4, 10**5)
+  ]
+  by_sigma = [
+    privacy.shuffled_gaussian_epsilon(s, 1.0, 10**4, 1e-5).central_epsilon
+    for s in (0.7, 1.0, 1.5, 2.0, 3.0)
+  ]
+  by_delta = [
+    privacy.shuffled_gaussian_epsilon(1.0, 1.0, 10**4, d).central_epsilon
+    for d in (1e-8, 1e-6, 1e-4, 1e-2)
+  ]
   for values in (by_n, by_sigma, by_delta):
     assert all(later <= earlier for earlier, later in zip(values, values[1:])), values
 
 
-@pytest.mark.parametrize("eps0,n,expected", [(4.0, 8000, 0.455), (8.0, 10**6, 0.771),
-                                             (15.0, 10**6, 15.0)])
+@pytest.mark.parametrize(
+  "eps0,n,expected", [(4.0, 8000, 0.455), (8.0, 10**6, 0.771), (15.0, 10**6, 15.0)]
+)
 def test_table_in_the_docs(eps0, n, expected):
   # docs/privacy.md, section 6 (central epsilon at delta = 1e-5 for a per-record eps0).
   sigma = privacy.calibrate_sigma(eps0, 1e-5, 1.0)
@@ -358,8 +399,9 @@ def test_table_in_the_docs(eps0, n, expected):
 
 
 @settings(max_examples=15, deadline=None)
-@given(sigma=st.floats(min_value=0.3, max_value=20.0),
-       log_n=st.floats(min_value=1.0, max_value=6.0))
+@given(
+  sigma=st.floats(min_value=0.3, max_value=20.0), log_n=st.floats(min_value=1.0, max_value=6.0)
+)
 def test_shuffled_central_never_above_per_record(sigma, log_n):
   result = privacy.shuffled_gaussian_epsilon(sigma, 1.0, int(10**log_n), 1e-6)
   assert result.central_epsilon <= result.per_record_epsilon
@@ -375,10 +417,18 @@ def test_calibrate_sigma_for_central_target():
 
 def test_compose_dpsgd_and_shuffled_release():
   result = privacy.compose_dpsgd_and_shuffled_release(
-      1.0, 0.02, 100, sigma=2.0, sensitivity=1.0, n=60000, delta=1e-5,
-      value_discretization_interval=1e-3)
-  plain = privacy.compose_dpsgd_and_release(1.0, 0.02, 100, 2.0, 1.0, 1e-5,
-                                            value_discretization_interval=1e-3)
+    1.0,
+    0.02,
+    100,
+    sigma=2.0,
+    sensitivity=1.0,
+    n=60000,
+    delta=1e-5,
+    value_discretization_interval=1e-3,
+  )
+  plain = privacy.compose_dpsgd_and_release(
+    1.0, 0.02, 100, 2.0, 1.0, 1e-5, value_discretization_interval=1e-3
+  )
   assert result.total_epsilon < plain.total_epsilon
   assert result.total_epsilon > result.dpsgd_epsilon
   assert result.shuffle_delta == 0.5e-5

@@ -20,14 +20,18 @@ BAD_K = [0, -1, 1.5, True, NAN]
 def _cases():
   good = dict(sigma=2.0, sensitivity=1.0, delta=1e-5, epsilon=1.0, k=1)
   calls = {
-      "gaussian_epsilon": lambda a: privacy.gaussian_epsilon(a["sigma"], a["sensitivity"],
-                                                             a["delta"], a["k"]),
-      "gaussian_delta": lambda a: privacy.gaussian_delta(a["sigma"], a["sensitivity"],
-                                                         a["epsilon"], a["k"]),
-      "calibrate_sigma": lambda a: privacy.calibrate_sigma(a["epsilon"], a["delta"],
-                                                           a["sensitivity"], a["k"]),
-      "classic_gaussian_sigma": lambda a: privacy.classic_gaussian_sigma(
-          a["epsilon"], a["delta"], a["sensitivity"], a["k"]),
+    "gaussian_epsilon": lambda a: privacy.gaussian_epsilon(
+      a["sigma"], a["sensitivity"], a["delta"], a["k"]
+    ),
+    "gaussian_delta": lambda a: privacy.gaussian_delta(
+      a["sigma"], a["sensitivity"], a["epsilon"], a["k"]
+    ),
+    "calibrate_sigma": lambda a: privacy.calibrate_sigma(
+      a["epsilon"], a["delta"], a["sensitivity"], a["k"]
+    ),
+    "classic_gaussian_sigma": lambda a: privacy.classic_gaussian_sigma(
+      a["epsilon"], a["delta"], a["sensitivity"], a["k"]
+    ),
   }
   for name, call in calls.items():
     for bad in BAD_DELTAS:
@@ -50,7 +54,9 @@ def test_gaussian_argument_validation(name, call, args, argname):
     call(args)
 
 
-@pytest.mark.parametrize("call,argname", [
+@pytest.mark.parametrize(
+  "call,argname",
+  [
     (lambda: privacy.sensitivity(-1.0, 1.0), "lipschitz"),
     (lambda: privacy.sensitivity(1.0, -1.0), "diameter"),
     (lambda: privacy.sensitivity(NAN, 1.0), "lipschitz"),
@@ -87,28 +93,71 @@ def test_gaussian_argument_validation(name, call, args, argname):
     (lambda: privacy.shuffle_epsilon(1.0, 100, 1e-5, method="magic"), "method"),
     (lambda: privacy.shuffled_gaussian_epsilon(1.0, 1.0, 100, NAN), "delta"),
     (lambda: privacy.calibrate_sigma_shuffled(-1.0, 1e-5, 1.0, 100), "epsilon"),
-    (lambda: privacy.make_report(privacy.GaussianRelease(1.0), lipschitz=-1.0, domain="d",
-                                 diameter=1.0, delta=1e-5, scope="public", num_records=10),
-     "lipschitz"),
+    (
+      lambda: privacy.make_report(
+        privacy.GaussianRelease(1.0),
+        lipschitz=-1.0,
+        domain="d",
+        diameter=1.0,
+        delta=1e-5,
+        scope="public",
+        num_records=10,
+      ),
+      "lipschitz",
+    ),
     (lambda: privacy.GaussianRelease(1.0, k=0), "k"),
-    (lambda: privacy.make_report(privacy.GaussianRelease(1.0), lipschitz=1.0, domain="",
-                                 diameter=1.0, delta=1e-5, scope="public", num_records=10),
-     "domain"),
-    (lambda: privacy.make_report(privacy.GaussianRelease(1.0), lipschitz=1.0, domain="d",
-                                 diameter=1.0, delta=1e-5, scope="public", num_records=0),
-     "num_records"),
+    (
+      lambda: privacy.make_report(
+        privacy.GaussianRelease(1.0),
+        lipschitz=1.0,
+        domain="",
+        diameter=1.0,
+        delta=1e-5,
+        scope="public",
+        num_records=10,
+      ),
+      "domain",
+    ),
+    (
+      lambda: privacy.make_report(
+        privacy.GaussianRelease(1.0),
+        lipschitz=1.0,
+        domain="d",
+        diameter=1.0,
+        delta=1e-5,
+        scope="public",
+        num_records=0,
+      ),
+      "num_records",
+    ),
     (lambda: privacy.DPSGDEvent(1.0, 0.0, 10), "sampling_rate"),
     (lambda: privacy.HeteroscedasticRelease(2.0, 1.0, 0.1, 4), "sigma_max"),
-])
+  ],
+)
 def test_argument_validation(call, argname):
   with pytest.raises(ValueError, match=argname):
     call()
 
 
 PRIVACY_DIR = pathlib.Path(privacy.__file__).parent
-ALLOWED_ROOTS = {"numpy", "scipy", "dp_accounting", "lipdp", "abc", "collections",
-                 "dataclasses", "enum", "importlib", "json", "math", "numbers", "os", "platform",
-                 "tempfile", "typing"}
+ALLOWED_ROOTS = {
+  "numpy",
+  "scipy",
+  "dp_accounting",
+  "lipdp",
+  "abc",
+  "collections",
+  "dataclasses",
+  "enum",
+  "importlib",
+  "json",
+  "math",
+  "numbers",
+  "os",
+  "platform",
+  "tempfile",
+  "typing",
+}
 # lipdp modules outside the package that it may use: model-free utilities only.
 ALLOWED_LIPDP = ("lipdp.privacy", "lipdp.files")
 
@@ -130,7 +179,9 @@ def test_sources_import_only_numpy_scipy_dp_accounting():
 
 
 def test_importing_the_module_does_not_import_jax_or_flax():
-  code = ("import sys, lipdp.privacy; "
-          "bad = sorted(m for m in sys.modules if m.split('.')[0] in ('jax', 'jaxlib', 'flax')); "
-          "assert not bad, bad")
+  code = (
+    "import sys, lipdp.privacy; "
+    "bad = sorted(m for m in sys.modules if m.split('.')[0] in ('jax', 'jaxlib', 'flax')); "
+    "assert not bad, bad"
+  )
   subprocess.run([sys.executable, "-c", code], check=True)
