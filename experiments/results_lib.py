@@ -21,8 +21,12 @@ TABLE_METRICS = (
   "tstr/logreg",
   "tstr/mlp",
   "tstr/cnn",
+  "tstr/hgb",
   "labels/agreement",
   "fidelity/frechet",
+  "fidelity/tv_mean",
+  "fidelity/wasserstein_mean",
+  "fidelity/association_diff_mean",
   "privacy/mia_distance_auc",
   "privacy/dcr_closer_to_train",
 )
@@ -34,7 +38,9 @@ METHOD_ORDER = (
   "vae",
   "mst",
   "aim",
+  "private_measure",
   "copy",
+  "copy_train",
 )
 
 
