@@ -19,6 +19,7 @@ from lipdp import files  # pylint: disable=g-import-not-at-top,wrong-import-posi
 
 TABLE_METRICS = (
   "tstr/logreg",
+  "tstr/logreg_f1",
   "tstr/mlp",
   "tstr/cnn",
   "tstr/hgb",
@@ -92,7 +93,8 @@ def frontier(rows, metric, path, title):
   if metric.startswith("tstr/") and not math.isnan(trtr[0]):
     ax.axhline(trtr[0], color="k", ls="--", lw=1, label="train on real (TRTR)")
   chance = _mean_std([r.get("utility/majority_baseline") for r in rows if "error" not in r])
-  if metric.startswith("tstr/") and not math.isnan(chance[0]):
+  # The majority class's accuracy; it is not the majority class's F1.
+  if metric.startswith("tstr/") and not metric.endswith("_f1") and not math.isnan(chance[0]):
     ax.axhline(chance[0], color="grey", ls=":", lw=1, label="majority class")
   ax.set_xscale("log")
   ticks = finite + ([inf_x] if any(not math.isfinite(e) for _, e in groups) else [])
