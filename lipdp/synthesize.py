@@ -452,6 +452,9 @@ def _check_truncation_is_negligible(report, num_coordinates: int) -> None:
   )
   if extra > 1e-6 * report.delta:
     raise ValueError(
-      f"delta={report.delta:g} is too small for the float64 noise sampler: its "
-      f"truncation at {randomness.FLOAT64_NORMAL_MAX} sigma adds up to {extra:.2g}"
+      f"the release's per-record epsilon {report.per_record_epsilon:.4g} at "
+      f"delta={report.delta:g} is beyond the float64 noise sampler: its truncation at "
+      f"{randomness.FLOAT64_NORMAL_MAX} sigma could add up to {extra:.2g} to delta (at most "
+      f"1e-6 delta is allowed), and such an epsilon protects nothing; release at a smaller "
+      "epsilon"
     )

@@ -122,3 +122,14 @@ def test_scope_and_training_event_must_agree(hetero):
       scope="conditional",
       dpsgd=privacy.DPSGDEvent(1.0, 0.1, 10),
     )
+
+
+def test_an_epsilon_beyond_the_float64_sampler_is_refused_by_name():
+  """The truncation check names the epsilon that broke it (the cause), not only delta."""
+  import types  # pylint: disable=g-import-not-at-top
+
+  fine = types.SimpleNamespace(per_record_epsilon=10.0, delta=1e-5)
+  synth_lib._check_truncation_is_negligible(fine, 32)  # pylint: disable=protected-access
+  huge = types.SimpleNamespace(per_record_epsilon=60.0, delta=1e-5)
+  with pytest.raises(ValueError, match="per-record epsilon 60 at delta=1e-05 is beyond"):
+    synth_lib._check_truncation_is_negligible(huge, 32)  # pylint: disable=protected-access
