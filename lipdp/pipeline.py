@@ -222,13 +222,48 @@ def max_supported_epsilon(delta: float, num_coordinates: int) -> float:
 
 
 def check_budget(
-  config: ml_collections.ConfigDict, plan: privacy.BudgetPlan, num_records: int
+  config: ml_collections.ConfigDict,
+  plan: privacy.BudgetPlan,
+  num_records: int,
+  diameter: Optional[float] = None,
 ) -> List[str]:
   """Refuses a budget the release cannot honour; returns warnings about weak ones.
 
   Called before training: an epsilon beyond `max_supported_epsilon` would otherwise fail only
-  at release, after the whole training.
+  at release, after the whole training. For the heteroscedastic release (scopes conditional
+  and public, given the domain `diameter`) the epsilon is computed at release from the
+  certified bounds, which the constrained layers keep at their targets; its value at the
+  targets (L of the mean, `model.log_sigma_lipschitz`) is what is checked here. This is a
+  check only: the release's own accounting is unchanged.
   """
+  m = config.model
+  if (
+    m.heteroscedastic
+    and diameter is not None
+    and config.method == "lipdp"
+    and config.scope != "dp-sgd"
+  ):
+    target, _ = encoder_calibration(config, diameter, plan)
+    worst = privacy.heteroscedastic_epsilon(
+      plan.delta,
+      target,
+      float(m.log_sigma_lipschitz),
+      diameter,
+      float(m.sigma_min),
+      float(m.sigma_max),
+      int(m.latent_dim),
+      int(config.k),
+    )
+    limit = max_supported_epsilon(plan.delta, int(m.latent_dim) * int(config.k))
+    if not worst.epsilon <= limit:
+      raise ValueError(
+        f"the heteroscedastic release would have a per-record epsilon of up to "
+        f"{worst.epsilon:.4g} at delta = {plan.delta:g}: log sigma(x) may vary by "
+        f"model.log_sigma_lipschitz * D = {float(m.log_sigma_lipschitz) * diameter:.3g}, so "
+        f"sigma(x) by a factor up to {worst.sigma_ratio:.3g} between neighbours, more than "
+        f"the float64 noise sampler supports (epsilon at most {limit:.3g}); lower "
+        "model.log_sigma_lipschitz or narrow [model.sigma_min, model.sigma_max]"
+      )
   if plan.noise_ratio is not None and not config.model.heteroscedastic:
     per_record = (
       plan.release_epsilon
@@ -437,7 +472,7 @@ def run(
   _log_holdout(config, data)
   # Fixed before training, from the configuration and the number of records only.
   plan = plan_budget(config, len(data.train))
-  warnings += check_budget(config, plan, len(data.train))
+  warnings += check_budget(config, plan, len(data.train), diameter=diameter)
   log.info("Privacy budget, fixed before training: %s", _plan_text(config, plan))
   for warning in warnings:
     log.warning("%s", warning)

@@ -437,3 +437,12 @@ def test_lipschitz_decoder_on_request(tmp_path):
     result.model.decoder, decoder_vars, (config.model.latent_dim + config.model.style_dim,)
   )
   assert bound == pytest.approx(3.0, rel=1e-2)
+
+
+def test_a_heteroscedastic_release_beyond_the_sampler_is_refused_before_training(tmp_path):
+  """sigma(x) free to vary by e^(L_s D) = e^0.58 between neighbours: an epsilon far beyond what
+  the float64 sampler supports, refused before anything is written (the sweep's failing case)."""
+  config = _config(**{"model.heteroscedastic": True, "model.log_sigma_lipschitz": 0.1})
+  with pytest.raises(ValueError, match="heteroscedastic release would have a per-record epsilon"):
+    pipeline.run(config, str(tmp_path / "run"), progress_bar=False)
+  assert not os.path.exists(tmp_path / "run")
