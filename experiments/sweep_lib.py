@@ -248,22 +248,13 @@ def _report_fields(report) -> Dict[str, Any]:
 
 def _run_nonprivate_vae(config, workdir, variant) -> Dict[str, Any]:
   """The same VAE trained without DP and sampled from its prior: no privacy guarantee."""
-  from lipdp import data as data_lib  # pylint: disable=g-import-not-at-top
   from lipdp import evaluation  # pylint: disable=g-import-not-at-top
   from lipdp import pipeline  # pylint: disable=g-import-not-at-top
   from lipdp import synthesize as synth_lib  # pylint: disable=g-import-not-at-top
   from lipdp import train as train_lib  # pylint: disable=g-import-not-at-top
   from lipdp.models import builders  # pylint: disable=g-import-not-at-top
 
-  data = data_lib.load_dataset(
-    config.dataset,
-    data_dir=config.data_dir,
-    radius=config.radius,
-    holdout_fraction=config.holdout_fraction,
-    split_seed=config.split_seed,
-    label_weight=config.label_weight,
-    **config.data_options.to_dict(),
-  )
+  data = pipeline.load_data(config)
   target, sigma = pipeline.encoder_calibration(config, data.domain.diameter)
   model = builders.build_vae(
     data.domain, config.model, target, sigma, log_sigma_lipschitz=config.model.log_sigma_lipschitz
@@ -320,21 +311,13 @@ def _run_baseline(p, workdir) -> Dict[str, Any]:
       f"{sorted(LIPDP_METHODS) + list(NONPRIVATE_METHODS)}, baselines: "
       f"{sorted(baselines.BASELINES)}"
     )
-  from lipdp import data as data_lib  # pylint: disable=g-import-not-at-top
   from lipdp import evaluation  # pylint: disable=g-import-not-at-top
+  from lipdp import pipeline  # pylint: disable=g-import-not-at-top
 
   config = default_config.get_config(p["variant"])
   for key, value in p.get("overrides", {}).items():
     _set(config, key, value)
-  data = data_lib.load_dataset(
-    config.dataset,
-    data_dir=config.data_dir,
-    radius=config.radius,
-    holdout_fraction=config.holdout_fraction,
-    split_seed=config.split_seed,
-    label_weight=config.label_weight,
-    **config.data_options.to_dict(),
-  )
+  data = pipeline.load_data(config)
   fit = baselines.BASELINES[p["method"]]
   options = {}
   if p["method"] in ("mst", "aim") and config.data_options.get("schema"):

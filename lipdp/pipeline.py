@@ -355,6 +355,19 @@ def _data_options(config: ml_collections.ConfigDict) -> dict:
   return options
 
 
+def load_data(config: ml_collections.ConfigDict):
+  """The configured data set, split and in its declared domain (`lipdp.data.load_dataset`)."""
+  return data_lib.load_dataset(
+    config.dataset,
+    data_dir=config.data_dir,
+    radius=config.radius,
+    holdout_fraction=config.holdout_fraction,
+    split_seed=config.split_seed,
+    label_weight=config.label_weight,
+    **_data_options(config),
+  )
+
+
 def _without_none(value):
   """A config dict with unset (None) fields dropped: a field added later with an unset default
   must not make an older work directory look like a run with other settings."""
@@ -452,15 +465,7 @@ def run(
       "only if it was never published, pass --config.replace_release=true"
     )
 
-  data = data_lib.load_dataset(
-    config.dataset,
-    data_dir=config.data_dir,
-    radius=config.radius,
-    holdout_fraction=config.holdout_fraction,
-    split_seed=config.split_seed,
-    label_weight=config.label_weight,
-    **_data_options(config),
-  )
+  data = load_data(config)
   domain = data.domain
   diameter = float(domain.diameter)
   _log_data(data)
