@@ -9,6 +9,7 @@ shard: point i belongs to task i % num_tasks, so a cluster array job runs a swee
   # SLURM: --task_index=$SLURM_ARRAY_TASK_ID --num_tasks=$SLURM_ARRAY_TASK_COUNT
   # Kubernetes indexed jobs: --task_index=$JOB_COMPLETION_INDEX --num_tasks=N
 
+`--only` restricts a run to the points whose id matches a pattern, e.g. one seed or one method.
 Points already in the results file (by point id) are skipped, so a killed shard resumes. Each
 line holds the point, the headline epsilon and what it is, and every metric of
 `lipdp.evaluation.evaluate_release` (computed on the private holdout: a study, not a private
@@ -44,6 +45,12 @@ flags.DEFINE_string("results", None, "JSONL file the points are appended to.")
 flags.DEFINE_string("workdir", "runs/sweeps", "Root of the points' work directories (private).")
 flags.DEFINE_integer("task_index", 0, "This task's index in [0, num_tasks).")
 flags.DEFINE_integer("num_tasks", 1, "Number of parallel tasks the sweep is sharded over.")
+flags.DEFINE_list(
+  "only",
+  [],
+  "Shell-style patterns on point ids (e.g. 'lipdp-e2e/eps=1/*,vae/*'): run only the points "
+  "matching one of them. Applied before sharding.",
+)
 flags.DEFINE_bool("list", False, "Only list this shard's points.")
 flags.DEFINE_bool("keep_going", True, "Record a failed point and go on, instead of stopping.")
 flags.mark_flags_as_required(["sweep", "results"])
@@ -56,6 +63,10 @@ def main(argv):
     raise app.UsageError(f"task_index must be in [0, {FLAGS.num_tasks}), got {FLAGS.task_index}")
   points = sweep_lib.load_sweep(FLAGS.sweep)
   sweep_lib.check_unique_ids(points)
+  try:
+    points = sweep_lib.select(points, FLAGS.only)
+  except ValueError as e:
+    raise app.UsageError(str(e)) from e
   mine = [p for i, p in enumerate(points) if i % FLAGS.num_tasks == FLAGS.task_index]
   done = sweep_lib.completed_ids(FLAGS.results)
   todo = [p for p in mine if p["id"] not in done]

@@ -11,13 +11,14 @@ runs it and returns a flat row: the point's fields, the privacy headline and eve
 (`append_row`), so a killed sweep loses at most the point it was running.
 """
 
+import fnmatch
 import importlib.util
 import json
 import math
 import os
 import shutil
 import sys
-from typing import Any, Dict, Iterable, Mapping, Optional
+from typing import Any, Dict, Iterable, Mapping, Optional, Sequence
 
 import numpy as np
 
@@ -37,6 +38,7 @@ INF = math.inf
 DATASET_NAMES = {
   "quick": "digits",
   "bank": "bank_marketing",
+  "breast_cancer": "breast_cancer",
   "mnist_idx": "mnist_idx",
   "mnist": "mnist",
   "": "digits",
@@ -83,6 +85,25 @@ def check_unique_ids(points: Iterable[Mapping[str, Any]]) -> None:
   dup = sorted({i for i in ids if ids.count(i) > 1})
   if dup:
     raise ValueError(f"sweep has duplicate point ids: {dup[:5]}")
+
+
+def select(points: Sequence[Mapping[str, Any]], patterns: Sequence[str]) -> list:
+  """The points whose id matches one of the shell-style patterns (all points if none given).
+
+  A pattern that matches no point is an error: a typo must not silently run nothing.
+  """
+  if not patterns:
+    return list(points)
+  unmatched = [
+    pat for pat in patterns if not any(fnmatch.fnmatchcase(p["id"], pat) for p in points)
+  ]
+  if unmatched:
+    raise ValueError(
+      f"--only pattern(s) {unmatched} match no point id; ids look like {points[0]['id']!r}"
+      if points
+      else "the sweep has no points"
+    )
+  return [p for p in points if any(fnmatch.fnmatchcase(p["id"], pat) for pat in patterns)]
 
 
 def completed_ids(path: str) -> set:

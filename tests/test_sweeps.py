@@ -22,6 +22,7 @@ SWEEPS = [
     "knobs.py:mechanism-quick",
     "frontier.py:quick",
     "frontier.py:mnist_idx",
+    "frontier.py:breast_cancer",
   )
 ]
 
@@ -86,6 +87,15 @@ def test_shards_partition_the_sweep(tmp_path):
   ids = [p["id"] for p in sweep_lib.load_sweep(spec)]
   assert sorted(sum(listed, [])) == sorted(ids)
   assert all(len(part) >= len(ids) // 3 for part in listed)
+
+
+def test_only_selects_points_by_id_pattern():
+  points = sweep_lib.load_sweep(os.path.join(ROOT, "experiments/sweeps/frontier.py:quick"))
+  picked = sweep_lib.select(points, ["lipdp-e2e/eps=1/*", "vae/*"])
+  assert [p["id"] for p in picked] == ["lipdp-e2e/eps=1/seed=0", "vae/eps=inf/seed=0"]
+  assert sweep_lib.select(points, []) == points
+  with pytest.raises(ValueError, match="match no point id"):
+    sweep_lib.select(points, ["lipdp-e2e/*", "lipdp_e2e/*"])  # the typo is named
 
 
 def test_figures_and_tables_from_rows(tmp_path):

@@ -13,6 +13,8 @@ command for all, or `--task_index/--num_tasks` shards for an array job), and
   mnist      TFDS MNIST (60,000 records, for accelerators), as mnist_idx
   bank       UCI bank-marketing (36,169 / 9,042 records, 17 mixed columns), epsilon 1 and 10,
              three seeds; the central baselines (MST, AIM) run with experiments/baselines.py
+  breast_cancer  scikit-learn's breast-cancer table (455 / 114 records, 30 numeric columns),
+             epsilon 1 and 10, three seeds; 500 steps, DP-SGD sampling rate 0.15
 
 The epsilon of a point is its method's headline: end-to-end (training and release) for
 lipdp-e2e, lipdp-shuffled and dpsgd-vae; per-record, with the model NOT covered, for
@@ -40,6 +42,7 @@ SETTINGS = {
   ),
   "mnist": ("mnist", (1.0, 2.0, 5.0, 10.0, 20.0), (0, 1, 2), {}),
   "bank": ("bank", (1.0, 10.0), (0, 1, 2), {}),
+  "breast_cancer": ("breast_cancer", (1.0, 10.0), (0, 1, 2), {}),
 }
 
 
