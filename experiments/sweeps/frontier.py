@@ -7,7 +7,7 @@ command for all, or `--task_index/--num_tasks` shards for an array job), and
   quick      digits, epsilon in {1, 10}, one seed: a smoke run of the whole harness
   digits     digits, epsilon in {0.5, 1, 2, 5, 10, 20}, three seeds, plus the non-private VAE
   mnist_idx  the MNIST IDX split (8,000 / 2,000), epsilon in {1, 2, 5, 10, 20}, three seeds
-  mnist_idx_cpu  the same split sized for 2 CPU cores: epsilon 1 and 10, one seed, an MLP
+  mnist_idx_cpu  the same split sized for 2 CPU cores: epsilon 1 and 10, three seeds, an MLP
              decoder, 600 steps for every method, logistic-regression TSTR only (a study of
              where each method stands, not the full frontier)
   mnist      TFDS MNIST (60,000 records, for accelerators), as mnist_idx
@@ -37,7 +37,7 @@ SETTINGS = {
   "mnist_idx_cpu": (
     "mnist_idx",
     (1.0, 10.0),
-    (0,),
+    (0, 1, 2),
     {"model.decoder": "mlp", "train.num_steps": 600, "evaluation.fast": True},
   ),
   "mnist": ("mnist", (1.0, 2.0, 5.0, 10.0, 20.0), (0, 1, 2), {}),
