@@ -194,15 +194,12 @@ def fit(
   post = np.random.default_rng(rng.integers(2**63))
   records = discretize.from_attributes(_pgm.sample(model, num_samples, post), domain, edges, post)
   event = privacy.CentralRelease(NAME, _pgm.group(made), num_samples, rho_budget=rho)
-  report = privacy.make_report(
+  report = base.central_report(
     event,
-    lipschitz=None,
-    diameter=None,
     domain=base.table_description(domain, edges),
     delta=delta,
-    scope=privacy.Scope.DP_MEASUREMENTS,
     num_records=n,
-    noise_seeded=seed is not None,
+    seed=seed,
     extra_versions=_pgm.versions(),
     notes=tuple(notes)
     + (

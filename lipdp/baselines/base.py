@@ -12,7 +12,7 @@ where `train` holds the private records (n, domain.dim), already in the domain (
 import dataclasses
 import math
 import secrets
-from typing import Any, Dict, Optional
+from typing import Any, Dict, Optional, Tuple
 
 import numpy as np
 
@@ -125,6 +125,35 @@ def table_description(domain: Any, bins: Optional[Dict[str, Any]] = None) -> str
     else:
       parts.append(f"{block.name} ({len(block.categories)} declared categories)")
   return "table of " + ", ".join(parts)
+
+
+def central_report(
+  event: Any,
+  *,
+  domain: str,
+  delta: float,
+  num_records: int,
+  seed: Optional[int],
+  notes: Tuple[str, ...],
+  extra_versions: Optional[Dict[str, str]] = None,
+) -> privacy.PrivacyReport:
+  """The report of a central baseline: scope dp-measurements, no Lipschitz bound or diameter.
+
+  `event` is the baseline's `privacy.CentralRelease`; `notes` end with the method's own line
+  (its target and how the budget was spent).
+  """
+  return privacy.make_report(
+    event,
+    lipschitz=None,
+    diameter=None,
+    domain=domain,
+    delta=delta,
+    scope=privacy.Scope.DP_MEASUREMENTS,
+    num_records=num_records,
+    noise_seeded=seed is not None,
+    extra_versions=extra_versions,
+    notes=tuple(notes),
+  )
 
 
 def check_spent(report: privacy.PrivacyReport, epsilon: float, method: str) -> None:

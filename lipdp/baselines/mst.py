@@ -192,15 +192,12 @@ def fit(
   records = discretize.from_attributes(synthetic, domain, edges, post)
 
   event = privacy.CentralRelease(NAME, _pgm.group(made), num_samples)
-  report = privacy.make_report(
+  report = base.central_report(
     event,
-    lipschitz=None,
-    diameter=None,
     domain=base.table_description(domain, edges),
     delta=delta,
-    scope=privacy.Scope.DP_MEASUREMENTS,
     num_records=n,
-    noise_seeded=seed is not None,
+    seed=seed,
     extra_versions=_pgm.versions(),
     notes=tuple(notes)
     + (

@@ -261,16 +261,13 @@ def fit(
     for s in sigmas
   )
   event = privacy.CentralRelease(NAME, made, n)
-  report = privacy.make_report(
+  report = base.central_report(
     event,
-    lipschitz=None,
-    diameter=None,
     domain=f"[0, 1]^{dim}: numeric columns {[b.name for b in blocks]} clipped to their "
     "declared bounds and rescaled",
     delta=delta,
-    scope=privacy.Scope.DP_MEASUREMENTS,
     num_records=n,
-    noise_seeded=seed is not None,
+    seed=seed,
     notes=tuple(notes)
     + (
       f"private measure: binary partition of depth {depth}, Laplace "
