@@ -20,10 +20,10 @@ import shutil
 import sys
 from typing import Any, Dict, Iterable, Mapping, Optional, Sequence
 
-import numpy as np
-
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "configs"))
 import default as default_config  # pylint: disable=g-import-not-at-top
+
+from lipdp import files  # pylint: disable=g-import-not-at-top
 
 # Method -> the config fields that make it (on top of the variant and the point's overrides).
 LIPDP_METHODS = {
@@ -128,7 +128,7 @@ def completed_ids(path: str) -> set:
 def append_row(path: str, row: Mapping[str, Any]) -> None:
   """Appends one JSON line in a single write, flushed to disk."""
   os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-  line = json.dumps(row, sort_keys=True, default=_json_default, allow_nan=True) + "\n"
+  line = json.dumps(row, sort_keys=True, default=files.json_default, allow_nan=True) + "\n"
   with open(path, "a", encoding="utf-8") as f:
     f.write(line)
     f.flush()
@@ -146,14 +146,6 @@ def read_rows(path: str) -> list:
         except json.JSONDecodeError:
           pass
   return rows
-
-
-def _json_default(value):
-  if isinstance(value, (np.floating, np.integer)):
-    return value.item()
-  if isinstance(value, np.ndarray):
-    return value.tolist()
-  raise TypeError(f"not JSON serialisable: {type(value).__name__}")
 
 
 def code_version() -> Optional[str]:

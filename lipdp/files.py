@@ -52,3 +52,12 @@ def atomic_savez(path: str, **arrays) -> None:
   """`np.savez_compressed` into `path` (which should end in .npz), atomically."""
   with atomic_write(path, "wb") as f:
     np.savez_compressed(f, **arrays)
+
+
+def json_default(value):
+  """`json.dumps(..., default=json_default)`: NumPy scalars and arrays as plain JSON values."""
+  if isinstance(value, (np.floating, np.integer)):
+    return value.item()
+  if isinstance(value, np.ndarray):
+    return value.tolist()
+  raise TypeError(f"not JSON serialisable: {type(value).__name__}")

@@ -641,7 +641,7 @@ def run(
     timings["evaluation_s"] = time.time() - t0
     files.atomic_write_text(
       os.path.join(workdir, "evaluation.json"),
-      json.dumps(metrics, indent=2, sort_keys=True, default=_json_default),
+      json.dumps(metrics, indent=2, sort_keys=True, default=files.json_default),
     )
   _figure(config, domain, data.train, records, report, os.path.join(workdir, "samples.png"))
   timings["total_s"] = time.time() - start
@@ -714,14 +714,6 @@ def _batch_size(config, num_records: int, dp_sgd: bool) -> int:
       "s" if devices > 1 else "",
     )
   return batch
-
-
-def _json_default(value):
-  if isinstance(value, (np.floating, np.integer)):
-    return value.item()
-  if isinstance(value, np.ndarray):
-    return value.tolist()
-  raise TypeError(f"not JSON serialisable: {type(value).__name__}")
 
 
 def _prior_release(config, model, variables, data, dpsgd, training_seeded):

@@ -65,6 +65,15 @@ def test_results_are_appended_and_completed_points_skipped(tmp_path):
   assert [r["id"] for r in sweep_lib.read_rows(path)] == ["a", "b"]
 
 
+def test_rows_with_numpy_values_are_written_as_plain_json(tmp_path):
+  np = pytest.importorskip("numpy")
+  path = str(tmp_path / "r.jsonl")
+  sweep_lib.append_row(path, {"id": "a", "x": np.float32(0.5), "n": np.int64(3), "v": np.ones(2)})
+  assert sweep_lib.read_rows(path) == [{"id": "a", "x": 0.5, "n": 3, "v": [1.0, 1.0]}]
+  with pytest.raises(TypeError, match="not JSON serialisable: object"):
+    sweep_lib.append_row(path, {"id": "b", "x": object()})
+
+
 def test_shards_partition_the_sweep(tmp_path):
   spec = os.path.join(ROOT, "experiments/sweeps/knobs.py:screen-quick")
   listed = []
