@@ -207,6 +207,10 @@ def make_config(p: Mapping[str, Any]):
       config.epsilon = float(p["epsilon"])
   elif method in NONPRIVATE_METHODS:
     config.scope = "conditional"
+  elif method in _central_baselines():  # the main job runs it: --config.method=mst|aim|...
+    config.method = method
+    config.scope = "dp-measurements"
+    config.epsilon = float(p["epsilon"])
   for key, value in p.get("overrides", {}).items():
     _set(config, key, value)
   config.train.seed = int(p["seed"])
@@ -215,13 +219,19 @@ def make_config(p: Mapping[str, Any]):
   return config
 
 
+def _central_baselines():
+  from lipdp import pipeline  # pylint: disable=g-import-not-at-top
+
+  return pipeline.BASELINE_METHODS
+
+
 def run_point(p: Mapping[str, Any], workdir_root: str) -> Dict[str, Any]:
   """Runs one point in a fresh work directory; returns its row."""
   workdir = os.path.join(workdir_root, p["id"].replace("/", "_"))
   shutil.rmtree(workdir, ignore_errors=True)  # a point always starts from scratch
   row = point_fields(p)
   method = p["method"]
-  if method in LIPDP_METHODS:
+  if method in LIPDP_METHODS or method in _central_baselines():
     from lipdp import pipeline  # pylint: disable=g-import-not-at-top
 
     config = make_config(p)
@@ -232,11 +242,12 @@ def run_point(p: Mapping[str, Any], workdir_root: str) -> Dict[str, Any]:
       dataset=DATASET_NAMES.get(p["variant"], config.dataset),
       num_train=len(result.data.train),
       timings=result.timings,
-      plan={
+    )
+    if result.plan is not None:  # lipdp's methods: the budget fixed before training
+      row["plan"] = {
         "noise_ratio": result.plan.noise_ratio,
         "dpsgd_noise_multiplier": result.plan.dpsgd_noise_multiplier,
-      },
-    )
+      }
     row.update(result.metrics or {})
   elif method in NONPRIVATE_METHODS:
     config = make_config(p)
@@ -313,7 +324,8 @@ def _run_nonprivate_vae(config, workdir, variant) -> Dict[str, Any]:
 
 
 def _run_baseline(p, workdir) -> Dict[str, Any]:
-  """A lipdp.baselines method on the variant's data set."""
+  """A non-private reference of lipdp.baselines (copy_train) on the variant's data set; the
+  private baselines run through the main job (`run_point`)."""
   try:
     from lipdp import baselines  # pylint: disable=g-import-not-at-top
   except ImportError as e:
@@ -332,11 +344,8 @@ def _run_baseline(p, workdir) -> Dict[str, Any]:
     _set(config, key, value)
   data = pipeline.load_data(config)
   fit = baselines.BASELINES[p["method"]]
-  options = {}
-  if p["method"] in ("mst", "aim") and config.data_options.get("schema"):
-    options["bins"] = config.data_options.schema  # bins declared in the schema file
   epsilon = None if p["epsilon"] == INF else p["epsilon"]
-  out = fit(data.train, data.domain, epsilon=epsilon, delta=config.delta, seed=p["seed"], **options)
+  out = fit(data.train, data.domain, epsilon=epsilon, delta=config.delta, seed=p["seed"])
   row = {"dataset": DATASET_NAMES.get(p["variant"], config.dataset), "num_train": len(data.train)}
   if getattr(out, "report", None) is not None:
     row.update(_report_fields(out.report))

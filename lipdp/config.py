@@ -42,6 +42,11 @@ def base_config() -> ml_collections.ConfigDict:
   # How records are released: 'lipdp' (each record's k noisy latents, decoded) or 'prior'
   # (latents drawn from the prior: the DP-SGD VAE baseline, scope 'dp-sgd' or 'public').
   c.method = "lipdp"
+  # 'mst', 'aim' or 'private_measure' run that differentially private baseline of
+  # lipdp.baselines instead (scope 'dp-measurements', central epsilon = `epsilon`; MST's and
+  # AIM's numeric columns in the schema's declared bins, else `baseline_bins` equal-width bins
+  # over the declared bounds; docs/baselines.md).
+  c.baseline_bins = placeholder(int)
   # One end-to-end budget (scope 'dp-sgd'): the release gets release_share * total_epsilon as its
   # own epsilon and DP-SGD's noise multiplier is calibrated so the composition meets the total
   # (train.dp_noise_multiplier and epsilon are then ignored).

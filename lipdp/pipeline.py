@@ -16,11 +16,16 @@
 
 The privacy budget is fixed before training (`lipdp.privacy.plan_budget`): the release's noise
 ratio sigma / Delta and, in scope 'dp-sgd', DP-SGD's noise multiplier (calibrated from
-`total_epsilon` when one end-to-end target is given). Two methods release records:
+`total_epsilon` when one end-to-end target is given). Two methods of lipdp release records:
 
 * 'lipdp' (default): each private record releases k latents mu(x) + sigma xi, decoded;
 * 'prior': records decoded from latents drawn from the prior (the DP-SGD VAE baseline; scope
   'dp-sgd' or 'public' only).
+
+The differentially private baselines of lipdp.baselines run through the same job
+(`BASELINE_METHODS`: 'mst', 'aim', 'private_measure', with scope 'dp-measurements'): the same
+data loading, release folder and evaluation; no model is trained, so the work directory holds
+only config.json, release/, evaluation.json and samples.png.
 
 release/ is written into release.partial/ and renamed into place once complete, so a failure
 leaves no half-written release behind.
@@ -57,6 +62,9 @@ from lipdp.evaluation import figures
 from lipdp.models import builders
 
 METHODS = ("lipdp", "prior")
+# The differentially private baselines of lipdp.baselines, run by the same job (scope
+# 'dp-measurements': a central guarantee covering everything they release).
+BASELINE_METHODS = ("mst", "aim", "private_measure")
 
 log = logging.getLogger("lipdp.pipeline")
 
@@ -90,13 +98,23 @@ class PipelineResult:
 def check_config(config: ml_collections.ConfigDict) -> None:
   """Clear errors for bad settings before any work starts."""
   scope = privacy.Scope.parse(config.scope)
+  if config.method in BASELINE_METHODS:
+    _check_baseline_config(config, scope)
+    return
+  if config.method == "copy_train":
+    raise ValueError(
+      "method 'copy_train' publishes the private records themselves (no privacy at all): it is "
+      "a reference point of the evaluation, run by experiments/baselines.py and the sweeps, "
+      "never a release of the main job"
+    )
+  if config.method not in METHODS:
+    raise ValueError(f"method must be one of {METHODS + BASELINE_METHODS}, got {config.method!r}")
   if scope not in (privacy.Scope.CONDITIONAL, privacy.Scope.DP_SGD, privacy.Scope.PUBLIC):
     raise ValueError(
       f"scope {config.scope!r} is not a scope of the VAE pipeline (conditional, "
-      "dp-sgd or public); it belongs to the central baselines (lipdp.baselines)"
+      f"dp-sgd or public); it belongs to the central baselines: --config.method="
+      f"{'|'.join(BASELINE_METHODS)}"
     )
-  if config.method not in METHODS:
-    raise ValueError(f"method must be one of {METHODS}, got {config.method!r}")
   if config.total_epsilon is None and config.method == "lipdp":
     if not (np.isfinite(config.epsilon) and config.epsilon > 0):
       raise ValueError(f"epsilon must be positive and finite, got {config.epsilon}")
@@ -137,6 +155,33 @@ def check_config(config: ml_collections.ConfigDict) -> None:
     )
   if scope is not privacy.Scope.PUBLIC and config.public_dataset:
     raise ValueError(f"public_dataset is only used with scope 'public', not {config.scope!r}")
+
+
+def _check_baseline_config(config: ml_collections.ConfigDict, scope: privacy.Scope) -> None:
+  """A baseline method: one central (epsilon, delta) in scope 'dp-measurements'."""
+  name = config.method
+  if scope is not privacy.Scope.DP_MEASUREMENTS:
+    raise ValueError(
+      f"method {name!r} is a central baseline: its guarantee covers everything it releases "
+      f"(scope 'dp-measurements'); pass --config.scope=dp-measurements (got {config.scope!r})"
+    )
+  if not (np.isfinite(config.epsilon) and config.epsilon > 0):
+    raise ValueError(f"epsilon must be positive and finite, got {config.epsilon}")
+  if not 0 < config.delta < 1:
+    raise ValueError(f"delta must be in (0, 1), got {config.delta}")
+  unused = []
+  if config.total_epsilon is not None:
+    unused.append("total_epsilon (a baseline's epsilon is --config.epsilon)")
+  if int(config.k) != 1:
+    unused.append("k (each baseline releases n records)")
+  if config.public_dataset:
+    unused.append("public_dataset")
+  if unused:
+    raise ValueError(f"method {name!r} does not use " + ", ".join(unused))
+  if config.baseline_bins is not None and not (
+    int(config.baseline_bins) == config.baseline_bins and config.baseline_bins >= 2
+  ):
+    raise ValueError(f"baseline_bins must be an integer >= 2, got {config.baseline_bins}")
 
 
 def plan_budget(config: ml_collections.ConfigDict, num_records: int) -> privacy.BudgetPlan:
@@ -277,18 +322,23 @@ def check_budget(
         f"supports at delta = {plan.delta:g} (at most {limit:.3g}), and would protect "
         f"nothing anyway; choose epsilon <= {LARGE_EPSILON:g}"
       )
+  return weak_budget_warnings(plan.total_epsilon, plan.delta, num_records)
+
+
+def weak_budget_warnings(epsilon: float, delta: float, num_records: int) -> List[str]:
+  """Warnings in words for an epsilon above LARGE_EPSILON or a delta not below 1/n."""
   warnings = []
-  if plan.total_epsilon > LARGE_EPSILON:
-    factor = math.exp(min(plan.total_epsilon, 700.0))
+  if epsilon > LARGE_EPSILON:
+    factor = math.exp(min(epsilon, 700.0))
     warnings.append(
-      f"epsilon = {plan.total_epsilon:.4g} lets the odds of any inference about a record "
-      f"change by a factor up to e^{plan.total_epsilon:.3g} = {factor:.2g}: it gives "
+      f"epsilon = {epsilon:.4g} lets the odds of any inference about a record "
+      f"change by a factor up to e^{epsilon:.3g} = {factor:.2g}: it gives "
       "practically no protection"
     )
-  if num_records and plan.delta >= 1.0 / num_records:
+  if num_records and delta >= 1.0 / num_records:
     suggestion = 10.0 ** math.floor(math.log10(0.1 / num_records))
     warnings.append(
-      f"delta = {plan.delta:g} is not below 1/n = {1.0 / num_records:.2g} (n = "
+      f"delta = {delta:g} is not below 1/n = {1.0 / num_records:.2g} (n = "
       f"{num_records:,} private records): publishing one record in full meets delta = 1/n. "
       f"Choose delta well below 1/n (e.g. {suggestion:g})"
     )
@@ -475,6 +525,8 @@ def run(
       f"{config.holdout_fraction:.0%} of {len(data.holdout)}"
     )
   _log_holdout(config, data)
+  if config.method in BASELINE_METHODS:
+    return _run_baseline(config, workdir, data, release_dir, start, progress_bar)
   # Fixed before training, from the configuration and the number of records only.
   plan = plan_budget(config, len(data.train))
   warnings += check_budget(config, plan, len(data.train), diameter=diameter)
@@ -620,29 +672,7 @@ def run(
     log.warning("%s", warning)
     warnings.append(warning)
 
-  metrics = None
-  if config.evaluation.enabled and len(data.holdout):
-    from lipdp import evaluation  # pylint: disable=g-import-not-at-top
-
-    log.info("Evaluating the release on the holdout (not private) ...")
-    t0 = time.time()
-    metrics = evaluation.evaluate_release(
-      domain,
-      records,
-      data.train,
-      data.holdout,
-      seed=config.evaluation.seed,
-      fast=config.evaluation.fast,
-    )
-    metrics["meta/privacy_epsilon"] = report.epsilon
-    metrics["meta/privacy_delta"] = report.delta
-    metrics["meta/privacy_scope"] = report.scope.value
-    metrics["meta/privacy_headline"] = report.headline
-    timings["evaluation_s"] = time.time() - t0
-    files.atomic_write_text(
-      os.path.join(workdir, "evaluation.json"),
-      json.dumps(metrics, indent=2, sort_keys=True, default=files.json_default),
-    )
+  metrics = _evaluate(config, workdir, data, records, report, timings)
   _figure(config, domain, data.train, records, report, os.path.join(workdir, "samples.png"))
   timings["total_s"] = time.time() - start
   return PipelineResult(
@@ -653,6 +683,110 @@ def run(
     variables=variables,
     data=data,
     plan=plan,
+    metrics=metrics,
+    timings=timings,
+    warnings=warnings,
+  )
+
+
+def _evaluate(config, workdir, data, records, report, timings) -> Optional[dict]:
+  """lipdp.evaluation on the private holdout into workdir/evaluation.json (not private)."""
+  if not (config.evaluation.enabled and len(data.holdout)):
+    return None
+  from lipdp import evaluation  # pylint: disable=g-import-not-at-top
+
+  log.info("Evaluating the release on the holdout (not private) ...")
+  t0 = time.time()
+  metrics = evaluation.evaluate_release(
+    data.domain,
+    records,
+    data.train,
+    data.holdout,
+    seed=config.evaluation.seed,
+    fast=config.evaluation.fast,
+  )
+  metrics["meta/privacy_epsilon"] = report.epsilon
+  metrics["meta/privacy_delta"] = report.delta
+  metrics["meta/privacy_scope"] = report.scope.value
+  metrics["meta/privacy_headline"] = report.headline
+  timings["evaluation_s"] = time.time() - t0
+  files.atomic_write_text(
+    os.path.join(workdir, "evaluation.json"),
+    json.dumps(metrics, indent=2, sort_keys=True, default=files.json_default),
+  )
+  return metrics
+
+
+def baseline_options(config: ml_collections.ConfigDict, domain) -> dict:
+  """The options a baseline method is fit with.
+
+  MST's and AIM's numeric bins are declared, never derived from the data: the schema's "bins"
+  entries when the table has a schema file, else `baseline_bins` equal-width bins over each
+  column's declared bounds (unset: `lipdp.baselines.discretize.DEFAULT_NUMERIC_BINS`).
+  """
+  if config.method not in ("mst", "aim"):
+    return {}
+  schema = config.schema or config.data_options.get("schema")
+  if schema:
+    return {"bins": schema}
+  if config.baseline_bins is not None:
+    numeric = [c.name for c in getattr(domain, "columns", ()) if hasattr(c, "low")]
+    return {"bins": {name: int(config.baseline_bins) for name in numeric}}
+  return {}
+
+
+def _run_baseline(config, workdir, data, release_dir, start, progress_bar) -> "PipelineResult":
+  """Method mst|aim|private_measure: fit the baseline, write its release, evaluate it."""
+  from lipdp import baselines  # pylint: disable=g-import-not-at-top
+
+  del progress_bar  # the baselines log their own progress
+  timings = {}
+  warnings = weak_budget_warnings(float(config.epsilon), float(config.delta), len(data.train))
+  log.info(
+    "Baseline %s: central epsilon %g, delta %g (scope dp-measurements: covers everything released)",
+    config.method,
+    config.epsilon,
+    config.delta,
+  )
+  for warning in warnings:
+    log.warning("%s", warning)
+  try:
+    os.makedirs(workdir, exist_ok=True)
+  except OSError as e:
+    raise ValueError(f"cannot create the work directory {workdir}: {e.strerror or e}") from e
+  _guard_workdir(config, workdir)
+  timings["prepare_s"] = time.time() - start
+  t0 = time.time()
+  fit = baselines.BASELINES[config.method]
+  out = fit(
+    data.train,
+    data.domain,
+    epsilon=float(config.epsilon),
+    delta=float(config.delta),
+    seed=config.noise_seed,
+    notes=tuple(data.notes),
+    **baseline_options(config, data.domain),
+  )
+  timings["fit_s"] = time.time() - t0
+  records, report = out.records, out.report
+  release_lib.write_release(
+    release_dir, records, data.domain, report, replace=config.replace_release
+  )
+  timings["release_s"] = time.time() - t0 - timings["fit_s"]
+  log.info("Released %s synthetic records into %s", f"{len(records):,}", release_dir)
+  for warning in release_warnings(data.domain, records, report):
+    log.warning("%s", warning)
+    warnings.append(warning)
+  metrics = _evaluate(config, workdir, data, records, report, timings)
+  _figure(config, data.domain, data.train, records, report, os.path.join(workdir, "samples.png"))
+  timings["total_s"] = time.time() - start
+  return PipelineResult(
+    release_dir=release_dir,
+    report=report,
+    synthetic_records=records,
+    model=None,
+    variables=None,
+    data=data,
     metrics=metrics,
     timings=timings,
     warnings=warnings,

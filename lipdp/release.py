@@ -58,7 +58,7 @@ def verify_release(release_dir: str, rtol: float = 1e-9) -> privacy.PrivacyRepor
   """Checks a release folder against its report; returns the report, or raises ValueError.
 
   Checks (beyond `PrivacyReport.verify`, which it runs): the number of synthetic records is
-  num_records * k; the records lie in the domain of `domain.json`; that domain's diameter,
+  num_records * k (the sample count for prior sampling and the central baselines); the records lie in the domain of `domain.json`; that domain's diameter,
   recomputed from its declaration, equals the report's D. It cannot check L (that needs the
   weights: `lipdp.synthesize.certify_encoder`) or the scope (how the weights were trained).
   """
@@ -77,7 +77,7 @@ def verify_release(release_dir: str, rtol: float = 1e-9) -> privacy.PrivacyRepor
     records = npz["records"]
   expected = (
     report.release.num_samples
-    if isinstance(report.release, privacy.PriorSampling)
+    if isinstance(report.release, (privacy.PriorSampling, privacy.CentralRelease))
     else report.num_records * report.k
   )
   if records.ndim != 2 or records.shape[0] != expected:

@@ -145,6 +145,7 @@ def _timing_line(timings: dict) -> str:
   names = {
     "prepare_s": "data and set-up",
     "train_s": "training",
+    "fit_s": "fitting the baseline",
     "release_s": "release",
     "evaluation_s": "evaluation",
   }
@@ -206,9 +207,12 @@ def run_summary(result, workdir: str, outputs: Sequence[Tuple[str, str]] = ()) -
   if result.metrics is not None:
     rows.append((os.path.join(workdir, "evaluation.json"), "NOT private: do not publish"))
   rows.append((os.path.join(workdir, "samples.png"), "shows private records: do not publish"))
-  rows.append(
-    (workdir + os.sep, "checkpoints, metrics.jsonl, config.json: private training artefacts")
-  )
+  if result.model is not None:
+    rows.append(
+      (workdir + os.sep, "checkpoints, metrics.jsonl, config.json: private training artefacts")
+    )
+  else:  # a central baseline: no model, only the settings
+    rows.append((workdir + os.sep, "config.json: the run's settings"))
   width = max(len(path) for path, _ in rows)
   lines.extend(f"  {path:<{width}}  {what}" for path, what in rows)
   lines.append("Time: " + _timing_line(result.timings or {}))
