@@ -740,6 +740,10 @@ def _run_baseline(config, workdir, data, release_dir, start, progress_bar) -> "P
   from lipdp import baselines  # pylint: disable=g-import-not-at-top
 
   del progress_bar  # the baselines log their own progress
+  try:  # before anything is written: a missing optional dependency is a setting error
+    baselines.check_available(config.method)
+  except ImportError as e:
+    raise ValueError(str(e)) from e
   timings = {}
   warnings = weak_budget_warnings(float(config.epsilon), float(config.delta), len(data.train))
   log.info(

@@ -21,6 +21,7 @@ MST and AIM need the optional mbi package (`pip install 'lipdp[baselines]'`); it
 only when they run.
 """
 
+from lipdp.baselines import _pgm
 from lipdp.baselines import aim
 from lipdp.baselines import mst
 from lipdp.baselines import non_private
@@ -40,3 +41,9 @@ PRIVATE_BASELINES = (mst.NAME, aim.NAME, private_measure.NAME)
 NEEDS_MBI = (mst.NAME, aim.NAME)
 
 __all__ = ["BASELINES", "BaselineRelease", "NEEDS_MBI", "PRIVATE_BASELINES", "bins_from_schema"]
+
+
+def check_available(method: str) -> None:
+  """Raises ImportError (saying what to install) if `method` needs mbi and it is missing."""
+  if method in NEEDS_MBI:
+    _pgm.import_mbi()

@@ -152,6 +152,16 @@ def test_bad_baseline_settings_are_refused_before_anything_is_written(tmp_path, 
   assert not workdir.exists()
 
 
+@pytest.mark.parametrize("method", ["mst", "aim"])
+def test_missing_mbi_is_a_clear_error_before_anything_is_written(tmp_path, monkeypatch, method):
+  data, schema = _mixed_table(str(tmp_path))
+  monkeypatch.setitem(sys.modules, "mbi", None)  # import mbi now raises ImportError
+  workdir = tmp_path / "run"
+  with pytest.raises(ValueError, match=r"pip install 'lipdp\[baselines\]'"):
+    pipeline.run(_config(data, schema, method), str(workdir), progress_bar=False)
+  assert not workdir.exists()
+
+
 def test_vae_scopes_are_refused_the_central_scope():
   config = default_config.get_config("")
   config.scope = "dp-measurements"
