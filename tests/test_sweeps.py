@@ -136,3 +136,18 @@ def test_figures_and_tables_from_rows(tmp_path):
   text = results_lib.table(rows, by_tag=False)
   assert "| lipdp-e2e | 1 | 2 | 0.515 ± 0.007 |" in text
   assert "| vae | inf | 1 | 0.800 |" in text
+
+
+def test_heteroscedastic_cost_table_grows_with_the_allowed_sigma_change():
+  out = subprocess.run(
+    [sys.executable, os.path.join(ROOT, "experiments/heteroscedastic_cost.py")],
+    check=True,
+    capture_output=True,
+    text=True,
+  ).stdout
+  rows = [line.split("|")[1:-1] for line in out.splitlines() if line.startswith("| 0")]
+  assert len(rows) == 6
+  at_zero = [float(r[2]) for r in rows]  # epsilon at L = 0, log_sigma_lipschitz decreasing
+  assert at_zero == sorted(at_zero, reverse=True) and at_zero[0] > 48.7  # the refused default
+  for r in rows:  # a larger mean Lipschitz bound only adds to it
+    assert float(r[2]) < float(r[3]) < float(r[4])
