@@ -475,6 +475,15 @@ _RESUMABLE_FIELDS = (
 )
 
 
+def _open_workdir(config: ml_collections.ConfigDict, workdir: str) -> None:
+  """Creates the work directory and records (or checks) the run's settings in it."""
+  try:
+    os.makedirs(workdir, exist_ok=True)
+  except OSError as e:
+    raise ValueError(f"cannot create the work directory {workdir}: {e.strerror or e}") from e
+  _guard_workdir(config, workdir)
+
+
 def _guard_workdir(config: ml_collections.ConfigDict, workdir: str) -> None:
   """Refuses to resume a checkpoint trained under other settings; records the config."""
   current = json.loads(config.to_json())
@@ -533,11 +542,7 @@ def run(
   log.info("Privacy budget, fixed before training: %s", _plan_text(config, plan))
   for warning in warnings:
     log.warning("%s", warning)
-  try:
-    os.makedirs(workdir, exist_ok=True)
-  except OSError as e:
-    raise ValueError(f"cannot create the work directory {workdir}: {e.strerror or e}") from e
-  _guard_workdir(config, workdir)  # after the data loaded: a failed load leaves no config.json
+  _open_workdir(config, workdir)  # after the data loaded: a failed load leaves no config.json
 
   lipschitz_target, sigma = encoder_calibration(config, diameter, plan)
   model = builders.build_vae(
@@ -754,11 +759,7 @@ def _run_baseline(config, workdir, data, release_dir, start, progress_bar) -> "P
   )
   for warning in warnings:
     log.warning("%s", warning)
-  try:
-    os.makedirs(workdir, exist_ok=True)
-  except OSError as e:
-    raise ValueError(f"cannot create the work directory {workdir}: {e.strerror or e}") from e
-  _guard_workdir(config, workdir)
+  _open_workdir(config, workdir)
   timings["prepare_s"] = time.time() - start
   t0 = time.time()
   fit = baselines.BASELINES[config.method]
