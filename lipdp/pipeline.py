@@ -98,6 +98,8 @@ class PipelineResult:
 def check_config(config: ml_collections.ConfigDict) -> None:
   """Clear errors for bad settings before any work starts."""
   scope = privacy.Scope.parse(config.scope)
+  if not 0 < config.delta < 1:
+    raise ValueError(f"delta must be in (0, 1), got {config.delta}")
   if config.method in BASELINE_METHODS:
     _check_baseline_config(config, scope)
     return
@@ -142,8 +144,6 @@ def check_config(config: ml_collections.ConfigDict) -> None:
       "method 'prior' samples a model fit without DP in the conditional scope: "
       "no guarantee at all; use scope 'dp-sgd' (the DP-SGD VAE baseline)"
     )
-  if not 0 < config.delta < 1:
-    raise ValueError(f"delta must be in (0, 1), got {config.delta}")
   if int(config.k) != config.k or config.k < 1:
     raise ValueError(f"k must be a positive integer, got {config.k}")
   if config.model.sigma is not None and not config.model.sigma > 0:
@@ -167,8 +167,6 @@ def _check_baseline_config(config: ml_collections.ConfigDict, scope: privacy.Sco
     )
   if not (np.isfinite(config.epsilon) and config.epsilon > 0):
     raise ValueError(f"epsilon must be positive and finite, got {config.epsilon}")
-  if not 0 < config.delta < 1:
-    raise ValueError(f"delta must be in (0, 1), got {config.delta}")
   unused = []
   if config.total_epsilon is not None:
     unused.append("total_epsilon (a baseline's epsilon is --config.epsilon)")
@@ -405,16 +403,17 @@ def _data_options(config: ml_collections.ConfigDict) -> dict:
   return options
 
 
-def load_data(config: ml_collections.ConfigDict):
-  """The configured data set, split and in its declared domain (`lipdp.data.load_dataset`)."""
+def load_data(config: ml_collections.ConfigDict, public: bool = False):
+  """The configured data set, split and in its declared domain (`lipdp.data.load_dataset`);
+  with `public`, the scope 'public' data set (`public_dataset`, `public_options`) instead."""
   return data_lib.load_dataset(
-    config.dataset,
+    config.public_dataset if public else config.dataset,
     data_dir=config.data_dir,
     radius=config.radius,
     holdout_fraction=config.holdout_fraction,
     split_seed=config.split_seed,
     label_weight=config.label_weight,
-    **_data_options(config),
+    **(config.public_options.to_dict() if public else _data_options(config)),
   )
 
 
@@ -535,7 +534,7 @@ def run(
     )
   _log_holdout(config, data)
   if config.method in BASELINE_METHODS:
-    return _run_baseline(config, workdir, data, release_dir, start, progress_bar)
+    return _run_baseline(config, workdir, data, release_dir, start)
   # Fixed before training, from the configuration and the number of records only.
   plan = plan_budget(config, len(data.train))
   warnings += check_budget(config, plan, len(data.train), diameter=diameter)
@@ -557,15 +556,7 @@ def run(
   # The records the weights are fit on: the private ones, unless the scope is 'public'.
   fit_records = data.train
   if config.scope == "public":
-    public = data_lib.load_dataset(
-      config.public_dataset,
-      data_dir=config.data_dir,
-      radius=config.radius,
-      holdout_fraction=config.holdout_fraction,
-      split_seed=config.split_seed,
-      label_weight=config.label_weight,
-      **config.public_options.to_dict(),
-    )
+    public = load_data(config, public=True)
     if public.domain != domain:
       raise ValueError(
         f"public data set {config.public_dataset!r} has domain {public.domain}, "
@@ -740,11 +731,10 @@ def baseline_options(config: ml_collections.ConfigDict, domain) -> dict:
   return {}
 
 
-def _run_baseline(config, workdir, data, release_dir, start, progress_bar) -> "PipelineResult":
+def _run_baseline(config, workdir, data, release_dir, start) -> "PipelineResult":
   """Method mst|aim|private_measure: fit the baseline, write its release, evaluate it."""
   from lipdp import baselines  # pylint: disable=g-import-not-at-top
 
-  del progress_bar  # the baselines log their own progress
   try:  # before anything is written: a missing optional dependency is a setting error
     baselines.check_available(config.method)
   except ImportError as e:

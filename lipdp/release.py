@@ -58,8 +58,9 @@ def verify_release(release_dir: str, rtol: float = 1e-9) -> privacy.PrivacyRepor
   """Checks a release folder against its report; returns the report, or raises ValueError.
 
   Checks (beyond `PrivacyReport.verify`, which it runs): the number of synthetic records is
-  num_records * k (the sample count for prior sampling and the central baselines); the records lie in the domain of `domain.json`; that domain's diameter,
-  recomputed from its declaration, equals the report's D. It cannot check L (that needs the
+  num_records * k (the sample count for prior sampling and the central baselines); the records
+  lie in the domain of `domain.json`; that domain's diameter, recomputed from its declaration,
+  equals the report's D. It cannot check L (that needs the
   weights: `lipdp.synthesize.certify_encoder`) or the scope (how the weights were trained).
   """
   report = privacy.PrivacyReport.load(os.path.join(release_dir, REPORT_FILE))
