@@ -294,6 +294,7 @@ def _run_nonprivate_vae(config, workdir, variant) -> Dict[str, Any]:
       seed=config.train.seed,
       image_likelihood=config.model.image_likelihood,
       beta=config.train.beta,
+      block_weights=pipeline.block_weights(config, data.domain),
       log_every=config.train.log_every,
       checkpoint_every=config.train.checkpoint_every,
       progress_bar=False,

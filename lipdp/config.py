@@ -80,7 +80,9 @@ def base_config() -> ml_collections.ConfigDict:
   # spread.
   c.model.latent_dim = 32
   c.model.encoder_hidden = (256, 128)
-  c.model.encoder_dense = "bjorck"  # or 'spectral'
+  # 'bjorck', 'spectral' or 'aol'; 'plain' (an unconstrained MLP, not certifiable) only for
+  # method 'prior', which never releases a latent.
+  c.model.encoder_dense = "bjorck"
   c.model.activation = "maxmin"  # or 'groupsort', 'fullsort'
   # Encoder noise during training and, after recalibration on the certified L, at release.
   # The Lipschitz target is then the largest L that (epsilon, delta) allows at this sigma
@@ -109,6 +111,11 @@ def base_config() -> ml_collections.ConfigDict:
   c.train.batch_size = 128
   c.train.learning_rate = 1e-3
   c.train.beta = 1.0
+  # Weight of the label's cross-entropy in the ELBO (data sets with a label only). Under DP-SGD a
+  # label term of weight 1 next to hundreds of pixel terms is drowned by the noise, and the
+  # decoded label stops agreeing with the decoded image; a weight near the image term's size
+  # keeps them together. A training choice: no privacy cost.
+  c.train.label_loss_weight = 1.0
   c.train.seed = placeholder(int)
   c.train.log_every = 100
   c.train.checkpoint_every = 500

@@ -144,6 +144,11 @@ def check_config(config: ml_collections.ConfigDict) -> None:
       "method 'prior' samples a model fit without DP in the conditional scope: "
       "no guarantee at all; use scope 'dp-sgd' (the DP-SGD VAE baseline)"
     )
+  if config.model.encoder_dense == builders.PLAIN_ENCODER and config.method != "prior":
+    raise ValueError(
+      f"model.encoder_dense={builders.PLAIN_ENCODER!r} has no Lipschitz certificate, so its "
+      "latents cannot be released: it is for method 'prior' only"
+    )
   if int(config.k) != config.k or config.k < 1:
     raise ValueError(f"k must be a positive integer, got {config.k}")
   if config.model.sigma is not None and not config.model.sigma > 0:
@@ -235,6 +240,20 @@ def encoder_calibration(
     return target, ratio * target * diameter
   sigma = float(m.sigma)
   return sigma / (ratio * diameter), sigma
+
+
+def block_weights(config: ml_collections.ConfigDict, domain) -> Optional[dict]:
+  """The ELBO's block weights: `train.label_loss_weight` on the domain's label block."""
+  weight = float(config.train.get("label_loss_weight", 1.0))
+  if not (np.isfinite(weight) and weight > 0):
+    raise ValueError(f"train.label_loss_weight must be positive and finite, got {weight}")
+  if weight == 1.0:
+    return None
+  if domain.label_column is None:
+    raise ValueError(
+      "train.label_loss_weight weighs the label's term, but this data set has no label column"
+    )
+  return {domain.label_column: weight}
 
 
 def check_workdir(workdir: str) -> None:
@@ -535,6 +554,7 @@ def run(
   _log_holdout(config, data)
   if config.method in BASELINE_METHODS:
     return _run_baseline(config, workdir, data, release_dir, start)
+  weights = block_weights(config, domain)  # checked before the work directory is written
   # Fixed before training, from the configuration and the number of records only.
   plan = plan_budget(config, len(data.train))
   warnings += check_budget(config, plan, len(data.train), diameter=diameter)
@@ -582,6 +602,7 @@ def run(
     dp=dp,
     image_likelihood=config.model.image_likelihood,
     beta=config.train.beta,
+    block_weights=weights,
     log_every=config.train.log_every,
     checkpoint_every=config.train.checkpoint_every,
     progress_bar=progress_bar,

@@ -40,7 +40,7 @@ import dataclasses
 import json
 import os
 import time
-from typing import Any, Callable, Optional, Sequence
+from typing import Any, Callable, Mapping, Optional, Sequence
 
 from absl import logging
 import flax
@@ -90,13 +90,24 @@ def vae_loss(
   blocks: Sequence,
   image_likelihood: str = "bernoulli",
   beta: float = 1.0,
+  block_weights: Optional[Mapping[str, float]] = None,
 ) -> dpsgd.LossFn:
-  """The per-record negative ELBO of `model` as a `loss_fn` for `lipdp.steps` (aux: nll, kl)."""
+  """The per-record negative ELBO of `model` as a `loss_fn` for `lipdp.steps` (aux: nll, kl).
+
+  `block_weights` weighs named blocks' likelihoods (`lipdp.models.likelihood`)."""
 
   def loss_fn(params, model_state, records, rng, mutable=False):
     variables = {"params": params, **model_state}
     (nelbo, nll, kl), new_model_state = vae_lib.negative_elbo(
-      model, variables, records, rng, blocks, image_likelihood, beta, mutable=mutable
+      model,
+      variables,
+      records,
+      rng,
+      blocks,
+      image_likelihood,
+      beta,
+      mutable=mutable,
+      block_weights=block_weights,
     )
     return nelbo, {"nll": nll, "kl": kl}, new_model_state
 
@@ -230,6 +241,8 @@ class TrainConfig:
       `train_seed.json` so a killed run can resume, and deleted once training completes).
     dp: DP-SGD settings, or None for plain training.
     image_likelihood, beta: the ELBO (see `lipdp.models.vae`).
+    block_weights: weights of named blocks' likelihoods in the ELBO (e.g. {"label": 50.0}: the
+      label term then weighs as much as the image's; `lipdp.models.likelihood`).
     log_every, checkpoint_every: progress and checkpoint periods in steps.
     progress_bar: show a tqdm bar on stderr.
     retract_every: Björck kernels are pulled back onto the Stiefel manifold every this many
@@ -244,6 +257,7 @@ class TrainConfig:
   dp: Optional[DPSGDConfig] = None
   image_likelihood: str = "bernoulli"
   beta: float = 1.0
+  block_weights: Optional[Mapping[str, float]] = None
   log_every: int = 50
   checkpoint_every: int = 200
   progress_bar: bool = True
@@ -343,7 +357,7 @@ def train(
   train_model = bjorck.with_retracted_bjorck(model)
   kernels = bjorck.bjorck_kernel_paths(train_model, jax.random.key(0), sample, jax.random.key(1))
   return fit(
-    vae_loss(train_model, blocks, config.image_likelihood, config.beta),
+    vae_loss(train_model, blocks, config.image_likelihood, config.beta, config.block_weights),
     lambda key, x: train_model.init(key, x, jax.random.fold_in(key, 1)),
     records,
     config,

@@ -446,3 +446,16 @@ def test_a_heteroscedastic_release_beyond_the_sampler_is_refused_before_training
   with pytest.raises(ValueError, match="heteroscedastic release would have a per-record epsilon"):
     pipeline.run(config, str(tmp_path / "run"), progress_bar=False)
   assert not os.path.exists(tmp_path / "run")
+
+
+def test_label_loss_weight_and_plain_encoder_settings_are_checked(tmp_path):
+  """A label weight on a table without a label, or an uncertifiable encoder whose latents
+  would be released, is refused before anything is written."""
+  config = _config(**{"model.encoder_dense": "plain"})
+  with pytest.raises(ValueError, match="for method 'prior' only"):
+    pipeline.run(config, str(tmp_path / "plain"), progress_bar=False)
+  assert not os.path.exists(tmp_path / "plain")
+  config = _config(**{"train.label_loss_weight": 0.0})
+  with pytest.raises(ValueError, match="label_loss_weight must be positive"):
+    pipeline.run(config, str(tmp_path / "zero"), progress_bar=False)
+  assert not os.path.exists(tmp_path / "zero")

@@ -7,6 +7,10 @@ from lipdp.models import decoders
 from lipdp.models import vae as vae_lib
 
 
+# `model.encoder_dense` of an unconstrained encoder mean (plain ELU MLP): prior sampling only.
+PLAIN_ENCODER = "plain"
+
+
 def build_vae(
   domain,
   model_config,
@@ -27,12 +31,17 @@ def build_vae(
   if not lipschitz_target > 0:
     raise ValueError(f"lipschitz_target must be positive, got {lipschitz_target}")
   features = tuple(model_config.encoder_hidden) + (model_config.latent_dim,)
-  encoder_mean = lnn.lipschitz_mlp(
-    features,
-    lipschitz_target=lipschitz_target,
-    dense=model_config.encoder_dense,
-    activation=model_config.activation,
-  )
+  if model_config.encoder_dense == PLAIN_ENCODER:
+    # No Lipschitz constraint and no certificate: only for releases that never publish a
+    # latent (prior sampling), where the encoder is a training device only.
+    encoder_mean = decoders.MLPDecoder(tuple(model_config.encoder_hidden), model_config.latent_dim)
+  else:
+    encoder_mean = lnn.lipschitz_mlp(
+      features,
+      lipschitz_target=lipschitz_target,
+      dense=model_config.encoder_dense,
+      activation=model_config.activation,
+    )
   if model_config.decoder == "mlp":
     decoder = decoders.MLPDecoder(tuple(model_config.decoder_hidden), domain.dim)
   elif model_config.decoder == "conv":

@@ -23,7 +23,7 @@ Where z carries little (small epsilon), u lets the decoder *sample* realistic re
 returning the blurry posterior mean E[x | z]; the model is then a VAE sampled from its prior.
 """
 
-from typing import Any, Optional, Sequence
+from typing import Any, Mapping, Optional, Sequence
 
 import flax.linen as nn
 import jax
@@ -125,17 +125,21 @@ def negative_elbo(
   image_likelihood: str = "bernoulli",
   beta: float = 1.0,
   mutable: Any = False,
+  block_weights: Optional[Mapping[str, float]] = None,
 ):
   """Per-record negative ELBO (batch,) and the aux terms; one-sample reparameterised estimate.
 
   The reported kl includes the style latent's KL when the model has one.
+
+  `block_weights` weighs the likelihood of named blocks (`likelihood.negative_log_likelihood`);
+  the loss is then a weighted ELBO, a training choice.
 
   Returns ((nelbo, nll, kl), updated_state) where updated_state is the mutated collections when
   `mutable` is set (e.g. power-iteration vectors of spectral layers), else an empty dict.
   """
   out = model.apply(variables, records, rng, mutable=mutable)
   (logits, mu, sigma, _, style), new_state = out if mutable else (out, {})
-  nll = likelihood.negative_log_likelihood(logits, records, blocks, image_likelihood)
+  nll = likelihood.negative_log_likelihood(logits, records, blocks, image_likelihood, block_weights)
   kl = gaussian_kl(mu, sigma)
   loss = nll + beta * kl
   if style is not None:

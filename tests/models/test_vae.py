@@ -112,3 +112,19 @@ def test_style_latent_enters_the_decoder_and_its_kl_the_loss():
   m, log_v = model.apply(variables, x, method=vae_lib.LipschitzVAE.encode_style)
   style_kl = 0.5 * np.sum(np.square(m) + np.exp(log_v) - 1.0 - log_v, axis=-1)
   np.testing.assert_allclose(loss, nll + style_kl, rtol=1e-5)  # beta = 0 for z, 1 for u
+
+
+def test_block_weights_scale_only_the_named_blocks_likelihood():
+  logits = jax.random.normal(jax.random.key(3), (4, 7))
+  x = jnp.array([[0.2, 1.0, 0.0, 0.4, 0.0, 0.0, 1.0]] * 4)
+  per_block = {
+    b.name: likelihood.negative_log_likelihood(
+      logits[:, b.start : b.stop], x[:, b.start : b.stop], (b._replace(start=0, stop=b.size),)
+    )
+    for b in BLOCKS
+  }
+  weighted = likelihood.negative_log_likelihood(logits, x, BLOCKS, block_weights={"label": 50.0})
+  expected = per_block["image"] + per_block["age"] + 50.0 * per_block["label"]
+  np.testing.assert_allclose(weighted, expected, rtol=1e-5)
+  with pytest.raises(ValueError, match="names no block"):
+    likelihood.negative_log_likelihood(logits, x, BLOCKS, block_weights={"lable": 2.0})
