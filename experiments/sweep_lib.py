@@ -303,7 +303,12 @@ def _run_nonprivate_vae(config, workdir, variant) -> Dict[str, Any]:
   )
   variables = {"params": trained.state.params, **trained.state.model_state}
   records = synth_lib.sample_prior(
-    model, variables, len(data.train) * int(config.k), data.domain, seed=config.noise_seed
+    model,
+    variables,
+    len(data.train) * int(config.k),
+    data.domain,
+    seed=config.noise_seed,
+    decoding=config.decoding,
   )
   metrics = evaluation.evaluate_release(
     data.domain,

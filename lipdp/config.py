@@ -95,6 +95,10 @@ def base_config() -> ml_collections.ConfigDict:
   c.model.decoder_hidden = (256, 512)  # the 'conv' decoder uses the first as its width
   c.model.decoder_channels = 32  # feature maps of the 'conv' decoder
   c.model.image_likelihood = "bernoulli"
+  # Numeric columns' likelihood in the decoder: B equal-width bins on the declared bounds (a
+  # piecewise-constant density that can hold a spike and a tail), or 0 for a Gaussian of fixed
+  # scale on [0, 1] (lipdp.models.likelihood).
+  c.model.numeric_bins = 32
   # Style latent: the decoder also reads u ~ N(0, I) (dimension style_dim, 0 = off), encoded from
   # x by an unconstrained network during training and drawn from its prior at synthesis.
   c.model.style_dim = 8
@@ -123,6 +127,12 @@ def base_config() -> ml_collections.ConfigDict:
   c.train.dp_noise_multiplier = 1.0
   c.train.dp_clip_norm = 1.0
   c.train.dp_sampling_rate = 0.01
+
+  # How a released latent becomes a record (post-processing): 'sample' draws it from the
+  # decoder's likelihood (a category from its softmax, a number from its bins), 'mean' takes
+  # the likelihood's mean, whose projection keeps each category's mode and shrinks numbers
+  # towards their centre. Image pixels are their mean intensity either way.
+  c.decoding = "sample"
 
   c.num_figure_samples = 32
 

@@ -60,6 +60,7 @@ from lipdp import synthesize as synth_lib
 from lipdp import train as train_lib
 from lipdp.evaluation import figures
 from lipdp.models import builders
+from lipdp.models import likelihood
 
 METHODS = ("lipdp", "prior")
 # The differentially private baselines of lipdp.baselines, run by the same job (scope
@@ -149,6 +150,8 @@ def check_config(config: ml_collections.ConfigDict) -> None:
       f"model.encoder_dense={builders.PLAIN_ENCODER!r} has no Lipschitz certificate, so its "
       "latents cannot be released: it is for method 'prior' only"
     )
+  if config.get("decoding", "sample") not in likelihood.DECODINGS:
+    raise ValueError(f"decoding must be one of {likelihood.DECODINGS}, got {config.decoding!r}")
   if int(config.k) != config.k or config.k < 1:
     raise ValueError(f"k must be a positive integer, got {config.k}")
   if config.model.sigma is not None and not config.model.sigma > 0:
@@ -486,6 +489,7 @@ def _log_data(data) -> None:
 # Settings that may change between a run and its resumption: they act after training.
 _RESUMABLE_FIELDS = (
   "noise_seed",
+  "decoding",
   "num_figure_samples",
   "shuffled_release",
   "replace_release",
@@ -665,6 +669,7 @@ def run(
       dpsgd=dpsgd,
       training_seeded=trained.seeded_by_user,
       notes=data.notes,
+      decoding=config.decoding,
     )
     records, report = synthetic.records, synthetic.report
     log.info(
@@ -869,7 +874,9 @@ def _batch_size(config, num_records: int, dp_sgd: bool) -> int:
 def _prior_release(config, model, variables, data, dpsgd, training_seeded):
   """Method 'prior': records decoded from latents drawn from the prior, and their report."""
   num = len(data.train) * int(config.k)
-  records = synth_lib.sample_prior(model, variables, num, data.domain, seed=config.noise_seed)
+  records = synth_lib.sample_prior(
+    model, variables, num, data.domain, seed=config.noise_seed, decoding=config.decoding
+  )
   report = privacy.make_report(
     privacy.PriorSampling(num),
     lipschitz=None,

@@ -1,7 +1,8 @@
 """Per-record private synthesis and its privacy report.
 
 For each private record x and j = 1..k: z_j = mu(x) + sigma(x) * xi_j with xi_j ~ N(0, I) drawn
-from a secret key, and the synthetic record is domain.project(decoder_mean(z_j)). Releasing the
+from a secret key, and the synthetic record is drawn from the decoder's likelihood at z_j (or
+its mean; `decode_latents`) and projected into the domain. Releasing the
 k latents of x is the Gaussian mechanism with l2 sensitivity Delta = L * D, k times, which
 composes exactly to one Gaussian with noise sigma / sqrt(k) (docs/method.md). Decoding and
 projecting are post-processing. The n * k outputs are shuffled with a secret permutation and
@@ -212,29 +213,40 @@ def decode_latents(
   domain,
   batch_size: int = 4096,
   style_rng: Optional[np.random.Generator] = None,
+  decoding: str = "sample",
 ) -> np.ndarray:
-  """Post-processing: decoder mean of each latent, projected into the domain.
+  """Post-processing: each latent's record drawn from the decoder (or its mean), in the domain.
 
-  A model with a style latent decodes each z with a fresh u ~ N(0, I) drawn from `style_rng`
-  (independent of the data: public randomness, not part of the mechanism).
+  `decoding` (`lipdp.models.likelihood.DECODINGS`): "sample" draws each record from the
+  decoder's likelihood (`likelihood.sampled_record`), "mean" takes the likelihood's mean, whose
+  projection keeps each category's mode. A model with a style latent decodes each z with a
+  fresh u ~ N(0, I). Both u and the draw's uniforms come from `style_rng` (independent of the
+  data: public randomness, not part of the mechanism).
   """
-
+  if decoding not in likelihood.DECODINGS:
+    raise ValueError(f"decoding must be one of {likelihood.DECODINGS}, got {decoding!r}")
   blocks = tuple(domain.blocks)
+  bins = model.numeric_bins
 
   def build():
-    def decode(variables, z, u=None):
+    def decode(variables, z, *extra):
+      u = extra[0] if model.style_dim else None
       logits = model.apply(variables, z, u, method=vae_lib.LipschitzVAE.decode)
-      return likelihood.decoded_mean(logits, blocks)
+      if decoding == "mean":
+        return likelihood.decoded_mean(logits, blocks, bins)
+      return likelihood.sampled_record(logits, blocks, extra[-1], bins)
 
     return decode
 
-  decode = _cached_jit(model, "decode", blocks, build)
+  decode = _cached_jit(model, "decode", (blocks, decoding), build)
   variables = _on_one_device(variables)
   flat = np.asarray(latents.reshape(-1, latents.shape[-1]), np.float32)
   inputs = (flat,)
+  rng = style_rng if style_rng is not None else np.random.default_rng()
   if model.style_dim:
-    rng = style_rng if style_rng is not None else np.random.default_rng()
     inputs += (rng.standard_normal((flat.shape[0], model.style_dim)).astype(np.float32),)
+  if decoding == "sample":
+    inputs += (rng.random((flat.shape[0], likelihood.num_uniforms(blocks)), dtype=np.float32),)
   parts = []
   # A domain is a set of single records, so projecting a batch projects each row on its own:
   # chunk by chunk, on the host while the device decodes the next chunks.
@@ -250,17 +262,28 @@ def decode_latents(
 
 
 def sample_prior(
-  model: vae_lib.LipschitzVAE, variables: Any, num_samples: int, domain, seed: Optional[int] = None
+  model: vae_lib.LipschitzVAE,
+  variables: Any,
+  num_samples: int,
+  domain,
+  seed: Optional[int] = None,
+  decoding: str = "sample",
 ) -> np.ndarray:
   """Synthetic records decoded from z ~ N(0, I): no privacy cost beyond training the decoder.
 
   This is the DP-SGD baseline's sampler; its guarantee is the training event's alone.
+  `decoding` as in `decode_latents`.
   """
   seed = randomness.fresh_seed() if seed is None else seed
   latent_dim = _latent_dim(model, variables, domain.dim)
   z = jax.random.normal(randomness.key_from_seed(seed), (num_samples, 1, latent_dim))
   return decode_latents(
-    model, variables, np.asarray(z), domain, style_rng=randomness.numpy_rng(seed, 2)
+    model,
+    variables,
+    np.asarray(z),
+    domain,
+    style_rng=randomness.numpy_rng(seed, 2),
+    decoding=decoding,
   )
 
 
@@ -289,6 +312,7 @@ def synthesize(
   training_seeded: bool = False,
   batch_size: int = 4096,
   notes=(),
+  decoding: str = "sample",
 ) -> SyntheticData:
   """Private synthesis: k synthetic records per private record, shuffled, with the report.
 
@@ -311,6 +335,7 @@ def synthesize(
     dpsgd: the `DPSGDEvent` that trained the weights (scope 'dp-sgd').
     training_seeded: for scope 'dp-sgd', whether the DP-SGD noise was seeded.
     notes: free-form remarks for the report.
+    decoding: how each released latent becomes a record (`decode_latents`): post-processing.
   """
   scope = privacy.Scope.parse(scope)
   records = np.asarray(records, np.float32)
@@ -373,7 +398,12 @@ def synthesize(
   )
   # Everything below is post-processing of the float64 latents.
   synthetic = decode_latents(
-    model, variables, latents.astype(np.float32), domain, style_rng=randomness.numpy_rng(seed, 2)
+    model,
+    variables,
+    latents.astype(np.float32),
+    domain,
+    style_rng=randomness.numpy_rng(seed, 2),
+    decoding=decoding,
   )
   order = randomness.numpy_rng(seed, 1).permutation(synthetic.shape[0])
   synthetic = synthetic[order] if shuffled_release else synthetic

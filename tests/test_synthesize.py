@@ -133,3 +133,51 @@ def test_an_epsilon_beyond_the_float64_sampler_is_refused_by_name():
   huge = types.SimpleNamespace(per_record_epsilon=60.0, delta=1e-5)
   with pytest.raises(ValueError, match="per-record epsilon 60 at delta=1e-05 is beyond"):
     synth_lib._check_truncation_is_negligible(huge, 32)  # pylint: disable=protected-access
+
+
+def test_tabular_release_draws_records_from_the_decoder_and_mean_keeps_the_mode():
+  """A decoder with a fixed, lopsided output: drawn categories follow its softmax (the minority
+  category survives), the mean decoding gives everyone the mode; both lie in the domain."""
+  domain = data_lib.TabularDomain(
+    [
+      data_lib.NumericColumn("age", 0.0, 100.0),
+      data_lib.CategoricalColumn("job", ("a", "b")),
+    ]
+  )
+  config = ml_collections.ConfigDict(
+    dict(
+      latent_dim=2,
+      encoder_hidden=(8,),
+      encoder_dense="bjorck",
+      activation="maxmin",
+      decoder="mlp",
+      decoder_hidden=(4,),
+      heteroscedastic=False,
+      sigma_min=0.5,
+      sigma_max=2.0,
+      numeric_bins=8,
+    )
+  )
+  model = builders.build_vae(domain, config, lipschitz_target=1.0, sigma=1.0)
+  variables = model.init(jax.random.key(0), jnp.zeros((1, domain.dim)), jax.random.key(1))
+  # Zero weights and a fixed bias: every latent decodes to the same likelihood.
+  params = jax.tree_util.tree_map(jnp.zeros_like, variables["params"])
+  bias = np.zeros(10, np.float32)
+  bias[8:] = [np.log(0.8), np.log(0.2)]  # job: a with 0.8, b with 0.2
+  bias[2] = 3.0  # age: bin 2 ([25, 37.5)) most likely
+  params["decoder"]["logits"]["bias"] = jnp.asarray(bias)
+  variables = {**variables, "params": params}
+  latents = np.zeros((20_000, 1, 2), np.float32)
+  drawn = synth_lib.decode_latents(
+    model, variables, latents, domain, style_rng=np.random.default_rng(0), decoding="sample"
+  )
+  mean = synth_lib.decode_latents(model, variables, latents, domain, decoding="mean")
+  assert np.array_equal(domain.project(drawn), drawn)
+  assert np.mean(domain.decode(drawn)["job"] == "b") == pytest.approx(0.2, abs=0.01)
+  assert np.all(domain.decode(mean)["job"] == "a")
+  ages = domain.decode(drawn)["age"]
+  p_bin2 = np.exp(3.0) / (np.exp(3.0) + 7)
+  assert np.mean((ages >= 25) & (ages < 37.5)) == pytest.approx(p_bin2, abs=0.01)
+  assert np.std(domain.decode(mean)["age"]) == 0.0
+  with pytest.raises(ValueError, match="decoding must be one of"):
+    synth_lib.decode_latents(model, variables, latents, domain, decoding="mode")

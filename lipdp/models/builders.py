@@ -4,6 +4,7 @@ from typing import Optional
 
 from lipdp import nn as lnn
 from lipdp.models import decoders
+from lipdp.models import likelihood
 from lipdp.models import vae as vae_lib
 
 
@@ -30,6 +31,9 @@ def build_vae(
   """
   if not lipschitz_target > 0:
     raise ValueError(f"lipschitz_target must be positive, got {lipschitz_target}")
+  numeric_bins = int(model_config.get("numeric_bins", 0) or 0)
+  # One decoder output per pixel and category, and B bins (or one logit) per numeric column.
+  output_dim = likelihood.output_dim(domain.blocks, numeric_bins)
   features = tuple(model_config.encoder_hidden) + (model_config.latent_dim,)
   if model_config.encoder_dense == PLAIN_ENCODER:
     # No Lipschitz constraint and no certificate: only for releases that never publish a
@@ -43,7 +47,7 @@ def build_vae(
       activation=model_config.activation,
     )
   if model_config.decoder == "mlp":
-    decoder = decoders.MLPDecoder(tuple(model_config.decoder_hidden), domain.dim)
+    decoder = decoders.MLPDecoder(tuple(model_config.decoder_hidden), output_dim)
   elif model_config.decoder == "conv":
     image_shape = getattr(domain, "image_shape", None)
     if image_shape is None:
@@ -53,14 +57,14 @@ def build_vae(
     # decoder's width is its first hidden size and `decoder_channels` feature maps.
     decoder = decoders.ConvDecoder(
       image_shape,
-      domain.dim,
+      output_dim,
       channels=int(model_config.get("decoder_channels", 32)),
       hidden=int(tuple(model_config.decoder_hidden)[0]),
     )
   elif model_config.decoder == "lipschitz_mlp":
     # Not needed for privacy (the decoder is post-processing); a smooth decoder on request.
     decoder = lnn.lipschitz_mlp(
-      tuple(model_config.decoder_hidden) + (domain.dim,),
+      tuple(model_config.decoder_hidden) + (output_dim,),
       lipschitz_target=float(model_config.decoder_lipschitz),
       dense=model_config.get("decoder_dense", "bjorck"),
       activation=model_config.activation,
@@ -91,6 +95,7 @@ def build_vae(
     sigma=float(sigma),
     style_encoder=style_encoder,
     style_dim=style_dim,
+    numeric_bins=numeric_bins,
     log_sigma_net=log_sigma_net,
     sigma_min=float(model_config.sigma_min),
     sigma_max=float(model_config.sigma_max),

@@ -1,13 +1,29 @@
-"""Record likelihoods for the VAE decoder, block by block.
+"""Record likelihoods for the VAE decoder, block by block, and how records are drawn from them.
 
 A record is a flat vector made of blocks (see `lipdp.data.domain.Block`): an image block with
 values in [0, 1], numeric columns rescaled to [0, 1], and one-hot categorical blocks. The decoder
-emits one logit per coordinate; each block has its own likelihood:
+emits logits laid out block by block (`output_sizes`); each block has its own likelihood:
 
 - image: Bernoulli (continuous cross-entropy against values in [0, 1], as in Kingma and Welling
-  2014's MNIST experiments) or Gaussian with a fixed unit variance on sigmoid(logit);
-- numeric: Gaussian with a fixed variance on sigmoid(logit) (the column lives in [0, 1]);
-- categorical: softmax cross-entropy against the one-hot block.
+  2014's MNIST experiments) or Gaussian with a fixed unit variance on sigmoid(logit); one logit
+  per pixel;
+- numeric, `numeric_bins = B > 0` ("binned"): a piecewise-constant density on [0, 1], B
+  equal-width bins with softmax probabilities p and uniform mass inside each bin, so
+  -log p(x) = -log p_b(x) - log B. The bins are fixed by B alone (the declared bounds map to
+  [0, 1]), never by the data; unlike a Gaussian this density can put a spike at one value and
+  a long tail elsewhere, as real columns do (a balance, a count of days);
+- numeric, `numeric_bins = 0` ("gaussian"): a Gaussian with the fixed scale NUMERIC_SCALE on
+  sigmoid(logit); one logit;
+- categorical: softmax cross-entropy against the (scaled) one-hot block; one logit per category.
+
+A synthetic record is post-processing of the decoder's output, in one of two ways
+(`DECODINGS`): "sample" draws it from the likelihood (a category from the block's softmax, a
+numeric value from its bin probabilities and uniformly inside the bin, or from its Gaussian
+clipped to [0, 1]); "mean" takes the likelihood's mean (sigmoid(logit), the expected bin
+centre) and the projection onto the domain then keeps each categorical block's most probable
+category. Image pixels are always their mean intensity (a pixel-wise Bernoulli draw is not a
+better image). Taking the mode drops minority categories and shrinks numeric columns towards
+their centre; drawing keeps the marginals the decoder learnt.
 
 Blocks are static (Python tuples), so these functions trace once under `jax.jit`.
 """
@@ -18,6 +34,7 @@ import jax
 import jax.numpy as jnp
 
 IMAGE_LIKELIHOODS = ("bernoulli", "gaussian")
+DECODINGS = ("sample", "mean")
 
 # Fixed observation scale for Gaussian blocks on [0, 1]; 0.1 keeps the reconstruction term of a
 # numeric column comparable in size to a Bernoulli pixel.
@@ -31,17 +48,57 @@ def _check_image_likelihood(image_likelihood: str) -> None:
     )
 
 
+def _check_numeric_bins(numeric_bins: int) -> int:
+  if int(numeric_bins) != numeric_bins or numeric_bins < 0 or numeric_bins == 1:
+    raise ValueError(f"numeric_bins must be 0 (Gaussian) or an integer >= 2, got {numeric_bins}")
+  return int(numeric_bins)
+
+
+def output_sizes(blocks: Sequence, numeric_bins: int = 0) -> tuple:
+  """The number of decoder outputs of each block (numeric: B bins, or 1 logit)."""
+  numeric_bins = _check_numeric_bins(numeric_bins)
+  return tuple(
+    (numeric_bins or 1) if block.kind == "numeric" else block.stop - block.start for block in blocks
+  )
+
+
+def output_dim(blocks: Sequence, numeric_bins: int = 0) -> int:
+  """The decoder's output dimension for these blocks."""
+  return sum(output_sizes(blocks, numeric_bins))
+
+
+def _split(logits: jax.Array, blocks: Sequence, numeric_bins: int):
+  """(block, its logits) pairs, checking the decoder's output layout."""
+  sizes = output_sizes(blocks, numeric_bins)
+  if logits.shape[-1] != sum(sizes):
+    raise ValueError(
+      f"decoder outputs {logits.shape[-1]} values per record; these blocks need {sum(sizes)} "
+      f"(numeric_bins={numeric_bins})"
+    )
+  pairs, start = [], 0
+  for block, size in zip(blocks, sizes):
+    pairs.append((block, logits[..., start : start + size]))
+    start += size
+  return pairs
+
+
+def _bin_index(x: jax.Array, numeric_bins: int) -> jax.Array:
+  """The bin of each value of [0, 1] (the top edge belongs to the last bin)."""
+  return jnp.clip(jnp.floor(x * numeric_bins), 0, numeric_bins - 1).astype(jnp.int32)
+
+
 def negative_log_likelihood(
   logits: jax.Array,
   records: jax.Array,
   blocks: Sequence,
   image_likelihood: str = "bernoulli",
   block_weights: Optional[Mapping[str, float]] = None,
+  numeric_bins: int = 0,
 ) -> jax.Array:
   """Per-record negative log-likelihood, summed over blocks: shape (batch,).
 
   Args:
-    logits: decoder outputs, shape (batch, dim).
+    logits: decoder outputs, shape (batch, output_dim(blocks, numeric_bins)).
     records: targets in the domain, shape (batch, dim).
     blocks: the domain's blocks, each with `kind`, `start`, `stop`.
     image_likelihood: 'bernoulli' or 'gaussian' for image blocks.
@@ -49,23 +106,28 @@ def negative_log_likelihood(
       sum_b w_b * nll_b. A heavily weighted label term makes the decoder keep the label
       consistent with the rest of the record, which a 784-pixel image term would otherwise
       drown (a training choice only: it changes no privacy accounting).
+    numeric_bins: B > 0 for the binned density of numeric columns, 0 for the Gaussian.
   """
+  _check_image_likelihood(image_likelihood)
   weights = dict(block_weights or {})
   unknown = set(weights) - {block.name for block in blocks}
   if unknown:
     raise ValueError(f"block_weights names no block of the domain: {sorted(unknown)}")
-  _check_image_likelihood(image_likelihood)
-  if logits.shape != records.shape:
-    raise ValueError(f"logits {logits.shape} and records {records.shape} differ in shape")
+  if logits.shape[:-1] != records.shape[:-1]:
+    raise ValueError(f"logits {logits.shape} and records {records.shape} differ in batch shape")
   total = jnp.zeros(records.shape[:-1], dtype=logits.dtype)
-  for block in blocks:
-    lg = logits[..., block.start : block.stop]
+  for block, lg in _split(logits, blocks, numeric_bins):
     x = records[..., block.start : block.stop]
     if block.kind == "image" and image_likelihood == "bernoulli":
       # -x log p - (1 - x) log(1 - p), with log p = -softplus(-l), log(1 - p) = -softplus(l).
       nll = jnp.sum(x * jax.nn.softplus(-lg) + (1.0 - x) * jax.nn.softplus(lg), axis=-1)
     elif block.kind == "image":
       nll = 0.5 * jnp.sum(jnp.square(jax.nn.sigmoid(lg) - x), axis=-1)
+    elif block.kind == "numeric" and numeric_bins:
+      # Density p_b * B on bin b: -log p(x) = -log p_b - log B.
+      log_p = jax.nn.log_softmax(lg, axis=-1)
+      b = _bin_index(x[..., 0], numeric_bins)
+      nll = -jnp.take_along_axis(log_p, b[..., None], axis=-1)[..., 0] - jnp.log(numeric_bins)
     elif block.kind == "numeric":
       nll = 0.5 * jnp.sum(jnp.square((jax.nn.sigmoid(lg) - x) / NUMERIC_SCALE), axis=-1)
     elif block.kind == "categorical":
@@ -77,20 +139,74 @@ def negative_log_likelihood(
   return total
 
 
-def decoded_mean(logits: jax.Array, blocks: Sequence) -> jax.Array:
-  """Maps decoder logits to a point of record space (post-processing of the latent).
+def _bin_centres(numeric_bins: int) -> jax.Array:
+  return (jnp.arange(numeric_bins) + 0.5) / numeric_bins
 
-  Image and numeric blocks become sigmoid(logit) in [0, 1]; categorical blocks become their
-  softmax probabilities times the block's scale (the domain's `project` turns them into
-  scaled one-hot records).
+
+def decoded_mean(logits: jax.Array, blocks: Sequence, numeric_bins: int = 0) -> jax.Array:
+  """Maps decoder logits to a point of record space: each block's likelihood mean.
+
+  Image and Gaussian numeric blocks become sigmoid(logit) in [0, 1]; binned numeric blocks the
+  expected bin centre; categorical blocks their softmax probabilities times the block's scale
+  (the domain's `project` turns them into scaled one-hots of the most probable category).
   """
   parts = []
-  for block in blocks:
-    lg = logits[..., block.start : block.stop]
-    if block.kind in ("image", "numeric"):
+  for block, lg in _split(logits, blocks, numeric_bins):
+    if block.kind == "image" or (block.kind == "numeric" and not numeric_bins):
       parts.append(jax.nn.sigmoid(lg))
+    elif block.kind == "numeric":
+      parts.append(jax.nn.softmax(lg, axis=-1) @ _bin_centres(numeric_bins)[:, None])
     elif block.kind == "categorical":
       parts.append(block.scale * jax.nn.softmax(lg, axis=-1))
+    else:
+      raise ValueError(f"unknown block kind {block.kind!r} in block {block.name!r}")
+  return jnp.concatenate(parts, axis=-1)
+
+
+def num_uniforms(blocks: Sequence) -> int:
+  """How many U(0, 1) values `sampled_record` reads per record (two per numeric column: which
+  bin, or the Gaussian's noise by inversion, and where in the bin; one per categorical block)."""
+  return sum({"numeric": 2, "categorical": 1}.get(block.kind, 0) for block in blocks)
+
+
+def _draw_index(probabilities: jax.Array, u: jax.Array) -> jax.Array:
+  """Inverse-CDF draw of an index from each row of `probabilities` with its uniform `u`."""
+  cdf = jnp.cumsum(probabilities, axis=-1)
+  return jnp.minimum(jnp.sum(cdf < u[..., None] * cdf[..., -1:], axis=-1), cdf.shape[-1] - 1)
+
+
+def sampled_record(
+  logits: jax.Array, blocks: Sequence, uniforms: jax.Array, numeric_bins: int = 0
+) -> jax.Array:
+  """A record drawn from the decoder's likelihood, given U(0, 1) values (batch, num_uniforms).
+
+  Categorical blocks: the category drawn from softmax(logits), as a scaled one-hot. Binned
+  numeric: bin b drawn from its probabilities, then (b + v) / B with v uniform. Gaussian
+  numeric: clip(sigmoid(l) + NUMERIC_SCALE * Phi^-1(u), 0, 1). Images: the mean intensity.
+  Post-processing of the decoder output: any randomness will do for privacy; the caller passes
+  uniforms from the release's noise generator so a seeded release stays reproducible.
+  """
+  if uniforms.shape[-1] != num_uniforms(blocks):
+    raise ValueError(f"need {num_uniforms(blocks)} uniforms per record, got {uniforms.shape[-1]}")
+  parts, used = [], 0
+  for block, lg in _split(logits, blocks, numeric_bins):
+    if block.kind == "image":
+      parts.append(jax.nn.sigmoid(lg))
+    elif block.kind == "numeric":
+      u, v = uniforms[..., used], uniforms[..., used + 1]
+      used += 2
+      if numeric_bins:
+        b = _draw_index(jax.nn.softmax(lg, axis=-1), u)
+        value = (b.astype(lg.dtype) + v) / numeric_bins
+      else:
+        eps = jnp.finfo(lg.dtype).eps
+        normal = jax.scipy.special.ndtri(jnp.clip(u, eps, 1.0 - eps))
+        value = jax.nn.sigmoid(lg[..., 0]) + NUMERIC_SCALE * normal
+      parts.append(jnp.clip(value, 0.0, 1.0)[..., None])
+    elif block.kind == "categorical":
+      index = _draw_index(jax.nn.softmax(lg, axis=-1), uniforms[..., used])
+      used += 1
+      parts.append(block.scale * jax.nn.one_hot(index, lg.shape[-1], dtype=lg.dtype))
     else:
       raise ValueError(f"unknown block kind {block.kind!r} in block {block.name!r}")
   return jnp.concatenate(parts, axis=-1)

@@ -48,6 +48,8 @@ class LipschitzVAE(nn.Module):
     style_encoder: optional network x -> 2 * style_dim values, the mean and log-variance of the
       style latent u (see the module docstring); never used at release.
     style_dim: the dimension of u (0 without a style latent).
+    numeric_bins: the decoder's likelihood of numeric columns: B > 0 equal-width bins on
+      [0, 1], or 0 for a Gaussian (`lipdp.models.likelihood`); it sets the output layout.
   """
 
   encoder_mean: nn.Module
@@ -60,6 +62,7 @@ class LipschitzVAE(nn.Module):
   log_sigma_lipschitz_target: Optional[float] = None
   style_encoder: Optional[nn.Module] = None
   style_dim: int = 0
+  numeric_bins: int = 0
 
   @property
   def heteroscedastic(self) -> bool:
@@ -139,7 +142,9 @@ def negative_elbo(
   """
   out = model.apply(variables, records, rng, mutable=mutable)
   (logits, mu, sigma, _, style), new_state = out if mutable else (out, {})
-  nll = likelihood.negative_log_likelihood(logits, records, blocks, image_likelihood, block_weights)
+  nll = likelihood.negative_log_likelihood(
+    logits, records, blocks, image_likelihood, block_weights, model.numeric_bins
+  )
   kl = gaussian_kl(mu, sigma)
   loss = nll + beta * kl
   if style is not None:

@@ -128,3 +128,75 @@ def test_block_weights_scale_only_the_named_blocks_likelihood():
   np.testing.assert_allclose(weighted, expected, rtol=1e-5)
   with pytest.raises(ValueError, match="names no block"):
     likelihood.negative_log_likelihood(logits, x, BLOCKS, block_weights={"lable": 2.0})
+
+
+def test_binned_numeric_likelihood_is_a_piecewise_constant_density():
+  bins = 4
+  blocks = (Block("age", "numeric", 0, 1), Block("label", "categorical", 1, 3))
+  assert likelihood.output_sizes(blocks, bins) == (4, 2)
+  assert likelihood.output_dim(blocks, 0) == 3
+  logits = jnp.array([[0.0, 1.0, 2.0, -1.0, 0.5, -0.5]])
+  p = np.exp(logits[0, :4]) / np.sum(np.exp(logits[0, :4]))
+  q = np.exp(logits[0, 4:]) / np.sum(np.exp(logits[0, 4:]))
+  for value, b in ((0.0, 0), (0.3, 1), (0.74, 2), (1.0, 3)):  # the top edge is in the last bin
+    x = jnp.array([[value, 0.0, 1.0]])
+    got = likelihood.negative_log_likelihood(logits, x, blocks, numeric_bins=bins)
+    np.testing.assert_allclose(got, [-np.log(p[b] * bins) - np.log(q[1])], rtol=1e-5)
+  # The density integrates to one over [0, 1]: sum_b p_b * B * (1 / B).
+  grid = jnp.linspace(0.0, 1.0, 4001)[:-1, None] + 0.5 / 4000
+  records = jnp.concatenate([grid, jnp.zeros_like(grid), jnp.ones_like(grid)], axis=1)
+  dens = jnp.exp(
+    -likelihood.negative_log_likelihood(
+      jnp.broadcast_to(logits, (4000, 6)), records, blocks, numeric_bins=bins
+    )
+  )
+  assert float(jnp.mean(dens / q[1])) == pytest.approx(1.0, rel=1e-4)
+  with pytest.raises(ValueError, match="numeric_bins"):
+    likelihood.output_sizes(blocks, 1)
+  with pytest.raises(ValueError, match="decoder outputs 3 values"):
+    likelihood.negative_log_likelihood(logits[:, :3], x, blocks, numeric_bins=bins)
+
+
+def test_sampled_records_follow_the_decoder_likelihood():
+  """Drawn categories and bins have the softmax frequencies; the mean decoding keeps the mode."""
+  bins, n = 4, 200_000
+  blocks = (Block("age", "numeric", 0, 1), Block("job", "categorical", 1, 4, scale=2.0))
+  row = jnp.array([0.0, 1.0, 2.0, -1.0, 1.5, 0.0, -1.0])
+  logits = jnp.broadcast_to(row, (n, 7))
+  u = jax.random.uniform(jax.random.key(0), (n, likelihood.num_uniforms(blocks)))
+  drawn = np.asarray(likelihood.sampled_record(logits, blocks, u, numeric_bins=bins))
+  p_bins = np.exp(row[:4]) / np.sum(np.exp(row[:4]))
+  p_cats = np.exp(row[4:]) / np.sum(np.exp(row[4:]))
+  assert np.all((drawn[:, 0] >= 0) & (drawn[:, 0] <= 1))
+  freq_bins = np.bincount(np.minimum((drawn[:, 0] * bins).astype(int), bins - 1), minlength=4) / n
+  np.testing.assert_allclose(freq_bins, p_bins, atol=4e-3)
+  # Uniform inside a bin: the fraction in the lower half of bin 2 is a half.
+  in_bin = drawn[(drawn[:, 0] >= 0.5) & (drawn[:, 0] < 0.75), 0]
+  assert np.mean(in_bin < 0.625) == pytest.approx(0.5, abs=0.01)
+  assert set(np.unique(drawn[:, 1:])) == {0.0, 2.0}  # scaled one-hots
+  np.testing.assert_allclose(np.mean(drawn[:, 1:] / 2.0, axis=0), p_cats, atol=4e-3)
+  mean = np.asarray(likelihood.decoded_mean(row[None], blocks, numeric_bins=bins))[0]
+  assert mean[0] == pytest.approx(float(p_bins @ ((np.arange(4) + 0.5) / 4)), rel=1e-5)
+  assert np.argmax(mean[1:]) == 0
+  # The Gaussian numeric likelihood draws around sigmoid(logit) with NUMERIC_SCALE, clipped.
+  gauss = (Block("x", "numeric", 0, 1),)
+  lg = jnp.zeros((n, 1))
+  draws = np.asarray(likelihood.sampled_record(lg, gauss, u[:, :2], numeric_bins=0))[:, 0]
+  assert np.mean(draws) == pytest.approx(0.5, abs=2e-3)
+  assert np.std(draws) == pytest.approx(likelihood.NUMERIC_SCALE, rel=0.02)
+
+
+def test_the_elbo_reads_the_models_numeric_likelihood():
+  """A model built with binned numeric columns scores records with the binned density."""
+  blocks = (Block("age", "numeric", 0, 1), Block("label", "categorical", 1, 3))
+  decoder = decoders.MLPDecoder((4,), likelihood.output_dim(blocks, 8))
+  model = vae_lib.LipschitzVAE(
+    encoder_mean=lnn.lipschitz_mlp((4, 2)), decoder=decoder, sigma=1.0, numeric_bins=8
+  )
+  x = jnp.array([[0.3, 1.0, 0.0], [0.9, 0.0, 1.0]])
+  variables = model.init(jax.random.key(0), x, jax.random.key(1))
+  (loss, nll, _), _ = vae_lib.negative_elbo(model, variables, x, jax.random.key(2), blocks)
+  logits = model.apply(variables, x, jax.random.key(2))[0]
+  expected = likelihood.negative_log_likelihood(logits, x, blocks, numeric_bins=8)
+  np.testing.assert_allclose(nll, expected, rtol=1e-6)
+  assert loss.shape == (2,)
