@@ -678,3 +678,44 @@ def test_main_py_errors_are_one_line(tmp_path):
   assert proc.stderr.strip().startswith("experiments/main.py: error: Schema file not found")
   assert "Traceback" not in proc.stderr
   assert not os.path.exists(tmp_path / "run")
+
+
+# ------------------------------------------------------------------------------------------------
+# The synthetic CSV table (lipdp.cli.tables).
+
+
+def test_csv_numbers_at_a_bound_stay_inside_and_read_back_to_the_records(tmp_path, capsys):
+  """Issue 17, item 2: 7 significant digits wrote a low of 0.1000000049 as 0.1 (below it) and a
+  high of 0.123456789 as 0.1234568 (above it), so `schema check --strict` refused lipdp's own
+  output. Every number must lie in [low, high] and read back to the released record."""
+  from lipdp.cli import tables  # pylint: disable=g-import-not-at-top
+
+  schema = {
+    "columns": [
+      {"name": "x", "type": "numeric", "low": 0.1000000049, "high": 0.123456789},
+      {"name": "y", "type": "numeric", "low": -1e6, "high": 3.0000001},
+      {"name": "c", "type": "categorical", "categories": ["a", "b"]},
+    ]
+  }
+  schema_path = _write_schema(str(tmp_path), schema)
+  domain = sources.load_schema(schema_path)
+  rng = np.random.default_rng(0)
+  inner = rng.random((200, 2)).astype(np.float32)
+  edges = np.array([[0, 0], [1, 1], [0, 1], [1, 0], [1e-7, 1 - 6e-8]], np.float32)
+  numeric = np.concatenate([edges, inner])
+  records = np.concatenate(
+    [numeric, np.eye(2, dtype=np.float32)[rng.integers(0, 2, len(numeric))]], 1
+  )
+  records = domain.project(records)
+  out = str(tmp_path / "synth.csv")
+  tables.write_csv(out, domain, records)
+  table = sources.read_csv_table(out, domain, strict=True)  # raises for a number out of bounds
+  for name, low, high in (("x", 0.1000000049, 0.123456789), ("y", -1e6, 3.0000001)):
+    values = table.columns[name]
+    assert values.min() >= low and values.max() <= high, name
+  np.testing.assert_array_equal(domain.encode(table.columns), records)
+  assert cli.main(["schema", "check", "--schema", schema_path, "--data", out, "--strict"]) == 0
+  assert capsys.readouterr().out.rstrip().endswith("OK")
+  with open(out, encoding="utf-8") as f:
+    lines = f.read().splitlines()
+  assert lines[1].split(",")[:2] == ["0.1000000049", "-1000000"]  # the bounds, as declared
