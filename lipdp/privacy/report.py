@@ -77,6 +77,18 @@ CAVEAT_FLOAT64_NOISE = (
   "to be below 1e-6 of delta; the discreteness of floating-point noise (Mironov 2012) is not "
   "modelled"
 )
+CAVEAT_FLOAT32_ENCODER = (
+  "{what} computed in float32 on the accelerator (at the highest matmul precision); the "
+  "certified bounds are those of the exact map of the weights, and the certificate does not "
+  "cover the float32 rounding of its evaluation (of the order of float32's relative "
+  "precision, 6e-8, per operation)"
+)
+CAVEAT_DPSGD_FLOAT32 = (
+  "the DP-SGD noise is drawn in float64 and cast to float32 before it is added to the "
+  "float32 sum of clipped gradients; the accounting assumes exact Gaussian noise on an exact "
+  "sum: neither rounding, nor the float64 sampler's truncation at 12.2 standard deviations "
+  "(probability 2e-34 per coordinate and step), is modelled"
+)
 CAVEAT_CENTRAL_RELATION = (
   "every sensitivity in the release event is its replace-one value (a histogram moves one "
   "count down and one up: sqrt(2) in l2, 2 in l1; a score moves by twice its add/remove "
@@ -243,6 +255,14 @@ class PrivacyReport:
       out.append(CAVEAT_CENTRAL_NOISE)
     elif not isinstance(self.release, events.PriorSampling):
       out.append(CAVEAT_FLOAT64_NOISE)
+      what = (
+        "the encoder mean mu(x) and log sigma(x) are"
+        if isinstance(self.release, events.HeteroscedasticRelease)
+        else "the encoder mean mu(x) is"
+      )
+      out.append(CAVEAT_FLOAT32_ENCODER.format(what=what))
+    if self.dpsgd is not None:
+      out.append(CAVEAT_DPSGD_FLOAT32)
     return tuple(out)
 
   def summary(self) -> str:

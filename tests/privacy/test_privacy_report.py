@@ -273,3 +273,27 @@ def test_unknown_fields_and_versions_rejected(reports):
   data["schema_version"] = 1
   with pytest.raises(ValueError, match="schema_version"):
     privacy.PrivacyReport.from_dict(data)
+
+
+def test_the_float32_arithmetic_is_stated_as_caveats(reports):
+  """Issue 17, item 8: the encoder mean is computed in float32 (the certificate bounds the exact
+  map, not its rounding), and DP-SGD noise is drawn in float64 but added in float32."""
+  for name, report in reports.items():
+    caveats = " ".join(report.caveats)
+    assert "float32" in caveats and "certificate does not cover" in caveats, name
+    dp_sgd = report.dpsgd is not None
+    assert ("cast to float32 before it is added" in caveats) == dp_sgd, name
+  prior = privacy.make_report(
+    privacy.PriorSampling(10),
+    lipschitz=None,
+    diameter=None,
+    domain="d",
+    delta=1e-5,
+    scope="dp-sgd",
+    num_records=10,
+    dpsgd=DPSGD,
+    value_discretization_interval=COARSE,
+  )
+  caveats = " ".join(prior.caveats)
+  assert "cast to float32 before it is added" in caveats
+  assert "certificate does not cover" not in caveats  # no encoder mean is released
