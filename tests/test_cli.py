@@ -719,3 +719,115 @@ def test_csv_numbers_at_a_bound_stay_inside_and_read_back_to_the_records(tmp_pat
   with open(out, encoding="utf-8") as f:
     lines = f.read().splitlines()
   assert lines[1].split(",")[:2] == ["0.1000000049", "-1000000"]  # the bounds, as declared
+
+
+# ------------------------------------------------------------------------------------------------
+# `lipdp report` on a tampered release folder: one plain line naming what does not match.
+
+_TABLE_SCHEMA = {
+  "columns": [
+    {"name": "age", "type": "numeric", "low": 0, "high": 100},
+    {"name": "smoker", "type": "categorical", "categories": ["no", "yes"]},
+  ]
+}
+
+
+def _release_folder(tmp_path):
+  """A release written by `write_release`, as `lipdp synthesize` writes it (conditional)."""
+  domain = sources.load_schema(_TABLE_SCHEMA)
+  rng = np.random.default_rng(0)
+  records = domain.encode({"age": rng.uniform(0, 100, 40), "smoker": rng.choice(["no", "yes"], 40)})
+  report = privacy.make_report(
+    privacy.GaussianRelease(5.0),
+    lipschitz=0.5,
+    domain="a table",
+    diameter=domain.diameter,
+    delta=1e-5,
+    scope="conditional",
+    num_records=40,
+    certificate={"layer_bounds": [0.5, 1.0]},
+    **_domain_digest_argument(domain),
+  )
+  folder = str(tmp_path / "release")
+  release_lib.write_release(folder, records, domain, report)
+  return folder, domain, records
+
+
+def _domain_digest_argument(domain):
+  import inspect  # pylint: disable=g-import-not-at-top
+
+  if "domain_description" in inspect.signature(privacy.make_report).parameters:
+    return {"domain_description": domain.describe()}
+  return {}
+
+
+def _rewrite_npz(folder, **arrays):
+  path = os.path.join(folder, release_lib.SYNTHETIC_FILE)
+  with np.load(path, allow_pickle=False) as npz:
+    content = {key: npz[key] for key in npz.files}
+  content.update(arrays)
+  np.savez(path, **content)
+
+
+def _tamper_extra_array(folder, domain, records):
+  del domain
+  _rewrite_npz(folder, private_copy=records)  # e.g. the private training records
+  return "private_copy"
+
+
+def _tamper_decoded_column(folder, domain, records):
+  del domain
+  with np.load(os.path.join(folder, release_lib.SYNTHETIC_FILE)) as npz:
+    ages = npz["column_age"].copy()
+  ages[3] = 999.0  # the schema says at most 100
+  _rewrite_npz(folder, column_age=ages)
+  return "column_age"
+
+
+def _tamper_certificate(folder, domain, records):
+  """Layer bounds deleted and L divided by 5, every number recomputed: consistent alone."""
+  del domain, records
+  path = os.path.join(folder, release_lib.REPORT_FILE)
+  with open(path, encoding="utf-8") as f:
+    data = json.load(f)
+  data["lipschitz"] /= 5
+  data["certificate"] = {}
+  fresh = privacy.PrivacyReport.from_dict(data).recompute()
+  for name in ("sensitivity", "per_record_epsilon", "central_epsilon", "shuffle_delta"):
+    data[name] = fresh[name]
+  data.update(epsilon=fresh["epsilon"], headline=fresh["headline"], components=fresh["components"])
+  with open(path, "w", encoding="utf-8") as f:
+    json.dump(data, f)
+  return "layer bounds"
+
+
+def _tamper_domain_bounds(folder, domain, records):
+  """A numeric column's bounds widened (age high 100 -> 1e6): the diameter does not see it."""
+  del domain, records
+  path = os.path.join(folder, release_lib.DOMAIN_FILE)
+  with open(path, encoding="utf-8") as f:
+    desc = json.load(f)
+  desc["columns"][0]["high"] = 1e6
+  with open(path, "w", encoding="utf-8") as f:
+    json.dump(desc, f)
+  return "domain.json"
+
+
+@pytest.mark.parametrize(
+  "tamper",
+  [_tamper_certificate],
+  ids=["item4-certificate"],
+)
+def test_report_command_refuses_a_tampered_release_folder_in_one_line(tmp_path, capsys, tamper):
+  """Issue 17, items 1, 4, 5: each of these verified, and the command said the released records
+  and domain match."""
+  folder, domain, records = _release_folder(tmp_path)
+  assert cli.main(["report", folder]) == 0
+  capsys.readouterr()
+  name = tamper(folder, domain, records)
+  assert cli.main(["report", folder]) == 1
+  captured = capsys.readouterr()
+  assert "match" not in captured.out
+  lines = captured.err.splitlines()
+  assert len(lines) == 1, captured.err
+  assert lines[0].startswith("lipdp report: error: ") and name in lines[0], lines[0]

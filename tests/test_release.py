@@ -22,6 +22,7 @@ def _report(num_records, k=1, diameter=DOMAIN.diameter):
     delta=1e-5,
     scope="conditional",
     num_records=num_records,
+    certificate={"layer_bounds": [0.1]},
   )
 
 

@@ -78,7 +78,7 @@ CAVEAT_FLOAT64_NOISE = (
   "modelled"
 )
 CAVEAT_FLOAT32_ENCODER = (
-  "{what} computed in float32 on the accelerator (at the highest matmul precision); the "
+  "{what} computed in float32 (at the highest matmul precision); the "
   "certified bounds are those of the exact map of the weights, and the certificate does not "
   "cover the float32 rounding of its evaluation (of the order of float32's relative "
   "precision, 6e-8, per operation)"
@@ -166,11 +166,13 @@ class PrivacyReport:
     dpsgd: the `DPSGDEvent` that trained the weights (scope `dp-sgd`), else None.
     noise_seeded: whether the release noise came from a user-fixed seed.
     training_seeded: whether the DP-SGD noise and sampling came from a user-fixed seed.
-    certificate: what the certificate of the weights gave (information, checked by `verify`):
-      "layer_bounds" (certified per-layer bounds of the encoder mean), "mean_scale" (a factor
-      <= 1 the release multiplies mu by, default 1), and for the heteroscedastic mechanism
-      "log_sigma_lipschitz" and "log_sigma_scale" likewise. prod(layer_bounds) * mean_scale
-      must not exceed `lipschitz`, nor log_sigma_lipschitz * log_sigma_scale the release's L_s.
+    certificate: what the certificate of the weights gave (required of a per-record release,
+      checked by `verify`): "layer_bounds" (certified per-layer bounds of the encoder mean),
+      "mean_scale" (a factor <= 1 the release multiplies mu by, default 1), and for the
+      heteroscedastic mechanism "log_sigma_lipschitz" (required) and "log_sigma_scale"
+      likewise. prod(layer_bounds) * mean_scale must not exceed `lipschitz`, nor
+      log_sigma_lipschitz * log_sigma_scale the release's L_s. Empty for prior sampling and
+      central releases.
     delta_split: share of delta given to the release where delta is split.
     value_discretization_interval: PLD grid of the DP-SGD composition.
     versions: library versions.
@@ -464,8 +466,9 @@ class PrivacyReport:
   def verify(self, rtol: float = 1e-9) -> None:
     """Raises ValueError unless the report is consistent (see the module docstring).
 
-    Checks: every stored number is a finite real (or None where the case has none), the
-    certified per-layer bounds do not exceed L, and every stored number equals its
+    Checks: every stored number is a finite real (or None where the case has none), a
+    per-record release carries its certificate and the certified per-layer bounds (times any
+    release scaling) do not exceed L, and every stored number equals its
     recomputation from the inputs within `rtol` (relative). It does NOT check that the inputs
     (L, the scope, the number of records) are true; see `lipdp.release.verify_release`.
 
@@ -516,7 +519,7 @@ class PrivacyReport:
       for key, value in fresh.components.items():
         check(f"components[{key}]", self.components[key], value)
     if problems:
-      raise ValueError("PrivacyReport does not match its own numbers: " + "; ".join(problems))
+      raise ValueError("PrivacyReport does not verify: " + "; ".join(problems))
 
 
 _CERTIFICATE_KEYS = ("layer_bounds", "mean_scale", "log_sigma_lipschitz", "log_sigma_scale")
@@ -546,13 +549,47 @@ def _checked_certificate(certificate: Mapping[str, Any]) -> dict:
   return out
 
 
+def _missing_certificate(release: events.ReleaseEvent, certificate: Mapping[str, Any]) -> list:
+  """What the release needs of its certificate and lacks (or holds without need), in words.
+
+  A per-record release's epsilon rests on L, so its report carries what the certificate of the
+  weights gave: the per-layer bounds of the encoder mean, and for the heteroscedastic mechanism
+  the certified L_s of log sigma. Without them a report states an L that nothing in it backs:
+  L divided by 5, every number recomputed, would verify. Prior sampling and central
+  releases have no encoder in their accounting, so no certificate.
+  """
+  if isinstance(release, (events.PriorSampling, events.CentralRelease)):
+    if certificate:
+      return [
+        f"certificate: a {release.type_name} release has no encoder to certify, got entries "
+        f"{sorted(certificate)}"
+      ]
+    return []
+  problems = []
+  if not certificate.get("layer_bounds"):
+    problems.append(
+      "certificate: a per-record release must carry the certified layer bounds of its "
+      "encoder mean (certificate['layer_bounds']), and has none"
+    )
+  if isinstance(release, events.HeteroscedasticRelease) and "log_sigma_lipschitz" not in (
+    certificate
+  ):
+    problems.append(
+      "certificate: a heteroscedastic release must carry the certified L_s of its log sigma "
+      "(certificate['log_sigma_lipschitz']), and has none"
+    )
+  return problems
+
+
 def _certificate_problems(report: "PrivacyReport") -> list:
-  """The certified numbers, after any release-time scaling, must be within those accounted."""
+  """The certificate is there, and its numbers, after any release-time scaling, are within
+  those accounted: prod(layer_bounds) * mean_scale <= L, log_sigma_lipschitz *
+  log_sigma_scale <= L_s."""
   try:
     cert = _checked_certificate(report.certificate)
   except (ValueError, TypeError) as e:
     return [f"certificate: {e}"]
-  problems = []
+  problems = _missing_certificate(report.release, cert)
   slack = 1 + 1e-12  # float64 rounding of the products below
   if "layer_bounds" in cert and report.lipschitz is not None:
     certified = math.prod(cert["layer_bounds"]) * cert.get("mean_scale", 1.0)
@@ -607,7 +644,9 @@ def make_report(
     dpsgd: the training event, required iff the scope is 'dp-sgd'.
     noise_seeded: whether the release noise came from a fixed seed.
     training_seeded: whether the DP-SGD noise came from a fixed seed (scope 'dp-sgd' only).
-    certificate: what the certificate gave (see `PrivacyReport.certificate`).
+    certificate: what the certificate gave (see `PrivacyReport.certificate`); required for a
+      per-record release (its "layer_bounds", and "log_sigma_lipschitz" if heteroscedastic),
+      refused for prior sampling and central releases.
     delta_split: share of delta for the release when delta must be split.
     value_discretization_interval: PLD grid.
     extra_versions: caller-supplied versions (e.g. jax, flax).
@@ -651,6 +690,9 @@ def make_report(
     delta_split=delta_split,
     value_discretization_interval=value_discretization_interval,
   )
+  missing = _missing_certificate(release, certificate)
+  if missing:
+    raise ValueError("; ".join(missing))
   return PrivacyReport(
     release=release,
     lipschitz=None if lipschitz is None else float(lipschitz),

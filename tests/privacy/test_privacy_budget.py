@@ -48,6 +48,7 @@ def test_total_epsilon_is_met_and_nearly_tight(calibration, share, shuffled):
     domain="d",
     value_discretization_interval=COARSE,
     dpsgd=privacy.DPSGDEvent(plan.dpsgd_noise_multiplier, 0.05, 200),
+    certificate={"layer_bounds": [0.5]},
   )
   assert report.epsilon <= 4.0
   assert report.epsilon == pytest.approx(plan.total_epsilon, rel=1e-9)

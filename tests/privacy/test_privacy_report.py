@@ -46,7 +46,12 @@ CASES = {
     release=HETERO,
     scope="public",
     shuffled=True,
-    certificate={"log_sigma_lipschitz": 0.06, "log_sigma_scale": 0.8},
+    certificate={
+      "layer_bounds": [0.8, 1.5],
+      "mean_scale": 0.8,
+      "log_sigma_lipschitz": 0.06,
+      "log_sigma_scale": 0.8,
+    },
   ),
   "heteroscedastic_dp_sgd": dict(
     release=HETERO, scope="dp-sgd", dpsgd=DPSGD, value_discretization_interval=COARSE
@@ -56,7 +61,12 @@ CASES = {
 
 def _make(case):
   case = dict(case)
-  return privacy.make_report(case.pop("release"), **BASE, **case)
+  release = case.pop("release")
+  if isinstance(release, privacy.HeteroscedasticRelease):
+    case.setdefault("certificate", {"layer_bounds": [1.0], "log_sigma_lipschitz": 0.05})
+  elif isinstance(release, privacy.GaussianRelease):
+    case.setdefault("certificate", {"layer_bounds": [1.0]})  # L = 1 certified
+  return privacy.make_report(release, **BASE, **case)
 
 
 @pytest.fixture(scope="module")
@@ -136,7 +146,7 @@ def test_seeded_noise_is_stated(reports):
 
 
 def test_versions_are_recorded(reports):
-  report = privacy.make_report(GAUSS6, **BASE, scope="public", extra_versions={"jax": "0.0-t"})
+  report = _make(dict(release=GAUSS6, scope="public", extra_versions={"jax": "0.0-t"}))
   for key in ("lipdp", "numpy", "scipy", "dp_accounting", "jax"):
     assert key in report.versions
 
@@ -297,3 +307,49 @@ def test_the_float32_arithmetic_is_stated_as_caveats(reports):
   caveats = " ".join(prior.caveats)
   assert "cast to float32 before it is added" in caveats
   assert "certificate does not cover" not in caveats  # no encoder mean is released
+
+
+def _recomputed(data):
+  """`data` with every number recomputed from its (edited) inputs: consistent, as a careful
+  forger would leave it."""
+  fresh = privacy.PrivacyReport.from_dict(data).recompute()
+  for name in ("sensitivity", "per_record_epsilon", "central_epsilon", "shuffle_delta"):
+    data[name] = fresh[name]
+  data.update(epsilon=fresh["epsilon"], headline=fresh["headline"])
+  data["components"] = dict(fresh["components"])
+  return data
+
+
+def test_a_per_record_release_without_its_certificate_does_not_verify(reports):
+  """Issue 17, item 4: deleting the layer bounds and dividing L by 5, every number recomputed to
+  match, verified (epsilon 1.0 became 0.17). A per-record release carries its certificate, and
+  the certified bounds must be within the L used."""
+  for name in ("conditional", "heteroscedastic"):
+    data = reports[name].to_dict()
+    data["lipschitz"] /= 5
+    data["certificate"].pop("layer_bounds")
+    forged = privacy.PrivacyReport.from_dict(_recomputed(data))
+    assert forged.epsilon < reports[name].epsilon
+    with pytest.raises(ValueError, match="certificate.*layer bounds"):
+      forged.verify()
+    data["certificate"]["layer_bounds"] = reports[name].certificate["layer_bounds"]
+    with pytest.raises(ValueError, match="exceeds the L used"):  # L divided, bounds kept
+      privacy.PrivacyReport.from_dict(_recomputed(data)).verify()
+  data = reports["heteroscedastic"].to_dict()
+  data["certificate"].pop("log_sigma_lipschitz")
+  with pytest.raises(ValueError, match="certificate.*log_sigma_lipschitz"):
+    privacy.PrivacyReport.from_dict(data).verify()
+
+
+def test_make_report_refuses_a_per_record_release_without_a_certificate():
+  with pytest.raises(ValueError, match="certificate.*layer bounds"):
+    privacy.make_report(GAUSS6, **BASE, scope="public")
+  with pytest.raises(ValueError, match="no encoder"):
+    privacy.make_report(
+      privacy.PriorSampling(10),
+      **dict(BASE, lipschitz=None, diameter=None),
+      scope="dp-sgd",
+      dpsgd=DPSGD,
+      value_discretization_interval=COARSE,
+      certificate={"layer_bounds": [1.0]},
+    )
