@@ -35,7 +35,17 @@ def write_release(
   report: privacy.PrivacyReport,
   replace: bool = False,
 ) -> str:
-  """Writes the release folder atomically; refuses to overwrite one unless `replace`."""
+  """Writes the release folder atomically; refuses to overwrite one unless `replace`.
+
+  The report must record the digest of this very domain (`make_report(domain_description=
+  domain.describe())`): `verify_release` compares it with domain.json.
+  """
+  if report.domain_digest != privacy.domain_digest(domain.describe()):
+    raise ValueError(
+      "the privacy report does not record the digest of the release's domain "
+      + ("(it records none)" if report.domain_digest is None else "(it records another)")
+      + "; make the report with domain_description=domain.describe()"
+    )
   if os.path.exists(release_dir) and not replace:
     raise ValueError(f"{release_dir} already exists; a release is never overwritten silently")
   staging = release_dir + ".partial"
@@ -66,7 +76,21 @@ def verify_release(release_dir: str, rtol: float = 1e-9) -> privacy.PrivacyRepor
   report = privacy.PrivacyReport.load(os.path.join(release_dir, REPORT_FILE))
   report.verify(rtol=rtol)
   with open(os.path.join(release_dir, DOMAIN_FILE), encoding="utf-8") as f:
-    domain = data_lib.domain_from_description(json.load(f))
+    description = json.load(f)
+  # Before anything is read through it: a domain.json the report was not made for would make
+  # every check below meaningless.
+  if report.domain_digest is None:
+    raise ValueError(
+      f"{release_dir}: its privacy report records no digest of the domain, so {DOMAIN_FILE} "
+      "cannot be tied to it"
+    )
+  if privacy.domain_digest(description) != report.domain_digest:
+    raise ValueError(
+      f"{release_dir}: {DOMAIN_FILE} is not the domain the privacy report was made for (its "
+      f"digest is {privacy.domain_digest(description)[:16]}..., the report's "
+      f"{report.domain_digest[:16]}...)"
+    )
+  domain = data_lib.domain_from_description(description)
   problems = []
   if report.diameter is not None and not math.isclose(
     domain.diameter, report.diameter, rel_tol=1e-12

@@ -746,19 +746,11 @@ def _release_folder(tmp_path):
     scope="conditional",
     num_records=40,
     certificate={"layer_bounds": [0.5, 1.0]},
-    **_domain_digest_argument(domain),
+    domain_description=domain.describe(),
   )
   folder = str(tmp_path / "release")
   release_lib.write_release(folder, records, domain, report)
   return folder, domain, records
-
-
-def _domain_digest_argument(domain):
-  import inspect  # pylint: disable=g-import-not-at-top
-
-  if "domain_description" in inspect.signature(privacy.make_report).parameters:
-    return {"domain_description": domain.describe()}
-  return {}
 
 
 def _rewrite_npz(folder, **arrays):
@@ -815,8 +807,8 @@ def _tamper_domain_bounds(folder, domain, records):
 
 @pytest.mark.parametrize(
   "tamper",
-  [_tamper_certificate],
-  ids=["item4-certificate"],
+  [_tamper_certificate, _tamper_domain_bounds],
+  ids=["item4-certificate", "item5-domain"],
 )
 def test_report_command_refuses_a_tampered_release_folder_in_one_line(tmp_path, capsys, tamper):
   """Issue 17, items 1, 4, 5: each of these verified, and the command said the released records

@@ -5,10 +5,11 @@ content, and keeps them apart on purpose:
 
 1. **Inputs** (stored): the release event (`GaussianRelease` / `HeteroscedasticRelease` /
    `PriorSampling`, or a `CentralRelease` with its list of noisy measurements for the
-   baselines of `lipdp.baselines`), the certified Lipschitz bound L (None for prior sampling
-   and central releases), the domain and its diameter D, delta, the scope of the weights,
-   the DP-SGD event (scope `dp-sgd`), whether the release is shuffled, the number of records,
-   whether noise came from a user-fixed seed, and free caller notes.
+   baselines of `lipdp.baselines`), the certified Lipschitz bound L and the certificate it
+   comes from (both None or empty for prior sampling and central releases), the domain, the
+   digest of its description and its diameter D, delta, the scope of the weights, the DP-SGD
+   event (scope `dp-sgd`), whether the release is shuffled, the number of records, whether
+   noise came from a user-fixed seed, and free caller notes (text, never checked).
 2. **Numbers** (stored, and recomputed by `verify()`): the sensitivity L D, the per-record,
    central and component epsilons, and the headline epsilon (`lipdp.privacy.accounting`).
 3. **Statements** (derived, never stored as free text): the neighbouring relation and its
@@ -18,17 +19,20 @@ content, and keeps them apart on purpose:
    imply, so a report cannot state one thing and compute another.
 
 What `verify()` does and does not check. It checks that the report is *consistent*: every
-number is finite where it must be, and every stored number equals its recomputation from the
-stored inputs (the sensitivity is recomputed as L * D, never read back). That catches
-arithmetic bugs such as a sensitivity off by a factor, a NaN, or an edited epsilon. It cannot
-know whether the inputs are true: a report whose L was divided by 4 and every epsilon
-recomputed, or whose scope was changed, is consistent and verifies. Two further checks need
-more than the report: `lipdp.release.verify_release(release_dir)` checks the inputs against the
-released files (the number of synthetic records, the diameter of the domain file), and
+number is finite where it must be, a per-record release carries its certificate and the
+certified per-layer bounds (times any release scaling) do not exceed L, and every stored number
+equals its recomputation from the stored inputs (the sensitivity is recomputed as L * D, never
+read back). That catches arithmetic bugs such as a sensitivity off by a factor, a NaN, an
+edited epsilon, or an L lowered below its certificate. It cannot know whether the inputs are
+true: a report whose L and layer bounds were both divided by 4 and every epsilon recomputed, or
+whose scope was changed, is consistent and verifies. Two further checks need more than the
+report: `lipdp.release.verify_release(release_dir)` checks the inputs against the released files
+(the domain digest, the diameter, the number of records, the decoded arrays), and
 `lipdp.synthesize.certify_encoder` recomputes L from the weights, for whoever holds them.
 """
 
 import dataclasses
+import hashlib
 import importlib.metadata
 import json
 import math
@@ -41,7 +45,9 @@ from lipdp.privacy import accounting as accounting_lib
 from lipdp.privacy import composition
 from lipdp.privacy import events
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
+# Version 3 added the domain digest and made a per-record release's certificate required; a
+# report of an earlier version is refused rather than verified without them.
 Scope = events.Scope
 
 SEEDED_STATEMENT = (
@@ -143,6 +149,25 @@ def library_versions(extra: Optional[Mapping[str, str]] = None) -> dict:
   return versions
 
 
+def domain_digest(description: Mapping[str, Any]) -> str:
+  """SHA-256 (hex) of a domain description (`domain.describe()`), in canonical JSON.
+
+  Canonical: sorted keys, no whitespace, ASCII, no NaN. JSON numbers round-trip exactly
+  (`float.__repr__`), so the description written to a release's domain.json and read back gives
+  the same digest, and any edit of it (a bound, a category, the label column) another.
+  """
+  if not isinstance(description, Mapping):
+    raise ValueError(f"a domain description must be a mapping, got {type(description).__name__}")
+  text = json.dumps(
+    description, sort_keys=True, separators=(",", ":"), ensure_ascii=True, allow_nan=False
+  )
+  return hashlib.sha256(text.encode("ascii")).hexdigest()
+
+
+def _is_digest(value) -> bool:
+  return isinstance(value, str) and len(value) == 64 and all(c in "0123456789abcdef" for c in value)
+
+
 def _finite_or_none(value):
   return value is None or (isinstance(value, (int, float)) and math.isfinite(value))
 
@@ -158,6 +183,10 @@ class PrivacyReport:
     lipschitz: the Lipschitz bound L of the released encoder mean used in the accounting:
       certified from the weights of the released map.
     domain: plain-words description of the declared input domain.
+    domain_digest: `domain_digest` of the domain's description (what a release writes to
+      domain.json), so that `lipdp.release.verify_release` can tell whether domain.json is the
+      domain the report was made for; None for a report made without one (it cannot be
+      released: `write_release` refuses it).
     diameter: its l2 diameter D.
     delta: the delta of every epsilon (the shuffled release's own delta is `shuffle_delta`).
     scope: a `Scope`.
@@ -185,6 +214,7 @@ class PrivacyReport:
   release: events.ReleaseEvent
   lipschitz: float
   domain: str
+  domain_digest: Optional[str]
   diameter: float
   delta: float
   scope: Scope
@@ -335,6 +365,7 @@ class PrivacyReport:
       "lipschitz": self.lipschitz,
       "certificate": dict(self.certificate),
       "domain": self.domain,
+      "domain_digest": self.domain_digest,
       "diameter": self.diameter,
       "sensitivity": self.sensitivity,
       "per_record_epsilon": self.per_record_epsilon,
@@ -367,8 +398,9 @@ class PrivacyReport:
     version = data.get("schema_version")
     if version != SCHEMA_VERSION:
       raise ValueError(
-        f"unsupported privacy report schema_version {version!r} (this lipdp "
-        f"reads version {SCHEMA_VERSION})"
+        f"unsupported privacy report schema_version {version!r} (this lipdp reads version "
+        f"{SCHEMA_VERSION}; earlier versions lack the domain digest, and may lack the "
+        "certificate, that a release is verified against)"
       )
     stored = {f.name for f in dataclasses.fields(cls)}
     known = stored | set(_DERIVED_TEXT_FIELDS) | {"schema_version"}
@@ -393,6 +425,7 @@ class PrivacyReport:
       release=events.release_from_dict(data["release"]),
       lipschitz=data["lipschitz"],
       domain=data["domain"],
+      domain_digest=data["domain_digest"],
       diameter=data["diameter"],
       delta=data["delta"],
       scope=Scope.parse(data["scope"]),
@@ -492,6 +525,8 @@ class PrivacyReport:
     for name, value in self.components.items():
       if not (_finite_or_none(value) and value is not None):
         problems.append(f"components[{name}] is {value!r}, not a finite number")
+    if self.domain_digest is not None and not _is_digest(self.domain_digest):
+      problems.append(f"domain_digest is {self.domain_digest!r}, not a SHA-256 hex digest")
     if problems:
       raise ValueError("PrivacyReport is not valid: " + "; ".join(problems))
     try:
@@ -614,6 +649,7 @@ def make_report(
   lipschitz: Optional[float],
   domain: str,
   diameter: Optional[float],
+  domain_description: Optional[Mapping[str, Any]] = None,
   delta: float,
   scope,
   num_records: int,
@@ -635,6 +671,9 @@ def make_report(
     lipschitz: certified Lipschitz bound L of the released encoder mean (> 0); None for prior
       sampling and central releases.
     domain: plain-words description of the declared domain.
+    domain_description: the domain's description (`domain.describe()`, what a release writes
+      to domain.json); the report records its `domain_digest`. Required of a report that is
+      to be released (`lipdp.release.write_release`).
     diameter: the domain's l2 diameter D (> 0), from `lipdp.privacy.diameters`; None for prior
       sampling and central releases.
     delta: target delta in (0, 1).
@@ -697,6 +736,7 @@ def make_report(
     release=release,
     lipschitz=None if lipschitz is None else float(lipschitz),
     domain=domain,
+    domain_digest=None if domain_description is None else domain_digest(domain_description),
     diameter=None if diameter is None else float(diameter),
     delta=float(delta),
     scope=scope,

@@ -283,6 +283,12 @@ def test_unknown_fields_and_versions_rejected(reports):
   data["schema_version"] = 1
   with pytest.raises(ValueError, match="schema_version"):
     privacy.PrivacyReport.from_dict(data)
+  # Version 2 reports had no domain digest, and a per-record one could lack its certificate.
+  data = reports["public"].to_dict()
+  data.pop("domain_digest")
+  data["schema_version"] = 2
+  with pytest.raises(ValueError, match="schema_version 2.*lack the domain digest"):
+    privacy.PrivacyReport.from_dict(data)
 
 
 def test_the_float32_arithmetic_is_stated_as_caveats(reports):
