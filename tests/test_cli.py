@@ -807,8 +807,8 @@ def _tamper_domain_bounds(folder, domain, records):
 
 @pytest.mark.parametrize(
   "tamper",
-  [_tamper_certificate, _tamper_domain_bounds],
-  ids=["item4-certificate", "item5-domain"],
+  [_tamper_extra_array, _tamper_decoded_column, _tamper_certificate, _tamper_domain_bounds],
+  ids=["item1-extra-array", "item1-decoded-column", "item4-certificate", "item5-domain"],
 )
 def test_report_command_refuses_a_tampered_release_folder_in_one_line(tmp_path, capsys, tamper):
   """Issue 17, items 1, 4, 5: each of these verified, and the command said the released records

@@ -151,3 +151,53 @@ def test_a_release_needs_the_digest_of_its_own_domain(tmp_path):
   undigested.save(os.path.join(path, "privacy_report.json"))  # a report without the digest
   with pytest.raises(ValueError, match="digest"):
     release_lib.verify_release(path)
+
+
+def _rewrite_npz(path, drop=(), **arrays):
+  npz_path = os.path.join(path, "synthetic.npz")
+  with np.load(npz_path, allow_pickle=False) as npz:
+    content = {key: npz[key] for key in npz.files if key not in drop}
+  content.update(arrays)
+  np.savez(npz_path, **content)
+
+
+def test_an_extra_array_in_the_synthetic_file_is_caught(tmp_path):
+  """Issue 17, item 1: only `records` was read, so an extra array holding a copy of the private
+  training records verified."""
+  path, records, _ = _table_release(tmp_path)
+  _rewrite_npz(path, private_records=records)
+  with pytest.raises(ValueError, match="synthetic.npz.*'private_records'"):
+    release_lib.verify_release(path)
+
+
+def test_a_missing_decoded_array_is_caught(tmp_path):
+  path, _, _ = _table_release(tmp_path)
+  _rewrite_npz(path, drop=("column_smoker",))
+  with pytest.raises(ValueError, match="synthetic.npz.*'column_smoker'"):
+    release_lib.verify_release(path)
+
+
+@pytest.mark.parametrize(
+  "column,edit",
+  [
+    ("column_age", lambda a: np.where(np.arange(len(a)) == 3, 999.0, a)),  # schema: at most 100
+    ("column_age", lambda a: a.astype(np.float32)),  # same values, another dtype
+    ("column_smoker", lambda a: np.where(a == "no", "yes", a)),
+  ],
+)
+def test_a_decoded_array_that_is_not_the_decoded_records_is_caught(tmp_path, column, edit):
+  """Issue 17, item 1: a decoded column edited to 999 where the schema says at most 100
+  verified. Every decoded array must equal a fresh decode of `records`."""
+  path, _, _ = _table_release(tmp_path)
+  with np.load(os.path.join(path, "synthetic.npz")) as npz:
+    edited = edit(npz[column])
+  _rewrite_npz(path, **{column: edited})
+  with pytest.raises(ValueError, match=f"'{column}' is not the decode of the records"):
+    release_lib.verify_release(path)
+
+
+def test_an_extra_file_in_the_release_folder_is_caught(tmp_path):
+  path, records, _ = _table_release(tmp_path)
+  np.save(os.path.join(path, "train.npy"), records)
+  with pytest.raises(ValueError, match="train.npy"):
+    release_lib.verify_release(path)
