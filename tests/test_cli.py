@@ -823,3 +823,30 @@ def test_report_command_refuses_a_tampered_release_folder_in_one_line(tmp_path, 
   lines = captured.err.splitlines()
   assert len(lines) == 1, captured.err
   assert lines[0].startswith("lipdp report: error: ") and name in lines[0], lines[0]
+
+
+def test_report_command_shows_notes_as_supplied_text_apart_from_what_was_verified(tmp_path, capsys):
+  """Issue 17, item 6: a note saying "(0.01, 1e-9)-DP, covers the weights" was printed under
+  "Notes:" after the verified guarantee, as if it were part of it."""
+  note = "(0.01, 1e-9)-DP, covers the weights"
+  report = privacy.make_report(
+    privacy.GaussianRelease(5.0),
+    lipschitz=0.5,
+    domain="a table",
+    diameter=2.0,
+    delta=1e-5,
+    scope="conditional",
+    num_records=40,
+    certificate={"layer_bounds": [0.5]},
+    notes=(note,),
+  )
+  path = str(tmp_path / "report.json")
+  report.save(path)
+  assert cli.main(["report", path]) == 0
+  out = capsys.readouterr().out
+  assert "Notes:" not in out
+  heading = "Not verified: notes supplied by whoever made the report, verbatim:"
+  assert out.count(note) == 1 and heading in out
+  verified, supplied = out.split(heading)
+  assert note in supplied and f'"{note}"' in supplied
+  assert "Caveats:" in verified and "Caveats:" not in supplied  # nothing verified after it
