@@ -220,6 +220,41 @@ def test_console_is_short_and_says_what_happened(end_to_end):
   assert "Time: " in out and "training" in out
 
 
+def test_conditional_scope_limits_are_beside_each_file_and_among_the_warnings(end_to_end):
+  """Issue 17, item 7: in the conditional scope the "Wrote:" list said "(for release)" with no
+  qualifier, the shuffled central epsilon (not claimed) was printed beside the headline, and
+  no line about the scope reached the warnings."""
+  folder, _, proc = end_to_end
+  assert proc.returncode == 0, proc.stderr
+  out = proc.stdout
+  assert "(for release)" not in out
+  assert "central epsilon =" not in out
+  wrote = out[out.index("Wrote:") :].splitlines()
+  for name in ("synth.csv", "report.json", os.path.join("synth.lipdp", "release") + os.sep):
+    (line,) = [line for line in wrote if line.split()[:1] == [name]]
+    assert "fit WITHOUT DP, is not covered" in line, line
+  warnings_ = [line for line in out.splitlines() if line.startswith("warning: ")]
+  assert any(line.startswith("warning: scope conditional:") for line in warnings_), out
+  text = " ".join(out.split())
+  assert "the model's own dependence on the private records" in text
+
+
+def test_the_summary_labels_files_with_what_each_scope_covers():
+  from types import SimpleNamespace  # pylint: disable=g-import-not-at-top
+
+  from lipdp.cli import console  # pylint: disable=g-import-not-at-top
+
+  labels = {}
+  for scope in ("conditional", "dp-sgd", "public", "dp-measurements"):
+    report = SimpleNamespace(scope=privacy.Scope.parse(scope), epsilon=1.0)
+    labels[scope] = console.coverage(report)
+    assert labels[scope].startswith("for release")
+    assert bool(console.scope_warnings(report)) == (scope == "conditional")
+  assert "not covered" in labels["conditional"]
+  assert "end to end" in labels["dp-sgd"]
+  assert len(set(labels.values())) == 4
+
+
 def test_report_command_says_the_guarantee(end_to_end, capsys):
   folder, _, proc = end_to_end
   assert proc.returncode == 0, proc.stderr

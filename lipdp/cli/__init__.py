@@ -439,12 +439,13 @@ def _synthesize(args) -> int:
     delimiter=args.delimiter,
   )
   result.report.save(args.report)
+  covers = console.coverage(result.report)
   outputs = [
     (
       args.out,
-      f"{rows:,} synthetic records, {len(result.data.domain.columns)} columns (for release)",
+      f"{rows:,} synthetic records, {len(result.data.domain.columns)} columns ({covers})",
     ),
-    (args.report, "the privacy report (for release; `lipdp report` reads it)"),
+    (args.report, f"the privacy report ({covers}; `lipdp report` reads it)"),
   ]
   print(console.run_summary(result, workdir, outputs))
   return 0

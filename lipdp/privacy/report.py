@@ -332,10 +332,11 @@ class PrivacyReport:
       lines.append(f"  per-record epsilon = {self.per_record_epsilon:.4g}")
     if self.central_epsilon is not None and self.central_epsilon < self.per_record_epsilon:
       if self.scope is Scope.CONDITIONAL:
+        # Its number is in the JSON report; printed beside the headline it would read as a
+        # guarantee, which this scope does not give (CAVEAT_CONDITIONAL_SHUFFLE).
         lines.append(
-          f"  IF no synthetic record can be linked to its source (not guaranteed in "
-          f"this scope): shuffled central epsilon = {self.central_epsilon:.4g} at "
-          f"delta = {self.shuffle_delta:g}"
+          "  no central epsilon of the shuffled release is claimed in this scope: a decoder "
+          "fit without DP may link synthetic records to their sources (see the caveats)"
         )
       else:
         lines.append(

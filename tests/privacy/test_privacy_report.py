@@ -115,7 +115,13 @@ def test_headline_follows_the_scope(reports):
   assert conditional.epsilon == conditional.per_record_epsilon
   assert conditional.headline == privacy.accounting.HEADLINE_PER_RECORD
   assert privacy.report.CAVEAT_CONDITIONAL_SHUFFLE in conditional.caveats
-  assert "IF no synthetic record can be linked" in conditional.summary()
+  # Issue 17, item 7: the shuffled central epsilon is not printed beside the headline as if it
+  # were a guarantee, in a scope whose weights are not covered.
+  summary = conditional.summary()
+  assert "central epsilon =" not in summary
+  assert f"{conditional.central_epsilon:.4g}" not in summary
+  assert "no central epsilon of the shuffled release is claimed in this scope" in summary
+  assert "central epsilon of the shuffled release =" in reports["public_shuffled"].summary()
   public = reports["public_shuffled"]
   assert public.epsilon == public.central_epsilon < public.per_record_epsilon
   assert public.headline == privacy.accounting.HEADLINE_CENTRAL
