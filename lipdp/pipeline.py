@@ -882,6 +882,7 @@ def _prior_release(config, model, variables, data, dpsgd, training_seeded):
     lipschitz=None,
     diameter=None,
     domain=_domain_text(data.domain),
+    domain_description=data.domain.describe(),
     delta=config.delta,
     scope=config.scope,
     num_records=len(data.train),

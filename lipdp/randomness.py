@@ -4,9 +4,14 @@ Privacy-relevant noise (the encoder noise released at synthesis, the DP-SGD nois
 batch masks, the shuffle of the release) must be unpredictable to anyone who does not hold the
 seed (docs/method.md, "Secret noise"). So:
 
-- `fresh_seed()` draws 64 bits from the operating system's CSPRNG (`secrets`);
-- `key_from_seed(seed)` uses all 64 bits. `jax.random.key(seed)` alone would keep only the low
-  32 bits of a large seed when x64 is disabled, which would make the noise brute-forceable.
+- `fresh_seed()` draws 128 bits from the operating system's CSPRNG (`secrets`), as the
+  baselines do (`lipdp.baselines.base.noise_rng`);
+- `numpy_rng(seed, *path)` feeds all 128 bits to NumPy's SeedSequence. Every privacy-relevant
+  draw comes from it: the release noise and shuffle, the DP-SGD noise, the Poisson batch masks;
+- `key_from_seed(seed)` depends on every bit of the seed. A threefry key holds 64 bits, so the
+  JAX streams (parameter initialisation, the VAE's sampling during training, prior latents) have
+  at most 64 bits of state; none of them is privacy noise. `jax.random.key(seed)` alone would
+  keep only the low 32 bits of a large seed when x64 is disabled.
 
 A seed the user fixes makes every draw reproducible, and so not private against whoever knows it:
 callers record `seeded_by_user` in the privacy report.
@@ -18,7 +23,7 @@ import jax
 import numpy as np
 from scipy import stats
 
-SEED_BITS = 64
+SEED_BITS = 128
 
 # Privacy noise is drawn by NumPy's float64 ziggurat (`Generator.standard_normal`), not by
 # `jax.random.normal`: without x64, JAX samples float32 as sqrt(2) erfinv(u) with a float32
@@ -45,7 +50,7 @@ def standard_normal(rng: np.random.Generator, shape) -> np.ndarray:
 
 
 def fresh_seed() -> int:
-  """A 64-bit seed from OS entropy."""
+  """A 128-bit seed from OS entropy."""
   return secrets.randbits(SEED_BITS)
 
 
@@ -59,10 +64,19 @@ def check_seed(seed: int) -> int:
 
 
 def key_from_seed(seed: int) -> jax.Array:
-  """A threefry PRNG key carrying all 64 bits of `seed`."""
+  """A threefry PRNG key that depends on every bit of `seed`.
+
+  The low 64 bits are the key's two 32-bit words (so a seed below 2**64 keeps the key it always
+  had, and seeded runs reproduce); the high 64 bits, if any, are folded in, 32 bits at a time.
+  """
   seed = check_seed(seed)
-  data = np.array([seed >> 32, seed & 0xFFFFFFFF], dtype=np.uint32)
-  return jax.random.wrap_key_data(data, impl="threefry2x32")
+  low, high = seed & (2**64 - 1), seed >> 64
+  data = np.array([low >> 32, low & 0xFFFFFFFF], dtype=np.uint32)
+  key = jax.random.wrap_key_data(data, impl="threefry2x32")
+  if high:
+    key = jax.random.fold_in(key, np.uint32(high >> 32))
+    key = jax.random.fold_in(key, np.uint32(high & 0xFFFFFFFF))
+  return key
 
 
 def numpy_rng(seed: int, *path: int) -> np.random.Generator:

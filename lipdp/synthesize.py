@@ -425,6 +425,7 @@ def synthesize(
       f"{desc['type']} records of dimension {desc['dim']}: {desc['preprocessing']} "
       f"Diameter: {desc['diameter_derivation']}"
     ),
+    domain_description=desc,
     extra_versions={"jax": jax.__version__, "flax": flax.__version__},
     notes=notes,
   )

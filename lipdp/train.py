@@ -291,9 +291,9 @@ def _same_on_all_hosts(seed: int) -> int:
     return seed
   from jax.experimental import multihost_utils  # pylint: disable=g-import-not-at-top
 
-  halves = np.array([seed >> 32, seed & 0xFFFFFFFF], dtype=np.uint32)
-  halves = np.asarray(multihost_utils.broadcast_one_to_all(halves))
-  return (int(halves[0]) << 32) | int(halves[1])
+  words = np.array([(seed >> (32 * i)) & 0xFFFFFFFF for i in range(4)], dtype=np.uint32)
+  words = np.asarray(multihost_utils.broadcast_one_to_all(words))  # a seed has 128 bits
+  return sum(int(w) << (32 * i) for i, w in enumerate(words))
 
 
 def _resolve_seed(config: TrainConfig, workdir: Optional[str]) -> tuple[int, bool]:

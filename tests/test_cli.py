@@ -220,6 +220,41 @@ def test_console_is_short_and_says_what_happened(end_to_end):
   assert "Time: " in out and "training" in out
 
 
+def test_conditional_scope_limits_are_beside_each_file_and_among_the_warnings(end_to_end):
+  """Issue 17, item 7: in the conditional scope the "Wrote:" list said "(for release)" with no
+  qualifier, the shuffled central epsilon (not claimed) was printed beside the headline, and
+  no line about the scope reached the warnings."""
+  folder, _, proc = end_to_end
+  assert proc.returncode == 0, proc.stderr
+  out = proc.stdout
+  assert "(for release)" not in out
+  assert "central epsilon =" not in out
+  wrote = out[out.index("Wrote:") :].splitlines()
+  for name in ("synth.csv", "report.json", os.path.join("synth.lipdp", "release") + os.sep):
+    (line,) = [line for line in wrote if line.split()[:1] == [name]]
+    assert "fit WITHOUT DP, is not covered" in line, line
+  warnings_ = [line for line in out.splitlines() if line.startswith("warning: ")]
+  assert any(line.startswith("warning: scope conditional:") for line in warnings_), out
+  text = " ".join(out.split())
+  assert "the model's own dependence on the private records" in text
+
+
+def test_the_summary_labels_files_with_what_each_scope_covers():
+  from types import SimpleNamespace  # pylint: disable=g-import-not-at-top
+
+  from lipdp.cli import console  # pylint: disable=g-import-not-at-top
+
+  labels = {}
+  for scope in ("conditional", "dp-sgd", "public", "dp-measurements"):
+    report = SimpleNamespace(scope=privacy.Scope.parse(scope), epsilon=1.0)
+    labels[scope] = console.coverage(report)
+    assert labels[scope].startswith("for release")
+    assert bool(console.scope_warnings(report)) == (scope == "conditional")
+  assert "not covered" in labels["conditional"]
+  assert "end to end" in labels["dp-sgd"]
+  assert len(set(labels.values())) == 4
+
+
 def test_report_command_says_the_guarantee(end_to_end, capsys):
   folder, _, proc = end_to_end
   assert proc.returncode == 0, proc.stderr
@@ -678,3 +713,175 @@ def test_main_py_errors_are_one_line(tmp_path):
   assert proc.stderr.strip().startswith("experiments/main.py: error: Schema file not found")
   assert "Traceback" not in proc.stderr
   assert not os.path.exists(tmp_path / "run")
+
+
+# ------------------------------------------------------------------------------------------------
+# The synthetic CSV table (lipdp.cli.tables).
+
+
+def test_csv_numbers_at_a_bound_stay_inside_and_read_back_to_the_records(tmp_path, capsys):
+  """Issue 17, item 2: 7 significant digits wrote a low of 0.1000000049 as 0.1 (below it) and a
+  high of 0.123456789 as 0.1234568 (above it), so `schema check --strict` refused lipdp's own
+  output. Every number must lie in [low, high] and read back to the released record."""
+  from lipdp.cli import tables  # pylint: disable=g-import-not-at-top
+
+  schema = {
+    "columns": [
+      {"name": "x", "type": "numeric", "low": 0.1000000049, "high": 0.123456789},
+      {"name": "y", "type": "numeric", "low": -1e6, "high": 3.0000001},
+      {"name": "c", "type": "categorical", "categories": ["a", "b"]},
+    ]
+  }
+  schema_path = _write_schema(str(tmp_path), schema)
+  domain = sources.load_schema(schema_path)
+  rng = np.random.default_rng(0)
+  inner = rng.random((200, 2)).astype(np.float32)
+  edges = np.array([[0, 0], [1, 1], [0, 1], [1, 0], [1e-7, 1 - 6e-8]], np.float32)
+  numeric = np.concatenate([edges, inner])
+  records = np.concatenate(
+    [numeric, np.eye(2, dtype=np.float32)[rng.integers(0, 2, len(numeric))]], 1
+  )
+  records = domain.project(records)
+  out = str(tmp_path / "synth.csv")
+  tables.write_csv(out, domain, records)
+  table = sources.read_csv_table(out, domain, strict=True)  # raises for a number out of bounds
+  for name, low, high in (("x", 0.1000000049, 0.123456789), ("y", -1e6, 3.0000001)):
+    values = table.columns[name]
+    assert values.min() >= low and values.max() <= high, name
+  np.testing.assert_array_equal(domain.encode(table.columns), records)
+  assert cli.main(["schema", "check", "--schema", schema_path, "--data", out, "--strict"]) == 0
+  assert capsys.readouterr().out.rstrip().endswith("OK")
+  with open(out, encoding="utf-8") as f:
+    lines = f.read().splitlines()
+  assert lines[1].split(",")[:2] == ["0.1000000049", "-1000000"]  # the bounds, as declared
+
+
+# ------------------------------------------------------------------------------------------------
+# `lipdp report` on a tampered release folder: one plain line naming what does not match.
+
+_TABLE_SCHEMA = {
+  "columns": [
+    {"name": "age", "type": "numeric", "low": 0, "high": 100},
+    {"name": "smoker", "type": "categorical", "categories": ["no", "yes"]},
+  ]
+}
+
+
+def _release_folder(tmp_path):
+  """A release written by `write_release`, as `lipdp synthesize` writes it (conditional)."""
+  domain = sources.load_schema(_TABLE_SCHEMA)
+  rng = np.random.default_rng(0)
+  records = domain.encode({"age": rng.uniform(0, 100, 40), "smoker": rng.choice(["no", "yes"], 40)})
+  report = privacy.make_report(
+    privacy.GaussianRelease(5.0),
+    lipschitz=0.5,
+    domain="a table",
+    diameter=domain.diameter,
+    delta=1e-5,
+    scope="conditional",
+    num_records=40,
+    certificate={"layer_bounds": [0.5, 1.0]},
+    domain_description=domain.describe(),
+  )
+  folder = str(tmp_path / "release")
+  release_lib.write_release(folder, records, domain, report)
+  return folder, domain, records
+
+
+def _rewrite_npz(folder, **arrays):
+  path = os.path.join(folder, release_lib.SYNTHETIC_FILE)
+  with np.load(path, allow_pickle=False) as npz:
+    content = {key: npz[key] for key in npz.files}
+  content.update(arrays)
+  np.savez(path, **content)
+
+
+def _tamper_extra_array(folder, domain, records):
+  del domain
+  _rewrite_npz(folder, private_copy=records)  # e.g. the private training records
+  return "private_copy"
+
+
+def _tamper_decoded_column(folder, domain, records):
+  del domain
+  with np.load(os.path.join(folder, release_lib.SYNTHETIC_FILE)) as npz:
+    ages = npz["column_age"].copy()
+  ages[3] = 999.0  # the schema says at most 100
+  _rewrite_npz(folder, column_age=ages)
+  return "column_age"
+
+
+def _tamper_certificate(folder, domain, records):
+  """Layer bounds deleted and L divided by 5, every number recomputed: consistent alone."""
+  del domain, records
+  path = os.path.join(folder, release_lib.REPORT_FILE)
+  with open(path, encoding="utf-8") as f:
+    data = json.load(f)
+  data["lipschitz"] /= 5
+  data["certificate"] = {}
+  fresh = privacy.PrivacyReport.from_dict(data).recompute()
+  for name in ("sensitivity", "per_record_epsilon", "central_epsilon", "shuffle_delta"):
+    data[name] = fresh[name]
+  data.update(epsilon=fresh["epsilon"], headline=fresh["headline"], components=fresh["components"])
+  with open(path, "w", encoding="utf-8") as f:
+    json.dump(data, f)
+  return "layer bounds"
+
+
+def _tamper_domain_bounds(folder, domain, records):
+  """A numeric column's bounds widened (age high 100 -> 1e6): the diameter does not see it."""
+  del domain, records
+  path = os.path.join(folder, release_lib.DOMAIN_FILE)
+  with open(path, encoding="utf-8") as f:
+    desc = json.load(f)
+  desc["columns"][0]["high"] = 1e6
+  with open(path, "w", encoding="utf-8") as f:
+    json.dump(desc, f)
+  return "domain.json"
+
+
+@pytest.mark.parametrize(
+  "tamper",
+  [_tamper_extra_array, _tamper_decoded_column, _tamper_certificate, _tamper_domain_bounds],
+  ids=["item1-extra-array", "item1-decoded-column", "item4-certificate", "item5-domain"],
+)
+def test_report_command_refuses_a_tampered_release_folder_in_one_line(tmp_path, capsys, tamper):
+  """Issue 17, items 1, 4, 5: each of these verified, and the command said the released records
+  and domain match."""
+  folder, domain, records = _release_folder(tmp_path)
+  assert cli.main(["report", folder]) == 0
+  capsys.readouterr()
+  name = tamper(folder, domain, records)
+  assert cli.main(["report", folder]) == 1
+  captured = capsys.readouterr()
+  assert "match" not in captured.out
+  lines = captured.err.splitlines()
+  assert len(lines) == 1, captured.err
+  assert lines[0].startswith("lipdp report: error: ") and name in lines[0], lines[0]
+
+
+def test_report_command_shows_notes_as_supplied_text_apart_from_what_was_verified(tmp_path, capsys):
+  """Issue 17, item 6: a note saying "(0.01, 1e-9)-DP, covers the weights" was printed under
+  "Notes:" after the verified guarantee, as if it were part of it."""
+  note = "(0.01, 1e-9)-DP, covers the weights"
+  report = privacy.make_report(
+    privacy.GaussianRelease(5.0),
+    lipschitz=0.5,
+    domain="a table",
+    diameter=2.0,
+    delta=1e-5,
+    scope="conditional",
+    num_records=40,
+    certificate={"layer_bounds": [0.5]},
+    notes=(note,),
+  )
+  path = str(tmp_path / "report.json")
+  report.save(path)
+  assert cli.main(["report", path]) == 0
+  out = capsys.readouterr().out
+  assert "Notes:" not in out
+  heading = "Not verified: notes supplied by whoever made the report, verbatim:"
+  assert out.count(note) == 1 and heading in out
+  verified, supplied = out.split(heading)
+  assert note in supplied and f'"{note}"' in supplied
+  assert "Caveats:" in verified and "Caveats:" not in supplied  # nothing verified after it

@@ -197,6 +197,7 @@ def fit(
   report = base.central_report(
     event,
     domain=base.table_description(domain, edges),
+    domain_description=domain.describe(),
     delta=delta,
     num_records=n,
     seed=seed,

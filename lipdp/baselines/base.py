@@ -131,6 +131,7 @@ def central_report(
   event: Any,
   *,
   domain: str,
+  domain_description: Dict[str, Any],
   delta: float,
   num_records: int,
   seed: Optional[int],
@@ -139,14 +140,16 @@ def central_report(
 ) -> privacy.PrivacyReport:
   """The report of a central baseline: scope dp-measurements, no Lipschitz bound or diameter.
 
-  `event` is the baseline's `privacy.CentralRelease`; `notes` end with the method's own line
-  (its target and how the budget was spent).
+  `event` is the baseline's `privacy.CentralRelease`; `domain_description` the release's
+  `domain.describe()` (its digest ties the report to the release's domain.json); `notes` end
+  with the method's own line (its target and how the budget was spent).
   """
   return privacy.make_report(
     event,
     lipschitz=None,
     diameter=None,
     domain=domain,
+    domain_description=domain_description,
     delta=delta,
     scope=privacy.Scope.DP_MEASUREMENTS,
     num_records=num_records,

@@ -265,6 +265,7 @@ def fit(
     event,
     domain=f"[0, 1]^{dim}: numeric columns {[b.name for b in blocks]} clipped to their "
     "declared bounds and rescaled",
+    domain_description=domain.describe(),
     delta=delta,
     num_records=n,
     seed=seed,

@@ -439,12 +439,13 @@ def _synthesize(args) -> int:
     delimiter=args.delimiter,
   )
   result.report.save(args.report)
+  covers = console.coverage(result.report)
   outputs = [
     (
       args.out,
-      f"{rows:,} synthetic records, {len(result.data.domain.columns)} columns (for release)",
+      f"{rows:,} synthetic records, {len(result.data.domain.columns)} columns ({covers})",
     ),
-    (args.report, "the privacy report (for release; `lipdp report` reads it)"),
+    (args.report, f"the privacy report ({covers}; `lipdp report` reads it)"),
   ]
   print(console.run_summary(result, workdir, outputs))
   return 0
@@ -469,8 +470,11 @@ def _report(args) -> int:
     except (KeyError, OSError) as e:
       raise CliError(f"{path} is not a complete release ({e})") from e
     checked = (
-      "verified: every number recomputes from its inputs, and the released records "
-      "and domain match it"
+      "verified: every number recomputes from its inputs"
+      + (", L is within its certificate" if report.lipschitz is not None else "")
+      + "; the released records and domain match it (domain.json is the domain the report "
+      "was made for; synthetic.npz holds exactly the records it counts, in that domain, and "
+      "their decode)"
     )
   else:
     try:
@@ -489,7 +493,9 @@ def _report(args) -> int:
       report.verify()
     except ValueError as e:
       raise CliError(f"{path} does not verify: {e}") from e
-    checked = "verified: every number recomputes from the report's own inputs"
+    checked = "verified: every number recomputes from the report's own inputs" + (
+      ", and L is within its certificate" if report.lipschitz is not None else ""
+    )
   print(f"{path} ({checked}; its inputs, such as L and the scope, are taken as stated)")
   for i, line in enumerate(report.summary().splitlines()):
     print(line if i == 0 else wrap(line.strip()))
@@ -499,9 +505,12 @@ def _report(args) -> int:
     for caveat in report.caveats:
       print(wrap(f"- {caveat}"))
   if report.notes:
-    print("Notes:")
+    # Free text from whoever made the report: quoted, after everything derived or verified,
+    # so that a note cannot pass for part of the guarantee.
+    print()
+    print("Not verified: notes supplied by whoever made the report, verbatim:")
     for note in report.notes:
-      print(wrap(f"- {note}"))
+      print(wrap(json.dumps(note, ensure_ascii=False), indent="  > "))
   return 0
 
 

@@ -5,7 +5,8 @@ its progress) to stderr as plain lines ("warning: ..." for warnings) and silence
 libraries log by default: absl INFO (orbax's checkpoint chatter), JAX's backend probing
 ("Unable to initialize backend 'tpu'", "libtpu not found"), TensorFlow's C++ logs. `verbose=True`
 shows all of it. `run_summary` is the final summary that `lipdp synthesize` and
-experiments/main.py print.
+experiments/main.py print: each released file is labelled with what the guarantee covers
+(`coverage`), and the conditional scope's limit is among the warnings (`scope_warnings`).
 """
 
 import logging
@@ -157,6 +158,38 @@ def _timing_line(timings: dict) -> str:
   return f"{head} ({', '.join(parts)})"
 
 
+def coverage(report) -> str:
+  """What the guarantee covers, in a few words, to label each released file with."""
+  from lipdp import privacy  # pylint: disable=g-import-not-at-top
+
+  return {
+    privacy.Scope.CONDITIONAL: (
+      "for release; epsilon per record, given the model: the model, fit WITHOUT DP, is not covered"
+    ),
+    privacy.Scope.DP_SGD: "for release; covered end to end: DP-SGD training and the release",
+    privacy.Scope.PUBLIC: "for release; covered in full: the model saw only public data",
+    privacy.Scope.DP_MEASUREMENTS: (
+      "for release; covered in full: post-processing of noisy measurements"
+    ),
+  }[report.scope]
+
+
+def scope_warnings(report) -> list:
+  """The scope's limit, for the warnings of the summary (conditional scope only)."""
+  from lipdp import privacy  # pylint: disable=g-import-not-at-top
+
+  if report.scope is not privacy.Scope.CONDITIONAL:
+    return []
+  return [
+    f"scope conditional: the model was fit on the private records WITHOUT differential "
+    f"privacy. epsilon = {report.epsilon:.4g} covers only the noise added to each record's "
+    "latent given that model; the model's own dependence on the private records, and what "
+    "synthetic records shaped by its decoder reveal about them, are not covered, and no "
+    "central epsilon of the shuffled release is claimed. Scope dp-sgd or public gives a "
+    "guarantee that covers the model"
+  ]
+
+
 def run_summary(result, workdir: str, outputs: Sequence[Tuple[str, str]] = ()) -> str:
   """The final summary of a run: guarantee, holdout, warnings, outputs, timings.
 
@@ -195,14 +228,18 @@ def run_summary(result, workdir: str, outputs: Sequence[Tuple[str, str]] = ()) -
 
     lines.append("")
     lines.extend(evaluation.summary_lines(result.metrics))
-  if getattr(result, "warnings", None):
+  warned = scope_warnings(report) + list(getattr(result, "warnings", None) or [])
+  if warned:
     lines.append("")
-    lines.extend(f"warning: {w}" for w in result.warnings)
+    lines.extend(f"warning: {w}" for w in warned)
   lines.append("")
   lines.append("Wrote:")
   rows = list(outputs)
   rows.append(
-    (result.release_dir + os.sep, "the release: synthetic.npz, privacy_report.json, domain.json")
+    (
+      result.release_dir + os.sep,
+      f"the release: synthetic.npz, privacy_report.json, domain.json ({coverage(report)})",
+    )
   )
   if result.metrics is not None:
     rows.append((os.path.join(workdir, "evaluation.json"), "NOT private: do not publish"))

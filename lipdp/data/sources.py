@@ -760,12 +760,8 @@ def _categorical_column(rows: CsvRows, j: int, col: CategoricalColumn) -> np.nda
         "surrounding whitespace, which no cell can match: cells are read with surrounding "
         f"whitespace removed (docs/data.md). Declare {written.strip()!r} instead."
       )
-    if written in lookup:
-      raise ValueError(
-        f"The schema's column {col.name!r} declares categories "
-        f"{lookup[written]!r} and {c!r}, which a CSV file writes alike "
-        f"({written!r})."
-      )
+    # Distinct texts are guaranteed by CategoricalColumn (categories that print alike are
+    # refused when the schema loads).
     lookup[written] = c
   values = []
   unknown: Dict[str, int] = {}

@@ -106,8 +106,9 @@ class CategoricalColumn:
 
   Attributes:
     name: column name.
-    categories: the declared categories, in one-hot order (at least two, distinct, each a
-      str, int, float or bool). A value outside this list is an error at encoding time.
+    categories: the declared categories, in one-hot order (at least two, each a str, int,
+      float or bool, with distinct texts str(category): the CSV files and the decoded release
+      hold that text). A value outside this list is an error at encoding time.
   """
 
   name: str
@@ -129,6 +130,18 @@ class CategoricalColumn:
       )
     if len(set(cats)) != len(cats) or len({(type(c), c) for c in cats}) != len(cats):
       raise ValueError(f"Column {self.name!r}: categories must be distinct, got {list(cats)}.")
+    # A CSV file and the release's decoded arrays hold str(category): 1 and "1", True and
+    # "True", 0.5 and "0.5" would come out as the same text, and could not be told apart.
+    seen = {}
+    for c in cats:
+      text = str(c)
+      if text in seen:
+        raise ValueError(
+          f"Column {self.name!r}: categories {seen[text]!r} and {c!r} print alike as "
+          f"{text!r} (a CSV file and the decoded release write str(category)); declare "
+          "categories whose texts differ."
+        )
+      seen[text] = c
     object.__setattr__(self, "categories", cats)
 
   def as_dict(self) -> Dict[str, Any]:

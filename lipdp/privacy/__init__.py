@@ -60,6 +60,7 @@ from lipdp.privacy.events import NoisyMeasurement
 from lipdp.privacy.events import PriorSampling
 from lipdp.privacy.events import Scope
 from lipdp.privacy.report import PrivacyReport
+from lipdp.privacy.report import domain_digest
 from lipdp.privacy.report import library_versions
 from lipdp.privacy.report import make_report
 from lipdp.privacy.diameters import box_diameter

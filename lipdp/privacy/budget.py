@@ -36,6 +36,7 @@ Scope = events.Scope
 CALIBRATIONS = ("per-record", "shuffled")
 MAX_NOISE_MULTIPLIER = 200.0
 _COARSE_VDI = 1e-3  # bracketing grid: a coarser PLD discretisation is still an upper bound
+_MIN_NOISE_MULTIPLIER = 0.05  # the search's floor (smaller z make the PLD grid enormous)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -121,9 +122,14 @@ def calibrate_dpsgd_noise(
 ) -> float:
   """The smallest DP-SGD z (to `rtol`) whose composition with the release meets the total.
 
-  Bisection on log z: first on a coarse PLD grid (still a valid upper bound), then the
-  candidate is checked, and raised if needed, on the report's grid, so the returned z meets
-  `total_epsilon` exactly as the report will recompute it.
+  Returns z such that total(z) <= total_epsilon and total(z / (1 + rtol)) > total_epsilon, with
+  total the composition on the report's PLD grid (what the report will recompute); the total
+  decreases as z grows, so no z below z / (1 + rtol) meets the target either.
+
+  Two bisections on log z: the first on a coarse PLD grid (cheap; its epsilon is an upper
+  bound, so its z meets the target but may be larger than needed), the second on the report's
+  grid, from the coarse z down to a bracket found by widening steps. The search is
+  deterministic (the same inputs give the same z).
 
   Raises:
     ValueError: if even z = MAX_NOISE_MULTIPLIER does not meet the target.
@@ -157,18 +163,33 @@ def calibrate_dpsgd_noise(
       f"rate {sampling_rate:g}, even noise multiplier {MAX_NOISE_MULTIPLIER:g} leaves the "
       "composition above it; lower the release share, the steps or the sampling rate"
     )
-  low, high = 0.05, MAX_NOISE_MULTIPLIER
-  while high / low > 1 + rtol:
-    mid = math.sqrt(low * high)
+
+  def meets(z, vdi):
     try:
-      ok = total(mid, _COARSE_VDI) <= total_epsilon
+      return total(z, vdi) <= total_epsilon
     except (ValueError, OverflowError, MemoryError):
-      ok = False  # a tiny z makes the PLD huge: treat as not meeting the target
-    low, high = (low, mid) if ok else (mid, high)
-  z = high
-  while total(z, value_discretization_interval) > total_epsilon:
-    z *= 1 + rtol
-  return float(z)
+      return False  # a tiny z makes the PLD huge: treat as not meeting the target
+
+  def bisect(low, high, vdi):
+    """Invariant: meets(high), not meets(low); stops when high / low <= 1 + rtol."""
+    while high / low > 1 + rtol:
+      mid = math.sqrt(low * high)
+      low, high = (low, mid) if meets(mid, vdi) else (mid, high)
+    return high
+
+  # The floor _MIN_NOISE_MULTIPLIER is taken as not meeting the target, never evaluated (its
+  # PLD would be enormous); no z below it is returned.
+  vdi = value_discretization_interval
+  coarse = bisect(_MIN_NOISE_MULTIPLIER, MAX_NOISE_MULTIPLIER, _COARSE_VDI)
+  # On the report's grid: an upper bracket at or above the coarse z (the coarse grid's epsilon
+  # is an upper bound, so this loop rarely runs), then a lower one, by steps that widen.
+  high, step = coarse, 1 + rtol
+  while not meets(high, vdi):
+    high, step = min(high * step, MAX_NOISE_MULTIPLIER), step**2
+  low, step = high / (1 + rtol), 1 + rtol
+  while low > _MIN_NOISE_MULTIPLIER and meets(low, vdi):
+    high, low, step = low, max(low / step, _MIN_NOISE_MULTIPLIER), step**2
+  return float(bisect(low, high, vdi))
 
 
 def plan_budget(

@@ -5,10 +5,11 @@ content, and keeps them apart on purpose:
 
 1. **Inputs** (stored): the release event (`GaussianRelease` / `HeteroscedasticRelease` /
    `PriorSampling`, or a `CentralRelease` with its list of noisy measurements for the
-   baselines of `lipdp.baselines`), the certified Lipschitz bound L (None for prior sampling
-   and central releases), the domain and its diameter D, delta, the scope of the weights,
-   the DP-SGD event (scope `dp-sgd`), whether the release is shuffled, the number of records,
-   whether noise came from a user-fixed seed, and free caller notes.
+   baselines of `lipdp.baselines`), the certified Lipschitz bound L and the certificate it
+   comes from (both None or empty for prior sampling and central releases), the domain, the
+   digest of its description and its diameter D, delta, the scope of the weights, the DP-SGD
+   event (scope `dp-sgd`), whether the release is shuffled, the number of records, whether
+   noise came from a user-fixed seed, and free caller notes (text, never checked).
 2. **Numbers** (stored, and recomputed by `verify()`): the sensitivity L D, the per-record,
    central and component epsilons, and the headline epsilon (`lipdp.privacy.accounting`).
 3. **Statements** (derived, never stored as free text): the neighbouring relation and its
@@ -18,17 +19,20 @@ content, and keeps them apart on purpose:
    imply, so a report cannot state one thing and compute another.
 
 What `verify()` does and does not check. It checks that the report is *consistent*: every
-number is finite where it must be, and every stored number equals its recomputation from the
-stored inputs (the sensitivity is recomputed as L * D, never read back). That catches
-arithmetic bugs such as a sensitivity off by a factor, a NaN, or an edited epsilon. It cannot
-know whether the inputs are true: a report whose L was divided by 4 and every epsilon
-recomputed, or whose scope was changed, is consistent and verifies. Two further checks need
-more than the report: `lipdp.release.verify_release(release_dir)` checks the inputs against the
-released files (the number of synthetic records, the diameter of the domain file), and
+number is finite where it must be, a per-record release carries its certificate and the
+certified per-layer bounds (times any release scaling) do not exceed L, and every stored number
+equals its recomputation from the stored inputs (the sensitivity is recomputed as L * D, never
+read back). That catches arithmetic bugs such as a sensitivity off by a factor, a NaN, an
+edited epsilon, or an L lowered below its certificate. It cannot know whether the inputs are
+true: a report whose L and layer bounds were both divided by 4 and every epsilon recomputed, or
+whose scope was changed, is consistent and verifies. Two further checks need more than the
+report: `lipdp.release.verify_release(release_dir)` checks the inputs against the released files
+(the domain digest, the diameter, the number of records, the decoded arrays), and
 `lipdp.synthesize.certify_encoder` recomputes L from the weights, for whoever holds them.
 """
 
 import dataclasses
+import hashlib
 import importlib.metadata
 import json
 import math
@@ -41,7 +45,9 @@ from lipdp.privacy import accounting as accounting_lib
 from lipdp.privacy import composition
 from lipdp.privacy import events
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
+# Version 3 added the domain digest and made a per-record release's certificate required; a
+# report of an earlier version is refused rather than verified without them.
 Scope = events.Scope
 
 SEEDED_STATEMENT = (
@@ -76,6 +82,18 @@ CAVEAT_FLOAT64_NOISE = (
   "noise drawn in float64 (|xi| < 12.2); the truncation's contribution to delta is checked "
   "to be below 1e-6 of delta; the discreteness of floating-point noise (Mironov 2012) is not "
   "modelled"
+)
+CAVEAT_FLOAT32_ENCODER = (
+  "{what} computed in float32 (at the highest matmul precision); the "
+  "certified bounds are those of the exact map of the weights, and the certificate does not "
+  "cover the float32 rounding of its evaluation (of the order of float32's relative "
+  "precision, 6e-8, per operation)"
+)
+CAVEAT_DPSGD_FLOAT32 = (
+  "the DP-SGD noise is drawn in float64 and cast to float32 before it is added to the "
+  "float32 sum of clipped gradients; the accounting assumes exact Gaussian noise on an exact "
+  "sum: neither rounding, nor the float64 sampler's truncation at 12.2 standard deviations "
+  "(probability 2e-34 per coordinate and step), is modelled"
 )
 CAVEAT_CENTRAL_RELATION = (
   "every sensitivity in the release event is its replace-one value (a histogram moves one "
@@ -131,6 +149,25 @@ def library_versions(extra: Optional[Mapping[str, str]] = None) -> dict:
   return versions
 
 
+def domain_digest(description: Mapping[str, Any]) -> str:
+  """SHA-256 (hex) of a domain description (`domain.describe()`), in canonical JSON.
+
+  Canonical: sorted keys, no whitespace, ASCII, no NaN. JSON numbers round-trip exactly
+  (`float.__repr__`), so the description written to a release's domain.json and read back gives
+  the same digest, and any edit of it (a bound, a category, the label column) another.
+  """
+  if not isinstance(description, Mapping):
+    raise ValueError(f"a domain description must be a mapping, got {type(description).__name__}")
+  text = json.dumps(
+    description, sort_keys=True, separators=(",", ":"), ensure_ascii=True, allow_nan=False
+  )
+  return hashlib.sha256(text.encode("ascii")).hexdigest()
+
+
+def _is_digest(value) -> bool:
+  return isinstance(value, str) and len(value) == 64 and all(c in "0123456789abcdef" for c in value)
+
+
 def _finite_or_none(value):
   return value is None or (isinstance(value, (int, float)) and math.isfinite(value))
 
@@ -146,6 +183,10 @@ class PrivacyReport:
     lipschitz: the Lipschitz bound L of the released encoder mean used in the accounting:
       certified from the weights of the released map.
     domain: plain-words description of the declared input domain.
+    domain_digest: `domain_digest` of the domain's description (what a release writes to
+      domain.json), so that `lipdp.release.verify_release` can tell whether domain.json is the
+      domain the report was made for; None for a report made without one (it cannot be
+      released: `write_release` refuses it).
     diameter: its l2 diameter D.
     delta: the delta of every epsilon (the shuffled release's own delta is `shuffle_delta`).
     scope: a `Scope`.
@@ -154,11 +195,13 @@ class PrivacyReport:
     dpsgd: the `DPSGDEvent` that trained the weights (scope `dp-sgd`), else None.
     noise_seeded: whether the release noise came from a user-fixed seed.
     training_seeded: whether the DP-SGD noise and sampling came from a user-fixed seed.
-    certificate: what the certificate of the weights gave (information, checked by `verify`):
-      "layer_bounds" (certified per-layer bounds of the encoder mean), "mean_scale" (a factor
-      <= 1 the release multiplies mu by, default 1), and for the heteroscedastic mechanism
-      "log_sigma_lipschitz" and "log_sigma_scale" likewise. prod(layer_bounds) * mean_scale
-      must not exceed `lipschitz`, nor log_sigma_lipschitz * log_sigma_scale the release's L_s.
+    certificate: what the certificate of the weights gave (required of a per-record release,
+      checked by `verify`): "layer_bounds" (certified per-layer bounds of the encoder mean),
+      "mean_scale" (a factor <= 1 the release multiplies mu by, default 1), and for the
+      heteroscedastic mechanism "log_sigma_lipschitz" (required) and "log_sigma_scale"
+      likewise. prod(layer_bounds) * mean_scale must not exceed `lipschitz`, nor
+      log_sigma_lipschitz * log_sigma_scale the release's L_s. Empty for prior sampling and
+      central releases.
     delta_split: share of delta given to the release where delta is split.
     value_discretization_interval: PLD grid of the DP-SGD composition.
     versions: library versions.
@@ -171,6 +214,7 @@ class PrivacyReport:
   release: events.ReleaseEvent
   lipschitz: float
   domain: str
+  domain_digest: Optional[str]
   diameter: float
   delta: float
   scope: Scope
@@ -243,6 +287,14 @@ class PrivacyReport:
       out.append(CAVEAT_CENTRAL_NOISE)
     elif not isinstance(self.release, events.PriorSampling):
       out.append(CAVEAT_FLOAT64_NOISE)
+      what = (
+        "the encoder mean mu(x) and log sigma(x) are"
+        if isinstance(self.release, events.HeteroscedasticRelease)
+        else "the encoder mean mu(x) is"
+      )
+      out.append(CAVEAT_FLOAT32_ENCODER.format(what=what))
+    if self.dpsgd is not None:
+      out.append(CAVEAT_DPSGD_FLOAT32)
     return tuple(out)
 
   def summary(self) -> str:
@@ -280,10 +332,11 @@ class PrivacyReport:
       lines.append(f"  per-record epsilon = {self.per_record_epsilon:.4g}")
     if self.central_epsilon is not None and self.central_epsilon < self.per_record_epsilon:
       if self.scope is Scope.CONDITIONAL:
+        # Its number is in the JSON report; printed beside the headline it would read as a
+        # guarantee, which this scope does not give (CAVEAT_CONDITIONAL_SHUFFLE).
         lines.append(
-          f"  IF no synthetic record can be linked to its source (not guaranteed in "
-          f"this scope): shuffled central epsilon = {self.central_epsilon:.4g} at "
-          f"delta = {self.shuffle_delta:g}"
+          "  no central epsilon of the shuffled release is claimed in this scope: a decoder "
+          "fit without DP may link synthetic records to their sources (see the caveats)"
         )
       else:
         lines.append(
@@ -313,6 +366,7 @@ class PrivacyReport:
       "lipschitz": self.lipschitz,
       "certificate": dict(self.certificate),
       "domain": self.domain,
+      "domain_digest": self.domain_digest,
       "diameter": self.diameter,
       "sensitivity": self.sensitivity,
       "per_record_epsilon": self.per_record_epsilon,
@@ -345,8 +399,9 @@ class PrivacyReport:
     version = data.get("schema_version")
     if version != SCHEMA_VERSION:
       raise ValueError(
-        f"unsupported privacy report schema_version {version!r} (this lipdp "
-        f"reads version {SCHEMA_VERSION})"
+        f"unsupported privacy report schema_version {version!r} (this lipdp reads version "
+        f"{SCHEMA_VERSION}; earlier versions lack the domain digest, and may lack the "
+        "certificate, that a release is verified against)"
       )
     stored = {f.name for f in dataclasses.fields(cls)}
     known = stored | set(_DERIVED_TEXT_FIELDS) | {"schema_version"}
@@ -371,6 +426,7 @@ class PrivacyReport:
       release=events.release_from_dict(data["release"]),
       lipschitz=data["lipschitz"],
       domain=data["domain"],
+      domain_digest=data["domain_digest"],
       diameter=data["diameter"],
       delta=data["delta"],
       scope=Scope.parse(data["scope"]),
@@ -444,8 +500,9 @@ class PrivacyReport:
   def verify(self, rtol: float = 1e-9) -> None:
     """Raises ValueError unless the report is consistent (see the module docstring).
 
-    Checks: every stored number is a finite real (or None where the case has none), the
-    certified per-layer bounds do not exceed L, and every stored number equals its
+    Checks: every stored number is a finite real (or None where the case has none), a
+    per-record release carries its certificate and the certified per-layer bounds (times any
+    release scaling) do not exceed L, and every stored number equals its
     recomputation from the inputs within `rtol` (relative). It does NOT check that the inputs
     (L, the scope, the number of records) are true; see `lipdp.release.verify_release`.
 
@@ -469,6 +526,8 @@ class PrivacyReport:
     for name, value in self.components.items():
       if not (_finite_or_none(value) and value is not None):
         problems.append(f"components[{name}] is {value!r}, not a finite number")
+    if self.domain_digest is not None and not _is_digest(self.domain_digest):
+      problems.append(f"domain_digest is {self.domain_digest!r}, not a SHA-256 hex digest")
     if problems:
       raise ValueError("PrivacyReport is not valid: " + "; ".join(problems))
     try:
@@ -496,7 +555,7 @@ class PrivacyReport:
       for key, value in fresh.components.items():
         check(f"components[{key}]", self.components[key], value)
     if problems:
-      raise ValueError("PrivacyReport does not match its own numbers: " + "; ".join(problems))
+      raise ValueError("PrivacyReport does not verify: " + "; ".join(problems))
 
 
 _CERTIFICATE_KEYS = ("layer_bounds", "mean_scale", "log_sigma_lipschitz", "log_sigma_scale")
@@ -526,13 +585,47 @@ def _checked_certificate(certificate: Mapping[str, Any]) -> dict:
   return out
 
 
+def _missing_certificate(release: events.ReleaseEvent, certificate: Mapping[str, Any]) -> list:
+  """What the release needs of its certificate and lacks (or holds without need), in words.
+
+  A per-record release's epsilon rests on L, so its report carries what the certificate of the
+  weights gave: the per-layer bounds of the encoder mean, and for the heteroscedastic mechanism
+  the certified L_s of log sigma. Without them a report states an L that nothing in it backs:
+  L divided by 5, every number recomputed, would verify. Prior sampling and central
+  releases have no encoder in their accounting, so no certificate.
+  """
+  if isinstance(release, (events.PriorSampling, events.CentralRelease)):
+    if certificate:
+      return [
+        f"certificate: a {release.type_name} release has no encoder to certify, got entries "
+        f"{sorted(certificate)}"
+      ]
+    return []
+  problems = []
+  if not certificate.get("layer_bounds"):
+    problems.append(
+      "certificate: a per-record release must carry the certified layer bounds of its "
+      "encoder mean (certificate['layer_bounds']), and has none"
+    )
+  if isinstance(release, events.HeteroscedasticRelease) and "log_sigma_lipschitz" not in (
+    certificate
+  ):
+    problems.append(
+      "certificate: a heteroscedastic release must carry the certified L_s of its log sigma "
+      "(certificate['log_sigma_lipschitz']), and has none"
+    )
+  return problems
+
+
 def _certificate_problems(report: "PrivacyReport") -> list:
-  """The certified numbers, after any release-time scaling, must be within those accounted."""
+  """The certificate is there, and its numbers, after any release-time scaling, are within
+  those accounted: prod(layer_bounds) * mean_scale <= L, log_sigma_lipschitz *
+  log_sigma_scale <= L_s."""
   try:
     cert = _checked_certificate(report.certificate)
   except (ValueError, TypeError) as e:
     return [f"certificate: {e}"]
-  problems = []
+  problems = _missing_certificate(report.release, cert)
   slack = 1 + 1e-12  # float64 rounding of the products below
   if "layer_bounds" in cert and report.lipschitz is not None:
     certified = math.prod(cert["layer_bounds"]) * cert.get("mean_scale", 1.0)
@@ -557,6 +650,7 @@ def make_report(
   lipschitz: Optional[float],
   domain: str,
   diameter: Optional[float],
+  domain_description: Optional[Mapping[str, Any]] = None,
   delta: float,
   scope,
   num_records: int,
@@ -578,6 +672,9 @@ def make_report(
     lipschitz: certified Lipschitz bound L of the released encoder mean (> 0); None for prior
       sampling and central releases.
     domain: plain-words description of the declared domain.
+    domain_description: the domain's description (`domain.describe()`, what a release writes
+      to domain.json); the report records its `domain_digest`. Required of a report that is
+      to be released (`lipdp.release.write_release`).
     diameter: the domain's l2 diameter D (> 0), from `lipdp.privacy.diameters`; None for prior
       sampling and central releases.
     delta: target delta in (0, 1).
@@ -587,7 +684,9 @@ def make_report(
     dpsgd: the training event, required iff the scope is 'dp-sgd'.
     noise_seeded: whether the release noise came from a fixed seed.
     training_seeded: whether the DP-SGD noise came from a fixed seed (scope 'dp-sgd' only).
-    certificate: what the certificate gave (see `PrivacyReport.certificate`).
+    certificate: what the certificate gave (see `PrivacyReport.certificate`); required for a
+      per-record release (its "layer_bounds", and "log_sigma_lipschitz" if heteroscedastic),
+      refused for prior sampling and central releases.
     delta_split: share of delta for the release when delta must be split.
     value_discretization_interval: PLD grid.
     extra_versions: caller-supplied versions (e.g. jax, flax).
@@ -631,10 +730,14 @@ def make_report(
     delta_split=delta_split,
     value_discretization_interval=value_discretization_interval,
   )
+  missing = _missing_certificate(release, certificate)
+  if missing:
+    raise ValueError("; ".join(missing))
   return PrivacyReport(
     release=release,
     lipschitz=None if lipschitz is None else float(lipschitz),
     domain=domain,
+    domain_digest=None if domain_description is None else domain_digest(domain_description),
     diameter=None if diameter is None else float(diameter),
     delta=float(delta),
     scope=scope,

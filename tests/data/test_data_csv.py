@@ -163,7 +163,7 @@ def test_whitespace_in_a_declared_category_is_refused(tmp_path):
   ):
     _read(path, schema)
   schema["columns"][2]["categories"] = [1, "1"]
-  with pytest.raises(ValueError, match="which a CSV file writes alike"):
+  with pytest.raises(ValueError, match="print alike"):
     _read(path, schema)
 
 
@@ -220,3 +220,25 @@ def test_integer_columns_decode_to_whole_numbers_within_bounds():
 def test_schema_key_errors(column, match):
   with pytest.raises(ValueError, match=match):
     data.load_schema({"columns": [column]})
+
+
+@pytest.mark.parametrize(
+  "categories, text",
+  [
+    ([1, "1"], "1"),
+    ([True, "True"], "True"),
+    ([0.5, "0.5"], "0.5"),
+    (["a", False, "False"], "False"),
+  ],
+)
+def test_categories_that_print_alike_are_refused_when_the_schema_loads(tmp_path, categories, text):
+  """Issue 17, item 3: the CSV (and the decoded arrays) write str(category), so two categories
+  with the same text could not be told apart in the synthetic table: refused, column named."""
+  schema = json.loads(json.dumps(SCHEMA))
+  schema["columns"][2]["categories"] = categories
+  path = tmp_path / "schema.json"
+  path.write_text(json.dumps(schema))
+  with pytest.raises(ValueError, match=f"(?i)column 'city'.*print alike as '{text}'"):
+    data.load_schema(path)
+  with pytest.raises(ValueError, match="print alike"):
+    data.CategoricalColumn("city", tuple(categories))

@@ -46,7 +46,12 @@ CASES = {
     release=HETERO,
     scope="public",
     shuffled=True,
-    certificate={"log_sigma_lipschitz": 0.06, "log_sigma_scale": 0.8},
+    certificate={
+      "layer_bounds": [0.8, 1.5],
+      "mean_scale": 0.8,
+      "log_sigma_lipschitz": 0.06,
+      "log_sigma_scale": 0.8,
+    },
   ),
   "heteroscedastic_dp_sgd": dict(
     release=HETERO, scope="dp-sgd", dpsgd=DPSGD, value_discretization_interval=COARSE
@@ -56,7 +61,12 @@ CASES = {
 
 def _make(case):
   case = dict(case)
-  return privacy.make_report(case.pop("release"), **BASE, **case)
+  release = case.pop("release")
+  if isinstance(release, privacy.HeteroscedasticRelease):
+    case.setdefault("certificate", {"layer_bounds": [1.0], "log_sigma_lipschitz": 0.05})
+  elif isinstance(release, privacy.GaussianRelease):
+    case.setdefault("certificate", {"layer_bounds": [1.0]})  # L = 1 certified
+  return privacy.make_report(release, **BASE, **case)
 
 
 @pytest.fixture(scope="module")
@@ -105,7 +115,13 @@ def test_headline_follows_the_scope(reports):
   assert conditional.epsilon == conditional.per_record_epsilon
   assert conditional.headline == privacy.accounting.HEADLINE_PER_RECORD
   assert privacy.report.CAVEAT_CONDITIONAL_SHUFFLE in conditional.caveats
-  assert "IF no synthetic record can be linked" in conditional.summary()
+  # Issue 17, item 7: the shuffled central epsilon is not printed beside the headline as if it
+  # were a guarantee, in a scope whose weights are not covered.
+  summary = conditional.summary()
+  assert "central epsilon =" not in summary
+  assert f"{conditional.central_epsilon:.4g}" not in summary
+  assert "no central epsilon of the shuffled release is claimed in this scope" in summary
+  assert "central epsilon of the shuffled release =" in reports["public_shuffled"].summary()
   public = reports["public_shuffled"]
   assert public.epsilon == public.central_epsilon < public.per_record_epsilon
   assert public.headline == privacy.accounting.HEADLINE_CENTRAL
@@ -136,7 +152,7 @@ def test_seeded_noise_is_stated(reports):
 
 
 def test_versions_are_recorded(reports):
-  report = privacy.make_report(GAUSS6, **BASE, scope="public", extra_versions={"jax": "0.0-t"})
+  report = _make(dict(release=GAUSS6, scope="public", extra_versions={"jax": "0.0-t"}))
   for key in ("lipdp", "numpy", "scipy", "dp_accounting", "jax"):
     assert key in report.versions
 
@@ -273,3 +289,79 @@ def test_unknown_fields_and_versions_rejected(reports):
   data["schema_version"] = 1
   with pytest.raises(ValueError, match="schema_version"):
     privacy.PrivacyReport.from_dict(data)
+  # Version 2 reports had no domain digest, and a per-record one could lack its certificate.
+  data = reports["public"].to_dict()
+  data.pop("domain_digest")
+  data["schema_version"] = 2
+  with pytest.raises(ValueError, match="schema_version 2.*lack the domain digest"):
+    privacy.PrivacyReport.from_dict(data)
+
+
+def test_the_float32_arithmetic_is_stated_as_caveats(reports):
+  """Issue 17, item 8: the encoder mean is computed in float32 (the certificate bounds the exact
+  map, not its rounding), and DP-SGD noise is drawn in float64 but added in float32."""
+  for name, report in reports.items():
+    caveats = " ".join(report.caveats)
+    assert "float32" in caveats and "certificate does not cover" in caveats, name
+    dp_sgd = report.dpsgd is not None
+    assert ("cast to float32 before it is added" in caveats) == dp_sgd, name
+  prior = privacy.make_report(
+    privacy.PriorSampling(10),
+    lipschitz=None,
+    diameter=None,
+    domain="d",
+    delta=1e-5,
+    scope="dp-sgd",
+    num_records=10,
+    dpsgd=DPSGD,
+    value_discretization_interval=COARSE,
+  )
+  caveats = " ".join(prior.caveats)
+  assert "cast to float32 before it is added" in caveats
+  assert "certificate does not cover" not in caveats  # no encoder mean is released
+
+
+def _recomputed(data):
+  """`data` with every number recomputed from its (edited) inputs: consistent, as a careful
+  forger would leave it."""
+  fresh = privacy.PrivacyReport.from_dict(data).recompute()
+  for name in ("sensitivity", "per_record_epsilon", "central_epsilon", "shuffle_delta"):
+    data[name] = fresh[name]
+  data.update(epsilon=fresh["epsilon"], headline=fresh["headline"])
+  data["components"] = dict(fresh["components"])
+  return data
+
+
+def test_a_per_record_release_without_its_certificate_does_not_verify(reports):
+  """Issue 17, item 4: deleting the layer bounds and dividing L by 5, every number recomputed to
+  match, verified (epsilon 1.0 became 0.17). A per-record release carries its certificate, and
+  the certified bounds must be within the L used."""
+  for name in ("conditional", "heteroscedastic"):
+    data = reports[name].to_dict()
+    data["lipschitz"] /= 5
+    data["certificate"].pop("layer_bounds")
+    forged = privacy.PrivacyReport.from_dict(_recomputed(data))
+    assert forged.epsilon < reports[name].epsilon
+    with pytest.raises(ValueError, match="certificate.*layer bounds"):
+      forged.verify()
+    data["certificate"]["layer_bounds"] = reports[name].certificate["layer_bounds"]
+    with pytest.raises(ValueError, match="exceeds the L used"):  # L divided, bounds kept
+      privacy.PrivacyReport.from_dict(_recomputed(data)).verify()
+  data = reports["heteroscedastic"].to_dict()
+  data["certificate"].pop("log_sigma_lipschitz")
+  with pytest.raises(ValueError, match="certificate.*log_sigma_lipschitz"):
+    privacy.PrivacyReport.from_dict(data).verify()
+
+
+def test_make_report_refuses_a_per_record_release_without_a_certificate():
+  with pytest.raises(ValueError, match="certificate.*layer bounds"):
+    privacy.make_report(GAUSS6, **BASE, scope="public")
+  with pytest.raises(ValueError, match="no encoder"):
+    privacy.make_report(
+      privacy.PriorSampling(10),
+      **dict(BASE, lipschitz=None, diameter=None),
+      scope="dp-sgd",
+      dpsgd=DPSGD,
+      value_discretization_interval=COARSE,
+      certificate={"layer_bounds": [1.0]},
+    )
