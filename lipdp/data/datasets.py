@@ -1,7 +1,11 @@
 """From a dataset name to records in a declared domain, split into train and holdout.
 
-`load_dataset` loads raw data (`lipdp.data.sources`), builds the declared domain, encodes every
-record (record-wise, no statistics of the data) and splits the records with a seeded
+Data sets are registered by name in one table (`DATASETS`: digits, breast_cancer, mnist_idx),
+and sources of data sets by prefix (`SOURCES`: 'tfds:', 'csv:', 'npz:', and 'table:' for a
+table in memory); an entry names its loader, the kind of domain it declares, its options and a
+line saying what it is. Adding a data set is one entry (and its tests). `load_dataset` finds the
+entry, which loads raw data (`lipdp.data.sources`), builds the declared domain and encodes every
+record (record-wise, no statistics of the data); it then splits the records with a seeded
 permutation. The split is not a privacy mechanism: both parts are private data; the holdout is
 kept out of training for evaluation (TSTR, membership inference).
 """
@@ -11,7 +15,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
-from typing import Any, Dict, Optional, Sequence, Tuple, Union
+from typing import Any, Callable, Dict, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
@@ -25,6 +29,8 @@ __all__ = [
   "default_image_radius",
   "train_holdout_split",
   "load_dataset",
+  "DATASETS",
+  "SOURCES",
 ]
 
 # Default image radius: R = DEFAULT_RADIUS_FRACTION * sqrt(d) for d = number of pixel values.
@@ -179,6 +185,270 @@ def _no_radius(name: str, radius, label_weight=1.0):
     raise ValueError(f"label_weight applies to image data only; {name!r} is tabular.")
 
 
+# ------------------------------------------------------------------------------------------------
+# The registry: one entry per data set, and one per source of data sets (a name prefix).
+
+
+@dataclasses.dataclass(frozen=True)
+class Request:
+  """What `load_dataset` was asked, for a loader: its argument and the common settings.
+
+  Attributes:
+    name: the data set name as given (e.g. 'csv:/path/t.csv').
+    argument: the part after a source's prefix ('/path/t.csv'); the name for a data set.
+    options: the loader options (checked against the entry's `options`).
+  """
+
+  name: str
+  argument: str
+  data_dir: Optional[str]
+  radius: Optional[float]
+  include_labels: bool
+  label_weight: float
+  options: Dict[str, Any]
+
+
+@dataclasses.dataclass
+class Loaded:
+  """What a loader returns: every record encoded in its declared domain, before the split."""
+
+  records: np.ndarray
+  domain: Union[ImageDomain, TabularDomain]
+  labels: Optional[np.ndarray] = None  # class indices, or None
+  notes: Tuple[str, ...] = ()  # caveats every release of the data set must carry
+  source_info: Dict[str, Any] = dataclasses.field(default_factory=dict)
+
+
+@dataclasses.dataclass(frozen=True)
+class Entry:
+  """A data set, or a source of data sets, of the registry.
+
+  Attributes:
+    load: `load(request) -> Loaded`.
+    kind: 'image', 'table', or 'image or table' (tables refuse the image settings radius and
+      label_weight).
+    options: the loader options it accepts.
+    summary: what it is, in a line (docs/data.md lists the same).
+  """
+
+  load: Callable[[Request], Loaded]
+  kind: str
+  options: Tuple[str, ...]
+  summary: str
+
+
+def _load_digits(request: Request) -> Loaded:
+  images, labels = sources.load_digits()
+  images = _with_channel(images)
+  domain = _image_domain(
+    images.shape[1:],
+    request.radius,
+    sources.DIGITS_PIXEL_MAX,
+    sources.DIGITS_NUM_CLASSES,
+    request.include_labels,
+    request.label_weight,
+  )
+  return Loaded(domain.encode(images, labels if request.include_labels else None), domain, labels)
+
+
+def _load_breast_cancer(request: Request) -> Loaded:
+  table = sources.load_breast_cancer()
+  domain = sources.breast_cancer_domain(include_label=True)
+  labels = domain.category_indices(domain.label_column, table[domain.label_column])
+  records, domain = _encode_table(domain, table, request.include_labels)
+  return Loaded(records, domain, labels, notes=(sources.BREAST_CANCER_BOUNDS_NOTE,))
+
+
+def _load_mnist_idx(request: Request) -> Loaded:
+  images, labels = sources.load_idx(
+    _mnist_idx_dir(request.data_dir), prefix=request.options.get("prefix")
+  )
+  images = _with_channel(images)
+  domain = _image_domain(
+    images.shape[1:],
+    request.radius,
+    sources.MNIST_PIXEL_MAX,
+    sources.MNIST_NUM_CLASSES,
+    request.include_labels,
+    request.label_weight,
+  )
+  if request.include_labels:
+    return Loaded(domain.encode(images, labels), domain, labels)
+  _check_label_range(labels, sources.MNIST_NUM_CLASSES, request.name)
+  return Loaded(domain.encode(images), domain, labels)
+
+
+def _load_tfds(request: Request) -> Loaded:
+  kw, name = request.options, request.name
+  if not request.argument:
+    raise ValueError("Give the TFDS name after 'tfds:', e.g. 'tfds:mnist'.")
+  label_key = kw.get("label_key", "label")
+  images, labels, info = sources.load_tfds(
+    request.argument,
+    split=kw.get("split", "train"),
+    data_dir=request.data_dir,
+    image_key=kw.get("image_key", "image"),
+    label_key=label_key,
+    with_info=True,
+  )
+  pixel_max = _pixel_max_for(images, kw.get("pixel_max"), name)
+  num_classes = kw.get("num_classes")
+  if num_classes is None and labels is not None:
+    num_classes = _tfds_num_classes(info, label_key, name)
+  domain, records = _encode_images(
+    images,
+    labels,
+    request.radius,
+    pixel_max,
+    num_classes,
+    request.include_labels,
+    name,
+    request.label_weight,
+  )
+  return Loaded(records, domain, labels)
+
+
+def _load_csv_rows(request: Request, domain: TabularDomain, rows: sources.CsvRows) -> Loaded:
+  """A table read under the CSV reading rules (docs/data.md), from a file or from memory."""
+  table = sources.parse_csv_rows(rows, domain, strict=bool(request.options.get("strict", False)))
+  labels = _table_labels(domain, table.columns)
+  records, encoded_domain = _encode_table(domain, table.columns, request.include_labels)
+  return Loaded(records, encoded_domain, labels, source_info=table.summary())
+
+
+def _load_csv(request: Request) -> Loaded:
+  kw = request.options
+  domain = sources.load_schema(_require_schema(request.name, kw))  # before the file is read
+  rows = sources.read_csv_rows(
+    request.argument,
+    delimiter=kw.get("delimiter") or ",",
+    encoding=kw.get("encoding") or "utf-8",
+  )
+  return _load_csv_rows(request, domain, rows)
+
+
+def _load_table(request: Request) -> Loaded:
+  """A table in memory (`lipdp.synthesize`): its cells as text, read as a CSV file's are; the
+  argument is the digest of that text (`sources.table_digest`), checked."""
+  rows = request.options.get("table")
+  if not isinstance(rows, sources.CsvRows):
+    raise ValueError(
+      f"{request.name!r} is a table in memory: it is given to lipdp.synthesize(table, ...), "
+      "not named in a configuration"
+    )
+  domain = sources.load_schema(_require_schema(request.name, request.options))
+  if sources.table_digest(rows) != request.argument:
+    raise ValueError(f"the table in memory does not have the digest of {request.name!r}")
+  return _load_csv_rows(request, domain, rows)
+
+
+def _load_npz(request: Request) -> Loaded:
+  kw, name = request.options, request.name
+  if kw.get("schema") is not None:
+    _check_kwargs(name, kw, ("schema", "table_key"))
+    _no_radius(name, request.radius, request.label_weight)
+    domain = sources.load_schema(kw["schema"])
+    table = sources.load_npz(request.argument, domain, table_key=kw.get("table_key", "table"))
+    labels = _table_labels(domain, table)
+    records, domain = _encode_table(domain, table, request.include_labels)
+    return Loaded(records, domain, labels)
+  _check_kwargs(name, kw, ("schema", "image_key", "label_key", "pixel_max", "num_classes"))
+  images, labels = sources.load_npz(
+    request.argument,
+    image_key=kw.get("image_key", "images"),
+    label_key=kw.get("label_key", "labels"),
+  )
+  pixel_max = _pixel_max_for(images, kw.get("pixel_max"), name)
+  num_classes = kw.get("num_classes")
+  if labels is not None and num_classes is None and request.include_labels:
+    raise ValueError(
+      f"{name}: labels found; declare num_classes= (it is never inferred "
+      "from the labels) or pass include_labels=False."
+    )
+  domain, records = _encode_images(
+    images,
+    labels,
+    request.radius,
+    pixel_max,
+    num_classes,
+    request.include_labels,
+    name,
+    request.label_weight,
+  )
+  return Loaded(records, domain, None if labels is None else _as_int_labels(labels, name))
+
+
+# Named data sets. Adding one is an entry here (and its tests).
+DATASETS: Dict[str, Entry] = {
+  "digits": Entry(
+    _load_digits,
+    "image",
+    (),
+    "scikit-learn's bundled 8x8 digits (pixel_max 16, 10 classes), shape (8, 8, 1)",
+  ),
+  "breast_cancer": Entry(
+    _load_breast_cancer,
+    "table",
+    (),
+    "scikit-learn's bundled breast-cancer table with declared bounds (lipdp.data.sources)",
+  ),
+  "mnist_idx": Entry(
+    _load_mnist_idx,
+    "image",
+    ("prefix",),
+    "MNIST IDX files in data_dir (or data_dir/mnist-test, or $LIPDP_DATA_DIR/mnist-test); "
+    "option prefix= to pick 't10k' / 'train'. Shape (28, 28, 1)",
+  ),
+}
+# Sources of data sets, by the prefix of the name ('csv:/path/t.csv').
+SOURCES: Dict[str, Entry] = {
+  "tfds": Entry(
+    _load_tfds,
+    "image",
+    ("split", "image_key", "label_key", "pixel_max", "num_classes"),
+    "a prepared TFDS image data set (e.g. 'tfds:mnist'); split= (default 'train'), "
+    "image_key=, label_key=, pixel_max= (default 255 for uint8), num_classes= (default: the "
+    "data set's public metadata)",
+  ),
+  "csv": Entry(
+    _load_csv,
+    "table",
+    ("schema", "delimiter", "encoding", "strict"),
+    "a CSV table; schema= (TabularDomain, dict, or JSON file), delimiter=, encoding= "
+    "(default UTF-8), strict= (refuse values outside the bounds)",
+  ),
+  "npz": Entry(
+    _load_npz,
+    "image or table",
+    ("schema", "table_key", "image_key", "label_key", "pixel_max", "num_classes"),
+    "with schema=, a table (arrays per column, or table_key=); without, images "
+    "(image_key='images', label_key='labels', pixel_max= unless uint8, num_classes= required "
+    "when labels are present and include_labels is True)",
+  ),
+  "table": Entry(
+    _load_table,
+    "table",
+    ("schema", "strict", "table"),
+    "a table in memory, given to lipdp.synthesize (the name holds its digest)",
+  ),
+}
+
+
+def _entry(name: str) -> Tuple[Entry, str]:
+  """The registry entry of `name` and the argument its loader gets."""
+  if name in DATASETS:
+    return DATASETS[name], name
+  prefix, colon, argument = name.partition(":")
+  if colon and prefix in SOURCES:
+    return SOURCES[prefix], argument
+  expected = [repr(n) for n in DATASETS] + [
+    f"'{p}:<{'digest' if p == 'table' else 'name' if p == 'tfds' else 'path'}>'" for p in SOURCES
+  ]
+  raise ValueError(
+    f"Unknown dataset {name!r}; expected {', '.join(expected[:-1])} or {expected[-1]}."
+  )
+
+
 def load_dataset(
   name: str,
   *,
@@ -193,19 +463,10 @@ def load_dataset(
   """Loads a data set, encodes it into its declared domain and splits it.
 
   Args:
-    name: one of
-      'digits': scikit-learn's bundled 8x8 digits (pixel_max 16, 10 classes), shape (8, 8, 1).
-      'breast_cancer': scikit-learn's bundled table with declared bounds (sources.py).
-      'mnist_idx': MNIST IDX files in data_dir (or data_dir/mnist-test, or
-        $LIPDP_DATA_DIR/mnist-test); option prefix= to pick 't10k' / 'train'. Shape (28, 28, 1).
-      'tfds:<name>': a prepared TFDS image data set (e.g. 'tfds:mnist', 'tfds:fashion_mnist');
-        options split= (default 'train'), image_key=, label_key=, pixel_max= (default 255 for
-        uint8), num_classes= (default: from the data set's public metadata).
-      'csv:<path>': a CSV table; options schema= (TabularDomain, dict, or JSON file path),
-        delimiter=, encoding= (default UTF-8), strict= (refuse values outside the bounds).
-      'npz:<path>': with schema=, a table (arrays per column, or table_key=); without, images
-        (image_key='images', label_key='labels', pixel_max= unless uint8, num_classes=
-        required when labels are present and include_labels is True).
+    name: a data set of `DATASETS` ('digits', 'breast_cancer', 'mnist_idx') or a source of
+      `SOURCES` with its argument ('tfds:<name>', 'csv:<path>', 'npz:<path>', and
+      'table:<digest>' for a table in memory); each entry's summary says what it reads and
+      which options it takes.
     data_dir: data folder (mnist_idx: the IDX folder; tfds: the TFDS data_dir).
     radius: image radius R; default `default_image_radius(image_shape)` (data-independent).
     holdout_fraction: fraction of records held out for evaluation.
@@ -213,7 +474,7 @@ def load_dataset(
     include_labels: carry labels inside the records (one-hot block / label column). Labels are
       returned in train_labels / holdout_labels either way.
     label_weight: images only: the declared weight w of the label block (w * one-hot).
-    **kw: source-specific options listed above.
+    **kw: the entry's options.
 
   Returns:
     PreparedData whose records lie in `domain`.
@@ -223,116 +484,14 @@ def load_dataset(
   """
   if not isinstance(name, str):
     raise ValueError(f"Dataset name must be a string, got {name!r}.")
-  labels = None
-  notes: Tuple[str, ...] = ()
-  source_info: Dict[str, Any] = {}
-  if name == "digits":
-    _check_kwargs(name, kw, ())
-    images, labels = sources.load_digits()
-    images = _with_channel(images)
-    domain = _image_domain(
-      images.shape[1:],
-      radius,
-      sources.DIGITS_PIXEL_MAX,
-      sources.DIGITS_NUM_CLASSES,
-      include_labels,
-      label_weight,
-    )
-    records = domain.encode(images, labels if include_labels else None)
-  elif name == "breast_cancer":
-    _check_kwargs(name, kw, ())
+  entry, argument = _entry(name)
+  _check_kwargs(name, kw, entry.options)
+  if entry.kind == "table":
     _no_radius(name, radius, label_weight)
-    table = sources.load_breast_cancer()
-    domain = sources.breast_cancer_domain(include_label=True)
-    labels = domain.category_indices(domain.label_column, table[domain.label_column])
-    records, domain = _encode_table(domain, table, include_labels)
-    notes = (sources.BREAST_CANCER_BOUNDS_NOTE,)
-  elif name == "mnist_idx":
-    _check_kwargs(name, kw, ("prefix",))
-    images, labels = sources.load_idx(_mnist_idx_dir(data_dir), prefix=kw.get("prefix"))
-    images = _with_channel(images)
-    domain = _image_domain(
-      images.shape[1:],
-      radius,
-      sources.MNIST_PIXEL_MAX,
-      sources.MNIST_NUM_CLASSES,
-      include_labels,
-      label_weight,
-    )
-    if include_labels:
-      records = domain.encode(images, labels)
-    else:
-      records = domain.encode(images)
-      _check_label_range(labels, sources.MNIST_NUM_CLASSES, name)
-  elif name.startswith("tfds:"):
-    _check_kwargs(name, kw, ("split", "image_key", "label_key", "pixel_max", "num_classes"))
-    tfds_name = name[len("tfds:") :]
-    if not tfds_name:
-      raise ValueError("Give the TFDS name after 'tfds:', e.g. 'tfds:mnist'.")
-    label_key = kw.get("label_key", "label")
-    images, labels, info = sources.load_tfds(
-      tfds_name,
-      split=kw.get("split", "train"),
-      data_dir=data_dir,
-      image_key=kw.get("image_key", "image"),
-      label_key=label_key,
-      with_info=True,
-    )
-    pixel_max = _pixel_max_for(images, kw.get("pixel_max"), name)
-    num_classes = kw.get("num_classes")
-    if num_classes is None and labels is not None:
-      num_classes = _tfds_num_classes(info, label_key, name)
-    domain, records = _encode_images(
-      images, labels, radius, pixel_max, num_classes, include_labels, name, label_weight
-    )
-  elif name.startswith("csv:"):
-    _check_kwargs(name, kw, ("schema", "delimiter", "encoding", "strict"))
-    _no_radius(name, radius, label_weight)
-    schema = _require_schema(name, kw)
-    domain = sources.load_schema(schema)
-    csv_table = sources.read_csv_table(
-      name[len("csv:") :],
-      domain,
-      delimiter=kw.get("delimiter") or ",",
-      encoding=kw.get("encoding") or "utf-8",
-      strict=bool(kw.get("strict", False)),
-    )
-    table = csv_table.columns
-    source_info = csv_table.summary()
-    labels = _table_labels(domain, table)
-    records, domain = _encode_table(domain, table, include_labels)
-  elif name.startswith("npz:"):
-    path = name[len("npz:") :]
-    if kw.get("schema") is not None:
-      _check_kwargs(name, kw, ("schema", "table_key"))
-      _no_radius(name, radius, label_weight)
-      domain = sources.load_schema(kw["schema"])
-      table = sources.load_npz(path, domain, table_key=kw.get("table_key", "table"))
-      labels = _table_labels(domain, table)
-      records, domain = _encode_table(domain, table, include_labels)
-    else:
-      _check_kwargs(name, kw, ("schema", "image_key", "label_key", "pixel_max", "num_classes"))
-      images, labels = sources.load_npz(
-        path, image_key=kw.get("image_key", "images"), label_key=kw.get("label_key", "labels")
-      )
-      pixel_max = _pixel_max_for(images, kw.get("pixel_max"), name)
-      num_classes = kw.get("num_classes")
-      if labels is not None and num_classes is None and include_labels:
-        raise ValueError(
-          f"{name}: labels found; declare num_classes= (it is never inferred "
-          "from the labels) or pass include_labels=False."
-        )
-      domain, records = _encode_images(
-        images, labels, radius, pixel_max, num_classes, include_labels, name, label_weight
-      )
-      if labels is not None:
-        labels = _as_int_labels(labels, name)
-  else:
-    raise ValueError(
-      f"Unknown dataset {name!r}; expected 'digits', 'breast_cancer', "
-      "'mnist_idx', 'tfds:<name>', 'csv:<path>' or 'npz:<path>'."
-    )
-
+  loaded = entry.load(
+    Request(name, argument, data_dir, radius, include_labels, label_weight, dict(kw))
+  )
+  records, labels = loaded.records, loaded.labels
   train_idx, holdout_idx = train_holdout_split(records.shape[0], holdout_fraction, split_seed)
   if labels is not None:
     labels = np.asarray(labels, np.int64)
@@ -341,12 +500,12 @@ def load_dataset(
     holdout=records[holdout_idx],
     train_labels=None if labels is None else labels[train_idx],
     holdout_labels=None if labels is None else labels[holdout_idx],
-    domain=domain,
+    domain=loaded.domain,
     name=name,
     split_seed=int(split_seed),
     holdout_fraction=float(holdout_fraction),
-    notes=notes,
-    source_info=source_info,
+    notes=loaded.notes,
+    source_info=loaded.source_info,
   )
 
 

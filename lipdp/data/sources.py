@@ -14,6 +14,7 @@ import csv
 import dataclasses
 import glob
 import gzip
+import hashlib
 import io
 import json
 import math
@@ -500,7 +501,7 @@ class CsvTable:
   """The declared columns of a CSV file, and what reading them did.
 
   The counts are statistics of the (private) data: they are for the person running lipdp, not
-  for a release (`lipdp.pipeline` logs them and keeps them out of the privacy report).
+  for a release (`lipdp.runner` logs them and keeps them out of the privacy report).
 
   Attributes:
     columns: column name -> 1-D array, in schema order (numeric float64 as read, before
@@ -816,7 +817,12 @@ def read_csv_table(
     ValueError: naming the file, and the line, column and value where there is one.
   """
   domain = load_schema(schema)
-  rows = read_csv_rows(path, delimiter=delimiter, encoding=encoding)
+  return parse_csv_rows(read_csv_rows(path, delimiter=delimiter, encoding=encoding), domain, strict)
+
+
+def parse_csv_rows(rows: CsvRows, domain: TabularDomain, strict: bool = False) -> CsvTable:
+  """The schema's columns from the cells of a CSV file (or of a table in memory,
+  `rows_from_columns`), under the reading rules above; see `read_csv_table`."""
   positions = _check_header(rows, domain)
   out: Dict[str, np.ndarray] = {}
   clipped: Dict[str, Tuple[int, int]] = {}
@@ -844,6 +850,65 @@ def read_csv_table(
     encoding=rows.encoding,
     bom=rows.bom,
   )
+
+
+# A table in memory is read as the text of its cells, by the reading rules of a CSV file; its
+# messages name a row by its position.
+IN_MEMORY = "the table in memory (rows counted from 0)"
+
+
+def _cell_text(value: Any) -> str:
+  """A cell of a table in memory as the text a CSV file would hold: numbers exactly (repr of
+  the float64, whole numbers as integers), missing values (None, NaN, pandas' NA) as an empty
+  cell, anything else as str(value), which is how a declared category is matched."""
+  if value is None or type(value).__name__ in ("NAType", "NaTType"):
+    return ""
+  if isinstance(value, (bool, np.bool_)):
+    return str(bool(value))
+  if isinstance(value, (int, np.integer)):
+    return str(int(value))
+  if isinstance(value, (float, np.floating)):
+    return "" if np.isnan(value) else repr(float(value))
+  return str(value)
+
+
+def rows_from_columns(columns: Mapping[str, Any]) -> CsvRows:
+  """The cells of a table in memory ({column name: values}), as `read_csv_rows` gives a file's:
+  whitespace around a cell is removed (and counted) as in a file; messages name a row by its
+  position (from 0)."""
+  names = [str(name) for name in columns]
+  values = [list(np.asarray(columns[name], dtype=object)) for name in columns]
+  lengths = {len(v) for v in values}
+  if len(lengths) > 1:
+    raise ValueError(f"{IN_MEMORY}: its columns have different lengths {sorted(lengths)}")
+  if not values or not values[0]:
+    raise ValueError(f"{IN_MEMORY} has no rows")
+  header = tuple(n.strip() for n in names)
+  stripped = sum(a != b for a, b in zip(names, header))
+  rows = []
+  for cells in zip(*values):
+    texts = [_cell_text(v) for v in cells]
+    kept = [t.strip() for t in texts]
+    stripped += sum(a != b for a, b in zip(texts, kept))
+    rows.append(kept)
+  return CsvRows(
+    path=IN_MEMORY,
+    header=header,
+    rows=rows,
+    line_numbers=list(range(len(rows))),
+    encoding="none (in memory)",
+    bom=False,
+    stripped_cells=stripped,
+  )
+
+
+def table_digest(rows: CsvRows) -> str:
+  """A SHA-256 digest of a table's header and cells (hex, 16 characters): the name of a table
+  in memory, so that a run resumed on other records is refused as other settings."""
+  digest = hashlib.sha256()
+  for row in [list(rows.header)] + rows.rows:
+    digest.update(json.dumps(row, ensure_ascii=False).encode("utf-8") + b"\n")
+  return digest.hexdigest()[:16]
 
 
 def load_csv(
