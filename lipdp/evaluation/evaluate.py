@@ -65,13 +65,17 @@ def _default_models(kind: str, fast: bool) -> Sequence[str]:
 def _mmd_metrics(synthetic, train, holdout, seed) -> Dict[str, float]:
   s = _validation.subsample(synthetic, MAX_MMD_SAMPLES, _validation.rng_for(seed, _MMD_SYNTHETIC))
   h = _validation.subsample(holdout, MAX_MMD_SAMPLES, _validation.rng_for(seed, _MMD_HOLDOUT))
-  t = _validation.subsample(train, MAX_MMD_SAMPLES, _validation.rng_for(seed, _MMD_TRAIN))
   bandwidth = fidelity.median_heuristic_bandwidth(h)
-  return {
-    "fidelity/mmd": fidelity.mmd_squared(s, h, bandwidth),
-    "fidelity/mmd_train_vs_holdout": fidelity.mmd_squared(t, h, bandwidth),
-    "fidelity/mmd_bandwidth": bandwidth,
-  }
+  out = {"fidelity/mmd": fidelity.mmd_squared(s, h, bandwidth)}
+  if train is not None:
+    t = _validation.subsample(train, MAX_MMD_SAMPLES, _validation.rng_for(seed, _MMD_TRAIN))
+    out["fidelity/mmd_train_vs_holdout"] = fidelity.mmd_squared(t, h, bandwidth)
+  out["fidelity/mmd_bandwidth"] = bandwidth
+  return out
+
+
+# Why each metric group is skipped when no training records are given.
+_NO_TRAIN = "no training records were given (train=None)"
 
 
 @_validation.single_threaded
@@ -96,7 +100,10 @@ def evaluate_release(
     domain: the records' domain (ImageDomain or TabularDomain; image metrics iff it has an
       image block).
     synthetic: released records, array (n_s >= 2, domain.dim).
-    train: the real records the generator was trained on, (n_t >= 2, domain.dim).
+    train: the real records the generator was trained on, (n_t >= 2, domain.dim); or None
+      (e.g. for another tool's table): the metrics that need them are skipped (meta/skipped
+      says which): TRTR, the majority baseline, label agreement and the reference classifier,
+      the Fréchet distance, every '*_train_vs_holdout' floor, and the membership metrics.
     holdout: real records the release never used, (n_h >= 4, domain.dim).
     seed: non-negative integer.
     models: downstream models for TSTR/TRTR; default: images ('logreg', 'mlp', 'cnn'),
@@ -158,7 +165,7 @@ def evaluate_release(
   kind = downstream.domain_kind(domain)
   _validation.rng_for(seed, 0)  # validates the seed
   s = _validation.as_matrix(synthetic, "synthetic", dim=domain.dim, min_rows=2)
-  t = _validation.as_matrix(train, "train", dim=domain.dim, min_rows=2)
+  t = None if train is None else _validation.as_matrix(train, "train", dim=domain.dim, min_rows=2)
   h = _validation.as_matrix(holdout, "holdout", dim=domain.dim, min_rows=4)
   models = downstream.check_models(kind, _default_models(kind, fast) if models is None else models)
   labelled = domain.label_column is not None
@@ -171,15 +178,15 @@ def evaluate_release(
     "meta/models": list(models) if labelled else [],
     "meta/reference_classifier": ref_name if labelled else None,
     "meta/num_synthetic": int(s.shape[0]),
-    "meta/num_train": int(t.shape[0]),
+    "meta/num_train": None if t is None else int(t.shape[0]),
     "meta/num_holdout": int(h.shape[0]),
     "meta/num_classes": int(domain.num_classes) if labelled else None,
     "meta/label_column": domain.label_column,
     "meta/roles": dict(_ROLES),
     "meta/holdout_contract": _HOLDOUT_CONTRACT,
-    "meta/holdout_duplicates_of_train": int(
-      round(membership.exact_match_fraction(h, t) * h.shape[0])
-    ),
+    "meta/holdout_duplicates_of_train": None
+    if t is None
+    else int(round(membership.exact_match_fraction(h, t) * h.shape[0])),
     "meta/differentially_private": False,
     "meta/privacy_note": _PRIVACY_NOTE,
     "meta/model_settings": {
@@ -189,7 +196,15 @@ def evaluate_release(
   }
 
   reference = None
-  if labelled:
+  if labelled and t is None:
+    out.update(utility.tstr(domain, s, h, models=models, seed=seed))
+    _, ys = downstream.features_and_labels(domain, s, "synthetic")
+    _, yh = downstream.features_and_labels(domain, h, "holdout")
+    out["labels/balance_tv"] = fidelity.label_balance_tv(ys, yh, int(domain.num_classes))
+    out["labels/num_synthetic_classes"] = int(np.unique(ys).size)
+    skipped["utility/trtr"] = _NO_TRAIN
+    skipped["labels/agreement"] = _NO_TRAIN
+  elif labelled:
     reference = downstream.fit_classifier(domain, t, ref_name, seed=seed, name="train")
     out.update(
       utility.tstr_trtr(
@@ -218,15 +233,21 @@ def evaluate_release(
       )
     else:
       skipped["fidelity/frechet"] = (
-        "needs a classifier trained on labelled real data with at least two classes"
+        _NO_TRAIN
+        if t is None
+        else "needs a classifier trained on labelled real data with at least two classes"
       )
   else:
     out.update(fidelity.tabular_fidelity(domain, s, h))
-    floor = fidelity.tabular_fidelity(domain, t, h)
-    for key in ("tv_mean", "wasserstein_mean", "association_diff_mean"):
-      out[f"fidelity/{key}_train_vs_holdout"] = floor[f"fidelity/{key}"]
+    if t is not None:
+      floor = fidelity.tabular_fidelity(domain, t, h)
+      for key in ("tv_mean", "wasserstein_mean", "association_diff_mean"):
+        out[f"fidelity/{key}_train_vs_holdout"] = floor[f"fidelity/{key}"]
   out.update(_mmd_metrics(s, t, h, seed))
 
+  if t is None:
+    skipped["privacy"] = _NO_TRAIN
+    return out
   out.update(membership.distance_to_closest_record(s, t, h, seed=seed))
   out.update(membership.membership_inference(s, t, h, seed=seed))
   return out
@@ -243,13 +264,17 @@ def _ci(value: Any) -> str:
 def summary_lines(metrics: Dict[str, Any]) -> List[str]:
   """5-10 short console lines from an `evaluate_release` result (missing keys are skipped)."""
   m = metrics
+  against = (
+    f"{m.get('meta/num_holdout')} holdout records"
+    if m.get("meta/num_train") is None
+    else f"{m.get('meta/num_train')} training / {m.get('meta/num_holdout')} holdout records"
+  )
   lines = [
-    f"Evaluation of {m.get('meta/num_synthetic')} synthetic records against "
-    f"{m.get('meta/num_train')} training / {m.get('meta/num_holdout')} holdout records "
+    f"Evaluation of {m.get('meta/num_synthetic')} synthetic records against {against} "
     "(not differentially private: do not publish)."
   ]
   models = [k[len("tstr/") :] for k in m if k.startswith("tstr/") and not k.endswith("_f1")]
-  if models:
+  if models and all(f"trtr/{name}" in m for name in models):
     parts = ", ".join(
       f"{name} {m[f'tstr/{name}']:.3f} vs {m[f'trtr/{name}']:.3f}" for name in models
     )
@@ -257,6 +282,9 @@ def summary_lines(metrics: Dict[str, Any]) -> List[str]:
       f"Utility, holdout accuracy TSTR vs TRTR: {parts} (majority class "
       f"{_fmt(m.get('utility/majority_baseline'))})."
     )
+  elif models:
+    parts = ", ".join(f"{name} {m[f'tstr/{name}']:.3f}" for name in models)
+    lines.append(f"Utility, holdout accuracy TSTR: {parts} (no training records: no TRTR).")
   if "labels/agreement" in m:
     lines.append(
       f"Labels: agreement with a real-data {m.get('meta/reference_classifier')} "

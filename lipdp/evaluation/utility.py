@@ -51,6 +51,35 @@ def majority_baseline(train_labels: Any, test_labels: Any) -> float:
   return float(np.mean(test_labels == np.bincount(train_labels).argmax()))
 
 
+def tstr(
+  domain: Any,
+  synthetic: Any,
+  holdout: Any,
+  *,
+  models: Optional[Sequence[str]] = None,
+  seed: int = 0,
+) -> Dict[str, float]:
+  """Train-on-synthetic accuracies on the real holdout alone ("tstr/m", "tstr/m_f1"), for a
+  synthetic table whose training records are not at hand (`tstr_trtr` has the same values)."""
+  kind = downstream.domain_kind(domain)
+  models = downstream.check_models(
+    kind,
+    (downstream.IMAGE_MODELS if kind == "image" else downstream.TABLE_MODELS)
+    if models is None
+    else models,
+  )
+  if domain.label_column is None:
+    raise ValueError("TSTR needs a domain with a label column.")
+  x_test, y_test = downstream.features_and_labels(domain, holdout, "holdout")
+  out: Dict[str, float] = {}
+  for model in models:
+    synth = downstream.fit_classifier(domain, synthetic, model, seed=seed, name="synthetic")
+    scores = classification_scores(y_test, synth.predict(x_test))
+    out[f"tstr/{model}"] = scores["accuracy"]
+    out[f"tstr/{model}_f1"] = scores["macro_f1"]
+  return out
+
+
 def tstr_trtr(
   domain: Any,
   synthetic: Any,
