@@ -1,11 +1,14 @@
 r"""Runs the baselines of lipdp.baselines on the tables, appending one JSON line per run.
 
-Each run fits one baseline on the training part of a data set (the train/holdout split of
-`lipdp.data.load_dataset`, split seed 0) at one (epsilon, delta) and seed, evaluates the
-synthetic records with `lipdp.evaluation.evaluate_release` against the holdout, and appends a
-line with the method, data set, target and reported epsilon, delta, seed, the report's headline
-and scope, the mechanism's choices and timings, and every metric key of evaluate_release.
-Runs already in the results file are skipped, so a killed run resumes.
+Each run is a spec of the one run (`lipdp.runner.run`, as the main job's
+`--config.method=mst|aim|...`): it fits one baseline on the training part of a data set (the
+train/holdout split of `lipdp.data.load_dataset`, split seed 0) at one (epsilon, delta) and
+seed, writes its release into a work directory under --workdir, evaluates the synthetic records
+with `lipdp.evaluation.evaluate_release` against the holdout, and appends a line with the
+method, data set, target and reported epsilon, delta, seed, the report's headline and scope, the
+mechanism's choices and timings, and every metric key of evaluate_release. The non-private
+reference copy_train runs in scope 'none' (no release, no report). Runs already in the results
+file are skipped, so a killed run resumes.
 
   python experiments/baselines.py --results=results/baselines.jsonl      # everything
   python experiments/baselines.py --datasets=breast_cancer --methods=mst --seeds=0 \
@@ -18,17 +21,22 @@ The numbers are computed on the private holdout without DP: a study, not a relea
 (docs/evaluation.md). Seeds make the noise reproducible, and every report says so.
 """
 
-import json
 import os
-import time
+import shutil
 import traceback
 
 from absl import app
 from absl import flags
+import numpy as np
+from scipy import optimize
+from scipy.spatial import distance
 
 from lipdp import baselines
 from lipdp import data as data_lib
-from lipdp import evaluation
+from lipdp import runner
+from lipdp import spec as spec_lib
+from lipdp.baselines import private_measure as pm
+from lipdp.studies import results
 
 FLAGS = flags.FLAGS
 flags.DEFINE_list("datasets", ["bank_marketing", "breast_cancer"], "Data sets.")
@@ -39,6 +47,11 @@ flags.DEFINE_list("epsilons", ["1", "10"], "Target epsilons of the private basel
 flags.DEFINE_float("delta", 1e-5, "Target delta.")
 flags.DEFINE_list("seeds", ["0", "1", "2"], "Seeds (noise and evaluation).")
 flags.DEFINE_string("results", None, "JSONL file the runs are appended to.")
+flags.DEFINE_string(
+  "workdir",
+  "runs/baselines",
+  "Root of the runs' work directories (private: releases, evaluations).",
+)
 flags.DEFINE_string("data_dir", None, "Folder holding bank-marketing/ (default $LIPDP_DATA_DIR).")
 flags.DEFINE_string(
   "bank_schema",
@@ -73,8 +86,10 @@ NOT_APPLICABLE = {
 }
 
 
-def load(name: str):
-  """(PreparedData, bins for MST/AIM, notes) of a data set."""
+def dataset_config(name: str):
+  """The config of a data set (its loading and MST's and AIM's declared bins)."""
+  config = spec_lib.base_config()
+  config.split_seed = FLAGS.split_seed
   if name == "bank_marketing":
     root = FLAGS.data_dir or os.environ.get(data_lib.DATA_DIR_ENV)
     if not root:
@@ -82,69 +97,54 @@ def load(name: str):
         f"bank_marketing needs --data_dir or ${data_lib.DATA_DIR_ENV} (a "
         f"folder holding {BANK_FILE})"
       )
-    path = os.path.join(root, BANK_FILE)
-    data = data_lib.load_dataset(
-      "csv:" + path, schema=FLAGS.bank_schema, split_seed=FLAGS.split_seed
-    )
-    return data, baselines.bins_from_schema(FLAGS.bank_schema)
+    config.dataset = "csv:" + os.path.join(root, BANK_FILE)
+    config.schema = FLAGS.bank_schema  # its "bins" are MST's and AIM's
+    return config
   if name == "breast_cancer":
-    data = data_lib.load_dataset("breast_cancer", split_seed=FLAGS.split_seed)
-    bins = {c.name: FLAGS.breast_cancer_bins for c in data.domain.columns if hasattr(c, "low")}
-    return data, bins
+    config.dataset = "breast_cancer"
+    config.baseline_bins = FLAGS.breast_cancer_bins  # equal-width over each declared bound
+    return config
   raise app.UsageError(f"unknown data set {name!r}")
 
 
 def done_keys(path: str) -> set:
   keys = set()
   if os.path.exists(path):
-    with open(path, encoding="utf-8") as f:
-      for line in f:
-        try:
-          row = json.loads(line)
-        except json.JSONDecodeError:
-          continue
-        if row.get("status") == "ok":
-          keys.add((row["method"], row["dataset"], row["target_epsilon"], row["seed"]))
+    for row in results.read_rows(path):
+      if row.get("status") == "ok":
+        keys.add((row["method"], row["dataset"], row["target_epsilon"], row["seed"]))
   return keys
 
 
-def options(method: str, bins, notes) -> dict:
-  """A method's options; the data set's caveats go into every private report's notes."""
+def options(method: str, num_columns: int) -> dict:
+  """A method's options beyond the common ones (its report's notes carry the data set's
+  caveats, as every run's do)."""
   if method == "mst":
-    return {"bins": bins, "final_iters": FLAGS.final_iters, "notes": tuple(notes)}
+    return {"final_iters": FLAGS.final_iters}
   if method == "aim":
     return {
-      "bins": bins,
+      "rounds": FLAGS.aim_rounds_per_attribute * num_columns,
       "round_iters": FLAGS.aim_round_iters,
       "final_iters": FLAGS.final_iters,
-      "notes": tuple(notes),
     }
-  if method == "private_measure":
-    return {"notes": tuple(notes)}
   return {}
 
 
-def run(method, dataset, data, bins, epsilon, seed) -> dict:
-  fit = baselines.BASELINES[method]
+def run(method, dataset, config, num_columns, epsilon, seed) -> dict:
+  """One baseline run through `lipdp.runner.run`, as a row of the results file."""
   private = method in baselines.PRIVATE_BASELINES
-  opts = options(method, bins, data.notes)
-  if method == "aim":
-    opts["rounds"] = FLAGS.aim_rounds_per_attribute * len(data.domain.columns)
-  start = time.time()
-  release = fit(
-    data.train,
-    data.domain,
-    epsilon=epsilon if private else None,
-    delta=FLAGS.delta if private else None,
-    seed=seed,
-    **opts,
-  )
-  fit_s = time.time() - start
-  start = time.time()
-  metrics = evaluation.evaluate_release(
-    data.domain, release.records, data.train, data.holdout, seed=seed, fast=True
-  )
-  eval_s = time.time() - start
+  config.method = method
+  config.scope = "dp-measurements" if private else spec_lib.NO_GUARANTEE
+  if private:
+    config.epsilon, config.delta = epsilon, FLAGS.delta
+  config.noise_seed = seed  # a study: reproducible noise, and the report says so
+  config.evaluation.seed = seed
+  config.evaluation.fast = True
+  opts = options(method, num_columns)
+  config.method_options = opts
+  workdir = os.path.join(FLAGS.workdir, f"{dataset}_{method}_eps={epsilon}_seed={seed}")
+  shutil.rmtree(workdir, ignore_errors=True)  # a run always starts from scratch
+  result = runner.run(spec_lib.from_config(config), workdir)
   row = {
     "status": "ok",
     "method": method,
@@ -152,15 +152,15 @@ def run(method, dataset, data, bins, epsilon, seed) -> dict:
     "target_epsilon": epsilon if private else None,
     "delta": FLAGS.delta if private else None,
     "seed": seed,
-    "private": release.private,
-    "num_train": len(data.train),
-    "num_holdout": len(data.holdout),
-    "num_synthetic": len(release.records),
-    "options": {k: v for k, v in opts.items() if k not in ("bins", "notes")},
-    "timings": {"fit_s": fit_s, "eval_s": eval_s},
+    "private": private,
+    "num_train": len(result.data.train),
+    "num_holdout": len(result.data.holdout),
+    "num_synthetic": len(result.synthetic_records),
+    "options": opts,
+    "timings": {"fit_s": result.timings["fit_s"], "eval_s": result.timings["evaluation_s"]},
   }
-  if release.report is not None:
-    report = release.report
+  if result.report is not None:
+    report = result.report
     row.update(
       epsilon=report.epsilon,
       headline=report.headline,
@@ -172,7 +172,7 @@ def run(method, dataset, data, bins, epsilon, seed) -> dict:
     row.update(epsilon=None, headline="no privacy guarantee (non-private reference)", scope=None)
   row["mechanism"] = {
     k: v
-    for k, v in release.info.items()
+    for k, v in result.info.items()
     if k
     in (
       "tree",
@@ -185,7 +185,8 @@ def run(method, dataset, data, bins, epsilon, seed) -> dict:
       "sigma_pairs",
     )
   }
-  row.update(metrics)
+  # The report's fields are in the row under their own names (above).
+  row.update({k: v for k, v in result.metrics.items() if not k.startswith("meta/privacy_")})
   return row
 
 
@@ -206,14 +207,7 @@ SUMMARY = (
 
 def summarize(path: str) -> str:
   """Markdown tables (mean +- standard deviation over seeds) per data set."""
-  import numpy as np  # pylint: disable=g-import-not-at-top
-
-  rows = []
-  with open(path, encoding="utf-8") as f:
-    for line in f:
-      row = json.loads(line)
-      if row.get("status") == "ok":
-        rows.append(row)
+  rows = [row for row in results.read_rows(path) if row.get("status") == "ok"]
   out = []
   for dataset in sorted({r["dataset"] for r in rows}):
     mine = [r for r in rows if r["dataset"] == dataset]
@@ -267,11 +261,6 @@ def private_measure_example() -> str:
   (lipdp/baselines/private_measure.py). The blobs: centres 0.35 and 0.7 on the diagonal,
   standard deviation 0.08, clipped to the cube, generated with seed n.
   """
-  import numpy as np  # pylint: disable=g-import-not-at-top
-  from scipy import optimize  # pylint: disable=g-import-not-at-top
-  from scipy.spatial import distance  # pylint: disable=g-import-not-at-top
-  from lipdp.baselines import private_measure as pm  # pylint: disable=g-import-not-at-top
-
   out = [
     "| d | n | epsilon | depth | W1 mean (max) | (T) pathwise, max | (B) expected | "
     "W1 of uniform points |",
@@ -323,9 +312,9 @@ def main(argv):
   epsilons = [float(e) for e in FLAGS.epsilons]
   seeds = [int(s) for s in FLAGS.seeds]
   done = done_keys(FLAGS.results)
-  os.makedirs(os.path.dirname(os.path.abspath(FLAGS.results)), exist_ok=True)
   for dataset in FLAGS.datasets:
-    data, bins = load(dataset)
+    base = dataset_config(dataset)
+    num_columns = len(runner.load_data(spec_lib.from_config(base).data).domain.columns)
     for method in FLAGS.methods:
       private = method in baselines.PRIVATE_BASELINES
       for epsilon in epsilons if private else [None]:
@@ -334,7 +323,7 @@ def main(argv):
             continue
           print(f"{dataset} {method} epsilon={epsilon} seed={seed} ...", flush=True)
           try:
-            row = run(method, dataset, data, bins, epsilon, seed)
+            row = run(method, dataset, dataset_config(dataset), num_columns, epsilon, seed)
           except Exception as e:  # pylint: disable=broad-except
             traceback.print_exc()
             row = {
@@ -345,8 +334,7 @@ def main(argv):
               "seed": seed,
               "error": repr(e),
             }
-          with open(FLAGS.results, "a", encoding="utf-8") as f:
-            f.write(json.dumps(row, sort_keys=True) + "\n")
+          results.append_row(FLAGS.results, row)
           if row["status"] == "ok":
             print(
               f"  epsilon {row['epsilon']}, TSTR logreg {row.get('tstr/logreg'):.4f}, "

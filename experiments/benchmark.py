@@ -28,7 +28,7 @@ Sections:
   Björck encoder at expected batch size `--batch_size`. Also XLA's FLOP count per step
   (compiled cost analysis) and the achieved FLOP rate.
 * `synthesis`: records per second of `release_latents` + `decode_latents` (the per-record
-  work of `lipdp.synthesize.synthesize`) against a plain jitted forward pass (encoder mean,
+  work of `lipdp.latent_release.synthesize`) against a plain jitted forward pass (encoder mean,
   decoder) of the same network on the same chunks, for 10^3 .. 10^6 records; and the whole
   `synthesize` call (certificate, report) at 10^3 records.
 * `accounting`: `calibrate_sigma` (target < 50 ms) against the classic closed form, and
@@ -58,21 +58,18 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-# pylint: disable=g-import-not-at-top,g-bad-import-order
 from lipdp import batching
 from lipdp import nn as lnn
 from lipdp import optim
 from lipdp import privacy
 from lipdp import sharding
 from lipdp import steps as steps_lib
-from lipdp import synthesize as synth_lib
+from lipdp import latent_release as synth_lib
 from lipdp import train as train_lib
 from lipdp.data import Block
 from lipdp.models import decoders
 from lipdp.models import vae as vae_lib
 from lipdp.nn import bjorck
-# pylint: enable=g-import-not-at-top,g-bad-import-order
 
 FLAGS = flags.FLAGS
 ALL_SECTIONS = ["mlp_step", "vae_step", "synthesis", "accounting", "memory", "devices"]

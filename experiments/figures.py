@@ -5,21 +5,15 @@ r"""Draws the figures and tables of docs/results.md from sweep results (JSONL).
   python experiments/figures.py --results=results/knobs_quick.jsonl --kind=knobs \
       --out=docs/figures/knobs_quick.png --table=docs/figures/knobs_quick.md
 
-See experiments/results_lib.py for what each figure and table shows.
+See lipdp/studies/summaries.py for what each figure and table shows.
 """
-
-import os
-import sys
 
 from absl import app
 from absl import flags
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import results_lib  # pylint: disable=g-import-not-at-top,wrong-import-position
-import sweep_lib  # pylint: disable=g-import-not-at-top,wrong-import-position
-
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from lipdp import files  # pylint: disable=g-import-not-at-top,wrong-import-position
+from lipdp import files
+from lipdp.studies import results
+from lipdp.studies import summaries
 
 FLAGS = flags.FLAGS
 flags.DEFINE_multi_string("results", None, "JSONL results file(s) of experiments/sweep.py.")
@@ -35,19 +29,19 @@ flags.mark_flags_as_required(["results", "out"])
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
-  rows = [r for path in FLAGS.results for r in sweep_lib.read_rows(path)]
+  rows = [r for path in FLAGS.results for r in results.read_rows(path)]
   for condition in FLAGS.where:
     key, _, value = condition.partition("=")
     rows = [r for r in rows if str(r.get(key)) == value]
   if not rows:
     raise app.UsageError(f"no rows in {FLAGS.results}")
   if FLAGS.kind == "frontier":
-    results_lib.frontier(rows, FLAGS.metric, FLAGS.out, FLAGS.title)
+    summaries.frontier(rows, FLAGS.metric, FLAGS.out, FLAGS.title)
   else:
-    results_lib.knobs(rows, FLAGS.metric, FLAGS.out, FLAGS.title)
+    summaries.knobs(rows, FLAGS.metric, FLAGS.out, FLAGS.title)
   print(f"wrote {FLAGS.out}")
   if FLAGS.table:
-    files.atomic_write_text(FLAGS.table, results_lib.table(rows, by_tag=FLAGS.kind == "knobs"))
+    files.atomic_write_text(FLAGS.table, summaries.table(rows, by_tag=FLAGS.kind == "knobs"))
     print(f"wrote {FLAGS.table}")
 
 

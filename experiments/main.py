@@ -3,7 +3,8 @@ r"""Main job: train a Lipschitz VAE, certify it, synthesize private data, write 
   python experiments/main.py --workdir=runs/digits \
       --config=experiments/configs/default.py --config.epsilon=1 --config.scope=conditional
 
-See lipdp/pipeline.py for what is written where. The console shows lipdp's own progress lines,
+The config becomes a validated `lipdp.spec.Spec` and `lipdp.runner.run` does the work (see it
+for what is written where). The console shows lipdp's own progress lines,
 the progress bar and a final summary; the libraries' logs (orbax, absl INFO, JAX's backend
 probing) and tracebacks only with --verbose. An error is one plain line and exit status 1 (2 for
 a flag that does not parse).
@@ -14,11 +15,12 @@ import sys
 
 from absl import app
 from absl import flags
+import jax
 from ml_collections import config_flags
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from lipdp import pipeline  # pylint: disable=g-import-not-at-top
-from lipdp.cli import console  # pylint: disable=g-import-not-at-top
+from lipdp import console
+from lipdp import runner
+from lipdp import spec as spec_lib
 
 _DEFAULT_CONFIG = os.path.join(os.path.dirname(os.path.abspath(__file__)), "configs", "default.py")
 
@@ -75,13 +77,12 @@ def main(argv):
     raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
   console.configure_logging(verbose=FLAGS.verbose)
   try:
+    spec = spec_lib.from_config(FLAGS.config)  # validated once, here
     if FLAGS.distributed:
-      import jax  # pylint: disable=g-import-not-at-top
-
       jax.distributed.initialize(
         FLAGS.coordinator_address, FLAGS.num_processes, FLAGS.process_id
       )  # before anything touches the devices
-    result = pipeline.run(FLAGS.config, FLAGS.workdir)
+    result = runner.run(spec, FLAGS.workdir, progress=True)
   except KeyboardInterrupt:
     print(
       f"\n{_PROG}: interrupted. Run the same command again to resume from the last checkpoint.",

@@ -15,18 +15,12 @@ line holds the point, the headline epsilon and what it is, and every metric of
 `lipdp.evaluation.evaluate_release` (computed on the private holdout: a study, not a private
 pipeline; see docs/results.md). `experiments/figures.py` draws the figures from the files.
 
-Methods (see docs/results.md):
-  lipdp-conditional  per-record release, model fit without DP (the original paper's setting)
-  lipdp-e2e          scope dp-sgd, one total epsilon split between DP-SGD and the release
-  lipdp-shuffled     as lipdp-e2e, the release's share being its shuffled central epsilon
-  dpsgd-vae          scope dp-sgd, records sampled from the prior (DP-SGD VAE baseline)
-  vae                non-private VAE sampled from its prior (epsilon = inf; no guarantee)
-  <name>             any lipdp.baselines method (e.g. mst, aim, copy) when installed
+Every point runs through `lipdp.runner.run`, as the main job does; the methods, and how a point
+becomes a spec and a row, are in lipdp/studies/points.py (see docs/results.md).
 """
 
 import json
 import os
-import sys
 import time
 import traceback
 
@@ -34,8 +28,8 @@ from absl import app
 from absl import flags
 from absl import logging
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import sweep_lib  # pylint: disable=g-import-not-at-top
+from lipdp.studies import points as points_lib
+from lipdp.studies import results
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string(
@@ -53,6 +47,11 @@ flags.DEFINE_list(
 )
 flags.DEFINE_bool("list", False, "Only list this shard's points.")
 flags.DEFINE_bool("keep_going", True, "Record a failed point and go on, instead of stopping.")
+flags.DEFINE_string(
+  "configs",
+  os.path.join(os.path.dirname(os.path.abspath(__file__)), "configs", "default.py"),
+  "The config file whose variants the points name.",
+)
 flags.mark_flags_as_required(["sweep", "results"])
 
 
@@ -61,14 +60,14 @@ def main(argv):
     raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
   if not 0 <= FLAGS.task_index < FLAGS.num_tasks:
     raise app.UsageError(f"task_index must be in [0, {FLAGS.num_tasks}), got {FLAGS.task_index}")
-  points = sweep_lib.load_sweep(FLAGS.sweep)
-  sweep_lib.check_unique_ids(points)
+  points = points_lib.load_sweep(FLAGS.sweep)
+  points_lib.check_unique_ids(points)
   try:
-    points = sweep_lib.select(points, FLAGS.only)
+    points = points_lib.select(points, FLAGS.only)
   except ValueError as e:
     raise app.UsageError(str(e)) from e
   mine = [p for i, p in enumerate(points) if i % FLAGS.num_tasks == FLAGS.task_index]
-  done = sweep_lib.completed_ids(FLAGS.results)
+  done = results.completed_ids(FLAGS.results)
   todo = [p for p in mine if p["id"] not in done]
   print(
     f"{FLAGS.sweep}: {len(points)} points, {len(mine)} in task {FLAGS.task_index}/"
@@ -82,14 +81,14 @@ def main(argv):
     start = time.time()
     print(f"[{number}/{len(todo)}] {point['id']} ...", flush=True)
     try:
-      row = sweep_lib.run_point(point, os.path.join(FLAGS.workdir, point["sweep"]))
+      row = points_lib.run_point(point, os.path.join(FLAGS.workdir, point["sweep"]), FLAGS.configs)
     except Exception as e:  # pylint: disable=broad-except
       if not FLAGS.keep_going:
         raise
       logging.error("point %s failed:\n%s", point["id"], traceback.format_exc())
-      row = {**sweep_lib.point_fields(point), "error": f"{type(e).__name__}: {e}"}
+      row = {**points_lib.point_fields(point), "error": f"{type(e).__name__}: {e}"}
     row["wall_s"] = round(time.time() - start, 1)
-    sweep_lib.append_row(FLAGS.results, row)
+    results.append_row(FLAGS.results, row)
     shown = {k: row[k] for k in ("epsilon", "tstr/logreg", "error") if k in row}
     print(f"    {json.dumps(shown)} in {row['wall_s']} s", flush=True)
 

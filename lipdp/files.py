@@ -1,11 +1,16 @@
-"""Writes that never leave a half-written file behind: a temporary file, fsync, then rename.
+"""How lipdp writes files: whole files atomically, logs by durable appends.
 
-Every file lipdp writes (reports, releases, configs, figures, results) goes through
-`atomic_write`: the content goes to a uniquely named temporary file in the destination folder,
-is flushed to disk, gets the permissions a plain `open(path, 'w')` would give (mkstemp's 0600
-would otherwise make some outputs unreadable to their group), and is renamed over the
-destination in one step. On any failure the temporary file is removed and an existing file at
-`path` is left untouched.
+Every file lipdp writes whole (reports, releases, configs, figures, evaluations, synthetic
+tables) goes through `atomic_write`: the content goes to a uniquely named temporary file in the
+destination folder, is flushed to disk, gets the permissions a plain `open(path, 'w')` would
+give (mkstemp's 0600 would otherwise make some outputs unreadable to their group), and is
+renamed over the destination in one step. On any failure the temporary file is removed and an
+existing file at `path` is left untouched.
+
+The files that grow a line at a time (training's metrics.jsonl, a sweep's results) go through
+`append_line`: one write per line, flushed and fsynced before it returns. That is durable, not
+atomic: a crash during the write may leave the last line cut, so their readers skip a line that
+does not parse.
 """
 
 import contextlib
@@ -41,6 +46,15 @@ def atomic_write(path: str, mode: str = "w", encoding: str = "utf-8") -> Iterato
     with contextlib.suppress(FileNotFoundError):
       os.unlink(tmp)
     raise
+
+
+def append_line(path: str, line: str) -> None:
+  """Appends `line` (ending in a newline) in one write, flushed and fsynced (module docstring)."""
+  os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+  with open(path, "a", encoding="utf-8") as f:
+    f.write(line)
+    f.flush()
+    os.fsync(f.fileno())
 
 
 def atomic_write_text(path: str, text: str) -> None:

@@ -80,7 +80,7 @@ def verify_release(release_dir: str, rtol: float = 1e-9) -> privacy.PrivacyRepor
      the number of records is num_records * k (the sample count for prior sampling and the
      central baselines); they lie in the domain; every decoded array equals, in dtype, shape
      and every value, a fresh decode of `records`.
-  It cannot check L against the weights (that needs them: `lipdp.synthesize.certify_encoder`),
+  It cannot check L against the weights (that needs them: `lipdp.latent_release.certify_encoder`),
   the scope (how the weights were trained), nor that the records came from the mechanism.
   """
   present = sorted(os.listdir(release_dir))

@@ -55,9 +55,11 @@ from lipdp import batching
 from lipdp import dpsgd
 from lipdp import files
 from lipdp import optim
+from lipdp import progress as progress_lib
 from lipdp import randomness
 from lipdp import sharding as sharding_lib
 from lipdp import steps as steps_lib
+from lipdp import workdir as workdir_lib
 from lipdp.models import vae as vae_lib
 from lipdp.nn import bjorck
 
@@ -207,7 +209,8 @@ def make_noisy_update(
 
 
 class MetricsWriter:
-  """Appends one JSON object per line to `path`; on resume drops lines past the restored step."""
+  """Appends one JSON object per line to `path` (`files.append_line`); on resume drops lines
+  past the restored step (rewritten atomically)."""
 
   def __init__(self, path: str, resume_step: int = 0):
     self.path = path
@@ -218,15 +221,12 @@ class MetricsWriter:
           line for line in f if line.strip() and json.loads(line).get("step", 0) <= resume_step
         ]
     if jax.process_index() == 0:
-      with open(path, "w") as f:
-        f.writelines(kept)
+      files.atomic_write_text(path, "".join(kept))
 
   def write(self, record: dict) -> None:
     if jax.process_index() != 0:
       return
-    with open(self.path, "a") as f:
-      f.write(json.dumps(record) + "\n")
-      f.flush()
+    files.append_line(self.path, json.dumps(record) + "\n")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -244,7 +244,7 @@ class TrainConfig:
     block_weights: weights of named blocks' likelihoods in the ELBO (e.g. {"label": 50.0}: the
       label term then weighs as much as the image's; `lipdp.models.likelihood`).
     log_every, checkpoint_every: progress and checkpoint periods in steps.
-    progress_bar: show a tqdm bar on stderr.
+    progress_bar: show progress on stderr (`lipdp.progress`: a bar on a terminal, else lines).
     retract_every: Björck kernels are pulled back onto the Stiefel manifold every this many
       optimiser steps (`lipdp.optim.bjorck_retraction`; 1 = every step). Between retractions
       they drift by the non-tangent part of a few Adam steps; see docs/performance.md.
@@ -306,7 +306,7 @@ def _resolve_local_seed(config: TrainConfig, workdir: Optional[str]) -> tuple[in
     return int(config.seed), True
   if workdir is None:
     return randomness.fresh_seed(), False
-  path = os.path.join(workdir, "train_seed.json")
+  path = workdir_lib.path(workdir, workdir_lib.TRAIN_SEED_FILE)
   if os.path.exists(path):
     with open(path) as f:
       return int(json.load(f)["seed"]), False
@@ -322,7 +322,7 @@ def _resolve_local_seed(config: TrainConfig, workdir: Optional[str]) -> tuple[in
 def _forget_seed(workdir: str) -> None:
   """Deletes the secret seed once training is complete: it would let anyone holding the work
   directory regenerate every Poisson mask and noise draw of a DP-SGD run."""
-  path = os.path.join(workdir, "train_seed.json")
+  path = workdir_lib.path(workdir, workdir_lib.TRAIN_SEED_FILE)
   if jax.process_index() == 0 and os.path.exists(path):
     os.remove(path)
 
@@ -415,10 +415,7 @@ def fit(
   start_step = 0
   if workdir is not None:
     os.makedirs(workdir, exist_ok=True)
-    manager = ocp.CheckpointManager(
-      os.path.abspath(os.path.join(workdir, "checkpoints")),
-      options=ocp.CheckpointManagerOptions(max_to_keep=2, create=True),
-    )
+    manager = workdir_lib.checkpoint_manager(workdir)
     latest = manager.latest_step()
     if latest is not None:
       abstract = jax.tree_util.tree_map(ocp.utils.to_shape_dtype_struct, state)
@@ -427,7 +424,7 @@ def fit(
       start_step = int(sharding_lib.host_value(state.step))
       logging.info("Resumed from checkpoint at step %d", start_step)
   metrics_writer = (
-    MetricsWriter(os.path.join(workdir, "metrics.jsonl"), start_step)
+    MetricsWriter(workdir_lib.path(workdir, workdir_lib.METRICS_FILE), start_step)
     if workdir is not None
     else None
   )
@@ -451,12 +448,8 @@ def fit(
   )
 
   progress = None
-  if config.progress_bar and jax.process_index() == 0:
-    from tqdm import auto as tqdm  # pylint: disable=g-import-not-at-top
-
-    progress = tqdm.tqdm(
-      total=config.num_steps, initial=start_step, desc="train", unit="step", dynamic_ncols=True
-    )
+  if config.progress_bar and jax.process_index() == 0:  # a bar, or lines in a log file
+    progress = progress_lib.for_stderr(config.num_steps, start_step, "train")
 
   end_step = config.num_steps if stop_after is None else min(config.num_steps, stop_after)
   # Steps queued on the devices before the host waits: enough to overlap dispatch with compute.

@@ -17,16 +17,17 @@ import warnings
 import numpy as np
 import pytest
 
+from lipdp import checks
 from lipdp import cli
-from lipdp import pipeline
 from lipdp import privacy
 from lipdp import release as release_lib
-from lipdp.cli import config as config_lib
+from lipdp import spec as spec_lib
+from lipdp import table_options
 from lipdp.data import sources
+from lipdp.methods import vae
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, os.path.join(ROOT, "experiments", "configs"))
-import default as default_config  # pylint: disable=g-import-not-at-top,wrong-import-position
+CONFIGS = os.path.join(ROOT, "experiments", "configs", "default.py")
 
 FILE_ORDER = ["id", "score", "city", "age", "smoker", "visits", "outcome"]
 SCHEMA = {
@@ -47,16 +48,16 @@ STEPS = 30
 # model for tables; the point here is the tool, not the model).
 _RUNNER = textwrap.dedent("""
     import sys
-    from lipdp.cli import config as config_lib
-    _table_config = config_lib.table_config
-    def small(*args, **kwargs):
-      c = _table_config(*args, **kwargs)
+    from lipdp import spec
+    _table_config = spec.table_config
+    def small():
+      c = _table_config()
       c.model.latent_dim, c.model.style_dim = 4, 0
       c.model.encoder_hidden, c.model.decoder_hidden = (32,), (32,)
       c.train.log_every = c.train.checkpoint_every = 10
       c.evaluation.fast = True
       return c
-    config_lib.table_config = small
+    spec.table_config = small
     from lipdp import cli
     sys.exit(cli.main(sys.argv[1:]))
 """)
@@ -483,7 +484,7 @@ BAD_SETTINGS = [
   ),
   (("--delta", "1"), "delta must be in (0, 1), got 1.0"),
   (("--k", "0"), "k must be a positive integer, got 0"),
-  (("--total-epsilon", "1"), "total_epsilon is one end-to-end budget for DP-SGD"),
+  (("--total-epsilon", "1"), "--total-epsilon is one end-to-end budget for DP-SGD"),
   (("--epsilon", "1", "--total-epsilon", "1", "--scope", "dp-sgd"), "not both"),
   (("--scope", "public"), "--scope public needs --public-data"),
   (("--holdout-fraction", "1"), "--holdout-fraction must be in [0, 1)"),
@@ -621,14 +622,18 @@ def test_schema_draft_leaves_out_identifiers_and_constants(tmp_path, capsys):
 # Warnings and configuration.
 
 
+def _table_spec(**options):
+  return table_options.table_spec("csv:x.csv", "s.json", options, table_options.cli_naming)
+
+
 def test_budget_warnings_for_a_weak_epsilon_and_delta():
-  config = config_lib.table_config("x.csv", "s.json", epsilon=20.0, delta=5e-3)
-  plan = pipeline.plan_budget(config, 500)
-  warned = pipeline.check_budget(config, plan, 500)
+  spec = _table_spec(epsilon=20.0, delta=5e-3)
+  plan = vae.plan_budget(spec, 500)
+  warned = vae.check_budget(spec, plan, 500)
   assert any("e^20 = 4.9e+08: it gives practically no protection" in w for w in warned)
   assert any("delta = 0.005 is not below 1/n = 0.002" in w and "e.g. 0.0001" in w for w in warned)
-  config = config_lib.table_config("x.csv", "s.json", epsilon=1.0, delta=1e-6)
-  assert not pipeline.check_budget(config, pipeline.plan_budget(config, 500), 500)
+  spec = _table_spec(epsilon=1.0, delta=1e-6)
+  assert not vae.check_budget(spec, vae.plan_budget(spec, 500), 500)
 
 
 def test_degenerate_releases_are_named_with_their_epsilon():
@@ -647,38 +652,28 @@ def test_degenerate_releases_are_named_with_their_epsilon():
   class Report:
     epsilon, headline, delta = 0.1, "per-record epsilon of the release", 1e-6
 
-  warned = pipeline.release_warnings(domain, records, Report())
+  warned = checks.release_warnings(domain, records, Report())
   assert len(warned) == 1
   assert "degenerate at epsilon = 0.1" in warned[0]
   assert "column 'city' takes a single value ('Rome')" in warned[0]
   assert "the label 'outcome' has a single class (1)" in warned[0]
   collapsed = np.repeat(records[:1], 50, axis=0)
   assert (
-    "all records lie near their mean" in pipeline.release_warnings(domain, collapsed, Report())[0]
+    "all records lie near their mean" in checks.release_warnings(domain, collapsed, Report())[0]
   )
   healthy = domain.encode(
     dict(table, city=rng.choice(["Rome", "Paris"], 50), outcome=rng.integers(0, 2, 50))
   )
-  assert not pipeline.release_warnings(domain, healthy, Report())
+  assert not checks.release_warnings(domain, healthy, Report())
 
 
-def _flat_keys(config, prefix=""):
-  keys = set()
-  for key, value in config.items():
-    if hasattr(value, "items") and key not in ("data_options", "public_options"):
-      keys |= _flat_keys(value, f"{prefix}{key}.")
-    else:
-      keys.add(prefix + key)
-  return keys
-
-
-def test_cli_config_has_the_fields_and_model_of_the_experiments_bank_config():
-  ours = config_lib.table_config("x.csv", "s.json", epsilon=1.0, delta=1e-6)
-  theirs = default_config.get_config("bank")
-  assert _flat_keys(ours) == _flat_keys(theirs)
-  # The console script trains the study's table model: every model and training setting.
-  for section in ("model", "train", "evaluation"):
-    assert ours[section].to_dict() == theirs[section].to_dict(), section
+def test_cli_spec_has_the_model_and_training_of_the_experiments_bank_config():
+  """The console script trains the study's table model: every model, training and evaluation
+  setting of the experiments' 'bank' variant, from one definition (lipdp.spec.table_config)."""
+  ours = _table_spec(epsilon=1.0, delta=1e-6)
+  theirs = spec_lib.from_config(spec_lib.config_from_file(CONFIGS, "bank"))
+  for section in ("model", "train", "evaluation", "release", "method"):
+    assert getattr(ours, section) == getattr(theirs, section), section
 
 
 def test_main_py_errors_are_one_line(tmp_path):
@@ -885,3 +880,78 @@ def test_report_command_shows_notes_as_supplied_text_apart_from_what_was_verifie
   verified, supplied = out.split(heading)
   assert note in supplied and f'"{note}"' in supplied
   assert "Caveats:" in verified and "Caveats:" not in supplied  # nothing verified after it
+
+
+# ------------------------------------------------------------------------------------------------
+# lipdp synthesize --method, and lipdp evaluate.
+
+
+def test_method_offers_every_method_that_releases_under_a_guarantee():
+  parser = cli.build_parser()
+  synth = parser._subparsers._group_actions[0].choices["synthesize"]  # pylint: disable=protected-access
+  (method,) = [a for a in synth._actions if a.dest == "method"]  # pylint: disable=protected-access
+  assert list(method.choices) == ["lipdp", "prior", "mst", "aim", "private_measure"]
+  assert "copy_train" not in method.choices  # a reference without a guarantee is no release
+  with pytest.raises(SystemExit):
+    parser.parse_args(["synthesize", "--data", "d", "--schema", "s", "--delta", "1e-6",
+                       "--out", "o", "--report", "r", "--method", "copy_train"])  # fmt: skip
+
+
+def test_a_baseline_through_the_command_writes_the_same_outputs(tmp_path, capsys):
+  rng = np.random.default_rng(2)
+  data = tmp_path / "numbers.csv"
+  data.write_text("u,v\n" + "".join(f"{u:.4f},{v:.4f}\n" for u, v in rng.beta(2, 5, (150, 2))))
+  schema = _write_schema(
+    str(tmp_path),
+    {"columns": [{"name": n, "type": "numeric", "low": 0, "high": 1} for n in "uv"]},
+    "numbers.json",
+  )
+  out, report = tmp_path / "out.csv", tmp_path / "out.json"
+  argv = ["synthesize", "--data", str(data), "--schema", schema, "--method", "private_measure"]
+  argv += ["--epsilon", "1", "--delta", "1e-5", "--out", str(out), "--report", str(report)]
+  assert cli.main(argv + ["--no-evaluation"]) == 0, capsys.readouterr().err
+  text = capsys.readouterr().out
+  assert "covered in full: post-processing of noisy measurements" in text
+  loaded = privacy.PrivacyReport.load(str(report))
+  assert loaded.scope is privacy.Scope.DP_MEASUREMENTS and loaded.epsilon <= 1.0 + 1e-9
+  assert release_lib.verify_release(str(tmp_path / "out.lipdp" / "release")) == loaded
+  rows = list(csv.reader(open(out, encoding="utf-8")))
+  assert rows[0] == ["u", "v"] and len(rows) == 1 + 120
+  # A central baseline has one central epsilon: --epsilon, never --total-epsilon.
+  argv = ["synthesize", "--data", str(data), "--schema", schema, "--method", "private_measure"]
+  argv += [
+    "--delta",
+    "1e-5",
+    "--out",
+    str(tmp_path / "b.csv"),
+    "--report",
+    str(tmp_path / "b.json"),
+  ]
+  assert cli.main(argv) == 1
+  assert "give --epsilon: the central epsilon" in capsys.readouterr().err
+  assert cli.main(argv + ["--epsilon", "1", "--total-epsilon", "1"]) == 1
+  assert "not both" in capsys.readouterr().err
+
+
+def test_evaluate_an_identical_pair_gives_tstr_equal_trtr_and_zero_marginal_distance(
+  tmp_path, capsys
+):
+  table = _write_table(str(tmp_path), n=200)
+  schema = _write_schema(str(tmp_path))
+  out = tmp_path / "eval"
+  argv = ["evaluate", "--synthetic", table, "--real", table, "--schema", schema, "--fast"]
+  assert cli.main(argv + ["--train", table, "--out", str(out)]) == 0, capsys.readouterr().err
+  printed = capsys.readouterr().out
+  metrics = json.load(open(out / "evaluation.json"))
+  for model in ("logreg", "hgb"):
+    assert metrics[f"tstr/{model}"] == metrics[f"trtr/{model}"]
+  assert metrics["fidelity/tv_mean"] == 0.0 and metrics["fidelity/wasserstein_mean"] == 0.0
+  assert metrics["fidelity/association_diff_mean"] == 0.0
+  assert metrics["privacy/exact_match_train"] == 1.0  # a copy of its training records
+  assert "Utility, holdout accuracy TSTR vs TRTR" in printed and "NOT private" in printed
+  assert (out / "marginals.png").stat().st_size > 1000
+  # Another tool's table, without its training records: TSTR and fidelity, the rest skipped.
+  assert cli.main(argv + ["--out", str(tmp_path / "e2")]) == 0
+  alone = json.load(open(tmp_path / "e2" / "evaluation.json"))
+  assert "tstr/logreg" in alone and "trtr/logreg" not in alone
+  assert alone["fidelity/tv_mean"] == 0.0 and "privacy" in alone["meta/skipped"]

@@ -8,12 +8,13 @@ import sys
 
 import pytest
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, os.path.join(ROOT, "experiments"))
-import results_lib  # pylint: disable=g-import-not-at-top,wrong-import-position
-import sweep_lib  # pylint: disable=g-import-not-at-top,wrong-import-position
+from lipdp import privacy
+from lipdp.studies import points as sweep_lib
+from lipdp.studies import results
+from lipdp.studies import summaries as results_lib
 
-from lipdp import pipeline  # pylint: disable=g-import-not-at-top,wrong-import-position
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+CONFIGS = os.path.join(ROOT, "experiments", "configs", "default.py")
 
 SWEEPS = [
   f"experiments/sweeps/{name}"
@@ -33,45 +34,49 @@ def test_every_point_makes_a_valid_configuration(spec):
   sweep_lib.check_unique_ids(points)
   assert points
   for p in points:
-    if p["method"] in sweep_lib.LIPDP_METHODS:
-      config = sweep_lib.make_config(p)
-      pipeline.check_config(config)  # raises on a bad combination
-      assert config.train.seed == p["seed"] == config.noise_seed
-      if config.scope == "dp-sgd":
-        assert config.total_epsilon == p["epsilon"]  # one end-to-end budget
-      else:
-        assert config.epsilon == p["epsilon"]
+    spec = sweep_lib.make_spec(p, CONFIGS)  # raises on a bad combination
+    assert spec.train.seed == p["seed"] == spec.release.noise_seed
+    if spec.privacy is None:  # a reference: no guarantee, no epsilon
+      assert p["epsilon"] == math.inf
+    elif spec.privacy.scope is privacy.Scope.DP_SGD:
+      assert spec.privacy.total_epsilon == p["epsilon"]  # one end-to-end budget
+    else:
+      assert spec.privacy.epsilon == p["epsilon"]
 
 
 def test_methods_map_to_scopes():
-  def cfg(method):
-    return sweep_lib.make_config(sweep_lib.point("s", method, "quick", 2.0, 0))
+  def spec(method, epsilon=2.0):
+    return sweep_lib.make_spec(sweep_lib.point("s", method, "quick", epsilon, 0), CONFIGS)
 
-  assert cfg("lipdp-conditional").scope == "conditional"
-  assert cfg("lipdp-e2e").calibration == "per-record"
-  assert cfg("lipdp-shuffled").calibration == "shuffled"
-  assert cfg("dpsgd-vae").method == "prior" and cfg("dpsgd-vae").scope == "dp-sgd"
+  assert spec("lipdp-conditional").privacy.scope is privacy.Scope.CONDITIONAL
+  assert spec("lipdp-e2e").privacy.calibration == "per-record"
+  assert spec("lipdp-shuffled").privacy.calibration == "shuffled"
+  assert spec("dpsgd-vae").method.name == "prior"
+  assert spec("dpsgd-vae").privacy.scope is privacy.Scope.DP_SGD
+  # The references have no guarantee, said in the spec: no privacy settings at all.
+  assert spec("vae", math.inf).method.name == "prior" and spec("vae", math.inf).privacy is None
+  assert spec("copy_train", math.inf).privacy is None
   with pytest.raises(ValueError, match="duplicate"):
     sweep_lib.check_unique_ids([sweep_lib.point("s", "vae", "quick", math.inf, 0)] * 2)
 
 
 def test_results_are_appended_and_completed_points_skipped(tmp_path):
   path = str(tmp_path / "r.jsonl")
-  sweep_lib.append_row(path, {"id": "a", "x": 1.0})
-  sweep_lib.append_row(path, {"id": "b", "error": "boom"})  # failed: runs again
+  results.append_row(path, {"id": "a", "x": 1.0})
+  results.append_row(path, {"id": "b", "error": "boom"})  # failed: runs again
   with open(path, "a") as f:
     f.write('{"id": "c", "x"')  # a line cut by a crash
-  assert sweep_lib.completed_ids(path) == {"a"}
-  assert [r["id"] for r in sweep_lib.read_rows(path)] == ["a", "b"]
+  assert results.completed_ids(path) == {"a"}
+  assert [r["id"] for r in results.read_rows(path)] == ["a", "b"]
 
 
 def test_rows_with_numpy_values_are_written_as_plain_json(tmp_path):
   np = pytest.importorskip("numpy")
   path = str(tmp_path / "r.jsonl")
-  sweep_lib.append_row(path, {"id": "a", "x": np.float32(0.5), "n": np.int64(3), "v": np.ones(2)})
-  assert sweep_lib.read_rows(path) == [{"id": "a", "x": 0.5, "n": 3, "v": [1.0, 1.0]}]
+  results.append_row(path, {"id": "a", "x": np.float32(0.5), "n": np.int64(3), "v": np.ones(2)})
+  assert results.read_rows(path) == [{"id": "a", "x": 0.5, "n": 3, "v": [1.0, 1.0]}]
   with pytest.raises(TypeError, match="not JSON serialisable: object"):
-    sweep_lib.append_row(path, {"id": "b", "x": object()})
+    results.append_row(path, {"id": "b", "x": object()})
 
 
 def test_shards_partition_the_sweep(tmp_path):

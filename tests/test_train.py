@@ -329,7 +329,7 @@ def test_dpsgd_step_is_the_clipped_sum_plus_noise_over_q_n():
 
 def test_bjorck_encoder_trains_retracted_and_ends_exactly_orthonormal():
   from lipdp import nn as lnn
-  from lipdp import synthesize as synth_lib
+  from lipdp import latent_release as synth_lib
 
   model = vae_lib.LipschitzVAE(
     encoder_mean=lnn.lipschitz_mlp([8, 4], lipschitz_target=0.5),

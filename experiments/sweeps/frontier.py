@@ -22,11 +22,7 @@ lipdp-conditional (the original paper's setting). delta = 1e-5 throughout.
 """
 
 import math
-import os
-import sys
-
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from sweep_lib import point  # pylint: disable=g-import-not-at-top,wrong-import-position
+from lipdp.studies.points import point
 
 METHODS = ("lipdp-conditional", "lipdp-e2e", "lipdp-shuffled", "dpsgd-vae")
 SETTINGS = {

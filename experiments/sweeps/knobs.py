@@ -21,11 +21,7 @@ Sweeps are data: `get_sweep(name)` returns the points; `experiments/sweep.py` ru
                   lipdp's own releases trained with the recipe.
 """
 
-import os
-import sys
-
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from sweep_lib import point  # pylint: disable=g-import-not-at-top,wrong-import-position
+from lipdp.studies.points import point
 
 # One knob at a time, around the base setting of the 'quick' variant.
 KNOBS = {

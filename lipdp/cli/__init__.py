@@ -3,8 +3,13 @@
     lipdp schema draft --data in.csv --out schema.json [--label COLUMN]
     lipdp schema check --schema schema.json [--data in.csv]
     lipdp synthesize --data in.csv --schema schema.json --epsilon 1 --delta 1e-6 \\
-        --out synth.csv --report report.json [--scope conditional|dp-sgd|public] [--k K]
+        --out synth.csv --report report.json [--method lipdp|prior|mst|aim|...] [--k K]
     lipdp report report.json          (or a release folder)
+    lipdp evaluate --synthetic synth.csv --real holdout.csv --schema schema.json [--train in.csv]
+
+`synthesize` builds a `lipdp.spec.Spec` from its options (`lipdp.table_options`, shared with
+`lipdp.synthesize`) and runs `lipdp.runner.run`, the run every entry point uses; settings are
+checked there, once, and named here by their flags.
 
 Errors are one plain line and a non-zero exit status (2 for bad usage, 1 for bad input or a
 failed run, 130 when interrupted); --verbose adds the traceback and the libraries' logs. The
@@ -14,6 +19,7 @@ has a worked example; docs/data.md the CSV reading rules.
 """
 
 import argparse
+from importlib import metadata
 import json
 import os
 import sys
@@ -21,8 +27,23 @@ import tempfile
 import textwrap
 from typing import List, Optional
 
+from lipdp import api
+from lipdp import console
+from lipdp import evaluation
+from lipdp import files
+from lipdp import methods
+from lipdp import privacy
+from lipdp import release as release_lib
+from lipdp import runner
+from lipdp import spec as spec_lib
+from lipdp import table_options
+from lipdp.cli import draft as draft_lib
+from lipdp.cli import tables
+from lipdp.data import CategoricalColumn
+from lipdp.data import sources
+
 PROG = "lipdp"
-SCOPES = ("conditional", "dp-sgd", "public")
+SCOPES = ("conditional", "dp-sgd", "public", "dp-measurements")
 
 
 class CliError(ValueError):
@@ -41,10 +62,8 @@ class _Parser(argparse.ArgumentParser):
 
 def _version() -> str:
   try:
-    from importlib import metadata  # pylint: disable=g-import-not-at-top
-
     return metadata.version("lipdp")
-  except Exception:  # pylint: disable=broad-except
+  except metadata.PackageNotFoundError:
     return "unknown"
 
 
@@ -60,19 +79,18 @@ def _common() -> argparse.ArgumentParser:
 
 
 def _csv_options(parser: argparse.ArgumentParser, strict: bool = True) -> None:
-  parser.add_argument("--delimiter", default=",", help="field delimiter (default ',')")
-  parser.add_argument(
-    "--encoding",
-    default="utf-8",
-    help="the file's encoding (default utf-8; a byte-order mark is accepted)",
-  )
-  if strict:
-    parser.add_argument(
-      "--strict",
-      action="store_true",
-      help="refuse numbers outside the declared bounds (default: clip them "
-      "and count them on the console)",
-    )
+  """--delimiter, --encoding (and --strict): the CSV reading options of `lipdp.table_options`."""
+  for name in ("delimiter", "encoding") + (("strict",) if strict else ()):
+    option = table_options.BY_NAME[name]
+    if option.type is bool:
+      parser.add_argument(option.cli_flag, action="store_true", help=option.help)
+    else:
+      parser.add_argument(option.cli_flag, help=option.help)
+
+
+def _csv_kwargs(args) -> dict:
+  """The CSV reading options given (the reader's own defaults for the others)."""
+  return {k: getattr(args, k) for k in ("delimiter", "encoding") if getattr(args, k) is not None}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -128,73 +146,65 @@ def build_parser() -> argparse.ArgumentParser:
     parents=[common],
     allow_abbrev=False,
     help="train, certify and release a private synthetic copy of a CSV table",
-    description="Trains a Lipschitz VAE on the table, certifies its Lipschitz constant, "
-    "releases k synthetic records per private record with (epsilon, delta) per "
-    "record, and writes the synthetic CSV and the privacy report.",
+    description="Makes a private synthetic copy of a table with one of lipdp's methods (by "
+    "default: trains a Lipschitz VAE, certifies its Lipschitz constant and releases k "
+    "synthetic records per private record with (epsilon, delta) per record), and writes "
+    "the synthetic CSV and the privacy report.",
   )
   synth.add_argument("--data", required=True, help="the private CSV file (.csv or .csv.gz)")
   synth.add_argument(
     "--schema", required=True, help="the schema file (JSON): bounds and categories known in advance"
   )
-  synth.add_argument(
-    "--epsilon", type=float, help="the per-record epsilon of the release (or use --total-epsilon)"
-  )
-  synth.add_argument("--delta", type=float, required=True, help="delta, well below 1/n (e.g. 1e-6)")
   synth.add_argument("--out", required=True, help="the synthetic CSV file to write")
   synth.add_argument("--report", required=True, help="the privacy report to write (JSON)")
-  synth.add_argument(
-    "--scope",
-    choices=SCOPES,
-    default="conditional",
-    help="what the weights are covered by: conditional (default; trained on "
-    "the private data without DP, NOT covered), dp-sgd, public",
-  )
-  synth.add_argument(
-    "--k", type=int, default=1, help="synthetic records per private record (default 1)"
-  )
-  synth.add_argument(
-    "--total-epsilon",
-    type=float,
-    help="one end-to-end epsilon for DP-SGD training and the release (scope dp-sgd)",
-  )
-  synth.add_argument(
-    "--dp-noise-multiplier",
-    type=float,
-    default=1.0,
-    help="DP-SGD noise multiplier (scope dp-sgd without --total-epsilon)",
-  )
-  synth.add_argument(
-    "--public-data", help="scope public: a public CSV file in the same schema to train on"
-  )
   synth.add_argument(
     "--workdir",
     help="folder for checkpoints, the release and the evaluation (default: "
     "--out with the extension .lipdp); rerun to resume",
   )
-  synth.add_argument("--steps", type=int, default=2000, help="training steps (default 2000)")
-  synth.add_argument("--batch-size", type=int, default=256, help="batch size (default 256)")
-  synth.add_argument(
-    "--holdout-fraction",
-    type=float,
-    default=0.2,
-    help="fraction of records held out of training and synthesis to evaluate "
-    "the release (default 0.2; 0: synthesize from all, no evaluation)",
+  for option in table_options.OPTIONS:
+    kwargs = {"help": option.help}
+    if option.name == "method":
+      kwargs["choices"] = methods.releasing_names()
+    elif option.name == "scope":
+      kwargs["choices"] = SCOPES
+    if option.key is not None and option.name not in ("method", "scope", "epsilon"):
+      if option.type is not bool and table_options.default(option.name) is not None:
+        kwargs["help"] += f" (default {table_options.default(option.name)})"
+    if option.type is bool:
+      synth.add_argument(option.cli_flag, dest=option.name, action="store_true", **kwargs)
+    else:
+      synth.add_argument(option.cli_flag, dest=option.name, type=option.type, **kwargs)
+  synth.set_defaults(evaluation=None, replace_release=None, strict=None)
+
+  evaluate = commands.add_parser(
+    "evaluate",
+    parents=[common],
+    allow_abbrev=False,
+    help="measure a synthetic table (any tool's) against held-out real records",
+    description="Reads a synthetic CSV table and held-out real records through the schema "
+    "(lipdp's CSV reading rules) and prints the utility (train on synthetic, test on real), "
+    "fidelity and, with --train, the empirical privacy metrics; writes them and a figure of "
+    "every column. The numbers are computed from private data: NOT differentially private.",
   )
-  synth.add_argument(
-    "--no-evaluation", action="store_true", help="skip the (not private) evaluation on the holdout"
+  evaluate.add_argument("--synthetic", required=True, help="the synthetic CSV table")
+  evaluate.add_argument(
+    "--real", required=True, help="real records the synthetic table's maker never saw"
   )
-  synth.add_argument(
-    "--replace-release",
-    action="store_true",
-    help="replace the release already in --workdir (only if never published)",
+  evaluate.add_argument("--schema", required=True, help="the schema file (JSON)")
+  evaluate.add_argument(
+    "--train",
+    help="the real records the synthetic table was made from: adds TRTR, label agreement and "
+    "the membership metrics",
   )
-  synth.add_argument(
-    "--noise-seed",
-    type=int,
-    help="fix the release noise (reproducible, so NOT private against whoever "
-    "knows it; recorded in the report)",
+  evaluate.add_argument(
+    "--out",
+    help="folder for evaluation.json and marginals.png (default: --synthetic with the "
+    "extension .evaluation)",
   )
-  _csv_options(synth)
+  evaluate.add_argument("--seed", type=int, default=0, help="seed of the models (default 0)")
+  evaluate.add_argument("--fast", action="store_true", help="skip the slower downstream models")
+  _csv_options(evaluate)
 
   report = commands.add_parser(
     "report",
@@ -224,13 +234,16 @@ def _check_input_file(path: str, flag: str) -> None:
     raise CliError(f"{flag} {path}: permission denied")
 
 
-def check_output_path(path: str, flag: str) -> None:
-  """A clear error unless `path` can be written as a file (probed with a temporary file)."""
+def check_output_path(path: str, flag: str, create_folder: bool = False) -> None:
+  """A clear error unless `path` can be written as a file (probed with a temporary file);
+  with `create_folder`, its folder may be missing and is then probed where it would be made."""
   if not path:
     raise CliError(f"{flag} is empty")
   if os.path.isdir(path):
     raise CliError(f"{flag} {path} is a directory; give a file name")
   folder = os.path.dirname(os.path.abspath(path))
+  while create_folder and not os.path.exists(folder):
+    folder = os.path.dirname(folder)
   if not os.path.exists(folder):
     raise CliError(f"{flag} {path}: the folder {folder} does not exist")
   if not os.path.isdir(folder):
@@ -247,11 +260,11 @@ def _same_file(a: str, b: str) -> bool:
   return os.path.realpath(a) == os.path.realpath(b)
 
 
-def default_workdir(out: str) -> str:
-  """--out without its extension(s), plus '.lipdp' (synth.csv -> synth.lipdp)."""
+def default_workdir(out: str, extension: str = ".lipdp") -> str:
+  """--out without its extension(s), plus `extension` (synth.csv -> synth.lipdp)."""
   base = out[:-3] if out.endswith(".gz") else out
   root, _ = os.path.splitext(base)
-  return (root or base) + ".lipdp"
+  return (root or base) + extension
 
 
 # ------------------------------------------------------------------------------------------------
@@ -259,10 +272,6 @@ def default_workdir(out: str) -> str:
 
 
 def _schema_draft(args) -> int:
-  from lipdp import files  # pylint: disable=g-import-not-at-top
-  from lipdp.cli import draft as draft_lib  # pylint: disable=g-import-not-at-top
-  from lipdp.data import sources  # pylint: disable=g-import-not-at-top
-
   _check_input_file(args.data, "--data")
   if os.path.exists(args.out) and not args.force:
     raise CliError(
@@ -272,7 +281,7 @@ def _schema_draft(args) -> int:
   if _same_file(args.out, args.data):
     raise CliError("--out is the --data file")
   check_output_path(args.out, "--out")
-  rows = sources.read_csv_rows(args.data, delimiter=args.delimiter, encoding=args.encoding)
+  rows = sources.read_csv_rows(args.data, **_csv_kwargs(args))
   drafted = draft_lib.draft_schema(rows, label=args.label, max_categories=args.max_categories)
   files.atomic_write_text(args.out, draft_lib.to_json(drafted.schema))
 
@@ -310,8 +319,6 @@ def _schema_draft(args) -> int:
 
 
 def _schema_check(args) -> int:
-  from lipdp.data import CategoricalColumn, sources  # pylint: disable=g-import-not-at-top
-
   _check_input_file(args.schema, "--schema")
   domain = sources.load_schema(args.schema)
   print(
@@ -330,9 +337,7 @@ def _schema_check(args) -> int:
     print(f"  {c.name:<{width}}  {what}")
   if args.data:
     _check_input_file(args.data, "--data")
-    table = sources.read_csv_table(
-      args.data, domain, delimiter=args.delimiter, encoding=args.encoding, strict=args.strict
-    )
+    table = sources.read_csv_table(args.data, domain, strict=args.strict, **_csv_kwargs(args))
     print(
       f"{args.data}: {table.num_rows:,} rows read ({table.encoding}"
       f"{', byte-order mark dropped' if table.bom else ''})."
@@ -352,14 +357,19 @@ def _schema_check(args) -> int:
   return 0
 
 
-def _synthesize(args) -> int:
-  from lipdp import pipeline  # pylint: disable=g-import-not-at-top
-  from lipdp.cli import config as config_lib  # pylint: disable=g-import-not-at-top
-  from lipdp.cli import console  # pylint: disable=g-import-not-at-top
-  from lipdp.cli import tables  # pylint: disable=g-import-not-at-top
-  from lipdp.data import sources  # pylint: disable=g-import-not-at-top
+def table_spec(args) -> spec_lib.Spec:
+  """The spec of `lipdp synthesize ARGS` (its options: `lipdp.table_options`)."""
+  options = {o.name: getattr(args, o.name) for o in table_options.OPTIONS}
+  return table_options.table_spec(
+    "csv:" + args.data, args.schema, options, table_options.cli_naming
+  )
 
-  if args.epsilon is None and args.total_epsilon is None:
+
+def _synthesize(args) -> int:
+  method = methods.get(args.method or table_options.default("method"))
+  if method.kind == methods.CENTRAL and args.epsilon is None:
+    raise CliError(f"give --epsilon: the central epsilon of method {method.name!r}")
+  if method.name == "lipdp" and args.epsilon is None and args.total_epsilon is None:
     raise CliError("give --epsilon (per record) or --total-epsilon (end to end, scope dp-sgd)")
   if args.epsilon is not None and args.total_epsilon is not None:
     raise CliError(
@@ -368,17 +378,6 @@ def _synthesize(args) -> int:
     )
   if args.public_data is not None and args.scope != "public":
     raise CliError("--public-data is for --scope public")
-  if args.scope == "public" and args.public_data is None:
-    raise CliError(
-      "--scope public needs --public-data: a public CSV file in the same schema "
-      "(a split of the private data is not public)"
-    )
-  if args.steps < 1:
-    raise CliError(f"--steps must be at least 1, got {args.steps}")
-  if args.batch_size < 1:
-    raise CliError(f"--batch-size must be at least 1, got {args.batch_size}")
-  if not 0.0 <= args.holdout_fraction < 1.0:
-    raise CliError(f"--holdout-fraction must be in [0, 1), got {args.holdout_fraction}")
   _check_input_file(args.data, "--data")
   _check_input_file(args.schema, "--schema")
   if args.public_data is not None:
@@ -392,51 +391,17 @@ def _synthesize(args) -> int:
     for out_flag, out in (("--out", args.out), ("--report", args.report)):
       if _same_file(path, out):
         raise CliError(f"{out_flag} would overwrite the {flag} file {path}")
+  spec = table_spec(args)  # every setting checked, once
   workdir = args.workdir or default_workdir(args.out)
-  pipeline.check_workdir(workdir)
-  if (
-    os.path.exists(os.path.join(workdir, "release", "privacy_report.json"))
-    and not args.replace_release
-  ):
-    raise CliError(
-      f"{workdir} already holds a release (an earlier run of this command?). A second release "
-      "from the same private records composes with the first; pass --replace-release only if "
-      "the first was never published, or give another --workdir"
-    )
 
-  config = config_lib.table_config(
-    args.data,
-    args.schema,
-    epsilon=args.epsilon,
-    delta=args.delta,
-    k=args.k,
-    scope=args.scope,
-    total_epsilon=args.total_epsilon,
-    steps=args.steps,
-    batch_size=args.batch_size,
-    holdout_fraction=args.holdout_fraction,
-    evaluation=not args.no_evaluation,
-    strict=args.strict,
-    encoding=args.encoding,
-    delimiter=args.delimiter,
-    replace_release=args.replace_release,
-    public_data=args.public_data,
-    dp_noise_multiplier=args.dp_noise_multiplier,
-    noise_seed=args.noise_seed,
-  )
-  pipeline.check_config(config)
-
-  log = console.log()
-  log.info("lipdp synthesize: %s -> %s (work directory %s)", args.data, args.out, workdir)
-  progress = not args.quiet and sys.stderr.isatty()
-  result = pipeline.run(config, workdir, progress_bar=progress)
-  order = result.data.source_info.get("column_order")
+  console.log().info("lipdp synthesize: %s -> %s (work directory %s)", args.data, args.out, workdir)
+  result = runner.run(spec, workdir, progress=not args.quiet)
   rows = tables.write_csv(
     args.out,
     result.data.domain,
     result.synthetic_records,
-    column_order=order,
-    delimiter=args.delimiter,
+    column_order=result.data.source_info.get("column_order"),
+    delimiter=args.delimiter or ",",
   )
   result.report.save(args.report)
   covers = console.coverage(result.report)
@@ -451,11 +416,43 @@ def _synthesize(args) -> int:
   return 0
 
 
-def _report(args) -> int:
-  from lipdp import privacy  # pylint: disable=g-import-not-at-top
-  from lipdp.cli.console import wrap  # pylint: disable=g-import-not-at-top
-  from lipdp import release as release_lib  # pylint: disable=g-import-not-at-top
+def _evaluate(args) -> int:
+  for flag, path in (
+    ("--synthetic", args.synthetic),
+    ("--real", args.real),
+    ("--schema", args.schema),
+    ("--train", args.train),
+  ):
+    if path is not None:
+      _check_input_file(path, flag)
+  sources.load_schema(args.schema)
+  out = args.out or default_workdir(args.synthetic, ".evaluation")
+  if os.path.exists(out) and not os.path.isdir(out):
+    raise CliError(f"--out {out} is a file, not a folder")
+  check_output_path(os.path.join(out, api.EVALUATION_FILE), "--out", create_folder=True)
+  metrics = api.evaluate_csv(
+    args.synthetic,
+    args.real,
+    args.schema,
+    train=args.train,
+    out=out,
+    seed=args.seed,
+    fast=args.fast,
+    strict=args.strict,
+    **_csv_kwargs(args),
+  )
+  for line in evaluation.summary_lines(metrics):
+    print(console.wrap(line, indent=""))
+  written = [os.path.join(out, name) for name in (api.EVALUATION_FILE, api.MARGINALS_FIGURE)]
+  print(
+    f"Wrote {written[0]} and {written[1]} (computed from private records: NOT private, do not "
+    "publish)."
+  )
+  return 0
 
+
+def _report(args) -> int:
+  wrap = console.wrap
   path = args.path
   if not os.path.exists(path):
     raise CliError(f"{path}: no such file or folder")
@@ -524,14 +521,13 @@ def main(argv: Optional[List[str]] = None) -> int:
   if args.command == "schema" and args.schema_command is None:
     parser.error("schema needs a subcommand: draft or check")
   verbose = getattr(args, "verbose", False)
-  from lipdp.cli import console  # pylint: disable=g-import-not-at-top
-
   console.configure_logging(verbose=verbose, quiet=getattr(args, "quiet", False))
   prog = f"{PROG} {args.command}" + (f" {args.schema_command}" if args.command == "schema" else "")
   commands = {
     ("schema", "draft"): _schema_draft,
     ("schema", "check"): _schema_check,
     ("synthesize", None): _synthesize,
+    ("evaluate", None): _evaluate,
     ("report", None): _report,
   }
   command = commands[(args.command, getattr(args, "schema_command", None))]
@@ -543,6 +539,9 @@ def main(argv: Optional[List[str]] = None) -> int:
       file=sys.stderr,
     )
     return 130
+  except spec_lib.SettingError as e:  # a setting, named by this command's flags
+    console.print_error(prog, e.named(table_options.cli_naming), verbose=verbose, expected=True)
+    return 1
   except (ValueError, OSError) as e:  # lipdp's own clear messages, and the system's
     console.print_error(prog, e, verbose=verbose, expected=True)
     return 1

@@ -1,4 +1,4 @@
-"""Builds a `LipschitzVAE` for a record domain from a model config."""
+"""Builds a `LipschitzVAE` for a record domain from its model settings (`lipdp.spec.ModelSpec`)."""
 
 from typing import Optional
 
@@ -23,7 +23,7 @@ def build_vae(
 
   Args:
     domain: a `lipdp.data` domain (provides `dim`, `blocks`, and `image_shape` for images).
-    model_config: the `model` section of the experiment config.
+    model_config: the model settings (`lipdp.spec.ModelSpec`: every field is read).
     lipschitz_target: the encoder mean's target Lipschitz constant, spread over its layers.
       Only a target: the privacy report uses the certified bound of the trained weights.
     sigma: homoscedastic encoder noise (ignored when heteroscedastic).
@@ -31,7 +31,7 @@ def build_vae(
   """
   if not lipschitz_target > 0:
     raise ValueError(f"lipschitz_target must be positive, got {lipschitz_target}")
-  numeric_bins = int(model_config.get("numeric_bins", 0) or 0)
+  numeric_bins = int(model_config.numeric_bins)
   # One decoder output per pixel and category, and B bins (or one logit) per numeric column.
   output_dim = likelihood.output_dim(domain.blocks, numeric_bins)
   features = tuple(model_config.encoder_hidden) + (model_config.latent_dim,)
@@ -58,7 +58,7 @@ def build_vae(
     decoder = decoders.ConvDecoder(
       image_shape,
       output_dim,
-      channels=int(model_config.get("decoder_channels", 32)),
+      channels=int(model_config.decoder_channels),
       hidden=int(tuple(model_config.decoder_hidden)[0]),
     )
   elif model_config.decoder == "lipschitz_mlp":
@@ -66,7 +66,7 @@ def build_vae(
     decoder = lnn.lipschitz_mlp(
       tuple(model_config.decoder_hidden) + (output_dim,),
       lipschitz_target=float(model_config.decoder_lipschitz),
-      dense=model_config.get("decoder_dense", "bjorck"),
+      dense=model_config.decoder_dense,
       activation=model_config.activation,
     )
   else:
@@ -83,12 +83,10 @@ def build_vae(
       dense=model_config.encoder_dense,
       activation=model_config.activation,
     )
-  style_dim = int(model_config.get("style_dim", 0) or 0)
+  style_dim = int(model_config.style_dim)
   style_encoder = None
   if style_dim:
-    style_encoder = decoders.MLPDecoder(
-      tuple(model_config.get("style_hidden", (256,))), 2 * style_dim
-    )
+    style_encoder = decoders.MLPDecoder(tuple(model_config.style_hidden), 2 * style_dim)
   return vae_lib.LipschitzVAE(
     encoder_mean=encoder_mean,
     decoder=decoder,

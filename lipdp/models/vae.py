@@ -43,7 +43,7 @@ class LipschitzVAE(nn.Module):
     log_sigma_net: optional certified-Lipschitz network with one output (heteroscedastic noise).
     sigma_min, sigma_max: bounds of the heteroscedastic noise.
     lipschitz_target: the Lipschitz constant the encoder mean was built to have (a target;
-      the privacy report uses the certificate, see `lipdp.synthesize`).
+      the privacy report uses the certificate, see `lipdp.latent_release`).
     log_sigma_lipschitz_target: likewise for log sigma(x) (heteroscedastic only).
     style_encoder: optional network x -> 2 * style_dim values, the mean and log-variance of the
       style latent u (see the module docstring); never used at release.

@@ -28,7 +28,7 @@ Per layer (types are matched exactly, so a subclass that overrides the forward p
 Before bounding a linear layer, the certificate checks on a random probe that the layer's
 forward pass minus its value at 0 equals the linear operator it is about to bound (relative
 error < 4e-6, at the highest matmul precision, which is also the precision of the release in
-``lipdp.synthesize``; TF32 matmuls would fail it); a mismatch raises ``TypeError``, so
+``lipdp.latent_release``; TF32 matmuls would fail it); a mismatch raises ``TypeError``, so
 the bound is always about the map the network computes. ``nn.Dense``/``nn.Conv`` with a custom
 ``dot_general`` / ``conv_general_dilated`` are refused outright.
 

@@ -2,7 +2,7 @@
 
 Everything here is decided before the model sees the data, as adaptive composition needs
 (`composition`): the per-record release enters through its noise ratio sigma / Delta (all that
-matters, by scale invariance; `lipdp.synthesize` recalibrates sigma on the certified L so the
+matters, by scale invariance; `lipdp.latent_release` recalibrates sigma on the certified L so the
 ratio holds exactly), and DP-SGD through its noise multiplier, sampling rate and steps.
 
 Modes (`plan_budget`):

@@ -28,7 +28,7 @@ true: a report whose L and layer bounds were both divided by 4 and every epsilon
 whose scope was changed, is consistent and verifies. Two further checks need more than the
 report: `lipdp.release.verify_release(release_dir)` checks the inputs against the released files
 (the domain digest, the diameter, the number of records, the decoded arrays), and
-`lipdp.synthesize.certify_encoder` recomputes L from the weights, for whoever holds them.
+`lipdp.latent_release.certify_encoder` recomputes L from the weights, for whoever holds them.
 """
 
 import dataclasses

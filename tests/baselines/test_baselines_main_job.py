@@ -12,15 +12,25 @@ import sys
 import numpy as np
 import pytest
 
-from lipdp import pipeline
 from lipdp import privacy
 from lipdp import release as release_lib
+from lipdp import runner
+from lipdp import spec as spec_lib
+from lipdp.methods import central
+from lipdp.studies import points as sweep_lib
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-sys.path.insert(0, os.path.join(ROOT, "experiments"))
-sys.path.insert(0, os.path.join(ROOT, "experiments", "configs"))
-import default as default_config  # pylint: disable=g-import-not-at-top,wrong-import-position
-import sweep_lib  # pylint: disable=g-import-not-at-top,wrong-import-position
+CONFIGS = os.path.join(ROOT, "experiments", "configs", "default.py")
+
+
+def _get_config(variant):
+  return spec_lib.config_from_file(CONFIGS, variant)
+
+
+def _run(config, workdir):
+  """The main job's path: the config validated into a spec, then the one run."""
+  return runner.run(spec_lib.from_config(config), workdir)
+
 
 SCHEMA = {
   "label_column": "label",
@@ -61,7 +71,7 @@ def _mixed_table(folder, n=300):
 
 
 def _config(data, schema, method, epsilon=2.0):
-  c = default_config.get_config("")
+  c = _get_config("")
   c.dataset = "csv:" + data
   c.schema = schema
   c.method = method
@@ -83,7 +93,7 @@ def test_main_job_runs_mst_and_aim_into_a_release_that_verifies(tmp_path, method
   if method == "aim":
     config.epsilon = 5.0
   workdir = str(tmp_path / "run")
-  result = pipeline.run(config, workdir, progress_bar=False)
+  result = _run(config, workdir)
   report = release_lib.verify_release(result.release_dir)  # files agree with the report
   assert report == result.report
   assert report.scope is privacy.Scope.DP_MEASUREMENTS
@@ -110,23 +120,24 @@ def test_main_job_runs_the_private_measure_on_numeric_data(tmp_path):
   data, schema = _write(str(tmp_path), rows, ["u", "v"], NUMERIC_SCHEMA)
   config = _config(data, schema, "private_measure", epsilon=1.0)
   config.evaluation.enabled = False
-  result = pipeline.run(config, str(tmp_path / "run"), progress_bar=False)
+  result = _run(config, str(tmp_path / "run"))
   report = release_lib.verify_release(result.release_dir)
   assert report.epsilon <= 1.0 * (1 + 1e-9) and report.delta == 1e-5
   assert result.metrics is None
 
 
 def test_equal_width_bins_when_there_is_no_schema():
-  config = default_config.get_config("breast_cancer")
+  config = _get_config("breast_cancer")
   config.method, config.scope, config.baseline_bins = "aim", "dp-measurements", 8
-  data = pipeline.load_data(config)
-  options = pipeline.baseline_options(config, data.domain)
+  data = runner.load_data(spec_lib.from_config(config).data)
+  options = central.fit_options(spec_lib.from_config(config), data.domain)
   assert set(options["bins"]) == {c.name for c in data.domain.columns if hasattr(c, "low")}
   assert set(options["bins"].values()) == {8}
   config.baseline_bins = None
-  assert pipeline.baseline_options(config, data.domain) == {}  # the baselines' default count
+  # The baselines' default count.
+  assert central.fit_options(spec_lib.from_config(config), data.domain) == {}
   config.method = "private_measure"
-  assert pipeline.baseline_options(config, data.domain) == {}
+  assert central.fit_options(spec_lib.from_config(config), data.domain) == {}
 
 
 @pytest.mark.parametrize(
@@ -137,8 +148,8 @@ def test_equal_width_bins_when_there_is_no_schema():
     ({"epsilon": 0.0}, "epsilon must be positive"),
     ({"epsilon": float("inf")}, "epsilon must be positive"),
     ({"delta": 1.0}, "delta must be in"),
-    ({"total_epsilon": 2.0}, "does not use total_epsilon"),
-    ({"k": 2}, "does not use k"),
+    ({"total_epsilon": 2.0}, "does not use --config.total_epsilon"),
+    ({"k": 2}, "does not use --config.k"),
     ({"baseline_bins": 1}, "baseline_bins must be an integer >= 2"),
     ({"method": "copy_train"}, "no privacy at all"),
     ({"method": "pate"}, "method must be one of"),
@@ -150,7 +161,7 @@ def test_bad_baseline_settings_are_refused_before_anything_is_written(tmp_path, 
     setattr(config, key, value)
   workdir = tmp_path / "run"
   with pytest.raises(ValueError, match=match):
-    pipeline.run(config, str(workdir), progress_bar=False)
+    _run(config, str(workdir))
   assert not workdir.exists()
 
 
@@ -160,20 +171,23 @@ def test_missing_mbi_is_a_clear_error_before_anything_is_written(tmp_path, monke
   monkeypatch.setitem(sys.modules, "mbi", None)  # import mbi now raises ImportError
   workdir = tmp_path / "run"
   with pytest.raises(ValueError, match=r"pip install 'lipdp\[baselines\]'"):
-    pipeline.run(_config(data, schema, method), str(workdir), progress_bar=False)
+    _run(_config(data, schema, method), str(workdir))
   assert not workdir.exists()
 
 
 def test_vae_scopes_are_refused_the_central_scope():
-  config = default_config.get_config("")
+  config = _get_config("")
   config.scope = "dp-measurements"
   with pytest.raises(ValueError, match="--config.method=mst"):
-    pipeline.check_config(config)
+    spec_lib.from_config(config)
 
 
 def test_sweep_points_of_a_baseline_run_through_the_main_job():
   point = sweep_lib.point("s", "aim", "bank", 1.0, 2)
-  config = sweep_lib.make_config(point)
-  pipeline.check_config(config)
-  assert (config.method, config.scope, config.epsilon) == ("aim", "dp-measurements", 1.0)
-  assert config.noise_seed == 2
+  spec = sweep_lib.make_spec(point, CONFIGS)
+  assert (spec.method.name, spec.privacy.scope, spec.privacy.epsilon) == (
+    "aim",
+    privacy.Scope.DP_MEASUREMENTS,
+    1.0,
+  )
+  assert spec.release.noise_seed == 2

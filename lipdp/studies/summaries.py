@@ -1,4 +1,4 @@
-"""Figures and tables of sweep results (drawn by experiments/figures.py).
+"""Figures and tables of sweep results (experiments/figures.py draws them; docs/results.md).
 
 frontier: a metric against the target epsilon, one line per method, mean and standard deviation
 over seeds, with the real-data reference (TRTR) and the majority-class rate as horizontal lines
@@ -9,13 +9,14 @@ markdown, with the membership-inference AUC and the label agreement.
 
 import collections
 import math
-import os
-import sys
 
+import matplotlib
+
+matplotlib.use("Agg")  # files only; never needs a display
+import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
 import numpy as np
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from lipdp import files  # pylint: disable=g-import-not-at-top,wrong-import-position
+from lipdp import files
 
 TABLE_METRICS = (
   "tstr/logreg",
@@ -72,10 +73,6 @@ def _method_rank(method):
 
 
 def frontier(rows, metric, path, title):
-  import matplotlib  # pylint: disable=g-import-not-at-top
-
-  matplotlib.use("Agg")
-  import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
 
   groups = group(rows, ("method", _eps_key))
   methods = sorted({m for m, _ in groups}, key=_method_rank)
@@ -109,10 +106,6 @@ def frontier(rows, metric, path, title):
 
 
 def knobs(rows, metric, path, title):
-  import matplotlib  # pylint: disable=g-import-not-at-top
-
-  matplotlib.use("Agg")
-  import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
 
   groups = group(rows, ("method", _eps_key, "tag"))
   panels = sorted({(m, e) for m, e, _ in groups}, key=lambda p: (_method_rank(p[0]), p[1]))
@@ -139,8 +132,6 @@ def knobs(rows, metric, path, title):
 
 
 def _save(fig, path):
-  import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
-
   fig.tight_layout()
   with files.atomic_write(path, "wb") as f:
     fig.savefig(f, format="png", dpi=130)

@@ -1,28 +1,32 @@
-"""End to end: train, certify, synthesize, report, on digits, MNIST (IDX) and TFDS (mocked)."""
+"""The one run, end to end: train, certify, synthesize, report, on digits, MNIST (IDX) and TFDS
+(mocked)."""
 
 import json
 import os
 import shutil
-import sys
 
 import jax
 import numpy as np
 import pytest
 
+from lipdp import latent_release as synth_lib
 from lipdp import nn as lnn
-from lipdp import pipeline
 from lipdp import privacy
 from lipdp import release as release_lib
-from lipdp import synthesize as synth_lib
+from lipdp import runner
+from lipdp import spec as spec_lib
+from lipdp.methods import vae
 
-sys.path.insert(
-  0, os.path.join(os.path.dirname(os.path.dirname(__file__)), "experiments", "configs")
-)
-import default as default_config  # pylint: disable=g-import-not-at-top
+CONFIGS = os.path.join(os.path.dirname(os.path.dirname(__file__)), "experiments", "configs")
+
+
+def _run(config, workdir):
+  """The main job's path: the config validated into a spec, then the one run."""
+  return runner.run(spec_lib.from_config(config), workdir)
 
 
 def _config(**overrides):
-  c = default_config.get_config("smoke")
+  c = spec_lib.config_from_file(os.path.join(CONFIGS, "default.py"), "smoke")
   # The evaluation (lipdp.evaluation, tested on its own) is what most of a run's time goes to;
   # tests that check it switch it back on.
   c.evaluation.enabled = False
@@ -41,7 +45,7 @@ def digits_run(tmp_path_factory):
   config = _config(
     **{"train.num_steps": 300, "train.log_every": 100, "train.seed": 0, "evaluation.enabled": True}
   )
-  return config, workdir, pipeline.run(config, workdir, progress_bar=False)
+  return config, workdir, _run(config, workdir)
 
 
 def test_digits_release_files_and_report(digits_run):
@@ -107,11 +111,11 @@ def test_rerun_in_the_same_workdir_refuses_a_second_release_unless_asked(digits_
   workdir = str(tmp_path / "copy")
   shutil.copytree(shared_workdir, workdir)
   with pytest.raises(ValueError, match="already holds a release"):
-    pipeline.run(config, workdir, progress_bar=False)
+    _run(config, workdir)
   config = _config(
     **{"train.num_steps": 300, "train.log_every": 100, "train.seed": 0, "replace_release": True}
   )
-  again = pipeline.run(config, workdir, progress_bar=False)
+  again = _run(config, workdir)
   # Training resumed from its final checkpoint (same weights); the noise was drawn afresh.
   np.testing.assert_array_equal(
     jax.tree_util.tree_leaves(again.variables)[0], jax.tree_util.tree_leaves(result.variables)[0]
@@ -127,7 +131,7 @@ def test_rerun_in_the_same_workdir_refuses_a_second_release_unless_asked(digits_
     }
   )
   with pytest.raises(ValueError, match="other settings"):
-    pipeline.run(changed, workdir, progress_bar=False)
+    _run(changed, workdir)
 
 
 def test_seeded_noise_is_reproducible_and_reported(digits_run):
@@ -208,7 +212,7 @@ def test_dpsgd_scope_composes_training_and_release(tmp_path):
       "train.dp_noise_multiplier": 1.5,
     }
   )
-  result = pipeline.run(config, str(tmp_path), progress_bar=False)
+  result = _run(config, str(tmp_path))
   report = result.report
   assert report.scope == "dp-sgd"
   assert report.dpsgd == privacy.DPSGDEvent(noise_multiplier=1.5, sampling_rate=0.05, steps=20)
@@ -242,7 +246,7 @@ def test_one_total_epsilon_is_split_and_met(tmp_path):
       "train.dp_sampling_rate": 0.05,
     }
   )
-  result = pipeline.run(config, str(tmp_path), progress_bar=False)
+  result = _run(config, str(tmp_path))
   report = result.report
   assert report.epsilon <= 3.0 and report.epsilon == pytest.approx(3.0, rel=2e-2)
   assert report.epsilon == pytest.approx(result.plan.total_epsilon, rel=1e-9)
@@ -263,14 +267,14 @@ def test_dpsgd_vae_baseline_samples_its_prior(tmp_path):
       "model.style_dim": 4,
     }
   )
-  result = pipeline.run(config, str(tmp_path), progress_bar=False)
+  result = _run(config, str(tmp_path))
   report = result.report
   assert isinstance(report.release, privacy.PriorSampling)
   assert report.epsilon == report.components["dp_sgd"] <= 2.0
   assert len(result.synthetic_records) == len(result.data.train)
   release_lib.verify_release(result.release_dir)
   with pytest.raises(ValueError, match="conditional"):
-    pipeline.run(_config(method="prior"), str(tmp_path / "bad"), progress_bar=False)
+    _run(_config(method="prior"), str(tmp_path / "bad"))
 
 
 @pytest.mark.slow
@@ -296,12 +300,12 @@ def test_public_scope_trains_on_a_declared_public_dataset(tmp_path):
   )
   config.public_options.num_classes = 10
   with tfds.testing.mock_data(num_examples=40):
-    result = pipeline.run(config, str(tmp_path / "run"), progress_bar=False)
+    result = _run(config, str(tmp_path / "run"))
   assert result.report.scope == "public"
   assert len(result.synthetic_records) == len(result.data.train)
   # Without a declared public data set, 'public' is refused (no split of the private data).
   with pytest.raises(ValueError, match="public_dataset"):
-    pipeline.run(_config(scope="public"), str(tmp_path / "none"), progress_bar=False)
+    _run(_config(scope="public"), str(tmp_path / "none"))
 
 
 def test_bad_settings_fail_before_any_work(tmp_path):
@@ -316,7 +320,7 @@ def test_bad_settings_fail_before_any_work(tmp_path):
     ({"scope": "dp-measurements"}, "central baselines"),
   ]:
     with pytest.raises(ValueError, match=match):
-      pipeline.run(_config(**overrides), str(tmp_path / "bad"), progress_bar=False)
+      _run(_config(**overrides), str(tmp_path / "bad"))
   assert not os.path.exists(tmp_path / "bad")
 
 
@@ -329,7 +333,7 @@ def test_mnist_idx_path(tmp_path):
   config = _config(
     **{"dataset": "mnist_idx", "train.num_steps": 30, "train.seed": 0, "model.decoder": "conv"}
   )
-  result = pipeline.run(config, str(tmp_path), progress_bar=False)
+  result = _run(config, str(tmp_path))
   assert result.data.train.shape == (8000, 794)
   assert result.synthetic_records.shape == (8000, 794)
   eps = privacy.gaussian_epsilon(
@@ -345,7 +349,7 @@ def test_tfds_path_with_mock_data(tmp_path):
     **{"dataset": "tfds:mnist", "train.num_steps": 5, "train.seed": 0, "train.batch_size": 16}
   )
   with tfds.testing.mock_data(num_examples=40):
-    result = pipeline.run(config, str(tmp_path), progress_bar=False)
+    result = _run(config, str(tmp_path))
   assert result.synthetic_records.shape[1] == 28 * 28 + 10
   assert result.report.per_record_epsilon == pytest.approx(config.epsilon, rel=1e-4)
 
@@ -359,7 +363,7 @@ def test_heteroscedastic_release_is_accounted_by_rdp(tmp_path):
       "model.log_sigma_lipschitz": 0.05,
     }
   )
-  result = pipeline.run(config, str(tmp_path), progress_bar=False)
+  result = _run(config, str(tmp_path))
   report = result.report
   assert report.mechanism == "heteroscedastic_gaussian"
   assert report.release.lipschitz_log_sigma <= 0.05 * (1 + 1e-3)
@@ -382,11 +386,11 @@ def test_heteroscedastic_dpsgd_release_is_fixed_before_training(tmp_path):
       "train.dp_sampling_rate": 0.05,
     }
   )
-  result = pipeline.run(config, str(tmp_path), progress_bar=False)
+  result = _run(config, str(tmp_path))
   report = result.report
   # What the configuration fixed before training...
   diameter = result.data.domain.diameter
-  target, _ = pipeline.encoder_calibration(config, diameter)
+  target, _ = vae.encoder_calibration(spec_lib.from_config(config), diameter)
   before = privacy.HeteroscedasticRelease(
     config.model.sigma_min, config.model.sigma_max, 0.05, config.model.latent_dim
   )
@@ -415,7 +419,7 @@ def test_dataset_caveats_reach_the_report(tmp_path):
   config = _config(
     **{"dataset": "breast_cancer", "train.num_steps": 3, "train.seed": 0, "train.batch_size": 16}
   )
-  result = pipeline.run(config, str(tmp_path), progress_bar=False)
+  result = _run(config, str(tmp_path))
   assert result.report.notes == result.data.notes
   assert "statistics of the very records" in result.report.notes[0]
 
@@ -430,7 +434,7 @@ def test_lipschitz_decoder_on_request(tmp_path):
       "model.decoder_lipschitz": 3.0,
     }
   )
-  result = pipeline.run(config, str(tmp_path), progress_bar=False)
+  result = _run(config, str(tmp_path))
   decoder_vars = synth_lib.submodule_variables(result.variables, "decoder")
   # The decoder reads the latent and the style coordinates.
   bound = lnn.certified_lipschitz_bound(
@@ -444,7 +448,7 @@ def test_a_heteroscedastic_release_beyond_the_sampler_is_refused_before_training
   the float64 sampler supports, refused before anything is written (the sweep's failing case)."""
   config = _config(**{"model.heteroscedastic": True, "model.log_sigma_lipschitz": 0.1})
   with pytest.raises(ValueError, match="heteroscedastic release would have a per-record epsilon"):
-    pipeline.run(config, str(tmp_path / "run"), progress_bar=False)
+    _run(config, str(tmp_path / "run"))
   assert not os.path.exists(tmp_path / "run")
 
 
@@ -453,9 +457,9 @@ def test_label_loss_weight_and_plain_encoder_settings_are_checked(tmp_path):
   would be released, is refused before anything is written."""
   config = _config(**{"model.encoder_dense": "plain"})
   with pytest.raises(ValueError, match="for method 'prior' only"):
-    pipeline.run(config, str(tmp_path / "plain"), progress_bar=False)
+    _run(config, str(tmp_path / "plain"))
   assert not os.path.exists(tmp_path / "plain")
   config = _config(**{"train.label_loss_weight": 0.0})
   with pytest.raises(ValueError, match="label_loss_weight must be positive"):
-    pipeline.run(config, str(tmp_path / "zero"), progress_bar=False)
+    _run(config, str(tmp_path / "zero"))
   assert not os.path.exists(tmp_path / "zero")

@@ -1,14 +1,14 @@
-"""Synthesis: the heteroscedastic release is capped to targets fixed before training."""
+"""The latent release: the heteroscedastic release is capped to targets fixed before training."""
 
 import jax
 import jax.numpy as jnp
-import ml_collections
 import numpy as np
 import pytest
 
 from lipdp import data as data_lib
 from lipdp import privacy
-from lipdp import synthesize as synth_lib
+from lipdp import latent_release as synth_lib
+from lipdp import spec as spec_lib
 from lipdp.models import builders
 from lipdp.models import vae as vae_lib
 
@@ -16,18 +16,15 @@ from lipdp.models import vae as vae_lib
 @pytest.fixture(scope="module")
 def hetero():
   data = data_lib.load_dataset("digits")
-  config = ml_collections.ConfigDict(
-    dict(
-      latent_dim=4,
-      encoder_hidden=(32,),
-      encoder_dense="bjorck",
-      activation="maxmin",
-      decoder="mlp",
-      decoder_hidden=(32,),
-      heteroscedastic=True,
-      sigma_min=0.5,
-      sigma_max=2.0,
-    )
+  config = spec_lib.ModelSpec(
+    latent_dim=4,
+    encoder_hidden=(32,),
+    decoder_hidden=(32,),
+    numeric_bins=0,
+    style_dim=0,
+    heteroscedastic=True,
+    sigma_min=0.5,
+    sigma_max=2.0,
   )
   model = builders.build_vae(
     data.domain, config, lipschitz_target=0.05, sigma=0.5, log_sigma_lipschitz=0.02
@@ -144,19 +141,15 @@ def test_tabular_release_draws_records_from_the_decoder_and_mean_keeps_the_mode(
       data_lib.CategoricalColumn("job", ("a", "b")),
     ]
   )
-  config = ml_collections.ConfigDict(
-    dict(
-      latent_dim=2,
-      encoder_hidden=(8,),
-      encoder_dense="bjorck",
-      activation="maxmin",
-      decoder="mlp",
-      decoder_hidden=(4,),
-      heteroscedastic=False,
-      sigma_min=0.5,
-      sigma_max=2.0,
-      numeric_bins=8,
-    )
+  config = spec_lib.ModelSpec(
+    latent_dim=2,
+    encoder_hidden=(8,),
+    decoder_hidden=(4,),
+    numeric_bins=8,
+    style_dim=0,
+    heteroscedastic=False,
+    sigma_min=0.5,
+    sigma_max=2.0,
   )
   model = builders.build_vae(domain, config, lipschitz_target=1.0, sigma=1.0)
   variables = model.init(jax.random.key(0), jnp.zeros((1, domain.dim)), jax.random.key(1))

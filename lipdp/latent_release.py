@@ -421,10 +421,7 @@ def synthesize(
     noise_seeded=seeded,
     training_seeded=bool(training_seeded) and dpsgd is not None,
     certificate=cert_info,
-    domain=(
-      f"{desc['type']} records of dimension {desc['dim']}: {desc['preprocessing']} "
-      f"Diameter: {desc['diameter_derivation']}"
-    ),
+    domain=domain_text(domain),
     domain_description=desc,
     extra_versions={"jax": jax.__version__, "flax": flax.__version__},
     notes=notes,
@@ -432,6 +429,15 @@ def synthesize(
   _check_truncation_is_negligible(report, latents.shape[-1] * k)
   return SyntheticData(
     records=synthetic, report=report, sigma=release_sigma, certificate=certificate
+  )
+
+
+def domain_text(domain) -> str:
+  """The report's `domain` field: the domain's description in words."""
+  desc = domain.describe()
+  return (
+    f"{desc['type']} records of dimension {desc['dim']}: {desc['preprocessing']} "
+    f"Diameter: {desc['diameter_derivation']}"
   )
 
 

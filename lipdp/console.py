@@ -1,12 +1,15 @@
-"""What a person sees in the terminal: lipdp's own short lines, quiet libraries, plain errors.
+"""What a person sees in the terminal: every line of lipdp's console text, and quiet libraries.
 
-`configure_logging` routes the standard `logging` logger "lipdp" (where `lipdp.pipeline` reports
-its progress) to stderr as plain lines ("warning: ..." for warnings) and silences what the
-libraries log by default: absl INFO (orbax's checkpoint chatter), JAX's backend probing
-("Unable to initialize backend 'tpu'", "libtpu not found"), TensorFlow's C++ logs. `verbose=True`
-shows all of it. `run_summary` is the final summary that `lipdp synthesize` and
-experiments/main.py print: each released file is labelled with what the guarantee covers
-(`coverage`), and the conditional scope's limit is among the warnings (`scope_warnings`).
+The run (`lipdp.runner`) reports through the standard `logging` logger "lipdp"; the words are
+made here. `configure_logging` routes that logger to stderr as plain lines ("warning: ..." for
+warnings) and silences what the libraries log by default: absl INFO (orbax's checkpoint
+chatter), JAX's backend probing ("Unable to initialize backend 'tpu'", "libtpu not found"),
+TensorFlow's C++ logs. `verbose=True` shows all of it. The lines of a run (`data_lines`,
+`split_line`, `plan_line`, `training_line`, ...) are what it logs as it goes; `run_summary` is
+the final summary that `lipdp synthesize` and experiments/main.py print: each released file is
+labelled with what the guarantee covers (`coverage`), and the conditional scope's limit is among
+the warnings (`scope_warnings`). `progress_line` is the plain progress line of
+`lipdp.progress` where stderr is not a terminal.
 """
 
 import logging
@@ -14,8 +17,14 @@ import os
 import sys
 import textwrap
 import traceback
-from typing import Optional, Sequence, TextIO, Tuple
+from typing import List, Optional, Sequence, TextIO, Tuple
 import warnings
+
+from absl import logging as absl_logging
+
+from lipdp import evaluation
+from lipdp import privacy
+from lipdp import workdir as workdir_lib
 
 LIPDP_LOGGER = "lipdp"
 # Loggers of dependencies that speak at INFO or WARNING about things a user cannot act on.
@@ -76,8 +85,6 @@ def configure_logging(verbose: bool = False, quiet: bool = False) -> None:
   logger.addHandler(handler)
   logger.setLevel(logging.WARNING if quiet else logging.DEBUG if verbose else logging.INFO)
   logger.propagate = False
-
-  from absl import logging as absl_logging  # pylint: disable=g-import-not-at-top
 
   library_level = logging.INFO if verbose else logging.ERROR
   absl_logging.set_verbosity(absl_logging.INFO if verbose else absl_logging.ERROR)
@@ -160,8 +167,6 @@ def _timing_line(timings: dict) -> str:
 
 def coverage(report) -> str:
   """What the guarantee covers, in a few words, to label each released file with."""
-  from lipdp import privacy  # pylint: disable=g-import-not-at-top
-
   return {
     privacy.Scope.CONDITIONAL: (
       "for release; epsilon per record, given the model: the model, fit WITHOUT DP, is not covered"
@@ -176,8 +181,6 @@ def coverage(report) -> str:
 
 def scope_warnings(report) -> list:
   """The scope's limit, for the warnings of the summary (conditional scope only)."""
-  from lipdp import privacy  # pylint: disable=g-import-not-at-top
-
   if report.scope is not privacy.Scope.CONDITIONAL:
     return []
   return [
@@ -194,19 +197,29 @@ def run_summary(result, workdir: str, outputs: Sequence[Tuple[str, str]] = ()) -
   """The final summary of a run: guarantee, holdout, warnings, outputs, timings.
 
   Args:
-    result: a `lipdp.pipeline.PipelineResult`.
+    result: a `lipdp.runner.RunResult`.
     workdir: the run's work directory.
     outputs: extra (path, description) pairs to list first (e.g. the synthetic CSV).
   """
   report = result.report
   n_train, n_holdout = len(result.data.train), len(result.data.holdout)
+  k = report.k if report is not None else len(result.synthetic_records) // max(n_train, 1)
   lines = [
     "",
     f"Synthetic records: {len(result.synthetic_records):,} from {n_train:,} private "
-    f"records (k = {report.k}).",
+    f"records (k = {k}).",
   ]
-  for i, line in enumerate(report.summary().splitlines()):
-    lines.append(line if i == 0 else wrap(line.strip()))
+  if report is None:
+    lines.append(
+      wrap(
+        f"No privacy guarantee: method {result.method!r} in scope 'none' is a reference of "
+        "the evaluation; nothing was released and no report was written.",
+        indent="",
+      )
+    )
+  else:
+    for i, line in enumerate(report.summary().splitlines()):
+      lines.append(line if i == 0 else wrap(line.strip()))
   if n_holdout:
     use = (
       "used only to evaluate the release (below; not private)"
@@ -224,33 +237,169 @@ def run_summary(result, workdir: str, outputs: Sequence[Tuple[str, str]] = ()) -
   else:
     lines.append("Holdout: none; every record was used for training and synthesis.")
   if result.metrics is not None:
-    from lipdp import evaluation  # pylint: disable=g-import-not-at-top
-
     lines.append("")
     lines.extend(evaluation.summary_lines(result.metrics))
-  warned = scope_warnings(report) + list(getattr(result, "warnings", None) or [])
+  warned = (scope_warnings(report) if report is not None else []) + list(result.warnings or [])
   if warned:
     lines.append("")
     lines.extend(f"warning: {w}" for w in warned)
   lines.append("")
   lines.append("Wrote:")
   rows = list(outputs)
+  if result.release_dir is not None:
+    rows.append(
+      (
+        result.release_dir + os.sep,
+        f"the release: synthetic.npz, privacy_report.json, domain.json ({coverage(report)})",
+      )
+    )
+  if result.metrics is not None:
+    rows.append(
+      (workdir_lib.path(workdir, workdir_lib.EVALUATION_FILE), "NOT private: do not publish")
+    )
   rows.append(
     (
-      result.release_dir + os.sep,
-      f"the release: synthetic.npz, privacy_report.json, domain.json ({coverage(report)})",
+      workdir_lib.path(workdir, workdir_lib.SAMPLES_FIGURE),
+      "shows private records: do not publish",
     )
   )
-  if result.metrics is not None:
-    rows.append((os.path.join(workdir, "evaluation.json"), "NOT private: do not publish"))
-  rows.append((os.path.join(workdir, "samples.png"), "shows private records: do not publish"))
   if result.model is not None:
     rows.append(
       (workdir + os.sep, "checkpoints, metrics.jsonl, config.json: private training artefacts")
     )
-  else:  # a central baseline: no model, only the settings
+  else:  # no model: only the settings
     rows.append((workdir + os.sep, "config.json: the run's settings"))
   width = max(len(path) for path, _ in rows)
   lines.extend(f"  {path:<{width}}  {what}" for path, what in rows)
   lines.append("Time: " + _timing_line(result.timings or {}))
   return "\n".join(lines)
+
+
+# ------------------------------------------------------------------------------------------------
+# The lines of a run, as it goes.
+
+
+def data_lines(data) -> List[str]:
+  """What was read: the records, the domain, and what reading did (counts of private data)."""
+  info = data.source_info or {}
+  columns = f", {len(info['column_order'])} declared columns" if "column_order" in info else ""
+  lines = [
+    f"Data: {data.name}: {len(data.train) + len(data.holdout):,} records{columns}, in a domain "
+    f"of dimension {data.domain.dim} and diameter D = {data.domain.diameter:.4g}"
+  ]
+  if info.get("ignored_columns"):
+    lines.append(f"  not in the schema, not read: {', '.join(info['ignored_columns'])}")
+  if info.get("stripped_cells"):
+    lines.append(
+      f"  {info['stripped_cells']} cells had surrounding whitespace, removed (the reading rule "
+      "of docs/data.md)"
+    )
+  if info.get("missing_substituted"):
+    lines.append(
+      "  missing cells given the declared value: "
+      + ", ".join(f"{k} {v}" for k, v in info["missing_substituted"].items())
+    )
+  if info.get("clipped"):
+    parts = []
+    for name, counts in info["clipped"].items():
+      where = [
+        f"{counts[key]} {side}"
+        for key, side in (("below_low", "below"), ("above_high", "above"))
+        if counts[key]
+      ]
+      parts.append(f"{name} {' and '.join(where)}")
+    lines.append(
+      f"  clipped to the declared bounds: {', '.join(parts)} (counts of the private data: "
+      "shown here, never released)"
+    )
+  return lines
+
+
+def split_line(data, evaluation_enabled: bool) -> str:
+  """What the private records and the holdout are used for."""
+  n_train, n_holdout = len(data.train), len(data.holdout)
+  if not n_holdout:
+    return f"All {n_train:,} records are private training records (no holdout, so no evaluation)"
+  use = (
+    "used only to evaluate the release (evaluation.json; not private)"
+    if evaluation_enabled
+    else "unused, since evaluation is off"
+  )
+  return (
+    f"Split: {n_train:,} private records train the model and are synthesized; {n_holdout:,} "
+    f"({100 * n_holdout / (n_train + n_holdout):.0f}%) are held out, {use}"
+  )
+
+
+def plan_line(plan: privacy.BudgetPlan, scope: privacy.Scope, k: int) -> str:
+  """The privacy budget fixed before training."""
+  parts = []
+  if plan.release_epsilon is not None:
+    what = "per record" if plan.calibration == "per-record" else "central, of the shuffled release"
+    parts.append(f"release epsilon {plan.release_epsilon:.4g} ({what})")
+  if plan.dpsgd_noise_multiplier is not None:
+    parts.append(f"DP-SGD noise multiplier {plan.dpsgd_noise_multiplier:.4g}")
+  if plan.release_epsilon is None or plan.dpsgd_noise_multiplier is not None:
+    parts.append(f"total epsilon {plan.total_epsilon:.4g}")
+  return (
+    "Privacy budget, fixed before training: "
+    + "; ".join(parts)
+    + f", at delta {plan.delta:g}; scope {scope.value}, k = {k}"
+  )
+
+
+def no_guarantee_line(method: str) -> str:
+  return (
+    f"No privacy guarantee: method {method!r} in scope 'none' is a reference of the "
+    "evaluation; it writes no release and no report"
+  )
+
+
+def baseline_line(method: str, epsilon: float, delta: float) -> str:
+  return (
+    f"Baseline {method}: central epsilon {epsilon:g}, delta {delta:g} (scope dp-measurements: "
+    "covers everything released)"
+  )
+
+
+def training_line(
+  latest: Optional[int], num_steps: int, how: str, checkpoints: str, devices: int, backend: str
+) -> str:
+  """Training starts, resumes, or finished in an earlier run."""
+  if latest is not None and latest >= num_steps:
+    return f"Training finished in an earlier run (the checkpoint at step {latest} in {checkpoints})"
+  if latest is not None:
+    return f"Resuming from step {latest} of {num_steps} (the checkpoint in {checkpoints})"
+  return f"Training: {num_steps} steps ({how}) on {devices} {backend.upper()} device" + (
+    "s" if devices > 1 else ""
+  )
+
+
+def batch_line(batch: int, wanted: int, num_records: int, devices: int) -> str:
+  return (
+    f"Batch size {batch} instead of the configured {wanted} ({num_records:,} training records, "
+    f"{devices} device{'s' if devices > 1 else ''})"
+  )
+
+
+def certificate_line(lipschitz: float, target: float, sigma: Optional[float]) -> str:
+  return (
+    f"Certified Lipschitz bound of the trained encoder mean: L = {lipschitz:.6g} (target "
+    f"{target:.6g}); release noise sigma = " + (f"{sigma:.4g}" if sigma is not None else "nan")
+  )
+
+
+def released_line(num_records: int, release_dir: str) -> str:
+  return f"Released {num_records:,} synthetic records into {release_dir}"
+
+
+def progress_line(
+  what: str, step: int, total: int, rate: Optional[float], remaining: Optional[float]
+) -> str:
+  """A plain progress line: 'train: step 500/2000 (25%), 12.3 steps/s, 2 min 02 s left'."""
+  text = f"{what}: step {step:,}/{total:,} ({100 * step / max(total, 1):.0f}%)"
+  if rate:
+    text += f", {rate:.3g} steps/s"
+  if remaining is not None:
+    text += f", {format_seconds(remaining)} left"
+  return text

@@ -1,0 +1,385 @@
+"""The VAE methods, 'lipdp' and 'prior': the one place that assembles a run's model, its
+training settings and its release.
+
+`prepare(spec, data)` fixes everything before the work directory is written: the ELBO's block
+weights, the records the weights are fit on (the private ones, or scope 'public''s data set),
+and the privacy budget (`plan_budget`: the release's noise ratio sigma / Delta and, in scope
+'dp-sgd', DP-SGD's noise multiplier), refusing one the release cannot honour (`check_budget`).
+`generate(...)` then calibrates the encoder (`encoder_calibration`), builds the VAE, trains it
+(`lipdp.train`, resumable from the work directory's checkpoints) and releases:
+
+* 'lipdp': each private record releases k latents mu(x) + sigma xi through the encoder, whose
+  Lipschitz bound is certified from the trained weights, decoded (`lipdp.latent_release`);
+* 'prior': records decoded from latents drawn from the prior; the guarantee is the training's
+  alone (scope 'dp-sgd' or 'public'). In scope 'none' (no guarantee) this is the reference of
+  the evaluation: lipdp's default VAE trained without DP, and no report.
+"""
+
+import dataclasses
+import logging
+import math
+import time
+from typing import List, Optional
+
+import jax
+import numpy as np
+
+from lipdp import checks
+from lipdp import console
+from lipdp import latent_release
+from lipdp import methods
+from lipdp import privacy
+from lipdp import randomness
+from lipdp import spec as spec_lib
+from lipdp import train as train_lib
+from lipdp import workdir as workdir_lib
+from lipdp.data import datasets
+from lipdp.dpsgd import DPSGDConfig
+from lipdp.models import builders
+
+log = logging.getLogger("lipdp.methods.vae")
+
+# The release's truncation rule (lipdp.latent_release._check_truncation_is_negligible): the
+# float64 sampler's truncation may add at most this fraction of delta.
+_TRUNCATION_FRACTION = 1e-6
+# Scope 'none' trains lipdp's default VAE: its encoder as the default per-record release would
+# constrain it (only sizes the model; nothing is claimed).
+REFERENCE_BUDGET = spec_lib.PrivacySpec()
+
+
+@dataclasses.dataclass
+class Prepared:
+  """What `prepare` fixed before anything is written."""
+
+  plan: Optional[privacy.BudgetPlan]  # None without a guarantee
+  fit_records: np.ndarray  # the records the weights are fit on
+  block_weights: Optional[dict]
+  warnings: List[str] = dataclasses.field(default_factory=list)
+
+
+def prepare(spec: spec_lib.Spec, data) -> Prepared:
+  """Checks and fixes the model's data and the budget from the settings and the data alone."""
+  weights = block_weights(spec, data.domain)
+  fit_records = data.train
+  if spec.scope is privacy.Scope.PUBLIC:
+    name, options = spec.data.load_arguments(public=True)
+    public = datasets.load_dataset(name, **options)
+    if public.domain != data.domain:
+      raise ValueError(
+        f"public data set {spec.data.public_dataset!r} has domain {public.domain}, "
+        f"not the private data's {data.domain}"
+      )
+    fit_records = np.concatenate([public.train, public.holdout])
+    log.info(
+      "Scope 'public': training on %s records of %s",
+      f"{len(fit_records):,}",
+      spec.data.public_dataset,
+    )
+  if spec.privacy is None:
+    log.info("%s", console.no_guarantee_line(spec.method.name))
+    return Prepared(None, fit_records, weights)
+  # Fixed before training, from the settings and the number of records only.
+  plan = plan_budget(spec, len(data.train))
+  warnings = check_budget(spec, plan, len(data.train), diameter=float(data.domain.diameter))
+  log.info("%s", console.plan_line(plan, spec.privacy.scope, spec.release.k))
+  return Prepared(plan, fit_records, weights, warnings)
+
+
+def plan_budget(spec: spec_lib.Spec, num_records: int) -> privacy.BudgetPlan:
+  """The release's noise ratio and DP-SGD's noise, from the settings alone."""
+  p, train = spec.privacy, spec.train
+  uses_dpsgd = p.scope is privacy.Scope.DP_SGD
+  prior = spec.method.name == "prior"
+  return privacy.plan_budget(
+    scope=p.scope,
+    delta=p.delta,
+    num_records=num_records,
+    k=spec.release.k,
+    epsilon=None if prior else p.epsilon,
+    total_epsilon=p.total_epsilon,
+    release_share=p.release_share,
+    calibration=p.calibration,
+    shuffled=p.shuffled_release,
+    prior_sampling=prior,
+    dpsgd_sampling_rate=train.dp_sampling_rate if uses_dpsgd else None,
+    dpsgd_steps=train.num_steps if uses_dpsgd else None,
+    dpsgd_noise_multiplier=train.dp_noise_multiplier if uses_dpsgd else None,
+  )
+
+
+def encoder_calibration(
+  spec: spec_lib.Spec, diameter: float, plan: Optional[privacy.BudgetPlan] = None
+) -> tuple[float, float]:
+  """(lipschitz_target, training sigma) for the planned release.
+
+  Scale invariance: only sigma / (L * D) matters. By default sigma is fixed (1.0) and the target
+  L is sigma / (noise_ratio * D), the largest that the planned release allows; with
+  `lipschitz_target` set, sigma is calibrated instead. Either way the decoder trains at the
+  noise level it will see at release. Prior sampling releases no latent: the encoder is then
+  trained at the given target and sigma (its Lipschitz constant does not enter the accounting).
+  Without a plan, the per-record target of the settings (scope 'none': of REFERENCE_BUDGET).
+  """
+  m, k = spec.model, spec.release.k
+  budget = spec.privacy or REFERENCE_BUDGET
+  if m.heteroscedastic:
+    # sigma(x) is learned in [sigma_min, sigma_max]; epsilon is computed by RDP at release,
+    # not calibrated. The default target is the homoscedastic one at the smallest noise.
+    target = (
+      float(m.lipschitz_target)
+      if m.lipschitz_target is not None
+      else privacy.max_lipschitz(m.sigma_min, budget.epsilon, budget.delta, diameter, k=k)
+    )
+    return target, float(m.sigma_min)
+  if plan is None:
+    ratio = privacy.calibrate_sigma(budget.epsilon, budget.delta, 1.0, k=k)
+  else:
+    ratio = plan.noise_ratio
+  if ratio is None:  # prior sampling
+    target = float(m.lipschitz_target) if m.lipschitz_target is not None else 1.0
+    return target, float(m.sigma)
+  if m.lipschitz_target is not None:
+    target = float(m.lipschitz_target)
+    return target, ratio * target * diameter
+  return m.sigma / (ratio * diameter), m.sigma
+
+
+def block_weights(spec: spec_lib.Spec, domain) -> Optional[dict]:
+  """The ELBO's block weights: `train.label_loss_weight` on the domain's label block."""
+  weight = spec.train.label_loss_weight
+  if weight == 1.0:
+    return None
+  if domain.label_column is None:
+    raise spec_lib.SettingError(
+      f"{spec_lib.setting('train.label_loss_weight')} weighs the label's term, but this data "
+      "set has no label column"
+    )
+  return {domain.label_column: weight}
+
+
+def max_supported_epsilon(delta: float, num_coordinates: int) -> float:
+  """The largest per-record epsilon the float64 noise sampler supports at `delta`.
+
+  lipdp.latent_release refuses a release whose truncated sampler (it stops at 12.2 sigma) could
+  add more than 1e-6 * delta: (1 + e^epsilon) * num_coordinates * P(|N(0,1)| > 12.2) <= 1e-6
+  delta. About 49 for delta = 1e-5 and 16 latent coordinates; far beyond any meaningful epsilon.
+  """
+  ratio = _TRUNCATION_FRACTION * delta / (num_coordinates * randomness.normal_truncation_mass())
+  return math.log(ratio - 1.0) if ratio > 1.0 else 0.0
+
+
+def check_budget(
+  spec: spec_lib.Spec,
+  plan: privacy.BudgetPlan,
+  num_records: int,
+  diameter: Optional[float] = None,
+) -> List[str]:
+  """Refuses a budget the release cannot honour; returns warnings about weak ones.
+
+  Called before training: an epsilon beyond `max_supported_epsilon` would otherwise fail only
+  at release, after the whole training. For the heteroscedastic release (scopes conditional
+  and public, given the domain `diameter`) the epsilon is computed at release from the
+  certified bounds, which the constrained layers keep at their targets; its value at the
+  targets (L of the mean, `model.log_sigma_lipschitz`) is what is checked here. This is a
+  check only: the release's own accounting is unchanged.
+  """
+  m, k = spec.model, spec.release.k
+  setting = spec_lib.setting
+  if (
+    m.heteroscedastic
+    and diameter is not None
+    and spec.method.name == "lipdp"
+    and spec.privacy.scope is not privacy.Scope.DP_SGD
+  ):
+    target, _ = encoder_calibration(spec, diameter, plan)
+    worst = privacy.heteroscedastic_epsilon(
+      plan.delta,
+      target,
+      m.log_sigma_lipschitz,
+      diameter,
+      m.sigma_min,
+      m.sigma_max,
+      m.latent_dim,
+      k,
+    )
+    limit = max_supported_epsilon(plan.delta, m.latent_dim * k)
+    if not worst.epsilon <= limit:
+      raise spec_lib.SettingError(
+        f"the heteroscedastic release would have a per-record epsilon of up to "
+        f"{worst.epsilon:.4g} at delta = {plan.delta:g}: log sigma(x) may vary by "
+        f"model.log_sigma_lipschitz * D = {m.log_sigma_lipschitz * diameter:.3g}, so "
+        f"sigma(x) by a factor up to {worst.sigma_ratio:.3g} between neighbours, more than "
+        f"the float64 noise sampler supports (epsilon at most {limit:.3g}); lower "
+        f"{setting('model.log_sigma_lipschitz')} or narrow [{setting('model.sigma_min')}, "
+        f"{setting('model.sigma_max')}]"
+      )
+  if plan.noise_ratio is not None and not m.heteroscedastic:
+    per_record = (
+      plan.release_epsilon
+      if plan.calibration == "per-record"
+      else privacy.gaussian_epsilon(plan.noise_ratio, 1.0, plan.delta, k=k)
+    )
+    limit = max_supported_epsilon(plan.delta, m.latent_dim * k)
+    if not per_record <= limit:
+      raise spec_lib.SettingError(
+        f"a per-record epsilon of {per_record:.4g} is more than the float64 noise sampler "
+        f"supports at delta = {plan.delta:g} (at most {limit:.3g}), and would protect "
+        f"nothing anyway; choose {setting('epsilon')} <= {checks.LARGE_EPSILON:g}"
+      )
+  return checks.weak_budget_warnings(plan.total_epsilon, plan.delta, num_records)
+
+
+def generate(
+  spec: spec_lib.Spec, data, workdir: str, prepared: Prepared, progress: bool
+) -> methods.Generated:
+  """Builds, trains and releases (module docstring); the work directory is open."""
+  domain, plan = data.domain, prepared.plan
+  lipschitz_target, sigma = encoder_calibration(spec, float(domain.diameter), plan)
+  model = builders.build_vae(
+    domain, spec.model, lipschitz_target, sigma, log_sigma_lipschitz=spec.model.log_sigma_lipschitz
+  )
+  log.debug("Encoder: Lipschitz target %.4g, training sigma %.4g", lipschitz_target, sigma)
+  trained = _train(spec, model, domain, prepared, workdir, progress)
+  variables = {"params": trained.state.params, **trained.state.model_state}
+  dpsgd_event = None
+  if spec.scope is privacy.Scope.DP_SGD:  # the steps taken
+    dpsgd_event = _dpsgd_settings(spec, plan).event(int(trained.state.step))
+  timings = {"train_s": trained.wall_time_s}
+
+  start = time.time()
+  if spec.method.name == "prior":
+    records, report = _prior_release(spec, model, variables, data, dpsgd_event, trained)
+  else:
+    synthetic = latent_release.synthesize(
+      model,
+      variables,
+      data.train,
+      domain,
+      epsilon=None,
+      noise_ratio=plan.noise_ratio,
+      delta=spec.privacy.delta,
+      k=spec.release.k,
+      scope=spec.privacy.scope,
+      shuffled_release=spec.privacy.shuffled_release,
+      seed=spec.release.noise_seed,
+      dpsgd=dpsgd_event,
+      training_seeded=trained.seeded_by_user,
+      notes=data.notes,
+      decoding=spec.release.decoding,
+    )
+    records, report = synthetic.records, synthetic.report
+    log.info(
+      "%s",
+      console.certificate_line(
+        synthetic.certificate.mean_lipschitz, lipschitz_target, synthetic.sigma
+      ),
+    )
+  if report is not None and report.epsilon > plan.total_epsilon * (1 + 1e-6):
+    log.warning(
+      "The epsilon of this release is %.4g, above the planned %.4g (the "
+      "heteroscedastic mechanism's epsilon is computed, not calibrated).",
+      report.epsilon,
+      plan.total_epsilon,
+    )
+  timings["release_s"] = time.time() - start
+  return methods.Generated(records, report, model, variables, timings=timings)
+
+
+def _dpsgd_settings(spec: spec_lib.Spec, plan: privacy.BudgetPlan) -> DPSGDConfig:
+  """DP-SGD's settings (scope 'dp-sgd'), with the planned noise multiplier."""
+  return DPSGDConfig(
+    noise_multiplier=plan.dpsgd_noise_multiplier,
+    clip_norm=spec.train.dp_clip_norm,
+    sampling_rate=spec.train.dp_sampling_rate,
+  )
+
+
+def _train(spec, model, domain, prepared: Prepared, workdir: str, progress: bool):
+  """Trains (or resumes, or finds finished) the model in the work directory."""
+  uses_dpsgd = spec.scope is privacy.Scope.DP_SGD
+  dpsgd_settings = _dpsgd_settings(spec, prepared.plan) if uses_dpsgd else None
+  train = spec.train
+  batch_size = _batch_size(train.batch_size, len(prepared.fit_records), uses_dpsgd)
+  config = train_lib.TrainConfig(
+    num_steps=train.num_steps,
+    batch_size=batch_size,
+    learning_rate=train.learning_rate,
+    seed=train.seed,
+    dp=dpsgd_settings,
+    image_likelihood=spec.model.image_likelihood,
+    beta=train.beta,
+    block_weights=prepared.block_weights,
+    log_every=train.log_every,
+    checkpoint_every=train.checkpoint_every,
+    progress_bar=progress,
+  )
+  latest = workdir_lib.latest_checkpoint_step(workdir)
+  how = (
+    f"DP-SGD, noise multiplier {dpsgd_settings.noise_multiplier:.3g}, sampling rate "
+    f"{dpsgd_settings.sampling_rate:g}"
+    if uses_dpsgd
+    else f"batch {batch_size}"
+  )
+  log.info(
+    "%s",
+    console.training_line(
+      latest,
+      train.num_steps,
+      how,
+      workdir_lib.path(workdir, workdir_lib.CHECKPOINTS),
+      jax.device_count(),
+      jax.default_backend(),
+    ),
+  )
+  trained = train_lib.train(model, prepared.fit_records, domain.blocks, config, workdir=workdir)
+  if trained.resumed_from and trained.resumed_from != latest:
+    log.info("Resumed from step %d", trained.resumed_from)
+  if trained.resumed_from < train.num_steps:
+    log.info("Trained in %.1f s", trained.wall_time_s)
+  return trained
+
+
+def _batch_size(wanted: int, num_records: int, uses_dpsgd: bool) -> int:
+  """The configured batch size, at most the records and a multiple of the devices (said).
+  (DP-SGD's batches are Poisson samples; its batch size only sizes the microbatches.)"""
+  batch = min(wanted, num_records)
+  devices = jax.device_count()
+  if not uses_dpsgd:
+    batch -= batch % devices
+    if batch < 1:
+      raise ValueError(
+        f"{num_records} training records are too few for a batch on {devices} devices"
+      )
+  if batch != wanted:
+    log.info("%s", console.batch_line(batch, wanted, num_records, devices))
+  return batch
+
+
+def _prior_release(spec, model, variables, data, dpsgd_event, trained):
+  """Method 'prior': records decoded from latents drawn from the prior, and their report
+  (None in scope 'none': no guarantee)."""
+  num = len(data.train) * spec.release.k
+  records = latent_release.sample_prior(
+    model,
+    variables,
+    num,
+    data.domain,
+    seed=spec.release.noise_seed,
+    decoding=spec.release.decoding,
+  )
+  if spec.privacy is None:
+    return records, None
+  report = privacy.make_report(
+    privacy.PriorSampling(num),
+    lipschitz=None,
+    diameter=None,
+    domain=latent_release.domain_text(data.domain),
+    domain_description=data.domain.describe(),
+    delta=spec.privacy.delta,
+    scope=spec.privacy.scope,
+    num_records=len(data.train),
+    dpsgd=dpsgd_event,
+    training_seeded=bool(trained.seeded_by_user) and dpsgd_event is not None,
+    extra_versions={"jax": jax.__version__},
+    notes=data.notes,
+  )
+  return records, report

@@ -1,0 +1,211 @@
+"""The one run: from a `lipdp.spec.Spec` to a release, its report and its evaluation.
+
+`run(spec, workdir)` is what every entry point calls: experiments/main.py (`./run.sh`), the
+`lipdp` command, `lipdp.synthesize`, the sweeps and experiments/baselines.py. Every method is a
+spec of this run (`lipdp.methods`): lipdp's release and the DP-SGD VAE ('lipdp', 'prior'), the
+central baselines ('mst', 'aim', 'private_measure', ...) and the references without a guarantee
+(scope 'none'). It writes the work directory's layout (`lipdp.workdir`):
+
+    workdir/
+      config.json, checkpoints/, metrics.jsonl, train_seed.json   private: never release
+      release/               synthetic.npz, privacy_report.json, domain.json (lipdp.release)
+      evaluation.json        measured on the private holdout: NOT differentially private
+      samples.png            real versus synthetic records: shows private records
+
+In order, and what is checked before anything is written: the settings (validated when the
+Spec was built), the work directory (`workdir.check`) and a release already in it
+(`workdir.refuse_release`), the data (loaded and encoded in full), and the method's own checks
+(`prepare`: the budget, fixed before training from the settings and the number of records,
+refused if the release cannot honour it and warned about if it is weak; a missing optional
+dependency). config.json is written only once all of them passed. Then the method makes its
+records (`generate`); the release is written into release.partial/ and renamed into place, so a
+failure leaves no half-written release; a degenerate release is warned about; and the records
+are evaluated on the holdout. A run without a guarantee writes no release and no report: only
+its evaluation.
+
+Progress goes to the logger "lipdp" (the words are `lipdp.console`'s); warnings also land in
+`RunResult.warnings`.
+"""
+
+import dataclasses
+import json
+import logging
+import time
+from typing import Any, Dict, List, Optional
+
+import numpy as np
+
+from lipdp import checks
+from lipdp import console
+from lipdp import data as data_lib
+from lipdp import evaluation
+from lipdp import files
+from lipdp import methods
+from lipdp import privacy
+from lipdp import release as release_lib
+from lipdp import spec as spec_lib
+from lipdp import workdir as workdir_lib
+from lipdp.evaluation import figures
+
+log = logging.getLogger("lipdp.runner")
+
+
+@dataclasses.dataclass
+class RunResult:
+  """What a run made.
+
+  Attributes:
+    spec: the settings it ran with.
+    release_dir: the release folder; None without a guarantee (nothing released).
+    report: the release's privacy report; None without a guarantee.
+    synthetic_records: the synthetic records (n_synthetic, domain.dim).
+    data: the data set (`lipdp.data.PreparedData`): private training records and holdout.
+    model, variables: the trained VAE (VAE methods), else None.
+    plan: the `lipdp.privacy.BudgetPlan` fixed before training (VAE methods with a guarantee).
+    info: what a baseline's mechanism chose (`BaselineRelease.info`).
+    metrics: what evaluation.json holds (lipdp.evaluation; not DP), or None.
+    timings: seconds per stage.
+    warnings: the run's warnings in words (also logged): a weak budget, a degenerate release.
+  """
+
+  spec: spec_lib.Spec
+  release_dir: Optional[str]
+  report: Optional[privacy.PrivacyReport]
+  synthetic_records: np.ndarray
+  data: Any
+  model: Any = None
+  variables: Any = None
+  plan: Optional[privacy.BudgetPlan] = None
+  info: Dict[str, Any] = dataclasses.field(default_factory=dict)
+  metrics: Optional[dict] = None
+  timings: Dict[str, float] = dataclasses.field(default_factory=dict)
+  warnings: List[str] = dataclasses.field(default_factory=list)
+
+  @property
+  def method(self) -> str:
+    return self.spec.method.name
+
+
+def load_data(data_spec: spec_lib.DataSpec) -> data_lib.PreparedData:
+  """The run's data set, split and in its declared domain (`lipdp.data.load_dataset`)."""
+  name, options = data_spec.load_arguments()
+  return data_lib.load_dataset(name, **options)
+
+
+def run(spec: spec_lib.Spec, workdir: str, *, progress: bool = False) -> RunResult:
+  """Runs `spec` in `workdir` (module docstring); `progress` shows training's progress on
+  stderr (a bar on a terminal, plain lines otherwise: `lipdp.progress`)."""
+  start = time.time()
+  method = methods.get(spec.method.name)
+  releases = spec.privacy is not None
+  workdir_lib.check(workdir)
+  if releases:
+    workdir_lib.refuse_release(workdir, spec.release.replace_release)
+
+  data = load_data(spec.data)
+  for line in console.data_lines(data):
+    log.info("%s", line)
+  if not len(data.train):
+    raise ValueError(
+      f"no private records are left for training after holding out "
+      f"{spec.data.holdout_fraction:.0%} of {len(data.holdout)}"
+    )
+  log.info("%s", console.split_line(data, spec.evaluation.enabled))
+  prepared = method.module.prepare(spec, data)
+  warnings = list(prepared.warnings)
+  for warning in warnings:
+    log.warning("%s", warning)
+  workdir_lib.open_for(spec, workdir)  # after every check: a failed one leaves no config.json
+
+  timings = {"prepare_s": time.time() - start}
+  made = method.module.generate(spec, data, workdir, prepared, progress)
+  timings.update(made.timings)
+  release_dir = None
+  if made.report is not None:
+    t0 = time.time()
+    # Written into a staging folder, then renamed into place in one step.
+    release_dir = release_lib.write_release(
+      workdir_lib.release_dir(workdir),
+      made.records,
+      data.domain,
+      made.report,
+      replace=spec.release.replace_release,
+    )
+    timings["release_s"] = timings.get("release_s", 0.0) + time.time() - t0
+    log.info("%s", console.released_line(len(made.records), release_dir))
+    for warning in checks.release_warnings(data.domain, made.records, made.report):
+      log.warning("%s", warning)
+      warnings.append(warning)
+
+  metrics = _evaluate(spec, workdir, data, made.records, made.report, timings)
+  _figure(spec, data, made.records, made.report, workdir)
+  timings["total_s"] = time.time() - start
+  return RunResult(
+    spec=spec,
+    release_dir=release_dir,
+    report=made.report,
+    synthetic_records=made.records,
+    data=data,
+    model=made.model,
+    variables=made.variables,
+    plan=prepared.plan,
+    info=made.info,
+    metrics=metrics,
+    timings=timings,
+    warnings=warnings,
+  )
+
+
+def _evaluate(spec, workdir, data, records, report, timings) -> Optional[dict]:
+  """lipdp.evaluation on the private holdout into workdir/evaluation.json (not private)."""
+  if not (spec.evaluation.enabled and len(data.holdout)):
+    return None
+  log.info("Evaluating the release on the holdout (not private) ...")
+  t0 = time.time()
+  metrics = evaluation.evaluate_release(
+    data.domain,
+    records,
+    data.train,
+    data.holdout,
+    seed=spec.evaluation.seed,
+    fast=spec.evaluation.fast,
+  )
+  if report is not None:
+    metrics["meta/privacy_epsilon"] = report.epsilon
+    metrics["meta/privacy_delta"] = report.delta
+    metrics["meta/privacy_scope"] = report.scope.value
+    metrics["meta/privacy_headline"] = report.headline
+  timings["evaluation_s"] = time.time() - t0
+  files.atomic_write_text(
+    workdir_lib.path(workdir, workdir_lib.EVALUATION_FILE),
+    json.dumps(metrics, indent=2, sort_keys=True, default=files.json_default),
+  )
+  return metrics
+
+
+def _figure(spec, data, synthetic_records, report, workdir) -> None:
+  """Real versus synthetic records in workdir/samples.png (private: it shows real records)."""
+  domain, path = data.domain, workdir_lib.path(workdir, workdir_lib.SAMPLES_FIGURE)
+  num = spec.evaluation.num_figure_samples
+  rng = np.random.default_rng(0)  # which real records to show: a display choice, not noise
+  real = data.train[rng.choice(len(data.train), min(num, len(data.train)), replace=False)]
+  if report is None:
+    title = f"{spec.data.dataset}: no privacy guarantee ({spec.method.name}, a reference)"
+  else:
+    title = (
+      f"{spec.data.dataset}: epsilon={report.epsilon:.3g} ({report.headline}), "
+      f"delta={report.delta:g}, scope={report.scope.value}"
+    )
+  if isinstance(domain, data_lib.ImageDomain):
+    real_images, real_labels = domain.decode(real)
+    synth_images, synth_labels = domain.decode(synthetic_records[:num])
+    figures.image_grid(real_images, synth_images, path, real_labels, synth_labels, title)
+  else:
+    figures.column_marginals(
+      domain.decode(data.train),
+      domain.decode(synthetic_records),
+      path,
+      title,
+      max_columns=len(domain.columns),
+      bounds=figures.declared_bounds(domain),
+    )

@@ -1,0 +1,682 @@
+"""What a run does: its settings, typed, with their defaults, validated once on entry.
+
+A `Spec` holds every setting of one run in frozen sections (`DataSpec`, `MethodSpec`,
+`ReleaseSpec`, `PrivacySpec`, `ModelSpec`, `TrainSpec`, `EvaluationSpec`). Every entry point
+builds one and hands it to `lipdp.runner.run`: experiments/main.py, the `lipdp` command,
+`lipdp.synthesize`, the sweeps and experiments/baselines.py. Nothing downstream reads a
+ConfigDict, and nothing checks a setting again.
+
+Configs stay code (big_vision style): an ml_collections ConfigDict with one flat layout
+(`--config.epsilon`, `--config.train.num_steps`), whose fields and defaults are the dataclass
+fields below, so each default is stated once. `base_config()` builds that ConfigDict from the
+defaults, `from_config(config)` turns a ConfigDict into a validated Spec, and `to_config(spec)`
+turns a Spec back into the layout (what a work directory's config.json records).
+
+Runs without a privacy guarantee are explicit: scope 'none' (the references of the evaluation:
+the VAE trained without DP and decoded from its prior, method 'prior'; the training records
+themselves, method 'copy_train') gives `Spec.privacy = None`. They write no release and no
+report, only their evaluation, and carry no epsilon, never a made-up one.
+
+Errors name the settings the way the entry point does (`SettingError`): `--config.epsilon` for
+the main job and the sweeps, `--epsilon` for the `lipdp` command, `epsilon=` for Python.
+"""
+
+import collections.abc
+import dataclasses
+import importlib.util
+import math
+import re
+import types
+import typing
+from typing import Any, Callable, Mapping, Optional, Tuple
+
+import ml_collections
+
+from lipdp import privacy
+from lipdp.models import builders
+from lipdp.models import likelihood
+from lipdp.privacy import budget as budget_lib
+
+# The config's value of `scope` for a run with no privacy guarantee at all (`Spec.privacy` None).
+NO_GUARANTEE = "none"
+
+_EMPTY: Mapping[str, Any] = types.MappingProxyType({})
+
+
+def _key(key: str):
+  """Metadata of a field whose config key is not its section's prefix plus its name."""
+  return {"key": key}
+
+
+def _options(key: Optional[str] = None):
+  """A free-form group of options (a read-only mapping), empty by default."""
+  return dataclasses.field(default_factory=lambda: _EMPTY, metadata=_key(key) if key else {})
+
+
+def _default(field: dataclasses.Field) -> Any:
+  if field.default_factory is not dataclasses.MISSING:
+    return field.default_factory()
+  return field.default
+
+
+# ------------------------------------------------------------------------------------------------
+# The sections. A field's comment says what it means; its default is the run's default.
+
+
+@dataclasses.dataclass(frozen=True)
+class DataSpec:
+  """Which records, in which declared domain, split how (top-level config fields)."""
+
+  # A name of lipdp.data's registry ('digits', 'breast_cancer', 'mnist_idx') or a source
+  # ('tfds:NAME', 'csv:PATH', 'npz:PATH'; 'table:DIGEST' is a table in memory, given to
+  # `lipdp.synthesize`).
+  dataset: str = "digits"
+  data_dir: Optional[str] = None
+  # The declared l2 radius of the image part (None: the data set's declared default). Never
+  # derived from the private data.
+  radius: Optional[float] = None
+  # Images with labels: the declared weight w of the label block (w * one-hot); the label then
+  # weighs more in the encoder's input and the diameter is sqrt(2 R^2 + 2 w^2).
+  label_weight: float = 1.0
+  # The JSON schema of a 'csv:PATH' or 'npz:PATH' table (bounds and categories declared in
+  # advance; docs/data.md), e.g. --config.schema=experiments/schemas/bank_marketing.json.
+  schema: Optional[str] = None
+  # Other options of the data set's loader (lipdp.data.load_dataset), e.g. for CSV files
+  # schema, delimiter, encoding, strict (refuse numbers outside the declared bounds).
+  data_options: Mapping[str, Any] = _options()
+  # The split: a seeded permutation; the holdout is kept out of training for evaluation.
+  holdout_fraction: float = 0.2
+  split_seed: int = 0
+  # Scope 'public': a public data set in the same domain (e.g. 'npz:/path/public.npz' with
+  # `public_options`); never a split of the private data.
+  public_dataset: Optional[str] = None
+  public_options: Mapping[str, Any] = _options()
+  # The table of a 'table:DIGEST' data set (`lipdp.data.sources.CsvRows`); not a setting: it is
+  # neither compared nor recorded (the digest in `dataset` is).
+  table: Any = dataclasses.field(default=None, compare=False, repr=False, metadata=_key(""))
+
+  def load_arguments(self, public: bool = False) -> Tuple[str, dict]:
+    """(name, keyword arguments) of `lipdp.data.load_dataset` for this data set; with
+    `public`, for scope 'public''s data set."""
+    common = {
+      "data_dir": self.data_dir,
+      "radius": self.radius,
+      "holdout_fraction": self.holdout_fraction,
+      "split_seed": self.split_seed,
+      "label_weight": self.label_weight,
+    }
+    if public:
+      return self.public_dataset, {**common, **self.public_options}
+    options = {k: v for k, v in self.data_options.items() if v is not None}
+    if self.schema is not None:
+      options["schema"] = self.schema
+    if self.table is not None:
+      options["table"] = self.table
+    return self.dataset, {**common, **options}
+
+
+@dataclasses.dataclass(frozen=True)
+class MethodSpec:
+  """How synthetic records are made (a name of `lipdp.methods`)."""
+
+  # 'lipdp' (each record's k noisy latents, decoded), 'prior' (latents drawn from the prior:
+  # the DP-SGD VAE baseline in scope 'dp-sgd'), a differentially private baseline of
+  # lipdp.baselines ('mst', 'aim', 'private_measure'; scope 'dp-measurements', central epsilon
+  # = `epsilon`), or the reference 'copy_train' (scope 'none'). docs/baselines.md.
+  name: str = dataclasses.field(default="lipdp", metadata=_key("method"))
+  # Keyword options of a baseline's fit (e.g. final_iters of MST and AIM, rounds of AIM).
+  options: Mapping[str, Any] = _options("method_options")
+  # MST's and AIM's numeric columns: the schema's declared bins, else this many equal-width
+  # bins over the declared bounds (None: lipdp.baselines.discretize.DEFAULT_NUMERIC_BINS).
+  baseline_bins: Optional[int] = None
+
+
+@dataclasses.dataclass(frozen=True)
+class ReleaseSpec:
+  """What is released, and how its randomness is drawn."""
+
+  # Synthetic records per private record (latents per record for method 'lipdp').
+  k: int = 1
+  # How a latent becomes a record (post-processing): 'sample' draws it from the decoder's
+  # likelihood (a category from its softmax, a number from its bins), 'mean' takes the
+  # likelihood's mean, whose projection keeps each category's mode and shrinks numbers towards
+  # their centre. Image pixels are their mean intensity either way.
+  decoding: str = "sample"
+  # Noise seed: None draws secret noise from OS entropy. Setting it makes the noise
+  # reproducible and so not private against whoever knows it (recorded in the report).
+  noise_seed: Optional[int] = None
+  # A work directory holds one release. Releasing again from the same private records composes
+  # with the first release; replacing it is only sound if the first one was never published.
+  replace_release: bool = False
+
+
+@dataclasses.dataclass(frozen=True)
+class PrivacySpec:
+  """The guarantee: its scope and budget. Absent (`Spec.privacy` None) for scope 'none'."""
+
+  # Scope of the model weights: 'conditional' (trained on the private records without DP, as
+  # in the original method), 'dp-sgd' (trained with DP-SGD, composed by PLD accounting),
+  # 'public' (trained on `public_dataset`), or 'dp-measurements' (the central baselines).
+  scope: privacy.Scope = privacy.Scope.CONDITIONAL
+  # (epsilon, delta) of the release: per record for method 'lipdp', central for the baselines.
+  epsilon: float = 1.0
+  delta: float = 1e-5
+  # One end-to-end budget (scope 'dp-sgd'): the release gets release_share * total_epsilon as
+  # its own epsilon and DP-SGD's noise multiplier is calibrated so that the composition meets
+  # the total (train.dp_noise_multiplier and epsilon are then ignored).
+  total_epsilon: Optional[float] = None
+  release_share: float = 0.5
+  # What the release's own epsilon is: 'per-record', or 'shuffled' (the central epsilon of the
+  # shuffled release; scopes 'public' and 'dp-sgd' only, where the weights are covered).
+  calibration: str = "per-record"
+  # The release is a shuffled multiset without record identifiers: report the central epsilon
+  # amplified by shuffling next to the per-record one.
+  shuffled_release: bool = True
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelSpec:
+  """The VAE (methods 'lipdp' and 'prior'). Chosen on digits, the public proxy (docs/results.md,
+  the knob study): the style latent is what matters (without it the decoder returns the
+  posterior mean, a grey average digit); half the default radius cost 0.05 TSTR; latent size,
+  label weight and beta moved TSTR less than a seed's spread."""
+
+  latent_dim: int = 32
+  encoder_hidden: Tuple[int, ...] = (256, 128)
+  # 'bjorck', 'spectral' or 'aol'; 'plain' (an unconstrained MLP, not certifiable) only for
+  # method 'prior', which never releases a latent.
+  encoder_dense: str = "bjorck"
+  activation: str = "maxmin"  # or 'groupsort', 'fullsort'
+  # Encoder noise during training and, after recalibration on the certified L, at release.
+  # The Lipschitz target is then the largest L that (epsilon, delta) allows at this sigma (only
+  # sigma / (L * D) matters). Set lipschitz_target instead to fix L and calibrate sigma.
+  sigma: float = 1.0
+  lipschitz_target: Optional[float] = None
+  decoder: str = "mlp"  # or 'conv' for image domains, or 'lipschitz_mlp'
+  decoder_lipschitz: float = 10.0  # target of the 'lipschitz_mlp' decoder only
+  decoder_dense: str = "bjorck"  # layer type of the 'lipschitz_mlp' decoder only
+  decoder_hidden: Tuple[int, ...] = (256, 512)  # the 'conv' decoder uses the first as its width
+  decoder_channels: int = 32  # feature maps of the 'conv' decoder
+  image_likelihood: str = "bernoulli"
+  # Numeric columns' likelihood in the decoder: B equal-width bins on the declared bounds (a
+  # piecewise-constant density that can hold a spike and a tail), or 0 for a Gaussian of fixed
+  # scale on [0, 1] (lipdp.models.likelihood).
+  numeric_bins: int = 32
+  # Style latent: the decoder also reads u ~ N(0, I) (dimension style_dim, 0 = off), encoded
+  # from x by an unconstrained network during training and drawn from its prior at synthesis.
+  style_dim: int = 8
+  style_hidden: Tuple[int, ...] = (256,)
+  # Heteroscedastic noise: sigma(x) in [sigma_min, sigma_max], log sigma(x) certified
+  # log_sigma_lipschitz-Lipschitz. The release epsilon is then computed by RDP, not calibrated.
+  heteroscedastic: bool = False
+  sigma_min: float = 0.5
+  sigma_max: float = 2.0
+  log_sigma_lipschitz: float = 0.1
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainSpec:
+  """Training the VAE: plain, or DP-SGD in scope 'dp-sgd'."""
+
+  num_steps: int = 2000
+  batch_size: int = 128
+  learning_rate: float = 1e-3
+  beta: float = 1.0
+  # Weight of the label's cross-entropy in the ELBO (data sets with a label only). Under DP-SGD
+  # a label term of weight 1 next to hundreds of pixel terms is drowned by the noise, and the
+  # decoded label stops agreeing with the decoded image; a weight near the image term's size
+  # keeps them together. A training choice: no privacy cost.
+  label_loss_weight: float = 1.0
+  # None draws the training seed from OS entropy (kept in the work directory until training
+  # completes); setting it makes DP-SGD's sampling and noise reproducible (the report says so).
+  seed: Optional[int] = None
+  log_every: int = 100
+  checkpoint_every: int = 500
+  # DP-SGD (scope 'dp-sgd' only).
+  dp_noise_multiplier: float = 1.0
+  dp_clip_norm: float = 1.0
+  dp_sampling_rate: float = 0.01
+
+
+@dataclasses.dataclass(frozen=True)
+class EvaluationSpec:
+  """Utility, fidelity and empirical privacy on the private holdout (lipdp.evaluation), written
+  to workdir/evaluation.json. Not differentially private: never publish it with the release."""
+
+  enabled: bool = True
+  fast: bool = False  # True skips the MLP and CNN downstream models
+  seed: int = 0
+  # Records of each kind shown in workdir/samples.png (private: it shows real records).
+  num_figure_samples: int = dataclasses.field(default=32, metadata=_key("num_figure_samples"))
+
+
+@dataclasses.dataclass(frozen=True)
+class Spec:
+  """Every setting of one run (module docstring). Build it with `from_config`."""
+
+  data: DataSpec = DataSpec()
+  method: MethodSpec = MethodSpec()
+  release: ReleaseSpec = ReleaseSpec()
+  privacy: Optional[PrivacySpec] = PrivacySpec()  # None: no guarantee (scope 'none')
+  model: ModelSpec = ModelSpec()
+  train: TrainSpec = TrainSpec()
+  evaluation: EvaluationSpec = EvaluationSpec()
+
+  @property
+  def scope(self) -> "Optional[privacy.Scope]":
+    """The privacy scope, or None for a run without a guarantee."""
+    return None if self.privacy is None else self.privacy.scope
+
+
+# Section -> the config prefix of its fields (a field's metadata "key" overrides it).
+_SECTIONS = {
+  "data": (DataSpec, ""),
+  "method": (MethodSpec, ""),
+  "release": (ReleaseSpec, ""),
+  "privacy": (PrivacySpec, ""),
+  "model": (ModelSpec, "model."),
+  "train": (TrainSpec, "train."),
+  "evaluation": (EvaluationSpec, "evaluation."),
+}
+
+
+def _fields(section: str):
+  """(field, config key, type) of a section's settings (fields without a key are not)."""
+  cls, prefix = _SECTIONS[section]
+  hints = typing.get_type_hints(cls)
+  for field in dataclasses.fields(cls):
+    key = field.metadata.get("key", prefix + field.name)
+    if key:
+      yield field, key, hints[field.name]
+
+
+# ------------------------------------------------------------------------------------------------
+# Naming settings in messages.
+
+_MARK = re.compile(r"⟦([A-Za-z0-9_.]+)(?:=([^⟧]*))?⟧")
+
+
+def setting(key: str, value: Any = None) -> str:
+  """A mark for the setting `key` (with a value, optionally) in a `SettingError` message;
+  each entry point renders it in its own terms (`config_flag`, the CLI's flags, keywords)."""
+  return f"⟦{key}⟧" if value is None else f"⟦{key}={value}⟧"
+
+
+def config_flag(key: str, value: Optional[str]) -> str:
+  """How the main job and the sweeps name a setting: --config.KEY[=VALUE]."""
+  return f"--config.{key}" + ("" if value is None else f"={value}")
+
+
+Naming = Callable[[str, Optional[str]], str]
+
+
+def render(text: str, naming: Naming = config_flag) -> str:
+  """`text` with each `setting` mark named by `naming`."""
+  return _MARK.sub(lambda m: naming(m.group(1), m.group(2)), text)
+
+
+class SettingError(ValueError):
+  """A setting that cannot run, said before anything is written, naming settings by `naming`."""
+
+  def __init__(self, text: str, naming: Naming = config_flag):
+    super().__init__(text)
+    self.text = text
+    self.naming = naming
+
+  def __str__(self) -> str:
+    return render(self.text, self.naming)
+
+  def named(self, naming: Naming) -> "SettingError":
+    """The same error, naming the settings as `naming` does."""
+    error = SettingError(self.text, naming).with_traceback(self.__traceback__)
+    error.__cause__ = self.__cause__
+    return error
+
+
+# ------------------------------------------------------------------------------------------------
+# ConfigDict <-> Spec.
+
+
+def base_config() -> ml_collections.ConfigDict:
+  """The config layout with every field at its default (the dataclass defaults)."""
+  config = ml_collections.ConfigDict()
+  for section in _SECTIONS:
+    for field, key, hint in _fields(section):
+      value = _default(field)
+      if section == "privacy" and field.name == "scope":
+        value = value.value
+      _put(config, key, value, hint)
+  return config
+
+
+def table_config() -> ml_collections.ConfigDict:
+  """`base_config()` for tables: the training batch of the study's table model (256 records,
+  docs/results.md), what `lipdp synthesize` and `lipdp.synthesize` start from."""
+  config = base_config()
+  config.train.batch_size = 256
+  return config
+
+
+def _put(config, key: str, value: Any, hint: Any) -> None:
+  *path, leaf = key.split(".")
+  for part in path:
+    if part not in config:
+      config[part] = ml_collections.ConfigDict()
+    config = config[part]
+  if _is_mapping(hint):
+    config[leaf] = ml_collections.ConfigDict(dict(value))
+  elif value is None:
+    config[leaf] = ml_collections.config_dict.placeholder(_base_type(hint))
+  else:
+    config[leaf] = value
+
+
+def _get(config, key: str) -> Any:
+  for part in key.split("."):
+    config = config[part] if part in config else None
+    if config is None:
+      return None
+  return config
+
+
+def from_config(config: ml_collections.ConfigDict, naming: Naming = config_flag) -> Spec:
+  """The validated Spec of a ConfigDict in the layout of `base_config()`.
+
+  Raises:
+    SettingError: a value of the wrong type or a combination that cannot run, naming the
+      settings by `naming`.
+  """
+  try:
+    return validate(_build(config))
+  except SettingError as e:
+    raise e.named(naming) from None
+
+
+def _build(config) -> Spec:
+  scope = _get(config, "scope")
+  sections = {}
+  for section, (cls, _) in _SECTIONS.items():
+    if section == "privacy" and scope == NO_GUARANTEE:
+      if _get(config, "total_epsilon") is not None:
+        raise SettingError(
+          f"{setting('scope', NO_GUARANTEE)} is a run without any guarantee: it takes no "
+          f"budget, so {setting('total_epsilon')} must stay unset"
+        )
+      sections[section] = None
+      continue
+    values = {}
+    for field, key, hint in _fields(section):
+      value = _get(config, key)
+      if section == "privacy" and field.name == "scope":
+        values[field.name] = _scope(value)
+      else:
+        values[field.name] = _convert(value, hint, key)
+    sections[section] = cls(**values)
+  return Spec(**sections)
+
+
+def to_config(spec: Spec) -> ml_collections.ConfigDict:
+  """The ConfigDict of a Spec (`from_config(to_config(spec)) == spec`); a run without a
+  guarantee has scope 'none' and no privacy settings."""
+  config = ml_collections.ConfigDict()
+  for section in _SECTIONS:
+    value = getattr(spec, section)
+    for field, key, hint in _fields(section):
+      if value is None:  # no guarantee: no privacy settings at all
+        item = NO_GUARANTEE if field.name == "scope" else None
+      else:
+        item = getattr(value, field.name)
+        item = item.value if isinstance(item, privacy.Scope) else item
+      _put(config, key, item, hint)
+  return config
+
+
+def _scope(value) -> privacy.Scope:
+  try:
+    return privacy.Scope.parse(value)
+  except ValueError:
+    choices = [s.value for s in privacy.Scope] + [NO_GUARANTEE]
+    raise SettingError(f"{setting('scope')} must be one of {choices}, got {value!r}") from None
+
+
+def _is_mapping(hint) -> bool:
+  return typing.get_origin(hint) is collections.abc.Mapping
+
+
+def _base_type(hint):
+  """X of Optional[X]; the type itself otherwise."""
+  args = [a for a in typing.get_args(hint) if a is not type(None)]
+  if typing.get_origin(hint) is typing.Union and len(args) == 1:
+    return _base_type(args[0])
+  if typing.get_origin(hint) is tuple:
+    return tuple
+  return hint
+
+
+def _convert(value, hint, key: str):
+  """`value` as the field's type, or a SettingError naming `key`."""
+  optional = type(None) in typing.get_args(hint)
+  if value is None:
+    if optional or hint is Any:
+      return None
+    raise SettingError(f"{setting(key)} must be set")
+  if hint is Any:
+    return value
+  if _is_mapping(hint):
+    value = value.to_dict() if hasattr(value, "to_dict") else dict(value)
+    return types.MappingProxyType(value)
+  kind = _base_type(hint)
+  if kind is tuple:
+    if isinstance(value, (str, bytes)) or not hasattr(value, "__iter__"):
+      raise SettingError(f"{setting(key)} must be a tuple of integers, got {value!r}")
+    return tuple(_convert(v, int, key) for v in value)
+  if kind is bool:
+    if not isinstance(value, bool):
+      raise SettingError(f"{setting(key)} must be true or false, got {value!r}")
+    return value
+  if kind is int:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value != int(value):
+      raise SettingError(f"{setting(key)} must be an integer, got {value!r}")
+    return int(value)
+  if kind is float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+      raise SettingError(f"{setting(key)} must be a number, got {value!r}")
+    return float(value)
+  if kind is str:
+    if not isinstance(value, str):
+      raise SettingError(f"{setting(key)} must be a string, got {value!r}")
+    return value
+  raise TypeError(f"no conversion for {key} of type {hint}")  # a field type added without one
+
+
+def config_from_file(path: str, variant: str = "") -> ml_collections.ConfigDict:
+  """`get_config(variant)` of a config file (e.g. experiments/configs/default.py), loaded by
+  path as `--config=PATH:VARIANT` loads it."""
+  module_spec = importlib.util.spec_from_file_location("lipdp_config_file", path)
+  if module_spec is None:
+    raise ValueError(f"no config file at {path!r}")
+  module = importlib.util.module_from_spec(module_spec)
+  module_spec.loader.exec_module(module)
+  return module.get_config(variant)
+
+
+# ------------------------------------------------------------------------------------------------
+# Validation: every check of the settings alone, in one place.
+
+
+def _positive_finite(value: float) -> bool:
+  return math.isfinite(value) and value > 0
+
+
+def validate(spec: Spec) -> Spec:
+  """`spec` if it can run; a SettingError otherwise (the data-dependent checks, such as the
+  budget against the number of records, come once the data is loaded: lipdp.runner)."""
+  from lipdp import methods  # pylint: disable=g-import-not-at-top  (methods reads lipdp.spec)
+
+  name = spec.method.name
+  method = methods.get(name)
+  if method is None:
+    raise SettingError(f"{setting('method')} must be one of {methods.names()}, got {name!r}")
+  _check_common(spec)
+  if spec.privacy is None:
+    _check_reference(spec, method)
+    return spec
+  if not 0 < spec.privacy.delta < 1:
+    raise SettingError(f"{setting('delta')} must be in (0, 1), got {spec.privacy.delta}")
+  if method.kind == methods.REFERENCE:
+    raise SettingError(
+      f"method {name!r} {method.description} (no privacy at all): a reference point of the "
+      f"evaluation, never a release; it runs only with {setting('scope', NO_GUARANTEE)}, which "
+      "writes no release and no report"
+    )
+  if method.kind == methods.CENTRAL:
+    _check_central(spec)
+  else:
+    _check_vae(spec)
+  return spec
+
+
+def _check_common(spec: Spec) -> None:
+  data, train, release = spec.data, spec.train, spec.release
+  other_schema = data.data_options.get("schema")
+  if data.schema is not None and other_schema not in (None, data.schema):
+    raise SettingError(
+      f"two schemas: {setting('schema', repr(data.schema))} and "
+      f"{setting('data_options.schema', repr(other_schema))}; give one"
+    )
+  if not 0.0 <= data.holdout_fraction < 1.0:
+    raise SettingError(
+      f"{setting('holdout_fraction')} must be in [0, 1), got {data.holdout_fraction}"
+    )
+  if release.k < 1:
+    raise SettingError(f"{setting('k')} must be a positive integer, got {release.k}")
+  if release.decoding not in likelihood.DECODINGS:
+    raise SettingError(
+      f"{setting('decoding')} must be one of {likelihood.DECODINGS}, got {release.decoding!r}"
+    )
+  for key, value in (("train.num_steps", train.num_steps), ("train.batch_size", train.batch_size)):
+    if value < 1:
+      raise SettingError(f"{setting(key)} must be at least 1, got {value}")
+  for key, value in (
+    ("train.log_every", train.log_every),
+    ("train.checkpoint_every", train.checkpoint_every),
+  ):
+    if value < 1:
+      raise SettingError(f"{setting(key)} must be at least 1, got {value}")
+  if not _positive_finite(train.learning_rate):
+    raise SettingError(
+      f"{setting('train.learning_rate')} must be positive, got {train.learning_rate}"
+    )
+  if not _positive_finite(train.label_loss_weight):
+    raise SettingError(
+      f"{setting('train.label_loss_weight')} must be positive and finite, got "
+      f"{train.label_loss_weight}"
+    )
+
+
+def _check_reference(spec: Spec, method) -> None:
+  """Scope 'none': a reference of the evaluation, with no guarantee and nothing released."""
+  from lipdp import methods  # pylint: disable=g-import-not-at-top
+
+  name = spec.method.name
+  if not method.can_run_without_guarantee:
+    if method.kind == methods.CENTRAL:
+      raise SettingError(
+        f"method {name!r} is a central baseline: its guarantee covers everything it releases "
+        f"(scope 'dp-measurements'); pass {setting('scope', 'dp-measurements')} (got 'none')"
+      )
+    raise SettingError(
+      f"method {name!r} releases each record's noisy latents under a guarantee; "
+      f"{setting('scope', NO_GUARANTEE)} (no guarantee) is for the references of the "
+      "evaluation: method 'prior' (the VAE trained without DP, decoded from its prior) and "
+      f"{', '.join(repr(n) for n in methods.names(methods.REFERENCE))}"
+    )
+  if spec.data.public_dataset:
+    raise SettingError(f"{setting('public_dataset')} is only used with scope 'public'")
+  if method.kind == methods.REFERENCE and spec.release.k != 1:
+    raise SettingError(f"method {name!r} does not use {setting('k')} (it releases n records)")
+
+
+def _check_central(spec: Spec) -> None:
+  """A central baseline: one (epsilon, delta) in scope 'dp-measurements'."""
+  name, p = spec.method.name, spec.privacy
+  if p.scope is not privacy.Scope.DP_MEASUREMENTS:
+    raise SettingError(
+      f"method {name!r} is a central baseline: its guarantee covers everything it releases "
+      f"(scope 'dp-measurements'); pass {setting('scope', 'dp-measurements')} (got "
+      f"{p.scope.value!r})"
+    )
+  if not _positive_finite(p.epsilon):
+    raise SettingError(f"{setting('epsilon')} must be positive and finite, got {p.epsilon}")
+  unused = []
+  if p.total_epsilon is not None:
+    unused.append(f"{setting('total_epsilon')} (a baseline's epsilon is {setting('epsilon')})")
+  if spec.release.k != 1:
+    unused.append(f"{setting('k')} (each baseline releases n records)")
+  if spec.data.public_dataset:
+    unused.append(setting("public_dataset"))
+  if unused:
+    raise SettingError(f"method {name!r} does not use " + ", ".join(unused))
+  bins = spec.method.baseline_bins
+  if bins is not None and bins < 2:
+    raise SettingError(f"{setting('baseline_bins')} must be an integer >= 2, got {bins}")
+
+
+def _check_vae(spec: Spec) -> None:
+  """Methods 'lipdp' and 'prior': a scope of the VAE pipeline and a budget that can be met."""
+  from lipdp import methods  # pylint: disable=g-import-not-at-top
+
+  name, p, m = spec.method.name, spec.privacy, spec.model
+  if p.scope not in (privacy.Scope.CONDITIONAL, privacy.Scope.DP_SGD, privacy.Scope.PUBLIC):
+    central = "|".join(methods.names(methods.CENTRAL))
+    raise SettingError(
+      f"scope {p.scope.value!r} is not a scope of the VAE pipeline (conditional, dp-sgd or "
+      f"public); it belongs to the central baselines: {setting('method', central)}"
+    )
+  if p.total_epsilon is None and name == "lipdp" and not _positive_finite(p.epsilon):
+    raise SettingError(f"{setting('epsilon')} must be positive and finite, got {p.epsilon}")
+  if p.total_epsilon is not None:
+    if not _positive_finite(p.total_epsilon):
+      raise SettingError(
+        f"{setting('total_epsilon')} must be positive and finite, got {p.total_epsilon}"
+      )
+    if p.scope is not privacy.Scope.DP_SGD:
+      raise SettingError(
+        f"{setting('total_epsilon')} is one end-to-end budget for DP-SGD training and the "
+        f"release: it needs scope 'dp-sgd', not {p.scope.value!r}"
+      )
+    if m.heteroscedastic:
+      raise SettingError(
+        f"{setting('total_epsilon')} calibrates a Gaussian release; the heteroscedastic "
+        f"mechanism's epsilon is computed, not calibrated: give {setting('epsilon')} instead"
+      )
+  if p.calibration not in budget_lib.CALIBRATIONS:
+    raise SettingError(
+      f"{setting('calibration')} must be one of {budget_lib.CALIBRATIONS}, got {p.calibration!r}"
+    )
+  if p.calibration == "shuffled" and not p.shuffled_release:
+    raise SettingError(
+      f"{setting('calibration', 'shuffled')} needs {setting('shuffled_release', 'true')}"
+    )
+  if name == "prior" and p.scope is privacy.Scope.CONDITIONAL:
+    raise SettingError(
+      "method 'prior' samples a model fit without DP in the conditional scope: no guarantee "
+      f"at all; use scope 'dp-sgd' (the DP-SGD VAE baseline), or {setting('scope', 'none')} "
+      "for the VAE trained without DP as a reference of the evaluation (no release)"
+    )
+  if m.encoder_dense == builders.PLAIN_ENCODER and name != "prior":
+    raise SettingError(
+      f"{setting('model.encoder_dense', builders.PLAIN_ENCODER)} has no Lipschitz certificate, so its "
+      "latents cannot be released: it is for method 'prior' only"
+    )
+  if m.sigma is not None and not m.sigma > 0:
+    raise SettingError(f"{setting('model.sigma')} must be positive, got {m.sigma}")
+  if p.scope is privacy.Scope.PUBLIC and not spec.data.public_dataset:
+    raise SettingError(
+      f"{setting('scope', 'public')} needs {setting('public_dataset')}: a public data set in "
+      "the same domain (a split of the private data is not public)"
+    )
+  if p.scope is not privacy.Scope.PUBLIC and spec.data.public_dataset:
+    raise SettingError(
+      f"{setting('public_dataset')} is only used with scope 'public', not {p.scope.value!r}"
+    )

@@ -1,0 +1,218 @@
+"""Sweep points: from a point (method, config variant, overrides, seed) to a row of results.
+
+A point is a plain dict:
+
+    {"sweep": "frontier-quick", "id": "lipdp-e2e/eps=1/seed=0", "method": "lipdp-e2e",
+     "variant": "quick", "epsilon": 1.0, "seed": 0, "overrides": {"model.style_dim": 16}}
+
+`point(...)` builds one. `make_spec` turns it into a `lipdp.spec.Spec` (a config variant of a
+config file such as experiments/configs/default.py, the method's settings, the overrides and
+the seed) and `run_point` runs it through `lipdp.runner.run`, the one run, and returns a flat
+row: the point's fields, the privacy headline and every metric of
+`lipdp.evaluation.evaluate_release`. Methods:
+
+  lipdp-conditional  per-record release, model fit without DP (the original paper's setting)
+  lipdp-e2e          scope dp-sgd, one total epsilon split between DP-SGD and the release
+  lipdp-shuffled     as lipdp-e2e, the release's share being its shuffled central epsilon
+  dpsgd-vae          scope dp-sgd, records sampled from the prior (DP-SGD VAE baseline)
+  vae                the VAE trained without DP, sampled from its prior (scope 'none': no
+                     guarantee, epsilon = inf)
+  <name>             any method of `lipdp.methods` by its name: a central baseline (mst, aim,
+                     private_measure, ...) or a reference without a guarantee (copy_train)
+
+Sweep points seed the noise (reproducible, and the reports say so): they are a study of the
+mechanism, not releases.
+"""
+
+import fnmatch
+import importlib.util
+import math
+import os
+import shutil
+from typing import Any, Dict, Iterable, Mapping, Optional, Sequence
+
+from lipdp import methods
+from lipdp import runner
+from lipdp import spec as spec_lib
+from lipdp.studies import results
+
+# Method -> the config fields that make it (on top of the variant and the point's overrides).
+VAE_METHODS = {
+  "lipdp-conditional": {"scope": "conditional"},
+  "lipdp-e2e": {"scope": "dp-sgd", "calibration": "per-record"},
+  "lipdp-shuffled": {"scope": "dp-sgd", "calibration": "shuffled"},
+  "dpsgd-vae": {"scope": "dp-sgd", "method": "prior"},
+  "vae": {"scope": spec_lib.NO_GUARANTEE, "method": "prior"},
+}
+# What the rows of the runs without a guarantee say instead of a headline epsilon.
+REFERENCE_HEADLINES = {"vae": "no privacy guarantee (trained without DP)"}
+INF = math.inf
+# Short data set names in result rows (the same as experiments/baselines.py writes).
+DATASET_NAMES = {
+  "quick": "digits",
+  "bank": "bank_marketing",
+  "breast_cancer": "breast_cancer",
+  "mnist_idx": "mnist_idx",
+  "mnist": "mnist",
+  "": "digits",
+  "smoke": "digits",
+}
+
+
+def point(
+  sweep: str,
+  method: str,
+  variant: str,
+  epsilon: float,
+  seed: int,
+  overrides: Optional[Mapping[str, Any]] = None,
+  tag: str = "",
+) -> Dict[str, Any]:
+  """One sweep point. `tag` names a knob setting in knob studies (part of the id)."""
+  eps = "inf" if epsilon == INF else f"{epsilon:g}"
+  pid = "/".join(x for x in (method, tag, f"eps={eps}", f"seed={seed}") if x)
+  return {
+    "sweep": sweep,
+    "id": pid,
+    "method": method,
+    "variant": variant,
+    "epsilon": epsilon,
+    "seed": int(seed),
+    "tag": tag,
+    "overrides": dict(overrides or {}),
+  }
+
+
+def load_sweep(path_and_name: str):
+  """The points of 'path/to/sweep.py:name' (the file's `get_sweep(name)`)."""
+  path, _, name = path_and_name.partition(":")
+  module_spec = importlib.util.spec_from_file_location("sweep_definition", path)
+  if module_spec is None:
+    raise ValueError(f"no sweep file at {path!r}")
+  module = importlib.util.module_from_spec(module_spec)
+  module_spec.loader.exec_module(module)
+  return module.get_sweep(name)
+
+
+def check_unique_ids(points: Iterable[Mapping[str, Any]]) -> None:
+  ids = [p["id"] for p in points]
+  dup = sorted({i for i in ids if ids.count(i) > 1})
+  if dup:
+    raise ValueError(f"sweep has duplicate point ids: {dup[:5]}")
+
+
+def select(points: Sequence[Mapping[str, Any]], patterns: Sequence[str]) -> list:
+  """The points whose id matches one of the shell-style patterns (all points if none given).
+
+  A pattern that matches no point is an error: a typo must not silently run nothing.
+  """
+  if not patterns:
+    return list(points)
+  unmatched = [
+    pat for pat in patterns if not any(fnmatch.fnmatchcase(p["id"], pat) for p in points)
+  ]
+  if unmatched:
+    raise ValueError(
+      f"--only pattern(s) {unmatched} match no point id; ids look like {points[0]['id']!r}"
+      if points
+      else "the sweep has no points"
+    )
+  return [p for p in points if any(fnmatch.fnmatchcase(p["id"], pat) for pat in patterns)]
+
+
+def point_fields(p: Mapping[str, Any]) -> Dict[str, Any]:
+  return {
+    "sweep": p["sweep"],
+    "id": p["id"],
+    "method": p["method"],
+    "variant": p["variant"],
+    "target_epsilon": None if p["epsilon"] == INF else p["epsilon"],
+    "seed": p["seed"],
+    "tag": p.get("tag", ""),
+    "overrides": dict(p.get("overrides", {})),
+    "code_version": results.code_version(),
+  }
+
+
+def _set(config, key: str, value) -> None:
+  target = config
+  *path, leaf = key.split(".")
+  for part in path:
+    target = target[part]
+  target[leaf] = value
+
+
+def make_config(p: Mapping[str, Any], config_file: str):
+  """The configuration of a point: `get_config(variant)` of `config_file`, then the method's
+  settings and budget, the point's overrides and its seed."""
+  config = spec_lib.config_from_file(config_file, p["variant"])
+  method = p["method"]
+  if method in VAE_METHODS:
+    for key, value in VAE_METHODS[method].items():
+      _set(config, key, value)
+    if config.scope == "dp-sgd":
+      config.total_epsilon = float(p["epsilon"])
+    elif config.scope != spec_lib.NO_GUARANTEE:
+      config.epsilon = float(p["epsilon"])
+  elif method in methods.names(methods.CENTRAL):  # --config.method=mst|aim|...
+    config.method = method
+    config.scope = "dp-measurements"
+    config.epsilon = float(p["epsilon"])
+  elif method in methods.names(methods.REFERENCE):
+    config.method = method
+    config.scope = spec_lib.NO_GUARANTEE
+  else:
+    raise ValueError(
+      f"unknown method {method!r}; VAE methods: {sorted(VAE_METHODS)}, others: "
+      f"{list(methods.names(methods.CENTRAL) + methods.names(methods.REFERENCE))}"
+    )
+  for key, value in p.get("overrides", {}).items():
+    _set(config, key, value)
+  config.train.seed = int(p["seed"])
+  config.noise_seed = int(p["seed"])  # a study: reproducible noise, and the report says so
+  config.evaluation.seed = int(p["seed"])
+  return config
+
+
+def make_spec(p: Mapping[str, Any], config_file: str) -> spec_lib.Spec:
+  """The validated spec of a point (`make_config`)."""
+  return spec_lib.from_config(make_config(p, config_file))
+
+
+def report_fields(report) -> Dict[str, Any]:
+  return {
+    "epsilon": report.epsilon,
+    "delta": report.delta,
+    "headline": report.headline,
+    "scope": report.scope.value,
+    "per_record_epsilon": report.per_record_epsilon,
+    "central_epsilon": report.central_epsilon,
+    "dpsgd_epsilon": report.components.get("dp_sgd"),
+    "release_sigma": report.sigma,
+  }
+
+
+def run_point(p: Mapping[str, Any], workdir_root: str, config_file: str) -> Dict[str, Any]:
+  """Runs one point in a fresh work directory; returns its row."""
+  spec = make_spec(p, config_file)
+  workdir = os.path.join(workdir_root, p["id"].replace("/", "_"))
+  shutil.rmtree(workdir, ignore_errors=True)  # a point always starts from scratch
+  row = point_fields(p)
+  result = runner.run(spec, workdir)
+  if result.report is not None:
+    row.update(report_fields(result.report))
+  else:  # no guarantee: no epsilon, never a made-up one
+    headline = REFERENCE_HEADLINES.get(p["method"], "no privacy guarantee")
+    row.update(epsilon=None, headline=headline, scope=None)
+  row.update(
+    dataset=DATASET_NAMES.get(p["variant"], spec.data.dataset),
+    num_train=len(result.data.train),
+    timings=result.timings,
+  )
+  if result.plan is not None:  # lipdp's methods: the budget fixed before training
+    row["plan"] = {
+      "noise_ratio": result.plan.noise_ratio,
+      "dpsgd_noise_multiplier": result.plan.dpsgd_noise_multiplier,
+    }
+  row.update(result.metrics or {})
+  return row

@@ -1,0 +1,220 @@
+"""The options of a private synthetic table, shared by `lipdp synthesize` and `lipdp.synthesize`.
+
+One table (`OPTIONS`) says, for each option, the setting it sets (a key of the config layout,
+`lipdp.spec`), its command-line flag, its Python keyword and its help. Both front ends turn what
+was given into a spec with `table_spec`: the table settings (`lipdp.spec.table_config`) with the
+given options set, and nothing else; an option left out keeps the setting's one default, which
+the help text reads from there. Errors name the settings as each front end does (`cli_naming`,
+`python_naming`).
+"""
+
+import dataclasses
+from typing import Any, Callable, Mapping, Optional
+
+from lipdp import methods
+from lipdp import spec as spec_lib
+
+
+@dataclasses.dataclass(frozen=True)
+class Option:
+  """One option of a synthetic table.
+
+  Attributes:
+    name: the Python keyword (and, dashed, the command-line flag).
+    key: the config key it sets (None: handled by the front end itself).
+    help: what it does.
+    type: how the command line parses its value (bool: a switch).
+    flag: the command-line flag, when not the dashed name.
+    invert: a switch that sets the setting to False (--no-evaluation).
+  """
+
+  name: str
+  key: Optional[str]
+  help: str
+  type: Callable = str
+  flag: Optional[str] = None
+  invert: bool = False
+
+  @property
+  def cli_flag(self) -> str:
+    return self.flag or "--" + self.name.replace("_", "-")
+
+
+OPTIONS = (
+  Option(
+    "method",
+    "method",
+    "how records are made: lipdp (default; each record's noisy latents), prior (the DP-SGD "
+    "VAE), or a differentially private baseline of lipdp.baselines",
+  ),
+  Option(
+    "epsilon",
+    "epsilon",
+    "the release's epsilon: per record for lipdp, central for a baseline (or --total-epsilon)",
+    float,
+  ),
+  Option(
+    "total_epsilon",
+    "total_epsilon",
+    "one end-to-end epsilon for DP-SGD training and the release (scope dp-sgd)",
+    float,
+  ),
+  Option("delta", "delta", "delta, well below 1/n (e.g. 1e-6)", float),
+  Option(
+    "scope",
+    "scope",
+    "what the weights are covered by: conditional (trained on the private data without DP, NOT "
+    "covered), dp-sgd, public; dp-measurements for a baseline (default: the method's own)",
+  ),
+  Option("k", "k", "synthetic records per private record", int),
+  Option(
+    "dp_noise_multiplier",
+    "train.dp_noise_multiplier",
+    "DP-SGD noise multiplier (scope dp-sgd without --total-epsilon)",
+    float,
+  ),
+  Option("steps", "train.num_steps", "training steps", int),
+  Option("batch_size", "train.batch_size", "batch size", int),
+  Option(
+    "holdout_fraction",
+    "holdout_fraction",
+    "fraction of records held out of training and synthesis to evaluate the release (0: "
+    "synthesize from all, no evaluation)",
+    float,
+  ),
+  Option(
+    "evaluation",
+    "evaluation.enabled",
+    "skip the (not private) evaluation on the holdout",
+    bool,
+    flag="--no-evaluation",
+    invert=True,
+  ),
+  Option(
+    "replace_release",
+    "replace_release",
+    "replace the release already in the work directory (only if never published)",
+    bool,
+  ),
+  Option(
+    "noise_seed",
+    "noise_seed",
+    "fix the release noise (reproducible, so NOT private against whoever knows it; recorded "
+    "in the report)",
+    int,
+  ),
+  Option(
+    "train_seed",
+    "train.seed",
+    "fix the training seed (DP-SGD's sampling and noise become reproducible, so NOT private "
+    "against whoever knows it; recorded in the report)",
+    int,
+  ),
+  Option(
+    "strict",
+    "data_options.strict",
+    "refuse numbers outside the declared bounds (default: clip them and count them on the console)",
+    bool,
+  ),
+  Option("delimiter", "data_options.delimiter", "field delimiter (default ',')"),
+  Option(
+    "encoding",
+    "data_options.encoding",
+    "the file's encoding (default utf-8; a byte-order mark is accepted)",
+  ),
+  Option("public_data", None, "scope public: a public CSV file in the same schema to train on"),
+)
+BY_NAME = {o.name: o for o in OPTIONS}
+BY_KEY = {o.key: o for o in OPTIONS if o.key}
+
+
+def default(name: str) -> Any:
+  """The default of an option: the table settings' value (one definition: lipdp.spec); None
+  where the setting is unset (a loader option left to the loader's own default)."""
+  value = spec_lib.table_config()
+  for part in BY_NAME[name].key.split("."):
+    if part not in value:
+      return None
+    value = value[part]
+  return value
+
+
+def table_spec(
+  dataset: str,
+  schema: str,
+  options: Mapping[str, Any],
+  naming: spec_lib.Naming,
+  table: Any = None,
+  config_overrides: Optional[Mapping[str, Any]] = None,
+) -> spec_lib.Spec:
+  """The validated spec of a synthetic table: `lipdp.spec.table_config()` with `dataset`,
+  `schema` and the given `options` (names of OPTIONS; None = not given) set.
+
+  The scope defaults to the method's ('dp-measurements' for a central baseline, 'dp-sgd' for
+  'prior', the config's default for 'lipdp'). `config_overrides` ({config key: value}) sets any
+  other setting. `table` is the rows of a table in memory ('table:DIGEST' data sets).
+  """
+  unknown = sorted(set(options) - set(BY_NAME))
+  if unknown:
+    raise TypeError(f"unknown options {unknown}; the options are {sorted(BY_NAME)}")
+  given = {name: value for name, value in options.items() if value is not None}
+  config = spec_lib.table_config()
+  config.dataset = dataset
+  config.schema = schema
+  method = methods.get(given.get("method", config.method))
+  if "scope" not in given and method is not None and method.default_scope:
+    config.scope = method.default_scope
+  for name, value in given.items():
+    option = BY_NAME[name]
+    if option.key is None:
+      continue
+    if option.type is bool and option.invert:
+      value = not value
+    _set(config, option.key, value)
+  for key, value in (config_overrides or {}).items():
+    _set(config, key, value)
+  public = given.get("public_data")
+  if public is not None:  # read as the private table is
+    config.public_dataset = "csv:" + public
+    config.public_options.schema = config.schema or config.data_options.get("schema")
+    for key in ("strict", "encoding", "delimiter"):
+      if key in config.data_options:
+        config.public_options[key] = config.data_options[key]
+  built = spec_lib.from_config(config, naming)
+  if table is not None:
+    built = dataclasses.replace(built, data=dataclasses.replace(built.data, table=table))
+  return built
+
+
+def _set(config, key: str, value: Any) -> None:
+  *path, leaf = key.split(".")
+  for part in path:
+    config = config[part]
+  config[leaf] = value
+
+
+def cli_naming(key: str, value: Optional[str]) -> str:
+  """How `lipdp synthesize` names a setting: its flag (with the value if one is given)."""
+  option = BY_KEY.get(key)
+  if key == "public_dataset":
+    return "--public-data"
+  if option is None:
+    return spec_lib.config_flag(key, value)  # not an option of the command
+  if value is None or option.type is bool:
+    return option.cli_flag
+  return f"{option.cli_flag} {value}"
+
+
+def python_naming(key: str, value: Optional[str]) -> str:
+  """How `lipdp.synthesize` names a setting: its keyword (config_overrides for the others)."""
+  option = BY_KEY.get(key)
+  if key == "public_dataset":
+    return "public_data"
+  if option is None:
+    name = f"config_overrides[{key!r}]"
+    return name if value is None else f"{name}={value!r}"
+  if value is None:
+    return option.name
+  if option.type is bool and value in ("true", "false"):
+    return f"{option.name}={value == 'true'}"
+  return f"{option.name}={value!r}"

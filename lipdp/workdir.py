@@ -1,0 +1,146 @@
+"""The work directory of a run: its layout, its guard, and its one release.
+
+    workdir/
+      config.json          the run's settings (`lipdp.spec.to_config`), compared on resume
+      checkpoints/         orbax checkpoints of training            } private training artefacts:
+      metrics.jsonl        training metrics, one JSON line per log  } never release them
+      train_seed.json      an unseeded run's secret seed, until training completes
+      release/             the release (`lipdp.release`: synthetic.npz, privacy_report.json,
+                           domain.json), written whole or not at all
+      evaluation.json      utility, fidelity and empirical privacy measured on the private
+                           holdout (lipdp.evaluation): NOT differentially private
+      samples.png          real versus synthetic records: shows private records
+
+This module is the only one that spells these names. A run checks the folder before anything
+is written (`check`), refuses a second release from the same private records (`refuse_release`),
+and records its settings once every other check passed (`open_for`); resuming a run with other
+settings is refused. The latest checkpoint is what orbax's manager says (`checkpoint_manager`,
+which training uses too), never a listing of its folder.
+"""
+
+import json
+import os
+from typing import Optional
+
+import orbax.checkpoint as ocp
+
+from lipdp import files
+from lipdp import release as release_lib
+from lipdp import spec as spec_lib
+
+CONFIG_FILE = "config.json"
+CHECKPOINTS = "checkpoints"
+METRICS_FILE = "metrics.jsonl"
+TRAIN_SEED_FILE = "train_seed.json"
+RELEASE_DIR = "release"
+EVALUATION_FILE = "evaluation.json"
+SAMPLES_FIGURE = "samples.png"
+
+# Settings that may change between a run and its resumption: they act after training.
+RESUMABLE_SETTINGS = (
+  "noise_seed",
+  "decoding",
+  "num_figure_samples",
+  "shuffled_release",
+  "replace_release",
+  "evaluation",
+)
+# Checkpoints kept by training (the latest two: one survives a crash while writing the next).
+_MAX_CHECKPOINTS = 2
+
+
+def path(workdir: str, name: str) -> str:
+  """The path of one of the layout's names (module docstring) in `workdir`."""
+  return os.path.join(workdir, name)
+
+
+def release_dir(workdir: str) -> str:
+  return path(workdir, RELEASE_DIR)
+
+
+def check(workdir: str) -> None:
+  """A clear error, before anything is written, for a work directory that cannot be used."""
+  if not workdir:
+    raise ValueError("the work directory is empty: give a folder for the run")
+  full = os.path.abspath(workdir)
+  if os.path.exists(full) and not os.path.isdir(full):
+    raise ValueError(f"the work directory {workdir} is a file, not a folder")
+  existing = full
+  while not os.path.exists(existing):
+    existing = os.path.dirname(existing)
+  if not os.path.isdir(existing):
+    raise ValueError(f"cannot create the work directory {workdir}: {existing} is a file")
+  if not os.access(existing, os.W_OK | os.X_OK):
+    raise ValueError(f"cannot write to the work directory {workdir}: {existing} is not writable")
+
+
+def holds_release(workdir: str) -> bool:
+  return os.path.exists(os.path.join(release_dir(workdir), release_lib.REPORT_FILE))
+
+
+def refuse_release(workdir: str, replace: bool) -> None:
+  """Refuses a second release into `workdir` unless `replace` (only sound if unpublished)."""
+  if holds_release(workdir) and not replace:
+    raise spec_lib.SettingError(
+      f"{workdir} already holds a release. A second release from the same private records "
+      "composes with the first (the reports do not add up by themselves); to replace it, and "
+      f"only if it was never published, pass {spec_lib.setting('replace_release', 'true')}, "
+      "or use another work directory"
+    )
+
+
+def open_for(spec: spec_lib.Spec, workdir: str) -> None:
+  """Creates the work directory and records (or compares) the run's settings in it."""
+  try:
+    os.makedirs(workdir, exist_ok=True)
+  except OSError as e:
+    raise ValueError(f"cannot create the work directory {workdir}: {e.strerror or e}") from e
+  current = _comparable(json.loads(spec_lib.to_config(spec).to_json()))
+  config_path = path(workdir, CONFIG_FILE)
+  if os.path.exists(config_path):
+    with open(config_path, encoding="utf-8") as f:
+      previous = _comparable(json.load(f))
+    previous, compared = _unset_dropped(previous), _unset_dropped(current)
+    if previous != compared:
+      changed = sorted(
+        k for k in set(previous) | set(compared) if previous.get(k) != compared.get(k)
+      )
+      raise ValueError(
+        f"{workdir} holds a run with other settings ({', '.join(changed)}); "
+        "use a new work directory or delete it"
+      )
+  files.atomic_write_text(config_path, json.dumps(current, indent=2, sort_keys=True))
+
+
+def _comparable(settings: dict) -> dict:
+  return {k: v for k, v in settings.items() if k not in RESUMABLE_SETTINGS}
+
+
+def _unset_dropped(value):
+  """Settings with unset ones (None, or an empty group of options) dropped: a field added later
+  with an unset default must not make an older work directory look like another run."""
+  if isinstance(value, dict):
+    kept = {k: _unset_dropped(v) for k, v in value.items()}
+    return {k: v for k, v in kept.items() if v is not None and v != {}}
+  return value
+
+
+def checkpoint_manager(workdir: str, read_only: bool = False) -> ocp.CheckpointManager:
+  """Orbax's manager of workdir/checkpoints, as training saves and restores through it."""
+  return ocp.CheckpointManager(
+    os.path.abspath(path(workdir, CHECKPOINTS)),
+    options=ocp.CheckpointManagerOptions(
+      max_to_keep=_MAX_CHECKPOINTS, create=not read_only, read_only=read_only
+    ),
+  )
+
+
+def latest_checkpoint_step(workdir: str) -> Optional[int]:
+  """The step training would resume from (orbax's latest finished checkpoint), if any."""
+  if not os.path.isdir(path(workdir, CHECKPOINTS)):
+    return None
+  manager = checkpoint_manager(workdir, read_only=True)
+  try:
+    return manager.latest_step()
+  finally:
+    manager.close()

@@ -1,0 +1,122 @@
+"""The Python entry point for notebooks: `lipdp.synthesize` on a table in memory.
+
+The same run and the same checks as `lipdp synthesize`: a pandas DataFrame in, a DataFrame out;
+a mapping of NumPy columns in, a dict of NumPy arrays out; the report verifies against the
+release; a cell the CSV reader would refuse is refused, named by its row's position.
+"""
+
+import json
+import os
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import lipdp
+from lipdp import privacy
+from lipdp import release as release_lib
+from lipdp import spec as spec_lib
+
+SCHEMA = {
+  "label_column": "outcome",
+  "columns": [
+    {"name": "age", "type": "numeric", "low": 18, "high": 90, "integer": True},
+    {"name": "score", "type": "numeric", "low": 0, "high": 100},
+    {"name": "city", "type": "categorical", "categories": ["Köln", "Paris", "Rome"]},
+    {"name": "outcome", "type": "categorical", "categories": [0, 1]},
+  ],
+}
+# A small model: the point here is the entry point, not the model.
+SMALL = {
+  "model.latent_dim": 4,
+  "model.style_dim": 0,
+  "model.encoder_hidden": (16,),
+  "model.decoder_hidden": (16,),
+  "train.log_every": 10,
+  "train.checkpoint_every": 10,
+}
+
+
+def _people(n=80):
+  rng = np.random.default_rng(0)
+  return pd.DataFrame(
+    {
+      "id": np.arange(n),
+      "score": rng.uniform(0, 100, n).round(2),
+      "city": rng.choice(["Köln", "Paris", "Rome"], n),
+      "age": rng.integers(18, 91, n),
+      "outcome": rng.integers(0, 2, n),
+    }
+  )
+
+
+@pytest.fixture(scope="module")
+def schema_file(tmp_path_factory):
+  path = tmp_path_factory.mktemp("schema") / "schema.json"
+  path.write_text(json.dumps(SCHEMA))
+  return str(path)
+
+
+def test_a_dataframe_in_gives_a_dataframe_out_with_a_report_that_verifies(tmp_path, schema_file):
+  table = _people()
+  synthetic, report = lipdp.synthesize(
+    table,
+    schema_file,
+    epsilon=2.0,
+    delta=1e-5,
+    steps=10,
+    evaluation=False,
+    workdir=str(tmp_path / "run"),
+    progress=False,
+    config_overrides=SMALL,
+  )
+  assert isinstance(synthetic, pd.DataFrame)
+  assert list(synthetic.columns) == ["score", "city", "age", "outcome"]  # declared, in order
+  assert len(synthetic) == 64  # the 80 % of the records that trained the model
+  assert synthetic["age"].dtype.kind == "i" and synthetic["age"].between(18, 90).all()
+  assert synthetic["score"].between(0, 100).all()
+  assert set(synthetic["city"]) <= {"Köln", "Paris", "Rome"}
+  assert report.scope is privacy.Scope.CONDITIONAL
+  assert report.epsilon == pytest.approx(2.0, rel=1e-6)
+  assert release_lib.verify_release(str(tmp_path / "run" / "release")) == report
+  # The same work directory refuses a second release, as the command does.
+  with pytest.raises(spec_lib.SettingError, match="replace_release=True"):
+    lipdp.synthesize(
+      table, schema_file, epsilon=2.0, delta=1e-5, steps=10, evaluation=False,
+      workdir=str(tmp_path / "run"), progress=False, config_overrides=SMALL,
+    )  # fmt: skip
+
+
+def test_numpy_columns_in_give_numpy_columns_out(tmp_path):
+  rng = np.random.default_rng(1)
+  columns = {"u": rng.beta(2, 5, 200), "v": rng.beta(5, 2, 200)}
+  schema = {"columns": [{"name": n, "type": "numeric", "low": 0, "high": 1} for n in "uv"]}
+  synthetic, report = lipdp.synthesize(
+    columns,
+    schema,
+    method="private_measure",
+    epsilon=1.0,
+    delta=1e-5,
+    evaluation=False,
+    workdir=str(tmp_path / "run"),
+    progress=False,
+  )
+  assert isinstance(synthetic, dict) and list(synthetic) == ["u", "v"]
+  assert all(isinstance(v, np.ndarray) and v.shape == (160,) for v in synthetic.values())
+  assert report.scope is privacy.Scope.DP_MEASUREMENTS and report.epsilon <= 1.0 + 1e-9
+  release_lib.verify_release(str(tmp_path / "run" / "release"))
+
+
+def test_the_checks_are_the_commands_before_anything_is_written(tmp_path, schema_file):
+  table = _people()
+  table.loc[3, "score"] = np.nan
+  with pytest.raises(ValueError, match=r"rows counted from 0\), line 3: numeric column 'score'"):
+    lipdp.synthesize(table, schema_file, epsilon=1.0, delta=1e-5, workdir=str(tmp_path / "a"))
+  assert not os.path.exists(tmp_path / "a")
+  with pytest.raises(spec_lib.SettingError, match=r"^steps must be at least 1, got 0"):
+    lipdp.synthesize(_people(), schema_file, epsilon=1.0, delta=1e-5, steps=0, workdir="x")
+  with pytest.raises(spec_lib.SettingError, match=r"total_epsilon is one end-to-end budget"):
+    lipdp.synthesize(_people(), schema_file, total_epsilon=1.0, delta=1e-5, workdir="x")
+  with pytest.raises(TypeError, match="needs delta="):
+    lipdp.synthesize(_people(), schema_file, epsilon=1.0, workdir="x")
+  assert not os.path.exists("x")

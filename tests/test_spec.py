@@ -1,0 +1,144 @@
+"""The spec: one definition of each default, validated once, the same from every entry point."""
+
+import dataclasses
+import json
+import math
+import os
+
+import pandas as pd
+import pytest
+
+from lipdp import api
+from lipdp import cli
+from lipdp import privacy
+from lipdp import spec as spec_lib
+from lipdp import table_options
+from lipdp.studies import points
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+CONFIGS = os.path.join(ROOT, "experiments", "configs", "default.py")
+VARIANTS = ("", "smoke", "quick", "table", "bank", "breast_cancer", "mnist_idx", "mnist")
+
+
+def test_the_config_layout_is_built_from_the_dataclass_defaults():
+  spec = spec_lib.from_config(spec_lib.base_config())
+  assert spec == spec_lib.Spec()  # every default stated once, in the dataclasses
+  assert spec.train.num_steps == spec_lib.TrainSpec.num_steps == 2000
+  assert spec_lib.table_config().train.batch_size == 256  # the table model's one change
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_every_variant_round_trips_through_its_spec(variant):
+  config = spec_lib.config_from_file(CONFIGS, variant)
+  spec = spec_lib.from_config(config)
+  assert json.loads(spec_lib.to_config(spec).to_json()) == json.loads(config.to_json())
+  assert spec_lib.from_config(spec_lib.to_config(spec)) == spec
+
+
+def test_a_reference_has_no_privacy_settings_at_all():
+  config = spec_lib.base_config()
+  config.method, config.scope = "prior", "none"
+  spec = spec_lib.from_config(config)
+  assert spec.privacy is None and spec.scope is None
+  recorded = json.loads(spec_lib.to_config(spec).to_json())
+  assert recorded["scope"] == "none" and recorded["epsilon"] is None  # never a made-up epsilon
+  assert spec_lib.from_config(spec_lib.to_config(spec)) == spec
+  config.total_epsilon = 10.0
+  with pytest.raises(spec_lib.SettingError, match="takes no budget"):
+    spec_lib.from_config(config)
+  config = spec_lib.base_config()
+  config.method, config.scope = "lipdp", "none"
+  with pytest.raises(spec_lib.SettingError, match="under a guarantee"):
+    spec_lib.from_config(config)
+
+
+def test_errors_name_settings_as_each_entry_point_does():
+  config = spec_lib.base_config()
+  config.scope = "public"
+  with pytest.raises(spec_lib.SettingError) as caught:
+    spec_lib.from_config(config)
+  error = caught.value
+  assert str(error).startswith("--config.scope=public needs --config.public_dataset")
+  assert str(error.named(table_options.cli_naming)).startswith("--scope public needs --public-data")
+  assert str(error.named(table_options.python_naming)).startswith(
+    "scope='public' needs public_data"
+  )
+
+
+# The same settings, given to each entry point in its own terms.
+SETTINGS = {
+  "lipdp-conditional": (
+    {"epsilon": 2.0, "k": 2},
+    {"scope": "conditional", "epsilon": 2.0, "k": 2},
+    ("lipdp-conditional", 2.0, {"k": 2}),
+  ),
+  "dpsgd-vae": (
+    {"method": "prior", "total_epsilon": 10.0},
+    {"method": "prior", "scope": "dp-sgd", "total_epsilon": 10.0},
+    ("dpsgd-vae", 10.0, {}),
+  ),
+  "mst": (
+    {"method": "mst", "epsilon": 1.0},
+    {"method": "mst", "scope": "dp-measurements", "epsilon": 1.0},
+    ("mst", 1.0, {}),
+  ),
+}
+
+
+@pytest.mark.parametrize("name", sorted(SETTINGS))
+def test_cli_python_main_job_and_sweeps_build_identical_specs(tmp_path, name):
+  table = pd.DataFrame({"x": [0.5, 1.5, 2.5, 3.5], "y": ["a", "b", "a", "b"]})
+  data = str(tmp_path / "t.csv")
+  table.to_csv(data, index=False)
+  schema = str(tmp_path / "s.json")
+  with open(schema, "w", encoding="utf-8") as f:
+    json.dump(
+      {
+        "label_column": "y",
+        "columns": [
+          {"name": "x", "type": "numeric", "low": 0, "high": 4},
+          {"name": "y", "type": "categorical", "categories": ["a", "b"]},
+        ],
+      },
+      f,
+    )
+  options, fields, (method, epsilon, extra) = SETTINGS[name]
+
+  argv = ["synthesize", "--data", data, "--schema", schema, "--delta", "1e-6"]
+  argv += ["--out", str(tmp_path / "o.csv"), "--report", str(tmp_path / "r.json")]
+  argv += ["--noise-seed", "0", "--train-seed", "0"]  # a sweep's seed 0 (evaluation seed 0)
+  for key, value in options.items():
+    argv += ["--" + key.replace("_", "-"), str(value)]
+  from_cli = cli.table_spec(cli.build_parser().parse_args(argv))
+
+  from_python = api.table_spec(table, schema, delta=1e-6, noise_seed=0, train_seed=0, **options)
+  assert from_python.data.dataset.startswith("table:")  # a table in memory, named by digest
+  from_python = dataclasses.replace(
+    from_python, data=dataclasses.replace(from_python.data, dataset="csv:" + data)
+  )
+
+  config = spec_lib.config_from_file(CONFIGS, "table")  # as --config=...:table
+  config.dataset, config.schema, config.delta = "csv:" + data, schema, 1e-6
+  config.noise_seed, config.train.seed = 0, 0
+  for key, value in fields.items():
+    setattr(config, key, value)
+  from_main_job = spec_lib.from_config(config)
+
+  sweep_point = points.point(
+    "s",
+    method,
+    "table",
+    epsilon,
+    0,
+    {"dataset": "csv:" + data, "schema": schema, "delta": 1e-6, **extra},
+  )
+  from_sweeps = points.make_spec(sweep_point, CONFIGS)
+
+  assert from_cli == from_python == from_main_job == from_sweeps
+
+
+def test_the_sweeps_reference_vae_is_the_prior_method_without_a_guarantee():
+  spec = points.make_spec(points.point("s", "vae", "quick", math.inf, 0), CONFIGS)
+  assert spec.method.name == "prior" and spec.privacy is None
+  central = points.make_spec(points.point("s", "aim", "quick", 1.0, 0), CONFIGS)
+  assert central.privacy.scope is privacy.Scope.DP_MEASUREMENTS
