@@ -186,7 +186,7 @@ def run(method, dataset, config, num_columns, epsilon, seed) -> dict:
     )
   }
   # The report's fields are in the row under their own names (above).
-  row.update({k: v for k, v in result.metrics.items() if not k.startswith("meta/privacy_")})
+  row.update({k: v for k, v in result.metrics.items() if k not in runner.REPORT_METRICS})
   return row
 
 

@@ -59,6 +59,7 @@ import numpy as np
 import optax
 
 from lipdp import batching
+from lipdp import data as data_lib
 from lipdp import nn as lnn
 from lipdp import optim
 from lipdp import privacy
@@ -525,8 +526,6 @@ def memory() -> list[Row]:
 
 def synthesis() -> list[Row]:
   """Synthesis throughput against a plain forward pass, and its growth with the records."""
-  from lipdp import data as data_lib  # pylint: disable=g-import-not-at-top
-
   domain = data_lib.load_dataset("digits").domain
   model = vae_lib.LipschitzVAE(
     encoder_mean=lnn.lipschitz_mlp(_ENCODER, 0.05),

@@ -49,6 +49,14 @@ from lipdp.evaluation import figures
 
 log = logging.getLogger("lipdp.runner")
 
+# What evaluation.json holds beyond `evaluate_release`'s metrics: the report's headline.
+REPORT_METRICS = (
+  "meta/privacy_epsilon",
+  "meta/privacy_delta",
+  "meta/privacy_scope",
+  "meta/privacy_headline",
+)
+
 
 @dataclasses.dataclass
 class RunResult:
@@ -171,10 +179,8 @@ def _evaluate(spec, workdir, data, records, report, timings) -> Optional[dict]:
     fast=spec.evaluation.fast,
   )
   if report is not None:
-    metrics["meta/privacy_epsilon"] = report.epsilon
-    metrics["meta/privacy_delta"] = report.delta
-    metrics["meta/privacy_scope"] = report.scope.value
-    metrics["meta/privacy_headline"] = report.headline
+    values = (report.epsilon, report.delta, report.scope.value, report.headline)
+    metrics.update(zip(REPORT_METRICS, values))
   timings["evaluation_s"] = time.time() - t0
   files.atomic_write_text(
     workdir_lib.path(workdir, workdir_lib.EVALUATION_FILE),

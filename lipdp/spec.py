@@ -32,6 +32,7 @@ from typing import Any, Callable, Mapping, Optional, Tuple
 
 import ml_collections
 
+from lipdp import methods
 from lipdp import privacy
 from lipdp.models import builders
 from lipdp.models import likelihood
@@ -511,8 +512,6 @@ def _positive_finite(value: float) -> bool:
 def validate(spec: Spec) -> Spec:
   """`spec` if it can run; a SettingError otherwise (the data-dependent checks, such as the
   budget against the number of records, come once the data is loaded: lipdp.runner)."""
-  from lipdp import methods  # pylint: disable=g-import-not-at-top  (methods reads lipdp.spec)
-
   name = spec.method.name
   method = methods.get(name)
   if method is None:
@@ -576,8 +575,6 @@ def _check_common(spec: Spec) -> None:
 
 def _check_reference(spec: Spec, method) -> None:
   """Scope 'none': a reference of the evaluation, with no guarantee and nothing released."""
-  from lipdp import methods  # pylint: disable=g-import-not-at-top
-
   name = spec.method.name
   if not method.can_run_without_guarantee:
     if method.kind == methods.CENTRAL:
@@ -624,8 +621,6 @@ def _check_central(spec: Spec) -> None:
 
 def _check_vae(spec: Spec) -> None:
   """Methods 'lipdp' and 'prior': a scope of the VAE pipeline and a budget that can be met."""
-  from lipdp import methods  # pylint: disable=g-import-not-at-top
-
   name, p, m = spec.method.name, spec.privacy, spec.model
   if p.scope not in (privacy.Scope.CONDITIONAL, privacy.Scope.DP_SGD, privacy.Scope.PUBLIC):
     central = "|".join(methods.names(methods.CENTRAL))

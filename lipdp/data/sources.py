@@ -23,6 +23,8 @@ from typing import Any, Dict, List, Mapping, Optional, Tuple, Union
 import zlib
 
 import numpy as np
+from sklearn import datasets
+import tensorflow_datasets as tfds
 
 from lipdp.data.domain import (
   CategoricalColumn,
@@ -137,8 +139,6 @@ def load_digits() -> Tuple[np.ndarray, np.ndarray]:
     (images, labels): float64 (1797, 8, 8) integer intensities in [0, 16]; int64 (1797,) in
     [0, 10).
   """
-  from sklearn import datasets  # pylint: disable=g-import-not-at-top
-
   bunch = datasets.load_digits()
   return np.asarray(bunch.images, np.float64), np.asarray(bunch.target, np.int64)
 
@@ -150,8 +150,6 @@ def load_breast_cancer() -> Dict[str, np.ndarray]:
     dict column name -> 1-D array (569 rows): the 30 numeric features (float64) named as in
     `BREAST_CANCER_BOUNDS`, and 'target' (int64, 0 = malignant, 1 = benign).
   """
-  from sklearn import datasets  # pylint: disable=g-import-not-at-top
-
   bunch = datasets.load_breast_cancer()
   names = [str(n) for n in bunch.feature_names]
   declared = [b[0] for b in BREAST_CANCER_BOUNDS]
@@ -317,8 +315,6 @@ def load_tfds(
     ValueError: the dataset is not prepared (the message says how to prepare it offline), or
       the keys are missing.
   """
-  import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
-
   data_dir = os.fspath(data_dir) if data_dir is not None else None
   try:
     source = tfds.data_source(name, split=split, data_dir=data_dir, download=False, try_gcs=False)
