@@ -23,6 +23,7 @@ from typing import Any, Mapping, Optional, Tuple
 
 import numpy as np
 
+from lipdp import console
 from lipdp import data as data_lib
 from lipdp import evaluation
 from lipdp import files
@@ -82,7 +83,8 @@ def synthesize(
       never read from the private data (docs/data.md).
     workdir: the run's folder (checkpoints, the release, the evaluation); rerunning with the same
       table and settings resumes; it holds one release.
-    progress: show training's progress on stderr.
+    progress: show the run's lines and training's progress on stderr (lipdp's own logger
+      only, and only if the application has not configured it).
     config_overrides: other settings, {config key: value} (e.g. {"model.latent_dim": 8}).
     **options: the options of `lipdp synthesize` as keywords (`lipdp.table_options.OPTIONS`):
       method, epsilon or total_epsilon, delta (required), scope, k, steps, batch_size,
@@ -97,6 +99,8 @@ def synthesize(
       that does not match its schema (naming the column and the row's position).
   """
   spec = table_spec(table, schema, config_overrides=config_overrides, **options)
+  if progress:
+    console.show_lines()  # the run's lines and progress, unless the application set logging up
   try:
     result = runner.run(spec, workdir, progress=progress)
   except spec_lib.SettingError as e:

@@ -80,11 +80,7 @@ def configure_logging(verbose: bool = False, quiet: bool = False) -> None:
   for handler in list(logger.handlers):
     if isinstance(handler, _ConsoleHandler):
       logger.removeHandler(handler)
-  handler = _ConsoleHandler()
-  handler.setFormatter(_Lines())
-  logger.addHandler(handler)
-  logger.setLevel(logging.WARNING if quiet else logging.DEBUG if verbose else logging.INFO)
-  logger.propagate = False
+  _add_lines(logger, logging.WARNING if quiet else logging.DEBUG if verbose else logging.INFO)
 
   library_level = logging.INFO if verbose else logging.ERROR
   absl_logging.set_verbosity(absl_logging.INFO if verbose else absl_logging.ERROR)
@@ -95,6 +91,23 @@ def configure_logging(verbose: bool = False, quiet: bool = False) -> None:
     # Deprecation and future warnings of dependencies say nothing a user can act on.
     warnings.filterwarnings("ignore", category=DeprecationWarning)
     warnings.filterwarnings("ignore", category=FutureWarning)
+
+
+def show_lines(level: int = logging.INFO) -> None:
+  """lipdp's own lines on stderr at `level`, touching no other logger: what `lipdp.synthesize`
+  shows in a notebook when nothing has configured the "lipdp" logger (else a no-op: the
+  application's choice stands)."""
+  logger = logging.getLogger(LIPDP_LOGGER)
+  if not logger.handlers and logger.level == logging.NOTSET:
+    _add_lines(logger, level)
+
+
+def _add_lines(logger: logging.Logger, level: int) -> None:
+  handler = _ConsoleHandler()
+  handler.setFormatter(_Lines())
+  logger.addHandler(handler)
+  logger.setLevel(level)
+  logger.propagate = False
 
 
 def log() -> logging.Logger:

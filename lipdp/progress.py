@@ -46,12 +46,16 @@ class ProgressLines:
     self.total, self.step, self.what, self._clock = int(total), int(initial), what, clock
     self._start_step = self.step
     self._start = self._last = clock()
+    self._first = True
     self._stride = max(1, int(round(FRACTION * self.total)))
     self._next_step = (self.step // self._stride + 1) * self._stride
 
   def update(self, n: int = 1) -> None:
     self.step += n
     now = self._clock()
+    if self._first:  # the first step compiles: the rate counts the steps after it
+      self._first = False
+      self._start, self._start_step = now, self.step
     due = self.step >= self._next_step or now - self._last >= EVERY_S
     if due and now - self._last >= MIN_GAP_S:
       log.info("%s", console.progress_line(self.what, self.step, self.total, *self._rate(now)))

@@ -372,12 +372,34 @@ def _put(config, key: str, value: Any, hint: Any) -> None:
     config[leaf] = value
 
 
+_MISSING = object()
+
+
 def _get(config, key: str) -> Any:
+  """The value of `key` in `config`; _MISSING where the config lacks it."""
   for part in key.split("."):
-    config = config[part] if part in config else None
-    if config is None:
-      return None
+    if config is None or part not in config:
+      return _MISSING
+    config = config[part]
   return config
+
+
+def _layout_keys() -> set:
+  return {key for section in _SECTIONS for _, key, _ in _fields(section)}
+
+
+def _unknown_keys(config, prefix: str = "") -> list:
+  """The config's keys that are no setting (a group of options is one setting)."""
+  known, unknown = _layout_keys(), []
+  for key, value in config.items():
+    name = prefix + key
+    if name in known:
+      continue
+    if hasattr(value, "items") and any(k.startswith(name + ".") for k in known):
+      unknown += _unknown_keys(value, name + ".")
+    else:
+      unknown.append(name)
+  return unknown
 
 
 def from_config(config: ml_collections.ConfigDict, naming: Naming = config_flag) -> Spec:
@@ -394,11 +416,17 @@ def from_config(config: ml_collections.ConfigDict, naming: Naming = config_flag)
 
 
 def _build(config) -> Spec:
+  unknown = _unknown_keys(config)
+  if unknown:
+    raise SettingError(
+      f"the configuration has fields that are no setting of lipdp.spec: {sorted(unknown)} (a "
+      "setting nobody reads would be silently ignored)"
+    )
   scope = _get(config, "scope")
   sections = {}
   for section, (cls, _) in _SECTIONS.items():
     if section == "privacy" and scope == NO_GUARANTEE:
-      if _get(config, "total_epsilon") is not None:
+      if _get(config, "total_epsilon") not in (None, _MISSING):
         raise SettingError(
           f"{setting('scope', NO_GUARANTEE)} is a run without any guarantee: it takes no "
           f"budget, so {setting('total_epsilon')} must stay unset"
@@ -408,6 +436,8 @@ def _build(config) -> Spec:
     values = {}
     for field, key, hint in _fields(section):
       value = _get(config, key)
+      if value is _MISSING:  # a config of an earlier layout: the setting's default
+        continue
       if section == "privacy" and field.name == "scope":
         values[field.name] = _scope(value)
       else:

@@ -23,8 +23,7 @@ def main(process_id: int, num_processes: int, port: int, out_dir: str) -> None:
   jax.distributed.initialize(f"localhost:{port}", num_processes, process_id)
   import numpy as np  # pylint: disable=g-import-not-at-top
 
-  sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-  sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+  # The script's folder is on sys.path (python runs it by path); lipdp is installed.
   import multihost_setup as setup  # pylint: disable=g-import-not-at-top
   from lipdp import train as train_lib  # pylint: disable=g-import-not-at-top
 

@@ -9,6 +9,7 @@ import jax
 import numpy as np
 import pytest
 
+from lipdp import console
 from lipdp import latent_release as synth_lib
 from lipdp import nn as lnn
 from lipdp import privacy
@@ -463,3 +464,24 @@ def test_label_loss_weight_and_plain_encoder_settings_are_checked(tmp_path):
   with pytest.raises(ValueError, match="label_loss_weight must be positive"):
     _run(config, str(tmp_path / "zero"))
   assert not os.path.exists(tmp_path / "zero")
+
+
+def test_a_reference_without_a_guarantee_writes_only_its_evaluation(tmp_path):
+  """Scope 'none' (the VAE trained without DP, sampled from its prior): no release folder, no
+  report, no epsilon anywhere; its evaluation and settings only."""
+  config = _config(
+    **{"method": "prior", "scope": "none", "train.num_steps": 5, "evaluation.enabled": True}
+  )
+  result = _run(config, str(tmp_path))
+  assert result.report is None and result.release_dir is None and result.plan is None
+  assert not os.path.exists(tmp_path / "release")
+  assert len(result.synthetic_records) == len(result.data.train)
+  metrics = json.load(open(tmp_path / "evaluation.json"))
+  assert "tstr/logreg" in metrics and not any(k.startswith("meta/privacy_e") for k in metrics)
+  recorded = json.load(open(tmp_path / "config.json"))
+  assert recorded["scope"] == "none" and recorded["epsilon"] is None
+  # It is the same VAE the main job trains; only the release differs.
+  assert result.model is not None and os.path.isdir(tmp_path / "checkpoints")
+  summary = console.run_summary(result, str(tmp_path))
+  assert "No privacy guarantee: method 'prior' in scope 'none'" in summary
+  assert "release/" not in summary and "epsilon =" not in summary

@@ -142,3 +142,15 @@ def test_the_sweeps_reference_vae_is_the_prior_method_without_a_guarantee():
   assert spec.method.name == "prior" and spec.privacy is None
   central = points.make_spec(points.point("s", "aim", "quick", 1.0, 0), CONFIGS)
   assert central.privacy.scope is privacy.Scope.DP_MEASUREMENTS
+
+
+def test_a_field_that_is_no_setting_is_refused_and_a_missing_one_takes_its_default():
+  config = spec_lib.base_config()
+  config.train.dp_clipping = "ghost"  # e.g. a field added to a config but not to the spec
+  with pytest.raises(
+    spec_lib.SettingError, match=r"no setting of lipdp.spec: \['train.dp_clipping'\]"
+  ):
+    spec_lib.from_config(config)
+  config = spec_lib.base_config()
+  del config["method_options"]  # a config of an earlier layout
+  assert spec_lib.from_config(config) == spec_lib.Spec()
