@@ -51,8 +51,8 @@ per example, and no parameter is used outside its layer's call: with the recogni
 their parameters separately, the per-example loss must not depend on the parameter tree given
 to `loss_fn` at all, which `jax.interpreters.partial_eval.dce_jaxpr` decides on the traced
 program (a dependence on the program, not on values). `self_check` then compares the ghost norms
-and clipped sums with the vmap path's on fixed pseudo-random records (never the private data);
-`lipdp.steps.DPSGDStep` runs it before its first ghost step and refuses on a mismatch.
+with the vmap path's on fixed pseudo-random records (never the private data); `lipdp.steps.
+DPSGDStep` runs it before its first ghost step and refuses on a mismatch.
 
 Rounding (float32, u = 2^-24, gamma_n = n u / (1 - n u); Higham 2002, Lemma 3.1 and 3.3). For
 each example and layer the code computes an estimate N of the squared norm and an upper bound
@@ -291,7 +291,11 @@ class Plan:
   layers: tuple
 
   def ghost_params(self, params) -> dict:
-    return {l.key: {n: _lookup(params, l.path + (n,)) for n in l.param_names} for l in self.layers}
+    """{layer key: its parameters}, what the recognised layers are fed in ghost mode."""
+    return {l.key: self.layer_params(params, l) for l in self.layers}
+
+  def layer_params(self, params, layer: _Layer) -> dict:
+    return {n: _lookup(params, layer.path + (n,)) for n in layer.param_names}
 
   def layer_state(self, model_state, layer: _Layer) -> dict:
     return {c: _lookup(model_state[c], layer.path) for c in layer.state}
@@ -496,7 +500,7 @@ def _materialised_terms(layer: _Layer, p, state, a, g) -> _Terms:
 
 
 def _layer_terms(plan: Plan, layer: _Layer, params, model_state, a, g) -> _Terms:
-  p = plan.ghost_params(params)[layer.key]
+  p = plan.layer_params(params, layer)
   if layer.rule == _DENSE:
     return _dense_terms(layer, p, a, g)
   if layer.rule == _GRAM:
