@@ -29,7 +29,8 @@ Sections:
   Also XLA's FLOP count per step (compiled cost analysis) and the achieved FLOP rate.
 * `dpsgd`: DP-SGD steps of the same VAE at expected batches `--dpsgd_batches` (256 and 1,024),
   with per-example clipping by vmap (per-example gradients) and by ghost norms
-  (`lipdp.ghost_clipping`), each against a plain step of the same batch (`--quick`: no vmap).
+  (`lipdp.ghost_clipping`), each against a plain step of the same batch (`--quick`: ghost at
+  1,024 only).
 * `synthesis`: records per second of `release_latents` + `decode_latents` (the per-record
   work of `lipdp.synthesize.synthesize`) against a plain jitted forward pass (encoder mean,
   decoder) of the same network on the same chunks, for 10^3 .. 10^6 records; and the whole
@@ -499,7 +500,8 @@ def vae_step() -> list[Row]:
 
 
 def _dpsgd_batches() -> list[int]:
-  return [int(b) for b in FLAGS.dpsgd_batches]
+  batches = [int(b) for b in FLAGS.dpsgd_batches]
+  return batches[-1:] if _quick() else batches  # --quick: the largest (the target's) only
 
 
 def dpsgd() -> list[Row]:
@@ -508,8 +510,8 @@ def dpsgd() -> list[Row]:
   The VAE of `vae_step` (Björck encoder 784-256-128-16 as `lipdp.train` trains it, MLP decoder
   16-256-512-794) on 8,192 records of 784 + 10 values; the DP-SGD batch is Poisson with
   q = batch / 8192. Each batch size is timed as its own group (plain, ghost, vmap), so every
-  ratio is to the plain step of the same batch. `--quick` leaves the vmap path out (tens of
-  plain steps each, and its compilation).
+  ratio is to the plain step of the same batch. `--quick` times the last batch only, without
+  the vmap path (tens of plain steps each, and its compilation).
   """
   mesh = sharding.data_mesh(jax.devices()[:1])
   model = lambda: _vae(lnn.lipschitz_mlp(_ENCODER))
