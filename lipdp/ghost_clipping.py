@@ -617,7 +617,9 @@ def _signature(plan: Plan, params, model_state, record_shape) -> tuple:
   shapes = lambda t: tuple(
     (_path_names(p), tuple(np.shape(x))) for p, x in jax.tree_util.tree_flatten_with_path(t)[0]
   )
-  layers = tuple((l.key, repr(l.module), l.kwargs, l.rule, l.in_shape) for l in plan.layers)
+  layers = tuple(
+    (l.key, repr(l.module), l.kwargs, l.rule, l.scale, l.in_shape) for l in plan.layers
+  )
   return layers, shapes(params), shapes(model_state), tuple(record_shape)
 
 
