@@ -127,6 +127,11 @@ def base_config() -> ml_collections.ConfigDict:
   c.train.dp_noise_multiplier = 1.0
   c.train.dp_clip_norm = 1.0
   c.train.dp_sampling_rate = 0.01
+  # How per-example gradients are clipped: 'ghost' (per-example norms from each layer's inputs
+  # and output gradients, no per-example gradients: several times faster, large batches cheap;
+  # refuses a model with layers it does not recognise) or 'vmap' (per-example gradients).
+  # The same result to float rounding; docs/performance.md.
+  c.train.dp_clipping = "ghost"
 
   # How a released latent becomes a record (post-processing): 'sample' draws it from the
   # decoder's likelihood (a category from its softmax, a number from its bins), 'mean' takes

@@ -596,6 +596,7 @@ def run(
       noise_multiplier=plan.dpsgd_noise_multiplier,
       clip_norm=config.train.dp_clip_norm,
       sampling_rate=config.train.dp_sampling_rate,
+      clipping=config.train.dp_clipping,
     )
   batch_size = _batch_size(config, len(fit_records), dp is not None)
   train_config = train_lib.TrainConfig(

@@ -174,10 +174,13 @@ def make_clipped_gradient_sum(
   clip_norm: float,
   image_likelihood: str = "bernoulli",
   beta: float = 1.0,
+  clipping: str = "vmap",
 ):
   """`f(params, model_state, chunk, mask, rng) -> (sum of clipped grads, stats)` for the VAE
-  (`lipdp.dpsgd.clipped_gradient_sum`)."""
-  return dpsgd.clipped_gradient_sum(vae_loss(model, blocks, image_likelihood, beta), clip_norm)
+  (`lipdp.dpsgd.clipped_gradient_sum`; `clipping` 'vmap' or 'ghost')."""
+  return dpsgd.clipped_gradient_sum(
+    vae_loss(model, blocks, image_likelihood, beta), clip_norm, clipping
+  )
 
 
 def _forward_only(model: nn.Module) -> dpsgd.LossFn:
