@@ -297,6 +297,7 @@ def _run_nonprivate_vae(config, workdir, variant) -> Dict[str, Any]:
       block_weights=pipeline.block_weights(config, data.domain),
       log_every=config.train.log_every,
       checkpoint_every=config.train.checkpoint_every,
+      average_decay=config.train.average_decay,
       progress_bar=False,
     ),
     workdir=workdir,

@@ -120,6 +120,10 @@ def base_config() -> ml_collections.ConfigDict:
   # decoded label stops agreeing with the decoded image; a weight near the image term's size
   # keeps them together. A training choice: no privacy cost.
   c.train.label_loss_weight = 1.0
+  # Exponential moving average of the weights, with this decay (0 = off): the released model is
+  # the average of the iterates, which averages out much of DP-SGD's noise (post-processing;
+  # De et al. 2022).
+  c.train.average_decay = 0.0
   c.train.seed = placeholder(int)
   c.train.log_every = 100
   c.train.checkpoint_every = 500
@@ -136,8 +140,9 @@ def base_config() -> ml_collections.ConfigDict:
   # How a released latent becomes a record (post-processing): 'sample' draws it from the
   # decoder's likelihood (a category from its softmax, a number from its bins), 'mean' takes
   # the likelihood's mean, whose projection keeps each category's mode and shrinks numbers
-  # towards their centre. Image pixels are their mean intensity either way.
-  c.decoding = "sample"
+  # towards their centre; 'auto' samples tables and takes the mean of images (pixel
+  # intensities and the most probable label, which then agrees with the pixels).
+  c.decoding = "auto"
 
   c.num_figure_samples = 32
 

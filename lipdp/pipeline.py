@@ -150,7 +150,7 @@ def check_config(config: ml_collections.ConfigDict) -> None:
       f"model.encoder_dense={builders.PLAIN_ENCODER!r} has no Lipschitz certificate, so its "
       "latents cannot be released: it is for method 'prior' only"
     )
-  if config.get("decoding", "sample") not in likelihood.DECODINGS:
+  if config.get("decoding", "auto") not in likelihood.DECODINGS:
     raise ValueError(f"decoding must be one of {likelihood.DECODINGS}, got {config.decoding!r}")
   if int(config.k) != config.k or config.k < 1:
     raise ValueError(f"k must be a positive integer, got {config.k}")
@@ -610,6 +610,7 @@ def run(
     block_weights=weights,
     log_every=config.train.log_every,
     checkpoint_every=config.train.checkpoint_every,
+    average_decay=config.train.average_decay,
     progress_bar=progress_bar,
   )
   timings["prepare_s"] = time.time() - start
