@@ -166,7 +166,7 @@ def test_pure_release_takes_the_basic_composition():
 
 def _pld_epsilon(events, delta):
   """dp_accounting's PLD accountant; a GaussianDpEvent(s) there is N(0, s^2) at sensitivity 1."""
-  accountant = pld_privacy_accountant.PLDAccountant(value_discretization_interval=1e-5)
+  accountant = pld_privacy_accountant.PLDAccountant(value_discretization_interval=1e-4)
   accountant.compose(dp_accounting.ComposedDpEvent(list(events)))
   return accountant.get_epsilon(delta)
 
