@@ -57,7 +57,7 @@ def base_config() -> ml_collections.ConfigDict:
   c.dp_merf.bandwidth = placeholder(float)
   c.dp_merf.num_steps = placeholder(int)  # generator steps (default 2,000)
   c.dp_merf.batch_size = placeholder(int)  # generated records per step (default 500)
-  c.dp_merf.learning_rate = placeholder(float)  # Adam, decayed 0.9 per 120 steps (default 0.01)
+  c.dp_merf.learning_rate = placeholder(float)  # Adam, decayed 0.9 per 120 steps (default 1e-3)
   c.dp_merf.code_dim = placeholder(int)  # the generator's code z (default 10)
   c.dp_merf.hidden = placeholder(tuple)  # its two hidden layers (default (256, 512))
   # 'sample' (default) draws each categorical value from the generator's softmax; 'argmax'.
