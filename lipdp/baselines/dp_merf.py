@@ -58,8 +58,8 @@ Bandwidth l (data-independent): unless given, l^2 is the mean squared distance b
 independent records drawn uniformly from the declared box of the feature part, summed over its
 blocks: 1/6 per pixel or numeric coordinate in [0, 1], 2 w^2 (1 - 1/K) per categorical block of K
 categories with hot value w (the image ball is ignored). It depends on the declared domain only:
-never a median heuristic on the private data. MNIST: l^2 = 784 / 6 = 130.7, beside the paper's
-hand-set 105 (digits) and 127 (fashion).
+never a median heuristic on the private data. MNIST: l^2 = 784 / 6 = 130.7, beside the
+authors' code's hand-set 105 (MNIST) and 127 (Fashion-MNIST).
 
 Accounting: one `NoisyMeasurement('gaussian', sigma, sqrt(2)/n, 1, 'mean_embedding')` in a
 `CentralRelease`; its report (scope 'dp-measurements') recomputes the analytic Gaussian epsilon
