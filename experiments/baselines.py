@@ -10,6 +10,7 @@ Runs already in the results file are skipped, so a killed run resumes.
   python experiments/baselines.py --results=results/baselines.jsonl      # everything
   python experiments/baselines.py --datasets=breast_cancer --methods=mst --seeds=0 \
       --results=/tmp/b.jsonl                                              # one point
+  python experiments/baselines.py --methods=dp_merf --results=/tmp/m.jsonl  # DP-MERF (defaults)
 
 bank-marketing is read from --data_dir or $LIPDP_DATA_DIR (a folder holding
 bank-marketing/bank-full.csv.gz) through lipdp's CSV loader and the declared schema
@@ -119,7 +120,7 @@ def options(method: str, bins, notes) -> dict:
       "final_iters": FLAGS.final_iters,
       "notes": tuple(notes),
     }
-  if method == "private_measure":
+  if method in ("private_measure", "dp_merf"):
     return {"notes": tuple(notes)}
   return {}
 
@@ -183,6 +184,10 @@ def run(method, dataset, data, bins, epsilon, seed) -> dict:
       "compressed_attributes",
       "sigma_oneway",
       "sigma_pairs",
+      "sigma",
+      "bandwidth",
+      "num_features",
+      "feature_seed",
     )
   }
   row.update(metrics)

@@ -21,6 +21,9 @@ Methods (see docs/results.md):
   lipdp-shuffled     as lipdp-e2e, the release's share being its shuffled central epsilon
   dpsgd-vae          scope dp-sgd, records sampled from the prior (DP-SGD VAE baseline)
   vae                non-private VAE sampled from its prior (epsilon = inf; no guarantee)
+  dp-merf            DP-MERF (lipdp.baselines.dp_merf): central epsilon, through the main job
+                     (--config.method=dp_merf; its settings as overrides, e.g.
+                     {"dp_merf.num_steps": 1000})
   <name>             any lipdp.baselines method (e.g. mst, aim, copy) when installed
 """
 

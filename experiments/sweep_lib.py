@@ -207,8 +207,8 @@ def make_config(p: Mapping[str, Any]):
       config.epsilon = float(p["epsilon"])
   elif method in NONPRIVATE_METHODS:
     config.scope = "conditional"
-  elif method in _central_baselines():  # the main job runs it: --config.method=mst|aim|...
-    config.method = method
+  elif central_method(method):  # the main job runs it: --config.method=mst|aim|...|dp_merf
+    config.method = central_method(method)
     config.scope = "dp-measurements"
     config.epsilon = float(p["epsilon"])
   for key, value in p.get("overrides", {}).items():
@@ -225,13 +225,20 @@ def _central_baselines():
   return pipeline.BASELINE_METHODS
 
 
+def central_method(method: str) -> Optional[str]:
+  """The main job's name of a central baseline, or None: a point's method is that name or
+  the same with dashes ('dp-merf' runs --config.method=dp_merf)."""
+  name = method.replace("-", "_")
+  return name if name in _central_baselines() else None
+
+
 def run_point(p: Mapping[str, Any], workdir_root: str) -> Dict[str, Any]:
   """Runs one point in a fresh work directory; returns its row."""
   workdir = os.path.join(workdir_root, p["id"].replace("/", "_"))
   shutil.rmtree(workdir, ignore_errors=True)  # a point always starts from scratch
   row = point_fields(p)
   method = p["method"]
-  if method in LIPDP_METHODS or method in _central_baselines():
+  if method in LIPDP_METHODS or central_method(method):
     from lipdp import pipeline  # pylint: disable=g-import-not-at-top
 
     config = make_config(p)

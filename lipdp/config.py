@@ -42,11 +42,26 @@ def base_config() -> ml_collections.ConfigDict:
   # How records are released: 'lipdp' (each record's k noisy latents, decoded) or 'prior'
   # (latents drawn from the prior: the DP-SGD VAE baseline, scope 'dp-sgd' or 'public').
   c.method = "lipdp"
-  # 'mst', 'aim' or 'private_measure' run that differentially private baseline of
+  # 'mst', 'aim', 'private_measure' or 'dp_merf' run that differentially private baseline of
   # lipdp.baselines instead (scope 'dp-measurements', central epsilon = `epsilon`; MST's and
   # AIM's numeric columns in the schema's declared bins, else `baseline_bins` equal-width bins
   # over the declared bounds; docs/baselines.md).
   c.baseline_bins = placeholder(int)
+  # DP-MERF's settings (method 'dp_merf', lipdp/baselines/dp_merf.py). Unset (None) takes the
+  # module's default, given here; only the feature map touches the private data, the rest is
+  # post-processing of its one release (no privacy cost).
+  c.dp_merf = ml_collections.ConfigDict()
+  c.dp_merf.num_features = placeholder(int)  # 2m random Fourier features (default 10,000)
+  # Kernel length scale l (default: the RMS distance of two uniform records of the declared
+  # domain, never a statistic of the data).
+  c.dp_merf.bandwidth = placeholder(float)
+  c.dp_merf.num_steps = placeholder(int)  # generator steps (default 2,000)
+  c.dp_merf.batch_size = placeholder(int)  # generated records per step (default 500)
+  c.dp_merf.learning_rate = placeholder(float)  # Adam, decayed 0.9 per 120 steps (default 1e-3)
+  c.dp_merf.code_dim = placeholder(int)  # the generator's code z (default 10)
+  c.dp_merf.hidden = placeholder(tuple)  # its two hidden layers (default (256, 512))
+  # 'sample' (default) draws each categorical value from the generator's softmax; 'argmax'.
+  c.dp_merf.categorical = placeholder(str)
   # One end-to-end budget (scope 'dp-sgd'): the release gets release_share * total_epsilon as its
   # own epsilon and DP-SGD's noise multiplier is calibrated so the composition meets the total
   # (train.dp_noise_multiplier and epsilon are then ignored).

@@ -23,9 +23,10 @@ ratio sigma / Delta and, in scope 'dp-sgd', DP-SGD's noise multiplier (calibrate
   'dp-sgd' or 'public' only).
 
 The differentially private baselines of lipdp.baselines run through the same job
-(`BASELINE_METHODS`: 'mst', 'aim', 'private_measure', with scope 'dp-measurements'): the same
-data loading, release folder and evaluation; no model is trained, so the work directory holds
-only config.json, release/, evaluation.json and samples.png.
+(`BASELINE_METHODS`: 'mst', 'aim', 'private_measure', 'dp_merf', with scope 'dp-measurements'):
+the same data loading, release folder and evaluation; no model is trained on the private records
+(DP-MERF's generator is fit to its noisy release, in memory), so the work directory holds only
+config.json, release/, evaluation.json and samples.png.
 
 release/ is written into release.partial/ and renamed into place once complete, so a failure
 leaves no half-written release behind.
@@ -65,7 +66,7 @@ from lipdp.models import likelihood
 METHODS = ("lipdp", "prior")
 # The differentially private baselines of lipdp.baselines, run by the same job (scope
 # 'dp-measurements': a central guarantee covering everything they release).
-BASELINE_METHODS = ("mst", "aim", "private_measure")
+BASELINE_METHODS = ("mst", "aim", "private_measure", "dp_merf")
 
 log = logging.getLogger("lipdp.pipeline")
 
@@ -440,10 +441,12 @@ def load_data(config: ml_collections.ConfigDict, public: bool = False):
 
 
 def _without_none(value):
-  """A config dict with unset (None) fields dropped: a field added later with an unset default
-  must not make an older work directory look like a run with other settings."""
+  """A config dict with unset (None) fields, and sections left empty, dropped: a field added
+  later with an unset default must not make an older work directory look like a run with other
+  settings."""
   if isinstance(value, dict):
-    return {k: _without_none(v) for k, v in value.items() if v is not None}
+    out = {k: _without_none(v) for k, v in value.items() if v is not None}
+    return {k: v for k, v in out.items() if v != {}}  # a section with every field unset
   return value
 
 
@@ -747,7 +750,13 @@ def baseline_options(config: ml_collections.ConfigDict, domain) -> dict:
   MST's and AIM's numeric bins are declared, never derived from the data: the schema's "bins"
   entries when the table has a schema file, else `baseline_bins` equal-width bins over each
   column's declared bounds (unset: `lipdp.baselines.discretize.DEFAULT_NUMERIC_BINS`).
+  DP-MERF's are the fields of `config.dp_merf` that are set (the module's defaults otherwise).
   """
+  if config.method == "dp_merf":
+    options = {k: v for k, v in config.dp_merf.to_dict().items() if v is not None}
+    if "hidden" in options:
+      options["hidden"] = tuple(options["hidden"])
+    return options
   if config.method not in ("mst", "aim"):
     return {}
   schema = config.schema or config.data_options.get("schema")
@@ -760,7 +769,7 @@ def baseline_options(config: ml_collections.ConfigDict, domain) -> dict:
 
 
 def _run_baseline(config, workdir, data, release_dir, start) -> "PipelineResult":
-  """Method mst|aim|private_measure: fit the baseline, write its release, evaluate it."""
+  """Method mst|aim|private_measure|dp_merf: fit the baseline, write its release, evaluate it."""
   from lipdp import baselines  # pylint: disable=g-import-not-at-top
 
   try:  # before anything is written: a missing optional dependency is a setting error
