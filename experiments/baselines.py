@@ -13,6 +13,7 @@ file are skipped, so a killed run resumes.
   python experiments/baselines.py --results=results/baselines.jsonl      # everything
   python experiments/baselines.py --datasets=breast_cancer --methods=mst --seeds=0 \
       --results=/tmp/b.jsonl                                              # one point
+  python experiments/baselines.py --methods=dp_merf --results=/tmp/m.jsonl  # DP-MERF (defaults)
 
 bank-marketing is read from --data_dir or $LIPDP_DATA_DIR (a folder holding
 bank-marketing/bank-full.csv.gz) through lipdp's CSV loader and the declared schema
@@ -183,6 +184,10 @@ def run(method, dataset, config, num_columns, epsilon, seed) -> dict:
       "compressed_attributes",
       "sigma_oneway",
       "sigma_pairs",
+      "sigma",
+      "bandwidth",
+      "num_features",
+      "feature_seed",
     )
   }
   # The report's fields are in the row under their own names (above).

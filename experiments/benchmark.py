@@ -25,8 +25,12 @@ Sections:
   Bernoulli images + one-hot labels) at `--batch_size`, with the host work (indices, DP noise)
   prefetched as `lipdp.train` does: plain encoder (baseline), Björck (as trained, every-step
   retraction, the previous method), spectral, an AOL convolutional encoder, and DP-SGD with the
-  Björck encoder at expected batch size `--batch_size`. Also XLA's FLOP count per step
-  (compiled cost analysis) and the achieved FLOP rate.
+  Björck encoder at expected batch size `--batch_size` (when the `dpsgd` section does not run).
+  Also XLA's FLOP count per step (compiled cost analysis) and the achieved FLOP rate.
+* `dpsgd`: DP-SGD steps of the same VAE at expected batches `--dpsgd_batches` (256 and 1,024),
+  with per-example clipping by vmap (per-example gradients) and by ghost norms
+  (`lipdp.ghost_clipping`), each against a plain step of the same batch (`--quick`: ghost at
+  1,024 only).
 * `synthesis`: records per second of `release_latents` + `decode_latents` (the per-record
   work of `lipdp.latent_release.synthesize`) against a plain jitted forward pass (encoder mean,
   decoder) of the same network on the same chunks, for 10^3 .. 10^6 records; and the whole
@@ -34,7 +38,8 @@ Sections:
 * `accounting`: `calibrate_sigma` (target < 50 ms) against the classic closed form, and
   10,000 DP-SGD steps composed with the release by PLD (target < 2 s).
 * `memory`: peak memory of the VAE steps (XLA's compiled memory analysis: arguments, outputs
-  and temporaries) against the plain step, and the process's peak resident memory.
+  and temporaries) against the plain step, and the process's peak resident memory; with the
+  `dpsgd` section, its steps too (the temporaries do not grow with the expected batch).
 * `devices`: the plain and DP-SGD VAE steps on 1 versus 4 devices (a subprocess with
   `--xla_force_host_platform_device_count=4`; on a CPU the 4 devices share the same cores).
 """
@@ -73,7 +78,7 @@ from lipdp.models import vae as vae_lib
 from lipdp.nn import bjorck
 
 FLAGS = flags.FLAGS
-ALL_SECTIONS = ["mlp_step", "vae_step", "synthesis", "accounting", "memory", "devices"]
+ALL_SECTIONS = ["mlp_step", "vae_step", "dpsgd", "synthesis", "accounting", "memory", "devices"]
 flags.DEFINE_list("sections", ALL_SECTIONS, "Sections to run (see SECTIONS).")
 flags.DEFINE_bool("quick", False, "Few repetitions and small sizes: all sections in ~1 minute.")
 flags.DEFINE_integer("batch_size", 256, "Batch size of the train steps.")
@@ -89,6 +94,9 @@ flags.DEFINE_list(
 flags.DEFINE_integer("seed", 0, "Seed of the weights and the data.")
 flags.DEFINE_string("output", None, "Also write the tables (markdown) to this file.")
 flags.DEFINE_integer("device_count", 4, "Devices of the `devices` section's subprocess.")
+flags.DEFINE_list("dpsgd_batches", ["256", "1024"], "Expected batch sizes of the dpsgd section.")
+flags.DEFINE_integer("ghost_chunk", None, "Microbatch of the ghost path (default: its default).")
+flags.DEFINE_integer("vmap_chunk", None, "Microbatch of the vmap path (default: its default).")
 
 _WIDTHS = (784, 512, 256, 16)  # mlp_step
 _ENCODER = (256, 128, 16)  # vae_step: the default config's encoder
@@ -332,8 +340,11 @@ def _build_vae_step(
   method: str,
   dp: Optional[train_lib.DPSGDConfig] = None,
   retract_every: int = _RETRACT_EVERY,
+  batch_size: Optional[int] = None,
 ) -> _Built:
-  """`method`: 'train' (exactly `lipdp.train.train`'s set-up) or 'polar' (the previous method)."""
+  """`method`: 'train' (exactly `lipdp.train.train`'s set-up) or 'polar' (the previous method).
+
+  `batch_size`: of the plain step (default `--batch_size`)."""
   records = _vae_records()
   sample = jnp.zeros((1, records.shape[1]), jnp.float32)
   replicated = sharding.replicated(mesh)
@@ -352,7 +363,7 @@ def _build_vae_step(
       optimizer,
       mesh,
       dp=dp,
-      batch_size=FLAGS.batch_size,
+      batch_size=batch_size or FLAGS.batch_size,
       num_records=len(records),
       seed=FLAGS.seed,
       param_shapes=shapes,
@@ -421,10 +432,13 @@ def _flops_note(compiled) -> str:
     return f"(no cost analysis: {type(e).__name__})"
 
 
-def _vae_variants(mesh, dp_too: bool = True) -> list[tuple[str, Callable[[], _Built]]]:
+def _vae_variants(mesh, dp_too: Optional[bool] = None) -> list[tuple[str, Callable[[], _Built]]]:
+  """The VAE steps; DP-SGD (the default, ghost clipping) unless the `dpsgd` section runs."""
+  if dp_too is None:
+    dp_too = "dpsgd" not in FLAGS.sections
   batch = FLAGS.batch_size
   dp = train_lib.DPSGDConfig(
-    noise_multiplier=1.0, clip_norm=1.0, sampling_rate=batch / _NUM_RECORDS, chunk_size=64
+    noise_multiplier=1.0, clip_norm=1.0, sampling_rate=batch / _NUM_RECORDS
   )
   variants = [
     (
@@ -457,7 +471,7 @@ def _vae_variants(mesh, dp_too: bool = True) -> list[tuple[str, Callable[[], _Bu
   if dp_too:
     variants.append(
       (
-        f"dp-sgd, bjorck (expected batch {batch}, microbatch 64)",
+        f"dp-sgd (ghost), bjorck (expected batch {batch}, microbatch {dp.microbatch_size})",
         lambda: _build_vae_step(_vae(lnn.lipschitz_mlp(_ENCODER)), mesh, "train", dp=dp),
       )
     )
@@ -477,6 +491,58 @@ def vae_step() -> list[Row]:
     if "GFLOP/step" in row.note:
       gflop = float(row.note.split()[0])
       row.note += f", {gflop / row.value * 1e3:.1f} GFLOP/s"
+  return rows
+
+
+# --- dpsgd ------------------------------------------------------------------------------------
+
+
+def _dpsgd_batches() -> list[int]:
+  batches = [int(b) for b in FLAGS.dpsgd_batches]
+  return batches[-1:] if _quick() else batches  # --quick: the largest (the target's) only
+
+
+def dpsgd() -> list[Row]:
+  """DP-SGD steps (vmap and ghost clipping) against a plain step of the same expected batch.
+
+  The VAE of `vae_step` (Björck encoder 784-256-128-16 as `lipdp.train` trains it, MLP decoder
+  16-256-512-794) on 8,192 records of 784 + 10 values; the DP-SGD batch is Poisson with
+  q = batch / 8192. Each batch size is timed as its own group (plain, ghost, vmap), so every
+  ratio is to the plain step of the same batch. `--quick` times the last batch only, without
+  the vmap path (tens of plain steps each, and its compilation).
+  """
+  mesh = sharding.data_mesh(jax.devices()[:1])
+  model = lambda: _vae(lnn.lipschitz_mlp(_ENCODER))
+  rows = []
+  for i, batch in enumerate(_dpsgd_batches()):
+    q = batch / _NUM_RECORDS
+    variants = [
+      (f"plain step, batch {batch}", None),
+      (
+        f"dp-sgd ghost, expected batch {batch}",
+        train_lib.DPSGDConfig(1.0, 1.0, q, chunk_size=FLAGS.ghost_chunk, clipping="ghost"),
+      ),
+    ]
+    if not _quick():
+      variants.append(
+        (
+          f"dp-sgd vmap, expected batch {batch}",
+          train_lib.DPSGDConfig(1.0, 1.0, q, chunk_size=FLAGS.vmap_chunk, clipping="vmap"),
+        )
+      )
+    built = {
+      name: _build_vae_step(model(), mesh, "train", dp=dp, batch_size=batch)
+      for name, dp in variants
+    }
+    timed = []
+    for name, b in built.items():
+      v = _vae_variant(name, b)
+      if b.step.__class__.__name__ == "DPSGDStep":
+        chunk = b.step.chunk
+        v.note = lambda carry, chunk=chunk: f"microbatch {chunk}"
+      timed.append(v)
+    rows += _time_variants("dpsgd", timed)
+    _BUILT_VAE.update({f"{name} (dpsgd)": b for name, b in built.items()})  # for `memory`
   return rows
 
 
@@ -708,9 +774,9 @@ def _devices_worker() -> list[Row]:
   count = FLAGS.device_count
   if jax.device_count() < count or FLAGS.batch_size % count:
     raise ValueError(f"need {count} devices and a batch divisible by them")
-  dp = train_lib.DPSGDConfig(1.0, 1.0, FLAGS.batch_size / _NUM_RECORDS, chunk_size=64)
+  dp = train_lib.DPSGDConfig(1.0, 1.0, FLAGS.batch_size / _NUM_RECORDS)  # ghost, its microbatch
   variants = []
-  cases = (("plain step, bjorck encoder", None), ("dp-sgd step", dp))
+  cases = (("plain step, bjorck encoder", None), ("dp-sgd step (ghost)", dp))
   for label, method_dp in cases[:1] if _quick() else cases:
     for n in (1, count):
       mesh = sharding.data_mesh(jax.devices()[:n])
@@ -731,6 +797,7 @@ def _devices_worker() -> list[Row]:
 SECTIONS: dict[str, Callable[[], list[Row]]] = {
   "mlp_step": mlp_step,
   "vae_step": vae_step,
+  "dpsgd": dpsgd,
   "memory": memory,
   "synthesis": synthesis,
   "accounting": accounting,

@@ -26,7 +26,7 @@ padding beyond the last partial microbatch.
 """
 
 import dataclasses
-from typing import Any, Callable
+from typing import Any, Callable, Optional
 
 import jax
 import jax.numpy as jnp
@@ -42,18 +42,31 @@ from lipdp import randomness
 LossFn = Callable[..., tuple[jax.Array, dict, Any]]
 
 
+CLIPPING_METHODS = ("vmap", "ghost")
+# Microbatch sizes measured on CPU (docs/performance.md): the vmap path's microbatch of
+# per-example gradients is memory-bound beyond 64; the ghost path's holds activations only.
+DEFAULT_CHUNK_SIZES = {"vmap": 64, "ghost": 128}
+
+
 @dataclasses.dataclass(frozen=True)
 class DPSGDConfig:
   """DP-SGD hyper-parameters. `sampling_rate` q: each record joins a batch with probability q.
 
-  `chunk_size` is the microbatch size (examples whose per-example gradients are computed at
-  once); it changes speed and memory, never the result beyond float rounding.
+  `clipping` chooses how the per-example norms and the clipped sum are computed: 'vmap'
+  (per-example gradients, `clipped_gradient_sum`) or 'ghost' (`lipdp.ghost_clipping`: from
+  each layer's inputs and output gradients, without per-example gradients; the same result to
+  float rounding, for models made of the layers it recognises).
+
+  `chunk_size` is the microbatch size (examples processed at once); it changes speed and memory,
+  never the result beyond float rounding. None picks `DEFAULT_CHUNK_SIZES[clipping]`: the vmap
+  path holds a microbatch of per-example gradients, the ghost path only activations.
   """
 
   noise_multiplier: float
   clip_norm: float
   sampling_rate: float
-  chunk_size: int = 64
+  chunk_size: Optional[int] = None
+  clipping: str = "ghost"
 
   def __post_init__(self):
     if not np.isfinite(self.noise_multiplier) or self.noise_multiplier <= 0:
@@ -62,8 +75,15 @@ class DPSGDConfig:
       raise ValueError(f"clip_norm must be positive, got {self.clip_norm}")
     if not 0 < self.sampling_rate <= 1:
       raise ValueError(f"sampling_rate must be in (0, 1], got {self.sampling_rate}")
-    if self.chunk_size < 1:
+    if self.chunk_size is not None and self.chunk_size < 1:
       raise ValueError(f"chunk_size must be >= 1, got {self.chunk_size}")
+    if self.clipping not in CLIPPING_METHODS:
+      raise ValueError(f"clipping must be one of {CLIPPING_METHODS}, got {self.clipping!r}")
+
+  @property
+  def microbatch_size(self) -> int:
+    """`chunk_size`, or the clipping method's default."""
+    return self.chunk_size or DEFAULT_CHUNK_SIZES[self.clipping]
 
   def event(self, steps: int) -> privacy.DPSGDEvent:
     """The accounting event of `steps` steps of this DP-SGD (the clip norm does not enter it)."""
@@ -92,9 +112,24 @@ def per_example_norms(grads: Any) -> tuple[jax.Array, float]:
   Returns:
     (norms of shape (batch,), m), m a Python float fixed by the shapes and dtypes.
   """
-  leaves = jax.tree_util.tree_leaves(grads)
+  squares, num_blocks = blocked_sum_of_squares(grads)
+  unit = max(float(jnp.finfo(leaf.dtype).eps) / 2 for leaf in jax.tree_util.tree_leaves(grads))
+  norms = jnp.sqrt(squares)
+  terms = _NORM_BLOCK + num_blocks + 1
+  margin = terms * unit / (1.0 - terms * unit) + 8.0 * unit
+  return norms, margin
+
+
+def blocked_sum_of_squares(tree: Any) -> tuple[jax.Array, int]:
+  """Per-row sums of squares of the leaves of `tree` (each (batch, ...)), and the block count.
+
+  Summed in two levels, blocks of `_NORM_BLOCK` squares, then the block sums, so that the
+  relative error is at most gamma_{_NORM_BLOCK + blocks + 1} whatever order XLA adds in (see
+  `per_example_norms`; `lipdp.ghost_clipping` uses the same bound).
+  """
+  leaves = jax.tree_util.tree_leaves(tree)
   batch = leaves[0].shape[0]
-  partial_sums, num_blocks, unit = [], 0, 0.0
+  partial_sums, num_blocks = [], 0
   for leaf in leaves:
     flat = leaf.reshape(batch, -1)
     size = flat.shape[1]
@@ -102,15 +137,14 @@ def per_example_norms(grads: Any) -> tuple[jax.Array, float]:
     flat = jnp.pad(flat, ((0, 0), (0, blocks * _NORM_BLOCK - size)))
     partial_sums.append(jnp.sum(jnp.square(flat.reshape(batch, blocks, _NORM_BLOCK)), axis=-1))
     num_blocks += blocks
-    unit = max(unit, float(jnp.finfo(leaf.dtype).eps) / 2)
-  norms = jnp.sqrt(jnp.sum(jnp.concatenate(partial_sums, axis=1), axis=1))
-  terms = _NORM_BLOCK + num_blocks + 1
-  margin = terms * unit / (1.0 - terms * unit) + 8.0 * unit
-  return norms, margin
+  return jnp.sum(jnp.concatenate(partial_sums, axis=1), axis=1), num_blocks
 
 
-def clipped_gradient_sum(loss_fn: LossFn, clip_norm: float):
+def clipped_gradient_sum(loss_fn: LossFn, clip_norm: float, clipping: str = "vmap"):
   """Builds `f(params, model_state, chunk, mask, rng) -> (sum of clipped grads, stats)`.
+
+  `clipping='ghost'` returns `lipdp.ghost_clipping.clipped_gradient_sum` (same interface and
+  result, no per-example gradients); the rest of this docstring is the vmap path.
 
   Per-example gradients by vmap (example i uses key i of `jax.random.split(rng, len(chunk))`);
   each is scaled by min(1, C' / |g_i|) with C' = C (1 - m) (`per_example_norms`), so its exact
@@ -119,6 +153,13 @@ def clipped_gradient_sum(loss_fn: LossFn, clip_norm: float):
   rows: `loss_sum` (finite losses), `clipped_fraction_sum` (examples whose norm exceeded C) and
   `count`; they are not covered by the accounting and must stay private.
   """
+
+  if clipping == "ghost":
+    from lipdp import ghost_clipping  # pylint: disable=g-import-not-at-top (it imports this)
+
+    return ghost_clipping.clipped_gradient_sum(loss_fn, clip_norm)
+  if clipping != "vmap":
+    raise ValueError(f"clipping must be one of {CLIPPING_METHODS}, got {clipping!r}")
 
   def example_loss(params, model_state, record, rng):
     losses, _, _ = loss_fn(params, model_state, record[None], rng, False)

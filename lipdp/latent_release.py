@@ -213,19 +213,19 @@ def decode_latents(
   domain,
   batch_size: int = 4096,
   style_rng: Optional[np.random.Generator] = None,
-  decoding: str = "sample",
+  decoding: str = "auto",
 ) -> np.ndarray:
   """Post-processing: each latent's record drawn from the decoder (or its mean), in the domain.
 
-  `decoding` (`lipdp.models.likelihood.DECODINGS`): "sample" draws each record from the
+  `decoding` (`lipdp.models.likelihood.DECODINGS`; "auto": "sample" for tables, "mean" for
+  images, `likelihood.resolve_decoding`): "sample" draws each record from the
   decoder's likelihood (`likelihood.sampled_record`), "mean" takes the likelihood's mean, whose
   projection keeps each category's mode. A model with a style latent decodes each z with a
   fresh u ~ N(0, I). Both u and the draw's uniforms come from `style_rng` (independent of the
   data: public randomness, not part of the mechanism).
   """
-  if decoding not in likelihood.DECODINGS:
-    raise ValueError(f"decoding must be one of {likelihood.DECODINGS}, got {decoding!r}")
   blocks = tuple(domain.blocks)
+  decoding = likelihood.resolve_decoding(decoding, blocks)
   bins = model.numeric_bins
 
   def build():
@@ -267,7 +267,7 @@ def sample_prior(
   num_samples: int,
   domain,
   seed: Optional[int] = None,
-  decoding: str = "sample",
+  decoding: str = "auto",
 ) -> np.ndarray:
   """Synthetic records decoded from z ~ N(0, I): no privacy cost beyond training the decoder.
 
@@ -312,7 +312,7 @@ def synthesize(
   training_seeded: bool = False,
   batch_size: int = 4096,
   notes=(),
-  decoding: str = "sample",
+  decoding: str = "auto",
 ) -> SyntheticData:
   """Private synthesis: k synthetic records per private record, shuffled, with the report.
 

@@ -119,3 +119,62 @@ def on_stiefel(
   return optax.chain(
     tangent_projection(kernel_paths), inner, bjorck_retraction(kernel_paths, retract_every)
   )
+
+
+class ParameterAverageState(NamedTuple):
+  """The exponential moving average of the parameters and the number of updates seen."""
+
+  count: jax.Array
+  average: optax.Params
+
+
+def parameter_average(decay: float) -> optax.GradientTransformation:
+  """Keeps an exponential moving average of the parameters *after* each update (Polyak-Ruppert
+  style averaging of the iterates), passing the updates through unchanged.
+
+  Chain it last: with p' = p + u the parameters the update lands on,
+
+      average <- d_t * average + (1 - d_t) p',   d_t = min(decay, (1 + t) / (10 + t)),
+
+  t the number of updates so far (the warm-up keeps the first iterates, which start from the
+  initialisation, from dominating; as in TensorFlow's ExponentialMovingAverage). Averaging the
+  DP-SGD iterates is post-processing of the noisy updates, so it costs no privacy; it averages
+  much of the injected noise out of the weights, and is part of the DP-SGD recipes that reach
+  the best accuracy (De et al. 2022, "Unlocking high-accuracy differentially private image
+  classification through scale"; Dockhorn et al. 2023, DPDM). `average_of(opt_state)` reads it.
+  """
+  if not 0.0 <= decay < 1.0:
+    raise ValueError(f"decay must be in [0, 1), got {decay}")
+
+  def init(params):
+    return ParameterAverageState(
+      count=jnp.zeros((), jnp.int32), average=jax.tree_util.tree_map(jnp.array, params)
+    )
+
+  def update(updates, state, params=None):
+    if params is None:
+      raise ValueError("parameter_average needs the parameters: pass params to update()")
+    t = state.count.astype(jnp.float32)
+    d = jnp.minimum(decay, (1.0 + t) / (10.0 + t))
+    average = jax.tree_util.tree_map(
+      lambda a, p, u: (d * a + (1.0 - d) * (p + u)).astype(a.dtype), state.average, params, updates
+    )
+    return updates, ParameterAverageState(count=state.count + 1, average=average)
+
+  return optax.GradientTransformation(init, update)
+
+
+def with_parameter_average(
+  inner: optax.GradientTransformation, decay: float
+) -> optax.GradientTransformation:
+  """`inner` followed by `parameter_average(decay)`; `inner` itself when decay is 0."""
+  if decay == 0.0:
+    return inner
+  return optax.chain(inner, parameter_average(decay))
+
+
+def average_of(opt_state) -> optax.Params:
+  """The parameter average kept by `with_parameter_average` (the last state of the chain)."""
+  if not (isinstance(opt_state, tuple) and isinstance(opt_state[-1], ParameterAverageState)):
+    raise ValueError("this optimiser state keeps no parameter average")
+  return opt_state[-1].average

@@ -32,6 +32,7 @@ from typing import Any, Callable, Mapping, Optional, Tuple
 
 import ml_collections
 
+from lipdp import dpsgd
 from lipdp import methods
 from lipdp import privacy
 from lipdp.models import builders
@@ -122,10 +123,12 @@ class MethodSpec:
 
   # 'lipdp' (each record's k noisy latents, decoded), 'prior' (latents drawn from the prior:
   # the DP-SGD VAE baseline in scope 'dp-sgd'), a differentially private baseline of
-  # lipdp.baselines ('mst', 'aim', 'private_measure'; scope 'dp-measurements', central epsilon
-  # = `epsilon`), or the reference 'copy_train' (scope 'none'). docs/baselines.md.
+  # lipdp.baselines ('mst', 'aim', 'private_measure', 'dp_merf'; scope 'dp-measurements',
+  # central epsilon = `epsilon`), or the reference 'copy_train' (scope 'none').
+  # docs/baselines.md.
   name: str = dataclasses.field(default="lipdp", metadata=_key("method"))
-  # Keyword options of a baseline's fit (e.g. final_iters of MST and AIM, rounds of AIM).
+  # Keyword options of a baseline's fit beyond its settings section (e.g. final_iters of MST
+  # and AIM, rounds of AIM), set in code (config files, sweep overrides).
   options: Mapping[str, Any] = _options("method_options")
   # MST's and AIM's numeric columns: the schema's declared bins, else this many equal-width
   # bins over the declared bounds (None: lipdp.baselines.discretize.DEFAULT_NUMERIC_BINS).
@@ -141,8 +144,9 @@ class ReleaseSpec:
   # How a latent becomes a record (post-processing): 'sample' draws it from the decoder's
   # likelihood (a category from its softmax, a number from its bins), 'mean' takes the
   # likelihood's mean, whose projection keeps each category's mode and shrinks numbers towards
-  # their centre. Image pixels are their mean intensity either way.
-  decoding: str = "sample"
+  # their centre; 'auto' samples tables and takes the mean of images (pixel intensities and the
+  # most probable label, which then agrees with the pixels).
+  decoding: str = "auto"
   # Noise seed: None draws secret noise from OS entropy. Setting it makes the noise
   # reproducible and so not private against whoever knows it (recorded in the report).
   noise_seed: Optional[int] = None
@@ -228,6 +232,10 @@ class TrainSpec:
   # decoded label stops agreeing with the decoded image; a weight near the image term's size
   # keeps them together. A training choice: no privacy cost.
   label_loss_weight: float = 1.0
+  # Exponential moving average of the weights, with this decay (0 = off): the released model is
+  # the average of the iterates, which averages out much of DP-SGD's noise (post-processing;
+  # De et al. 2022).
+  average_decay: float = 0.0
   # None draws the training seed from OS entropy (kept in the work directory until training
   # completes); setting it makes DP-SGD's sampling and noise reproducible (the report says so).
   seed: Optional[int] = None
@@ -237,6 +245,38 @@ class TrainSpec:
   dp_noise_multiplier: float = 1.0
   dp_clip_norm: float = 1.0
   dp_sampling_rate: float = 0.01
+  # How per-example gradients are clipped: 'ghost' (per-example norms from each layer's inputs
+  # and output gradients, no per-example gradients: several times faster, large batches cheap;
+  # refuses a model with layers it does not recognise) or 'vmap' (per-example gradients). The
+  # same result to float rounding; docs/performance.md.
+  dp_clipping: str = "ghost"
+
+
+@dataclasses.dataclass(frozen=True)
+class DPMerfSpec:
+  """DP-MERF's settings (method 'dp_merf', lipdp/baselines/dp_merf.py). Unset (None) takes the
+  module's default, given here; only the feature map touches the private data, the rest is
+  post-processing of its one release (no privacy cost)."""
+
+  num_features: Optional[int] = None  # 2m random Fourier features (default 10,000)
+  # Kernel length scale l (default: the RMS distance of two uniform records of the declared
+  # domain, never a statistic of the data).
+  bandwidth: Optional[float] = None
+  num_steps: Optional[int] = None  # generator steps (default 2,000)
+  batch_size: Optional[int] = None  # generated records per step (default 500)
+  learning_rate: Optional[float] = None  # Adam, decayed 0.9 per 120 steps (default 1e-3)
+  code_dim: Optional[int] = None  # the generator's code z (default 10)
+  hidden: Optional[Tuple[int, ...]] = None  # its two hidden layers (default (256, 512))
+  # 'sample' (default) draws each categorical value from the generator's softmax; 'argmax'.
+  categorical: Optional[str] = None
+
+  def options(self) -> dict:
+    """The fields that are set, as keyword options of `lipdp.baselines.dp_merf.fit`."""
+    return {
+      f.name: getattr(self, f.name)
+      for f in dataclasses.fields(self)
+      if getattr(self, f.name) is not None
+    }
 
 
 @dataclasses.dataclass(frozen=True)
@@ -262,6 +302,7 @@ class Spec:
   model: ModelSpec = ModelSpec()
   train: TrainSpec = TrainSpec()
   evaluation: EvaluationSpec = EvaluationSpec()
+  dp_merf: DPMerfSpec = DPMerfSpec()
 
   @property
   def scope(self) -> "Optional[privacy.Scope]":
@@ -278,6 +319,7 @@ _SECTIONS = {
   "model": (ModelSpec, "model."),
   "train": (TrainSpec, "train."),
   "evaluation": (EvaluationSpec, "evaluation."),
+  "dp_merf": (DPMerfSpec, "dp_merf."),
 }
 
 
@@ -595,6 +637,15 @@ def _check_common(spec: Spec) -> None:
   if not _positive_finite(train.learning_rate):
     raise SettingError(
       f"{setting('train.learning_rate')} must be positive, got {train.learning_rate}"
+    )
+  if not 0.0 <= train.average_decay < 1.0:
+    raise SettingError(
+      f"{setting('train.average_decay')} must be in [0, 1), got {train.average_decay}"
+    )
+  if train.dp_clipping not in dpsgd.CLIPPING_METHODS:
+    raise SettingError(
+      f"{setting('train.dp_clipping')} must be one of {dpsgd.CLIPPING_METHODS}, got "
+      f"{train.dp_clipping!r}"
     )
   if not _positive_finite(train.label_loss_weight):
     raise SettingError(

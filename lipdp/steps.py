@@ -216,10 +216,12 @@ class DPSGDStep(Step):
     num_devices = mesh.devices.size
     self.mesh, self.dp, self.seed = mesh, dp, seed
     self.num_records = num_records
-    self.chunk = -(-dp.chunk_size // num_devices) * num_devices  # a multiple of the devices
+    self.chunk = -(-dp.microbatch_size // num_devices) * num_devices  # a multiple of devices
     self._min_chunks = batching.typical_chunks(num_records, dp.sampling_rate, self.chunk)
     self._param_shapes = param_shapes
-    clipped_sum = dpsgd.clipped_gradient_sum(loss_fn, dp.clip_norm)
+    self._loss_fn, self._sample_record = loss_fn, sample_record
+    self._checked = dp.clipping != "ghost"
+    clipped_sum = dpsgd.clipped_gradient_sum(loss_fn, dp.clip_norm, dp.clipping)
     finish = noisy_update(loss_fn, optimizer, dp.sampling_rate * num_records, sample_record)
     rows = NamedSharding(mesh, PartitionSpec(sharding_lib.DATA_AXIS))
     chunk = self.chunk
@@ -277,6 +279,18 @@ class DPSGDStep(Step):
     )
 
   def update(self, state, records, run_key, inputs):
+    if not self._checked:
+      # Once, before the first ghost step: ghost against vmap norms and sums on fixed
+      # pseudo-random records (never the private ones); refuses on a mismatch.
+      from lipdp import ghost_clipping  # pylint: disable=g-import-not-at-top
+
+      ghost_clipping.self_check(
+        self._loss_fn,
+        state.params,
+        state.model_state,
+        tuple(self._sample_record.shape[1:]),
+      )
+      self._checked = True
     return self._step(state, records, run_key, inputs)
 
   def summarize(self, metrics: list) -> dict:

@@ -176,10 +176,13 @@ def make_clipped_gradient_sum(
   clip_norm: float,
   image_likelihood: str = "bernoulli",
   beta: float = 1.0,
+  clipping: str = "vmap",
 ):
   """`f(params, model_state, chunk, mask, rng) -> (sum of clipped grads, stats)` for the VAE
-  (`lipdp.dpsgd.clipped_gradient_sum`)."""
-  return dpsgd.clipped_gradient_sum(vae_loss(model, blocks, image_likelihood, beta), clip_norm)
+  (`lipdp.dpsgd.clipped_gradient_sum`; `clipping` 'vmap' or 'ghost')."""
+  return dpsgd.clipped_gradient_sum(
+    vae_loss(model, blocks, image_likelihood, beta), clip_norm, clipping
+  )
 
 
 def _forward_only(model: nn.Module) -> dpsgd.LossFn:
@@ -248,6 +251,9 @@ class TrainConfig:
     retract_every: Björck kernels are pulled back onto the Stiefel manifold every this many
       optimiser steps (`lipdp.optim.bjorck_retraction`; 1 = every step). Between retractions
       they drift by the non-tangent part of a few Adam steps; see docs/performance.md.
+    average_decay: when positive, the returned weights are the exponential moving average of
+      the iterates with this decay (`lipdp.optim.parameter_average`; post-processing, no
+      privacy cost), then the Björck kernels' exact orthonormalisation as always.
   """
 
   num_steps: int = 1000
@@ -262,6 +268,7 @@ class TrainConfig:
   checkpoint_every: int = 200
   progress_bar: bool = True
   retract_every: int = 4
+  average_decay: float = 0.0
 
   def __post_init__(self):
     if self.num_steps < 1:
@@ -274,6 +281,8 @@ class TrainConfig:
       raise ValueError("log_every and checkpoint_every must be >= 1")
     if self.retract_every < 1:
       raise ValueError(f"retract_every must be >= 1, got {self.retract_every}")
+    if not 0.0 <= self.average_decay < 1.0:
+      raise ValueError(f"average_decay must be in [0, 1), got {self.average_decay}")
 
 
 @dataclasses.dataclass
@@ -399,8 +408,9 @@ def fit(
   mesh = data_mesh(devices)
   replicated = sharding_lib.replicated(mesh)
   seed, seeded_by_user = _resolve_seed(config, workdir)
-  optimizer = optim.on_stiefel(
-    optax.adam(config.learning_rate), bjorck_kernels, config.retract_every
+  optimizer = optim.with_parameter_average(
+    optim.on_stiefel(optax.adam(config.learning_rate), bjorck_kernels, config.retract_every),
+    config.average_decay,
   )
   sample = jnp.zeros((1, records.shape[1]), jnp.float32)
 
@@ -489,6 +499,11 @@ def fit(
     manager.close()
   if progress is not None:
     progress.close()
+  if config.average_decay:
+    # The averaged iterates are the trained weights (post-processing, DP-SGD's included).
+    state = jax.jit(
+      lambda s: s.replace(params=optim.average_of(s.opt_state)), out_shardings=replicated
+    )(state)
   if bjorck_kernels:
     # The exact normalisation (post-processing of the trained weights, DP-SGD's included).
     state = jax.jit(

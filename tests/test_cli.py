@@ -890,7 +890,7 @@ def test_method_offers_every_method_that_releases_under_a_guarantee():
   parser = cli.build_parser()
   synth = parser._subparsers._group_actions[0].choices["synthesize"]  # pylint: disable=protected-access
   (method,) = [a for a in synth._actions if a.dest == "method"]  # pylint: disable=protected-access
-  assert list(method.choices) == ["lipdp", "prior", "mst", "aim", "private_measure"]
+  assert list(method.choices) == ["lipdp", "prior", "mst", "aim", "private_measure", "dp_merf"]
   assert "copy_train" not in method.choices  # a reference without a guarantee is no release
   with pytest.raises(SystemExit):
     parser.parse_args(["synthesize", "--data", "d", "--schema", "s", "--delta", "1e-6",

@@ -165,6 +165,10 @@ def test_tabular_release_draws_records_from_the_decoder_and_mean_keeps_the_mode(
     model, variables, latents, domain, style_rng=np.random.default_rng(0), decoding="sample"
   )
   mean = synth_lib.decode_latents(model, variables, latents, domain, decoding="mean")
+  auto = synth_lib.decode_latents(
+    model, variables, latents, domain, style_rng=np.random.default_rng(0)
+  )
+  np.testing.assert_array_equal(auto, drawn)  # 'auto' draws the records of a table
   assert np.array_equal(domain.project(drawn), drawn)
   assert np.mean(domain.decode(drawn)["job"] == "b") == pytest.approx(0.2, abs=0.01)
   assert np.all(domain.decode(mean)["job"] == "a")

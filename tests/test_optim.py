@@ -157,3 +157,29 @@ def test_riemannian_adam_keeps_kernels_orthonormal_and_other_leaves_plain():
   assert drifted > 3e-2  # what plain Adam does to the same kernels
   with pytest.raises(ValueError, match="every"):
     optim.bjorck_retraction(paths, every=0)
+
+
+def test_parameter_average_is_the_warmed_up_ema_of_the_iterates():
+  """The average follows d_t = min(decay, (1 + t) / (10 + t)) over the iterates the updates land
+  on, and the updates themselves pass through unchanged."""
+  decay = 0.9
+  params = {"w": jnp.array([1.0, -2.0])}
+  inner = optax.sgd(0.1)
+  opt = optim.with_parameter_average(inner, decay)
+  state = opt.init(params)
+  reference_state = inner.init(params)
+  expected = np.array([1.0, -2.0])
+  for t in range(30):
+    grads = {"w": jnp.array([np.sin(t), np.cos(t)], jnp.float32)}
+    updates, state = opt.update(grads, state, params)
+    ref_updates, reference_state = inner.update(grads, reference_state, params)
+    np.testing.assert_array_equal(updates["w"], ref_updates["w"])
+    params = optax.apply_updates(params, updates)
+    d = min(decay, (1 + t) / (10 + t))
+    expected = d * expected + (1 - d) * np.asarray(params["w"])
+    np.testing.assert_allclose(optim.average_of(state)["w"], expected, rtol=1e-6)
+  assert optim.with_parameter_average(inner, 0.0) is inner
+  with pytest.raises(ValueError, match="keeps no parameter average"):
+    optim.average_of(inner.init(params))
+  with pytest.raises(ValueError, match="decay must be in"):
+    optim.parameter_average(1.0)

@@ -8,6 +8,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from lipdp import optim
 from lipdp import train as train_lib
 from lipdp.data import Block
 from lipdp.models import decoders
@@ -68,9 +69,17 @@ def test_training_lowers_the_loss(tmp_path):
   assert lines[-1]["loss"] < lines[0]["loss"] - 1.0
 
 
-def test_kill_and_resume_matches_uninterrupted_run(tmp_path):
+@pytest.mark.parametrize("average_decay", [0.0, 0.9])
+def test_kill_and_resume_matches_uninterrupted_run(tmp_path, average_decay):
+  """Also with a parameter average: it lives in the optimiser state, so checkpoints keep it."""
   config = train_lib.TrainConfig(
-    num_steps=40, batch_size=16, seed=11, checkpoint_every=10, log_every=5, progress_bar=False
+    num_steps=40,
+    batch_size=16,
+    seed=11,
+    checkpoint_every=10,
+    log_every=5,
+    progress_bar=False,
+    average_decay=average_decay,
   )
   records = _records()
   full = train_lib.train(_model(), records, BLOCKS, config, workdir=str(tmp_path / "full"))
@@ -369,3 +378,21 @@ def test_the_loop_takes_any_loss():
     loss_fn, lambda key, sample: dense.init(key, sample[:, :3]), records, config
   )
   np.testing.assert_allclose(np.ravel(result.state.params["kernel"]), [1.0, -2.0, 0.5], atol=0.05)
+
+
+def test_the_returned_weights_are_the_parameter_average():
+  """With average_decay the trained weights are the EMA of the iterates (kept in the optimiser
+  state), not the last iterate; the iterates themselves are those of the run without it."""
+  records = _records()
+  kwargs = dict(num_steps=30, batch_size=16, seed=5, progress_bar=False)
+  plain = train_lib.train(_model(), records, BLOCKS, train_lib.TrainConfig(**kwargs))
+  averaged = train_lib.train(
+    _model(), records, BLOCKS, train_lib.TrainConfig(average_decay=0.8, **kwargs)
+  )
+  average = optim.average_of(averaged.state.opt_state)
+  np.testing.assert_array_equal(_flat(averaged.state.params), _flat(average))
+  assert not np.allclose(_flat(averaged.state.params), _flat(plain.state.params))
+  # The iterates are the plain run's (same Adam moments): averaging never feeds back.
+  inner_state = averaged.state.opt_state[0]
+  plain_state = plain.state.opt_state
+  np.testing.assert_allclose(_flat(inner_state), _flat(plain_state), rtol=1e-6)

@@ -73,6 +73,11 @@ RECIPE_KNOBS = {
   "plain_encoder": {"model.encoder_dense": "plain"},
   "q0.01": {"train.dp_sampling_rate": 0.01},
   "steps600": {"train.num_steps": 600},
+  # From the literature, not from the old setting: the weights' moving average (De et al. 2022)
+  # and four times the records per step at the same number of steps.
+  "avg0.999": {"train.average_decay": 0.999},
+  "q0.128": {"train.dp_sampling_rate": 0.128},
+  "decoding_sample": {"decoding": "sample"},
 }
 
 

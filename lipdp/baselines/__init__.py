@@ -15,6 +15,9 @@ private=False and no report.
   aim              AIM (McKenna, Mullins, Sheldon, Miklau 2022) on mbi: zCDP, (epsilon, delta)
   private_measure  private measure on a binary partition (He, Vershynin, Zhu 2023): pure DP,
                    2-4 numeric columns
+  dp_merf          DP-MERF (Harder, Adamczewski, Park 2021): one Gaussian release of a random-
+                   feature mean embedding, a generator fit to it; images and tables, (epsilon,
+                   delta) by the analytic Gaussian mechanism
   copy_train       the training records themselves: NO privacy (the memorisation extreme)
 
 MST and AIM need the optional mbi package (`pip install 'lipdp[baselines]'`); it is imported
@@ -23,6 +26,7 @@ only when they run.
 
 from lipdp.baselines import _pgm
 from lipdp.baselines import aim
+from lipdp.baselines import dp_merf
 from lipdp.baselines import mst
 from lipdp.baselines import non_private
 from lipdp.baselines import private_measure
@@ -33,10 +37,11 @@ BASELINES = {
   mst.NAME: mst.fit,
   aim.NAME: aim.fit,
   private_measure.NAME: private_measure.fit,
+  dp_merf.NAME: dp_merf.fit,
   non_private.NAME: non_private.fit,
 }
 # The baselines with a differential-privacy guarantee (the others have none).
-PRIVATE_BASELINES = (mst.NAME, aim.NAME, private_measure.NAME)
+PRIVATE_BASELINES = (mst.NAME, aim.NAME, private_measure.NAME, dp_merf.NAME)
 # The baselines that need the optional mbi package.
 NEEDS_MBI = (mst.NAME, aim.NAME)
 

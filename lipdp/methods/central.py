@@ -46,12 +46,15 @@ def prepare(spec: spec_lib.Spec, data) -> Prepared:
 
 
 def fit_options(spec: spec_lib.Spec, domain) -> dict:
-  """The options the baseline is fit with: its declared bins, then `method.options`.
+  """The options the baseline is fit with: its declared bins, its settings section, then
+  `method.options`.
 
   Numeric bins are declared, never derived from the data, and offered to every baseline whose
   fit takes `bins` (MST, AIM): the schema's "bins" entries when the table has a schema file,
   else `method.baseline_bins` equal-width bins over each column's declared bounds (unset:
-  `lipdp.baselines.discretize.DEFAULT_NUMERIC_BINS`).
+  `lipdp.baselines.discretize.DEFAULT_NUMERIC_BINS`). A baseline with a settings section of its
+  own in the spec, named after it (`spec.dp_merf`), gets the fields that are set (the module's
+  defaults for the others).
   """
   options = {}
   fit = baselines.BASELINES[spec.method.name]
@@ -62,6 +65,9 @@ def fit_options(spec: spec_lib.Spec, domain) -> dict:
     elif spec.method.baseline_bins is not None:
       numeric = [c.name for c in getattr(domain, "columns", ()) if hasattr(c, "low")]
       options["bins"] = {name: spec.method.baseline_bins for name in numeric}
+  settings = getattr(spec, spec.method.name, None)  # e.g. spec.dp_merf
+  if callable(getattr(settings, "options", None)):
+    options.update(settings.options())
   options.update(spec.method.options)
   return options
 

@@ -290,6 +290,7 @@ def _dpsgd_settings(spec: spec_lib.Spec, plan: privacy.BudgetPlan) -> DPSGDConfi
     noise_multiplier=plan.dpsgd_noise_multiplier,
     clip_norm=spec.train.dp_clip_norm,
     sampling_rate=spec.train.dp_sampling_rate,
+    clipping=spec.train.dp_clipping,
   )
 
 
@@ -310,6 +311,7 @@ def _train(spec, model, domain, prepared: Prepared, workdir: str, progress: bool
     block_weights=prepared.block_weights,
     log_every=train.log_every,
     checkpoint_every=train.checkpoint_every,
+    average_decay=train.average_decay,
     progress_bar=progress,
   )
   latest = workdir_lib.latest_checkpoint_step(workdir)

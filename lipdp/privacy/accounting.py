@@ -18,8 +18,11 @@ Which epsilon is the headline depends on the scope of the weights (see docs/priv
 * `dp-measurements` (a `CentralRelease`, the baselines): the zCDP composition of the
   mechanism's measurements converted to (epsilon, delta) (`zcdp.zcdp_epsilon`), or, when every
   measurement is pure DP and the noise was fixed in advance, the smaller of that and the basic
-  composition of their pure epsilons (which holds even at delta = 0). With a `rho_budget`
-  (noise chosen adaptively) the budget is the guarantee, and the measurements must fit in it.
+  composition of their pure epsilons (which holds even at delta = 0); when every measurement is
+  Gaussian and the noise was fixed in advance, the smaller of that and the exact epsilon of the
+  Gaussians composed (`gaussian_composition_epsilon`: the analytic Gaussian mechanism of Balle
+  and Wang 2018, which the zCDP conversion only bounds). With a `rho_budget` (noise chosen
+  adaptively) the budget is the guarantee, and the measurements must fit in it.
 """
 
 import dataclasses
@@ -52,6 +55,10 @@ HEADLINE_CENTRAL_PURE = (
   "epsilon of the central mechanism: pure DP, basic composition of its "
   "measurements (holds at delta = 0 too)"
 )
+HEADLINE_CENTRAL_GAUSSIAN = (
+  "epsilon of the central mechanism: its Gaussian measurements composed exactly, "
+  "analytic Gaussian mechanism"
+)
 # Relative slack for a realised zCDP spend against its budget (float64 sums of the rhos).
 RHO_BUDGET_SLACK = 1e-12
 
@@ -71,7 +78,8 @@ class Accounting:
     components: epsilon of each component ("release", and "shuffled_release", "dp_sgd" when
       they apply). A central release has "zcdp_rho" (the rho that is the guarantee: the budget,
       or the realised sum), "zcdp_rho_spent" (the realised sum), "zcdp_epsilon" and, when
-      every measurement is pure, "pure_epsilon".
+      every measurement is pure, "pure_epsilon", or, when every measurement is Gaussian with
+      noise fixed in advance, "gaussian_epsilon".
     epsilon: the headline epsilon (see the module docstring).
     headline: what `epsilon` is, in words.
   """
@@ -83,6 +91,28 @@ class Accounting:
   components: dict
   epsilon: float
   headline: str
+
+
+def gaussian_composition_epsilon(measurements, delta: float) -> float:
+  """The exact epsilon at `delta` of Gaussian measurements with noise fixed in advance.
+
+  Measurement i adds N(0, sigma_i^2 I) to a query of replace-one l2 sensitivity Delta_i, count_i
+  times. Each application's privacy loss against a worst-case pair is that of the 1-D pair
+  N(0, 1) vs N(Delta_i / sigma_i, 1), and independent Gaussian pairs compose into one such pair
+  with mu^2 = sum_i count_i (Delta_i / sigma_i)^2 (the rotation argument of Balle and Wang 2018;
+  Gaussian DP, Dong, Roth and Su 2022, Corollary 3.3), so the composition is exactly one Gaussian
+  mechanism of sensitivity mu and unit noise, whose epsilon (BW) is exact
+  (`gaussian.gaussian_epsilon`). One group is evaluated as (sigma, Delta, k = count) directly, so
+  a mechanism calibrated by `gaussian.calibrate_sigma` recomputes to the same float.
+  """
+  measurements = tuple(measurements)
+  if not measurements or any(m.kind != zcdp.GAUSSIAN for m in measurements):
+    raise ValueError("the exact Gaussian composition needs Gaussian measurements only")
+  if len(measurements) == 1:
+    m = measurements[0]
+    return gaussian.gaussian_epsilon(m.scale, m.sensitivity, delta, m.count)
+  mu = math.sqrt(math.fsum(m.count * (m.sensitivity / m.scale) ** 2 for m in measurements))
+  return gaussian.gaussian_epsilon(1.0, mu, delta)
 
 
 def claims_shuffling(release: events.ReleaseEvent, shuffled: bool) -> bool:
@@ -307,6 +337,11 @@ def _account_central(
     components["pure_epsilon"] = eps_pure
     if eps_pure <= eps_zcdp:
       epsilon, headline = eps_pure, HEADLINE_CENTRAL_PURE
+  if release.gaussian:
+    eps_gauss = gaussian_composition_epsilon(release.measurements, delta)
+    components["gaussian_epsilon"] = eps_gauss
+    if eps_gauss <= epsilon:
+      epsilon, headline = eps_gauss, HEADLINE_CENTRAL_GAUSSIAN
   return Accounting(
     sensitivity=None,
     per_record_epsilon=None,
@@ -340,6 +375,12 @@ def methods_text(release: events.ReleaseEvent, scope, shuffled: bool) -> str:
       parts.append(
         "all measurements pure DP: basic composition of their pure epsilons is "
         "also valid, and the smaller bound is the headline"
+      )
+    if release.gaussian:
+      parts.append(
+        "all measurements Gaussian with noise fixed in advance: they compose exactly into "
+        "one Gaussian mechanism (mu^2 = sum (Delta/sigma)^2), whose epsilon is the analytic "
+        "Gaussian mechanism's (Balle and Wang 2018), exact and the headline"
       )
     return "; ".join(parts) + "."
   if isinstance(release, events.PriorSampling):

@@ -16,9 +16,10 @@ One type per idea, used everywhere in lipdp (training, synthesis, the report, th
   - `PriorSampling(num_samples)`: no per-record release; records decoded from the prior, so
     only the weights' guarantee applies (the DP-SGD VAE baseline).
   - `CentralRelease(mechanism, measurements, num_samples, rho_budget)`: a central mechanism
-    (the baselines MST, AIM, the private measure) that reads the private records only through
-    a list of `NoisyMeasurement`s (Gaussian or Laplace noisy queries, exponential-mechanism
-    selections), accounted in zCDP (`lipdp.privacy.zcdp`); scope `dp-measurements`.
+    (the baselines MST, AIM, the private measure, DP-MERF) that reads the private records only
+    through a list of `NoisyMeasurement`s (Gaussian or Laplace noisy queries, exponential-
+    mechanism selections), accounted in zCDP (`lipdp.privacy.zcdp`), or exactly when they are
+    all Gaussian; scope `dp-measurements`.
 
 Events are plain data (`as_dict` / `from_dict` for JSON); the numbers they imply are computed in
 `lipdp.privacy.accounting`.
@@ -214,7 +215,7 @@ class PriorSampling:
 
 # What a noisy histogram query must declare at least, under replace-one (zcdp module docstring).
 HISTOGRAM_MIN_SENSITIVITY = {zcdp.GAUSSIAN: math.sqrt(2.0), zcdp.LAPLACE: 2.0}
-QUERIES = ("histogram", "score")
+QUERIES = ("histogram", "score", "mean_embedding")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -231,7 +232,10 @@ class NoisyMeasurement:
     count: how many such applications (>= 1), composed.
     query: 'histogram' (counts of records per cell of a partition: one replaced record moves
       one count down and one up, so the sensitivity must be at least sqrt(2) in l2 and 2 in l1,
-      which is checked) or 'score' (the quality scores of an exponential mechanism).
+      which is checked), 'score' (the quality scores of an exponential mechanism) or
+      'mean_embedding' (the mean over the n records of a bounded feature map of each record, as
+      DP-MERF releases; its replace-one sensitivity is derived by the mechanism,
+      `lipdp.baselines.dp_merf`).
   """
 
   kind: str
@@ -287,19 +291,23 @@ class NoisyMeasurement:
 class CentralRelease:
   """A central mechanism that reads the private records only through noisy measurements.
 
-  The baselines of `lipdp.baselines` (MST, AIM, the private measure). The mechanism computes
-  the listed measurements of the whole private data set (histograms with Gaussian or Laplace
-  noise, exponential-mechanism selections); everything else it does (estimating a graphical
-  model, enforcing consistency, sampling the synthetic records) is post-processing. There is no
-  per-record mechanism, hence no Lipschitz bound, domain diameter or per-record epsilon.
+  The baselines of `lipdp.baselines` (MST, AIM, the private measure, DP-MERF). The mechanism
+  computes the listed measurements of the whole private data set (histograms with Gaussian or
+  Laplace noise, exponential-mechanism selections, a noisy mean embedding); everything else it
+  does (estimating a graphical model, enforcing consistency, training a generator, sampling the
+  synthetic records) is post-processing. There is no per-record mechanism, hence no Lipschitz
+  bound, domain diameter or per-record epsilon.
 
   Accounting (`lipdp.privacy.accounting`): the measurements compose in zCDP, rho = sum of their
   rho (`zcdp` module), converted to (epsilon, delta) by Canonne, Kamath and Steinke 2020;
   when every measurement is pure (Laplace, exponential), basic composition of their pure
-  epsilons is a second valid bound, and the smaller one is the headline.
+  epsilons is a second valid bound, and the smaller one is the headline; when every measurement
+  is Gaussian with noise fixed in advance (DP-MERF), the Gaussians compose exactly into one
+  Gaussian mechanism, whose analytic epsilon (Balle and Wang 2018) is never above the zCDP bound
+  and is the headline.
 
   Attributes:
-    mechanism: the mechanism's name, e.g. 'mst', 'aim', 'private_measure'.
+    mechanism: the mechanism's name, e.g. 'mst', 'aim', 'private_measure', 'dp_merf'.
     measurements: the `NoisyMeasurement`s it made, in order.
     num_samples: the number of synthetic records released.
     rho_budget: for mechanisms that choose their measurements' noise from earlier outputs
@@ -343,6 +351,12 @@ class CentralRelease:
   def pure(self) -> bool:
     """Whether every measurement is pure DP (no Gaussian) and the noise was fixed in advance."""
     return self.rho_budget is None and all(m.kind != zcdp.GAUSSIAN for m in self.measurements)
+
+  @property
+  def gaussian(self) -> bool:
+    """Whether every measurement is Gaussian and the noise was fixed in advance (then they
+    compose exactly into one Gaussian mechanism, `accounting.gaussian_composition_epsilon`)."""
+    return self.rho_budget is None and all(m.kind == zcdp.GAUSSIAN for m in self.measurements)
 
   def as_dict(self) -> dict:
     return {

@@ -322,10 +322,14 @@ class PrivacyReport:
       for m in self.release.measurements:
         counts[m.kind] = counts.get(m.kind, 0) + m.count
       made = ", ".join(f"{c} {k}" for k, c in sorted(counts.items()))
+      accounted = (
+        "composed exactly (analytic Gaussian)"
+        if "gaussian_epsilon" in self.components
+        else f"zCDP rho = {self.components['zcdp_rho']:.4g}"
+      )
       lines.append(
         f"  central mechanism {self.release.mechanism}: {made} measurements of "
-        f"{self.num_records} records, zCDP rho = "
-        f"{self.components['zcdp_rho']:.4g}; {self.release.num_samples} synthetic "
+        f"{self.num_records} records, {accounted}; {self.release.num_samples} synthetic "
         "records (post-processing)"
       )
     else:

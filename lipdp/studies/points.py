@@ -17,8 +17,10 @@ row: the point's fields, the privacy headline and every metric of
   dpsgd-vae          scope dp-sgd, records sampled from the prior (DP-SGD VAE baseline)
   vae                the VAE trained without DP, sampled from its prior (scope 'none': no
                      guarantee, epsilon = inf)
-  <name>             any method of `lipdp.methods` by its name: a central baseline (mst, aim,
-                     private_measure, ...) or a reference without a guarantee (copy_train)
+  <name>             any method of `lipdp.methods` by its name, or with dashes for its
+                     underscores: a central baseline (mst, aim, private_measure, dp-merf, ...;
+                     its settings as overrides, e.g. {"dp_merf.num_steps": 1000}) or a
+                     reference without a guarantee (copy_train)
 
 Sweep points seed the noise (reproducible, and the reports say so): they are a study of the
 mechanism, not releases.
@@ -154,12 +156,12 @@ def make_config(p: Mapping[str, Any], config_file: str):
       config.total_epsilon = float(p["epsilon"])
     elif config.scope != spec_lib.NO_GUARANTEE:
       config.epsilon = float(p["epsilon"])
-  elif method in methods.names(methods.CENTRAL):  # --config.method=mst|aim|...
-    config.method = method
+  elif method_name(method) in methods.names(methods.CENTRAL):  # --config.method=mst|...
+    config.method = method_name(method)
     config.scope = "dp-measurements"
     config.epsilon = float(p["epsilon"])
-  elif method in methods.names(methods.REFERENCE):
-    config.method = method
+  elif method_name(method) in methods.names(methods.REFERENCE):
+    config.method = method_name(method)
     config.scope = spec_lib.NO_GUARANTEE
   else:
     raise ValueError(
@@ -172,6 +174,12 @@ def make_config(p: Mapping[str, Any], config_file: str):
   config.noise_seed = int(p["seed"])  # a study: reproducible noise, and the report says so
   config.evaluation.seed = int(p["seed"])
   return config
+
+
+def method_name(method: str) -> str:
+  """The registry name of a point's method: itself, or with underscores for its dashes
+  ('dp-merf' runs --config.method=dp_merf)."""
+  return method if methods.get(method) else method.replace("-", "_")
 
 
 def make_spec(p: Mapping[str, Any], config_file: str) -> spec_lib.Spec:

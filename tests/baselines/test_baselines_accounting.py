@@ -10,6 +10,7 @@ import json
 import math
 
 import dp_accounting
+from dp_accounting.pld import pld_privacy_accountant
 from dp_accounting.rdp import rdp_privacy_accountant
 import numpy as np
 import pytest
@@ -161,6 +162,39 @@ def test_pure_release_takes_the_basic_composition():
   assert report.headline == privacy.accounting.HEADLINE_CENTRAL_PURE
   assert report.components["pure_epsilon"] <= report.components["zcdp_epsilon"]
   report.verify(rtol=0.0)
+
+
+def _pld_epsilon(events, delta):
+  """dp_accounting's PLD accountant; a GaussianDpEvent(s) there is N(0, s^2) at sensitivity 1."""
+  accountant = pld_privacy_accountant.PLDAccountant(value_discretization_interval=1e-4)
+  accountant.compose(dp_accounting.ComposedDpEvent(list(events)))
+  return accountant.get_epsilon(delta)
+
+
+def test_gaussian_measurements_compose_exactly():
+  """All-Gaussian measurements with noise fixed in advance (DP-MERF): the exact composition,
+  equal to dp_accounting's PLD of the same Gaussians and below the zCDP conversion."""
+  one = privacy.NoisyMeasurement("gaussian", 2.5e-3, math.sqrt(2.0) / 1000, 1, "mean_embedding")
+  report = _report(privacy.CentralRelease("dp_merf", [one], 1000))
+  assert report.headline == privacy.accounting.HEADLINE_CENTRAL_GAUSSIAN
+  assert report.epsilon == privacy.gaussian_epsilon(2.5e-3, math.sqrt(2.0) / 1000, 1e-5)
+  pld = _pld_epsilon([dp_accounting.GaussianDpEvent(2.5e-3 / (math.sqrt(2.0) / 1000))], 1e-5)
+  assert report.epsilon == pytest.approx(pld, rel=1e-3)
+  assert report.epsilon <= pld * (1 + 1e-9)  # PLD's pessimistic grid: never below the exact
+  assert report.epsilon < report.components["zcdp_epsilon"]
+  report.verify(rtol=0.0)
+  # Two groups, one applied four times: one Gaussian with mu^2 = sum count (Delta / sigma)^2.
+  two = [one, privacy.NoisyMeasurement("gaussian", 40.0, math.sqrt(2.0), 4)]
+  report = _report(privacy.CentralRelease("x", two, 1000))
+  events = [dp_accounting.GaussianDpEvent(2.5e-3 / (math.sqrt(2.0) / 1000))] + [
+    dp_accounting.GaussianDpEvent(40.0 / math.sqrt(2.0))
+  ] * 4
+  assert report.epsilon == pytest.approx(_pld_epsilon(events, 1e-5), rel=1e-3)
+  # Adaptive noise (a budget) is not a fixed Gaussian composition: the zCDP budget stays.
+  budgeted = privacy.CentralRelease("x", two, 1000, rho_budget=1.0)
+  assert _report(budgeted).headline == privacy.accounting.HEADLINE_CENTRAL_ZCDP
+  # The exponential mechanism of MST is not Gaussian: MST keeps the zCDP headline.
+  assert _report(MST_LIKE).headline == privacy.accounting.HEADLINE_CENTRAL_ZCDP
 
 
 def test_tampering_and_misuse_are_refused():

@@ -58,7 +58,7 @@ def _check_private_release(release, epsilon, n):
 
 
 def test_registry_and_common_signature():
-  assert set(baselines.BASELINES) == {"mst", "aim", "private_measure", "copy_train"}
+  assert set(baselines.BASELINES) == {"mst", "aim", "private_measure", "dp_merf", "copy_train"}
   for name, fit in baselines.BASELINES.items():
     params = inspect.signature(fit).parameters
     for arg in ("epsilon", "delta", "seed"):

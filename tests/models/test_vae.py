@@ -200,3 +200,12 @@ def test_the_elbo_reads_the_models_numeric_likelihood():
   expected = likelihood.negative_log_likelihood(logits, x, blocks, numeric_bins=8)
   np.testing.assert_allclose(nll, expected, rtol=1e-6)
   assert loss.shape == (2,)
+
+
+def test_auto_decoding_samples_tables_and_takes_the_mean_of_images():
+  table = (Block("age", "numeric", 0, 1), Block("job", "categorical", 1, 3))
+  assert likelihood.resolve_decoding("auto", table) == "sample"
+  assert likelihood.resolve_decoding("auto", BLOCKS) == "mean"  # BLOCKS holds an image
+  assert likelihood.resolve_decoding("sample", BLOCKS) == "sample"
+  with pytest.raises(ValueError, match="decoding must be one of"):
+    likelihood.resolve_decoding("mode", table)
