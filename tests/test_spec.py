@@ -147,9 +147,7 @@ def test_the_sweeps_reference_vae_is_the_prior_method_without_a_guarantee():
 def test_a_field_that_is_no_setting_is_refused_and_a_missing_one_takes_its_default():
   config = spec_lib.base_config()
   config.train.dp_clip = "ghost"  # e.g. a misspelt field, or one added to a config only
-  with pytest.raises(
-    spec_lib.SettingError, match=r"no setting of lipdp.spec: \[.train.dp_clip.\]"
-  ):
+  with pytest.raises(spec_lib.SettingError, match=r"no setting of lipdp.spec: \[.train.dp_clip.\]"):
     spec_lib.from_config(config)
   config = spec_lib.base_config()
   del config["method_options"]  # a config of an earlier layout
