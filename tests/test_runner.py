@@ -470,7 +470,18 @@ def test_a_reference_without_a_guarantee_writes_only_its_evaluation(tmp_path):
   """Scope 'none' (the VAE trained without DP, sampled from its prior): no release folder, no
   report, no epsilon anywhere; its evaluation and settings only."""
   config = _config(
-    **{"method": "prior", "scope": "none", "train.num_steps": 5, "evaluation.enabled": True}
+    **{
+      "dataset": "breast_cancer",  # a table: its evaluation is quick
+      "method": "prior",
+      "scope": "none",
+      "train.num_steps": 5,
+      "train.batch_size": 16,
+      "model.latent_dim": 4,
+      "model.style_dim": 0,
+      "model.encoder_hidden": (16,),
+      "model.decoder_hidden": (16,),
+      "evaluation.enabled": True,
+    }
   )
   result = _run(config, str(tmp_path))
   assert result.report is None and result.release_dir is None and result.plan is None

@@ -376,8 +376,6 @@ def _synthesize(args) -> int:
       "give --epsilon or --total-epsilon, not both (--total-epsilon sets the "
       "release's share itself)"
     )
-  if args.public_data is not None and args.scope != "public":
-    raise CliError("--public-data is for --scope public")
   _check_input_file(args.data, "--data")
   _check_input_file(args.schema, "--schema")
   if args.public_data is not None:
@@ -401,7 +399,7 @@ def _synthesize(args) -> int:
     result.data.domain,
     result.synthetic_records,
     column_order=result.data.source_info.get("column_order"),
-    delimiter=args.delimiter or ",",
+    **{k: v for k, v in _csv_kwargs(args).items() if k == "delimiter"},  # the input's
   )
   result.report.save(args.report)
   covers = console.coverage(result.report)

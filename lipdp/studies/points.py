@@ -34,6 +34,7 @@ import shutil
 from typing import Any, Dict, Iterable, Mapping, Optional, Sequence
 
 from lipdp import methods
+from lipdp import privacy
 from lipdp import runner
 from lipdp import spec as spec_lib
 from lipdp.studies import results
@@ -152,7 +153,7 @@ def make_config(p: Mapping[str, Any], config_file: str):
   if method in VAE_METHODS:
     for key, value in VAE_METHODS[method].items():
       _set(config, key, value)
-    if config.scope == "dp-sgd":
+    if config.scope == privacy.Scope.DP_SGD.value:  # one end-to-end budget
       config.total_epsilon = float(p["epsilon"])
     elif config.scope != spec_lib.NO_GUARANTEE:
       config.epsilon = float(p["epsilon"])
