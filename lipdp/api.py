@@ -131,7 +131,7 @@ def table_spec(
   overrides = dict(config_overrides or {})
   if schema_setting is None:
     overrides["data_options.schema"] = dict(schema)
-  return table_options.table_spec(
+  spec = table_options.table_spec(
     dataset,
     schema_setting,
     options,
@@ -139,6 +139,14 @@ def table_spec(
     table=rows,
     config_overrides=overrides,
   )
+  if spec.privacy is None:  # what it returns is for release: never a table without a guarantee
+    raise spec_lib.SettingError(
+      f"lipdp.synthesize returns a synthetic table for release, under a guarantee; "
+      f"{spec_lib.setting('scope', spec_lib.NO_GUARANTEE)} (a reference without one, such as "
+      "copy_train) runs through the main job or the sweeps, which release nothing",
+      table_options.python_naming,
+    )
+  return spec
 
 
 def evaluate(

@@ -196,10 +196,10 @@ def _figure(spec, data, synthetic_records, report, workdir) -> None:
   rng = np.random.default_rng(0)  # which real records to show: a display choice, not noise
   real = data.train[rng.choice(len(data.train), min(num, len(data.train)), replace=False)]
   if report is None:
-    title = f"{spec.data.dataset}: no privacy guarantee ({spec.method.name}, a reference)"
+    title = f"{data.name}: no privacy guarantee ({spec.method.name}, a reference)"
   else:
     title = (
-      f"{spec.data.dataset}: epsilon={report.epsilon:.3g} ({report.headline}), "
+      f"{data.name}: epsilon={report.epsilon:.3g} ({report.headline}), "
       f"delta={report.delta:g}, scope={report.scope.value}"
     )
   if isinstance(domain, data_lib.ImageDomain):

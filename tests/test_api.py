@@ -13,8 +13,10 @@ import pandas as pd
 import pytest
 
 import lipdp
+from lipdp import api
 from lipdp import privacy
 from lipdp import release as release_lib
+from lipdp import runner
 from lipdp import spec as spec_lib
 
 SCHEMA = {
@@ -119,4 +121,20 @@ def test_the_checks_are_the_commands_before_anything_is_written(tmp_path, schema
     lipdp.synthesize(_people(), schema_file, total_epsilon=1.0, delta=1e-5, workdir="x")
   with pytest.raises(TypeError, match="needs delta="):
     lipdp.synthesize(_people(), schema_file, epsilon=1.0, workdir="x")
+  # What it returns is for release: a reference without a guarantee is refused, as the command
+  # does not offer it.
+  with pytest.raises(spec_lib.SettingError, match="^method 'copy_train' publishes the private"):
+    lipdp.synthesize(_people(), schema_file, method="copy_train", delta=1e-5, workdir="x")
+  with pytest.raises(spec_lib.SettingError, match="returns a synthetic table for release"):
+    lipdp.synthesize(_people(), schema_file, method="prior", scope="none", delta=1e-5, workdir="x")
   assert not os.path.exists("x")
+
+
+def test_the_tables_digest_names_it_in_the_settings_only(schema_file):
+  """The digest is a function of the private records: config.json (private) records it, the
+  console and the figure show 'a table in memory'."""
+  spec = api.table_spec(_people(), schema_file, epsilon=1.0, delta=1e-5)
+  digest = spec.data.dataset
+  assert digest.startswith("table:") and len(digest) == len("table:") + 16
+  data = runner.load_data(spec.data)
+  assert data.name == "a table in memory" and digest[6:] not in repr(data.source_info)

@@ -217,6 +217,7 @@ class Loaded:
   labels: Optional[np.ndarray] = None  # class indices, or None
   notes: Tuple[str, ...] = ()  # caveats every release of the data set must carry
   source_info: Dict[str, Any] = dataclasses.field(default_factory=dict)
+  name: Optional[str] = None  # how the data set is shown, when not by the name it was asked by
 
 
 @dataclasses.dataclass(frozen=True)
@@ -338,8 +339,12 @@ def _load_table(request: Request) -> Loaded:
     )
   domain = sources.load_schema(_require_schema(request.name, request.options))
   if sources.table_digest(rows) != request.argument:
-    raise ValueError(f"the table in memory does not have the digest of {request.name!r}")
-  return _load_csv_rows(request, domain, rows)
+    raise ValueError("the table in memory does not have the digest its name says")
+  loaded = _load_csv_rows(request, domain, rows)
+  # Shown as a table in memory, never by its digest: the digest is a function of the private
+  # records (with the others known, it could confirm a guess of one), so it stays in config.json.
+  loaded.name = "a table in memory"
+  return loaded
 
 
 def _load_npz(request: Request) -> Loaded:
@@ -429,7 +434,8 @@ SOURCES: Dict[str, Entry] = {
     _load_table,
     "table",
     ("schema", "strict", "table"),
-    "a table in memory, given to lipdp.synthesize (the name holds its digest)",
+    "a table in memory, given to lipdp.synthesize (the name holds its digest, which only the "
+    "private config.json records; the data set is shown as 'a table in memory')",
   ),
 }
 
@@ -501,7 +507,7 @@ def load_dataset(
     train_labels=None if labels is None else labels[train_idx],
     holdout_labels=None if labels is None else labels[holdout_idx],
     domain=loaded.domain,
-    name=name,
+    name=loaded.name or name,
     split_seed=int(split_seed),
     holdout_fraction=float(holdout_fraction),
     notes=loaded.notes,
