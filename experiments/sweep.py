@@ -58,15 +58,16 @@ flags.mark_flags_as_required(["sweep", "results"])
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
-  if not 0 <= FLAGS.task_index < FLAGS.num_tasks:
-    raise app.UsageError(f"task_index must be in [0, {FLAGS.num_tasks}), got {FLAGS.task_index}")
   points = points_lib.load_sweep(FLAGS.sweep)
   points_lib.check_unique_ids(points)
   try:
     points = points_lib.select(points, FLAGS.only)
   except ValueError as e:
     raise app.UsageError(str(e)) from e
-  mine = [p for i, p in enumerate(points) if i % FLAGS.num_tasks == FLAGS.task_index]
+  try:
+    mine = points_lib.shard(points, FLAGS.task_index, FLAGS.num_tasks)
+  except ValueError as e:
+    raise app.UsageError(str(e)) from e
   done = results.completed_ids(FLAGS.results)
   todo = [p for p in mine if p["id"] not in done]
   print(

@@ -469,9 +469,25 @@ def test_label_loss_weight_and_plain_encoder_settings_are_checked(tmp_path):
 def test_a_reference_without_a_guarantee_writes_only_its_evaluation(tmp_path):
   """Scope 'none' (the VAE trained without DP, sampled from its prior): no release folder, no
   report, no epsilon anywhere; its evaluation and settings only."""
+  table = tmp_path / "t.csv"
+  rng = np.random.default_rng(0)
+  table.write_text("x,y\n" + "".join(f"{x:.3f},{int(x > 0.5)}\n" for x in rng.random(100)))
+  schema = tmp_path / "s.json"
+  schema.write_text(
+    json.dumps(
+      {
+        "label_column": "y",
+        "columns": [
+          {"name": "x", "type": "numeric", "low": 0, "high": 1},
+          {"name": "y", "type": "categorical", "categories": [0, 1]},
+        ],
+      }
+    )
+  )
   config = _config(
     **{
-      "dataset": "breast_cancer",  # a table: its evaluation is quick
+      "dataset": f"csv:{table}",  # a small table: its evaluation and figure are quick
+      "schema": str(schema),
       "method": "prior",
       "scope": "none",
       "train.num_steps": 5,
@@ -483,16 +499,17 @@ def test_a_reference_without_a_guarantee_writes_only_its_evaluation(tmp_path):
       "evaluation.enabled": True,
     }
   )
-  result = _run(config, str(tmp_path))
+  workdir = tmp_path / "run"
+  result = _run(config, str(workdir))
   assert result.report is None and result.release_dir is None and result.plan is None
-  assert not os.path.exists(tmp_path / "release")
+  assert not os.path.exists(workdir / "release")
   assert len(result.synthetic_records) == len(result.data.train)
-  metrics = json.load(open(tmp_path / "evaluation.json"))
+  metrics = json.load(open(workdir / "evaluation.json"))
   assert "tstr/logreg" in metrics and not any(k.startswith("meta/privacy_e") for k in metrics)
-  recorded = json.load(open(tmp_path / "config.json"))
+  recorded = json.load(open(workdir / "config.json"))
   assert recorded["scope"] == "none" and recorded["epsilon"] is None
   # It is the same VAE the main job trains; only the release differs.
-  assert result.model is not None and os.path.isdir(tmp_path / "checkpoints")
-  summary = console.run_summary(result, str(tmp_path))
+  assert result.model is not None and os.path.isdir(workdir / "checkpoints")
+  summary = console.run_summary(result, str(workdir))
   assert "No privacy guarantee: method 'prior' in scope 'none'" in summary
   assert "release/" not in summary and "epsilon =" not in summary

@@ -81,26 +81,29 @@ def test_rows_with_numpy_values_are_written_as_plain_json(tmp_path):
 
 def test_shards_partition_the_sweep(tmp_path):
   spec = os.path.join(ROOT, "experiments/sweeps/knobs.py:screen-quick")
-  listed = []
-  for task in range(3):
-    out = subprocess.run(
-      [
-        sys.executable,
-        os.path.join(ROOT, "experiments/sweep.py"),
-        f"--sweep={spec}",
-        f"--results={tmp_path / 'r.jsonl'}",
-        "--list",
-        f"--task_index={task}",
-        "--num_tasks=3",
-      ],
-      check=True,
-      capture_output=True,
-      text=True,
-    ).stdout
-    listed.append([l.strip() for l in out.splitlines() if l.startswith("  ")])
-  ids = [p["id"] for p in sweep_lib.load_sweep(spec)]
+  points = sweep_lib.load_sweep(spec)
+  listed = [[p["id"] for p in sweep_lib.shard(points, task, 3)] for task in range(3)]
+  ids = [p["id"] for p in points]
   assert sorted(sum(listed, [])) == sorted(ids)
   assert all(len(part) >= len(ids) // 3 for part in listed)
+  # The command lists the same shard.
+  out = subprocess.run(
+    [
+      sys.executable,
+      os.path.join(ROOT, "experiments/sweep.py"),
+      f"--sweep={spec}",
+      f"--results={tmp_path / 'r.jsonl'}",
+      "--list",
+      "--task_index=1",
+      "--num_tasks=3",
+    ],
+    check=True,
+    capture_output=True,
+    text=True,
+  ).stdout
+  assert [line.strip() for line in out.splitlines() if line.startswith("  ")] == listed[1]
+  with pytest.raises(ValueError, match="task_index must be in"):
+    sweep_lib.shard(points, 3, 3)
 
 
 def test_only_selects_points_by_id_pattern():

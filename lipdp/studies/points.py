@@ -123,6 +123,13 @@ def select(points: Sequence[Mapping[str, Any]], patterns: Sequence[str]) -> list
   return [p for p in points if any(fnmatch.fnmatchcase(p["id"], pat) for pat in patterns)]
 
 
+def shard(points: Sequence[Mapping[str, Any]], task_index: int, num_tasks: int) -> list:
+  """The points of one task of an array job: point i belongs to task i % num_tasks."""
+  if not 0 <= task_index < num_tasks:
+    raise ValueError(f"task_index must be in [0, {num_tasks}), got {task_index}")
+  return [p for i, p in enumerate(points) if i % num_tasks == task_index]
+
+
 def point_fields(p: Mapping[str, Any]) -> Dict[str, Any]:
   return {
     "sweep": p["sweep"],
