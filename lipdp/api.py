@@ -120,8 +120,9 @@ def table_spec(
 ) -> spec_lib.Spec:
   """The spec `synthesize` runs (the same as `lipdp synthesize`'s for the same options, but
   for its data set: a table in memory, named by its digest)."""
-  if options.get("delta") is None:
-    raise TypeError("synthesize() needs delta= (well below 1/n, e.g. 1e-6)")
+  for option in table_options.OPTIONS:
+    if option.required and options.get(option.name) is None:
+      raise TypeError(f"synthesize() needs {option.name}= ({option.help})")
   if isinstance(schema, Mapping):
     schema_setting = None  # a dict is not a setting of the config layout: the loader gets it
   else:

@@ -26,6 +26,7 @@ class Option:
     type: how the command line parses its value (bool: a switch).
     flag: the command-line flag, when not the dashed name.
     invert: a switch that sets the setting to False (--no-evaluation).
+    required: it must be given (its setting's default is no answer for a private table).
   """
 
   name: str
@@ -34,6 +35,7 @@ class Option:
   type: Callable = str
   flag: Optional[str] = None
   invert: bool = False
+  required: bool = False
 
   @property
   def cli_flag(self) -> str:
@@ -59,7 +61,7 @@ OPTIONS = (
     "one end-to-end epsilon for DP-SGD training and the release (scope dp-sgd)",
     float,
   ),
-  Option("delta", "delta", "delta, well below 1/n (e.g. 1e-6)", float),
+  Option("delta", "delta", "delta, well below 1/n (e.g. 1e-6)", float, required=True),
   Option(
     "scope",
     "scope",

@@ -892,6 +892,8 @@ def test_method_offers_every_method_that_releases_under_a_guarantee():
   (method,) = [a for a in synth._actions if a.dest == "method"]  # pylint: disable=protected-access
   assert list(method.choices) == ["lipdp", "prior", "mst", "aim", "private_measure", "dp_merf"]
   assert "copy_train" not in method.choices  # a reference without a guarantee is no release
+  (delta,) = [a for a in synth._actions if a.dest == "delta"]  # pylint: disable=protected-access
+  assert delta.required  # delta is chosen against n: never a silent default
   with pytest.raises(SystemExit):
     parser.parse_args(["synthesize", "--data", "d", "--schema", "s", "--delta", "1e-6",
                        "--out", "o", "--report", "r", "--method", "copy_train"])  # fmt: skip

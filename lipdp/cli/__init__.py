@@ -168,7 +168,9 @@ def build_parser() -> argparse.ArgumentParser:
       kwargs["choices"] = methods.releasing_names()
     elif option.name == "scope":
       kwargs["choices"] = SCOPES
-    if option.key is not None and option.name not in ("method", "scope", "epsilon"):
+    if option.required:
+      kwargs["required"] = True
+    elif option.key is not None and option.name not in ("method", "scope", "epsilon"):
       if option.type is not bool and table_options.default(option.name) is not None:
         kwargs["help"] += f" (default {table_options.default(option.name)})"
     if option.type is bool:

@@ -129,6 +129,7 @@ def column_marginals_figure(
     figsize=(4.2 * cols, sum(height)),
     squeeze=False,
     gridspec_kw={"height_ratios": height},
+    layout="constrained",  # room for the suptitle and the tick labels
   )
   for ax in axes.ravel():
     ax.axis("off")
@@ -158,7 +159,6 @@ def column_marginals_figure(
   axes[0, 0].legend(fontsize=7)
   if title:
     fig.suptitle(title, fontsize=9)
-  fig.tight_layout()
   return fig
 
 
