@@ -132,9 +132,10 @@ def base_config() -> ml_collections.ConfigDict:
   c.train.beta = 1.0
   # Weight of the label's cross-entropy in the ELBO (data sets with a label only). Under DP-SGD a
   # label term of weight 1 next to hundreds of pixel terms is drowned by the noise, and the
-  # decoded label stops agreeing with the decoded image; a weight near the image term's size
-  # keeps them together. A training choice: no privacy cost.
-  c.train.label_loss_weight = 1.0
+  # decoded label stops agreeing with the decoded image. None: image pixels / 16, at least 1
+  # (4 on digits, 49 on MNIST, 1 for tables; chosen on digits, lipdp.pipeline.
+  # default_label_loss_weight). A training choice: no privacy cost.
+  c.train.label_loss_weight = placeholder(float)
   # Exponential moving average of the weights, with this decay (0 = off): the released model is
   # the average of the iterates, which averages out much of DP-SGD's noise (post-processing;
   # De et al. 2022).
@@ -167,4 +168,7 @@ def base_config() -> ml_collections.ConfigDict:
   c.evaluation.enabled = True
   c.evaluation.fast = False  # True skips the MLP and CNN downstream models
   c.evaluation.seed = 0
+  # Method 'lipdp' only: also evaluate records decoded from prior latents by the same weights
+  # (under "prior_sampling/" in evaluation.json): what the per-record release adds.
+  c.evaluation.compare_prior = False
   return c

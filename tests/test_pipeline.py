@@ -9,6 +9,7 @@ import jax
 import numpy as np
 import pytest
 
+from lipdp import data as data_lib
 from lipdp import nn as lnn
 from lipdp import pipeline
 from lipdp import privacy
@@ -459,3 +460,24 @@ def test_label_loss_weight_and_plain_encoder_settings_are_checked(tmp_path):
   with pytest.raises(ValueError, match="label_loss_weight must be positive"):
     pipeline.run(config, str(tmp_path / "zero"), progress_bar=False)
   assert not os.path.exists(tmp_path / "zero")
+
+
+def test_the_default_label_weight_scales_with_the_pixels():
+  digits = data_lib.load_dataset("digits")
+  assert pipeline.default_label_loss_weight(digits.domain) == 4.0
+  config = _config()
+  assert config.train.label_loss_weight is None
+  assert pipeline.block_weights(config, digits.domain) == {"label": 4.0}
+  config.train.label_loss_weight = 1.0
+  assert pipeline.block_weights(config, digits.domain) is None
+
+
+def test_compare_prior_evaluates_the_same_weights_sampled_from_the_prior(tmp_path):
+  config = _config(
+    **{"evaluation.enabled": True, "evaluation.fast": True, "evaluation.compare_prior": True}
+  )
+  result = pipeline.run(config, str(tmp_path / "run"), progress_bar=False)
+  assert "prior_sampling/tstr/logreg" in result.metrics
+  assert 0.0 <= result.metrics["prior_sampling/tstr/logreg"] <= 1.0
+  with open(tmp_path / "run" / "evaluation.json") as f:
+    assert "prior_sampling/tstr/logreg" in json.load(f)

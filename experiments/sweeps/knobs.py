@@ -19,6 +19,10 @@ Sweeps are data: `get_sweep(name)` returns the points; `experiments/sweep.py` ru
                   in the record and 50 in the loss, 16 latents, a 512-256 encoder, 256 records
                   per step, 1,500 steps), then one knob at a time back towards the old setting;
                   lipdp's own releases trained with the recipe.
+  release-design-mnist  mnist_idx, the recipe with the style latent: lipdp's release against
+                  the same weights sampled from the prior (evaluation.compare_prior), over the
+                  design space of the release (central share and calibration, latent size, k,
+                  the label's weight in the record, weight averaging), at total epsilon 10 and 1.
 """
 
 import os
@@ -159,5 +163,34 @@ def get_sweep(name: str):
       point(sweep, method, "mnist_idx", 10.0, 0, {**RECIPE, **over}, tag)
       for tag, (method, over) in releases.items()
     ]
+    return points
+  if name == "release-design-mnist":
+    sweep = "knobs-release-design-mnist"
+    base = {**RECIPE, "model.style_dim": 8, "evaluation.compare_prior": True}
+    designs = {
+      "shuffled_share0.1": ("lipdp-shuffled", {"release_share": 0.1}),
+      "shuffled_share0.03": ("lipdp-shuffled", {"release_share": 0.03}),
+      "shuffled_share0.3": ("lipdp-shuffled", {"release_share": 0.3}),
+      "per_record_share0.2": ("lipdp-e2e", {"release_share": 0.2}),
+      "shuffled_share0.1_latent4": (
+        "lipdp-shuffled",
+        {"release_share": 0.1, "model.latent_dim": 4},
+      ),
+      "shuffled_share0.1_k4": ("lipdp-shuffled", {"release_share": 0.1, "k": 4}),
+      "shuffled_share0.1_label15": ("lipdp-shuffled", {"release_share": 0.1, "label_weight": 15.0}),
+      "shuffled_share0.1_avg": (
+        "lipdp-shuffled",
+        {"release_share": 0.1, "train.average_decay": 0.999},
+      ),
+    }
+    points = [
+      point(sweep, method, "mnist_idx", 10.0, 0, {**base, **over}, tag)
+      for tag, (method, over) in designs.items()
+    ]
+    for method, over, tag in (
+      ("lipdp-shuffled", {"release_share": 0.1}, "shuffled_share0.1"),
+      ("dpsgd-vae", {}, "recipe"),
+    ):
+      points.append(point(sweep, method, "mnist_idx", 1.0, 0, {**base, **over}, tag))
     return points
   raise ValueError(f"unknown knob sweep {name!r}")

@@ -550,6 +550,7 @@ def fit(
   report = base.central_report(
     event,
     domain=_domain_text(domain),
+    domain_description=domain.describe(),
     delta=delta,
     num_records=n,
     seed=seed,
