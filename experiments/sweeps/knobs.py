@@ -19,6 +19,10 @@ Sweeps are data: `get_sweep(name)` returns the points; `experiments/sweep.py` ru
                   in the record and 50 in the loss, 16 latents, a 512-256 encoder, 256 records
                   per step, 1,500 steps), then one knob at a time back towards the old setting;
                   lipdp's own releases trained with the recipe.
+  dpsgd-path-mnist  mnist_idx at total epsilon 10, the DP-SGD VAE: from the old frontier
+                  setting (frontier.py:mnist_idx_cpu) to the recipe, one change at a time,
+                  cumulatively (label loss weight, label weight in the record, records per
+                  step, steps).
   release-design-mnist  mnist_idx, the recipe with the style latent: lipdp's release against
                   the same weights sampled from the prior (evaluation.compare_prior), over the
                   design space of the release (central share and calibration, latent size, k,
@@ -163,6 +167,26 @@ def get_sweep(name: str):
       point(sweep, method, "mnist_idx", 10.0, 0, {**RECIPE, **over}, tag)
       for tag, (method, over) in releases.items()
     ]
+    return points
+  if name == "dpsgd-path-mnist":
+    sweep = "knobs-dpsgd-path-mnist"
+    old = {
+      "model.decoder": "mlp",
+      "train.num_steps": 600,
+      "train.label_loss_weight": 1.0,
+      "evaluation.fast": True,
+    }
+    steps = (
+      ("0_old_setting", {}),
+      ("1_label_loss49", {"train.label_loss_weight": 49.0}),
+      ("2_label_weight5", {"label_weight": 5.0}),
+      ("3_q0.032", {"train.dp_sampling_rate": 0.032}),
+      ("4_steps1500", {"train.num_steps": 1500}),
+    )
+    points, over = [], dict(old)
+    for tag, change in steps:
+      over = {**over, **change}
+      points.append(point(sweep, "dpsgd-vae", "mnist_idx", 10.0, 0, dict(over), tag))
     return points
   if name == "release-design-mnist":
     sweep = "knobs-release-design-mnist"
