@@ -23,6 +23,8 @@ End to end, with the DP-SGD recipe (docs/results.md, "The DP-SGD recipe study") 
              conditional scope and the non-private VAE as reference lines; the recipe's model
              (16 latents, a 512-256 encoder, 8 style latents, label weight 5 in the record),
              1,500 DP-SGD steps of 256 expected records
+  digits_e2e  digits (the public proxy: what ./run.sh would release end to end), epsilon 1 and
+             10, three seeds, the quick variant's 500 steps
   bank_e2e, breast_cancer_e2e  the tables at epsilon 1 and 10, three seeds: the same methods
              (MST and AIM are in results/baselines.jsonl)
 
@@ -82,6 +84,7 @@ E2E_METHODS = {
 }
 E2E_SETTINGS = {
   "mnist_idx_e2e": ("mnist_idx", (1.0, 2.0, 5.0, 10.0), (0, 1, 2), _MNIST_RECIPE),
+  "digits_e2e": ("quick", (1.0, 10.0), (0, 1, 2), {"evaluation.fast": True}),
   "bank_e2e": ("bank", (1.0, 10.0), (0, 1, 2), {"evaluation.fast": True}),
   "breast_cancer_e2e": ("breast_cancer", (1.0, 10.0), (0, 1, 2), {"evaluation.fast": True}),
 }
