@@ -23,6 +23,9 @@ Sweeps are data: `get_sweep(name)` returns the points; `experiments/sweep.py` ru
                   setting (frontier.py:mnist_idx_cpu) to the recipe, one change at a time,
                   cumulatively (label loss weight, label weight in the record, records per
                   step, steps).
+  decoding-bank   bank-marketing at total epsilon 10, lipdp-e2e and the DP-SGD VAE, three
+                  seeds: records drawn from the decoder's likelihood (binned numeric columns)
+                  against the old decoding (each category's mode, a Gaussian column's mean).
   release-design-mnist  mnist_idx, the recipe with the style latent: lipdp's release against
                   the same weights sampled from the prior (evaluation.compare_prior), over the
                   design space of the release (central share and calibration, latent size, k,
@@ -168,6 +171,19 @@ def get_sweep(name: str):
       for tag, (method, over) in releases.items()
     ]
     return points
+  if name == "decoding-bank":
+    sweep = "knobs-decoding-bank"
+    settings = {
+      "sample_bins32": {"decoding": "sample", "model.numeric_bins": 32},
+      "mean_gaussian": {"decoding": "mean", "model.numeric_bins": 0},
+      "sample_gaussian": {"decoding": "sample", "model.numeric_bins": 0},
+    }
+    return [
+      point(sweep, method, "bank", 10.0, seed, {**over, "evaluation.fast": True}, tag)
+      for method in ("lipdp-e2e", "dpsgd-vae")
+      for tag, over in settings.items()
+      for seed in (0, 1, 2)
+    ]
   if name == "dpsgd-path-mnist":
     sweep = "knobs-dpsgd-path-mnist"
     old = {
