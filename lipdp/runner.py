@@ -145,7 +145,7 @@ def run(spec: spec_lib.Spec, workdir: str, *, progress: bool = False) -> RunResu
       log.warning("%s", warning)
       warnings.append(warning)
 
-  metrics = _evaluate(spec, workdir, data, made.records, made.report, timings)
+  metrics = _evaluate(spec, workdir, data, made, timings)
   _figure(spec, data, made.records, made.report, workdir)
   timings["total_s"] = time.time() - start
   return RunResult(
@@ -164,20 +164,28 @@ def run(spec: spec_lib.Spec, workdir: str, *, progress: bool = False) -> RunResu
   )
 
 
-def _evaluate(spec, workdir, data, records, report, timings) -> Optional[dict]:
-  """lipdp.evaluation on the private holdout into workdir/evaluation.json (not private)."""
+def _evaluate(spec, workdir, data, made: methods.Generated, timings) -> Optional[dict]:
+  """lipdp.evaluation on the private holdout into workdir/evaluation.json (not private); the
+  records a method gives for comparison (`Generated.compare`) under their name."""
   if not (spec.evaluation.enabled and len(data.holdout)):
     return None
   log.info("Evaluating the release on the holdout (not private) ...")
   t0 = time.time()
-  metrics = evaluation.evaluate_release(
-    data.domain,
-    records,
-    data.train,
-    data.holdout,
-    seed=spec.evaluation.seed,
-    fast=spec.evaluation.fast,
-  )
+
+  def measure(records):
+    return evaluation.evaluate_release(
+      data.domain,
+      records,
+      data.train,
+      data.holdout,
+      seed=spec.evaluation.seed,
+      fast=spec.evaluation.fast,
+    )
+
+  metrics = measure(made.records)
+  for name, records in made.compare.items():
+    metrics.update({f"{name}/{k}": v for k, v in measure(records).items() if "/" in k})
+  report = made.report
   if report is not None:
     values = (report.epsilon, report.delta, report.scope.value, report.headline)
     metrics.update(zip(REPORT_METRICS, values))

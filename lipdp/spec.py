@@ -229,9 +229,10 @@ class TrainSpec:
   beta: float = 1.0
   # Weight of the label's cross-entropy in the ELBO (data sets with a label only). Under DP-SGD
   # a label term of weight 1 next to hundreds of pixel terms is drowned by the noise, and the
-  # decoded label stops agreeing with the decoded image; a weight near the image term's size
-  # keeps them together. A training choice: no privacy cost.
-  label_loss_weight: float = 1.0
+  # decoded label stops agreeing with the decoded image. None: image pixels / 16, at least 1 (4
+  # on digits, 49 on MNIST, 1 for tables; chosen on digits,
+  # lipdp.methods.vae.default_label_loss_weight). A training choice: no privacy cost.
+  label_loss_weight: Optional[float] = None
   # Exponential moving average of the weights, with this decay (0 = off): the released model is
   # the average of the iterates, which averages out much of DP-SGD's noise (post-processing;
   # De et al. 2022).
@@ -287,6 +288,10 @@ class EvaluationSpec:
   enabled: bool = True
   fast: bool = False  # True skips the MLP and CNN downstream models
   seed: int = 0
+  # Method 'lipdp' only (ignored otherwise): also evaluate records decoded from prior latents by
+  # the same weights (under "prior_sampling/" in evaluation.json): what the per-record release
+  # adds.
+  compare_prior: bool = False
   # Records of each kind shown in workdir/samples.png (private: it shows real records).
   num_figure_samples: int = dataclasses.field(default=32, metadata=_key("num_figure_samples"))
 
@@ -647,7 +652,7 @@ def _check_common(spec: Spec) -> None:
       f"{setting('train.dp_clipping')} must be one of {dpsgd.CLIPPING_METHODS}, got "
       f"{train.dp_clipping!r}"
     )
-  if not _positive_finite(train.label_loss_weight):
+  if train.label_loss_weight is not None and not _positive_finite(train.label_loss_weight):
     raise SettingError(
       f"{setting('train.label_loss_weight')} must be positive and finite, got "
       f"{train.label_loss_weight}"

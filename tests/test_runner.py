@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from lipdp import console
+from lipdp import data as data_lib
 from lipdp import latent_release as synth_lib
 from lipdp import nn as lnn
 from lipdp import privacy
@@ -513,3 +514,24 @@ def test_a_reference_without_a_guarantee_writes_only_its_evaluation(tmp_path):
   summary = console.run_summary(result, str(workdir))
   assert "No privacy guarantee: method 'prior' in scope 'none'" in summary
   assert "release/" not in summary and "epsilon =" not in summary
+
+
+def test_the_default_label_weight_scales_with_the_pixels():
+  digits = data_lib.load_dataset("digits")
+  assert vae.default_label_loss_weight(digits.domain) == 4.0
+  config = _config()
+  assert config.train.label_loss_weight is None
+  assert vae.block_weights(spec_lib.from_config(config), digits.domain) == {"label": 4.0}
+  config.train.label_loss_weight = 1.0
+  assert vae.block_weights(spec_lib.from_config(config), digits.domain) is None
+
+
+def test_compare_prior_evaluates_the_same_weights_sampled_from_the_prior(tmp_path):
+  config = _config(
+    **{"evaluation.enabled": True, "evaluation.fast": True, "evaluation.compare_prior": True}
+  )
+  result = _run(config, str(tmp_path / "run"))
+  assert "prior_sampling/tstr/logreg" in result.metrics
+  assert 0.0 <= result.metrics["prior_sampling/tstr/logreg"] <= 1.0
+  with open(tmp_path / "run" / "evaluation.json") as f:
+    assert "prior_sampling/tstr/logreg" in json.load(f)

@@ -21,9 +21,14 @@ SWEEPS = [
   for name in (
     "knobs.py:screen-quick",
     "knobs.py:mechanism-quick",
+    "knobs.py:dpsgd-recipe-mnist",
+    "knobs.py:release-design-mnist",
+    "knobs.py:decoding-bank",
     "frontier.py:quick",
     "frontier.py:mnist_idx",
     "frontier.py:breast_cancer",
+    "frontier.py:mnist_idx_e2e",
+    "frontier.py:bank_e2e",
   )
 ]
 

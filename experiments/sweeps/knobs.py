@@ -19,6 +19,17 @@ Sweeps are data: `get_sweep(name)` returns the points; `experiments/sweep.py` ru
                   in the record and 50 in the loss, 16 latents, a 512-256 encoder, 256 records
                   per step, 1,500 steps), then one knob at a time back towards the old setting;
                   lipdp's own releases trained with the recipe.
+  dpsgd-path-mnist  mnist_idx at total epsilon 10, the DP-SGD VAE: from the old frontier
+                  setting (frontier.py:mnist_idx_cpu) to the recipe, one change at a time,
+                  cumulatively (label loss weight, label weight in the record, records per
+                  step, steps).
+  decoding-bank   bank-marketing at total epsilon 10, lipdp-e2e and the DP-SGD VAE, three
+                  seeds: records drawn from the decoder's likelihood (binned numeric columns)
+                  against the old decoding (each category's mode, a Gaussian column's mean).
+  release-design-mnist  mnist_idx, the recipe with the style latent: lipdp's release against
+                  the same weights sampled from the prior (evaluation.compare_prior), over the
+                  design space of the release (central share and calibration, latent size, k,
+                  the label's weight in the record, weight averaging), at total epsilon 10 and 1.
 """
 
 from lipdp.studies.points import point
@@ -155,5 +166,67 @@ def get_sweep(name: str):
       point(sweep, method, "mnist_idx", 10.0, 0, {**RECIPE, **over}, tag)
       for tag, (method, over) in releases.items()
     ]
+    return points
+  if name == "decoding-bank":
+    sweep = "knobs-decoding-bank"
+    settings = {
+      "sample_bins32": {"decoding": "sample", "model.numeric_bins": 32},
+      "mean_gaussian": {"decoding": "mean", "model.numeric_bins": 0},
+      "sample_gaussian": {"decoding": "sample", "model.numeric_bins": 0},
+    }
+    return [
+      point(sweep, method, "bank", 10.0, seed, {**over, "evaluation.fast": True}, tag)
+      for method in ("lipdp-e2e", "dpsgd-vae")
+      for tag, over in settings.items()
+      for seed in (0, 1, 2)
+    ]
+  if name == "dpsgd-path-mnist":
+    sweep = "knobs-dpsgd-path-mnist"
+    old = {
+      "model.decoder": "mlp",
+      "train.num_steps": 600,
+      "train.label_loss_weight": 1.0,
+      "evaluation.fast": True,
+    }
+    steps = (
+      ("0_old_setting", {}),
+      ("1_label_loss49", {"train.label_loss_weight": 49.0}),
+      ("2_label_weight5", {"label_weight": 5.0}),
+      ("3_q0.032", {"train.dp_sampling_rate": 0.032}),
+      ("4_steps1500", {"train.num_steps": 1500}),
+    )
+    points, over = [], dict(old)
+    for tag, change in steps:
+      over = {**over, **change}
+      points.append(point(sweep, "dpsgd-vae", "mnist_idx", 10.0, 0, dict(over), tag))
+    return points
+  if name == "release-design-mnist":
+    sweep = "knobs-release-design-mnist"
+    base = {**RECIPE, "model.style_dim": 8, "evaluation.compare_prior": True}
+    designs = {
+      "shuffled_share0.1": ("lipdp-shuffled", {"release_share": 0.1}),
+      "shuffled_share0.03": ("lipdp-shuffled", {"release_share": 0.03}),
+      "shuffled_share0.3": ("lipdp-shuffled", {"release_share": 0.3}),
+      "per_record_share0.2": ("lipdp-e2e", {"release_share": 0.2}),
+      "shuffled_share0.1_latent4": (
+        "lipdp-shuffled",
+        {"release_share": 0.1, "model.latent_dim": 4},
+      ),
+      "shuffled_share0.1_k4": ("lipdp-shuffled", {"release_share": 0.1, "k": 4}),
+      "shuffled_share0.1_label15": ("lipdp-shuffled", {"release_share": 0.1, "label_weight": 15.0}),
+      "shuffled_share0.1_avg": (
+        "lipdp-shuffled",
+        {"release_share": 0.1, "train.average_decay": 0.999},
+      ),
+    }
+    points = [
+      point(sweep, method, "mnist_idx", 10.0, 0, {**base, **over}, tag)
+      for tag, (method, over) in designs.items()
+    ]
+    for method, over, tag in (
+      ("lipdp-shuffled", {"release_share": 0.1}, "shuffled_share0.1"),
+      ("dpsgd-vae", {}, "recipe"),
+    ):
+      points.append(point(sweep, method, "mnist_idx", 1.0, 0, {**base, **over}, tag))
     return points
   raise ValueError(f"unknown knob sweep {name!r}")

@@ -69,6 +69,8 @@ class Generated:
     info: what the mechanism chose (a baseline's `BaselineRelease.info`): functions of the
       release or of public settings only.
     timings: seconds per stage ('train_s', 'fit_s', 'release_s').
+    compare: other records to evaluate beside the release, by name (evaluation.json holds their
+      metrics under "NAME/"): e.g. 'prior_sampling', the same weights sampled from the prior.
   """
 
   records: np.ndarray
@@ -77,6 +79,7 @@ class Generated:
   variables: Any = None
   info: Dict[str, Any] = dataclasses.field(default_factory=dict)
   timings: Dict[str, float] = dataclasses.field(default_factory=dict)
+  compare: Dict[str, np.ndarray] = dataclasses.field(default_factory=dict)
 
 
 _DESCRIPTIONS = {
