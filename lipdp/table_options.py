@@ -52,27 +52,32 @@ OPTIONS = (
   Option(
     "epsilon",
     "epsilon",
-    "the release's epsilon: per record for lipdp, central for a baseline (or --total-epsilon)",
+    "the guarantee's epsilon: end to end for lipdp and prior (DP-SGD training and the release "
+    "together, scope dp-sgd, the default); per record with --scope conditional or public, or "
+    "with --dp-noise-multiplier; central for a baseline",
     float,
   ),
   Option(
     "total_epsilon",
     "total_epsilon",
-    "one end-to-end epsilon for DP-SGD training and the release (scope dp-sgd)",
+    "one end-to-end epsilon for DP-SGD training and the release (scope dp-sgd; what --epsilon "
+    "means there by default)",
     float,
   ),
   Option("delta", "delta", "delta, well below 1/n (e.g. 1e-6)", float, required=True),
   Option(
     "scope",
     "scope",
-    "what the weights are covered by: conditional (trained on the private data without DP, NOT "
-    "covered), dp-sgd, public; dp-measurements for a baseline (default: the method's own)",
+    "what the weights are covered by: dp-sgd (trained with DP-SGD inside the one epsilon; the "
+    "default for lipdp and prior), conditional (trained on the private data without DP, NOT "
+    "covered: only when asked for), public; dp-measurements for a baseline",
   ),
   Option("k", "k", "synthetic records per private record", int),
   Option(
     "dp_noise_multiplier",
     "train.dp_noise_multiplier",
-    "DP-SGD noise multiplier (scope dp-sgd without --total-epsilon)",
+    "DP-SGD noise multiplier, fixed by hand (scope dp-sgd): --epsilon is then the release's "
+    "per-record epsilon and the report states the total",
     float,
   ),
   Option("steps", "train.num_steps", "training steps", int),
@@ -153,8 +158,11 @@ def table_spec(
   `schema` and the given `options` (names of OPTIONS; None = not given) set.
 
   The scope defaults to the method's ('dp-measurements' for a central baseline, 'dp-sgd' for
-  'prior', the config's default for 'lipdp'). `config_overrides` ({config key: value}) sets any
-  other setting. `table` is the rows of a table in memory ('table:DIGEST' data sets).
+  'lipdp' and 'prior'). In scope 'dp-sgd' the VAE's `epsilon` is one end-to-end budget for
+  training and release (`total_epsilon`), unless `dp_noise_multiplier` fixes DP-SGD's noise;
+  in scopes 'conditional' and 'public' it is the release's per-record epsilon; for a central
+  baseline, its central epsilon. `config_overrides` ({config key: value}) sets any other
+  setting. `table` is the rows of a table in memory ('table:DIGEST' data sets).
   """
   unknown = sorted(set(options) - set(BY_NAME))
   if unknown:
@@ -173,6 +181,15 @@ def table_spec(
     if option.type is bool and option.invert:
       value = not value
     _set(config, option.key, value)
+  if _epsilon_is_end_to_end(method, config.scope, given):
+    # The default for the VAE: one epsilon that covers DP-SGD's weights and the release.
+    epsilon = given["epsilon"]
+    if not (isinstance(epsilon, (int, float)) and 0 < epsilon < float("inf")):
+      raise spec_lib.SettingError(
+        f"{naming('epsilon', None)} must be positive and finite, got {epsilon}"
+      )
+    config.total_epsilon = epsilon
+    config.epsilon = spec_lib.table_config().epsilon  # unused: the plan splits the total
   for key, value in (config_overrides or {}).items():
     _set(config, key, value)
   public = given.get("public_data")
@@ -186,6 +203,20 @@ def table_spec(
   if table is not None:
     built = dataclasses.replace(built, data=dataclasses.replace(built.data, table=table))
   return built
+
+
+def _epsilon_is_end_to_end(method, scope: str, given: Mapping[str, Any]) -> bool:
+  """Whether `epsilon` is the end-to-end budget: for the VAE (methods 'lipdp' and 'prior') in
+  scope 'dp-sgd', unless DP-SGD's noise is fixed by hand (`dp_noise_multiplier`, when `epsilon`
+  is the release's own per-record epsilon and the report states the total)."""
+  return (
+    method is not None
+    and method.kind == methods.VAE
+    and scope == "dp-sgd"
+    and "epsilon" in given
+    and "total_epsilon" not in given
+    and "dp_noise_multiplier" not in given
+  )
 
 
 def _set(config, key: str, value: Any) -> None:

@@ -78,8 +78,9 @@ def test_a_dataframe_in_gives_a_dataframe_out_with_a_report_that_verifies(tmp_pa
   assert synthetic["age"].dtype.kind == "i" and synthetic["age"].between(18, 90).all()
   assert synthetic["score"].between(0, 100).all()
   assert set(synthetic["city"]) <= {"Köln", "Paris", "Rome"}
-  assert report.scope is privacy.Scope.CONDITIONAL
-  assert report.epsilon == pytest.approx(2.0, rel=1e-6)
+  # End to end by default: one epsilon covers the DP-SGD weights and the release.
+  assert report.scope is privacy.Scope.DP_SGD
+  assert report.epsilon <= 2.0 * (1 + 1e-6) and report.epsilon == pytest.approx(2.0, rel=2e-3)
   assert release_lib.verify_release(str(tmp_path / "run" / "release")) == report
   # The same work directory refuses a second release, as the command does.
   with pytest.raises(spec_lib.SettingError, match="replace_release=True"):
@@ -118,7 +119,9 @@ def test_the_checks_are_the_commands_before_anything_is_written(tmp_path, schema
   with pytest.raises(spec_lib.SettingError, match=r"^steps must be at least 1, got 0"):
     lipdp.synthesize(_people(), schema_file, epsilon=1.0, delta=1e-5, steps=0, workdir="x")
   with pytest.raises(spec_lib.SettingError, match=r"total_epsilon is one end-to-end budget"):
-    lipdp.synthesize(_people(), schema_file, total_epsilon=1.0, delta=1e-5, workdir="x")
+    lipdp.synthesize(
+      _people(), schema_file, total_epsilon=1.0, delta=1e-5, scope="conditional", workdir="x"
+    )
   with pytest.raises(TypeError, match="needs delta="):
     lipdp.synthesize(_people(), schema_file, epsilon=1.0, workdir="x")
   # What it returns is for release: a reference without a guarantee is refused, as the command

@@ -120,6 +120,8 @@ def end_to_end(tmp_path_factory):
     data,
     "--schema",
     schema,
+    "--scope",
+    "conditional",  # asked for by name: the tests of its labels and warnings below
     "--epsilon",
     "2",
     "--delta",
@@ -479,12 +481,20 @@ BAD_SETTINGS = [
   (("--epsilon", "-1"), "epsilon must be positive and finite"),
   (
     ("--epsilon", "1e9"),
+    "an end-to-end epsilon of 1e+09 is more than the float64 noise "
+    "sampler supports at delta = 1e-05",
+  ),
+  (
+    ("--scope", "conditional", "--epsilon", "1e9"),
     "a per-record epsilon of 1e+09 is more than the float64 noise "
     "sampler supports at delta = 1e-05",
   ),
   (("--delta", "1"), "delta must be in (0, 1), got 1.0"),
   (("--k", "0"), "k must be a positive integer, got 0"),
-  (("--total-epsilon", "1"), "--total-epsilon is one end-to-end budget for DP-SGD"),
+  (
+    ("--total-epsilon", "1", "--scope", "conditional"),
+    "--total-epsilon is one end-to-end budget for DP-SGD",
+  ),
   (("--epsilon", "1", "--total-epsilon", "1", "--scope", "dp-sgd"), "not both"),
   (("--scope", "public"), "--scope public needs --public-data"),
   (("--holdout-fraction", "1"), "--holdout-fraction must be in [0, 1)"),
@@ -627,13 +637,40 @@ def _table_spec(**options):
 
 
 def test_budget_warnings_for_a_weak_epsilon_and_delta():
-  spec = _table_spec(epsilon=20.0, delta=5e-3)
+  spec = _table_spec(scope="conditional", epsilon=20.0, delta=5e-3)
   plan = vae.plan_budget(spec, 500)
   warned = vae.check_budget(spec, plan, 500)
   assert any("e^20 = 4.9e+08: it gives practically no protection" in w for w in warned)
+  # End to end (the default) the warning names the planned total (19.99, within the target).
+  spec = _table_spec(epsilon=20.0, delta=5e-3)
+  warned = vae.check_budget(spec, vae.plan_budget(spec, 500), 500)
+  assert any("epsilon = 19.99" in w and "practically no protection" in w for w in warned)
   assert any("delta = 0.005 is not below 1/n = 0.002" in w and "e.g. 0.0001" in w for w in warned)
   spec = _table_spec(epsilon=1.0, delta=1e-6)
   assert not vae.check_budget(spec, vae.plan_budget(spec, 500), 500)
+
+
+def test_epsilon_is_end_to_end_unless_the_conditional_scope_is_asked_for_by_name():
+  """Issue 15, section 5: one epsilon that covers the weights and the release by default."""
+  spec = _table_spec(epsilon=3.0, delta=1e-6)
+  assert spec.scope is privacy.Scope.DP_SGD and spec.privacy.total_epsilon == 3.0
+  spec = _table_spec(method="prior", epsilon=3.0, delta=1e-6)
+  assert spec.scope is privacy.Scope.DP_SGD and spec.privacy.total_epsilon == 3.0
+  spec = _table_spec(scope="conditional", epsilon=3.0, delta=1e-6)
+  assert spec.scope is privacy.Scope.CONDITIONAL
+  assert (spec.privacy.epsilon, spec.privacy.total_epsilon) == (3.0, None)
+  # DP-SGD's noise fixed by hand: epsilon is the release's own, the report states the total.
+  spec = _table_spec(epsilon=3.0, delta=1e-6, dp_noise_multiplier=2.0)
+  assert spec.scope is privacy.Scope.DP_SGD
+  assert (spec.privacy.epsilon, spec.privacy.total_epsilon) == (3.0, None)
+  spec = _table_spec(method="mst", epsilon=3.0, delta=1e-6)
+  assert spec.scope is privacy.Scope.DP_MEASUREMENTS and spec.privacy.epsilon == 3.0
+  # The plan meets the total: DP-SGD and the release composed, at most 3.
+  plan = vae.plan_budget(_table_spec(epsilon=3.0, delta=1e-6), 500)
+  assert plan.total_epsilon <= 3.0 * (1 + 1e-6) and plan.total_epsilon == pytest.approx(
+    3.0, rel=2e-3
+  )
+  assert plan.dpsgd_noise_multiplier > 0 and plan.release_epsilon < 3.0
 
 
 def test_degenerate_releases_are_named_with_their_epsilon():

@@ -68,9 +68,14 @@ def test_errors_name_settings_as_each_entry_point_does():
 # The same settings, given to each entry point in its own terms.
 SETTINGS = {
   "lipdp-conditional": (
-    {"epsilon": 2.0, "k": 2},
+    {"scope": "conditional", "epsilon": 2.0, "k": 2},
     {"scope": "conditional", "epsilon": 2.0, "k": 2},
     ("lipdp-conditional", 2.0, {"k": 2}),
+  ),
+  "lipdp-e2e": (  # the table front ends' default: --epsilon is end to end
+    {"epsilon": 10.0},
+    {"scope": "dp-sgd", "total_epsilon": 10.0},
+    ("lipdp-e2e", 10.0, {}),
   ),
   "dpsgd-vae": (
     {"method": "prior", "total_epsilon": 10.0},

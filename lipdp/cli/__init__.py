@@ -372,7 +372,10 @@ def _synthesize(args) -> int:
   if method.kind == methods.CENTRAL and args.epsilon is None:
     raise CliError(f"give --epsilon: the central epsilon of method {method.name!r}")
   if method.name == "lipdp" and args.epsilon is None and args.total_epsilon is None:
-    raise CliError("give --epsilon (per record) or --total-epsilon (end to end, scope dp-sgd)")
+    raise CliError(
+      "give --epsilon: end to end (DP-SGD training and the release; per record with "
+      "--scope conditional or public)"
+    )
   if args.epsilon is not None and args.total_epsilon is not None:
     raise CliError(
       "give --epsilon or --total-epsilon, not both (--total-epsilon sets the "

@@ -92,7 +92,11 @@ _DESCRIPTIONS = {
 
 def _registry():
   methods = {
-    "lipdp": Method("lipdp", VAE, "each record's noisy latents through the certified encoder"),
+    # End to end by default (one epsilon covers the weights and the release); the conditional
+    # scope, whose epsilon does not cover the weights, only when asked for by name.
+    "lipdp": Method(
+      "lipdp", VAE, "each record's noisy latents through the certified encoder", False, "dp-sgd"
+    ),
     "prior": Method(
       "prior", VAE, "latents drawn from the VAE's prior (the DP-SGD VAE)", True, "dp-sgd"
     ),

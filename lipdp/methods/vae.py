@@ -90,6 +90,17 @@ def plan_budget(spec: spec_lib.Spec, num_records: int) -> privacy.BudgetPlan:
   p, train = spec.privacy, spec.train
   uses_dpsgd = p.scope is privacy.Scope.DP_SGD
   prior = spec.method.name == "prior"
+  if p.total_epsilon is not None:
+    # Refused before calibrating: DP-SGD's accountant would discretise an absurd budget into
+    # more memory than the machine has, and the release's share would exceed what its sampler
+    # supports anyway (check_budget).
+    limit = max_supported_epsilon(p.delta, spec.model.latent_dim * spec.release.k)
+    if not p.total_epsilon <= limit:
+      raise spec_lib.SettingError(
+        f"an end-to-end epsilon of {p.total_epsilon:.4g} is more than the float64 noise "
+        f"sampler supports at delta = {p.delta:g} (at most {limit:.3g}), and would protect "
+        f"nothing anyway; choose an epsilon <= {checks.LARGE_EPSILON:g}"
+      )
   return privacy.plan_budget(
     scope=p.scope,
     delta=p.delta,
