@@ -31,6 +31,9 @@ TABLE_METRICS = (
   "fidelity/association_diff_mean",
   "privacy/mia_distance_auc",
   "privacy/dcr_closer_to_train",
+  # evaluation.compare_prior: the same weights sampled from the prior (shown where present)
+  "prior_sampling/tstr/logreg",
+  "prior_sampling/fidelity/frechet",
 )
 METHOD_ORDER = (
   "lipdp-conditional",
