@@ -15,13 +15,17 @@ The release noise of the copy is the point's own (seeded, as in every sweep), so
 differ only in the decoding. A study on the private holdout, as every sweep (docs/results.md).
 """
 
+import json
 import os
 import shutil
 
 from absl import app
 from absl import flags
 
+from lipdp import files
 from lipdp import runner
+from lipdp import spec as spec_lib
+from lipdp import workdir as workdir_lib
 from lipdp.studies import points as points_lib
 from lipdp.studies import results
 
@@ -33,6 +37,27 @@ flags.DEFINE_string("workdir", "runs/sweeps", "Root of the sweep's work director
 flags.DEFINE_string("results", None, "JSONL file the row is appended to.")
 flags.DEFINE_string("config", "experiments/configs/default.py", "The sweeps' config file.")
 flags.mark_flags_as_required(["sweep", "point", "decoding", "results"])
+
+
+def _same_schema_here(copy: str, spec) -> None:
+  """Points the copy's recorded schema at this checkout's when the two files are identical.
+
+  config.json records the schema by absolute path, so a point run from another checkout of the
+  repository would be refused as "other settings" though it read the same bytes.
+  """
+  config_path = os.path.join(copy, workdir_lib.CONFIG_FILE)
+  with open(config_path, encoding="utf-8") as f:
+    recorded = json.load(f)
+  options = recorded.get("data_options") or {}
+  ours = spec_lib.to_config(spec).data_options.get("schema")
+  theirs = options.get("schema")
+  if not (ours and theirs and ours != theirs and os.path.exists(theirs)):
+    return
+  with open(ours, "rb") as a, open(theirs, "rb") as b:
+    if a.read() != b.read():
+      raise app.UsageError(f"the point read another schema ({theirs}) than this checkout's")
+  options["schema"] = ours
+  files.atomic_write_text(config_path, json.dumps(recorded, indent=2, sort_keys=True))
 
 
 def main(argv):
@@ -56,6 +81,7 @@ def main(argv):
   copy = f"{source}_decoding_{FLAGS.decoding}"
   shutil.rmtree(copy, ignore_errors=True)
   shutil.copytree(source, copy)
+  _same_schema_here(copy, spec)
   result = runner.run(spec, copy)
   row = points_lib.point_fields(point)
   row.update(points_lib.report_fields(result.report))
