@@ -63,15 +63,15 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from lipdp import batching
+from lipdp.training import batching
 from lipdp import data as data_lib
 from lipdp import nn as lnn
-from lipdp import optim
+from lipdp.training import optim
 from lipdp import privacy
-from lipdp import sharding
-from lipdp import steps as steps_lib
+from lipdp.training import sharding
+from lipdp.training import steps as steps_lib
 from lipdp import latent_release as synth_lib
-from lipdp import train as train_lib
+from lipdp.training import loop as train_lib
 from lipdp.data import Block
 from lipdp.models import decoders
 from lipdp.models import vae as vae_lib

@@ -3,8 +3,8 @@
 import numpy as np
 
 from lipdp import nn as lnn
-from lipdp import sharding
-from lipdp import train as train_lib
+from lipdp.training import sharding
+from lipdp.training import loop as train_lib
 from lipdp.data import Block
 from lipdp.models import decoders
 from lipdp.models import vae as vae_lib

@@ -11,11 +11,11 @@ import pytest
 
 from lipdp import spec as spec_lib
 from lipdp import data as data_lib
-from lipdp import dpsgd
-from lipdp import ghost_clipping as gc
-from lipdp import sharding
-from lipdp import steps as steps_lib
-from lipdp import train as train_lib
+from lipdp.training import dpsgd
+from lipdp.training import ghost_clipping as gc
+from lipdp.training import sharding
+from lipdp.training import steps as steps_lib
+from lipdp.training import loop as train_lib
 from lipdp.models import builders
 from lipdp.models import decoders
 from lipdp.models import vae as vae_lib

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 import multihost_setup as setup
-from lipdp import train as train_lib
+from lipdp.training import loop as train_lib
 
 _HERE = os.path.dirname(os.path.abspath(__file__))
 

@@ -8,8 +8,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from lipdp import optim
-from lipdp import train as train_lib
+from lipdp.training import optim
+from lipdp.training import loop as train_lib
 from lipdp.data import Block
 from lipdp.models import decoders
 from lipdp.models import vae as vae_lib

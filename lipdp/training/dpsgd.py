@@ -32,9 +32,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from lipdp import batching
 from lipdp import privacy
 from lipdp import randomness
+from lipdp.training import batching
 
 # loss_fn(params, model_state, records, rng, mutable) -> (per-example losses (b,), aux, new
 # model state): aux maps names to per-example (b,) arrays; new model state is {} unless
@@ -155,7 +155,8 @@ def clipped_gradient_sum(loss_fn: LossFn, clip_norm: float, clipping: str = "vma
   """
 
   if clipping == "ghost":
-    from lipdp import ghost_clipping  # pylint: disable=g-import-not-at-top (it imports this)
+    # Not at the top: ghost_clipping imports this module.
+    from lipdp.training import ghost_clipping  # pylint: disable=g-import-not-at-top
 
     return ghost_clipping.clipped_gradient_sum(loss_fn, clip_norm)
   if clipping != "vmap":

@@ -86,10 +86,10 @@ import jax.numpy as jnp
 import numpy as np
 from jax.interpreters import partial_eval as pe
 
-from lipdp import dpsgd
 from lipdp.nn.aol import AOLConv, AOLDense
 from lipdp.nn.bjorck import BjorckDense
 from lipdp.nn.spectral import STATE_COLLECTION, SpectralConv, SpectralDense
+from lipdp.training import dpsgd
 
 Array = jax.Array
 _UNIT = 2.0**-24  # float32 unit roundoff

@@ -31,9 +31,9 @@ import numpy as np
 import optax
 from jax.sharding import NamedSharding, PartitionSpec
 
-from lipdp import batching
-from lipdp import dpsgd
-from lipdp import sharding as sharding_lib
+from lipdp.training import batching
+from lipdp.training import dpsgd
+from lipdp.training import sharding as sharding_lib
 
 # Streams of `fold_in(fold_in(run_key, step), stream)`: the model's own noise (the encoder's
 # reparameterisation) and the throw-away forward pass that refreshes the model state.
@@ -282,7 +282,7 @@ class DPSGDStep(Step):
     if not self._checked:
       # Once, before the first ghost step: ghost against vmap norms and sums on fixed
       # pseudo-random records (never the private ones); refuses on a mismatch.
-      from lipdp import ghost_clipping  # pylint: disable=g-import-not-at-top
+      from lipdp.training import ghost_clipping  # pylint: disable=g-import-not-at-top
 
       ghost_clipping.self_check(
         self._loss_fn,

@@ -51,17 +51,17 @@ import numpy as np
 import optax
 import orbax.checkpoint as ocp
 
-from lipdp import batching
-from lipdp import dpsgd
 from lipdp import files
-from lipdp import optim
 from lipdp import progress as progress_lib
 from lipdp import randomness
-from lipdp import sharding as sharding_lib
-from lipdp import steps as steps_lib
 from lipdp import workdir as workdir_lib
 from lipdp.models import vae as vae_lib
 from lipdp.nn import bjorck
+from lipdp.training import batching
+from lipdp.training import dpsgd
+from lipdp.training import optim
+from lipdp.training import sharding as sharding_lib
+from lipdp.training import steps as steps_lib
 
 # The pieces this module used to define, where other code and the tests find them.
 DATA_AXIS = sharding_lib.DATA_AXIS
