@@ -1,6 +1,6 @@
-"""One process of a multi-process training run on localhost (for tests/test_multihost.py).
+"""One process of a multi-process training run on localhost (for tests/training/test_multihost.py).
 
-    python tests/multihost_worker.py PROCESS_ID NUM_PROCESSES PORT OUT_DIR
+    python tests/training/multihost_worker.py PROCESS_ID NUM_PROCESSES PORT OUT_DIR
 
 Each process has 2 CPU devices and talks to the others over gloo, as hosts of a cluster would;
 `jax.distributed.initialize` must run before anything touches the devices. Process 0 writes the

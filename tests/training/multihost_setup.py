@@ -1,4 +1,5 @@
-"""The runs tests/test_multihost.py compares across process counts (shared with the worker)."""
+"""The runs tests/training/test_multihost.py compares across process counts (shared with the
+worker)."""
 
 import numpy as np
 
