@@ -44,7 +44,6 @@ from typing import Any, Callable, Mapping, Optional, Sequence
 
 from absl import logging
 import flax
-import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -62,18 +61,6 @@ from lipdp.training import dpsgd
 from lipdp.training import optim
 from lipdp.training import sharding as sharding_lib
 from lipdp.training import steps as steps_lib
-
-# The pieces this module used to define, where other code and the tests find them.
-DATA_AXIS = sharding_lib.DATA_AXIS
-data_mesh = sharding_lib.data_mesh
-replicate = sharding_lib.replicate
-shard_rows = sharding_lib.shard_rows
-TrainState = steps_lib.TrainState
-DPSGDConfig = dpsgd.DPSGDConfig
-per_example_norms = dpsgd.per_example_norms
-dpsgd_noise = dpsgd.dpsgd_noise
-poisson_batch_indices = batching.poisson_batch_indices
-shuffled_batch_indices = batching.shuffled_batch_indices
 
 # Stream 0 of step 0 initialises the parameters (steps use streams 1 and 2: lipdp.steps).
 _INIT_STREAM = 0
@@ -131,83 +118,13 @@ def _init_state(
   optimizer: optax.GradientTransformation,
   sample_records: jax.Array,
   init_key: jax.Array,
-) -> TrainState:
+) -> steps_lib.TrainState:
   params, model_state = _split_variables(init_variables(init_key, jnp.zeros_like(sample_records)))
-  return TrainState(
+  return steps_lib.TrainState(
     step=jnp.zeros((), jnp.int32),
     params=params,
     model_state=model_state,
     opt_state=optimizer.init(params),
-  )
-
-
-def create_train_state(
-  model: nn.Module,
-  optimizer: optax.GradientTransformation,
-  sample_records: jax.Array,
-  init_key: jax.Array,
-  sharding: Optional[jax.sharding.Sharding] = None,
-) -> TrainState:
-  """Initialises parameters from `init_key` and a sample batch (only its shape is used).
-
-  Jitted, with the state placed by `sharding` (e.g. replicated over a mesh) as it is created.
-  """
-  # The noise key only feeds the throw-away forward pass of `init`.
-  init_variables = lambda key, x: model.init(key, x, jax.random.fold_in(key, 1))
-  return jax.jit(
-    lambda key: _init_state(init_variables, optimizer, sample_records, key), out_shardings=sharding
-  )(init_key)
-
-
-def make_train_step(
-  model: vae_lib.LipschitzVAE,
-  optimizer: optax.GradientTransformation,
-  blocks: Sequence,
-  image_likelihood: str = "bernoulli",
-  beta: float = 1.0,
-):
-  """The pure plain-mode step `train_step(state, batch, rng) -> (state, metrics)` of the VAE."""
-  return steps_lib.mean_loss_update(vae_loss(model, blocks, image_likelihood, beta), optimizer)
-
-
-def make_clipped_gradient_sum(
-  model: vae_lib.LipschitzVAE,
-  blocks: Sequence,
-  clip_norm: float,
-  image_likelihood: str = "bernoulli",
-  beta: float = 1.0,
-  clipping: str = "vmap",
-):
-  """`f(params, model_state, chunk, mask, rng) -> (sum of clipped grads, stats)` for the VAE
-  (`lipdp.dpsgd.clipped_gradient_sum`; `clipping` 'vmap' or 'ghost')."""
-  return dpsgd.clipped_gradient_sum(
-    vae_loss(model, blocks, image_likelihood, beta), clip_norm, clipping
-  )
-
-
-def _forward_only(model: nn.Module) -> dpsgd.LossFn:
-  """A `loss_fn` with zero loss whose forward pass updates the mutable collections."""
-
-  def loss_fn(params, model_state, records, rng, mutable=False):
-    out = model.apply({"params": params, **model_state}, records, rng, mutable=mutable)
-    return jnp.zeros(records.shape[:1]), {}, (out[1] if mutable else {})
-
-  return loss_fn
-
-
-def make_noisy_update(
-  model: nn.Module,
-  optimizer: optax.GradientTransformation,
-  dp: DPSGDConfig,
-  num_records: int,
-  sample_records: jax.Array,
-):
-  """`f(state, grad_sum, noise, rng) -> state`: noise on the sum, then divide by q * n.
-
-  `noise` comes from `dpsgd_noise`; see `lipdp.steps.noisy_update`.
-  """
-  return steps_lib.noisy_update(
-    _forward_only(model), optimizer, dp.sampling_rate * num_records, sample_records
   )
 
 
@@ -260,7 +177,7 @@ class TrainConfig:
   batch_size: int = 128
   learning_rate: float = 1e-3
   seed: Optional[int] = None
-  dp: Optional[DPSGDConfig] = None
+  dp: Optional[dpsgd.DPSGDConfig] = None
   image_likelihood: str = "bernoulli"
   beta: float = 1.0
   block_weights: Optional[Mapping[str, float]] = None
@@ -287,7 +204,7 @@ class TrainConfig:
 
 @dataclasses.dataclass
 class TrainResult:
-  state: TrainState
+  state: steps_lib.TrainState
   seed: int
   seeded_by_user: bool
   resumed_from: int
@@ -405,7 +322,7 @@ def fit(
   """
   records = _check_records(records)
   num_records = records.shape[0]
-  mesh = data_mesh(devices)
+  mesh = sharding_lib.data_mesh(devices)
   replicated = sharding_lib.replicated(mesh)
   seed, seeded_by_user = _resolve_seed(config, workdir)
   optimizer = optim.with_parameter_average(
