@@ -45,6 +45,7 @@ from typing import Any, Callable, Mapping, Optional, Sequence
 from absl import logging
 import flax
 import jax
+from jax.experimental import multihost_utils
 import jax.numpy as jnp
 import numpy as np
 import optax
@@ -215,8 +216,6 @@ def _same_on_all_hosts(seed: int) -> int:
   """Process 0's seed on every host, so all hosts compute the same global batches."""
   if jax.process_count() == 1:
     return seed
-  from jax.experimental import multihost_utils  # pylint: disable=g-import-not-at-top
-
   words = np.array([(seed >> (32 * i)) & 0xFFFFFFFF for i in range(4)], dtype=np.uint32)
   words = np.asarray(multihost_utils.broadcast_one_to_all(words))  # a seed has 128 bits
   return sum(int(w) << (32 * i) for i, w in enumerate(words))

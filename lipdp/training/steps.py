@@ -33,6 +33,7 @@ from jax.sharding import NamedSharding, PartitionSpec
 
 from lipdp.training import batching
 from lipdp.training import dpsgd
+from lipdp.training import ghost_clipping
 from lipdp.training import sharding as sharding_lib
 
 # Streams of `fold_in(fold_in(run_key, step), stream)`: the model's own noise (the encoder's
@@ -282,8 +283,6 @@ class DPSGDStep(Step):
     if not self._checked:
       # Once, before the first ghost step: ghost against vmap norms and sums on fixed
       # pseudo-random records (never the private ones); refuses on a mismatch.
-      from lipdp.training import ghost_clipping  # pylint: disable=g-import-not-at-top
-
       ghost_clipping.self_check(
         self._loss_fn,
         state.params,
