@@ -2,34 +2,34 @@
 
 `train(model, records, blocks, config)` is the entry point; it builds the VAE's loss
 (`vae_loss`, the negative ELBO of `lipdp.models.vae`) and runs the generic loop `fit`, which
-takes any `loss_fn` and a step from `lipdp.steps`:
+takes any `loss_fn` and a step from `lipdp.training.steps`:
 
 - plain mode minimises the batch-mean loss with optax. The weights then depend on the private
   records without a DP guarantee: the privacy report must use the `conditional` scope
   (docs/method.md);
-- DP-SGD mode (`config.dp`; Abadi et al. 2016, `lipdp.dpsgd`) gives the weights their own
-  guarantee, composed with the per-record release by `lipdp.privacy` (scope `dp-sgd`): exact
-  Poisson batches chosen on the host (`lipdp.batching`), per-example gradients clipped to C
-  with a proven rounding margin, float64 host noise of std z C added to the sum, then the
-  division by q n. Loss and clipping statistics, which the accounting does not cover, go only
-  to the private metrics file.
+- DP-SGD mode (`config.dp`; Abadi et al. 2016, `lipdp.training.dpsgd`) gives the weights their own
+  guarantee, composed with the per-record release by `lipdp.privacy` (scope `dp-sgd`): exact Poisson
+  batches chosen on the host (`lipdp.training.batching`), per-example gradients clipped to C with a
+  proven rounding margin, float64 host noise of std z C added to the sum, then the division by q n.
+  Loss and clipping statistics, which the accounting does not cover, go only to the private metrics
+  file.
 
-Speed. The records are copied to the devices once (`lipdp.sharding.place_records`); each step
-receives indices and gathers its batch inside one jitted, state-donating function, folds its
-PRNG keys from `state.step` there, and leaves its metrics on the devices until a log step. The
-host work of the next steps (indices; for DP-SGD the Poisson batch and the float64 noise, all
-functions of (seed, step) only) runs on a background thread meanwhile (`batching.Prefetcher`).
-`BjorckDense` layers train `retracted` (a plain matmul by lipschitz * W) while the optimiser
-keeps W orthonormal (`lipdp.optim.on_stiefel`: Riemannian gradients, and one Björck step every
+Speed. The records are copied to the devices once (`lipdp.training.sharding.place_records`); each
+step receives indices and gathers its batch inside one jitted, state-donating function, folds its
+PRNG keys from `state.step` there, and leaves its metrics on the devices until a log step. The host
+work of the next steps (indices; for DP-SGD the Poisson batch and the float64 noise, all functions
+of (seed, step) only) runs on a background thread meanwhile (`batching.Prefetcher`). `BjorckDense`
+layers train `retracted` (a plain matmul by lipschitz * W) while the optimiser keeps W orthonormal
+(`lipdp.training.optim.on_stiefel`: Riemannian gradients, and one Björck step every
 `config.retract_every` updates), and training ends with one exact orthonormalisation
 (`lipdp.nn.bjorck.orthonormalize_kernels`): the returned weights give the model as built the
 function it was trained as, to ~1e-6, and the certificate reads them as always. See
 docs/performance.md.
 
-Data parallelism: one jit over a 1-D device mesh with axis 'data' (`lipdp.sharding`); batches
-are split along it and the state replicated, so XLA inserts the gradient all-reduce. On several
-hosts call `jax.distributed.initialize()` first: every host computes the same seed, indices and
-noise, and places only its own devices' parts.
+Data parallelism: one jit over a 1-D device mesh with axis 'data' (`lipdp.training.sharding`);
+batches are split along it and the state replicated, so XLA inserts the gradient all-reduce. On
+several hosts call `jax.distributed.initialize()` first: every host computes the same seed, indices
+and noise, and places only its own devices' parts.
 
 Determinism: the batches and PRNG keys of step t depend only on (seed, t), so a run killed and
 resumed from its last orbax checkpoint finishes with the same parameters as an uninterrupted
@@ -63,14 +63,14 @@ from lipdp.training import optim
 from lipdp.training import sharding as sharding_lib
 from lipdp.training import steps as steps_lib
 
-# Stream 0 of step 0 initialises the parameters (steps use streams 1 and 2: lipdp.steps).
+# Stream 0 of step 0 initialises the parameters (steps use streams 1 and 2: lipdp.training.steps).
 _INIT_STREAM = 0
 
 
 def step_key(seed: int, step: int, stream: int) -> jax.Array:
   """The PRNG key of one random stream at one step; depends only on (seed, step, stream).
 
-  Equal to the key the jitted steps fold in on the devices (`lipdp.steps.step_rng`).
+  Equal to the key the jitted steps fold in on the devices (`lipdp.training.steps.step_rng`).
   """
   return steps_lib.step_rng(randomness.key_from_seed(seed), step, stream)
 
@@ -82,7 +82,7 @@ def vae_loss(
   beta: float = 1.0,
   block_weights: Optional[Mapping[str, float]] = None,
 ) -> dpsgd.LossFn:
-  """The per-record negative ELBO of `model` as a `loss_fn` for `lipdp.steps` (aux: nll, kl).
+  """The per-record negative ELBO of `model` as a `loss_fn` for `steps` (aux: nll, kl).
 
   `block_weights` weighs named blocks' likelihoods (`lipdp.models.likelihood`)."""
 
@@ -167,10 +167,10 @@ class TrainConfig:
     log_every, checkpoint_every: progress and checkpoint periods in steps.
     progress_bar: show progress on stderr (`lipdp.progress`: a bar on a terminal, else lines).
     retract_every: Björck kernels are pulled back onto the Stiefel manifold every this many
-      optimiser steps (`lipdp.optim.bjorck_retraction`; 1 = every step). Between retractions
-      they drift by the non-tangent part of a few Adam steps; see docs/performance.md.
+      optimiser steps (`lipdp.training.optim.bjorck_retraction`; 1 = every step). Between
+      retractions they drift by the non-tangent part of a few Adam steps; see docs/performance.md.
     average_decay: when positive, the returned weights are the exponential moving average of
-      the iterates with this decay (`lipdp.optim.parameter_average`; post-processing, no
+      the iterates with this decay (`lipdp.training.optim.parameter_average`; post-processing, no
       privacy cost), then the Björck kernels' exact orthonormalisation as always.
   """
 
@@ -304,10 +304,10 @@ def fit(
   stop_after: Optional[int] = None,
   bjorck_kernels: frozenset = frozenset(),
 ) -> TrainResult:
-  """The generic training loop: any `loss_fn` (`lipdp.dpsgd.LossFn`), plain or DP-SGD.
+  """The generic training loop: any `loss_fn` (`lipdp.training.dpsgd.LossFn`), plain or DP-SGD.
 
   Args:
-    loss_fn: per-record losses of a batch (see `lipdp.steps`).
+    loss_fn: per-record losses of a batch (see `lipdp.training.steps`).
     init_variables: `(key, zero records of shape (1, dim)) -> variables` (a `params`
       collection and any others, which become the model state).
     records: (n, dim) training records.
