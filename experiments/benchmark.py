@@ -17,20 +17,21 @@ records them).
 Sections:
 
 * `mlp_step`: one Adam step of an MLP 784-512-256-16 (MSE loss) at `--batch_size`: plain
-  `nn.Dense` + ReLU (baseline); Björck + MaxMin as `lipdp.train` trains it (retracted layers,
+  `nn.Dense` + ReLU (baseline); Björck + MaxMin as `lipdp.training` trains it (retracted layers,
   Riemannian Adam, one Björck retraction every 4 steps) and with a retraction every step; the
   previous method (Björck iterations in every forward pass, warm-started by retraction to the
   polar factor); spectral normalisation; a naive 15-iteration differentiated Björck.
-* `vae_step`: one `lipdp.steps` training step of the VAE (encoder 784-256-128-16, MLP decoder,
-  Bernoulli images + one-hot labels) at `--batch_size`, with the host work (indices, DP noise)
-  prefetched as `lipdp.train` does: plain encoder (baseline), Björck (as trained, every-step
-  retraction, the previous method), spectral, an AOL convolutional encoder, and DP-SGD with the
-  Björck encoder at expected batch size `--batch_size` (when the `dpsgd` section does not run).
+* `vae_step`: one `lipdp.training.steps` training step of the VAE (encoder 784-256-128-16, MLP
+  decoder, Bernoulli images + one-hot labels) at `--batch_size`, with the host work (indices, DP
+  noise) prefetched as `lipdp.training` does: plain encoder (baseline), Björck (as trained,
+  every-step retraction, the previous method), spectral, an AOL convolutional encoder, and DP-SGD
+  with the Björck encoder at expected batch size `--batch_size` (when the `dpsgd` section does
+  not run).
   Also XLA's FLOP count per step (compiled cost analysis) and the achieved FLOP rate.
 * `dpsgd`: DP-SGD steps of the same VAE at expected batches `--dpsgd_batches` (256 and 1,024),
   with per-example clipping by vmap (per-example gradients) and by ghost norms
-  (`lipdp.ghost_clipping`), each against a plain step of the same batch (`--quick`: ghost at
-  1,024 only).
+  (`lipdp.training.ghost_clipping`), each against a plain step of the same batch (`--quick`: ghost
+  at 1,024 only).
 * `synthesis`: records per second of `release_latents` + `decode_latents` (the per-record
   work of `lipdp.latent_release.synthesize`) against a plain jitted forward pass (encoder mean,
   decoder) of the same network on the same chunks, for 10^3 .. 10^6 records; and the whole
@@ -63,19 +64,20 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from lipdp import batching
 from lipdp import data as data_lib
-from lipdp import nn as lnn
-from lipdp import optim
-from lipdp import privacy
-from lipdp import sharding
-from lipdp import steps as steps_lib
 from lipdp import latent_release as synth_lib
-from lipdp import train as train_lib
+from lipdp import nn as lnn
+from lipdp import privacy
+from lipdp import training
 from lipdp.data import Block
 from lipdp.models import decoders
 from lipdp.models import vae as vae_lib
 from lipdp.nn import bjorck
+from lipdp.training import batching
+from lipdp.training import loop
+from lipdp.training import optim
+from lipdp.training import sharding
+from lipdp.training import steps as steps_lib
 
 FLAGS = flags.FLAGS
 ALL_SECTIONS = ["mlp_step", "vae_step", "dpsgd", "synthesis", "accounting", "memory", "devices"]
@@ -107,7 +109,7 @@ _BLOCKS = (
   Block("label", "categorical", _IMAGE, _IMAGE + _LABELS),
 )
 _NUM_RECORDS = 8192
-_RETRACT_EVERY = train_lib.TrainConfig.retract_every
+_RETRACT_EVERY = training.TrainConfig.retract_every
 
 
 @dataclasses.dataclass
@@ -216,10 +218,10 @@ def _mlp_variant(
 ) -> _Variant:
   """A jitted Adam step `carry -> carry` on `mean((model(x) - y)^2)`.
 
-  `method`: 'plain' (Adam), 'stiefel' (retracted Björck layers with `lipdp.optim.on_stiefel`,
-  as `lipdp.train` trains them), 'retract-only' (the same without the tangent projection), or
-  'polar' (the previous method: iterating Björck layers, Adam's update applied to the polar
-  factor the forward pass stored).
+  `method`: 'plain' (Adam), 'stiefel' (retracted Björck layers with
+  `lipdp.training.optim.on_stiefel`, as `lipdp.training` trains them), 'retract-only' (the same
+  without the tangent projection), or 'polar' (the previous method: iterating Björck layers,
+  Adam's update applied to the polar factor the forward pass stored).
   """
   if method in ("stiefel", "retract-only"):
     model = bjorck.with_retracted_bjorck(model)
@@ -266,7 +268,7 @@ def mlp_step() -> list[Row]:
   variants = [
     _mlp_variant("plain nn.Dense + relu", _PlainMLP(out), x, y),
     _mlp_variant(
-      f"bjorck, lipdp.train (retraction every {_RETRACT_EVERY})",
+      f"bjorck, lipdp.training (retraction every {_RETRACT_EVERY})",
       lnn.lipschitz_mlp(out),
       x,
       y,
@@ -325,24 +327,43 @@ def _vae_records(n: int = _NUM_RECORDS) -> np.ndarray:
 
 @dataclasses.dataclass
 class _Built:
-  """A VAE step as `lipdp.train.fit` builds it, and what a timing loop needs."""
+  """A VAE step as `lipdp.training.fit` builds it, and what a timing loop needs."""
 
-  step: Any  # lipdp.steps.Step, or None for the reference ('polar') variant
+  step: Any  # lipdp.training.steps.Step, or None for the reference ('polar') variant
   state: Any
   records: jax.Array
   run_key: jax.Array
   compiled: Any = None  # the compiled step, for cost and memory analysis
 
 
+def _initial_state(model, optimizer, sample, init_key, sharding_) -> steps_lib.TrainState:
+  """Step 0 of the state, jitted and placed by `sharding_` (the model's noise key folded from
+  `init_key`, as `lipdp.training.loop` folds it)."""
+
+  def init(key):
+    variables = flax.core.unfreeze(
+      model.init(key, jnp.zeros_like(sample), jax.random.fold_in(key, 1))
+    )
+    params = variables.pop("params")
+    return steps_lib.TrainState(
+      step=jnp.zeros((), jnp.int32),
+      params=params,
+      model_state=variables,
+      opt_state=optimizer.init(params),
+    )
+
+  return jax.jit(init, out_shardings=sharding_)(init_key)
+
+
 def _build_vae_step(
   model,
   mesh,
   method: str,
-  dp: Optional[train_lib.DPSGDConfig] = None,
+  dp: Optional[training.DPSGDConfig] = None,
   retract_every: int = _RETRACT_EVERY,
   batch_size: Optional[int] = None,
 ) -> _Built:
-  """`method`: 'train' (exactly `lipdp.train.train`'s set-up) or 'polar' (the previous method).
+  """`method`: 'train' (exactly `lipdp.training.train`'s set-up) or 'polar' (the previous method).
 
   `batch_size`: of the plain step (default `--batch_size`)."""
   records = _vae_records()
@@ -354,12 +375,10 @@ def _build_vae_step(
     model = bjorck.with_retracted_bjorck(model)
     kernels = bjorck.bjorck_kernel_paths(model, jax.random.key(0), sample, jax.random.key(1))
     optimizer = optim.on_stiefel(optax.adam(1e-3), kernels, retract_every)
-    state = train_lib.create_train_state(
-      model, optimizer, sample, jax.random.key(FLAGS.seed), replicated
-    )
+    state = _initial_state(model, optimizer, sample, jax.random.key(FLAGS.seed), replicated)
     shapes = jax.tree_util.tree_map(lambda p: jax.ShapeDtypeStruct(p.shape, p.dtype), state.params)
     step = steps_lib.make_step(
-      train_lib.vae_loss(model, _BLOCKS),
+      loop.vae_loss(model, _BLOCKS),
       optimizer,
       mesh,
       dp=dp,
@@ -377,7 +396,7 @@ def _build_vae_step(
   )
   params = variables.pop("params")
   state = (params, variables, optimizer.init(params))
-  loss_fn = train_lib.vae_loss(model, _BLOCKS)
+  loss_fn = loop.vae_loss(model, _BLOCKS)
 
   @jax.jit
   def polar_step(carry, records, run_key, indices):
@@ -437,16 +456,14 @@ def _vae_variants(mesh, dp_too: Optional[bool] = None) -> list[tuple[str, Callab
   if dp_too is None:
     dp_too = "dpsgd" not in FLAGS.sections
   batch = FLAGS.batch_size
-  dp = train_lib.DPSGDConfig(
-    noise_multiplier=1.0, clip_norm=1.0, sampling_rate=batch / _NUM_RECORDS
-  )
+  dp = training.DPSGDConfig(noise_multiplier=1.0, clip_norm=1.0, sampling_rate=batch / _NUM_RECORDS)
   variants = [
     (
       "plain encoder (nn.Dense + relu)",
       lambda: _build_vae_step(_vae(_PlainMLP(_ENCODER)), mesh, "train"),
     ),
     (
-      f"bjorck, lipdp.train (retraction every {_RETRACT_EVERY})",
+      f"bjorck, lipdp.training (retraction every {_RETRACT_EVERY})",
       lambda: _build_vae_step(_vae(lnn.lipschitz_mlp(_ENCODER)), mesh, "train"),
     ),
   ]
@@ -505,7 +522,7 @@ def _dpsgd_batches() -> list[int]:
 def dpsgd() -> list[Row]:
   """DP-SGD steps (vmap and ghost clipping) against a plain step of the same expected batch.
 
-  The VAE of `vae_step` (Björck encoder 784-256-128-16 as `lipdp.train` trains it, MLP decoder
+  The VAE of `vae_step` (Björck encoder 784-256-128-16 as `lipdp.training` trains it, MLP decoder
   16-256-512-794) on 8,192 records of 784 + 10 values; the DP-SGD batch is Poisson with
   q = batch / 8192. Each batch size is timed as its own group (plain, ghost, vmap), so every
   ratio is to the plain step of the same batch. `--quick` times the last batch only, without
@@ -520,14 +537,14 @@ def dpsgd() -> list[Row]:
       (f"plain step, batch {batch}", None),
       (
         f"dp-sgd ghost, expected batch {batch}",
-        train_lib.DPSGDConfig(1.0, 1.0, q, chunk_size=FLAGS.ghost_chunk, clipping="ghost"),
+        training.DPSGDConfig(1.0, 1.0, q, chunk_size=FLAGS.ghost_chunk, clipping="ghost"),
       ),
     ]
     if not _quick():
       variants.append(
         (
           f"dp-sgd vmap, expected batch {batch}",
-          train_lib.DPSGDConfig(1.0, 1.0, q, chunk_size=FLAGS.vmap_chunk, clipping="vmap"),
+          training.DPSGDConfig(1.0, 1.0, q, chunk_size=FLAGS.vmap_chunk, clipping="vmap"),
         )
       )
     built = {
@@ -774,7 +791,7 @@ def _devices_worker() -> list[Row]:
   count = FLAGS.device_count
   if jax.device_count() < count or FLAGS.batch_size % count:
     raise ValueError(f"need {count} devices and a batch divisible by them")
-  dp = train_lib.DPSGDConfig(1.0, 1.0, FLAGS.batch_size / _NUM_RECORDS)  # ghost, its microbatch
+  dp = training.DPSGDConfig(1.0, 1.0, FLAGS.batch_size / _NUM_RECORDS)  # ghost, its microbatch
   variants = []
   cases = (("plain step, bjorck encoder", None), ("dp-sgd step (ghost)", dp))
   for label, method_dp in cases[:1] if _quick() else cases:

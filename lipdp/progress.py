@@ -5,7 +5,7 @@ cluster job, CI, `nohup`, a redirected log) a `ProgressLines`, which logs a plai
 the logger "lipdp" (`lipdp.console.progress_line`: step, rate, time left) each time the loop
 has advanced another tenth of its steps, or 30 s after the last line, whichever comes first,
 but never twice within a few seconds. Both take `update(n)`, `set_postfix(...)` and `close()`,
-so the loop (`lipdp.train.fit`) does not care which it has.
+so the loop (`lipdp.training.fit`) does not care which it has.
 """
 
 import logging

@@ -14,7 +14,7 @@ central baselines ('mst', 'aim', 'private_measure', ...) and the references with
 
 In order, and what is checked before anything is written: the settings (validated when the
 Spec was built), the work directory (`workdir.check`) and a release already in it
-(`workdir.refuse_release`), the data (loaded and encoded in full), and the method's own checks
+(`refuse_release`), the data (loaded and encoded in full), and the method's own checks
 (`prepare`: the budget, fixed before training from the settings and the number of records,
 refused if the release cannot honour it and warned about if it is weak; a missing optional
 dependency). config.json is written only once all of them passed. Then the method makes its
@@ -30,6 +30,7 @@ Progress goes to the logger "lipdp" (the words are `lipdp.console`'s); warnings 
 import dataclasses
 import json
 import logging
+import os
 import time
 from typing import Any, Dict, List, Optional
 
@@ -55,6 +56,16 @@ REPORT_METRICS = (
   "meta/privacy_delta",
   "meta/privacy_scope",
   "meta/privacy_headline",
+)
+
+# Settings that may change between a run and its resumption: they act after training.
+RESUMABLE_SETTINGS = (
+  "noise_seed",
+  "decoding",
+  "num_figure_samples",
+  "shuffled_release",
+  "replace_release",
+  "evaluation",
 )
 
 
@@ -100,6 +111,53 @@ def load_data(data_spec: spec_lib.DataSpec) -> data_lib.PreparedData:
   return data_lib.load_dataset(name, **options)
 
 
+def refuse_release(workdir: str, replace: bool) -> None:
+  """Refuses a second release into `workdir` unless `replace` (only sound if unpublished)."""
+  if workdir_lib.holds_release(workdir) and not replace:
+    raise spec_lib.SettingError(
+      f"{workdir} already holds a release. A second release from the same private records "
+      "composes with the first (the reports do not add up by themselves); to replace it, and "
+      f"only if it was never published, pass {spec_lib.setting('replace_release', 'true')}, "
+      "or use another work directory"
+    )
+
+
+def open_for(spec: spec_lib.Spec, workdir: str) -> None:
+  """Creates the work directory and records (or compares) the run's settings in it."""
+  try:
+    os.makedirs(workdir, exist_ok=True)
+  except OSError as e:
+    raise ValueError(f"cannot create the work directory {workdir}: {e.strerror or e}") from e
+  current = _comparable(json.loads(spec_lib.to_config(spec).to_json()))
+  config_path = workdir_lib.path(workdir, workdir_lib.CONFIG_FILE)
+  if os.path.exists(config_path):
+    with open(config_path, encoding="utf-8") as f:
+      previous = _comparable(json.load(f))
+    previous, compared = _unset_dropped(previous), _unset_dropped(current)
+    if previous != compared:
+      changed = sorted(
+        k for k in set(previous) | set(compared) if previous.get(k) != compared.get(k)
+      )
+      raise ValueError(
+        f"{workdir} holds a run with other settings ({', '.join(changed)}); "
+        "use a new work directory or delete it"
+      )
+  files.atomic_write_text(config_path, json.dumps(current, indent=2, sort_keys=True))
+
+
+def _comparable(settings: dict) -> dict:
+  return {k: v for k, v in settings.items() if k not in RESUMABLE_SETTINGS}
+
+
+def _unset_dropped(value):
+  """Settings with unset ones (None, or an empty group of options) dropped: a field added later
+  with an unset default must not make an older work directory look like another run."""
+  if isinstance(value, dict):
+    kept = {k: _unset_dropped(v) for k, v in value.items()}
+    return {k: v for k, v in kept.items() if v is not None and v != {}}
+  return value
+
+
 def run(spec: spec_lib.Spec, workdir: str, *, progress: bool = False) -> RunResult:
   """Runs `spec` in `workdir` (module docstring); `progress` shows training's progress on
   stderr (a bar on a terminal, plain lines otherwise: `lipdp.progress`)."""
@@ -108,7 +166,7 @@ def run(spec: spec_lib.Spec, workdir: str, *, progress: bool = False) -> RunResu
   releases = spec.privacy is not None
   workdir_lib.check(workdir)
   if releases:
-    workdir_lib.refuse_release(workdir, spec.release.replace_release)
+    refuse_release(workdir, spec.release.replace_release)
 
   data = load_data(spec.data)
   for line in console.data_lines(data):
@@ -123,7 +181,7 @@ def run(spec: spec_lib.Spec, workdir: str, *, progress: bool = False) -> RunResu
   warnings = list(prepared.warnings)
   for warning in warnings:
     log.warning("%s", warning)
-  workdir_lib.open_for(spec, workdir)  # after every check: a failed one leaves no config.json
+  open_for(spec, workdir)  # after every check: a failed one leaves no config.json
 
   timings = {"prepare_s": time.time() - start}
   made = method.module.generate(spec, data, workdir, prepared, progress)

@@ -32,9 +32,9 @@ from typing import Any, Callable, Mapping, Optional, Tuple
 
 import ml_collections
 
-from lipdp import dpsgd
 from lipdp import methods
 from lipdp import privacy
+from lipdp import training
 from lipdp.models import builders
 from lipdp.models import likelihood
 from lipdp.privacy import budget as budget_lib
@@ -647,9 +647,9 @@ def _check_common(spec: Spec) -> None:
     raise SettingError(
       f"{setting('train.average_decay')} must be in [0, 1), got {train.average_decay}"
     )
-  if train.dp_clipping not in dpsgd.CLIPPING_METHODS:
+  if train.dp_clipping not in training.CLIPPING_METHODS:
     raise SettingError(
-      f"{setting('train.dp_clipping')} must be one of {dpsgd.CLIPPING_METHODS}, got "
+      f"{setting('train.dp_clipping')} must be one of {training.CLIPPING_METHODS}, got "
       f"{train.dp_clipping!r}"
     )
   if train.label_loss_weight is not None and not _positive_finite(train.label_loss_weight):

@@ -12,21 +12,18 @@
       samples.png          real versus synthetic records: shows private records
 
 This module is the only one that spells these names. A run checks the folder before anything
-is written (`check`), refuses a second release from the same private records (`refuse_release`),
-and records its settings once every other check passed (`open_for`); resuming a run with other
-settings is refused. The latest checkpoint is what orbax's manager says (`checkpoint_manager`,
-which training uses too), never a listing of its folder.
+is written (`check`); the run (`lipdp.runner`) refuses a second release from the same private
+records and records its settings once every other check passed. This module imports no settings
+(`lipdp.spec`), so training can use it. The latest checkpoint is what orbax's manager says
+(`checkpoint_manager`, which training uses too), never a listing of its folder.
 """
 
-import json
 import os
 from typing import Optional
 
 import orbax.checkpoint as ocp
 
-from lipdp import files
 from lipdp import release as release_lib
-from lipdp import spec as spec_lib
 
 CONFIG_FILE = "config.json"
 CHECKPOINTS = "checkpoints"
@@ -36,15 +33,6 @@ RELEASE_DIR = "release"
 EVALUATION_FILE = "evaluation.json"
 SAMPLES_FIGURE = "samples.png"
 
-# Settings that may change between a run and its resumption: they act after training.
-RESUMABLE_SETTINGS = (
-  "noise_seed",
-  "decoding",
-  "num_figure_samples",
-  "shuffled_release",
-  "replace_release",
-  "evaluation",
-)
 # Checkpoints kept by training (the latest two: one survives a crash while writing the next).
 _MAX_CHECKPOINTS = 2
 
@@ -76,53 +64,6 @@ def check(workdir: str) -> None:
 
 def holds_release(workdir: str) -> bool:
   return os.path.exists(os.path.join(release_dir(workdir), release_lib.REPORT_FILE))
-
-
-def refuse_release(workdir: str, replace: bool) -> None:
-  """Refuses a second release into `workdir` unless `replace` (only sound if unpublished)."""
-  if holds_release(workdir) and not replace:
-    raise spec_lib.SettingError(
-      f"{workdir} already holds a release. A second release from the same private records "
-      "composes with the first (the reports do not add up by themselves); to replace it, and "
-      f"only if it was never published, pass {spec_lib.setting('replace_release', 'true')}, "
-      "or use another work directory"
-    )
-
-
-def open_for(spec: spec_lib.Spec, workdir: str) -> None:
-  """Creates the work directory and records (or compares) the run's settings in it."""
-  try:
-    os.makedirs(workdir, exist_ok=True)
-  except OSError as e:
-    raise ValueError(f"cannot create the work directory {workdir}: {e.strerror or e}") from e
-  current = _comparable(json.loads(spec_lib.to_config(spec).to_json()))
-  config_path = path(workdir, CONFIG_FILE)
-  if os.path.exists(config_path):
-    with open(config_path, encoding="utf-8") as f:
-      previous = _comparable(json.load(f))
-    previous, compared = _unset_dropped(previous), _unset_dropped(current)
-    if previous != compared:
-      changed = sorted(
-        k for k in set(previous) | set(compared) if previous.get(k) != compared.get(k)
-      )
-      raise ValueError(
-        f"{workdir} holds a run with other settings ({', '.join(changed)}); "
-        "use a new work directory or delete it"
-      )
-  files.atomic_write_text(config_path, json.dumps(current, indent=2, sort_keys=True))
-
-
-def _comparable(settings: dict) -> dict:
-  return {k: v for k, v in settings.items() if k not in RESUMABLE_SETTINGS}
-
-
-def _unset_dropped(value):
-  """Settings with unset ones (None, or an empty group of options) dropped: a field added later
-  with an unset default must not make an older work directory look like another run."""
-  if isinstance(value, dict):
-    kept = {k: _unset_dropped(v) for k, v in value.items()}
-    return {k: v for k, v in kept.items() if v is not None and v != {}}
-  return value
 
 
 def checkpoint_manager(workdir: str, read_only: bool = False) -> ocp.CheckpointManager:

@@ -6,7 +6,7 @@ weights, the records the weights are fit on (the private ones, or scope 'public'
 and the privacy budget (`plan_budget`: the release's noise ratio sigma / Delta and, in scope
 'dp-sgd', DP-SGD's noise multiplier), refusing one the release cannot honour (`check_budget`).
 `generate(...)` then calibrates the encoder (`encoder_calibration`), builds the VAE, trains it
-(`lipdp.train`, resumable from the work directory's checkpoints) and releases:
+(`lipdp.training`, resumable from the work directory's checkpoints) and releases:
 
 * 'lipdp': each private record releases k latents mu(x) + sigma xi through the encoder, whose
   Lipschitz bound is certified from the trained weights, decoded (`lipdp.latent_release`);
@@ -31,10 +31,9 @@ from lipdp import methods
 from lipdp import privacy
 from lipdp import randomness
 from lipdp import spec as spec_lib
-from lipdp import train as train_lib
+from lipdp import training
 from lipdp import workdir as workdir_lib
 from lipdp.data import datasets
-from lipdp.dpsgd import DPSGDConfig
 from lipdp.models import builders
 
 log = logging.getLogger("lipdp.methods.vae")
@@ -328,9 +327,9 @@ def generate(
   return methods.Generated(records, report, model, variables, timings=timings, compare=compare)
 
 
-def _dpsgd_settings(spec: spec_lib.Spec, plan: privacy.BudgetPlan) -> DPSGDConfig:
+def _dpsgd_settings(spec: spec_lib.Spec, plan: privacy.BudgetPlan) -> training.DPSGDConfig:
   """DP-SGD's settings (scope 'dp-sgd'), with the planned noise multiplier."""
-  return DPSGDConfig(
+  return training.DPSGDConfig(
     noise_multiplier=plan.dpsgd_noise_multiplier,
     clip_norm=spec.train.dp_clip_norm,
     sampling_rate=spec.train.dp_sampling_rate,
@@ -344,7 +343,7 @@ def _train(spec, model, domain, prepared: Prepared, workdir: str, progress: bool
   dpsgd_settings = _dpsgd_settings(spec, prepared.plan) if uses_dpsgd else None
   train = spec.train
   batch_size = _batch_size(train.batch_size, len(prepared.fit_records), uses_dpsgd)
-  config = train_lib.TrainConfig(
+  config = training.TrainConfig(
     num_steps=train.num_steps,
     batch_size=batch_size,
     learning_rate=train.learning_rate,
@@ -376,7 +375,7 @@ def _train(spec, model, domain, prepared: Prepared, workdir: str, progress: bool
       jax.default_backend(),
     ),
   )
-  trained = train_lib.train(model, prepared.fit_records, domain.blocks, config, workdir=workdir)
+  trained = training.train(model, prepared.fit_records, domain.blocks, config, workdir=workdir)
   if trained.resumed_from and trained.resumed_from != latest:
     log.info("Resumed from step %d", trained.resumed_from)
   if trained.resumed_from < train.num_steps:

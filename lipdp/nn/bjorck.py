@@ -303,11 +303,11 @@ class BjorckDense(nn.Module):
     kernel_init: initialiser of the unconstrained weight W (orthogonal by default, which
       needs a single Björck step; 3-5 steps after Adam training in experiments/benchmark.py).
     bias_init: initialiser of the bias.
-    retracted: multiply by ``lipschitz * W`` directly, with no Björck iteration in the forward
-      or backward pass (a plain matmul). For training with an optimiser that keeps W on the
-      Stiefel manifold (``lipdp.optim.bjorck_retraction``); nothing in the layer then enforces
-      the constant, which is ``lipschitz * |W|_2`` for whatever W is, and the certificate
-      reads exactly that (``effective_kernel()``).
+    retracted: multiply by ``lipschitz * W`` directly, with no Björck iteration in the forward or
+      backward pass (a plain matmul). For training with an optimiser that keeps W on the Stiefel
+      manifold (``lipdp.training.optim.bjorck_retraction``); nothing in the layer then enforces the
+      constant, which is ``lipschitz * |W|_2`` for whatever W is, and the certificate reads exactly
+      that (``effective_kernel()``).
   """
 
   features: int
@@ -377,9 +377,9 @@ def retract_to_polar(params: Any, polar: Any) -> Any:
 # --- Training with a retraction instead of per-step iterations -----------------------------------
 #
 # At batch sizes where a Björck step (two (m, n, n) matmuls) costs as much as the layer's whole
-# forward and backward pass, iterating in every forward pass dominates training. Instead the
-# layer can run `retracted` (a plain matmul by lipschitz * W) while the optimiser keeps W on the
-# Stiefel manifold (`lipdp.optim.bjorck_retraction`, built from `retract_to_stiefel`), and one
+# forward and backward pass, iterating in every forward pass dominates training. Instead the layer
+# can run `retracted` (a plain matmul by lipschitz * W) while the optimiser keeps W on the Stiefel
+# manifold (`lipdp.training.optim.bjorck_retraction`, built from `retract_to_stiefel`), and one
 # exact `orthonormalize_kernels` after training makes W orthonormal to the Björck tolerance. The
 # guarantee never rests on the retraction: the certificate reads the weights.
 

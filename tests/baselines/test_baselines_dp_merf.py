@@ -25,7 +25,6 @@ from lipdp import privacy
 from lipdp import release as release_lib
 from lipdp import runner
 from lipdp import spec as spec_lib
-from lipdp import workdir as workdir_lib
 from lipdp.baselines import dp_merf
 from lipdp.data import CategoricalColumn, ImageDomain, NumericColumn, TabularDomain
 from lipdp.methods import central
@@ -458,7 +457,7 @@ def test_a_work_directory_written_before_the_dp_merf_section_still_resumes(tmp_p
   older = json.loads(spec_lib.to_config(spec).to_json())
   del older["dp_merf"]
   (tmp_path / "config.json").write_text(json.dumps(older))
-  workdir_lib.open_for(spec, str(tmp_path))
+  runner.open_for(spec, str(tmp_path))
   config.dp_merf.num_steps = 5  # a set field is a different run
   with pytest.raises(ValueError, match="other settings"):
-    workdir_lib.open_for(spec_lib.from_config(config), str(tmp_path))
+    runner.open_for(spec_lib.from_config(config), str(tmp_path))

@@ -1,6 +1,6 @@
-"""One process of a multi-process training run on localhost (for tests/test_multihost.py).
+"""One process of a multi-process training run on localhost (for tests/training/test_multihost.py).
 
-    python tests/multihost_worker.py PROCESS_ID NUM_PROCESSES PORT OUT_DIR
+    python tests/training/multihost_worker.py PROCESS_ID NUM_PROCESSES PORT OUT_DIR
 
 Each process has 2 CPU devices and talks to the others over gloo, as hosts of a cluster would;
 `jax.distributed.initialize` must run before anything touches the devices. Process 0 writes the
@@ -25,12 +25,12 @@ def main(process_id: int, num_processes: int, port: int, out_dir: str) -> None:
 
   # The script's folder is on sys.path (python runs it by path); lipdp is installed.
   import multihost_setup as setup  # pylint: disable=g-import-not-at-top
-  from lipdp import train as train_lib  # pylint: disable=g-import-not-at-top
+  from lipdp import training  # pylint: disable=g-import-not-at-top
 
   assert jax.process_count() == num_processes and jax.device_count() == 2 * num_processes
   for name, config, stop_after in setup.SCENARIOS:
     workdir = os.path.join(out_dir, f"workdir_{name}")
-    result = train_lib.train(
+    result = training.train(
       setup.model(), setup.records(), setup.BLOCKS, config, workdir=workdir, stop_after=stop_after
     )
     if jax.process_index() == 0:

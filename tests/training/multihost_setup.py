@@ -1,31 +1,33 @@
-"""The runs tests/test_multihost.py compares across process counts (shared with the worker)."""
+"""The runs tests/training/test_multihost.py compares across process counts (shared with the
+worker)."""
 
+import jax
 import numpy as np
 
 from lipdp import nn as lnn
-from lipdp import sharding
-from lipdp import train as train_lib
+from lipdp import training
 from lipdp.data import Block
 from lipdp.models import decoders
 from lipdp.models import vae as vae_lib
+from lipdp.training import sharding
 
 BLOCKS = (Block("image", "image", 0, 12), Block("label", "categorical", 12, 15))
-_DP = train_lib.DPSGDConfig(noise_multiplier=1.0, clip_norm=1.0, sampling_rate=0.25, chunk_size=8)
+_DP = training.DPSGDConfig(noise_multiplier=1.0, clip_norm=1.0, sampling_rate=0.25, chunk_size=8)
 # (name, config, stop_after): plain; DP-SGD; DP-SGD killed after a checkpoint at step 3.
 SCENARIOS = (
   (
     "plain",
-    train_lib.TrainConfig(num_steps=6, batch_size=16, seed=3, progress_bar=False, retract_every=2),
+    training.TrainConfig(num_steps=6, batch_size=16, seed=3, progress_bar=False, retract_every=2),
     None,
   ),
   (
     "dpsgd",
-    train_lib.TrainConfig(num_steps=6, seed=5, dp=_DP, progress_bar=False, retract_every=2),
+    training.TrainConfig(num_steps=6, seed=5, dp=_DP, progress_bar=False, retract_every=2),
     None,
   ),
   (
     "dpsgd_killed",
-    train_lib.TrainConfig(
+    training.TrainConfig(
       num_steps=6, seed=5, dp=_DP, progress_bar=False, retract_every=2, checkpoint_every=3
     ),
     3,
@@ -49,6 +51,4 @@ def records(n=64, seed=0):
 
 
 def flat(tree) -> np.ndarray:
-  import jax  # pylint: disable=g-import-not-at-top
-
   return np.concatenate([np.ravel(x) for x in jax.tree_util.tree_leaves(sharding.host_value(tree))])

@@ -25,7 +25,7 @@ Adam's per-coordinate scaling; every k-th update removes it.
 Cost per Björck kernel of shape (m, n), m >= n: two (m, n, n) matmuls for the projection every
 step, two for the retraction every k-th step; the layer's own forward and backward pass is a
 plain (B, m, n) matmul. Nothing here carries the privacy guarantee: the certificate
-(`lipdp.nn.certified_lipschitz_bound`) reads the trained weights, and `lipdp.train` ends
+(`lipdp.nn.certified_lipschitz_bound`) reads the trained weights, and `lipdp.training` ends
 training with one exact normalisation (`lipdp.nn.bjorck.orthonormalize_kernels`).
 """
 

@@ -4,8 +4,8 @@ strong differentially private learners", ICLR; Bu, Wang, Zha and Karypis 2023, "
 private optimization on large model at small cost", ICML: book-keeping and the mixed rule).
 
 `clipped_gradient_sum(loss_fn, C)` has the interface and the result (to float rounding) of
-`lipdp.dpsgd.clipped_gradient_sum`: the sum over a microbatch of each example's gradient scaled
-by min(1, C' / |grad_i|). What it never forms is the (batch, parameters) array of per-example
+`lipdp.training.dpsgd.clipped_gradient_sum`: the sum over a microbatch of each example's gradient
+scaled by min(1, C' / |grad_i|). What it never forms is the (batch, parameters) array of per-example
 gradients.
 
 Activations and output gradients. Example i's loss l_i is computed exactly as on the vmap path,
@@ -51,8 +51,8 @@ per example, and no parameter is used outside its layer's call: with the recogni
 their parameters separately, the per-example loss must not depend on the parameter tree given
 to `loss_fn` at all, which `jax.interpreters.partial_eval.dce_jaxpr` decides on the traced
 program (a dependence on the program, not on values). `self_check` then compares the ghost norms
-with the vmap path's on fixed pseudo-random records (never the private data); `lipdp.steps.
-DPSGDStep` runs it before its first ghost step and refuses on a mismatch.
+with the vmap path's on fixed pseudo-random records (never the private data);
+`lipdp.training.steps.DPSGDStep` runs it before its first ghost step and refuses on a mismatch.
 
 Rounding (float32, u = 2^-24, gamma_n = n u / (1 - n u); Higham 2002, Lemma 3.1 and 3.3). For
 each example and layer the code computes an estimate N of the squared norm and an upper bound
@@ -60,10 +60,10 @@ U >= |V / c|^2, where V is the float vector that layer contributes to the clippe
 example is alone (the one the sensitivity is about; the other rows add exact zeros):
 
 - sums of non-negative terms (the dense rule with one position, materialised gradients, the
-  squared norms inside the other rules) are blocked as in `lipdp.dpsgd.per_example_norms`, so
-  each has relative error at most gamma_D, D its number of terms; V adds at most 4 roundings per
-  entry (c g, a (c g), the scale, a sum of two terms). Then U = N (1 + e) with e = gamma_{2D+64}
-  (D the layer's longest reduction);
+  squared norms inside the other rules) are blocked as in
+  `lipdp.training.dpsgd.per_example_norms`, so each has relative error at most gamma_D, D its
+  number of terms; V adds at most 4 roundings per entry (c g, a (c g), the scale, a sum of two
+  terms). Then U = N (1 + e) with e = gamma_{2D+64} (D the layer's longest reduction);
 - the ghost rule with T > 1 positions and the spectral rule subtract, so their error is bounded
   by the absolute values of the terms, not by N: with A their sum (s^2 (sum_p |a_p||g_p|)^2 +
   (sum_p |g_p|)^2, resp. alpha^2 |a|^2 |g|^2 + 2 |alpha beta (a.d)(g.u)| + beta^2 |d|^2 |u|^2 +
@@ -86,10 +86,10 @@ import jax.numpy as jnp
 import numpy as np
 from jax.interpreters import partial_eval as pe
 
-from lipdp import dpsgd
 from lipdp.nn.aol import AOLConv, AOLDense
 from lipdp.nn.bjorck import BjorckDense
 from lipdp.nn.spectral import STATE_COLLECTION, SpectralConv, SpectralDense
+from lipdp.training import dpsgd
 
 Array = jax.Array
 _UNIT = 2.0**-24  # float32 unit roundoff
@@ -555,7 +555,7 @@ def per_example_norms(loss_fn, params, model_state, chunk, rng) -> tuple[Array, 
 
 
 def clipped_gradient_sum(loss_fn: dpsgd.LossFn, clip_norm: float):
-  """`lipdp.dpsgd.clipped_gradient_sum` by ghost norms and book-keeping (module docstring).
+  """`lipdp.training.dpsgd.clipped_gradient_sum` by ghost norms and book-keeping (module docstring).
 
   Builds `f(params, model_state, chunk, mask, rng) -> (sum of clipped grads, stats)`, with the
   vmap path's keys, masking, non-finite handling and statistics. Raises `GhostClippingError`

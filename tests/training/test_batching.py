@@ -5,7 +5,7 @@ import threading
 import numpy as np
 import pytest
 
-from lipdp import batching
+from lipdp.training import batching
 
 
 def test_epoch_shuffler_matches_the_stateless_function():

@@ -7,6 +7,7 @@ batch and that the noise was added once (added per host, it would be there twice
 """
 
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -16,7 +17,7 @@ import numpy as np
 import pytest
 
 import multihost_setup as setup
-from lipdp import train as train_lib
+from lipdp import training
 
 _HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -64,7 +65,7 @@ def two_process_run(tmp_path_factory):
 
 def _alone(name, workdir=None, devices=4):
   _, config, stop_after = next(s for s in setup.SCENARIOS if s[0] == name)
-  return train_lib.train(
+  return training.train(
     setup.model(),
     setup.records(),
     setup.BLOCKS,
@@ -88,12 +89,10 @@ def test_two_processes_train_what_one_process_trains(two_process_run, name):
 
 @pytest.mark.slow
 def test_one_process_resumes_a_checkpoint_written_by_two(two_process_run, tmp_path):
-  import shutil
-
   workdir = tmp_path / "resumed"
   shutil.copytree(two_process_run / "workdir_dpsgd_killed", workdir)
   _, config, _ = next(s for s in setup.SCENARIOS if s[0] == "dpsgd_killed")
-  resumed = train_lib.train(
+  resumed = training.train(
     setup.model(),
     setup.records(),
     setup.BLOCKS,

@@ -2,34 +2,34 @@
 
 `train(model, records, blocks, config)` is the entry point; it builds the VAE's loss
 (`vae_loss`, the negative ELBO of `lipdp.models.vae`) and runs the generic loop `fit`, which
-takes any `loss_fn` and a step from `lipdp.steps`:
+takes any `loss_fn` and a step from `lipdp.training.steps`:
 
 - plain mode minimises the batch-mean loss with optax. The weights then depend on the private
   records without a DP guarantee: the privacy report must use the `conditional` scope
   (docs/method.md);
-- DP-SGD mode (`config.dp`; Abadi et al. 2016, `lipdp.dpsgd`) gives the weights their own
-  guarantee, composed with the per-record release by `lipdp.privacy` (scope `dp-sgd`): exact
-  Poisson batches chosen on the host (`lipdp.batching`), per-example gradients clipped to C
-  with a proven rounding margin, float64 host noise of std z C added to the sum, then the
-  division by q n. Loss and clipping statistics, which the accounting does not cover, go only
-  to the private metrics file.
+- DP-SGD mode (`config.dp`; Abadi et al. 2016, `lipdp.training.dpsgd`) gives the weights their own
+  guarantee, composed with the per-record release by `lipdp.privacy` (scope `dp-sgd`): exact Poisson
+  batches chosen on the host (`lipdp.training.batching`), per-example gradients clipped to C with a
+  proven rounding margin, float64 host noise of std z C added to the sum, then the division by q n.
+  Loss and clipping statistics, which the accounting does not cover, go only to the private metrics
+  file.
 
-Speed. The records are copied to the devices once (`lipdp.sharding.place_records`); each step
-receives indices and gathers its batch inside one jitted, state-donating function, folds its
-PRNG keys from `state.step` there, and leaves its metrics on the devices until a log step. The
-host work of the next steps (indices; for DP-SGD the Poisson batch and the float64 noise, all
-functions of (seed, step) only) runs on a background thread meanwhile (`batching.Prefetcher`).
-`BjorckDense` layers train `retracted` (a plain matmul by lipschitz * W) while the optimiser
-keeps W orthonormal (`lipdp.optim.on_stiefel`: Riemannian gradients, and one Björck step every
+Speed. The records are copied to the devices once (`lipdp.training.sharding.place_records`); each
+step receives indices and gathers its batch inside one jitted, state-donating function, folds its
+PRNG keys from `state.step` there, and leaves its metrics on the devices until a log step. The host
+work of the next steps (indices; for DP-SGD the Poisson batch and the float64 noise, all functions
+of (seed, step) only) runs on a background thread meanwhile (`batching.Prefetcher`). `BjorckDense`
+layers train `retracted` (a plain matmul by lipschitz * W) while the optimiser keeps W orthonormal
+(`lipdp.training.optim.on_stiefel`: Riemannian gradients, and one Björck step every
 `config.retract_every` updates), and training ends with one exact orthonormalisation
 (`lipdp.nn.bjorck.orthonormalize_kernels`): the returned weights give the model as built the
 function it was trained as, to ~1e-6, and the certificate reads them as always. See
 docs/performance.md.
 
-Data parallelism: one jit over a 1-D device mesh with axis 'data' (`lipdp.sharding`); batches
-are split along it and the state replicated, so XLA inserts the gradient all-reduce. On several
-hosts call `jax.distributed.initialize()` first: every host computes the same seed, indices and
-noise, and places only its own devices' parts.
+Data parallelism: one jit over a 1-D device mesh with axis 'data' (`lipdp.training.sharding`);
+batches are split along it and the state replicated, so XLA inserts the gradient all-reduce. On
+several hosts call `jax.distributed.initialize()` first: every host computes the same seed, indices
+and noise, and places only its own devices' parts.
 
 Determinism: the batches and PRNG keys of step t depend only on (seed, t), so a run killed and
 resumed from its last orbax checkpoint finishes with the same parameters as an uninterrupted
@@ -44,45 +44,33 @@ from typing import Any, Callable, Mapping, Optional, Sequence
 
 from absl import logging
 import flax
-import flax.linen as nn
 import jax
+from jax.experimental import multihost_utils
 import jax.numpy as jnp
 import numpy as np
 import optax
 import orbax.checkpoint as ocp
 
-from lipdp import batching
-from lipdp import dpsgd
 from lipdp import files
-from lipdp import optim
 from lipdp import progress as progress_lib
 from lipdp import randomness
-from lipdp import sharding as sharding_lib
-from lipdp import steps as steps_lib
 from lipdp import workdir as workdir_lib
 from lipdp.models import vae as vae_lib
 from lipdp.nn import bjorck
+from lipdp.training import batching
+from lipdp.training import dpsgd
+from lipdp.training import optim
+from lipdp.training import sharding as sharding_lib
+from lipdp.training import steps as steps_lib
 
-# The pieces this module used to define, where other code and the tests find them.
-DATA_AXIS = sharding_lib.DATA_AXIS
-data_mesh = sharding_lib.data_mesh
-replicate = sharding_lib.replicate
-shard_rows = sharding_lib.shard_rows
-TrainState = steps_lib.TrainState
-DPSGDConfig = dpsgd.DPSGDConfig
-per_example_norms = dpsgd.per_example_norms
-dpsgd_noise = dpsgd.dpsgd_noise
-poisson_batch_indices = batching.poisson_batch_indices
-shuffled_batch_indices = batching.shuffled_batch_indices
-
-# Stream 0 of step 0 initialises the parameters (steps use streams 1 and 2: lipdp.steps).
+# Stream 0 of step 0 initialises the parameters (steps use streams 1 and 2: lipdp.training.steps).
 _INIT_STREAM = 0
 
 
 def step_key(seed: int, step: int, stream: int) -> jax.Array:
   """The PRNG key of one random stream at one step; depends only on (seed, step, stream).
 
-  Equal to the key the jitted steps fold in on the devices (`lipdp.steps.step_rng`).
+  Equal to the key the jitted steps fold in on the devices (`lipdp.training.steps.step_rng`).
   """
   return steps_lib.step_rng(randomness.key_from_seed(seed), step, stream)
 
@@ -94,7 +82,7 @@ def vae_loss(
   beta: float = 1.0,
   block_weights: Optional[Mapping[str, float]] = None,
 ) -> dpsgd.LossFn:
-  """The per-record negative ELBO of `model` as a `loss_fn` for `lipdp.steps` (aux: nll, kl).
+  """The per-record negative ELBO of `model` as a `loss_fn` for `steps` (aux: nll, kl).
 
   `block_weights` weighs named blocks' likelihoods (`lipdp.models.likelihood`)."""
 
@@ -131,83 +119,13 @@ def _init_state(
   optimizer: optax.GradientTransformation,
   sample_records: jax.Array,
   init_key: jax.Array,
-) -> TrainState:
+) -> steps_lib.TrainState:
   params, model_state = _split_variables(init_variables(init_key, jnp.zeros_like(sample_records)))
-  return TrainState(
+  return steps_lib.TrainState(
     step=jnp.zeros((), jnp.int32),
     params=params,
     model_state=model_state,
     opt_state=optimizer.init(params),
-  )
-
-
-def create_train_state(
-  model: nn.Module,
-  optimizer: optax.GradientTransformation,
-  sample_records: jax.Array,
-  init_key: jax.Array,
-  sharding: Optional[jax.sharding.Sharding] = None,
-) -> TrainState:
-  """Initialises parameters from `init_key` and a sample batch (only its shape is used).
-
-  Jitted, with the state placed by `sharding` (e.g. replicated over a mesh) as it is created.
-  """
-  # The noise key only feeds the throw-away forward pass of `init`.
-  init_variables = lambda key, x: model.init(key, x, jax.random.fold_in(key, 1))
-  return jax.jit(
-    lambda key: _init_state(init_variables, optimizer, sample_records, key), out_shardings=sharding
-  )(init_key)
-
-
-def make_train_step(
-  model: vae_lib.LipschitzVAE,
-  optimizer: optax.GradientTransformation,
-  blocks: Sequence,
-  image_likelihood: str = "bernoulli",
-  beta: float = 1.0,
-):
-  """The pure plain-mode step `train_step(state, batch, rng) -> (state, metrics)` of the VAE."""
-  return steps_lib.mean_loss_update(vae_loss(model, blocks, image_likelihood, beta), optimizer)
-
-
-def make_clipped_gradient_sum(
-  model: vae_lib.LipschitzVAE,
-  blocks: Sequence,
-  clip_norm: float,
-  image_likelihood: str = "bernoulli",
-  beta: float = 1.0,
-  clipping: str = "vmap",
-):
-  """`f(params, model_state, chunk, mask, rng) -> (sum of clipped grads, stats)` for the VAE
-  (`lipdp.dpsgd.clipped_gradient_sum`; `clipping` 'vmap' or 'ghost')."""
-  return dpsgd.clipped_gradient_sum(
-    vae_loss(model, blocks, image_likelihood, beta), clip_norm, clipping
-  )
-
-
-def _forward_only(model: nn.Module) -> dpsgd.LossFn:
-  """A `loss_fn` with zero loss whose forward pass updates the mutable collections."""
-
-  def loss_fn(params, model_state, records, rng, mutable=False):
-    out = model.apply({"params": params, **model_state}, records, rng, mutable=mutable)
-    return jnp.zeros(records.shape[:1]), {}, (out[1] if mutable else {})
-
-  return loss_fn
-
-
-def make_noisy_update(
-  model: nn.Module,
-  optimizer: optax.GradientTransformation,
-  dp: DPSGDConfig,
-  num_records: int,
-  sample_records: jax.Array,
-):
-  """`f(state, grad_sum, noise, rng) -> state`: noise on the sum, then divide by q * n.
-
-  `noise` comes from `dpsgd_noise`; see `lipdp.steps.noisy_update`.
-  """
-  return steps_lib.noisy_update(
-    _forward_only(model), optimizer, dp.sampling_rate * num_records, sample_records
   )
 
 
@@ -249,10 +167,10 @@ class TrainConfig:
     log_every, checkpoint_every: progress and checkpoint periods in steps.
     progress_bar: show progress on stderr (`lipdp.progress`: a bar on a terminal, else lines).
     retract_every: Björck kernels are pulled back onto the Stiefel manifold every this many
-      optimiser steps (`lipdp.optim.bjorck_retraction`; 1 = every step). Between retractions
-      they drift by the non-tangent part of a few Adam steps; see docs/performance.md.
+      optimiser steps (`lipdp.training.optim.bjorck_retraction`; 1 = every step). Between
+      retractions they drift by the non-tangent part of a few Adam steps; see docs/performance.md.
     average_decay: when positive, the returned weights are the exponential moving average of
-      the iterates with this decay (`lipdp.optim.parameter_average`; post-processing, no
+      the iterates with this decay (`lipdp.training.optim.parameter_average`; post-processing, no
       privacy cost), then the Björck kernels' exact orthonormalisation as always.
   """
 
@@ -260,7 +178,7 @@ class TrainConfig:
   batch_size: int = 128
   learning_rate: float = 1e-3
   seed: Optional[int] = None
-  dp: Optional[DPSGDConfig] = None
+  dp: Optional[dpsgd.DPSGDConfig] = None
   image_likelihood: str = "bernoulli"
   beta: float = 1.0
   block_weights: Optional[Mapping[str, float]] = None
@@ -287,7 +205,7 @@ class TrainConfig:
 
 @dataclasses.dataclass
 class TrainResult:
-  state: TrainState
+  state: steps_lib.TrainState
   seed: int
   seeded_by_user: bool
   resumed_from: int
@@ -298,8 +216,6 @@ def _same_on_all_hosts(seed: int) -> int:
   """Process 0's seed on every host, so all hosts compute the same global batches."""
   if jax.process_count() == 1:
     return seed
-  from jax.experimental import multihost_utils  # pylint: disable=g-import-not-at-top
-
   words = np.array([(seed >> (32 * i)) & 0xFFFFFFFF for i in range(4)], dtype=np.uint32)
   words = np.asarray(multihost_utils.broadcast_one_to_all(words))  # a seed has 128 bits
   return sum(int(w) << (32 * i) for i, w in enumerate(words))
@@ -388,10 +304,10 @@ def fit(
   stop_after: Optional[int] = None,
   bjorck_kernels: frozenset = frozenset(),
 ) -> TrainResult:
-  """The generic training loop: any `loss_fn` (`lipdp.dpsgd.LossFn`), plain or DP-SGD.
+  """The generic training loop: any `loss_fn` (`lipdp.training.dpsgd.LossFn`), plain or DP-SGD.
 
   Args:
-    loss_fn: per-record losses of a batch (see `lipdp.steps`).
+    loss_fn: per-record losses of a batch (see `lipdp.training.steps`).
     init_variables: `(key, zero records of shape (1, dim)) -> variables` (a `params`
       collection and any others, which become the model state).
     records: (n, dim) training records.
@@ -405,7 +321,7 @@ def fit(
   """
   records = _check_records(records)
   num_records = records.shape[0]
-  mesh = data_mesh(devices)
+  mesh = sharding_lib.data_mesh(devices)
   replicated = sharding_lib.replicated(mesh)
   seed, seeded_by_user = _resolve_seed(config, workdir)
   optimizer = optim.with_parameter_average(

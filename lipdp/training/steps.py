@@ -1,23 +1,23 @@
 """Training steps behind one interface: plain (mean loss) and DP-SGD, over any `loss_fn`.
 
-A step is split where the privacy rules split it (jax_privacy's layout): what a step reads is
-chosen on the host in NumPy (`lipdp.batching`; the DP noise in float64, `lipdp.dpsgd`), as a pure
-function of (seed, step), and everything that touches the data runs in one jitted function on
-the devices. So the host work of step t + 1 can run on a background thread while the devices
-compute step t (`lipdp.batching.Prefetcher`), and every host of a multi-host run computes the
-same inputs without talking to the others.
+A step is split where the privacy rules split it (jax_privacy's layout): what a step reads is chosen
+on the host in NumPy (`lipdp.training.batching`; the DP noise in float64, `lipdp.training.dpsgd`),
+as a pure function of (seed, step), and everything that touches the data runs in one jitted function
+on the devices. So the host work of step t + 1 can run on a background thread while the devices
+compute step t (`lipdp.training.batching.Prefetcher`), and every host of a multi-host run computes
+the same inputs without talking to the others.
 
     step = PlainStep(loss_fn, optimizer, mesh, ...)  or  DPSGDStep(...)
     inputs = step.place(step.host_inputs(t))          # host (any thread)
     state, metrics = step.update(state, records, key, inputs)   # devices, jitted, state donated
 
-The records live on the devices for the whole run (`lipdp.sharding.place_records`); a step
-receives only indices and gathers its rows inside the jitted function. Its PRNG keys are folded
-from the run's key and `state.step` inside the function too. `metrics` stay on the devices until
+The records live on the devices for the whole run (`lipdp.training.sharding.place_records`); a step
+receives only indices and gathers its rows inside the jitted function. Its PRNG keys are folded from
+the run's key and `state.step` inside the function too. `metrics` stay on the devices until
 `summarize` is called at a log step.
 
-`loss_fn(params, model_state, records, rng, mutable) -> (per-example losses, aux, new model
-state)` (`lipdp.dpsgd.LossFn`): aux maps names to per-example values (logged as batch means in
+`loss_fn(params, model_state, records, rng, mutable) -> (per-example losses, aux, new model state)`
+(`lipdp.training.dpsgd.LossFn`): aux maps names to per-example values (logged as batch means in
 plain mode), and the new model state holds the collections named in `mutable` (e.g. spectral
 power-iteration vectors), or {} when `mutable` is False.
 """
@@ -31,9 +31,10 @@ import numpy as np
 import optax
 from jax.sharding import NamedSharding, PartitionSpec
 
-from lipdp import batching
-from lipdp import dpsgd
-from lipdp import sharding as sharding_lib
+from lipdp.training import batching
+from lipdp.training import dpsgd
+from lipdp.training import ghost_clipping
+from lipdp.training import sharding as sharding_lib
 
 # Streams of `fold_in(fold_in(run_key, step), stream)`: the model's own noise (the encoder's
 # reparameterisation) and the throw-away forward pass that refreshes the model state.
@@ -152,7 +153,7 @@ class Step:
 
 
 class PlainStep(Step):
-  """Minimises the batch-mean loss on epoch-wise shuffled batches (`lipdp.batching`)."""
+  """Minimises the batch-mean loss on epoch-wise shuffled batches (`lipdp.training.batching`)."""
 
   def __init__(
     self,
@@ -192,7 +193,7 @@ class PlainStep(Step):
 
 
 class DPSGDStep(Step):
-  """One DP-SGD step (`lipdp.dpsgd`) on a Poisson batch, all microbatches in one jitted call.
+  """One DP-SGD step (`dpsgd`) on a Poisson batch, all microbatches in one jitted call.
 
   Host inputs of step t: the Poisson batch laid out as microbatches (`batching.pad_to_chunks`,
   never truncated) and the float64-drawn noise (`dpsgd.dpsgd_noise`), both functions of
@@ -282,8 +283,6 @@ class DPSGDStep(Step):
     if not self._checked:
       # Once, before the first ghost step: ghost against vmap norms and sums on fixed
       # pseudo-random records (never the private ones); refuses on a mismatch.
-      from lipdp import ghost_clipping  # pylint: disable=g-import-not-at-top
-
       ghost_clipping.self_check(
         self._loss_fn,
         state.params,

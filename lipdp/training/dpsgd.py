@@ -1,6 +1,6 @@
 """DP-SGD (Abadi et al. 2016): per-example clipping, Gaussian noise on the sum, then the mean.
 
-One DP-SGD step on a Poisson batch B (sampled on the host, `lipdp.batching`):
+One DP-SGD step on a Poisson batch B (sampled on the host, `lipdp.training.batching`):
 
     g = ( sum_{i in B} clip_C(grad l(theta; x_i)) + N(0, (z C)^2 I) ) / (q n),
 
@@ -20,8 +20,8 @@ data-independent constant. The jax_privacy "sharp edges" are the checklist:
   never writes it, so no per-example information leaks through it.
 
 The batch is processed in fixed-size microbatches (`chunk_size` examples, vmapped) by one
-`lax.fori_loop` inside one jitted step (`lipdp.steps.DPSGDStep`), whose trip count is the number
-of microbatches actually holding examples: nothing is truncated, and no compute is spent on
+`lax.fori_loop` inside one jitted step (`lipdp.training.steps.DPSGDStep`), whose trip count is the
+number of microbatches actually holding examples: nothing is truncated, and no compute is spent on
 padding beyond the last partial microbatch.
 """
 
@@ -32,9 +32,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from lipdp import batching
 from lipdp import privacy
 from lipdp import randomness
+from lipdp.training import batching
 
 # loss_fn(params, model_state, records, rng, mutable) -> (per-example losses (b,), aux, new
 # model state): aux maps names to per-example (b,) arrays; new model state is {} unless
@@ -53,7 +53,7 @@ class DPSGDConfig:
   """DP-SGD hyper-parameters. `sampling_rate` q: each record joins a batch with probability q.
 
   `clipping` chooses how the per-example norms and the clipped sum are computed: 'vmap'
-  (per-example gradients, `clipped_gradient_sum`) or 'ghost' (`lipdp.ghost_clipping`: from
+  (per-example gradients, `clipped_gradient_sum`) or 'ghost' (`lipdp.training.ghost_clipping`: from
   each layer's inputs and output gradients, without per-example gradients; the same result to
   float rounding, for models made of the layers it recognises).
 
@@ -125,7 +125,7 @@ def blocked_sum_of_squares(tree: Any) -> tuple[jax.Array, int]:
 
   Summed in two levels, blocks of `_NORM_BLOCK` squares, then the block sums, so that the
   relative error is at most gamma_{_NORM_BLOCK + blocks + 1} whatever order XLA adds in (see
-  `per_example_norms`; `lipdp.ghost_clipping` uses the same bound).
+  `per_example_norms`; `lipdp.training.ghost_clipping` uses the same bound).
   """
   leaves = jax.tree_util.tree_leaves(tree)
   batch = leaves[0].shape[0]
@@ -143,8 +143,8 @@ def blocked_sum_of_squares(tree: Any) -> tuple[jax.Array, int]:
 def clipped_gradient_sum(loss_fn: LossFn, clip_norm: float, clipping: str = "vmap"):
   """Builds `f(params, model_state, chunk, mask, rng) -> (sum of clipped grads, stats)`.
 
-  `clipping='ghost'` returns `lipdp.ghost_clipping.clipped_gradient_sum` (same interface and
-  result, no per-example gradients); the rest of this docstring is the vmap path.
+  `clipping='ghost'` returns `lipdp.training.ghost_clipping.clipped_gradient_sum` (same interface
+  and result, no per-example gradients); the rest of this docstring is the vmap path.
 
   Per-example gradients by vmap (example i uses key i of `jax.random.split(rng, len(chunk))`);
   each is scaled by min(1, C' / |g_i|) with C' = C (1 - m) (`per_example_norms`), so its exact
@@ -155,7 +155,8 @@ def clipped_gradient_sum(loss_fn: LossFn, clip_norm: float, clipping: str = "vma
   """
 
   if clipping == "ghost":
-    from lipdp import ghost_clipping  # pylint: disable=g-import-not-at-top (it imports this)
+    # Not at the top: ghost_clipping imports this module.
+    from lipdp.training import ghost_clipping  # pylint: disable=g-import-not-at-top
 
     return ghost_clipping.clipped_gradient_sum(loss_fn, clip_norm)
   if clipping != "vmap":

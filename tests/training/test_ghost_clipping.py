@@ -9,18 +9,20 @@ import numpy as np
 import optax
 import pytest
 
-from lipdp import spec as spec_lib
+import train_state
 from lipdp import data as data_lib
-from lipdp import dpsgd
-from lipdp import ghost_clipping as gc
-from lipdp import sharding
-from lipdp import steps as steps_lib
-from lipdp import train as train_lib
+from lipdp import randomness
+from lipdp import spec as spec_lib
 from lipdp.models import builders
 from lipdp.models import decoders
 from lipdp.models import vae as vae_lib
 from lipdp.nn import AOLConv, AOLDense, BjorckDense, SpectralConv, SpectralDense
 from lipdp.nn import bjorck
+from lipdp.training import dpsgd
+from lipdp.training import ghost_clipping as gc
+from lipdp.training import loop
+from lipdp.training import sharding
+from lipdp.training import steps as steps_lib
 
 DIM = 16
 
@@ -147,7 +149,7 @@ LAYER_CASES = {
       (DIM,),
       [
         nn.Dense(8, use_bias=False),
-        BjorckDense(8, lipschitz=0.7, retracted=True),  # as lipdp.train trains it
+        BjorckDense(8, lipschitz=0.7, retracted=True),  # as lipdp.training trains it
         SpectralDense(8, lipschitz=0.9),
         AOLDense(8, lipschitz=0.8),
         BjorckDense(6, lipschitz=0.9),  # iterating (not retracted)
@@ -202,7 +204,7 @@ def _vae(decoder="mlp", style_dim=2, heteroscedastic=False, encoder_dense="bjorc
     heteroscedastic=heteroscedastic,
   )
   model = builders.build_vae(domain, c, 1.0, 1.0, 0.1 if heteroscedastic else None)
-  return bjorck.with_retracted_bjorck(model), domain  # as lipdp.train trains it
+  return bjorck.with_retracted_bjorck(model), domain  # as lipdp.training trains it
 
 
 @pytest.mark.parametrize(
@@ -220,7 +222,7 @@ def test_ghost_equals_vmap_for_the_vae(decoder, style_dim, heteroscedastic, enco
   records = data_lib.load_dataset("digits").train[:6]
   rules = {"dense"} | ({"materialise"} if decoder == "conv" else set())
   rules |= {"spectral"} if encoder_dense == "spectral" else set()
-  _compare(train_lib.vae_loss(model, domain.blocks), params, state, records, rules)
+  _compare(loop.vae_loss(model, domain.blocks), params, state, records, rules)
 
 
 class _Mixed(nn.Module):
@@ -262,7 +264,7 @@ def _small_vae():
 def test_padding_rows_and_non_finite_examples_contribute_nothing():
   model, domain = _small_vae(), data_lib.load_dataset("digits").domain
   params, state = _split(_init(model, jnp.zeros((1, domain.dim)), jax.random.key(2)))
-  clipped_sum = jax.jit(gc.clipped_gradient_sum(train_lib.vae_loss(model, domain.blocks), 1.0))
+  clipped_sum = jax.jit(gc.clipped_gradient_sum(loop.vae_loss(model, domain.blocks), 1.0))
   records = data_lib.load_dataset("digits").train[:4].copy()
   records[0, 0] = np.nan
   key = jax.random.key(3)
@@ -333,15 +335,15 @@ def test_self_check_refuses_a_wrong_rule(monkeypatch):
 
 
 def _step_after_one_update(clipping, clip_norm, records, model, blocks):
-  dp = train_lib.DPSGDConfig(
+  dp = dpsgd.DPSGDConfig(
     noise_multiplier=1e-6, clip_norm=clip_norm, sampling_rate=1.0, chunk_size=16, clipping=clipping
   )
   sgd = optax.sgd(1.0)
   mesh = sharding.data_mesh(jax.devices()[:2])
   sample = jnp.zeros((1, records.shape[1]))
-  state = train_lib.create_train_state(model, sgd, sample, jax.random.key(1))
+  state = train_state.create(model, sgd, sample, jax.random.key(1))
   step = steps_lib.DPSGDStep(
-    train_lib.vae_loss(model, blocks),
+    loop.vae_loss(model, blocks),
     sgd,
     mesh,
     dp=dp,
@@ -356,7 +358,7 @@ def _step_after_one_update(clipping, clip_norm, records, model, blocks):
   new, stats = step.update(
     jax.device_put(state, sharding.replicated(mesh)),
     sharding.replicate(mesh, records),
-    train_lib.randomness.key_from_seed(123),
+    randomness.key_from_seed(123),
     step.place(host),
   )
   return _flat(new.params) - before, stats
@@ -383,14 +385,14 @@ def test_step_memory_does_not_grow_with_the_expected_batch():
   blocks = data_lib.load_dataset("digits").domain.blocks
   sgd = optax.sgd(1.0)
   sample = jnp.zeros((1, 74))
-  state = train_lib.create_train_state(model, sgd, sample, jax.random.key(1))
+  state = train_state.create(model, sgd, sample, jax.random.key(1))
   mesh = sharding.data_mesh(jax.devices()[:1])
   num_records = 8192
   temps = []
   for expected in (256, 4096):
-    dp = train_lib.DPSGDConfig(1.0, 1.0, expected / num_records, chunk_size=64)
+    dp = dpsgd.DPSGDConfig(1.0, 1.0, expected / num_records, chunk_size=64)
     step = steps_lib.DPSGDStep(
-      train_lib.vae_loss(model, blocks),
+      loop.vae_loss(model, blocks),
       sgd,
       mesh,
       dp=dp,
@@ -409,12 +411,12 @@ def test_step_memory_does_not_grow_with_the_expected_batch():
 
 
 def test_dpsgd_config_validates_the_clipping_method():
-  dp = train_lib.DPSGDConfig(noise_multiplier=1.0, clip_norm=1.0, sampling_rate=0.1)
+  dp = dpsgd.DPSGDConfig(noise_multiplier=1.0, clip_norm=1.0, sampling_rate=0.1)
   assert dp.clipping == "ghost" and dp.microbatch_size == dpsgd.DEFAULT_CHUNK_SIZES["ghost"]
-  vmap = train_lib.DPSGDConfig(1.0, 1.0, 0.1, clipping="vmap")
+  vmap = dpsgd.DPSGDConfig(1.0, 1.0, 0.1, clipping="vmap")
   assert vmap.microbatch_size == dpsgd.DEFAULT_CHUNK_SIZES["vmap"]
-  assert train_lib.DPSGDConfig(1.0, 1.0, 0.1, chunk_size=8).microbatch_size == 8
+  assert dpsgd.DPSGDConfig(1.0, 1.0, 0.1, chunk_size=8).microbatch_size == 8
   with pytest.raises(ValueError, match="clipping"):
-    train_lib.DPSGDConfig(1.0, 1.0, 0.1, clipping="fast")
+    dpsgd.DPSGDConfig(1.0, 1.0, 0.1, clipping="fast")
   with pytest.raises(ValueError, match="clipping"):
     dpsgd.clipped_gradient_sum(lambda *a: None, 1.0, "fast")

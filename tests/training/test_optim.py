@@ -8,7 +8,7 @@ import optax
 import pytest
 
 from lipdp import nn as lnn
-from lipdp import optim
+from lipdp.training import optim
 from lipdp.models import decoders
 from lipdp.models import vae as vae_lib
 from lipdp.nn import bjorck

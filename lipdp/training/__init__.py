@@ -1,0 +1,38 @@
+"""Training, plain or DP-SGD: data-parallel, resumable, at device speed (docs/performance.md).
+
+The public surface, what code outside this package uses (`from lipdp import training`):
+
+* `train(model, records, blocks, config, workdir=...)`: trains a `lipdp.models.vae.LipschitzVAE`
+  and returns a `TrainResult`; `fit(loss_fn, init_variables, records, config)` is the same loop
+  for any per-record loss (`LossFn`);
+* `TrainConfig`, the settings, and `DPSGDConfig` (`TrainConfig.dp`), DP-SGD's; `CLIPPING_METHODS`
+  names the ways of computing the clipped sum ('vmap', 'ghost'); `TrainState` is the state the
+  result holds (parameters, model state, optimiser state, step).
+
+The modules, for tests, benchmarks and each other:
+
+    loop.py            `train`, `fit`: seeds, checkpoints, the metrics file, the step loop
+    steps.py           the jitted steps (plain, DP-SGD) and their host inputs; `TrainState`
+    dpsgd.py           DP-SGD: per-example clipping, the float64 noise, `DPSGDConfig`
+    ghost_clipping.py  DP-SGD's clipped sum without per-example gradients
+    batching.py        which records a step reads (shuffled, Poisson), prefetched on a thread
+    optim.py           Björck kernels kept on the Stiefel manifold; parameter averaging
+    sharding.py        the 1-D device mesh and what is placed on it
+
+Nothing here imports the run (`lipdp.runner`), the settings (`lipdp.spec`) or the methods.
+"""
+
+from lipdp.training.dpsgd import CLIPPING_METHODS, DPSGDConfig, LossFn
+from lipdp.training.loop import TrainConfig, TrainResult, fit, train
+from lipdp.training.steps import TrainState
+
+__all__ = [
+  "CLIPPING_METHODS",
+  "DPSGDConfig",
+  "LossFn",
+  "TrainConfig",
+  "TrainResult",
+  "TrainState",
+  "fit",
+  "train",
+]
