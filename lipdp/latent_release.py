@@ -220,7 +220,8 @@ def decode_latents(
   `decoding` (`lipdp.models.likelihood.DECODINGS`; "auto": "sample" for tables, "mean" for
   images, `likelihood.resolve_decoding`): "sample" draws each record from the
   decoder's likelihood (`likelihood.sampled_record`), "mean" takes the likelihood's mean, whose
-  projection keeps each category's mode. A model with a style latent decodes each z with a
+  projection keeps each category's mode, "sample_modal_label" draws every column but keeps the
+  label's most probable class. A model with a style latent decodes each z with a
   fresh u ~ N(0, I). Both u and the draw's uniforms come from `style_rng` (independent of the
   data: public randomness, not part of the mechanism).
   """
@@ -234,18 +235,23 @@ def decode_latents(
       logits = model.apply(variables, z, u, method=vae_lib.LipschitzVAE.decode)
       if decoding == "mean":
         return likelihood.decoded_mean(logits, blocks, bins)
-      return likelihood.sampled_record(logits, blocks, extra[-1], bins)
+      drawn = likelihood.sampled_record(logits, blocks, extra[-1], bins)
+      if decoding == "sample_modal_label":
+        mean = likelihood.decoded_mean(logits, blocks, bins)
+        return likelihood.with_modal_label(drawn, mean, blocks, label)
+      return drawn
 
     return decode
 
-  decode = _cached_jit(model, "decode", (blocks, decoding), build)
+  label = domain.label_column
+  decode = _cached_jit(model, "decode", (blocks, decoding, label), build)
   variables = _on_one_device(variables)
   flat = np.asarray(latents.reshape(-1, latents.shape[-1]), np.float32)
   inputs = (flat,)
   rng = style_rng if style_rng is not None else np.random.default_rng()
   if model.style_dim:
     inputs += (rng.standard_normal((flat.shape[0], model.style_dim)).astype(np.float32),)
-  if decoding == "sample":
+  if decoding in ("sample", "sample_modal_label"):
     inputs += (rng.random((flat.shape[0], likelihood.num_uniforms(blocks)), dtype=np.float32),)
   parts = []
   # A domain is a set of single records, so projecting a batch projects each row on its own:

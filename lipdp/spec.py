@@ -145,7 +145,8 @@ class ReleaseSpec:
   # likelihood (a category from its softmax, a number from its bins), 'mean' takes the
   # likelihood's mean, whose projection keeps each category's mode and shrinks numbers towards
   # their centre; 'auto' samples tables and takes the mean of images (pixel intensities and the
-  # most probable label, which then agrees with the pixels).
+  # most probable label, which then agrees with the pixels); 'sample_modal_label' draws every
+  # column of a table but keeps its label's most probable class, as images do.
   decoding: str = "auto"
   # Noise seed: None draws secret noise from OS entropy. Setting it makes the noise
   # reproducible and so not private against whoever knows it (recorded in the report).

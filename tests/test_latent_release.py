@@ -178,3 +178,17 @@ def test_tabular_release_draws_records_from_the_decoder_and_mean_keeps_the_mode(
   assert np.std(domain.decode(mean)["age"]) == 0.0
   with pytest.raises(ValueError, match="decoding must be one of"):
     synth_lib.decode_latents(model, variables, latents, domain, decoding="mode")
+  with pytest.raises(ValueError, match="needs a categorical label block"):
+    synth_lib.decode_latents(model, variables, latents, domain, decoding="sample_modal_label")
+  # With 'job' as the label: the label keeps its mode, every other column is still drawn.
+  labelled = data_lib.TabularDomain(list(domain.columns), label_column="job")
+  modal = synth_lib.decode_latents(
+    model,
+    variables,
+    latents,
+    labelled,
+    style_rng=np.random.default_rng(0),
+    decoding="sample_modal_label",
+  )
+  assert np.all(labelled.decode(modal)["job"] == "a")
+  np.testing.assert_array_equal(labelled.decode(modal)["age"], domain.decode(drawn)["age"])
