@@ -32,7 +32,9 @@ from lipdp.studies import results
 FLAGS = flags.FLAGS
 flags.DEFINE_string("sweep", None, "path/to/sweep.py:name the point belongs to.")
 flags.DEFINE_string("point", None, "The point's id, e.g. lipdp-e2e/eps=10/seed=0.")
-flags.DEFINE_enum("decoding", None, ["sample", "mean", "sample_modal_label", "auto"], "The decoding to apply.")
+flags.DEFINE_enum(
+  "decoding", None, ["sample", "mean", "sample_modal_label", "auto"], "The decoding to apply."
+)
 flags.DEFINE_string("workdir", "runs/sweeps", "Root of the sweep's work directories.")
 flags.DEFINE_string("results", None, "JSONL file the row is appended to.")
 flags.DEFINE_string("config", "experiments/configs/default.py", "The sweeps' config file.")
