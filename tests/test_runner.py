@@ -376,6 +376,7 @@ def test_heteroscedastic_release_is_accounted_by_rdp(tmp_path):
   assert homo <= report.per_record_epsilon < np.inf
 
 
+@pytest.mark.slow  # 15 s; the heteroscedastic release itself is tested by default above
 def test_heteroscedastic_dpsgd_release_is_fixed_before_training(tmp_path):
   """Finding 3: in scope dp-sgd the release epsilon may not depend on the trained weights."""
   config = _config(

@@ -114,6 +114,7 @@ def test_single_record_is_randomized_response():
   assert privacy.clones_numerical_epsilon(eps0, 1, delta) == pytest.approx(expected, abs=1e-8)
 
 
+@pytest.mark.slow  # 29 s: 25 numerical clone bounds (the exact cases above stay default)
 @settings(max_examples=25, deadline=None)
 @given(
   eps0=st.floats(min_value=0.05, max_value=8.0),
