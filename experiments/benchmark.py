@@ -341,16 +341,8 @@ def _initial_state(model, optimizer, sample, init_key, sharding_) -> steps_lib.T
   `init_key`, as `lipdp.training.loop` folds it)."""
 
   def init(key):
-    variables = flax.core.unfreeze(
-      model.init(key, jnp.zeros_like(sample), jax.random.fold_in(key, 1))
-    )
-    params = variables.pop("params")
-    return steps_lib.TrainState(
-      step=jnp.zeros((), jnp.int32),
-      params=params,
-      model_state=variables,
-      opt_state=optimizer.init(params),
-    )
+    variables = lambda k, x: model.init(k, x, jax.random.fold_in(k, 1))  # noqa: E731
+    return loop.init_state(variables, optimizer, sample, key)
 
   return jax.jit(init, out_shardings=sharding_)(init_key)
 

@@ -194,8 +194,8 @@ class Request:
   """What `load_dataset` was asked, for a loader: its argument and the common settings.
 
   Attributes:
-    name: the data set name as given (e.g. 'csv:/path/t.csv').
-    argument: the part after a source's prefix ('/path/t.csv'); the name for a data set.
+    name: the data set name as given (e.g. 'csv:data/t.csv').
+    argument: the part after a source's prefix ('data/t.csv'); the name for a data set.
     options: the loader options (checked against the entry's `options`).
   """
 

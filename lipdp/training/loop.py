@@ -114,12 +114,14 @@ def _split_variables(variables):
   return params, variables
 
 
-def _init_state(
+def init_state(
   init_variables: Callable,
   optimizer: optax.GradientTransformation,
   sample_records: jax.Array,
   init_key: jax.Array,
 ) -> steps_lib.TrainState:
+  """Step 0: the parameters and model state of `init_variables(init_key, zeros like
+  sample_records)`, and the optimiser's state (traceable: `fit` jits it)."""
   params, model_state = _split_variables(init_variables(init_key, jnp.zeros_like(sample_records)))
   return steps_lib.TrainState(
     step=jnp.zeros((), jnp.int32),
@@ -331,7 +333,7 @@ def fit(
   sample = jnp.zeros((1, records.shape[1]), jnp.float32)
 
   def initial_state(key):
-    state = _init_state(init_variables, optimizer, sample, key)
+    state = init_state(init_variables, optimizer, sample, key)
     # Start on the manifold, whatever the kernel initialiser.
     return state.replace(params=bjorck.orthonormalize_kernels(state.params, bjorck_kernels))
 

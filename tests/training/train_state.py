@@ -1,26 +1,17 @@
 """A fresh `TrainState` for the tests that drive steps and clipped sums without the loop."""
 
-import flax
 import jax
-import jax.numpy as jnp
 
+from lipdp.training import loop
 from lipdp.training import steps
 
 
 def create(model, optimizer, sample_records, init_key) -> steps.TrainState:
-  """Step 0: parameters from `model.init(init_key, zeros like sample_records, noise key)` (the
-  noise key folded from `init_key`, as the loop folds it), the optimiser's state; jitted."""
+  """Step 0 as the loop builds it (`loop.init_state`; the noise key folded from `init_key`,
+  as the loop folds it), jitted."""
 
   def init(key):
-    variables = flax.core.unfreeze(
-      model.init(key, jnp.zeros_like(sample_records), jax.random.fold_in(key, 1))
-    )
-    params = variables.pop("params")
-    return steps.TrainState(
-      step=jnp.zeros((), jnp.int32),
-      params=params,
-      model_state=variables,
-      opt_state=optimizer.init(params),
-    )
+    variables = lambda k, x: model.init(k, x, jax.random.fold_in(k, 1))  # noqa: E731
+    return loop.init_state(variables, optimizer, sample_records, key)
 
   return jax.jit(init)(init_key)
