@@ -3,6 +3,7 @@
 import math
 
 import dp_accounting
+import numpy
 import pytest
 from dp_accounting.pld import pld_privacy_accountant
 from dp_accounting.pld import privacy_loss_distribution as pld_lib
@@ -77,6 +78,41 @@ def test_composition_matches_accountant_and_independent_plds():
   assert max(result.dpsgd_epsilon, result.release_epsilon) < result.total_epsilon
   assert result.total_epsilon < result.dpsgd_epsilon + result.release_epsilon
   assert "replace-one" in result.neighboring_relation
+
+
+def test_dpsgd_pld_is_built_once_per_run_and_every_epsilon_stays_the_accountants():
+  # DP-SGD's PLD is kept between calls (calibration, the shuffled bound and the report all need
+  # the same run's); reuse must not change a digit, and nothing may mutate the kept PLD.
+  z, q, steps, delta = 1.3, 0.05, 60, 1e-5
+  training = dp_accounting.SelfComposedDpEvent(
+    dp_accounting.PoissonSampledDpEvent(q, dp_accounting.GaussianDpEvent(z)), steps
+  )
+  first = privacy.compose_dpsgd_and_release(z, q, steps, 2.0, 1.0, delta, k=3)
+  other = privacy.compose_dpsgd_and_release(z, q, steps, 0.7, 1.0, delta)  # same run, new release
+  again = privacy.compose_dpsgd_and_release(
+    numpy.float64(z), q, numpy.int64(steps), 2.0, 1.0, delta, k=3
+  )
+  for sigma, k, result in [(2.0, 3, first), (0.7, 1, other), (2.0, 3, again)]:
+    release = dp_accounting.SelfComposedDpEvent(dp_accounting.GaussianDpEvent(2 * sigma), k)
+    composed = dp_accounting.ComposedDpEvent([training, release])
+    assert result.total_epsilon == _accountant_epsilon(composed, delta)
+    assert result.dpsgd_epsilon == _accountant_epsilon(training, delta)
+  # The (epsilon, delta) composition uses the bare subsampled PLD, as it always has.
+  by_hand = (
+    pld_lib.from_gaussian_mechanism(
+      standard_deviation=z, sampling_prob=q, neighboring_relation=REPLACE
+    )
+    .self_compose(steps)
+    .compose(
+      pld_lib.from_privacy_parameters(
+        dp_accounting.pld.common.DifferentialPrivacyParameters(0.5, delta / 2)
+      )
+    )
+    .get_epsilon_for_delta(delta)
+  )
+  assert privacy.compose_dpsgd_and_dp_mechanism(z, q, steps, 0.5, delta / 2, delta) == by_hand
+  with pytest.raises(ValueError, match="noise_multiplier"):
+    privacy.dpsgd_epsilon(-1.0, q, steps, delta)
 
 
 def test_noise_multiplier_for_target_epsilon():
