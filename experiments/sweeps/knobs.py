@@ -252,6 +252,18 @@ def get_sweep(name: str):
         "train.num_steps": 100,
         "train.learning_rate": 3e-3,
       },
+      # Added after the first four: the learning rate mattered more than the batch.
+      "q0.032_1500steps_lr3e-3": {"train.learning_rate": 3e-3},
+      "q0.128_600steps_lr3e-3": {
+        "train.dp_sampling_rate": 0.128,
+        "train.num_steps": 600,
+        "train.learning_rate": 3e-3,
+      },
+      "q0.128_300steps_lr1e-2": {
+        "train.dp_sampling_rate": 0.128,
+        "train.num_steps": 300,
+        "train.learning_rate": 1e-2,
+      },
     }
     return [
       point(sweep, "dpsgd-vae", "mnist_idx", 1.0, 0, {**frontier, **over}, tag)
