@@ -68,6 +68,7 @@ from lipdp import data as data_lib
 from lipdp import latent_release as synth_lib
 from lipdp import nn as lnn
 from lipdp import privacy
+from lipdp.privacy import composition
 from lipdp import training
 from lipdp.data import Block
 from lipdp.models import decoders
@@ -707,12 +708,18 @@ def accounting() -> list[Row]:
   repeats = 3 if _quick() else 10
   classic = _best_of(lambda: privacy.classic_gaussian_sigma(1.0, 1e-5, 1.0), 100)
   calibrate = _best_of(lambda: privacy.calibrate_sigma(1.0, 1e-5, 1.0), repeats)
-  compose = _best_of(
-    lambda: privacy.compose_dpsgd_and_release(
+
+  def compose_run():
+    return privacy.compose_dpsgd_and_release(
       noise_multiplier=1.0, sampling_rate=0.01, steps=10_000, sigma=3.0, sensitivity=1.0, delta=1e-5
-    ),
-    1 if _quick() else 3,
-  )
+    )
+
+  def cold():
+    composition.clear_pld_cache()  # DP-SGD's PLD is kept between calls: time it built afresh
+    compose_run()
+
+  compose = _best_of(cold, 1 if _quick() else 3)
+  again = _best_of(compose_run, repeats)  # the same run, its DP-SGD PLD kept
   return [
     Row(
       "accounting", "classic_gaussian_sigma (closed form, baseline)", 1e3 * classic, 1.0, unit="ms"
@@ -731,6 +738,14 @@ def accounting() -> list[Row]:
       1e3 * compose,
       compose / classic,
       f"target < 2 s: {'met' if compose < 2 else 'NOT met'}",
+      unit="ms",
+    ),
+    Row(
+      "accounting",
+      "the same run again (its DP-SGD PLD kept)",
+      1e3 * again,
+      again / classic,
+      "calibration and the report evaluate one run several times",
       unit="ms",
     ),
   ]

@@ -131,6 +131,11 @@ def _cached_dpsgd_pld(
   ).self_compose(steps)
 
 
+def clear_pld_cache() -> None:
+  """Forget the kept DP-SGD PLDs (benchmarks time the accounting cold; memory)."""
+  _cached_dpsgd_pld.cache_clear()
+
+
 def _release_pld(
   sigma: float, sensitivity: float, k: int, value_discretization_interval: float
 ) -> pld_lib.PrivacyLossDistribution:
