@@ -15,6 +15,7 @@ The modules, for tests, benchmarks and each other:
     steps.py           the jitted steps (plain, DP-SGD) and their host inputs; `TrainState`
     dpsgd.py           DP-SGD: per-example clipping, the float64 noise, `DPSGDConfig`
     ghost_clipping.py  DP-SGD's clipped sum without per-example gradients
+    per_example.py     the per-example loss signature; norms with a proven rounding margin
     batching.py        which records a step reads (shuffled, Poisson), prefetched on a thread
     optim.py           Björck kernels kept on the Stiefel manifold; parameter averaging
     sharding.py        the 1-D device mesh and what is placed on it
@@ -22,7 +23,8 @@ The modules, for tests, benchmarks and each other:
 Nothing here imports the run (`lipdp.runner`), the settings (`lipdp.spec`) or the methods.
 """
 
-from lipdp.training.dpsgd import CLIPPING_METHODS, DPSGDConfig, LossFn
+from lipdp.training.dpsgd import CLIPPING_METHODS, DPSGDConfig
+from lipdp.training.per_example import LossFn
 from lipdp.training.loop import TrainConfig, TrainResult, fit, train
 from lipdp.training.steps import TrainState
 

@@ -8,7 +8,7 @@ with clip_C(v) = v min(1, C / |v|), z the noise multiplier and q n the *expected
 data-independent constant. The jax_privacy "sharp edges" are the checklist:
 
 - the sensitivity matches the clipping: each clipped gradient has l2 norm <= C *exactly*, also
-  after float32 rounding (`per_example_norms` shrinks the target by a proven margin), and an
+  after float32 rounding (`per_example.per_example_norms` shrinks the target by a proven margin), and an
   example whose gradient is not finite contributes zero (one NaN would otherwise poison, and
   reveal itself in, the whole sum);
 - the noise is calibrated to the sum and added to the sum; the division by q n comes after;
@@ -26,7 +26,7 @@ padding beyond the last partial microbatch.
 """
 
 import dataclasses
-from typing import Any, Callable, Optional
+from typing import Any, Optional
 
 import jax
 import jax.numpy as jnp
@@ -35,12 +35,8 @@ import numpy as np
 from lipdp import privacy
 from lipdp import randomness
 from lipdp.training import batching
-
-# loss_fn(params, model_state, records, rng, mutable) -> (per-example losses (b,), aux, new
-# model state): aux maps names to per-example (b,) arrays; new model state is {} unless
-# `mutable` names collections to update.
-LossFn = Callable[..., tuple[jax.Array, dict, Any]]
-
+from lipdp.training import per_example
+from lipdp.training import ghost_clipping
 
 CLIPPING_METHODS = ("vmap", "ghost")
 # Microbatch sizes measured on CPU (docs/performance.md): the vmap path's microbatch of
@@ -90,64 +86,14 @@ class DPSGDConfig:
     return privacy.DPSGDEvent(self.noise_multiplier, self.sampling_rate, steps)
 
 
-_NORM_BLOCK = 1024
-
-
-def per_example_norms(grads: Any) -> tuple[jax.Array, float]:
-  """l2 norms of per-example gradients (leading axis) and the clipping margin they need.
-
-  The squared norm is summed in two levels: blocks of at most _NORM_BLOCK squares, then the
-  block sums. Whatever order XLA adds each level in, a sum of m non-negative floats has relative
-  error at most gamma_m = m u / (1 - m u) (u the unit roundoff; Higham 2002, Lemma 3.1 and
-  eq. 4.4), so the computed squared norm is within gamma_{B + M} of the exact one (B the block
-  length, M the number of block sums, squaring adding u), and its square root within about
-  gamma_{B+M} / 2 + u. Scaling by min(1, C' / norm) then rounds the scale and each coordinate
-  (u each). Hence with
-
-      m = gamma_{B + M + 1} + 8 u       (twice the first-order total, for safety),
-
-  the clipped gradient's exact norm is at most C' (1 + u)^2 / (1 - gamma/2 - u) <= C when
-  C' = C (1 - m). For a million parameters in float32, m is about 1e-4: a negligible change.
-
-  Returns:
-    (norms of shape (batch,), m), m a Python float fixed by the shapes and dtypes.
-  """
-  squares, num_blocks = blocked_sum_of_squares(grads)
-  unit = max(float(jnp.finfo(leaf.dtype).eps) / 2 for leaf in jax.tree_util.tree_leaves(grads))
-  norms = jnp.sqrt(squares)
-  terms = _NORM_BLOCK + num_blocks + 1
-  margin = terms * unit / (1.0 - terms * unit) + 8.0 * unit
-  return norms, margin
-
-
-def blocked_sum_of_squares(tree: Any) -> tuple[jax.Array, int]:
-  """Per-row sums of squares of the leaves of `tree` (each (batch, ...)), and the block count.
-
-  Summed in two levels, blocks of `_NORM_BLOCK` squares, then the block sums, so that the
-  relative error is at most gamma_{_NORM_BLOCK + blocks + 1} whatever order XLA adds in (see
-  `per_example_norms`; `lipdp.training.ghost_clipping` uses the same bound).
-  """
-  leaves = jax.tree_util.tree_leaves(tree)
-  batch = leaves[0].shape[0]
-  partial_sums, num_blocks = [], 0
-  for leaf in leaves:
-    flat = leaf.reshape(batch, -1)
-    size = flat.shape[1]
-    blocks = -(-size // _NORM_BLOCK)
-    flat = jnp.pad(flat, ((0, 0), (0, blocks * _NORM_BLOCK - size)))
-    partial_sums.append(jnp.sum(jnp.square(flat.reshape(batch, blocks, _NORM_BLOCK)), axis=-1))
-    num_blocks += blocks
-  return jnp.sum(jnp.concatenate(partial_sums, axis=1), axis=1), num_blocks
-
-
-def clipped_gradient_sum(loss_fn: LossFn, clip_norm: float, clipping: str = "vmap"):
+def clipped_gradient_sum(loss_fn: per_example.LossFn, clip_norm: float, clipping: str = "vmap"):
   """Builds `f(params, model_state, chunk, mask, rng) -> (sum of clipped grads, stats)`.
 
   `clipping='ghost'` returns `lipdp.training.ghost_clipping.clipped_gradient_sum` (same interface
   and result, no per-example gradients); the rest of this docstring is the vmap path.
 
   Per-example gradients by vmap (example i uses key i of `jax.random.split(rng, len(chunk))`);
-  each is scaled by min(1, C' / |g_i|) with C' = C (1 - m) (`per_example_norms`), so its exact
+  each is scaled by min(1, C' / |g_i|) with C' = C (1 - m) (`per_example.per_example_norms`), so its exact
   l2 norm is at most C despite float rounding; rows with mask 0 (padding) contribute exactly
   zero, and so does an example whose gradient is not finite. `stats` holds sums over the real
   rows: `loss_sum` (finite losses), `clipped_fraction_sum` (examples whose norm exceeded C) and
@@ -155,9 +101,6 @@ def clipped_gradient_sum(loss_fn: LossFn, clip_norm: float, clipping: str = "vma
   """
 
   if clipping == "ghost":
-    # Not at the top: ghost_clipping imports this module.
-    from lipdp.training import ghost_clipping  # pylint: disable=g-import-not-at-top
-
     return ghost_clipping.clipped_gradient_sum(loss_fn, clip_norm)
   if clipping != "vmap":
     raise ValueError(f"clipping must be one of {CLIPPING_METHODS}, got {clipping!r}")
@@ -171,7 +114,7 @@ def clipped_gradient_sum(loss_fn: LossFn, clip_norm: float, clipping: str = "vma
     losses, grads = jax.vmap(jax.value_and_grad(example_loss), in_axes=(None, None, 0, 0))(
       params, model_state, chunk, keys
     )
-    norms, margin = per_example_norms(grads)
+    norms, margin = per_example.per_example_norms(grads)
     target = clip_norm * (1.0 - margin)  # provably <= C after rounding (see per_example_norms)
     finite = jnp.isfinite(norms)
     scale = jnp.where(finite, jnp.minimum(1.0, target / jnp.maximum(norms, 1e-30)), 0.0) * mask

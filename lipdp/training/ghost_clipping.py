@@ -61,7 +61,7 @@ example is alone (the one the sensitivity is about; the other rows add exact zer
 
 - sums of non-negative terms (the dense rule with one position, materialised gradients, the
   squared norms inside the other rules) are blocked as in
-  `lipdp.training.dpsgd.per_example_norms`, so each has relative error at most gamma_D, D its
+  `lipdp.training.per_example.per_example_norms`, so each has relative error at most gamma_D, D its
   number of terms; V adds at most 4 roundings per entry (c g, a (c g), the scale, a sum of two
   terms). Then U = N (1 + e) with e = gamma_{2D+64} (D the layer's longest reduction);
 - the ghost rule with T > 1 positions and the spectral rule subtract, so their error is bounded
@@ -89,7 +89,7 @@ from jax.interpreters import partial_eval as pe
 from lipdp.nn.aol import AOLConv, AOLDense
 from lipdp.nn.bjorck import BjorckDense
 from lipdp.nn.spectral import STATE_COLLECTION, SpectralConv, SpectralDense
-from lipdp.training import dpsgd
+from lipdp.training import per_example
 
 Array = jax.Array
 _UNIT = 2.0**-24  # float32 unit roundoff
@@ -304,7 +304,7 @@ class Plan:
     return [f"{l.key}: {type(l.module).__name__}, {l.rule}" for l in self.layers]
 
 
-def build_plan(loss_fn: dpsgd.LossFn, params, model_state, record, key) -> Plan:
+def build_plan(loss_fn: per_example.LossFn, params, model_state, record, key) -> Plan:
   """Finds the recognised layers of `loss_fn` and checks that they cover every parameter.
 
   Raises `GhostClippingError`, naming the parameter, if a parameter leaf belongs to no
@@ -388,8 +388,8 @@ def _rows(x: Array, keep: Array) -> Array:
 
 def _squares(x: Array) -> tuple[Array, int]:
   """Blocked per-row sum of squares and its number of terms (gamma index)."""
-  squares, blocks = dpsgd.blocked_sum_of_squares(x)
-  return squares, min(dpsgd._NORM_BLOCK, max(1, math.prod(x.shape[1:]))) + blocks + 1  # pylint: disable=protected-access
+  squares, blocks = per_example.blocked_sum_of_squares(x)
+  return squares, min(per_example.NORM_BLOCK, max(1, math.prod(x.shape[1:]))) + blocks + 1
 
 
 def _dense_terms(layer: _Layer, p, a, g) -> _Terms:
@@ -488,9 +488,9 @@ def _materialised_terms(layer: _Layer, p, state, a, g) -> _Terms:
     return vjp(gy)[0]
 
   grads = jax.vmap(example_grad)(a, g)
-  estimate, blocks = dpsgd.blocked_sum_of_squares(grads)
+  estimate, blocks = per_example.blocked_sum_of_squares(grads)
   size = max(math.prod(x.shape[1:]) for x in jax.tree_util.tree_leaves(grads))
-  terms = min(dpsgd._NORM_BLOCK, size) + blocks + 1  # pylint: disable=protected-access
+  terms = min(per_example.NORM_BLOCK, size) + blocks + 1
   bound = estimate * (1.0 + _gamma(2 * terms + 64))
 
   def accumulate(weights, keep):
@@ -554,7 +554,7 @@ def per_example_norms(loss_fn, params, model_state, chunk, rng) -> tuple[Array, 
   return jnp.sqrt(jnp.maximum(estimate, 0.0)), jnp.sqrt(bound)
 
 
-def clipped_gradient_sum(loss_fn: dpsgd.LossFn, clip_norm: float):
+def clipped_gradient_sum(loss_fn: per_example.LossFn, clip_norm: float):
   """`lipdp.training.dpsgd.clipped_gradient_sum` by ghost norms and book-keeping (module docstring).
 
   Builds `f(params, model_state, chunk, mask, rng) -> (sum of clipped grads, stats)`, with the
@@ -570,7 +570,7 @@ def clipped_gradient_sum(loss_fn: dpsgd.LossFn, clip_norm: float):
   return clipped_sum
 
 
-def clipped_gradient_sum_and_norms(loss_fn: dpsgd.LossFn, clip_norm: float):
+def clipped_gradient_sum_and_norms(loss_fn: per_example.LossFn, clip_norm: float):
   """`clipped_gradient_sum`, also returning the per-example norms (for tests and diagnostics;
   private like the statistics): {'estimate', 'bound'} as in `per_example_norms`, and 'layers',
   each layer's estimated squared norm."""
@@ -624,7 +624,7 @@ def _signature(plan: Plan, params, model_state, record_shape) -> tuple:
 
 
 def self_check(
-  loss_fn: dpsgd.LossFn,
+  loss_fn: per_example.LossFn,
   params: Any,
   model_state: Any,
   record_shape: tuple,
@@ -656,7 +656,7 @@ def self_check(
 
     keys = jax.random.split(key, records.shape[0])
     grads = jax.vmap(jax.grad(example_loss), in_axes=(None, 0, 0))(params, records, keys)
-    reference = dpsgd.per_example_norms(grads)[0]
+    reference = per_example.per_example_norms(grads)[0]
     return reference, per_example_norms(loss_fn, params, model_state, records, key)
 
   reference, (estimate, bound) = both(params, model_state, records)

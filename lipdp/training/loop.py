@@ -60,6 +60,7 @@ from lipdp.nn import bjorck
 from lipdp.training import batching
 from lipdp.training import dpsgd
 from lipdp.training import optim
+from lipdp.training import per_example
 from lipdp.training import sharding as sharding_lib
 from lipdp.training import steps as steps_lib
 
@@ -81,7 +82,7 @@ def vae_loss(
   image_likelihood: str = "bernoulli",
   beta: float = 1.0,
   block_weights: Optional[Mapping[str, float]] = None,
-) -> dpsgd.LossFn:
+) -> per_example.LossFn:
   """The per-record negative ELBO of `model` as a `loss_fn` for `steps` (aux: nll, kl).
 
   `block_weights` weighs named blocks' likelihoods (`lipdp.models.likelihood`)."""
@@ -296,7 +297,7 @@ def train(
 
 
 def fit(
-  loss_fn: dpsgd.LossFn,
+  loss_fn: per_example.LossFn,
   init_variables: Callable[[jax.Array, jax.Array], Any],
   records: np.ndarray,
   config: TrainConfig,
@@ -306,7 +307,7 @@ def fit(
   stop_after: Optional[int] = None,
   bjorck_kernels: frozenset = frozenset(),
 ) -> TrainResult:
-  """The generic training loop: any `loss_fn` (`lipdp.training.dpsgd.LossFn`), plain or DP-SGD.
+  """The generic training loop: any `loss_fn` (`lipdp.training.per_example.LossFn`), plain or DP-SGD.
 
   Args:
     loss_fn: per-record losses of a batch (see `lipdp.training.steps`).

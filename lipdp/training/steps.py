@@ -17,7 +17,7 @@ the run's key and `state.step` inside the function too. `metrics` stay on the de
 `summarize` is called at a log step.
 
 `loss_fn(params, model_state, records, rng, mutable) -> (per-example losses, aux, new model state)`
-(`lipdp.training.dpsgd.LossFn`): aux maps names to per-example values (logged as batch means in
+(`lipdp.training.per_example.LossFn`): aux maps names to per-example values (logged as batch means in
 plain mode), and the new model state holds the collections named in `mutable` (e.g. spectral
 power-iteration vectors), or {} when `mutable` is False.
 """
@@ -34,6 +34,7 @@ from jax.sharding import NamedSharding, PartitionSpec
 from lipdp.training import batching
 from lipdp.training import dpsgd
 from lipdp.training import ghost_clipping
+from lipdp.training import per_example
 from lipdp.training import sharding as sharding_lib
 
 # Streams of `fold_in(fold_in(run_key, step), stream)`: the model's own noise (the encoder's
@@ -75,7 +76,7 @@ def mutable_collections(model_state: Any):
   return list(model_state.keys()) or False
 
 
-def mean_loss_update(loss_fn: dpsgd.LossFn, optimizer: optax.GradientTransformation):
+def mean_loss_update(loss_fn: per_example.LossFn, optimizer: optax.GradientTransformation):
   """`f(state, batch, rng) -> (state, metrics)`: one optimiser step on the batch-mean loss."""
 
   def update(state: TrainState, batch: jax.Array, rng: jax.Array):
@@ -102,7 +103,7 @@ def mean_loss_update(loss_fn: dpsgd.LossFn, optimizer: optax.GradientTransformat
 
 
 def noisy_update(
-  loss_fn: dpsgd.LossFn,
+  loss_fn: per_example.LossFn,
   optimizer: optax.GradientTransformation,
   expected_batch_size: float,
   sample_record: jax.Array,
@@ -157,7 +158,7 @@ class PlainStep(Step):
 
   def __init__(
     self,
-    loss_fn: dpsgd.LossFn,
+    loss_fn: per_example.LossFn,
     optimizer: optax.GradientTransformation,
     mesh: jax.sharding.Mesh,
     *,
@@ -204,7 +205,7 @@ class DPSGDStep(Step):
 
   def __init__(
     self,
-    loss_fn: dpsgd.LossFn,
+    loss_fn: per_example.LossFn,
     optimizer: optax.GradientTransformation,
     mesh: jax.sharding.Mesh,
     *,
@@ -311,7 +312,7 @@ class DPSGDStep(Step):
 
 
 def make_step(
-  loss_fn: dpsgd.LossFn,
+  loss_fn: per_example.LossFn,
   optimizer: optax.GradientTransformation,
   mesh: jax.sharding.Mesh,
   *,

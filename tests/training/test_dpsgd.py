@@ -11,6 +11,7 @@ import train_state
 from lipdp import randomness
 from lipdp.training import batching
 from lipdp.training import dpsgd
+from lipdp.training import per_example
 from lipdp.training import loop
 from lipdp.training import sharding
 from lipdp.training import steps as steps_lib
@@ -65,7 +66,7 @@ def test_every_clipped_contribution_is_at_most_c_exactly():
 
 def test_norm_margin_covers_the_rounding_bound():
   grads = {"a": jnp.ones((2, 3000)), "b": jnp.ones((2, 10, 10))}
-  norms, margin = dpsgd.per_example_norms(grads)
+  norms, margin = per_example.per_example_norms(grads)
   np.testing.assert_allclose(norms, np.sqrt(3100.0), rtol=1e-6)
   # Blocks: 3 for "a" and 1 for "b"; m = gamma_{1024 + 4 + 1} + 8u in float32.
   u = 2.0**-24

@@ -19,6 +19,7 @@ from lipdp.models import vae as vae_lib
 from lipdp.nn import AOLConv, AOLDense, BjorckDense, SpectralConv, SpectralDense
 from lipdp.nn import bjorck
 from lipdp.training import dpsgd
+from lipdp.training import per_example
 from lipdp.training import ghost_clipping as gc
 from lipdp.training import loop
 from lipdp.training import sharding
@@ -96,7 +97,7 @@ def _compare(loss_fn, params, state, records, expected_rules):
     losses, grads = jax.vmap(jax.value_and_grad(example_loss), in_axes=(None, 0, 0))(
       params, records, jax.random.split(key, n)
     )
-    reference = dpsgd.per_example_norms(grads)[0]
+    reference = per_example.per_example_norms(grads)[0]
     clip = jnp.median(reference)  # traced: the clip norm may be an array
     ghost = gc.clipped_gradient_sum_and_norms(loss_fn, clip)(params, state, records, mask, key)
     return losses, grads, reference, clip, ghost
@@ -123,7 +124,7 @@ def _compare(loss_fn, params, state, records, expected_rules):
   got = _flat(ghost_sum)
   assert np.linalg.norm(got - expected) <= 2e-6 * np.linalg.norm(expected)
   # ... which is the vmap path's clipped sum but for its margin (c_i = min(1, C (1 - m') / |g_i|)).
-  vmap_margin = dpsgd.per_example_norms(grads)[1]
+  vmap_margin = per_example.per_example_norms(grads)[1]
   vmap_weights = np.minimum(1.0, clip * (1 - vmap_margin) / reference)
   assert np.max(np.abs(weights / vmap_weights - 1)) < 2e-4
   np.testing.assert_allclose(float(stats["loss_sum"]), np.sum(losses), rtol=1e-5)
