@@ -102,27 +102,26 @@ def _dpsgd_pld(
 
   With `from_identity`, composed onto the identity PLD first, as dp_accounting's PLD
   accountant does for `dpsgd_event` (pld_privacy_accountant, PoissonSampledDpEvent branch), so
-  that the epsilons below equal the accountant's bit for bit (tests/privacy/test_composition.py
+  that the epsilons below equal the accountant's bit for bit (tests/privacy/test_privacy_composition.py
   checks it; composing with the identity moves an epsilon by about 1e-12 relative).
   Building this PLD is most of the accounting's cost, and calibration, the shuffled bound and
-  the report each need it for the same run, so it is kept (a PLD is never mutated: compose and
-  get_epsilon_for_delta return new values).
+  the report each need it for the same run, so the last two are kept (a PLD is never mutated:
+  compose and get_epsilon_for_delta return new values).
   """
   event = events.DPSGDEvent(noise_multiplier, sampling_rate, steps)  # validated
   vdi = _validation.positive(value_discretization_interval, "value_discretization_interval")
-  key = (float(event.noise_multiplier), float(event.sampling_rate), int(event.steps), float(vdi))
-  return _cached_dpsgd_pld(*key, from_identity)
+  subsampled = _subsampled_gaussian_pld(
+    float(event.noise_multiplier), float(event.sampling_rate), int(event.steps), float(vdi)
+  )
+  if not from_identity:
+    return subsampled
+  return pld_lib.identity(float(vdi)).compose(subsampled)
 
 
-@functools.lru_cache(maxsize=16)
-def _cached_dpsgd_pld(
-  noise_multiplier, sampling_rate, steps, value_discretization_interval, from_identity
-):
-  if from_identity:
-    subsampled = _cached_dpsgd_pld(
-      noise_multiplier, sampling_rate, steps, value_discretization_interval, False
-    )
-    return pld_lib.identity(value_discretization_interval).compose(subsampled)
+# Two: the run being calibrated or reported, and one more. Not more, because a PLD can be large
+# (hundreds of MB for a small noise multiplier over many steps, as calibration's search visits).
+@functools.lru_cache(maxsize=2)
+def _subsampled_gaussian_pld(noise_multiplier, sampling_rate, steps, value_discretization_interval):
   return pld_lib.from_gaussian_mechanism(
     standard_deviation=noise_multiplier,
     value_discretization_interval=value_discretization_interval,
@@ -133,7 +132,7 @@ def _cached_dpsgd_pld(
 
 def clear_pld_cache() -> None:
   """Forget the kept DP-SGD PLDs (benchmarks time the accounting cold; memory)."""
-  _cached_dpsgd_pld.cache_clear()
+  _subsampled_gaussian_pld.cache_clear()
 
 
 def _release_pld(
