@@ -24,6 +24,7 @@ SWEEPS = [
     "knobs.py:dpsgd-recipe-mnist",
     "knobs.py:release-design-mnist",
     "knobs.py:decoding-bank",
+    "knobs.py:dpsgd-eps1-mnist",
     "frontier.py:quick",
     "frontier.py:mnist_idx",
     "frontier.py:breast_cancer",
@@ -47,6 +48,22 @@ def test_every_point_makes_a_valid_configuration(spec):
       assert spec.privacy.total_epsilon == p["epsilon"]  # one end-to-end budget
     else:
       assert spec.privacy.epsilon == p["epsilon"]
+
+
+def test_the_epsilon_1_diagnosis_varies_only_its_knobs_from_the_frontier():
+  # knobs.py copies frontier.py's MNIST recipe; the two must not drift apart.
+  frontier = sweep_lib.load_sweep(
+    os.path.join(ROOT, "experiments/sweeps/frontier.py:mnist_idx_e2e")
+  )
+  (base,) = [p for p in frontier if p["id"] == "dpsgd-vae/eps=1/seed=0"]
+  varied = {"train.num_steps", "train.dp_sampling_rate", "train.learning_rate"}
+  diagnosis = sweep_lib.load_sweep(
+    os.path.join(ROOT, "experiments/sweeps/knobs.py:dpsgd-eps1-mnist")
+  )
+  for p in diagnosis:
+    assert (p["method"], p["variant"], p["epsilon"]) == (base["method"], base["variant"], 1.0)
+    kept = {k: v for k, v in p["overrides"].items() if k not in varied}
+    assert kept == {k: v for k, v in base["overrides"].items() if k not in varied}
 
 
 def test_methods_map_to_scopes():

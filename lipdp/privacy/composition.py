@@ -340,8 +340,8 @@ def compose_dpsgd_and_release(
   )
   # What the accountant computes for ComposedDpEvent([dpsgd_event, gaussian_release_event]),
   # with DP-SGD's PLD built once for both epsilons.
+  release = _release_pld(sigma, sensitivity, k, value_discretization_interval)  # checks first
   training = _dpsgd_pld(noise_multiplier, sampling_rate, steps, value_discretization_interval)
-  release = _release_pld(sigma, sensitivity, k, value_discretization_interval)
   return CompositionResult(
     dpsgd_epsilon=float(training.get_epsilon_for_delta(delta)),
     release_epsilon=gaussian.gaussian_epsilon(sigma, sensitivity, delta, k),
