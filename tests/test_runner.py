@@ -204,6 +204,8 @@ def test_prior_samples_are_reproducible_and_differ_from_each_other(digits_run):
   assert np.std(samples[:, : domain.image_dim], axis=0).max() > 1e-3
 
 
+@pytest.mark.slow  # 10-20 s; by default the DP-SGD VAE test below and tests/test_api.py's
+# end-to-end release run scope dp-sgd through the runner, and tests/privacy checks the accounting
 def test_dpsgd_scope_composes_training_and_release(tmp_path):
   config = _config(
     **{
@@ -356,6 +358,8 @@ def test_tfds_path_with_mock_data(tmp_path):
   assert result.report.per_record_epsilon == pytest.approx(config.epsilon, rel=1e-4)
 
 
+@pytest.mark.slow  # 10-20 s; by default tests/privacy/test_privacy_heteroscedastic.py checks its
+# accounting and tests/models/test_vae.py its sigma bounds
 def test_heteroscedastic_release_is_accounted_by_rdp(tmp_path):
   config = _config(
     **{
@@ -527,6 +531,7 @@ def test_the_default_label_weight_scales_with_the_pixels():
   assert vae.block_weights(spec_lib.from_config(config), digits.domain) is None
 
 
+@pytest.mark.slow  # 7-13 s; an evaluation option of the release-design study
 def test_compare_prior_evaluates_the_same_weights_sampled_from_the_prior(tmp_path):
   config = _config(
     **{"evaluation.enabled": True, "evaluation.fast": True, "evaluation.compare_prior": True}

@@ -212,8 +212,11 @@ def _vae(decoder="mlp", style_dim=2, heteroscedastic=False, encoder_dense="bjorc
   "decoder,style_dim,heteroscedastic,encoder_dense",
   [
     ("mlp", 2, False, "bjorck"),  # the default model
-    ("conv", 2, False, "bjorck"),
-    ("lipschitz_mlp", 0, True, "spectral"),  # no style latent, heteroscedastic
+    # The other models in the slow run: their layers are each checked by default, one at a time,
+    # in test_ghost_equals_vmap_for_each_layer_type.
+    pytest.param("conv", 2, False, "bjorck", marks=pytest.mark.slow),
+    # no style latent, heteroscedastic
+    pytest.param("lipschitz_mlp", 0, True, "spectral", marks=pytest.mark.slow),
   ],
 )
 def test_ghost_equals_vmap_for_the_vae(decoder, style_dim, heteroscedastic, encoder_dense):
