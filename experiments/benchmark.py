@@ -68,10 +68,10 @@ from lipdp import data as data_lib
 from lipdp import latent_release as synth_lib
 from lipdp import nn as lnn
 from lipdp import privacy
-from lipdp.privacy import composition
 from lipdp import training
 from lipdp.data import Block
 from lipdp.models import decoders
+from lipdp.privacy import composition
 from lipdp.models import vae as vae_lib
 from lipdp.nn import bjorck
 from lipdp.training import batching
@@ -342,8 +342,7 @@ def _initial_state(model, optimizer, sample, init_key, sharding_) -> steps_lib.T
   `init_key`, as `lipdp.training.loop` folds it)."""
 
   def init(key):
-    variables = lambda k, x: model.init(k, x, jax.random.fold_in(k, 1))  # noqa: E731
-    return loop.init_state(variables, optimizer, sample, key)
+    return loop.init_state(loop.vae_init_variables(model), optimizer, sample, key)
 
   return jax.jit(init, out_shardings=sharding_)(init_key)
 

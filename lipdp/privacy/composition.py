@@ -102,20 +102,21 @@ def _dpsgd_pld(
 
   With `from_identity`, composed onto the identity PLD first, as dp_accounting's PLD
   accountant does for `dpsgd_event` (pld_privacy_accountant, PoissonSampledDpEvent branch), so
-  that the epsilons below equal the accountant's bit for bit (tests/privacy/test_privacy_composition.py
-  checks it; composing with the identity moves an epsilon by about 1e-12 relative).
+  that the epsilons below equal the accountant's bit for bit
+  (tests/privacy/test_privacy_composition.py checks it; composing with the identity moves an
+  epsilon by about 1e-12 relative).
   Building this PLD is most of the accounting's cost, and calibration, the shuffled bound and
   the report each need it for the same run, so the last two are kept (a PLD is never mutated:
   compose and get_epsilon_for_delta return new values).
   """
   event = events.DPSGDEvent(noise_multiplier, sampling_rate, steps)  # validated
-  vdi = _validation.positive(value_discretization_interval, "value_discretization_interval")
+  vdi = float(value_discretization_interval)  # validated by every caller
   subsampled = _subsampled_gaussian_pld(
-    float(event.noise_multiplier), float(event.sampling_rate), int(event.steps), float(vdi)
+    float(event.noise_multiplier), float(event.sampling_rate), int(event.steps), vdi
   )
   if not from_identity:
     return subsampled
-  return pld_lib.identity(float(vdi)).compose(subsampled)
+  return pld_lib.identity(vdi).compose(subsampled)
 
 
 # Two: the run being calibrated or reported, and one more. Not more, because a PLD can be large

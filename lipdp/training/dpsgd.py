@@ -8,9 +8,9 @@ with clip_C(v) = v min(1, C / |v|), z the noise multiplier and q n the *expected
 data-independent constant. The jax_privacy "sharp edges" are the checklist:
 
 - the sensitivity matches the clipping: each clipped gradient has l2 norm <= C *exactly*, also
-  after float32 rounding (`per_example.per_example_norms` shrinks the target by a proven margin), and an
-  example whose gradient is not finite contributes zero (one NaN would otherwise poison, and
-  reveal itself in, the whole sum);
+  after float32 rounding (`per_example.per_example_norms` shrinks the target by a proven
+  margin), and an example whose gradient is not finite contributes zero (one NaN would
+  otherwise poison, and reveal itself in, the whole sum);
 - the noise is calibrated to the sum and added to the sum; the division by q n comes after;
 - the noise is drawn in float64 on the host (`dpsgd_noise`, reaching 12.2 standard deviations;
   JAX's float32 sampler stops near 5.2, which would break delta at every step) from the secret
@@ -93,11 +93,11 @@ def clipped_gradient_sum(loss_fn: per_example.LossFn, clip_norm: float, clipping
   and result, no per-example gradients); the rest of this docstring is the vmap path.
 
   Per-example gradients by vmap (example i uses key i of `jax.random.split(rng, len(chunk))`);
-  each is scaled by min(1, C' / |g_i|) with C' = C (1 - m) (`per_example.per_example_norms`), so its exact
-  l2 norm is at most C despite float rounding; rows with mask 0 (padding) contribute exactly
-  zero, and so does an example whose gradient is not finite. `stats` holds sums over the real
-  rows: `loss_sum` (finite losses), `clipped_fraction_sum` (examples whose norm exceeded C) and
-  `count`; they are not covered by the accounting and must stay private.
+  each is scaled by min(1, C' / |g_i|) with C' = C (1 - m) (`per_example.per_example_norms`),
+  so its exact l2 norm is at most C despite float rounding; rows with mask 0 (padding)
+  contribute exactly zero, and so does an example whose gradient is not finite. `stats` holds
+  sums over the real rows: `loss_sum` (finite losses), `clipped_fraction_sum` (examples whose
+  norm exceeded C) and `count`; they are not covered by the accounting and must stay private.
   """
 
   if clipping == "ghost":

@@ -61,8 +61,8 @@ example is alone (the one the sensitivity is about; the other rows add exact zer
 
 - sums of non-negative terms (the dense rule with one position, materialised gradients, the
   squared norms inside the other rules) are blocked as in
-  `lipdp.training.per_example.per_example_norms`, so each has relative error at most gamma_D, D its
-  number of terms; V adds at most 4 roundings per entry (c g, a (c g), the scale, a sum of two
+  `lipdp.training.per_example.per_example_norms`, so each has relative error at most gamma_D, D
+  its number of terms; V adds at most 4 roundings per entry (c g, a (c g), the scale, a sum of two
   terms). Then U = N (1 + e) with e = gamma_{2D+64} (D the layer's longest reduction);
 - the ghost rule with T > 1 positions and the spectral rule subtract, so their error is bounded
   by the absolute values of the terms, not by N: with A their sum (s^2 (sum_p |a_p||g_p|)^2 +

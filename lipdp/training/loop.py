@@ -115,6 +115,12 @@ def _split_variables(variables):
   return params, variables
 
 
+def vae_init_variables(model) -> Callable[[jax.Array, jax.Array], Any]:
+  """`init_variables` for a VAE (`fit`, `init_state`): `model.init(key, records, noise key)`,
+  the encoder's noise key folded from `key`, as `train` initialises it."""
+  return lambda key, x: model.init(key, x, jax.random.fold_in(key, 1))
+
+
 def init_state(
   init_variables: Callable,
   optimizer: optax.GradientTransformation,
@@ -286,7 +292,7 @@ def train(
   kernels = bjorck.bjorck_kernel_paths(train_model, jax.random.key(0), sample, jax.random.key(1))
   return fit(
     vae_loss(train_model, blocks, config.image_likelihood, config.beta, config.block_weights),
-    lambda key, x: train_model.init(key, x, jax.random.fold_in(key, 1)),
+    vae_init_variables(train_model),
     records,
     config,
     workdir=workdir,
@@ -307,7 +313,8 @@ def fit(
   stop_after: Optional[int] = None,
   bjorck_kernels: frozenset = frozenset(),
 ) -> TrainResult:
-  """The generic training loop: any `loss_fn` (`lipdp.training.per_example.LossFn`), plain or DP-SGD.
+  """The generic training loop: any `loss_fn` (`lipdp.training.per_example.LossFn`), plain or
+  DP-SGD.
 
   Args:
     loss_fn: per-record losses of a batch (see `lipdp.training.steps`).

@@ -17,9 +17,9 @@ the run's key and `state.step` inside the function too. `metrics` stay on the de
 `summarize` is called at a log step.
 
 `loss_fn(params, model_state, records, rng, mutable) -> (per-example losses, aux, new model state)`
-(`lipdp.training.per_example.LossFn`): aux maps names to per-example values (logged as batch means in
-plain mode), and the new model state holds the collections named in `mutable` (e.g. spectral
-power-iteration vectors), or {} when `mutable` is False.
+(`lipdp.training.per_example.LossFn`): aux maps names to per-example values (logged as batch
+means in plain mode), and the new model state holds the collections named in `mutable` (e.g.
+spectral power-iteration vectors), or {} when `mutable` is False.
 """
 
 from typing import Any, Optional

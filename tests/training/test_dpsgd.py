@@ -11,8 +11,8 @@ import train_state
 from lipdp import randomness
 from lipdp.training import batching
 from lipdp.training import dpsgd
-from lipdp.training import per_example
 from lipdp.training import loop
+from lipdp.training import per_example
 from lipdp.training import sharding
 from lipdp.training import steps as steps_lib
 

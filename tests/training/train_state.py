@@ -11,7 +11,6 @@ def create(model, optimizer, sample_records, init_key) -> steps.TrainState:
   as the loop folds it), jitted."""
 
   def init(key):
-    variables = lambda k, x: model.init(k, x, jax.random.fold_in(k, 1))  # noqa: E731
-    return loop.init_state(variables, optimizer, sample_records, key)
+    return loop.init_state(loop.vae_init_variables(model), optimizer, sample_records, key)
 
   return jax.jit(init)(init_key)
