@@ -222,24 +222,33 @@ def decode_latents(
   decoder's likelihood (`likelihood.sampled_record`), "mean" takes the likelihood's mean, whose
   projection keeps each category's mode, "sample_modal_label" draws every column but keeps the
   label's most probable class. A model with a style latent decodes each z with a
-  fresh u ~ N(0, I). Both u and the draw's uniforms come from `style_rng` (independent of the
-  data: public randomness, not part of the mechanism).
+  fresh u ~ N(0, I); a label-conditioned decoder (`vae_lib.LipschitzVAE.condition_block`)
+  decodes it with a label drawn uniformly over the classes, which becomes the record's label.
+  u, the labels and the draw's uniforms come from `style_rng` (independent of the data: public
+  randomness, not part of the mechanism).
   """
   blocks = tuple(domain.blocks)
   decoding = likelihood.resolve_decoding(decoding, blocks)
   bins = model.numeric_bins
+  conditioned = model.condition_block is not None
 
   def build():
     def decode(variables, z, *extra):
-      u = extra[0] if model.style_dim else None
-      logits = model.apply(variables, z, u, method=vae_lib.LipschitzVAE.decode)
+      extra = list(extra)
+      u = extra.pop(0) if model.style_dim else None
+      condition = extra.pop(0) if conditioned else None
+      logits = model.apply(variables, z, u, condition, method=vae_lib.LipschitzVAE.decode)
       if decoding == "mean":
-        return likelihood.decoded_mean(logits, blocks, bins)
-      drawn = likelihood.sampled_record(logits, blocks, extra[-1], bins)
-      if decoding == "sample_modal_label":
-        mean = likelihood.decoded_mean(logits, blocks, bins)
-        return likelihood.with_modal_label(drawn, mean, blocks, label)
-      return drawn
+        out = likelihood.decoded_mean(logits, blocks, bins)
+      else:
+        out = likelihood.sampled_record(logits, blocks, extra[-1], bins)
+        if decoding == "sample_modal_label":
+          mean = likelihood.decoded_mean(logits, blocks, bins)
+          out = likelihood.with_modal_label(out, mean, blocks, label)
+      if conditioned:  # the record's label is the one it was decoded for
+        start, stop = model.condition_block
+        out = out.at[..., start:stop].set(condition)
+      return out
 
     return decode
 
@@ -251,6 +260,8 @@ def decode_latents(
   rng = style_rng if style_rng is not None else np.random.default_rng()
   if model.style_dim:
     inputs += (rng.standard_normal((flat.shape[0], model.style_dim)).astype(np.float32),)
+  if conditioned:
+    inputs += (_uniform_label_blocks(rng, flat.shape[0], model.condition_block, blocks),)
   if decoding in ("sample", "sample_modal_label"):
     inputs += (rng.random((flat.shape[0], likelihood.num_uniforms(blocks)), dtype=np.float32),)
   parts = []
@@ -265,6 +276,14 @@ def decode_latents(
     ),
   )
   return np.concatenate(parts, axis=0)
+
+
+def _uniform_label_blocks(rng: np.random.Generator, num: int, condition_block, blocks):
+  """`num` label blocks (scale times one-hot) of classes drawn uniformly, from public randomness."""
+  start, stop = condition_block
+  block = next(b for b in blocks if (b.start, b.stop) == (start, stop))
+  classes = rng.integers(0, stop - start, size=num)
+  return (block.scale * np.eye(stop - start, dtype=np.float32)[classes]).astype(np.float32)
 
 
 def sample_prior(

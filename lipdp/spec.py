@@ -212,6 +212,11 @@ class ModelSpec:
   # from x by an unconstrained network during training and drawn from its prior at synthesis.
   style_dim: int = 8
   style_hidden: Tuple[int, ...] = (256,)
+  # Label-conditioned decoder (labelled image domains): the decoder also reads the record's
+  # label, and synthetic records take labels drawn uniformly over the classes, independently of
+  # the data (post-processing; the labels are balanced, right for balanced classes such as
+  # MNIST's). lipdp.models.vae.
+  label_conditioned: bool = False
   # Heteroscedastic noise: sigma(x) in [sigma_min, sigma_max], log sigma(x) certified
   # log_sigma_lipschitz-Lipschitz. The release epsilon is then computed by RDP, not calibrated.
   heteroscedastic: bool = False

@@ -192,3 +192,37 @@ def test_tabular_release_draws_records_from_the_decoder_and_mean_keeps_the_mode(
   )
   assert np.all(labelled.decode(modal)["job"] == "a")
   np.testing.assert_array_equal(labelled.decode(modal)["age"], domain.decode(drawn)["age"])
+
+
+def test_a_label_conditioned_release_draws_uniform_labels_and_keeps_them():
+  """Each latent is decoded for a class drawn uniformly (public randomness), and the record
+  carries that class, whatever the decoder's own label output says."""
+  domain = data_lib.ImageDomain((4, 4, 1), radius=2.0, pixel_max=255, num_classes=3, label_weight=2)
+  config = spec_lib.ModelSpec(
+    latent_dim=2, encoder_hidden=(8,), decoder_hidden=(4,), style_dim=2, label_conditioned=True
+  )
+  model = builders.build_vae(domain, config, lipschitz_target=1.0, sigma=1.0)
+  assert model.condition_block == (16, 19)
+  variables = model.init(jax.random.key(0), jnp.zeros((1, domain.dim)), jax.random.key(1))
+  # A decoder that always says class 0: the drawn class must win.
+  params = jax.tree_util.tree_map(jnp.zeros_like, variables["params"])
+  params["decoder"]["logits"]["bias"] = jnp.asarray(np.r_[np.zeros(16), 9.0, 0.0, 0.0])
+  variables = {**variables, "params": params}
+  latents = np.zeros((30_000, 1, 2), np.float32)
+  records = synth_lib.decode_latents(
+    model, variables, latents, domain, style_rng=np.random.default_rng(0)
+  )
+  np.testing.assert_array_equal(domain.project(records), records)
+  counts = np.bincount(domain.labels(records), minlength=3)
+  # Uniform: each count within 5 binomial standard deviations of 10,000 (sd 82).
+  assert np.all(np.abs(counts - 10_000) < 5 * 82), counts
+  again = synth_lib.decode_latents(
+    model, variables, latents, domain, style_rng=np.random.default_rng(0)
+  )
+  np.testing.assert_array_equal(again, records)  # the labels come from the public rng alone
+  for wrong in (
+    data_lib.ImageDomain((4, 4, 1), radius=2.0, pixel_max=255),
+    data_lib.TabularDomain([data_lib.CategoricalColumn("job", ("a", "b"))], label_column="job"),
+  ):
+    with pytest.raises(ValueError, match="needs an image domain with a label"):
+      builders.build_vae(wrong, config, lipschitz_target=1.0, sigma=1.0)

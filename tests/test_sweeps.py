@@ -29,6 +29,7 @@ SWEEPS = [
     "frontier.py:mnist_idx",
     "frontier.py:breast_cancer",
     "frontier.py:mnist_idx_e2e",
+    "frontier.py:mnist_idx_e2e_cvae",
     "frontier.py:bank_e2e",
   )
 ]
@@ -64,6 +65,23 @@ def test_the_epsilon_1_diagnosis_varies_only_its_knobs_from_the_frontier():
     assert (p["method"], p["variant"], p["epsilon"]) == (base["method"], base["variant"], 1.0)
     kept = {k: v for k, v in p["overrides"].items() if k not in varied}
     assert kept == {k: v for k, v in base["overrides"].items() if k not in varied}
+
+
+def test_the_label_conditioned_frontier_changes_only_the_decoders_conditioning():
+  def load(name):
+    return sweep_lib.load_sweep(os.path.join(ROOT, f"experiments/sweeps/frontier.py:{name}"))
+
+  frontier = {p["id"]: p for p in load("mnist_idx_e2e")}
+  conditioned = load("mnist_idx_e2e_cvae")
+  assert {p["method"] for p in conditioned} == {"lipdp-e2e", "lipdp-shuffled", "dpsgd-vae", "vae"}
+  for p in conditioned:
+    base = frontier[p["id"]]
+    assert p["overrides"] == {**base["overrides"], "model.label_conditioned": True}
+    assert (p["variant"], p["epsilon"], p["seed"]) == (
+      base["variant"],
+      base["epsilon"],
+      base["seed"],
+    )
 
 
 def test_methods_map_to_scopes():

@@ -25,6 +25,10 @@ End to end, with the DP-SGD recipe (docs/results.md, "The DP-SGD recipe study") 
              1,500 DP-SGD steps of 256 expected records
   digits_e2e  digits (the public proxy: what ./run.sh would release end to end), epsilon 1 and
              10, three seeds, the quick variant's 500 steps
+  mnist_idx_e2e_cvae  mnist_idx_e2e's DP-SGD-trained methods (lipdp-e2e, lipdp-shuffled, the
+             DP-SGD VAE) with a label-conditioned decoder (`model.label_conditioned`): the
+             decoder reads the record's label in training and a uniformly drawn one at synthesis,
+             the one change from mnist_idx_e2e
   bank_e2e, breast_cancer_e2e  the tables at epsilon 1 and 10, three seeds: the same methods
              (MST and AIM are in results/baselines.jsonl)
 
@@ -85,8 +89,16 @@ E2E_METHODS = {
   "dpsgd-vae": {},
   "dp-merf": {},
 }
+# The label-conditioned study changes the decoder of the methods that train one with DP-SGD.
+_CVAE_METHODS = {m: E2E_METHODS[m] for m in ("lipdp-e2e", "lipdp-shuffled", "dpsgd-vae")}
 E2E_SETTINGS = {
   "mnist_idx_e2e": ("mnist_idx", (1.0, 2.0, 5.0, 10.0), (0, 1, 2), _MNIST_RECIPE),
+  "mnist_idx_e2e_cvae": (
+    "mnist_idx",
+    (1.0, 2.0, 5.0, 10.0),
+    (0, 1, 2),
+    {**_MNIST_RECIPE, "model.label_conditioned": True},
+  ),
   "digits_e2e": ("quick", (1.0, 10.0), (0, 1, 2), {"evaluation.fast": True, "model.style_dim": 16}),
   "bank_e2e": ("bank", (1.0, 10.0), (0, 1, 2), {"evaluation.fast": True, "model.style_dim": 16}),
   "breast_cancer_e2e": (
@@ -102,9 +114,10 @@ def get_sweep(name: str):
   if name in E2E_SETTINGS:
     variant, epsilons, seeds, extra = E2E_SETTINGS[name]
     sweep = f"frontier-{name}"
+    methods = _CVAE_METHODS if name.endswith("_cvae") else E2E_METHODS
     points = [
       point(sweep, method, variant, eps, seed, {**extra, **over})
-      for method, over in E2E_METHODS.items()
+      for method, over in methods.items()
       for eps in epsilons
       for seed in seeds
     ]

@@ -73,6 +73,9 @@ def build_vae(
     raise ValueError(
       f"unknown decoder {model_config.decoder!r}; use 'mlp', 'conv' or 'lipschitz_mlp'"
     )
+  condition_block = None
+  if model_config.label_conditioned:
+    condition_block = label_condition_block(domain)
   log_sigma_net = None
   if model_config.heteroscedastic:
     if log_sigma_lipschitz is None or not log_sigma_lipschitz > 0:
@@ -94,6 +97,7 @@ def build_vae(
     style_encoder=style_encoder,
     style_dim=style_dim,
     numeric_bins=numeric_bins,
+    condition_block=condition_block,
     log_sigma_net=log_sigma_net,
     sigma_min=float(model_config.sigma_min),
     sigma_max=float(model_config.sigma_max),
@@ -102,3 +106,18 @@ def build_vae(
       float(log_sigma_lipschitz) if model_config.heteroscedastic else None
     ),
   )
+
+
+def label_condition_block(domain) -> tuple[int, int]:
+  """(start, stop) of the label block a label-conditioned decoder reads (`model.label_conditioned`).
+
+  Only labelled image domains: synthetic labels are then drawn uniformly over the classes,
+  independently of the data, which would misstate the label's marginal of an unbalanced table.
+  """
+  if getattr(domain, "kind", None) != "image" or domain.label_column is None:
+    raise ValueError(
+      "model.label_conditioned needs an image domain with a label (synthetic labels are drawn "
+      "uniformly over the classes, which would misstate an unbalanced table's label)"
+    )
+  block = next(b for b in domain.blocks if b.name == domain.label_column)
+  return (int(block.start), int(block.stop))

@@ -21,6 +21,13 @@ KL(q(u|x) || N(0, I)) in the loss (weight 1). Only z is released per record; at 
 drawn from its prior N(0, I), independently of the data, so decoding stays post-processing.
 Where z carries little (small epsilon), u lets the decoder *sample* realistic records instead of
 returning the blurry posterior mean E[x | z]; the model is then a VAE sampled from its prior.
+
+Label-conditioned decoder (optional). With `condition_block` = (start, stop), the coordinates of
+the record's label block, the decoder reads them next to z (and u): p(x | z, u, y), a
+conditional VAE (Sohn et al. 2015). In training y is the record's own label; at synthesis it is
+drawn independently of the data (`lipdp.latent_release.decode_latents`), so decoding stays
+post-processing, and the decoded record's label block is set to it: the label does not have to
+travel through a latent that the certificate lets move by about one noise standard deviation.
 """
 
 from typing import Any, Mapping, Optional, Sequence
@@ -50,6 +57,8 @@ class LipschitzVAE(nn.Module):
     style_dim: the dimension of u (0 without a style latent).
     numeric_bins: the decoder's likelihood of numeric columns: B > 0 equal-width bins on
       [0, 1], or 0 for a Gaussian (`lipdp.models.likelihood`); it sets the output layout.
+    condition_block: optional (start, stop) of the label block the decoder is conditioned on
+      (see the module docstring); None for an unconditioned decoder.
   """
 
   encoder_mean: nn.Module
@@ -63,6 +72,7 @@ class LipschitzVAE(nn.Module):
   style_encoder: Optional[nn.Module] = None
   style_dim: int = 0
   numeric_bins: int = 0
+  condition_block: Optional[tuple[int, int]] = None
 
   @property
   def heteroscedastic(self) -> bool:
@@ -93,22 +103,38 @@ class LipschitzVAE(nn.Module):
     out = self.style_encoder(x)
     return out[..., : self.style_dim], out[..., self.style_dim :]
 
-  def decode(self, z: jax.Array, u: Optional[jax.Array] = None) -> jax.Array:
-    """Decoder logits for latents z (and style latents u, required with a style encoder)."""
+  def decode(
+    self, z: jax.Array, u: Optional[jax.Array] = None, condition: Optional[jax.Array] = None
+  ) -> jax.Array:
+    """Decoder logits for latents z (and style latents u, required with a style encoder; and
+    the label block's values `condition`, required with a label-conditioned decoder)."""
     if (u is None) != (self.style_encoder is None):
       raise ValueError("decode needs the style latent u exactly when the model has a style encoder")
-    return self.decoder(z if u is None else jnp.concatenate([z, u], axis=-1))
+    if (condition is None) != (self.condition_block is None):
+      raise ValueError(
+        "decode needs the label block's values exactly when the decoder is label-conditioned"
+      )
+    inputs = [z] + [v for v in (u, condition) if v is not None]
+    return self.decoder(inputs[0] if len(inputs) == 1 else jnp.concatenate(inputs, axis=-1))
+
+  def condition_of(self, x: jax.Array) -> Optional[jax.Array]:
+    """The record's label block (what the decoder is conditioned on), or None."""
+    if self.condition_block is None:
+      return None
+    start, stop = self.condition_block
+    return x[..., start:stop]
 
   def __call__(self, x: jax.Array, rng: jax.Array):
     """(logits, mu, sigma, z, style) for records x (batch, dim); style = (m, log v) or None."""
     mu, sigma = self.encode(x)
     z_key, u_key = jax.random.split(rng)
     z = mu + sigma[..., None] * jax.random.normal(z_key, mu.shape, mu.dtype)
+    condition = self.condition_of(x)
     if self.style_encoder is None:
-      return self.decode(z), mu, sigma, z, None
+      return self.decode(z, None, condition), mu, sigma, z, None
     m, log_v = self.encode_style(x)
     u = m + jnp.exp(0.5 * log_v) * jax.random.normal(u_key, m.shape, m.dtype)
-    return self.decode(z, u), mu, sigma, z, (m, log_v)
+    return self.decode(z, u, condition), mu, sigma, z, (m, log_v)
 
 
 def gaussian_kl(mu: jax.Array, sigma: jax.Array) -> jax.Array:

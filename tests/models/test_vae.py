@@ -114,6 +114,36 @@ def test_style_latent_enters_the_decoder_and_its_kl_the_loss():
   np.testing.assert_allclose(loss, nll + style_kl, rtol=1e-5)  # beta = 0 for z, 1 for u
 
 
+def test_a_label_conditioned_decoder_reads_the_records_label_block():
+  model = vae_lib.LipschitzVAE(
+    encoder_mean=lnn.lipschitz_mlp((8, 4), lipschitz_target=1.0),
+    decoder=decoders.MLPDecoder((8,), 7),
+    condition_block=(4, 7),
+  )
+  x = jax.random.uniform(jax.random.key(2), (5, 7))
+  variables = model.init(jax.random.key(3), x, jax.random.key(4))
+  assert variables["params"]["decoder"]["dense_0"]["kernel"].shape == (4 + 3, 8)
+  z = jnp.zeros((5, 4))
+  decode = vae_lib.LipschitzVAE.decode
+  a = model.apply(variables, z, None, jnp.eye(3)[jnp.array([0, 1, 2, 0, 1])], method=decode)
+  b = model.apply(variables, z, None, jnp.eye(3)[jnp.array([1, 2, 0, 1, 2])], method=decode)
+  assert not np.allclose(a, b)  # the label changes the output
+  with pytest.raises(ValueError, match="label-conditioned"):
+    model.apply(variables, z, method=decode)
+  # In training the decoder reads the record's own label block next to its noisy latent.
+  logits, _, _, z_drawn, _ = model.apply(variables, x, jax.random.key(6))
+  np.testing.assert_allclose(
+    logits, model.apply(variables, z_drawn, None, x[:, 4:7], method=decode), rtol=1e-6
+  )
+  unconditioned = vae_lib.LipschitzVAE(
+    encoder_mean=lnn.lipschitz_mlp((8, 4), lipschitz_target=1.0),
+    decoder=decoders.MLPDecoder((8,), 7),
+  )
+  plain = unconditioned.init(jax.random.key(3), x, jax.random.key(4))
+  with pytest.raises(ValueError, match="label-conditioned"):
+    unconditioned.apply(plain, z, None, x[:, 4:7], method=decode)
+
+
 def test_block_weights_scale_only_the_named_blocks_likelihood():
   logits = jax.random.normal(jax.random.key(3), (4, 7))
   x = jnp.array([[0.2, 1.0, 0.0, 0.4, 0.0, 0.0, 1.0]] * 4)
