@@ -30,6 +30,7 @@ SWEEPS = [
     "frontier.py:breast_cancer",
     "frontier.py:mnist_idx_e2e",
     "frontier.py:mnist_idx_e2e_cvae",
+    "frontier.py:digits_e2e_cvae",
     "frontier.py:bank_e2e",
   )
 ]
@@ -71,17 +72,19 @@ def test_the_label_conditioned_frontier_changes_only_the_decoders_conditioning()
   def load(name):
     return sweep_lib.load_sweep(os.path.join(ROOT, f"experiments/sweeps/frontier.py:{name}"))
 
-  frontier = {p["id"]: p for p in load("mnist_idx_e2e")}
-  conditioned = load("mnist_idx_e2e_cvae")
-  assert {p["method"] for p in conditioned} == {"lipdp-e2e", "lipdp-shuffled", "dpsgd-vae", "vae"}
-  for p in conditioned:
-    base = frontier[p["id"]]
-    assert p["overrides"] == {**base["overrides"], "model.label_conditioned": True}
-    assert (p["variant"], p["epsilon"], p["seed"]) == (
-      base["variant"],
-      base["epsilon"],
-      base["seed"],
-    )
+  for name in ("mnist_idx_e2e", "digits_e2e"):
+    frontier = {p["id"]: p for p in load(name)}
+    conditioned = load(f"{name}_cvae")
+    methods = {p["method"] for p in conditioned}
+    assert methods == {"lipdp-e2e", "lipdp-shuffled", "dpsgd-vae", "vae"}
+    for p in conditioned:
+      base = frontier[p["id"]]
+      assert p["overrides"] == {**base["overrides"], "model.label_conditioned": True}
+      assert (p["variant"], p["epsilon"], p["seed"]) == (
+        base["variant"],
+        base["epsilon"],
+        base["seed"],
+      )
 
 
 def test_methods_map_to_scopes():

@@ -29,6 +29,7 @@ End to end, with the DP-SGD recipe (docs/results.md, "The DP-SGD recipe study") 
              DP-SGD VAE) with a label-conditioned decoder (`model.label_conditioned`): the
              decoder reads the record's label in training and a uniformly drawn one at synthesis,
              the one change from mnist_idx_e2e
+  digits_e2e_cvae  digits_e2e's DP-SGD-trained methods with the label-conditioned decoder
   bank_e2e, breast_cancer_e2e  the tables at epsilon 1 and 10, three seeds: the same methods
              (MST and AIM are in results/baselines.jsonl)
 
@@ -100,6 +101,12 @@ E2E_SETTINGS = {
     {**_MNIST_RECIPE, "model.label_conditioned": True},
   ),
   "digits_e2e": ("quick", (1.0, 10.0), (0, 1, 2), {"evaluation.fast": True, "model.style_dim": 16}),
+  "digits_e2e_cvae": (
+    "quick",
+    (1.0, 10.0),
+    (0, 1, 2),
+    {"evaluation.fast": True, "model.style_dim": 16, "model.label_conditioned": True},
+  ),
   "bank_e2e": ("bank", (1.0, 10.0), (0, 1, 2), {"evaluation.fast": True, "model.style_dim": 16}),
   "breast_cancer_e2e": (
     "breast_cancer",
