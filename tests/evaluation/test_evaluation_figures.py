@@ -1,4 +1,4 @@
-"""Readable table figures: bars of the most frequent categories, the rest grouped."""
+"""Readable figures: bars of the most frequent categories, the rest grouped; image mosaics."""
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -41,3 +41,21 @@ def test_category_bars_keep_every_category_up_to_the_limit_and_sum_to_one():
   np.testing.assert_allclose(synthetic, [0, 2 / 3, 1 / 3])
   labels, real, _ = figures.category_bars(list("abcdefghijklmnop"), list("abc"), max_categories=4)
   assert labels[-1] == "other (13 categories)" and np.isclose(real.sum(), 1.0)
+
+
+def test_image_mosaic_tiles_images_row_by_row_with_white_gaps():
+  images = np.arange(5 * 2 * 3, dtype=np.float32).reshape(5, 2, 3, 1) / 30
+  mosaic = figures.image_mosaic(images, cols=2, pad=1, row_pad=2)
+  assert mosaic.shape == (3 * 2 + 2 * 2, 2 * 3 + 1)
+  np.testing.assert_array_equal(mosaic[0:2, 4:7], images[1, ..., 0])  # row 0, column 1
+  np.testing.assert_array_equal(mosaic[8:10, 0:3], images[4, ..., 0])  # row 2, column 0
+  assert np.all(mosaic[2:4] == 1.0) and np.all(mosaic[:, 3] == 1.0)  # the gaps
+  assert np.all(mosaic[8:10, 4:7] == 1.0)  # no sixth image
+
+
+def test_image_grid_writes_a_png(tmp_path):
+  rng = np.random.default_rng(0)
+  images = rng.random((20, 8, 8))
+  path = figures.image_grid(images, images, str(tmp_path / "g.png"), range(20), range(20), "t")
+  with open(path, "rb") as f:
+    assert f.read(8) == b"\x89PNG\r\n\x1a\n"
