@@ -191,7 +191,9 @@ def test_ghost_equals_vmap_for_each_layer_type(case):
   _compare(_loss(module), params, state, _records(), rules)
 
 
-def _vae(decoder="mlp", style_dim=2, heteroscedastic=False, encoder_dense="bjorck"):
+def _vae(
+  decoder="mlp", style_dim=2, heteroscedastic=False, encoder_dense="bjorck", conditioned=False
+):
   domain = data_lib.load_dataset("digits").domain
   c = spec_lib.ModelSpec(
     latent_dim=4,
@@ -203,24 +205,29 @@ def _vae(decoder="mlp", style_dim=2, heteroscedastic=False, encoder_dense="bjorc
     style_dim=style_dim,
     style_hidden=(8,),
     heteroscedastic=heteroscedastic,
+    label_conditioned=conditioned,
   )
   model = builders.build_vae(domain, c, 1.0, 1.0, 0.1 if heteroscedastic else None)
   return bjorck.with_retracted_bjorck(model), domain  # as lipdp.training trains it
 
 
 @pytest.mark.parametrize(
-  "decoder,style_dim,heteroscedastic,encoder_dense",
+  "decoder,style_dim,heteroscedastic,encoder_dense,conditioned",
   [
-    ("mlp", 2, False, "bjorck"),  # the default model
+    # The default model, its decoder also reading the record's label (model.label_conditioned).
+    ("mlp", 2, False, "bjorck", True),
     # The other models in the slow run: their layers are each checked by default, one at a time,
     # in test_ghost_equals_vmap_for_each_layer_type.
-    pytest.param("conv", 2, False, "bjorck", marks=pytest.mark.slow),
+    pytest.param("conv", 2, False, "bjorck", False, marks=pytest.mark.slow),
     # no style latent, heteroscedastic
-    pytest.param("lipschitz_mlp", 0, True, "spectral", marks=pytest.mark.slow),
+    pytest.param("lipschitz_mlp", 0, True, "spectral", False, marks=pytest.mark.slow),
   ],
 )
-def test_ghost_equals_vmap_for_the_vae(decoder, style_dim, heteroscedastic, encoder_dense):
-  model, domain = _vae(decoder, style_dim, heteroscedastic, encoder_dense)
+def test_ghost_equals_vmap_for_the_vae(
+  decoder, style_dim, heteroscedastic, encoder_dense, conditioned
+):
+  model, domain = _vae(decoder, style_dim, heteroscedastic, encoder_dense, conditioned)
+  assert (model.condition_block is not None) == conditioned
   variables = _init(model, jnp.zeros((1, domain.dim)), jax.random.key(2))
   params, state = _split(variables)
   records = data_lib.load_dataset("digits").train[:6]
