@@ -29,7 +29,8 @@ Sweeps are data: `get_sweep(name)` returns the points; `experiments/sweep.py` ru
   release-design-mnist  mnist_idx, the recipe with the style latent: lipdp's release against
                   the same weights sampled from the prior (evaluation.compare_prior), over the
                   design space of the release (central share and calibration, latent size, k,
-                  the label's weight in the record, weight averaging), at total epsilon 10 and 1.
+                  the label's weight in the record, weight averaging, a label-conditioned
+                  decoder), at total epsilon 10 and 1.
   dpsgd-eps1-mnist  mnist_idx at total epsilon 1, the DP-SGD VAE of the end-to-end frontier
                   (frontier.py:mnist_idx_e2e, whose 1,500 steps of 256 expected records give
                   0.30): the field's remedy at a small epsilon, fewer steps with more records
@@ -223,6 +224,10 @@ def get_sweep(name: str):
         "lipdp-shuffled",
         {"release_share": 0.1, "train.average_decay": 0.999},
       ),
+      "shuffled_share0.1_conditioned": (
+        "lipdp-shuffled",
+        {"release_share": 0.1, "model.label_conditioned": True},
+      ),
     }
     points = [
       point(sweep, method, "mnist_idx", 10.0, 0, {**base, **over}, tag)
@@ -231,6 +236,11 @@ def get_sweep(name: str):
     for method, over, tag in (
       ("lipdp-shuffled", {"release_share": 0.1}, "shuffled_share0.1"),
       ("dpsgd-vae", {}, "recipe"),
+      (
+        "lipdp-shuffled",
+        {"release_share": 0.1, "model.label_conditioned": True},
+        "shuffled_share0.1_conditioned",
+      ),
     ):
       points.append(point(sweep, method, "mnist_idx", 1.0, 0, {**base, **over}, tag))
     return points
