@@ -23,6 +23,12 @@ flags.DEFINE_string("out", None, "PNG to write.")
 flags.DEFINE_string("table", None, "Markdown table to write (optional).")
 flags.DEFINE_string("title", "", "Figure title.")
 flags.DEFINE_multi_string("where", [], "Keep only rows with key=value (e.g. dataset=digits).")
+flags.DEFINE_multi_string(
+  "series",
+  [],
+  "SWEEP=SUFFIX: the methods of rows from sweep SWEEP are drawn and tabulated as 'method SUFFIX' "
+  "(to compare two sweeps of the same methods in one figure).",
+)
 flags.mark_flags_as_required(["results", "out"])
 
 
@@ -35,6 +41,11 @@ def main(argv):
     rows = [r for r in rows if str(r.get(key)) == value]
   if not rows:
     raise app.UsageError(f"no rows in {FLAGS.results}")
+  if FLAGS.series:
+    try:
+      rows = summaries.with_series(rows, FLAGS.series)
+    except ValueError as e:
+      raise app.UsageError(f"--series: {e}") from e
   if FLAGS.kind == "frontier":
     summaries.frontier(rows, FLAGS.metric, FLAGS.out, FLAGS.title)
   else:

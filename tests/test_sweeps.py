@@ -187,6 +187,15 @@ def test_figures_and_tables_from_rows(tmp_path):
   text = results_lib.table(rows, by_tag=False)
   assert "| lipdp-e2e | 1 | 2 | 0.515 ± 0.007 |" in text
   assert "| vae | inf | 1 | 0.800 |" in text
+  # Two sweeps of the same method, told apart by a suffix.
+  other = [{**r, "sweep": "b", "tstr/logreg": 0.1} for r in rows[:4]]
+  both = results_lib.with_series([{**r, "sweep": "a"} for r in rows[:4]] + other, ["b=(new)"])
+  assert {r["method"] for r in both} == {"lipdp-e2e", "lipdp-e2e (new)"}
+  assert "| lipdp-e2e (new) | 1 | 2 | 0.100 ± 0.000 |" in results_lib.table(both, by_tag=False)
+  with pytest.raises(ValueError, match="no rows of sweep 'c'"):
+    results_lib.with_series(both, ["c=x"])
+  with pytest.raises(ValueError, match="SWEEP=SUFFIX"):
+    results_lib.with_series(both, ["b"])
 
 
 def test_heteroscedastic_cost_table_grows_with_the_allowed_sigma_change():

@@ -75,6 +75,23 @@ def _method_rank(method):
   return METHOD_ORDER.index(method) if method in METHOD_ORDER else len(METHOD_ORDER)
 
 
+def with_series(rows, series):
+  """Rows whose method names carry a suffix per sweep, from "SWEEP=SUFFIX" strings: two sweeps
+  of the same methods become separate lines of one figure and separate rows of one table."""
+  suffixes = {}
+  for item in series:
+    sweep, sep, suffix = item.partition("=")
+    if not sep or not suffix.strip():
+      raise ValueError(f"expected SWEEP=SUFFIX, got {item!r}")
+    if not any(r.get("sweep") == sweep for r in rows):
+      raise ValueError(f"no rows of sweep {sweep!r}")
+    suffixes[sweep] = suffix.strip()
+  return [
+    {**r, "method": f"{r['method']} {suffixes[r['sweep']]}"} if r.get("sweep") in suffixes else r
+    for r in rows
+  ]
+
+
 def frontier(rows, metric, path, title):
 
   groups = group(rows, ("method", _eps_key))
