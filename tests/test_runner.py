@@ -470,6 +470,27 @@ def test_label_loss_weight_and_plain_encoder_settings_are_checked(tmp_path):
   with pytest.raises(ValueError, match="label_loss_weight must be positive"):
     _run(config, str(tmp_path / "zero"))
   assert not os.path.exists(tmp_path / "zero")
+  # A label-conditioned decoder draws balanced labels: labelled images only.
+  table = tmp_path / "t.csv"
+  table.write_text("x,y\n" + "".join(f"{i / 40:.3f},{i % 2}\n" for i in range(40)))
+  schema = tmp_path / "s.json"
+  schema.write_text(
+    json.dumps(
+      {
+        "label_column": "y",
+        "columns": [
+          {"name": "x", "type": "numeric", "low": 0, "high": 1},
+          {"name": "y", "type": "categorical", "categories": [0, 1]},
+        ],
+      }
+    )
+  )
+  config = _config(
+    **{"dataset": f"csv:{table}", "schema": str(schema), "model.label_conditioned": True}
+  )
+  with pytest.raises(spec_lib.SettingError, match="label_conditioned.*needs an image domain"):
+    _run(config, str(tmp_path / "table"))
+  assert not os.path.exists(tmp_path / "table")
 
 
 def test_a_reference_without_a_guarantee_writes_only_its_evaluation(tmp_path):

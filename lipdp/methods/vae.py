@@ -59,6 +59,11 @@ class Prepared:
 def prepare(spec: spec_lib.Spec, data) -> Prepared:
   """Checks and fixes the model's data and the budget from the settings and the data alone."""
   weights = block_weights(spec, data.domain)
+  if spec.model.label_conditioned:
+    try:
+      builders.label_condition_block(data.domain)
+    except ValueError as e:
+      raise spec_lib.SettingError(f"{spec_lib.setting('model.label_conditioned')}: {e}") from e
   fit_records = data.train
   if spec.scope is privacy.Scope.PUBLIC:
     name, options = spec.data.load_arguments(public=True)
