@@ -72,7 +72,10 @@ def group(rows, keys):
 
 
 def _method_rank(method):
-  return METHOD_ORDER.index(method) if method in METHOD_ORDER else len(METHOD_ORDER)
+  """METHOD_ORDER's order; a method with a series suffix (`with_series`) right after its own."""
+  base, _, suffix = method.partition(" ")
+  rank = METHOD_ORDER.index(base) if base in METHOD_ORDER else len(METHOD_ORDER)
+  return (rank, suffix)
 
 
 def with_series(rows, series):
