@@ -5,8 +5,10 @@
 - XLA's CPU backend compiles without LLVM's optimisations: the suite's time goes mostly to
   compiling small programs once each, and this cuts it by about a third (test_runner.py: 79 to
   50 CPU seconds). The programs are the same HLO, only their machine code is less optimised;
-  every comparison inside a test is computed under the same flags. Set
-  `xla_backend_optimization_level` in XLA_FLAGS yourself to test at another level.
+  every comparison inside a test is computed under the same flags. A test of the accuracy of
+  compiled code itself compiles it in a subprocess without these two flags
+  (test_baselines_dp_merf.py's fast cos and sin, whose float32 error at |t| = 300 depends on
+  them). Set `xla_backend_optimization_level` in XLA_FLAGS yourself to test at another level.
 """
 
 import os
