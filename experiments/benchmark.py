@@ -71,9 +71,9 @@ from lipdp import privacy
 from lipdp import training
 from lipdp.data import Block
 from lipdp.models import decoders
-from lipdp.privacy import composition
 from lipdp.models import vae as vae_lib
 from lipdp.nn import bjorck
+from lipdp.privacy import composition
 from lipdp.training import batching
 from lipdp.training import loop
 from lipdp.training import optim

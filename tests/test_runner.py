@@ -41,6 +41,18 @@ def _config(**overrides):
   return c
 
 
+def _binary_table(folder, xs):
+  """A CSV of x in [0, 1] and its label y = [x > 0.5], and its schema; (table, schema) paths."""
+  table, schema = folder / "t.csv", folder / "s.json"
+  table.write_text("x,y\n" + "".join(f"{x:.3f},{int(x > 0.5)}\n" for x in xs))
+  columns = [
+    {"name": "x", "type": "numeric", "low": 0, "high": 1},
+    {"name": "y", "type": "categorical", "categories": [0, 1]},
+  ]
+  schema.write_text(json.dumps({"label_column": "y", "columns": columns}))
+  return table, schema
+
+
 @pytest.fixture(scope="module")
 def digits_run(tmp_path_factory):
   workdir = str(tmp_path_factory.mktemp("digits"))
@@ -471,20 +483,7 @@ def test_label_loss_weight_and_plain_encoder_settings_are_checked(tmp_path):
     _run(config, str(tmp_path / "zero"))
   assert not os.path.exists(tmp_path / "zero")
   # A label-conditioned decoder draws balanced labels: labelled images only.
-  table = tmp_path / "t.csv"
-  table.write_text("x,y\n" + "".join(f"{i / 40:.3f},{i % 2}\n" for i in range(40)))
-  schema = tmp_path / "s.json"
-  schema.write_text(
-    json.dumps(
-      {
-        "label_column": "y",
-        "columns": [
-          {"name": "x", "type": "numeric", "low": 0, "high": 1},
-          {"name": "y", "type": "categorical", "categories": [0, 1]},
-        ],
-      }
-    )
-  )
+  table, schema = _binary_table(tmp_path, np.arange(40) / 40)
   config = _config(
     **{"dataset": f"csv:{table}", "schema": str(schema), "model.label_conditioned": True}
   )
@@ -496,21 +495,7 @@ def test_label_loss_weight_and_plain_encoder_settings_are_checked(tmp_path):
 def test_a_reference_without_a_guarantee_writes_only_its_evaluation(tmp_path):
   """Scope 'none' (the VAE trained without DP, sampled from its prior): no release folder, no
   report, no epsilon anywhere; its evaluation and settings only."""
-  table = tmp_path / "t.csv"
-  rng = np.random.default_rng(0)
-  table.write_text("x,y\n" + "".join(f"{x:.3f},{int(x > 0.5)}\n" for x in rng.random(100)))
-  schema = tmp_path / "s.json"
-  schema.write_text(
-    json.dumps(
-      {
-        "label_column": "y",
-        "columns": [
-          {"name": "x", "type": "numeric", "low": 0, "high": 1},
-          {"name": "y", "type": "categorical", "categories": [0, 1]},
-        ],
-      }
-    )
-  )
+  table, schema = _binary_table(tmp_path, np.random.default_rng(0).random(100))
   config = _config(
     **{
       "dataset": f"csv:{table}",  # a small table: its evaluation and figure are quick

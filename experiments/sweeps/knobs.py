@@ -209,6 +209,7 @@ def get_sweep(name: str):
   if name == "release-design-mnist":
     sweep = "knobs-release-design-mnist"
     base = {**RECIPE, "model.style_dim": 8, "evaluation.compare_prior": True}
+    conditioned = {"release_share": 0.1, "model.label_conditioned": True}
     designs = {
       "shuffled_share0.1": ("lipdp-shuffled", {"release_share": 0.1}),
       "shuffled_share0.03": ("lipdp-shuffled", {"release_share": 0.03}),
@@ -224,10 +225,7 @@ def get_sweep(name: str):
         "lipdp-shuffled",
         {"release_share": 0.1, "train.average_decay": 0.999},
       ),
-      "shuffled_share0.1_conditioned": (
-        "lipdp-shuffled",
-        {"release_share": 0.1, "model.label_conditioned": True},
-      ),
+      "shuffled_share0.1_conditioned": ("lipdp-shuffled", conditioned),
     }
     points = [
       point(sweep, method, "mnist_idx", 10.0, 0, {**base, **over}, tag)
@@ -236,11 +234,7 @@ def get_sweep(name: str):
     for method, over, tag in (
       ("lipdp-shuffled", {"release_share": 0.1}, "shuffled_share0.1"),
       ("dpsgd-vae", {}, "recipe"),
-      (
-        "lipdp-shuffled",
-        {"release_share": 0.1, "model.label_conditioned": True},
-        "shuffled_share0.1_conditioned",
-      ),
+      ("lipdp-shuffled", conditioned, "shuffled_share0.1_conditioned"),
     ):
       points.append(point(sweep, method, "mnist_idx", 1.0, 0, {**base, **over}, tag))
     return points

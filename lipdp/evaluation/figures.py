@@ -58,14 +58,14 @@ def image_grid(
     images = np.asarray(images[:num])
     height, width = images.shape[1:3]
     # With labels, a white band above each row of images holds them.
-    row_pad = max(1, height // 2) if labels is not None else 1
-    mosaic = image_mosaic(images, cols, row_pad=row_pad)
+    pad, row_pad = 1, (max(1, height // 2) if labels is not None else 1)
+    mosaic = image_mosaic(images, cols, pad=pad, row_pad=row_pad)
     ax.imshow(mosaic, cmap="gray", vmin=0.0, vmax=1.0, interpolation="nearest")
     ax.axis("off")
     ax.text(-0.01, 0.5, name, transform=ax.transAxes, ha="right", va="center", fontsize=8)
     if labels is not None:
       for i in range(num):
-        x = (i % cols) * (width + 1) + (width - 1) / 2
+        x = (i % cols) * (width + pad) + (width - 1) / 2
         y = (i // cols) * (height + row_pad) - 0.5
         ax.text(x, y, str(int(labels[i])), ha="center", va="bottom", fontsize=7)
   if title:
