@@ -223,9 +223,10 @@ def decode_latents(
   projection keeps each category's mode, "sample_modal_label" draws every column but keeps the
   label's most probable class. A model with a style latent decodes each z with a
   fresh u ~ N(0, I); a label-conditioned decoder (`vae_lib.LipschitzVAE.condition_block`)
-  decodes it with a label drawn uniformly over the classes, which becomes the record's label.
-  u, the labels and the draw's uniforms come from `style_rng` (independent of the data: public
-  randomness, not part of the mechanism).
+  decodes it with a label drawn from the model's learned label prior, or uniformly over the
+  classes without one, which becomes the record's label. u, the labels and the draw's uniforms
+  come from `style_rng` (public randomness, independent of the data given the weights: not part
+  of the mechanism).
   """
   blocks = tuple(domain.blocks)
   decoding = likelihood.resolve_decoding(decoding, blocks)
@@ -261,7 +262,7 @@ def decode_latents(
   if model.style_dim:
     inputs += (rng.standard_normal((flat.shape[0], model.style_dim)).astype(np.float32),)
   if conditioned:
-    inputs += (_uniform_label_blocks(rng, flat.shape[0], model.condition_block, blocks),)
+    inputs += (_drawn_label_blocks(rng, flat.shape[0], model, variables, blocks),)
   if decoding in ("sample", "sample_modal_label"):
     inputs += (rng.random((flat.shape[0], likelihood.num_uniforms(blocks)), dtype=np.float32),)
   parts = []
@@ -278,11 +279,26 @@ def decode_latents(
   return np.concatenate(parts, axis=0)
 
 
-def _uniform_label_blocks(rng: np.random.Generator, num: int, condition_block, blocks):
-  """`num` label blocks (scale times one-hot) of classes drawn uniformly, from public randomness."""
-  start, stop = condition_block
+def label_prior_probabilities(model: vae_lib.LipschitzVAE, variables: Any) -> np.ndarray:
+  """p(y) of a label-conditioned model: its learned label prior, or uniform without one."""
+  start, stop = model.condition_block
+  if model.label_prior is None:
+    return np.full(stop - start, 1.0 / (stop - start))
+  logits = model.apply(variables, method=vae_lib.LipschitzVAE.label_prior_logits)
+  logits = np.asarray(logits, np.float64)[0]
+  p = np.exp(logits - logits.max())
+  return p / p.sum()
+
+
+def _drawn_label_blocks(rng: np.random.Generator, num: int, model, variables, blocks):
+  """`num` label blocks (scale times one-hot) of classes drawn from the model's label prior
+  (`label_prior_probabilities`), from public randomness."""
+  start, stop = model.condition_block
   block = next(b for b in blocks if (b.start, b.stop) == (start, stop))
-  classes = rng.integers(0, stop - start, size=num)
+  if model.label_prior is None:
+    classes = rng.integers(0, stop - start, size=num)
+  else:
+    classes = rng.choice(stop - start, size=num, p=label_prior_probabilities(model, variables))
   return (block.scale * np.eye(stop - start, dtype=np.float32)[classes]).astype(np.float32)
 
 

@@ -212,11 +212,16 @@ class ModelSpec:
   # from x by an unconstrained network during training and drawn from its prior at synthesis.
   style_dim: int = 8
   style_hidden: Tuple[int, ...] = (256,)
-  # Label-conditioned decoder (labelled image domains): the decoder also reads the record's
-  # label, and synthetic records take labels drawn uniformly over the classes, independently of
-  # the data (post-processing; the labels are balanced, right for balanced classes such as
-  # MNIST's). lipdp.models.vae.
+  # Label-conditioned decoder (data sets with a label): the decoder also reads the record's
+  # label, and each synthetic record is decoded for a label drawn from label_prior, which
+  # becomes its label (post-processing). lipdp.models.vae.
   label_conditioned: bool = False
+  # Where the conditioned decoder's labels come from: 'uniform' (over the classes, independent
+  # of the data: balanced labels, right for balanced classes such as MNIST's), 'learned' (a
+  # class distribution trained with the weights, under DP-SGD in scope 'dp-sgd': a table's
+  # unbalanced label keeps its marginal at no extra privacy cost), or 'auto' (uniform for
+  # images, learned for tables).
+  label_prior: str = "auto"
   # Heteroscedastic noise: sigma(x) in [sigma_min, sigma_max], log sigma(x) certified
   # log_sigma_lipschitz-Lipschitz. The release epsilon is then computed by RDP, not calibrated.
   heteroscedastic: bool = False
@@ -657,6 +662,11 @@ def _check_common(spec: Spec) -> None:
     raise SettingError(
       f"{setting('train.dp_clipping')} must be one of {training.CLIPPING_METHODS}, got "
       f"{train.dp_clipping!r}"
+    )
+  if spec.model.label_prior not in builders.LABEL_PRIORS:
+    raise SettingError(
+      f"{setting('model.label_prior')} must be one of {builders.LABEL_PRIORS}, got "
+      f"{spec.model.label_prior!r}"
     )
   if train.label_loss_weight is not None and not _positive_finite(train.label_loss_weight):
     raise SettingError(

@@ -1,5 +1,7 @@
 """The latent release: the heteroscedastic release is capped to targets fixed before training."""
 
+import dataclasses
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -220,9 +222,53 @@ def test_a_label_conditioned_release_draws_uniform_labels_and_keeps_them():
     model, variables, latents, domain, style_rng=np.random.default_rng(0)
   )
   np.testing.assert_array_equal(again, records)  # the labels come from the public rng alone
-  for wrong in (
-    data_lib.ImageDomain((4, 4, 1), radius=2.0, pixel_max=255),
-    data_lib.TabularDomain([data_lib.CategoricalColumn("job", ("a", "b"))], label_column="job"),
-  ):
-    with pytest.raises(ValueError, match="needs an image domain with a label"):
-      builders.build_vae(wrong, config, lipschitz_target=1.0, sigma=1.0)
+  with pytest.raises(ValueError, match="needs a data set with a label column"):
+    builders.build_vae(
+      data_lib.ImageDomain((4, 4, 1), radius=2.0, pixel_max=255),
+      config,
+      lipschitz_target=1.0,
+      sigma=1.0,
+    )
+
+
+def test_a_learned_label_prior_gives_the_synthetic_labels_its_distribution():
+  """A table's conditioned decoder (label_prior 'auto' = 'learned' for tables): each record is
+  decoded for a label drawn from the model's p(y) = softmax(w), and keeps it."""
+  domain = data_lib.TabularDomain(
+    [
+      data_lib.NumericColumn("x", 0.0, 1.0),
+      data_lib.CategoricalColumn("y", ("no", "yes")),
+    ],
+    label_column="y",
+  )
+  config = spec_lib.ModelSpec(
+    latent_dim=2, encoder_hidden=(8,), decoder_hidden=(4,), style_dim=0, label_conditioned=True
+  )
+  model = builders.build_vae(domain, config, lipschitz_target=1.0, sigma=1.0)
+  assert model.condition_block == (1, 3) and model.label_prior is not None
+  variables = model.init(jax.random.key(0), jnp.zeros((1, domain.dim)), jax.random.key(1))
+  np.testing.assert_allclose(synth_lib.label_prior_probabilities(model, variables), [0.5, 0.5])
+  params = jax.tree_util.tree_map(jnp.zeros_like, variables["params"])
+  params["label_prior"]["kernel"] = jnp.log(jnp.array([[0.9, 0.1]]))
+  # A decoder whose own label output always says "yes": the drawn label must win.
+  params["decoder"]["logits"]["bias"] = jnp.asarray(np.r_[np.zeros(32), -9.0, 9.0])
+  variables = {**variables, "params": params}
+  np.testing.assert_allclose(synth_lib.label_prior_probabilities(model, variables), [0.9, 0.1])
+  records = synth_lib.decode_latents(
+    model,
+    variables,
+    np.zeros((20_000, 1, 2), np.float32),
+    domain,
+    style_rng=np.random.default_rng(0),
+  )
+  yes = int(np.sum(domain.decode(records)["y"] == "yes"))
+  # 2,000 expected, binomial standard deviation 42.
+  assert abs(yes - 2_000) < 5 * 42, yes
+  uniform = builders.build_vae(
+    domain, dataclasses.replace(config, label_prior="uniform"), lipschitz_target=1.0, sigma=1.0
+  )
+  assert uniform.label_prior is None
+  with pytest.raises(ValueError, match="label_prior must be one of"):
+    builders.build_vae(
+      domain, dataclasses.replace(config, label_prior="balanced"), lipschitz_target=1.0, sigma=1.0
+    )

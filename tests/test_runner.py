@@ -41,15 +41,16 @@ def _config(**overrides):
   return c
 
 
-def _binary_table(folder, xs):
-  """A CSV of x in [0, 1] and its label y = [x > 0.5], and its schema; (table, schema) paths."""
+def _binary_table(folder, xs, labelled=True):
+  """A CSV of x in [0, 1] and y = [x > 0.5], and its schema, y its label unless not `labelled`;
+  (table, schema) paths."""
   table, schema = folder / "t.csv", folder / "s.json"
   table.write_text("x,y\n" + "".join(f"{x:.3f},{int(x > 0.5)}\n" for x in xs))
   columns = [
     {"name": "x", "type": "numeric", "low": 0, "high": 1},
     {"name": "y", "type": "categorical", "categories": [0, 1]},
   ]
-  schema.write_text(json.dumps({"label_column": "y", "columns": columns}))
+  schema.write_text(json.dumps({"label_column": "y" if labelled else None, "columns": columns}))
   return table, schema
 
 
@@ -482,14 +483,44 @@ def test_label_loss_weight_and_plain_encoder_settings_are_checked(tmp_path):
   with pytest.raises(ValueError, match="label_loss_weight must be positive"):
     _run(config, str(tmp_path / "zero"))
   assert not os.path.exists(tmp_path / "zero")
-  # A label-conditioned decoder draws balanced labels: labelled images only.
-  table, schema = _binary_table(tmp_path, np.arange(40) / 40)
+  # A label-conditioned decoder needs a label to condition on.
+  table, schema = _binary_table(tmp_path, np.arange(40) / 40, labelled=False)
   config = _config(
     **{"dataset": f"csv:{table}", "schema": str(schema), "model.label_conditioned": True}
   )
-  with pytest.raises(spec_lib.SettingError, match="label_conditioned.*needs an image domain"):
+  with pytest.raises(spec_lib.SettingError, match="label_conditioned.*needs a data set with a"):
     _run(config, str(tmp_path / "table"))
   assert not os.path.exists(tmp_path / "table")
+
+
+def test_a_conditioned_table_release_draws_its_labels_from_the_dp_sgd_trained_prior(tmp_path):
+  """End to end on a table: the label prior is trained under DP-SGD with the other weights
+  (ghost clipping checks its layer), and the released records carry labels drawn from it."""
+  rng = np.random.default_rng(0)
+  table, schema = _binary_table(tmp_path, rng.random(200) ** 3)  # about 20% of labels are 1
+  config = _config(
+    **{
+      "dataset": f"csv:{table}",
+      "schema": str(schema),
+      "scope": "dp-sgd",
+      "total_epsilon": 10.0,
+      "train.num_steps": 20,
+      "train.dp_sampling_rate": 0.25,
+      "train.seed": 0,
+      "model.latent_dim": 2,
+      "model.style_dim": 0,
+      "model.encoder_hidden": (8,),
+      "model.decoder_hidden": (8,),
+      "model.label_conditioned": True,
+    }
+  )
+  result = _run(config, str(tmp_path / "run"))
+  assert result.model.label_prior is not None  # 'auto' is 'learned' for a table
+  p = synth_lib.label_prior_probabilities(result.model, result.variables)
+  assert not np.allclose(p, 0.5)  # trained: no longer the uniform start
+  labels = result.data.domain.decode(result.synthetic_records)["y"]
+  n = len(labels)
+  assert abs(np.sum(labels == 1) - n * p[1]) < 5 * np.sqrt(n * p[1] * p[0])
 
 
 def test_a_reference_without_a_guarantee_writes_only_its_evaluation(tmp_path):

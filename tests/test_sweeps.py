@@ -72,7 +72,7 @@ def test_the_label_conditioned_frontier_changes_only_the_decoders_conditioning()
   def load(name):
     return sweep_lib.load_sweep(os.path.join(ROOT, f"experiments/sweeps/frontier.py:{name}"))
 
-  for name in ("mnist_idx_e2e", "digits_e2e"):
+  for name in ("mnist_idx_e2e", "digits_e2e", "bank_e2e", "breast_cancer_e2e"):
     frontier = {p["id"]: p for p in load(name)}
     conditioned = load(f"{name}_cvae")
     methods = {p["method"] for p in conditioned}

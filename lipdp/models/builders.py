@@ -2,6 +2,8 @@
 
 from typing import Optional
 
+import flax.linen as nn
+
 from lipdp import nn as lnn
 from lipdp.models import decoders
 from lipdp.models import likelihood
@@ -73,9 +75,14 @@ def build_vae(
     raise ValueError(
       f"unknown decoder {model_config.decoder!r}; use 'mlp', 'conv' or 'lipschitz_mlp'"
     )
-  condition_block = None
+  condition_block, label_prior = None, None
   if model_config.label_conditioned:
     condition_block = label_condition_block(domain)
+    if resolve_label_prior(model_config.label_prior, domain) == "learned":
+      # Zero logits: training starts from the uniform distribution, whatever the data.
+      label_prior = nn.Dense(
+        condition_block[1] - condition_block[0], use_bias=False, kernel_init=nn.initializers.zeros
+      )
   log_sigma_net = None
   if model_config.heteroscedastic:
     if log_sigma_lipschitz is None or not log_sigma_lipschitz > 0:
@@ -98,6 +105,7 @@ def build_vae(
     style_dim=style_dim,
     numeric_bins=numeric_bins,
     condition_block=condition_block,
+    label_prior=label_prior,
     log_sigma_net=log_sigma_net,
     sigma_min=float(model_config.sigma_min),
     sigma_max=float(model_config.sigma_max),
@@ -108,16 +116,31 @@ def build_vae(
   )
 
 
+LABEL_PRIORS = ("auto", "uniform", "learned")
+
+
+def resolve_label_prior(label_prior: str, domain) -> str:
+  """`model.label_prior` for this domain: 'auto' is 'uniform' for images, 'learned' for tables.
+
+  Uniform labels suit an image data set with balanced classes (MNIST's); a table's label is
+  usually unbalanced, and drawing it uniformly would misstate its marginal.
+  """
+  if label_prior not in LABEL_PRIORS:
+    raise ValueError(f"model.label_prior must be one of {LABEL_PRIORS}, got {label_prior!r}")
+  if label_prior == "auto":
+    return "uniform" if getattr(domain, "kind", None) == "image" else "learned"
+  return label_prior
+
+
 def label_condition_block(domain) -> tuple[int, int]:
   """(start, stop) of the label block a label-conditioned decoder reads (`model.label_conditioned`).
 
-  Only labelled image domains: synthetic labels are then drawn uniformly over the classes,
-  independently of the data, which would misstate the label's marginal of an unbalanced table.
+  Any domain with a categorical label column: a labelled image domain or a table with a label.
   """
-  if getattr(domain, "kind", None) != "image" or domain.label_column is None:
+  if getattr(domain, "label_column", None) is None:
     raise ValueError(
-      "model.label_conditioned needs an image domain with a label (synthetic labels are drawn "
-      "uniformly over the classes, which would misstate an unbalanced table's label)"
+      "model.label_conditioned needs a data set with a label column (the decoder reads the "
+      "record's label and synthetic records are decoded for a drawn one)"
     )
   block = next(b for b in domain.blocks if b.name == domain.label_column)
   return (int(block.start), int(block.stop))

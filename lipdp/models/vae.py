@@ -28,6 +28,16 @@ conditional VAE (Sohn et al. 2015). In training y is the record's own label; at 
 drawn independently of the data (`lipdp.latent_release.decode_latents`), so decoding stays
 post-processing, and the decoded record's label block is set to it: the label does not have to
 travel through a latent that the certificate lets move by about one noise standard deviation.
+
+Learned label prior (optional, with the conditioned decoder). The class y is then drawn from
+p(y) = softmax(w), a vector of C logits that is part of the model: the model is the joint
+p(y) p(z) p(x | z, y) (Sohn et al. 2015, section 4.1, with a categorical p(y)), whose negative ELBO
+adds -log p(y) to each record's loss, weighted as the label's likelihood term. Trained with the
+rest of the weights (under DP-SGD, inside the training event), it gives unbalanced labels, a
+table's, their marginal at no extra privacy cost: drawing y from it is post-processing of the
+weights. Without it y is drawn uniformly over the classes. w is the kernel of a dense layer
+without bias applied to the constant input 1, so DP-SGD's ghost clipping handles it as any dense
+layer (`lipdp.training.ghost_clipping`).
 """
 
 from typing import Any, Mapping, Optional, Sequence
@@ -59,6 +69,8 @@ class LipschitzVAE(nn.Module):
       [0, 1], or 0 for a Gaussian (`lipdp.models.likelihood`); it sets the output layout.
     condition_block: optional (start, stop) of the label block the decoder is conditioned on
       (see the module docstring); None for an unconditioned decoder.
+    label_prior: optional dense layer without bias, C outputs, whose kernel holds the logits
+      of the learned label prior p(y) (module docstring); needs `condition_block`.
   """
 
   encoder_mean: nn.Module
@@ -73,6 +85,7 @@ class LipschitzVAE(nn.Module):
   style_dim: int = 0
   numeric_bins: int = 0
   condition_block: Optional[tuple[int, int]] = None
+  label_prior: Optional[nn.Module] = None
 
   @property
   def heteroscedastic(self) -> bool:
@@ -124,17 +137,37 @@ class LipschitzVAE(nn.Module):
     start, stop = self.condition_block
     return x[..., start:stop]
 
+  def label_prior_logits(self, batch_shape: tuple = (1,)) -> jax.Array:
+    """The learned label prior's logits w, broadcast to batch_shape + (C,)."""
+    if self.label_prior is None:
+      raise ValueError("the model has no learned label prior")
+    # One constant input per record, so that each record's loss reads the layer once.
+    return self.label_prior(jnp.ones(tuple(batch_shape) + (1,), jnp.float32))
+
+  def label_log_prior(self, x: jax.Array) -> Optional[jax.Array]:
+    """log p(y) of each record's label under the learned prior (batch,), or None without one."""
+    if self.label_prior is None:
+      return None
+    if self.condition_block is None:
+      raise ValueError("a learned label prior needs a label-conditioned decoder")
+    log_p = jax.nn.log_softmax(self.label_prior_logits(x.shape[:-1]), axis=-1)
+    # The label block is a scaled one-hot: its largest coordinate is the class.
+    label = jax.nn.one_hot(jnp.argmax(self.condition_of(x), axis=-1), log_p.shape[-1])
+    return jnp.sum(label * log_p, axis=-1)
+
   def __call__(self, x: jax.Array, rng: jax.Array):
-    """(logits, mu, sigma, z, style) for records x (batch, dim); style = (m, log v) or None."""
+    """(logits, mu, sigma, z, style, label_log_prior) for records x (batch, dim); style =
+    (m, log v) or None; label_log_prior = log p(y) of each record's label or None."""
     mu, sigma = self.encode(x)
     z_key, u_key = jax.random.split(rng)
     z = mu + sigma[..., None] * jax.random.normal(z_key, mu.shape, mu.dtype)
     condition = self.condition_of(x)
+    log_prior = self.label_log_prior(x)
     if self.style_encoder is None:
-      return self.decode(z, None, condition), mu, sigma, z, None
+      return self.decode(z, None, condition), mu, sigma, z, None, log_prior
     m, log_v = self.encode_style(x)
     u = m + jnp.exp(0.5 * log_v) * jax.random.normal(u_key, m.shape, m.dtype)
-    return self.decode(z, u, condition), mu, sigma, z, (m, log_v)
+    return self.decode(z, u, condition), mu, sigma, z, (m, log_v), log_prior
 
 
 def gaussian_kl(mu: jax.Array, sigma: jax.Array) -> jax.Array:
@@ -158,7 +191,9 @@ def negative_elbo(
 ):
   """Per-record negative ELBO (batch,) and the aux terms; one-sample reparameterised estimate.
 
-  The reported kl includes the style latent's KL when the model has one.
+  The reported kl includes the style latent's KL when the model has one; the reported nll
+  includes -log p(y) under a learned label prior, weighted as the label's likelihood
+  (`block_weights`, default 1).
 
   `block_weights` weighs the likelihood of named blocks (`likelihood.negative_log_likelihood`);
   the loss is then a weighted ELBO, a training choice.
@@ -167,10 +202,14 @@ def negative_elbo(
   `mutable` is set (e.g. power-iteration vectors of spectral layers), else an empty dict.
   """
   out = model.apply(variables, records, rng, mutable=mutable)
-  (logits, mu, sigma, _, style), new_state = out if mutable else (out, {})
+  (logits, mu, sigma, _, style, log_prior), new_state = out if mutable else (out, {})
   nll = likelihood.negative_log_likelihood(
     logits, records, blocks, image_likelihood, block_weights, model.numeric_bins
   )
+  if log_prior is not None:
+    start, stop = model.condition_block
+    label = next(b for b in blocks if (b.start, b.stop) == (start, stop))
+    nll = nll - (block_weights or {}).get(label.name, 1.0) * log_prior
   kl = gaussian_kl(mu, sigma)
   loss = nll + beta * kl
   if style is not None:

@@ -1,5 +1,6 @@
 """The VAE's pieces: block likelihoods, the KL term, bounded heteroscedastic noise."""
 
+import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -131,7 +132,8 @@ def test_a_label_conditioned_decoder_reads_the_records_label_block():
   with pytest.raises(ValueError, match="label-conditioned"):
     model.apply(variables, z, method=decode)
   # In training the decoder reads the record's own label block next to its noisy latent.
-  logits, _, _, z_drawn, _ = model.apply(variables, x, jax.random.key(6))
+  logits, _, _, z_drawn, _, log_prior = model.apply(variables, x, jax.random.key(6))
+  assert log_prior is None  # no learned label prior
   np.testing.assert_allclose(
     logits, model.apply(variables, z_drawn, None, x[:, 4:7], method=decode), rtol=1e-6
   )
@@ -142,6 +144,48 @@ def test_a_label_conditioned_decoder_reads_the_records_label_block():
   plain = unconditioned.init(jax.random.key(3), x, jax.random.key(4))
   with pytest.raises(ValueError, match="label-conditioned"):
     unconditioned.apply(plain, z, None, x[:, 4:7], method=decode)
+
+
+def test_a_learned_label_prior_adds_minus_log_p_of_the_label_to_the_loss_and_learns_it():
+  """The joint p(y) p(z) p(x | z, y): -log p(y) enters each record's loss with the label's
+  weight, starts uniform whatever the data, and its gradient moves p(y) towards the labels."""
+  blocks = (
+    Block("x", "numeric", 0, 1),
+    Block("y", "categorical", 1, 4, ("a", "b", "c")),
+  )
+  model = vae_lib.LipschitzVAE(
+    encoder_mean=lnn.lipschitz_mlp((8, 2), lipschitz_target=1.0),
+    decoder=decoders.MLPDecoder((8,), 4),
+    condition_block=(1, 4),
+    label_prior=nn.Dense(3, use_bias=False, kernel_init=nn.initializers.zeros),
+  )
+  labels = np.array([0, 0, 0, 1])  # class 2 never occurs
+  x = jnp.concatenate([jnp.full((4, 1), 0.3), 2.0 * jnp.eye(3)[labels]], axis=-1)  # scaled one-hot
+  variables = model.init(jax.random.key(0), x, jax.random.key(1))
+  log_prior = model.apply(variables, x, method=vae_lib.LipschitzVAE.label_log_prior)
+  np.testing.assert_allclose(log_prior, np.full(4, -np.log(3.0)), rtol=1e-6)
+  key = jax.random.key(2)
+  for weights in (None, {"y": 5.0}):
+    (_, nll, _), _ = vae_lib.negative_elbo(model, variables, x, key, blocks, block_weights=weights)
+    decoder_nll = likelihood.negative_log_likelihood(
+      model.apply(variables, x, key)[0], x, blocks, block_weights=weights
+    )
+    w = 1.0 if weights is None else 5.0
+    np.testing.assert_allclose(nll, decoder_nll + w * np.log(3.0), rtol=1e-5)
+
+  def mean_loss(params):
+    return jnp.mean(vae_lib.negative_elbo(model, {"params": params}, x, key, blocks)[0][0])
+
+  grad = jax.grad(mean_loss)(variables["params"])["label_prior"]["kernel"][0]
+  # d/dw of mean -log softmax(w)[y] at w = 0 is 1/3 - (3/4, 1/4, 0).
+  np.testing.assert_allclose(grad, np.array([1 / 3 - 3 / 4, 1 / 3 - 1 / 4, 1 / 3]), atol=1e-6)
+  unconditioned = vae_lib.LipschitzVAE(
+    encoder_mean=lnn.lipschitz_mlp((8, 2), lipschitz_target=1.0),
+    decoder=decoders.MLPDecoder((8,), 4),
+    label_prior=nn.Dense(3, use_bias=False),
+  )
+  with pytest.raises(ValueError, match="needs a label-conditioned decoder"):
+    unconditioned.init(jax.random.key(0), x, jax.random.key(1))
 
 
 def test_block_weights_scale_only_the_named_blocks_likelihood():

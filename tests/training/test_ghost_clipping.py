@@ -206,6 +206,8 @@ def _vae(
     style_hidden=(8,),
     heteroscedastic=heteroscedastic,
     label_conditioned=conditioned,
+    # With a conditioned decoder, the learned label prior too: one more dense layer to check.
+    label_prior="learned",
   )
   model = builders.build_vae(domain, c, 1.0, 1.0, 0.1 if heteroscedastic else None)
   return bjorck.with_retracted_bjorck(model), domain  # as lipdp.training trains it
@@ -214,7 +216,8 @@ def _vae(
 @pytest.mark.parametrize(
   "decoder,style_dim,heteroscedastic,encoder_dense,conditioned",
   [
-    # The default model, its decoder also reading the record's label (model.label_conditioned).
+    # The default model, its decoder also reading the record's label (model.label_conditioned)
+    # and a learned label prior.
     ("mlp", 2, False, "bjorck", True),
     # The other models in the slow run: their layers are each checked by default, one at a time,
     # in test_ghost_equals_vmap_for_each_layer_type.
@@ -228,6 +231,7 @@ def test_ghost_equals_vmap_for_the_vae(
 ):
   model, domain = _vae(decoder, style_dim, heteroscedastic, encoder_dense, conditioned)
   assert (model.condition_block is not None) == conditioned
+  assert (model.label_prior is not None) == conditioned
   variables = _init(model, jnp.zeros((1, domain.dim)), jax.random.key(2))
   params, state = _split(variables)
   records = data_lib.load_dataset("digits").train[:6]
