@@ -181,6 +181,8 @@ class TrainConfig:
     average_decay: when positive, the returned weights are the exponential moving average of
       the iterates with this decay (`lipdp.training.optim.parameter_average`; post-processing, no
       privacy cost), then the Björck kernels' exact orthonormalisation as always.
+    learning_rate_multipliers: optional factor per top-level parameter subtree on its Adam
+      updates (`lipdp.training.optim.scale_subtrees`; post-processing of the noisy gradients).
   """
 
   num_steps: int = 1000
@@ -196,6 +198,7 @@ class TrainConfig:
   progress_bar: bool = True
   retract_every: int = 4
   average_decay: float = 0.0
+  learning_rate_multipliers: Optional[Mapping[str, float]] = None
 
   def __post_init__(self):
     if self.num_steps < 1:
@@ -334,8 +337,11 @@ def fit(
   mesh = sharding_lib.data_mesh(devices)
   replicated = sharding_lib.replicated(mesh)
   seed, seeded_by_user = _resolve_seed(config, workdir)
+  adam = optax.adam(config.learning_rate)
+  if config.learning_rate_multipliers:
+    adam = optax.chain(adam, optim.scale_subtrees(config.learning_rate_multipliers))
   optimizer = optim.with_parameter_average(
-    optim.on_stiefel(optax.adam(config.learning_rate), bjorck_kernels, config.retract_every),
+    optim.on_stiefel(adam, bjorck_kernels, config.retract_every),
     config.average_decay,
   )
   sample = jnp.zeros((1, records.shape[1]), jnp.float32)

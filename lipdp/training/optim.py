@@ -29,7 +29,7 @@ plain (B, m, n) matmul. Nothing here carries the privacy guarantee: the certific
 training with one exact normalisation (`lipdp.nn.bjorck.orthonormalize_kernels`).
 """
 
-from typing import NamedTuple
+from typing import Mapping, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -119,6 +119,31 @@ def on_stiefel(
   return optax.chain(
     tangent_projection(kernel_paths), inner, bjorck_retraction(kernel_paths, retract_every)
   )
+
+
+def scale_subtrees(multipliers: Mapping[str, float]) -> optax.GradientTransformation:
+  """Multiplies the updates of the named top-level parameter subtrees by their factor.
+
+  After Adam, whose step for a weight is at most about its learning rate, this is a per-subtree
+  learning rate. Acting on the updates after the noise was added, it is post-processing of
+  DP-SGD's output and changes no privacy accounting.
+  """
+  multipliers = {str(k): float(v) for k, v in dict(multipliers).items()}
+  for name, factor in multipliers.items():
+    if not factor > 0:
+      raise ValueError(f"the learning-rate multiplier of {name!r} must be positive, got {factor}")
+
+  def update(updates, state, params=None):
+    del params
+    unknown = set(multipliers) - set(updates)
+    if unknown:
+      raise ValueError(f"learning-rate multipliers name no parameter subtree: {sorted(unknown)}")
+    scaled = dict(updates)
+    for name, factor in multipliers.items():
+      scaled[name] = jax.tree_util.tree_map(lambda u, f=factor: u * f, updates[name])
+    return scaled, state
+
+  return optax.GradientTransformation(lambda params: optax.EmptyState(), update)
 
 
 class ParameterAverageState(NamedTuple):

@@ -183,3 +183,21 @@ def test_parameter_average_is_the_warmed_up_ema_of_the_iterates():
     optim.average_of(inner.init(params))
   with pytest.raises(ValueError, match="decay must be in"):
     optim.parameter_average(1.0)
+
+
+def test_scale_subtrees_multiplies_only_the_named_subtrees_updates():
+  params = {"label_prior": {"kernel": jnp.zeros((1, 3))}, "decoder": {"bias": jnp.zeros(2)}}
+  grads = {"label_prior": {"kernel": jnp.ones((1, 3))}, "decoder": {"bias": jnp.ones(2)}}
+  plain = optax.adam(1e-3)
+  scaled = optax.chain(optax.adam(1e-3), optim.scale_subtrees({"label_prior": 10.0}))
+  u_plain, _ = plain.update(grads, plain.init(params), params)
+  u_scaled, _ = scaled.update(grads, scaled.init(params), params)
+  np.testing.assert_allclose(
+    u_scaled["label_prior"]["kernel"], 10 * u_plain["label_prior"]["kernel"]
+  )
+  np.testing.assert_array_equal(u_scaled["decoder"]["bias"], u_plain["decoder"]["bias"])
+  with pytest.raises(ValueError, match="name no parameter subtree"):
+    bad = optim.scale_subtrees({"encoder": 2.0})
+    bad.update(grads, bad.init(params), params)
+  with pytest.raises(ValueError, match="must be positive"):
+    optim.scale_subtrees({"label_prior": 0.0})
