@@ -80,6 +80,14 @@ OPTIONS = (
     "per-record epsilon and the report states the total",
     float,
   ),
+  Option(
+    "label_conditioned",
+    "model.label_conditioned",
+    "decode each synthetic record for a label drawn from a label distribution trained with the "
+    "model (under DP-SGD in scope dp-sgd: no extra privacy cost); the schema must name a label "
+    "column",
+    bool,
+  ),
   Option("steps", "train.num_steps", "training steps", int),
   Option("batch_size", "train.batch_size", "batch size", int),
   Option(

@@ -668,6 +668,18 @@ def test_epsilon_is_end_to_end_unless_the_conditional_scope_is_asked_for_by_name
   assert plan.dpsgd_noise_multiplier > 0 and plan.release_epsilon < 3.0
 
 
+def test_label_conditioned_is_a_switch_of_synthesize_and_defaults_off():
+  assert _table_spec(epsilon=3.0, delta=1e-6).model.label_conditioned is False
+  spec = _table_spec(epsilon=3.0, delta=1e-6, label_conditioned=True)
+  assert spec.model.label_conditioned is True and spec.model.label_prior == "auto"
+  parser = cli.build_parser()
+  args = parser.parse_args(
+    ["synthesize", "--data", "x.csv", "--schema", "s.json", "--out", "o.csv", "--report", "r.json"]
+    + ["--epsilon", "3", "--delta", "1e-6", "--label-conditioned"]
+  )
+  assert args.label_conditioned is True
+
+
 def test_degenerate_releases_are_named_with_their_epsilon():
   domain = sources.load_schema(SCHEMA)
   rng = np.random.default_rng(0)

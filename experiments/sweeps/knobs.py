@@ -30,7 +30,7 @@ Sweeps are data: `get_sweep(name)` returns the points; `experiments/sweep.py` ru
                   the same weights sampled from the prior (evaluation.compare_prior), over the
                   design space of the release (central share and calibration, latent size, k,
                   the label's weight in the record, weight averaging, a label-conditioned
-                  decoder), at total epsilon 10 and 1.
+                  decoder), at total epsilon 10 and 1 (the conditioned decoder also at 2 and 5).
   dpsgd-eps1-mnist  mnist_idx at total epsilon 1, the DP-SGD VAE of the end-to-end frontier
                   (frontier.py:mnist_idx_e2e, whose 1,500 steps of 256 expected records give
                   0.30): the field's remedy at a small epsilon, fewer steps with more records
@@ -237,6 +237,19 @@ def get_sweep(name: str):
       ("lipdp-shuffled", conditioned, "shuffled_share0.1_conditioned"),
     ):
       points.append(point(sweep, method, "mnist_idx", 1.0, 0, {**base, **over}, tag))
+    # The label-conditioned decoder at the frontier's other two epsilons, added later.
+    for epsilon in (2.0, 5.0):
+      points.append(
+        point(
+          sweep,
+          "lipdp-shuffled",
+          "mnist_idx",
+          epsilon,
+          0,
+          {**base, **conditioned},
+          "shuffled_share0.1_conditioned",
+        )
+      )
     return points
   if name == "dpsgd-eps1-mnist":
     sweep = "knobs-dpsgd-eps1-mnist"
