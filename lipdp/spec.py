@@ -219,9 +219,9 @@ class ModelSpec:
   # Where the conditioned decoder's labels come from: 'uniform' (over the classes, independent
   # of the data: balanced labels, right for balanced classes such as MNIST's), 'learned' (a
   # class distribution trained with the weights, under DP-SGD in scope 'dp-sgd': a table's
-  # unbalanced label keeps its marginal at no extra privacy cost), or 'auto' (uniform for
-  # images, learned for tables).
-  label_prior: str = "auto"
+  # unbalanced label keeps its marginal at no extra privacy cost); unset: uniform for images,
+  # learned for tables.
+  label_prior: Optional[str] = None
   # Heteroscedastic noise: sigma(x) in [sigma_min, sigma_max], log sigma(x) certified
   # log_sigma_lipschitz-Lipschitz. The release epsilon is then computed by RDP, not calibrated.
   heteroscedastic: bool = False
@@ -663,7 +663,7 @@ def _check_common(spec: Spec) -> None:
       f"{setting('train.dp_clipping')} must be one of {training.CLIPPING_METHODS}, got "
       f"{train.dp_clipping!r}"
     )
-  if spec.model.label_prior not in builders.LABEL_PRIORS:
+  if spec.model.label_prior is not None and spec.model.label_prior not in builders.LABEL_PRIORS:
     raise SettingError(
       f"{setting('model.label_prior')} must be one of {builders.LABEL_PRIORS}, got "
       f"{spec.model.label_prior!r}"

@@ -671,7 +671,7 @@ def test_epsilon_is_end_to_end_unless_the_conditional_scope_is_asked_for_by_name
 def test_label_conditioned_is_a_switch_of_synthesize_and_defaults_off():
   assert _table_spec(epsilon=3.0, delta=1e-6).model.label_conditioned is False
   spec = _table_spec(epsilon=3.0, delta=1e-6, label_conditioned=True)
-  assert spec.model.label_conditioned is True and spec.model.label_prior == "auto"
+  assert spec.model.label_conditioned is True and spec.model.label_prior is None
   parser = cli.build_parser()
   args = parser.parse_args(
     ["synthesize", "--data", "x.csv", "--schema", "s.json", "--out", "o.csv", "--report", "r.json"]

@@ -232,7 +232,7 @@ def test_a_label_conditioned_release_draws_uniform_labels_and_keeps_them():
 
 
 def test_a_learned_label_prior_gives_the_synthetic_labels_its_distribution():
-  """A table's conditioned decoder (label_prior 'auto' = 'learned' for tables): each record is
+  """A table's conditioned decoder (label_prior unset: 'learned' for tables): each record is
   decoded for a label drawn from the model's p(y) = softmax(w), and keeps it."""
   domain = data_lib.TabularDomain(
     [

@@ -34,7 +34,7 @@ End to end, with the DP-SGD recipe (docs/results.md, "The DP-SGD recipe study") 
              (MST and AIM are in results/baselines.jsonl)
   bank_e2e_cvae, breast_cancer_e2e_cvae  their DP-SGD-trained methods with a label-conditioned
              decoder whose labels come from a label prior learned with the weights under DP-SGD
-             (`model.label_prior`'s 'auto' for tables), the one change
+             (`model.label_prior` unset: 'learned' for tables), the one change
 
 Every method of these settings has 16 style latents (the default is 8): in lipdp's methods the
 released latent can move by only about one noise standard deviation across the whole domain,

@@ -116,19 +116,19 @@ def build_vae(
   )
 
 
-LABEL_PRIORS = ("auto", "uniform", "learned")
+LABEL_PRIORS = ("uniform", "learned")
 
 
-def resolve_label_prior(label_prior: str, domain) -> str:
-  """`model.label_prior` for this domain: 'auto' is 'uniform' for images, 'learned' for tables.
+def resolve_label_prior(label_prior: Optional[str], domain) -> str:
+  """`model.label_prior` for this domain: unset is 'uniform' for images, 'learned' for tables.
 
   Uniform labels suit an image data set with balanced classes (MNIST's); a table's label is
   usually unbalanced, and drawing it uniformly would misstate its marginal.
   """
+  if label_prior is None:
+    return "uniform" if getattr(domain, "kind", None) == "image" else "learned"
   if label_prior not in LABEL_PRIORS:
     raise ValueError(f"model.label_prior must be one of {LABEL_PRIORS}, got {label_prior!r}")
-  if label_prior == "auto":
-    return "uniform" if getattr(domain, "kind", None) == "image" else "learned"
   return label_prior
 
 
