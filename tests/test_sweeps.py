@@ -68,6 +68,21 @@ def test_the_epsilon_1_diagnosis_varies_only_its_knobs_from_the_frontier():
     assert kept == {k: v for k, v in base["overrides"].items() if k not in varied}
 
 
+def test_the_encoder_diagnosis_changes_only_the_encoders_lipschitz_target():
+  frontier = sweep_lib.load_sweep(
+    os.path.join(ROOT, "experiments/sweeps/frontier.py:mnist_idx_e2e_cvae")
+  )
+  by_id = {p["id"]: p for p in frontier}
+  for p in sweep_lib.load_sweep(os.path.join(ROOT, "experiments/sweeps/knobs.py:encoder-mnist")):
+    base = by_id[f"dpsgd-vae/eps=1/seed={p['seed']}"]
+    assert (p["method"], p["variant"], p["epsilon"]) == (base["method"], base["variant"], 1.0)
+    assert p["overrides"] == {**base["overrides"], "model.lipschitz_target": 0.00676}
+  # The target is the L lipdp-e2e's per-record epsilon 0.5 allows at sigma 1 on this domain.
+  assert privacy.max_lipschitz(1.0, 0.5, 1e-5, 21.02379604162864) == pytest.approx(
+    0.00676, abs=5e-6
+  )
+
+
 def test_the_label_conditioned_frontier_changes_only_the_decoders_conditioning():
   def load(name):
     return sweep_lib.load_sweep(os.path.join(ROOT, f"experiments/sweeps/frontier.py:{name}"))

@@ -36,6 +36,12 @@ Sweeps are data: `get_sweep(name)` returns the points; `experiments/sweep.py` ru
                   0.30): the field's remedy at a small epsilon, fewer steps with more records
                   each (De et al. 2022; Ponomareva et al. 2023), seed 0. A diagnosis on the held-out
                   set, not a way to set defaults.
+  encoder-mnist   mnist_idx at total epsilon 1, the label-conditioned DP-SGD VAE of
+                  frontier.py:mnist_idx_e2e_cvae with its encoder mean constrained as
+                  lipdp-e2e's is there (Lipschitz target 0.00676: the largest L a per-record
+                  epsilon of 0.5 allows at sigma 1 on MNIST's diameter D = 21.02), three seeds:
+                  does lipdp-e2e's lead over the DP-SGD VAE at epsilon 1 come from its release,
+                  or from an encoder that can hardly move its mean?
 """
 
 from lipdp.studies.points import point
@@ -285,5 +291,18 @@ def get_sweep(name: str):
     return [
       point(sweep, "dpsgd-vae", "mnist_idx", 1.0, 0, {**frontier, **over}, tag)
       for tag, over in settings.items()
+    ]
+  if name == "encoder-mnist":
+    sweep = "knobs-encoder-mnist"
+    # frontier.py's _MNIST_RECIPE (as in dpsgd-eps1-mnist) with the label-conditioned decoder.
+    frontier = {k: v for k, v in RECIPE.items() if k != "train.label_loss_weight"}
+    frontier.update({"model.style_dim": 16, "model.label_conditioned": True})
+    # lipdp-e2e at total epsilon 1 releases at per-record epsilon 0.5 (delta 1e-5): sigma / (L D)
+    # = 7.03, so with sigma = 1 and D = 21.02 its encoder is trained to L = 0.00676
+    # (lipdp.privacy.gaussian.max_lipschitz).
+    constrained = {**frontier, "model.lipschitz_target": 0.00676}
+    return [
+      point(sweep, "dpsgd-vae", "mnist_idx", 1.0, seed, constrained, "lipdp_encoder")
+      for seed in (0, 1, 2)
     ]
   raise ValueError(f"unknown knob sweep {name!r}")
