@@ -36,12 +36,13 @@ Sweeps are data: `get_sweep(name)` returns the points; `experiments/sweep.py` ru
                   0.30): the field's remedy at a small epsilon, fewer steps with more records
                   each (De et al. 2022; Ponomareva et al. 2023), seed 0. A diagnosis on the held-out
                   set, not a way to set defaults.
-  encoder-mnist   mnist_idx at total epsilon 1, the label-conditioned DP-SGD VAE of
+  encoder-mnist   mnist_idx at total epsilon 1 and 10, the label-conditioned DP-SGD VAE of
                   frontier.py:mnist_idx_e2e_cvae with its encoder mean constrained as
-                  lipdp-e2e's is there (Lipschitz target 0.00676: the largest L a per-record
-                  epsilon of 0.5 allows at sigma 1 on MNIST's diameter D = 21.02), three seeds:
-                  does lipdp-e2e's lead over the DP-SGD VAE at epsilon 1 come from its release,
-                  or from an encoder that can hardly move its mean?
+                  lipdp-e2e's is there (Lipschitz target 0.00676 at 1 and 0.0533 at 10: the
+                  largest L the per-record epsilon 0.5, resp. 5, allows at sigma 1 on MNIST's
+                  diameter D = 21.02), three seeds: does lipdp-e2e's lead over the DP-SGD VAE
+                  at epsilon 1 come from its release, or from an encoder that can hardly move
+                  its mean?
 """
 
 from lipdp.studies.points import point
@@ -300,9 +301,19 @@ def get_sweep(name: str):
     # lipdp-e2e at total epsilon 1 releases at per-record epsilon 0.5 (delta 1e-5): sigma / (L D)
     # = 7.03, so with sigma = 1 and D = 21.02 its encoder is trained to L = 0.00676
     # (lipdp.privacy.gaussian.max_lipschitz).
-    constrained = {**frontier, "model.lipschitz_target": 0.00676}
+    # At total epsilon 10 (per-record 5, sigma / (L D) = 0.892), added after epsilon 1: 0.0533.
+    targets = {1.0: 0.00676, 10.0: 0.0533}
     return [
-      point(sweep, "dpsgd-vae", "mnist_idx", 1.0, seed, constrained, "lipdp_encoder")
+      point(
+        sweep,
+        "dpsgd-vae",
+        "mnist_idx",
+        epsilon,
+        seed,
+        {**frontier, "model.lipschitz_target": target},
+        "lipdp_encoder",
+      )
+      for epsilon, target in targets.items()
       for seed in (0, 1, 2)
     ]
   raise ValueError(f"unknown knob sweep {name!r}")
