@@ -83,6 +83,19 @@ def test_the_encoder_diagnosis_changes_only_the_encoders_lipschitz_target():
     assert target == pytest.approx(allowed, rel=1e-3)
 
 
+def test_the_share_study_changes_only_the_release_share():
+  frontier = sweep_lib.load_sweep(
+    os.path.join(ROOT, "experiments/sweeps/frontier.py:mnist_idx_e2e_cvae")
+  )
+  by_id = {p["id"]: p for p in frontier}
+  study = sweep_lib.load_sweep(os.path.join(ROOT, "experiments/sweeps/knobs.py:share-eps1-mnist"))
+  assert len(study) == 3
+  for p in study:
+    base = by_id[f"lipdp-e2e/eps=1/seed={p['seed']}"]
+    assert (p["method"], p["variant"], p["epsilon"]) == (base["method"], base["variant"], 1.0)
+    assert p["overrides"] == {**base["overrides"], "release_share": 0.1}
+
+
 def test_the_label_conditioned_frontier_changes_only_the_decoders_conditioning():
   def load(name):
     return sweep_lib.load_sweep(os.path.join(ROOT, f"experiments/sweeps/frontier.py:{name}"))
