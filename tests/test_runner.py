@@ -14,6 +14,7 @@ from lipdp import data as data_lib
 from lipdp import latent_release as synth_lib
 from lipdp import nn as lnn
 from lipdp import privacy
+from lipdp import randomness
 from lipdp import release as release_lib
 from lipdp import runner
 from lipdp import spec as spec_lib
@@ -470,6 +471,26 @@ def test_a_heteroscedastic_release_beyond_the_sampler_is_refused_before_training
   with pytest.raises(ValueError, match="heteroscedastic release would have a per-record epsilon"):
     _run(config, str(tmp_path / "run"))
   assert not os.path.exists(tmp_path / "run")
+
+
+def test_dpsgd_noise_beyond_the_sampler_is_refused_before_training(tmp_path, monkeypatch):
+  """DP-SGD draws P T noise coordinates from the float64 sampler; were its truncation mass not
+  negligible against delta, the run is refused before anything is written."""
+  # DP-SGD's noise fixed by hand: the plan composes once, with no calibration to search.
+  config = _config(**{"scope": "dp-sgd", "train.dp_noise_multiplier": 3.0})
+  spec = spec_lib.from_config(config)
+  data = runner.load_data(spec.data)
+  plan = vae.plan_budget(spec, len(data.train))
+  coordinates = vae.num_parameters(spec, plan, data.domain) * config.train.num_steps
+  # Twice the smallest mass at which (1 + e^epsilon) P T m exceeds 1e-6 delta.
+  mass = 2 * 1e-6 * spec.privacy.delta / ((1 + np.exp(plan.total_epsilon)) * coordinates)
+  vae.check_dpsgd_truncation(spec, plan, data.domain)  # the real mass: accepted
+  monkeypatch.setattr(randomness, "normal_truncation_mass", lambda: mass)
+  with pytest.raises(spec_lib.SettingError, match="DP-SGD's float64 noise sampler supports"):
+    _run(config, str(tmp_path / "run"))
+  assert not os.path.exists(tmp_path / "run")
+  monkeypatch.setattr(randomness, "normal_truncation_mass", lambda: mass / 4)
+  vae.check_dpsgd_truncation(spec, plan, data.domain)  # half the allowance: accepted
 
 
 def test_label_loss_weight_and_plain_encoder_settings_are_checked(tmp_path):

@@ -22,6 +22,7 @@ import time
 from typing import List, Optional
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 
 from lipdp import checks
@@ -85,6 +86,8 @@ def prepare(spec: spec_lib.Spec, data) -> Prepared:
   # Fixed before training, from the settings and the number of records only.
   plan = plan_budget(spec, len(data.train))
   warnings = check_budget(spec, plan, len(data.train), diameter=float(data.domain.diameter))
+  if spec.scope is privacy.Scope.DP_SGD:
+    check_dpsgd_truncation(spec, plan, data.domain)
   log.info("%s", console.plan_line(plan, spec.privacy.scope, spec.release.k))
   return Prepared(plan, fit_records, weights, warnings)
 
@@ -209,6 +212,38 @@ def max_supported_epsilon(delta: float, num_coordinates: int) -> float:
   """
   ratio = _TRUNCATION_FRACTION * delta / (num_coordinates * randomness.normal_truncation_mass())
   return math.log(ratio - 1.0) if ratio > 1.0 else 0.0
+
+
+def num_parameters(spec: spec_lib.Spec, plan: privacy.BudgetPlan, domain) -> int:
+  """The number of trained parameters of the VAE these settings build (shapes only)."""
+  lipschitz_target, sigma = encoder_calibration(spec, float(domain.diameter), plan)
+  model = builders.build_vae(
+    domain, spec.model, lipschitz_target, sigma, log_sigma_lipschitz=spec.model.log_sigma_lipschitz
+  )
+  key = jax.random.key(0)
+  shapes = jax.eval_shape(lambda k: model.init(k, jnp.zeros((1, domain.dim)), k), key)
+  return int(sum(math.prod(leaf.shape) for leaf in jax.tree_util.tree_leaves(shapes["params"])))
+
+
+def check_dpsgd_truncation(spec: spec_lib.Spec, plan: privacy.BudgetPlan, domain) -> None:
+  """Refuses a DP-SGD run whose float64 noise sampler's truncation could matter to delta.
+
+  DP-SGD's noise comes from the sampler the release uses (`lipdp.randomness`, which stops at
+  12.2 standard deviations): P coordinates per step for P parameters, over T steps. By the
+  release's rule (`max_supported_epsilon`), an output region the truncated sampler never
+  reaches may add at most (1 + e^epsilon) P T P(|N(0,1)| > 12.2) to delta, and that must stay
+  below 1e-6 delta, with epsilon the run's total. For the label-conditioned MNIST recipe (1.3 M
+  parameters, 1,500 steps) at delta 1e-5 this allows a total epsilon up to about 31.
+  """
+  num_coordinates = num_parameters(spec, plan, domain) * int(spec.train.num_steps)
+  limit = max_supported_epsilon(plan.delta, num_coordinates)
+  if not plan.total_epsilon <= limit:
+    raise spec_lib.SettingError(
+      f"a total epsilon of {plan.total_epsilon:.4g} is more than DP-SGD's float64 noise sampler "
+      f"supports at delta = {plan.delta:g} for {num_coordinates:.3g} noise coordinates (the "
+      f"parameters times {spec_lib.setting('train.num_steps')}; at most {limit:.3g}), and would protect "
+      f"nothing anyway; choose an epsilon <= {checks.LARGE_EPSILON:g}"
+    )
 
 
 def check_budget(
