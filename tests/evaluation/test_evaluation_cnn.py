@@ -1,7 +1,6 @@
 """The small CNN: its convolution is nn.Conv's operator, training is deterministic and fast."""
 
 import os
-import time
 
 import flax.linen as nn
 import jax
@@ -45,12 +44,11 @@ def test_cnn_features_and_determinism(digits):
 
 @pytest.mark.slow
 @pytest.mark.skipif(not os.environ.get("LIPDP_DATA_DIR"), reason="LIPDP_DATA_DIR is not set")
-def test_cnn_on_mnist_size_is_fast_and_accurate():
+def test_cnn_on_mnist_size_is_accurate():
+  # Accuracy only: its speed is a benchmark's to measure, not a timed test's (and the suite
+  # compiles without XLA's optimisations, tests/conftest.py).
   data = load_dataset("mnist_idx")
   x, y = downstream.features_and_labels(data.domain, data.train)
   xh, yh = downstream.features_and_labels(data.domain, data.holdout)
-  start = time.perf_counter()
   clf = cnn.CNNClassifier(10, data.domain.image_shape, seed=0).fit(x, y)
-  accuracy = np.mean(clf.predict(xh) == yh)
-  assert time.perf_counter() - start < 60.0
-  assert accuracy > 0.95
+  assert np.mean(clf.predict(xh) == yh) > 0.95
