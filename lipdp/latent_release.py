@@ -293,13 +293,13 @@ def label_prior_probabilities(model: vae_lib.LipschitzVAE, variables: Any) -> np
 def _drawn_label_blocks(rng: np.random.Generator, num: int, model, variables, blocks):
   """`num` label blocks (scale times one-hot) of classes drawn from the model's label prior
   (`label_prior_probabilities`), from public randomness."""
-  start, stop = model.condition_block
-  block = next(b for b in blocks if (b.start, b.stop) == (start, stop))
+  block = vae_lib.label_block(model, blocks)
+  num_classes = block.stop - block.start
   if model.label_prior is None:
-    classes = rng.integers(0, stop - start, size=num)
+    classes = rng.integers(0, num_classes, size=num)
   else:
-    classes = rng.choice(stop - start, size=num, p=label_prior_probabilities(model, variables))
-  return (block.scale * np.eye(stop - start, dtype=np.float32)[classes]).astype(np.float32)
+    classes = rng.choice(num_classes, size=num, p=label_prior_probabilities(model, variables))
+  return (block.scale * np.eye(num_classes, dtype=np.float32)[classes]).astype(np.float32)
 
 
 def sample_prior(

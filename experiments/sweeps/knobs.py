@@ -107,6 +107,14 @@ RECIPE_KNOBS = {
   "q0.128": {"train.dp_sampling_rate": 0.128},
   "decoding_sample": {"decoding": "sample"},
 }
+# frontier.py's _MNIST_RECIPE (RECIPE with 16 style latents and the default label loss weight),
+# and its label-conditioned variant (frontier.py:mnist_idx_e2e_cvae); tests/test_sweeps.py checks
+# the studies built on them against the frontier's points.
+_FRONTIER_RECIPE = {
+  **{k: v for k, v in RECIPE.items() if k != "train.label_loss_weight"},
+  "model.style_dim": 16,
+}
+_FRONTIER_CVAE_RECIPE = {**_FRONTIER_RECIPE, "model.label_conditioned": True}
 
 
 def get_sweep(name: str):
@@ -264,9 +272,7 @@ def get_sweep(name: str):
     return points
   if name == "dpsgd-eps1-mnist":
     sweep = "knobs-dpsgd-eps1-mnist"
-    # frontier.py's _MNIST_RECIPE: RECIPE with 16 style latents and the default label loss weight.
-    frontier = {k: v for k, v in RECIPE.items() if k != "train.label_loss_weight"}
-    frontier["model.style_dim"] = 16
+    frontier = _FRONTIER_RECIPE
     settings = {
       "q0.032_300steps": {"train.num_steps": 300},
       "q0.128_300steps": {"train.dp_sampling_rate": 0.128, "train.num_steps": 300},
@@ -299,9 +305,7 @@ def get_sweep(name: str):
     ]
   if name == "encoder-mnist":
     sweep = "knobs-encoder-mnist"
-    # frontier.py's _MNIST_RECIPE (as in dpsgd-eps1-mnist) with the label-conditioned decoder.
-    frontier = {k: v for k, v in RECIPE.items() if k != "train.label_loss_weight"}
-    frontier.update({"model.style_dim": 16, "model.label_conditioned": True})
+    frontier = _FRONTIER_CVAE_RECIPE
     # lipdp-e2e at total epsilon 1 releases at per-record epsilon 0.5 (delta 1e-5): sigma / (L D)
     # = 7.03, so with sigma = 1 and D = 21.02 its encoder is trained to L = 0.00676
     # (lipdp.privacy.gaussian.max_lipschitz).
@@ -322,8 +326,7 @@ def get_sweep(name: str):
     ]
   if name == "share-eps1-mnist":
     sweep = "knobs-share-eps1-mnist"
-    frontier = {k: v for k, v in RECIPE.items() if k != "train.label_loss_weight"}
-    frontier.update({"model.style_dim": 16, "model.label_conditioned": True})
+    frontier = _FRONTIER_CVAE_RECIPE
     return [
       point(
         sweep, "lipdp-e2e", "mnist_idx", 1.0, seed, {**frontier, "release_share": 0.1}, "share0.1"

@@ -214,12 +214,18 @@ def max_supported_epsilon(delta: float, num_coordinates: int) -> float:
   return math.log(ratio - 1.0) if ratio > 1.0 else 0.0
 
 
-def num_parameters(spec: spec_lib.Spec, plan: privacy.BudgetPlan, domain) -> int:
-  """The number of trained parameters of the VAE these settings build (shapes only)."""
+def build_model(spec: spec_lib.Spec, domain, plan: Optional[privacy.BudgetPlan]):
+  """The VAE these settings build, its encoder calibrated for the planned release."""
   lipschitz_target, sigma = encoder_calibration(spec, float(domain.diameter), plan)
-  model = builders.build_vae(
+  log.debug("Encoder: Lipschitz target %.4g, training sigma %.4g", lipschitz_target, sigma)
+  return builders.build_vae(
     domain, spec.model, lipschitz_target, sigma, log_sigma_lipschitz=spec.model.log_sigma_lipschitz
   )
+
+
+def num_parameters(spec: spec_lib.Spec, plan: privacy.BudgetPlan, domain) -> int:
+  """The number of trained parameters of the VAE these settings build (shapes only)."""
+  model = build_model(spec, domain, plan)
   key = jax.random.key(0)
   shapes = jax.eval_shape(lambda k: model.init(k, jnp.zeros((1, domain.dim)), k), key)
   return int(sum(math.prod(leaf.shape) for leaf in jax.tree_util.tree_leaves(shapes["params"])))
@@ -241,8 +247,8 @@ def check_dpsgd_truncation(spec: spec_lib.Spec, plan: privacy.BudgetPlan, domain
     raise spec_lib.SettingError(
       f"a total epsilon of {plan.total_epsilon:.4g} is more than DP-SGD's float64 noise sampler "
       f"supports at delta = {plan.delta:g} for {num_coordinates:.3g} noise coordinates (the "
-      f"parameters times {spec_lib.setting('train.num_steps')}; at most {limit:.3g}), and would protect "
-      f"nothing anyway; choose an epsilon <= {checks.LARGE_EPSILON:g}"
+      f"parameters times {spec_lib.setting('train.num_steps')}; at most {limit:.3g}), and would "
+      f"protect nothing anyway; choose an epsilon <= {checks.LARGE_EPSILON:g}"
     )
 
 
@@ -312,11 +318,7 @@ def generate(
 ) -> methods.Generated:
   """Builds, trains and releases (module docstring); the work directory is open."""
   domain, plan = data.domain, prepared.plan
-  lipschitz_target, sigma = encoder_calibration(spec, float(domain.diameter), plan)
-  model = builders.build_vae(
-    domain, spec.model, lipschitz_target, sigma, log_sigma_lipschitz=spec.model.log_sigma_lipschitz
-  )
-  log.debug("Encoder: Lipschitz target %.4g, training sigma %.4g", lipschitz_target, sigma)
+  model = build_model(spec, domain, plan)
   trained = _train(spec, model, domain, prepared, workdir, progress)
   variables = {"params": trained.state.params, **trained.state.model_state}
   dpsgd_event = None
@@ -349,7 +351,7 @@ def generate(
     log.info(
       "%s",
       console.certificate_line(
-        synthetic.certificate.mean_lipschitz, lipschitz_target, synthetic.sigma
+        synthetic.certificate.mean_lipschitz, model.lipschitz_target, synthetic.sigma
       ),
     )
   if report is not None and report.epsilon > plan.total_epsilon * (1 + 1e-6):

@@ -170,6 +170,12 @@ class LipschitzVAE(nn.Module):
     return self.decode(z, u, condition), mu, sigma, z, (m, log_v), log_prior
 
 
+def label_block(model: LipschitzVAE, blocks: Sequence):
+  """The block (`lipdp.data.Block`) a label-conditioned model's decoder reads."""
+  start, stop = model.condition_block
+  return next(b for b in blocks if (b.start, b.stop) == (start, stop))
+
+
 def gaussian_kl(mu: jax.Array, sigma: jax.Array) -> jax.Array:
   """KL(N(mu, sigma^2 I) || N(0, I)) per record; mu (batch, d), sigma (batch,)."""
   d = mu.shape[-1]
@@ -207,9 +213,8 @@ def negative_elbo(
     logits, records, blocks, image_likelihood, block_weights, model.numeric_bins
   )
   if log_prior is not None:
-    start, stop = model.condition_block
-    label = next(b for b in blocks if (b.start, b.stop) == (start, stop))
-    nll = nll - (block_weights or {}).get(label.name, 1.0) * log_prior
+    weight = (block_weights or {}).get(label_block(model, blocks).name, 1.0)
+    nll = nll - weight * log_prior
   kl = gaussian_kl(mu, sigma)
   loss = nll + beta * kl
   if style is not None:
