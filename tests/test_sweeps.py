@@ -239,3 +239,29 @@ def test_heteroscedastic_cost_table_grows_with_the_allowed_sigma_change():
   assert at_zero == sorted(at_zero, reverse=True) and at_zero[0] > 48.7  # the refused default
   for r in rows:  # a larger mean Lipschitz bound only adds to it
     assert float(r[2]) < float(r[3]) < float(r[4])
+
+
+def test_the_size_study_changes_only_the_model_size_from_the_frontier():
+  frontier = sweep_lib.load_sweep(
+    os.path.join(ROOT, "experiments/sweeps/frontier.py:breast_cancer_e2e_cvae")
+  )
+  by_id = {p["id"]: p for p in frontier}
+  study = sweep_lib.load_sweep(os.path.join(ROOT, "experiments/sweeps/knobs.py:size-breast-cancer"))
+  assert len(study) == 24
+  size_keys = {
+    "model.encoder_hidden",
+    "model.decoder_hidden",
+    "model.latent_dim",
+    "model.style_dim",
+    "model.numeric_bins",
+  }
+  for p in study:
+    base = by_id[f"{p['method']}/eps={p['epsilon']:g}/seed={p['seed']}"]
+    assert (p["variant"], p["epsilon"], p["seed"]) == (
+      base["variant"],
+      base["epsilon"],
+      base["seed"],
+    )
+    kept = {k: v for k, v in p["overrides"].items() if k not in size_keys}
+    assert kept == {k: v for k, v in base["overrides"].items() if k not in size_keys}
+    assert p["overrides"]["model.numeric_bins"] == (8 if p["tag"] == "small_bins8" else 0)
