@@ -247,7 +247,7 @@ def test_the_size_study_changes_only_the_model_size_from_the_frontier():
   )
   by_id = {p["id"]: p for p in frontier}
   study = sweep_lib.load_sweep(os.path.join(ROOT, "experiments/sweeps/knobs.py:size-breast-cancer"))
-  assert len(study) == 24
+  assert len(study) == 48
   size_keys = {
     "model.encoder_hidden",
     "model.decoder_hidden",
@@ -264,4 +264,5 @@ def test_the_size_study_changes_only_the_model_size_from_the_frontier():
     )
     kept = {k: v for k, v in p["overrides"].items() if k not in size_keys}
     assert kept == {k: v for k, v in base["overrides"].items() if k not in size_keys}
-    assert p["overrides"]["model.numeric_bins"] == (8 if p["tag"] == "small_bins8" else 0)
+    bins = {"small_bins8": 8, "small_bins32": 32}.get(p["tag"], 0)
+    assert p["overrides"]["model.numeric_bins"] == bins
