@@ -247,7 +247,7 @@ def test_the_size_study_changes_only_the_model_size_from_the_frontier():
   )
   by_id = {p["id"]: p for p in frontier}
   study = sweep_lib.load_sweep(os.path.join(ROOT, "experiments/sweeps/knobs.py:size-breast-cancer"))
-  assert len(study) == 48
+  assert len(study) == 54
   size_keys = {
     "model.encoder_hidden",
     "model.decoder_hidden",
@@ -264,5 +264,19 @@ def test_the_size_study_changes_only_the_model_size_from_the_frontier():
     )
     kept = {k: v for k, v in p["overrides"].items() if k not in size_keys}
     assert kept == {k: v for k, v in base["overrides"].items() if k not in size_keys}
+    assert p["tag"] == "small" or p["method"] != "lipdp-shuffled"
     bins = {"small_bins8": 8, "small_bins32": 32}.get(p["tag"], 0)
     assert p["overrides"]["model.numeric_bins"] == bins
+
+
+def test_the_averaging_study_adds_only_the_moving_average():
+  frontier = sweep_lib.load_sweep(
+    os.path.join(ROOT, "experiments/sweeps/frontier.py:mnist_idx_e2e_cvae")
+  )
+  by_id = {p["id"]: p for p in frontier}
+  study = sweep_lib.load_sweep(os.path.join(ROOT, "experiments/sweeps/knobs.py:average-eps1-mnist"))
+  assert len(study) == 9 and len({p["id"] for p in study}) == 9
+  for p in study:
+    base = by_id[f"{p['method']}/eps=1/seed={p['seed']}"]
+    share = {"release_share": 0.1} if p["tag"].startswith("share0.1") else {}
+    assert p["overrides"] == {**base["overrides"], "train.average_decay": 0.999, **share}
