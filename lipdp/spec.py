@@ -663,6 +663,12 @@ def _check_common(spec: Spec) -> None:
       f"{setting('train.dp_clipping')} must be one of {training.CLIPPING_METHODS}, got "
       f"{train.dp_clipping!r}"
     )
+  bins = spec.model.numeric_bins
+  if isinstance(bins, bool) or not isinstance(bins, int) or bins < 0 or bins == 1:
+    raise SettingError(
+      f"{setting('model.numeric_bins')} must be 0 (a Gaussian) or an integer of at least 2 "
+      f"(equal-width bins), got {bins!r}"
+    )
   if spec.model.label_prior is not None and spec.model.label_prior not in builders.LABEL_PRIORS:
     raise SettingError(
       f"{setting('model.label_prior')} must be one of {builders.LABEL_PRIORS}, got "

@@ -88,6 +88,15 @@ OPTIONS = (
     "column",
     bool,
   ),
+  Option(
+    "numeric_bins",
+    "model.numeric_bins",
+    "the decoder's likelihood for numeric columns: B equal-width bins on the declared bounds "
+    "(holds a spike and a long tail), or 0 for a Gaussian (under DP-SGD on a small table of "
+    "smooth columns it keeps the label's signal where bins lose it: docs/results.md, breast "
+    "cancer)",
+    int,
+  ),
   Option("steps", "train.num_steps", "training steps", int),
   Option("batch_size", "train.batch_size", "batch size", int),
   Option(

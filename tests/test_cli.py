@@ -680,6 +680,20 @@ def test_label_conditioned_is_a_switch_of_synthesize_and_defaults_off():
   assert args.label_conditioned is True
 
 
+def test_numeric_bins_sets_the_decoders_numeric_likelihood():
+  default = _table_spec(epsilon=3.0, delta=1e-6).model.numeric_bins
+  assert default == spec_lib.ModelSpec().numeric_bins > 0
+  assert _table_spec(epsilon=3.0, delta=1e-6, numeric_bins=0).model.numeric_bins == 0
+  parser = cli.build_parser()
+  args = parser.parse_args(
+    ["synthesize", "--data", "x.csv", "--schema", "s.json", "--out", "o.csv", "--report", "r.json"]
+    + ["--epsilon", "3", "--delta", "1e-6", "--numeric-bins", "0"]
+  )
+  assert args.numeric_bins == 0
+  with pytest.raises(spec_lib.SettingError, match="numeric.bins"):
+    _table_spec(epsilon=3.0, delta=1e-6, numeric_bins=-1)
+
+
 def test_degenerate_releases_are_named_with_their_epsilon():
   domain = sources.load_schema(SCHEMA)
   rng = np.random.default_rng(0)
