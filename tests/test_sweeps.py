@@ -280,3 +280,16 @@ def test_the_averaging_study_adds_only_the_moving_average():
     base = by_id[f"{p['method']}/eps=1/seed={p['seed']}"]
     share = {"release_share": 0.1} if p["tag"].startswith("share0.1") else {}
     assert p["overrides"] == {**base["overrides"], "train.average_decay": 0.999, **share}
+
+
+def test_the_breast_cancer_release_study_adds_only_the_prior_comparison():
+  def load(name):
+    return sweep_lib.load_sweep(os.path.join(ROOT, f"experiments/sweeps/knobs.py:{name}"))
+
+  sizes = {p["id"]: p for p in load("size-breast-cancer")}
+  study = load("release-breast-cancer")
+  assert len(study) == 12
+  for p in study:
+    base = sizes[p["id"]]
+    assert p["overrides"] == {**base["overrides"], "evaluation.compare_prior": True}
+    assert (p["method"], p["epsilon"], p["seed"]) == (base["method"], base["epsilon"], base["seed"])

@@ -60,6 +60,10 @@ Sweeps are data: `get_sweep(name)` returns the points; `experiments/sweep.py` ru
                   Gaussian numeric columns) and 'small_bins32' (the small model with the
                   frontier's 32 bins), to tell the size from the likelihood; then
                   lipdp-shuffled with the 'small' model.
+  release-breast-cancer  size-breast-cancer's lipdp-e2e and lipdp-shuffled with the 'small'
+                  model, each also evaluated on records the same weights decode from prior
+                  latents (evaluation.compare_prior): added after the size study's rows put
+                  them above the DP-SGD VAE, to tell the release from the constrained encoder.
   average-eps1-mnist  mnist_idx at total epsilon 1, frontier.py:mnist_idx_e2e_cvae's lipdp-e2e
                   (release share 0.5, and 0.1 as in share-eps1-mnist) and DP-SGD VAE with the
                   weights' moving average (decay 0.999; De et al. 2022), three seeds: the
@@ -385,6 +389,15 @@ def get_sweep(name: str):
       # Added last: the frontier's third DP-SGD-trained method with the 'small' model.
       point(sweep, "lipdp-shuffled", "breast_cancer", eps, seed, over, "small")
       for over in [{**_BREAST_CANCER_CVAE, **TABLE_SIZES["small"], "release_share": 0.1}]
+      for eps in (1.0, 10.0)
+      for seed in (0, 1, 2)
+    ]
+  if name == "release-breast-cancer":
+    sweep = "knobs-release-breast-cancer"
+    small = {**_BREAST_CANCER_CVAE, **TABLE_SIZES["small"], "evaluation.compare_prior": True}
+    return [
+      point(sweep, method, "breast_cancer", eps, seed, {**small, **over}, "small")
+      for method, over in (("lipdp-e2e", {}), ("lipdp-shuffled", {"release_share": 0.1}))
       for eps in (1.0, 10.0)
       for seed in (0, 1, 2)
     ]
