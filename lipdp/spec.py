@@ -663,6 +663,21 @@ def _check_common(spec: Spec) -> None:
       f"{setting('train.dp_clipping')} must be one of {training.CLIPPING_METHODS}, got "
       f"{train.dp_clipping!r}"
     )
+  model = spec.model
+  for key, value, least in (
+    ("model.latent_dim", model.latent_dim, 1),
+    ("model.style_dim", model.style_dim, 0),
+    ("model.decoder_channels", model.decoder_channels, 1),
+  ):
+    if isinstance(value, bool) or not isinstance(value, int) or value < least:
+      raise SettingError(f"{setting(key)} must be an integer of at least {least}, got {value!r}")
+  for key, widths in (
+    ("model.encoder_hidden", model.encoder_hidden),
+    ("model.decoder_hidden", model.decoder_hidden),
+    ("model.style_hidden", model.style_hidden),
+  ):
+    if any(isinstance(w, bool) or not isinstance(w, int) or w < 1 for w in widths):
+      raise SettingError(f"{setting(key)} must be layer widths of at least 1, got {widths!r}")
   bins = spec.model.numeric_bins
   if isinstance(bins, bool) or not isinstance(bins, int) or bins < 0 or bins == 1:
     raise SettingError(

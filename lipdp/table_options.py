@@ -239,6 +239,8 @@ def _epsilon_is_end_to_end(method, scope: str, given: Mapping[str, Any]) -> bool
 def _set(config, key: str, value: Any) -> None:
   *path, leaf = key.split(".")
   for part in path:
+    if part not in config or not hasattr(config[part], "items"):
+      raise spec_lib.SettingError(f"{key!r} is no setting of lipdp.spec (no group {part!r})")
     config = config[part]
   config[leaf] = value
 
@@ -248,8 +250,8 @@ def cli_naming(key: str, value: Optional[str]) -> str:
   option = BY_KEY.get(key)
   if key == "public_dataset":
     return "--public-data"
-  if option is None:
-    return spec_lib.config_flag(key, value)  # not an option of the command
+  if option is None:  # not an option of the command: set through --set
+    return f"--set {key}" + ("" if value is None else f"={value}")
   if value is None or option.type is bool:
     return option.cli_flag
   return f"{option.cli_flag} {value}"

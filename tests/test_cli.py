@@ -694,6 +694,39 @@ def test_numeric_bins_sets_the_decoders_numeric_likelihood():
     _table_spec(epsilon=3.0, delta=1e-6, numeric_bins=-1)
 
 
+def _synthesize_args(*extra):
+  return cli.build_parser().parse_args(
+    ["synthesize", "--data", "x.csv", "--schema", "s.json", "--out", "o.csv", "--report", "r.json"]
+    + ["--epsilon", "3", "--delta", "1e-6", *extra]
+  )
+
+
+def test_set_reaches_any_other_setting_and_names_it_in_errors():
+  args = _synthesize_args(
+    "--set",
+    "model.latent_dim=4",
+    "--set",
+    "model.encoder_hidden=(32,)",
+    "--set",
+    "model.activation=groupsort",
+  )
+  spec = cli.table_spec(args)
+  assert spec.model.latent_dim == 4
+  assert tuple(spec.model.encoder_hidden) == (32,)
+  assert spec.model.activation == "groupsort"
+  assert cli.table_spec(_synthesize_args()).model.latent_dim == spec_lib.ModelSpec().latent_dim
+  with pytest.raises(spec_lib.SettingError, match="KEY=VALUE"):
+    cli.table_spec(_synthesize_args("--set", "model.latent_dim"))
+  with pytest.raises(spec_lib.SettingError, match="--numeric-bins"):
+    cli.table_spec(_synthesize_args("--set", "model.numeric_bins=0"))
+  with pytest.raises(spec_lib.SettingError, match="model.latent_dimm"):
+    cli.table_spec(_synthesize_args("--set", "model.latent_dimm=4"))
+  with pytest.raises(spec_lib.SettingError, match="no group 'modle'"):
+    cli.table_spec(_synthesize_args("--set", "modle.latent_dim=4"))
+  with pytest.raises(spec_lib.SettingError, match="--set model.latent_dim"):
+    cli.table_spec(_synthesize_args("--set", "model.latent_dim=-2"))
+
+
 def test_degenerate_releases_are_named_with_their_epsilon():
   domain = sources.load_schema(SCHEMA)
   rng = np.random.default_rng(0)

@@ -19,6 +19,7 @@ has a worked example; docs/data.md the CSV reading rules.
 """
 
 import argparse
+import ast
 from importlib import metadata
 import json
 import os
@@ -177,6 +178,16 @@ def build_parser() -> argparse.ArgumentParser:
       synth.add_argument(option.cli_flag, dest=option.name, action="store_true", **kwargs)
     else:
       synth.add_argument(option.cli_flag, dest=option.name, type=option.type, **kwargs)
+  synth.add_argument(
+    "--set",
+    dest="settings",
+    action="append",
+    default=[],
+    metavar="KEY=VALUE",
+    help="any other setting (the keys of lipdp.spec, as the main job's --config.KEY), e.g. "
+    "--set model.latent_dim=4 --set 'model.encoder_hidden=(32,)'; a Python literal, else "
+    "text; repeatable",
+  )
   synth.set_defaults(evaluation=None, replace_release=None, strict=None)
 
   evaluate = commands.add_parser(
@@ -359,11 +370,35 @@ def _schema_check(args) -> int:
   return 0
 
 
+def parse_settings(pairs) -> dict:
+  """{key: value} of `--set KEY=VALUE` arguments: each value a Python literal (4, 0.5, (32,),
+  True), else the text itself (groupsort)."""
+  settings = {}
+  for pair in pairs or ():
+    key, sep, text = pair.partition("=")
+    key = key.strip()
+    if not sep or not key:
+      raise spec_lib.SettingError(f"--set expects KEY=VALUE, got {pair!r}")
+    if key in table_options.BY_KEY:
+      option = table_options.BY_KEY[key]
+      raise spec_lib.SettingError(f"--set {key}: use the option {option.cli_flag} for it")
+    try:
+      settings[key] = ast.literal_eval(text.strip())
+    except (ValueError, SyntaxError):
+      settings[key] = text.strip()
+  return settings
+
+
 def table_spec(args) -> spec_lib.Spec:
-  """The spec of `lipdp synthesize ARGS` (its options: `lipdp.table_options`)."""
+  """The spec of `lipdp synthesize ARGS` (its options: `lipdp.table_options`; other settings
+  through --set)."""
   options = {o.name: getattr(args, o.name) for o in table_options.OPTIONS}
   return table_options.table_spec(
-    "csv:" + args.data, args.schema, options, table_options.cli_naming
+    "csv:" + args.data,
+    args.schema,
+    options,
+    table_options.cli_naming,
+    config_overrides=parse_settings(getattr(args, "settings", None)),
   )
 
 
