@@ -293,3 +293,27 @@ def test_the_breast_cancer_release_study_adds_only_the_prior_comparison():
     base = sizes[p["id"]]
     assert p["overrides"] == {**base["overrides"], "evaluation.compare_prior": True}
     assert (p["method"], p["epsilon"], p["seed"]) == (base["method"], base["epsilon"], base["seed"])
+
+
+def test_the_bank_size_study_changes_only_the_model_size_from_the_frontier():
+  frontier = sweep_lib.load_sweep(
+    os.path.join(ROOT, "experiments/sweeps/frontier.py:bank_e2e_cvae")
+  )
+  by_id = {p["id"]: p for p in frontier}
+  study = sweep_lib.load_sweep(os.path.join(ROOT, "experiments/sweeps/knobs.py:size-bank"))
+  assert len(study) == 12
+  for p in study:
+    base = by_id[f"{p['method']}/eps={p['epsilon']:g}/seed={p['seed']}"]
+    assert (p["variant"], p["epsilon"], p["seed"]) == (
+      base["variant"],
+      base["epsilon"],
+      base["seed"],
+    )
+    small = {
+      "model.encoder_hidden": (64,),
+      "model.decoder_hidden": (64,),
+      "model.latent_dim": 8,
+      "model.style_dim": 8,
+      "model.style_hidden": (64,),
+    }
+    assert p["overrides"] == {**base["overrides"], **small}
