@@ -719,6 +719,10 @@ def test_set_reaches_any_other_setting_and_names_it_in_errors():
     cli.table_spec(_synthesize_args("--set", "model.latent_dim"))
   with pytest.raises(spec_lib.SettingError, match="--numeric-bins"):
     cli.table_spec(_synthesize_args("--set", "model.numeric_bins=0"))
+  with pytest.raises(spec_lib.SettingError, match="given by --data"):
+    cli.table_spec(_synthesize_args("--set", "dataset=digits"))
+  with pytest.raises(spec_lib.SettingError, match="given by --data"):
+    cli.table_spec(_synthesize_args("--set", "public_options.strict=True"))
   with pytest.raises(spec_lib.SettingError, match="model.latent_dimm"):
     cli.table_spec(_synthesize_args("--set", "model.latent_dimm=4"))
   with pytest.raises(spec_lib.SettingError, match="no group 'modle'"):

@@ -370,6 +370,10 @@ def _schema_check(args) -> int:
   return 0
 
 
+# Settings `lipdp synthesize` sets from its own arguments.
+_SET_BY_THE_COMMAND = ("dataset", "schema", "public_dataset")
+
+
 def parse_settings(pairs) -> dict:
   """{key: value} of `--set KEY=VALUE` arguments: each value a Python literal (4, 0.5, (32,),
   True), else the text itself (groupsort)."""
@@ -382,6 +386,11 @@ def parse_settings(pairs) -> dict:
     if key in table_options.BY_KEY:
       option = table_options.BY_KEY[key]
       raise spec_lib.SettingError(f"--set {key}: use the option {option.cli_flag} for it")
+    if key in _SET_BY_THE_COMMAND or key.split(".")[0] in ("data_options", "public_options"):
+      raise spec_lib.SettingError(
+        f"--set {key}: the data are given by --data, --schema and --public-data (and their "
+        "reading options), not by --set"
+      )
     try:
       settings[key] = ast.literal_eval(text.strip())
     except (ValueError, SyntaxError):
