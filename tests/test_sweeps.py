@@ -317,3 +317,20 @@ def test_the_bank_size_study_changes_only_the_model_size_from_the_frontier():
       "model.style_hidden": (64,),
     }
     assert p["overrides"] == {**base["overrides"], **small}
+
+
+def test_the_mnist_size_study_changes_only_the_hidden_widths():
+  frontier = sweep_lib.load_sweep(
+    os.path.join(ROOT, "experiments/sweeps/frontier.py:mnist_idx_e2e_cvae")
+  )
+  by_id = {p["id"]: p for p in frontier}
+  study = sweep_lib.load_sweep(os.path.join(ROOT, "experiments/sweeps/knobs.py:size-eps1-mnist"))
+  assert len(study) == 6
+  quarter = {
+    "model.encoder_hidden": (128, 64),
+    "model.decoder_hidden": (64, 128),
+    "model.style_hidden": (64,),
+  }
+  for p in study:
+    base = by_id[f"{p['method']}/eps=1/seed={p['seed']}"]
+    assert p["overrides"] == {**base["overrides"], **quarter}

@@ -69,6 +69,10 @@ Sweeps are data: `get_sweep(name)` returns the points; `experiments/sweep.py` ru
                   (BANK_SMALL_MODEL, 27,240 parameters instead of 356,048; binned numeric
                   columns kept), three seeds: do the marginals at epsilon 1 suffer DP-SGD's
                   noise on a large model? Fixed before any run; a study on the held-out set.
+  size-eps1-mnist  mnist_idx at total epsilon 1, frontier.py:mnist_idx_e2e_cvae's lipdp-e2e and
+                  DP-SGD VAE with every hidden width divided by four (MNIST_QUARTER_MODEL),
+                  three seeds: size-breast-cancer's noise arithmetic where MNIST's noise is
+                  largest. Fixed before any run; a study on the held-out set.
   average-eps1-mnist  mnist_idx at total epsilon 1, frontier.py:mnist_idx_e2e_cvae's lipdp-e2e
                   (release share 0.5, and 0.1 as in share-eps1-mnist) and DP-SGD VAE with the
                   weights' moving average (decay 0.999; De et al. 2022), three seeds: the
@@ -167,6 +171,14 @@ BANK_SMALL_MODEL = {
   "model.decoder_hidden": (64,),
   "model.latent_dim": 8,
   "model.style_dim": 8,
+  "model.style_hidden": (64,),
+}
+# size-eps1-mnist's model: every hidden width of the frontier's recipe divided by four (277,514
+# parameters instead of 1,304,138, so DP-SGD's noise norm on a step's mean clipped gradient
+# is 0.46 times the frontier's; the 784-pixel input and output layers keep most of them).
+MNIST_QUARTER_MODEL = {
+  "model.encoder_hidden": (128, 64),
+  "model.decoder_hidden": (64, 128),
   "model.style_hidden": (64,),
 }
 _BREAST_CANCER_CVAE = {
@@ -423,6 +435,14 @@ def get_sweep(name: str):
       point(sweep, method, "bank", eps, seed, {**bank, **BANK_SMALL_MODEL}, "small")
       for method in ("lipdp-e2e", "dpsgd-vae")
       for eps in (1.0, 10.0)
+      for seed in (0, 1, 2)
+    ]
+  if name == "size-eps1-mnist":
+    sweep = "knobs-size-eps1-mnist"
+    quarter = {**_FRONTIER_CVAE_RECIPE, **MNIST_QUARTER_MODEL}
+    return [
+      point(sweep, method, "mnist_idx", 1.0, seed, quarter, "quarter")
+      for method in ("lipdp-e2e", "dpsgd-vae")
       for seed in (0, 1, 2)
     ]
   if name == "average-eps1-mnist":
