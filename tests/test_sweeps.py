@@ -241,12 +241,30 @@ def test_heteroscedastic_cost_table_grows_with_the_allowed_sigma_change():
     assert float(r[2]) < float(r[3]) < float(r[4])
 
 
+def _sweep(file_and_name):
+  return sweep_lib.load_sweep(os.path.join(ROOT, "experiments/sweeps", file_and_name))
+
+
+def _frontier_point_of(frontier_name):
+  """A function from a study's point to the frontier point it varies (same method, epsilon and
+  seed), checking that the data set's variant is the same too."""
+  by_id = {p["id"]: p for p in _sweep(f"frontier.py:{frontier_name}")}
+
+  def base_of(p):
+    base = by_id[f"{p['method']}/eps={p['epsilon']:g}/seed={p['seed']}"]
+    assert (p["variant"], p["epsilon"], p["seed"]) == (
+      base["variant"],
+      base["epsilon"],
+      base["seed"],
+    )
+    return base
+
+  return base_of
+
+
 def test_the_size_study_changes_only_the_model_size_from_the_frontier():
-  frontier = sweep_lib.load_sweep(
-    os.path.join(ROOT, "experiments/sweeps/frontier.py:breast_cancer_e2e_cvae")
-  )
-  by_id = {p["id"]: p for p in frontier}
-  study = sweep_lib.load_sweep(os.path.join(ROOT, "experiments/sweeps/knobs.py:size-breast-cancer"))
+  base_of = _frontier_point_of("breast_cancer_e2e_cvae")
+  study = _sweep("knobs.py:size-breast-cancer")
   assert len(study) == 54
   size_keys = {
     "model.encoder_hidden",
@@ -256,12 +274,7 @@ def test_the_size_study_changes_only_the_model_size_from_the_frontier():
     "model.numeric_bins",
   }
   for p in study:
-    base = by_id[f"{p['method']}/eps={p['epsilon']:g}/seed={p['seed']}"]
-    assert (p["variant"], p["epsilon"], p["seed"]) == (
-      base["variant"],
-      base["epsilon"],
-      base["seed"],
-    )
+    base = base_of(p)
     kept = {k: v for k, v in p["overrides"].items() if k not in size_keys}
     assert kept == {k: v for k, v in base["overrides"].items() if k not in size_keys}
     assert p["tag"] == "small" or p["method"] != "lipdp-shuffled"
@@ -270,24 +283,19 @@ def test_the_size_study_changes_only_the_model_size_from_the_frontier():
 
 
 def test_the_averaging_study_adds_only_the_moving_average():
-  frontier = sweep_lib.load_sweep(
-    os.path.join(ROOT, "experiments/sweeps/frontier.py:mnist_idx_e2e_cvae")
-  )
-  by_id = {p["id"]: p for p in frontier}
-  study = sweep_lib.load_sweep(os.path.join(ROOT, "experiments/sweeps/knobs.py:average-eps1-mnist"))
+  base_of = _frontier_point_of("mnist_idx_e2e_cvae")
+  study = _sweep("knobs.py:average-eps1-mnist")
   assert len(study) == 9 and len({p["id"] for p in study}) == 9
   for p in study:
-    base = by_id[f"{p['method']}/eps=1/seed={p['seed']}"]
+    assert p["epsilon"] == 1.0
     share = {"release_share": 0.1} if p["tag"].startswith("share0.1") else {}
-    assert p["overrides"] == {**base["overrides"], "train.average_decay": 0.999, **share}
+    expected = {**base_of(p)["overrides"], "train.average_decay": 0.999, **share}
+    assert p["overrides"] == expected
 
 
 def test_the_breast_cancer_release_study_adds_only_the_prior_comparison():
-  def load(name):
-    return sweep_lib.load_sweep(os.path.join(ROOT, f"experiments/sweeps/knobs.py:{name}"))
-
-  sizes = {p["id"]: p for p in load("size-breast-cancer")}
-  study = load("release-breast-cancer")
+  sizes = {p["id"]: p for p in _sweep("knobs.py:size-breast-cancer")}
+  study = _sweep("knobs.py:release-breast-cancer")
   assert len(study) == 12
   for p in study:
     base = sizes[p["id"]]
@@ -295,42 +303,37 @@ def test_the_breast_cancer_release_study_adds_only_the_prior_comparison():
     assert (p["method"], p["epsilon"], p["seed"]) == (base["method"], base["epsilon"], base["seed"])
 
 
-def test_the_bank_size_study_changes_only_the_model_size_from_the_frontier():
-  frontier = sweep_lib.load_sweep(
-    os.path.join(ROOT, "experiments/sweeps/frontier.py:bank_e2e_cvae")
-  )
-  by_id = {p["id"]: p for p in frontier}
-  study = sweep_lib.load_sweep(os.path.join(ROOT, "experiments/sweeps/knobs.py:size-bank"))
-  assert len(study) == 12
-  for p in study:
-    base = by_id[f"{p['method']}/eps={p['epsilon']:g}/seed={p['seed']}"]
-    assert (p["variant"], p["epsilon"], p["seed"]) == (
-      base["variant"],
-      base["epsilon"],
-      base["seed"],
-    )
-    small = {
-      "model.encoder_hidden": (64,),
-      "model.decoder_hidden": (64,),
-      "model.latent_dim": 8,
-      "model.style_dim": 8,
-      "model.style_hidden": (64,),
-    }
-    assert p["overrides"] == {**base["overrides"], **small}
-
-
-def test_the_mnist_size_study_changes_only_the_hidden_widths():
-  frontier = sweep_lib.load_sweep(
-    os.path.join(ROOT, "experiments/sweeps/frontier.py:mnist_idx_e2e_cvae")
-  )
-  by_id = {p["id"]: p for p in frontier}
-  study = sweep_lib.load_sweep(os.path.join(ROOT, "experiments/sweeps/knobs.py:size-eps1-mnist"))
-  assert len(study) == 6
-  quarter = {
-    "model.encoder_hidden": (128, 64),
-    "model.decoder_hidden": (64, 128),
-    "model.style_hidden": (64,),
-  }
-  for p in study:
-    base = by_id[f"{p['method']}/eps=1/seed={p['seed']}"]
-    assert p["overrides"] == {**base["overrides"], **quarter}
+@pytest.mark.parametrize(
+  "frontier, study, epsilons, size",
+  [
+    (
+      "bank_e2e_cvae",
+      "size-bank",
+      (1.0, 10.0),
+      {
+        "model.encoder_hidden": (64,),
+        "model.decoder_hidden": (64,),
+        "model.latent_dim": 8,
+        "model.style_dim": 8,
+        "model.style_hidden": (64,),
+      },
+    ),
+    (
+      "mnist_idx_e2e_cvae",
+      "size-eps1-mnist",
+      (1.0,),
+      {
+        "model.encoder_hidden": (128, 64),
+        "model.decoder_hidden": (64, 128),
+        "model.style_hidden": (64,),
+      },
+    ),
+  ],
+)
+def test_a_size_study_changes_only_the_model_size(frontier, study, epsilons, size):
+  base_of = _frontier_point_of(frontier)
+  points = _sweep(f"knobs.py:{study}")
+  assert len(points) == 2 * 3 * len(epsilons)
+  assert {p["epsilon"] for p in points} == set(epsilons)
+  for p in points:
+    assert p["overrides"] == {**base_of(p)["overrides"], **size}
