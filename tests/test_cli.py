@@ -737,10 +737,10 @@ def test_set_refuses_what_it_cannot_set_in_one_line(setting, message):
 def test_degenerate_releases_are_named_with_their_epsilon():
   domain = sources.load_schema(SCHEMA)
   rng = np.random.default_rng(0)
-  table = {
-    "age": rng.integers(18, 90, 50),
-    "score": rng.uniform(0, 100, 50),
-    "visits": rng.integers(0, 20, 50),
+  table = {  # numeric columns far from uniform on their bounds (that has its own warning)
+    "age": np.clip(rng.normal(40, 5, 50), 18, 90).round(),
+    "score": 100 * rng.beta(2, 8, 50),
+    "visits": np.minimum(rng.poisson(2, 50), 20),
     "city": ["Rome"] * 50,
     "smoker": rng.choice(["no", "yes"], 50),
     "outcome": [1] * 50,
@@ -763,6 +763,36 @@ def test_degenerate_releases_are_named_with_their_epsilon():
     dict(table, city=rng.choice(["Rome", "Paris"], 50), outcome=rng.integers(0, 2, 50))
   )
   assert not checks.release_warnings(domain, healthy, Report())
+
+
+def test_numeric_columns_left_uniform_over_their_bounds_are_named():
+  domain = sources.load_schema(SCHEMA)
+  rng = np.random.default_rng(0)
+  n = 400
+  learnt = {
+    "age": np.clip(rng.normal(40, 5, n), 18, 90).round(),
+    "score": 100 * rng.beta(2, 8, n),
+    "visits": np.minimum(rng.poisson(2, n), 20),
+    "city": rng.choice(["Rome", "Paris"], n),
+    "smoker": rng.choice(["no", "yes"], n),
+    "outcome": rng.integers(0, 2, n),
+  }
+
+  class Report:
+    epsilon, headline, delta = 1.0, "total epsilon", 1e-6
+
+  assert not checks.release_warnings(domain, domain.encode(learnt), Report())
+  # One uniform column of three (a day of the month is uniform in real data): no warning.
+  one = dict(learnt, score=rng.uniform(0, 100, n))
+  assert not checks.release_warnings(domain, domain.encode(one), Report())
+  two = dict(one, age=rng.integers(18, 91, n))
+  (warned,) = checks.release_warnings(domain, domain.encode(two), Report())
+  assert "2 of the 3 numeric columns" in warned and "'age', 'score'" in warned
+  assert "--numeric-bins 0" in warned
+  assert checks.uniform_numeric_columns(domain, domain.encode(two)) == (
+    ["age", "score"],
+    ["age", "score", "visits"],
+  )
 
 
 def test_cli_spec_has_the_model_and_training_of_the_experiments_bank_config():
