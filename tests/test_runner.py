@@ -2,6 +2,7 @@
 (mocked)."""
 
 import json
+import logging
 import os
 import shutil
 
@@ -273,7 +274,8 @@ def test_one_total_epsilon_is_split_and_met(tmp_path):
   release_lib.verify_release(result.release_dir)
 
 
-def test_dpsgd_vae_baseline_samples_its_prior(tmp_path):
+def test_dpsgd_vae_baseline_samples_its_prior(tmp_path, caplog):
+  caplog.set_level(logging.INFO, logger="lipdp.methods.vae")
   config = _config(
     **{
       "scope": "dp-sgd",
@@ -290,6 +292,15 @@ def test_dpsgd_vae_baseline_samples_its_prior(tmp_path):
   assert isinstance(report.release, privacy.PriorSampling)
   assert report.epsilon == report.components["dp_sgd"] <= 2.0
   assert len(result.synthetic_records) == len(result.data.train)
+  # The log states the model's size and DP-SGD's noise against the signal, z sqrt(P) / (q n).
+  n = len(result.data.train)
+  plan = vae.plan_budget(result.spec, n)
+  num_params = vae.num_parameters(result.spec, plan, result.data.domain)
+  ratio = plan.dpsgd_noise_multiplier * num_params**0.5 / (result.spec.train.dp_sampling_rate * n)
+  assert (
+    f"Model: {num_params:,} trained parameters; DP-SGD's noise on a step's mean clipped "
+    f"gradient has about {ratio:.3g} times" in caplog.text
+  )
   release_lib.verify_release(result.release_dir)
   with pytest.raises(ValueError, match="conditional"):
     _run(_config(method="prior"), str(tmp_path / "bad"))

@@ -225,7 +225,10 @@ def build_model(spec: spec_lib.Spec, domain, plan: Optional[privacy.BudgetPlan])
 
 def num_parameters(spec: spec_lib.Spec, plan: privacy.BudgetPlan, domain) -> int:
   """The number of trained parameters of the VAE these settings build (shapes only)."""
-  model = build_model(spec, domain, plan)
+  return _count_parameters(build_model(spec, domain, plan), domain)
+
+
+def _count_parameters(model, domain) -> int:
   key = jax.random.key(0)
   shapes = jax.eval_shape(lambda k: model.init(k, jnp.zeros((1, domain.dim)), k), key)
   return int(sum(math.prod(leaf.shape) for leaf in jax.tree_util.tree_leaves(shapes["params"])))
@@ -418,6 +421,23 @@ def _train(spec, model, domain, prepared: Prepared, workdir: str, progress: bool
     if uses_dpsgd
     else f"batch {batch_size}"
   )
+  num_params = _count_parameters(model, domain)
+  if uses_dpsgd:
+    # Why the model's size matters under DP-SGD (docs/results.md, breast cancer): the noise on
+    # a step's mean clipped gradient has norm z C sqrt(P) / (q n), the signal at most C.
+    ratio = (
+      dpsgd_settings.noise_multiplier
+      * math.sqrt(num_params)
+      / (dpsgd_settings.sampling_rate * len(prepared.fit_records))
+    )
+    log.info(
+      "Model: %s trained parameters; DP-SGD's noise on a step's mean clipped gradient has "
+      "about %.3g times the norm of the largest signal",
+      f"{num_params:,}",
+      ratio,
+    )
+  else:
+    log.info("Model: %s trained parameters", f"{num_params:,}")
   log.info(
     "%s",
     console.training_line(
