@@ -75,6 +75,9 @@ Sweeps are data: `get_sweep(name)` returns the points; `experiments/sweep.py` ru
                   DP-SGD VAE with every hidden width divided by four (MNIST_QUARTER_MODEL),
                   three seeds: size-breast-cancer's noise arithmetic where MNIST's noise is
                   largest. Fixed before any run; a study on the held-out set.
+  size-digits     digits (the public proxy) at total epsilon 10, seed 0, frontier.py:digits_e2e's
+                  lipdp-e2e and DP-SGD VAE: the model's widths and the number of steps, a
+                  screen on the proxy where defaults may be chosen.
   average-eps1-mnist  mnist_idx at total epsilon 1, frontier.py:mnist_idx_e2e_cvae's lipdp-e2e
                   (release share 0.5, and 0.1 as in share-eps1-mnist) and DP-SGD VAE with the
                   weights' moving average (decay 0.999; De et al. 2022), three seeds: the
@@ -446,6 +449,32 @@ def get_sweep(name: str):
       point(sweep, method, "mnist_idx", 1.0, seed, quarter, "quarter")
       for method in ("lipdp-e2e", "dpsgd-vae")
       for seed in (0, 1, 2)
+    ]
+  if name == "size-digits":
+    sweep = "knobs-size-digits"
+    base = {"evaluation.fast": True, "model.style_dim": 16}  # frontier.py:digits_e2e
+    quarter = {
+      "model.encoder_hidden": (64, 32),
+      "model.decoder_hidden": (64, 128),
+      "model.style_hidden": (64,),
+    }
+    settings = {
+      "frontier": {},
+      "quarter": quarter,
+      "small": {
+        "model.encoder_hidden": (32,),
+        "model.decoder_hidden": (32,),
+        "model.style_hidden": (32,),
+        "model.latent_dim": 8,
+        "model.style_dim": 4,
+      },
+      "steps2000": {"train.num_steps": 2000},
+      "quarter_steps2000": {**quarter, "train.num_steps": 2000},
+    }
+    return [
+      point(sweep, method, "quick", 10.0, 0, {**base, **over}, tag)
+      for tag, over in settings.items()
+      for method in ("lipdp-e2e", "dpsgd-vae")
     ]
   if name == "average-eps1-mnist":
     sweep = "knobs-average-eps1-mnist"
