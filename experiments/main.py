@@ -1,7 +1,7 @@
 r"""Main job: train a Lipschitz VAE, certify it, synthesize private data, write the report.
 
   python experiments/main.py --workdir=runs/digits \
-      --config=experiments/configs/default.py --config.epsilon=1 --config.scope=conditional
+      --config=experiments/configs/default.py:conditional --config.epsilon=1
 
 The config becomes a validated `lipdp.spec.Spec` and `lipdp.runner.run` does the work (see it
 for what is written where). The console shows lipdp's own progress lines,

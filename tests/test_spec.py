@@ -17,7 +17,17 @@ from lipdp.studies import points
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CONFIGS = os.path.join(ROOT, "experiments", "configs", "default.py")
-VARIANTS = ("", "smoke", "quick", "table", "bank", "breast_cancer", "mnist_idx", "mnist")
+VARIANTS = (
+  "",
+  "conditional",
+  "smoke",
+  "quick",
+  "table",
+  "bank",
+  "breast_cancer",
+  "mnist_idx",
+  "mnist",
+)
 
 
 def test_the_config_layout_is_built_from_the_dataclass_defaults():
@@ -157,3 +167,24 @@ def test_a_field_that_is_no_setting_is_refused_and_a_missing_one_takes_its_defau
   config = spec_lib.base_config()
   del config["method_options"]  # a config of an earlier layout
   assert spec_lib.from_config(config) == spec_lib.Spec()
+
+
+def test_the_main_jobs_default_releases_end_to_end_and_conditional_is_the_papers_setting():
+  default = spec_lib.from_config(spec_lib.config_from_file(CONFIGS, ""))
+  assert default.scope is privacy.Scope.DP_SGD and default.privacy.total_epsilon == 10.0
+  assert default.method.name == "lipdp" and default.data.dataset == "digits"
+  # frontier.py:digits_e2e_steps8000's lipdp-e2e, the setting the end-to-end rule was judged on.
+  (point,) = [
+    p
+    for p in points.load_sweep(
+      os.path.join(ROOT, "experiments/sweeps/frontier.py:digits_e2e_steps8000")
+    )
+    if p["id"] == "lipdp-e2e/eps=10/seed=0"
+  ]
+  measured = points.make_spec(point, CONFIGS)
+  assert measured.model == default.model
+  assert measured.train.num_steps == default.train.num_steps == 8000
+  assert measured.train.dp_sampling_rate == default.train.dp_sampling_rate
+  assert measured.privacy.total_epsilon == default.privacy.total_epsilon
+  conditional = spec_lib.from_config(spec_lib.config_from_file(CONFIGS, "conditional"))
+  assert conditional == spec_lib.Spec() and conditional.scope is privacy.Scope.CONDITIONAL

@@ -384,7 +384,7 @@ def test_records_outside_the_domain_are_refused():
 # ----------------------------------------------------------------------------- the main job.
 
 
-def _config(variant="", **fields):
+def _config(variant="conditional", **fields):
   c = _get_config(variant)
   c.method, c.scope, c.epsilon, c.delta, c.noise_seed = "dp_merf", "dp-measurements", 2.0, 1e-5, 0
   c.dp_merf.num_features, c.dp_merf.num_steps, c.dp_merf.hidden = 500, 20, (32, 32)
@@ -457,7 +457,7 @@ def test_options_and_sweep_points():
     "bandwidth": 2.5,
   }
   # Unset fields take the module's defaults: an unset section adds nothing.
-  plain = _get_config("")
+  plain = _get_config("conditional")
   plain.method, plain.scope = "dp_merf", "dp-measurements"
   assert central.fit_options(spec_lib.from_config(plain), None) == {}
   point = sweep_lib.point("s", "dp-merf", "quick", 10.0, 3, {"dp_merf.num_steps": 7})

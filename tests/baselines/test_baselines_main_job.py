@@ -71,7 +71,7 @@ def _mixed_table(folder, n=300):
 
 
 def _config(data, schema, method, epsilon=2.0):
-  c = _get_config("")
+  c = _get_config("conditional")
   c.dataset = "csv:" + data
   c.schema = schema
   c.method = method
@@ -176,7 +176,7 @@ def test_missing_mbi_is_a_clear_error_before_anything_is_written(tmp_path, monke
 
 
 def test_vae_scopes_are_refused_the_central_scope():
-  config = _get_config("")
+  config = _get_config("conditional")
   config.scope = "dp-measurements"
   with pytest.raises(ValueError, match="--config.method=mst"):
     spec_lib.from_config(config)
