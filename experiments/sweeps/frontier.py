@@ -23,8 +23,8 @@ End to end, with the DP-SGD recipe (docs/results.md, "The DP-SGD recipe study") 
              conditional scope and the non-private VAE as reference lines; the recipe's model
              (16 latents, a 512-256 encoder, 16 style latents, label weight 5 in the record),
              1,500 DP-SGD steps of 256 expected records
-  digits_e2e  digits (the public proxy: what ./run.sh would release end to end), epsilon 1 and
-             10, three seeds, the quick variant's 500 steps
+  digits_e2e  digits (the public proxy, where ./run.sh's end-to-end rule is judged), epsilon 1
+             and 10, three seeds, the quick variant's 500 steps
   mnist_idx_e2e_cvae  mnist_idx_e2e's DP-SGD-trained methods (lipdp-e2e, lipdp-shuffled, the
              DP-SGD VAE) with a label-conditioned decoder (`model.label_conditioned`): the
              decoder reads the record's label in training and a uniformly drawn one at synthesis,
