@@ -30,6 +30,7 @@ SWEEPS = [
     "frontier.py:breast_cancer",
     "frontier.py:mnist_idx_e2e",
     "frontier.py:mnist_idx_e2e_cvae",
+    "frontier.py:mnist_idx_e2e_cvae_steps6000",
     "frontier.py:digits_e2e_cvae",
     "frontier.py:bank_e2e",
   )
@@ -337,3 +338,24 @@ def test_a_size_study_changes_only_the_model_size(frontier, study, epsilons, siz
   assert {p["epsilon"] for p in points} == set(epsilons)
   for p in points:
     assert p["overrides"] == {**base_of(p)["overrides"], **size}
+
+
+@pytest.mark.parametrize(
+  "study", ["frontier.py:mnist_idx_e2e_cvae_steps6000", "knobs.py:steps-mnist"]
+)
+def test_the_mnist_steps_studies_change_only_the_step_count(study):
+  base_of = _frontier_point_of("mnist_idx_e2e_cvae")
+  points = [p for p in _sweep(study) if p["method"] != "vae"]
+  assert {p["epsilon"] for p in points} == {1.0, 10.0}
+  for p in points:
+    assert base_of(p)["overrides"]["train.num_steps"] == 1500
+    assert p["overrides"] == {**base_of(p)["overrides"], "train.num_steps": 6000}
+  # The probe's points are the frontier's seed-0 lipdp-e2e points, so they reproduce its rows.
+  frontier = {p["id"]: p for p in _sweep("frontier.py:mnist_idx_e2e_cvae_steps6000")}
+  for p in _sweep("knobs.py:steps-mnist"):
+    twin = frontier[f"lipdp-e2e/eps={p['epsilon']:g}/seed=0"]
+    assert (p["overrides"], p["variant"], p["method"]) == (
+      twin["overrides"],
+      twin["variant"],
+      twin["method"],
+    )
