@@ -205,6 +205,17 @@ _BREAST_CANCER_CVAE = {
 }
 
 
+def _lipdp_and_dpsgd_vae_on_mnist(sweep, epsilon, changes, tag):
+  """lipdp-e2e and the DP-SGD VAE of frontier.py:mnist_idx_e2e_cvae at one epsilon, three seeds,
+  with `changes` on top of the frontier's settings."""
+  overrides = {**_FRONTIER_CVAE_RECIPE, **changes}
+  return [
+    point(sweep, method, "mnist_idx", epsilon, seed, overrides, tag)
+    for method in ("lipdp-e2e", "dpsgd-vae")
+    for seed in (0, 1, 2)
+  ]
+
+
 def get_sweep(name: str):
   if name == "screen-quick":
     sweep = "knobs-screen-quick"
@@ -456,12 +467,7 @@ def get_sweep(name: str):
     ]
   if name == "size-eps1-mnist":
     sweep = "knobs-size-eps1-mnist"
-    quarter = {**_FRONTIER_CVAE_RECIPE, **MNIST_QUARTER_MODEL}
-    return [
-      point(sweep, method, "mnist_idx", 1.0, seed, quarter, "quarter")
-      for method in ("lipdp-e2e", "dpsgd-vae")
-      for seed in (0, 1, 2)
-    ]
+    return _lipdp_and_dpsgd_vae_on_mnist(sweep, 1.0, MNIST_QUARTER_MODEL, "quarter")
   if name == "size-digits":
     sweep = "knobs-size-digits"
     base = {"evaluation.fast": True, "model.style_dim": 16}  # frontier.py:digits_e2e
@@ -505,12 +511,7 @@ def get_sweep(name: str):
     ]
   if name == "steps12000-mnist":
     sweep = "knobs-steps12000-mnist"
-    longer = {**_FRONTIER_CVAE_RECIPE, "train.num_steps": 12000}
-    return [
-      point(sweep, method, "mnist_idx", 10.0, seed, longer, "steps12000")
-      for method in ("lipdp-e2e", "dpsgd-vae")
-      for seed in (0, 1, 2)
-    ]
+    return _lipdp_and_dpsgd_vae_on_mnist(sweep, 10.0, {"train.num_steps": 12000}, "steps12000")
   if name == "average-eps1-mnist":
     sweep = "knobs-average-eps1-mnist"
     averaged = {**_FRONTIER_CVAE_RECIPE, "train.average_decay": 0.999}
