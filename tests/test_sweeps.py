@@ -341,15 +341,20 @@ def test_a_size_study_changes_only_the_model_size(frontier, study, epsilons, siz
 
 
 @pytest.mark.parametrize(
-  "study", ["frontier.py:mnist_idx_e2e_cvae_steps6000", "knobs.py:steps-mnist"]
+  "study, epsilons, steps",
+  [
+    ("frontier.py:mnist_idx_e2e_cvae_steps6000", {1.0, 10.0}, 6000),
+    ("knobs.py:steps-mnist", {1.0, 10.0}, 6000),
+    ("knobs.py:steps12000-mnist", {10.0}, 12000),
+  ],
 )
-def test_the_mnist_steps_studies_change_only_the_step_count(study):
+def test_the_mnist_steps_studies_change_only_the_step_count(study, epsilons, steps):
   base_of = _frontier_point_of("mnist_idx_e2e_cvae")
   points = [p for p in _sweep(study) if p["method"] != "vae"]
-  assert {p["epsilon"] for p in points} == {1.0, 10.0}
+  assert {p["epsilon"] for p in points} == epsilons
   for p in points:
     assert base_of(p)["overrides"]["train.num_steps"] == 1500
-    assert p["overrides"] == {**base_of(p)["overrides"], "train.num_steps": 6000}
+    assert p["overrides"] == {**base_of(p)["overrides"], "train.num_steps": steps}
   # The probe's points are the frontier's seed-0 lipdp-e2e points, so they reproduce its rows.
   frontier = {p["id"]: p for p in _sweep("frontier.py:mnist_idx_e2e_cvae_steps6000")}
   for p in _sweep("knobs.py:steps-mnist"):
