@@ -355,6 +355,9 @@ def test_the_mnist_steps_studies_change_only_the_step_count(study, epsilons, ste
   for p in points:
     assert base_of(p)["overrides"]["train.num_steps"] == 1500
     assert p["overrides"] == {**base_of(p)["overrides"], "train.num_steps": steps}
+
+
+def test_the_mnist_steps_probe_is_the_steps_frontiers_seed_0():
   # The probe's points are the frontier's seed-0 lipdp-e2e points, so they reproduce its rows.
   frontier = {p["id"]: p for p in _sweep("frontier.py:mnist_idx_e2e_cvae_steps6000")}
   for p in _sweep("knobs.py:steps-mnist"):

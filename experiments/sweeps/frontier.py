@@ -130,7 +130,7 @@ E2E_SETTINGS["mnist_idx_e2e_cvae_steps6000"] = (
   "mnist_idx",
   (1.0, 10.0),
   (0, 1, 2),
-  {**_MNIST_RECIPE, "model.label_conditioned": True, "train.num_steps": 6000},
+  {**E2E_SETTINGS["mnist_idx_e2e_cvae"][3], "train.num_steps": 6000},
 )
 
 
