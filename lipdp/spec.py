@@ -89,8 +89,9 @@ class DataSpec:
   # The split: a seeded permutation; the holdout is kept out of training for evaluation.
   holdout_fraction: float = 0.2
   split_seed: int = 0
-  # Scope 'public': a public data set in the same domain (e.g. 'npz:/path/public.npz' with
-  # `public_options`); never a split of the private data.
+  # A public data set in the same domain (e.g. 'npz:/path/public.npz' with `public_options`;
+  # options set to None are left out), never a split of the private data: scope 'public' trains
+  # on it alone; scope 'dp-sgd' pretrains on it (`train.public_pretrain_steps`).
   public_dataset: Optional[str] = None
   public_options: Mapping[str, Any] = _options()
   # The table of a 'table:DIGEST' data set (`lipdp.data.sources.CsvRows`); not a setting: it is
@@ -108,7 +109,8 @@ class DataSpec:
       "label_weight": self.label_weight,
     }
     if public:
-      return self.public_dataset, {**common, **self.public_options}
+      public_options = {k: v for k, v in self.public_options.items() if v is not None}
+      return self.public_dataset, {**common, **public_options}
     options = {k: v for k, v in self.data_options.items() if v is not None}
     if self.schema is not None:
       options["schema"] = self.schema
@@ -262,6 +264,12 @@ class TrainSpec:
   # refuses a model with layers it does not recognise) or 'vmap' (per-example gradients). The
   # same result to float rounding; docs/performance.md.
   dp_clipping: str = "ghost"
+  # Scope 'dp-sgd' only: plain (noiseless) steps on `public_dataset` before DP-SGD on the
+  # private records, which then starts from those weights (0 = none). A start independent of
+  # the private records leaves DP-SGD's guarantee unchanged; the guarantee then assumes the
+  # public data set is public (docs/privacy.md). The field's remedy for DP-SGD's noise
+  # (e.g. Dockhorn et al. 2023, DPDM; Ponomareva et al. 2023, section 8).
+  public_pretrain_steps: int = 0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -658,6 +666,11 @@ def _check_common(spec: Spec) -> None:
     raise SettingError(
       f"{setting('train.average_decay')} must be in [0, 1), got {train.average_decay}"
     )
+  if train.public_pretrain_steps < 0:
+    raise SettingError(
+      f"{setting('train.public_pretrain_steps')} must be at least 0, got "
+      f"{train.public_pretrain_steps}"
+    )
   if train.dp_clipping not in training.CLIPPING_METHODS:
     raise SettingError(
       f"{setting('train.dp_clipping')} must be one of {training.CLIPPING_METHODS}, got "
@@ -712,7 +725,10 @@ def _check_reference(spec: Spec, method) -> None:
       f"{', '.join(repr(n) for n in methods.names(methods.REFERENCE))}"
     )
   if spec.data.public_dataset:
-    raise SettingError(f"{setting('public_dataset')} is only used with scope 'public'")
+    raise SettingError(
+      f"{setting('public_dataset')} is only used with scope 'public', or to pretrain in scope "
+      "'dp-sgd'"
+    )
   if method.kind == methods.REFERENCE and spec.release.k != 1:
     raise SettingError(f"method {name!r} does not use {setting('k')} (it releases n records)")
 
@@ -794,7 +810,19 @@ def _check_vae(spec: Spec) -> None:
       f"{setting('scope', 'public')} needs {setting('public_dataset')}: a public data set in "
       "the same domain (a split of the private data is not public)"
     )
-  if p.scope is not privacy.Scope.PUBLIC and spec.data.public_dataset:
+  pretrains = spec.train.public_pretrain_steps > 0
+  if pretrains and p.scope is not privacy.Scope.DP_SGD:
     raise SettingError(
-      f"{setting('public_dataset')} is only used with scope 'public', not {p.scope.value!r}"
+      f"{setting('train.public_pretrain_steps')} pretrains before DP-SGD: it needs scope "
+      f"'dp-sgd', not {p.scope.value!r}"
+    )
+  if pretrains and not spec.data.public_dataset:
+    raise SettingError(
+      f"{setting('train.public_pretrain_steps')} needs {setting('public_dataset')}: a public "
+      "data set in the same domain (a split of the private data is not public)"
+    )
+  if p.scope is not privacy.Scope.PUBLIC and spec.data.public_dataset and not pretrains:
+    raise SettingError(
+      f"{setting('public_dataset')} is only used with scope 'public', or in scope 'dp-sgd' with "
+      f"{setting('train.public_pretrain_steps')} > 0; not {p.scope.value!r} without pretraining"
     )

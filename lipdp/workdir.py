@@ -5,6 +5,8 @@
       checkpoints/         orbax checkpoints of training            } private training artefacts:
       metrics.jsonl        training metrics, one JSON line per log  } never release them
       train_seed.json      an unseeded run's secret seed, until training completes
+      pretrain/            scope 'dp-sgd' with public pretraining: the plain steps on the
+                           public data set, laid out like a training (checkpoints/, ...)
       release/             the release (`lipdp.release`: synthetic.npz, privacy_report.json,
                            domain.json), written whole or not at all
       evaluation.json      utility, fidelity and empirical privacy measured on the private
@@ -32,6 +34,7 @@ TRAIN_SEED_FILE = "train_seed.json"
 RELEASE_DIR = "release"
 EVALUATION_FILE = "evaluation.json"
 SAMPLES_FIGURE = "samples.png"
+PRETRAIN_DIR = "pretrain"
 
 # Checkpoints kept by training (the latest two: one survives a crash while writing the next).
 _MAX_CHECKPOINTS = 2

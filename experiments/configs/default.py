@@ -72,6 +72,10 @@ def get_config(arg: str = "") -> ml_collections.ConfigDict:
     c.dataset = "mnist_idx" if arg == "mnist_idx" else "tfds:mnist"
     c.model.decoder = "conv"
     c.train.num_steps = 3000
+    # Public pretraining before DP-SGD (--config.train.public_pretrain_steps=N): scikit-learn's
+    # digits drawn in MNIST's frame, with --config.public_dataset=digits
+    # --config.public_options.frame=mnist (docs/results.md, "MNIST with public pretraining").
+    c.public_options.frame = ml_collections.config_dict.placeholder(str)
   elif arg:
     raise ValueError(
       f"unknown config variant {arg!r}; use '', 'conditional', 'smoke', 'quick', 'table', 'bank', "

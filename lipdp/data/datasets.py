@@ -238,13 +238,24 @@ class Entry:
   summary: str
 
 
+# The digits loader's `frame` option: None (8x8, as bundled) or 'mnist' (drawn in MNIST's
+# 28x28 domain, `sources.digits_in_mnist_frame`).
+DIGITS_FRAMES = (None, "mnist")
+
+
 def _load_digits(request: Request) -> Loaded:
   images, labels = sources.load_digits()
+  frame = request.options.get("frame")
+  if frame not in DIGITS_FRAMES:
+    raise ValueError(f"digits: frame must be one of {DIGITS_FRAMES}, got {frame!r}")
+  pixel_max = sources.DIGITS_PIXEL_MAX
+  if frame == "mnist":
+    images, pixel_max = sources.digits_in_mnist_frame(images), sources.MNIST_PIXEL_MAX
   images = _with_channel(images)
   domain = _image_domain(
     images.shape[1:],
     request.radius,
-    sources.DIGITS_PIXEL_MAX,
+    pixel_max,
     sources.DIGITS_NUM_CLASSES,
     request.include_labels,
     request.label_weight,
@@ -388,8 +399,10 @@ DATASETS: Dict[str, Entry] = {
   "digits": Entry(
     _load_digits,
     "image",
-    (),
-    "scikit-learn's bundled 8x8 digits (pixel_max 16, 10 classes), shape (8, 8, 1)",
+    ("frame",),
+    "scikit-learn's bundled 8x8 digits (pixel_max 16, 10 classes), shape (8, 8, 1); "
+    "frame='mnist' draws them in MNIST's domain (20x20 box centred in 28x28, pixel_max 255), "
+    "a public data set for MNIST",
   ),
   "breast_cancer": Entry(
     _load_breast_cancer,

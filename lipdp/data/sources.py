@@ -43,6 +43,7 @@ __all__ = [
   "BREAST_CANCER_LABEL_COLUMN",
   "breast_cancer_domain",
   "load_digits",
+  "digits_in_mnist_frame",
   "load_breast_cancer",
   "read_idx",
   "load_idx",
@@ -141,6 +142,49 @@ def load_digits() -> Tuple[np.ndarray, np.ndarray]:
   """
   bunch = datasets.load_digits()
   return np.asarray(bunch.images, np.float64), np.asarray(bunch.target, np.int64)
+
+
+# MNIST's frame (LeCun et al. 1998): each digit size-normalised into a 20x20 box, centred in a
+# 28x28 image.
+MNIST_IMAGE_SIDE = 28
+MNIST_DIGIT_BOX = 20
+
+
+def _linear_resize_matrix(size_in: int, size_out: int) -> np.ndarray:
+  """(size_out, size_in) weights of 1-D linear interpolation with half-pixel centres (each row
+  a convex combination, so values stay within the input's range)."""
+  x = np.clip((np.arange(size_out) + 0.5) * size_in / size_out - 0.5, 0.0, size_in - 1.0)
+  lo = np.floor(x).astype(int)
+  hi = np.minimum(lo + 1, size_in - 1)
+  frac = x - lo
+  weights = np.zeros((size_out, size_in))
+  weights[np.arange(size_out), lo] += 1.0 - frac
+  weights[np.arange(size_out), hi] += frac
+  return weights
+
+
+def digits_in_mnist_frame(images: np.ndarray) -> np.ndarray:
+  """scikit-learn's 8x8 digits (intensities 0..16) drawn in MNIST's frame: each image resized
+  bilinearly to MNIST's 20x20 digit box, centred in 28x28, intensities rescaled to 0..255.
+
+  A deterministic map of each public image alone, so the result is as public as the digits
+  (a public data set in MNIST's domain, e.g. for pretraining before DP-SGD on MNIST).
+
+  Args:
+    images: (n, 8, 8) intensities in [0, 16].
+
+  Returns:
+    float64 (n, 28, 28) intensities in [0, 255].
+  """
+  images = np.asarray(images, np.float64)
+  if images.ndim != 3 or images.shape[1:] != DIGITS_IMAGE_SHAPE:
+    raise ValueError(f"expected (n, 8, 8) digits, got shape {images.shape}")
+  resize = _linear_resize_matrix(DIGITS_IMAGE_SHAPE[0], MNIST_DIGIT_BOX)
+  boxes = np.einsum("ij,njk,lk->nil", resize, images, resize) * (MNIST_PIXEL_MAX / DIGITS_PIXEL_MAX)
+  margin = (MNIST_IMAGE_SIDE - MNIST_DIGIT_BOX) // 2
+  framed = np.zeros((len(images), MNIST_IMAGE_SIDE, MNIST_IMAGE_SIDE))
+  framed[:, margin : margin + MNIST_DIGIT_BOX, margin : margin + MNIST_DIGIT_BOX] = boxes
+  return np.clip(framed, 0.0, MNIST_PIXEL_MAX)
 
 
 def load_breast_cancer() -> Dict[str, np.ndarray]:

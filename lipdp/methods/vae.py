@@ -19,7 +19,7 @@ import dataclasses
 import logging
 import math
 import time
-from typing import List, Optional
+from typing import List, Optional, Tuple
 
 import jax
 import jax.numpy as jnp
@@ -55,6 +55,10 @@ class Prepared:
   fit_records: np.ndarray  # the records the weights are fit on
   block_weights: Optional[dict]
   warnings: List[str] = dataclasses.field(default_factory=list)
+  # Scope 'dp-sgd' with train.public_pretrain_steps: the public records of the plain steps
+  # before DP-SGD, and the note every report of the run carries.
+  pretrain_records: Optional[np.ndarray] = None
+  notes: Tuple[str, ...] = ()
 
 
 def prepare(spec: spec_lib.Spec, data) -> Prepared:
@@ -65,31 +69,53 @@ def prepare(spec: spec_lib.Spec, data) -> Prepared:
       builders.label_condition_block(data.domain)
     except ValueError as e:
       raise spec_lib.SettingError(f"{spec_lib.setting('model.label_conditioned')}: {e}") from e
-  fit_records = data.train
+  fit_records, pretrain_records, notes = data.train, None, ()
   if spec.scope is privacy.Scope.PUBLIC:
-    name, options = spec.data.load_arguments(public=True)
-    public = datasets.load_dataset(name, **options)
-    if public.domain != data.domain:
-      raise ValueError(
-        f"public data set {spec.data.public_dataset!r} has domain {public.domain}, "
-        f"not the private data's {data.domain}"
-      )
-    fit_records = np.concatenate([public.train, public.holdout])
+    fit_records = _public_records(spec, data)
     log.info(
       "Scope 'public': training on %s records of %s",
       f"{len(fit_records):,}",
       spec.data.public_dataset,
     )
+  elif spec.train.public_pretrain_steps > 0:
+    pretrain_records = _public_records(spec, data)
+    notes = (pretrain_note(spec, len(pretrain_records)),)
+    log.info("%s", notes[0])
   if spec.privacy is None:
     log.info("%s", console.no_guarantee_line(spec.method.name))
-    return Prepared(None, fit_records, weights)
+    return Prepared(None, fit_records, weights, pretrain_records=pretrain_records, notes=notes)
   # Fixed before training, from the settings and the number of records only.
   plan = plan_budget(spec, len(data.train))
   warnings = check_budget(spec, plan, len(data.train), diameter=float(data.domain.diameter))
   if spec.scope is privacy.Scope.DP_SGD:
     check_dpsgd_truncation(spec, plan, data.domain)
   log.info("%s", console.plan_line(plan, spec.privacy.scope, spec.release.k))
-  return Prepared(plan, fit_records, weights, warnings)
+  return Prepared(plan, fit_records, weights, warnings, pretrain_records, notes)
+
+
+def _public_records(spec: spec_lib.Spec, data) -> np.ndarray:
+  """All the records of `public_dataset` (its split does not matter: none is evaluated on),
+  refused unless they lie in the private data's declared domain."""
+  name, options = spec.data.load_arguments(public=True)
+  public = datasets.load_dataset(name, **options)
+  if public.domain != data.domain:
+    raise ValueError(
+      f"public data set {spec.data.public_dataset!r} has domain {public.domain}, "
+      f"not the private data's {data.domain}"
+    )
+  return np.concatenate([public.train, public.holdout])
+
+
+def pretrain_note(spec: spec_lib.Spec, num_public: int) -> str:
+  """What a report of a run that pretrained on public data says about it."""
+  options = ", ".join(f"{k}={v!r}" for k, v in sorted(spec.data.public_options.items()))
+  shown = spec.data.public_dataset + (f" ({options})" if options else "")
+  return (
+    f"DP-SGD started from weights pretrained without noise for "
+    f"{spec.train.public_pretrain_steps:,} steps on {num_public:,} records of the public data "
+    f"set {shown}; the guarantee assumes that data set is public and independent of the "
+    "private records"
+  )
 
 
 def plan_budget(spec: spec_lib.Spec, num_records: int) -> privacy.BudgetPlan:
@@ -331,7 +357,9 @@ def generate(
 
   start = time.time()
   if spec.method.name == "prior":
-    records, report = _prior_release(spec, model, variables, data, dpsgd_event, trained)
+    records, report = _prior_release(
+      spec, model, variables, data, dpsgd_event, trained, prepared.notes
+    )
   else:
     synthetic = latent_release.synthesize(
       model,
@@ -347,7 +375,7 @@ def generate(
       seed=spec.release.noise_seed,
       dpsgd=dpsgd_event,
       training_seeded=trained.seeded_by_user,
-      notes=data.notes,
+      notes=tuple(data.notes) + prepared.notes,
       decoding=spec.release.decoding,
     )
     records, report = synthetic.records, synthetic.report
@@ -449,12 +477,47 @@ def _train(spec, model, domain, prepared: Prepared, workdir: str, progress: bool
       jax.default_backend(),
     ),
   )
-  trained = training.train(model, prepared.fit_records, domain.blocks, config, workdir=workdir)
+  initial_variables = None
+  if prepared.pretrain_records is not None:
+    initial_variables = _pretrain(spec, model, domain, prepared, config, workdir)
+  trained = training.train(
+    model,
+    prepared.fit_records,
+    domain.blocks,
+    config,
+    workdir=workdir,
+    initial_variables=initial_variables,
+  )
   if trained.resumed_from and trained.resumed_from != latest:
     log.info("Resumed from step %d", trained.resumed_from)
   if trained.resumed_from < train.num_steps:
     log.info("Trained in %.1f s", trained.wall_time_s)
   return trained
+
+
+def _pretrain(spec, model, domain, prepared: Prepared, dpsgd_config, workdir: str):
+  """Plain steps on the public records (train.public_pretrain_steps); returns their weights.
+
+  Resumable like any training (its own checkpoints in the work directory's `pretrain/`); a run
+  resumed after pretraining finds it finished. Nothing here sees a private record."""
+  steps = spec.train.public_pretrain_steps
+  config = dataclasses.replace(
+    dpsgd_config,
+    num_steps=steps,
+    batch_size=_batch_size(spec.train.batch_size, len(prepared.pretrain_records), False),
+    dp=None,
+    average_decay=0.0,
+    checkpoint_every=min(dpsgd_config.checkpoint_every, steps),
+  )
+  log.info("Pretraining: %s plain steps on the public data set", f"{steps:,}")
+  pretrained = training.train(
+    model,
+    prepared.pretrain_records,
+    domain.blocks,
+    config,
+    workdir=workdir_lib.path(workdir, workdir_lib.PRETRAIN_DIR),
+  )
+  return {"params": pretrained.state.params, **pretrained.state.model_state}
 
 
 def _batch_size(wanted: int, num_records: int, uses_dpsgd: bool) -> int:
@@ -473,7 +536,7 @@ def _batch_size(wanted: int, num_records: int, uses_dpsgd: bool) -> int:
   return batch
 
 
-def _prior_release(spec, model, variables, data, dpsgd_event, trained):
+def _prior_release(spec, model, variables, data, dpsgd_event, trained, notes=()):
   """Method 'prior': records decoded from latents drawn from the prior, and their report
   (None in scope 'none': no guarantee)."""
   num = len(data.train) * spec.release.k
@@ -499,6 +562,6 @@ def _prior_release(spec, model, variables, data, dpsgd_event, trained):
     dpsgd=dpsgd_event,
     training_seeded=bool(trained.seeded_by_user) and dpsgd_event is not None,
     extra_versions={"jax": jax.__version__},
-    notes=data.notes,
+    notes=tuple(data.notes) + tuple(notes),
   )
   return records, report

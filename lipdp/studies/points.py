@@ -15,6 +15,8 @@ row: the point's fields, the privacy headline and every metric of
   lipdp-e2e          scope dp-sgd, one total epsilon split between DP-SGD and the release
   lipdp-shuffled     as lipdp-e2e, the release's share being its shuffled central epsilon
   dpsgd-vae          scope dp-sgd, records sampled from the prior (DP-SGD VAE baseline)
+  lipdp-public       per-record release at epsilon (not shuffled), model fit on
+                     `public_dataset` only (scope public; the point's overrides name it)
   vae                the VAE trained without DP, sampled from its prior (scope 'none': no
                      guarantee, epsilon = inf)
   <name>             any method of `lipdp.methods` by its name, or with dashes for its
@@ -45,6 +47,7 @@ VAE_METHODS = {
   "lipdp-e2e": {"scope": "dp-sgd", "calibration": "per-record"},
   "lipdp-shuffled": {"scope": "dp-sgd", "calibration": "shuffled"},
   "dpsgd-vae": {"scope": "dp-sgd", "method": "prior"},
+  "lipdp-public": {"scope": "public", "shuffled_release": False},
   "vae": {"scope": spec_lib.NO_GUARANTEE, "method": "prior"},
 }
 # What the rows of the runs without a guarantee say instead of a headline epsilon.

@@ -40,6 +40,7 @@ METHOD_ORDER = (
   "lipdp-e2e",
   "lipdp-shuffled",
   "dpsgd-vae",
+  "lipdp-public",
   "vae",
   "mst",
   "aim",

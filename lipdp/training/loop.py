@@ -256,6 +256,16 @@ def _resolve_local_seed(config: TrainConfig, workdir: Optional[str]) -> tuple[in
   return seed, False
 
 
+def _check_same_structure(expected, given, what: str) -> None:
+  """Refuses initial variables that are not the model's (their tree or a shape differs)."""
+  same_tree = jax.tree_util.tree_structure(expected) == jax.tree_util.tree_structure(given)
+  if not same_tree or any(
+    jnp.shape(a) != jnp.shape(b)
+    for a, b in zip(jax.tree_util.tree_leaves(expected), jax.tree_util.tree_leaves(given))
+  ):
+    raise ValueError(f"initial_variables: their {what} are not this model's (tree or shapes)")
+
+
 def _forget_seed(workdir: str) -> None:
   """Deletes the secret seed once training is complete: it would let anyone holding the work
   directory regenerate every Poisson mask and noise draw of a DP-SGD run."""
@@ -281,10 +291,13 @@ def train(
   workdir: Optional[str] = None,
   devices: Optional[Sequence[jax.Device]] = None,
   stop_after: Optional[int] = None,
+  initial_variables: Optional[Any] = None,
 ) -> TrainResult:
   """Trains `model` on `records` (n, dim), checkpointing into `workdir/checkpoints`.
 
-  If `workdir` holds a checkpoint, training resumes from its latest step. `stop_after` ends the
+  Training starts from `initial_variables` when given (e.g. weights pretrained on public data:
+  any start independent of `records` leaves DP-SGD's guarantee unchanged), else from the
+  model's initialisation. If `workdir` holds a checkpoint, training resumes from its latest step. `stop_after` ends the
   run early after that many steps in total (used to simulate a killed run in tests). The
   returned parameters are those of `model` (its Björck kernels exactly orthonormal; see the
   module docstring); on several hosts, each host's local copy of them.
@@ -302,6 +315,7 @@ def train(
     devices=devices,
     stop_after=stop_after,
     bjorck_kernels=kernels,
+    initial_variables=initial_variables,
   )
 
 
@@ -315,6 +329,7 @@ def fit(
   devices: Optional[Sequence[jax.Device]] = None,
   stop_after: Optional[int] = None,
   bjorck_kernels: frozenset = frozenset(),
+  initial_variables: Optional[Any] = None,
 ) -> TrainResult:
   """The generic training loop: any `loss_fn` (`lipdp.training.per_example.LossFn`), plain or
   DP-SGD.
@@ -331,6 +346,9 @@ def fit(
     bjorck_kernels: parameter paths of Björck kernels to keep orthonormal
       (`lipdp.nn.bjorck.bjorck_kernel_paths`): retracted every `config.retract_every` updates
       and exactly orthonormalised at the start and at the end.
+    initial_variables: variables to start from instead of `init_variables`' (the same
+      structure; a fresh optimiser state). They must not depend on `records`: DP-SGD's
+      guarantee holds for any start chosen independently of the private data.
   """
   records = _check_records(records)
   num_records = records.shape[0]
@@ -346,12 +364,21 @@ def fit(
   )
   sample = jnp.zeros((1, records.shape[1]), jnp.float32)
 
-  def initial_state(key):
+  def initial_state(key, start_variables):
     state = init_state(init_variables, optimizer, sample, key)
+    if start_variables is not None:
+      params, model_state = _split_variables(start_variables)
+      _check_same_structure(state.params, params, "params")
+      _check_same_structure(state.model_state, model_state, "model state")
+      state = state.replace(
+        params=params, model_state=model_state, opt_state=optimizer.init(params)
+      )
     # Start on the manifold, whatever the kernel initialiser.
     return state.replace(params=bjorck.orthonormalize_kernels(state.params, bjorck_kernels))
 
-  state = jax.jit(initial_state, out_shardings=replicated)(step_key(seed, 0, _INIT_STREAM))
+  state = jax.jit(initial_state, out_shardings=replicated)(
+    step_key(seed, 0, _INIT_STREAM), initial_variables
+  )
 
   manager = None
   start_step = 0
