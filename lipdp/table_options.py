@@ -146,7 +146,12 @@ OPTIONS = (
     "data_options.encoding",
     "the file's encoding (default utf-8; a byte-order mark is accepted)",
   ),
-  Option("public_data", None, "scope public: a public CSV file in the same schema to train on"),
+  Option(
+    "public_data",
+    None,
+    "a public CSV file in the same schema: scope public trains on it; scope dp-sgd with "
+    "--set train.public_pretrain_steps=N pretrains on it before DP-SGD",
+  ),
 )
 BY_NAME = {o.name: o for o in OPTIONS}
 BY_KEY = {o.key: o for o in OPTIONS if o.key}

@@ -497,6 +497,14 @@ BAD_SETTINGS = [
   ),
   (("--epsilon", "1", "--total-epsilon", "1", "--scope", "dp-sgd"), "not both"),
   (("--scope", "public"), "--scope public needs --public-data"),
+  (
+    ("--set", "train.public_pretrain_steps=5"),
+    "--set train.public_pretrain_steps needs --public-data",
+  ),
+  (
+    ("--scope", "conditional", "--set", "train.public_pretrain_steps=5"),
+    "--set train.public_pretrain_steps pretrains before DP-SGD: it needs scope 'dp-sgd'",
+  ),
   (("--holdout-fraction", "1"), "--holdout-fraction must be in [0, 1)"),
   (("--epsilonn", "1"), "unrecognized arguments: --epsilonn"),
   (("--scope", "trust-me"), "argument --scope: invalid choice: 'trust-me'"),
@@ -510,6 +518,28 @@ def test_bad_settings_are_refused_before_anything_is_written(files, capsys, extr
   except SystemExit as e:  # argparse's usage errors
     rc = e.code
   _assert_refused(capsys, rc, match)
+
+
+def test_synthesize_pretrains_on_public_data_before_dpsgd(files, tmp_path):
+  """`--public-data` with `--set train.public_pretrain_steps=N` in scope dp-sgd: the report
+  names the public data the weights started from (the guarantee assumes it public)."""
+  (tmp_path / "public").mkdir()
+  public_rows = _table_rows(np.random.default_rng(1), 30)  # not the private rows (seed 0)
+  public = _write_table(str(tmp_path / "public"), rows=public_rows)
+  rc = _synthesize(
+    files,
+    "--total-epsilon",
+    "5",
+    "--public-data",
+    public,
+    "--set",
+    "train.public_pretrain_steps=3",
+  )
+  assert rc == 0
+  report = json.load(open("out.json", encoding="utf-8"))
+  notes = " ".join(report["notes"])
+  assert "pretrained without noise for 3 steps on 30 records of the public data set" in notes
+  assert report["scope"] == "dp-sgd"
 
 
 def test_an_existing_output_survives_a_failed_run(files, capsys):

@@ -337,6 +337,44 @@ def test_public_scope_trains_on_a_declared_public_dataset(tmp_path):
     _run(_config(scope="public"), str(tmp_path / "none"))
 
 
+def test_dpsgd_starts_from_weights_pretrained_on_public_data(tmp_path):
+  """Scope 'dp-sgd' with public pretraining: plain steps on the public records (their own
+  checkpoints), DP-SGD from there, the accounting of DP-SGD alone, and a report that says what
+  the guarantee assumes. A public set in another domain is refused before any work."""
+  rng = np.random.default_rng(0)
+  public_path = tmp_path / "public.npz"  # stands for a public data set in digits' domain
+  np.savez(
+    public_path,
+    images=rng.integers(0, 17, (40, 8, 8, 1)).astype(np.float64),
+    labels=rng.integers(0, 10, 40),
+  )
+  overrides = {
+    "scope": "dp-sgd",
+    "total_epsilon": 10.0,
+    "train.num_steps": 3,
+    "train.seed": 1,
+    "train.public_pretrain_steps": 4,
+    "train.dp_sampling_rate": 0.02,
+    "public_dataset": f"npz:{public_path}",
+  }
+  config = _config(**overrides)
+  config.public_options.pixel_max, config.public_options.num_classes = 16.0, 10
+  workdir = tmp_path / "run"
+  result = _run(config, str(workdir))
+  assert (
+    json.loads((workdir / "pretrain" / "metrics.jsonl").read_text().splitlines()[-1])["step"] == 4
+  )
+  assert "pretrained without noise for 4 steps on 40 records of the public data set" in (
+    " ".join(result.report.notes)
+  )
+  assert result.report.scope == "dp-sgd" and result.report.epsilon <= 10.0 * (1 + 1e-6)
+  other = _config(**overrides)
+  other.public_options.pixel_max, other.public_options.num_classes = 255.0, 10
+  with pytest.raises(ValueError, match="has domain"):
+    _run(other, str(tmp_path / "other"))
+  assert not (tmp_path / "other" / "pretrain").exists()
+
+
 def test_bad_settings_fail_before_any_work(tmp_path):
   for overrides, match in [
     ({"epsilon": 0.0}, "epsilon"),

@@ -188,3 +188,35 @@ def test_the_main_jobs_default_releases_end_to_end_and_conditional_is_the_papers
   assert measured.privacy.total_epsilon == default.privacy.total_epsilon
   conditional = spec_lib.from_config(spec_lib.config_from_file(CONFIGS, "conditional"))
   assert conditional == spec_lib.Spec() and conditional.scope is privacy.Scope.CONDITIONAL
+
+
+@pytest.mark.parametrize(
+  "changes,match",
+  [
+    ({"train.public_pretrain_steps": -1}, "public_pretrain_steps must be at least 0"),
+    ({"scope": "conditional"}, "public_pretrain_steps pretrains before DP-SGD: it needs scope"),
+    ({"public_dataset": None}, "public_pretrain_steps needs --config.public_dataset"),
+    ({"train.public_pretrain_steps": 0}, "public_dataset is only used with scope 'public', or"),
+  ],
+)
+def test_public_pretraining_needs_dpsgd_and_a_public_dataset(changes, match):
+  config = spec_lib.config_from_file(CONFIGS, "mnist_idx")
+  config.scope, config.total_epsilon = "dp-sgd", 10.0
+  config.public_dataset, config.public_options.frame = "digits", "mnist"
+  config.train.public_pretrain_steps = 100
+  spec = spec_lib.from_config(config)
+  assert spec.train.public_pretrain_steps == 100
+  assert spec.data.load_arguments(public=True)[1]["frame"] == "mnist"
+  for key, value in changes.items():
+    section, _, leaf = key.rpartition(".")
+    setattr(config[section] if section else config, leaf, value)
+  if config.scope != "dp-sgd":
+    config.total_epsilon, config.epsilon = None, 1.0
+  with pytest.raises(spec_lib.SettingError, match=match):
+    spec_lib.from_config(config)
+
+
+def test_unset_public_options_are_left_out():
+  config = spec_lib.config_from_file(CONFIGS, "mnist_idx")  # public_options.frame unset
+  config.scope, config.public_dataset = "public", "digits"
+  assert "frame" not in spec_lib.from_config(config).data.load_arguments(public=True)[1]

@@ -25,6 +25,7 @@ SWEEPS = [
     "knobs.py:release-design-mnist",
     "knobs.py:decoding-bank",
     "knobs.py:dpsgd-eps1-mnist",
+    "knobs.py:pretrain-mnist",
     "frontier.py:quick",
     "frontier.py:mnist_idx",
     "frontier.py:breast_cancer",
@@ -355,6 +356,30 @@ def test_the_mnist_steps_studies_change_only_the_step_count(study, epsilons, ste
   for p in points:
     assert base_of(p)["overrides"]["train.num_steps"] == 1500
     assert p["overrides"] == {**base_of(p)["overrides"], "train.num_steps": steps}
+
+
+def test_the_pretraining_study_adds_only_public_pretraining_to_the_frontier():
+  base_of = _frontier_point_of("mnist_idx_e2e_cvae")
+  public = {"public_dataset": "digits", "public_options.frame": "mnist"}
+  points = _sweep("knobs.py:pretrain-mnist")
+  pretrained = [p for p in points if p["method"] != "lipdp-public"]
+  assert {(p["method"], p["epsilon"]) for p in pretrained} == {
+    (m, e) for m in ("lipdp-e2e", "dpsgd-vae") for e in (1.0, 10.0)
+  }
+  for p in pretrained:
+    assert p["overrides"] == {
+      **base_of(p)["overrides"],
+      **public,
+      "train.public_pretrain_steps": 1000,
+    }
+  # The reference: the same model fit on the public records alone, for as many steps.
+  recipe = base_of(pretrained[0])["overrides"]  # a lipdp-e2e point
+  references = [p for p in points if p["method"] == "lipdp-public"]
+  assert len(references) == 6
+  for p in references:
+    assert p["overrides"] == {**recipe, **public, "train.num_steps": 1000}
+    spec = sweep_lib.make_spec(p, CONFIGS)
+    assert spec.scope is privacy.Scope.PUBLIC and not spec.privacy.shuffled_release
 
 
 def test_the_mnist_steps_probe_is_the_steps_frontiers_seed_0():

@@ -108,7 +108,8 @@ def _public_records(spec: spec_lib.Spec, data) -> np.ndarray:
 
 def pretrain_note(spec: spec_lib.Spec, num_public: int) -> str:
   """What a report of a run that pretrained on public data says about it."""
-  options = ", ".join(f"{k}={v!r}" for k, v in sorted(spec.data.public_options.items()))
+  given = {k: v for k, v in spec.data.public_options.items() if v is not None}
+  options = ", ".join(f"{k}={v!r}" for k, v in sorted(given.items()))
   shown = spec.data.public_dataset + (f" ({options})" if options else "")
   return (
     f"DP-SGD started from weights pretrained without noise for "

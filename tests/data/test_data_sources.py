@@ -39,6 +39,37 @@ def test_load_digits():
   assert set(np.unique(labels)) == set(range(10))
 
 
+def test_digits_in_mnist_frame():
+  """The 8x8 digits resized into MNIST's 20x20 box, centred in 28x28, scaled to 0..255."""
+  images, _ = data.load_digits()
+  framed = sources.digits_in_mnist_frame(images[:50])
+  assert framed.shape == (50, 28, 28)
+  assert framed.min() >= 0.0 and framed.max() <= sources.MNIST_PIXEL_MAX
+  # The 4-pixel margin is empty; the box holds the digit.
+  box = np.zeros((28, 28), bool)
+  box[4:24, 4:24] = True
+  assert np.all(framed[:, ~box] == 0.0) and np.all(framed[:, box].sum(axis=1) > 0)
+  # Linear interpolation: a constant image stays constant (rescaled) inside the box, and the
+  # ink (mean intensity, rescaled) is kept within a few percent.
+  flat = sources.digits_in_mnist_frame(np.full((1, 8, 8), 8.0))
+  np.testing.assert_allclose(flat[0, box], 8.0 * 255.0 / 16.0)
+  ink_in = images[:50].mean(axis=(1, 2)) * 255.0 / 16.0
+  ink_out = framed[:, box].reshape(50, 20, 20).mean(axis=(1, 2))
+  np.testing.assert_allclose(ink_out, ink_in, rtol=0.1)
+  with pytest.raises(ValueError, match="8, 8"):
+    sources.digits_in_mnist_frame(np.zeros((2, 28, 28)))
+
+
+def test_digits_in_mnist_frame_shares_mnists_domain():
+  framed = data.load_dataset("digits", frame="mnist", label_weight=5.0)
+  mnist = data.load_dataset("mnist_idx", data_dir=_mnist_dir(), label_weight=5.0)
+  assert framed.domain == mnist.domain
+  assert framed.train.shape[1] == mnist.train.shape[1] == 28 * 28 + 10
+  np.testing.assert_array_equal(framed.domain.project(framed.train), framed.train)
+  with pytest.raises(ValueError, match="frame"):
+    data.load_dataset("digits", frame="cifar")
+
+
 def test_load_breast_cancer_and_declared_bounds():
   table = data.load_breast_cancer()
   dom = data.breast_cancer_domain()

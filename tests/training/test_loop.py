@@ -203,3 +203,22 @@ def test_the_returned_weights_are_the_parameter_average():
   inner_state = averaged.state.opt_state[0]
   plain_state = plain.state.opt_state
   np.testing.assert_allclose(toy.flat(inner_state), toy.flat(plain_state), rtol=1e-6)
+
+
+def test_training_starts_from_given_variables():
+  """Public pretraining's hand-over: DP-SGD starts from the given weights, not from the
+  initialisation (a tiny learning rate leaves them where they were)."""
+  records = toy.records(64)
+  plain = loop.TrainConfig(num_steps=5, batch_size=16, seed=1, progress_bar=False)
+  pretrained = loop.train(toy.model(), records, toy.BLOCKS, plain).state
+  start = {"params": pretrained.params, **pretrained.model_state}
+  dp = dpsgd.DPSGDConfig(noise_multiplier=1.0, clip_norm=1.0, sampling_rate=0.25, chunk_size=8)
+  still = loop.TrainConfig(num_steps=1, seed=2, dp=dp, learning_rate=1e-12, progress_bar=False)
+  continued = loop.train(toy.model(), records, toy.BLOCKS, still, initial_variables=start)
+  fresh = loop.train(toy.model(), records, toy.BLOCKS, still)
+  np.testing.assert_allclose(
+    toy.flat(continued.state.params), toy.flat(pretrained.params), atol=1e-5
+  )
+  assert np.max(np.abs(toy.flat(fresh.state.params) - toy.flat(pretrained.params))) > 1e-2
+  with pytest.raises(ValueError, match="initial_variables"):
+    loop.train(toy.model(), records, toy.BLOCKS, still, initial_variables={"params": {}})
