@@ -344,7 +344,7 @@ def test_a_size_study_changes_only_the_model_size(frontier, study, epsilons, siz
 @pytest.mark.parametrize(
   "study, epsilons, steps",
   [
-    ("frontier.py:mnist_idx_e2e_cvae_steps6000", {1.0, 10.0}, 6000),
+    ("frontier.py:mnist_idx_e2e_cvae_steps6000", {1.0, 2.0, 5.0, 10.0}, 6000),
     ("knobs.py:steps-mnist", {1.0, 10.0}, 6000),
     ("knobs.py:steps12000-mnist", {10.0}, 12000),
   ],
