@@ -268,7 +268,7 @@ class TrainSpec:
   # private records, which then starts from those weights (0 = none). A start independent of
   # the private records leaves DP-SGD's guarantee unchanged; the guarantee then assumes the
   # public data set is public (docs/privacy.md). The field's remedy for DP-SGD's noise
-  # (e.g. Dockhorn et al. 2023, DPDM; Ponomareva et al. 2023, section 8).
+  # (Ponomareva et al. 2023; Ghalebikesabi et al. 2023, for generative models).
   public_pretrain_steps: int = 0
 
 
