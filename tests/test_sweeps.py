@@ -26,6 +26,7 @@ SWEEPS = [
     "knobs.py:decoding-bank",
     "knobs.py:dpsgd-eps1-mnist",
     "knobs.py:pretrain-mnist",
+    "knobs.py:pretrain100-mnist",
     "frontier.py:quick",
     "frontier.py:mnist_idx",
     "frontier.py:breast_cancer",
@@ -371,6 +372,14 @@ def test_the_pretraining_study_adds_only_public_pretraining_to_the_frontier():
       **base_of(p)["overrides"],
       **public,
       "train.public_pretrain_steps": 1000,
+    }
+  milder = _sweep("knobs.py:pretrain100-mnist")
+  assert len(milder) == 6 and {p["method"] for p in milder} == {"lipdp-e2e"}
+  for p in milder:
+    assert p["overrides"] == {
+      **base_of(p)["overrides"],
+      **public,
+      "train.public_pretrain_steps": 100,
     }
   # The reference: the same model fit on the public records alone, for as many steps.
   recipe = base_of(pretrained[0])["overrides"]  # a lipdp-e2e point
