@@ -518,7 +518,8 @@ def _pretrain(spec, model, domain, prepared: Prepared, dpsgd_config, workdir: st
     config,
     workdir=workdir_lib.path(workdir, workdir_lib.PRETRAIN_DIR),
   )
-  return {"params": pretrained.state.params, **pretrained.state.model_state}
+  # Host copies: the same values on every host, whatever the training's sharding was.
+  return jax.device_get({"params": pretrained.state.params, **pretrained.state.model_state})
 
 
 def _batch_size(wanted: int, num_records: int, uses_dpsgd: bool) -> int:

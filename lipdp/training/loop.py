@@ -297,10 +297,11 @@ def train(
 
   Training starts from `initial_variables` when given (e.g. weights pretrained on public data:
   any start independent of `records` leaves DP-SGD's guarantee unchanged), else from the
-  model's initialisation. If `workdir` holds a checkpoint, training resumes from its latest step. `stop_after` ends the
-  run early after that many steps in total (used to simulate a killed run in tests). The
-  returned parameters are those of `model` (its Björck kernels exactly orthonormal; see the
-  module docstring); on several hosts, each host's local copy of them.
+  model's initialisation. If `workdir` holds a checkpoint, training resumes from its latest
+  step. `stop_after` ends the run early after that many steps in total (used to simulate a
+  killed run in tests). The returned parameters are those of `model` (its Björck kernels
+  exactly orthonormal; see the module docstring); on several hosts, each host's local copy of
+  them.
   """
   records = _check_records(records)
   sample = jnp.zeros((1, records.shape[1]), jnp.float32)
