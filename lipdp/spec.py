@@ -810,6 +810,14 @@ def _check_vae(spec: Spec) -> None:
       f"{setting('scope', 'public')} needs {setting('public_dataset')}: a public data set in "
       "the same domain (a split of the private data is not public)"
     )
+  if spec.data.public_dataset and spec.data.load_arguments(public=True) == (
+    spec.data.load_arguments()
+  ):
+    raise SettingError(
+      f"{setting('public_dataset')} names the private data set itself "
+      f"({spec.data.public_dataset!r} with the same options): public data must be a separate "
+      "collection"
+    )
   pretrains = spec.train.public_pretrain_steps > 0
   if pretrains and p.scope is not privacy.Scope.DP_SGD:
     raise SettingError(

@@ -520,6 +520,12 @@ def test_bad_settings_are_refused_before_anything_is_written(files, capsys, extr
   _assert_refused(capsys, rc, match)
 
 
+def test_the_private_table_is_not_public_data(files, capsys):
+  for extra in (("--scope", "public"), ("--set", "train.public_pretrain_steps=3")):
+    rc = _synthesize(files, "--public-data", files["data"], *extra)
+    _assert_refused(capsys, rc, "--public-data names the private data set itself")
+
+
 def test_synthesize_pretrains_on_public_data_before_dpsgd(files, tmp_path):
   """`--public-data` with `--set train.public_pretrain_steps=N` in scope dp-sgd: the report
   names the public data the weights started from (the guarantee assumes it public)."""

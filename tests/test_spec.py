@@ -197,6 +197,7 @@ def test_the_main_jobs_default_releases_end_to_end_and_conditional_is_the_papers
     ({"scope": "conditional"}, "public_pretrain_steps pretrains before DP-SGD: it needs scope"),
     ({"public_dataset": None}, "public_pretrain_steps needs --config.public_dataset"),
     ({"train.public_pretrain_steps": 0}, "public_dataset is only used with scope 'public', or"),
+    ({"public_dataset": "mnist_idx", "public_options.frame": None}, "names the private data"),
   ],
 )
 def test_public_pretraining_needs_dpsgd_and_a_public_dataset(changes, match):
