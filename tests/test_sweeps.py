@@ -374,7 +374,7 @@ def test_the_pretraining_study_adds_only_public_pretraining_to_the_frontier():
       "train.public_pretrain_steps": 1000,
     }
   milder = _sweep("knobs.py:pretrain100-mnist")
-  assert len(milder) == 6 and {p["method"] for p in milder} == {"lipdp-e2e"}
+  assert len(milder) == 12 and {p["method"] for p in milder} == {"lipdp-e2e", "dpsgd-vae"}
   for p in milder:
     assert p["overrides"] == {
       **base_of(p)["overrides"],
