@@ -810,7 +810,7 @@ def _check_vae(spec: Spec) -> None:
       f"{setting('scope', 'public')} needs {setting('public_dataset')}: a public data set in "
       "the same domain (a split of the private data is not public)"
     )
-  if spec.data.public_dataset and spec.data.load_arguments(public=True) == (
+  if spec.data.public_dataset == spec.data.dataset and spec.data.load_arguments(public=True) == (
     spec.data.load_arguments()
   ):
     raise SettingError(

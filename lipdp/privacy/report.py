@@ -351,9 +351,6 @@ class PrivacyReport:
       lines.append(f"  DP-SGD training alone: epsilon = {self.components['dp_sgd']:.4g}")
     lines.append(f"  {self.scope_statement}")
     lines.append(f"  {self.noise_statement}")
-    # The caller's notes can carry what the guarantee assumes (e.g. that pretraining data are
-    # public): shown, not only filed in the JSON.
-    lines.extend(f"  Note: {note}" for note in self.notes)
     return "\n".join(lines)
 
   # ------------------------------------------------------------------------- JSON.
