@@ -526,6 +526,7 @@ def test_the_private_table_is_not_public_data(files, capsys):
     _assert_refused(capsys, rc, "--public-data names the private data set itself")
 
 
+@pytest.mark.slow  # 30 s; the runner's pretraining test covers the note by default
 def test_synthesize_pretrains_on_public_data_before_dpsgd(files, tmp_path):
   """`--public-data` with `--set train.public_pretrain_steps=N` in scope dp-sgd: the report
   names the public data the weights started from (the guarantee assumes it public)."""
