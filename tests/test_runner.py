@@ -337,6 +337,38 @@ def test_public_scope_trains_on_a_declared_public_dataset(tmp_path):
     _run(_config(scope="public"), str(tmp_path / "none"))
 
 
+def test_pretraining_is_prepared_before_any_work(tmp_path):
+  """Scope 'dp-sgd' with public pretraining, fixed before training: the public records, and the
+  note every report of the run carries; a public set in another domain refused."""
+  rng = np.random.default_rng(0)
+  public_path = tmp_path / "public.npz"
+  np.savez(
+    public_path,
+    images=rng.integers(0, 17, (40, 8, 8, 1)).astype(np.float64),
+    labels=rng.integers(0, 10, 40),
+  )
+  config = _config(
+    **{
+      "scope": "dp-sgd",
+      "total_epsilon": 10.0,
+      "train.public_pretrain_steps": 4,
+      "public_dataset": f"npz:{public_path}",
+    }
+  )
+  config.public_options.pixel_max, config.public_options.num_classes = 16.0, 10
+  spec = spec_lib.from_config(config)
+  name, options = spec.data.load_arguments()
+  data = data_lib.load_dataset(name, **options)
+  prepared = vae.prepare(spec, data)
+  assert prepared.pretrain_records.shape == (40, data.domain.dim)
+  assert prepared.notes == (vae.pretrain_note(spec, 40),)
+  assert "pretrained without noise for 4 steps on 40 records" in prepared.notes[0]
+  config.public_options.pixel_max = 255.0
+  with pytest.raises(ValueError, match="has domain"):
+    vae.prepare(spec_lib.from_config(config), data)
+
+
+@pytest.mark.slow  # 30 s: the whole run (test_pretraining_is_prepared_before_any_work is quick)
 def test_dpsgd_starts_from_weights_pretrained_on_public_data(tmp_path):
   """Scope 'dp-sgd' with public pretraining: plain steps on the public records (their own
   checkpoints), DP-SGD from there, the accounting of DP-SGD alone, and a report that says what
