@@ -98,6 +98,10 @@ class DataSpec:
   # neither compared nor recorded (the digest in `dataset` is).
   table: Any = dataclasses.field(default=None, compare=False, repr=False, metadata=_key(""))
 
+  def given_public_options(self) -> dict:
+    """`public_options` without the ones left unset (None)."""
+    return {k: v for k, v in self.public_options.items() if v is not None}
+
   def load_arguments(self, public: bool = False) -> Tuple[str, dict]:
     """(name, keyword arguments) of `lipdp.data.load_dataset` for this data set; with
     `public`, for scope 'public''s data set."""
@@ -109,8 +113,7 @@ class DataSpec:
       "label_weight": self.label_weight,
     }
     if public:
-      public_options = {k: v for k, v in self.public_options.items() if v is not None}
-      return self.public_dataset, {**common, **public_options}
+      return self.public_dataset, {**common, **self.given_public_options()}
     options = {k: v for k, v in self.data_options.items() if v is not None}
     if self.schema is not None:
       options["schema"] = self.schema

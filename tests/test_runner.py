@@ -337,9 +337,9 @@ def test_public_scope_trains_on_a_declared_public_dataset(tmp_path):
     _run(_config(scope="public"), str(tmp_path / "none"))
 
 
-def test_pretraining_is_prepared_before_any_work(tmp_path):
-  """Scope 'dp-sgd' with public pretraining, fixed before training: the public records, and the
-  note every report of the run carries; a public set in another domain refused."""
+def _pretraining_config(tmp_path, pixel_max=16.0, **overrides):
+  """The smoke config in scope 'dp-sgd' with 4 pretraining steps on 40 random images written as
+  a public npz data set (digits' domain when `pixel_max` is 16)."""
   rng = np.random.default_rng(0)
   public_path = tmp_path / "public.npz"
   np.savez(
@@ -353,19 +353,25 @@ def test_pretraining_is_prepared_before_any_work(tmp_path):
       "total_epsilon": 10.0,
       "train.public_pretrain_steps": 4,
       "public_dataset": f"npz:{public_path}",
+      **overrides,
     }
   )
-  config.public_options.pixel_max, config.public_options.num_classes = 16.0, 10
-  spec = spec_lib.from_config(config)
+  config.public_options.pixel_max, config.public_options.num_classes = pixel_max, 10
+  return config
+
+
+def test_pretraining_is_prepared_before_any_work(tmp_path):
+  """Scope 'dp-sgd' with public pretraining, fixed before training: the public records, and the
+  note every report of the run carries; a public set in another domain refused."""
+  spec = spec_lib.from_config(_pretraining_config(tmp_path))
   name, options = spec.data.load_arguments()
   data = data_lib.load_dataset(name, **options)
   prepared = vae.prepare(spec, data)
   assert prepared.pretrain_records.shape == (40, data.domain.dim)
   assert prepared.notes == (vae.pretrain_note(spec, 40),)
   assert "pretrained without noise for 4 steps on 40 records" in prepared.notes[0]
-  config.public_options.pixel_max = 255.0
   with pytest.raises(ValueError, match="has domain"):
-    vae.prepare(spec_lib.from_config(config), data)
+    vae.prepare(spec_lib.from_config(_pretraining_config(tmp_path, pixel_max=255.0)), data)
 
 
 @pytest.mark.slow  # 30 s: the whole run (test_pretraining_is_prepared_before_any_work is quick)
@@ -373,26 +379,9 @@ def test_dpsgd_starts_from_weights_pretrained_on_public_data(tmp_path):
   """Scope 'dp-sgd' with public pretraining: plain steps on the public records (their own
   checkpoints), DP-SGD from there, the accounting of DP-SGD alone, and a report that says what
   the guarantee assumes. A public set in another domain is refused before any work."""
-  rng = np.random.default_rng(0)
-  public_path = tmp_path / "public.npz"  # stands for a public data set in digits' domain
-  np.savez(
-    public_path,
-    images=rng.integers(0, 17, (40, 8, 8, 1)).astype(np.float64),
-    labels=rng.integers(0, 10, 40),
-  )
-  overrides = {
-    "scope": "dp-sgd",
-    "total_epsilon": 10.0,
-    "train.num_steps": 3,
-    "train.seed": 1,
-    "train.public_pretrain_steps": 4,
-    "train.dp_sampling_rate": 0.02,
-    "public_dataset": f"npz:{public_path}",
-  }
-  config = _config(**overrides)
-  config.public_options.pixel_max, config.public_options.num_classes = 16.0, 10
+  run = {"train.num_steps": 3, "train.seed": 1, "train.dp_sampling_rate": 0.02}
   workdir = tmp_path / "run"
-  result = _run(config, str(workdir))
+  result = _run(_pretraining_config(tmp_path, **run), str(workdir))
   assert (
     json.loads((workdir / "pretrain" / "metrics.jsonl").read_text().splitlines()[-1])["step"] == 4
   )
@@ -400,8 +389,7 @@ def test_dpsgd_starts_from_weights_pretrained_on_public_data(tmp_path):
     " ".join(result.report.notes)
   )
   assert result.report.scope == "dp-sgd" and result.report.epsilon <= 10.0 * (1 + 1e-6)
-  other = _config(**overrides)
-  other.public_options.pixel_max, other.public_options.num_classes = 255.0, 10
+  other = _pretraining_config(tmp_path, pixel_max=255.0, **run)
   with pytest.raises(ValueError, match="has domain"):
     _run(other, str(tmp_path / "other"))
   assert not (tmp_path / "other" / "pretrain").exists()

@@ -560,11 +560,9 @@ def get_sweep(name: str):
     ]
   if name == "pretrain100-mnist":
     sweep = "knobs-pretrain100-mnist"
-    milder = {**_FRONTIER_CVAE_RECIPE, **PUBLIC_DIGITS, "train.public_pretrain_steps": 100}
+    milder = {**PUBLIC_DIGITS, "train.public_pretrain_steps": 100}
     return [
-      point(sweep, method, "mnist_idx", eps, seed, milder, "pretrain100")
-      for method in ("lipdp-e2e", "dpsgd-vae")
-      for eps in (1.0, 10.0)
-      for seed in (0, 1, 2)
+      *_lipdp_and_dpsgd_vae_on_mnist(sweep, 1.0, milder, "pretrain100"),
+      *_lipdp_and_dpsgd_vae_on_mnist(sweep, 10.0, milder, "pretrain100"),
     ]
   raise ValueError(f"unknown knob sweep {name!r}")

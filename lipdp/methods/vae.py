@@ -108,7 +108,7 @@ def _public_records(spec: spec_lib.Spec, data) -> np.ndarray:
 
 def pretrain_note(spec: spec_lib.Spec, num_public: int) -> str:
   """What a report of a run that pretrained on public data says about it."""
-  given = {k: v for k, v in spec.data.public_options.items() if v is not None}
+  given = spec.data.given_public_options()
   options = ", ".join(f"{k}={v!r}" for k, v in sorted(given.items()))
   shown = spec.data.public_dataset + (f" ({options})" if options else "")
   return (
@@ -479,7 +479,8 @@ def _train(spec, model, domain, prepared: Prepared, workdir: str, progress: bool
     ),
   )
   initial_variables = None
-  if prepared.pretrain_records is not None:
+  if prepared.pretrain_records is not None and latest is None:
+    # A run resuming DP-SGD restores its own checkpoint, which replaces any start.
     initial_variables = _pretrain(spec, model, domain, prepared, config, workdir)
   trained = training.train(
     model,
@@ -500,7 +501,8 @@ def _pretrain(spec, model, domain, prepared: Prepared, dpsgd_config, workdir: st
   """Plain steps on the public records (train.public_pretrain_steps); returns their weights.
 
   Resumable like any training (its own checkpoints in the work directory's `pretrain/`); a run
-  resumed after pretraining finds it finished. Nothing here sees a private record."""
+  killed during pretraining resumes it, one killed during DP-SGD does not come here. Nothing
+  here sees a private record."""
   steps = spec.train.public_pretrain_steps
   config = dataclasses.replace(
     dpsgd_config,
