@@ -27,6 +27,7 @@ SWEEPS = [
     "knobs.py:dpsgd-eps1-mnist",
     "knobs.py:pretrain-mnist",
     "knobs.py:pretrain100-mnist",
+    "knobs.py:average-digits",
     "frontier.py:quick",
     "frontier.py:mnist_idx",
     "frontier.py:breast_cancer",
@@ -401,3 +402,15 @@ def test_the_mnist_steps_probe_is_the_steps_frontiers_seed_0():
       twin["variant"],
       twin["method"],
     )
+
+
+def test_the_digits_averaging_screen_changes_only_the_average_decay():
+  base_of = _frontier_point_of("digits_e2e_steps8000")
+  points = _sweep("knobs.py:average-digits")
+  assert len(points) == 2 * 3 * 3
+  assert {p["epsilon"] for p in points} == {10.0}
+  assert {p["overrides"]["train.average_decay"] for p in points} == {0.0, 0.999, 0.9995}
+  for p in points:
+    decay = p["overrides"]["train.average_decay"]
+    assert p["overrides"] == {**base_of(p)["overrides"], "train.average_decay": decay}
+    assert sweep_lib.make_spec(p, CONFIGS).train.average_decay == decay
