@@ -89,8 +89,8 @@ def release_warnings(domain, records: np.ndarray, report) -> List[str]:
       f"{UNIFORM_KS_DISTANCE:g}: {', '.join(repr(n) for n in uniform[:5])}"
       f"{', ...' if len(uniform) > 5 else ''}): the decoder may not have learnt them. Under "
       "DP-SGD with few records, binned numeric columns can stay at their uniform start; a "
-      "Gaussian (--numeric-bins 0, model.numeric_bins=0) learnt them on breast cancer "
-      "(docs/results.md)"
+      "Gaussian (--numeric-likelihood gaussian, model.numeric_likelihood='gaussian') learnt "
+      "them on breast cancer (docs/results.md)"
     )
   return warnings
 

@@ -209,9 +209,12 @@ class ModelSpec:
   decoder_hidden: Tuple[int, ...] = (256, 512)  # the 'conv' decoder uses the first as its width
   decoder_channels: int = 32  # feature maps of the 'conv' decoder
   image_likelihood: str = "bernoulli"
-  # Numeric columns' likelihood in the decoder: B equal-width bins on the declared bounds (a
-  # piecewise-constant density that can hold a spike and a tail), or 0 for a Gaussian of fixed
-  # scale on [0, 1] (lipdp.models.likelihood).
+  # Numeric columns' likelihood in the decoder (lipdp.models.likelihood.numeric_bins_for):
+  # 'binned', B = numeric_bins equal-width bins on the declared bounds (a piecewise-constant
+  # density that can hold a spike and a tail); 'gaussian', a Gaussian of fixed scale on [0, 1];
+  # 'auto', bins for the columns the schema declares integer, a Gaussian for the others.
+  # numeric_bins = 0 makes every numeric column Gaussian (the older spelling).
+  numeric_likelihood: str = "auto"
   numeric_bins: int = 32
   # Style latent: the decoder also reads u ~ N(0, I) (dimension style_dim, 0 = off), encoded
   # from x by an unconstrained network during training and drawn from its prior at synthesis.
@@ -253,6 +256,9 @@ class TrainSpec:
   # the average of the iterates, which averages out much of DP-SGD's noise (post-processing;
   # De et al. 2022).
   average_decay: float = 0.0
+  # 'constant', or 'cosine': the learning rate decays along half a cosine to 0 at the last step,
+  # so DP-SGD's last, noisiest updates are the smallest (a fixed schedule: no privacy cost).
+  learning_rate_decay: str = "constant"
   # None draws the training seed from OS entropy (kept in the work directory until training
   # completes); setting it makes DP-SGD's sampling and noise reproducible (the report says so).
   seed: Optional[int] = None
@@ -665,6 +671,11 @@ def _check_common(spec: Spec) -> None:
     raise SettingError(
       f"{setting('train.learning_rate')} must be positive, got {train.learning_rate}"
     )
+  if train.learning_rate_decay not in training.LEARNING_RATE_DECAYS:
+    raise SettingError(
+      f"{setting('train.learning_rate_decay')} must be one of {training.LEARNING_RATE_DECAYS}, "
+      f"got {train.learning_rate_decay!r}"
+    )
   if not 0.0 <= train.average_decay < 1.0:
     raise SettingError(
       f"{setting('train.average_decay')} must be in [0, 1), got {train.average_decay}"
@@ -699,6 +710,11 @@ def _check_common(spec: Spec) -> None:
     raise SettingError(
       f"{setting('model.numeric_bins')} must be 0 (a Gaussian) or an integer of at least 2 "
       f"(equal-width bins), got {bins!r}"
+    )
+  if spec.model.numeric_likelihood not in likelihood.NUMERIC_LIKELIHOODS:
+    raise SettingError(
+      f"{setting('model.numeric_likelihood')} must be one of {likelihood.NUMERIC_LIKELIHOODS}, "
+      f"got {spec.model.numeric_likelihood!r}"
     )
   if spec.model.label_prior is not None and spec.model.label_prior not in builders.LABEL_PRIORS:
     raise SettingError(

@@ -89,12 +89,19 @@ OPTIONS = (
     bool,
   ),
   Option(
+    "numeric_likelihood",
+    "model.numeric_likelihood",
+    "the decoder's likelihood for numeric columns: auto (default; equal-width bins for the "
+    "columns the schema declares integer, whose values pile up on a few points, a Gaussian for "
+    "the others), binned (bins for every numeric column) or gaussian (a Gaussian for every one; "
+    "under DP-SGD on a small table of smooth columns it keeps the label's signal where bins "
+    "lose it: docs/results.md, breast cancer)",
+  ),
+  Option(
     "numeric_bins",
     "model.numeric_bins",
-    "the decoder's likelihood for numeric columns: B equal-width bins on the declared bounds "
-    "(holds a spike and a long tail), or 0 for a Gaussian (under DP-SGD on a small table of "
-    "smooth columns it keeps the label's signal where bins lose it: docs/results.md, breast "
-    "cancer)",
+    "the number B of equal-width bins on the declared bounds of a binned numeric column (holds "
+    "a spike and a long tail); 0 makes every numeric column Gaussian",
     int,
   ),
   Option("steps", "train.num_steps", "training steps", int),

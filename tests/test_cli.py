@@ -720,13 +720,18 @@ def test_label_conditioned_is_a_switch_of_synthesize_and_defaults_off():
 def test_numeric_bins_sets_the_decoders_numeric_likelihood():
   default = _table_spec(epsilon=3.0, delta=1e-6).model.numeric_bins
   assert default == spec_lib.ModelSpec().numeric_bins > 0
+  assert _table_spec(epsilon=3.0, delta=1e-6).model.numeric_likelihood == "auto"
+  spec = _table_spec(epsilon=3.0, delta=1e-6, numeric_likelihood="binned")
+  assert spec.model.numeric_likelihood == "binned"
+  with pytest.raises(spec_lib.SettingError, match="numeric.likelihood"):
+    _table_spec(epsilon=3.0, delta=1e-6, numeric_likelihood="bins")
   assert _table_spec(epsilon=3.0, delta=1e-6, numeric_bins=0).model.numeric_bins == 0
   parser = cli.build_parser()
   args = parser.parse_args(
     ["synthesize", "--data", "x.csv", "--schema", "s.json", "--out", "o.csv", "--report", "r.json"]
-    + ["--epsilon", "3", "--delta", "1e-6", "--numeric-bins", "0"]
+    + ["--epsilon", "3", "--delta", "1e-6", "--numeric-bins", "0", "--numeric-likelihood", "auto"]
   )
-  assert args.numeric_bins == 0
+  assert args.numeric_bins == 0 and args.numeric_likelihood == "auto"
   with pytest.raises(spec_lib.SettingError, match="numeric.bins"):
     _table_spec(epsilon=3.0, delta=1e-6, numeric_bins=-1)
 
@@ -825,7 +830,7 @@ def test_numeric_columns_left_uniform_over_their_bounds_are_named():
   two = dict(one, age=rng.integers(18, 91, n))
   (warned,) = checks.release_warnings(domain, domain.encode(two), Report())
   assert "2 of the 3 numeric columns" in warned and "'age', 'score'" in warned
-  assert "--numeric-bins 0" in warned
+  assert "--numeric-likelihood gaussian" in warned
   assert checks.uniform_numeric_columns(domain, domain.encode(two)) == (
     ["age", "score"],
     ["age", "score", "visits"],

@@ -147,6 +147,7 @@ def test_tabular_release_draws_records_from_the_decoder_and_mean_keeps_the_mode(
     latent_dim=2,
     encoder_hidden=(8,),
     decoder_hidden=(4,),
+    numeric_likelihood="binned",  # the age column is not declared integer
     numeric_bins=8,
     style_dim=0,
     heteroscedastic=False,
@@ -242,7 +243,12 @@ def test_a_learned_label_prior_gives_the_synthetic_labels_its_distribution():
     label_column="y",
   )
   config = spec_lib.ModelSpec(
-    latent_dim=2, encoder_hidden=(8,), decoder_hidden=(4,), style_dim=0, label_conditioned=True
+    numeric_likelihood="binned",  # x is not declared integer; the bias below has its 32 bins
+    latent_dim=2,
+    encoder_hidden=(8,),
+    decoder_hidden=(4,),
+    style_dim=0,
+    label_conditioned=True,
   )
   model = builders.build_vae(domain, config, lipschitz_target=1.0, sigma=1.0)
   assert model.condition_block == (1, 3) and model.label_prior is not None

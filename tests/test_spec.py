@@ -221,3 +221,19 @@ def test_unset_public_options_are_left_out():
   config = spec_lib.config_from_file(CONFIGS, "mnist_idx")  # public_options.frame unset
   config.scope, config.public_dataset = "public", "digits"
   assert "frame" not in spec_lib.from_config(config).data.load_arguments(public=True)[1]
+
+
+@pytest.mark.parametrize(
+  "section, leaf, value, match",
+  [
+    ("train", "learning_rate_decay", "linear", "train.learning_rate_decay must be one of"),
+    ("model", "numeric_likelihood", "bins", "model.numeric_likelihood must be one of"),
+  ],
+)
+def test_schedules_and_likelihoods_are_checked_by_name(section, leaf, value, match):
+  config = spec_lib.config_from_file(CONFIGS, "bank")
+  assert spec_lib.from_config(config).model.numeric_likelihood == "auto"
+  assert spec_lib.from_config(config).train.learning_rate_decay == "constant"
+  setattr(config[section], leaf, value)
+  with pytest.raises(spec_lib.SettingError, match=match):
+    spec_lib.from_config(config)

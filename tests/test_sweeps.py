@@ -28,6 +28,7 @@ SWEEPS = [
     "knobs.py:pretrain-mnist",
     "knobs.py:pretrain100-mnist",
     "knobs.py:average-digits",
+    "knobs.py:schedule-digits",
     "frontier.py:quick",
     "frontier.py:mnist_idx",
     "frontier.py:breast_cancer",
@@ -277,6 +278,7 @@ def test_the_size_study_changes_only_the_model_size_from_the_frontier():
     "model.style_dim",
     "model.numeric_bins",
   }
+  assert all(p["overrides"]["model.numeric_likelihood"] == "binned" for p in study)
   for p in study:
     base = base_of(p)
     kept = {k: v for k, v in p["overrides"].items() if k not in size_keys}
@@ -414,3 +416,30 @@ def test_the_digits_averaging_screen_changes_only_the_average_decay():
     decay = p["overrides"]["train.average_decay"]
     assert p["overrides"] == {**base_of(p)["overrides"], "train.average_decay": decay}
     assert sweep_lib.make_spec(p, CONFIGS).train.average_decay == decay
+
+
+def test_breast_cancers_older_sweeps_pin_the_bins_they_were_measured_with():
+  """'auto' (the default numeric likelihood) makes breast cancer's columns Gaussian; the rows
+  measured before it keep their binned likelihood, and the new sweep changes only that."""
+  for name in ("breast_cancer", "breast_cancer_e2e", "breast_cancer_e2e_cvae"):
+    points = _sweep(f"frontier.py:{name}")
+    assert all(p["overrides"]["model.numeric_likelihood"] == "binned" for p in points), name
+  base_of = _frontier_point_of("breast_cancer_e2e")
+  auto = _sweep("frontier.py:breast_cancer_e2e_auto")
+  assert len(auto) == len(_sweep("frontier.py:breast_cancer_e2e"))
+  for p in auto:
+    if p["method"] == "vae":
+      continue
+    assert p["overrides"] == {
+      k: v for k, v in base_of(p)["overrides"].items() if k != "model.numeric_likelihood"
+    }
+    assert sweep_lib.make_spec(p, CONFIGS).model.numeric_likelihood == "auto"
+
+
+def test_the_digits_schedule_screen_changes_only_the_learning_rate_decay():
+  base_of = _frontier_point_of("digits_e2e_steps8000")
+  points = _sweep("knobs.py:schedule-digits")
+  assert len(points) == 6 and {p["epsilon"] for p in points} == {10.0}
+  for p in points:
+    assert p["overrides"] == {**base_of(p)["overrides"], "train.learning_rate_decay": "cosine"}
+    assert sweep_lib.make_spec(p, CONFIGS).train.learning_rate_decay == "cosine"

@@ -436,6 +436,7 @@ def _train(spec, model, domain, prepared: Prepared, workdir: str, progress: bool
     log_every=train.log_every,
     checkpoint_every=train.checkpoint_every,
     average_decay=train.average_decay,
+    learning_rate_decay=train.learning_rate_decay,
     progress_bar=progress,
     learning_rate_multipliers=(
       {"label_prior": LABEL_PRIOR_LEARNING_RATE_MULTIPLIER}
@@ -510,6 +511,7 @@ def _pretrain(spec, model, domain, prepared: Prepared, dpsgd_config, workdir: st
     batch_size=_batch_size(spec.train.batch_size, len(prepared.pretrain_records), False),
     dp=None,
     average_decay=0.0,
+    learning_rate_decay="constant",
     checkpoint_every=min(dpsgd_config.checkpoint_every, steps),
   )
   log.info("Pretraining: %s plain steps on the public data set", f"{steps:,}")

@@ -33,7 +33,13 @@ def build_vae(
   """
   if not lipschitz_target > 0:
     raise ValueError(f"lipschitz_target must be positive, got {lipschitz_target}")
-  numeric_bins = int(model_config.numeric_bins)
+  # Each numeric column's likelihood, from its declared type (likelihood.numeric_bins_for).
+  numeric_bins = likelihood.numeric_bins_for(
+    getattr(domain, "columns", ()),
+    domain.blocks,
+    model_config.numeric_likelihood,
+    int(model_config.numeric_bins),
+  )
   # One decoder output per pixel and category, and B bins (or one logit) per numeric column.
   output_dim = likelihood.output_dim(domain.blocks, numeric_bins)
   features = tuple(model_config.encoder_hidden) + (model_config.latent_dim,)

@@ -34,13 +34,16 @@ most probable class given the latent (`with_modal_label`).
 Blocks are static (Python tuples), so these functions trace once under `jax.jit`.
 """
 
-from typing import Mapping, Optional, Sequence
+from typing import Mapping, Optional, Sequence, Tuple, Union
 
 import jax
 import jax.numpy as jnp
 
 IMAGE_LIKELIHOODS = ("bernoulli", "gaussian")
 DECODINGS = ("auto", "sample", "mean", "sample_modal_label")
+NUMERIC_LIKELIHOODS = ("auto", "binned", "gaussian")
+# One bin count for every numeric column, or one entry per block (`bins_per_block`).
+NumericBins = Union[int, Tuple[int, ...]]
 
 # Fixed observation scale for Gaussian blocks on [0, 1]; 0.1 keeps the reconstruction term of a
 # numeric column comparable in size to a Bernoulli pixel.
@@ -60,32 +63,78 @@ def _check_numeric_bins(numeric_bins: int) -> int:
   return int(numeric_bins)
 
 
-def output_sizes(blocks: Sequence, numeric_bins: int = 0) -> tuple:
-  """The number of decoder outputs of each block (numeric: B bins, or 1 logit)."""
+def bins_per_block(blocks: Sequence, numeric_bins: NumericBins = 0) -> Tuple[int, ...]:
+  """Each block's number of bins: B > 0 for a binned numeric column, 0 for a Gaussian one and
+  for every other kind of block.
+
+  `numeric_bins` is one B for every numeric column, or a tuple with one entry per block (what
+  `numeric_bins_for` returns: a likelihood chosen per column).
+  """
+  if isinstance(numeric_bins, (tuple, list)):
+    if len(numeric_bins) != len(blocks):
+      raise ValueError(
+        f"numeric_bins has {len(numeric_bins)} entries for {len(blocks)} blocks; give one per block"
+      )
+    checked = tuple(_check_numeric_bins(b) for b in numeric_bins)
+    for block, b in zip(blocks, checked):
+      if b and block.kind != "numeric":
+        raise ValueError(f"block {block.name!r} is {block.kind}, not numeric: it has no bins")
+    return checked
+  b = _check_numeric_bins(numeric_bins)
+  return tuple(b if block.kind == "numeric" else 0 for block in blocks)
+
+
+def numeric_bins_for(columns: Sequence, blocks: Sequence, choice: str, numeric_bins: int):
+  """The per-block bins of `NUMERIC_LIKELIHOODS[choice]` for a table's columns and blocks.
+
+  "binned": `numeric_bins` bins for every numeric column; "gaussian": a Gaussian for every one;
+  "auto": bins for the columns declared `integer` (counts, days, amounts in whole units: the
+  columns whose values pile up on a few points, such as bank-marketing's pdays at -1), a
+  Gaussian for the others (measurements on a continuous scale, such as breast cancer's). The
+  choice reads only the declared schema, never the records. `numeric_bins` = 0 keeps every
+  numeric column Gaussian whatever the choice (the older spelling of "gaussian").
+  """
+  if choice not in NUMERIC_LIKELIHOODS:
+    raise ValueError(f"numeric likelihood must be one of {NUMERIC_LIKELIHOODS}, got {choice!r}")
   numeric_bins = _check_numeric_bins(numeric_bins)
+  integer = {column.name: bool(getattr(column, "integer", False)) for column in columns}
+  per_block = []
+  for block in blocks:
+    binned = block.kind == "numeric" and (
+      choice == "binned" or (choice == "auto" and integer.get(block.name, False))
+    )
+    per_block.append(numeric_bins if binned else 0)
+  return tuple(per_block)
+
+
+def output_sizes(blocks: Sequence, numeric_bins: NumericBins = 0) -> tuple:
+  """The number of decoder outputs of each block (numeric: B bins, or 1 logit)."""
+  bins = bins_per_block(blocks, numeric_bins)
   return tuple(
-    (numeric_bins or 1) if block.kind == "numeric" else block.stop - block.start for block in blocks
+    (b or 1) if block.kind == "numeric" else block.stop - block.start
+    for block, b in zip(blocks, bins)
   )
 
 
-def output_dim(blocks: Sequence, numeric_bins: int = 0) -> int:
+def output_dim(blocks: Sequence, numeric_bins: NumericBins = 0) -> int:
   """The decoder's output dimension for these blocks."""
   return sum(output_sizes(blocks, numeric_bins))
 
 
-def _split(logits: jax.Array, blocks: Sequence, numeric_bins: int):
-  """(block, its logits) pairs, checking the decoder's output layout."""
-  sizes = output_sizes(blocks, numeric_bins)
+def _split(logits: jax.Array, blocks: Sequence, numeric_bins: NumericBins):
+  """(block, its bins, its logits) triples, checking the decoder's output layout."""
+  bins = bins_per_block(blocks, numeric_bins)
+  sizes = output_sizes(blocks, bins)
   if logits.shape[-1] != sum(sizes):
     raise ValueError(
       f"decoder outputs {logits.shape[-1]} values per record; these blocks need {sum(sizes)} "
       f"(numeric_bins={numeric_bins})"
     )
-  pairs, start = [], 0
-  for block, size in zip(blocks, sizes):
-    pairs.append((block, logits[..., start : start + size]))
+  triples, start = [], 0
+  for block, b, size in zip(blocks, bins, sizes):
+    triples.append((block, b, logits[..., start : start + size]))
     start += size
-  return pairs
+  return triples
 
 
 def _bin_index(x: jax.Array, numeric_bins: int) -> jax.Array:
@@ -99,7 +148,7 @@ def negative_log_likelihood(
   blocks: Sequence,
   image_likelihood: str = "bernoulli",
   block_weights: Optional[Mapping[str, float]] = None,
-  numeric_bins: int = 0,
+  numeric_bins: NumericBins = 0,
 ) -> jax.Array:
   """Per-record negative log-likelihood, summed over blocks: shape (batch,).
 
@@ -112,7 +161,8 @@ def negative_log_likelihood(
       sum_b w_b * nll_b. A heavily weighted label term makes the decoder keep the label
       consistent with the rest of the record, which a 784-pixel image term would otherwise
       drown (a training choice only: it changes no privacy accounting).
-    numeric_bins: B > 0 for the binned density of numeric columns, 0 for the Gaussian.
+    numeric_bins: B > 0 for the binned density of numeric columns, 0 for the Gaussian; one
+      value for every numeric column, or one per block (`bins_per_block`).
   """
   _check_image_likelihood(image_likelihood)
   weights = dict(block_weights or {})
@@ -122,18 +172,18 @@ def negative_log_likelihood(
   if logits.shape[:-1] != records.shape[:-1]:
     raise ValueError(f"logits {logits.shape} and records {records.shape} differ in batch shape")
   total = jnp.zeros(records.shape[:-1], dtype=logits.dtype)
-  for block, lg in _split(logits, blocks, numeric_bins):
+  for block, bins, lg in _split(logits, blocks, numeric_bins):
     x = records[..., block.start : block.stop]
     if block.kind == "image" and image_likelihood == "bernoulli":
       # -x log p - (1 - x) log(1 - p), with log p = -softplus(-l), log(1 - p) = -softplus(l).
       nll = jnp.sum(x * jax.nn.softplus(-lg) + (1.0 - x) * jax.nn.softplus(lg), axis=-1)
     elif block.kind == "image":
       nll = 0.5 * jnp.sum(jnp.square(jax.nn.sigmoid(lg) - x), axis=-1)
-    elif block.kind == "numeric" and numeric_bins:
+    elif block.kind == "numeric" and bins:
       # Density p_b * B on bin b: -log p(x) = -log p_b - log B.
       log_p = jax.nn.log_softmax(lg, axis=-1)
-      b = _bin_index(x[..., 0], numeric_bins)
-      nll = -jnp.take_along_axis(log_p, b[..., None], axis=-1)[..., 0] - jnp.log(numeric_bins)
+      b = _bin_index(x[..., 0], bins)
+      nll = -jnp.take_along_axis(log_p, b[..., None], axis=-1)[..., 0] - jnp.log(bins)
     elif block.kind == "numeric":
       nll = 0.5 * jnp.sum(jnp.square((jax.nn.sigmoid(lg) - x) / NUMERIC_SCALE), axis=-1)
     elif block.kind == "categorical":
@@ -149,7 +199,7 @@ def _bin_centres(numeric_bins: int) -> jax.Array:
   return (jnp.arange(numeric_bins) + 0.5) / numeric_bins
 
 
-def decoded_mean(logits: jax.Array, blocks: Sequence, numeric_bins: int = 0) -> jax.Array:
+def decoded_mean(logits: jax.Array, blocks: Sequence, numeric_bins: NumericBins = 0) -> jax.Array:
   """Maps decoder logits to a point of record space: each block's likelihood mean.
 
   Image and Gaussian numeric blocks become sigmoid(logit) in [0, 1]; binned numeric blocks the
@@ -157,11 +207,11 @@ def decoded_mean(logits: jax.Array, blocks: Sequence, numeric_bins: int = 0) -> 
   (the domain's `project` turns them into scaled one-hots of the most probable category).
   """
   parts = []
-  for block, lg in _split(logits, blocks, numeric_bins):
-    if block.kind == "image" or (block.kind == "numeric" and not numeric_bins):
+  for block, bins, lg in _split(logits, blocks, numeric_bins):
+    if block.kind == "image" or (block.kind == "numeric" and not bins):
       parts.append(jax.nn.sigmoid(lg))
     elif block.kind == "numeric":
-      parts.append(jax.nn.softmax(lg, axis=-1) @ _bin_centres(numeric_bins)[:, None])
+      parts.append(jax.nn.softmax(lg, axis=-1) @ _bin_centres(bins)[:, None])
     elif block.kind == "categorical":
       parts.append(block.scale * jax.nn.softmax(lg, axis=-1))
     else:
@@ -205,7 +255,7 @@ def _draw_index(probabilities: jax.Array, u: jax.Array) -> jax.Array:
 
 
 def sampled_record(
-  logits: jax.Array, blocks: Sequence, uniforms: jax.Array, numeric_bins: int = 0
+  logits: jax.Array, blocks: Sequence, uniforms: jax.Array, numeric_bins: NumericBins = 0
 ) -> jax.Array:
   """A record drawn from the decoder's likelihood, given U(0, 1) values (batch, num_uniforms).
 
@@ -218,15 +268,15 @@ def sampled_record(
   if uniforms.shape[-1] != num_uniforms(blocks):
     raise ValueError(f"need {num_uniforms(blocks)} uniforms per record, got {uniforms.shape[-1]}")
   parts, used = [], 0
-  for block, lg in _split(logits, blocks, numeric_bins):
+  for block, bins, lg in _split(logits, blocks, numeric_bins):
     if block.kind == "image":
       parts.append(jax.nn.sigmoid(lg))
     elif block.kind == "numeric":
       u, v = uniforms[..., used], uniforms[..., used + 1]
       used += 2
-      if numeric_bins:
+      if bins:
         b = _draw_index(jax.nn.softmax(lg, axis=-1), u)
-        value = (b.astype(lg.dtype) + v) / numeric_bins
+        value = (b.astype(lg.dtype) + v) / bins
       else:
         eps = jnp.finfo(lg.dtype).eps
         normal = jax.scipy.special.ndtri(jnp.clip(u, eps, 1.0 - eps))

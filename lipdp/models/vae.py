@@ -40,7 +40,7 @@ without bias applied to the constant input 1, so DP-SGD's ghost clipping handles
 layer (`lipdp.training.ghost_clipping`).
 """
 
-from typing import Any, Mapping, Optional, Sequence
+from typing import Any, Mapping, Optional, Sequence, Tuple, Union
 
 import flax.linen as nn
 import jax
@@ -66,7 +66,8 @@ class LipschitzVAE(nn.Module):
       style latent u (see the module docstring); never used at release.
     style_dim: the dimension of u (0 without a style latent).
     numeric_bins: the decoder's likelihood of numeric columns: B > 0 equal-width bins on
-      [0, 1], or 0 for a Gaussian (`lipdp.models.likelihood`); it sets the output layout.
+      [0, 1], or 0 for a Gaussian, for every numeric column or per block
+      (`lipdp.models.likelihood.bins_per_block`); it sets the output layout.
     condition_block: optional (start, stop) of the label block the decoder is conditioned on
       (see the module docstring); None for an unconditioned decoder.
     label_prior: optional dense layer without bias, C outputs, whose kernel holds the logits
@@ -83,7 +84,7 @@ class LipschitzVAE(nn.Module):
   log_sigma_lipschitz_target: Optional[float] = None
   style_encoder: Optional[nn.Module] = None
   style_dim: int = 0
-  numeric_bins: int = 0
+  numeric_bins: Union[int, Tuple[int, ...]] = 0
   condition_block: Optional[tuple[int, int]] = None
   label_prior: Optional[nn.Module] = None
 

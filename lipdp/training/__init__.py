@@ -6,8 +6,9 @@ The public surface, what code outside this package uses (`from lipdp import trai
   and returns a `TrainResult`; `fit(loss_fn, init_variables, records, config)` is the same loop
   for any per-record loss (`LossFn`);
 * `TrainConfig`, the settings, and `DPSGDConfig` (`TrainConfig.dp`), DP-SGD's; `CLIPPING_METHODS`
-  names the ways of computing the clipped sum ('vmap', 'ghost'); `TrainState` is the state the
-  result holds (parameters, model state, optimiser state, step).
+  names the ways of computing the clipped sum ('vmap', 'ghost'), `LEARNING_RATE_DECAYS` the
+  learning-rate schedules; `TrainState` is the state the result holds (parameters, model state,
+  optimiser state, step).
 
 The modules, for tests, benchmarks and each other:
 
@@ -25,12 +26,13 @@ Nothing here imports the run (`lipdp.runner`), the settings (`lipdp.spec`) or th
 
 from lipdp.training.dpsgd import CLIPPING_METHODS, DPSGDConfig
 from lipdp.training.per_example import LossFn
-from lipdp.training.loop import TrainConfig, TrainResult, fit, train
+from lipdp.training.loop import LEARNING_RATE_DECAYS, TrainConfig, TrainResult, fit, train
 from lipdp.training.steps import TrainState
 
 __all__ = [
   "CLIPPING_METHODS",
   "DPSGDConfig",
+  "LEARNING_RATE_DECAYS",
   "LossFn",
   "TrainConfig",
   "TrainResult",

@@ -66,6 +66,7 @@ from lipdp.training import steps as steps_lib
 
 # Stream 0 of step 0 initialises the parameters (steps use streams 1 and 2: lipdp.training.steps).
 _INIT_STREAM = 0
+LEARNING_RATE_DECAYS = ("constant", "cosine")
 
 
 def step_key(seed: int, step: int, stream: int) -> jax.Array:
@@ -181,6 +182,9 @@ class TrainConfig:
     average_decay: when positive, the returned weights are the exponential moving average of
       the iterates with this decay (`lipdp.training.optim.parameter_average`; post-processing, no
       privacy cost), then the Björck kernels' exact orthonormalisation as always.
+    learning_rate_decay: "constant", or "cosine": the learning rate follows half a cosine from
+      `learning_rate` at step 0 to 0 at `num_steps` (Loshchilov and Hutter 2017), so the last,
+      noisiest updates of DP-SGD are the smallest (a fixed schedule: no privacy cost).
     learning_rate_multipliers: optional factor per top-level parameter subtree on its Adam
       updates (`lipdp.training.optim.scale_subtrees`; post-processing of the noisy gradients).
   """
@@ -199,6 +203,7 @@ class TrainConfig:
   retract_every: int = 4
   average_decay: float = 0.0
   learning_rate_multipliers: Optional[Mapping[str, float]] = None
+  learning_rate_decay: str = "constant"
 
   def __post_init__(self):
     if self.num_steps < 1:
@@ -213,6 +218,11 @@ class TrainConfig:
       raise ValueError(f"retract_every must be >= 1, got {self.retract_every}")
     if not 0.0 <= self.average_decay < 1.0:
       raise ValueError(f"average_decay must be in [0, 1), got {self.average_decay}")
+    if self.learning_rate_decay not in LEARNING_RATE_DECAYS:
+      raise ValueError(
+        f"learning_rate_decay must be one of {LEARNING_RATE_DECAYS}, got "
+        f"{self.learning_rate_decay!r}"
+      )
 
 
 @dataclasses.dataclass
@@ -222,6 +232,13 @@ class TrainResult:
   seeded_by_user: bool
   resumed_from: int
   wall_time_s: float
+
+
+def learning_rate_schedule(config: TrainConfig):
+  """Adam's learning rate: a constant, or an optax schedule of the step (`learning_rate_decay`)."""
+  if config.learning_rate_decay == "cosine":
+    return optax.cosine_decay_schedule(config.learning_rate, config.num_steps)
+  return config.learning_rate
 
 
 def _same_on_all_hosts(seed: int) -> int:
@@ -356,7 +373,7 @@ def fit(
   mesh = sharding_lib.data_mesh(devices)
   replicated = sharding_lib.replicated(mesh)
   seed, seeded_by_user = _resolve_seed(config, workdir)
-  adam = optax.adam(config.learning_rate)
+  adam = optax.adam(learning_rate_schedule(config))
   if config.learning_rate_multipliers:
     adam = optax.chain(adam, optim.scale_subtrees(config.learning_rate_multipliers))
   optimizer = optim.with_parameter_average(

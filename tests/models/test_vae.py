@@ -231,6 +231,53 @@ def test_binned_numeric_likelihood_is_a_piecewise_constant_density():
     likelihood.negative_log_likelihood(logits[:, :3], x, blocks, numeric_bins=bins)
 
 
+def test_the_numeric_likelihood_is_chosen_per_column_from_the_declared_type():
+  """'auto': bins for the columns declared integer, a Gaussian for the others; the per-block
+  layout scores and draws each column with its own likelihood."""
+  from lipdp.data import CategoricalColumn, NumericColumn, TabularDomain
+
+  domain = TabularDomain(
+    [
+      NumericColumn("days", 0.0, 100.0, integer=True),
+      NumericColumn("radius", 0.0, 30.0),
+      CategoricalColumn("job", ("a", "b")),
+    ]
+  )
+  blocks, columns = domain.blocks, domain.columns
+  assert likelihood.numeric_bins_for(columns, blocks, "auto", 8) == (8, 0, 0)
+  assert likelihood.numeric_bins_for(columns, blocks, "binned", 8) == (8, 8, 0)
+  assert likelihood.numeric_bins_for(columns, blocks, "gaussian", 8) == (0, 0, 0)
+  assert likelihood.numeric_bins_for(columns, blocks, "binned", 0) == (0, 0, 0)
+  with pytest.raises(ValueError, match="numeric likelihood must be one of"):
+    likelihood.numeric_bins_for(columns, blocks, "bins", 8)
+  per_block = likelihood.numeric_bins_for(columns, blocks, "auto", 4)
+  assert likelihood.output_sizes(blocks, per_block) == (4, 1, 2)
+  with pytest.raises(ValueError, match="one per block"):
+    likelihood.output_sizes(blocks, (4, 0))
+  with pytest.raises(ValueError, match="not numeric"):
+    likelihood.output_sizes(blocks, (4, 0, 2))
+  # Each column's term is its own likelihood's: the binned one for days, the Gaussian for radius.
+  logits = jnp.array([[0.0, 1.0, 2.0, -1.0, 0.3, 0.5, -0.5]])
+  x = jnp.array([[0.3, 0.6, 1.0, 0.0]])
+  got = likelihood.negative_log_likelihood(logits, x, blocks, numeric_bins=per_block)
+  binned = likelihood.negative_log_likelihood(logits[:, :4], x[:, :1], (blocks[0],), numeric_bins=4)
+  gauss = likelihood.negative_log_likelihood(
+    logits[:, 4:5], x[:, 1:2], (blocks[1]._replace(start=0, stop=1),), numeric_bins=0
+  )
+  job = likelihood.negative_log_likelihood(
+    logits[:, 5:], x[:, 2:], (blocks[2]._replace(start=0, stop=2),)
+  )
+  np.testing.assert_allclose(got, binned + gauss + job, rtol=1e-6)
+  u = jax.random.uniform(jax.random.key(0), (1000, likelihood.num_uniforms(blocks)))
+  drawn = np.asarray(
+    likelihood.sampled_record(jnp.broadcast_to(logits, (1000, 7)), blocks, u, per_block)
+  )
+  assert drawn.shape == (1000, 4)
+  assert np.std(drawn[:, 1]) == pytest.approx(likelihood.NUMERIC_SCALE, rel=0.1)
+  mean = np.asarray(likelihood.decoded_mean(logits, blocks, per_block))[0]
+  assert mean[1] == pytest.approx(float(jax.nn.sigmoid(0.3)), rel=1e-6)
+
+
 def test_sampled_records_follow_the_decoder_likelihood():
   """Drawn categories and bins have the softmax frequencies; the mean decoding keeps the mode."""
   bins, n = 4, 200_000

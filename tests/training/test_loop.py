@@ -222,3 +222,32 @@ def test_training_starts_from_given_variables():
   assert np.max(np.abs(toy.flat(fresh.state.params) - toy.flat(pretrained.params))) > 1e-2
   with pytest.raises(ValueError, match="initial_variables"):
     loop.train(toy.model(), records, toy.BLOCKS, still, initial_variables={"params": {}})
+
+
+def test_the_cosine_schedule_decays_the_learning_rate_to_zero_at_the_last_step():
+  cosine = loop.TrainConfig(num_steps=100, learning_rate=2e-3, learning_rate_decay="cosine")
+  schedule = loop.learning_rate_schedule(cosine)
+  assert float(schedule(0)) == pytest.approx(2e-3)
+  assert float(schedule(50)) == pytest.approx(1e-3, rel=1e-5)
+  assert float(schedule(100)) == pytest.approx(0.0, abs=1e-12)
+  assert loop.learning_rate_schedule(loop.TrainConfig(learning_rate=2e-3)) == 2e-3
+  with pytest.raises(ValueError, match="learning_rate_decay must be one of"):
+    loop.TrainConfig(learning_rate_decay="linear")
+  # In training: the same first step as the constant rate, smaller later steps.
+  records = toy.records()
+  kwargs = dict(num_steps=10, batch_size=16, seed=5, progress_bar=False)
+  first = [
+    loop.train(toy.model(), records, toy.BLOCKS, loop.TrainConfig(learning_rate_decay=d, **kw))
+    for d in ("constant", "cosine")
+    for kw in ({**kwargs, "num_steps": 1},)
+  ]
+  np.testing.assert_allclose(toy.flat(first[0].state.params), toy.flat(first[1].state.params))
+  constant, decayed = (
+    loop.train(toy.model(), records, toy.BLOCKS, loop.TrainConfig(learning_rate_decay=d, **kwargs))
+    for d in ("constant", "cosine")
+  )
+  start = loop.train(
+    toy.model(), records, toy.BLOCKS, loop.TrainConfig(**{**kwargs, "num_steps": 1})
+  )
+  moved = lambda r: np.linalg.norm(toy.flat(r.state.params) - toy.flat(start.state.params))
+  assert moved(decayed) < moved(constant)
