@@ -351,6 +351,7 @@ def test_a_size_study_changes_only_the_model_size(frontier, study, epsilons, siz
     ("frontier.py:mnist_idx_e2e_cvae_steps6000", {1.0, 2.0, 5.0, 10.0}, 6000),
     ("knobs.py:steps-mnist", {1.0, 10.0}, 6000),
     ("knobs.py:steps12000-mnist", {10.0}, 12000),
+    ("knobs.py:steps12000-shuffled-mnist", {10.0}, 12000),
   ],
 )
 def test_the_mnist_steps_studies_change_only_the_step_count(study, epsilons, steps):

@@ -41,7 +41,8 @@ End to end, with the DP-SGD recipe (docs/results.md, "The DP-SGD recipe study") 
              'auto' (bins for the columns a schema declares integer, a Gaussian for the others:
              every breast-cancer column is real-valued, so a Gaussian for each), the one change;
              breast cancer's other sweeps pin the bins they were measured with
-             (BINNED_NUMERIC). Fixed before any run.
+             (BINNED_NUMERIC). Fixed before any run. breast_cancer_e2e_auto_cvae is it
+             with the label-conditioned decoder (built like every _cvae setting).
   bank_e2e_cvae, breast_cancer_e2e_cvae  their DP-SGD-trained methods with a label-conditioned
              decoder whose labels come from a label prior learned with the weights under DP-SGD
              (`model.label_prior` unset: 'learned' for tables), the one change
