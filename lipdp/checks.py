@@ -88,9 +88,10 @@ def release_warnings(domain, records: np.ndarray, report) -> List[str]:
       f"uniform over their declared bounds (Kolmogorov-Smirnov distance below "
       f"{UNIFORM_KS_DISTANCE:g}: {', '.join(repr(n) for n in uniform[:5])}"
       f"{', ...' if len(uniform) > 5 else ''}): the decoder may not have learnt them. Under "
-      "DP-SGD with few records, binned numeric columns can stay at their uniform start; a "
-      "Gaussian (--numeric-likelihood gaussian, model.numeric_likelihood='gaussian') learnt "
-      "them on breast cancer (docs/results.md)"
+      "DP-SGD with few records, binned numeric columns (under the default likelihood, those "
+      "declared integer) can stay at their uniform start; a Gaussian (--numeric-likelihood "
+      "gaussian, model.numeric_likelihood='gaussian') learnt them on breast cancer "
+      "(docs/results.md)"
     )
   return warnings
 

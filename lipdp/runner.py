@@ -47,6 +47,7 @@ from lipdp import release as release_lib
 from lipdp import spec as spec_lib
 from lipdp import workdir as workdir_lib
 from lipdp.evaluation import figures
+from lipdp.models import likelihood
 
 log = logging.getLogger("lipdp.runner")
 
@@ -122,8 +123,13 @@ def refuse_release(workdir: str, replace: bool) -> None:
     )
 
 
-def open_for(spec: spec_lib.Spec, workdir: str) -> None:
-  """Creates the work directory and records (or compares) the run's settings in it."""
+def open_for(spec: spec_lib.Spec, workdir: str, domain=None) -> None:
+  """Creates the work directory and records (or compares) the run's settings in it.
+
+  With the run's `domain`, the numeric likelihood is compared as what it builds (each column's
+  bins, `lipdp.models.likelihood.numeric_bins_for`), so a setting that builds the same model,
+  such as 'auto' on a table whose numeric columns are all declared integer, is not another run.
+  """
   try:
     os.makedirs(workdir, exist_ok=True)
   except OSError as e:
@@ -132,17 +138,65 @@ def open_for(spec: spec_lib.Spec, workdir: str) -> None:
   config_path = workdir_lib.path(workdir, workdir_lib.CONFIG_FILE)
   if os.path.exists(config_path):
     with open(config_path, encoding="utf-8") as f:
-      previous = _comparable(json.load(f))
-    previous, compared = _unset_dropped(previous), _unset_dropped(current)
+      previous = _with_legacy_settings(_comparable(json.load(f)))
+    previous = _flat(_unset_dropped(_numeric_likelihood_resolved(previous, domain)))
+    compared = _flat(_unset_dropped(_numeric_likelihood_resolved(current, domain)))
     if previous != compared:
       changed = sorted(
-        k for k in set(previous) | set(compared) if previous.get(k) != compared.get(k)
+        f"{k}: {previous.get(k)!r} -> {compared.get(k)!r}"
+        for k in set(previous) | set(compared)
+        if previous.get(k) != compared.get(k)
       )
       raise ValueError(
-        f"{workdir} holds a run with other settings ({', '.join(changed)}); "
+        f"{workdir} holds a run with other settings ({'; '.join(changed)}); "
         "use a new work directory or delete it"
       )
   files.atomic_write_text(config_path, json.dumps(current, indent=2, sort_keys=True))
+
+
+# Settings added after work directories were first written, with the meaning a config.json
+# written without them had: such a run is the same run under its older spelling.
+LEGACY_SETTINGS = {
+  ("model", "numeric_likelihood"): "binned",
+  ("train", "learning_rate_decay"): "constant",
+}
+
+
+def _with_legacy_settings(settings: dict) -> dict:
+  settings = {k: dict(v) if isinstance(v, dict) else v for k, v in settings.items()}
+  for (section, key), value in LEGACY_SETTINGS.items():
+    if isinstance(settings.get(section), dict):
+      settings[section].setdefault(key, value)
+  return settings
+
+
+def _numeric_likelihood_resolved(settings: dict, domain) -> dict:
+  """`settings` with model.numeric_likelihood and model.numeric_bins replaced by the bins each
+  block gets in `domain` (unchanged without a domain)."""
+  model = settings.get("model")
+  if domain is None or not isinstance(model, dict) or "numeric_likelihood" not in model:
+    return settings
+  model = dict(model)
+  model["numeric_bins_per_block"] = list(
+    likelihood.numeric_bins_for(
+      getattr(domain, "columns", ()),
+      domain.blocks,
+      model.pop("numeric_likelihood"),
+      int(model.pop("numeric_bins", spec_lib.ModelSpec.numeric_bins)),
+    )
+  )
+  return {**settings, "model": model}
+
+
+def _flat(settings: dict, prefix: str = "") -> dict:
+  """Nested settings as {"section.key": value}, so a refusal names the settings that differ."""
+  out = {}
+  for k, v in settings.items():
+    if isinstance(v, dict) and v:
+      out.update(_flat(v, f"{prefix}{k}."))
+    else:
+      out[f"{prefix}{k}"] = v
+  return out
 
 
 def _comparable(settings: dict) -> dict:
@@ -181,7 +235,7 @@ def run(spec: spec_lib.Spec, workdir: str, *, progress: bool = False) -> RunResu
   warnings = list(prepared.warnings)
   for warning in warnings:
     log.warning("%s", warning)
-  open_for(spec, workdir)  # after every check: a failed one leaves no config.json
+  open_for(spec, workdir, data.domain)  # after every check: a failed one leaves no config.json
 
   timings = {"prepare_s": time.time() - start}
   made = method.module.generate(spec, data, workdir, prepared, progress)

@@ -101,7 +101,8 @@ OPTIONS = (
     "numeric_bins",
     "model.numeric_bins",
     "the number B of equal-width bins on the declared bounds of a binned numeric column (holds "
-    "a spike and a long tail); 0 makes every numeric column Gaussian",
+    "a spike and a long tail; under --numeric-likelihood auto only the integer columns are "
+    "binned); 0 makes every numeric column Gaussian",
     int,
   ),
   Option("steps", "train.num_steps", "training steps", int),

@@ -147,8 +147,43 @@ def test_rerun_in_the_same_workdir_refuses_a_second_release_unless_asked(digits_
       "replace_release": True,
     }
   )
-  with pytest.raises(ValueError, match="other settings"):
+  with pytest.raises(ValueError, match=r"other settings \(model.latent_dim: 32 -> 8\)"):
     _run(changed, workdir)
+
+
+def test_a_work_directory_written_before_a_setting_existed_resumes_as_the_same_run(tmp_path):
+  """model.numeric_likelihood and train.learning_rate_decay came later: an older config.json
+  lacks them and meant 'binned' and 'constant'. The likelihood is compared as the bins it builds
+  in the run's domain, so 'auto' resumes a run whose numeric columns are all integer (or that
+  has none) and is refused, by name, where it builds another model."""
+  spec = spec_lib.from_config(_config())
+  workdir = str(tmp_path / "old")
+  runner.open_for(spec, workdir)
+  path = os.path.join(workdir, "config.json")
+  with open(path) as f:
+    old = json.load(f)
+  del old["model"]["numeric_likelihood"], old["train"]["learning_rate_decay"]
+  with open(path, "w") as f:
+    json.dump(old, f)
+  counts = data_lib.TabularDomain(
+    [
+      data_lib.NumericColumn("visits", 0, 20, integer=True),
+      data_lib.CategoricalColumn("c", ("a", "b")),
+    ]
+  )
+  measured = data_lib.TabularDomain(
+    [data_lib.NumericColumn("radius", 0, 30), data_lib.CategoricalColumn("c", ("a", "b"))]
+  )
+  images = data_lib.load_dataset("digits").domain
+  for domain in (images, counts):
+    runner.open_for(spec, workdir, domain)  # the same model: accepted
+    with open(path, "w") as f:
+      json.dump(old, f)
+  with pytest.raises(ValueError, match=r"model.numeric_bins_per_block: \[32, 0\] -> \[0, 0\]"):
+    runner.open_for(spec, workdir, measured)
+  cosine = spec_lib.from_config(_config(**{"train.learning_rate_decay": "cosine"}))
+  with pytest.raises(ValueError, match="train.learning_rate_decay: 'constant' -> 'cosine'"):
+    runner.open_for(cosine, workdir, counts)
 
 
 def test_seeded_noise_is_reproducible_and_reported(digits_run):

@@ -28,8 +28,10 @@ WARNING = (
   "NOT PRIVATE: drafted by `lipdp schema draft` from {path}. The bounds and category lists "
   "below are statistics of the private records; a release that uses them leaks them, whatever "
   "its epsilon. Replace every bound and category list with values known independently of this "
-  "data (documentation, domain knowledge, legal or physical ranges, a public data set), then "
-  "delete this key: lipdp refuses a schema that still carries it."
+  "data (documentation, domain knowledge, legal or physical ranges, a public data set), and "
+  'check each numeric column\'s "integer" flag, which the draft also read from the data and '
+  "which picks the column's likelihood in the model; then delete this key: lipdp refuses a "
+  "schema that still carries it."
 )
 
 
