@@ -147,8 +147,15 @@ def open_for(spec: spec_lib.Spec, workdir: str, domain=None) -> None:
         for k in set(previous) | set(compared)
         if previous.get(k) != compared.get(k)
       )
+      hint = ""
+      if any(c.startswith("model.numeric_bins_per_block") for c in changed):
+        hint = (
+          " (model.numeric_bins_per_block: the bins model.numeric_likelihood and "
+          "model.numeric_bins give each block; a run from before 'auto' became the default "
+          "was 'binned')"
+        )
       raise ValueError(
-        f"{workdir} holds a run with other settings ({'; '.join(changed)}); "
+        f"{workdir} holds a run with other settings ({'; '.join(changed)}){hint}; "
         "use a new work directory or delete it"
       )
   files.atomic_write_text(config_path, json.dumps(current, indent=2, sort_keys=True))

@@ -179,8 +179,9 @@ def test_a_work_directory_written_before_a_setting_existed_resumes_as_the_same_r
     runner.open_for(spec, workdir, domain)  # the same model: accepted
     with open(path, "w") as f:
       json.dump(old, f)
-  with pytest.raises(ValueError, match=r"model.numeric_bins_per_block: \[32, 0\] -> \[0, 0\]"):
+  with pytest.raises(ValueError, match=r"model.numeric_bins_per_block: \[32, 0\] -> \[0, 0\]") as e:
     runner.open_for(spec, workdir, measured)
+  assert "was 'binned'" in str(e.value)
   cosine = spec_lib.from_config(_config(**{"train.learning_rate_decay": "cosine"}))
   with pytest.raises(ValueError, match="train.learning_rate_decay: 'constant' -> 'cosine'"):
     runner.open_for(cosine, workdir, counts)
