@@ -254,7 +254,8 @@ class TrainSpec:
   label_loss_weight: Optional[float] = None
   # Exponential moving average of the weights, with this decay (0 = off): the released model is
   # the average of the iterates, which averages out much of DP-SGD's noise (post-processing;
-  # De et al. 2022).
+  # De et al. 2022). Its warm-up rules below (10 decay - 1) / (1 - decay) steps, where it
+  # averages about the last tenth of the run whatever the decay (training.optim).
   average_decay: float = 0.0
   # 'constant', or 'cosine': the learning rate decays along half a cosine to 0 at the last step,
   # so DP-SGD's last, noisiest updates are the smallest (a fixed schedule: no privacy cost).
