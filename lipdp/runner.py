@@ -186,8 +186,7 @@ def _numeric_likelihood_resolved(settings: dict, domain) -> dict:
   model = dict(model)
   model["numeric_bins_per_block"] = list(
     likelihood.numeric_bins_for(
-      getattr(domain, "columns", ()),
-      domain.blocks,
+      domain,
       model.pop("numeric_likelihood"),
       int(model.pop("numeric_bins", spec_lib.ModelSpec.numeric_bins)),
     )

@@ -245,6 +245,9 @@ MNIST_QUARTER_MODEL = {
   "model.decoder_hidden": (64, 128),
   "model.style_hidden": (64,),
 }
+# frontier.py:digits_e2e_steps8000's overrides (average-digits, schedule-digits), restated here
+# and checked equal by tests/test_sweeps.py.
+_DIGITS_STEPS8000 = {"evaluation.fast": True, "model.style_dim": 16, "train.num_steps": 8000}
 _BREAST_CANCER_CVAE = {
   "evaluation.fast": True,
   "model.style_dim": 16,
@@ -603,18 +606,17 @@ def get_sweep(name: str):
     ]
   if name == "average-digits":
     sweep = "knobs-average-digits"
-    # frontier.py:digits_e2e_steps8000's overrides, restated here and checked equal by a test.
-    long = {"evaluation.fast": True, "model.style_dim": 16, "train.num_steps": 8000}
     decays = (("no_average", 0.0), ("avg0.999", 0.999), ("avg0.9995", 0.9995))
     return [
-      point(sweep, method, "quick", 10.0, seed, {**long, "train.average_decay": decay}, tag)
+      point(
+        sweep, method, "quick", 10.0, seed, {**_DIGITS_STEPS8000, "train.average_decay": decay}, tag
+      )
       for tag, decay in decays
       for method in ("lipdp-e2e", "dpsgd-vae")
       for seed in (0, 1, 2)
     ]
   if name == "schedule-digits":
     sweep = "knobs-schedule-digits"
-    long = {"evaluation.fast": True, "model.style_dim": 16, "train.num_steps": 8000}
     return [
       point(
         sweep,
@@ -622,7 +624,7 @@ def get_sweep(name: str):
         "quick",
         10.0,
         seed,
-        {**long, "train.learning_rate_decay": "cosine"},
+        {**_DIGITS_STEPS8000, "train.learning_rate_decay": "cosine"},
         "cosine",
       )
       for method in ("lipdp-e2e", "dpsgd-vae")

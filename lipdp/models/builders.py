@@ -35,10 +35,7 @@ def build_vae(
     raise ValueError(f"lipschitz_target must be positive, got {lipschitz_target}")
   # Each numeric column's likelihood, from its declared type (likelihood.numeric_bins_for).
   numeric_bins = likelihood.numeric_bins_for(
-    getattr(domain, "columns", ()),
-    domain.blocks,
-    model_config.numeric_likelihood,
-    int(model_config.numeric_bins),
+    domain, model_config.numeric_likelihood, int(model_config.numeric_bins)
   )
   # One decoder output per pixel and category, and B bins (or one logit) per numeric column.
   output_dim = likelihood.output_dim(domain.blocks, numeric_bins)

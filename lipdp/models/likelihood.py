@@ -84,8 +84,9 @@ def bins_per_block(blocks: Sequence, numeric_bins: NumericBins = 0) -> Tuple[int
   return tuple(b if block.kind == "numeric" else 0 for block in blocks)
 
 
-def numeric_bins_for(columns: Sequence, blocks: Sequence, choice: str, numeric_bins: int):
-  """The per-block bins of `NUMERIC_LIKELIHOODS[choice]` for a table's columns and blocks.
+def numeric_bins_for(domain, choice: str, numeric_bins: int) -> Tuple[int, ...]:
+  """The per-block bins of `NUMERIC_LIKELIHOODS[choice]` in `domain` (its `blocks`, and for a
+  table its `columns`; a domain without columns has no numeric block to bin).
 
   "binned": `numeric_bins` bins for every numeric column; "gaussian": a Gaussian for every one;
   "auto": bins for the columns declared `integer` (counts, days, amounts in whole units: the
@@ -97,9 +98,10 @@ def numeric_bins_for(columns: Sequence, blocks: Sequence, choice: str, numeric_b
   if choice not in NUMERIC_LIKELIHOODS:
     raise ValueError(f"numeric likelihood must be one of {NUMERIC_LIKELIHOODS}, got {choice!r}")
   numeric_bins = _check_numeric_bins(numeric_bins)
+  columns = getattr(domain, "columns", ())
   integer = {column.name: bool(getattr(column, "integer", False)) for column in columns}
   per_block = []
-  for block in blocks:
+  for block in domain.blocks:
     binned = block.kind == "numeric" and (
       choice == "binned" or (choice == "auto" and integer.get(block.name, False))
     )
@@ -109,7 +111,11 @@ def numeric_bins_for(columns: Sequence, blocks: Sequence, choice: str, numeric_b
 
 def output_sizes(blocks: Sequence, numeric_bins: NumericBins = 0) -> tuple:
   """The number of decoder outputs of each block (numeric: B bins, or 1 logit)."""
-  bins = bins_per_block(blocks, numeric_bins)
+  return _sizes(blocks, bins_per_block(blocks, numeric_bins))
+
+
+def _sizes(blocks: Sequence, bins: Tuple[int, ...]) -> tuple:
+  """`output_sizes` for bins already checked by `bins_per_block`."""
   return tuple(
     (b or 1) if block.kind == "numeric" else block.stop - block.start
     for block, b in zip(blocks, bins)
@@ -124,7 +130,7 @@ def output_dim(blocks: Sequence, numeric_bins: NumericBins = 0) -> int:
 def _split(logits: jax.Array, blocks: Sequence, numeric_bins: NumericBins):
   """(block, its bins, its logits) triples, checking the decoder's output layout."""
   bins = bins_per_block(blocks, numeric_bins)
-  sizes = output_sizes(blocks, bins)
+  sizes = _sizes(blocks, bins)
   if logits.shape[-1] != sum(sizes):
     raise ValueError(
       f"decoder outputs {logits.shape[-1]} values per record; these blocks need {sum(sizes)} "

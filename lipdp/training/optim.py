@@ -166,7 +166,7 @@ def parameter_average(decay: float) -> optax.GradientTransformation:
   the smaller of the two until t = (10 decay - 1) / (1 - decay), 8,990 updates for decay 0.999:
   a shorter run averages with d_t = (1 + t) / (10 + t) whatever the decay, which weighs the
   iterate of step s about in proportion to s^8, a window of about the last tenth of the run
-  (docs/results.md, "The weights' moving average on digits"). Averaging the
+  (docs/results.md, "The weights' moving average and a cosine learning rate on digits"). Averaging the
   DP-SGD iterates is post-processing of the noisy updates, so it costs no privacy; it averages
   much of the injected noise out of the weights, and is part of the DP-SGD recipes that reach
   the best accuracy (De et al. 2022, "Unlocking high-accuracy differentially private image

@@ -243,14 +243,14 @@ def test_the_numeric_likelihood_is_chosen_per_column_from_the_declared_type():
       CategoricalColumn("job", ("a", "b")),
     ]
   )
-  blocks, columns = domain.blocks, domain.columns
-  assert likelihood.numeric_bins_for(columns, blocks, "auto", 8) == (8, 0, 0)
-  assert likelihood.numeric_bins_for(columns, blocks, "binned", 8) == (8, 8, 0)
-  assert likelihood.numeric_bins_for(columns, blocks, "gaussian", 8) == (0, 0, 0)
-  assert likelihood.numeric_bins_for(columns, blocks, "binned", 0) == (0, 0, 0)
+  blocks = domain.blocks
+  assert likelihood.numeric_bins_for(domain, "auto", 8) == (8, 0, 0)
+  assert likelihood.numeric_bins_for(domain, "binned", 8) == (8, 8, 0)
+  assert likelihood.numeric_bins_for(domain, "gaussian", 8) == (0, 0, 0)
+  assert likelihood.numeric_bins_for(domain, "binned", 0) == (0, 0, 0)
   with pytest.raises(ValueError, match="numeric likelihood must be one of"):
-    likelihood.numeric_bins_for(columns, blocks, "bins", 8)
-  per_block = likelihood.numeric_bins_for(columns, blocks, "auto", 4)
+    likelihood.numeric_bins_for(domain, "bins", 8)
+  per_block = likelihood.numeric_bins_for(domain, "auto", 4)
   assert likelihood.output_sizes(blocks, per_block) == (4, 1, 2)
   with pytest.raises(ValueError, match="one per block"):
     likelihood.output_sizes(blocks, (4, 0))
