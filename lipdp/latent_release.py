@@ -214,6 +214,7 @@ def decode_latents(
   batch_size: int = 4096,
   style_rng: Optional[np.random.Generator] = None,
   decoding: str = "auto",
+  temperature: float = 1.0,
 ) -> np.ndarray:
   """Post-processing: each latent's record drawn from the decoder (or its mean), in the domain.
 
@@ -226,8 +227,12 @@ def decode_latents(
   decodes it with a label drawn from the model's learned label prior, or uniformly over the
   classes without one, which becomes the record's label. u, the labels and the draw's uniforms
   come from `style_rng` (public randomness, independent of the data given the weights: not part
-  of the mechanism).
+  of the mechanism). `temperature` tau multiplies every latent the decoder sees (z and u)
+  before decoding: a public constant applied to released values, so post-processing too; at
+  tau = 1 (the default) the records are exactly those decoded without it.
   """
+  if not (np.isfinite(temperature) and temperature > 0):
+    raise ValueError(f"temperature must be a positive number, got {temperature!r}")
   blocks = tuple(domain.blocks)
   decoding = likelihood.resolve_decoding(decoding, blocks)
   bins = model.numeric_bins
@@ -257,10 +262,13 @@ def decode_latents(
   decode = _cached_jit(model, "decode", (blocks, decoding, label), build)
   variables = _on_one_device(variables)
   flat = np.asarray(latents.reshape(-1, latents.shape[-1]), np.float32)
-  inputs = (flat,)
   rng = style_rng if style_rng is not None else np.random.default_rng()
+  latent_inputs = (flat,)
   if model.style_dim:
-    inputs += (rng.standard_normal((flat.shape[0], model.style_dim)).astype(np.float32),)
+    latent_inputs += (rng.standard_normal((flat.shape[0], model.style_dim)).astype(np.float32),)
+  if temperature != 1.0:  # the same draws, scaled: tau changes no random number
+    latent_inputs = tuple(np.float32(temperature) * x for x in latent_inputs)
+  inputs = latent_inputs
   if conditioned:
     inputs += (_drawn_label_blocks(rng, flat.shape[0], model, variables, blocks),)
   if decoding in ("sample", "sample_modal_label"):
@@ -309,11 +317,12 @@ def sample_prior(
   domain,
   seed: Optional[int] = None,
   decoding: str = "auto",
+  temperature: float = 1.0,
 ) -> np.ndarray:
   """Synthetic records decoded from z ~ N(0, I): no privacy cost beyond training the decoder.
 
   This is the DP-SGD baseline's sampler; its guarantee is the training event's alone.
-  `decoding` as in `decode_latents`.
+  `decoding` and `temperature` as in `decode_latents` (z ~ N(0, tau^2 I) at temperature tau).
   """
   seed = randomness.fresh_seed() if seed is None else seed
   latent_dim = _latent_dim(model, variables, domain.dim)
@@ -325,6 +334,7 @@ def sample_prior(
     domain,
     style_rng=randomness.numpy_rng(seed, 2),
     decoding=decoding,
+    temperature=temperature,
   )
 
 
@@ -354,6 +364,7 @@ def synthesize(
   batch_size: int = 4096,
   notes=(),
   decoding: str = "auto",
+  temperature: float = 1.0,
 ) -> SyntheticData:
   """Private synthesis: k synthetic records per private record, shuffled, with the report.
 
@@ -377,6 +388,7 @@ def synthesize(
     training_seeded: for scope 'dp-sgd', whether the DP-SGD noise was seeded.
     notes: free-form remarks for the report.
     decoding: how each released latent becomes a record (`decode_latents`): post-processing.
+    temperature: the decoding's temperature (`decode_latents`): post-processing.
   """
   scope = privacy.Scope.parse(scope)
   records = np.asarray(records, np.float32)
@@ -445,6 +457,7 @@ def synthesize(
     domain,
     style_rng=randomness.numpy_rng(seed, 2),
     decoding=decoding,
+    temperature=temperature,
   )
   order = randomness.numpy_rng(seed, 1).permutation(synthetic.shape[0])
   synthetic = synthetic[order] if shuffled_release else synthetic

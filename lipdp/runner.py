@@ -63,6 +63,7 @@ REPORT_METRICS = (
 RESUMABLE_SETTINGS = (
   "noise_seed",
   "decoding",
+  "temperature",
   "num_figure_samples",
   "shuffled_release",
   "replace_release",

@@ -153,6 +153,11 @@ class ReleaseSpec:
   # most probable label, which then agrees with the pixels); 'sample_modal_label' draws every
   # column of a table but keeps its label's most probable class, as images do.
   decoding: str = "auto"
+  # Sampling temperature tau > 0 (post-processing): every latent the decoder sees, the released
+  # z and the style latent u, is multiplied by tau before decoding. Below 1 the decoder is read
+  # closer to the prior's centre (typical records, less diversity; Kingma and Dhariwal 2018,
+  # section 5); 1 decodes the latents as released and drawn.
+  temperature: float = 1.0
   # Noise seed: None draws secret noise from OS entropy. Setting it makes the noise
   # reproducible and so not private against whoever knows it (recorded in the report).
   noise_seed: Optional[int] = None
@@ -658,6 +663,10 @@ def _check_common(spec: Spec) -> None:
   if release.decoding not in likelihood.DECODINGS:
     raise SettingError(
       f"{setting('decoding')} must be one of {likelihood.DECODINGS}, got {release.decoding!r}"
+    )
+  if not (math.isfinite(release.temperature) and release.temperature > 0):
+    raise SettingError(
+      f"{setting('temperature')} must be a positive number, got {release.temperature!r}"
     )
   for key, value in (("train.num_steps", train.num_steps), ("train.batch_size", train.batch_size)):
     if value < 1:

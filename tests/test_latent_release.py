@@ -278,3 +278,43 @@ def test_a_learned_label_prior_gives_the_synthetic_labels_its_distribution():
     builders.build_vae(
       domain, dataclasses.replace(config, label_prior="balanced"), lipschitz_target=1.0, sigma=1.0
     )
+
+
+def test_the_temperature_scales_every_latent_the_decoder_sees_and_nothing_else():
+  """tau multiplies the released z and the style u, not the drawn labels; at tau = 1 the records
+  are the default decoding's."""
+  domain = data_lib.ImageDomain((4, 4, 1), radius=2.0, pixel_max=255, num_classes=3, label_weight=2)
+  config = spec_lib.ModelSpec(
+    latent_dim=2, encoder_hidden=(8,), decoder_hidden=(8,), style_dim=2, label_conditioned=True
+  )
+  model = builders.build_vae(domain, config, lipschitz_target=1.0, sigma=1.0)
+  variables = model.init(jax.random.key(0), jnp.zeros((1, domain.dim)), jax.random.key(1))
+  latents = np.random.default_rng(1).standard_normal((300, 1, 2)).astype(np.float32)
+
+  def decode(z, model=model, variables=variables, **kw):
+    return synth_lib.decode_latents(
+      model, variables, z, domain, style_rng=np.random.default_rng(0), **kw
+    )
+
+  warm = decode(latents)
+  np.testing.assert_array_equal(decode(latents, temperature=1.0), warm)
+  cold = decode(latents, temperature=1e-6)
+  labels = domain.labels(warm)
+  np.testing.assert_array_equal(domain.labels(cold), labels)  # the same labels, unscaled
+  for c in range(3):
+    pixels = warm[labels == c, :16]
+    assert np.ptp(pixels, axis=0).max() > 1e-3  # at tau = 1 the latents make records differ
+    # Near tau = 0 both z and u are near 0: every record of a class is the same.
+    rows = cold[labels == c, :16]
+    np.testing.assert_allclose(rows, np.broadcast_to(rows[0], rows.shape), atol=1e-5)
+  # Without a style latent, decoding at tau is decoding the latents scaled by tau.
+  plain_config = dataclasses.replace(config, style_dim=0, label_conditioned=False)
+  plain = builders.build_vae(domain, plain_config, lipschitz_target=1.0, sigma=1.0)
+  plain_vars = plain.init(jax.random.key(0), jnp.zeros((1, domain.dim)), jax.random.key(1))
+  np.testing.assert_array_equal(
+    decode(latents, plain, plain_vars, temperature=0.5),
+    decode(np.float32(0.5) * latents, plain, plain_vars),
+  )
+  for bad in (0.0, -1.0, float("nan")):
+    with pytest.raises(ValueError, match="temperature must be a positive number"):
+      decode(latents, temperature=bad)

@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 from lipdp import privacy
@@ -29,6 +30,7 @@ SWEEPS = [
     "knobs.py:pretrain100-mnist",
     "knobs.py:average-digits",
     "knobs.py:schedule-digits",
+    "knobs.py:temperature-digits",
     "frontier.py:quick",
     "frontier.py:mnist_idx",
     "frontier.py:breast_cancer",
@@ -444,3 +446,43 @@ def test_the_digits_schedule_screen_changes_only_the_learning_rate_decay():
   for p in points:
     assert p["overrides"] == {**base_of(p)["overrides"], "train.learning_rate_decay": "cosine"}
     assert sweep_lib.make_spec(p, CONFIGS).train.learning_rate_decay == "cosine"
+
+
+def test_a_point_decoding_another_again_reuses_its_weights_and_its_release(tmp_path):
+  """`decoded_again`: the base's weights (training is found finished, not redone) and, with the
+  base's noise seed, its released latents; only what acts after training may change."""
+  base = sweep_lib.point(
+    "s", "lipdp-conditional", "smoke", 4.0, 0, {"train.num_steps": 5, "evaluation.enabled": False}
+  )
+  same = sweep_lib.decoded_again(base, "t", "tau1", {})
+  cold = sweep_lib.decoded_again(base, "t", "tau0.5", {"temperature": 0.5})
+  assert cold["overrides"] == {**base["overrides"], "temperature": 0.5}
+
+  def run(p):
+    return sweep_lib.run_point(p, os.path.join(tmp_path, p["sweep"]), CONFIGS)
+
+  def folder_of(p):
+    return sweep_lib.point_workdir(str(tmp_path), p["sweep"], p["id"])
+
+  def released(p):
+    with np.load(os.path.join(folder_of(p), "release", "synthetic.npz")) as f:
+      return f["records"]
+
+  with pytest.raises(ValueError, match="run that point first"):
+    run(same)
+  row = run(base)
+  again, colder = run(same), run(cold)
+  assert again["decodes"] == "s:" + base["id"] and again["epsilon"] == row["epsilon"]
+  assert colder["epsilon"] == row["epsilon"]
+  for p in (same, cold):  # training found finished: its log is the base's, nothing appended
+    with (
+      open(os.path.join(folder_of(p), "metrics.jsonl")) as f,
+      open(os.path.join(folder_of(base), "metrics.jsonl")) as g,
+    ):
+      assert f.read() == g.read()
+  np.testing.assert_array_equal(released(same), released(base))
+  assert not np.array_equal(released(cold), released(base))
+  with pytest.raises(ValueError, match="only what acts after training"):
+    sweep_lib.decoded_again(base, "t", "x", {"model.latent_dim": 8})
+  with pytest.raises(ValueError, match="keeps its noise seed"):
+    sweep_lib.decoded_again(base, "t", "x", {"noise_seed": 3})

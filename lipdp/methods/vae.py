@@ -378,6 +378,7 @@ def generate(
       training_seeded=trained.seeded_by_user,
       notes=tuple(data.notes) + prepared.notes,
       decoding=spec.release.decoding,
+      temperature=spec.release.temperature,
     )
     records, report = synthetic.records, synthetic.report
     log.info(
@@ -404,6 +405,7 @@ def generate(
       domain,
       seed=spec.release.noise_seed,
       decoding=spec.release.decoding,
+      temperature=spec.release.temperature,
     )
   return methods.Generated(records, report, model, variables, timings=timings, compare=compare)
 
@@ -553,6 +555,7 @@ def _prior_release(spec, model, variables, data, dpsgd_event, trained, notes=())
     data.domain,
     seed=spec.release.noise_seed,
     decoding=spec.release.decoding,
+    temperature=spec.release.temperature,
   )
   if spec.privacy is None:
     return records, None

@@ -24,6 +24,11 @@ row: the point's fields, the privacy headline and every metric of
                      its settings as overrides, e.g. {"dp_merf.num_steps": 1000}) or a
                      reference without a guarantee (copy_train)
 
+`decoded_again(base, ...)` makes a point that decodes a base point's trained weights again with
+settings that act after training only (the decoding, its temperature, the evaluation): its work
+directory starts as a copy of the base's, and with the base's noise seed its release is
+post-processing of the base's.
+
 Sweep points seed the noise (reproducible, and the reports say so): they are a study of the
 mechanism, not releases.
 """
@@ -39,6 +44,7 @@ from lipdp import methods
 from lipdp import privacy
 from lipdp import runner
 from lipdp import spec as spec_lib
+from lipdp import workdir as workdir_lib
 from lipdp.studies import results
 
 # Method -> the config fields that make it (on top of the variant and the point's overrides).
@@ -211,12 +217,65 @@ def report_fields(report) -> Dict[str, Any]:
   }
 
 
+def decoded_again(
+  base: Mapping[str, Any], sweep: str, tag: str, overrides: Mapping[str, Any]
+) -> Dict[str, Any]:
+  """A point that decodes `base`'s trained weights again, with `overrides` of settings that act
+  after training only (`lipdp.runner.RESUMABLE_SETTINGS`, such as the temperature).
+
+  Its work directory starts as a copy of the base's without its release, evaluation or figure
+  (`run_point`), so training resumes at its last step and is found finished. The noise seed is
+  the base's (sweep points seed it), so the released latents are the base's, bit for bit, and
+  the point is post-processing of the base's release: the same epsilon, nothing spent again.
+  """
+  after_training = [k for k in overrides if k.split(".")[0] in runner.RESUMABLE_SETTINGS]
+  others = sorted(set(overrides) - set(after_training))
+  if others or "noise_seed" in overrides:
+    raise ValueError(
+      f"a point decoding {base['id']!r} again may change only what acts after training and "
+      f"keeps its noise seed; got {others or ['noise_seed']}"
+    )
+  p = point(
+    sweep,
+    base["method"],
+    base["variant"],
+    base["epsilon"],
+    base["seed"],
+    {**base.get("overrides", {}), **overrides},
+    tag,
+  )
+  p["decodes"] = {"sweep": base["sweep"], "id": base["id"]}
+  return p
+
+
+def point_workdir(root: str, sweep: str, point_id: str) -> str:
+  """A point's work directory under the sweeps' root (sweep.py's --workdir)."""
+  return os.path.join(root, sweep, point_id.replace("/", "_"))
+
+
+# What a point decoding another point's weights again does not copy: what it writes anew.
+_WRITTEN_ANEW = (workdir_lib.RELEASE_DIR, workdir_lib.EVALUATION_FILE, workdir_lib.SAMPLES_FIGURE)
+
+
 def run_point(p: Mapping[str, Any], workdir_root: str, config_file: str) -> Dict[str, Any]:
-  """Runs one point in a fresh work directory; returns its row."""
+  """Runs one point in a fresh work directory under `workdir_root` (the sweep's folder under
+  the sweeps' root); returns its row. A point made by `decoded_again` starts from a copy of its
+  base's work directory, which must have been run first under the same root."""
   spec = make_spec(p, config_file)
   workdir = os.path.join(workdir_root, p["id"].replace("/", "_"))
   shutil.rmtree(workdir, ignore_errors=True)  # a point always starts from scratch
+  base = p.get("decodes")
+  if base:
+    source = point_workdir(os.path.dirname(workdir_root), base["sweep"], base["id"])
+    if workdir_lib.latest_checkpoint_step(source) is None:
+      raise ValueError(
+        f"point {p['id']!r} decodes the weights of {base['sweep']}:{base['id']}, which has no "
+        f"trained weights in {source}: run that point first under the same --workdir"
+      )
+    shutil.copytree(source, workdir, ignore=shutil.ignore_patterns(*_WRITTEN_ANEW))
   row = point_fields(p)
+  if base:
+    row["decodes"] = f"{base['sweep']}:{base['id']}"
   result = runner.run(spec, workdir)
   if result.report is not None:
     row.update(report_fields(result.report))
