@@ -35,11 +35,13 @@ mechanism, not releases.
 
 import fnmatch
 import importlib.util
+import json
 import math
 import os
 import shutil
 from typing import Any, Dict, Iterable, Mapping, Optional, Sequence
 
+from lipdp import files
 from lipdp import methods
 from lipdp import privacy
 from lipdp import runner
@@ -257,6 +259,29 @@ def point_workdir(root: str, sweep: str, point_id: str) -> str:
 _WRITTEN_ANEW = (workdir_lib.RELEASE_DIR, workdir_lib.EVALUATION_FILE, workdir_lib.SAMPLES_FIGURE)
 
 
+def copy_trained(source: str, workdir: str, spec: spec_lib.Spec) -> None:
+  """Copies a trained point's work directory into `workdir`, without what a run writes anew.
+
+  config.json records a schema by its absolute path, so a point run from another checkout of
+  the repository would be refused as another run though it read the same bytes: the copy's
+  recorded schema is pointed at `spec`'s when the two files are identical (refused otherwise).
+  """
+  shutil.copytree(source, workdir, ignore=shutil.ignore_patterns(*_WRITTEN_ANEW))
+  config_path = os.path.join(workdir, workdir_lib.CONFIG_FILE)
+  with open(config_path, encoding="utf-8") as f:
+    recorded = json.load(f)
+  options = recorded.get("data_options") or {}
+  ours = spec_lib.to_config(spec).data_options.get("schema")
+  theirs = options.get("schema")
+  if not (ours and theirs and ours != theirs and os.path.exists(theirs)):
+    return
+  with open(ours, "rb") as a, open(theirs, "rb") as b:
+    if a.read() != b.read():
+      raise ValueError(f"the trained point read another schema ({theirs}) than {ours}")
+  options["schema"] = ours
+  files.atomic_write_text(config_path, json.dumps(recorded, indent=2, sort_keys=True))
+
+
 def run_point(p: Mapping[str, Any], workdir_root: str, config_file: str) -> Dict[str, Any]:
   """Runs one point in a fresh work directory under `workdir_root` (the sweep's folder under
   the sweeps' root); returns its row. A point made by `decoded_again` starts from a copy of its
@@ -272,7 +297,7 @@ def run_point(p: Mapping[str, Any], workdir_root: str, config_file: str) -> Dict
         f"point {p['id']!r} decodes the weights of {base['sweep']}:{base['id']}, which has no "
         f"trained weights in {source}: run that point first under the same --workdir"
       )
-    shutil.copytree(source, workdir, ignore=shutil.ignore_patterns(*_WRITTEN_ANEW))
+    copy_trained(source, workdir, spec)
   row = point_fields(p)
   if base:
     row["decodes"] = f"{base['sweep']}:{base['id']}"
