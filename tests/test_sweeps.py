@@ -31,6 +31,7 @@ SWEEPS = [
     "knobs.py:average-digits",
     "knobs.py:schedule-digits",
     "knobs.py:temperature-digits",
+    "knobs.py:temperature-mnist",
     "frontier.py:quick",
     "frontier.py:mnist_idx",
     "frontier.py:breast_cancer",
@@ -486,3 +487,28 @@ def test_a_point_decoding_another_again_reuses_its_weights_and_its_release(tmp_p
     sweep_lib.decoded_again(base, "t", "x", {"model.latent_dim": 8})
   with pytest.raises(ValueError, match="keeps its noise seed"):
     sweep_lib.decoded_again(base, "t", "x", {"noise_seed": 3})
+
+
+def test_the_mnist_temperature_study_decodes_the_trained_mnist_points_again():
+  """Every point of the steps-6,000 frontier (lipdp-e2e's seed 0 at epsilon 1 and 10 from the
+  probe, the same configuration) at the carried tau, the 12,000-step runs at it and at 1; only
+  the temperature differs from each base."""
+  knobs = "experiments/sweeps/knobs.py"
+  study = sweep_lib.load_sweep(os.path.join(ROOT, f"{knobs}:temperature-mnist"))
+  frontier = sweep_lib.load_sweep(
+    os.path.join(ROOT, "experiments/sweeps/frontier.py:mnist_idx_e2e_cvae_steps6000")
+  )
+  probe = sweep_lib.load_sweep(os.path.join(ROOT, f"{knobs}:steps-mnist"))
+  longer = sweep_lib.load_sweep(os.path.join(ROOT, f"{knobs}:steps12000-mnist"))
+  longer += sweep_lib.load_sweep(os.path.join(ROOT, f"{knobs}:steps12000-shuffled-mnist"))
+  replaced = {("lipdp-e2e", p["epsilon"], 0) for p in probe}
+  bases6000 = [p for p in frontier if (p["method"], p["epsilon"], p["seed"]) not in replaced]
+  bases = {(p["sweep"], p["id"]): p for p in bases6000 + probe + longer}
+  decoded = {}
+  for p in study:
+    base = bases[(p["decodes"]["sweep"], p["decodes"]["id"])]
+    tau = p["overrides"].pop("temperature")
+    assert p["overrides"] == base["overrides"] and p["seed"] == base["seed"]
+    decoded.setdefault(tau, set()).add((base["sweep"], base["id"]))
+  assert decoded[0.5] == set(bases) and len(bases) == 39 + 9
+  assert decoded[1.0] == {(p["sweep"], p["id"]) for p in longer}
