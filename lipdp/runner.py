@@ -167,6 +167,7 @@ def open_for(spec: spec_lib.Spec, workdir: str, domain=None) -> None:
 LEGACY_SETTINGS = {
   ("model", "numeric_likelihood"): "binned",
   ("train", "learning_rate_decay"): "constant",
+  ("train", "public_pretrain_steps"): 0,
 }
 
 
