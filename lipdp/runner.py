@@ -208,7 +208,9 @@ def _flat(settings: dict, prefix: str = "") -> dict:
 
 
 def _comparable(settings: dict) -> dict:
-  return {k: v for k, v in settings.items() if k not in RESUMABLE_SETTINGS}
+  # Sampling the prior (method 'prior'), k only counts the records drawn after training.
+  after = RESUMABLE_SETTINGS + (("k",) if settings.get("method") == "prior" else ())
+  return {k: v for k, v in settings.items() if k not in after}
 
 
 def _unset_dropped(value):

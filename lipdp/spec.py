@@ -144,7 +144,9 @@ class MethodSpec:
 class ReleaseSpec:
   """What is released, and how its randomness is drawn."""
 
-  # Synthetic records per private record (latents per record for method 'lipdp').
+  # Synthetic records per private record: latents per record for method 'lipdp' (each latent
+  # costs privacy), draws from the prior for method 'prior' (free; may change between a run and
+  # its resumption).
   k: int = 1
   # How a latent becomes a record (post-processing): 'sample' draws it from the decoder's
   # likelihood (a category from its softmax, a number from its bins), 'mean' takes the

@@ -705,3 +705,18 @@ def test_compare_prior_evaluates_the_same_weights_sampled_from_the_prior(tmp_pat
   assert 0.0 <= result.metrics["prior_sampling/tstr/logreg"] <= 1.0
   with open(tmp_path / "run" / "evaluation.json") as f:
     assert "prior_sampling/tstr/logreg" in json.load(f)
+
+
+def test_k_may_change_on_resumption_only_where_it_counts_prior_draws(tmp_path):
+  """For method 'prior' k is the number of records drawn from the prior after training; for
+  method 'lipdp' it sets the release's noise, fixed before training."""
+  for method, resumable in (("prior", True), ("lipdp", False)):
+    workdir = str(tmp_path / method)
+    common = {"method": method, "scope": "dp-sgd", "total_epsilon": 10.0}
+    runner.open_for(spec_lib.from_config(_config(**common)), workdir)
+    again = spec_lib.from_config(_config(**common, k=4))
+    if resumable:
+      runner.open_for(again, workdir)
+    else:
+      with pytest.raises(ValueError, match="k: 1 -> 4"):
+        runner.open_for(again, workdir)

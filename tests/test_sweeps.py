@@ -32,6 +32,7 @@ SWEEPS = [
     "knobs.py:schedule-digits",
     "knobs.py:temperature-digits",
     "knobs.py:temperature-mnist",
+    "knobs.py:sample-size-mnist",
     "frontier.py:quick",
     "frontier.py:mnist_idx",
     "frontier.py:breast_cancer",
@@ -487,6 +488,10 @@ def test_a_point_decoding_another_again_reuses_its_weights_and_its_release(tmp_p
     sweep_lib.decoded_again(base, "t", "x", {"model.latent_dim": 8})
   with pytest.raises(ValueError, match="keeps its noise seed"):
     sweep_lib.decoded_again(base, "t", "x", {"noise_seed": 3})
+  with pytest.raises(ValueError, match=r"only what acts after training.*\['k'\]"):
+    sweep_lib.decoded_again(base, "t", "x", {"k": 4})  # k sets lipdp's release noise
+  prior = {**base, "method": "dpsgd-vae"}  # k counts the draws from the prior
+  assert sweep_lib.decoded_again(prior, "t", "k4", {"k": 4})["overrides"]["k"] == 4
 
 
 def test_the_mnist_temperature_study_decodes_the_trained_mnist_points_again():

@@ -58,6 +58,8 @@ VAE_METHODS = {
   "lipdp-public": {"scope": "public", "shuffled_release": False},
   "vae": {"scope": spec_lib.NO_GUARANTEE, "method": "prior"},
 }
+# The methods that sample the prior (method 'prior'), for which k only counts the records drawn.
+PRIOR_SAMPLERS = tuple(m for m, fields in VAE_METHODS.items() if fields.get("method") == "prior")
 # What the rows of the runs without a guarantee say instead of a headline epsilon.
 REFERENCE_HEADLINES = {"vae": "no privacy guarantee (trained without DP)"}
 INF = math.inf
@@ -223,14 +225,16 @@ def decoded_again(
   base: Mapping[str, Any], sweep: str, tag: str, overrides: Mapping[str, Any]
 ) -> Dict[str, Any]:
   """A point that decodes `base`'s trained weights again, with `overrides` of settings that act
-  after training only (`lipdp.runner.RESUMABLE_SETTINGS`, such as the temperature).
+  after training only (`lipdp.runner.RESUMABLE_SETTINGS`, such as the temperature, and for the
+  prior samplers k, the number of records drawn per training record).
 
   Its work directory starts as a copy of the base's without its release, evaluation or figure
   (`run_point`), so training resumes at its last step and is found finished. The noise seed is
   the base's (sweep points seed it), so the released latents are the base's, bit for bit, and
   the point is post-processing of the base's release: the same epsilon, nothing spent again.
   """
-  after_training = [k for k in overrides if k.split(".")[0] in runner.RESUMABLE_SETTINGS]
+  resumable = runner.RESUMABLE_SETTINGS + (("k",) if base["method"] in PRIOR_SAMPLERS else ())
+  after_training = [k for k in overrides if k.split(".")[0] in resumable]
   others = sorted(set(overrides) - set(after_training))
   if others or "noise_seed" in overrides:
     raise ValueError(
