@@ -23,6 +23,7 @@ Modes (`plan_budget`):
 """
 
 import dataclasses
+import functools
 import math
 from typing import Optional
 
@@ -106,6 +107,10 @@ def _shuffled_central(ratio, num_records, k, delta, delta_split):
   ).central_epsilon
 
 
+# The search costs seconds of PLD compositions and is a pure function of its arguments: a
+# process that plans the same budget again (a sweep's points, a test and the run it checks)
+# reuses the answer.
+@functools.lru_cache(maxsize=256)
 def calibrate_dpsgd_noise(
   total_epsilon: float,
   *,

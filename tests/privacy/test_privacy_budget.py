@@ -181,3 +181,13 @@ def test_the_planned_noise_multiplier_is_the_smallest_to_a_relative_1e3(extra):
 
   assert total(z) <= 1.0 and plan.total_epsilon == total(z)
   assert total(z / (1 + 1e-3)) > 1.0
+
+
+def test_the_same_budget_is_searched_once_per_process():
+  """calibrate_dpsgd_noise is a pure function of its arguments: asked again, it answers from
+  its cache with the same z (a sweep's points and a test's own plan reuse the run's search)."""
+  args = dict(sampling_rate=0.5, steps=2, delta=1e-5, noise_ratio=None, num_records=1000)
+  first = privacy.calibrate_dpsgd_noise(3.0, **args)
+  hits = privacy.calibrate_dpsgd_noise.cache_info().hits
+  assert privacy.calibrate_dpsgd_noise(3.0, **args) == first
+  assert privacy.calibrate_dpsgd_noise.cache_info().hits == hits + 1
