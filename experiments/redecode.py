@@ -44,9 +44,8 @@ def main(argv):
   if len(matches) != 1:
     raise app.UsageError(f"no point {FLAGS.point!r} in {FLAGS.sweep}")
   base = matches[0]
-  point = points_lib.decoded_again(
-    base, base["sweep"], f"decoding_{FLAGS.decoding}", {"decoding": FLAGS.decoding}
-  )
+  tag = f"{base.get('tag', '')}_decoding_{FLAGS.decoding}".lstrip("_")
+  point = points_lib.decoded_again(base, base["sweep"], tag, {"decoding": FLAGS.decoding})
   try:
     row = points_lib.run_point(point, os.path.join(FLAGS.workdir, point["sweep"]), FLAGS.config)
   except ValueError as e:

@@ -207,9 +207,23 @@ def _flat(settings: dict, prefix: str = "") -> dict:
   return out
 
 
+def after_training(settings: dict) -> tuple:
+  """The top-level keys of a run's settings (config.json's layout) that may differ between the
+  run and its resumption because they act after training: RESUMABLE_SETTINGS, except
+  `shuffled_release` in scope 'dp-sgd' (plan_budget calibrates DP-SGD's noise with the
+  shuffled release's bound, so the weights depend on it), and also `k` for method 'prior' in
+  scope 'dp-sgd' with a homoscedastic encoder (there k only counts the records drawn from the
+  prior; elsewhere it enters the encoder's calibration)."""
+  dpsgd = settings.get("scope") == privacy.Scope.DP_SGD.value
+  keys = tuple(k for k in RESUMABLE_SETTINGS if not (dpsgd and k == "shuffled_release"))
+  model = settings.get("model") or {}
+  if settings.get("method") == "prior" and dpsgd and not model.get("heteroscedastic"):
+    keys += ("k",)
+  return keys
+
+
 def _comparable(settings: dict) -> dict:
-  # Sampling the prior (method 'prior'), k only counts the records drawn after training.
-  after = RESUMABLE_SETTINGS + (("k",) if settings.get("method") == "prior" else ())
+  after = after_training(settings)
   return {k: v for k, v in settings.items() if k not in after}
 
 

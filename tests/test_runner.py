@@ -153,9 +153,10 @@ def test_rerun_in_the_same_workdir_refuses_a_second_release_unless_asked(digits_
 
 def test_a_work_directory_written_before_a_setting_existed_resumes_as_the_same_run(tmp_path):
   """model.numeric_likelihood, train.learning_rate_decay and train.public_pretrain_steps came
-  later: an older config.json lacks them and meant 'binned', 'constant' and 0. The likelihood is compared as the bins it builds
-  in the run's domain, so 'auto' resumes a run whose numeric columns are all integer (or that
-  has none) and is refused, by name, where it builds another model."""
+  later: an older config.json lacks them and meant 'binned', 'constant' and 0. The likelihood
+  is compared as the bins it builds in the run's domain, so 'auto' resumes a run whose numeric
+  columns are all integer (or that has none) and is refused, by name, where it builds another
+  model."""
   spec = spec_lib.from_config(_config())
   workdir = str(tmp_path / "old")
   runner.open_for(spec, workdir)
@@ -707,16 +708,25 @@ def test_compare_prior_evaluates_the_same_weights_sampled_from_the_prior(tmp_pat
     assert "prior_sampling/tstr/logreg" in json.load(f)
 
 
-def test_k_may_change_on_resumption_only_where_it_counts_prior_draws(tmp_path):
-  """For method 'prior' k is the number of records drawn from the prior after training; for
-  method 'lipdp' it sets the release's noise, fixed before training."""
-  for method, resumable in (("prior", True), ("lipdp", False)):
-    workdir = str(tmp_path / method)
-    common = {"method": method, "scope": "dp-sgd", "total_epsilon": 10.0}
-    runner.open_for(spec_lib.from_config(_config(**common)), workdir)
-    again = spec_lib.from_config(_config(**common, k=4))
-    if resumable:
+def test_what_may_change_on_resumption_is_what_acts_after_training(tmp_path):
+  """k, for method 'prior' in scope 'dp-sgd', is the number of records drawn from the prior
+  after training; for method 'lipdp' it sets the release's noise, and without DP-SGD (scope
+  'none') the encoder's calibration, both fixed before training. Whether the release is
+  shuffled sets DP-SGD's calibrated noise in scope 'dp-sgd', and only the report elsewhere."""
+  dpsgd = {"scope": "dp-sgd", "total_epsilon": 10.0}
+  cases = (
+    ("prior", {"method": "prior", **dpsgd}, {"k": 4}, None),
+    ("lipdp", dpsgd, {"k": 4}, "k: 1 -> 4"),
+    ("none", {"method": "prior", "scope": "none"}, {"k": 4}, "k: 1 -> 4"),
+    ("shuffled", dpsgd, {"shuffled_release": False}, "shuffled_release: True -> False"),
+    ("conditional", {}, {"shuffled_release": False}, None),
+  )
+  for name, settings, change, refusal in cases:
+    workdir = str(tmp_path / name)
+    runner.open_for(spec_lib.from_config(_config(**settings)), workdir)
+    again = spec_lib.from_config(_config(**settings, **change))
+    if refusal is None:
       runner.open_for(again, workdir)
     else:
-      with pytest.raises(ValueError, match="k: 1 -> 4"):
+      with pytest.raises(ValueError, match=refusal):
         runner.open_for(again, workdir)

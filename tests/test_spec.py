@@ -237,3 +237,12 @@ def test_schedules_and_likelihoods_are_checked_by_name(section, leaf, value, mat
   setattr(config[section], leaf, value)
   with pytest.raises(spec_lib.SettingError, match=match):
     spec_lib.from_config(config)
+
+
+@pytest.mark.parametrize("value", [0.0, -0.5, float("nan"), float("inf")])
+def test_the_temperature_must_be_a_positive_number(value):
+  config = spec_lib.config_from_file(CONFIGS, "smoke")
+  assert spec_lib.from_config(config).release.temperature == 1.0
+  config.temperature = value
+  with pytest.raises(spec_lib.SettingError, match="temperature must be a positive number"):
+    spec_lib.from_config(config)

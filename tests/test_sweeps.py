@@ -492,6 +492,13 @@ def test_a_point_decoding_another_again_reuses_its_weights_and_its_release(tmp_p
     sweep_lib.decoded_again(base, "t", "x", {"k": 4})  # k sets lipdp's release noise
   prior = {**base, "method": "dpsgd-vae"}  # k counts the draws from the prior
   assert sweep_lib.decoded_again(prior, "t", "k4", {"k": 4})["overrides"]["k"] == 4
+  with pytest.raises(ValueError, match="another sweep or tag"):
+    sweep_lib.decoded_again(base, base["sweep"], base["tag"], {"temperature": 0.5})
+  unfinished = sweep_lib.decoded_again(
+    {**base, "overrides": {**base["overrides"], "train.num_steps": 10}}, "t", "more", {}
+  )
+  with pytest.raises(ValueError, match="no finished training"):
+    run(unfinished)  # the base trained 5 steps: a copy must not train further
 
 
 def test_the_mnist_temperature_study_decodes_the_trained_mnist_points_again():

@@ -58,8 +58,6 @@ VAE_METHODS = {
   "lipdp-public": {"scope": "public", "shuffled_release": False},
   "vae": {"scope": spec_lib.NO_GUARANTEE, "method": "prior"},
 }
-# The methods that sample the prior (method 'prior'), for which k only counts the records drawn.
-PRIOR_SAMPLERS = tuple(m for m, fields in VAE_METHODS.items() if fields.get("method") == "prior")
 # What the rows of the runs without a guarantee say instead of a headline epsilon.
 REFERENCE_HEADLINES = {"vae": "no privacy guarantee (trained without DP)"}
 INF = math.inf
@@ -225,15 +223,21 @@ def decoded_again(
   base: Mapping[str, Any], sweep: str, tag: str, overrides: Mapping[str, Any]
 ) -> Dict[str, Any]:
   """A point that decodes `base`'s trained weights again, with `overrides` of settings that act
-  after training only (`lipdp.runner.RESUMABLE_SETTINGS`, such as the temperature, and for the
-  prior samplers k, the number of records drawn per training record).
+  after training only (`lipdp.runner.after_training`: the temperature, the decoding, the
+  evaluation; for the DP-SGD VAE also k, the number of records drawn per training record).
 
   Its work directory starts as a copy of the base's without its release, evaluation or figure
   (`run_point`), so training resumes at its last step and is found finished. The noise seed is
   the base's (sweep points seed it), so the released latents are the base's, bit for bit, and
   the point is post-processing of the base's release: the same epsilon, nothing spent again.
   """
-  resumable = runner.RESUMABLE_SETTINGS + (("k",) if base["method"] in PRIOR_SAMPLERS else ())
+  fields = VAE_METHODS.get(base["method"], {})
+  settings = {  # what runner.after_training reads, for the base's method
+    "method": fields.get("method", "lipdp"),
+    "scope": fields.get("scope"),
+    "model": {"heteroscedastic": base.get("overrides", {}).get("model.heteroscedastic")},
+  }
+  resumable = runner.after_training(settings)
   after_training = [k for k in overrides if k.split(".")[0] in resumable]
   others = sorted(set(overrides) - set(after_training))
   if others or "noise_seed" in overrides:
@@ -241,6 +245,8 @@ def decoded_again(
       f"a point decoding {base['id']!r} again may change only what acts after training and "
       f"keeps its noise seed; got {others or ['noise_seed']}"
     )
+  if sweep == base["sweep"] and tag == base.get("tag", ""):
+    raise ValueError(f"a point decoding {base['id']!r} again needs another sweep or tag")
   p = point(
     sweep,
     base["method"],
@@ -291,16 +297,18 @@ def run_point(p: Mapping[str, Any], workdir_root: str, config_file: str) -> Dict
   the sweeps' root); returns its row. A point made by `decoded_again` starts from a copy of its
   base's work directory, which must have been run first under the same root."""
   spec = make_spec(p, config_file)
-  workdir = os.path.join(workdir_root, p["id"].replace("/", "_"))
-  shutil.rmtree(workdir, ignore_errors=True)  # a point always starts from scratch
+  root = os.path.dirname(workdir_root)
+  workdir = point_workdir(root, p["sweep"], p["id"])
   base = p.get("decodes")
+  source = base and point_workdir(root, base["sweep"], base["id"])
+  # Only a finished training: a copy must not train (nor spend DP-SGD's budget) any further.
+  if base and workdir_lib.latest_checkpoint_step(source) != spec.train.num_steps:
+    raise ValueError(
+      f"point {p['id']!r} decodes the weights of {base['sweep']}:{base['id']}, which has no "
+      f"finished training in {source}: run that point first under the same --workdir"
+    )
+  shutil.rmtree(workdir, ignore_errors=True)  # a point always starts from scratch
   if base:
-    source = point_workdir(os.path.dirname(workdir_root), base["sweep"], base["id"])
-    if workdir_lib.latest_checkpoint_step(source) is None:
-      raise ValueError(
-        f"point {p['id']!r} decodes the weights of {base['sweep']}:{base['id']}, which has no "
-        f"trained weights in {source}: run that point first under the same --workdir"
-      )
     copy_trained(source, workdir, spec)
   row = point_fields(p)
   if base:
