@@ -5,6 +5,8 @@
       checkpoints/         orbax checkpoints of training            } private training artefacts:
       metrics.jsonl        training metrics, one JSON line per log  } never release them
       train_seed.json      an unseeded run's secret seed, until training completes
+      dpsgd.json           scope 'dp-sgd': the noise multiplier and sampling rate the weights
+                           were trained with, checked on resume and before a release
       pretrain/            scope 'dp-sgd' with public pretraining: the plain steps on the
                            public data set, laid out like a training (checkpoints/, ...)
       release/             the release (`lipdp.release`: synthetic.npz, privacy_report.json,
@@ -31,6 +33,9 @@ CONFIG_FILE = "config.json"
 CHECKPOINTS = "checkpoints"
 METRICS_FILE = "metrics.jsonl"
 TRAIN_SEED_FILE = "train_seed.json"
+# The DP-SGD noise multiplier and sampling rate the weights were trained with: a run that
+# resumes or releases from them must account exactly these (lipdp.methods.vae).
+DPSGD_FILE = "dpsgd.json"
 RELEASE_DIR = "release"
 EVALUATION_FILE = "evaluation.json"
 SAMPLES_FIGURE = "samples.png"

@@ -342,6 +342,16 @@ def test_dpsgd_vae_baseline_samples_its_prior(tmp_path, caplog):
   release_lib.verify_release(result.release_dir)
   with pytest.raises(ValueError, match="conditional"):
     _run(_config(method="prior"), str(tmp_path / "bad"))
+  # The weights remember the DP-SGD they were trained with: a report must account that one.
+  record = tmp_path / "dpsgd.json"
+  assert json.loads(record.read_text()) == {
+    "noise_multiplier": plan.dpsgd_noise_multiplier,
+    "sampling_rate": 0.05,
+  }
+  record.write_text(json.dumps({"noise_multiplier": 0.5, "sampling_rate": 0.05}))
+  config.replace_release = True
+  with pytest.raises(ValueError, match="trained with DP-SGD noise multiplier 0.5"):
+    _run(config, str(tmp_path))
 
 
 @pytest.mark.slow

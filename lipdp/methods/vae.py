@@ -16,8 +16,10 @@ and the privacy budget (`plan_budget`: the release's noise ratio sigma / Delta a
 """
 
 import dataclasses
+import json
 import logging
 import math
+import os
 import time
 from typing import List, Optional, Tuple
 
@@ -27,6 +29,7 @@ import numpy as np
 
 from lipdp import checks
 from lipdp import console
+from lipdp import files
 from lipdp import latent_release
 from lipdp import methods
 from lipdp import privacy
@@ -481,6 +484,8 @@ def _train(spec, model, domain, prepared: Prepared, workdir: str, progress: bool
       jax.default_backend(),
     ),
   )
+  if uses_dpsgd:
+    _check_dpsgd_record(workdir, dpsgd_settings, fresh=latest is None)
   initial_variables = None
   if prepared.pretrain_records is not None and latest is None:
     # A run resuming DP-SGD restores its own checkpoint, which replaces any start.
@@ -498,6 +503,35 @@ def _train(spec, model, domain, prepared: Prepared, workdir: str, progress: bool
   if trained.resumed_from < train.num_steps:
     log.info("Trained in %.1f s", trained.wall_time_s)
   return trained
+
+
+def _check_dpsgd_record(workdir: str, dpsgd_settings, fresh: bool) -> None:
+  """Records the DP-SGD noise multiplier and sampling rate before the first step; refuses to
+  resume (or to release again) from weights trained with others.
+
+  The report's DP-SGD event is rebuilt from today's plan, which must therefore be the plan the
+  weights were trained under: a setting that changes the calibration (the total epsilon, the
+  release's share or shuffling, the steps) must not reach trained weights. A work directory from
+  before this record existed has none and is not checked.
+  """
+  path = workdir_lib.path(workdir, workdir_lib.DPSGD_FILE)
+  planned = {
+    "noise_multiplier": float(dpsgd_settings.noise_multiplier),
+    "sampling_rate": float(dpsgd_settings.sampling_rate),
+  }
+  if fresh or not os.path.exists(path):
+    if fresh:
+      files.atomic_write_text(path, json.dumps(planned, indent=2, sort_keys=True))
+    return
+  with open(path, encoding="utf-8") as f:
+    recorded = json.load(f)
+  if recorded != planned:
+    raise ValueError(
+      f"{workdir} holds weights trained with DP-SGD noise multiplier "
+      f"{recorded.get('noise_multiplier')!r} and sampling rate {recorded.get('sampling_rate')!r}; "
+      f"this run plans {planned['noise_multiplier']!r} and {planned['sampling_rate']!r}, so "
+      "its report would not account the training those weights had. Use a new work directory"
+    )
 
 
 def _pretrain(spec, model, domain, prepared: Prepared, dpsgd_config, workdir: str):
