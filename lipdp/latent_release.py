@@ -263,12 +263,11 @@ def decode_latents(
   variables = _on_one_device(variables)
   flat = np.asarray(latents.reshape(-1, latents.shape[-1]), np.float32)
   rng = style_rng if style_rng is not None else np.random.default_rng()
-  latent_inputs = (flat,)
+  inputs = (flat,)
   if model.style_dim:
-    latent_inputs += (rng.standard_normal((flat.shape[0], model.style_dim)).astype(np.float32),)
-  if temperature != 1.0:  # the same draws, scaled: tau changes no random number
-    latent_inputs = tuple(np.float32(temperature) * x for x in latent_inputs)
-  inputs = latent_inputs
+    inputs += (rng.standard_normal((flat.shape[0], model.style_dim)).astype(np.float32),)
+  if temperature != 1.0:  # z and u so far, the same draws scaled: tau changes no random number
+    inputs = tuple(np.float32(temperature) * x for x in inputs)
   if conditioned:
     inputs += (_drawn_label_blocks(rng, flat.shape[0], model, variables, blocks),)
   if decoding in ("sample", "sample_modal_label"):

@@ -726,12 +726,11 @@ def get_sweep(name: str):
   if name == "sample-size-mnist":
     sweep = "knobs-sample-size-mnist"
     here = os.path.join(_HERE, "frontier.py")
-    dpsgd_vae = [
+    # The DP-SGD VAE at 12,000 steps (epsilon 10) and at 6,000 steps (epsilon 1).
+    dpsgd_vae = [p for p in get_sweep("steps12000-mnist") if p["method"] == "dpsgd-vae"] + [
       p
-      for p in get_sweep("steps12000-mnist") + load_sweep(f"{here}:mnist_idx_e2e_cvae_steps6000")
-      if p["method"] == "dpsgd-vae"
-      and p["epsilon"] in (1.0, 10.0)
-      and (p["epsilon"] == 1.0) == (p["overrides"]["train.num_steps"] == 6000)
+      for p in load_sweep(f"{here}:mnist_idx_e2e_cvae_steps6000")
+      if p["method"] == "dpsgd-vae" and p["epsilon"] == 1.0
     ]
     merf = [
       p

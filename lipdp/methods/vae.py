@@ -519,9 +519,10 @@ def _check_dpsgd_record(workdir: str, dpsgd_settings, fresh: bool) -> None:
     "noise_multiplier": float(dpsgd_settings.noise_multiplier),
     "sampling_rate": float(dpsgd_settings.sampling_rate),
   }
-  if fresh or not os.path.exists(path):
-    if fresh:
-      files.atomic_write_text(path, json.dumps(planned, indent=2, sort_keys=True))
+  if fresh:
+    files.atomic_write_text(path, json.dumps(planned, indent=2, sort_keys=True))
+    return
+  if not os.path.exists(path):
     return
   with open(path, encoding="utf-8") as f:
     recorded = json.load(f)

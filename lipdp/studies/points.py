@@ -238,8 +238,7 @@ def decoded_again(
     "model": {"heteroscedastic": base.get("overrides", {}).get("model.heteroscedastic")},
   }
   resumable = runner.after_training(settings)
-  after_training = [k for k in overrides if k.split(".")[0] in resumable]
-  others = sorted(set(overrides) - set(after_training))
+  others = sorted(k for k in overrides if k.split(".")[0] not in resumable)
   if others or "noise_seed" in overrides:
     raise ValueError(
       f"a point decoding {base['id']!r} again may change only what acts after training and "
@@ -299,20 +298,20 @@ def run_point(p: Mapping[str, Any], workdir_root: str, config_file: str) -> Dict
   spec = make_spec(p, config_file)
   root = os.path.dirname(workdir_root)
   workdir = point_workdir(root, p["sweep"], p["id"])
+  row = point_fields(p)
   base = p.get("decodes")
-  source = base and point_workdir(root, base["sweep"], base["id"])
-  # Only a finished training: a copy must not train (nor spend DP-SGD's budget) any further.
-  if base and workdir_lib.latest_checkpoint_step(source) != spec.train.num_steps:
-    raise ValueError(
-      f"point {p['id']!r} decodes the weights of {base['sweep']}:{base['id']}, which has no "
-      f"finished training in {source}: run that point first under the same --workdir"
-    )
+  if base:
+    source = point_workdir(root, base["sweep"], base["id"])
+    # Only a finished training: a copy must not train (nor spend DP-SGD's budget) any further.
+    if workdir_lib.latest_checkpoint_step(source) != spec.train.num_steps:
+      raise ValueError(
+        f"point {p['id']!r} decodes the weights of {base['sweep']}:{base['id']}, which has no "
+        f"finished training in {source}: run that point first under the same --workdir"
+      )
+    row["decodes"] = f"{base['sweep']}:{base['id']}"
   shutil.rmtree(workdir, ignore_errors=True)  # a point always starts from scratch
   if base:
     copy_trained(source, workdir, spec)
-  row = point_fields(p)
-  if base:
-    row["decodes"] = f"{base['sweep']}:{base['id']}"
   result = runner.run(spec, workdir)
   if result.report is not None:
     row.update(report_fields(result.report))
