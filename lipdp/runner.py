@@ -168,6 +168,7 @@ LEGACY_SETTINGS = {
   ("model", "numeric_likelihood"): "binned",
   ("train", "learning_rate_decay"): "constant",
   ("train", "public_pretrain_steps"): 0,
+  ("train", "noise_samples"): 1,
 }
 
 

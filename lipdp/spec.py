@@ -287,6 +287,11 @@ class TrainSpec:
   # public data set is public (docs/privacy.md). The field's remedy for DP-SGD's noise
   # (Ponomareva et al. 2023; Ghalebikesabi et al. 2023, for generative models).
   public_pretrain_steps: int = 0
+  # Noise multiplicity (Dockhorn et al. 2023): each record's reconstruction term is the mean over
+  # this many draws of the model's own noise (z, and the style latent u). A lower-variance
+  # gradient per record, clipped once as before (the sensitivity unchanged: no privacy cost),
+  # for that many decoder passes per record.
+  noise_samples: int = 1
 
 
 @dataclasses.dataclass(frozen=True)
@@ -691,6 +696,13 @@ def _check_common(spec: Spec) -> None:
   if not 0.0 <= train.average_decay < 1.0:
     raise SettingError(
       f"{setting('train.average_decay')} must be in [0, 1), got {train.average_decay}"
+    )
+  if isinstance(train.noise_samples, bool) or not (
+    isinstance(train.noise_samples, int) and train.noise_samples >= 1
+  ):
+    raise SettingError(
+      f"{setting('train.noise_samples')} must be an integer of at least 1, got "
+      f"{train.noise_samples!r}"
     )
   if train.public_pretrain_steps < 0:
     raise SettingError(

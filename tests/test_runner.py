@@ -152,8 +152,9 @@ def test_rerun_in_the_same_workdir_refuses_a_second_release_unless_asked(digits_
 
 
 def test_a_work_directory_written_before_a_setting_existed_resumes_as_the_same_run(tmp_path):
-  """model.numeric_likelihood, train.learning_rate_decay and train.public_pretrain_steps came
-  later: an older config.json lacks them and meant 'binned', 'constant' and 0. The likelihood
+  """model.numeric_likelihood, train.learning_rate_decay, train.public_pretrain_steps and
+  train.noise_samples came later: an older config.json lacks them and meant 'binned',
+  'constant', 0 and 1. The likelihood
   is compared as the bins it builds in the run's domain, so 'auto' resumes a run whose numeric
   columns are all integer (or that has none) and is refused, by name, where it builds another
   model."""
@@ -164,7 +165,7 @@ def test_a_work_directory_written_before_a_setting_existed_resumes_as_the_same_r
   with open(path) as f:
     old = json.load(f)
   del old["model"]["numeric_likelihood"], old["train"]["learning_rate_decay"]
-  del old["train"]["public_pretrain_steps"]
+  del old["train"]["public_pretrain_steps"], old["train"]["noise_samples"]
   with open(path, "w") as f:
     json.dump(old, f)
   counts = data_lib.TabularDomain(

@@ -228,6 +228,7 @@ def test_unset_public_options_are_left_out():
   [
     ("train", "learning_rate_decay", "linear", "train.learning_rate_decay must be one of"),
     ("model", "numeric_likelihood", "bins", "model.numeric_likelihood must be one of"),
+    ("train", "noise_samples", 0, "train.noise_samples must be an integer of at least 1"),
   ],
 )
 def test_schedules_and_likelihoods_are_checked_by_name(section, leaf, value, match):

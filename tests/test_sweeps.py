@@ -450,6 +450,30 @@ def test_the_digits_schedule_screen_changes_only_the_learning_rate_decay():
     assert sweep_lib.make_spec(p, CONFIGS).train.learning_rate_decay == "cosine"
 
 
+def test_the_noise_samples_screens_change_only_the_noise_samples():
+  """noise-samples-digits: average-digits' unaveraged points (frontier digits_e2e_steps8000's
+  settings); noise-samples-mnist: the 12,000-step lipdp-shuffled and DP-SGD VAE points."""
+  base_of = _frontier_point_of("digits_e2e_steps8000")
+  digits = _sweep("knobs.py:noise-samples-digits")
+  assert len(digits) == 6 and {p["method"] for p in digits} == {"lipdp-e2e", "dpsgd-vae"}
+  for p in digits:
+    assert p["overrides"] == {**base_of(p)["overrides"], "train.noise_samples": 4}
+    assert sweep_lib.make_spec(p, CONFIGS).train.noise_samples == 4
+  mnist = _sweep("knobs.py:noise-samples-mnist")
+  bases = {
+    (p["method"], p["seed"]): p
+    for p in _sweep("knobs.py:steps12000-shuffled-mnist") + _sweep("knobs.py:steps12000-mnist")
+  }
+  assert sorted((p["method"], p["seed"]) for p in mnist) == sorted(
+    (m, s) for m in ("lipdp-shuffled", "dpsgd-vae") for s in (0, 1, 2)
+  )
+  for p in mnist:
+    base = bases[(p["method"], p["seed"])]
+    assert p["overrides"] == {**base["overrides"], "train.noise_samples": 4}
+    assert (p["variant"], p["epsilon"]) == (base["variant"], base["epsilon"]) == ("mnist_idx", 10.0)
+    assert sweep_lib.make_spec(p, CONFIGS).train.num_steps == 12000
+
+
 def test_a_point_decoding_another_again_reuses_its_weights_and_its_release(tmp_path):
   """`decoded_again`: the base's weights (training is found finished, not redone) and, with the
   base's noise seed, its released latents; only what acts after training may change."""

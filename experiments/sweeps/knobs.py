@@ -178,6 +178,23 @@ Sweeps are data: `get_sweep(name)` returns the points; `experiments/sweep.py` ru
                   Fixed before any run; on digits, three DP-SGD VAE and three lipdp-e2e runs
                   sampled 4n times from the prior gained about 0.04 (an unrecorded look on the
                   public proxy that prompted this).
+  noise-samples-digits  digits (the public proxy), total epsilon 10, average-digits'
+                  'no_average' lipdp-e2e and DP-SGD VAE (8,000 DP-SGD steps, unconditioned,
+                  the ./run.sh setting), three seeds, with noise multiplicity: each record's
+                  reconstruction term averaged over NOISE_SAMPLES = 4 draws of the model's own
+                  noise before its gradient is clipped (train.noise_samples; Dockhorn et al.
+                  2023: a lower-variance clipped gradient per record at no privacy cost, for 4
+                  decoder passes). Fixed before any run, with its rule: carried to MNIST's
+                  12,000-step training at epsilon 10 (noise-samples-mnist) if lipdp-e2e's mean
+                  TSTR is above average-digits' 'no_average' mean (0.714; noise_samples = 1 is
+                  that training bit for bit, tests/training/test_loop.py); the digits default
+                  only if above by 0.02 or more.
+  noise-samples-mnist  noise-samples-digits' NOISE_SAMPLES on MNIST, if its rule carries it:
+                  steps12000-shuffled-mnist's lipdp-shuffled (the best end-to-end method there,
+                  0.847 +- 0.005) and steps12000-mnist's DP-SGD VAE (the comparison the targets
+                  ask for), total epsilon 10, 12,000 DP-SGD steps, three seeds, with
+                  train.noise_samples = 4; the rest unchanged (a test checks it). Fixed before
+                  any run; a study on the held-out set, not a default. lipdp-shuffled first.
 """
 
 import os
@@ -294,6 +311,9 @@ TEMPERATURES = (0.9, 0.8, 0.7, 0.6, 0.5)
 # What temperature-digits' rule carried to MNIST (temperature-mnist): the tau with the highest
 # mean TSTR over its nine label-conditioned runs, 0.5 (0.578 against 0.553 at tau = 1).
 MNIST_TEMPERATURE = 0.5
+# Noise multiplicity's draws per record (noise-samples-digits, noise-samples-mnist): DPDM's
+# remedy at a cost of 4 decoder passes per record, about 2.6 times a step's work on MNIST.
+NOISE_SAMPLES = 4
 _HERE = os.path.dirname(os.path.abspath(__file__))
 _DIGITS_STEPS8000 = {"evaluation.fast": True, "model.style_dim": 16, "train.num_steps": 8000}
 _BREAST_CANCER_CVAE = {
@@ -677,6 +697,31 @@ def get_sweep(name: str):
       )
       for method in ("lipdp-e2e", "dpsgd-vae")
       for seed in (0, 1, 2)
+    ]
+  if name == "noise-samples-digits":
+    sweep = "knobs-noise-samples-digits"
+    multiple = {**_DIGITS_STEPS8000, "train.noise_samples": NOISE_SAMPLES}
+    return [
+      point(sweep, method, "quick", 10.0, seed, multiple, f"noise{NOISE_SAMPLES}")
+      for method in ("lipdp-e2e", "dpsgd-vae")
+      for seed in (0, 1, 2)
+    ]
+  if name == "noise-samples-mnist":
+    sweep = "knobs-noise-samples-mnist"
+    bases = get_sweep("steps12000-shuffled-mnist") + [
+      p for p in get_sweep("steps12000-mnist") if p["method"] == "dpsgd-vae"
+    ]
+    return [
+      point(
+        sweep,
+        base["method"],
+        "mnist_idx",
+        10.0,
+        base["seed"],
+        {**base["overrides"], "train.noise_samples": NOISE_SAMPLES},
+        f"steps12000_noise{NOISE_SAMPLES}",
+      )
+      for base in bases
     ]
   if name == "temperature-digits":
     sweep = "knobs-temperature-digits"

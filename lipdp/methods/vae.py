@@ -442,6 +442,7 @@ def _train(spec, model, domain, prepared: Prepared, workdir: str, progress: bool
     checkpoint_every=train.checkpoint_every,
     average_decay=train.average_decay,
     learning_rate_decay=train.learning_rate_decay,
+    noise_samples=train.noise_samples,
     progress_bar=progress,
     learning_rate_multipliers=(
       {"label_prior": LABEL_PRIOR_LEARNING_RATE_MULTIPLIER}

@@ -156,19 +156,38 @@ class LipschitzVAE(nn.Module):
     label = jax.nn.one_hot(jnp.argmax(self.condition_of(x), axis=-1), log_p.shape[-1])
     return jnp.sum(label * log_p, axis=-1)
 
-  def __call__(self, x: jax.Array, rng: jax.Array):
+  def __call__(self, x: jax.Array, rng: jax.Array, noise_samples: int = 1):
     """(logits, mu, sigma, z, style, label_log_prior) for records x (batch, dim); style =
-    (m, log v) or None; label_log_prior = log p(y) of each record's label or None."""
+    (m, log v) or None; label_log_prior = log p(y) of each record's label or None.
+
+    With `noise_samples` = S > 1, z (and u) are drawn S times per record and logits and z gain a
+    leading axis of S (noise multiplicity; `negative_elbo`). The encoders run once per record,
+    and the decoder once on all S * batch latents, so each layer is called once per call.
+    """
+    if noise_samples < 1:
+      raise ValueError(f"noise_samples must be >= 1, got {noise_samples}")
     mu, sigma = self.encode(x)
     z_key, u_key = jax.random.split(rng)
-    z = mu + sigma[..., None] * jax.random.normal(z_key, mu.shape, mu.dtype)
+    # S = 1 keeps the one-draw shapes, so its draws are the one-draw model's bit for bit.
+    draws = () if noise_samples == 1 else (noise_samples,)
+    z = mu + sigma[..., None] * jax.random.normal(z_key, draws + mu.shape, mu.dtype)
     condition = self.condition_of(x)
     log_prior = self.label_log_prior(x)
-    if self.style_encoder is None:
-      return self.decode(z, None, condition), mu, sigma, z, None, log_prior
-    m, log_v = self.encode_style(x)
-    u = m + jnp.exp(0.5 * log_v) * jax.random.normal(u_key, m.shape, m.dtype)
-    return self.decode(z, u, condition), mu, sigma, z, (m, log_v), log_prior
+    style, u = None, None
+    if self.style_encoder is not None:
+      m, log_v = self.encode_style(x)
+      style = (m, log_v)
+      u = m + jnp.exp(0.5 * log_v) * jax.random.normal(u_key, draws + m.shape, m.dtype)
+    if draws:
+      # The decoder sees S * batch latents in one call (the decoders take a 2-D batch).
+      flat = lambda v: None if v is None else v.reshape((-1, v.shape[-1]))
+      if condition is not None:
+        condition = jnp.broadcast_to(condition, draws + condition.shape)
+      logits = self.decode(flat(z), flat(u), flat(condition))
+      logits = logits.reshape(draws + x.shape[:-1] + logits.shape[-1:])
+    else:
+      logits = self.decode(z, u, condition)
+    return logits, mu, sigma, z, style, log_prior
 
 
 def label_block(model: LipschitzVAE, blocks: Sequence):
@@ -195,8 +214,16 @@ def negative_elbo(
   beta: float = 1.0,
   mutable: Any = False,
   block_weights: Optional[Mapping[str, float]] = None,
+  noise_samples: int = 1,
 ):
-  """Per-record negative ELBO (batch,) and the aux terms; one-sample reparameterised estimate.
+  """Per-record negative ELBO (batch,) and the aux terms; a reparameterised estimate.
+
+  With `noise_samples` = S > 1 the reconstruction term is the mean over S independent draws of
+  the model's own noise (z, and u with a style latent) for each record: the same expectation,
+  with a smaller variance ("noise multiplicity", Dockhorn, Cao, Vahdat and Kreis 2023,
+  "Differentially private diffusion models", TMLR). Each record's loss is still a
+  function of that record alone, so DP-SGD clips its gradient once and the sensitivity is
+  unchanged; the cost is S decoder passes per record. The KL terms are exact (closed form).
 
   The reported kl includes the style latent's KL when the model has one; the reported nll
   includes -log p(y) under a learned label prior, weighted as the label's likelihood
@@ -208,11 +235,14 @@ def negative_elbo(
   Returns ((nelbo, nll, kl), updated_state) where updated_state is the mutated collections when
   `mutable` is set (e.g. power-iteration vectors of spectral layers), else an empty dict.
   """
-  out = model.apply(variables, records, rng, mutable=mutable)
+  out = model.apply(variables, records, rng, noise_samples, mutable=mutable)
   (logits, mu, sigma, _, style, log_prior), new_state = out if mutable else (out, {})
+  targets = jnp.broadcast_to(records, logits.shape[:-1] + records.shape[-1:])
   nll = likelihood.negative_log_likelihood(
-    logits, records, blocks, image_likelihood, block_weights, model.numeric_bins
+    logits, targets, blocks, image_likelihood, block_weights, model.numeric_bins
   )
+  if noise_samples > 1:
+    nll = jnp.mean(nll, axis=0)
   if log_prior is not None:
     weight = (block_weights or {}).get(label_block(model, blocks).name, 1.0)
     nll = nll - weight * log_prior

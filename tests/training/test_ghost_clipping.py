@@ -240,6 +240,20 @@ def test_ghost_equals_vmap_for_the_vae(
   _compare(loop.vae_loss(model, domain.blocks), params, state, records, rules)
 
 
+def test_ghost_equals_vmap_with_several_noise_samples_per_record():
+  """Noise multiplicity (train.noise_samples): one record's decoder reads S latents in one
+  call, so its layers have S positions per example and take the Gram rule; the norms and the
+  clipped sum stay the vmap path's."""
+  model, domain = _vae("mlp", 2, False, "bjorck", True)
+  params, state = _split(_init(model, jnp.zeros((1, domain.dim)), jax.random.key(2)))
+  records = data_lib.load_dataset("digits").train[:6]
+  loss_fn = loop.vae_loss(model, domain.blocks, noise_samples=3)
+  plan = gc.build_plan(loss_fn, params, state, records[0], jax.random.key(7))
+  decoder_rules = {l.rule for l in plan.layers if l.key.startswith("decoder")}
+  assert decoder_rules == {"gram"}
+  _compare(loss_fn, params, state, records, {"dense", "gram"})
+
+
 class _Mixed(nn.Module):
   """One layer of each rule: Gram, spectral closed form, dense, materialised (AOL conv)."""
 

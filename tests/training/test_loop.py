@@ -251,3 +251,21 @@ def test_the_cosine_schedule_decays_the_learning_rate_to_zero_at_the_last_step()
   )
   moved = lambda r: np.linalg.norm(toy.flat(r.state.params) - toy.flat(start.state.params))
   assert moved(decayed) < moved(constant)
+
+
+def test_dpsgd_trains_with_several_noise_samples_per_record():
+  """train.noise_samples under DP-SGD (the ghost path, whose self-check compares it with the
+  vmap path before the first step): one sample is the default run bit for bit, two another."""
+  dp = dpsgd.DPSGDConfig(noise_multiplier=1.0, clip_norm=1.0, sampling_rate=0.25)
+  kwargs = dict(num_steps=3, seed=5, dp=dp, progress_bar=False)
+  records = toy.records(32)
+  default, one, two = (
+    loop.train(toy.model(), records, toy.BLOCKS, loop.TrainConfig(**kwargs, **extra))
+    for extra in ({}, {"noise_samples": 1}, {"noise_samples": 2})
+  )
+  np.testing.assert_array_equal(toy.flat(default.state.params), toy.flat(one.state.params))
+  assert np.all(np.isfinite(toy.flat(two.state.params)))
+  assert not np.allclose(toy.flat(one.state.params), toy.flat(two.state.params))
+  for bad in (0, True, 1.5):
+    with pytest.raises(ValueError, match="noise_samples must be an integer >= 1"):
+      loop.TrainConfig(noise_samples=bad)
