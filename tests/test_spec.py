@@ -173,17 +173,19 @@ def test_the_main_jobs_default_releases_end_to_end_and_conditional_is_the_papers
   default = spec_lib.from_config(spec_lib.config_from_file(CONFIGS, ""))
   assert default.scope is privacy.Scope.DP_SGD and default.privacy.total_epsilon == 10.0
   assert default.method.name == "lipdp" and default.data.dataset == "digits"
-  # frontier.py:digits_e2e_steps8000's lipdp-e2e, the setting the end-to-end rule was judged on.
+  # knobs.py:noise-samples-digits' lipdp-e2e (frontier.py:digits_e2e_steps8000's with noise
+  # multiplicity 4), the setting the end-to-end rule was last judged on.
   (point,) = [
     p
     for p in points.load_sweep(
-      os.path.join(ROOT, "experiments/sweeps/frontier.py:digits_e2e_steps8000")
+      os.path.join(ROOT, "experiments/sweeps/knobs.py:noise-samples-digits")
     )
-    if p["id"] == "lipdp-e2e/eps=10/seed=0"
+    if p["id"] == "lipdp-e2e/noise4/eps=10/seed=0"
   ]
   measured = points.make_spec(point, CONFIGS)
   assert measured.model == default.model
   assert measured.train.num_steps == default.train.num_steps == 8000
+  assert measured.train.noise_samples == default.train.noise_samples == 4
   assert measured.train.dp_sampling_rate == default.train.dp_sampling_rate
   assert measured.privacy.total_epsilon == default.privacy.total_epsilon
   conditional = spec_lib.from_config(spec_lib.config_from_file(CONFIGS, "conditional"))

@@ -472,6 +472,13 @@ def test_the_noise_samples_screens_change_only_the_noise_samples():
     assert p["overrides"] == {**base["overrides"], "train.noise_samples": 4}
     assert (p["variant"], p["epsilon"]) == (base["variant"], base["epsilon"]) == ("mnist_idx", 10.0)
     assert sweep_lib.make_spec(p, CONFIGS).train.num_steps == 12000
+  eps1 = _sweep("knobs.py:noise-samples-eps1-mnist")
+  frontier = {p["id"]: p for p in _sweep("frontier.py:mnist_idx_e2e_cvae")}
+  assert len(eps1) == 9 and {p["epsilon"] for p in eps1} == {1.0}
+  for p in eps1:
+    base = frontier[f"{p['method']}/eps=1/seed={p['seed']}"]
+    assert p["overrides"] == {**base["overrides"], "train.noise_samples": 4}
+    assert sweep_lib.make_spec(p, CONFIGS).train.num_steps == 1500
 
 
 def test_a_point_decoding_another_again_reuses_its_weights_and_its_release(tmp_path):

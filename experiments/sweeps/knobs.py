@@ -195,6 +195,12 @@ Sweeps are data: `get_sweep(name)` returns the points; `experiments/sweep.py` ru
                   ask for), total epsilon 10, 12,000 DP-SGD steps, three seeds, with
                   train.noise_samples = 4; the rest unchanged (a test checks it). Fixed before
                   any run; a study on the held-out set, not a default. lipdp-shuffled first.
+  noise-samples-eps1-mnist  NOISE_SAMPLES at total epsilon 1 on MNIST: frontier.py:
+                  mnist_idx_e2e_cvae's lipdp-e2e, lipdp-shuffled and DP-SGD VAE at epsilon 1
+                  (1,500 DP-SGD steps, label-conditioned), three seeds, with
+                  train.noise_samples = 4; the rest unchanged (a test checks it). Fixed after
+                  noise-samples-digits' rows and before any noise-samples-mnist row was seen;
+                  a study on the held-out set, not a default.
 """
 
 import os
@@ -722,6 +728,22 @@ def get_sweep(name: str):
         f"steps12000_noise{NOISE_SAMPLES}",
       )
       for base in bases
+    ]
+  if name == "noise-samples-eps1-mnist":
+    sweep = "knobs-noise-samples-eps1-mnist"
+    frontier = load_sweep(os.path.join(_HERE, "frontier.py:mnist_idx_e2e_cvae"))
+    return [
+      point(
+        sweep,
+        base["method"],
+        "mnist_idx",
+        1.0,
+        base["seed"],
+        {**base["overrides"], "train.noise_samples": NOISE_SAMPLES},
+        f"noise{NOISE_SAMPLES}",
+      )
+      for base in frontier
+      if base["epsilon"] == 1.0 and base["method"] in ("lipdp-e2e", "lipdp-shuffled", "dpsgd-vae")
     ]
   if name == "temperature-digits":
     sweep = "knobs-temperature-digits"
