@@ -342,6 +342,22 @@ def _lipdp_and_dpsgd_vae_on_mnist(sweep, epsilon, changes, tag):
   ]
 
 
+def _with_noise_samples(sweep, bases, tag_prefix):
+  """`bases`' points in `sweep` with train.noise_samples = NOISE_SAMPLES, nothing else changed."""
+  return [
+    point(
+      sweep,
+      base["method"],
+      base["variant"],
+      base["epsilon"],
+      base["seed"],
+      {**base["overrides"], "train.noise_samples": NOISE_SAMPLES},
+      f"{tag_prefix}noise{NOISE_SAMPLES}",
+    )
+    for base in bases
+  ]
+
+
 def get_sweep(name: str):
   if name == "screen-quick":
     sweep = "knobs-screen-quick"
@@ -713,38 +729,18 @@ def get_sweep(name: str):
       for seed in (0, 1, 2)
     ]
   if name == "noise-samples-mnist":
-    sweep = "knobs-noise-samples-mnist"
     bases = get_sweep("steps12000-shuffled-mnist") + [
       p for p in get_sweep("steps12000-mnist") if p["method"] == "dpsgd-vae"
     ]
-    return [
-      point(
-        sweep,
-        base["method"],
-        "mnist_idx",
-        10.0,
-        base["seed"],
-        {**base["overrides"], "train.noise_samples": NOISE_SAMPLES},
-        f"steps12000_noise{NOISE_SAMPLES}",
-      )
-      for base in bases
-    ]
+    return _with_noise_samples("knobs-noise-samples-mnist", bases, "steps12000_")
   if name == "noise-samples-eps1-mnist":
-    sweep = "knobs-noise-samples-eps1-mnist"
     frontier = load_sweep(os.path.join(_HERE, "frontier.py:mnist_idx_e2e_cvae"))
-    return [
-      point(
-        sweep,
-        base["method"],
-        "mnist_idx",
-        1.0,
-        base["seed"],
-        {**base["overrides"], "train.noise_samples": NOISE_SAMPLES},
-        f"noise{NOISE_SAMPLES}",
-      )
-      for base in frontier
-      if base["epsilon"] == 1.0 and base["method"] in ("lipdp-e2e", "lipdp-shuffled", "dpsgd-vae")
+    bases = [
+      p
+      for p in frontier
+      if p["epsilon"] == 1.0 and p["method"] in ("lipdp-e2e", "lipdp-shuffled", "dpsgd-vae")
     ]
+    return _with_noise_samples("knobs-noise-samples-eps1-mnist", bases, "")
   if name == "temperature-digits":
     sweep = "knobs-temperature-digits"
     conditioned = {**_DIGITS_STEPS8000, "model.label_conditioned": True}
