@@ -479,6 +479,17 @@ def test_the_noise_samples_screens_change_only_the_noise_samples():
     base = frontier[f"{p['method']}/eps=1/seed={p['seed']}"]
     assert p["overrides"] == {**base["overrides"], "train.noise_samples": 4}
     assert sweep_lib.make_spec(p, CONFIGS).train.num_steps == 1500
+  for name, base_sweep, count in (
+    ("noise-samples-bank", "frontier.py:bank_e2e_cvae", 9),
+    ("noise-samples-encoder-mnist", "knobs.py:encoder-mnist", 3),
+  ):
+    later = _sweep(f"knobs.py:{name}")
+    bases = {(p["method"], p["epsilon"], p["seed"]): p for p in _sweep(base_sweep)}
+    assert len(later) == count and {p["epsilon"] for p in later} == {1.0}
+    for p in later:
+      base = bases[(p["method"], 1.0, p["seed"])]
+      assert p["variant"] == base["variant"]
+      assert p["overrides"] == {**base["overrides"], "train.noise_samples": 4}
 
 
 def test_a_point_decoding_another_again_reuses_its_weights_and_its_release(tmp_path):
