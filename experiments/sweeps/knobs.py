@@ -187,7 +187,7 @@ Sweeps are data: `get_sweep(name)` returns the points; `experiments/sweep.py` ru
                   decoder passes). Fixed before any run, with its rule: carried to MNIST's
                   12,000-step training at epsilon 10 (noise-samples-mnist) if lipdp-e2e's mean
                   TSTR is above average-digits' 'no_average' mean (0.714; noise_samples = 1 is
-                  that training bit for bit, tests/training/test_loop.py); the digits default
+                  that training bit for bit, tests/models/test_vae.py); the digits default
                   only if above by 0.02 or more.
   noise-samples-mnist  noise-samples-digits' NOISE_SAMPLES on MNIST, if its rule carries it:
                   steps12000-shuffled-mnist's lipdp-shuffled (the best end-to-end method there,

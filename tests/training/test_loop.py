@@ -255,15 +255,17 @@ def test_the_cosine_schedule_decays_the_learning_rate_to_zero_at_the_last_step()
 
 def test_dpsgd_trains_with_several_noise_samples_per_record():
   """train.noise_samples under DP-SGD (the ghost path, whose self-check compares it with the
-  vmap path before the first step): one sample is the default run bit for bit, two another."""
+  vmap path before the first step): two samples train, to other weights than one."""
   dp = dpsgd.DPSGDConfig(noise_multiplier=1.0, clip_norm=1.0, sampling_rate=0.25)
   kwargs = dict(num_steps=3, seed=5, dp=dp, progress_bar=False)
   records = toy.records(32)
-  default, one, two = (
-    loop.train(toy.model(), records, toy.BLOCKS, loop.TrainConfig(**kwargs, **extra))
-    for extra in ({}, {"noise_samples": 1}, {"noise_samples": 2})
+  assert loop.TrainConfig().noise_samples == 1
+  one, two = (
+    loop.train(toy.model(), records, toy.BLOCKS, loop.TrainConfig(**kwargs, noise_samples=s))
+    for s in (1, 2)
   )
-  np.testing.assert_array_equal(toy.flat(default.state.params), toy.flat(one.state.params))
+  # One sample draws exactly what the one-draw model draws (tests/models/test_vae.py), so its
+  # training is the default's; two samples train other weights.
   assert np.all(np.isfinite(toy.flat(two.state.params)))
   assert not np.allclose(toy.flat(one.state.params), toy.flat(two.state.params))
   for bad in (0, True, 1.5):
