@@ -368,6 +368,15 @@ def _with_noise_samples(sweep, bases, tag_prefix):
   ]
 
 
+def _end_to_end_at_epsilon_1(frontier: str):
+  """A frontier sweep's lipdp-e2e, lipdp-shuffled and DP-SGD VAE points at total epsilon 1."""
+  return [
+    p
+    for p in load_sweep(os.path.join(_HERE, frontier))
+    if p["epsilon"] == 1.0 and p["method"] in ("lipdp-e2e", "lipdp-shuffled", "dpsgd-vae")
+  ]
+
+
 def get_sweep(name: str):
   if name == "screen-quick":
     sweep = "knobs-screen-quick"
@@ -744,20 +753,10 @@ def get_sweep(name: str):
     ]
     return _with_noise_samples("knobs-noise-samples-mnist", bases, "steps12000_")
   if name == "noise-samples-eps1-mnist":
-    frontier = load_sweep(os.path.join(_HERE, "frontier.py:mnist_idx_e2e_cvae"))
-    bases = [
-      p
-      for p in frontier
-      if p["epsilon"] == 1.0 and p["method"] in ("lipdp-e2e", "lipdp-shuffled", "dpsgd-vae")
-    ]
+    bases = _end_to_end_at_epsilon_1("frontier.py:mnist_idx_e2e_cvae")
     return _with_noise_samples("knobs-noise-samples-eps1-mnist", bases, "")
   if name == "noise-samples-bank":
-    frontier = load_sweep(os.path.join(_HERE, "frontier.py:bank_e2e_cvae"))
-    bases = [
-      p
-      for p in frontier
-      if p["epsilon"] == 1.0 and p["method"] in ("lipdp-e2e", "lipdp-shuffled", "dpsgd-vae")
-    ]
+    bases = _end_to_end_at_epsilon_1("frontier.py:bank_e2e_cvae")
     return _with_noise_samples("knobs-noise-samples-bank", bases, "")
   if name == "noise-samples-encoder-mnist":
     bases = [p for p in get_sweep("encoder-mnist") if p["epsilon"] == 1.0]
