@@ -697,9 +697,7 @@ def _check_common(spec: Spec) -> None:
     raise SettingError(
       f"{setting('train.average_decay')} must be in [0, 1), got {train.average_decay}"
     )
-  if isinstance(train.noise_samples, bool) or not (
-    isinstance(train.noise_samples, int) and train.noise_samples >= 1
-  ):
+  if not training.valid_noise_samples(train.noise_samples):
     raise SettingError(
       f"{setting('train.noise_samples')} must be an integer of at least 1, got "
       f"{train.noise_samples!r}"

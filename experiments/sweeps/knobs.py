@@ -328,7 +328,7 @@ TEMPERATURES = (0.9, 0.8, 0.7, 0.6, 0.5)
 # mean TSTR over its nine label-conditioned runs, 0.5 (0.578 against 0.553 at tau = 1).
 MNIST_TEMPERATURE = 0.5
 # Noise multiplicity's draws per record (noise-samples-digits, noise-samples-mnist): DPDM's
-# remedy at a cost of 4 decoder passes per record, about 2.6 times a step's work on MNIST.
+# remedy at a cost of 4 decoder passes per record (an MNIST run took 2.5 to 3 times as long).
 NOISE_SAMPLES = 4
 _HERE = os.path.dirname(os.path.abspath(__file__))
 _DIGITS_STEPS8000 = {"evaluation.fast": True, "model.style_dim": 16, "train.num_steps": 8000}

@@ -178,15 +178,13 @@ class LipschitzVAE(nn.Module):
       m, log_v = self.encode_style(x)
       style = (m, log_v)
       u = m + jnp.exp(0.5 * log_v) * jax.random.normal(u_key, draws + m.shape, m.dtype)
-    if draws:
-      # The decoder sees S * batch latents in one call (the decoders take a 2-D batch).
-      flat = lambda v: None if v is None else v.reshape((-1, v.shape[-1]))
-      if condition is not None:
-        condition = jnp.broadcast_to(condition, draws + condition.shape)
-      logits = self.decode(flat(z), flat(u), flat(condition))
-      logits = logits.reshape(draws + x.shape[:-1] + logits.shape[-1:])
-    else:
-      logits = self.decode(z, u, condition)
+    # The decoder sees the S * batch latents in one call (the decoders take a 2-D batch; with
+    # S = 1 the reshapes change nothing).
+    flat = lambda v: None if v is None else v.reshape((-1, v.shape[-1]))
+    if condition is not None:
+      condition = jnp.broadcast_to(condition, draws + condition.shape)
+    logits = self.decode(flat(z), flat(u), flat(condition))
+    logits = logits.reshape(draws + x.shape[:-1] + logits.shape[-1:])
     return logits, mu, sigma, z, style, log_prior
 
 

@@ -26,7 +26,14 @@ Nothing here imports the run (`lipdp.runner`), the settings (`lipdp.spec`) or th
 
 from lipdp.training.dpsgd import CLIPPING_METHODS, DPSGDConfig
 from lipdp.training.per_example import LossFn
-from lipdp.training.loop import LEARNING_RATE_DECAYS, TrainConfig, TrainResult, fit, train
+from lipdp.training.loop import (
+  LEARNING_RATE_DECAYS,
+  TrainConfig,
+  TrainResult,
+  fit,
+  train,
+  valid_noise_samples,
+)
 from lipdp.training.steps import TrainState
 
 __all__ = [
@@ -39,4 +46,5 @@ __all__ = [
   "TrainState",
   "fit",
   "train",
+  "valid_noise_samples",
 ]

@@ -69,6 +69,11 @@ _INIT_STREAM = 0
 LEARNING_RATE_DECAYS = ("constant", "cosine")
 
 
+def valid_noise_samples(value) -> bool:
+  """Whether `value` is a number of noise draws per record: an integer (not a bool) >= 1."""
+  return isinstance(value, int) and not isinstance(value, bool) and value >= 1
+
+
 def step_key(seed: int, step: int, stream: int) -> jax.Array:
   """The PRNG key of one random stream at one step; depends only on (seed, step, stream).
 
@@ -227,9 +232,7 @@ class TrainConfig:
       raise ValueError(f"retract_every must be >= 1, got {self.retract_every}")
     if not 0.0 <= self.average_decay < 1.0:
       raise ValueError(f"average_decay must be in [0, 1), got {self.average_decay}")
-    if isinstance(self.noise_samples, bool) or not (
-      isinstance(self.noise_samples, int) and self.noise_samples >= 1
-    ):
+    if not valid_noise_samples(self.noise_samples):
       raise ValueError(f"noise_samples must be an integer >= 1, got {self.noise_samples!r}")
     if self.learning_rate_decay not in LEARNING_RATE_DECAYS:
       raise ValueError(

@@ -374,13 +374,12 @@ def test_more_noise_samples_lower_the_variance_of_the_loss():
   x = jax.random.uniform(jax.random.key(2), (5, 7))
   variables = model.init(jax.random.key(3), x, jax.random.key(4))
 
+  def loss(key, samples):
+    (loss, _, _), _ = vae_lib.negative_elbo(model, variables, x, key, BLOCKS, noise_samples=samples)
+    return loss
+
   def spread(samples):
-    losses = [
-      vae_lib.negative_elbo(model, variables, x, jax.random.key(k), BLOCKS, noise_samples=samples)[
-        0
-      ][0]
-      for k in range(40)
-    ]
+    losses = [loss(jax.random.key(k), samples) for k in range(40)]
     return np.var(np.stack(losses), axis=0).mean()
 
   # Independent draws: the variance falls about as 1 / S (here 8 draws against 1).
