@@ -492,6 +492,36 @@ def test_the_noise_samples_screens_change_only_the_noise_samples():
       assert p["overrides"] == {**base["overrides"], "train.noise_samples": 4}
 
 
+def test_the_later_noise_samples_studies_change_only_the_noise_samples():
+  """Eight draws on digits and MNIST at epsilon 1; four on bank's small model and at epsilon 10."""
+  four = {(p["method"], p["seed"]): p for p in _sweep("knobs.py:noise-samples-digits")}
+  eight = _sweep("knobs.py:noise-samples8-digits")
+  assert len(eight) == 6
+  for p in eight:
+    assert p["overrides"] == {
+      **four[(p["method"], p["seed"])]["overrides"],
+      "train.noise_samples": 8,
+    }
+  four = {p["id"]: p for p in _sweep("knobs.py:noise-samples-eps1-mnist")}
+  eight = _sweep("knobs.py:noise-samples8-eps1-mnist")
+  assert [p["method"] for p in eight[:3]] == ["lipdp-e2e"] * 3 and len(eight) == 9
+  for p in eight:
+    base = four[p["id"].replace("noise8", "noise4")]
+    assert p["overrides"] == {**base["overrides"], "train.noise_samples": 8}
+    assert sweep_lib.make_spec(p, CONFIGS).train.noise_samples == 8
+  for name, base_sweep, epsilons, count in (
+    ("noise-samples-size-bank", "knobs.py:size-bank", {1.0, 10.0}, 12),
+    ("noise-samples-eps10-bank", "frontier.py:bank_e2e_cvae", {10.0}, 9),
+  ):
+    later = _sweep(f"knobs.py:{name}")
+    bases = {(p["method"], p["epsilon"], p["seed"]): p for p in _sweep(base_sweep)}
+    assert len(later) == count and {p["epsilon"] for p in later} == epsilons
+    for p in later:
+      base = bases[(p["method"], p["epsilon"], p["seed"])]
+      assert p["variant"] == base["variant"]
+      assert p["overrides"] == {**base["overrides"], "train.noise_samples": 4}
+
+
 def test_a_point_decoding_another_again_reuses_its_weights_and_its_release(tmp_path):
   """`decoded_again`: the base's weights (training is found finished, not redone) and, with the
   base's noise seed, its released latents; only what acts after training may change."""
