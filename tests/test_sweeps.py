@@ -522,6 +522,7 @@ def test_the_later_noise_samples_studies_change_only_the_noise_samples():
       assert p["overrides"] == {**base["overrides"], "train.noise_samples": 4}
 
 
+@pytest.mark.slow  # about 35 s of training and releasing; study tooling, not the library
 def test_a_point_decoding_another_again_reuses_its_weights_and_its_release(tmp_path):
   """`decoded_again`: the base's weights (training is found finished, not redone) and, with the
   base's noise seed, its released latents; only what acts after training may change."""
