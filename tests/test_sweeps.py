@@ -509,6 +509,12 @@ def test_the_later_noise_samples_studies_change_only_the_noise_samples():
     base = four[p["id"].replace("noise8", "noise4")]
     assert p["overrides"] == {**base["overrides"], "train.noise_samples": 8}
     assert sweep_lib.make_spec(p, CONFIGS).train.noise_samples == 8
+  four = {p["id"]: p for p in _sweep("knobs.py:noise-samples-encoder-mnist")}
+  eight = _sweep("knobs.py:noise-samples8-encoder-mnist")
+  assert len(eight) == 3
+  for p in eight:
+    base = four[p["id"].replace("noise8", "noise4")]
+    assert p["overrides"] == {**base["overrides"], "train.noise_samples": 8}
   for name, base_sweep, epsilons, count in (
     ("noise-samples-size-bank", "knobs.py:size-bank", {1.0, 10.0}, 12),
     ("noise-samples-eps10-bank", "frontier.py:bank_e2e_cvae", {10.0}, 9),
