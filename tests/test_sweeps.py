@@ -509,6 +509,14 @@ def test_the_later_noise_samples_studies_change_only_the_noise_samples():
     base = four[p["id"].replace("noise8", "noise4")]
     assert p["overrides"] == {**base["overrides"], "train.noise_samples": 8}
     assert sweep_lib.make_spec(p, CONFIGS).train.noise_samples == 8
+  frontier = {p["id"]: p for p in _sweep("frontier.py:mnist_idx_e2e_cvae")}
+  eight = _sweep("knobs.py:noise-samples8-eps10-mnist")
+  assert [p["method"] for p in eight[:6]] == ["lipdp-e2e"] * 3 + ["lipdp-shuffled"] * 3
+  assert len(eight) == 9 and {p["epsilon"] for p in eight} == {10.0}
+  for p in eight:
+    base = frontier[f"{p['method']}/eps=10/seed={p['seed']}"]
+    assert p["overrides"] == {**base["overrides"], "train.noise_samples": 8}
+    assert sweep_lib.make_spec(p, CONFIGS).train.num_steps == 1500
   four = {p["id"]: p for p in _sweep("knobs.py:noise-samples-encoder-mnist")}
   eight = _sweep("knobs.py:noise-samples8-encoder-mnist")
   assert len(eight) == 3
