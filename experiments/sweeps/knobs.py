@@ -399,11 +399,9 @@ def _with_noise_samples(sweep, bases, tag_prefix, draws=NOISE_SAMPLES):
   ]
 
 
-def _end_to_end_at(
-  frontier: str, epsilon: float = 1.0, order=("lipdp-e2e", "dpsgd-vae", "lipdp-shuffled")
-):
+def _end_to_end_at(frontier: str, epsilon: float, order=None):
   """A frontier sweep's lipdp-e2e, lipdp-shuffled and DP-SGD VAE points at one total epsilon,
-  in the frontier's order, or the methods in `order` if given (run in that order)."""
+  in the frontier's order, or with the methods in `order`'s order (the order they run in)."""
   points = [
     p
     for p in load_sweep(os.path.join(_HERE, frontier))
@@ -788,10 +786,10 @@ def get_sweep(name: str):
     ]
     return _with_noise_samples("knobs-noise-samples-mnist", bases, "steps12000_")
   if name == "noise-samples-eps1-mnist":
-    bases = _end_to_end_at("frontier.py:mnist_idx_e2e_cvae", order=None)
+    bases = _end_to_end_at("frontier.py:mnist_idx_e2e_cvae", 1.0)
     return _with_noise_samples("knobs-noise-samples-eps1-mnist", bases, "")
   if name == "noise-samples-bank":
-    bases = _end_to_end_at("frontier.py:bank_e2e_cvae", order=None)
+    bases = _end_to_end_at("frontier.py:bank_e2e_cvae", 1.0)
     return _with_noise_samples("knobs-noise-samples-bank", bases, "")
   if name == "noise-samples-encoder-mnist":
     bases = [p for p in get_sweep("encoder-mnist") if p["epsilon"] == 1.0]
@@ -805,7 +803,9 @@ def get_sweep(name: str):
     return _with_noise_samples("knobs-noise-samples8-digits", bases, "", MORE_NOISE_SAMPLES)
   if name == "noise-samples8-eps1-mnist":
     # lipdp-e2e first, the DP-SGD VAE next (the two the targets compare), lipdp-shuffled last.
-    bases = _end_to_end_at("frontier.py:mnist_idx_e2e_cvae")
+    bases = _end_to_end_at(
+      "frontier.py:mnist_idx_e2e_cvae", 1.0, ("lipdp-e2e", "dpsgd-vae", "lipdp-shuffled")
+    )
     return _with_noise_samples("knobs-noise-samples8-eps1-mnist", bases, "", MORE_NOISE_SAMPLES)
   if name == "noise-samples8-eps10-mnist":
     bases = _end_to_end_at(
@@ -820,7 +820,7 @@ def get_sweep(name: str):
   if name == "noise-samples-size-bank":
     return _with_noise_samples("knobs-noise-samples-size-bank", get_sweep("size-bank"), "small_")
   if name == "noise-samples-eps10-bank":
-    bases = _end_to_end_at("frontier.py:bank_e2e_cvae", 10.0, order=None)
+    bases = _end_to_end_at("frontier.py:bank_e2e_cvae", 10.0)
     return _with_noise_samples("knobs-noise-samples-eps10-bank", bases, "")
   if name == "temperature-digits":
     sweep = "knobs-temperature-digits"
