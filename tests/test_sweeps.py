@@ -486,43 +486,34 @@ def test_the_noise_samples_screens_change_only_the_noise_samples():
     later = _sweep(f"knobs.py:{name}")
     bases = {(p["method"], p["epsilon"], p["seed"]): p for p in _sweep(base_sweep)}
     assert len(later) == count and {p["epsilon"] for p in later} == {1.0}
-    for p in later:
-      base = bases[(p["method"], 1.0, p["seed"])]
-      assert p["variant"] == base["variant"]
-      assert p["overrides"] == {**base["overrides"], "train.noise_samples": 4}
+    _only_the_draws_changed(later, lambda p: bases[(p["method"], 1.0, p["seed"])], 4)
+
+
+def _only_the_draws_changed(points, base_of, draws):
+  """Each point is `base_of(point)` (same variant) with train.noise_samples = draws, nothing else."""
+  for p in points:
+    base = base_of(p)
+    assert p["variant"] == base["variant"]
+    assert p["overrides"] == {**base["overrides"], "train.noise_samples": draws}
+    assert sweep_lib.make_spec(p, CONFIGS).train.noise_samples == draws
 
 
 def test_the_later_noise_samples_studies_change_only_the_noise_samples():
   """Eight draws on digits and MNIST at epsilon 1; four on bank's small model and at epsilon 10."""
-  four = {(p["method"], p["seed"]): p for p in _sweep("knobs.py:noise-samples-digits")}
-  eight = _sweep("knobs.py:noise-samples8-digits")
-  assert len(eight) == 6
-  for p in eight:
-    assert p["overrides"] == {
-      **four[(p["method"], p["seed"])]["overrides"],
-      "train.noise_samples": 8,
-    }
-  four = {p["id"]: p for p in _sweep("knobs.py:noise-samples-eps1-mnist")}
+  for name, count in (("digits", 6), ("eps1-mnist", 9), ("encoder-mnist", 3)):
+    four = {p["id"]: p for p in _sweep(f"knobs.py:noise-samples-{name}")}
+    eight = _sweep(f"knobs.py:noise-samples8-{name}")
+    assert len(eight) == count
+    _only_the_draws_changed(eight, lambda p: four[p["id"].replace("noise8", "noise4")], 8)
   eight = _sweep("knobs.py:noise-samples8-eps1-mnist")
-  assert [p["method"] for p in eight[:3]] == ["lipdp-e2e"] * 3 and len(eight) == 9
-  for p in eight:
-    base = four[p["id"].replace("noise8", "noise4")]
-    assert p["overrides"] == {**base["overrides"], "train.noise_samples": 8}
-    assert sweep_lib.make_spec(p, CONFIGS).train.noise_samples == 8
+  assert [p["method"] for p in eight[:3]] == ["lipdp-e2e"] * 3
   frontier = {p["id"]: p for p in _sweep("frontier.py:mnist_idx_e2e_cvae")}
   eight = _sweep("knobs.py:noise-samples8-eps10-mnist")
   assert [p["method"] for p in eight[:6]] == ["lipdp-e2e"] * 3 + ["lipdp-shuffled"] * 3
   assert len(eight) == 9 and {p["epsilon"] for p in eight} == {10.0}
+  _only_the_draws_changed(eight, lambda p: frontier[f"{p['method']}/eps=10/seed={p['seed']}"], 8)
   for p in eight:
-    base = frontier[f"{p['method']}/eps=10/seed={p['seed']}"]
-    assert p["overrides"] == {**base["overrides"], "train.noise_samples": 8}
     assert sweep_lib.make_spec(p, CONFIGS).train.num_steps == 1500
-  four = {p["id"]: p for p in _sweep("knobs.py:noise-samples-encoder-mnist")}
-  eight = _sweep("knobs.py:noise-samples8-encoder-mnist")
-  assert len(eight) == 3
-  for p in eight:
-    base = four[p["id"].replace("noise8", "noise4")]
-    assert p["overrides"] == {**base["overrides"], "train.noise_samples": 8}
   for name, base_sweep, epsilons, count in (
     ("noise-samples-size-bank", "knobs.py:size-bank", {1.0, 10.0}, 12),
     ("noise-samples-eps10-bank", "frontier.py:bank_e2e_cvae", {10.0}, 9),
@@ -530,10 +521,7 @@ def test_the_later_noise_samples_studies_change_only_the_noise_samples():
     later = _sweep(f"knobs.py:{name}")
     bases = {(p["method"], p["epsilon"], p["seed"]): p for p in _sweep(base_sweep)}
     assert len(later) == count and {p["epsilon"] for p in later} == epsilons
-    for p in later:
-      base = bases[(p["method"], p["epsilon"], p["seed"])]
-      assert p["variant"] == base["variant"]
-      assert p["overrides"] == {**base["overrides"], "train.noise_samples": 4}
+    _only_the_draws_changed(later, lambda p: bases[(p["method"], p["epsilon"], p["seed"])], 4)
 
 
 @pytest.mark.slow  # about 35 s of training and releasing; study tooling, not the library

@@ -795,11 +795,7 @@ def get_sweep(name: str):
     bases = [p for p in get_sweep("encoder-mnist") if p["epsilon"] == 1.0]
     return _with_noise_samples("knobs-noise-samples-encoder-mnist", bases, "lipdp_encoder_")
   if name == "noise-samples8-digits":
-    bases = [
-      point("knobs-noise-samples8-digits", method, "quick", 10.0, seed, _DIGITS_STEPS8000)
-      for method in ("lipdp-e2e", "dpsgd-vae")
-      for seed in (0, 1, 2)
-    ]
+    bases = get_sweep("noise-samples-digits")
     return _with_noise_samples("knobs-noise-samples8-digits", bases, "", MORE_NOISE_SAMPLES)
   if name == "noise-samples8-eps1-mnist":
     # lipdp-e2e first, the DP-SGD VAE next (the two the targets compare), lipdp-shuffled last.
@@ -813,7 +809,7 @@ def get_sweep(name: str):
     )
     return _with_noise_samples("knobs-noise-samples8-eps10-mnist", bases, "", MORE_NOISE_SAMPLES)
   if name == "noise-samples8-encoder-mnist":
-    bases = [p for p in get_sweep("encoder-mnist") if p["epsilon"] == 1.0]
+    bases = get_sweep("noise-samples-encoder-mnist")
     return _with_noise_samples(
       "knobs-noise-samples8-encoder-mnist", bases, "lipdp_encoder_", MORE_NOISE_SAMPLES
     )
