@@ -450,6 +450,15 @@ def test_the_digits_schedule_screen_changes_only_the_learning_rate_decay():
     assert sweep_lib.make_spec(p, CONFIGS).train.learning_rate_decay == "cosine"
 
 
+def _only_the_draws_changed(points, base_of, draws):
+  """Each point is `base_of(point)` (same variant) with train.noise_samples = draws, nothing else."""
+  for p in points:
+    base = base_of(p)
+    assert p["variant"] == base["variant"]
+    assert p["overrides"] == {**base["overrides"], "train.noise_samples": draws}
+    assert sweep_lib.make_spec(p, CONFIGS).train.noise_samples == draws
+
+
 def test_the_noise_samples_screens_change_only_the_noise_samples():
   """noise-samples-digits: average-digits' unaveraged points (frontier digits_e2e_steps8000's
   settings); noise-samples-mnist: the 12,000-step lipdp-shuffled and DP-SGD VAE points."""
@@ -487,15 +496,6 @@ def test_the_noise_samples_screens_change_only_the_noise_samples():
     bases = {(p["method"], p["epsilon"], p["seed"]): p for p in _sweep(base_sweep)}
     assert len(later) == count and {p["epsilon"] for p in later} == {1.0}
     _only_the_draws_changed(later, lambda p: bases[(p["method"], 1.0, p["seed"])], 4)
-
-
-def _only_the_draws_changed(points, base_of, draws):
-  """Each point is `base_of(point)` (same variant) with train.noise_samples = draws, nothing else."""
-  for p in points:
-    base = base_of(p)
-    assert p["variant"] == base["variant"]
-    assert p["overrides"] == {**base["overrides"], "train.noise_samples": draws}
-    assert sweep_lib.make_spec(p, CONFIGS).train.noise_samples == draws
 
 
 def test_the_later_noise_samples_studies_change_only_the_noise_samples():
