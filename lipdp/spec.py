@@ -219,7 +219,8 @@ class ModelSpec:
   # Numeric columns' likelihood in the decoder (lipdp.models.likelihood.numeric_bins_for):
   # 'binned', B = numeric_bins equal-width bins on the declared bounds (a piecewise-constant
   # density that can hold a spike and a tail); 'gaussian', a Gaussian of fixed scale on [0, 1];
-  # 'auto', bins for the columns the schema declares integer, a Gaussian for the others.
+  # 'auto', bins for the columns the schema declares integer, a Gaussian for the others;
+  # 'declared', the bins a column declares (schema "bins") where it does, 'auto' elsewhere.
   # numeric_bins = 0 makes every numeric column Gaussian (the older spelling).
   numeric_likelihood: str = "auto"
   numeric_bins: int = 32

@@ -93,9 +93,10 @@ OPTIONS = (
     "model.numeric_likelihood",
     "the decoder's likelihood for numeric columns: auto (default; equal-width bins for the "
     "columns the schema declares integer, whose values pile up on a few points, a Gaussian for "
-    "the others), binned (bins for every numeric column) or gaussian (a Gaussian for every one; "
+    "the others), binned (bins for every numeric column), gaussian (a Gaussian for every one; "
     "under DP-SGD on a small table of smooth columns it keeps the label's signal where bins "
-    "lose it: docs/results.md, breast cancer)",
+    "lose it: docs/results.md, breast cancer) or declared (the bins a column declares in the "
+    "schema, which can hold a value on its own, such as pdays = -1; auto for the others)",
   ),
   Option(
     "numeric_bins",

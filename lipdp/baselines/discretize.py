@@ -3,10 +3,10 @@
 Marginal-based mechanisms (MST, AIM) work on discrete attributes. A categorical column is its
 category index. A numeric column is cut into bins that are DECLARED, never derived from the data:
 either a number k of equal-width bins over the column's declared [low, high], or explicit edges
-in the column's declared units (increasing, first = low, last = high). A schema file may carry
-them as an optional per-column "bins" entry (`bins_from_schema`; lipdp's schema loader ignores
-the entry, so the same file serves both); columns without one get `DEFAULT_NUMERIC_BINS`
-equal-width bins.
+in the column's declared units (increasing, first = low, last = high; `lipdp.data.bins`). A
+schema file may carry them as an optional per-column "bins" entry (`bins_from_schema`; lipdp's
+schema loader keeps it as the column's `NumericColumn.bins`, so the same file serves both);
+columns without one get `DEFAULT_NUMERIC_BINS` equal-width bins.
 
 Discretising is record-wise (each record's attributes depend on that record and the declared
 edges only), so a histogram of the discretised records has the same sensitivity as any
@@ -17,41 +17,14 @@ its own generator (no privacy noise).
 
 import json
 import os
-from typing import Any, Dict, Mapping, Optional, Sequence, Union
+from typing import Any, Dict, Mapping, Optional, Union
 
 import numpy as np
 
+from lipdp.data import bins as data_bins
+
 # Equal-width bins of a numeric column that declares none (a constant, not a data statistic).
 DEFAULT_NUMERIC_BINS = 16
-
-
-def _column_edges(column, spec) -> np.ndarray:
-  """Edges in the domain's [0, 1] units for one numeric column."""
-  low, high = column.low, column.high
-  if isinstance(spec, bool):
-    raise ValueError(f"column {column.name!r}: bins must be a count or a list of edges")
-  if isinstance(spec, (int, np.integer)):
-    if spec < 1:
-      raise ValueError(f"column {column.name!r}: needs at least one bin, got {spec}")
-    return np.linspace(0.0, 1.0, int(spec) + 1)
-  if isinstance(spec, (str, bytes)) or not isinstance(spec, (Sequence, np.ndarray)):
-    raise ValueError(
-      f"column {column.name!r}: bins must be a count or a list of edges, got {spec!r}"
-    )
-  edges = np.asarray(spec, dtype=np.float64)
-  if edges.ndim != 1 or edges.size < 2 or not np.all(np.isfinite(edges)):
-    raise ValueError(f"column {column.name!r}: edges must be at least two finite numbers")
-  if not np.all(np.diff(edges) > 0):
-    raise ValueError(f"column {column.name!r}: edges must increase strictly, got {list(spec)}")
-  tol = 1e-9 * (high - low)
-  if abs(edges[0] - low) > tol or abs(edges[-1] - high) > tol:
-    raise ValueError(
-      f"column {column.name!r}: the first and last edges must be the declared "
-      f"bounds [{low}, {high}], got [{edges[0]}, {edges[-1]}]"
-    )
-  unit = (edges - low) / (high - low)
-  unit[0], unit[-1] = 0.0, 1.0
-  return unit
 
 
 def numeric_edges(
@@ -62,8 +35,9 @@ def numeric_edges(
   Args:
     domain: a `lipdp.data.TabularDomain`.
     bins: {column: count or edges in declared units}, or the path of a schema file whose
-      columns carry "bins" (`bins_from_schema`); columns left out get `default` equal-width
-      bins. Names that are not numeric columns are refused.
+      columns carry "bins" (`bins_from_schema`); columns left out get the bins they declare
+      (`NumericColumn.bins`), or else `default` equal-width bins. Names that are not numeric
+      columns are refused.
     default: the equal-width bin count of undeclared columns.
 
   Returns:
@@ -79,7 +53,16 @@ def numeric_edges(
       f"bins declared for {unknown}, which are not numeric columns of the "
       f"domain ({sorted(numeric)})"
     )
-  return {name: _column_edges(col, bins.get(name, default)) for name, col in numeric.items()}
+  # A column's own declared bins (`NumericColumn.bins`) come before `default`.
+  return {
+    name: data_bins.unit_edges(
+      name,
+      col.low,
+      col.high,
+      bins.get(name, default if getattr(col, "bins", None) is None else col.bins),
+    )
+    for name, col in numeric.items()
+  }
 
 
 def bins_from_schema(schema: Union[Mapping[str, Any], str, os.PathLike]) -> Dict[str, Any]:
@@ -116,11 +99,7 @@ def to_attributes(
   out = {}
   for block in domain.blocks:
     if block.kind == "numeric":
-      # In float32, the records' precision: a value declared exactly at an edge is encoded as
-      # the float32 of the same float64 quotient as the edge, so it lands in the upper bin.
-      inner = edges[block.name][1:-1].astype(np.float32)
-      u = x[:, block.start].astype(np.float32)
-      out[block.name] = np.searchsorted(inner, u, side="right").astype(np.int64)
+      out[block.name] = data_bins.bin_of(x[:, block.start], edges[block.name])
     else:
       out[block.name] = np.argmax(x[:, block.start : block.stop], axis=1).astype(np.int64)
   return out

@@ -14,6 +14,7 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
+from lipdp.data import bins as bins_lib
 from lipdp.data.blocks import Block, BlockDomain, _as_records, _check_name, _to_python_scalar
 
 
@@ -35,6 +36,11 @@ class NumericColumn:
       takes (`lipdp.data.load_csv`); None (default) makes a missing cell an error. It is a
       constant fixed in advance, so the substitution is record-wise and uses no statistic of
       the data.
+    bins: optional declared bins (`lipdp.data.bins`): a count of equal-width bins on [low, high]
+      or edges in the column's units, from low to high. Read by the marginal-based baselines'
+      discretisation, by the decoder's 'declared' numeric likelihood
+      (`lipdp.models.likelihood.numeric_bins_for`) and by the binned fidelity metric; encoding
+      is unchanged. None (default): no declared bins.
   """
 
   name: str
@@ -42,6 +48,7 @@ class NumericColumn:
   high: float
   integer: bool = False
   missing: Optional[float] = None
+  bins: Optional[Union[int, Tuple[float, ...]]] = None
 
   def __post_init__(self):
     _check_name(self.name, "Column")
@@ -90,6 +97,20 @@ class NumericColumn:
           f"must be a number within the declared bounds [{low}, {high}]."
         )
       object.__setattr__(self, "missing", missing)
+    if self.bins is not None:
+      bins_lib.unit_edges(self.name, low, high, self.bins)  # refuses an invalid declaration
+      bins = self.bins
+      if isinstance(bins, (int, np.integer)):
+        bins = int(bins)
+      else:
+        bins = tuple(float(e) for e in bins)
+      object.__setattr__(self, "bins", bins)
+
+  def unit_edges(self) -> Optional[np.ndarray]:
+    """The declared bins as edges in [0, 1] (`lipdp.data.bins.unit_edges`), or None."""
+    if self.bins is None:
+      return None
+    return bins_lib.unit_edges(self.name, self.low, self.high, self.bins)
 
   def as_dict(self) -> Dict[str, Any]:
     d = {"name": self.name, "type": "numeric", "low": self.low, "high": self.high}
@@ -97,6 +118,8 @@ class NumericColumn:
       d["integer"] = True
     if self.missing is not None:
       d["missing"] = self.missing
+    if self.bins is not None:
+      d["bins"] = self.bins if isinstance(self.bins, int) else list(self.bins)
     return d
 
 
@@ -431,7 +454,7 @@ class TabularDomain(BlockDomain):
     return out
 
 
-# Keys a column of a schema may carry. 'bins' (read by lipdp.baselines) and 'description' are
+# Keys a column of a schema may carry. 'description', and a categorical column's 'bins', are
 # ignored here; any other key is refused, so that a misspelt 'integer' or 'missing' is not
 # silently dropped.
 _NUMERIC_KEYS = frozenset(
@@ -462,7 +485,12 @@ def _column_from_dict(d: Mapping[str, Any]) -> Column:
         "(bounds are never inferred from the data)."
       )
     return NumericColumn(
-      name, d["low"], d["high"], integer=d.get("integer", False), missing=d.get("missing")
+      name,
+      d["low"],
+      d["high"],
+      integer=d.get("integer", False),
+      missing=d.get("missing"),
+      bins=d.get("bins"),
     )
   if kind == "categorical":
     _check_keys(d, _CATEGORICAL_KEYS, name, kind)

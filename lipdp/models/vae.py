@@ -66,8 +66,9 @@ class LipschitzVAE(nn.Module):
       style latent u (see the module docstring); never used at release.
     style_dim: the dimension of u (0 without a style latent).
     numeric_bins: the decoder's likelihood of numeric columns: B > 0 equal-width bins on
-      [0, 1], or 0 for a Gaussian, for every numeric column or per block
-      (`lipdp.models.likelihood.bins_per_block`); it sets the output layout.
+      [0, 1], or 0 for a Gaussian, for every numeric column, or per block a count or a tuple
+      of bin edges in [0, 1] (`lipdp.models.likelihood.bins_per_block`); it sets the output
+      layout.
     condition_block: optional (start, stop) of the label block the decoder is conditioned on
       (see the module docstring); None for an unconditioned decoder.
     label_prior: optional dense layer without bias, C outputs, whose kernel holds the logits
@@ -84,7 +85,7 @@ class LipschitzVAE(nn.Module):
   log_sigma_lipschitz_target: Optional[float] = None
   style_encoder: Optional[nn.Module] = None
   style_dim: int = 0
-  numeric_bins: Union[int, Tuple[int, ...]] = 0
+  numeric_bins: Union[int, Tuple[Union[int, Tuple[float, ...]], ...]] = 0
   condition_block: Optional[tuple[int, int]] = None
   label_prior: Optional[nn.Module] = None
 

@@ -53,6 +53,30 @@ def test_bad_bins_are_refused(spec, match):
     discretize.numeric_edges(DOMAIN, {"age": spec})
 
 
+def test_a_columns_declared_bins_are_kept_and_used():
+  """The schema's "bins" become the column's `bins`; discretising uses them unless told
+  otherwise; an invalid declaration is refused when the column is made."""
+  schema = {
+    "type": "tabular",
+    "columns": [
+      {"name": "age", "type": "numeric", "low": 18, "high": 100, "bins": [18, 30, 100]},
+      {"name": "n", "type": "numeric", "low": 0, "high": 8, "bins": 4},
+      {"name": "y", "type": "categorical", "categories": ["no", "yes"]},
+    ],
+  }
+  domain = lipdp_data.domain_from_description(schema)
+  assert domain.column("age").bins == (18.0, 30.0, 100.0) and domain.column("n").bins == 4
+  assert domain.describe_spec()["columns"][0]["bins"] == [18.0, 30.0, 100.0]
+  assert lipdp_data.domain_from_description(domain.describe_spec()) == domain
+  edges = discretize.numeric_edges(domain)
+  np.testing.assert_allclose(edges["age"], [0, 12 / 82, 1])
+  np.testing.assert_allclose(edges["n"], [0, 0.25, 0.5, 0.75, 1])
+  np.testing.assert_allclose(discretize.numeric_edges(domain, {"age": 2})["age"], [0, 0.5, 1])
+  for bad, match in (([18, 50, 40, 100], "increase"), ([20, 100], "declared bounds"), (0, "one")):
+    with pytest.raises(ValueError, match=match):
+      NumericColumn("age", 18, 100, bins=bad)
+
+
 def test_bank_schema_is_declared_and_loads():
   domain = lipdp_data.load_schema(BANK_SCHEMA)
   assert len(domain.columns) == 17 and domain.label_column == "subscription"

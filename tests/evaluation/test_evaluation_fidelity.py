@@ -163,6 +163,35 @@ def test_tabular_fidelity_hand_computed_on_a_toy_table():
   assert len([k for k in out if k.startswith(("fidelity/tv/", "fidelity/wasserstein/"))]) == 4
 
 
+def test_binned_tv_sees_a_spike_that_wasserstein_misses():
+  """Real values all at the low bound; synthetic ones spread over [low, low + 1/32 of the
+  range]: Wasserstein-1 is at most 1/32, but the declared bin that isolates the low bound
+  holds none of them."""
+  from lipdp.data import CategoricalColumn, NumericColumn, TabularDomain
+
+  dom = TabularDomain(
+    [
+      NumericColumn("pdays", -1, 999, bins=[-1, -0.5, 30, 999]),
+      NumericColumn("t", 0, 16),
+      CategoricalColumn("c", ["a", "b"]),
+    ]
+  )
+  n = 400
+  real = dom.encode({"pdays": [-1] * n, "t": [0.5] * n, "c": ["a"] * n})
+  synth = dom.encode({"pdays": np.linspace(0, 30, n), "t": np.linspace(0, 1.99, n), "c": ["a"] * n})
+  out = fidelity.tabular_fidelity(dom, synth, real)
+  assert out["fidelity/wasserstein/pdays"] < 1 / 32
+  assert out["fidelity/binned_tv/pdays"] == pytest.approx(1.0)
+  # 't' declares no bins: FIDELITY_NUMERIC_BINS equal-width bins of width 1; real in bin 0,
+  # synthetic half in bin 0 and half in bin 1.
+  assert fidelity.FIDELITY_NUMERIC_BINS == 16
+  assert out["fidelity/binned_tv/t"] == pytest.approx(0.5, abs=0.01)
+  assert out["fidelity/binned_tv_mean"] == pytest.approx(0.75, abs=0.01)
+  assert out["fidelity/binned_tv_max"] == pytest.approx(1.0)
+  same = fidelity.tabular_fidelity(dom, real, real)
+  assert same["fidelity/binned_tv_max"] == 0.0
+
+
 def test_tabular_fidelity_zero_for_identical_data_and_larger_when_shifted(cancer):
   same = fidelity.tabular_fidelity(cancer.domain, cancer.holdout, cancer.holdout)
   assert all(v == 0.0 for v in same.values() if v is not None)

@@ -278,6 +278,70 @@ def test_the_numeric_likelihood_is_chosen_per_column_from_the_declared_type():
   assert mean[1] == pytest.approx(float(jax.nn.sigmoid(0.3)), rel=1e-6)
 
 
+def test_declared_bin_edges_make_a_density_that_keeps_a_spike():
+  """'declared': a column's own bin edges; the density is p_b / w_b on bin b, integrates to
+  one, and a draw in a narrow first bin decodes back to the value that bin isolates."""
+  from lipdp.data import CategoricalColumn, NumericColumn, TabularDomain
+
+  domain = TabularDomain(
+    [
+      NumericColumn("pdays", -1, 999, integer=True, bins=[-1, -0.5, 30, 999]),
+      NumericColumn("days", 0.0, 100.0, integer=True),
+      NumericColumn("radius", 0.0, 30.0, bins=4),
+      CategoricalColumn("job", ("a", "b")),
+    ]
+  )
+  edges = (0.0, 0.0005, 0.031, 1.0)
+  per_block = likelihood.numeric_bins_for(domain, "declared", 8)
+  np.testing.assert_allclose(per_block[0], edges)
+  assert per_block[1:] == (8, (0.0, 0.25, 0.5, 0.75, 1.0), 0)  # undeclared: as 'auto'
+  assert likelihood.numeric_bins_for(domain, "auto", 8) == (8, 8, 0, 0)
+  assert likelihood.output_sizes(domain.blocks, per_block) == (3, 8, 4, 2)
+  with pytest.raises(ValueError, match="one bin"):
+    likelihood.numeric_bins_for(
+      TabularDomain([NumericColumn("t", 0, 1, bins=1), CategoricalColumn("c", (0, 1))]),
+      "declared",
+      8,
+    )
+  for bad in ((0.0, 1.0), (0.0, 0.6, 0.5, 1.0), (0.1, 0.5, 1.0)):
+    with pytest.raises(ValueError, match="bin edges"):
+      likelihood.output_sizes(domain.blocks[:1], (bad,))
+  block = domain.blocks[:1]
+  row = jnp.array([0.5, -1.0, 1.0])
+  p = np.exp(row) / np.sum(np.exp(row))
+  widths = np.diff(edges)
+  # A value exactly at a declared edge (-0.5, i.e. 0.0005) belongs to the upper bin.
+  for value, b in ((-1, 0), (-0.5, 1), (10, 1), (30, 2), (999, 2)):
+    x = jnp.asarray(domain.encode({"pdays": [value], "days": [0], "radius": [0], "job": ["a"]}))
+    got = likelihood.negative_log_likelihood(row[None], x[:, :1], block, numeric_bins=(edges,))
+    np.testing.assert_allclose(got, [-np.log(p[b] / widths[b])], rtol=1e-5)
+  # Integrates to one: sum over bins of (density on the bin) * (its width).
+  mids = jnp.asarray((np.asarray(edges[:-1]) + np.asarray(edges[1:])) / 2)[:, None]
+  dens = np.exp(
+    -np.asarray(
+      likelihood.negative_log_likelihood(
+        jnp.broadcast_to(row, (3, 3)), mids, block, numeric_bins=(edges,)
+      )
+    )
+  )
+  assert float(np.sum(dens * widths)) == pytest.approx(1.0, rel=1e-5)
+  # Draws: bin frequencies p, each value inside its bin, and the first bin decodes to -1.
+  n = 100_000
+  u = jax.random.uniform(jax.random.key(1), (n, 2))
+  drawn = np.asarray(
+    likelihood.sampled_record(jnp.broadcast_to(row, (n, 3)), block, u, numeric_bins=(edges,))
+  )[:, 0]
+  from lipdp.data import bins as bins_lib
+
+  which = bins_lib.bin_of(drawn, np.asarray(edges))
+  np.testing.assert_allclose(np.bincount(which, minlength=3) / n, p, atol=5e-3)
+  pdays = domain.column("pdays")
+  decoded = np.rint(pdays.low + drawn * (pdays.high - pdays.low))
+  assert np.array_equal(decoded == -1, which == 0)
+  mean = np.asarray(likelihood.decoded_mean(row[None], block, numeric_bins=(edges,)))[0, 0]
+  assert mean == pytest.approx(float(p @ np.asarray(mids[:, 0])), rel=1e-5)
+
+
 def test_sampled_records_follow_the_decoder_likelihood():
   """Drawn categories and bins have the softmax frequencies; the mean decoding keeps the mode."""
   bins, n = 4, 200_000
