@@ -524,6 +524,24 @@ def test_the_later_noise_samples_studies_change_only_the_noise_samples():
     _only_the_draws_changed(later, lambda p: bases[(p["method"], p["epsilon"], p["seed"])], 4)
 
 
+def test_the_declared_bins_study_changes_only_the_numeric_likelihood():
+  """Its points are the four-draw bank points at epsilon 1 and 10 with 'declared' bins."""
+  bases = {
+    (p["method"], p["epsilon"], p["seed"]): p
+    for name in ("noise-samples-bank", "noise-samples-eps10-bank")
+    for p in _sweep(f"knobs.py:{name}")
+  }
+  points = _sweep("knobs.py:declared-bins-bank")
+  assert len(points) == 18 and {p["epsilon"] for p in points} == {1.0, 10.0}
+  assert [p["method"] for p in points[:6]] == ["lipdp-e2e"] * 6
+  for p in points:
+    base = bases[(p["method"], p["epsilon"], p["seed"])]
+    assert p["variant"] == base["variant"]
+    assert p["overrides"] == {**base["overrides"], "model.numeric_likelihood": "declared"}
+    spec = sweep_lib.make_spec(p, CONFIGS)
+    assert spec.model.numeric_likelihood == "declared" and spec.train.noise_samples == 4
+
+
 @pytest.mark.slow  # about 35 s of training and releasing; study tooling, not the library
 def test_a_point_decoding_another_again_reuses_its_weights_and_its_release(tmp_path):
   """`decoded_again`: the base's weights (training is found finished, not redone) and, with the
