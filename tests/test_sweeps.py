@@ -542,6 +542,22 @@ def test_the_declared_bins_study_changes_only_the_numeric_likelihood():
     assert spec.model.numeric_likelihood == "declared" and spec.train.noise_samples == 4
 
 
+def test_the_clip_study_changes_only_the_clip_norm():
+  bases = {
+    (p["epsilon"], p["seed"]): p
+    for p in _sweep("knobs.py:declared-bins-bank")
+    if p["method"] == "lipdp-e2e"
+  }
+  points = _sweep("knobs.py:clip-bank")
+  assert len(points) == 18 and {p["method"] for p in points} == {"lipdp-e2e"}
+  assert [p["overrides"]["train.dp_clip_norm"] for p in points[::6]] == [10.0, 3.0, 30.0]
+  for p in points:
+    base = bases[(p["epsilon"], p["seed"])]
+    clip = p["overrides"]["train.dp_clip_norm"]
+    assert p["overrides"] == {**base["overrides"], "train.dp_clip_norm": clip}
+    assert sweep_lib.make_spec(p, CONFIGS).train.dp_clip_norm == clip
+
+
 @pytest.mark.slow  # about 35 s of training and releasing; study tooling, not the library
 def test_a_point_decoding_another_again_reuses_its_weights_and_its_release(tmp_path):
   """`decoded_again`: the base's weights (training is found finished, not redone) and, with the
