@@ -407,8 +407,9 @@ def _lipdp_and_dpsgd_vae_on_mnist(sweep, epsilon, changes, tag):
   ]
 
 
-def _with_noise_samples(sweep, bases, tag_prefix, draws=NOISE_SAMPLES):
-  """`bases`' points in `sweep` with train.noise_samples = draws, nothing else changed."""
+def _with_overrides(sweep, bases, overrides, tag):
+  """`bases`' points in `sweep` with `overrides` added, nothing else changed; `tag(base)` is
+  each new point's tag."""
   return [
     point(
       sweep,
@@ -416,11 +417,18 @@ def _with_noise_samples(sweep, bases, tag_prefix, draws=NOISE_SAMPLES):
       base["variant"],
       base["epsilon"],
       base["seed"],
-      {**base["overrides"], "train.noise_samples": draws},
-      f"{tag_prefix}noise{draws}",
+      {**base["overrides"], **overrides},
+      tag(base),
     )
     for base in bases
   ]
+
+
+def _with_noise_samples(sweep, bases, tag_prefix, draws=NOISE_SAMPLES):
+  """`bases`' points in `sweep` with train.noise_samples = draws, nothing else changed."""
+  return _with_overrides(
+    sweep, bases, {"train.noise_samples": draws}, lambda _: f"{tag_prefix}noise{draws}"
+  )
 
 
 def _end_to_end_at(frontier: str, epsilon: float, order=None):
@@ -848,32 +856,23 @@ def get_sweep(name: str):
       get_sweep("noise-samples-bank") + get_sweep("noise-samples-eps10-bank"),
       key=lambda p: order.index(p["method"]),
     )
-    return [
-      point(
-        "knobs-declared-bins-bank",
-        base["method"],
-        base["variant"],
-        base["epsilon"],
-        base["seed"],
-        {**base["overrides"], "model.numeric_likelihood": "declared"},
-        f"noise{NOISE_SAMPLES}_declared",
-      )
-      for base in bases
-    ]
+    return _with_overrides(
+      "knobs-declared-bins-bank",
+      bases,
+      {"model.numeric_likelihood": "declared"},
+      lambda _: f"noise{NOISE_SAMPLES}_declared",
+    )
   if name == "clip-bank":
     bases = [p for p in get_sweep("declared-bins-bank") if p["method"] == "lipdp-e2e"]
     return [
-      point(
-        "knobs-clip-bank",
-        base["method"],
-        base["variant"],
-        base["epsilon"],
-        base["seed"],
-        {**base["overrides"], "train.dp_clip_norm": clip},
-        f"{base['tag']}_clip{clip:g}",
-      )
+      p
       for clip in CLIP_NORMS_BANK
-      for base in bases
+      for p in _with_overrides(
+        "knobs-clip-bank",
+        bases,
+        {"train.dp_clip_norm": clip},
+        lambda base, clip=clip: f"{base['tag']}_clip{clip:g}",
+      )
     ]
   if name == "temperature-digits":
     sweep = "knobs-temperature-digits"
