@@ -525,21 +525,31 @@ def test_the_later_noise_samples_studies_change_only_the_noise_samples():
 
 
 def test_the_declared_bins_study_changes_only_the_numeric_likelihood():
-  """Its points are the four-draw bank points at epsilon 1 and 10 with 'declared' bins."""
+  """Their points are the four-draw bank points (the frontier's and the small model's) at
+  epsilon 1 and 10 with 'declared' bins."""
   bases = {
     (p["method"], p["epsilon"], p["seed"]): p
     for name in ("noise-samples-bank", "noise-samples-eps10-bank")
     for p in _sweep(f"knobs.py:{name}")
   }
-  points = _sweep("knobs.py:declared-bins-bank")
-  assert len(points) == 18 and {p["epsilon"] for p in points} == {1.0, 10.0}
-  assert [p["method"] for p in points[:6]] == ["lipdp-e2e"] * 6
-  for p in points:
-    base = bases[(p["method"], p["epsilon"], p["seed"])]
-    assert p["variant"] == base["variant"]
-    assert p["overrides"] == {**base["overrides"], "model.numeric_likelihood": "declared"}
-    spec = sweep_lib.make_spec(p, CONFIGS)
-    assert spec.model.numeric_likelihood == "declared" and spec.train.noise_samples == 4
+  small = {(p["method"], p["epsilon"], p["seed"]): p for p in _sweep("knobs.py:size-bank")}
+  for name, count, base_of in (
+    ("declared-bins-bank", 18, bases),
+    ("declared-bins-size-bank", 12, small),
+  ):
+    points = _sweep(f"knobs.py:{name}")
+    assert len(points) == count and {p["epsilon"] for p in points} == {1.0, 10.0}
+    assert [p["method"] for p in points[:6]] == ["lipdp-e2e"] * 6
+    for p in points:
+      base = base_of[(p["method"], p["epsilon"], p["seed"])]
+      assert p["variant"] == base["variant"]
+      assert p["overrides"] == {
+        **base["overrides"],
+        "train.noise_samples": 4,
+        "model.numeric_likelihood": "declared",
+      }
+      spec = sweep_lib.make_spec(p, CONFIGS)
+      assert spec.model.numeric_likelihood == "declared" and spec.train.noise_samples == 4
 
 
 def test_the_clip_study_changes_only_the_clip_norm():
