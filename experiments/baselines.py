@@ -159,6 +159,7 @@ def run(method, dataset, config, num_columns, epsilon, seed) -> dict:
     "num_synthetic": len(result.synthetic_records),
     "options": opts,
     "timings": {"fit_s": result.timings["fit_s"], "eval_s": result.timings["evaluation_s"]},
+    "code_version": results.code_version(),  # rerunning at this commit reproduces the row
   }
   if result.report is not None:
     report = result.report
