@@ -525,17 +525,18 @@ def test_the_later_noise_samples_studies_change_only_the_noise_samples():
 
 
 def test_the_declared_bins_study_changes_only_the_numeric_likelihood():
-  """Their points are the four-draw bank points (the frontier's and the small model's) at
-  epsilon 1 and 10 with 'declared' bins."""
+  """Their points are the bank points (the frontier's and the small model's, four draws, and
+  the small model's with one) at epsilon 1 and 10 with 'declared' bins."""
   bases = {
     (p["method"], p["epsilon"], p["seed"]): p
     for name in ("noise-samples-bank", "noise-samples-eps10-bank")
     for p in _sweep(f"knobs.py:{name}")
   }
   small = {(p["method"], p["epsilon"], p["seed"]): p for p in _sweep("knobs.py:size-bank")}
-  for name, count, base_of in (
-    ("declared-bins-bank", 18, bases),
-    ("declared-bins-size-bank", 12, small),
+  for name, count, base_of, draws in (
+    ("declared-bins-bank", 18, bases, 4),
+    ("declared-bins-size-bank", 12, small, 4),
+    ("declared-bins-small-bank", 12, small, 1),
   ):
     points = _sweep(f"knobs.py:{name}")
     assert len(points) == count and {p["epsilon"] for p in points} == {1.0, 10.0}
@@ -543,13 +544,14 @@ def test_the_declared_bins_study_changes_only_the_numeric_likelihood():
     for p in points:
       base = base_of[(p["method"], p["epsilon"], p["seed"])]
       assert p["variant"] == base["variant"]
+      more_draws = {"train.noise_samples": draws} if draws > 1 else {}
       assert p["overrides"] == {
         **base["overrides"],
-        "train.noise_samples": 4,
+        **more_draws,
         "model.numeric_likelihood": "declared",
       }
       spec = sweep_lib.make_spec(p, CONFIGS)
-      assert spec.model.numeric_likelihood == "declared" and spec.train.noise_samples == 4
+      assert spec.model.numeric_likelihood == "declared" and spec.train.noise_samples == draws
 
 
 def test_the_clip_study_changes_only_the_clip_norm():
