@@ -141,12 +141,14 @@ def evaluate_release(
       records), fidelity/mmd_bandwidth (median heuristic on the holdout).
       Images (labelled): fidelity/frechet, fidelity/frechet_train_vs_holdout (Fréchet
       distance in the reference CNN's 64 penultimate features; NOT FID).
-      Tables: fidelity/tv/<column>, fidelity/wasserstein/<column>, fidelity/tv_mean,
-      fidelity/tv_max, fidelity/wasserstein_mean, fidelity/wasserstein_max,
+      Tables: fidelity/tv/<column>, fidelity/wasserstein/<column>,
+      fidelity/binned_tv/<column>, fidelity/tv_mean, fidelity/tv_max,
+      fidelity/wasserstein_mean, fidelity/wasserstein_max, fidelity/binned_tv_mean,
+      fidelity/binned_tv_max,
       fidelity/association_diff_mean, fidelity/association_diff_max,
       fidelity/pearson_diff_mean, fidelity/cramers_v_diff_mean,
       fidelity/correlation_ratio_diff_mean, and fidelity/tv_mean_train_vs_holdout,
-      fidelity/wasserstein_mean_train_vs_holdout,
+      fidelity/wasserstein_mean_train_vs_holdout, fidelity/binned_tv_mean_train_vs_holdout,
       fidelity/association_diff_mean_train_vs_holdout.
     Privacy (empirical; see membership):
       privacy/dcr_train_q05, _q50, _q95 and privacy/dcr_holdout_q05, _q50, _q95 (quantiles of
@@ -241,7 +243,7 @@ def evaluate_release(
     out.update(fidelity.tabular_fidelity(domain, s, h))
     if t is not None:
       floor = fidelity.tabular_fidelity(domain, t, h)
-      for key in ("tv_mean", "wasserstein_mean", "association_diff_mean"):
+      for key in ("tv_mean", "wasserstein_mean", "binned_tv_mean", "association_diff_mean"):
         out[f"fidelity/{key}_train_vs_holdout"] = floor[f"fidelity/{key}"]
   out.update(_mmd_metrics(s, t, h, seed))
 
@@ -302,10 +304,12 @@ def summary_lines(metrics: Dict[str, Any]) -> List[str]:
   if "fidelity/tv_mean" in m or "fidelity/wasserstein_mean" in m:
     lines.append(
       f"Fidelity: mean TV {_fmt(m.get('fidelity/tv_mean'))}, mean W1 "
-      f"{_fmt(m.get('fidelity/wasserstein_mean'))}, mean association diff "
+      f"{_fmt(m.get('fidelity/wasserstein_mean'))}, mean binned TV "
+      f"{_fmt(m.get('fidelity/binned_tv_mean'))}, mean association diff "
       f"{_fmt(m.get('fidelity/association_diff_mean'))} (training set itself "
       f"{_fmt(m.get('fidelity/tv_mean_train_vs_holdout'))}, "
       f"{_fmt(m.get('fidelity/wasserstein_mean_train_vs_holdout'))}, "
+      f"{_fmt(m.get('fidelity/binned_tv_mean_train_vs_holdout'))}, "
       f"{_fmt(m.get('fidelity/association_diff_mean_train_vs_holdout'))})."
     )
   if "fidelity/mmd" in m:

@@ -166,11 +166,14 @@ def test_tables_identical_copy_and_determinism(cancer):
   for key in (
     "fidelity/tv_mean",
     "fidelity/wasserstein_mean",
+    "fidelity/binned_tv_mean",
     "fidelity/association_diff_max",
     "labels/balance_tv",
   ):
     assert same[key] == 0.0, key
   assert same["fidelity/tv_mean_train_vs_holdout"] > 0.0
+  assert same["fidelity/binned_tv_mean_train_vs_holdout"] > 0.0
+  assert "mean binned TV 0.000" in " ".join(summary_lines(same))
   assert same["meta/reference_classifier"] == "hgb"
   assert "fidelity/frechet" not in same
   copy = evaluate_release(domain, train, train, holdout, seed=0)
