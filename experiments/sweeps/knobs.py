@@ -448,6 +448,14 @@ def _with_noise_samples(sweep, bases, tag_prefix, draws=NOISE_SAMPLES):
   )
 
 
+def _with_declared_bins(sweep, bases, tag):
+  """`bases`' points in `sweep` with model.numeric_likelihood = 'declared', nothing else
+  changed, in the order they run: lipdp-e2e, then the DP-SGD VAE, then lipdp-shuffled."""
+  order = ("lipdp-e2e", "dpsgd-vae", "lipdp-shuffled")
+  bases = sorted(bases, key=lambda p: order.index(p["method"]))
+  return _with_overrides(sweep, bases, {"model.numeric_likelihood": "declared"}, lambda _: tag)
+
+
 def _end_to_end_at(frontier: str, epsilon: float, order=None):
   """A frontier sweep's lipdp-e2e, lipdp-shuffled and DP-SGD VAE points at one total epsilon,
   in the frontier's order, or with the methods in `order`'s order (the order they run in)."""
@@ -868,34 +876,17 @@ def get_sweep(name: str):
     bases = _end_to_end_at("frontier.py:bank_e2e_cvae", 10.0)
     return _with_noise_samples("knobs-noise-samples-eps10-bank", bases, "")
   if name == "declared-bins-bank":
-    order = ("lipdp-e2e", "dpsgd-vae", "lipdp-shuffled")
-    bases = sorted(
-      get_sweep("noise-samples-bank") + get_sweep("noise-samples-eps10-bank"),
-      key=lambda p: order.index(p["method"]),
-    )
-    return _with_overrides(
-      "knobs-declared-bins-bank",
-      bases,
-      {"model.numeric_likelihood": "declared"},
-      lambda _: f"noise{NOISE_SAMPLES}_declared",
-    )
+    bases = get_sweep("noise-samples-bank") + get_sweep("noise-samples-eps10-bank")
+    return _with_declared_bins("knobs-declared-bins-bank", bases, f"noise{NOISE_SAMPLES}_declared")
   if name == "declared-bins-size-bank":
-    order = ("lipdp-e2e", "dpsgd-vae")
-    bases = sorted(get_sweep("noise-samples-size-bank"), key=lambda p: order.index(p["method"]))
-    return _with_overrides(
+    return _with_declared_bins(
       "knobs-declared-bins-size-bank",
-      bases,
-      {"model.numeric_likelihood": "declared"},
-      lambda _: f"small_noise{NOISE_SAMPLES}_declared",
+      get_sweep("noise-samples-size-bank"),
+      f"small_noise{NOISE_SAMPLES}_declared",
     )
   if name == "declared-bins-small-bank":
-    order = ("lipdp-e2e", "dpsgd-vae")
-    bases = sorted(get_sweep("size-bank"), key=lambda p: order.index(p["method"]))
-    return _with_overrides(
-      "knobs-declared-bins-small-bank",
-      bases,
-      {"model.numeric_likelihood": "declared"},
-      lambda _: "small_declared",
+    return _with_declared_bins(
+      "knobs-declared-bins-small-bank", get_sweep("size-bank"), "small_declared"
     )
   if name == "clip-bank":
     bases = [p for p in get_sweep("declared-bins-bank") if p["method"] == "lipdp-e2e"]
