@@ -269,11 +269,13 @@ def _associations(cols) -> Dict[tuple, tuple]:
   return out
 
 
-def _numeric_unit_edges(domain: Any, block) -> np.ndarray:
-  """The bins of a numeric block for the binned TV: its column's declared bins, or equal ones."""
-  columns = {c.name: c for c in getattr(domain, "columns", ())}
-  declared = getattr(columns.get(block.name), "unit_edges", lambda: None)()
-  return declared if declared is not None else np.linspace(0.0, 1.0, FIDELITY_NUMERIC_BINS + 1)
+def _declared_unit_edges(domain: Any) -> Dict[str, np.ndarray]:
+  """{numeric column that declares bins: its bins in [0, 1]} (`NumericColumn.unit_edges`)."""
+  return {
+    c.name: c.unit_edges()
+    for c in getattr(domain, "columns", ())
+    if getattr(c, "bins", None) is not None
+  }
 
 
 def _mean_max(values, prefix: str) -> Dict[str, Optional[float]]:
@@ -306,11 +308,13 @@ def tabular_fidelity(domain: Any, synthetic: Any, real: Any) -> Dict[str, Option
   s_cols, r_cols = _columns(domain, s), _columns(domain, r)
   out: Dict[str, Optional[float]] = {}
   tvs, w1s, binned = [], [], []
+  declared = _declared_unit_edges(domain)
+  equal = np.linspace(0.0, 1.0, FIDELITY_NUMERIC_BINS + 1)
   for (block, sv), (_, rv) in zip(s_cols, r_cols):
     if block.kind == "numeric":
       w1s.append(wasserstein_1d(sv, rv))
       out[f"fidelity/wasserstein/{block.name}"] = w1s[-1]
-      edges = _numeric_unit_edges(domain, block)
+      edges = declared.get(block.name, equal)
       binned.append(
         categorical_tv(bins_lib.bin_of(sv, edges), bins_lib.bin_of(rv, edges), len(edges) - 1)
       )

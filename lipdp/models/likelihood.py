@@ -136,14 +136,9 @@ def numeric_bins_for(domain, choice: str, numeric_bins: int) -> Tuple[BlockBins,
   per_block = []
   for block in domain.blocks:
     column = columns.get(block.name)
-    declared = getattr(column, "unit_edges", lambda: None)() if block.kind == "numeric" else None
-    if numeric_bins and choice == "declared" and declared is not None:
-      if len(declared) < 3:
-        raise ValueError(
-          f"column {block.name!r} declares one bin: a likelihood needs two or more; declare "
-          "more bins or use another numeric likelihood"
-        )
-      per_block.append(tuple(float(e) for e in declared))
+    declares = block.kind == "numeric" and getattr(column, "bins", None) is not None
+    if numeric_bins and choice == "declared" and declares:
+      per_block.append(_declared_edges(column))
       continue
     binned = block.kind == "numeric" and (
       choice == "binned"
@@ -151,6 +146,17 @@ def numeric_bins_for(domain, choice: str, numeric_bins: int) -> Tuple[BlockBins,
     )
     per_block.append(numeric_bins if binned else 0)
   return tuple(per_block)
+
+
+def _declared_edges(column) -> Tuple[float, ...]:
+  """A column's declared bins as the edges entry of `bins_per_block` (two bins or more)."""
+  edges = column.unit_edges()
+  if len(edges) < 3:
+    raise ValueError(
+      f"column {column.name!r} declares one bin: a likelihood needs two or more; declare "
+      "more bins or use another numeric likelihood"
+    )
+  return tuple(float(e) for e in edges)
 
 
 def output_sizes(blocks: Sequence, numeric_bins: NumericBins = 0) -> tuple:
@@ -195,9 +201,14 @@ def _bin_index(x: jax.Array, numeric_bins: BlockBins) -> jax.Array:
   edge, so it lands in the upper bin.
   """
   if isinstance(numeric_bins, tuple):
-    inner = jnp.asarray(np.asarray(numeric_bins[1:-1], np.float64).astype(np.float32))
+    inner = _edges32(numeric_bins)[1:-1]
     return jnp.searchsorted(inner, x.astype(jnp.float32), side="right").astype(jnp.int32)
   return jnp.clip(jnp.floor(x * numeric_bins), 0, numeric_bins - 1).astype(jnp.int32)
+
+
+def _edges32(edges: Tuple[float, ...]) -> jax.Array:
+  """Declared edges in float32, the records' precision (each the float32 of its float64)."""
+  return jnp.asarray(np.asarray(edges, np.float64).astype(np.float32))
 
 
 def _log_widths(edges: Tuple[float, ...]) -> jax.Array:
@@ -323,12 +334,6 @@ def _draw_index(probabilities: jax.Array, u: jax.Array) -> jax.Array:
   return jnp.minimum(jnp.sum(cdf < u[..., None] * cdf[..., -1:], axis=-1), cdf.shape[-1] - 1)
 
 
-def _edge_arrays(edges: Tuple[float, ...]) -> Tuple[jax.Array, jax.Array]:
-  """Each bin's lower and upper edge, in float32."""
-  e = jnp.asarray(np.asarray(edges, np.float64).astype(np.float32))
-  return e[:-1], e[1:]
-
-
 def sampled_record(
   logits: jax.Array, blocks: Sequence, uniforms: jax.Array, numeric_bins: NumericBins = 0
 ) -> jax.Array:
@@ -352,7 +357,8 @@ def sampled_record(
       used += 2
       if isinstance(bins, tuple):
         b = _draw_index(jax.nn.softmax(lg, axis=-1), u)
-        low, high = _edge_arrays(bins)
+        e = _edges32(bins)
+        low, high = e[:-1], e[1:]
         # Uniform in [e_b, e_(b+1)); kept below the upper edge in float32, where a value at
         # the edge would belong to the next bin (the last bin holds 1).
         drawn = low[b] + v * (high[b] - low[b])

@@ -40,7 +40,7 @@ without bias applied to the constant input 1, so DP-SGD's ghost clipping handles
 layer (`lipdp.training.ghost_clipping`).
 """
 
-from typing import Any, Mapping, Optional, Sequence, Tuple, Union
+from typing import Any, Mapping, Optional, Sequence
 
 import flax.linen as nn
 import jax
@@ -85,7 +85,7 @@ class LipschitzVAE(nn.Module):
   log_sigma_lipschitz_target: Optional[float] = None
   style_encoder: Optional[nn.Module] = None
   style_dim: int = 0
-  numeric_bins: Union[int, Tuple[Union[int, Tuple[float, ...]], ...]] = 0
+  numeric_bins: likelihood.NumericBins = 0
   condition_block: Optional[tuple[int, int]] = None
   label_prior: Optional[nn.Module] = None
 
