@@ -554,17 +554,25 @@ def test_the_declared_bins_study_changes_only_the_numeric_likelihood():
       assert spec.model.numeric_likelihood == "declared" and spec.train.noise_samples == draws
 
 
-def test_the_clip_study_changes_only_the_clip_norm():
+@pytest.mark.parametrize(
+  "name, base_name, methods, clips",
+  [
+    ("clip-bank", "declared-bins-bank", {"lipdp-e2e"}, [10.0, 3.0, 30.0]),
+    ("clip-small-bank", "declared-bins-small-bank", {"lipdp-e2e", "dpsgd-vae"}, [60.0, 200.0]),
+  ],
+)
+def test_the_clip_studies_change_only_the_clip_norm(name, base_name, methods, clips):
   bases = {
-    (p["epsilon"], p["seed"]): p
-    for p in _sweep("knobs.py:declared-bins-bank")
-    if p["method"] == "lipdp-e2e"
+    (p["method"], p["epsilon"], p["seed"]): p
+    for p in _sweep(f"knobs.py:{base_name}")
+    if p["method"] in methods
   }
-  points = _sweep("knobs.py:clip-bank")
-  assert len(points) == 18 and {p["method"] for p in points} == {"lipdp-e2e"}
-  assert [p["overrides"]["train.dp_clip_norm"] for p in points[::6]] == [10.0, 3.0, 30.0]
+  points = _sweep(f"knobs.py:{name}")
+  assert len(points) == len(bases) * len(clips) and {p["method"] for p in points} == methods
+  per_clip = len(bases)
+  assert [p["overrides"]["train.dp_clip_norm"] for p in points[::per_clip]] == clips
   for p in points:
-    base = bases[(p["epsilon"], p["seed"])]
+    base = bases[(p["method"], p["epsilon"], p["seed"])]
     clip = p["overrides"]["train.dp_clip_norm"]
     assert p["overrides"] == {**base["overrides"], "train.dp_clip_norm": clip}
     assert sweep_lib.make_spec(p, CONFIGS).train.dp_clip_norm == clip
