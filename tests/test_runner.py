@@ -343,6 +343,19 @@ def test_dpsgd_vae_baseline_samples_its_prior(tmp_path, caplog):
   release_lib.verify_release(result.release_dir)
   with pytest.raises(ValueError, match="conditional"):
     _run(_config(method="prior"), str(tmp_path / "bad"))
+  # A diagnostic restores the finished training (experiments/gradient_norms.py), never trains.
+  _, settings, trained = vae.finished_training(result.spec, result.data, str(tmp_path))
+  assert int(trained.state.step) == 10
+  assert settings.dp.noise_multiplier == plan.dpsgd_noise_multiplier
+  for restored, released in zip(
+    jax.tree_util.tree_leaves(trained.state.params),
+    jax.tree_util.tree_leaves(result.variables["params"]),
+  ):
+    np.testing.assert_array_equal(restored, released)
+  longer = config.copy_and_resolve_references()
+  longer.train.num_steps = 20
+  with pytest.raises(ValueError, match="no finished training"):
+    vae.finished_training(spec_lib.from_config(longer), result.data, str(tmp_path))
   # The weights remember the DP-SGD they were trained with: a report must account that one.
   record = tmp_path / "dpsgd.json"
   assert json.loads(record.read_text()) == {

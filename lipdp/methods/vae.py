@@ -423,13 +423,33 @@ def _dpsgd_settings(spec: spec_lib.Spec, plan: privacy.BudgetPlan) -> training.D
   )
 
 
-def _train(spec, model, domain, prepared: Prepared, workdir: str, progress: bool):
-  """Trains (or resumes, or finds finished) the model in the work directory."""
+def finished_training(spec: spec_lib.Spec, data, workdir: str):
+  """The model, its training settings and the trained state of the finished run in `workdir`
+  (restored from its last checkpoint): `(model, training.TrainConfig, training.TrainResult)`.
+
+  For diagnostics of a trained run (experiments/gradient_norms.py). Refuses a run whose training
+  is not finished: a diagnostic must neither train nor spend DP-SGD's budget. The caller checks
+  that `workdir` holds this spec's run (`lipdp.runner.open_for`).
+  """
+  done = workdir_lib.latest_checkpoint_step(workdir)
+  if done != spec.train.num_steps:
+    raise ValueError(
+      f"{workdir} holds no finished training ({done or 0} of {spec.train.num_steps} steps): "
+      "run it first"
+    )
+  prepared = prepare(spec, data)
+  model = build_model(spec, data.domain, prepared.plan)
+  trained = _train(spec, model, data.domain, prepared, workdir, progress=False)
+  return model, _train_config(spec, model, prepared, progress=False), trained
+
+
+def _train_config(spec, model, prepared: Prepared, progress: bool) -> training.TrainConfig:
+  """The training settings of `spec` (DP-SGD's in scope 'dp-sgd')."""
   uses_dpsgd = spec.scope is privacy.Scope.DP_SGD
   dpsgd_settings = _dpsgd_settings(spec, prepared.plan) if uses_dpsgd else None
   train = spec.train
   batch_size = _batch_size(train.batch_size, len(prepared.fit_records), uses_dpsgd)
-  config = training.TrainConfig(
+  return training.TrainConfig(
     num_steps=train.num_steps,
     batch_size=batch_size,
     learning_rate=train.learning_rate,
@@ -450,6 +470,13 @@ def _train(spec, model, domain, prepared: Prepared, workdir: str, progress: bool
       else None
     ),
   )
+
+
+def _train(spec, model, domain, prepared: Prepared, workdir: str, progress: bool):
+  """Trains (or resumes, or finds finished) the model in the work directory."""
+  config = _train_config(spec, model, prepared, progress)
+  uses_dpsgd, dpsgd_settings = config.dp is not None, config.dp
+  train, batch_size = spec.train, config.batch_size
   latest = workdir_lib.latest_checkpoint_step(workdir)
   how = (
     f"DP-SGD, noise multiplier {dpsgd_settings.noise_multiplier:.3g}, sampling rate "

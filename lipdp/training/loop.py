@@ -316,6 +316,21 @@ def _check_records(records) -> np.ndarray:
   return records
 
 
+def training_loss(
+  model: vae_lib.LipschitzVAE, blocks: Sequence, config: TrainConfig
+) -> per_example.LossFn:
+  """The per-record loss `train` differentiates, and DP-SGD clips: the negative ELBO of `model`
+  with its Björck kernels retracted, as in training (`lipdp.nn.bjorck.with_retracted_bjorck`)."""
+  return vae_loss(
+    bjorck.with_retracted_bjorck(model),
+    blocks,
+    config.image_likelihood,
+    config.beta,
+    config.block_weights,
+    config.noise_samples,
+  )
+
+
 def train(
   model: vae_lib.LipschitzVAE,
   records: np.ndarray,
@@ -341,14 +356,7 @@ def train(
   train_model = bjorck.with_retracted_bjorck(model)
   kernels = bjorck.bjorck_kernel_paths(train_model, jax.random.key(0), sample, jax.random.key(1))
   return fit(
-    vae_loss(
-      train_model,
-      blocks,
-      config.image_likelihood,
-      config.beta,
-      config.block_weights,
-      config.noise_samples,
-    ),
+    training_loss(model, blocks, config),
     vae_init_variables(train_model),
     records,
     config,

@@ -12,6 +12,7 @@ from typing import Any, Callable
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 # loss_fn(params, model_state, records, rng, mutable) -> (per-example losses (b,), aux, new
 # model state): aux maps names to per-example (b,) arrays; new model state is {} unless
@@ -66,3 +67,38 @@ def blocked_sum_of_squares(tree: Any) -> tuple[jax.Array, int]:
     partial_sums.append(jnp.sum(jnp.square(flat.reshape(batch, blocks, NORM_BLOCK)), axis=-1))
     num_blocks += blocks
   return jnp.sum(jnp.concatenate(partial_sums, axis=1), axis=1), num_blocks
+
+
+def gradient_norms(
+  loss_fn: LossFn,
+  params: Any,
+  model_state: Any,
+  records: Any,
+  rng: jax.Array,
+  chunk_size: int = 512,
+) -> np.ndarray:
+  """Exact l2 norms of each record's gradient of `loss_fn` (float64 array of len(records)).
+
+  A diagnostic, not a step: per-example gradients by vmap, `chunk_size` records at a time
+  (record i of a chunk uses key i of `jax.random.split`, as the vmap clipping path does). The
+  norms are those that DP-SGD clips: their spread across groups of records is clipping's
+  disparate impact (at clip norm C every record pulls with force min(|g|, C), so a group whose
+  gradients are larger is shrunk more; Bagdasaryan et al. 2019). They are statistics of the
+  records and must stay private.
+  """
+  if chunk_size < 1:
+    raise ValueError(f"chunk_size must be >= 1, got {chunk_size}")
+
+  def example_loss(p, record, key):
+    losses, _, _ = loss_fn(p, model_state, record[None], key, False)
+    return losses[0]
+
+  grads_of = jax.jit(jax.vmap(jax.grad(example_loss), in_axes=(None, 0, 0)))
+  records = np.asarray(records)
+  norms = []
+  for start in range(0, len(records), chunk_size):
+    chunk = jnp.asarray(records[start : start + chunk_size])
+    keys = jax.random.split(jax.random.fold_in(rng, start), len(chunk))
+    squares, _ = blocked_sum_of_squares(grads_of(params, chunk, keys))
+    norms.append(np.sqrt(np.asarray(squares, np.float64)))
+  return np.concatenate(norms) if norms else np.zeros((0,), np.float64)
