@@ -559,6 +559,7 @@ def test_the_declared_bins_study_changes_only_the_numeric_likelihood():
   [
     ("clip-bank", "declared-bins-bank", {"lipdp-e2e"}, [10.0, 3.0, 30.0]),
     ("clip-small-bank", "declared-bins-small-bank", {"lipdp-e2e", "dpsgd-vae"}, [60.0, 200.0]),
+    ("clip-median-small-bank", "declared-bins-small-bank", {"lipdp-e2e", "dpsgd-vae"}, [30.0]),
   ],
 )
 def test_the_clip_studies_change_only_the_clip_norm(name, base_name, methods, clips):
