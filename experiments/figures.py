@@ -29,6 +29,13 @@ flags.DEFINE_multi_string(
   "SWEEP=SUFFIX: the methods of rows from sweep SWEEP are drawn and tabulated as 'method SUFFIX' "
   "(to compare two sweeps of the same methods in one figure).",
 )
+flags.DEFINE_multi_string(
+  "table_metric",
+  [],
+  "A metric for the table's columns, repeatable (default: the usual utility, fidelity and "
+  "privacy metrics the rows hold), e.g. fidelity/tv/poutcome.",
+)
+flags.DEFINE_integer("table_digits", 3, "Decimals of the table's numbers.")
 flags.mark_flags_as_required(["results", "out"])
 
 
@@ -52,7 +59,15 @@ def main(argv):
     summaries.knobs(rows, FLAGS.metric, FLAGS.out, FLAGS.title)
   print(f"wrote {FLAGS.out}")
   if FLAGS.table:
-    files.atomic_write_text(FLAGS.table, summaries.table(rows, by_tag=FLAGS.kind == "knobs"))
+    files.atomic_write_text(
+      FLAGS.table,
+      summaries.table(
+        rows,
+        by_tag=FLAGS.kind == "knobs",
+        metrics=FLAGS.table_metric or None,
+        digits=FLAGS.table_digits,
+      ),
+    )
     print(f"wrote {FLAGS.table}")
 
 

@@ -224,6 +224,9 @@ def test_figures_and_tables_from_rows(tmp_path):
   text = results_lib.table(rows, by_tag=False)
   assert "| lipdp-e2e | 1 | 2 | 0.515 ± 0.007 |" in text
   assert "| vae | inf | 1 | 0.800 |" in text
+  chosen = results_lib.table(rows, by_tag=False, metrics=["tstr/logreg"], digits=4)
+  assert chosen.splitlines()[0] == "| method | epsilon | seeds | tstr/logreg |"
+  assert "| lipdp-e2e | 1 | 2 | 0.5150 ± 0.0071 |" in chosen
   # Two sweeps of the same method, told apart by a suffix.
   other = [{**r, "sweep": "b", "tstr/logreg": 0.1} for r in rows[:4]]
   both = results_lib.with_series([{**r, "sweep": "a"} for r in rows[:4]] + other, ["b=(new)"])

@@ -162,10 +162,13 @@ def _save(fig, path):
   plt.close(fig)
 
 
-def table(rows, by_tag: bool) -> str:
+def table(rows, by_tag: bool, metrics=None, digits: int = 3) -> str:
+  """A markdown table: one line per method (and setting, `by_tag`) and epsilon, the mean ± sd
+  over seeds of each of `metrics` (default: those of TABLE_METRICS the rows hold), to
+  `digits` decimals."""
   keys = ("method", "tag", _eps_key) if by_tag else ("method", _eps_key)
   groups = group(rows, keys)
-  metrics = [m for m in TABLE_METRICS if any(m in r for r in rows)]
+  metrics = [m for m in (metrics or TABLE_METRICS) if any(m in r for r in rows)]
   head = ["method"] + (["setting"] if by_tag else []) + ["epsilon", "seeds"] + metrics
   lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
   for key in sorted(
@@ -185,7 +188,9 @@ def table(rows, by_tag: bool) -> str:
     for metric in metrics:
       mean, std, count = _mean_std([r.get(metric) for r in rs])
       cells.append(
-        "-" if count == 0 else (f"{mean:.3f}" if count == 1 else f"{mean:.3f} ± {std:.3f}")
+        "-"
+        if count == 0
+        else (f"{mean:.{digits}f}" if count == 1 else f"{mean:.{digits}f} ± {std:.{digits}f}")
       )
     lines.append("| " + " | ".join(cells) + " |")
   return "\n".join(lines) + "\n"
