@@ -275,8 +275,16 @@ class TrainSpec:
   checkpoint_every: int = 500
   # DP-SGD (scope 'dp-sgd' only).
   dp_noise_multiplier: float = 1.0
+  # The clip norm C; with dp_clip_quantile, the first step's C only.
   dp_clip_norm: float = 1.0
   dp_sampling_rate: float = 0.01
+  # Adaptive clipping (Andrew et al. 2021): C follows this quantile of the per-example gradient
+  # norms (0.5: the median, Abadi et al. 2016's heuristic for C), from a noisy count released
+  # each step inside the same budget (lipdp.training.dpsgd; the gradient's noise multiplier
+  # rises slightly so that the pair is one DP-SGD step of the accounted multiplier). None keeps
+  # C fixed. At C = 1 every gradient is clipped, and groups of records with larger gradients are
+  # under-fit (docs/results.md, "Clipping's disparate impact on bank-marketing").
+  dp_clip_quantile: Optional[float] = None
   # How per-example gradients are clipped: 'ghost' (per-example norms from each layer's inputs
   # and output gradients, no per-example gradients: several times faster, large batches cheap;
   # refuses a model with layers it does not recognise) or 'vmap' (per-example gradients). The
@@ -707,6 +715,16 @@ def _check_common(spec: Spec) -> None:
     raise SettingError(
       f"{setting('train.public_pretrain_steps')} must be at least 0, got "
       f"{train.public_pretrain_steps}"
+    )
+  if not (isinstance(train.dp_clip_norm, (int, float)) and 0 < train.dp_clip_norm < math.inf):
+    raise SettingError(
+      f"{setting('train.dp_clip_norm')} must be a positive number, got {train.dp_clip_norm!r}"
+    )
+  quantile = train.dp_clip_quantile
+  if quantile is not None and not (isinstance(quantile, (int, float)) and 0 < quantile < 1):
+    raise SettingError(
+      f"{setting('train.dp_clip_quantile')} must be in (0, 1) (0.5: the median), or None for a "
+      f"fixed clip norm, got {quantile!r}"
     )
   if train.dp_clipping not in training.CLIPPING_METHODS:
     raise SettingError(

@@ -81,6 +81,20 @@ OPTIONS = (
     float,
   ),
   Option(
+    "clip_norm",
+    "train.dp_clip_norm",
+    "DP-SGD's clip norm C (with --clip-quantile, the first step's)",
+    float,
+  ),
+  Option(
+    "clip_quantile",
+    "train.dp_clip_quantile",
+    "let DP-SGD's clip norm follow this quantile of the per-example gradient norms (0.5: the "
+    "median), estimated privately inside the same epsilon (adaptive clipping): at a small fixed "
+    "C every gradient is clipped and records with larger gradients are under-fit",
+    float,
+  ),
+  Option(
     "label_conditioned",
     "model.label_conditioned",
     "decode each synthetic record for a label drawn from a label distribution trained with the "

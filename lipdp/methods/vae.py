@@ -45,6 +45,10 @@ log = logging.getLogger("lipdp.methods.vae")
 # The release's truncation rule (lipdp.latent_release._check_truncation_is_negligible): the
 # float64 sampler's truncation may add at most this fraction of delta.
 _TRUNCATION_FRACTION = 1e-6
+# Adaptive clipping's count noise sigma_b as a fraction of the expected batch q n (Andrew et al.
+# 2021's choice: it takes a negligible share of DP-SGD's noise multiplier for batches of
+# hundreds, e.g. z_D = 1.0008 z at z = 1 and q n = 256).
+ADAPTIVE_CLIP_COUNT_NOISE = 1 / 20
 # Scope 'none' trains lipdp's default VAE: its encoder as the default per-record release would
 # constrain it (only sizes the model; nothing is claimed).
 REFERENCE_BUDGET = spec_lib.PrivacySpec()
@@ -92,8 +96,22 @@ def prepare(spec: spec_lib.Spec, data) -> Prepared:
   warnings = check_budget(spec, plan, len(data.train), diameter=float(data.domain.diameter))
   if spec.scope is privacy.Scope.DP_SGD:
     check_dpsgd_truncation(spec, plan, data.domain)
+    if spec.train.dp_clip_quantile is not None:
+      notes += (adaptive_clipping_note(_dpsgd_settings(spec, plan, len(fit_records))),)
+      log.info("%s", notes[-1])
   log.info("%s", console.plan_line(plan, spec.privacy.scope, spec.release.k))
   return Prepared(plan, fit_records, weights, warnings, pretrain_records, notes)
+
+
+def adaptive_clipping_note(dp: training.DPSGDConfig) -> str:
+  """What the report says of adaptive clipping: why its count is inside the accounted DP-SGD."""
+  return (
+    f"DP-SGD's clip norm followed the {dp.clip_quantile:g} quantile of the per-example gradient "
+    f"norms (adaptive clipping, Andrew et al. 2021; first clip norm {dp.clip_norm:g}), moved by "
+    f"a count of unclipped examples released each step with noise {dp.count_noise_std:.4g}; "
+    f"the gradient's noise multiplier was {dp.gradient_noise_multiplier:.6g}, so that the two "
+    f"together are one DP-SGD step of the accounted multiplier {dp.noise_multiplier:.6g}"
+  )
 
 
 def _public_records(spec: spec_lib.Spec, data) -> np.ndarray:
@@ -274,7 +292,9 @@ def check_dpsgd_truncation(spec: spec_lib.Spec, plan: privacy.BudgetPlan, domain
   below 1e-6 delta, with epsilon the run's total. For the label-conditioned MNIST recipe (1.3 M
   parameters, 1,500 steps) at delta 1e-5 this allows a total epsilon up to about 31.
   """
-  num_coordinates = num_parameters(spec, plan, domain) * int(spec.train.num_steps)
+  # Adaptive clipping draws one more coordinate per step: the count's noise.
+  per_step = num_parameters(spec, plan, domain) + (spec.train.dp_clip_quantile is not None)
+  num_coordinates = per_step * int(spec.train.num_steps)
   limit = max_supported_epsilon(plan.delta, num_coordinates)
   if not plan.total_epsilon <= limit:
     raise spec_lib.SettingError(
@@ -356,7 +376,9 @@ def generate(
   variables = {"params": trained.state.params, **trained.state.model_state}
   dpsgd_event = None
   if spec.scope is privacy.Scope.DP_SGD:  # the steps taken
-    dpsgd_event = _dpsgd_settings(spec, plan).event(int(trained.state.step))
+    dpsgd_event = _dpsgd_settings(spec, plan, len(prepared.fit_records)).event(
+      int(trained.state.step)
+    )
   timings = {"train_s": trained.wall_time_s}
 
   start = time.time()
@@ -413,13 +435,22 @@ def generate(
   return methods.Generated(records, report, model, variables, timings=timings, compare=compare)
 
 
-def _dpsgd_settings(spec: spec_lib.Spec, plan: privacy.BudgetPlan) -> training.DPSGDConfig:
-  """DP-SGD's settings (scope 'dp-sgd'), with the planned noise multiplier."""
+def _dpsgd_settings(
+  spec: spec_lib.Spec, plan: privacy.BudgetPlan, num_records: int
+) -> training.DPSGDConfig:
+  """DP-SGD's settings (scope 'dp-sgd'), with the planned noise multiplier; with adaptive
+  clipping, Andrew et al. 2021's count noise, q n / 20 (the expected batch's twentieth)."""
+  train = spec.train
+  adaptive = train.dp_clip_quantile is not None
   return training.DPSGDConfig(
     noise_multiplier=plan.dpsgd_noise_multiplier,
-    clip_norm=spec.train.dp_clip_norm,
-    sampling_rate=spec.train.dp_sampling_rate,
-    clipping=spec.train.dp_clipping,
+    clip_norm=train.dp_clip_norm,
+    sampling_rate=train.dp_sampling_rate,
+    clipping=train.dp_clipping,
+    clip_quantile=train.dp_clip_quantile,
+    count_noise_std=(
+      ADAPTIVE_CLIP_COUNT_NOISE * train.dp_sampling_rate * num_records if adaptive else None
+    ),
   )
 
 
@@ -446,7 +477,9 @@ def finished_training(spec: spec_lib.Spec, data, workdir: str):
 def _train_config(spec, model, prepared: Prepared, progress: bool) -> training.TrainConfig:
   """The training settings of `spec` (DP-SGD's in scope 'dp-sgd')."""
   uses_dpsgd = spec.scope is privacy.Scope.DP_SGD
-  dpsgd_settings = _dpsgd_settings(spec, prepared.plan) if uses_dpsgd else None
+  dpsgd_settings = (
+    _dpsgd_settings(spec, prepared.plan, len(prepared.fit_records)) if uses_dpsgd else None
+  )
   train = spec.train
   batch_size = _batch_size(train.batch_size, len(prepared.fit_records), uses_dpsgd)
   return training.TrainConfig(

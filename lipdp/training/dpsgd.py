@@ -19,6 +19,22 @@ data-independent constant. The jax_privacy "sharp edges" are the checklist:
 - the per-example computation reads the model state (e.g. spectral power-iteration vectors) and
   never writes it, so no per-example information leaks through it.
 
+Adaptive clipping (Andrew et al. 2021, "Differentially private learning with adaptive
+clipping"), when `DPSGDConfig.clip_quantile` is set: the clip norm C_t follows a target quantile
+gamma of the per-example gradient norms, from a noisy count released at each step,
+
+    u_t = sum_{i in B} (1[|g_i| <= C_t] - 1/2) + N(0, sigma_b^2),
+    C_{t+1} = C_t exp(-eta (u_t / (q n) + 1/2 - gamma)),
+
+while the gradient sum gets noise z_D C_t. Each record then contributes the vector
+(clip_C(g_i), (b_i - 1/2) z_D C / sigma_b), of norm at most C sqrt(1 + z_D^2 / (2 sigma_b)^2),
+with isotropic noise z_D C on it: exactly one DP-SGD step of noise multiplier z with
+z^-2 = z_D^-2 + (2 sigma_b)^-2 (Andrew et al. 2021, Theorem 1). So the accounting event is
+DP-SGD's with z, unchanged, and the gradient's own noise multiplier is z_D =
+(z^-2 - (2 sigma_b)^-2)^-1/2, slightly above z (`DPSGDConfig.gradient_noise_multiplier`). C_t
+is a function of earlier released values only (post-processing). The centring by 1/2 uses the
+batch's size inside the mechanism; what leaves it is u_t, divided by the public q n.
+
 The batch is processed in fixed-size microbatches (`chunk_size` examples, vmapped) by one
 `lax.fori_loop` inside one jitted step (`lipdp.training.steps.DPSGDStep`), whose trip count is the
 number of microbatches actually holding examples: nothing is truncated, and no compute is spent on
@@ -56,6 +72,11 @@ class DPSGDConfig:
   `chunk_size` is the microbatch size (examples processed at once); it changes speed and memory,
   never the result beyond float rounding. None picks `DEFAULT_CHUNK_SIZES[clipping]`: the vmap
   path holds a microbatch of per-example gradients, the ghost path only activations.
+
+  `clip_quantile` (gamma in (0, 1)) turns on adaptive clipping (module docstring): `clip_norm`
+  is then the first step's C, moved by `clip_learning_rate` (eta) from a count released with
+  noise `count_noise_std` (sigma_b, which must exceed z / 2). Andrew et al. 2021 use eta = 0.2
+  and sigma_b = q n / 20.
   """
 
   noise_multiplier: float
@@ -63,6 +84,9 @@ class DPSGDConfig:
   sampling_rate: float
   chunk_size: Optional[int] = None
   clipping: str = "ghost"
+  clip_quantile: Optional[float] = None
+  clip_learning_rate: float = 0.2
+  count_noise_std: Optional[float] = None
 
   def __post_init__(self):
     if not np.isfinite(self.noise_multiplier) or self.noise_multiplier <= 0:
@@ -75,6 +99,32 @@ class DPSGDConfig:
       raise ValueError(f"chunk_size must be >= 1, got {self.chunk_size}")
     if self.clipping not in CLIPPING_METHODS:
       raise ValueError(f"clipping must be one of {CLIPPING_METHODS}, got {self.clipping!r}")
+    if self.clip_quantile is not None:
+      if not 0 < self.clip_quantile < 1:
+        raise ValueError(f"clip_quantile must be in (0, 1), got {self.clip_quantile}")
+      if not np.isfinite(self.clip_learning_rate) or self.clip_learning_rate <= 0:
+        raise ValueError(f"clip_learning_rate must be positive, got {self.clip_learning_rate}")
+      sigma_b = self.count_noise_std
+      if sigma_b is None or not np.isfinite(sigma_b) or not 2 * sigma_b > self.noise_multiplier:
+        raise ValueError(
+          "adaptive clipping needs count_noise_std > noise_multiplier / 2 (the count's noise "
+          f"takes its share of z = {self.noise_multiplier:g}), got {sigma_b}"
+        )
+
+  @property
+  def adaptive(self) -> bool:
+    """Whether the clip norm follows `clip_quantile` (adaptive clipping)."""
+    return self.clip_quantile is not None
+
+  @property
+  def gradient_noise_multiplier(self) -> float:
+    """z_D, the gradient sum's noise over C: z with a fixed clip norm; with adaptive clipping
+    (z^-2 - (2 sigma_b)^-2)^-1/2, so that the gradient and the count together are one DP-SGD
+    step of multiplier z (module docstring)."""
+    if not self.adaptive:
+      return self.noise_multiplier
+    z, sigma_b = float(self.noise_multiplier), float(self.count_noise_std)
+    return (z**-2 - (2.0 * sigma_b) ** -2) ** -0.5
 
   @property
   def microbatch_size(self) -> int:
@@ -82,12 +132,15 @@ class DPSGDConfig:
     return self.chunk_size or DEFAULT_CHUNK_SIZES[self.clipping]
 
   def event(self, steps: int) -> privacy.DPSGDEvent:
-    """The accounting event of `steps` steps of this DP-SGD (the clip norm does not enter it)."""
+    """The accounting event of `steps` steps of this DP-SGD (the clip norm does not enter it;
+    with adaptive clipping, the gradient and the count together: multiplier z, exactly)."""
     return privacy.DPSGDEvent(self.noise_multiplier, self.sampling_rate, steps)
 
 
 def clipped_gradient_sum(loss_fn: per_example.LossFn, clip_norm: float, clipping: str = "vmap"):
-  """Builds `f(params, model_state, chunk, mask, rng) -> (sum of clipped grads, stats)`.
+  """Builds `f(params, model_state, chunk, mask, rng, clip_norm=None) -> (sum of clipped grads,
+  stats)`; a `clip_norm` given to `f` (a traced scalar: adaptive clipping's C_t) replaces the
+  one it was built with.
 
   `clipping='ghost'` returns `lipdp.training.ghost_clipping.clipped_gradient_sum` (same interface
   and result, no per-example gradients); the rest of this docstring is the vmap path.
@@ -109,7 +162,10 @@ def clipped_gradient_sum(loss_fn: per_example.LossFn, clip_norm: float, clipping
     losses, _, _ = loss_fn(params, model_state, record[None], rng, False)
     return losses[0]
 
-  def clipped_sum(params, model_state, chunk, mask, rng):
+  built_with = clip_norm
+
+  def clipped_sum(params, model_state, chunk, mask, rng, clip_norm=None):
+    clip_norm = built_with if clip_norm is None else clip_norm
     keys = jax.random.split(rng, chunk.shape[0])
     losses, grads = jax.vmap(jax.value_and_grad(example_loss), in_axes=(None, None, 0, 0))(
       params, model_state, chunk, keys
@@ -147,6 +203,30 @@ def dpsgd_noise(params: Any, dp: DPSGDConfig, seed: int, step: int) -> Any:
   return jax.tree_util.tree_map(
     lambda p: (scale * randomness.standard_normal(rng, np.shape(p))).astype(np.float32), params
   )
+
+
+def adaptive_noise(params: Any, dp: DPSGDConfig, seed: int, step: int) -> tuple:
+  """Adaptive clipping's noise of `step`: (unit normals shaped like `params`, the count's noise
+  N(0, sigma_b^2)), drawn like `dpsgd_noise` (float64 on the host, from (seed, step) only, the
+  count's after the parameters'), stored as float32. The step scales the first by z_D C_t,
+  which it alone knows."""
+  if not dp.adaptive:
+    raise ValueError("adaptive_noise needs a DPSGDConfig with clip_quantile set")
+  rng = randomness.numpy_rng(seed, step, batching.NOISE_STREAM)
+  unit = jax.tree_util.tree_map(
+    lambda p: randomness.standard_normal(rng, np.shape(p)).astype(np.float32), params
+  )
+  count = np.float32(dp.count_noise_std * randomness.standard_normal(rng, ()))
+  return unit, count
+
+
+def next_clip_norm(
+  clip_norm: jax.Array, noisy_count: jax.Array, dp: DPSGDConfig, expected_batch_size: float
+) -> jax.Array:
+  """C_{t+1} = C_t exp(-eta (u_t / (q n) + 1/2 - gamma)), u_t the released noisy centred count
+  of unclipped examples (module docstring)."""
+  unclipped_fraction = noisy_count / expected_batch_size + 0.5
+  return clip_norm * jnp.exp(-dp.clip_learning_rate * (unclipped_fraction - dp.clip_quantile))
 
 
 def noisy_mean(grad_sum: Any, noise: Any, expected_batch_size: float) -> Any:

@@ -557,14 +557,15 @@ def per_example_norms(loss_fn, params, model_state, chunk, rng) -> tuple[Array, 
 def clipped_gradient_sum(loss_fn: per_example.LossFn, clip_norm: float):
   """`lipdp.training.dpsgd.clipped_gradient_sum` by ghost norms and book-keeping (module docstring).
 
-  Builds `f(params, model_state, chunk, mask, rng) -> (sum of clipped grads, stats)`, with the
-  vmap path's keys, masking, non-finite handling and statistics. Raises `GhostClippingError`
-  when traced if some parameter is not covered exactly by a recognised layer.
+  Builds `f(params, model_state, chunk, mask, rng, clip_norm=None) -> (sum of clipped grads,
+  stats)`, with the vmap path's keys, masking, non-finite handling, statistics and run-time clip
+  norm. Raises `GhostClippingError` when traced if some parameter is not covered exactly by a
+  recognised layer.
   """
   with_norms = clipped_gradient_sum_and_norms(loss_fn, clip_norm)
 
-  def clipped_sum(params, model_state, chunk, mask, rng):
-    summed, stats, _ = with_norms(params, model_state, chunk, mask, rng)
+  def clipped_sum(params, model_state, chunk, mask, rng, clip_norm=None):
+    summed, stats, _ = with_norms(params, model_state, chunk, mask, rng, clip_norm)
     return summed, stats
 
   return clipped_sum
@@ -574,8 +575,10 @@ def clipped_gradient_sum_and_norms(loss_fn: per_example.LossFn, clip_norm: float
   """`clipped_gradient_sum`, also returning the per-example norms (for tests and diagnostics;
   private like the statistics): {'estimate', 'bound'} as in `per_example_norms`, and 'layers',
   each layer's estimated squared norm."""
+  built_with = clip_norm
 
-  def clipped_sum(params, model_state, chunk, mask, rng):
+  def clipped_sum(params, model_state, chunk, mask, rng, clip_norm=None):
+    clip_norm = built_with if clip_norm is None else clip_norm
     plan, losses, terms = _all_terms(loss_fn, params, model_state, chunk, rng)
     estimate = sum(t.estimate for t in terms.values())
     bound = sum(t.bound for t in terms.values())

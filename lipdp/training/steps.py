@@ -57,6 +57,15 @@ class TrainState:
   opt_state: Any
 
 
+@flax.struct.dataclass
+class AdaptiveClipTrainState(TrainState):
+  """A `TrainState` with adaptive clipping's current clip norm C_t (`dpsgd`; a DP output, moved
+  by released noisy counts only). Its own class, so that the checkpoints of every other run keep
+  `TrainState`'s structure and older ones restore unchanged."""
+
+  clip_norm: jax.Array = None
+
+
 def step_rng(run_key: jax.Array, step: Any, stream: int) -> jax.Array:
   """The key of one stream at one step: fold_in(fold_in(run_key, step), stream).
 
@@ -224,7 +233,8 @@ class DPSGDStep(Step):
     self._loss_fn, self._sample_record = loss_fn, sample_record
     self._checked = dp.clipping != "ghost"
     clipped_sum = dpsgd.clipped_gradient_sum(loss_fn, dp.clip_norm, dp.clipping)
-    finish = noisy_update(loss_fn, optimizer, dp.sampling_rate * num_records, sample_record)
+    expected_batch_size = dp.sampling_rate * num_records
+    finish = noisy_update(loss_fn, optimizer, expected_batch_size, sample_record)
     rows = NamedSharding(mesh, PartitionSpec(sharding_lib.DATA_AXIS))
     chunk = self.chunk
 
@@ -233,6 +243,7 @@ class DPSGDStep(Step):
       run_key = as_key(run_key)
       rng = step_rng(run_key, state.step, MODEL_NOISE_STREAM)
       num_chunks = (count + chunk - 1) // chunk
+      clip_norm = state.clip_norm if dp.adaptive else None  # None: the one built with
 
       def microbatch(c, carry):
         grad_sum, stats = carry
@@ -242,7 +253,7 @@ class DPSGDStep(Step):
           (c * chunk + jnp.arange(chunk) < count).astype(jnp.float32), rows
         )
         part, part_stats = clipped_sum(
-          state.params, state.model_state, batch, mask, jax.random.fold_in(rng, c)
+          state.params, state.model_state, batch, mask, jax.random.fold_in(rng, c), clip_norm
         )
         return (
           jax.tree_util.tree_map(jnp.add, grad_sum, part),
@@ -258,8 +269,20 @@ class DPSGDStep(Step):
         microbatch,
         (jax.tree_util.tree_map(jnp.zeros_like, state.params), zero_stats),
       )
-      new_state = finish(state, grad_sum, noise, step_rng(run_key, state.step, REFRESH_STREAM))
-      return new_state, stats
+      refresh = step_rng(run_key, state.step, REFRESH_STREAM)
+      if not dp.adaptive:
+        return finish(state, grad_sum, noise, refresh), stats
+      # Adaptive clipping (dpsgd module docstring): the gradient's noise z_D C_t, and the noisy
+      # centred count of unclipped examples, the only statistic that moves C.
+      unit_noise, count_noise = noise
+      scale = dp.gradient_noise_multiplier * clip_norm
+      new_state = finish(
+        state, grad_sum, jax.tree_util.tree_map(lambda e: e * scale, unit_noise), refresh
+      )
+      unclipped = stats["count"] - stats["clipped_fraction_sum"]
+      noisy_count = unclipped - stats["count"] / 2 + count_noise
+      next_clip = dpsgd.next_clip_norm(clip_norm, noisy_count, dp, expected_batch_size)
+      return new_state.replace(clip_norm=next_clip), {**stats, "clip_norm": clip_norm}
 
     replicated = sharding_lib.replicated(mesh)
     self._step = jax.jit(step, out_shardings=(replicated, replicated), donate_argnums=0)
@@ -269,8 +292,9 @@ class DPSGDStep(Step):
       self.num_records, self.dp.sampling_rate, self.seed, step
     )
     batch = batching.pad_to_chunks(indices, self.chunk, self._min_chunks)
-    noise = dpsgd.dpsgd_noise(self._param_shapes, self.dp, self.seed, step)
-    return batch, noise
+    if self.dp.adaptive:
+      return batch, dpsgd.adaptive_noise(self._param_shapes, self.dp, self.seed, step)
+    return batch, dpsgd.dpsgd_noise(self._param_shapes, self.dp, self.seed, step)
 
   def place(self, host_inputs):
     batch, noise = host_inputs
@@ -294,7 +318,8 @@ class DPSGDStep(Step):
     return self._step(state, records, run_key, inputs)
 
   def summarize(self, metrics: list) -> dict:
-    """Per-step mean loss, batch size and clipped fraction, averaged over the window.
+    """Per-step mean loss, batch size and clipped fraction (and adaptive clipping's clip norm),
+    averaged over the window.
 
     Not covered by the DP-SGD accounting: for the private metrics file only.
     """
@@ -306,6 +331,7 @@ class DPSGDStep(Step):
           "loss": float(m["loss_sum"]) / count,
           "batch_size": float(m["count"]),
           "clipped_fraction": float(m["clipped_fraction_sum"]) / count,
+          **({"clip_norm": float(m["clip_norm"])} if "clip_norm" in m else {}),
         }
       )
     return super().summarize(per_step)

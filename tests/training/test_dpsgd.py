@@ -97,6 +97,121 @@ def test_gradient_norms_are_each_records_exact_gradient_norm():
   assert len(set(np.round(norms, 6))) == 6  # the records' norms differ: not one value repeated
 
 
+def test_adaptive_clipping_is_one_dpsgd_step_of_the_accounted_multiplier():
+  """Andrew et al. 2021, Theorem 1: each record contributes (clip_C(g), (b - 1/2) z_D C /
+  sigma_b), of norm <= C' = C sqrt(1 + z_D^2 / (2 sigma_b)^2), under isotropic noise z_D C; that
+  is DP-SGD with clip norm C' and multiplier z exactly when z_D C = z C'."""
+  dp = dpsgd.DPSGDConfig(
+    noise_multiplier=1.1, clip_norm=0.7, sampling_rate=0.1, clip_quantile=0.5, count_noise_std=3.0
+  )
+  z, z_d, sigma_b, c = 1.1, dp.gradient_noise_multiplier, 3.0, 0.7
+  assert z_d > z
+  worst = c * np.sqrt(1 + (0.5 * z_d / sigma_b) ** 2)  # |clip_C(g)| = C and |b - 1/2| = 1/2
+  assert z_d * c == pytest.approx(z * worst, rel=1e-12)
+  assert dp.event(100) == dpsgd.DPSGDConfig(1.1, 0.7, 0.1).event(100)  # accounted as before
+  assert dpsgd.DPSGDConfig(1.1, 0.7, 0.1).gradient_noise_multiplier == 1.1
+  with pytest.raises(ValueError, match="count_noise_std"):
+    dpsgd.DPSGDConfig(1.1, 0.7, 0.1, clip_quantile=0.5, count_noise_std=0.55)  # 2 sigma_b = z
+  with pytest.raises(ValueError, match="clip_quantile"):
+    dpsgd.DPSGDConfig(1.1, 0.7, 0.1, clip_quantile=1.0, count_noise_std=3.0)
+  with pytest.raises(ValueError, match="adaptive_noise"):
+    dpsgd.adaptive_noise({"w": np.zeros(2)}, dpsgd.DPSGDConfig(1.1, 0.7, 0.1), 0, 0)
+
+
+def _adaptive_step(model, records, dp, optimizer, state):
+  mesh = sharding.data_mesh(jax.devices()[:2])
+  step = steps_lib.DPSGDStep(
+    loop.vae_loss(model, toy.BLOCKS),
+    optimizer,
+    mesh,
+    dp=dp,
+    num_records=len(records),
+    seed=9,
+    sample_record=jnp.zeros((1, 15)),
+    param_shapes=state.params,
+  )
+  return step, mesh
+
+
+def test_adaptive_clipping_step_is_the_pieces():
+  """One adaptive step against the pieces: clip at C_t, noise z_D C_t on the sum, divide by q n;
+  C_{t+1} = C_t exp(-eta (u / (q n) + 1/2 - gamma)) from the noisy centred count u."""
+  model, records = toy.model(), toy.records(40)
+  dp = dpsgd.DPSGDConfig(
+    noise_multiplier=0.5,
+    clip_norm=99.0,  # the built-in C: never used, the state's C_t is
+    sampling_rate=1.0,
+    chunk_size=8,
+    clip_quantile=0.3,
+    count_noise_std=2.0,
+  )
+  sgd = optax.sgd(1.0)
+  fresh = train_state.create(model, sgd, jnp.asarray(records[:1]), jax.random.key(1))
+  state = steps_lib.AdaptiveClipTrainState(
+    fresh.step, fresh.params, fresh.model_state, fresh.opt_state, jnp.float32(0.3)
+  )
+  step, mesh = _adaptive_step(model, records, dp, sgd, state)
+  host = step.host_inputs(0)
+  run_key = randomness.key_from_seed(123)
+  before = toy.flat(state.params)
+  state = jax.tree_util.tree_map(np.asarray, state)  # host copy: the step donates its input
+  new, stats = step.update(
+    jax.device_put(state, sharding.replicated(mesh)),
+    sharding.replicate(mesh, records),
+    run_key,
+    step.place(host),
+  )
+  clipped_sum = jax.jit(dpsgd.clipped_gradient_sum(loop.vae_loss(model, toy.BLOCKS), 0.3))
+  rng = steps_lib.step_rng(run_key, 0, 1)
+  expected, clipped = np.zeros_like(before), 0.0
+  for c in range(5):
+    part, part_stats = clipped_sum(
+      state.params,
+      state.model_state,
+      jnp.asarray(records[8 * c : 8 * c + 8]),
+      np.ones(8),
+      jax.random.fold_in(rng, c),
+    )
+    expected += toy.flat(part)
+    clipped += float(part_stats["clipped_fraction_sum"])
+  unit, count_noise = dpsgd.adaptive_noise(state.params, dp, 9, 0)
+  expected += toy.flat(unit) * dp.gradient_noise_multiplier * 0.3
+  np.testing.assert_allclose(toy.flat(new.params) - before, -expected / 40, rtol=2e-4, atol=1e-6)
+  assert float(stats["clip_norm"]) == pytest.approx(0.3)
+  u = (40 - clipped) - 20 + float(count_noise)
+  assert float(new.clip_norm) == pytest.approx(0.3 * np.exp(-0.2 * (u / 40 + 0.5 - 0.3)), rel=1e-5)
+
+
+def test_adaptive_clip_norm_settles_at_its_quantile():
+  """With the weights held still (learning rate 0) and little noise, C_t settles where about
+  gamma of the per-example norms lie below it."""
+  model, records = toy.model(), toy.records(40)
+  dp = dpsgd.DPSGDConfig(
+    noise_multiplier=0.01,
+    clip_norm=0.05,
+    sampling_rate=1.0,
+    chunk_size=40,
+    clip_quantile=0.75,
+    count_noise_std=0.01,
+  )
+  frozen = optax.sgd(0.0)
+  fresh = train_state.create(model, frozen, jnp.asarray(records[:1]), jax.random.key(1))
+  state = steps_lib.AdaptiveClipTrainState(
+    fresh.step, fresh.params, fresh.model_state, fresh.opt_state, jnp.float32(dp.clip_norm)
+  )
+  norms = per_example.gradient_norms(
+    loop.vae_loss(model, toy.BLOCKS), state.params, state.model_state, records, jax.random.key(0)
+  )
+  step, mesh = _adaptive_step(model, records, dp, frozen, state)
+  state = jax.device_put(state, sharding.replicated(mesh))
+  device_records = sharding.replicate(mesh, records)
+  run_key = randomness.key_from_seed(5)
+  for t in range(150):
+    state, _ = step.update(state, device_records, run_key, step.place(step.host_inputs(t)))
+  below = float(np.mean(norms <= float(state.clip_norm)))
+  assert 0.6 <= below <= 0.9, (below, float(state.clip_norm), np.quantile(norms, [0.25, 0.75]))
+
+
 def test_dpsgd_noise_is_added_to_the_sum_then_divided():
   model = toy.model()
   records = toy.records(100)

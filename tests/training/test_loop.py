@@ -19,6 +19,7 @@ from lipdp.training import dpsgd
 from lipdp.training import loop
 from lipdp.training import optim
 from lipdp.training import sharding
+from lipdp.training import steps as steps_lib
 
 
 def test_multi_device_step_matches_single_device():
@@ -95,8 +96,17 @@ def test_completed_training_forgets_its_secret_seed(tmp_path):
   assert not (tmp_path / "train_seed.json").exists()
 
 
-def test_dpsgd_training_runs_and_resumes(tmp_path):
-  dp = dpsgd.DPSGDConfig(noise_multiplier=1.0, clip_norm=1.0, sampling_rate=0.25, chunk_size=8)
+@pytest.mark.parametrize("clip_quantile", [None, 0.5])
+def test_dpsgd_training_runs_and_resumes(tmp_path, clip_quantile):
+  """Also with adaptive clipping, whose clip norm is part of the checkpointed state."""
+  dp = dpsgd.DPSGDConfig(
+    noise_multiplier=1.0,
+    clip_norm=1.0,
+    sampling_rate=0.25,
+    chunk_size=8,
+    clip_quantile=clip_quantile,
+    count_noise_std=None if clip_quantile is None else 2.0,
+  )
   config = loop.TrainConfig(
     num_steps=6, seed=5, dp=dp, checkpoint_every=3, log_every=2, progress_bar=False
   )
@@ -106,6 +116,15 @@ def test_dpsgd_training_runs_and_resumes(tmp_path):
   resumed = loop.train(toy.model(), records, toy.BLOCKS, config, workdir=str(tmp_path / "b"))
   assert resumed.resumed_from == 3
   np.testing.assert_allclose(toy.flat(full.state.params), toy.flat(resumed.state.params), rtol=1e-6)
+  if clip_quantile is None:
+    assert type(full.state) is steps_lib.TrainState  # the checkpoints' structure of every older run
+  else:
+    assert float(full.state.clip_norm) != 1.0  # it moved
+    assert float(resumed.state.clip_norm) == pytest.approx(float(full.state.clip_norm), rel=1e-6)
+    logged = [
+      json.loads(line) for line in (tmp_path / "a" / "metrics.jsonl").read_text().splitlines()
+    ]
+    assert logged[0]["clip_norm"] > 0
 
 
 def test_bad_configs_raise():
