@@ -557,6 +557,17 @@ def test_the_declared_bins_study_changes_only_the_numeric_likelihood():
       assert spec.model.numeric_likelihood == "declared" and spec.train.noise_samples == draws
 
 
+def test_the_adaptive_clipping_study_changes_only_the_clip_quantile():
+  bases = _sweep("knobs.py:declared-bins-small-bank")
+  points = _sweep("knobs.py:adaptive-clip-small-bank")
+  assert len(points) == len(bases) == 12
+  for base, p in zip(bases, points):
+    assert p["overrides"] == {**base["overrides"], "train.dp_clip_quantile": 0.5}
+    assert (p["method"], p["epsilon"], p["seed"]) == (base["method"], base["epsilon"], base["seed"])
+  spec = sweep_lib.make_spec(points[0], CONFIGS)
+  assert spec.train.dp_clip_quantile == 0.5 and spec.train.dp_clip_norm == 1.0
+
+
 @pytest.mark.parametrize(
   "name, base_name, methods, clips",
   [
