@@ -14,9 +14,11 @@ The modules, for tests, benchmarks and each other:
 
     loop.py            `train`, `fit`: seeds, checkpoints, the metrics file, the step loop
     steps.py           the jitted steps (plain, DP-SGD) and their host inputs; `TrainState`
-    dpsgd.py           DP-SGD: per-example clipping, the float64 noise, `DPSGDConfig`
+    dpsgd.py           DP-SGD: per-example clipping, the float64 noise, adaptive clipping,
+                       `DPSGDConfig`
     ghost_clipping.py  DP-SGD's clipped sum without per-example gradients
-    per_example.py     the per-example loss signature; norms with a proven rounding margin
+    per_example.py     the per-example loss signature; norms with a proven rounding margin;
+                       each record's exact gradient norm (`gradient_norms`, a diagnostic)
     batching.py        which records a step reads (shuffled, Poisson), prefetched on a thread
     optim.py           Björck kernels kept on the Stiefel manifold; parameter averaging
     sharding.py        the 1-D device mesh and what is placed on it
