@@ -1,5 +1,6 @@
 """Sweeps as data: points, configs per method, resumable results, sharding, figures."""
 
+import importlib.util
 import json
 import math
 import os
@@ -159,28 +160,41 @@ def test_rows_with_numpy_values_are_written_as_plain_json(tmp_path):
     results.append_row(path, {"id": "b", "x": object()})
 
 
-def test_shards_partition_the_sweep(tmp_path):
+def _load_experiment(file_name):
+  """An experiments/ main as a module. Its absl flags, and their validators, join the process's
+  global flags: load one main per test process only (another main's parse would fail them)."""
+  module_spec = importlib.util.spec_from_file_location(
+    f"experiment_{file_name[:-3]}", os.path.join(ROOT, "experiments", file_name)
+  )
+  module = importlib.util.module_from_spec(module_spec)
+  module_spec.loader.exec_module(module)
+  return module
+
+
+def test_shards_partition_the_sweep(tmp_path, capsys):
   spec = os.path.join(ROOT, "experiments/sweeps/knobs.py:screen-quick")
   points = sweep_lib.load_sweep(spec)
   listed = [[p["id"] for p in sweep_lib.shard(points, task, 3)] for task in range(3)]
   ids = [p["id"] for p in points]
   assert sorted(sum(listed, [])) == sorted(ids)
   assert all(len(part) >= len(ids) // 3 for part in listed)
-  # The command lists the same shard.
-  out = subprocess.run(
-    [
-      sys.executable,
-      os.path.join(ROOT, "experiments/sweep.py"),
-      f"--sweep={spec}",
-      f"--results={tmp_path / 'r.jsonl'}",
-      "--list",
-      "--task_index=1",
-      "--num_tasks=3",
-    ],
-    check=True,
-    capture_output=True,
-    text=True,
-  ).stdout
+  # The command lists the same shard (its main, in this process: a subprocess would spend
+  # seconds importing JAX again).
+  command = _load_experiment("sweep.py")
+  argv = [
+    "sweep.py",
+    f"--sweep={spec}",
+    f"--results={tmp_path / 'r.jsonl'}",
+    "--list",
+    "--task_index=1",
+    "--num_tasks=3",
+  ]
+  command.FLAGS(argv)
+  try:
+    command.main(argv[:1])
+  finally:
+    command.FLAGS.unparse_flags()
+  out = capsys.readouterr().out
   assert [line.strip() for line in out.splitlines() if line.startswith("  ")] == listed[1]
   with pytest.raises(ValueError, match="task_index must be in"):
     sweep_lib.shard(points, 3, 3)
