@@ -682,6 +682,14 @@ def test_budget_warnings_for_a_weak_epsilon_and_delta():
   assert not vae.check_budget(spec, vae.plan_budget(spec, 500), 500)
 
 
+def test_clip_options_reach_dpsgd():
+  spec = _table_spec(epsilon=3.0, delta=1e-6, clip_quantile=0.5, clip_norm=2.0)
+  assert (spec.train.dp_clip_quantile, spec.train.dp_clip_norm) == (0.5, 2.0)
+  assert _table_spec(epsilon=3.0, delta=1e-6).train.dp_clip_quantile is None
+  with pytest.raises(spec_lib.SettingError, match="--clip-quantile must be in"):
+    _table_spec(epsilon=3.0, delta=1e-6, clip_quantile=1.5)
+
+
 def test_epsilon_is_end_to_end_unless_the_conditional_scope_is_asked_for_by_name():
   """Issue 15, section 5: one epsilon that covers the weights and the release by default."""
   spec = _table_spec(epsilon=3.0, delta=1e-6)
