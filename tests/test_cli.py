@@ -688,6 +688,16 @@ def test_clip_options_reach_dpsgd():
   assert _table_spec(epsilon=3.0, delta=1e-6).train.dp_clip_quantile is None
   with pytest.raises(spec_lib.SettingError, match="--clip-quantile must be in"):
     _table_spec(epsilon=3.0, delta=1e-6, clip_quantile=1.5)
+  # The count's noise q n / 20 must exceed z / 2: refused under the setting's name, not deep in
+  # training; a small batch that passes is warned about.
+  for records, refused in ((100, True), (3000, False)):
+    plan = vae.plan_budget(spec, records)
+    if refused:
+      with pytest.raises(spec_lib.SettingError, match="needs an expected batch q n above ten"):
+        vae._adaptive_clipping_settings(spec, plan, records)
+    else:
+      settings = vae._adaptive_clipping_settings(spec, plan, records)
+      assert settings.gradient_noise_multiplier > settings.noise_multiplier
 
 
 def test_epsilon_is_end_to_end_unless_the_conditional_scope_is_asked_for_by_name():

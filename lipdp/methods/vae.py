@@ -97,10 +97,33 @@ def prepare(spec: spec_lib.Spec, data) -> Prepared:
   if spec.scope is privacy.Scope.DP_SGD:
     check_dpsgd_truncation(spec, plan, data.domain)
     if spec.train.dp_clip_quantile is not None:
-      notes += (adaptive_clipping_note(_dpsgd_settings(spec, plan, len(fit_records))),)
+      settings = _adaptive_clipping_settings(spec, plan, len(fit_records))
+      notes += (adaptive_clipping_note(settings),)
       log.info("%s", notes[-1])
+      if settings.gradient_noise_multiplier > 1.1 * settings.noise_multiplier:
+        warnings.append(
+          f"adaptive clipping's count takes a large share of DP-SGD's noise: the gradient's "
+          f"noise multiplier is {settings.gradient_noise_multiplier:.4g} instead of "
+          f"{settings.noise_multiplier:.4g}, because the expected batch "
+          f"(q n = {spec.train.dp_sampling_rate * len(fit_records):.4g} records) is small"
+        )
   log.info("%s", console.plan_line(plan, spec.privacy.scope, spec.release.k))
   return Prepared(plan, fit_records, weights, warnings, pretrain_records, notes)
+
+
+def _adaptive_clipping_settings(spec, plan, num_records: int) -> training.DPSGDConfig:
+  """DP-SGD's settings with adaptive clipping, refused under the setting's name when the count's
+  noise (q n / 20) cannot take its share of the noise multiplier z (it needs q n > 10 z)."""
+  try:
+    return _dpsgd_settings(spec, plan, num_records)
+  except ValueError as e:
+    expected = spec.train.dp_sampling_rate * num_records
+    raise spec_lib.SettingError(
+      f"{spec_lib.setting('train.dp_clip_quantile')} needs an expected batch q n above ten "
+      f"times DP-SGD's noise multiplier ({10 * plan.dpsgd_noise_multiplier:.4g}); it is "
+      f"{expected:.4g} records: raise {spec_lib.setting('train.dp_sampling_rate')} or use a "
+      "fixed clip norm"
+    ) from e
 
 
 def adaptive_clipping_note(dp: training.DPSGDConfig) -> str:

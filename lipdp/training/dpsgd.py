@@ -58,6 +58,8 @@ CLIPPING_METHODS = ("vmap", "ghost")
 # Microbatch sizes measured on CPU (docs/performance.md): the vmap path's microbatch of
 # per-example gradients is memory-bound beyond 64; the ghost path's holds activations only.
 DEFAULT_CHUNK_SIZES = {"vmap": 64, "ghost": 128}
+# Adaptive clipping's C_t stays within these multiples of the first C (`next_clip_norm`).
+CLIP_NORM_RANGE = (1e-6, 1e6)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -151,6 +153,8 @@ def clipped_gradient_sum(loss_fn: per_example.LossFn, clip_norm: float, clipping
   contribute exactly zero, and so does an example whose gradient is not finite. `stats` holds
   sums over the real rows: `loss_sum` (finite losses), `clipped_fraction_sum` (examples whose
   norm exceeded C) and `count`; they are not covered by the accounting and must stay private.
+  `centred_unclipped_sum` is adaptive clipping's count before its noise
+  (`per_example.centred_unclipped`).
   """
 
   if clipping == "ghost":
@@ -184,6 +188,7 @@ def clipped_gradient_sum(loss_fn: per_example.LossFn, clip_norm: float, clipping
       "loss_sum": jnp.sum(jnp.where(finite, losses, 0.0) * mask),
       "clipped_fraction_sum": jnp.sum((norms > clip_norm) * mask),
       "count": jnp.sum(mask),
+      "centred_unclipped_sum": per_example.centred_unclipped(norms, finite, mask, clip_norm),
     }
     return summed, stats
 
@@ -226,7 +231,11 @@ def next_clip_norm(
   """C_{t+1} = C_t exp(-eta (u_t / (q n) + 1/2 - gamma)), u_t the released noisy centred count
   of unclipped examples (module docstring)."""
   unclipped_fraction = noisy_count / expected_batch_size + 0.5
-  return clip_norm * jnp.exp(-dp.clip_learning_rate * (unclipped_fraction - dp.clip_quantile))
+  moved = clip_norm * jnp.exp(-dp.clip_learning_rate * (unclipped_fraction - dp.clip_quantile))
+  # Kept within a millionth and a million times the first C (post-processing: free), so that a
+  # long drift never reaches float32's subnormals, where rounding could break |clip(g)| <= C,
+  # nor its overflow.
+  return jnp.clip(moved, dp.clip_norm * CLIP_NORM_RANGE[0], dp.clip_norm * CLIP_NORM_RANGE[1])
 
 
 def noisy_mean(grad_sum: Any, noise: Any, expected_batch_size: float) -> Any:

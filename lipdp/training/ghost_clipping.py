@@ -597,6 +597,7 @@ def clipped_gradient_sum_and_norms(loss_fn: per_example.LossFn, clip_norm: float
       "loss_sum": jnp.sum(jnp.where(finite, losses, 0.0) * mask),
       "clipped_fraction_sum": jnp.sum((norms > clip_norm) * mask),
       "count": jnp.sum(mask),
+      "centred_unclipped_sum": per_example.centred_unclipped(norms, finite, mask, clip_norm),
     }
     layers = {k: t.estimate for k, t in terms.items()}
     return summed, stats, {"estimate": norms, "bound": jnp.sqrt(bound), "layers": layers}

@@ -102,3 +102,11 @@ def gradient_norms(
     squares, _ = blocked_sum_of_squares(grads_of(params, chunk, keys))
     norms.append(np.sqrt(np.asarray(squares, np.float64)))
   return np.concatenate(norms) if norms else np.zeros((0,), np.float64)
+
+
+def centred_unclipped(norms, finite, mask, clip_norm) -> jax.Array:
+  """sum_i (1[|g_i| <= C] - 1/2) over the real rows with a finite gradient: adaptive clipping's
+  count before its noise. Each row adds -1/2, +1/2, or 0 (padding, and a non-finite gradient,
+  which also adds nothing to the sum), so one record moves it by at most 1/2 from an absent
+  record's 0 (`lipdp.training.dpsgd`, adaptive clipping)."""
+  return jnp.sum(jnp.where(finite, (norms <= clip_norm) - 0.5, 0.0) * mask)

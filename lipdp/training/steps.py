@@ -261,7 +261,8 @@ class DPSGDStep(Step):
         )
 
       zero_stats = {
-        k: jnp.zeros((), jnp.float32) for k in ("loss_sum", "clipped_fraction_sum", "count")
+        k: jnp.zeros((), jnp.float32)
+        for k in ("loss_sum", "clipped_fraction_sum", "count", "centred_unclipped_sum")
       }
       grad_sum, stats = jax.lax.fori_loop(
         0,
@@ -279,8 +280,7 @@ class DPSGDStep(Step):
       new_state = finish(
         state, grad_sum, jax.tree_util.tree_map(lambda e: e * scale, unit_noise), refresh
       )
-      unclipped = stats["count"] - stats["clipped_fraction_sum"]
-      noisy_count = unclipped - stats["count"] / 2 + count_noise
+      noisy_count = stats["centred_unclipped_sum"] + count_noise
       next_clip = dpsgd.next_clip_norm(clip_norm, noisy_count, dp, expected_batch_size)
       return new_state.replace(clip_norm=next_clip), {**stats, "clip_norm": clip_norm}
 

@@ -118,6 +118,24 @@ def test_adaptive_clipping_is_one_dpsgd_step_of_the_accounted_multiplier():
     dpsgd.adaptive_noise({"w": np.zeros(2)}, dpsgd.DPSGDConfig(1.1, 0.7, 0.1), 0, 0)
 
 
+def test_the_centred_count_moves_by_at_most_half_per_record():
+  norms = jnp.asarray([0.1, 5.0, jnp.nan, jnp.inf, 0.2, 9.0])
+  finite = jnp.isfinite(norms)
+  mask = jnp.asarray([1.0, 1.0, 1.0, 1.0, 1.0, 0.0])  # the last row is padding
+  # +1/2 (unclipped), -1/2 (clipped), 0 (NaN), 0 (inf), +1/2, 0 (padding)
+  assert float(per_example.centred_unclipped(norms, finite, mask, 1.0)) == 0.5
+  for i in range(6):  # leaving any one row out moves the count by at most 1/2
+    alone = per_example.centred_unclipped(norms, finite, mask * (jnp.arange(6) == i), 1.0)
+    assert abs(float(alone)) <= 0.5
+  dp = dpsgd.DPSGDConfig(1.0, 2.0, 0.1, clip_quantile=0.5, count_noise_std=5.0)
+  assert float(
+    dpsgd.next_clip_norm(jnp.float32(2e-6), jnp.float32(1e9), dp, 10.0)
+  ) == pytest.approx(2e-6, rel=1e-6)
+  assert float(
+    dpsgd.next_clip_norm(jnp.float32(2e6), jnp.float32(-1e9), dp, 10.0)
+  ) == pytest.approx(2e6, rel=1e-6)
+
+
 def _adaptive_step(model, records, dp, optimizer, state):
   mesh = sharding.data_mesh(jax.devices()[:2])
   step = steps_lib.DPSGDStep(
