@@ -118,6 +118,25 @@ def test_adaptive_clipping_is_one_dpsgd_step_of_the_accounted_multiplier():
     dpsgd.adaptive_noise({"w": np.zeros(2)}, dpsgd.DPSGDConfig(1.1, 0.7, 0.1), 0, 0)
 
 
+def _clipped_sum_by_hand(model, state, records, clip, run_key, chunk=8):
+  """Step 0's clipped gradient sum over `records` in microbatches of `chunk`, as `DPSGDStep`
+  lays them out (microbatch c uses fold_in(model noise key, c)): (flat sum, clipped count)."""
+  clipped_sum = jax.jit(dpsgd.clipped_gradient_sum(loop.vae_loss(model, toy.BLOCKS), clip))
+  rng = steps_lib.step_rng(run_key, 0, 1)
+  total, clipped = 0.0, 0.0
+  for c in range(len(records) // chunk):
+    part, stats = clipped_sum(
+      state.params,
+      state.model_state,
+      jnp.asarray(records[chunk * c : chunk * (c + 1)]),
+      np.ones(chunk),
+      jax.random.fold_in(rng, c),
+    )
+    total = total + toy.flat(part)
+    clipped += float(stats["clipped_fraction_sum"])
+  return total, clipped
+
+
 def test_the_centred_count_moves_by_at_most_half_per_record():
   norms = jnp.asarray([0.1, 5.0, jnp.nan, jnp.inf, 0.2, 9.0])
   finite = jnp.isfinite(norms)
@@ -179,19 +198,7 @@ def test_adaptive_clipping_step_is_the_pieces():
     run_key,
     step.place(host),
   )
-  clipped_sum = jax.jit(dpsgd.clipped_gradient_sum(loop.vae_loss(model, toy.BLOCKS), 0.3))
-  rng = steps_lib.step_rng(run_key, 0, 1)
-  expected, clipped = np.zeros_like(before), 0.0
-  for c in range(5):
-    part, part_stats = clipped_sum(
-      state.params,
-      state.model_state,
-      jnp.asarray(records[8 * c : 8 * c + 8]),
-      np.ones(8),
-      jax.random.fold_in(rng, c),
-    )
-    expected += toy.flat(part)
-    clipped += float(part_stats["clipped_fraction_sum"])
+  expected, clipped = _clipped_sum_by_hand(model, state, records, 0.3, run_key)
   unit, count_noise = dpsgd.adaptive_noise(state.params, dp, 9, 0)
   expected += toy.flat(unit) * dp.gradient_noise_multiplier * 0.3
   np.testing.assert_allclose(toy.flat(new.params) - before, -expected / 40, rtol=2e-4, atol=1e-6)
@@ -326,17 +333,6 @@ def test_dpsgd_step_is_the_clipped_sum_plus_noise_over_q_n():
     step.place(host),
   )
   assert float(stats["count"]) == 40
-  clipped_sum = jax.jit(dpsgd.clipped_gradient_sum(loop.vae_loss(model, toy.BLOCKS), dp.clip_norm))
-  rng = steps_lib.step_rng(run_key, 0, 1)
-  expected = np.zeros_like(before)
-  for c in range(5):
-    part, _ = clipped_sum(
-      state.params,
-      state.model_state,
-      jnp.asarray(records[8 * c : 8 * c + 8]),
-      np.ones(8),
-      jax.random.fold_in(rng, c),
-    )
-    expected += toy.flat(part)
+  expected, _ = _clipped_sum_by_hand(model, state, records, dp.clip_norm, run_key)
   expected += toy.flat(dpsgd.dpsgd_noise(state.params, dp, 9, 0))
   np.testing.assert_allclose(toy.flat(new.params) - before, -expected / 40, rtol=2e-4, atol=1e-6)
