@@ -574,15 +574,21 @@ def test_the_declared_bins_study_changes_only_the_numeric_likelihood():
 @pytest.mark.parametrize(
   "name, base_names",
   [
-    ("adaptive-clip-small-bank", ["declared-bins-small-bank"]),
-    ("adaptive-clip-mnist", ["steps12000-shuffled-mnist", "steps12000-mnist"]),
+    ("adaptive-clip-small-bank", ["knobs.py:declared-bins-small-bank"]),
+    ("adaptive-clip-mnist", ["knobs.py:steps12000-shuffled-mnist", "knobs.py:steps12000-mnist"]),
+    ("adaptive-clip-digits", ["frontier.py:digits_e2e_steps8000"]),
   ],
 )
 def test_the_adaptive_clipping_studies_change_only_the_clip_quantile(name, base_names):
-  bases = [p for base in base_names for p in _sweep(f"knobs.py:{base}")]
-  order = ("lipdp-shuffled", "dpsgd-vae", "lipdp-e2e") if "mnist" in name else None
+  bases = [p for base in base_names for p in _sweep(base)]
+  order = {
+    "adaptive-clip-mnist": ("lipdp-shuffled", "dpsgd-vae", "lipdp-e2e"),
+    "adaptive-clip-digits": ("lipdp-e2e", "dpsgd-vae"),
+  }.get(name)
   if order:
-    bases = sorted(bases, key=lambda p: order.index(p["method"]))
+    bases = sorted(
+      (p for p in bases if p["method"] in order), key=lambda p: order.index(p["method"])
+    )
   points = _sweep(f"knobs.py:{name}")
   assert len(points) == len(bases) and len(points) in (9, 12)
   for base, p in zip(bases, points):
