@@ -162,18 +162,14 @@ def clipped_gradient_sum(loss_fn: per_example.LossFn, clip_norm: float, clipping
   if clipping != "vmap":
     raise ValueError(f"clipping must be one of {CLIPPING_METHODS}, got {clipping!r}")
 
-  def example_loss(params, model_state, record, rng):
-    losses, _, _ = loss_fn(params, model_state, record[None], rng, False)
-    return losses[0]
-
   built_with = clip_norm
 
   def clipped_sum(params, model_state, chunk, mask, rng, clip_norm=None):
     clip_norm = built_with if clip_norm is None else clip_norm
     keys = jax.random.split(rng, chunk.shape[0])
-    losses, grads = jax.vmap(jax.value_and_grad(example_loss), in_axes=(None, None, 0, 0))(
-      params, model_state, chunk, keys
-    )
+    losses, grads = jax.vmap(
+      jax.value_and_grad(per_example.record_loss(loss_fn)), in_axes=(None, None, 0, 0)
+    )(params, model_state, chunk, keys)
     norms, margin = per_example.per_example_norms(grads)
     target = clip_norm * (1.0 - margin)  # provably <= C after rounding (see per_example_norms)
     finite = jnp.isfinite(norms)

@@ -423,10 +423,7 @@ def fit(
         params=params, model_state=model_state, opt_state=optimizer.init(params)
       )
     if config.dp is not None and config.dp.adaptive:  # adaptive clipping's first C
-      state = steps_lib.AdaptiveClipTrainState(
-        **{f.name: getattr(state, f.name) for f in dataclasses.fields(state)},
-        clip_norm=jnp.asarray(config.dp.clip_norm, jnp.float32),
-      )
+      state = steps_lib.AdaptiveClipTrainState.starting_at(state, config.dp.clip_norm)
     # Start on the manifold, whatever the kernel initialiser.
     return state.replace(params=bjorck.orthonormalize_kernels(state.params, bjorck_kernels))
 

@@ -69,6 +69,17 @@ def blocked_sum_of_squares(tree: Any) -> tuple[jax.Array, int]:
   return jnp.sum(jnp.concatenate(partial_sums, axis=1), axis=1), num_blocks
 
 
+def record_loss(loss_fn: LossFn) -> Callable[..., jax.Array]:
+  """`f(params, model_state, record, rng) -> loss` of one record (no batch axis), for
+  per-example gradients by vmap; the model state is read, never written."""
+
+  def one(params, model_state, record, rng):
+    losses, _, _ = loss_fn(params, model_state, record[None], rng, False)
+    return losses[0]
+
+  return one
+
+
 def gradient_norms(
   loss_fn: LossFn,
   params: Any,
@@ -88,18 +99,13 @@ def gradient_norms(
   """
   if chunk_size < 1:
     raise ValueError(f"chunk_size must be >= 1, got {chunk_size}")
-
-  def example_loss(p, record, key):
-    losses, _, _ = loss_fn(p, model_state, record[None], key, False)
-    return losses[0]
-
-  grads_of = jax.jit(jax.vmap(jax.grad(example_loss), in_axes=(None, 0, 0)))
+  grads_of = jax.jit(jax.vmap(jax.grad(record_loss(loss_fn)), in_axes=(None, None, 0, 0)))
   records = np.asarray(records)
   norms = []
   for start in range(0, len(records), chunk_size):
     chunk = jnp.asarray(records[start : start + chunk_size])
     keys = jax.random.split(jax.random.fold_in(rng, start), len(chunk))
-    squares, _ = blocked_sum_of_squares(grads_of(params, chunk, keys))
+    squares, _ = blocked_sum_of_squares(grads_of(params, model_state, chunk, keys))
     norms.append(np.sqrt(np.asarray(squares, np.float64)))
   return np.concatenate(norms) if norms else np.zeros((0,), np.float64)
 

@@ -22,6 +22,7 @@ means in plain mode), and the new model state holds the collections named in `mu
 spectral power-iteration vectors), or {} when `mutable` is False.
 """
 
+import dataclasses
 from typing import Any, Optional
 
 import flax
@@ -64,6 +65,12 @@ class AdaptiveClipTrainState(TrainState):
   `TrainState`'s structure and older ones restore unchanged."""
 
   clip_norm: jax.Array = None
+
+  @classmethod
+  def starting_at(cls, state: TrainState, clip_norm: float) -> "AdaptiveClipTrainState":
+    """`state` with adaptive clipping's first clip norm."""
+    fields = {f.name: getattr(state, f.name) for f in dataclasses.fields(TrainState)}
+    return cls(**fields, clip_norm=jnp.asarray(clip_norm, jnp.float32))
 
 
 def step_rng(run_key: jax.Array, step: Any, stream: int) -> jax.Array:

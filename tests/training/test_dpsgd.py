@@ -184,9 +184,7 @@ def test_adaptive_clipping_step_is_the_pieces():
   )
   sgd = optax.sgd(1.0)
   fresh = train_state.create(model, sgd, jnp.asarray(records[:1]), jax.random.key(1))
-  state = steps_lib.AdaptiveClipTrainState(
-    fresh.step, fresh.params, fresh.model_state, fresh.opt_state, jnp.float32(0.3)
-  )
+  state = steps_lib.AdaptiveClipTrainState.starting_at(fresh, 0.3)
   step, mesh = _adaptive_step(model, records, dp, sgd, state)
   host = step.host_inputs(0)
   run_key = randomness.key_from_seed(123)
@@ -221,9 +219,7 @@ def test_adaptive_clip_norm_settles_at_its_quantile():
   )
   frozen = optax.sgd(0.0)
   fresh = train_state.create(model, frozen, jnp.asarray(records[:1]), jax.random.key(1))
-  state = steps_lib.AdaptiveClipTrainState(
-    fresh.step, fresh.params, fresh.model_state, fresh.opt_state, jnp.float32(dp.clip_norm)
-  )
+  state = steps_lib.AdaptiveClipTrainState.starting_at(fresh, dp.clip_norm)
   norms = per_example.gradient_norms(
     loop.vae_loss(model, toy.BLOCKS), state.params, state.model_state, records, jax.random.key(0)
   )
