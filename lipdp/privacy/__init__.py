@@ -11,6 +11,7 @@ replace-one (bounded DP). See docs/privacy.md for the derivations.
   heteroscedastic  RDP of a learned, bounded sigma(x) (Gil et al. 2013; Mironov 2017)
   zcdp             zCDP of noisy measurements and its (epsilon, delta) (the baselines)
   shuffle          amplification by shuffling (Feldman, McMillan, Talwar 2021)
+  information      what a per-record release can carry about its record (a capacity bound)
   accounting       every epsilon of one release, and which one is the headline
   budget           the noise of the release and of DP-SGD, fixed before training
   report           PrivacyReport: JSON, atomic save, recompute_epsilon, verify
@@ -40,6 +41,8 @@ from lipdp.privacy.gaussian import classic_gaussian_sigma
 from lipdp.privacy.gaussian import gaussian_delta
 from lipdp.privacy.gaussian import gaussian_epsilon
 from lipdp.privacy.gaussian import max_lipschitz
+from lipdp.privacy.information import fano_error_lower_bound
+from lipdp.privacy.information import release_information_bound
 from lipdp.privacy.heteroscedastic import HeteroscedasticResult
 from lipdp.privacy.heteroscedastic import WorstCasePair
 from lipdp.privacy.heteroscedastic import gaussian_rdp

@@ -44,6 +44,7 @@ from lipdp.privacy import _validation
 from lipdp.privacy import accounting as accounting_lib
 from lipdp.privacy import composition
 from lipdp.privacy import events
+from lipdp.privacy import information
 
 SCHEMA_VERSION = 3
 # Version 3 added the domain digest and made a per-record release's certificate required; a
@@ -251,6 +252,15 @@ class PrivacyReport:
     return getattr(self.release, "sigma", None)
 
   @property
+  def release_information_nats(self) -> Optional[float]:
+    """At most this many nats about each record are in its k released latents (the
+    homoscedastic Gaussian release; `lipdp.privacy.information`): a ceiling on what the release
+    can add to the decoder, whatever the design. None for other releases."""
+    if not isinstance(self.release, events.GaussianRelease) or self.sensitivity is None:
+      return None
+    return information.release_information_bound(self.sigma, self.sensitivity, self.k)
+
+  @property
   def mechanism(self) -> str:
     return self.release.type_name
 
@@ -334,6 +344,12 @@ class PrivacyReport:
       )
     else:
       lines.append(f"  per-record epsilon = {self.per_record_epsilon:.4g}")
+    nats = self.release_information_nats
+    if nats is not None:
+      lines.append(
+        f"  each record's released latents carry at most {nats:.3g} nats "
+        f"({nats / math.log(2.0):.3g} bits) about it (a capacity bound)"
+      )
     if self.central_epsilon is not None and self.central_epsilon < self.per_record_epsilon:
       if self.scope is Scope.CONDITIONAL:
         # Its number is in the JSON report; printed beside the headline it would read as a

@@ -216,6 +216,7 @@ def report_fields(report) -> Dict[str, Any]:
     "central_epsilon": report.central_epsilon,
     "dpsgd_epsilon": report.components.get("dp_sgd"),
     "release_sigma": report.sigma,
+    "release_information_nats": report.release_information_nats,
   }
 
 
