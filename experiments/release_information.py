@@ -34,7 +34,8 @@ PAIRED = (("TSTR", "tstr/logreg"), ("DCR to train, median", "privacy/dcr_train_q
 
 
 def _group_key(row):
-  return (row["method"], row.get("tag", ""), row["epsilon"])
+  # The point's epsilon (the row's 'epsilon' is the report's, which differs in the last digits).
+  return (row["method"], row.get("tag", ""), row.get("target_epsilon", row["epsilon"]))
 
 
 def _mean_std(values):
