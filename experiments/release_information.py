@@ -10,25 +10,51 @@ logistic TSTR and the median distance of a synthetic record to its closest train
 
   python experiments/release_information.py --results=results/knobs_information_digits.jsonl
 
-The distances are statistics of the private training records (the evaluation's, covered by no
-guarantee): for the study, never for release.
+With --point, for one finished sweep point that released latents, it measures how much of the
+bound the trained encoder uses: its means on the training records (the map the release
+applies, with the certificate's mean scale), their largest pairwise distance against the
+certified sensitivity L * D, and I(J; Z), what a released latent says about which training
+record it came from (`lipdp.privacy.information.uniform_mixture_information`):
+
+  python experiments/release_information.py \
+      --sweep=experiments/sweeps/knobs.py:information-digits \
+      --point='lipdp-conditional/information/eps=16/seed=0' --workdir=runs/sweeps
+
+The distances and these measurements are statistics of the private training records (the
+evaluation's, covered by no guarantee): for the study, never for release.
 """
 
 import collections
+import json
+import math
+import os
 
 from absl import app
 from absl import flags
+import jax
 import numpy as np
 
 from lipdp import files
+from lipdp import runner
+from lipdp.methods import vae as vae_method
+from lipdp.models import vae as vae_lib
 from lipdp.privacy import information
+from lipdp.studies import points as points_lib
 from lipdp.studies import results as results_lib
 
 FLAGS = flags.FLAGS
 flags.DEFINE_multi_string("results", None, "Result rows (JSON lines) of sweep points.")
 flags.DEFINE_integer("num_classes", 10, "Classes of the label Fano's floor is computed for.")
-flags.DEFINE_string("out", None, "Also write the markdown table here.")
-flags.mark_flags_as_required(["results"])
+flags.DEFINE_string("out", None, "Also write the markdown table (or the point's JSON) here.")
+flags.DEFINE_string("sweep", None, "With --point: path/to/sweep.py:name holding the point.")
+flags.DEFINE_string("point", None, "A finished point's id: measure its trained encoder.")
+flags.DEFINE_string("workdir", "runs/sweeps", "The sweeps' root the point ran under.")
+flags.DEFINE_integer("draws", 4, "Noise draws per training record in the I(J; Z) estimate.")
+flags.DEFINE_string(
+  "configs",
+  os.path.join(os.path.dirname(os.path.abspath(__file__)), "configs", "default.py"),
+  "The config file whose variants the points name.",
+)
 
 PAIRED = (("TSTR", "tstr/logreg"), ("DCR to train, median", "privacy/dcr_train_q50"))
 
@@ -91,9 +117,84 @@ def table(rows, num_classes: int) -> str:
   return "\n".join(lines) + "\n"
 
 
+def largest_distance(points: np.ndarray, chunk: int = 1024) -> float:
+  """The largest pairwise l2 distance among the rows of `points`, in chunks (no n x n array)."""
+  norms = np.sum(points**2, axis=1)
+  largest = 0.0
+  for start in range(0, len(points), chunk):
+    block = points[start : start + chunk]
+    squared = np.sum(block**2, axis=1)[:, None] - 2.0 * block @ points.T + norms[None, :]
+    largest = max(largest, float(np.max(squared)))
+  return math.sqrt(max(largest, 0.0))
+
+
+def measure_point(sweep: str, point_id: str, workdir_root: str, configs: str, draws: int) -> dict:
+  """The trained encoder of a finished point against its release's bound (module docstring)."""
+  matching = [p for p in points_lib.load_sweep(sweep) if p["id"] == point_id]
+  if not matching:
+    raise app.UsageError(f"{sweep} has no point {point_id!r}")
+  point = matching[0]
+  spec = points_lib.make_spec(point, configs)
+  workdir = points_lib.point_workdir(workdir_root, point["sweep"], point["id"])
+  report_path = os.path.join(workdir, "release", "privacy_report.json")
+  if not os.path.exists(report_path):
+    raise app.UsageError(f"{point_id!r} has no release under {workdir}: run it first")
+  with open(report_path) as f:
+    report = json.load(f)
+  if report["release"].get("type") != "gaussian":
+    raise app.UsageError(f"{point_id!r} released no homoscedastic Gaussian latents")
+  data = runner.load_data(spec.data)
+  runner.open_for(spec, workdir, data.domain)  # refuses a work directory of other settings
+  model, _, trained = vae_method.finished_training(spec, data, workdir)
+  variables = {"params": trained.state.params, **trained.state.model_state}
+  mean_scale = float(report["certificate"].get("mean_scale", 1.0))
+  with jax.default_matmul_precision("highest"):
+    means, _ = model.apply(
+      variables,
+      np.asarray(data.train, np.float32),
+      mean_scale,
+      method=vae_lib.LipschitzVAE.encode,
+    )
+  means = np.asarray(means, np.float64)
+  sigma, k, sensitivity = report["release"]["sigma"], report["release"]["k"], report["sensitivity"]
+  estimate, error = information.uniform_mixture_information(means, sigma, k=k, draws=draws)
+  centred = means - means.mean(axis=0)
+  return {
+    "point": point_id,
+    "records": len(means),
+    "latent_dim": means.shape[1],
+    "sigma": sigma,
+    "k": k,
+    "sensitivity": sensitivity,
+    "bound_nats": information.release_information_bound(sigma, sensitivity, k),
+    "largest_distance": largest_distance(means),
+    "mean_squared_spread": float(np.mean(np.sum(centred**2, axis=1))),
+    "information_nats": estimate,
+    "information_standard_error": error,
+    "log_records": math.log(len(means)),
+  }
+
+
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+  if FLAGS.point is not None:
+    if FLAGS.sweep is None or FLAGS.results:
+      raise app.UsageError("--point needs --sweep, and takes no --results")
+    result = measure_point(FLAGS.sweep, FLAGS.point, FLAGS.workdir, FLAGS.configs, FLAGS.draws)
+    print(
+      f"{result['point']}: certified sensitivity L*D = {result['sensitivity']:.4g}, the means' "
+      f"largest distance {result['largest_distance']:.4g} (mean squared spread "
+      f"{result['mean_squared_spread']:.4g}); sigma {result['sigma']:.4g}, k {result['k']}; "
+      f"bound {result['bound_nats']:.4g} nats; I(J; Z) over the {result['records']:,} training "
+      f"records {result['information_nats']:.4g} +- {result['information_standard_error']:.2g} "
+      f"nats (log n = {result['log_records']:.3g})"
+    )
+    if FLAGS.out:
+      files.atomic_write_text(FLAGS.out, json.dumps(result, indent=2))
+    return
+  if not FLAGS.results:
+    raise app.UsageError("give --results (a table of rows) or --sweep and --point")
   rows = [row for path in FLAGS.results for row in results_lib.read_rows(path)]
   text = table(rows, FLAGS.num_classes)
   print(text, end="")

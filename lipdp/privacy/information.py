@@ -41,6 +41,9 @@ delta 1e-5, mu = 1.12 and I < 0.31 nats: a tenth of what a digit's label holds.
 import math
 from typing import Optional
 
+import numpy as np
+from scipy import special
+
 from lipdp.privacy import _validation
 from lipdp.privacy import gaussian
 
@@ -96,3 +99,55 @@ def per_record_information_bound(epsilon: float, delta: float) -> float:
   delta = _validation.probability_open(delta, "delta")
   unit_sigma = gaussian.calibrate_sigma(epsilon, delta, 1.0)
   return release_information_bound(unit_sigma, 1.0)
+
+
+def uniform_mixture_information(
+  means: np.ndarray,
+  sigma: float,
+  k: int = 1,
+  draws: int = 4,
+  seed: int = 0,
+  chunk: int = 512,
+) -> tuple:
+  """What the release says about *which* of n records it came from, estimated: I(J; Z) in nats
+  for J uniform on the n rows of `means` (each record's encoder mean, shape (n, d)) and Z its k
+  latents of noise sigma, by Monte Carlo over `draws` noise draws per record:
+
+      I(J; Z) = E[log p(Z | J) - log((1 / n) sum_j p(Z | j))],  p(. | j) = N(means[j], s^2 I),
+
+  with s = sigma / sqrt(k) (the latents' mean is sufficient). At most log n, and at most
+  `release_information_bound` for means within the certified sensitivity (for the same n
+  records, the bound holds for every distribution, the uniform one included).
+
+  Applied to the training records it is a statistic of private data, covered by no guarantee:
+  a diagnostic for the one who holds the data (experiments/release_information.py).
+
+  Returns:
+    (estimate, its standard error over the n * draws terms).
+  """
+  means = np.asarray(means, np.float64)
+  if means.ndim != 2 or len(means) < 1:
+    raise ValueError(f"means must have shape (n, d) with n >= 1, got {means.shape}")
+  if not np.all(np.isfinite(means)):
+    raise ValueError("means must be finite")
+  sigma = _validation.positive(sigma, "sigma")
+  k = _validation.positive_int(k, "k")
+  draws = _validation.positive_int(draws, "draws")
+  chunk = _validation.positive_int(chunk, "chunk")
+  scale = sigma / math.sqrt(k)
+  n = len(means)
+  means = means - means.mean(axis=0)  # a translation changes nothing, and keeps the sums exact
+  rng = np.random.default_rng(seed)
+  noise = rng.standard_normal((draws * n, means.shape[1]))
+  z = np.tile(means, (draws, 1)) + scale * noise
+  own = -np.sum(noise**2, axis=1) / 2.0
+  squared_norms = np.sum(means**2, axis=1)
+  terms = []
+  for start in range(0, len(z), chunk):
+    block = z[start : start + chunk]
+    # ||z - m_j||^2 = ||z||^2 - 2 z.m_j + ||m_j||^2, for every j at once.
+    squared = np.sum(block**2, axis=1)[:, None] - 2.0 * block @ means.T + squared_norms[None, :]
+    log_mixture = special.logsumexp(-np.maximum(squared, 0.0) / (2.0 * scale**2), axis=1)
+    terms.append(own[start : start + chunk] - (log_mixture - math.log(n)))
+  terms = np.concatenate(terms)
+  return float(terms.mean()), float(terms.std() / math.sqrt(terms.size))

@@ -153,3 +153,38 @@ def test_the_bound_from_a_per_record_epsilon_matches_the_report():
     report = _report(privacy.GaussianRelease(2.5, k=k))
     from_epsilon = information.per_record_information_bound(report.per_record_epsilon, 1e-5)
     assert from_epsilon == pytest.approx(report.release_information_nats, rel=1e-6)
+
+
+def test_identical_means_say_nothing_about_which_record():
+  estimate, error = information.uniform_mixture_information(np.ones((50, 3)), 0.7)
+  assert estimate == pytest.approx(0.0, abs=1e-9) and error == pytest.approx(0.0, abs=1e-9)
+
+
+def test_far_apart_means_say_which_record():
+  means = 100.0 * np.eye(20)  # 141 noise standard deviations apart
+  estimate, _ = information.uniform_mixture_information(means, 1.0, chunk=7)  # chunks too
+  assert estimate == pytest.approx(math.log(20), abs=1e-6)
+
+
+def test_two_means_match_the_exact_two_point_information():
+  for distance in (0.5, 2.0):
+    means = np.array([[0.0, 0.0], [distance, 0.0]])
+    exact = _binary_input_information(distance / 2.0, 1.0)
+    estimate, error = information.uniform_mixture_information(means, 1.0, draws=40_000)
+    assert abs(estimate - exact) < 4.0 * error + 1e-3
+
+
+def test_k_latents_and_the_bound_for_means_inside_the_sensitivity():
+  rng = np.random.default_rng(3)
+  means = rng.standard_normal((300, 4))
+  means /= np.maximum(1.0, np.linalg.norm(means, axis=1, keepdims=True))  # diameter <= 2
+  one, _ = information.uniform_mixture_information(means, 2.0, k=4, seed=1)
+  same, _ = information.uniform_mixture_information(means, 1.0, k=1, seed=1)
+  assert one == pytest.approx(same)  # k = 4 at sigma 2 is one latent at sigma 1
+  estimate, error = information.uniform_mixture_information(means, 0.5, draws=8)
+  assert estimate - 4 * error <= privacy.release_information_bound(0.5, 2.0, latent_dim=4)
+  assert estimate < math.log(300)
+  with pytest.raises(ValueError, match="shape"):
+    information.uniform_mixture_information(np.ones(5), 1.0)
+  with pytest.raises(ValueError, match="finite"):
+    information.uniform_mixture_information(np.full((2, 2), np.nan), 1.0)
