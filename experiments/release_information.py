@@ -10,7 +10,7 @@ logistic TSTR and the median distance of a synthetic record to its closest train
 
   python experiments/release_information.py --results=results/knobs_information_digits.jsonl
 
-With --point, for one finished sweep point that released latents, it measures how much of the
+With --points, for each finished sweep point that released latents, it measures how much of the
 bound the trained encoder uses: its means on the training records (the map the release
 applies, with the certificate's mean scale), their largest pairwise distance against the
 certified sensitivity L * D, and I(J; Z), what a released latent says about which training
@@ -18,7 +18,10 @@ record it came from (`lipdp.privacy.information.uniform_mixture_information`):
 
   python experiments/release_information.py \
       --sweep=experiments/sweeps/knobs.py:information-digits \
-      --point='lipdp-conditional/information/eps=16/seed=0' --workdir=runs/sweeps
+      --points='lipdp-conditional/information/eps=16/*' --workdir=runs/sweeps
+
+and prints them by group (the seeds together): the bound, the largest distance as a fraction of
+L * D, and I(J; Z).
 
 The distances and these measurements are statistics of the private training records (the
 evaluation's, covered by no guarantee): for the study, never for release.
@@ -31,13 +34,12 @@ import os
 
 from absl import app
 from absl import flags
-import jax
 import numpy as np
 
 from lipdp import files
+from lipdp import latent_release
 from lipdp import runner
 from lipdp.methods import vae as vae_method
-from lipdp.models import vae as vae_lib
 from lipdp.privacy import information
 from lipdp.studies import points as points_lib
 from lipdp.studies import results as results_lib
@@ -45,9 +47,16 @@ from lipdp.studies import results as results_lib
 FLAGS = flags.FLAGS
 flags.DEFINE_multi_string("results", None, "Result rows (JSON lines) of sweep points.")
 flags.DEFINE_integer("num_classes", 10, "Classes of the label Fano's floor is computed for.")
-flags.DEFINE_string("out", None, "Also write the markdown table (or the point's JSON) here.")
-flags.DEFINE_string("sweep", None, "With --point: path/to/sweep.py:name holding the point.")
-flags.DEFINE_string("point", None, "A finished point's id: measure its trained encoder.")
+flags.DEFINE_string(
+  "out", None, "Also write the markdown table (with --points: one JSON line per point) here."
+)
+flags.DEFINE_string("sweep", None, "With --points: path/to/sweep.py:name holding the points.")
+flags.DEFINE_list(
+  "points",
+  None,
+  "Shell-style patterns on point ids (e.g. 'lipdp-conditional/*/eps=16/*'): measure the trained "
+  "encoders of these finished points.",
+)
 flags.DEFINE_string("workdir", "runs/sweeps", "The sweeps' root the point ran under.")
 flags.DEFINE_integer("draws", 4, "Noise draws per training record in the I(J; Z) estimate.")
 flags.DEFINE_string(
@@ -128,17 +137,15 @@ def largest_distance(points: np.ndarray, chunk: int = 1024) -> float:
   return math.sqrt(max(largest, 0.0))
 
 
-def measure_point(sweep: str, point_id: str, workdir_root: str, configs: str, draws: int) -> dict:
-  """The trained encoder of a finished point against its release's bound (module docstring)."""
-  matching = [p for p in points_lib.load_sweep(sweep) if p["id"] == point_id]
-  if not matching:
-    raise app.UsageError(f"{sweep} has no point {point_id!r}")
-  point = matching[0]
+def measure_point(point, workdir_root: str, configs: str, draws: int) -> dict:
+  """The trained encoder of a finished point against its release's bound (module docstring);
+  None for a point without a release."""
+  point_id = point["id"]
   spec = points_lib.make_spec(point, configs)
   workdir = points_lib.point_workdir(workdir_root, point["sweep"], point["id"])
   report_path = os.path.join(workdir, "release", "privacy_report.json")
   if not os.path.exists(report_path):
-    raise app.UsageError(f"{point_id!r} has no release under {workdir}: run it first")
+    return None  # not run, or refused before training (its row says why)
   with open(report_path) as f:
     report = json.load(f)
   if report["release"].get("type") != "gaussian":
@@ -148,19 +155,15 @@ def measure_point(sweep: str, point_id: str, workdir_root: str, configs: str, dr
   model, _, trained = vae_method.finished_training(spec, data, workdir)
   variables = {"params": trained.state.params, **trained.state.model_state}
   mean_scale = float(report["certificate"].get("mean_scale", 1.0))
-  with jax.default_matmul_precision("highest"):
-    means, _ = model.apply(
-      variables,
-      np.asarray(data.train, np.float32),
-      mean_scale,
-      method=vae_lib.LipschitzVAE.encode,
-    )
-  means = np.asarray(means, np.float64)
+  means = latent_release.encoder_means(model, variables, data.train, mean_scale)
   sigma, k, sensitivity = report["release"]["sigma"], report["release"]["k"], report["sensitivity"]
   estimate, error = information.uniform_mixture_information(means, sigma, k=k, draws=draws)
   centred = means - means.mean(axis=0)
   return {
     "point": point_id,
+    "method": point["method"],
+    "tag": point.get("tag", ""),
+    "epsilon": point["epsilon"],
     "records": len(means),
     "latent_dim": means.shape[1],
     "sigma": sigma,
@@ -175,26 +178,69 @@ def measure_point(sweep: str, point_id: str, workdir_root: str, configs: str, dr
   }
 
 
+def measured_table(results: list) -> str:
+  """The measurements by group (method, tag, epsilon; the seeds together)."""
+  groups = collections.defaultdict(list)
+  for r in results:
+    groups[(r["method"], r["tag"], r["epsilon"])].append(r)
+  header = [
+    "method",
+    "tag",
+    "epsilon",
+    "bound (nats)",
+    "means' largest distance / (L D)",
+    "I(J; Z) (nats)",
+    "I(J; Z) / bound",
+    "seeds",
+  ]
+  lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+  for key in sorted(groups):
+    rs = groups[key]
+    cells = [
+      key[0],
+      key[1],
+      f"{key[2]:g}",
+      f"{np.mean([r['bound_nats'] for r in rs]):.3g}",
+      _cell([r["largest_distance"] / r["sensitivity"] for r in rs], 2),
+      _cell([r["information_nats"] for r in rs], 4),
+      _cell([r["information_nats"] / r["bound_nats"] for r in rs], 3),
+      str(len(rs)),
+    ]
+    lines.append("| " + " | ".join(cells) + " |")
+  return "\n".join(lines) + "\n"
+
+
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-  if FLAGS.point is not None:
+  if FLAGS.points:
     if FLAGS.sweep is None or FLAGS.results:
-      raise app.UsageError("--point needs --sweep, and takes no --results")
-    result = measure_point(FLAGS.sweep, FLAGS.point, FLAGS.workdir, FLAGS.configs, FLAGS.draws)
-    print(
-      f"{result['point']}: certified sensitivity L*D = {result['sensitivity']:.4g}, the means' "
-      f"largest distance {result['largest_distance']:.4g} (mean squared spread "
-      f"{result['mean_squared_spread']:.4g}); sigma {result['sigma']:.4g}, k {result['k']}; "
-      f"bound {result['bound_nats']:.4g} nats; I(J; Z) over the {result['records']:,} training "
-      f"records {result['information_nats']:.4g} +- {result['information_standard_error']:.2g} "
-      f"nats (log n = {result['log_records']:.3g})"
-    )
+      raise app.UsageError("--points needs --sweep, and takes no --results")
+    selected = points_lib.select(points_lib.load_sweep(FLAGS.sweep), FLAGS.points)
+    results = []
+    for point in selected:
+      result = measure_point(point, FLAGS.workdir, FLAGS.configs, FLAGS.draws)
+      if result is None:
+        print(f"{point['id']}: no release under {FLAGS.workdir} (not run, or refused): skipped")
+        continue
+      print(
+        f"{result['point']}: certified sensitivity L*D = {result['sensitivity']:.4g}, the "
+        f"means' largest distance {result['largest_distance']:.4g} (mean squared spread "
+        f"{result['mean_squared_spread']:.4g}); sigma {result['sigma']:.4g}, k {result['k']}; "
+        f"bound {result['bound_nats']:.4g} nats; I(J; Z) over the {result['records']:,} "
+        f"training records {result['information_nats']:.4g} +- "
+        f"{result['information_standard_error']:.2g} nats (log n = {result['log_records']:.3g})"
+      )
+      results.append(result)
+    if not results:
+      raise app.UsageError(f"none of the points {FLAGS.points} has a release: run them first")
+    text = measured_table(results)
+    print(text, end="")
     if FLAGS.out:
-      files.atomic_write_text(FLAGS.out, json.dumps(result, indent=2))
+      files.atomic_write_text(FLAGS.out, "".join(json.dumps(r) + "\n" for r in results))
     return
   if not FLAGS.results:
-    raise app.UsageError("give --results (a table of rows) or --sweep and --point")
+    raise app.UsageError("give --results (a table of rows) or --sweep and --points")
   rows = [row for path in FLAGS.results for row in results_lib.read_rows(path)]
   text = table(rows, FLAGS.num_classes)
   print(text, end="")

@@ -173,16 +173,7 @@ def release_latents(
   if sigma is not None and not (np.isfinite(sigma) and sigma > 0):
     raise ValueError(f"sigma must be positive and finite, got {sigma}")
 
-  def build():
-    def encode(variables, chunk):
-      with jax.default_matmul_precision("highest"):
-        return model.apply(
-          variables, chunk, mean_scale, log_sigma_scale, method=vae_lib.LipschitzVAE.encode
-        )
-
-    return encode
-
-  encode = _cached_jit(model, "encode", (float(mean_scale), float(log_sigma_scale)), build)
+  encode = _jitted_encode(model, mean_scale, log_sigma_scale)
   variables = _on_one_device(variables)
   records = np.asarray(records, np.float32)
   out = []
@@ -202,6 +193,47 @@ def release_latents(
     xi = randomness.standard_normal(noise_rng, (mu.shape[0], k, mu.shape[-1]))
     out.append(mu[:, None, :] + noise_sigma[:, None, None] * xi)
 
+  _in_chunks(lambda chunk: encode(variables, chunk), (records,), batch_size, consume)
+  return np.concatenate(out, axis=0)
+
+
+def _jitted_encode(model: vae_lib.LipschitzVAE, mean_scale: float, log_sigma_scale: float):
+  """(variables, records) -> (mu, sigma) of `LipschitzVAE.encode` at the highest matmul
+  precision (no TF32 rounding: the map the certificate bounds), compiled once per model."""
+
+  def build():
+    def encode(variables, chunk):
+      with jax.default_matmul_precision("highest"):
+        return model.apply(
+          variables, chunk, mean_scale, log_sigma_scale, method=vae_lib.LipschitzVAE.encode
+        )
+
+    return encode
+
+  return _cached_jit(model, "encode", (float(mean_scale), float(log_sigma_scale)), build)
+
+
+def encoder_means(
+  model: vae_lib.LipschitzVAE,
+  variables: Any,
+  records: np.ndarray,
+  mean_scale: float = 1.0,
+  batch_size: int = 4096,
+) -> np.ndarray:
+  """mu(x) of each record, float64, shape (n, latent_dim): the means `release_latents` adds its
+  noise to (the same map, the same precision), without the noise. For diagnostics of a trained
+  encoder (experiments/release_information.py): the means of private records are not released."""
+  if not 0 < mean_scale <= 1:
+    raise ValueError(f"mean_scale must be in (0, 1], got {mean_scale}")
+  encode = _jitted_encode(model, mean_scale, 1.0)
+  variables = _on_one_device(variables)
+  out = []
+
+  def consume(begin, count, encoded):
+    del begin
+    out.append(np.asarray(encoded[0], np.float64)[:count])
+
+  records = np.asarray(records, np.float32)
   _in_chunks(lambda chunk: encode(variables, chunk), (records,), batch_size, consume)
   return np.concatenate(out, axis=0)
 

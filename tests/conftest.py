@@ -9,9 +9,20 @@
   compiled code itself compiles it in a subprocess without these two flags
   (test_baselines_dp_merf.py's fast cos and sin, whose float32 error at |t| = 300 depends on
   them). Set `xla_backend_optimization_level` in XLA_FLAGS yourself to test at another level.
+- A persistent compilation cache in a temporary folder for this test process (removed at its
+  end): many tests build the same small programs again (a new jitted function per training run,
+  the same HLO), and XLA then loads them instead of compiling them again. It cut the CPU time
+  of tests/training/test_loop.py and test_ghost_clipping.py from 97 to 73 seconds, from an
+  empty cache. The cached executable is the one XLA would compile for the same program and
+  options, so no result changes. Set in this process only (jax.config, not the environment):
+  the subprocesses some tests start compile for themselves. `LIPDP_TEST_COMPILATION_CACHE=0`
+  turns it off.
 """
 
+import atexit
 import os
+import shutil
+import tempfile
 
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
 _FLAGS = {
@@ -26,3 +37,12 @@ for _name, _value in _FLAGS.items():
   if _name not in _flags:
     _flags += f" --{_name}={_value}"
 os.environ["XLA_FLAGS"] = _flags.strip()
+
+if os.environ.get("LIPDP_TEST_COMPILATION_CACHE", "1") != "0":
+  import jax  # pylint: disable=g-import-not-at-top  (after XLA_FLAGS, which JAX reads once)
+
+  _cache_dir = tempfile.mkdtemp(prefix="lipdp-test-xla-cache-")
+  atexit.register(shutil.rmtree, _cache_dir, ignore_errors=True)
+  jax.config.update("jax_compilation_cache_dir", _cache_dir)
+  jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
+  jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)

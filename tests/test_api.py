@@ -60,6 +60,46 @@ def schema_file(tmp_path_factory):
 
 
 def test_a_dataframe_in_gives_a_dataframe_out_with_a_report_that_verifies(tmp_path, schema_file):
+  # A cheap method: the point is the DataFrame round trip and the release's files
+  # (test_the_default_dp_sgd_run_of_a_dataframe runs the default method, slowly).
+  synthetic, report = lipdp.synthesize(
+    _people(),
+    schema_file,
+    method="mst",
+    epsilon=2.0,
+    delta=1e-5,
+    evaluation=False,
+    workdir=str(tmp_path / "run"),
+    progress=False,
+  )
+  _check_people(synthetic)
+  assert report.scope is privacy.Scope.DP_MEASUREMENTS and report.epsilon <= 2.0 * (1 + 1e-9)
+  assert release_lib.verify_release(str(tmp_path / "run" / "release")) == report
+  with pytest.raises(spec_lib.SettingError, match="replace_release=True"):
+    lipdp.synthesize(
+      _people(), schema_file, method="mst", epsilon=2.0, delta=1e-5,
+      evaluation=False, workdir=str(tmp_path / "run"), progress=False,
+    )  # fmt: skip
+
+
+def test_end_to_end_is_the_default(schema_file):
+  # What synthesize() runs without a method or scope: one epsilon over DP-SGD and the release.
+  spec = api.table_spec(_people(), schema_file, epsilon=2.0, delta=1e-5)
+  assert spec.scope is privacy.Scope.DP_SGD
+  assert spec.privacy.total_epsilon == 2.0
+
+
+def _check_people(synthetic):
+  assert isinstance(synthetic, pd.DataFrame)
+  assert list(synthetic.columns) == ["score", "city", "age", "outcome"]  # declared, in order
+  assert len(synthetic) == 64  # the 80 % of the records that trained the model
+  assert synthetic["age"].dtype.kind == "i" and synthetic["age"].between(18, 90).all()
+  assert synthetic["score"].between(0, 100).all()
+  assert set(synthetic["city"]) <= {"Köln", "Paris", "Rome"}
+
+
+@pytest.mark.slow  # 17 s: DP-SGD's noise calibration and training (the rest is checked above)
+def test_the_default_dp_sgd_run_of_a_dataframe(tmp_path, schema_file):
   table = _people()
   synthetic, report = lipdp.synthesize(
     table,
@@ -72,12 +112,7 @@ def test_a_dataframe_in_gives_a_dataframe_out_with_a_report_that_verifies(tmp_pa
     progress=False,
     config_overrides=SMALL,
   )
-  assert isinstance(synthetic, pd.DataFrame)
-  assert list(synthetic.columns) == ["score", "city", "age", "outcome"]  # declared, in order
-  assert len(synthetic) == 64  # the 80 % of the records that trained the model
-  assert synthetic["age"].dtype.kind == "i" and synthetic["age"].between(18, 90).all()
-  assert synthetic["score"].between(0, 100).all()
-  assert set(synthetic["city"]) <= {"Köln", "Paris", "Rome"}
+  _check_people(synthetic)
   # End to end by default: one epsilon covers the DP-SGD weights and the release.
   assert report.scope is privacy.Scope.DP_SGD
   assert report.epsilon <= 2.0 * (1 + 1e-6) and report.epsilon == pytest.approx(2.0, rel=2e-3)
