@@ -1031,19 +1031,13 @@ def get_sweep(name: str):
       {"train.dp_clip_quantile": 0.5},
       lambda base: "adaptive_median",
     )
-  if name == "adaptive-clip-q75-small-bank":
+  if name in ("adaptive-clip-small-bank", "adaptive-clip-q75-small-bank"):
+    quantile, suffix = (0.5, "median") if name == "adaptive-clip-small-bank" else (0.75, "q75")
     return _with_overrides(
-      "knobs-adaptive-clip-q75-small-bank",
+      f"knobs-{name}",
       get_sweep("declared-bins-small-bank"),
-      {"train.dp_clip_quantile": 0.75},
-      lambda base: f"{base['tag']}_adaptive_q75",
-    )
-  if name == "adaptive-clip-small-bank":
-    return _with_overrides(
-      "knobs-adaptive-clip-small-bank",
-      get_sweep("declared-bins-small-bank"),
-      {"train.dp_clip_quantile": 0.5},
-      lambda base: f"{base['tag']}_adaptive_median",
+      {"train.dp_clip_quantile": quantile},
+      lambda base: f"{base['tag']}_adaptive_{suffix}",
     )
   if name == "clip-median-small-bank":
     bases = get_sweep("declared-bins-small-bank")

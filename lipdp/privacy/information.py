@@ -3,8 +3,7 @@
 This is a ceiling on the release's *utility*, implied by its privacy: whatever the design (latent
 size, k, decoder, share of the budget), a Gaussian release calibrated to a per-record (epsilon,
 delta) can carry only a few nats about each record at the epsilons end-to-end budgets allow.
-docs/privacy.md ("What a release can carry") and docs/results.md ("Does the release add
-anything?") use it.
+docs/privacy.md (section 9) and docs/results.md ("What a release can carry") use it.
 
 Setting (`lipdp.privacy.gaussian`). A record x is released as k latents z_j = mu(x) + sigma xi_j,
 xi_j ~ N(0, I_d) independent, and ||mu(x) - mu(x')||_2 <= Delta = L * D for every two records of
@@ -35,7 +34,7 @@ What it means. A label of c equally likely classes holds log(c) nats; by Fano's 
 (Cover and Thomas 2006, Theorem 2.10.1) any rule that reads the label from the released latents
 alone errs with probability at least 1 - (I + log 2) / log(c) (`fano_error_lower_bound`; the
 label is a function of the record, so its information is at most I). At per-record epsilon 5,
-delta 1e-5, mu = 1.12 and I < 0.31 nats: a tenth of what a digit's label holds.
+delta 1e-5, mu = 1.12 and I < 0.31 nats: under a seventh of what a digit's label holds.
 """
 
 import math
