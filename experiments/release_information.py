@@ -27,7 +27,6 @@ The distances and these measurements are statistics of the private training reco
 evaluation's, covered by no guarantee): for the study, never for release.
 """
 
-import collections
 import json
 import math
 import os
@@ -43,6 +42,7 @@ from lipdp.methods import vae as vae_method
 from lipdp.privacy import information
 from lipdp.studies import points as points_lib
 from lipdp.studies import results as results_lib
+from lipdp.studies import summaries
 
 FLAGS = flags.FLAGS
 flags.DEFINE_multi_string("results", None, "Result rows (JSON lines) of sweep points.")
@@ -64,66 +64,6 @@ flags.DEFINE_string(
   os.path.join(os.path.dirname(os.path.abspath(__file__)), "configs", "default.py"),
   "The config file whose variants the points name.",
 )
-
-PAIRED = (("TSTR", "tstr/logreg"), ("DCR to train, median", "privacy/dcr_train_q50"))
-
-
-def _group_key(row):
-  # The point's epsilon (the row's 'epsilon' is the report's, which differs in the last digits).
-  return (row["method"], row.get("tag", ""), row.get("target_epsilon", row["epsilon"]))
-
-
-def _mean_std(values):
-  arr = np.asarray(values, dtype=np.float64)
-  return float(arr.mean()), float(arr.std(ddof=1)) if arr.size > 1 else 0.0
-
-
-def _cell(values, digits=3):
-  if not values:
-    return ""
-  mean, std = _mean_std(values)
-  return f"{mean:.{digits}f}" if len(values) == 1 else f"{mean:.{digits}f} ± {std:.{digits}f}"
-
-
-def table(rows, num_classes: int) -> str:
-  groups = collections.defaultdict(list)
-  for row in rows:
-    if "error" in row or not row.get("per_record_epsilon") or row.get("release_sigma") is None:
-      continue  # no per-record release (prior sampling, baselines) or a failed point
-    groups[_group_key(row)].append(row)
-  header = ["method", "tag", "epsilon", "per-record epsilon", "bound (nats)", "label error floor"]
-  for name, _ in PAIRED:
-    header += [f"{name}, release", f"{name}, prior", f"{name}, release - prior"]
-  header.append("seeds")
-  lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-  for key in sorted(groups, key=lambda k: (k[0], k[1], k[2])):
-    rs = groups[key]
-    bounds = [
-      information.per_record_information_bound(r["per_record_epsilon"], r["delta"]) for r in rs
-    ]
-    bound = float(np.mean(bounds))
-    cells = [
-      key[0],
-      key[1],
-      f"{key[2]:g}",
-      f"{np.mean([r['per_record_epsilon'] for r in rs]):.4g}",
-      f"{bound:.3g}",
-      f"{information.fano_error_lower_bound(bound, num_classes):.2f}",
-    ]
-    for _, metric in PAIRED:
-      released = [r[metric] for r in rs if r.get(metric) is not None]
-      paired = [
-        r[metric] - r[f"prior_sampling/{metric}"]
-        for r in rs
-        if r.get(metric) is not None and r.get(f"prior_sampling/{metric}") is not None
-      ]
-      prior = [
-        r[f"prior_sampling/{metric}"] for r in rs if r.get(f"prior_sampling/{metric}") is not None
-      ]
-      cells += [_cell(released), _cell(prior), _cell(paired)]
-    cells.append(str(len(rs)))
-    lines.append("| " + " | ".join(cells) + " |")
-  return "\n".join(lines) + "\n"
 
 
 def largest_distance(points: np.ndarray, chunk: int = 1024) -> float:
@@ -178,38 +118,6 @@ def measure_point(point, workdir_root: str, configs: str, draws: int) -> dict:
   }
 
 
-def measured_table(results: list) -> str:
-  """The measurements by group (method, tag, epsilon; the seeds together)."""
-  groups = collections.defaultdict(list)
-  for r in results:
-    groups[(r["method"], r["tag"], r["epsilon"])].append(r)
-  header = [
-    "method",
-    "tag",
-    "epsilon",
-    "bound (nats)",
-    "means' largest distance / (L D)",
-    "I(J; Z) (nats)",
-    "I(J; Z) / bound",
-    "seeds",
-  ]
-  lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-  for key in sorted(groups):
-    rs = groups[key]
-    cells = [
-      key[0],
-      key[1],
-      f"{key[2]:g}",
-      f"{np.mean([r['bound_nats'] for r in rs]):.3g}",
-      _cell([r["largest_distance"] / r["sensitivity"] for r in rs], 2),
-      _cell([r["information_nats"] for r in rs], 4),
-      _cell([r["information_nats"] / r["bound_nats"] for r in rs], 3),
-      str(len(rs)),
-    ]
-    lines.append("| " + " | ".join(cells) + " |")
-  return "\n".join(lines) + "\n"
-
-
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {argv[1:]}")
@@ -234,7 +142,7 @@ def main(argv):
       results.append(result)
     if not results:
       raise app.UsageError(f"none of the points {FLAGS.points} has a release: run them first")
-    text = measured_table(results)
+    text = summaries.encoder_information_table(results)
     print(text, end="")
     if FLAGS.out:
       files.atomic_write_text(FLAGS.out, "".join(json.dumps(r) + "\n" for r in results))
@@ -242,7 +150,7 @@ def main(argv):
   if not FLAGS.results:
     raise app.UsageError("give --results (a table of rows) or --sweep and --points")
   rows = [row for path in FLAGS.results for row in results_lib.read_rows(path)]
-  text = table(rows, FLAGS.num_classes)
+  text = summaries.release_information_table(rows, FLAGS.num_classes)
   print(text, end="")
   if FLAGS.out:
     files.atomic_write_text(FLAGS.out, text)

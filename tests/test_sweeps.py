@@ -698,3 +698,62 @@ def test_the_mnist_temperature_study_decodes_the_trained_mnist_points_again():
     decoded.setdefault(tau, set()).add((base["sweep"], base["id"]))
   assert decoded[0.5] == set(bases) and len(bases) == 39 + 9
   assert decoded[1.0] == {(p["sweep"], p["id"]) for p in longer}
+
+
+def test_release_information_table_pairs_each_release_with_its_prior_samples():
+  def row(seed, tstr, prior_tstr, **extra):
+    return {
+      "method": "lipdp-shuffled",
+      "tag": "t",
+      "target_epsilon": 10.0,
+      "seed": seed,
+      "per_record_epsilon": 5.0,
+      "delta": 1e-5,
+      "release_sigma": 1.0,
+      "tstr/logreg": tstr,
+      "prior_sampling/tstr/logreg": prior_tstr,
+      **extra,
+    }
+
+  rows = [
+    row(
+      0, 0.80, 0.79, **{"privacy/dcr_train_q50": 1.0, "prior_sampling/privacy/dcr_train_q50": 1.5}
+    ),
+    row(1, 0.82, 0.80),  # no distances: the paired DCR comes from seed 0 alone
+    {"method": "dpsgd-vae", "target_epsilon": 10.0, "per_record_epsilon": 0.0, "delta": 1e-5},
+    {**row(2, 0.0, 0.0), "error": "refused"},
+  ]
+  lines = results_lib.release_information_table(rows).splitlines()
+  assert len(lines) == 3  # the header, its rule and one group: no prior sampling, no failure
+  cells = [c.strip() for c in lines[2].strip("|").split("|")]
+  bound = privacy.information.per_record_information_bound(5.0, 1e-5)
+  assert cells[:6] == ["lipdp-shuffled", "t", "10", "5", f"{bound:.3g}", "0.56"]
+  assert cells[6:9] == ["0.810 ± 0.014", "0.795 ± 0.007", "0.015 ± 0.007"]
+  assert cells[9:] == ["1.000", "1.500", "-0.500", "2"]
+
+
+def test_encoder_information_table_states_the_share_of_the_bound():
+  def measured(seed, information):
+    return {
+      "method": "lipdp-e2e",
+      "tag": "t",
+      "epsilon": 10.0,
+      "seed": seed,
+      "bound_nats": 0.5,
+      "sensitivity": 2.0,
+      "largest_distance": 0.5,
+      "information_nats": information,
+    }
+
+  lines = results_lib.encoder_information_table([measured(0, 0.01), measured(1, 0.03)]).splitlines()
+  cells = [c.strip() for c in lines[2].strip("|").split("|")]
+  assert cells == [
+    "lipdp-e2e",
+    "t",
+    "10",
+    "0.5",
+    "0.25 ± 0.00",
+    "0.0200 ± 0.0141",
+    "0.040 ± 0.028",
+    "2",
+  ]

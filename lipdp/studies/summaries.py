@@ -17,6 +17,7 @@ import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
 import numpy as np
 
 from lipdp import files
+from lipdp.privacy import information
 
 TABLE_METRICS = (
   "tstr/logreg",
@@ -192,5 +193,97 @@ def table(rows, by_tag: bool, metrics=None, digits: int = 3) -> str:
         if count == 0
         else (f"{mean:.{digits}f}" if count == 1 else f"{mean:.{digits}f} ± {std:.{digits}f}")
       )
+    lines.append("| " + " | ".join(cells) + " |")
+  return "\n".join(lines) + "\n"
+
+
+# What a release can carry (docs/results.md; experiments/release_information.py): the paired
+# differences of the release against the same weights' prior samples (evaluation.compare_prior).
+RELEASE_AGAINST_PRIOR = (("TSTR", "tstr/logreg"), ("DCR to train, median", "privacy/dcr_train_q50"))
+
+
+def _cell(values, digits: int = 3) -> str:
+  mean, std, count = _mean_std(values)
+  if count == 0:
+    return ""
+  return f"{mean:.{digits}f}" if count == 1 else f"{mean:.{digits}f} ± {std:.{digits}f}"
+
+
+def release_information_table(rows, num_classes: int = 10) -> str:
+  """A markdown table, one line per method, tag and epsilon (the seeds together) of the rows
+  with a homoscedastic per-record release: its per-record epsilon, the capacity bound of that
+  release (`lipdp.privacy.information.per_record_information_bound`, from the row's per-record
+  epsilon and delta), Fano's floor on reading a label of `num_classes` equally likely classes
+  from it, and, where the row has them, the release's TSTR and median distance to the closest
+  training record beside its prior samples' and the paired difference."""
+  with_release = [
+    r for r in rows if r.get("per_record_epsilon") and r.get("release_sigma") is not None
+  ]
+  groups = group(with_release, ("method", "tag", _eps_key))
+  header = ["method", "tag", "epsilon", "per-record epsilon", "bound (nats)", "label error floor"]
+  for name, _ in RELEASE_AGAINST_PRIOR:
+    header += [f"{name}, release", f"{name}, prior", f"{name}, release - prior"]
+  header.append("seeds")
+  lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+  for key in sorted(groups, key=lambda k: (k[0], k[1] or "", k[2])):
+    rs = groups[key]
+    bound = float(
+      np.mean(
+        [information.per_record_information_bound(r["per_record_epsilon"], r["delta"]) for r in rs]
+      )
+    )
+    cells = [
+      key[0],
+      key[1] or "",
+      f"{key[2]:g}",
+      f"{np.mean([r['per_record_epsilon'] for r in rs]):.4g}",
+      f"{bound:.3g}",
+      f"{information.fano_error_lower_bound(bound, num_classes):.2f}",
+    ]
+    for _, metric in RELEASE_AGAINST_PRIOR:
+      prior = f"prior_sampling/{metric}"
+      paired = [
+        r[metric] - r[prior] for r in rs if r.get(metric) is not None and r.get(prior) is not None
+      ]
+      cells += [
+        _cell([r.get(metric) for r in rs]),
+        _cell([r.get(prior) for r in rs]),
+        _cell(paired),
+      ]
+    cells.append(str(len(rs)))
+    lines.append("| " + " | ".join(cells) + " |")
+  return "\n".join(lines) + "\n"
+
+
+def encoder_information_table(measured) -> str:
+  """A markdown table of measured encoders (experiments/release_information.py --points), one
+  line per method, tag and epsilon (the seeds together): the capacity bound, the means' largest
+  distance as a fraction of the certified L*D, and I(J; Z), alone and over the bound."""
+  groups = collections.defaultdict(list)
+  for m in measured:
+    groups[(m["method"], m["tag"], m["epsilon"])].append(m)
+  header = [
+    "method",
+    "tag",
+    "epsilon",
+    "bound (nats)",
+    "means' largest distance / (L D)",
+    "I(J; Z) (nats)",
+    "I(J; Z) / bound",
+    "seeds",
+  ]
+  lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+  for key in sorted(groups):
+    ms = groups[key]
+    cells = [
+      key[0],
+      key[1],
+      f"{key[2]:g}",
+      f"{np.mean([m['bound_nats'] for m in ms]):.3g}",
+      _cell([m["largest_distance"] / m["sensitivity"] for m in ms], 2),
+      _cell([m["information_nats"] for m in ms], 4),
+      _cell([m["information_nats"] / m["bound_nats"] for m in ms], 3),
+      str(len(ms)),
+    ]
     lines.append("| " + " | ".join(cells) + " |")
   return "\n".join(lines) + "\n"
