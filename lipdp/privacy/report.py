@@ -348,7 +348,8 @@ class PrivacyReport:
     if nats is not None:
       lines.append(
         f"  each record's released latents carry at most {nats:.3g} nats "
-        f"({nats / math.log(2.0):.3g} bits) about it (a capacity bound)"
+        f"({nats / math.log(2.0):.3g} bits) about it (a capacity bound on the latents alone; "
+        "what the weights carry is not counted)"
       )
     if self.central_epsilon is not None and self.central_epsilon < self.per_record_epsilon:
       if self.scope is Scope.CONDITIONAL:
