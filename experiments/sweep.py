@@ -15,8 +15,10 @@ line holds the point, the headline epsilon and what it is, and every metric of
 `lipdp.evaluation.evaluate_release` (computed on the private holdout: a study, not a private
 pipeline; see docs/results.md). `experiments/figures.py` draws the figures from the files.
 
-Every point runs through `lipdp.runner.run`, as the main job does; the methods, and how a point
-becomes a spec and a row, are in lipdp/studies/points.py (see docs/results.md).
+XLA's compiled programs are kept under WORKDIR/xla_cache and reused by later points and other
+shards (`--nocompilation_cache` turns it off). Every point runs through `lipdp.runner.run`, as
+the main job does; the methods, and how a point becomes a spec and a row, are in
+lipdp/studies/points.py (see docs/results.md).
 """
 
 import json
@@ -47,6 +49,12 @@ flags.DEFINE_list(
 )
 flags.DEFINE_bool("list", False, "Only list this shard's points.")
 flags.DEFINE_bool("keep_going", True, "Record a failed point and go on, instead of stopping.")
+flags.DEFINE_bool(
+  "compilation_cache",
+  True,
+  "Keep XLA's compiled programs in WORKDIR/xla_cache and reuse them across points and shards "
+  "(the same executables: rows do not change; as private as the work directories).",
+)
 flags.DEFINE_string(
   "configs",
   os.path.join(os.path.dirname(os.path.abspath(__file__)), "configs", "default.py"),
@@ -78,6 +86,8 @@ def main(argv):
     for p in todo:
       print("  " + p["id"])
     return
+  if FLAGS.compilation_cache and todo:
+    points_lib.use_compilation_cache(FLAGS.workdir)
   for number, point in enumerate(todo, 1):
     start = time.time()
     print(f"[{number}/{len(todo)}] {point['id']} ...", flush=True)

@@ -757,3 +757,25 @@ def test_encoder_information_table_states_the_share_of_the_bound():
     "0.040 ± 0.028",
     "2",
   ]
+
+
+def test_a_sweep_keeps_compiled_programs_under_its_root(tmp_path):
+  import jax  # pylint: disable=g-import-not-at-top
+
+  names = (
+    "jax_compilation_cache_dir",
+    "jax_persistent_cache_min_compile_time_secs",
+    "jax_persistent_cache_min_entry_size_bytes",
+  )
+  before = {name: getattr(jax.config, name) for name in names}
+  try:
+    directory = sweep_lib.use_compilation_cache(str(tmp_path / "sweeps"))
+    assert directory == str(tmp_path / "sweeps" / "xla_cache") and os.path.isdir(directory)
+    assert jax.config.jax_compilation_cache_dir == directory
+    # Every program is kept, however quick its compilation: a point's are mostly small.
+    assert jax.config.jax_persistent_cache_min_compile_time_secs == 0.0
+    jax.jit(lambda x: x * 3.0 + 1.0)(np.arange(3.0))
+    assert os.listdir(directory)  # the program was written
+  finally:
+    for name, value in before.items():
+      jax.config.update(name, value)

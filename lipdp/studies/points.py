@@ -292,6 +292,28 @@ def copy_trained(source: str, workdir: str, spec: spec_lib.Spec) -> None:
   files.atomic_write_text(config_path, json.dumps(recorded, indent=2, sort_keys=True))
 
 
+# XLA's compiled programs, kept under the sweeps' root (`use_compilation_cache`).
+COMPILATION_CACHE = "xla_cache"
+
+
+def use_compilation_cache(sweeps_root: str) -> str:
+  """Keeps XLA's compiled programs in `sweeps_root`/xla_cache (JAX's persistent compilation
+  cache) and loads them when a later point, in this process or another, builds the same
+  program. A sweep's points build the same programs again (a new jitted function per run), so
+  a point whose programs are cached runs in about half the time on a CPU (docs/performance.md).
+  The executable loaded is the one XLA compiles for the same program and options: rows do not
+  change. The folder is as private as the points' work directories beside it: a compiled
+  program may hold constants taken from the data. Returns the folder."""
+  import jax  # pylint: disable=g-import-not-at-top  (only a sweep that runs points needs it)
+
+  directory = os.path.join(sweeps_root, COMPILATION_CACHE)
+  os.makedirs(directory, exist_ok=True)
+  jax.config.update("jax_compilation_cache_dir", directory)
+  jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
+  jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
+  return directory
+
+
 def run_point(p: Mapping[str, Any], workdir_root: str, config_file: str) -> Dict[str, Any]:
   """Runs one point in a fresh work directory under `workdir_root` (the sweep's folder under
   the sweeps' root); returns its row. A point made by `decoded_again` starts from a copy of its
