@@ -761,6 +761,9 @@ def test_encoder_information_table_states_the_share_of_the_bound():
 
 def test_a_sweep_keeps_compiled_programs_under_its_root(tmp_path):
   import jax  # pylint: disable=g-import-not-at-top
+  from jax.experimental.compilation_cache import compilation_cache  # pylint: disable=g-import-not-at-top
+
+  jax.jit(lambda x: x - 2.0)(np.arange(3.0))  # the process's cache is open, as in the suite
 
   names = (
     "jax_compilation_cache_dir",
@@ -779,3 +782,4 @@ def test_a_sweep_keeps_compiled_programs_under_its_root(tmp_path):
   finally:
     for name, value in before.items():
       jax.config.update(name, value)
+    compilation_cache.reset_cache()  # back to the test process's own cache (conftest)

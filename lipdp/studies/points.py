@@ -304,13 +304,16 @@ def use_compilation_cache(sweeps_root: str) -> str:
   The executable loaded is the one XLA compiles for the same program and options: rows do not
   change. The folder is as private as the points' work directories beside it: a compiled
   program may hold constants taken from the data. Returns the folder."""
-  import jax  # pylint: disable=g-import-not-at-top  (only a sweep that runs points needs it)
+  # Only a sweep that runs points needs JAX here.
+  import jax  # pylint: disable=g-import-not-at-top
+  from jax.experimental.compilation_cache import compilation_cache  # pylint: disable=g-import-not-at-top
 
   directory = os.path.join(sweeps_root, COMPILATION_CACHE)
   os.makedirs(directory, exist_ok=True)
   jax.config.update("jax_compilation_cache_dir", directory)
   jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
   jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
+  compilation_cache.reset_cache()  # a cache opened before in this process now opens this folder
   return directory
 
 
