@@ -21,7 +21,8 @@ record it came from (`lipdp.privacy.information.uniform_mixture_information`):
       --points='lipdp-conditional/information/eps=16/*' --workdir=runs/sweeps
 
 and prints them by group (the seeds together): the bound, the largest distance as a fraction of
-L * D, and I(J; Z).
+L * D, and I(J; Z). `--out` keeps one JSON line per point; `--measured=FILE --figure=PNG` draws
+the bound against the per-record epsilon with the measured points.
 
 The distances and these measurements are statistics of the private training records (the
 evaluation's, covered by no guarantee): for the study, never for release.
@@ -59,6 +60,11 @@ flags.DEFINE_list(
 )
 flags.DEFINE_string("workdir", "runs/sweeps", "The sweeps' root the point ran under.")
 flags.DEFINE_integer("draws", 4, "Noise draws per training record in the I(J; Z) estimate.")
+flags.DEFINE_multi_string(
+  "measured", None, "JSON lines written by --points --out: draw them with --figure."
+)
+flags.DEFINE_string("figure", None, "With --measured: the figure of the bound and the measures.")
+flags.DEFINE_string("title", "What a release can carry", "With --figure: its title.")
 flags.DEFINE_string(
   "configs",
   os.path.join(os.path.dirname(os.path.abspath(__file__)), "configs", "default.py"),
@@ -104,6 +110,7 @@ def measure_point(point, workdir_root: str, configs: str, draws: int) -> dict:
     "method": point["method"],
     "tag": point.get("tag", ""),
     "epsilon": point["epsilon"],
+    "per_record_epsilon": report["per_record_epsilon"],
     "records": len(means),
     "latent_dim": means.shape[1],
     "sigma": sigma,
@@ -121,6 +128,14 @@ def measure_point(point, workdir_root: str, configs: str, draws: int) -> dict:
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+  if FLAGS.measured:
+    if not FLAGS.figure:
+      raise app.UsageError("--measured needs --figure")
+    measured = [m for path in FLAGS.measured for m in results_lib.read_rows(path)]
+    print(summaries.encoder_information_table(measured), end="")
+    summaries.information_figure(measured, FLAGS.figure, FLAGS.title)
+    print(f"wrote {FLAGS.figure}")
+    return
   if FLAGS.points:
     if FLAGS.sweep is None or FLAGS.results:
       raise app.UsageError("--points needs --sweep, and takes no --results")

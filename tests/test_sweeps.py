@@ -783,3 +783,13 @@ def test_a_sweep_keeps_compiled_programs_under_its_root(tmp_path):
     for name, value in before.items():
       jax.config.update(name, value)
     compilation_cache.reset_cache()  # back to the test process's own cache (conftest)
+
+
+def test_information_figure_draws_the_bound_and_the_measures(tmp_path):
+  measured = [
+    {"method": "lipdp-conditional", "tag": "t", "per_record_epsilon": e, "information_nats": i}
+    for e, i in ((1.0, 0.002), (1.0, 0.003), (16.0, 0.06))
+  ]
+  path = tmp_path / "figure.png"
+  results_lib.information_figure(measured, str(path), "title")
+  assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -287,3 +287,47 @@ def encoder_information_table(measured) -> str:
     ]
     lines.append("| " + " | ".join(cells) + " |")
   return "\n".join(lines) + "\n"
+
+
+def information_figure(measured, path: str, title: str, delta: float = 1e-5) -> None:
+  """The capacity bound against the per-record epsilon (a curve, at `delta`), and the measured
+  I(J; Z) of trained encoders (experiments/release_information.py --points), one series per
+  method and tag, mean and standard deviation over seeds; both axes logarithmic."""
+  groups = collections.defaultdict(list)
+  for m in measured:
+    groups[(m["method"], m["tag"])].append(m)
+  per_record = [m["per_record_epsilon"] for m in measured]
+  low, high = min(per_record + [1.0]) / 1.5, max(per_record + [16.0]) * 1.5
+  grid = np.geomspace(low, high, 60)
+  fig, ax = plt.subplots(figsize=(6.4, 4.2))
+  ax.plot(
+    grid,
+    [information.per_record_information_bound(e, delta) for e in grid],
+    color="k",
+    lw=1.5,
+    label="capacity bound mu^2 / 4 (any design)",
+  )
+  ax.axhline(math.log(10), color="grey", ls=":", lw=1, label="a digit's label: log 10 nats")
+  for (method, tag), ms in sorted(groups.items()):
+    by_eps = collections.defaultdict(list)
+    for m in ms:
+      by_eps[round(m["per_record_epsilon"], 6)].append(m["information_nats"])
+    eps = sorted(by_eps)
+    stats = [_mean_std(by_eps[e]) for e in eps]
+    ax.errorbar(
+      eps,
+      [s[0] for s in stats],
+      yerr=[s[1] for s in stats],
+      marker="o",
+      capsize=3,
+      ls="--",
+      label=f"measured: {method}, {tag}",
+    )
+  ax.set_xscale("log")
+  ax.set_yscale("log")
+  ax.set_xlabel(f"per-record epsilon of the release (delta = {delta:g})")
+  ax.set_ylabel("nats about each record")
+  ax.set_title(title)
+  ax.legend(fontsize=7, loc="best")
+  ax.grid(alpha=0.3, which="both")
+  _save(fig, path)
