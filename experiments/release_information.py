@@ -38,7 +38,10 @@ import numpy as np
 
 from lipdp import files
 from lipdp import latent_release
+from lipdp import privacy
+from lipdp import release as release_lib
 from lipdp import runner
+from lipdp import workdir as workdir_lib
 from lipdp.methods import vae as vae_method
 from lipdp.privacy import information
 from lipdp.studies import points as points_lib
@@ -83,40 +86,40 @@ def largest_distance(points: np.ndarray, chunk: int = 1024) -> float:
   return math.sqrt(max(largest, 0.0))
 
 
-def measure_point(point, workdir_root: str, configs: str, draws: int) -> dict:
+def measure_point(point, workdir_root: str, configs: str, draws: int, load_data) -> dict:
   """The trained encoder of a finished point against its release's bound (module docstring);
-  None for a point without a release."""
+  None for a point without a release. `load_data(spec.data)` gives the point's data set."""
   point_id = point["id"]
   spec = points_lib.make_spec(point, configs)
   workdir = points_lib.point_workdir(workdir_root, point["sweep"], point["id"])
-  report_path = os.path.join(workdir, "release", "privacy_report.json")
+  report_path = os.path.join(workdir_lib.release_dir(workdir), release_lib.REPORT_FILE)
   if not os.path.exists(report_path):
     return None  # not run, or refused before training (its row says why)
-  with open(report_path) as f:
-    report = json.load(f)
-  if report["release"].get("type") != "gaussian":
+  report = privacy.PrivacyReport.load(report_path)
+  if report.release_information_nats is None:
     raise app.UsageError(f"{point_id!r} released no homoscedastic Gaussian latents")
-  data = runner.load_data(spec.data)
+  data = load_data(spec.data)
   runner.open_for(spec, workdir, data.domain)  # refuses a work directory of other settings
   model, _, trained = vae_method.finished_training(spec, data, workdir)
   variables = {"params": trained.state.params, **trained.state.model_state}
-  mean_scale = float(report["certificate"].get("mean_scale", 1.0))
+  mean_scale = float(report.certificate.get("mean_scale", 1.0))
   means = latent_release.encoder_means(model, variables, data.train, mean_scale)
-  sigma, k, sensitivity = report["release"]["sigma"], report["release"]["k"], report["sensitivity"]
-  estimate, error = information.uniform_mixture_information(means, sigma, k=k, draws=draws)
+  estimate, error = information.uniform_mixture_information(
+    means, report.sigma, k=report.k, draws=draws
+  )
   centred = means - means.mean(axis=0)
   return {
     "point": point_id,
     "method": point["method"],
     "tag": point.get("tag", ""),
     "epsilon": point["epsilon"],
-    "per_record_epsilon": report["per_record_epsilon"],
+    "per_record_epsilon": report.per_record_epsilon,
     "records": len(means),
     "latent_dim": means.shape[1],
-    "sigma": sigma,
-    "k": k,
-    "sensitivity": sensitivity,
-    "bound_nats": information.release_information_bound(sigma, sensitivity, k),
+    "sigma": report.sigma,
+    "k": report.k,
+    "sensitivity": report.sensitivity,
+    "bound_nats": report.release_information_nats,
     "largest_distance": largest_distance(means),
     "mean_squared_spread": float(np.mean(np.sum(centred**2, axis=1))),
     "information_nats": estimate,
@@ -140,9 +143,17 @@ def main(argv):
     if FLAGS.sweep is None or FLAGS.results:
       raise app.UsageError("--points needs --sweep, and takes no --results")
     selected = points_lib.select(points_lib.load_sweep(FLAGS.sweep), FLAGS.points)
+    loaded = {}  # a sweep's points mostly share one data set: read it once
+
+    def load_data(data_spec):
+      key = repr(data_spec)  # the spec holds mappings: not hashable, but its repr is exact
+      if key not in loaded:
+        loaded[key] = runner.load_data(data_spec)
+      return loaded[key]
+
     results = []
     for point in selected:
-      result = measure_point(point, FLAGS.workdir, FLAGS.configs, FLAGS.draws)
+      result = measure_point(point, FLAGS.workdir, FLAGS.configs, FLAGS.draws, load_data)
       if result is None:
         print(f"{point['id']}: no release under {FLAGS.workdir} (not run, or refused): skipped")
         continue

@@ -163,9 +163,8 @@ def release_latents(
   in float64, is part of the certified mechanism. `mean_scale` and `log_sigma_scale` (in (0, 1])
   scale mu and log sigma's network (`LipschitzVAE.encode`).
   """
-  for name, scale in (("mean_scale", mean_scale), ("log_sigma_scale", log_sigma_scale)):
-    if not 0 < scale <= 1:
-      raise ValueError(f"{name} must be in (0, 1], got {scale}")
+  _check_scale("mean_scale", mean_scale)
+  _check_scale("log_sigma_scale", log_sigma_scale)
   if k < 1:
     raise ValueError(f"k must be >= 1, got {k}")
   if sigma is not None and model.heteroscedastic:
@@ -197,6 +196,12 @@ def release_latents(
   return np.concatenate(out, axis=0)
 
 
+def _check_scale(name: str, scale: float) -> None:
+  """A scale of the encoder's certified map (`LipschitzVAE.encode`) must lie in (0, 1]."""
+  if not 0 < scale <= 1:
+    raise ValueError(f"{name} must be in (0, 1], got {scale}")
+
+
 def _jitted_encode(model: vae_lib.LipschitzVAE, mean_scale: float, log_sigma_scale: float):
   """(variables, records) -> (mu, sigma) of `LipschitzVAE.encode` at the highest matmul
   precision (no TF32 rounding: the map the certificate bounds), compiled once per model."""
@@ -223,8 +228,7 @@ def encoder_means(
   """mu(x) of each record, float64, shape (n, latent_dim): the means `release_latents` adds its
   noise to (the same map, the same precision), without the noise. For diagnostics of a trained
   encoder (experiments/release_information.py): the means of private records are not released."""
-  if not 0 < mean_scale <= 1:
-    raise ValueError(f"mean_scale must be in (0, 1], got {mean_scale}")
+  _check_scale("mean_scale", mean_scale)
   encode = _jitted_encode(model, mean_scale, 1.0)
   variables = _on_one_device(variables)
   out = []

@@ -39,10 +39,9 @@ for _name, _value in _FLAGS.items():
 os.environ["XLA_FLAGS"] = _flags.strip()
 
 if os.environ.get("LIPDP_TEST_COMPILATION_CACHE", "1") != "0":
-  import jax  # pylint: disable=g-import-not-at-top  (after XLA_FLAGS, which JAX reads once)
+  # After XLA_FLAGS, which JAX reads once; the sweeps' own cache settings.
+  from lipdp.studies import points  # pylint: disable=g-import-not-at-top
 
-  _cache_dir = tempfile.mkdtemp(prefix="lipdp-test-xla-cache-")
-  atexit.register(shutil.rmtree, _cache_dir, ignore_errors=True)
-  jax.config.update("jax_compilation_cache_dir", _cache_dir)
-  jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
-  jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
+  _cache_root = tempfile.mkdtemp(prefix="lipdp-test-xla-cache-")
+  atexit.register(shutil.rmtree, _cache_root, ignore_errors=True)
+  points.use_compilation_cache(_cache_root)

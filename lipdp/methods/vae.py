@@ -114,16 +114,17 @@ def prepare(spec: spec_lib.Spec, data) -> Prepared:
 def _adaptive_clipping_settings(spec, plan, num_records: int) -> training.DPSGDConfig:
   """DP-SGD's settings with adaptive clipping, refused under the setting's name when the count's
   noise (q n / 20) cannot take its share of the noise multiplier z (it needs q n > 10 z)."""
-  try:
-    return _dpsgd_settings(spec, plan, num_records)
-  except ValueError as e:
+  if not training.count_noise_fits(
+    plan.dpsgd_noise_multiplier, _count_noise_std(spec, num_records)
+  ):
     expected = spec.train.dp_sampling_rate * num_records
     raise spec_lib.SettingError(
       f"{spec_lib.setting('train.dp_clip_quantile')} needs an expected batch q n above ten "
       f"times DP-SGD's noise multiplier ({10 * plan.dpsgd_noise_multiplier:.4g}); it is "
       f"{expected:.4g} records: raise {spec_lib.setting('train.dp_sampling_rate')} or use a "
       "fixed clip norm"
-    ) from e
+    )
+  return _dpsgd_settings(spec, plan, num_records)
 
 
 def adaptive_clipping_note(dp: training.DPSGDConfig) -> str:
@@ -471,10 +472,13 @@ def _dpsgd_settings(
     sampling_rate=train.dp_sampling_rate,
     clipping=train.dp_clipping,
     clip_quantile=train.dp_clip_quantile,
-    count_noise_std=(
-      ADAPTIVE_CLIP_COUNT_NOISE * train.dp_sampling_rate * num_records if adaptive else None
-    ),
+    count_noise_std=_count_noise_std(spec, num_records) if adaptive else None,
   )
+
+
+def _count_noise_std(spec: spec_lib.Spec, num_records: int) -> float:
+  """Adaptive clipping's count noise sigma_b = q n / 20 (Andrew et al. 2021)."""
+  return ADAPTIVE_CLIP_COUNT_NOISE * spec.train.dp_sampling_rate * num_records
 
 
 def finished_training(spec: spec_lib.Spec, data, workdir: str):

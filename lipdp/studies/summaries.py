@@ -163,6 +163,15 @@ def _save(fig, path):
   plt.close(fig)
 
 
+def _cell(values, digits: int = 3, empty: str = "") -> str:
+  """The mean ± standard deviation of `values` (None and NaN left out); the mean alone for one
+  value, `empty` for none."""
+  mean, std, count = _mean_std(values)
+  if count == 0:
+    return empty
+  return f"{mean:.{digits}f}" if count == 1 else f"{mean:.{digits}f} ± {std:.{digits}f}"
+
+
 def table(rows, by_tag: bool, metrics=None, digits: int = 3) -> str:
   """A markdown table: one line per method (and setting, `by_tag`) and epsilon, the mean ± sd
   over seeds of each of `metrics` (default: those of TABLE_METRICS the rows hold), to
@@ -187,12 +196,7 @@ def table(rows, by_tag: bool, metrics=None, digits: int = 3) -> str:
       + ["inf" if not math.isfinite(eps) else f"{eps:g}", str(len(rs))]
     )
     for metric in metrics:
-      mean, std, count = _mean_std([r.get(metric) for r in rs])
-      cells.append(
-        "-"
-        if count == 0
-        else (f"{mean:.{digits}f}" if count == 1 else f"{mean:.{digits}f} ± {std:.{digits}f}")
-      )
+      cells.append(_cell([r.get(metric) for r in rs], digits, empty="-"))
     lines.append("| " + " | ".join(cells) + " |")
   return "\n".join(lines) + "\n"
 
@@ -200,13 +204,6 @@ def table(rows, by_tag: bool, metrics=None, digits: int = 3) -> str:
 # What a release can carry (docs/results.md; experiments/release_information.py): the paired
 # differences of the release against the same weights' prior samples (evaluation.compare_prior).
 RELEASE_AGAINST_PRIOR = (("TSTR", "tstr/logreg"), ("DCR to train, median", "privacy/dcr_train_q50"))
-
-
-def _cell(values, digits: int = 3) -> str:
-  mean, std, count = _mean_std(values)
-  if count == 0:
-    return ""
-  return f"{mean:.{digits}f}" if count == 1 else f"{mean:.{digits}f} ± {std:.{digits}f}"
 
 
 def release_information_table(rows, num_classes: int = 10) -> str:

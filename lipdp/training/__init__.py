@@ -26,7 +26,7 @@ The modules, for tests, benchmarks and each other:
 Nothing here imports the run (`lipdp.runner`), the settings (`lipdp.spec`) or the methods.
 """
 
-from lipdp.training.dpsgd import CLIPPING_METHODS, DPSGDConfig
+from lipdp.training.dpsgd import CLIPPING_METHODS, DPSGDConfig, count_noise_fits
 from lipdp.training.per_example import LossFn
 from lipdp.training.loop import (
   LEARNING_RATE_DECAYS,

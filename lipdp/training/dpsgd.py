@@ -62,6 +62,17 @@ DEFAULT_CHUNK_SIZES = {"vmap": 64, "ghost": 128}
 CLIP_NORM_RANGE = (1e-6, 1e6)
 
 
+def count_noise_fits(noise_multiplier: float, count_noise_std: Optional[float]) -> bool:
+  """Whether adaptive clipping's count, with noise `count_noise_std`, can take its share of the
+  noise multiplier z: the gradient's own multiplier (z^-2 - (2 sigma_b)^-2)^-1/2 exists only for
+  2 sigma_b > z (module docstring)."""
+  return (
+    count_noise_std is not None
+    and bool(np.isfinite(count_noise_std))
+    and 2 * count_noise_std > noise_multiplier
+  )
+
+
 @dataclasses.dataclass(frozen=True)
 class DPSGDConfig:
   """DP-SGD hyper-parameters. `sampling_rate` q: each record joins a batch with probability q.
@@ -107,7 +118,7 @@ class DPSGDConfig:
       if not np.isfinite(self.clip_learning_rate) or self.clip_learning_rate <= 0:
         raise ValueError(f"clip_learning_rate must be positive, got {self.clip_learning_rate}")
       sigma_b = self.count_noise_std
-      if sigma_b is None or not np.isfinite(sigma_b) or not 2 * sigma_b > self.noise_multiplier:
+      if not count_noise_fits(self.noise_multiplier, sigma_b):
         raise ValueError(
           "adaptive clipping needs count_noise_std > noise_multiplier / 2 (the count's noise "
           f"takes its share of z = {self.noise_multiplier:g}), got {sigma_b}"
