@@ -285,6 +285,11 @@ class TrainSpec:
   # C fixed. At C = 1 every gradient is clipped, and groups of records with larger gradients are
   # under-fit (docs/results.md, "Clipping's disparate impact on bank-marketing").
   dp_clip_quantile: Optional[float] = None
+  # With dp_clip_quantile: one adaptive clip norm per category of this categorical column (a
+  # table's column, or 'label'), each following the quantile within its group (per-group
+  # clipping, DPSGD-F: Xu, Du and Wu 2021), with noise at the largest; inside the same budget.
+  # None: one clip norm for every record.
+  dp_clip_groups: Optional[str] = None
   # How per-example gradients are clipped: 'ghost' (per-example norms from each layer's inputs
   # and output gradients, no per-example gradients: several times faster, large batches cheap;
   # refuses a model with layers it does not recognise) or 'vmap' (per-example gradients). The
@@ -725,6 +730,17 @@ def _check_common(spec: Spec) -> None:
     raise SettingError(
       f"{setting('train.dp_clip_quantile')} must be in (0, 1) (0.5: the median), or None for a "
       f"fixed clip norm, got {quantile!r}"
+    )
+  groups = train.dp_clip_groups
+  if groups is not None and not (isinstance(groups, str) and groups):
+    raise SettingError(
+      f"{setting('train.dp_clip_groups')} must be the name of a categorical column, or None, "
+      f"got {groups!r}"
+    )
+  if groups is not None and quantile is None:
+    raise SettingError(
+      f"{setting('train.dp_clip_groups')} gives each group an adaptive clip norm: set "
+      f"{setting('train.dp_clip_quantile')} too (0.5: the median)"
     )
   if train.dp_clipping not in training.CLIPPING_METHODS:
     raise SettingError(

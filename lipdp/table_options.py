@@ -95,6 +95,14 @@ OPTIONS = (
     float,
   ),
   Option(
+    "clip_groups",
+    "train.dp_clip_groups",
+    "with --clip-quantile, give each category of this categorical column its own adaptive clip "
+    "norm (per-group clipping: a group whose gradients are larger is no longer clipped more), "
+    "inside the same epsilon",
+    str,
+  ),
+  Option(
     "label_conditioned",
     "model.label_conditioned",
     "decode each synthetic record for a label drawn from a label distribution trained with the "

@@ -688,15 +688,19 @@ def test_clip_options_reach_dpsgd():
   assert _table_spec(epsilon=3.0, delta=1e-6).train.dp_clip_quantile is None
   with pytest.raises(spec_lib.SettingError, match="--clip-quantile must be in"):
     _table_spec(epsilon=3.0, delta=1e-6, clip_quantile=1.5)
+  grouped = _table_spec(epsilon=3.0, delta=1e-6, clip_quantile=0.5, clip_groups="poutcome")
+  assert grouped.train.dp_clip_groups == "poutcome"
+  with pytest.raises(spec_lib.SettingError, match="set --clip-quantile too"):
+    _table_spec(epsilon=3.0, delta=1e-6, clip_groups="poutcome")
   # The count's noise q n / 20 must exceed z / 2: refused under the setting's name, not deep in
   # training; a small batch that passes is warned about.
   for records, refused in ((100, True), (3000, False)):
     plan = vae.plan_budget(spec, records)
     if refused:
-      with pytest.raises(spec_lib.SettingError, match="needs an expected batch q n above ten"):
-        vae._adaptive_clipping_settings(spec, plan, records)
+      with pytest.raises(spec_lib.SettingError, match="needs an expected batch q n above 10 times"):
+        vae._adaptive_clipping_settings(spec, plan, records, domain=None)
     else:
-      settings = vae._adaptive_clipping_settings(spec, plan, records)
+      settings = vae._adaptive_clipping_settings(spec, plan, records, domain=None)
       assert settings.gradient_noise_multiplier > settings.noise_multiplier
 
 

@@ -313,6 +313,35 @@ def test_dpsgd_scope_composes_training_and_release(tmp_path):
   assert report.recompute_epsilon() == pytest.approx(report.epsilon, rel=1e-9)
 
 
+def test_per_group_clipping_runs_inside_the_same_dpsgd_event(tmp_path):
+  """Per-group adaptive clipping: the accounted event is DP-SGD's as with one clip norm, the
+  report says which column's categories had their own clip norm, and the (private) metrics log
+  each group's."""
+  config = _config(
+    **{
+      "scope": "dp-sgd",
+      "train.num_steps": 20,
+      "train.log_every": 10,
+      "train.seed": 1,
+      "train.dp_sampling_rate": 0.05,
+      "train.dp_noise_multiplier": 1.5,
+      "train.dp_clip_quantile": 0.5,
+      "train.dp_clip_groups": "label",
+    }
+  )
+  result = _run(config, str(tmp_path))
+  assert result.report.dpsgd == privacy.DPSGDEvent(1.5, 0.05, 20)
+  (note,) = [n for n in result.report.notes if "per-group clipping" in n]
+  assert "each of the 10 categories of 'label' had its own clip norm" in note
+  with open(tmp_path / "metrics.jsonl") as f:
+    last = [json.loads(line) for line in f][-1]
+  groups = [last[f"clip_norm_group_{g}"] for g in range(10)]
+  # The window's mean of each step's largest clip norm (the noise's scale) is at least the
+  # largest of the groups' window means.
+  assert last["clip_norm"] >= max(groups) * (1 - 1e-6)
+  assert len(set(groups)) > 1  # moved by each group's own count
+
+
 @pytest.mark.slow  # the budget's split is also met end to end by the DP-SGD VAE test below
 def test_one_total_epsilon_is_split_and_met(tmp_path):
   config = _config(
@@ -488,6 +517,12 @@ def test_bad_settings_fail_before_any_work(tmp_path):
     ({"total_epsilon": 1.0}, "dp-sgd"),
     ({"method": "copy"}, "method"),
     ({"scope": "dp-measurements"}, "central baselines"),
+    ({"train.dp_clip_groups": "label"}, "dp_clip_quantile too"),
+    (
+      {"scope": "dp-sgd", "train.dp_clip_quantile": 0.5, "train.dp_clip_groups": "colour"},
+      r"must name a categorical column of the data; got 'colour', and the categorical columns "
+      r"are \['label'\]",
+    ),
   ]:
     with pytest.raises(ValueError, match=match):
       _run(_config(**overrides), str(tmp_path / "bad"))

@@ -233,6 +233,7 @@ def test_unset_public_options_are_left_out():
     ("train", "noise_samples", 0, "train.noise_samples must be an integer of at least 1"),
     ("train", "dp_clip_quantile", 1.0, r"train.dp_clip_quantile must be in \(0, 1\)"),
     ("train", "dp_clip_norm", 0.0, "train.dp_clip_norm must be a positive number"),
+    ("train", "dp_clip_groups", "", "train.dp_clip_groups must be the name of a categorical"),
   ],
 )
 def test_schedules_and_likelihoods_are_checked_by_name(section, leaf, value, match):

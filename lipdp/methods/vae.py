@@ -97,8 +97,8 @@ def prepare(spec: spec_lib.Spec, data) -> Prepared:
   if spec.scope is privacy.Scope.DP_SGD:
     check_dpsgd_truncation(spec, plan, data.domain)
     if spec.train.dp_clip_quantile is not None:
-      settings = _adaptive_clipping_settings(spec, plan, len(fit_records))
-      notes += (adaptive_clipping_note(settings),)
+      settings = _adaptive_clipping_settings(spec, plan, len(fit_records), data.domain)
+      notes += (adaptive_clipping_note(settings, spec.train.dp_clip_groups),)
       log.info("%s", notes[-1])
       if settings.gradient_noise_multiplier > 1.1 * settings.noise_multiplier:
         warnings.append(
@@ -111,30 +111,60 @@ def prepare(spec: spec_lib.Spec, data) -> Prepared:
   return Prepared(plan, fit_records, weights, warnings, pretrain_records, notes)
 
 
-def _adaptive_clipping_settings(spec, plan, num_records: int) -> training.DPSGDConfig:
+def _adaptive_clipping_settings(spec, plan, num_records: int, domain) -> training.DPSGDConfig:
   """DP-SGD's settings with adaptive clipping, refused under the setting's name when the count's
-  noise (q n / 20) cannot take its share of the noise multiplier z (it needs q n > 10 z)."""
+  noise (q n / 20) cannot take its share of the noise multiplier z (it needs q n > 20 r z, r the
+  count's sensitivity: 1/2, or max(gamma, 1 - gamma) per group)."""
+  train = spec.train
+  sensitivity = training.count_sensitivity(train.dp_clip_quantile, train.dp_clip_groups is not None)
   if not training.count_noise_fits(
-    plan.dpsgd_noise_multiplier, _count_noise_std(spec, num_records)
+    plan.dpsgd_noise_multiplier, _count_noise_std(spec, num_records), sensitivity
   ):
-    expected = spec.train.dp_sampling_rate * num_records
+    expected = train.dp_sampling_rate * num_records
+    times = sensitivity / ADAPTIVE_CLIP_COUNT_NOISE
     raise spec_lib.SettingError(
-      f"{spec_lib.setting('train.dp_clip_quantile')} needs an expected batch q n above ten "
-      f"times DP-SGD's noise multiplier ({10 * plan.dpsgd_noise_multiplier:.4g}); it is "
-      f"{expected:.4g} records: raise {spec_lib.setting('train.dp_sampling_rate')} or use a "
-      "fixed clip norm"
+      f"{spec_lib.setting('train.dp_clip_quantile')} needs an expected batch q n above "
+      f"{times:g} times DP-SGD's noise multiplier ({times * plan.dpsgd_noise_multiplier:.4g}); "
+      f"it is {expected:.4g} records: raise {spec_lib.setting('train.dp_sampling_rate')} or use "
+      "a fixed clip norm"
     )
-  return _dpsgd_settings(spec, plan, num_records)
+  return _dpsgd_settings(spec, plan, num_records, domain)
 
 
-def adaptive_clipping_note(dp: training.DPSGDConfig) -> str:
-  """What the report says of adaptive clipping: why its count is inside the accounted DP-SGD."""
+def clip_group_block(spec: spec_lib.Spec, domain) -> Optional[tuple]:
+  """Per-group clipping's (start, stop) record coordinates: the categorical block that
+  `train.dp_clip_groups` names, refused under the setting's name when there is none."""
+  name = spec.train.dp_clip_groups
+  if name is None:
+    return None
+  categorical = [b for b in domain.blocks if b.kind == "categorical"]
+  for block in categorical:
+    if block.name == name:
+      return (block.start, block.stop)
+  raise spec_lib.SettingError(
+    f"{spec_lib.setting('train.dp_clip_groups')} must name a categorical column of the data; "
+    f"got {name!r}, and the categorical columns are {[b.name for b in categorical]}"
+  )
+
+
+def adaptive_clipping_note(dp: training.DPSGDConfig, group_column: Optional[str] = None) -> str:
+  """What the report says of adaptive clipping: why its count is inside the accounted DP-SGD
+  (and, per group, which column's categories had their own clip norm)."""
   return (
     f"DP-SGD's clip norm followed the {dp.clip_quantile:g} quantile of the per-example gradient "
     f"norms (adaptive clipping, Andrew et al. 2021; first clip norm {dp.clip_norm:g}), moved by "
     f"a count of unclipped examples released each step with noise {dp.count_noise_std:.4g}; "
     f"the gradient's noise multiplier was {dp.gradient_noise_multiplier:.6g}, so that the two "
     f"together are one DP-SGD step of the accounted multiplier {dp.noise_multiplier:.6g}"
+    + (
+      ""
+      if dp.clip_groups is None
+      else (
+        f"; each of the {dp.num_clip_groups} categories of {group_column!r} had its own clip "
+        "norm and count, centred at the quantile (per-group clipping, DPSGD-F: Xu, Du and Wu "
+        "2021), and the gradient's noise was scaled to the largest clip norm"
+      )
+    )
   )
 
 
@@ -317,7 +347,12 @@ def check_dpsgd_truncation(spec: spec_lib.Spec, plan: privacy.BudgetPlan, domain
   parameters, 1,500 steps) at delta 1e-5 this allows a total epsilon up to about 31.
   """
   # Adaptive clipping draws one more coordinate per step: the count's noise.
-  per_step = num_parameters(spec, plan, domain) + (spec.train.dp_clip_quantile is not None)
+  # Adaptive clipping draws one more coordinate per step: the count's noise (one per group).
+  counts = 0
+  if spec.train.dp_clip_quantile is not None:
+    block = clip_group_block(spec, domain)
+    counts = 1 if block is None else block[1] - block[0]
+  per_step = num_parameters(spec, plan, domain) + counts
   num_coordinates = per_step * int(spec.train.num_steps)
   limit = max_supported_epsilon(plan.delta, num_coordinates)
   if not plan.total_epsilon <= limit:
@@ -400,7 +435,7 @@ def generate(
   variables = {"params": trained.state.params, **trained.state.model_state}
   dpsgd_event = None
   if spec.scope is privacy.Scope.DP_SGD:  # the steps taken
-    dpsgd_event = _dpsgd_settings(spec, plan, len(prepared.fit_records)).event(
+    dpsgd_event = _dpsgd_settings(spec, plan, len(prepared.fit_records), domain).event(
       int(trained.state.step)
     )
   timings = {"train_s": trained.wall_time_s}
@@ -460,7 +495,7 @@ def generate(
 
 
 def _dpsgd_settings(
-  spec: spec_lib.Spec, plan: privacy.BudgetPlan, num_records: int
+  spec: spec_lib.Spec, plan: privacy.BudgetPlan, num_records: int, domain
 ) -> training.DPSGDConfig:
   """DP-SGD's settings (scope 'dp-sgd'), with the planned noise multiplier; with adaptive
   clipping, Andrew et al. 2021's count noise, q n / 20 (the expected batch's twentieth)."""
@@ -473,6 +508,7 @@ def _dpsgd_settings(
     clipping=train.dp_clipping,
     clip_quantile=train.dp_clip_quantile,
     count_noise_std=_count_noise_std(spec, num_records) if adaptive else None,
+    clip_groups=clip_group_block(spec, domain),
   )
 
 
@@ -498,14 +534,14 @@ def finished_training(spec: spec_lib.Spec, data, workdir: str):
   prepared = prepare(spec, data)
   model = build_model(spec, data.domain, prepared.plan)
   trained = _train(spec, model, data.domain, prepared, workdir, progress=False)
-  return model, _train_config(spec, model, prepared, progress=False), trained
+  return model, _train_config(spec, model, data.domain, prepared, progress=False), trained
 
 
-def _train_config(spec, model, prepared: Prepared, progress: bool) -> training.TrainConfig:
+def _train_config(spec, model, domain, prepared: Prepared, progress: bool) -> training.TrainConfig:
   """The training settings of `spec` (DP-SGD's in scope 'dp-sgd')."""
   uses_dpsgd = spec.scope is privacy.Scope.DP_SGD
   dpsgd_settings = (
-    _dpsgd_settings(spec, prepared.plan, len(prepared.fit_records)) if uses_dpsgd else None
+    _dpsgd_settings(spec, prepared.plan, len(prepared.fit_records), domain) if uses_dpsgd else None
   )
   train = spec.train
   batch_size = _batch_size(train.batch_size, len(prepared.fit_records), uses_dpsgd)
@@ -534,7 +570,7 @@ def _train_config(spec, model, prepared: Prepared, progress: bool) -> training.T
 
 def _train(spec, model, domain, prepared: Prepared, workdir: str, progress: bool):
   """Trains (or resumes, or finds finished) the model in the work directory."""
-  config = _train_config(spec, model, prepared, progress)
+  config = _train_config(spec, model, domain, prepared, progress)
   uses_dpsgd, dpsgd_settings = config.dp is not None, config.dp
   train, batch_size = spec.train, config.batch_size
   latest = workdir_lib.latest_checkpoint_step(workdir)

@@ -26,7 +26,12 @@ The modules, for tests, benchmarks and each other:
 Nothing here imports the run (`lipdp.runner`), the settings (`lipdp.spec`) or the methods.
 """
 
-from lipdp.training.dpsgd import CLIPPING_METHODS, DPSGDConfig, count_noise_fits
+from lipdp.training.dpsgd import (
+  CLIPPING_METHODS,
+  DPSGDConfig,
+  count_noise_fits,
+  count_sensitivity,
+)
 from lipdp.training.per_example import LossFn
 from lipdp.training.loop import (
   LEARNING_RATE_DECAYS,
@@ -46,6 +51,8 @@ __all__ = [
   "TrainConfig",
   "TrainResult",
   "TrainState",
+  "count_noise_fits",
+  "count_sensitivity",
   "fit",
   "train",
   "valid_noise_samples",

@@ -35,6 +35,28 @@ DP-SGD's with z, unchanged, and the gradient's own noise multiplier is z_D =
 is a function of earlier released values only (post-processing). The centring by 1/2 uses the
 batch's size inside the mechanism; what leaves it is u_t, divided by the public q n.
 
+Per-group adaptive clipping, when `DPSGDConfig.clip_groups` is also set. Clipping's disparate
+impact (Bagdasaryan et al. 2019) shrinks most the records of a group whose gradients are larger;
+DPSGD-F (Xu, Du and Wu 2021, "Removing disparate impact on model accuracy in differentially
+private stochastic gradient descent") answers with a clip norm per group. Here a record's group
+is the argmax of a declared categorical block of the record (a function of the record alone, so
+every record is in exactly one group), each group g has its own C_{t,g}, and
+
+    u_{t,g} = sum_{i in B, g(i) = g} (1[|g_i| <= C_{t,g}] - gamma) + N(0, sigma_b^2),
+    C_{t+1,g} = C_{t,g} exp(-eta u_{t,g} / (q n)).
+
+Centring at gamma instead of 1/2 keeps each group's fixed point at its own gamma quantile
+without the group's batch size, which is private: the expected move is -eta (m_g / (q n))
+(f_g - gamma), f_g the group's unclipped fraction, so a group of share m_g / (q n) adapts that
+much more slowly. The gradient sum gets noise z_D C_max, C_max = max_g C_{t,g}. A record
+contributes (clip_{C_{t,g(i)}}(g_i), (b_i - gamma) e_{g(i)} z_D C_max / sigma_b): its count part
+has one non-zero coordinate, of size at most r = max(gamma, 1 - gamma), whatever the group, so
+the vector's norm is at most C_max sqrt(1 + r^2 z_D^2 / sigma_b^2), with isotropic noise
+z_D C_max on all of it. That is one DP-SGD step of multiplier z with z^-2 = z_D^-2 + r^2 /
+sigma_b^2 for a record moving between any two groups (replace-one), Andrew et al.'s Theorem 1
+with r for 1/2 (r = 1/2 at the median, where the two coincide). Every C_{t,g}, and C_max, is
+post-processing of earlier released counts.
+
 The batch is processed in fixed-size microbatches (`chunk_size` examples, vmapped) by one
 `lax.fori_loop` inside one jitted step (`lipdp.training.steps.DPSGDStep`), whose trip count is the
 number of microbatches actually holding examples: nothing is truncated, and no compute is spent on
@@ -62,15 +84,32 @@ DEFAULT_CHUNK_SIZES = {"vmap": 64, "ghost": 128}
 CLIP_NORM_RANGE = (1e-6, 1e6)
 
 
-def count_noise_fits(noise_multiplier: float, count_noise_std: Optional[float]) -> bool:
+def count_noise_fits(
+  noise_multiplier: float, count_noise_std: Optional[float], count_sensitivity: float = 0.5
+) -> bool:
   """Whether adaptive clipping's count, with noise `count_noise_std`, can take its share of the
-  noise multiplier z: the gradient's own multiplier (z^-2 - (2 sigma_b)^-2)^-1/2 exists only for
-  2 sigma_b > z (module docstring)."""
+  noise multiplier z: the gradient's own multiplier (z^-2 - r^2 / sigma_b^2)^-1/2 exists only for
+  sigma_b > r z, r the most one record moves the count (1/2 for one group; max(gamma, 1 - gamma)
+  per group; module docstring)."""
   return (
     count_noise_std is not None
     and bool(np.isfinite(count_noise_std))
-    and 2 * count_noise_std > noise_multiplier
+    and count_noise_std > count_sensitivity * noise_multiplier
   )
+
+
+def count_sensitivity(clip_quantile: float, grouped: bool) -> float:
+  """r, the most one record moves adaptive clipping's count: 1/2 for Andrew et al.'s count
+  centred at 1/2; max(gamma, 1 - gamma) for the per-group counts, centred at gamma."""
+  return max(clip_quantile, 1.0 - clip_quantile) if grouped else 0.5
+
+
+def group_one_hot(records: jax.Array, clip_groups: tuple) -> jax.Array:
+  """Per-group clipping's groups of `records` (batch, dim): the one-hot (batch, G) of the argmax
+  of coordinates [start, stop) = `clip_groups`. Exactly one group per record, whatever the
+  record holds (ties go to the first), which the count's sensitivity needs."""
+  start, stop = clip_groups
+  return jax.nn.one_hot(jnp.argmax(records[:, start:stop], axis=1), stop - start, dtype=jnp.float32)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -90,6 +129,11 @@ class DPSGDConfig:
   is then the first step's C, moved by `clip_learning_rate` (eta) from a count released with
   noise `count_noise_std` (sigma_b, which must exceed z / 2). Andrew et al. 2021 use eta = 0.2
   and sigma_b = q n / 20.
+
+  `clip_groups` (start, stop), with `clip_quantile`, gives each group its own adaptive clip norm
+  (per-group adaptive clipping, module docstring): a record's group is the argmax of its
+  coordinates [start, stop), a categorical block (`group_one_hot`); sigma_b must then exceed
+  max(gamma, 1 - gamma) z.
   """
 
   noise_multiplier: float
@@ -100,6 +144,7 @@ class DPSGDConfig:
   clip_quantile: Optional[float] = None
   clip_learning_rate: float = 0.2
   count_noise_std: Optional[float] = None
+  clip_groups: Optional[tuple] = None
 
   def __post_init__(self):
     if not np.isfinite(self.noise_multiplier) or self.noise_multiplier <= 0:
@@ -117,11 +162,26 @@ class DPSGDConfig:
         raise ValueError(f"clip_quantile must be in (0, 1), got {self.clip_quantile}")
       if not np.isfinite(self.clip_learning_rate) or self.clip_learning_rate <= 0:
         raise ValueError(f"clip_learning_rate must be positive, got {self.clip_learning_rate}")
-      sigma_b = self.count_noise_std
-      if not count_noise_fits(self.noise_multiplier, sigma_b):
+      sigma_b, r = self.count_noise_std, self.count_sensitivity
+      if not count_noise_fits(self.noise_multiplier, sigma_b, r):
         raise ValueError(
-          "adaptive clipping needs count_noise_std > noise_multiplier / 2 (the count's noise "
+          f"adaptive clipping needs count_noise_std > {r:g} noise_multiplier (the count's noise "
           f"takes its share of z = {self.noise_multiplier:g}), got {sigma_b}"
+        )
+    if self.clip_groups is not None:
+      if self.clip_quantile is None:
+        raise ValueError("clip_groups needs clip_quantile: per-group clip norms are adaptive")
+      groups = self.clip_groups
+      if not (
+        isinstance(groups, tuple)
+        and len(groups) == 2
+        and all(isinstance(v, int) and not isinstance(v, bool) for v in groups)
+        and 0 <= groups[0]
+        and groups[1] - groups[0] >= 2
+      ):
+        raise ValueError(
+          f"clip_groups must be a (start, stop) pair of record coordinates with at least two "
+          f"groups, got {groups!r}"
         )
 
   @property
@@ -130,14 +190,29 @@ class DPSGDConfig:
     return self.clip_quantile is not None
 
   @property
+  def num_clip_groups(self) -> int:
+    """G, the number of clip norms: the block's size with `clip_groups`, else 1."""
+    return 1 if self.clip_groups is None else self.clip_groups[1] - self.clip_groups[0]
+
+  @property
+  def count_sensitivity(self) -> float:
+    """r, the most one record moves adaptive clipping's count (`count_sensitivity`)."""
+    if not self.adaptive:
+      raise ValueError("count_sensitivity needs adaptive clipping (clip_quantile set)")
+    return count_sensitivity(self.clip_quantile, self.clip_groups is not None)
+
+  @property
   def gradient_noise_multiplier(self) -> float:
     """z_D, the gradient sum's noise over C: z with a fixed clip norm; with adaptive clipping
-    (z^-2 - (2 sigma_b)^-2)^-1/2, so that the gradient and the count together are one DP-SGD
-    step of multiplier z (module docstring)."""
+    (z^-2 - r^2 / sigma_b^2)^-1/2 (r = 1/2 for one group: (z^-2 - (2 sigma_b)^-2)^-1/2), so that
+    the gradient and the count together are one DP-SGD step of multiplier z (module
+    docstring)."""
     if not self.adaptive:
       return self.noise_multiplier
     z, sigma_b = float(self.noise_multiplier), float(self.count_noise_std)
-    return (z**-2 - (2.0 * sigma_b) ** -2) ** -0.5
+    if self.clip_groups is None:
+      return (z**-2 - (2.0 * sigma_b) ** -2) ** -0.5
+    return (z**-2 - (self.count_sensitivity / sigma_b) ** 2) ** -0.5
 
   @property
   def microbatch_size(self) -> int:
@@ -150,10 +225,14 @@ class DPSGDConfig:
     return privacy.DPSGDEvent(self.noise_multiplier, self.sampling_rate, steps)
 
 
-def clipped_gradient_sum(loss_fn: per_example.LossFn, clip_norm: float, clipping: str = "vmap"):
-  """Builds `f(params, model_state, chunk, mask, rng, clip_norm=None) -> (sum of clipped grads,
-  stats)`; a `clip_norm` given to `f` (a traced scalar: adaptive clipping's C_t) replaces the
-  one it was built with.
+def clipped_gradient_sum(
+  loss_fn: per_example.LossFn, clip_norm: float, clipping: str = "vmap", count_centre: float = 0.5
+):
+  """Builds `f(params, model_state, chunk, mask, rng, clip_norm=None, groups=None) -> (sum of
+  clipped grads, stats)`; a `clip_norm` given to `f` (a traced scalar: adaptive clipping's C_t)
+  replaces the one it was built with. With `groups` (rows, G), one-hot (`group_one_hot`),
+  `clip_norm` holds one clip norm per group and row i is clipped to its group's (per-group
+  adaptive clipping).
 
   `clipping='ghost'` returns `lipdp.training.ghost_clipping.clipped_gradient_sum` (same interface
   and result, no per-example gradients); the rest of this docstring is the vmap path.
@@ -165,18 +244,18 @@ def clipped_gradient_sum(loss_fn: per_example.LossFn, clip_norm: float, clipping
   sums over the real rows: `loss_sum` (finite losses), `clipped_fraction_sum` (examples whose
   norm exceeded C) and `count`; they are not covered by the accounting and must stay private.
   `centred_unclipped_sum` is adaptive clipping's count before its noise
-  (`per_example.centred_unclipped`).
+  (`per_example.centred_unclipped`, centred at `count_centre`; per group with `groups`).
   """
 
   if clipping == "ghost":
-    return ghost_clipping.clipped_gradient_sum(loss_fn, clip_norm)
+    return ghost_clipping.clipped_gradient_sum(loss_fn, clip_norm, count_centre)
   if clipping != "vmap":
     raise ValueError(f"clipping must be one of {CLIPPING_METHODS}, got {clipping!r}")
 
   built_with = clip_norm
 
-  def clipped_sum(params, model_state, chunk, mask, rng, clip_norm=None):
-    clip_norm = built_with if clip_norm is None else clip_norm
+  def clipped_sum(params, model_state, chunk, mask, rng, clip_norm=None, groups=None):
+    clip_norm = per_example.row_clip_norms(built_with if clip_norm is None else clip_norm, groups)
     keys = jax.random.split(rng, chunk.shape[0])
     losses, grads = jax.vmap(
       jax.value_and_grad(per_example.record_loss(loss_fn)), in_axes=(None, None, 0, 0)
@@ -195,7 +274,9 @@ def clipped_gradient_sum(loss_fn: per_example.LossFn, clip_norm: float, clipping
       "loss_sum": jnp.sum(jnp.where(finite, losses, 0.0) * mask),
       "clipped_fraction_sum": jnp.sum((norms > clip_norm) * mask),
       "count": jnp.sum(mask),
-      "centred_unclipped_sum": per_example.centred_unclipped(norms, finite, mask, clip_norm),
+      "centred_unclipped_sum": per_example.centred_unclipped(
+        norms, finite, mask, clip_norm, count_centre, groups
+      ),
     }
     return summed, stats
 
@@ -228,17 +309,23 @@ def adaptive_noise(params: Any, dp: DPSGDConfig, seed: int, step: int) -> tuple:
   unit = jax.tree_util.tree_map(
     lambda p: randomness.standard_normal(rng, np.shape(p)).astype(np.float32), params
   )
-  count = np.float32(dp.count_noise_std * randomness.standard_normal(rng, ()))
+  shape = () if dp.clip_groups is None else (dp.num_clip_groups,)  # one count per group
+  count = (dp.count_noise_std * randomness.standard_normal(rng, shape)).astype(np.float32)
   return unit, count
 
 
 def next_clip_norm(
   clip_norm: jax.Array, noisy_count: jax.Array, dp: DPSGDConfig, expected_batch_size: float
 ) -> jax.Array:
-  """C_{t+1} = C_t exp(-eta (u_t / (q n) + 1/2 - gamma)), u_t the released noisy centred count
-  of unclipped examples (module docstring)."""
-  unclipped_fraction = noisy_count / expected_batch_size + 0.5
-  moved = clip_norm * jnp.exp(-dp.clip_learning_rate * (unclipped_fraction - dp.clip_quantile))
+  """C_{t+1} = C_t exp(-eta (u_t / (q n) + 1/2 - gamma)), u_t the released noisy count of
+  unclipped examples centred at 1/2; per group (`clip_groups`), C_{t+1,g} = C_{t,g} exp(-eta
+  u_{t,g} / (q n)), each count centred at gamma (module docstring)."""
+  if dp.clip_groups is None:
+    unclipped_fraction = noisy_count / expected_batch_size + 0.5
+    move = unclipped_fraction - dp.clip_quantile
+  else:
+    move = noisy_count / expected_batch_size
+  moved = clip_norm * jnp.exp(-dp.clip_learning_rate * move)
   # Kept within a millionth and a million times the first C (post-processing: free), so that a
   # long drift never reaches float32's subnormals, where rounding could break |clip(g)| <= C,
   # nor its overflow.

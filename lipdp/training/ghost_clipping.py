@@ -554,31 +554,33 @@ def per_example_norms(loss_fn, params, model_state, chunk, rng) -> tuple[Array, 
   return jnp.sqrt(jnp.maximum(estimate, 0.0)), jnp.sqrt(bound)
 
 
-def clipped_gradient_sum(loss_fn: per_example.LossFn, clip_norm: float):
+def clipped_gradient_sum(loss_fn: per_example.LossFn, clip_norm: float, count_centre: float = 0.5):
   """`lipdp.training.dpsgd.clipped_gradient_sum` by ghost norms and book-keeping (module docstring).
 
-  Builds `f(params, model_state, chunk, mask, rng, clip_norm=None) -> (sum of clipped grads,
-  stats)`, with the vmap path's keys, masking, non-finite handling, statistics and run-time clip
-  norm. Raises `GhostClippingError` when traced if some parameter is not covered exactly by a
-  recognised layer.
+  Builds `f(params, model_state, chunk, mask, rng, clip_norm=None, groups=None) -> (sum of
+  clipped grads, stats)`, with the vmap path's keys, masking, non-finite handling, statistics,
+  run-time clip norm and per-group clip norms. Raises `GhostClippingError` when traced if some
+  parameter is not covered exactly by a recognised layer.
   """
-  with_norms = clipped_gradient_sum_and_norms(loss_fn, clip_norm)
+  with_norms = clipped_gradient_sum_and_norms(loss_fn, clip_norm, count_centre)
 
-  def clipped_sum(params, model_state, chunk, mask, rng, clip_norm=None):
-    summed, stats, _ = with_norms(params, model_state, chunk, mask, rng, clip_norm)
+  def clipped_sum(params, model_state, chunk, mask, rng, clip_norm=None, groups=None):
+    summed, stats, _ = with_norms(params, model_state, chunk, mask, rng, clip_norm, groups)
     return summed, stats
 
   return clipped_sum
 
 
-def clipped_gradient_sum_and_norms(loss_fn: per_example.LossFn, clip_norm: float):
+def clipped_gradient_sum_and_norms(
+  loss_fn: per_example.LossFn, clip_norm: float, count_centre: float = 0.5
+):
   """`clipped_gradient_sum`, also returning the per-example norms (for tests and diagnostics;
   private like the statistics): {'estimate', 'bound'} as in `per_example_norms`, and 'layers',
   each layer's estimated squared norm."""
   built_with = clip_norm
 
-  def clipped_sum(params, model_state, chunk, mask, rng, clip_norm=None):
-    clip_norm = built_with if clip_norm is None else clip_norm
+  def clipped_sum(params, model_state, chunk, mask, rng, clip_norm=None, groups=None):
+    clip_norm = per_example.row_clip_norms(built_with if clip_norm is None else clip_norm, groups)
     plan, losses, terms = _all_terms(loss_fn, params, model_state, chunk, rng)
     estimate = sum(t.estimate for t in terms.values())
     bound = sum(t.bound for t in terms.values())
@@ -597,7 +599,9 @@ def clipped_gradient_sum_and_norms(loss_fn: per_example.LossFn, clip_norm: float
       "loss_sum": jnp.sum(jnp.where(finite, losses, 0.0) * mask),
       "clipped_fraction_sum": jnp.sum((norms > clip_norm) * mask),
       "count": jnp.sum(mask),
-      "centred_unclipped_sum": per_example.centred_unclipped(norms, finite, mask, clip_norm),
+      "centred_unclipped_sum": per_example.centred_unclipped(
+        norms, finite, mask, clip_norm, count_centre, groups
+      ),
     }
     layers = {k: t.estimate for k, t in terms.items()}
     return summed, stats, {"estimate": norms, "bound": jnp.sqrt(bound), "layers": layers}

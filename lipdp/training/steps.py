@@ -67,10 +67,14 @@ class AdaptiveClipTrainState(TrainState):
   clip_norm: jax.Array = None
 
   @classmethod
-  def starting_at(cls, state: TrainState, clip_norm: float) -> "AdaptiveClipTrainState":
-    """`state` with adaptive clipping's first clip norm."""
+  def starting_at(
+    cls, state: TrainState, clip_norm: float, num_groups: Optional[int] = None
+  ) -> "AdaptiveClipTrainState":
+    """`state` with adaptive clipping's first clip norm (for each of `num_groups` groups with
+    per-group clipping: a vector)."""
     fields = {f.name: getattr(state, f.name) for f in dataclasses.fields(TrainState)}
-    return cls(**fields, clip_norm=jnp.asarray(clip_norm, jnp.float32))
+    shape = () if num_groups is None else (num_groups,)
+    return cls(**fields, clip_norm=jnp.full(shape, clip_norm, jnp.float32))
 
 
 def step_rng(run_key: jax.Array, step: Any, stream: int) -> jax.Array:
@@ -239,7 +243,10 @@ class DPSGDStep(Step):
     self._param_shapes = param_shapes
     self._loss_fn, self._sample_record = loss_fn, sample_record
     self._checked = dp.clipping != "ghost"
-    clipped_sum = dpsgd.clipped_gradient_sum(loss_fn, dp.clip_norm, dp.clipping)
+    grouped = dp.clip_groups is not None  # per-group adaptive clipping (dpsgd docstring)
+    clipped_sum = dpsgd.clipped_gradient_sum(
+      loss_fn, dp.clip_norm, dp.clipping, dp.clip_quantile if grouped else 0.5
+    )
     expected_batch_size = dp.sampling_rate * num_records
     finish = noisy_update(loss_fn, optimizer, expected_batch_size, sample_record)
     rows = NamedSharding(mesh, PartitionSpec(sharding_lib.DATA_AXIS))
@@ -259,8 +266,16 @@ class DPSGDStep(Step):
         mask = jax.lax.with_sharding_constraint(
           (c * chunk + jnp.arange(chunk) < count).astype(jnp.float32), rows
         )
+        # A record's group is a function of the record alone (padding rows are masked out).
+        groups = dpsgd.group_one_hot(batch, dp.clip_groups) if grouped else None
         part, part_stats = clipped_sum(
-          state.params, state.model_state, batch, mask, jax.random.fold_in(rng, c), clip_norm
+          state.params,
+          state.model_state,
+          batch,
+          mask,
+          jax.random.fold_in(rng, c),
+          clip_norm,
+          groups,
         )
         return (
           jax.tree_util.tree_map(jnp.add, grad_sum, part),
@@ -268,9 +283,11 @@ class DPSGDStep(Step):
         )
 
       zero_stats = {
-        k: jnp.zeros((), jnp.float32)
-        for k in ("loss_sum", "clipped_fraction_sum", "count", "centred_unclipped_sum")
+        k: jnp.zeros((), jnp.float32) for k in ("loss_sum", "clipped_fraction_sum", "count")
       }
+      zero_stats["centred_unclipped_sum"] = jnp.zeros(
+        (dp.num_clip_groups,) if grouped else (), jnp.float32
+      )
       grad_sum, stats = jax.lax.fori_loop(
         0,
         num_chunks,
@@ -280,10 +297,11 @@ class DPSGDStep(Step):
       refresh = step_rng(run_key, state.step, REFRESH_STREAM)
       if not dp.adaptive:
         return finish(state, grad_sum, noise, refresh), stats
-      # Adaptive clipping (dpsgd module docstring): the gradient's noise z_D C_t, and the noisy
-      # centred count of unclipped examples, the only statistic that moves C.
+      # Adaptive clipping (dpsgd module docstring): the gradient's noise z_D C_t (per group: the
+      # largest group's C_t, the sum's sensitivity), and the noisy centred count of unclipped
+      # examples (one per group), the only statistic that moves C.
       unit_noise, count_noise = noise
-      scale = dp.gradient_noise_multiplier * clip_norm
+      scale = dp.gradient_noise_multiplier * (jnp.max(clip_norm) if grouped else clip_norm)
       new_state = finish(
         state, grad_sum, jax.tree_util.tree_map(lambda e: e * scale, unit_noise), refresh
       )
@@ -338,10 +356,21 @@ class DPSGDStep(Step):
           "loss": float(m["loss_sum"]) / count,
           "batch_size": float(m["count"]),
           "clipped_fraction": float(m["clipped_fraction_sum"]) / count,
-          **({"clip_norm": float(m["clip_norm"])} if "clip_norm" in m else {}),
+          **(_clip_norm_metrics(m["clip_norm"]) if "clip_norm" in m else {}),
         }
       )
     return super().summarize(per_step)
+
+
+def _clip_norm_metrics(clip_norm) -> dict:
+  """Adaptive clipping's clip norm for the logs: `clip_norm`, the one that scales the noise
+  (per group: the largest), and per group `clip_norm_group_<g>`."""
+  norms = np.asarray(clip_norm, np.float64)
+  if norms.ndim == 0:
+    return {"clip_norm": float(norms)}
+  return {"clip_norm": float(norms.max())} | {
+    f"clip_norm_group_{g}": float(v) for g, v in enumerate(norms)
+  }
 
 
 def make_step(

@@ -332,3 +332,175 @@ def test_dpsgd_step_is_the_clipped_sum_plus_noise_over_q_n():
   expected, _ = _clipped_sum_by_hand(model, state, records, dp.clip_norm, run_key)
   expected += toy.flat(dpsgd.dpsgd_noise(state.params, dp, 9, 0))
   np.testing.assert_allclose(toy.flat(new.params) - before, -expected / 40, rtol=2e-4, atol=1e-6)
+
+
+# --- Per-group adaptive clipping (DPSGD-F) ------------------------------------------------------
+
+GROUPS = (12, 15)  # toy.BLOCKS' label block: three groups
+
+
+def test_per_group_clipping_is_one_dpsgd_step_of_the_accounted_multiplier():
+  """Each record contributes (clip_{C_g}(g), (b - gamma) e_g z_D C_max / sigma_b): one non-zero
+  count coordinate of size <= r = max(gamma, 1 - gamma), whatever the group, so the vector's norm
+  is <= C_max sqrt(1 + (r z_D / sigma_b)^2) under isotropic noise z_D C_max: DP-SGD with
+  multiplier z exactly when z_D C_max = z times that norm."""
+  for quantile in (0.5, 0.75, 0.2):
+    dp = dpsgd.DPSGDConfig(
+      1.1, 0.7, 0.1, clip_quantile=quantile, count_noise_std=3.0, clip_groups=GROUPS
+    )
+    r = max(quantile, 1 - quantile)
+    assert dp.count_sensitivity == r and dp.num_clip_groups == 3
+    z_d, c_max = dp.gradient_noise_multiplier, 0.7
+    worst = c_max * np.sqrt(1 + (r * z_d / 3.0) ** 2)
+    assert z_d * c_max == pytest.approx(1.1 * worst, rel=1e-12)
+    assert dp.event(100) == dpsgd.DPSGDConfig(1.1, 0.7, 0.1).event(100)  # accounted as before
+  # At the median the grouped count moves by 1/2 per record, as the ungrouped one does.
+  one = dpsgd.DPSGDConfig(1.1, 0.7, 0.1, clip_quantile=0.5, count_noise_std=3.0)
+  grouped = dpsgd.DPSGDConfig(
+    1.1, 0.7, 0.1, clip_quantile=0.5, count_noise_std=3.0, clip_groups=GROUPS
+  )
+  assert grouped.gradient_noise_multiplier == pytest.approx(one.gradient_noise_multiplier)
+  # sigma_b must exceed r z: 0.8 > 0.5 * 1.1 passes alone, not per group at gamma 0.75.
+  dpsgd.DPSGDConfig(1.1, 0.7, 0.1, clip_quantile=0.75, count_noise_std=0.8)
+  with pytest.raises(ValueError, match="count_noise_std > 0.75 noise_multiplier"):
+    dpsgd.DPSGDConfig(1.1, 0.7, 0.1, clip_quantile=0.75, count_noise_std=0.8, clip_groups=GROUPS)
+  with pytest.raises(ValueError, match="clip_groups needs clip_quantile"):
+    dpsgd.DPSGDConfig(1.1, 0.7, 0.1, clip_groups=GROUPS)
+  for bad in ((12, 13), (15, 12), [12, 15], (-1, 3), (12.0, 15)):
+    with pytest.raises(ValueError, match="clip_groups must be"):
+      dpsgd.DPSGDConfig(1.1, 0.7, 0.1, clip_quantile=0.5, count_noise_std=3.0, clip_groups=bad)
+
+
+def test_every_record_is_in_exactly_one_group():
+  records = np.zeros((5, 15), np.float32)
+  records[0, 13] = 1.0  # a one-hot
+  records[1, 12:15] = (0.2, 0.9, 0.9)  # a tie: the first
+  records[2, 12:15] = (-5.0, -1.0, -3.0)  # not in any domain: still one group
+  records[3, 12:15] = np.nan  # argmax of NaNs: still one group
+  records[4, :12] = 7.0  # other coordinates do not matter
+  groups = np.asarray(dpsgd.group_one_hot(jnp.asarray(records), GROUPS))
+  assert groups.shape == (5, 3)
+  np.testing.assert_array_equal(groups.sum(axis=1), 1.0)
+  assert set(np.unique(groups)) <= {0.0, 1.0}
+  np.testing.assert_array_equal(groups.argmax(axis=1)[:3], [1, 1, 1])
+
+
+def test_the_per_group_count_moves_one_group_by_at_most_r():
+  norms = jnp.asarray([0.1, 5.0, jnp.nan, 0.2, 9.0, 0.3])
+  finite = jnp.isfinite(norms)
+  mask = jnp.asarray([1.0, 1.0, 1.0, 1.0, 1.0, 0.0])  # the last row is padding
+  groups = jax.nn.one_hot(jnp.asarray([0, 0, 1, 2, 2, 1]), 3)
+  clip = per_example.row_clip_norms(jnp.asarray([1.0, 1.0, 10.0]), groups)
+  np.testing.assert_array_equal(clip, [1.0, 1.0, 1.0, 10.0, 10.0, 1.0])
+  gamma = 0.75
+  counts = per_example.centred_unclipped(norms, finite, mask, clip, gamma, groups)
+  # group 0: +0.25 (unclipped) - 0.75 (clipped); group 1: NaN and padding, 0; group 2: two
+  # unclipped at C = 10, +0.25 each.
+  np.testing.assert_allclose(counts, [-0.5, 0.0, 0.5])
+  for i in range(6):  # any one row alone moves one group's count, by at most max(g, 1 - g)
+    alone = per_example.centred_unclipped(
+      norms, finite, mask * (jnp.arange(6) == i), clip, gamma, groups
+    )
+    assert np.count_nonzero(alone) <= 1 and np.max(np.abs(alone)) <= 0.75
+
+
+def _grouped_dp(**overrides):
+  settings = dict(
+    noise_multiplier=0.5,
+    clip_norm=99.0,  # the built-in C: never used, the state's C_t are
+    sampling_rate=1.0,
+    chunk_size=8,
+    clip_quantile=0.3,
+    count_noise_std=2.0,
+    clip_groups=GROUPS,
+  )
+  return dpsgd.DPSGDConfig(**{**settings, **overrides})
+
+
+@pytest.mark.parametrize("clipping", ["vmap", "ghost"])
+def test_per_group_step_is_the_pieces(clipping):
+  """One per-group step against the pieces: each record clipped at its group's C_{t,g}, noise
+  z_D max_g C_{t,g} on the sum, divided by q n; C_{t+1,g} = C_{t,g} exp(-eta u_g / (q n)) from
+  each group's noisy count u_g, centred at gamma."""
+  model, records = toy.model(), toy.records(40)
+  dp = _grouped_dp(clipping=clipping)
+  sgd = optax.sgd(1.0)
+  fresh = train_state.create(model, sgd, jnp.asarray(records[:1]), jax.random.key(1))
+  clips = np.asarray([0.05, 0.3, 0.15], np.float32)
+  state = steps_lib.AdaptiveClipTrainState.starting_at(fresh, 1.0, 3).replace(
+    clip_norm=jnp.asarray(clips)
+  )
+  step, mesh = _adaptive_step(model, records, dp, sgd, state)
+  run_key = randomness.key_from_seed(123)
+  before = toy.flat(state.params)
+  state = jax.tree_util.tree_map(np.asarray, state)  # host copy: the step donates its input
+  new, stats = step.update(
+    jax.device_put(state, sharding.replicated(mesh)),
+    sharding.replicate(mesh, records),
+    run_key,
+    step.place(step.host_inputs(0)),
+  )
+  # By hand: the vmap path, one group at a time (the other rows masked out), at its C.
+  clipped_sum = jax.jit(dpsgd.clipped_gradient_sum(loop.vae_loss(model, toy.BLOCKS), 1.0))
+  rng = steps_lib.step_rng(run_key, 0, 1)
+  labels = records[:, 12:15].argmax(axis=1)
+  assert len(set(labels)) == 3
+  expected, unclipped = 0.0, np.zeros(3)
+  for c in range(5):
+    rows = slice(8 * c, 8 * (c + 1))
+    for g in range(3):
+      part, part_stats = clipped_sum(
+        state.params,
+        state.model_state,
+        jnp.asarray(records[rows]),
+        (labels[rows] == g).astype(np.float32),
+        jax.random.fold_in(rng, c),
+        float(clips[g]),
+      )
+      expected = expected + toy.flat(part)
+      unclipped[g] += float(part_stats["count"] - part_stats["clipped_fraction_sum"])
+  unit, count_noise = dpsgd.adaptive_noise(state.params, dp, 9, 0)
+  assert count_noise.shape == (3,)
+  expected += toy.flat(unit) * dp.gradient_noise_multiplier * clips.max()
+  np.testing.assert_allclose(toy.flat(new.params) - before, -expected / 40, rtol=2e-4, atol=1e-6)
+  u = unclipped - 0.3 * np.bincount(labels, minlength=3) + count_noise
+  np.testing.assert_allclose(new.clip_norm, clips * np.exp(-0.2 * u / 40), rtol=1e-5)
+  np.testing.assert_allclose(stats["clip_norm"], clips)
+  logged = step.summarize([jax.tree_util.tree_map(np.asarray, stats)])
+  assert logged["clip_norm"] == pytest.approx(0.3)
+  assert [logged[f"clip_norm_group_{g}"] for g in range(3)] == pytest.approx(clips)
+
+
+def test_per_group_clip_norms_settle_at_each_groups_quantile():
+  """With the weights held still and little noise, each C_{t,g} settles where about gamma of its
+  own group's norms lie below it, also for a group whose gradients are far larger (one clip norm
+  for all would clip that group far more often than the others)."""
+  model, records = toy.model(), toy.records(60)
+  labels = records[:, 12:15].argmax(axis=1)
+  records[labels == 2, :12] *= 4.0  # group 2: larger reconstruction errors, larger gradients
+  dp = _grouped_dp(
+    noise_multiplier=0.01,
+    clip_norm=0.05,
+    chunk_size=60,
+    clip_quantile=0.75,
+    count_noise_std=0.01,
+    clip_learning_rate=0.6,
+  )
+  frozen = optax.sgd(0.0)
+  fresh = train_state.create(model, frozen, jnp.asarray(records[:1]), jax.random.key(1))
+  state = steps_lib.AdaptiveClipTrainState.starting_at(fresh, dp.clip_norm, 3)
+  norms = per_example.gradient_norms(
+    loop.vae_loss(model, toy.BLOCKS), state.params, state.model_state, records, jax.random.key(0)
+  )
+  assert np.median(norms[labels == 2]) > 2 * np.median(norms[labels != 2])
+  step, mesh = _adaptive_step(model, records, dp, frozen, state)
+  state = jax.device_put(state, sharding.replicated(mesh))
+  device_records = sharding.replicate(mesh, records)
+  run_key = randomness.key_from_seed(5)
+  for t in range(200):
+    state, _ = step.update(state, device_records, run_key, step.place(step.host_inputs(t)))
+  final = np.asarray(state.clip_norm)
+  for g in range(3):
+    below = float(np.mean(norms[labels == g] <= final[g]))
+    assert 0.55 <= below <= 0.95, (g, below, final)
+  assert final[2] > 2 * max(final[0], final[1])
