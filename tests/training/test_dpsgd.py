@@ -170,11 +170,9 @@ def _adaptive_step(model, records, dp, optimizer, state):
   return step, mesh
 
 
-def test_adaptive_clipping_step_is_the_pieces():
-  """One adaptive step against the pieces: clip at C_t, noise z_D C_t on the sum, divide by q n;
-  C_{t+1} = C_t exp(-eta (u / (q n) + 1/2 - gamma)) from the noisy centred count u."""
-  model, records = toy.model(), toy.records(40)
-  dp = dpsgd.DPSGDConfig(
+def _adaptive_dp(**overrides):
+  """Adaptive clipping's settings for the step tests, with `overrides`."""
+  settings = dict(
     noise_multiplier=0.5,
     clip_norm=99.0,  # the built-in C: never used, the state's C_t is
     sampling_rate=1.0,
@@ -182,20 +180,37 @@ def test_adaptive_clipping_step_is_the_pieces():
     clip_quantile=0.3,
     count_noise_std=2.0,
   )
+  return dpsgd.DPSGDConfig(**{**settings, **overrides})
+
+
+def _one_adaptive_step(model, records, dp, clip_norm):
+  """Step 0 of adaptive clipping with SGD(1) from clip norm(s) `clip_norm` (a scalar, or one per
+  group): (the state before, as host arrays; the new state; the step's stats; the run key; the
+  step)."""
   sgd = optax.sgd(1.0)
   fresh = train_state.create(model, sgd, jnp.asarray(records[:1]), jax.random.key(1))
-  state = steps_lib.AdaptiveClipTrainState.starting_at(fresh, 0.3)
+  state = steps_lib.AdaptiveClipTrainState.starting_at(fresh, 1.0, None).replace(
+    clip_norm=jnp.asarray(clip_norm, jnp.float32)
+  )
   step, mesh = _adaptive_step(model, records, dp, sgd, state)
-  host = step.host_inputs(0)
   run_key = randomness.key_from_seed(123)
-  before = toy.flat(state.params)
   state = jax.tree_util.tree_map(np.asarray, state)  # host copy: the step donates its input
   new, stats = step.update(
     jax.device_put(state, sharding.replicated(mesh)),
     sharding.replicate(mesh, records),
     run_key,
-    step.place(host),
+    step.place(step.host_inputs(0)),
   )
+  return state, new, stats, run_key, step
+
+
+def test_adaptive_clipping_step_is_the_pieces():
+  """One adaptive step against the pieces: clip at C_t, noise z_D C_t on the sum, divide by q n;
+  C_{t+1} = C_t exp(-eta (u / (q n) + 1/2 - gamma)) from the noisy centred count u."""
+  model, records = toy.model(), toy.records(40)
+  dp = _adaptive_dp()
+  state, new, stats, run_key, _ = _one_adaptive_step(model, records, dp, np.float32(0.3))
+  before = toy.flat(state.params)
   expected, clipped = _clipped_sum_by_hand(model, state, records, 0.3, run_key)
   unit, count_noise = dpsgd.adaptive_noise(state.params, dp, 9, 0)
   expected += toy.flat(unit) * dp.gradient_noise_multiplier * 0.3
@@ -203,6 +218,24 @@ def test_adaptive_clipping_step_is_the_pieces():
   assert float(stats["clip_norm"]) == pytest.approx(0.3)
   u = (40 - clipped) - 20 + float(count_noise)
   assert float(new.clip_norm) == pytest.approx(0.3 * np.exp(-0.2 * (u / 40 + 0.5 - 0.3)), rel=1e-5)
+
+
+def _settled_clip_norms(model, records, dp, num_groups, num_steps):
+  """Adaptive clipping's clip norm(s) after `num_steps` steps with the weights held still
+  (learning rate 0), and the records' exact per-example norms: (norms, final clip norms)."""
+  frozen = optax.sgd(0.0)
+  fresh = train_state.create(model, frozen, jnp.asarray(records[:1]), jax.random.key(1))
+  state = steps_lib.AdaptiveClipTrainState.starting_at(fresh, dp.clip_norm, num_groups)
+  norms = per_example.gradient_norms(
+    loop.vae_loss(model, toy.BLOCKS), state.params, state.model_state, records, jax.random.key(0)
+  )
+  step, mesh = _adaptive_step(model, records, dp, frozen, state)
+  state = jax.device_put(state, sharding.replicated(mesh))
+  device_records = sharding.replicate(mesh, records)
+  run_key = randomness.key_from_seed(5)
+  for t in range(num_steps):
+    state, _ = step.update(state, device_records, run_key, step.place(step.host_inputs(t)))
+  return norms, np.asarray(state.clip_norm)
 
 
 def test_adaptive_clip_norm_settles_at_its_quantile():
@@ -217,20 +250,9 @@ def test_adaptive_clip_norm_settles_at_its_quantile():
     clip_quantile=0.75,
     count_noise_std=0.01,
   )
-  frozen = optax.sgd(0.0)
-  fresh = train_state.create(model, frozen, jnp.asarray(records[:1]), jax.random.key(1))
-  state = steps_lib.AdaptiveClipTrainState.starting_at(fresh, dp.clip_norm)
-  norms = per_example.gradient_norms(
-    loop.vae_loss(model, toy.BLOCKS), state.params, state.model_state, records, jax.random.key(0)
-  )
-  step, mesh = _adaptive_step(model, records, dp, frozen, state)
-  state = jax.device_put(state, sharding.replicated(mesh))
-  device_records = sharding.replicate(mesh, records)
-  run_key = randomness.key_from_seed(5)
-  for t in range(150):
-    state, _ = step.update(state, device_records, run_key, step.place(step.host_inputs(t)))
-  below = float(np.mean(norms <= float(state.clip_norm)))
-  assert 0.6 <= below <= 0.9, (below, float(state.clip_norm), np.quantile(norms, [0.25, 0.75]))
+  norms, final = _settled_clip_norms(model, records, dp, num_groups=None, num_steps=150)
+  below = float(np.mean(norms <= float(final)))
+  assert 0.6 <= below <= 0.9, (below, float(final), np.quantile(norms, [0.25, 0.75]))
 
 
 def test_dpsgd_noise_is_added_to_the_sum_then_divided():
@@ -404,42 +426,16 @@ def test_the_per_group_count_moves_one_group_by_at_most_r():
     assert np.count_nonzero(alone) <= 1 and np.max(np.abs(alone)) <= 0.75
 
 
-def _grouped_dp(**overrides):
-  settings = dict(
-    noise_multiplier=0.5,
-    clip_norm=99.0,  # the built-in C: never used, the state's C_t are
-    sampling_rate=1.0,
-    chunk_size=8,
-    clip_quantile=0.3,
-    count_noise_std=2.0,
-    clip_groups=GROUPS,
-  )
-  return dpsgd.DPSGDConfig(**{**settings, **overrides})
-
-
 @pytest.mark.parametrize("clipping", ["vmap", "ghost"])
 def test_per_group_step_is_the_pieces(clipping):
   """One per-group step against the pieces: each record clipped at its group's C_{t,g}, noise
   z_D max_g C_{t,g} on the sum, divided by q n; C_{t+1,g} = C_{t,g} exp(-eta u_g / (q n)) from
   each group's noisy count u_g, centred at gamma."""
   model, records = toy.model(), toy.records(40)
-  dp = _grouped_dp(clipping=clipping)
-  sgd = optax.sgd(1.0)
-  fresh = train_state.create(model, sgd, jnp.asarray(records[:1]), jax.random.key(1))
+  dp = _adaptive_dp(clipping=clipping, clip_groups=GROUPS)
   clips = np.asarray([0.05, 0.3, 0.15], np.float32)
-  state = steps_lib.AdaptiveClipTrainState.starting_at(fresh, 1.0, 3).replace(
-    clip_norm=jnp.asarray(clips)
-  )
-  step, mesh = _adaptive_step(model, records, dp, sgd, state)
-  run_key = randomness.key_from_seed(123)
+  state, new, stats, run_key, step = _one_adaptive_step(model, records, dp, clips)
   before = toy.flat(state.params)
-  state = jax.tree_util.tree_map(np.asarray, state)  # host copy: the step donates its input
-  new, stats = step.update(
-    jax.device_put(state, sharding.replicated(mesh)),
-    sharding.replicate(mesh, records),
-    run_key,
-    step.place(step.host_inputs(0)),
-  )
   # By hand: the vmap path, one group at a time (the other rows masked out), at its C.
   clipped_sum = jax.jit(dpsgd.clipped_gradient_sum(loop.vae_loss(model, toy.BLOCKS), 1.0))
   rng = steps_lib.step_rng(run_key, 0, 1)
@@ -478,7 +474,8 @@ def test_per_group_clip_norms_settle_at_each_groups_quantile():
   model, records = toy.model(), toy.records(60)
   labels = records[:, 12:15].argmax(axis=1)
   records[labels == 2, :12] *= 4.0  # group 2: larger reconstruction errors, larger gradients
-  dp = _grouped_dp(
+  dp = _adaptive_dp(
+    clip_groups=GROUPS,
     noise_multiplier=0.01,
     clip_norm=0.05,
     chunk_size=60,
@@ -486,20 +483,8 @@ def test_per_group_clip_norms_settle_at_each_groups_quantile():
     count_noise_std=0.01,
     clip_learning_rate=0.6,
   )
-  frozen = optax.sgd(0.0)
-  fresh = train_state.create(model, frozen, jnp.asarray(records[:1]), jax.random.key(1))
-  state = steps_lib.AdaptiveClipTrainState.starting_at(fresh, dp.clip_norm, 3)
-  norms = per_example.gradient_norms(
-    loop.vae_loss(model, toy.BLOCKS), state.params, state.model_state, records, jax.random.key(0)
-  )
+  norms, final = _settled_clip_norms(model, records, dp, num_groups=3, num_steps=200)
   assert np.median(norms[labels == 2]) > 2 * np.median(norms[labels != 2])
-  step, mesh = _adaptive_step(model, records, dp, frozen, state)
-  state = jax.device_put(state, sharding.replicated(mesh))
-  device_records = sharding.replicate(mesh, records)
-  run_key = randomness.key_from_seed(5)
-  for t in range(200):
-    state, _ = step.update(state, device_records, run_key, step.place(step.host_inputs(t)))
-  final = np.asarray(state.clip_norm)
   for g in range(3):
     below = float(np.mean(norms[labels == g] <= final[g]))
     assert 0.55 <= below <= 0.95, (g, below, final)
