@@ -114,7 +114,7 @@ def prepare(spec: spec_lib.Spec, data) -> Prepared:
 def _adaptive_clipping_settings(spec, plan, num_records: int, domain) -> training.DPSGDConfig:
   """DP-SGD's settings with adaptive clipping, refused under the setting's name when the count's
   noise (q n / 20) cannot take its share of the noise multiplier z (it needs q n > 20 r z, r the
-  count's sensitivity: 1/2, or max(gamma, 1 - gamma) per group)."""
+  count's sensitivity: 1/2, or max(c, 1 - c) per group, c the count's centre)."""
   train = spec.train
   sensitivity = training.count_sensitivity(train.dp_clip_quantile, train.dp_clip_groups is not None)
   if not training.count_noise_fits(
@@ -161,7 +161,7 @@ def adaptive_clipping_note(dp: training.DPSGDConfig, group_column: Optional[str]
       if dp.clip_groups is None
       else (
         f"; each of the {dp.num_clip_groups} categories of {group_column!r} had its own clip "
-        "norm and count, centred at the quantile (per-group clipping, DPSGD-F: Xu, Du and Wu "
+        "norm and count, centred at the quantile to 1/256 (per-group clipping, DPSGD-F: Xu, Du and Wu "
         "2021), and the gradient's noise was scaled to the largest clip norm"
       )
     )

@@ -42,20 +42,25 @@ private stochastic gradient descent") answers with a clip norm per group. Here a
 is the argmax of a declared categorical block of the record (a function of the record alone, so
 every record is in exactly one group), each group g has its own C_{t,g}, and
 
-    u_{t,g} = sum_{i in B, g(i) = g} (1[|g_i| <= C_{t,g}] - gamma) + N(0, sigma_b^2),
-    C_{t+1,g} = C_{t,g} exp(-eta u_{t,g} / (q n)).
+    u_{t,g} = sum_{i in B, g(i) = g} (1[|g_i| <= C_{t,g}] - c) + N(0, sigma_b^2),
+    C_{t+1,g} = C_{t,g} exp(-eta u_{t,g} / (q n)),
 
-Centring at gamma instead of 1/2 keeps each group's fixed point at its own gamma quantile
-without the group's batch size, which is private: the expected move is -eta (m_g / (q n))
-(f_g - gamma), f_g the group's unclipped fraction, so a group of share m_g / (q n) adapts that
-much more slowly. The gradient sum gets noise z_D C_max, C_max = max_g C_{t,g}. A record
-contributes (clip_{C_{t,g(i)}}(g_i), (b_i - gamma) e_{g(i)} z_D C_max / sigma_b): its count part
-has one non-zero coordinate, of size at most r = max(gamma, 1 - gamma), whatever the group, so
-the vector's norm is at most C_max sqrt(1 + r^2 z_D^2 / sigma_b^2), with isotropic noise
-z_D C_max on all of it. That is one DP-SGD step of multiplier z with z^-2 = z_D^-2 + r^2 /
-sigma_b^2 for a record moving between any two groups (replace-one), Andrew et al.'s Theorem 1
-with r for 1/2 (r = 1/2 at the median, where the two coincide). Every C_{t,g}, and C_max, is
-post-processing of earlier released counts.
+with c = gamma rounded to a multiple of 1/256 (`count_centre`), so that every term and every
+partial sum of fewer than 65,536 of them is exact in float32, whatever order XLA adds in.
+Centring at c instead of 1/2 keeps each group's fixed point at its own quantile without the
+group's batch size, which is private: the expected move is -eta (m_g / (q n)) (f_g - c), f_g
+the group's unclipped fraction, so a group of share m_g / (q n) adapts that much more slowly.
+The gradient sum gets noise z_D C_max, C_max = max_g C_{t,g}. A record contributes
+(clip_{C_{t,g(i)}}(g_i), (b_i - c) e_{g(i)} z_D C_max / sigma_b): its count part has one non-zero
+coordinate, of size at most r = max(c, 1 - c), whatever the group, so the vector's norm is at
+most C_max sqrt(1 + r^2 z_D^2 / sigma_b^2), with isotropic noise z_D C_max on all of it. That is
+one DP-SGD step of multiplier z with z^-2 = z_D^-2 + r^2 / sigma_b^2 for a record moving between
+any two groups (replace-one), Andrew et al.'s Theorem 1 with r for 1/2 (r = 1/2 at the median,
+where the two coincide). Every C_{t,g}, and C_max, is post-processing of earlier released counts.
+
+Precision: the clipping margin is a float32 rounding bound, so the products that compute the
+norms' bounds and the clipped sum run at the highest matmul precision (a platform's reduced
+default, TF32 on recent NVIDIA GPUs, would round past it; docs/privacy.md).
 
 The batch is processed in fixed-size microbatches (`chunk_size` examples, vmapped) by one
 `lax.fori_loop` inside one jitted step (`lipdp.training.steps.DPSGDStep`), whose trip count is the
@@ -64,6 +69,7 @@ padding beyond the last partial microbatch.
 """
 
 import dataclasses
+import math
 from typing import Any, Optional
 
 import jax
@@ -89,8 +95,8 @@ def count_noise_fits(
 ) -> bool:
   """Whether adaptive clipping's count, with noise `count_noise_std`, can take its share of the
   noise multiplier z: the gradient's own multiplier (z^-2 - r^2 / sigma_b^2)^-1/2 exists only for
-  sigma_b > r z, r the most one record moves the count (1/2 for one group; max(gamma, 1 - gamma)
-  per group; module docstring)."""
+  sigma_b > r z, r the most one record moves the count (1/2 for one group; max(c, 1 - c) per
+  group, c the count's centre; module docstring)."""
   return (
     count_noise_std is not None
     and bool(np.isfinite(count_noise_std))
@@ -98,18 +104,32 @@ def count_noise_fits(
   )
 
 
+# The per-group count's centre is gamma rounded to a multiple of this: its terms and their sums
+# (below 65,536 records per step) are then exact in float32's 24 bits.
+COUNT_CENTRE_RESOLUTION = 1 / 256
+
+
+def count_centre(clip_quantile: float, grouped: bool) -> float:
+  """Where adaptive clipping's count is centred: 1/2 for Andrew et al.'s count (one group);
+  gamma rounded to a multiple of 1/256 for the per-group counts (module docstring)."""
+  if not grouped:
+    return 0.5
+  return round(clip_quantile / COUNT_CENTRE_RESOLUTION) * COUNT_CENTRE_RESOLUTION
+
+
 def count_sensitivity(clip_quantile: float, grouped: bool) -> float:
-  """r, the most one record moves adaptive clipping's count: 1/2 for Andrew et al.'s count
-  centred at 1/2; max(gamma, 1 - gamma) for the per-group counts, centred at gamma."""
-  return max(clip_quantile, 1.0 - clip_quantile) if grouped else 0.5
+  """r, the most one record moves adaptive clipping's count, max(c, 1 - c) for its centre c:
+  1/2 for one group; per group, with c gamma rounded to 1/256 (`count_centre`)."""
+  centre = count_centre(clip_quantile, grouped)
+  return max(centre, 1.0 - centre)
 
 
-def group_one_hot(records: jax.Array, clip_groups: tuple) -> jax.Array:
-  """Per-group clipping's groups of `records` (batch, dim): the one-hot (batch, G) of the argmax
-  of coordinates [start, stop) = `clip_groups`. Exactly one group per record, whatever the
-  record holds (ties go to the first), which the count's sensitivity needs."""
+def record_groups(records: jax.Array, clip_groups: tuple) -> jax.Array:
+  """Per-group clipping's group of each of `records` (batch, dim): the index (int32) of the
+  argmax of coordinates [start, stop) = `clip_groups`. Exactly one group per record, whatever
+  the record holds (ties, and NaNs, go to the first), which the count's sensitivity needs."""
   start, stop = clip_groups
-  return jax.nn.one_hot(jnp.argmax(records[:, start:stop], axis=1), stop - start, dtype=jnp.float32)
+  return jnp.argmax(records[:, start:stop], axis=1).astype(jnp.int32)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -132,8 +152,8 @@ class DPSGDConfig:
 
   `clip_groups` (start, stop), with `clip_quantile`, gives each group its own adaptive clip norm
   (per-group adaptive clipping, module docstring): a record's group is the argmax of its
-  coordinates [start, stop), a categorical block (`group_one_hot`); sigma_b must then exceed
-  max(gamma, 1 - gamma) z.
+  coordinates [start, stop), a categorical block (`record_groups`); sigma_b must then exceed
+  r z, r = max(c, 1 - c) for the count's centre c (`count_centre`: gamma to 1/256).
   """
 
   noise_multiplier: float
@@ -163,7 +183,9 @@ class DPSGDConfig:
       if not np.isfinite(self.clip_learning_rate) or self.clip_learning_rate <= 0:
         raise ValueError(f"clip_learning_rate must be positive, got {self.clip_learning_rate}")
       sigma_b, r = self.count_noise_std, self.count_sensitivity
-      if not count_noise_fits(self.noise_multiplier, sigma_b, r):
+      if not (
+        count_noise_fits(self.noise_multiplier, sigma_b, r) and self._gradient_multiplier_ok()
+      ):
         raise ValueError(
           f"adaptive clipping needs count_noise_std > {r:g} noise_multiplier (the count's noise "
           f"takes its share of z = {self.noise_multiplier:g}), got {sigma_b}"
@@ -195,11 +217,28 @@ class DPSGDConfig:
     return 1 if self.clip_groups is None else self.clip_groups[1] - self.clip_groups[0]
 
   @property
+  def count_centre(self) -> float:
+    """Where adaptive clipping's count is centred (`count_centre`)."""
+    if not self.adaptive:
+      raise ValueError("count_centre needs adaptive clipping (clip_quantile set)")
+    return count_centre(self.clip_quantile, self.clip_groups is not None)
+
+  @property
   def count_sensitivity(self) -> float:
     """r, the most one record moves adaptive clipping's count (`count_sensitivity`)."""
     if not self.adaptive:
       raise ValueError("count_sensitivity needs adaptive clipping (clip_quantile set)")
     return count_sensitivity(self.clip_quantile, self.clip_groups is not None)
+
+  def _gradient_multiplier_ok(self) -> bool:
+    """Whether z_D is a finite real number of at least z: sigma_b > r z alone can leave
+    z^-2 - (r / sigma_b)^2 at or below zero after rounding, where z_D would be infinite or
+    complex, and complex noise would be silently dropped to its real part."""
+    try:
+      z_d = self.gradient_noise_multiplier
+    except ZeroDivisionError:
+      return False
+    return isinstance(z_d, float) and math.isfinite(z_d) and z_d >= self.noise_multiplier
 
   @property
   def gradient_noise_multiplier(self) -> float:
@@ -230,7 +269,7 @@ def clipped_gradient_sum(
 ):
   """Builds `f(params, model_state, chunk, mask, rng, clip_norm=None, groups=None) -> (sum of
   clipped grads, stats)`; a `clip_norm` given to `f` (a traced scalar: adaptive clipping's C_t)
-  replaces the one it was built with. With `groups` (rows, G), one-hot (`group_one_hot`),
+  replaces the one it was built with. With `groups` (rows,), each row's group (`record_groups`),
   `clip_norm` holds one clip norm per group and row i is clipped to its group's (per-group
   adaptive clipping).
 
@@ -255,7 +294,9 @@ def clipped_gradient_sum(
   built_with = clip_norm
 
   def clipped_sum(params, model_state, chunk, mask, rng, clip_norm=None, groups=None):
-    clip_norm = per_example.row_clip_norms(built_with if clip_norm is None else clip_norm, groups)
+    clip_norm = built_with if clip_norm is None else clip_norm
+    num_groups = None if groups is None else jnp.shape(clip_norm)[0]
+    clip_norm = per_example.row_clip_norms(clip_norm, groups)
     keys = jax.random.split(rng, chunk.shape[0])
     losses, grads = jax.vmap(
       jax.value_and_grad(per_example.record_loss(loss_fn)), in_axes=(None, None, 0, 0)
@@ -264,18 +305,21 @@ def clipped_gradient_sum(
     target = clip_norm * (1.0 - margin)  # provably <= C after rounding (see per_example_norms)
     finite = jnp.isfinite(norms)
     scale = jnp.where(finite, jnp.minimum(1.0, target / jnp.maximum(norms, 1e-30)), 0.0) * mask
-    summed = jax.tree_util.tree_map(
-      lambda g: jnp.tensordot(
-        scale, jnp.where(finite.reshape((-1,) + (1,) * (g.ndim - 1)), g, 0.0), axes=1
-      ),
-      grads,
-    )
+    # At the highest matmul precision: a platform's reduced default (TF32 on recent GPUs)
+    # would round each clipped gradient by more than the margin, past C.
+    with jax.default_matmul_precision("highest"):
+      summed = jax.tree_util.tree_map(
+        lambda g: jnp.tensordot(
+          scale, jnp.where(finite.reshape((-1,) + (1,) * (g.ndim - 1)), g, 0.0), axes=1
+        ),
+        grads,
+      )
     stats = {
       "loss_sum": jnp.sum(jnp.where(finite, losses, 0.0) * mask),
       "clipped_fraction_sum": jnp.sum((norms > clip_norm) * mask),
       "count": jnp.sum(mask),
       "centred_unclipped_sum": per_example.centred_unclipped(
-        norms, finite, mask, clip_norm, count_centre, groups
+        norms, finite, mask, clip_norm, count_centre, groups, num_groups
       ),
     }
     return summed, stats

@@ -538,10 +538,15 @@ def _all_terms(loss_fn, params, model_state, chunk, rng):
   keys = jax.random.split(rng, chunk.shape[0])
   plan = build_plan(loss_fn, params, model_state, chunk[0], keys[0])
   losses, inputs, grads = _ghost_pass(loss_fn, plan, params, model_state, chunk, keys)
-  terms = {
-    l.key: _layer_terms(plan, l, params, model_state, inputs[l.key], grads[l.key])
-    for l in plan.layers
-  }
+  # The norms' bounds and the clipped sum (each `accumulate`) at the highest matmul precision:
+  # their rounding analysis is float32's, and a platform's reduced default (TF32 on recent
+  # GPUs) would round by more than the margin. The pass that computes a and g may run at the
+  # default: the bound and the sum are both computed from the same a and g.
+  with jax.default_matmul_precision("highest"):
+    terms = {
+      l.key: _layer_terms(plan, l, params, model_state, inputs[l.key], grads[l.key])
+      for l in plan.layers
+    }
   return plan, losses, terms
 
 
@@ -580,7 +585,9 @@ def clipped_gradient_sum_and_norms(
   built_with = clip_norm
 
   def clipped_sum(params, model_state, chunk, mask, rng, clip_norm=None, groups=None):
-    clip_norm = per_example.row_clip_norms(built_with if clip_norm is None else clip_norm, groups)
+    clip_norm = built_with if clip_norm is None else clip_norm
+    num_groups = None if groups is None else jnp.shape(clip_norm)[0]
+    clip_norm = per_example.row_clip_norms(clip_norm, groups)
     plan, losses, terms = _all_terms(loss_fn, params, model_state, chunk, rng)
     estimate = sum(t.estimate for t in terms.values())
     bound = sum(t.bound for t in terms.values())
@@ -590,9 +597,10 @@ def clipped_gradient_sum_and_norms(
     scale = jnp.minimum(1.0, target / jnp.maximum(jnp.sqrt(bound), 1e-30))
     weights = jnp.where(keep, scale * mask, 0.0)
     sums = {}
-    for layer in plan.layers:
-      for name, value in terms[layer.key].accumulate(weights, keep).items():
-        sums[layer.path + (name,)] = value
+    with jax.default_matmul_precision("highest"):  # as the terms (`_all_terms`)
+      for layer in plan.layers:
+        for name, value in terms[layer.key].accumulate(weights, keep).items():
+          sums[layer.path + (name,)] = value
     summed = jax.tree_util.tree_map_with_path(lambda p, _: sums[_path_names(p)], params)
     norms = jnp.sqrt(jnp.maximum(estimate, 0.0))
     stats = {
@@ -600,7 +608,7 @@ def clipped_gradient_sum_and_norms(
       "clipped_fraction_sum": jnp.sum((norms > clip_norm) * mask),
       "count": jnp.sum(mask),
       "centred_unclipped_sum": per_example.centred_unclipped(
-        norms, finite, mask, clip_norm, count_centre, groups
+        norms, finite, mask, clip_norm, count_centre, groups, num_groups
       ),
     }
     layers = {k: t.estimate for k, t in terms.items()}

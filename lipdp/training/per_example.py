@@ -110,18 +110,23 @@ def gradient_norms(
   return np.concatenate(norms) if norms else np.zeros((0,), np.float64)
 
 
-def centred_unclipped(norms, finite, mask, clip_norm, centre=0.5, groups=None) -> jax.Array:
+def centred_unclipped(
+  norms, finite, mask, clip_norm, centre=0.5, groups=None, num_groups=None
+) -> jax.Array:
   """sum_i (1[|g_i| <= C_i] - centre) over the real rows with a finite gradient: adaptive
   clipping's count before its noise (`clip_norm` C_i a scalar, or one per row). Each row adds
   -centre, 1 - centre, or 0 (padding, and a non-finite gradient, which also adds nothing to the
   sum), so one record moves it by at most max(centre, 1 - centre) from an absent record's 0
-  (`lipdp.training.dpsgd`, adaptive clipping). With `groups` (rows, G), a one-hot per row, the
-  G per-group sums instead: each row still moves a single one of them."""
+  (`lipdp.training.dpsgd`, adaptive clipping). With `groups` (rows,), each row's group index,
+  the `num_groups` per-group sums instead (a scatter-add, not a matrix product, so that no
+  platform rounds it to a lower matmul precision): each row still moves a single one of them."""
   terms = jnp.where(finite, (norms <= clip_norm) - centre, 0.0) * mask
-  return jnp.sum(terms) if groups is None else terms @ groups
+  if groups is None:
+    return jnp.sum(terms)
+  return jax.ops.segment_sum(terms, groups, num_segments=num_groups)
 
 
 def row_clip_norms(clip_norm, groups=None):
-  """The clip norm of each row: `clip_norm` itself (a scalar), or with `groups` (rows, G) one-hot,
-  row i's group's entry of `clip_norm` (G,) (per-group adaptive clipping)."""
-  return clip_norm if groups is None else groups @ clip_norm
+  """The clip norm of each row: `clip_norm` itself (a scalar), or with `groups` (rows,), each
+  row's group's entry of `clip_norm` (G,) (per-group adaptive clipping), gathered exactly."""
+  return clip_norm if groups is None else jnp.take(clip_norm, groups)

@@ -245,7 +245,7 @@ class DPSGDStep(Step):
     self._checked = dp.clipping != "ghost"
     grouped = dp.clip_groups is not None  # per-group adaptive clipping (dpsgd docstring)
     clipped_sum = dpsgd.clipped_gradient_sum(
-      loss_fn, dp.clip_norm, dp.clipping, dp.clip_quantile if grouped else 0.5
+      loss_fn, dp.clip_norm, dp.clipping, dp.count_centre if dp.adaptive else 0.5
     )
     expected_batch_size = dp.sampling_rate * num_records
     finish = noisy_update(loss_fn, optimizer, expected_batch_size, sample_record)
@@ -267,7 +267,7 @@ class DPSGDStep(Step):
           (c * chunk + jnp.arange(chunk) < count).astype(jnp.float32), rows
         )
         # A record's group is a function of the record alone (padding rows are masked out).
-        groups = dpsgd.group_one_hot(batch, dp.clip_groups) if grouped else None
+        groups = dpsgd.record_groups(batch, dp.clip_groups) if grouped else None
         part, part_stats = clipped_sum(
           state.params,
           state.model_state,

@@ -9,6 +9,7 @@ import numpy as np
 import optax
 import pytest
 
+import jaxprs
 import train_state
 from lipdp import data as data_lib
 from lipdp import randomness
@@ -189,6 +190,28 @@ def test_ghost_equals_vmap_for_each_layer_type(case):
   module = build()
   params, state = _split(_init(module, jnp.zeros((1, DIM))))
   _compare(_loss(module), params, state, _records(), rules)
+
+
+@pytest.mark.parametrize("case", sorted(LAYER_CASES))
+def test_the_norms_and_the_clipped_sum_run_at_the_highest_precision(case):
+  """Every matrix product and convolution the ghost path adds to its forward and backward pass
+  (the norms' bounds, the spectral correction, the materialised per-example gradients, the
+  clipped sum) is at the highest precision, whatever the platform's default (a review found
+  that TF32 would round past the margin)."""
+  build, _ = LAYER_CASES[case]
+  module = build()
+  params, state = _split(_init(module, jnp.zeros((1, DIM))))
+  loss_fn, records, key = _loss(module), jnp.asarray(_records()), jax.random.key(7)
+  keys = jax.random.split(key, records.shape[0])
+  plan = gc.build_plan(loss_fn, params, state, records[0], keys[0])
+  clipped_sum = gc.clipped_gradient_sum(loss_fn, 0.5)
+  added = jaxprs.products_added_at_the_highest_precision(
+    lambda p, s: clipped_sum(p, s, records, jnp.ones(records.shape[0]), key),
+    lambda p, s: gc._ghost_pass(loss_fn, plan, p, s, records, keys),
+    params,
+    state,
+  )
+  assert added >= len(plan.layers)
 
 
 def _vae(
