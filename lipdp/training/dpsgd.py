@@ -45,8 +45,9 @@ every record is in exactly one group), each group g has its own C_{t,g}, and
     u_{t,g} = sum_{i in B, g(i) = g} (1[|g_i| <= C_{t,g}] - c) + N(0, sigma_b^2),
     C_{t+1,g} = C_{t,g} exp(-eta u_{t,g} / (q n)),
 
-with c = gamma rounded to a multiple of 1/256 (`count_centre`), so that every term and every
-partial sum of fewer than 65,536 of them is exact in float32, whatever order XLA adds in.
+with c = gamma rounded to a multiple of 1/256 (`count_centre`), so that every term, and every
+partial sum below 65,536 in magnitude, is exact in float32 whatever order XLA adds in (a group
+with about 65,000 records in one batch would round, as the gradient sum does).
 Centring at c instead of 1/2 keeps each group's fixed point at its own quantile without the
 group's batch size, which is private: the expected move is -eta (m_g / (q n)) (f_g - c), f_g
 the group's unclipped fraction, so a group of share m_g / (q n) adapts that much more slowly.
@@ -127,7 +128,8 @@ def count_sensitivity(clip_quantile: float, grouped: bool) -> float:
 def record_groups(records: jax.Array, clip_groups: tuple) -> jax.Array:
   """Per-group clipping's group of each of `records` (batch, dim): the index (int32) of the
   argmax of coordinates [start, stop) = `clip_groups`. Exactly one group per record, whatever
-  the record holds (ties, and NaNs, go to the first), which the count's sensitivity needs."""
+  the record holds (a tie goes to the first of the tied, a NaN to the first NaN), which the
+  count's sensitivity needs."""
   start, stop = clip_groups
   return jnp.argmax(records[:, start:stop], axis=1).astype(jnp.int32)
 
@@ -183,16 +185,25 @@ class DPSGDConfig:
       if not np.isfinite(self.clip_learning_rate) or self.clip_learning_rate <= 0:
         raise ValueError(f"clip_learning_rate must be positive, got {self.clip_learning_rate}")
       sigma_b, r = self.count_noise_std, self.count_sensitivity
-      if not (
-        count_noise_fits(self.noise_multiplier, sigma_b, r) and self._gradient_multiplier_ok()
-      ):
+      if not count_noise_fits(self.noise_multiplier, sigma_b, r):
         raise ValueError(
           f"adaptive clipping needs count_noise_std > {r:g} noise_multiplier (the count's noise "
           f"takes its share of z = {self.noise_multiplier:g}), got {sigma_b}"
         )
+      if not self._gradient_multiplier_ok():
+        raise ValueError(
+          f"adaptive clipping needs count_noise_std far enough above {r:g} noise_multiplier "
+          f"(= {r * self.noise_multiplier:.17g}) that the gradient's noise multiplier "
+          f"(z^-2 - (r / sigma_b)^2)^-1/2 is finite after rounding, got {sigma_b!r}"
+        )
     if self.clip_groups is not None:
       if self.clip_quantile is None:
         raise ValueError("clip_groups needs clip_quantile: per-group clip norms are adaptive")
+      if not 0 < self.count_centre < 1:  # a centre of 0 or 1 drives every C to its limit
+        raise ValueError(
+          f"per-group clipping needs a clip_quantile that rounds to a multiple of 1/256 strictly "
+          f"between 0 and 1 (its count is centred there), got {self.clip_quantile}"
+        )
       groups = self.clip_groups
       if not (
         isinstance(groups, tuple)
@@ -363,7 +374,7 @@ def next_clip_norm(
 ) -> jax.Array:
   """C_{t+1} = C_t exp(-eta (u_t / (q n) + 1/2 - gamma)), u_t the released noisy count of
   unclipped examples centred at 1/2; per group (`clip_groups`), C_{t+1,g} = C_{t,g} exp(-eta
-  u_{t,g} / (q n)), each count centred at gamma (module docstring)."""
+  u_{t,g} / (q n)), each count centred at c, gamma to 1/256 (module docstring)."""
   if dp.clip_groups is None:
     unclipped_fraction = noisy_count / expected_batch_size + 0.5
     move = unclipped_fraction - dp.clip_quantile

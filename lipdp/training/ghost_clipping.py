@@ -77,6 +77,7 @@ In float32 for lipdp's models e is about 1.3e-4 and m about 1e-6: the clipped no
 """
 
 import dataclasses
+import functools
 import math
 from typing import Any, Callable, NamedTuple, Optional
 
@@ -639,6 +640,22 @@ def _signature(plan: Plan, params, model_state, record_shape) -> tuple:
   return layers, shapes(params), shapes(model_state), tuple(record_shape)
 
 
+def _vmap_and_ghost_norms(loss_fn, params, model_state, records, key):
+  """The self-check's two sides: the vmap path's per-example norms, and the ghost estimates
+  and bounds (`per_example_norms`). Both at the highest matmul precision: the check is of the
+  rules, and a platform's reduced default (TF32) in the reference's backward pass alone would
+  differ by more than its tolerance from the ghost terms, which always run at the highest."""
+
+  def example_loss(params, record, key):
+    return loss_fn(params, model_state, record[None], key, False)[0][0]
+
+  with jax.default_matmul_precision("highest"):
+    keys = jax.random.split(key, records.shape[0])
+    grads = jax.vmap(jax.grad(example_loss), in_axes=(None, 0, 0))(params, records, keys)
+    reference = per_example.per_example_norms(grads)[0]
+    return reference, per_example_norms(loss_fn, params, model_state, records, key)
+
+
 def self_check(
   loss_fn: per_example.LossFn,
   params: Any,
@@ -665,16 +682,7 @@ def self_check(
   if signature in _PASSED:
     return plan
 
-  @jax.jit
-  def both(params, model_state, records):
-    def example_loss(params, record, key):
-      return loss_fn(params, model_state, record[None], key, False)[0][0]
-
-    keys = jax.random.split(key, records.shape[0])
-    grads = jax.vmap(jax.grad(example_loss), in_axes=(None, 0, 0))(params, records, keys)
-    reference = per_example.per_example_norms(grads)[0]
-    return reference, per_example_norms(loss_fn, params, model_state, records, key)
-
+  both = jax.jit(functools.partial(_vmap_and_ghost_norms, loss_fn, key=key))
   reference, (estimate, bound) = both(params, model_state, records)
   reference, estimate, bound = (np.asarray(x, np.float64) for x in (reference, estimate, bound))
   tiny = 1e-6 * max(1.0, float(np.max(reference)))

@@ -394,6 +394,12 @@ def test_per_group_clipping_is_one_dpsgd_step_of_the_accounted_multiplier():
     dpsgd.DPSGDConfig(1.1, 0.7, 0.1, clip_quantile=0.75, count_noise_std=0.8, clip_groups=GROUPS)
   with pytest.raises(ValueError, match="clip_groups needs clip_quantile"):
     dpsgd.DPSGDConfig(1.1, 0.7, 0.1, clip_groups=GROUPS)
+  for extreme in (0.001, 0.999):  # a centre of 0 or 1 would drive every clip norm to its limit
+    with pytest.raises(ValueError, match="strictly between 0 and 1"):
+      dpsgd.DPSGDConfig(
+        1.1, 0.7, 0.1, clip_quantile=extreme, count_noise_std=3.0, clip_groups=GROUPS
+      )
+  dpsgd.DPSGDConfig(1.1, 0.7, 0.1, clip_quantile=0.001, count_noise_std=3.0)  # one group: fine
   for bad in ((12, 13), (15, 12), [12, 15], (-1, 3), (12.0, 15)):
     with pytest.raises(ValueError, match="clip_groups must be"):
       dpsgd.DPSGDConfig(1.1, 0.7, 0.1, clip_quantile=0.5, count_noise_std=3.0, clip_groups=bad)
@@ -416,7 +422,7 @@ def test_a_count_noise_at_the_edge_is_refused_not_made_complex():
         z, 0.7, 0.1, clip_quantile=quantile, count_noise_std=sigma_b, clip_groups=GROUPS
       )
     except ValueError as error:
-      assert "count_noise_std >" in str(error)
+      assert "is finite after rounding" in str(error)
       refused_at_the_edge += 1
       continue
     z_d = dp.gradient_noise_multiplier

@@ -212,6 +212,13 @@ def test_the_norms_and_the_clipped_sum_run_at_the_highest_precision(case):
     state,
   )
   assert added >= len(plan.layers)
+  # The self-check's two sides run every product at the highest precision, so that a reduced
+  # default in the reference's backward pass alone cannot fail a correct rule.
+  with jax.default_matmul_precision("bfloat16"):
+    check = jax.make_jaxpr(lambda p, s: gc._vmap_and_ghost_norms(loss_fn, p, s, records, key))(
+      params, state
+    )
+  assert set(jaxprs.matmul_precisions(check)) == {jaxprs.HIGHEST}
 
 
 def _vae(
