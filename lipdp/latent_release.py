@@ -23,6 +23,7 @@ needs (`lipdp.privacy.composition`):
 
 import collections
 import dataclasses
+import fractions
 from typing import Any, Callable, Optional
 
 import flax
@@ -555,13 +556,28 @@ def _heteroscedastic_bounds(model, certificate: EncoderCertificate, scope):
       )
     return certificate.mean_lipschitz, certificate.log_sigma_lipschitz, 1.0, 1.0
   mean_target, log_sigma_target = (float(t) for t in targets)
-  mean_scale = min(1.0, mean_target / certificate.mean_lipschitz)
+  mean_scale = _scale_within(mean_target, certificate.mean_lipschitz)
   log_sigma_scale = (
     1.0
     if certificate.log_sigma_lipschitz == 0
-    else min(1.0, log_sigma_target / certificate.log_sigma_lipschitz)
+    else _scale_within(log_sigma_target, certificate.log_sigma_lipschitz)
   )
   return mean_target, log_sigma_target, mean_scale, log_sigma_scale
+
+
+def _scale_within(target: float, certified: float) -> float:
+  """min(1, target / certified), rounded down to a float32 value s with s * certified <= target
+  exactly: the encoder multiplies in float32, and a scale that float32 (or the division) rounds
+  up would put the released map's constant above its target by up to 6e-8 (found by a
+  review)."""
+  if certified <= target:
+    return 1.0
+  scale = np.float32(target / certified)
+  while fractions.Fraction(float(scale)) * fractions.Fraction(certified) > fractions.Fraction(
+    target
+  ):
+    scale = np.nextafter(scale, np.float32(0.0))
+  return float(scale)
 
 
 def _check_truncation_is_negligible(report, num_coordinates: int) -> None:

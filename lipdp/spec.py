@@ -25,6 +25,7 @@ import collections.abc
 import dataclasses
 import importlib.util
 import math
+import os
 import re
 import types
 import typing
@@ -641,6 +642,26 @@ def _positive_finite(value: float) -> bool:
   return math.isfinite(value) and value > 0
 
 
+# Data sets whose records come from `data_dir` (the others ignore it): the same name in
+# another folder is another collection.
+_READS_DATA_DIR = ("mnist_idx", "tfds:")
+
+
+def _same_source(data: DataSpec) -> bool:
+  """Whether `public_dataset` reads the private records: the same name, and for a data set read
+  from a folder the same folder. Options that only split, scale or frame the records (split
+  seed, holdout fraction, radius, label weight) do not make another collection: the public set
+  is loaded whole (train and holdout), so any of them would include every private record."""
+  if not data.public_dataset or data.public_dataset != data.dataset:
+    return False
+  if not data.dataset.startswith(_READS_DATA_DIR):
+    return True
+  folder = lambda d: None if d is None else os.path.realpath(d)
+  private_dir = data.load_arguments()[1].get("data_dir")
+  public_dir = data.load_arguments(public=True)[1].get("data_dir")
+  return folder(private_dir) == folder(public_dir)
+
+
 def validate(spec: Spec) -> Spec:
   """`spec` if it can run; a SettingError otherwise (the data-dependent checks, such as the
   budget against the number of records, come once the data is loaded: lipdp.runner)."""
@@ -886,13 +907,12 @@ def _check_vae(spec: Spec) -> None:
       f"{setting('scope', 'public')} needs {setting('public_dataset')}: a public data set in "
       "the same domain (a split of the private data is not public)"
     )
-  if spec.data.public_dataset == spec.data.dataset and spec.data.load_arguments(public=True) == (
-    spec.data.load_arguments()
-  ):
+  if _same_source(spec.data):
     raise SettingError(
       f"{setting('public_dataset')} names the private data set itself "
-      f"({spec.data.public_dataset!r} with the same options): public data must be a separate "
-      "collection"
+      f"({spec.data.public_dataset!r}): whatever its other options (split, radius, frame), "
+      "its records would include the private ones; public data must be a separate collection "
+      "(for mnist_idx and tfds: in another data_dir)"
     )
   pretrains = spec.train.public_pretrain_steps > 0
   if pretrains and p.scope is not privacy.Scope.DP_SGD:

@@ -86,7 +86,8 @@ class ImageDomain(BlockDomain):
     label_weight: the declared value w of the label block's hot coordinate (w * one-hot).
       A larger w makes the label a larger part of the record, so a Lipschitz encoder can keep
       classes further apart, at the price of a larger diameter sqrt(2 R^2 + 2 w^2) for
-      sufficiently large images.
+      sufficiently large images. Rounded to float32 (0.1 becomes 0.10000000149...), the value
+      the float32 records hold, so that the diameter is that of the records themselves.
   """
 
   kind = "image"
@@ -126,6 +127,14 @@ class ImageDomain(BlockDomain):
     label_weight = float(label_weight)
     if not (math.isfinite(label_weight) and label_weight > 0):
       raise ValueError(f"label_weight must be finite and > 0, got {label_weight}.")
+    # The records are float32: a w that float32 rounds up would put two records sqrt(2)
+    # float32(w) apart, beyond a diameter computed from w (found by a review).
+    with np.errstate(over="ignore"):
+      label_weight = float(np.float32(label_weight))
+    if not (math.isfinite(label_weight) and label_weight > 0):
+      raise ValueError(
+        f"label_weight must be representable in float32 and > 0, got {label_weight}."
+      )
     self.label_weight = label_weight
     self.image_shape = shape
     self.radius = radius

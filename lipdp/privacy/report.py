@@ -92,9 +92,10 @@ CAVEAT_FLOAT32_ENCODER = (
 )
 CAVEAT_DPSGD_FLOAT32 = (
   "the DP-SGD noise is drawn in float64 and cast to float32 before it is added to the "
-  "float32 sum of clipped gradients; the accounting assumes exact Gaussian noise on an exact "
-  "sum: neither rounding, nor the float64 sampler's truncation at 12.2 standard deviations "
-  "(probability 2e-34 per coordinate and step), is modelled"
+  "float32 sum of clipped gradients (with adaptive clipping, scaled in float32 by the "
+  "current clip norm, and its count likewise); the accounting assumes exact Gaussian noise "
+  "on an exact sum: neither rounding, nor the float64 sampler's truncation at 12.2 standard "
+  "deviations (probability 2e-34 per coordinate and step), is modelled"
 )
 CAVEAT_CENTRAL_RELATION = (
   "every sensitivity in the release event is its replace-one value (a histogram moves one "

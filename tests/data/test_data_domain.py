@@ -543,3 +543,18 @@ def test_describe_is_json_and_rebuilds_the_domain():
     assert "diameter_derivation" in desc and "preprocessing" in desc
   with pytest.raises(ValueError, match="diameter"):
     domain_from_description(dict(_table_domain().describe(), diameter=1.0))
+
+
+@pytest.mark.parametrize("weight", [0.1, 0.3, 1.1, 2.2, math.pi, 1 / 3])
+def test_a_label_weight_float32_rounds_is_the_one_the_diameter_uses(weight):
+  """float32(w) > w for these w: the records hold float32(w), and the diameter must cover them
+  (found by a review: with w itself, two records were 1.2e-7 farther apart than D at w = pi)."""
+  dom = ImageDomain((2, 2), radius=1.0, pixel_max=1.0, num_classes=3, label_weight=weight)
+  images, labels = worst_image_pair(dom)
+  rec = dom.encode(images, labels)
+  dist = float(np.linalg.norm(rec[0].astype(np.float64) - rec[1].astype(np.float64)))
+  assert dist <= dom.diameter  # with D from w itself: 2e-10 to 1.2e-7 over
+  assert dist == pytest.approx(dom.diameter, rel=1e-6)  # attained
+  assert dom.label_weight == float(np.float32(weight))
+  with pytest.raises(ValueError, match="representable in float32"):
+    ImageDomain((2, 2), radius=1.0, pixel_max=1.0, num_classes=3, label_weight=1e39)
