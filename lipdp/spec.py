@@ -286,10 +286,12 @@ class TrainSpec:
   # C fixed. At C = 1 every gradient is clipped, and groups of records with larger gradients are
   # under-fit (docs/results.md, "Clipping's disparate impact on bank-marketing").
   dp_clip_quantile: Optional[float] = None
-  # With dp_clip_quantile: one adaptive clip norm per category of this categorical column (a
-  # table's column, or 'label'), each following the quantile within its group (per-group
-  # clipping, DPSGD-F: Xu, Du and Wu 2021), with noise at the largest; inside the same budget.
-  # None: one clip norm for every record.
+  # With dp_clip_quantile (scope 'dp-sgd'): one adaptive clip norm per category of this
+  # categorical column (a table's column, its label column included, or 'label', an image
+  # domain's label block), each following the quantile within its group (per-group clipping,
+  # DPSGD-F: Xu, Du and Wu 2021), with noise at the largest; inside the same budget. The
+  # metrics' clip_norm_group_<g> follow the column's declared category order. None: one clip
+  # norm for every record.
   dp_clip_groups: Optional[str] = None
   # How per-example gradients are clipped: 'ghost' (per-example norms from each layer's inputs
   # and output gradients, no per-example gradients: several times faster, large batches cheap;
@@ -656,10 +658,13 @@ def _same_source(data: DataSpec) -> bool:
     return False
   if not data.dataset.startswith(_READS_DATA_DIR):
     return True
-  folder = lambda d: None if d is None else os.path.realpath(d)
   private_dir = data.load_arguments()[1].get("data_dir")
   public_dir = data.load_arguments(public=True)[1].get("data_dir")
-  return folder(private_dir) == folder(public_dir)
+  return _folder(private_dir) == _folder(public_dir)
+
+
+def _folder(path: Optional[str]) -> Optional[str]:
+  return None if path is None else os.path.realpath(path)
 
 
 def validate(spec: Spec) -> Spec:
@@ -762,6 +767,17 @@ def _check_common(spec: Spec) -> None:
     raise SettingError(
       f"{setting('train.dp_clip_groups')} gives each group an adaptive clip norm: set "
       f"{setting('train.dp_clip_quantile')} too (0.5: the median)"
+    )
+  if groups is not None and not 0 < training.count_centre(quantile, grouped=True) < 1:
+    raise SettingError(
+      f"{setting('train.dp_clip_quantile')} must round to a multiple of 1/256 strictly between "
+      f"0 and 1 with {setting('train.dp_clip_groups')} (each group's count is centred there), "
+      f"got {quantile!r}"
+    )
+  if groups is not None and spec.scope is not privacy.Scope.DP_SGD:
+    raise SettingError(
+      f"{setting('train.dp_clip_groups')} clips DP-SGD's gradients per group: it needs scope "
+      f"'dp-sgd', not {'none' if spec.scope is None else spec.scope.value!r}"
     )
   if train.dp_clipping not in training.CLIPPING_METHODS:
     raise SettingError(
@@ -910,9 +926,10 @@ def _check_vae(spec: Spec) -> None:
   if _same_source(spec.data):
     raise SettingError(
       f"{setting('public_dataset')} names the private data set itself "
-      f"({spec.data.public_dataset!r}): whatever its other options (split, radius, frame), "
-      "its records would include the private ones; public data must be a separate collection "
-      "(for mnist_idx and tfds: in another data_dir)"
+      f"({spec.data.public_dataset!r}): whatever its other options (split_seed, radius, "
+      "frame, and a TFDS split, whose slices may overlap), its records could include the "
+      "private ones; public data must be a separate collection (for mnist_idx and tfds: in "
+      "another data_dir)"
     )
   pretrains = spec.train.public_pretrain_steps > 0
   if pretrains and p.scope is not privacy.Scope.DP_SGD:

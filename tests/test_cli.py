@@ -690,6 +690,12 @@ def test_clip_options_reach_dpsgd():
     _table_spec(epsilon=3.0, delta=1e-6, clip_quantile=1.5)
   grouped = _table_spec(epsilon=3.0, delta=1e-6, clip_quantile=0.5, clip_groups="poutcome")
   assert grouped.train.dp_clip_groups == "poutcome"
+  # Per group the count moves by up to max(c, 1 - c): at 0.9, q n must exceed about 18 z, and
+  # the refusal says what else would do.
+  high = _table_spec(epsilon=3.0, delta=1e-6, clip_quantile=0.9, clip_groups="poutcome")
+  plan = vae.plan_budget(high, 600)
+  with pytest.raises(spec_lib.SettingError, match=r"above 17.9688 times .*a quantile nearer 0.5"):
+    vae._adaptive_clipping_settings(high, plan, 600, domain=None)
   with pytest.raises(spec_lib.SettingError, match="set --clip-quantile too"):
     _table_spec(epsilon=3.0, delta=1e-6, clip_groups="poutcome")
   # The count's noise q n / 20 must exceed z / 2: refused under the setting's name, not deep in

@@ -336,10 +336,8 @@ def test_per_group_clipping_runs_inside_the_same_dpsgd_event(tmp_path):
   with open(tmp_path / "metrics.jsonl") as f:
     last = [json.loads(line) for line in f][-1]
   groups = [last[f"clip_norm_group_{g}"] for g in range(10)]
-  # The window's mean of each step's largest clip norm (the noise's scale) is at least the
-  # largest of the groups' window means.
-  assert last["clip_norm"] >= max(groups) * (1 - 1e-6)
-  assert len(set(groups)) > 1  # moved by each group's own count
+  assert all(c != 1.0 for c in groups)  # each moved from the first clip norm
+  assert len(set(groups)) > 1  # by its own group's count
 
 
 @pytest.mark.slow  # the budget's split is also met end to end by the DP-SGD VAE test below
@@ -518,6 +516,14 @@ def test_bad_settings_fail_before_any_work(tmp_path):
     ({"method": "copy"}, "method"),
     ({"scope": "dp-measurements"}, "central baselines"),
     ({"train.dp_clip_groups": "label"}, "dp_clip_quantile too"),
+    (
+      {"scope": "dp-sgd", "train.dp_clip_quantile": 0.001, "train.dp_clip_groups": "label"},
+      "must round to a multiple of 1/256 strictly between 0 and 1",
+    ),
+    (
+      {"train.dp_clip_quantile": 0.5, "train.dp_clip_groups": "label"},
+      "dp_clip_groups clips DP-SGD's gradients per group: it needs scope 'dp-sgd'",
+    ),
     (
       {"scope": "dp-sgd", "train.dp_clip_quantile": 0.5, "train.dp_clip_groups": "colour"},
       r"must name a categorical column of the data; got 'colour', and the categorical columns "

@@ -11,6 +11,8 @@ import json
 import math
 from typing import Any, Mapping, Sequence, Union
 
+import numpy as np
+
 from lipdp.data.blocks import Block, BlockDomain
 from lipdp.data.image_domain import ImageDomain
 from lipdp.data.tabular_domain import (
@@ -53,6 +55,15 @@ def domain_from_description(
     for key in ("image_shape", "radius", "pixel_max"):
       if desc.get(key) is None:
         raise ValueError(f"Image domain description lacks {key!r}.")
+    weight = desc.get("label_weight", 1.0)
+    if isinstance(weight, (int, float)) and float(np.float32(weight)) != float(weight):
+      raise ValueError(
+        f"This image domain declares label_weight={weight!r}, which float32 records hold as "
+        f"{float(np.float32(weight))!r}; a release written by a lipdp older than the rounding "
+        "of the label weight to float32 could understate the records' diameter by up to 6e-8 "
+        "relative: release again with the current lipdp (a hand-written description should "
+        "state the float32 value)."
+      )
     domain = ImageDomain(
       desc["image_shape"],
       desc["radius"],

@@ -122,13 +122,22 @@ def _adaptive_clipping_settings(spec, plan, num_records: int, domain) -> trainin
   ):
     expected = train.dp_sampling_rate * num_records
     times = sensitivity / ADAPTIVE_CLIP_COUNT_NOISE
+    grouped = (
+      f" (per group the count moves by up to {sensitivity:g}, not 1/2: a quantile nearer 0.5, "
+      f"or no {spec_lib.setting('train.dp_clip_groups')}, needs less)"
+      if train.dp_clip_groups is not None
+      else ""
+    )
     raise spec_lib.SettingError(
       f"{spec_lib.setting('train.dp_clip_quantile')} needs an expected batch q n above "
-      f"{times:g} times DP-SGD's noise multiplier ({times * plan.dpsgd_noise_multiplier:.4g}); "
-      f"it is {expected:.4g} records: raise {spec_lib.setting('train.dp_sampling_rate')} or use "
-      "a fixed clip norm"
+      f"{times:g} times DP-SGD's noise multiplier ({times * plan.dpsgd_noise_multiplier:.4g})"
+      f"{grouped}; it is {expected:.4g} records: raise "
+      f"{spec_lib.setting('train.dp_sampling_rate')} or use a fixed clip norm"
     )
-  return _dpsgd_settings(spec, plan, num_records, domain)
+  try:
+    return _dpsgd_settings(spec, plan, num_records, domain)
+  except ValueError as error:  # e.g. a count noise so close to its floor that z_D overflows
+    raise spec_lib.SettingError(f"{spec_lib.setting('train.dp_clip_quantile')}: {error}") from None
 
 
 def clip_group_block(spec: spec_lib.Spec, domain) -> Optional[tuple]:
@@ -139,6 +148,11 @@ def clip_group_block(spec: spec_lib.Spec, domain) -> Optional[tuple]:
     return None
   categorical = [b for b in domain.blocks if b.kind == "categorical"]
   for block in categorical:
+    if block.name == name and block.size < 2:
+      raise spec_lib.SettingError(
+        f"{spec_lib.setting('train.dp_clip_groups')} names {name!r}, which declares "
+        f"{block.size} category: per-group clipping needs at least two groups"
+      )
     if block.name == name:
       return (block.start, block.stop)
   raise spec_lib.SettingError(
@@ -161,8 +175,9 @@ def adaptive_clipping_note(dp: training.DPSGDConfig, group_column: Optional[str]
       if dp.clip_groups is None
       else (
         f"; each of the {dp.num_clip_groups} categories of {group_column!r} had its own clip "
-        "norm and count, centred at the quantile to 1/256 (per-group clipping, DPSGD-F: Xu, Du and Wu "
-        "2021), and the gradient's noise was scaled to the largest clip norm"
+        f"norm and count, centred at {dp.count_centre:.10g} (the quantile to 1/256; per-group "
+        "clipping, DPSGD-F: Xu, Du and Wu 2021), and the gradient's noise was scaled to the "
+        "largest clip norm"
       )
     )
   )
@@ -346,7 +361,6 @@ def check_dpsgd_truncation(spec: spec_lib.Spec, plan: privacy.BudgetPlan, domain
   below 1e-6 delta, with epsilon the run's total. For the label-conditioned MNIST recipe (1.3 M
   parameters, 1,500 steps) at delta 1e-5 this allows a total epsilon up to about 31.
   """
-  # Adaptive clipping draws one more coordinate per step: the count's noise.
   # Adaptive clipping draws one more coordinate per step: the count's noise (one per group).
   counts = 0
   if spec.train.dp_clip_quantile is not None:

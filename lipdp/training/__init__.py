@@ -29,6 +29,7 @@ Nothing here imports the run (`lipdp.runner`), the settings (`lipdp.spec`) or th
 from lipdp.training.dpsgd import (
   CLIPPING_METHODS,
   DPSGDConfig,
+  count_centre,
   count_noise_fits,
   count_sensitivity,
 )
@@ -51,6 +52,7 @@ __all__ = [
   "TrainConfig",
   "TrainResult",
   "TrainState",
+  "count_centre",
   "count_noise_fits",
   "count_sensitivity",
   "fit",

@@ -228,6 +228,12 @@ class DPSGDConfig:
     return 1 if self.clip_groups is None else self.clip_groups[1] - self.clip_groups[0]
 
   @property
+  def clip_norm_shape(self) -> tuple:
+    """The shape of adaptive clipping's clip norm, and of its count and the count's noise: ()
+    for one clip norm, (G,) per group."""
+    return () if self.clip_groups is None else (self.num_clip_groups,)
+
+  @property
   def count_centre(self) -> float:
     """Where adaptive clipping's count is centred (`count_centre`)."""
     if not self.adaptive:
@@ -305,9 +311,9 @@ def clipped_gradient_sum(
   built_with = clip_norm
 
   def clipped_sum(params, model_state, chunk, mask, rng, clip_norm=None, groups=None):
-    clip_norm = built_with if clip_norm is None else clip_norm
-    num_groups = None if groups is None else jnp.shape(clip_norm)[0]
-    clip_norm = per_example.row_clip_norms(clip_norm, groups)
+    clip_norm, num_groups = per_example.row_clip_norms(
+      built_with if clip_norm is None else clip_norm, groups
+    )
     keys = jax.random.split(rng, chunk.shape[0])
     losses, grads = jax.vmap(
       jax.value_and_grad(per_example.record_loss(loss_fn)), in_axes=(None, None, 0, 0)
@@ -325,14 +331,9 @@ def clipped_gradient_sum(
         ),
         grads,
       )
-    stats = {
-      "loss_sum": jnp.sum(jnp.where(finite, losses, 0.0) * mask),
-      "clipped_fraction_sum": jnp.sum((norms > clip_norm) * mask),
-      "count": jnp.sum(mask),
-      "centred_unclipped_sum": per_example.centred_unclipped(
-        norms, finite, mask, clip_norm, count_centre, groups, num_groups
-      ),
-    }
+    stats = per_example.clipping_stats(
+      losses, norms, finite, mask, clip_norm, count_centre, groups, num_groups
+    )
     return summed, stats
 
   return clipped_sum
@@ -364,8 +365,8 @@ def adaptive_noise(params: Any, dp: DPSGDConfig, seed: int, step: int) -> tuple:
   unit = jax.tree_util.tree_map(
     lambda p: randomness.standard_normal(rng, np.shape(p)).astype(np.float32), params
   )
-  shape = () if dp.clip_groups is None else (dp.num_clip_groups,)  # one count per group
-  count = (dp.count_noise_std * randomness.standard_normal(rng, shape)).astype(np.float32)
+  count = dp.count_noise_std * randomness.standard_normal(rng, dp.clip_norm_shape)
+  count = count.astype(np.float32)  # one count per group
   return unit, count
 
 

@@ -586,9 +586,9 @@ def clipped_gradient_sum_and_norms(
   built_with = clip_norm
 
   def clipped_sum(params, model_state, chunk, mask, rng, clip_norm=None, groups=None):
-    clip_norm = built_with if clip_norm is None else clip_norm
-    num_groups = None if groups is None else jnp.shape(clip_norm)[0]
-    clip_norm = per_example.row_clip_norms(clip_norm, groups)
+    clip_norm, num_groups = per_example.row_clip_norms(
+      built_with if clip_norm is None else clip_norm, groups
+    )
     plan, losses, terms = _all_terms(loss_fn, params, model_state, chunk, rng)
     estimate = sum(t.estimate for t in terms.values())
     bound = sum(t.bound for t in terms.values())
@@ -604,14 +604,9 @@ def clipped_gradient_sum_and_norms(
           sums[layer.path + (name,)] = value
     summed = jax.tree_util.tree_map_with_path(lambda p, _: sums[_path_names(p)], params)
     norms = jnp.sqrt(jnp.maximum(estimate, 0.0))
-    stats = {
-      "loss_sum": jnp.sum(jnp.where(finite, losses, 0.0) * mask),
-      "clipped_fraction_sum": jnp.sum((norms > clip_norm) * mask),
-      "count": jnp.sum(mask),
-      "centred_unclipped_sum": per_example.centred_unclipped(
-        norms, finite, mask, clip_norm, count_centre, groups, num_groups
-      ),
-    }
+    stats = per_example.clipping_stats(
+      losses, norms, finite, mask, clip_norm, count_centre, groups, num_groups
+    )
     layers = {k: t.estimate for k, t in terms.items()}
     return summed, stats, {"estimate": norms, "bound": jnp.sqrt(bound), "layers": layers}
 

@@ -423,8 +423,9 @@ def fit(
         params=params, model_state=model_state, opt_state=optimizer.init(params)
       )
     if config.dp is not None and config.dp.adaptive:  # adaptive clipping's first C
-      groups = config.dp.num_clip_groups if config.dp.clip_groups is not None else None
-      state = steps_lib.AdaptiveClipTrainState.starting_at(state, config.dp.clip_norm, groups)
+      state = steps_lib.AdaptiveClipTrainState.starting_at(
+        state, config.dp.clip_norm, config.dp.clip_norm_shape
+      )
     # Start on the manifold, whatever the kernel initialiser.
     return state.replace(params=bjorck.orthonormalize_kernels(state.params, bjorck_kernels))
 

@@ -126,7 +126,32 @@ def centred_unclipped(
   return jax.ops.segment_sum(terms, groups, num_segments=num_groups)
 
 
-def row_clip_norms(clip_norm, groups=None):
-  """The clip norm of each row: `clip_norm` itself (a scalar), or with `groups` (rows,), each
-  row's group's entry of `clip_norm` (G,) (per-group adaptive clipping), gathered exactly."""
-  return clip_norm if groups is None else jnp.take(clip_norm, groups)
+def row_clip_norms(clip_norm, groups=None) -> tuple:
+  """(the clip norm of each row, the number of groups): `clip_norm` itself (a scalar) and None,
+  or with `groups` (rows,), each row's group's entry of `clip_norm` (G,), gathered exactly,
+  and G (per-group adaptive clipping)."""
+  if groups is None:
+    return clip_norm, None
+  if jnp.ndim(clip_norm) != 1:
+    raise ValueError(
+      f"per-group clipping needs one clip norm per group (a vector), got shape "
+      f"{jnp.shape(clip_norm)}"
+    )
+  return jnp.take(clip_norm, groups), jnp.shape(clip_norm)[0]
+
+
+def clipping_stats(
+  losses, norms, finite, mask, clip_norm, count_centre, groups=None, num_groups=None
+):
+  """What both clipping paths report of a microbatch, as sums over its real rows: `loss_sum`
+  (finite losses), `clipped_fraction_sum` (rows whose norm exceeded their C), `count`, and
+  `centred_unclipped_sum`, adaptive clipping's count before its noise (`centred_unclipped`).
+  `clip_norm` is per row (`row_clip_norms`). Private: only the count is released, with noise."""
+  return {
+    "loss_sum": jnp.sum(jnp.where(finite, losses, 0.0) * mask),
+    "clipped_fraction_sum": jnp.sum((norms > clip_norm) * mask),
+    "count": jnp.sum(mask),
+    "centred_unclipped_sum": centred_unclipped(
+      norms, finite, mask, clip_norm, count_centre, groups, num_groups
+    ),
+  }

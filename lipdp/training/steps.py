@@ -68,12 +68,11 @@ class AdaptiveClipTrainState(TrainState):
 
   @classmethod
   def starting_at(
-    cls, state: TrainState, clip_norm: float, num_groups: Optional[int] = None
+    cls, state: TrainState, clip_norm: float, shape: tuple = ()
   ) -> "AdaptiveClipTrainState":
-    """`state` with adaptive clipping's first clip norm (for each of `num_groups` groups with
-    per-group clipping: a vector)."""
+    """`state` with adaptive clipping's first clip norm, of `shape` (`DPSGDConfig.
+    clip_norm_shape`: () for one clip norm, (G,) per group)."""
     fields = {f.name: getattr(state, f.name) for f in dataclasses.fields(TrainState)}
-    shape = () if num_groups is None else (num_groups,)
     return cls(**fields, clip_norm=jnp.full(shape, clip_norm, jnp.float32))
 
 
@@ -285,9 +284,7 @@ class DPSGDStep(Step):
       zero_stats = {
         k: jnp.zeros((), jnp.float32) for k in ("loss_sum", "clipped_fraction_sum", "count")
       }
-      zero_stats["centred_unclipped_sum"] = jnp.zeros(
-        (dp.num_clip_groups,) if grouped else (), jnp.float32
-      )
+      zero_stats["centred_unclipped_sum"] = jnp.zeros(dp.clip_norm_shape, jnp.float32)
       grad_sum, stats = jax.lax.fori_loop(
         0,
         num_chunks,

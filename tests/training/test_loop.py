@@ -96,9 +96,10 @@ def test_completed_training_forgets_its_secret_seed(tmp_path):
   assert not (tmp_path / "train_seed.json").exists()
 
 
-@pytest.mark.parametrize("clip_quantile", [None, 0.5])
-def test_dpsgd_training_runs_and_resumes(tmp_path, clip_quantile):
-  """Also with adaptive clipping, whose clip norm is part of the checkpointed state."""
+@pytest.mark.parametrize("clip_quantile, clip_groups", [(None, None), (0.5, None), (0.5, (12, 15))])
+def test_dpsgd_training_runs_and_resumes(tmp_path, clip_quantile, clip_groups):
+  """Also with adaptive clipping, whose clip norm (one per group with per-group clipping) is
+  part of the checkpointed state."""
   dp = dpsgd.DPSGDConfig(
     noise_multiplier=1.0,
     clip_norm=1.0,
@@ -106,6 +107,7 @@ def test_dpsgd_training_runs_and_resumes(tmp_path, clip_quantile):
     chunk_size=8,
     clip_quantile=clip_quantile,
     count_noise_std=None if clip_quantile is None else 2.0,
+    clip_groups=clip_groups,
   )
   config = loop.TrainConfig(
     num_steps=6, seed=5, dp=dp, checkpoint_every=3, log_every=2, progress_bar=False
@@ -119,12 +121,14 @@ def test_dpsgd_training_runs_and_resumes(tmp_path, clip_quantile):
   if clip_quantile is None:
     assert type(full.state) is steps_lib.TrainState  # the checkpoints' structure of every older run
   else:
-    assert float(full.state.clip_norm) != 1.0  # it moved
-    assert float(resumed.state.clip_norm) == pytest.approx(float(full.state.clip_norm), rel=1e-6)
+    assert full.state.clip_norm.shape == dp.clip_norm_shape
+    assert np.all(np.asarray(full.state.clip_norm) != 1.0)  # it moved
+    np.testing.assert_allclose(resumed.state.clip_norm, full.state.clip_norm, rtol=1e-6)
     logged = [
       json.loads(line) for line in (tmp_path / "a" / "metrics.jsonl").read_text().splitlines()
     ]
     assert logged[0]["clip_norm"] > 0
+    assert ("clip_norm_group_2" in logged[0]) == (clip_groups is not None)
 
 
 def test_bad_configs_raise():
