@@ -12,6 +12,7 @@ import shutil
 import subprocess
 import sys
 import textwrap
+import types
 import warnings
 
 import numpy as np
@@ -19,6 +20,7 @@ import pytest
 
 from lipdp import checks
 from lipdp import cli
+from lipdp import data as data_lib
 from lipdp import privacy
 from lipdp import release as release_lib
 from lipdp import spec as spec_lib
@@ -1155,3 +1157,20 @@ def test_evaluate_an_identical_pair_gives_tstr_equal_trtr_and_zero_marginal_dist
   alone = json.load(open(tmp_path / "e2" / "evaluation.json"))
   assert "tstr/logreg" in alone and "trtr/logreg" not in alone
   assert alone["fidelity/tv_mean"] == 0.0 and "privacy" in alone["meta/skipped"]
+
+
+def test_clip_groups_must_name_a_categorical_block_of_two_or_more():
+  """Refused under the setting's name (lipdp's own domains declare at least two categories;
+  the check guards any other domain)."""
+  spec = _table_spec(epsilon=3.0, delta=1e-6, clip_quantile=0.5, clip_groups="a")
+  one = types.SimpleNamespace(blocks=(data_lib.Block("a", "categorical", 0, 1, ("x",)),))
+  with pytest.raises(spec_lib.SettingError, match="declares 1 category: per-group clipping"):
+    vae.clip_group_block(spec, one)
+  two = types.SimpleNamespace(
+    blocks=(data_lib.Block("n", "numeric", 0, 1), data_lib.Block("a", "categorical", 1, 3, (0, 1)))
+  )
+  assert vae.clip_group_block(spec, two) == (1, 3)
+  with pytest.raises(spec_lib.SettingError, match=r"the categorical columns are \['a'\]"):
+    vae.clip_group_block(
+      _table_spec(epsilon=3.0, delta=1e-6, clip_quantile=0.5, clip_groups="n"), two
+    )
