@@ -774,10 +774,11 @@ def _check_common(spec: Spec) -> None:
       f"0 and 1 with {setting('train.dp_clip_groups')} (each group's count is centred there), "
       f"got {quantile!r}"
     )
-  if groups is not None and spec.scope is not privacy.Scope.DP_SGD:
+  if quantile is not None and spec.scope is not privacy.Scope.DP_SGD:
+    name = "train.dp_clip_groups" if groups is not None else "train.dp_clip_quantile"
     raise SettingError(
-      f"{setting('train.dp_clip_groups')} clips DP-SGD's gradients per group: it needs scope "
-      f"'dp-sgd', not {'none' if spec.scope is None else spec.scope.value!r}"
+      f"{setting(name)} adapts DP-SGD's clip norm: it needs scope 'dp-sgd', not "
+      f"{'none' if spec.scope is None else spec.scope.value!r}"
     )
   if train.dp_clipping not in training.CLIPPING_METHODS:
     raise SettingError(

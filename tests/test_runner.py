@@ -522,7 +522,11 @@ def test_bad_settings_fail_before_any_work(tmp_path):
     ),
     (
       {"train.dp_clip_quantile": 0.5, "train.dp_clip_groups": "label"},
-      "dp_clip_groups clips DP-SGD's gradients per group: it needs scope 'dp-sgd'",
+      "dp_clip_groups adapts DP-SGD's clip norm: it needs scope 'dp-sgd', not 'conditional'",
+    ),
+    (
+      {"train.dp_clip_quantile": 0.5},
+      "dp_clip_quantile adapts DP-SGD's clip norm: it needs scope 'dp-sgd', not 'conditional'",
     ),
     (
       {"scope": "dp-sgd", "train.dp_clip_quantile": 0.5, "train.dp_clip_groups": "colour"},
