@@ -80,8 +80,7 @@ def largest_distance(points: np.ndarray, chunk: int = 1024) -> float:
   norms = np.sum(points**2, axis=1)
   largest = 0.0
   for start in range(0, len(points), chunk):
-    block = points[start : start + chunk]
-    squared = np.sum(block**2, axis=1)[:, None] - 2.0 * block @ points.T + norms[None, :]
+    squared = information.squared_distances(points[start : start + chunk], points, norms)
     largest = max(largest, float(np.max(squared)))
   return math.sqrt(max(largest, 0.0))
 

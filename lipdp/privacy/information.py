@@ -144,9 +144,17 @@ def uniform_mixture_information(
   terms = []
   for start in range(0, len(z), chunk):
     block = z[start : start + chunk]
-    # ||z - m_j||^2 = ||z||^2 - 2 z.m_j + ||m_j||^2, for every j at once.
-    squared = np.sum(block**2, axis=1)[:, None] - 2.0 * block @ means.T + squared_norms[None, :]
+    squared = squared_distances(block, means, squared_norms)
     log_mixture = special.logsumexp(-np.maximum(squared, 0.0) / (2.0 * scale**2), axis=1)
     terms.append(own[start : start + chunk] - (log_mixture - math.log(n)))
   terms = np.concatenate(terms)
   return float(terms.mean()), float(terms.std() / math.sqrt(terms.size))
+
+
+def squared_distances(rows: np.ndarray, points: np.ndarray, point_squared_norms=None) -> np.ndarray:
+  """||rows_i - points_j||^2 for every i and j, shape (len(rows), len(points)), as ||r||^2 -
+  2 r.p + ||p||^2 (one matrix product; may round slightly below 0 for equal rows).
+  `point_squared_norms` may hold the points' squared norms, computed once for many blocks."""
+  if point_squared_norms is None:
+    point_squared_norms = np.sum(points**2, axis=1)
+  return np.sum(rows**2, axis=1)[:, None] - 2.0 * rows @ points.T + point_squared_norms[None, :]

@@ -267,6 +267,9 @@ class DPSGDConfig:
       return self.noise_multiplier
     z, sigma_b = float(self.noise_multiplier), float(self.count_noise_std)
     if self.clip_groups is None:
+      # The same value as (r / sigma_b)^2 at r = 1/2, but written as before per-group clipping:
+      # the two round differently in the last bit for about half of all sigma_b, and earlier
+      # rows reproduce bit for bit.
       return (z**-2 - (2.0 * sigma_b) ** -2) ** -0.5
     return (z**-2 - (self.count_sensitivity / sigma_b) ** 2) ** -0.5
 

@@ -221,6 +221,13 @@ def test_adaptive_clipping_step_is_the_pieces():
   assert float(new.clip_norm) == pytest.approx(0.3 * np.exp(-0.2 * (u / 40 + 0.5 - 0.3)), rel=1e-5)
 
 
+def _settling_dp(**overrides):
+  """Adaptive clipping that settles: little noise, a small first clip norm, the 0.75 quantile
+  (the weights are held still by `_settled_clip_norms`)."""
+  settings = dict(noise_multiplier=0.01, clip_norm=0.05, clip_quantile=0.75, count_noise_std=0.01)
+  return _adaptive_dp(**{**settings, **overrides})
+
+
 def _settled_clip_norms(model, records, dp, num_steps):
   """Adaptive clipping's clip norm(s) after `num_steps` steps with the weights held still
   (learning rate 0), and the records' exact per-example norms: (norms, final clip norms)."""
@@ -243,14 +250,7 @@ def test_adaptive_clip_norm_settles_at_its_quantile():
   """With the weights held still (learning rate 0) and little noise, C_t settles where about
   gamma of the per-example norms lie below it."""
   model, records = toy.model(), toy.records(40)
-  dp = dpsgd.DPSGDConfig(
-    noise_multiplier=0.01,
-    clip_norm=0.05,
-    sampling_rate=1.0,
-    chunk_size=40,
-    clip_quantile=0.75,
-    count_noise_std=0.01,
-  )
+  dp = _settling_dp(chunk_size=40)
   norms, final = _settled_clip_norms(model, records, dp, num_steps=150)
   below = float(np.mean(norms <= float(final)))
   assert 0.6 <= below <= 0.9, (below, float(final), np.quantile(norms, [0.25, 0.75]))
@@ -534,15 +534,7 @@ def test_per_group_clip_norms_settle_at_each_groups_quantile():
   model, records = toy.model(), toy.records(60)
   labels = records[:, 12:15].argmax(axis=1)
   records[labels == 2, :12] *= 4.0  # group 2: larger reconstruction errors, larger gradients
-  dp = _adaptive_dp(
-    clip_groups=GROUPS,
-    noise_multiplier=0.01,
-    clip_norm=0.05,
-    chunk_size=60,
-    clip_quantile=0.75,
-    count_noise_std=0.01,
-    clip_learning_rate=0.6,
-  )
+  dp = _settling_dp(chunk_size=60, clip_groups=GROUPS, clip_learning_rate=0.6)
   norms, final = _settled_clip_norms(model, records, dp, num_steps=200)
   assert np.median(norms[labels == 2]) > 2 * np.median(norms[labels != 2])
   for g in range(3):
