@@ -384,6 +384,28 @@ def test_the_mnist_steps_studies_change_only_the_step_count(study, epsilons, ste
     assert p["overrides"] == {**base_of(p)["overrides"], "train.num_steps": steps}
 
 
+def test_the_learning_rate_study_changes_only_adams_learning_rate():
+  bases = _sweep("knobs.py:steps12000-shuffled-mnist")
+  points = _sweep("knobs.py:learning-rate-mnist")
+  assert len(points) == len(bases) == 3
+  for base, p in zip(bases, points):
+    assert (p["method"], p["epsilon"], p["seed"]) == (base["method"], base["epsilon"], base["seed"])
+    assert p["overrides"] == {**base["overrides"], "train.learning_rate": 3e-4}
+  assert sweep_lib.make_spec(points[0], CONFIGS).train.learning_rate == 3e-4
+
+
+def test_the_conv_decoder_study_changes_only_the_decoder_of_the_6000_step_frontier():
+  base_of = _frontier_point_of("mnist_idx_e2e_cvae_steps6000")
+  points = _sweep("knobs.py:conv-decoder-mnist")
+  assert {(p["method"], p["epsilon"]) for p in points} == {("lipdp-shuffled", 10.0)}
+  assert sorted(p["seed"] for p in points) == [0, 1, 2]
+  for p in points:
+    assert base_of(p)["overrides"]["model.decoder"] == "mlp"
+    assert p["overrides"] == {**base_of(p)["overrides"], "model.decoder": "conv"}
+  spec = sweep_lib.make_spec(points[0], CONFIGS)
+  assert spec.model.decoder == "conv" and spec.train.num_steps == 6000
+
+
 def test_the_pretraining_study_adds_only_public_pretraining_to_the_frontier():
   base_of = _frontier_point_of("mnist_idx_e2e_cvae")
   public = {"public_dataset": "digits", "public_options.frame": "mnist"}
