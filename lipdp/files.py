@@ -3,8 +3,8 @@
 Every file lipdp writes whole (reports, releases, configs, figures, evaluations, synthetic
 tables) goes through `atomic_write`: the content goes to a uniquely named temporary file in the
 destination folder, is flushed to disk, gets the permissions a plain `open(path, 'w')` would
-give (mkstemp's 0600 would otherwise make some outputs unreadable to their group), and is
-renamed over the destination in one step. On any failure the temporary file is removed and an
+give (mkstemp's 0600 would otherwise make some outputs unreadable to their group; a secret
+keeps 0600), and is renamed over the destination in one step. On any failure the temporary file is removed and an
 existing file at `path` is left untouched.
 
 The files that grow a line at a time (training's metrics.jsonl, a sweep's results) go through
@@ -28,8 +28,14 @@ def _umask() -> int:
 
 
 @contextlib.contextmanager
-def atomic_write(path: str, mode: str = "w", encoding: str = "utf-8") -> Iterator[IO]:
-  """Opens a temporary file that replaces `path` when the block exits without an exception."""
+def atomic_write(
+  path: str, mode: str = "w", encoding: str = "utf-8", private: bool = False
+) -> Iterator[IO]:
+  """Opens a temporary file that replaces `path` when the block exits without an exception.
+
+  `private=True` keeps mkstemp's owner-only permissions (0600) instead of the umask's: for a
+  secret, such as the seed of a run's noise, that other local accounts must not read.
+  """
   path = os.fspath(path)
   folder = os.path.dirname(os.path.abspath(path))
   os.makedirs(folder, exist_ok=True)
@@ -40,7 +46,7 @@ def atomic_write(path: str, mode: str = "w", encoding: str = "utf-8") -> Iterato
       yield f
       f.flush()
       os.fsync(f.fileno())
-    os.chmod(tmp, 0o666 & ~_umask())
+    os.chmod(tmp, 0o600 if private else 0o666 & ~_umask())
     os.replace(tmp, path)
   except BaseException:
     with contextlib.suppress(FileNotFoundError):
@@ -57,8 +63,8 @@ def append_line(path: str, line: str) -> None:
     os.fsync(f.fileno())
 
 
-def atomic_write_text(path: str, text: str) -> None:
-  with atomic_write(path, "w") as f:
+def atomic_write_text(path: str, text: str, private: bool = False) -> None:
+  with atomic_write(path, "w", private=private) as f:
     f.write(text)
 
 

@@ -80,5 +80,11 @@ def key_from_seed(seed: int) -> jax.Array:
 
 
 def numpy_rng(seed: int, *path: int) -> np.random.Generator:
-  """A NumPy generator for the stream `path` (e.g. (step, 1)) of `seed`; PCG64 takes all bits."""
+  """A NumPy generator for the stream `path` (e.g. (step, 1)) of `seed`; PCG64 takes all bits.
+
+  A trap for new streams: SeedSequence pads a short entropy list with zeros, so for a seed below
+  2**64 (a user's seed; fresh seeds have 128 bits) the paths (a,) and (a, 0) give one generator.
+  Streams that must be independent of one another differ in a non-zero element, not in length.
+  (Not changed here: every seeded row would stop reproducing.)
+  """
   return np.random.default_rng([check_seed(seed), *path])

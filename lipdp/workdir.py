@@ -75,11 +75,20 @@ def holds_release(workdir: str) -> bool:
 
 
 def checkpoint_manager(workdir: str, read_only: bool = False) -> ocp.CheckpointManager:
-  """Orbax's manager of workdir/checkpoints, as training saves and restores through it."""
+  """Orbax's manager of workdir/checkpoints, as training saves and restores through it.
+
+  A save cut off by a crash leaves a temporary folder holding the weights of steps that the
+  resumed run executes again with the same batch and noise. A replay need not be bit-identical
+  (another device count, another summation order), and two noisy results with one noise draw
+  give their noise-free difference; so writable managers remove such folders when they open.
+  """
   return ocp.CheckpointManager(
     os.path.abspath(path(workdir, CHECKPOINTS)),
     options=ocp.CheckpointManagerOptions(
-      max_to_keep=_MAX_CHECKPOINTS, create=not read_only, read_only=read_only
+      max_to_keep=_MAX_CHECKPOINTS,
+      create=not read_only,
+      read_only=read_only,
+      cleanup_tmp_directories=not read_only,
     ),
   )
 

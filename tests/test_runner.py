@@ -414,6 +414,10 @@ def test_dpsgd_vae_baseline_samples_its_prior(tmp_path, caplog):
   config.replace_release = True
   with pytest.raises(ValueError, match="trained with DP-SGD noise multiplier 0.5"):
     _run(config, str(tmp_path))
+  # Weights without the record (older work directories) cannot be checked, so are refused.
+  record.unlink()
+  with pytest.raises(ValueError, match="without dpsgd.json"):
+    _run(config, str(tmp_path))
 
 
 @pytest.mark.slow

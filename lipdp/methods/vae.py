@@ -649,8 +649,10 @@ def _check_dpsgd_record(workdir: str, dpsgd_settings, fresh: bool) -> None:
 
   The report's DP-SGD event is rebuilt from today's plan, which must therefore be the plan the
   weights were trained under: a setting that changes the calibration (the total epsilon, the
-  release's share or shuffling, the steps) must not reach trained weights. A work directory from
-  before this record existed has none and is not checked.
+  release's share or shuffling, the steps) must not reach trained weights. Weights without the
+  record (from lipdp before 08c9823) are refused too: the calibrated multiplier is a numerical
+  search whose result may differ between versions of lipdp or dp_accounting, and a larger one
+  today than the weights had would understate their epsilon.
   """
   path = workdir_lib.path(workdir, workdir_lib.DPSGD_FILE)
   planned = {
@@ -661,7 +663,12 @@ def _check_dpsgd_record(workdir: str, dpsgd_settings, fresh: bool) -> None:
     files.atomic_write_text(path, json.dumps(planned, indent=2, sort_keys=True))
     return
   if not os.path.exists(path):
-    return
+    raise ValueError(
+      f"{workdir} holds DP-SGD-trained weights without {workdir_lib.DPSGD_FILE}, the record of the "
+      "noise multiplier and sampling rate they were trained with (work directories from lipdp "
+      "before that record existed), so this run's report could not be checked to account their "
+      "training. Use a new work directory"
+    )
   with open(path, encoding="utf-8") as f:
     recorded = json.load(f)
   if recorded != planned:

@@ -53,9 +53,14 @@ Scope = events.Scope
 
 SEEDED_STATEMENT = (
   "The noise was drawn from a fixed, reproducible seed. Such noise is not private against "
-  "whoever knows the seed: anyone holding it can regenerate the noise and subtract it."
+  "whoever knows or guesses the seed (a small one such as 0 or 1 is guessed at once): anyone "
+  "holding it can regenerate the noise and subtract it."
 )
-UNSEEDED_STATEMENT = "The noise keys came from operating-system entropy and were not stored."
+UNSEEDED_STATEMENT = (
+  "The noise keys came from operating-system entropy and were not kept: a DP-SGD run's seed "
+  "stays in its work directory, readable by its owner only, until training completes (so that "
+  "a killed run can resume), and is then deleted."
+)
 
 # Caveats: derived from the inputs, so they cannot be dropped from a report.
 CAVEAT_CONDITIONAL_MODEL = (

@@ -150,16 +150,14 @@ def init_state(
 
 class MetricsWriter:
   """Appends one JSON object per line to `path` (`files.append_line`); on resume drops lines
-  past the restored step (rewritten atomically)."""
+  past the restored step, and a line a crash cut off (rewritten atomically)."""
 
   def __init__(self, path: str, resume_step: int = 0):
     self.path = path
     kept = []
     if resume_step and os.path.exists(path):
       with open(path) as f:
-        kept = [
-          line for line in f if line.strip() and json.loads(line).get("step", 0) <= resume_step
-        ]
+        kept = [line for line in f if _step_of(line) is not None and _step_of(line) <= resume_step]
     if jax.process_index() == 0:
       files.atomic_write_text(path, "".join(kept))
 
@@ -167,6 +165,16 @@ class MetricsWriter:
     if jax.process_index() != 0:
       return
     files.append_line(self.path, json.dumps(record) + "\n")
+
+
+def _step_of(line: str) -> Optional[int]:
+  """The step of one metrics line, or None for a blank line or one a crash cut off (an append
+  is durable, not atomic: `lipdp.files`)."""
+  try:
+    record = json.loads(line)
+  except json.JSONDecodeError:
+    return None
+  return record.get("step", 0) if isinstance(record, dict) else None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -282,9 +290,12 @@ def _resolve_local_seed(config: TrainConfig, workdir: Optional[str]) -> tuple[in
       return int(json.load(f)["seed"]), False
   seed = randomness.fresh_seed()
   if jax.process_index() == 0:  # the other hosts receive host 0's seed by broadcast
+    # Owner-only: whoever reads the seed can regenerate every step's batch and noise, and the
+    # checkpoints written until training ends are covered by DP-SGD only while it is secret.
     files.atomic_write_text(
       path,
       json.dumps({"seed": seed, "note": "secret: the noise of this run is reproducible from it"}),
+      private=True,
     )
   return seed, False
 

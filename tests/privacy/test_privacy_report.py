@@ -144,9 +144,10 @@ def test_conditional_scope_says_model_dependence_not_covered(reports):
 def test_seeded_noise_is_stated(reports):
   seeded = reports["conditional_shuffled"]
   assert seeded.noise_seeded
-  assert "not private against whoever knows the seed" in seeded.noise_statement
+  assert "not private against whoever knows or guesses the seed" in seeded.noise_statement
   assert privacy.report.CAVEAT_NOISE_SEEDED in seeded.caveats
   assert not reports["public"].noise_seeded
+  assert "readable by its owner only" in reports["public"].noise_statement
   assert privacy.report.CAVEAT_TRAINING_SEEDED in reports["dp_sgd_shuffled"].caveats
   assert "not private" in reports["dp_sgd_shuffled"].noise_statement
 

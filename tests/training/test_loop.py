@@ -74,9 +74,17 @@ def test_kill_and_resume_matches_uninterrupted_run(tmp_path, average_decay):
   killed_dir = tmp_path / "killed"
   loop.train(toy.model(), records, toy.BLOCKS, config, workdir=str(killed_dir), stop_after=27)
   shutil.rmtree(killed_dir / "checkpoints" / "27")
+  # What a crash can leave besides: a save cut off (orbax's temporary folder, holding weights of
+  # steps the resumed run executes again with the same noise) and a metrics line cut off.
+  stale_save = killed_dir / "checkpoints" / "30.orbax-checkpoint-tmp-1733550000"
+  stale_save.mkdir()
+  (stale_save / "weights").write_text("from the run that crashed")
+  with open(killed_dir / "metrics.jsonl", "a") as f:
+    f.write('{"step": 30, "lo')
   resumed = loop.train(toy.model(), records, toy.BLOCKS, config, workdir=str(killed_dir))
   assert resumed.resumed_from == 20
   np.testing.assert_array_equal(toy.flat(full.state.params), toy.flat(resumed.state.params))
+  assert not stale_save.exists()
   steps = [json.loads(l)["step"] for l in open(killed_dir / "metrics.jsonl")]
   assert steps == sorted(set(steps)) and steps[-1] == 40
 
@@ -92,6 +100,7 @@ def test_completed_training_forgets_its_secret_seed(tmp_path):
   config = loop.TrainConfig(num_steps=4, batch_size=16, checkpoint_every=2, progress_bar=False)
   loop.train(toy.model(), toy.records(), toy.BLOCKS, config, workdir=str(tmp_path), stop_after=2)
   assert (tmp_path / "train_seed.json").exists()  # needed to resume
+  assert (tmp_path / "train_seed.json").stat().st_mode & 0o077 == 0  # no other account reads it
   loop.train(toy.model(), toy.records(), toy.BLOCKS, config, workdir=str(tmp_path))
   assert not (tmp_path / "train_seed.json").exists()
 
