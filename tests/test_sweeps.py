@@ -384,14 +384,17 @@ def test_the_mnist_steps_studies_change_only_the_step_count(study, epsilons, ste
     assert p["overrides"] == {**base_of(p)["overrides"], "train.num_steps": steps}
 
 
-def test_the_learning_rate_study_changes_only_adams_learning_rate():
+@pytest.mark.parametrize(
+  "name, learning_rate", [("learning-rate-mnist", 3e-4), ("learning-rate-high-mnist", 3e-3)]
+)
+def test_the_learning_rate_studies_change_only_adams_learning_rate(name, learning_rate):
   bases = _sweep("knobs.py:steps12000-shuffled-mnist")
-  points = _sweep("knobs.py:learning-rate-mnist")
+  points = _sweep(f"knobs.py:{name}")
   assert len(points) == len(bases) == 3
   for base, p in zip(bases, points):
     assert (p["method"], p["epsilon"], p["seed"]) == (base["method"], base["epsilon"], base["seed"])
-    assert p["overrides"] == {**base["overrides"], "train.learning_rate": 3e-4}
-  assert sweep_lib.make_spec(points[0], CONFIGS).train.learning_rate == 3e-4
+    assert p["overrides"] == {**base["overrides"], "train.learning_rate": learning_rate}
+  assert sweep_lib.make_spec(points[0], CONFIGS).train.learning_rate == learning_rate
 
 
 def test_the_conv_decoder_study_changes_only_the_decoder_of_the_6000_step_frontier():
