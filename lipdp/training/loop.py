@@ -414,6 +414,8 @@ def fit(
   num_records = records.shape[0]
   mesh = sharding_lib.data_mesh(devices)
   replicated = sharding_lib.replicated(mesh)
+  seed_file = workdir_lib.path(workdir, workdir_lib.TRAIN_SEED_FILE) if workdir else None
+  had_seed_file = seed_file is not None and os.path.exists(seed_file)
   seed, seeded_by_user = _resolve_seed(config, workdir)
   adam = optax.adam(learning_rate_schedule(config))
   if config.learning_rate_multipliers:
@@ -456,6 +458,15 @@ def fit(
       state = jax.device_put(state, replicated)
       start_step = int(sharding_lib.host_value(state.step))
       logging.info("Resumed from checkpoint at step %d", start_step)
+      if not (seeded_by_user or had_seed_file) and start_step < config.num_steps:
+        logging.warning(
+          "%s was missing when training resumed from step %d: the remaining steps draw fresh "
+          "batches and noise (still private, but this run no longer reproduces the interrupted "
+          "one). If the file was moved or copied, the checkpoints' DP-SGD cover holds only while "
+          "that copy stays secret.",
+          seed_file,
+          start_step,
+        )
   metrics_writer = (
     MetricsWriter(workdir_lib.path(workdir, workdir_lib.METRICS_FILE), start_step)
     if workdir is not None

@@ -96,13 +96,25 @@ def test_unseeded_training_draws_a_secret_seed(tmp_path):
   assert not a.seeded_by_user and a.seed != b.seed
 
 
-def test_completed_training_forgets_its_secret_seed(tmp_path):
+def test_completed_training_forgets_its_secret_seed(tmp_path, caplog):
   config = loop.TrainConfig(num_steps=4, batch_size=16, checkpoint_every=2, progress_bar=False)
   loop.train(toy.model(), toy.records(), toy.BLOCKS, config, workdir=str(tmp_path), stop_after=2)
   assert (tmp_path / "train_seed.json").exists()  # needed to resume
   assert (tmp_path / "train_seed.json").stat().st_mode & 0o077 == 0  # no other account reads it
-  loop.train(toy.model(), toy.records(), toy.BLOCKS, config, workdir=str(tmp_path))
+  with caplog.at_level("WARNING"):
+    loop.train(toy.model(), toy.records(), toy.BLOCKS, config, workdir=str(tmp_path))
   assert not (tmp_path / "train_seed.json").exists()
+  assert "was missing" not in caplog.text
+
+
+def test_resuming_without_the_secret_seed_says_so(tmp_path, caplog):
+  config = loop.TrainConfig(num_steps=4, batch_size=16, checkpoint_every=2, progress_bar=False)
+  loop.train(toy.model(), toy.records(), toy.BLOCKS, config, workdir=str(tmp_path), stop_after=2)
+  (tmp_path / "train_seed.json").unlink()
+  with caplog.at_level("WARNING"):
+    resumed = loop.train(toy.model(), toy.records(), toy.BLOCKS, config, workdir=str(tmp_path))
+  assert resumed.resumed_from == 2
+  assert "train_seed.json was missing when training resumed from step 2" in caplog.text
 
 
 @pytest.mark.parametrize("clip_quantile, clip_groups", [(None, None), (0.5, None), (0.5, (12, 15))])
