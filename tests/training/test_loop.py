@@ -76,9 +76,9 @@ def test_kill_and_resume_matches_uninterrupted_run(tmp_path, average_decay):
   shutil.rmtree(killed_dir / "checkpoints" / "27")
   # What a crash can leave besides: a save cut off (orbax's temporary folder, holding weights of
   # steps the resumed run executes again with the same noise) and a metrics line cut off.
-  stale_save = killed_dir / "checkpoints" / "30.orbax-checkpoint-tmp-1733550000"
-  stale_save.mkdir()
-  (stale_save / "weights").write_text("from the run that crashed")
+  stale_save = killed_dir / "checkpoints" / "30.orbax-checkpoint-tmp"  # as orbax 0.12 names it
+  (stale_save / "default.orbax-checkpoint-tmp").mkdir(parents=True)
+  (stale_save / "default.orbax-checkpoint-tmp" / "weights").write_text("from the crashed run")
   with open(killed_dir / "metrics.jsonl", "a") as f:
     f.write('{"step": 30, "lo')
   resumed = loop.train(toy.model(), records, toy.BLOCKS, config, workdir=str(killed_dir))
