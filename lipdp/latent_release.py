@@ -485,17 +485,22 @@ def synthesize(
     mean_scale=mean_scale,
     log_sigma_scale=log_sigma_scale,
   )
-  # Everything below is post-processing of the float64 latents.
+  # Everything below is post-processing of the float64 latents. Its draws (style latents,
+  # sampled categories, the shuffle) show in the released records, so secret noise gets a
+  # post-processing seed of its own: nothing in the records is an output of the noise's
+  # generator or of its seed (PCG64 and SeedSequence are not cryptographic). A seeded run
+  # derives both from its seed, so that the seed reproduces it.
+  post_seed = seed if seeded else randomness.fresh_seed()
   synthetic = decode_latents(
     model,
     variables,
     latents.astype(np.float32),
     domain,
-    style_rng=randomness.numpy_rng(seed, 2),
+    style_rng=randomness.numpy_rng(post_seed, 2),
     decoding=decoding,
     temperature=temperature,
   )
-  order = randomness.numpy_rng(seed, 1).permutation(synthetic.shape[0])
+  order = randomness.numpy_rng(post_seed, 1).permutation(synthetic.shape[0])
   synthetic = synthetic[order] if shuffled_release else synthetic
 
   desc = domain.describe()

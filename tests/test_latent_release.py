@@ -337,3 +337,37 @@ def test_a_heteroscedastic_scale_never_rounds_above_its_target():
     rounded_up += float(np.float32(target / certified)) > target / certified
   assert rounded_up > 0  # float32 did round up, so the rounding down was exercised
   assert synth_lib._scale_within(1.0, 0.5) == 1.0
+
+
+@pytest.mark.parametrize("seed", [None, 7])
+def test_secret_noise_and_the_visible_draws_have_seeds_of_their_own(hetero, monkeypatch, seed):
+  """The style draws and the shuffle show in the records; with secret noise they must not come
+  from the noise's seed (PCG64 and SeedSequence are not cryptographic). A seed reproduces all."""
+  data, model, variables = hetero
+  fresh = iter([2**100 + 1, 2**100 + 2])
+  monkeypatch.setattr(synth_lib.randomness, "fresh_seed", lambda: next(fresh))
+  streams = []
+  numpy_rng = synth_lib.randomness.numpy_rng
+
+  def recording_rng(s, *path):
+    streams.append((s, path))
+    return numpy_rng(s, *path)
+
+  monkeypatch.setattr(synth_lib.randomness, "numpy_rng", recording_rng)
+  synth_lib.synthesize(
+    model,
+    variables,
+    data.train[:20],
+    data.domain,
+    epsilon=None,
+    delta=1e-5,
+    scope="conditional",
+    seed=seed,
+  )
+  seed_of = {path: s for s, path in streams}
+  assert set(seed_of) == {(0,), (1,), (2,)}
+  if seed is None:
+    assert seed_of[(0,)] == 2**100 + 1  # the noise
+    assert seed_of[(1,)] == seed_of[(2,)] == 2**100 + 2  # the shuffle and the decoder's draws
+  else:
+    assert set(seed_of.values()) == {seed}

@@ -191,7 +191,7 @@ def fit(
       annealed += 1
 
   model = _pgm.estimate(mbi, mdomain, measurements, n, final_iters, warm_start=model)
-  post = np.random.default_rng(rng.integers(2**63))
+  post = base.post_processing_rng(rng, seed)
   records = discretize.from_attributes(_pgm.sample(model, num_samples, post), domain, edges, post)
   event = privacy.CentralRelease(NAME, _pgm.group(made), num_samples, rho_budget=rho)
   report = base.central_report(

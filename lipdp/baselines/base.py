@@ -111,6 +111,20 @@ def noise_rng(seed: Optional[int]) -> np.random.Generator:
   return np.random.default_rng(int(seed))
 
 
+def post_processing_rng(noise: np.random.Generator, seed: Optional[int]) -> np.random.Generator:
+  """The generator of a mechanism's post-processing (sampling records from what it released).
+
+  Its draws appear in the released records, so when the noise is secret (`seed` None) it gets
+  its own 128-bit seed from the operating system: no state of the noise generator can be
+  inferred from the records (NumPy's PCG64 is not a cryptographic generator; its state can be
+  recovered from enough of its outputs, Bouillaguet, Martinez and Sauvage 2020). A seeded run
+  derives it from the noise generator, so that the seed reproduces the whole run.
+  """
+  if seed is None:
+    return np.random.default_rng(secrets.randbits(128))
+  return np.random.default_rng(noise.integers(2**63))
+
+
 def table_description(domain: Any, bins: Optional[Dict[str, Any]] = None) -> str:
   """Plain words for the report's `domain` field."""
   parts = []

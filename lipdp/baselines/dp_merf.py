@@ -524,7 +524,7 @@ def fit(
   )
 
   # Post-processing.
-  post = np.random.default_rng(rng.integers(2**63))
+  post = base.post_processing_rng(rng, seed)
   p = proportions(noisy)
   t0 = time.time()
   gen, params, losses = train_generator(

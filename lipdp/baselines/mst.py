@@ -186,7 +186,7 @@ def fit(
 
   # 5. Estimation and sampling (post-processing).
   model = _pgm.estimate(mbi, cdomain, oneway + twoway, n, final_iters, warm_start=model)
-  post = np.random.default_rng(rng.integers(2**63))
+  post = base.post_processing_rng(rng, seed)
   synthetic = _pgm.sample(model, num_samples, post)
   synthetic = _pgm.decompress(mbi, synthetic, sizes, mapping, post)
   records = discretize.from_attributes(synthetic, domain, edges, post)

@@ -249,7 +249,7 @@ def fit(
     true[j].astype(np.float64) + rng.laplace(0.0, sigmas[j - 1], size=true[j].shape)
     for j in range(1, depth + 1)
   ]
-  post = np.random.default_rng(rng.integers(2**63))
+  post = base.post_processing_rng(rng, seed)
   released = _consistent(noisy, n, post)
   lo, sides = _leaf_boxes(depth, dim)
   cells = np.repeat(np.arange(2**depth), released[-1])

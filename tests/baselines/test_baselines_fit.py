@@ -14,6 +14,7 @@ from lipdp import evaluation
 from lipdp import privacy
 from lipdp.baselines import _pgm
 from lipdp.baselines import aim
+from lipdp.baselines import base
 from lipdp.baselines import mst
 from lipdp.baselines import non_private
 from lipdp.baselines import private_measure
@@ -185,3 +186,16 @@ def test_noise_is_secret_unless_seeded():
   ).report
   assert not report.noise_seeded
   assert "operating-system entropy" in report.noise_statement
+
+
+def test_post_processing_draws_are_independent_of_secret_noise():
+  """Its draws show in the records: with secret noise its generator has its own seed, not one
+  drawn from the noise's generator; a seeded run derives it from the noise generator."""
+  twin_a, twin_b = np.random.default_rng(3), np.random.default_rng(3)
+  secret_a = base.post_processing_rng(twin_a, None).integers(2**63, size=4)
+  secret_b = base.post_processing_rng(twin_b, None).integers(2**63, size=4)
+  assert not np.array_equal(secret_a, secret_b)
+  assert twin_a.integers(2**63) == np.random.default_rng(3).integers(2**63)  # noise untouched
+  seeded_a = base.post_processing_rng(np.random.default_rng(3), 5).integers(2**63, size=4)
+  seeded_b = base.post_processing_rng(np.random.default_rng(3), 5).integers(2**63, size=4)
+  np.testing.assert_array_equal(seeded_a, seeded_b)
