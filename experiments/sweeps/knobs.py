@@ -519,6 +519,11 @@ BANK_SMALL_MODEL = {
   "model.style_dim": 8,
   "model.style_hidden": (64,),
 }
+# The learning-rate studies' Adam rates on the 12,000-step MNIST training, as their tags write them.
+MNIST_LEARNING_RATES = {
+  "learning-rate-mnist": (3e-4, "3e-4"),
+  "learning-rate-high-mnist": (3e-3, "3e-3"),
+}
 # size-eps1-mnist's model: every hidden width of the frontier's recipe divided by four (277,514
 # parameters instead of 1,304,138, so DP-SGD's noise norm on a step's mean clipped gradient
 # is 0.46 times the frontier's; the 784-pixel input and output layers keep most of them).
@@ -1085,19 +1090,13 @@ def get_sweep(name: str):
       {"train.dp_clip_quantile": quantile},
       lambda base: f"{base['tag']}_adaptive_{suffix}",
     )
-  if name == "learning-rate-mnist":
+  if name in MNIST_LEARNING_RATES:
+    rate, written = MNIST_LEARNING_RATES[name]
     return _with_overrides(
       f"knobs-{name}",
       get_sweep("steps12000-shuffled-mnist"),
-      {"train.learning_rate": 3e-4},
-      lambda base: f"{base['tag']}_lr3e-4",
-    )
-  if name == "learning-rate-high-mnist":
-    return _with_overrides(
-      f"knobs-{name}",
-      get_sweep("steps12000-shuffled-mnist"),
-      {"train.learning_rate": 3e-3},
-      lambda base: f"{base['tag']}_lr3e-3",
+      {"train.learning_rate": rate},
+      lambda base: f"{base['tag']}_lr{written}",
     )
   if name == "conv-decoder-mnist":
     frontier = load_sweep(os.path.join(_HERE, "frontier.py:mnist_idx_e2e_cvae_steps6000"))
