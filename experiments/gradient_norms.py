@@ -104,7 +104,7 @@ def main(argv):
   workdir = points_lib.point_workdir(FLAGS.workdir, point["sweep"], point["id"])
   data = runner.load_data(spec.data)
   groups = groups_of(data.train, data.domain.blocks, FLAGS.column)
-  runner.open_for(spec, workdir, data.domain)  # refuses a work directory of other settings
+  runner.open_for(spec, workdir, data.domain, data)  # refuses one of other settings or data
   model, config, trained = vae_method.finished_training(spec, data, workdir)
   loss_fn = loop.training_loss(model, data.domain.blocks, config)
   clip_norm = config.dp.clip_norm if config.dp is not None else None

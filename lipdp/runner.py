@@ -28,6 +28,7 @@ Progress goes to the logger "lipdp" (the words are `lipdp.console`'s); warnings 
 """
 
 import dataclasses
+import hashlib
 import json
 import logging
 import os
@@ -124,12 +125,30 @@ def refuse_release(workdir: str, replace: bool) -> None:
     )
 
 
-def open_for(spec: spec_lib.Spec, workdir: str, domain=None) -> None:
+def data_digest(data: data_lib.PreparedData) -> str:
+  """SHA-256 (hex) of the split records, the labels and the declared domain: what a run saw.
+
+  config.json names the data (a CSV's path, a schema's path); this says what was in them, so a
+  file edited between a crash and the resume is not taken for the same run's data.
+  """
+  digest = hashlib.sha256()
+  for part in (data.train, data.holdout, data.train_labels, data.holdout_labels):
+    if part is not None:
+      part = np.ascontiguousarray(part)
+      digest.update(f"{part.dtype.str}{part.shape}".encode())
+      digest.update(part.tobytes())
+  digest.update(json.dumps(data.domain.describe(), sort_keys=True).encode())
+  return digest.hexdigest()
+
+
+def open_for(spec: spec_lib.Spec, workdir: str, domain=None, data=None) -> None:
   """Creates the work directory and records (or compares) the run's settings in it.
 
   With the run's `domain`, the numeric likelihood is compared as what it builds (each column's
   bins, `lipdp.models.likelihood.numeric_bins_for`), so a setting that builds the same model,
   such as 'auto' on a table whose numeric columns are all declared integer, is not another run.
+  With the run's `data`, its digest (`data_digest`) is compared too; a work directory written
+  before the digest existed gets it without a check.
   """
   try:
     os.makedirs(workdir, exist_ok=True)
@@ -159,7 +178,19 @@ def open_for(spec: spec_lib.Spec, workdir: str, domain=None) -> None:
         f"{workdir} holds a run with other settings ({'; '.join(changed)}){hint}; "
         "use a new work directory or delete it"
       )
+  digest_path = workdir_lib.path(workdir, workdir_lib.DATA_DIGEST_FILE)
+  digest = None if data is None else data_digest(data)
+  if digest is not None and os.path.exists(digest_path):
+    with open(digest_path, encoding="utf-8") as f:
+      if json.load(f).get("sha256") != digest:
+        raise ValueError(
+          f"{workdir} holds a run on other data: the same settings, but the records, labels or "
+          "declared domain differ (a data or schema file changed since the run began); use a "
+          "new work directory or delete it"
+        )
   files.atomic_write_text(config_path, json.dumps(current, indent=2, sort_keys=True))
+  if digest is not None:
+    files.atomic_write_text(digest_path, json.dumps({"sha256": digest}))
 
 
 # Settings added after work directories were first written, with the meaning a config.json
@@ -260,7 +291,7 @@ def run(spec: spec_lib.Spec, workdir: str, *, progress: bool = False) -> RunResu
   warnings = list(prepared.warnings)
   for warning in warnings:
     log.warning("%s", warning)
-  open_for(spec, workdir, data.domain)  # after every check: a failed one leaves no config.json
+  open_for(spec, workdir, data.domain, data)  # after every check: a failed one leaves no config
 
   timings = {"prepare_s": time.time() - start}
   made = method.module.generate(spec, data, workdir, prepared, progress)

@@ -36,6 +36,9 @@ TRAIN_SEED_FILE = "train_seed.json"
 # The DP-SGD noise multiplier and sampling rate the weights were trained with: a run that
 # resumes or releases from them must account exactly these (lipdp.methods.vae).
 DPSGD_FILE = "dpsgd.json"
+# A digest of the records and the domain the run was opened with: a resumed run or a new release
+# must see the same data (lipdp.runner.open_for).
+DATA_DIGEST_FILE = "data_digest.json"
 RELEASE_DIR = "release"
 EVALUATION_FILE = "evaluation.json"
 SAMPLES_FIGURE = "samples.png"

@@ -1,6 +1,7 @@
 """The one run, end to end: train, certify, synthesize, report, on digits, MNIST (IDX) and TFDS
 (mocked)."""
 
+import dataclasses
 import json
 import logging
 import os
@@ -209,6 +210,27 @@ def test_a_work_directory_written_before_a_setting_existed_resumes_as_the_same_r
   cosine = spec_lib.from_config(_config(**{"train.learning_rate_decay": "cosine"}))
   with pytest.raises(ValueError, match="train.learning_rate_decay: 'constant' -> 'cosine'"):
     runner.open_for(cosine, workdir, counts)
+
+
+def test_a_work_directory_refuses_other_data_under_the_same_settings(tmp_path):
+  """config.json names the data; the digest says what was in it (a CSV or schema edited
+  between a crash and the resume is another run's data)."""
+  spec = spec_lib.from_config(_config())
+  data = data_lib.load_dataset("digits")
+  workdir = str(tmp_path / "run")
+  runner.open_for(spec, workdir, data.domain, data)
+  runner.open_for(spec, workdir, data.domain, data_lib.load_dataset("digits"))  # the same: kept
+  edited = dataclasses.replace(data, train=data.train.copy())
+  edited.train[0, 0] = 1.0 - edited.train[0, 0]
+  relabelled = dataclasses.replace(data, train_labels=np.roll(data.train_labels, 1))
+  for other in (edited, relabelled):
+    with pytest.raises(ValueError, match="holds a run on other data"):
+      runner.open_for(spec, workdir, data.domain, other)
+  # Written before the digest existed: it is recorded, then checked.
+  os.remove(os.path.join(workdir, "data_digest.json"))
+  runner.open_for(spec, workdir, data.domain, edited)
+  with pytest.raises(ValueError, match="holds a run on other data"):
+    runner.open_for(spec, workdir, data.domain, data)
 
 
 def test_seeded_noise_is_reproducible_and_reported(digits_run):
