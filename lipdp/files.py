@@ -4,8 +4,8 @@ Every file lipdp writes whole (reports, releases, configs, figures, evaluations,
 tables) goes through `atomic_write`: the content goes to a uniquely named temporary file in the
 destination folder, is flushed to disk, gets the permissions a plain `open(path, 'w')` would
 give (mkstemp's 0600 would otherwise make some outputs unreadable to their group; a secret
-keeps 0600), and is renamed over the destination in one step. On any failure the temporary file is removed and an
-existing file at `path` is left untouched.
+keeps 0600), and is renamed over the destination in one step. On any failure the temporary file
+is removed and an existing file at `path` is left untouched.
 
 The files that grow a line at a time (training's metrics.jsonl, a sweep's results) go through
 `append_line`: one write per line, flushed and fsynced before it returns. That is durable, not

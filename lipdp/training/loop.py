@@ -462,8 +462,8 @@ def fit(
         logging.warning(
           "%s was missing when training resumed from step %d: the remaining steps draw fresh "
           "batches and noise (still private, but this run no longer reproduces the interrupted "
-          "one). If the file was moved or copied, the checkpoints' DP-SGD cover holds only while "
-          "that copy stays secret.",
+          "one). If the file was moved or copied, a DP-SGD run's checkpoints are covered only "
+          "while that copy stays secret.",
           seed_file,
           start_step,
         )
