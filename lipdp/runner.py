@@ -137,7 +137,7 @@ def data_digest(data: data_lib.PreparedData) -> str:
       part = np.ascontiguousarray(part)
       digest.update(f"{part.dtype.str}{part.shape}".encode())
       digest.update(part.tobytes())
-  digest.update(json.dumps(data.domain.describe(), sort_keys=True).encode())
+  digest.update(privacy.domain_digest(data.domain.describe()).encode())
   return digest.hexdigest()
 
 

@@ -148,13 +148,14 @@ def clip_group_block(spec: spec_lib.Spec, domain) -> Optional[tuple]:
     return None
   categorical = [b for b in domain.blocks if b.kind == "categorical"]
   for block in categorical:
-    if block.name == name and block.size < 2:
+    if block.name != name:
+      continue
+    if block.size < 2:
       raise spec_lib.SettingError(
         f"{spec_lib.setting('train.dp_clip_groups')} names {name!r}, which declares "
         f"{block.size} category: per-group clipping needs at least two groups"
       )
-    if block.name == name:
-      return (block.start, block.stop)
+    return (block.start, block.stop)
   raise spec_lib.SettingError(
     f"{spec_lib.setting('train.dp_clip_groups')} must name a categorical column of the data; "
     f"got {name!r}, and the categorical columns are {[b.name for b in categorical]}"

@@ -157,7 +157,7 @@ class MetricsWriter:
     kept = []
     if resume_step and os.path.exists(path):
       with open(path) as f:
-        kept = [line for line in f if _step_of(line) is not None and _step_of(line) <= resume_step]
+        kept = [line for line in f if (step := _step_of(line)) is not None and step <= resume_step]
     if jax.process_index() == 0:
       files.atomic_write_text(path, "".join(kept))
 
@@ -458,7 +458,9 @@ def fit(
       state = jax.device_put(state, replicated)
       start_step = int(sharding_lib.host_value(state.step))
       logging.info("Resumed from checkpoint at step %d", start_step)
-      if not (seeded_by_user or had_seed_file) and start_step < config.num_steps:
+      # Host 0 keeps the seed file; the other hosts receive its seed by broadcast.
+      missing = not (seeded_by_user or had_seed_file) and jax.process_index() == 0
+      if missing and start_step < config.num_steps:
         logging.warning(
           "%s was missing when training resumed from step %d: the remaining steps draw fresh "
           "batches and noise (still private, but this run no longer reproduces the interrupted "
