@@ -397,6 +397,26 @@ def test_the_learning_rate_studies_change_only_adams_learning_rate(name, learnin
   assert sweep_lib.make_spec(points[0], CONFIGS).train.learning_rate == learning_rate
 
 
+@pytest.mark.parametrize(
+  "name, change",
+  [
+    ("steps24000-shuffled-mnist", {"train.num_steps": 24000}),
+    ("average-steps12000-mnist", {"train.average_decay": 0.999}),
+  ],
+)
+def test_the_longer_and_averaged_studies_change_one_setting_of_the_12000_step_points(name, change):
+  bases = _sweep("knobs.py:steps12000-shuffled-mnist")
+  points = _sweep(f"knobs.py:{name}")
+  assert len(points) == len(bases) == 3
+  assert len({p["id"] for p in points} | {b["id"] for b in bases}) == 6
+  for p, base in zip(points, bases):
+    assert (p["method"], p["epsilon"], p["seed"]) == (base["method"], base["epsilon"], base["seed"])
+    assert p["overrides"] == {**base["overrides"], **change}
+  spec = sweep_lib.make_spec(points[0], CONFIGS)
+  assert spec.train.num_steps == change.get("train.num_steps", 12000)
+  assert spec.train.average_decay == change.get("train.average_decay", 0.0)
+
+
 def test_the_conv_decoder_study_changes_only_the_decoder_of_the_6000_step_frontier():
   base_of = _frontier_point_of("mnist_idx_e2e_cvae_steps6000")
   points = _sweep("knobs.py:conv-decoder-mnist")
