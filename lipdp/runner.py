@@ -132,23 +132,44 @@ def data_digest(data: data_lib.PreparedData) -> str:
   file edited between a crash and the resume is not taken for the same run's data.
   """
   digest = hashlib.sha256()
-  for part in (data.train, data.holdout, data.train_labels, data.holdout_labels):
-    if part is not None:
-      part = np.ascontiguousarray(part)
-      digest.update(f"{part.dtype.str}{part.shape}".encode())
-      digest.update(part.tobytes())
+  _update_with_arrays(digest, (data.train, data.holdout, data.train_labels, data.holdout_labels))
   digest.update(privacy.domain_digest(data.domain.describe()).encode())
   return digest.hexdigest()
 
 
-def open_for(spec: spec_lib.Spec, workdir: str, domain=None, data=None) -> None:
+def public_digest(records: np.ndarray) -> str:
+  """SHA-256 (hex) of the public records a run trains on without noise (scope 'public', or
+  the plain steps before DP-SGD): the report says how many records of which data set the
+  weights saw, so a resume must see the same ones."""
+  digest = hashlib.sha256()
+  _update_with_arrays(digest, (records,))
+  return digest.hexdigest()
+
+
+def _update_with_arrays(digest, arrays) -> None:
+  for part in arrays:
+    if part is not None:
+      part = np.ascontiguousarray(part)
+      digest.update(f"{part.dtype.str}{part.shape}".encode())
+      digest.update(part.tobytes())
+
+
+def public_records_of(spec: spec_lib.Spec, prepared) -> Optional[np.ndarray]:
+  """The public records `prepared` trains on without noise, or None (no public data)."""
+  if spec.scope is privacy.Scope.PUBLIC:
+    return getattr(prepared, "fit_records", None)
+  return getattr(prepared, "pretrain_records", None)
+
+
+def open_for(spec: spec_lib.Spec, workdir: str, domain=None, data=None, public=None) -> None:
   """Creates the work directory and records (or compares) the run's settings in it.
 
   With the run's `domain`, the numeric likelihood is compared as what it builds (each column's
   bins, `lipdp.models.likelihood.numeric_bins_for`), so a setting that builds the same model,
   such as 'auto' on a table whose numeric columns are all declared integer, is not another run.
-  With the run's `data`, its digest (`data_digest`) is compared too; a work directory written
-  before the digest existed gets it without a check.
+  With the run's `data`, its digest (`data_digest`) is compared too, and with the `public`
+  records it trains on without noise, theirs (`public_digest`); a work directory written
+  before a digest existed gets it without a check.
   """
   try:
     os.makedirs(workdir, exist_ok=True)
@@ -179,18 +200,31 @@ def open_for(spec: spec_lib.Spec, workdir: str, domain=None, data=None) -> None:
         "use a new work directory or delete it"
       )
   digest_path = workdir_lib.path(workdir, workdir_lib.DATA_DIGEST_FILE)
-  digest = None if data is None else data_digest(data)
-  if digest is not None and os.path.exists(digest_path):
+  digests = {}
+  if data is not None:
+    digests["sha256"] = data_digest(data)
+    if public is not None:
+      digests["public_sha256"] = public_digest(public)
+  recorded = {}
+  if digests and os.path.exists(digest_path):
     with open(digest_path, encoding="utf-8") as f:
-      if json.load(f).get("sha256") != digest:
-        raise ValueError(
-          f"{workdir} holds a run on other data: the same settings, but the records, labels or "
-          "declared domain differ (a data or schema file changed since the run began); use a "
-          "new work directory or delete it"
-        )
+      recorded = json.load(f)
+    if recorded.get("sha256") != digests["sha256"]:
+      raise ValueError(
+        f"{workdir} holds a run on other data: the same settings, but the records, labels or "
+        "declared domain differ (a data or schema file changed since the run began); use a "
+        "new work directory or delete it"
+      )
+    # A digest file from before the public digest existed lacks it: recorded, not checked.
+    if "public_sha256" in recorded and recorded["public_sha256"] != digests.get("public_sha256"):
+      raise ValueError(
+        f"{workdir} holds a run on other public data: the same settings, but the public "
+        "records it trains on without noise differ (the public data set changed since the run "
+        "began); use a new work directory or delete it"
+      )
   files.atomic_write_text(config_path, json.dumps(current, indent=2, sort_keys=True))
-  if digest is not None:
-    files.atomic_write_text(digest_path, json.dumps({"sha256": digest}))
+  if digests and digests != recorded:
+    files.atomic_write_text(digest_path, json.dumps(digests, sort_keys=True))
 
 
 # Settings added after work directories were first written, with the meaning a config.json
@@ -291,7 +325,8 @@ def run(spec: spec_lib.Spec, workdir: str, *, progress: bool = False) -> RunResu
   warnings = list(prepared.warnings)
   for warning in warnings:
     log.warning("%s", warning)
-  open_for(spec, workdir, data.domain, data)  # after every check: a failed one leaves no config
+  # After every check: a failed one leaves no config.
+  open_for(spec, workdir, data.domain, data, public_records_of(spec, prepared))
 
   timings = {"prepare_s": time.time() - start}
   made = method.module.generate(spec, data, workdir, prepared, progress)

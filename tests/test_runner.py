@@ -233,6 +233,41 @@ def test_a_work_directory_refuses_other_data_under_the_same_settings(tmp_path):
     runner.open_for(spec, workdir, data.domain, data)
 
 
+def test_a_work_directory_refuses_other_public_records_under_the_same_settings(tmp_path):
+  """The public records a run trains on without noise are digested beside the private ones:
+  the report says how many records of which public set the weights saw."""
+  spec = spec_lib.from_config(_config())
+  data = data_lib.load_dataset("digits")
+  public = data.holdout[:40].copy()
+  workdir = str(tmp_path / "run")
+  runner.open_for(spec, workdir, data.domain, data, public)
+  runner.open_for(spec, workdir, data.domain, data, public.copy())  # the same records: kept
+  edited = public.copy()
+  edited[3, 5] = 1.0 - edited[3, 5]
+  for other in (edited, public[:39]):
+    with pytest.raises(ValueError, match="holds a run on other public data"):
+      runner.open_for(spec, workdir, data.domain, data, other)
+  # A digest file from before the public digest: the public records are recorded, then checked.
+  digest_path = os.path.join(workdir, "data_digest.json")
+  with open(digest_path) as f:
+    recorded = json.load(f)
+  with open(digest_path, "w") as f:
+    json.dump({"sha256": recorded["sha256"]}, f)
+  runner.open_for(spec, workdir, data.domain, data, edited)
+  with pytest.raises(ValueError, match="holds a run on other public data"):
+    runner.open_for(spec, workdir, data.domain, data, public)
+
+
+def test_the_public_records_are_the_fit_in_scope_public_and_the_pretraining_otherwise():
+  fit, pretrain = np.zeros((3, 2)), np.ones((4, 2))
+  prepared = vae.Prepared(None, fit, None, pretrain_records=pretrain)
+  scoped = {"scope": "public", "public_dataset": "npz:/public.npz"}
+  assert runner.public_records_of(spec_lib.from_config(_config(**scoped)), prepared) is fit
+  private = spec_lib.from_config(_config())
+  assert runner.public_records_of(private, prepared) is pretrain
+  assert runner.public_records_of(private, vae.Prepared(None, fit, None)) is None
+
+
 def test_seeded_noise_is_reproducible_and_reported(digits_run):
   _, _, result = digits_run
   kwargs = dict(epsilon=2.0, delta=1e-5, scope="conditional", seed=123)
@@ -525,6 +560,8 @@ def test_dpsgd_starts_from_weights_pretrained_on_public_data(tmp_path):
     " ".join(result.report.notes)
   )
   assert result.report.scope == "dp-sgd" and result.report.epsilon <= 2.0 * (1 + 1e-6)
+  digests = json.loads((workdir / "data_digest.json").read_text())
+  assert set(digests) == {"sha256", "public_sha256"}  # the public records are digested too
   other = _pretraining_config(tmp_path, pixel_max=255.0, **run)
   with pytest.raises(ValueError, match="has domain"):
     _run(other, str(tmp_path / "other"))
