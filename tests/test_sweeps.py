@@ -402,9 +402,12 @@ def test_the_learning_rate_studies_change_only_adams_learning_rate(name, learnin
   [
     ("steps24000-shuffled-mnist", {"train.num_steps": 24000}),
     ("average-steps12000-mnist", {"train.average_decay": 0.999}),
+    ("schedule-steps12000-mnist", {"train.learning_rate_decay": "cosine"}),
   ],
 )
-def test_the_longer_and_averaged_studies_change_one_setting_of_the_12000_step_points(name, change):
+def test_the_longer_averaged_and_cosine_studies_change_one_setting_of_the_12000_step_points(
+  name, change
+):
   bases = _sweep("knobs.py:steps12000-shuffled-mnist")
   points = _sweep(f"knobs.py:{name}")
   assert len(points) == len(bases) == 3
@@ -415,6 +418,7 @@ def test_the_longer_and_averaged_studies_change_one_setting_of_the_12000_step_po
   spec = sweep_lib.make_spec(points[0], CONFIGS)
   assert spec.train.num_steps == change.get("train.num_steps", 12000)
   assert spec.train.average_decay == change.get("train.average_decay", 0.0)
+  assert spec.train.learning_rate_decay == change.get("train.learning_rate_decay", "constant")
 
 
 def test_the_conv_decoder_study_changes_only_the_decoder_of_the_6000_step_frontier():
