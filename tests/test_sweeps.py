@@ -421,6 +421,17 @@ def test_the_longer_averaged_and_cosine_studies_change_one_setting_of_the_12000_
   assert spec.train.learning_rate_decay == change.get("train.learning_rate_decay", "constant")
 
 
+def test_the_high_temperature_study_decodes_the_12000_step_runs_again():
+  bases = {p["id"]: p for p in _sweep("knobs.py:steps12000-shuffled-mnist")}
+  points = _sweep("knobs.py:temperature-high-mnist")
+  assert sorted(p["overrides"]["temperature"] for p in points) == [1.25] * 3 + [1.5] * 3
+  for p in points:
+    assert p["decodes"]["sweep"] == "knobs-steps12000-mnist"
+    base = bases[p["decodes"]["id"]]
+    assert p["overrides"] == {**base["overrides"], "temperature": p["overrides"]["temperature"]}
+    assert (p["method"], p["epsilon"], p["seed"]) == (base["method"], base["epsilon"], base["seed"])
+
+
 def test_the_conv_decoder_study_changes_only_the_decoder_of_the_6000_step_frontier():
   base_of = _frontier_point_of("mnist_idx_e2e_cvae_steps6000")
   points = _sweep("knobs.py:conv-decoder-mnist")
