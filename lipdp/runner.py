@@ -215,16 +215,19 @@ def open_for(spec: spec_lib.Spec, workdir: str, domain=None, data=None, public=N
         "declared domain differ (a data or schema file changed since the run began); use a "
         "new work directory or delete it"
       )
-    # A digest file from before the public digest existed lacks it: recorded, not checked.
-    if "public_sha256" in recorded and recorded["public_sha256"] != digests.get("public_sha256"):
+    # A digest file from before the public digest existed lacks it: recorded, not checked. A
+    # caller without the public records (experiments/gradient_norms.py) checks the private ones.
+    public_now = digests.get("public_sha256")
+    if public_now is not None and recorded.get("public_sha256", public_now) != public_now:
       raise ValueError(
         f"{workdir} holds a run on other public data: the same settings, but the public "
         "records it trains on without noise differ (the public data set changed since the run "
         "began); use a new work directory or delete it"
       )
   files.atomic_write_text(config_path, json.dumps(current, indent=2, sort_keys=True))
-  if digests and digests != recorded:
-    files.atomic_write_text(digest_path, json.dumps(digests, sort_keys=True))
+  merged = {**recorded, **digests}
+  if digests and merged != recorded:
+    files.atomic_write_text(digest_path, json.dumps(merged, sort_keys=True))
 
 
 # Settings added after work directories were first written, with the meaning a config.json

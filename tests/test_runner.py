@@ -247,6 +247,11 @@ def test_a_work_directory_refuses_other_public_records_under_the_same_settings(t
   for other in (edited, public[:39]):
     with pytest.raises(ValueError, match="holds a run on other public data"):
       runner.open_for(spec, workdir, data.domain, data, other)
+  # A caller without the public records (gradient_norms.py) checks the private ones only, and
+  # keeps the public digest.
+  runner.open_for(spec, workdir, data.domain, data)
+  with pytest.raises(ValueError, match="holds a run on other public data"):
+    runner.open_for(spec, workdir, data.domain, data, edited)
   # A digest file from before the public digest: the public records are recorded, then checked.
   digest_path = os.path.join(workdir, "data_digest.json")
   with open(digest_path) as f:
