@@ -11,12 +11,12 @@ where `train` holds the private records (n, domain.dim), already in the domain (
 
 import dataclasses
 import math
-import secrets
 from typing import Any, Dict, Optional, Tuple
 
 import numpy as np
 
 from lipdp import privacy
+from lipdp import randomness
 
 
 @dataclasses.dataclass(frozen=True)
@@ -105,7 +105,7 @@ def noise_rng(seed: Optional[int]) -> np.random.Generator:
       whoever knows it (the report then says so: `noise_seeded`).
   """
   if seed is None:
-    return np.random.default_rng(secrets.randbits(128))
+    return np.random.default_rng(randomness.fresh_seed())
   if isinstance(seed, bool) or int(seed) != seed or seed < 0:
     raise ValueError(f"seed must be None or a non-negative integer, got {seed!r}")
   return np.random.default_rng(int(seed))
@@ -121,7 +121,7 @@ def post_processing_rng(noise: np.random.Generator, seed: Optional[int]) -> np.r
   derives it from the noise generator, so that the seed reproduces the whole run.
   """
   if seed is None:
-    return np.random.default_rng(secrets.randbits(128))
+    return np.random.default_rng(randomness.fresh_seed())
   return np.random.default_rng(noise.integers(2**63))
 
 
