@@ -160,6 +160,7 @@ def run(method, dataset, config, num_columns, epsilon, seed) -> dict:
     "options": opts,
     "timings": {"fit_s": result.timings["fit_s"], "eval_s": result.timings["evaluation_s"]},
     "code_version": results.code_version(),  # rerunning at this commit reproduces the row
+    "platform": results.platform(),  # on the same platform (results.platform says why)
   }
   if result.report is not None:
     report = result.report

@@ -471,6 +471,7 @@ def test_dpsgd_vae_baseline_samples_its_prior(tmp_path, caplog):
   assert json.loads(record.read_text()) == {
     "noise_multiplier": plan.dpsgd_noise_multiplier,
     "sampling_rate": 0.05,
+    "device_count": jax.device_count(),  # for reproduction: the summation order
   }
   record.write_text(json.dumps({"noise_multiplier": 0.5, "sampling_rate": 0.05}))
   config.replace_release = True
@@ -480,6 +481,28 @@ def test_dpsgd_vae_baseline_samples_its_prior(tmp_path, caplog):
   record.unlink()
   with pytest.raises(ValueError, match="without dpsgd.json"):
     _run(config, str(tmp_path))
+
+
+def test_the_dpsgd_record_keeps_the_device_count_without_refusing_another(tmp_path, caplog):
+  """The device count is for reproduction (the summation order), not a condition: a resume on
+  another count, or from a record older than the count, goes on; other noise is refused."""
+  caplog.set_level(logging.INFO, logger="lipdp.methods.vae")
+  settings = dataclasses.make_dataclass("S", ["noise_multiplier", "sampling_rate"])(1.5, 0.05)
+  workdir = str(tmp_path)
+  vae._check_dpsgd_record(workdir, settings, fresh=True)
+  record = tmp_path / "dpsgd.json"
+  planned = {"noise_multiplier": 1.5, "sampling_rate": 0.05}
+  assert json.loads(record.read_text()) == {**planned, "device_count": jax.device_count()}
+  vae._check_dpsgd_record(workdir, settings, fresh=False)
+  assert "devices" not in caplog.text
+  record.write_text(json.dumps({**planned, "device_count": jax.device_count() + 1}))
+  vae._check_dpsgd_record(workdir, settings, fresh=False)
+  assert f"started on {jax.device_count() + 1} devices and goes on on" in caplog.text
+  record.write_text(json.dumps(planned))  # before the count was kept
+  vae._check_dpsgd_record(workdir, settings, fresh=False)
+  record.write_text(json.dumps({**planned, "sampling_rate": 0.1, "device_count": 1}))
+  with pytest.raises(ValueError, match="sampling rate 0.1"):
+    vae._check_dpsgd_record(workdir, settings, fresh=False)
 
 
 @pytest.mark.slow

@@ -160,6 +160,19 @@ def test_rows_with_numpy_values_are_written_as_plain_json(tmp_path):
     results.append_row(path, {"id": "b", "x": object()})
 
 
+def test_a_rows_fields_say_on_which_platform_it_ran():
+  """A row reproduces at its code version on the same platform: the device count (the order in
+  which a step's gradients are summed) and the libraries' versions are in every row."""
+  import jax  # pylint: disable=g-import-not-at-top
+
+  p = sweep_lib.point("s", "lipdp-e2e", "smoke", 1.0, 0, {})
+  platform = sweep_lib.point_fields(p)["platform"]
+  assert platform["device_count"] == jax.device_count() >= 1
+  assert platform["backend"] == jax.default_backend()
+  assert platform["jax"] == jax.__version__ and platform["numpy"]
+  assert json.loads(json.dumps(platform)) == platform  # the row stays plain JSON
+
+
 def _load_experiment(file_name):
   """An experiments/ main as a module. Its absl flags, and their validators, join the process's
   global flags: load one main per test process only (another main's parse would fail them)."""

@@ -654,14 +654,21 @@ def _check_dpsgd_record(workdir: str, dpsgd_settings, fresh: bool) -> None:
   record (from lipdp before 08c9823) are refused too: the calibrated multiplier is a numerical
   search whose result may differ between versions of lipdp or dp_accounting, and a larger one
   today than the weights had would understate their epsilon.
+
+  The record also says on how many devices the training started (`device_count`), for
+  reproduction only: the noise and the Poisson batches are drawn on the host from the seed and
+  the step, so another device count changes the order in which a step's gradients are summed,
+  not the privacy; a resume on another count is allowed and logged.
   """
   path = workdir_lib.path(workdir, workdir_lib.DPSGD_FILE)
   planned = {
     "noise_multiplier": float(dpsgd_settings.noise_multiplier),
     "sampling_rate": float(dpsgd_settings.sampling_rate),
   }
+  devices = jax.device_count()
   if fresh:
-    files.atomic_write_text(path, json.dumps(planned, indent=2, sort_keys=True))
+    record = {**planned, "device_count": devices}
+    files.atomic_write_text(path, json.dumps(record, indent=2, sort_keys=True))
     return
   if not os.path.exists(path):
     raise ValueError(
@@ -672,12 +679,21 @@ def _check_dpsgd_record(workdir: str, dpsgd_settings, fresh: bool) -> None:
     )
   with open(path, encoding="utf-8") as f:
     recorded = json.load(f)
+  trained_on = recorded.pop("device_count", None)  # absent from records before it was kept
   if recorded != planned:
     raise ValueError(
       f"{workdir} holds weights trained with DP-SGD noise multiplier "
       f"{recorded.get('noise_multiplier')!r} and sampling rate {recorded.get('sampling_rate')!r}; "
       f"this run plans {planned['noise_multiplier']!r} and {planned['sampling_rate']!r}, so "
       "its report would not account the training those weights had. Use a new work directory"
+    )
+  if trained_on is not None and trained_on != devices:
+    log.info(
+      "The training started on %d devices and goes on on %d: a step's gradients are summed in "
+      "another order, so the weights may differ in their last digits from an uninterrupted run "
+      "(the DP-SGD noise and batches, drawn from the seed and the step, do not change)",
+      trained_on,
+      devices,
     )
 
 

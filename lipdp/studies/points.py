@@ -152,6 +152,7 @@ def point_fields(p: Mapping[str, Any]) -> Dict[str, Any]:
     "tag": p.get("tag", ""),
     "overrides": dict(p.get("overrides", {})),
     "code_version": results.code_version(),
+    "platform": results.platform(),
   }
 
 

@@ -6,8 +6,9 @@ atomic replace: a crash may cut the last line, which `read_rows` and `completed_
 
 import json
 import os
+import platform as platform_lib
 import subprocess
-from typing import Any, Mapping, Optional
+from typing import Any, Dict, Mapping, Optional
 
 from lipdp import files
 
@@ -57,3 +58,30 @@ def code_version() -> Optional[str]:
     return out.stdout.strip() + ("+modified" if dirty else "")
   except (OSError, subprocess.CalledProcessError):
     return None
+
+
+def platform() -> Dict[str, Any]:
+  """Where a row ran: JAX's backend, its devices and the numerical libraries' versions.
+
+  A row reproduces at its `code_version` on the same platform. Another device count sums a
+  step's gradients in another order (the DP-SGD noise and Poisson batches do not change: they
+  are drawn on the host from the seed and the step), and another XLA or BLAS build may round
+  differently, so the last digits of a row may move; its privacy accounting does not, since it
+  depends only on the plan.
+  """
+  # Imported here: reading and listing results does not need JAX.
+  import jax  # pylint: disable=g-import-not-at-top
+  import jaxlib  # pylint: disable=g-import-not-at-top
+  import numpy as np  # pylint: disable=g-import-not-at-top
+
+  devices = jax.devices()
+  return {
+    "backend": jax.default_backend(),
+    "device_count": len(devices),
+    "device_kind": devices[0].device_kind if devices else None,
+    "process_count": jax.process_count(),
+    "jax": jax.__version__,
+    "jaxlib": jaxlib.__version__,
+    "numpy": np.__version__,
+    "python": platform_lib.python_version(),
+  }
