@@ -58,11 +58,21 @@ def _binary_table(folder, xs, labelled=True):
   return table, schema
 
 
+# Enough steps for the encoder's means to spread (the capacity test below), few enough for the
+# default suite: the shared run's training is most of its cost.
+DIGITS_STEPS = 100
+
+
 @pytest.fixture(scope="module")
 def digits_run(tmp_path_factory):
   workdir = str(tmp_path_factory.mktemp("digits"))
   config = _config(
-    **{"train.num_steps": 300, "train.log_every": 100, "train.seed": 0, "evaluation.enabled": True}
+    **{
+      "train.num_steps": DIGITS_STEPS,
+      "train.log_every": 50,
+      "train.seed": 0,
+      "evaluation.enabled": True,
+    }
   )
   return config, workdir, _run(config, workdir)
 
@@ -152,7 +162,12 @@ def test_rerun_in_the_same_workdir_refuses_a_second_release_unless_asked(digits_
   with pytest.raises(ValueError, match="already holds a release"):
     _run(config, workdir)
   config = _config(
-    **{"train.num_steps": 300, "train.log_every": 100, "train.seed": 0, "replace_release": True}
+    **{
+      "train.num_steps": DIGITS_STEPS,
+      "train.log_every": 50,
+      "train.seed": 0,
+      "replace_release": True,
+    }
   )
   again = _run(config, workdir)
   # Training resumed from its final checkpoint (same weights); the noise was drawn afresh.
@@ -162,8 +177,8 @@ def test_rerun_in_the_same_workdir_refuses_a_second_release_unless_asked(digits_
   assert not np.array_equal(again.synthetic_records, result.synthetic_records)
   changed = _config(
     **{
-      "train.num_steps": 300,
-      "train.log_every": 100,
+      "train.num_steps": DIGITS_STEPS,
+      "train.log_every": 50,
       "train.seed": 0,
       "model.latent_dim": 8,
       "replace_release": True,
