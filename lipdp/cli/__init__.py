@@ -148,9 +148,10 @@ def build_parser() -> argparse.ArgumentParser:
     allow_abbrev=False,
     help="train, certify and release a private synthetic copy of a CSV table",
     description="Makes a private synthetic copy of a table with one of lipdp's methods (by "
-    "default: trains a Lipschitz VAE, certifies its Lipschitz constant and releases k "
-    "synthetic records per private record with (epsilon, delta) per record), and writes "
-    "the synthetic CSV and the privacy report.",
+    "default: trains a Lipschitz VAE with DP-SGD, certifies its encoder's Lipschitz constant "
+    "and releases k synthetic records per private record, shuffled, with one end-to-end "
+    "(epsilon, delta) that covers the training and the release), and writes the synthetic CSV "
+    "and the privacy report.",
   )
   synth.add_argument("--data", required=True, help="the private CSV file (.csv or .csv.gz)")
   synth.add_argument(
