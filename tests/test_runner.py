@@ -512,7 +512,7 @@ def test_the_dpsgd_record_keeps_the_device_count_without_refusing_another(tmp_pa
   assert "devices" not in caplog.text
   record.write_text(json.dumps({**planned, "device_count": jax.device_count() + 1}))
   vae._check_dpsgd_record(workdir, settings, fresh=False)
-  assert f"started on {jax.device_count() + 1} devices and goes on on" in caplog.text
+  assert f"started on {jax.device_count() + 1} devices and this run has" in caplog.text
   record.write_text(json.dumps(planned))  # before the count was kept
   vae._check_dpsgd_record(workdir, settings, fresh=False)
   record.write_text(json.dumps({**planned, "sampling_rate": 0.1, "device_count": 1}))

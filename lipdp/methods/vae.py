@@ -689,9 +689,10 @@ def _check_dpsgd_record(workdir: str, dpsgd_settings, fresh: bool) -> None:
     )
   if trained_on is not None and trained_on != devices:
     log.info(
-      "The training started on %d devices and goes on on %d: a step's gradients are summed in "
-      "another order, so the weights may differ in their last digits from an uninterrupted run "
-      "(the DP-SGD noise and batches, drawn from the seed and the step, do not change)",
+      "The weights' training started on %d devices and this run has %d: steps it trains sum "
+      "their gradients in another order, so the weights may differ in their last digits from "
+      "an uninterrupted run's (the DP-SGD noise and batches, drawn from the seed and the step, "
+      "do not change)",
       trained_on,
       devices,
     )
