@@ -868,6 +868,18 @@ def test_information_figure_draws_the_bound_and_the_measures(tmp_path):
   assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+def test_the_per_label_clipping_screen_adds_only_the_label_groups_to_adaptive_clipping():
+  bases = _sweep("knobs.py:adaptive-clip-digits")
+  points = _sweep("knobs.py:group-clip-digits")
+  assert len(points) == len(bases) == 12
+  for base, p in zip(bases, points):
+    assert p["overrides"] == {**base["overrides"], "train.dp_clip_groups": "label"}
+    assert (p["method"], p["epsilon"], p["seed"]) == (base["method"], base["epsilon"], base["seed"])
+    assert p["tag"] == base["tag"] + "_label"
+  spec = sweep_lib.make_spec(points[0], CONFIGS)
+  assert (spec.train.dp_clip_quantile, spec.train.dp_clip_groups) == (0.5, "label")
+
+
 def test_the_per_group_clipping_study_adds_only_the_groups_to_adaptive_clipping():
   bases = _sweep("knobs.py:adaptive-clip-small-bank")
   points = _sweep("knobs.py:group-clip-small-bank")
