@@ -698,6 +698,11 @@ def test_clip_options_reach_dpsgd():
   plan = vae.plan_budget(high, 600)
   with pytest.raises(spec_lib.SettingError, match=r"above 17.9688 times .*a quantile nearer 0.5"):
     vae._adaptive_clipping_settings(high, plan, 600, domain=None)
+  # At the median a group's count moves by 1/2, as one count's does: nothing else to suggest.
+  plan = vae.plan_budget(grouped, 100)
+  with pytest.raises(spec_lib.SettingError, match="above 10 times") as refused:
+    vae._adaptive_clipping_settings(grouped, plan, 100, domain=None)
+  assert "per group" not in str(refused.value)
   with pytest.raises(spec_lib.SettingError, match="set --clip-quantile too"):
     _table_spec(epsilon=3.0, delta=1e-6, clip_groups="poutcome")
   # The count's noise q n / 20 must exceed z / 2: refused under the setting's name, not deep in

@@ -122,10 +122,11 @@ def _adaptive_clipping_settings(spec, plan, num_records: int, domain) -> trainin
   ):
     expected = train.dp_sampling_rate * num_records
     times = sensitivity / ADAPTIVE_CLIP_COUNT_NOISE
+    # Per group the count's sensitivity is max(c, 1 - c), above one count's 1/2 unless c = 1/2.
     grouped = (
       f" (per group the count moves by up to {sensitivity:g}, not 1/2: a quantile nearer 0.5, "
       f"or no {spec_lib.setting('train.dp_clip_groups')}, needs less)"
-      if train.dp_clip_groups is not None
+      if train.dp_clip_groups is not None and sensitivity > 0.5
       else ""
     )
     raise spec_lib.SettingError(
