@@ -22,7 +22,9 @@ flags.DEFINE_string("metric", "tstr/logreg", "The metric on the y axis.")
 flags.DEFINE_string("out", None, "PNG to write.")
 flags.DEFINE_string("table", None, "Markdown table to write (optional).")
 flags.DEFINE_string("title", "", "Figure title.")
-flags.DEFINE_multi_string("where", [], "Keep only rows with key=value (e.g. dataset=digits).")
+flags.DEFINE_multi_string(
+  "where", [], "Keep only rows with key=value, or without: key!=value (e.g. dataset=digits)."
+)
 flags.DEFINE_multi_string(
   "series",
   [],
@@ -43,9 +45,10 @@ def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
   rows = [r for path in FLAGS.results for r in results.read_rows(path)]
-  for condition in FLAGS.where:
-    key, _, value = condition.partition("=")
-    rows = [r for r in rows if str(r.get(key)) == value]
+  try:
+    rows = summaries.select_rows(rows, FLAGS.where)
+  except ValueError as e:
+    raise app.UsageError(f"--where: {e}") from e
   if not rows:
     raise app.UsageError(f"no rows in {FLAGS.results}")
   if FLAGS.series:

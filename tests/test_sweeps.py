@@ -222,6 +222,15 @@ def test_only_selects_points_by_id_pattern():
     sweep_lib.select(points, ["lipdp-e2e/*", "lipdp_e2e/*"])  # the typo is named
 
 
+def test_rows_are_selected_by_equal_and_unequal_conditions():
+  rows = [{"method": "a", "target_epsilon": 10.0}, {"method": "b", "target_epsilon": 1.0}, {}]
+  assert results_lib.select_rows(rows, ["target_epsilon=10.0"]) == rows[:1]
+  assert results_lib.select_rows(rows, ["method!=a"]) == rows[1:]
+  assert results_lib.select_rows(rows, ["method!=a", "method=None"]) == rows[2:]
+  with pytest.raises(ValueError, match="key=value or key!=value"):
+    results_lib.select_rows(rows, ["method"])
+
+
 def test_figures_and_tables_from_rows(tmp_path):
   rows = []
   for method in ("lipdp-e2e", "dpsgd-vae"):

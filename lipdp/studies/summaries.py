@@ -19,6 +19,22 @@ import numpy as np
 from lipdp import files
 from lipdp.privacy import information
 
+
+def select_rows(rows, conditions):
+  """The rows that meet every condition: 'key=value' keeps a row whose str(row[key]) is value,
+  'key!=value' one whose str(row[key]) is not (a row without the key has str None)."""
+  for condition in conditions:
+    if "!=" in condition:
+      key, _, value = condition.partition("!=")
+      rows = [r for r in rows if str(r.get(key)) != value]
+    elif "=" in condition:
+      key, _, value = condition.partition("=")
+      rows = [r for r in rows if str(r.get(key)) == value]
+    else:
+      raise ValueError(f"a condition is key=value or key!=value, got {condition!r}")
+  return rows
+
+
 TABLE_METRICS = (
   "tstr/logreg",
   "tstr/logreg_f1",
