@@ -902,6 +902,12 @@ def _check_vae(spec: Spec) -> None:
     raise SettingError(
       f"{setting('calibration')} must be one of {budget_lib.CALIBRATIONS}, got {p.calibration!r}"
     )
+  if p.calibration == "shuffled" and m.heteroscedastic:
+    raise SettingError(
+      f"{setting('calibration', 'shuffled')} calibrates a Gaussian release to a central "
+      "epsilon; the heteroscedastic release's mean is calibrated to a per-record epsilon: "
+      f"use {setting('calibration', 'per-record')}"
+    )
   if p.calibration == "shuffled" and not p.shuffled_release:
     raise SettingError(
       f"{setting('calibration', 'shuffled')} needs {setting('shuffled_release', 'true')}"

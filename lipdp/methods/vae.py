@@ -259,13 +259,26 @@ def encoder_calibration(
   m, k = spec.model, spec.release.k
   budget = spec.privacy or REFERENCE_BUDGET
   if m.heteroscedastic:
-    # sigma(x) is learned in [sigma_min, sigma_max]; epsilon is computed by RDP at release,
-    # not calibrated. The default target is the homoscedastic one at the smallest noise.
-    target = (
-      float(m.lipschitz_target)
-      if m.lipschitz_target is not None
-      else privacy.max_lipschitz(m.sigma_min, budget.epsilon, budget.delta, diameter, k=k)
-    )
+    # sigma(x) is learned in [sigma_min, sigma_max] and the release's epsilon is its RDP bound
+    # at the targets. The default target of the mean is the largest L whose release meets the
+    # per-record epsilon (check_budget refuses a variance term that alone exceeds it, and a
+    # given target that does).
+    if m.lipschitz_target is not None:
+      target = float(m.lipschitz_target)
+    else:
+      try:
+        target = privacy.heteroscedastic_lipschitz(
+          budget.epsilon,
+          budget.delta,
+          m.log_sigma_lipschitz,
+          diameter,
+          m.sigma_min,
+          m.sigma_max,
+          m.latent_dim,
+          k,
+        )
+      except ValueError:  # refused with its reason by check_budget, before any training
+        target = 0.0
     return target, float(m.sigma_min)
   if plan is None:
     ratio = privacy.calibrate_sigma(budget.epsilon, budget.delta, 1.0, k=k)
@@ -389,20 +402,15 @@ def check_budget(
   """Refuses a budget the release cannot honour; returns warnings about weak ones.
 
   Called before training: an epsilon beyond `max_supported_epsilon` would otherwise fail only
-  at release, after the whole training. For the heteroscedastic release (scopes conditional
-  and public, given the domain `diameter`) the epsilon is computed at release from the
-  certified bounds, which the constrained layers keep at their targets; its value at the
-  targets (L of the mean, `model.log_sigma_lipschitz`) is what is checked here. This is a
-  check only: the release's own accounting is unchanged.
+  at release, after the whole training. For the heteroscedastic release (given the domain
+  `diameter`) the epsilon is computed at release from the certified bounds, which the
+  constrained layers keep at their targets; its value at the targets (L of the mean,
+  `model.log_sigma_lipschitz`) must meet the requested per-record epsilon and the sampler's
+  limit. This is a check only: the release's own accounting is unchanged.
   """
   m, k = spec.model, spec.release.k
   setting = spec_lib.setting
-  if (
-    m.heteroscedastic
-    and diameter is not None
-    and spec.method.name == "lipdp"
-    and spec.privacy.scope is not privacy.Scope.DP_SGD
-  ):
+  if m.heteroscedastic and diameter is not None and spec.method.name == "lipdp":
     target, _ = encoder_calibration(spec, diameter, plan)
     worst = privacy.heteroscedastic_epsilon(
       plan.delta,
@@ -424,6 +432,26 @@ def check_budget(
         f"the float64 noise sampler supports (epsilon at most {limit:.3g}); lower "
         f"{setting('model.log_sigma_lipschitz')} or narrow [{setting('model.sigma_min')}, "
         f"{setting('model.sigma_max')}]"
+      )
+    # The requested per-record epsilon is a bound the release must meet, as the Gaussian
+    # release's is (it was once computed and only logged: a request of 1 could release at 11).
+    if not worst.epsilon <= plan.release_epsilon * (1 + 1e-9):
+      why = (
+        f"{setting('model.lipschitz_target')} = {target:g}"
+        if m.lipschitz_target is not None
+        else "a constant mean"
+      )
+      raise spec_lib.SettingError(
+        f"the heteroscedastic release would have a per-record epsilon of up to "
+        f"{worst.epsilon:.4g} at delta = {plan.delta:g} with {why}, above the requested "
+        f"{plan.release_epsilon:g}: sigma(x) may vary by a factor up to "
+        f"{worst.sigma_ratio:.3g} between neighbours (model.log_sigma_lipschitz * D = "
+        f"{m.log_sigma_lipschitz * diameter:.3g}); lower {setting('model.log_sigma_lipschitz')}"
+        f", narrow [{setting('model.sigma_min')}, {setting('model.sigma_max')}]"
+        + (
+          f" or lower {setting('model.lipschitz_target')}" if m.lipschitz_target is not None else ""
+        )
+        + f", or raise {setting('epsilon')}"
       )
   if plan.noise_ratio is not None and not m.heteroscedastic:
     per_record = (

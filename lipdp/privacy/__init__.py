@@ -45,6 +45,7 @@ from lipdp.privacy.information import fano_error_lower_bound
 from lipdp.privacy.information import release_information_bound
 from lipdp.privacy.heteroscedastic import HeteroscedasticResult
 from lipdp.privacy.heteroscedastic import WorstCasePair
+from lipdp.privacy.heteroscedastic import calibrate_lipschitz as heteroscedastic_lipschitz
 from lipdp.privacy.heteroscedastic import gaussian_rdp
 from lipdp.privacy.heteroscedastic import heteroscedastic_epsilon
 from lipdp.privacy.heteroscedastic import heteroscedastic_rdp

@@ -74,6 +74,7 @@ import numpy as np
 from dp_accounting.rdp import rdp_privacy_accountant
 
 from lipdp.privacy import _validation
+from lipdp.privacy import gaussian
 
 
 def isotropic_gaussian_renyi_divergence(
@@ -322,3 +323,51 @@ def heteroscedastic_epsilon(
   return HeteroscedasticResult(
     epsilon=epsilon, delta=delta, order=order, rdp_at_order=rdp_at_order, sigma_ratio=ratio
   )
+
+
+def calibrate_lipschitz(
+  epsilon: float,
+  delta: float,
+  lipschitz_log_sigma: float,
+  diameter: float,
+  sigma_min: float,
+  sigma_max: float,
+  latent_dim: int,
+  k: int = 1,
+  rtol: float = 1e-6,
+) -> float:
+  """The largest L of the mean (to a relative `rtol`, rounded down) whose heteroscedastic
+  release meets `epsilon` at `delta`: `heteroscedastic_epsilon(delta, L, ...) <= epsilon`.
+
+  The release's epsilon grows with L (the RDP of every admissible pair grows with its mean
+  distance), so a bisection finds it; the search starts from the homoscedastic L at sigma_min,
+  an upper bound (the variance term only adds). Calibrating L makes the heteroscedastic release
+  honour a requested epsilon, as the Gaussian one does through sigma / (L D).
+
+  Raises:
+    ValueError: when even L = 0 exceeds `epsilon`: the variance term alone (sigma(x) may vary
+      by up to `max_sigma_ratio` between neighbours, on every latent coordinate) costs more.
+  """
+  epsilon = _validation.positive(epsilon, "epsilon")
+
+  def cost(lipschitz):
+    return heteroscedastic_epsilon(
+      delta, lipschitz, lipschitz_log_sigma, diameter, sigma_min, sigma_max, latent_dim, k
+    ).epsilon
+
+  floor = cost(0.0)
+  if not floor <= epsilon:
+    raise ValueError(
+      f"the heteroscedastic release costs per-record epsilon {floor:.4g} at delta {delta:g} "
+      f"even with a constant mean: sigma(x) may vary by a factor up to "
+      f"{max_sigma_ratio(lipschitz_log_sigma, diameter, sigma_min, sigma_max):.4g} between "
+      f"neighbours on each of {latent_dim * k} latent coordinates, above the requested {epsilon:g}"
+    )
+  high = gaussian.max_lipschitz(sigma_min, epsilon, delta, diameter, k=k)
+  if cost(high) <= epsilon:  # only when the variance term is nil (sigma_min == sigma_max, ...)
+    return float(high)
+  low = 0.0
+  while high - low > rtol * high:
+    mid = 0.5 * (low + high)
+    low, high = (mid, high) if cost(mid) <= epsilon else (low, mid)
+  return float(low)

@@ -156,3 +156,24 @@ def test_k_adds_rdp_and_orders_beyond_the_limit_are_infinite():
   assert limit == pytest.approx(ratio**2 / (ratio**2 - 1), rel=1e-12)
   assert privacy.heteroscedastic_rdp(limit * 1.0001, *args) == math.inf
   assert math.isfinite(privacy.heteroscedastic_rdp(limit * 0.999, *args))
+
+
+@pytest.mark.parametrize("epsilon,log_sigma_lipschitz", [(1.0, 0.002), (4.0, 0.01), (10.0, 0.0)])
+def test_the_calibrated_mean_target_is_the_largest_that_meets_the_epsilon(
+  epsilon, log_sigma_lipschitz
+):
+  args = (1e-5, log_sigma_lipschitz, 5.83, 0.5, 2.0, 32)
+  target = privacy.heteroscedastic_lipschitz(epsilon, *args)
+
+  def cost(lipschitz):
+    delta, rest = args[0], args[1:]
+    return privacy.heteroscedastic_epsilon(delta, lipschitz, *rest).epsilon
+
+  assert 0.0 < target and cost(target) <= epsilon < cost(target * (1 + 1e-5))
+  # Below the homoscedastic target at sigma_min: the variance term and RDP only add.
+  assert target <= privacy.max_lipschitz(0.5, epsilon, 1e-5, 5.83)
+
+
+def test_a_variance_term_above_the_epsilon_cannot_be_calibrated():
+  with pytest.raises(ValueError, match=r"costs per-record epsilon 23.57 .* even with a constant"):
+    privacy.heteroscedastic_lipschitz(1.0, 1e-5, 0.05, 5.83, 0.5, 2.0, 32)
