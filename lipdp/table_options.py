@@ -25,7 +25,8 @@ class Option:
     help: what it does.
     type: how the command line parses its value (bool: a switch).
     flag: the command-line flag, when not the dashed name.
-    invert: a switch that sets the setting to False (--no-evaluation).
+    invert: on the command line, a switch that sets the setting to False (--no-evaluation);
+      in Python the keyword is the setting itself (evaluation=False).
     required: it must be given (its setting's default is no answer for a private table).
   """
 
@@ -227,13 +228,12 @@ def table_spec(
   method = methods.get(given.get("method", config.method))
   if "scope" not in given and method is not None and method.default_scope:
     config.scope = method.default_scope
+  _check_budget_given(method, given.get("scope", config.scope), given, naming)
   for name, value in given.items():
     option = BY_NAME[name]
     if option.key is None:
       continue
-    if option.type is bool and option.invert:
-      value = not value
-    _set(config, option.key, value)
+    _set(config, option.key, value)  # a value is the setting's: evaluation=False turns it off
   if _epsilon_is_end_to_end(method, config.scope, given):
     # The default for the VAE: one epsilon that covers DP-SGD's weights and the release.
     epsilon = given["epsilon"]
@@ -243,6 +243,17 @@ def table_spec(
       )
     config.total_epsilon = epsilon
     config.epsilon = spec_lib.table_config().epsilon  # unused: the plan splits the total
+  # An override may not set what an option set: one of the two would be silently ignored
+  # (epsilon=1 with config_overrides={'total_epsilon': 5} released at 5; found by a review).
+  set_by_options = {BY_NAME[name].key for name in given if BY_NAME[name].key}
+  if _epsilon_is_end_to_end(method, config.scope, given):
+    set_by_options.add("total_epsilon")
+  clashes = sorted(set(config_overrides or {}) & set_by_options)
+  if clashes:
+    raise spec_lib.SettingError(
+      f"{naming(clashes[0], None)} is set twice, as an option and as an override of "
+      f"{clashes[0]!r}: give it once"
+    )
   for key, value in (config_overrides or {}).items():
     _set(config, key, value)
   public = given.get("public_data")
@@ -256,6 +267,37 @@ def table_spec(
   if table is not None:
     built = dataclasses.replace(built, data=dataclasses.replace(built.data, table=table))
   return built
+
+
+def _check_budget_given(method, scope: str, given: Mapping[str, Any], naming) -> None:
+  """The budget is the caller's: an epsilon is required wherever one is spent, as `lipdp
+  synthesize` requires it (a default would be a budget nobody chose; found by a review: method
+  'prior' ran at DP-SGD's default noise, epsilon 4.7), and epsilon and total_epsilon are not
+  both given."""
+  if "epsilon" in given and "total_epsilon" in given:
+    raise spec_lib.SettingError(
+      f"give {naming('epsilon', None)} or {naming('total_epsilon', None)}, not both "
+      f"({naming('total_epsilon', None)} sets the release's share itself)"
+    )
+  if method is None or "epsilon" in given or "total_epsilon" in given:
+    return
+  if method.kind == methods.CENTRAL:
+    raise spec_lib.SettingError(
+      f"give {naming('epsilon', None)}: the central epsilon of method {method.name!r}"
+    )
+  if method.kind != methods.VAE or scope == spec_lib.NO_GUARANTEE:
+    return
+  if method.name == "lipdp":
+    raise spec_lib.SettingError(
+      f"give {naming('epsilon', None)}: end to end (DP-SGD training and the release; per "
+      "record in scope conditional or public)"
+    )
+  if scope == "dp-sgd" and "dp_noise_multiplier" not in given:
+    raise spec_lib.SettingError(
+      f"give {naming('epsilon', None)}: the end-to-end epsilon of the DP-SGD training whose "
+      f"model method {method.name!r} samples (or fix DP-SGD's noise with "
+      f"{naming('train.dp_noise_multiplier', None)}, and the report states its epsilon)"
+    )
 
 
 def _epsilon_is_end_to_end(method, scope: str, given: Mapping[str, Any]) -> bool:

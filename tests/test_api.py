@@ -89,6 +89,31 @@ def test_end_to_end_is_the_default(schema_file):
   assert spec.privacy.total_epsilon == 2.0
 
 
+def test_the_budget_and_the_evaluation_are_as_given(schema_file):
+  """From a review: a default budget nobody chose, two epsilons of which one is ignored, and an
+  inverted evaluation keyword. Each is now refused, or is what the keyword says."""
+  people = _people()
+  spec = lambda **kw: api.table_spec(people, schema_file, delta=1e-5, **kw)  # noqa: E731
+  assert spec(epsilon=1.0, evaluation=False).evaluation.enabled is False
+  assert spec(epsilon=1.0, evaluation=True).evaluation.enabled is True
+  assert spec(epsilon=1.0).evaluation.enabled is True
+  for kw, match in (
+    ({}, r"^give epsilon: end to end"),
+    ({"method": "prior"}, r"^give epsilon: the end-to-end epsilon of the DP-SGD training"),
+    ({"method": "mst"}, r"^give epsilon: the central epsilon of method 'mst'"),
+    ({"epsilon": 1.0, "total_epsilon": 5.0}, r"^give epsilon or total_epsilon, not both"),
+  ):
+    with pytest.raises(spec_lib.SettingError, match=match):
+      spec(**kw)
+  with pytest.raises(spec_lib.SettingError, match=r"^total_epsilon is set twice"):
+    spec(epsilon=1.0, config_overrides={"total_epsilon": 5.0})
+  with pytest.raises(spec_lib.SettingError, match=r"^steps is set twice"):
+    spec(epsilon=1.0, steps=10, config_overrides={"train.num_steps": 20})
+  # The DP-SGD VAE with its noise fixed by hand: the report states the epsilon that gives.
+  fixed = spec(method="prior", dp_noise_multiplier=2.0)
+  assert fixed.train.dp_noise_multiplier == 2.0 and fixed.privacy.total_epsilon is None
+
+
 def _check_people(synthetic):
   assert isinstance(synthetic, pd.DataFrame)
   assert list(synthetic.columns) == ["score", "city", "age", "outcome"]  # declared, in order

@@ -778,6 +778,17 @@ def _synthesize_args(*extra):
   )
 
 
+def test_the_switches_and_the_budget_read_as_given():
+  assert cli.table_spec(_synthesize_args("--no-evaluation")).evaluation.enabled is False
+  assert cli.table_spec(_synthesize_args()).evaluation.enabled is True
+  prior = cli.build_parser().parse_args(
+    ["synthesize", "--data", "x.csv", "--schema", "s.json", "--out", "o.csv", "--report", "r.json"]
+    + ["--delta", "1e-6", "--method", "prior"]
+  )
+  with pytest.raises(spec_lib.SettingError, match=r"^give --epsilon: the end-to-end epsilon"):
+    cli.table_spec(prior)  # not DP-SGD's default noise, a budget nobody chose
+
+
 def test_set_reaches_any_other_setting():
   args = _synthesize_args(
     "--set",

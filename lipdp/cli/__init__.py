@@ -403,6 +403,9 @@ def table_spec(args) -> spec_lib.Spec:
   """The spec of `lipdp synthesize ARGS` (its options: `lipdp.table_options`; other settings
   through --set)."""
   options = {o.name: getattr(args, o.name) for o in table_options.OPTIONS}
+  for o in table_options.OPTIONS:
+    if o.invert:  # a switch such as --no-evaluation: present sets the setting to False
+      options[o.name] = False if options[o.name] else None
   return table_options.table_spec(
     "csv:" + args.data,
     args.schema,
