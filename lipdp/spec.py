@@ -647,6 +647,8 @@ def _positive_finite(value: float) -> bool:
 # Data sets whose records come from `data_dir` (the others ignore it): the same name in
 # another folder is another collection.
 _READS_DATA_DIR = ("mnist_idx", "tfds:")
+# Data sets named by a file's path ('csv:PATH', 'npz:PATH'): the same file is the same source.
+_FILE_SOURCES = ("csv", "npz")
 
 
 def _same_source(data: DataSpec) -> bool:
@@ -654,8 +656,13 @@ def _same_source(data: DataSpec) -> bool:
   from a folder the same folder. Options that only split, scale or frame the records (split
   seed, holdout fraction, radius, label weight) do not make another collection: the public set
   is loaded whole (train and holdout), so any of them would include every private record."""
-  if not data.public_dataset or data.public_dataset != data.dataset:
+  if not data.public_dataset:
     return False
+  if data.public_dataset != data.dataset:
+    # One file under two spellings ('people.csv', './people.csv', a link) is one source.
+    kind, _, path = data.dataset.partition(":")
+    public_kind, _, public_path = data.public_dataset.partition(":")
+    return kind in _FILE_SOURCES and kind == public_kind and _folder(path) == _folder(public_path)
   if not data.dataset.startswith(_READS_DATA_DIR):
     return True
   private_dir = data.load_arguments()[1].get("data_dir")

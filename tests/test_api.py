@@ -114,6 +114,20 @@ def test_the_budget_and_the_evaluation_are_as_given(schema_file):
   assert fixed.train.dp_noise_multiplier == 2.0 and fixed.privacy.total_epsilon is None
 
 
+def test_the_private_table_is_not_public_data_even_from_a_file(tmp_path, schema_file):
+  """A table in memory is named by its digest, never by the file it was read from: the file
+  passed as public data is refused by its records (found by a review: it ran, scope public)."""
+  people = _people()
+  path = tmp_path / "people.csv"
+  people.to_csv(path, index=False)
+  with pytest.raises(spec_lib.SettingError, match="^public_data holds exactly the private"):
+    lipdp.synthesize(
+      pd.read_csv(path), schema_file, epsilon=1.0, delta=1e-5, scope="public",
+      public_data=str(path), workdir=str(tmp_path / "run"), progress=False,
+    )  # fmt: skip
+  assert not os.path.exists(tmp_path / "run")
+
+
 def _check_people(synthetic):
   assert isinstance(synthetic, pd.DataFrame)
   assert list(synthetic.columns) == ["score", "city", "age", "outcome"]  # declared, in order

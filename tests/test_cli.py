@@ -523,9 +523,16 @@ def test_bad_settings_are_refused_before_anything_is_written(files, capsys, extr
 
 
 def test_the_private_table_is_not_public_data(files, capsys):
-  for extra in (("--scope", "public"), ("--set", "train.public_pretrain_steps=3")):
-    rc = _synthesize(files, "--public-data", files["data"], *extra)
-    _assert_refused(capsys, rc, "--public-data names the private data set itself")
+  # Under any spelling of its path, and as a copy (found by a review: './people.csv' passed).
+  os.symlink(os.path.abspath(files["data"]), "link.csv")
+  spellings = (files["data"], "./" + os.path.basename(files["data"]), "link.csv")
+  for public in spellings:
+    for extra in (("--scope", "public"), ("--set", "train.public_pretrain_steps=3")):
+      rc = _synthesize(files, "--public-data", public, *extra)
+      _assert_refused(capsys, rc, "--public-data names the private data set itself")
+  shutil.copyfile(files["data"], "copy.csv")
+  rc = _synthesize(files, "--public-data", "copy.csv", "--scope", "public")
+  _assert_refused(capsys, rc, "--public-data holds exactly the private records")
 
 
 @pytest.mark.slow  # 30 s; the runner's pretraining test covers the note by default

@@ -195,7 +195,27 @@ def _public_records(spec: spec_lib.Spec, data) -> np.ndarray:
       f"public data set {spec.data.public_dataset!r} has domain {public.domain}, "
       f"not the private data's {data.domain}"
     )
-  return np.concatenate([public.train, public.holdout])
+  records = np.concatenate([public.train, public.holdout])
+  # The names differ (lipdp.spec refuses the same source), but the records may not: a table in
+  # memory is named by its digest, and a copy of the private file has another path. Two
+  # collections that hold the very same records are one (found by a review).
+  if _same_rows(records, np.concatenate([data.train, data.holdout])):
+    raise spec_lib.SettingError(
+      f"{spec_lib.setting('public_dataset')} holds exactly the private records "
+      f"({len(records):,} of them, in some order): public data must be a separate collection"
+    )
+  return records
+
+
+def _same_rows(a: np.ndarray, b: np.ndarray) -> bool:
+  """Whether two record arrays hold the same rows with the same multiplicities."""
+  if a.shape != b.shape or a.dtype != b.dtype:
+    return False
+  rows = lambda x: np.unique(
+    np.ascontiguousarray(x).reshape(len(x), -1), axis=0, return_counts=True
+  )  # noqa: E731
+  (ua, ca), (ub, cb) = rows(a), rows(b)
+  return ua.shape == ub.shape and np.array_equal(ua, ub) and np.array_equal(ca, cb)
 
 
 def pretrain_note(spec: spec_lib.Spec, num_public: int) -> str:
