@@ -449,11 +449,13 @@ def test_dpsgd_vae_baseline_samples_its_prior(tmp_path, caplog):
       "train.seed": 1,
       "train.dp_sampling_rate": 0.05,
       "model.style_dim": 4,
+      "noise_seed": 7,  # seeds the prior draws, which are no privacy noise: a note says so
     }
   )
   result = _run(config, str(tmp_path))
   report = result.report
   assert isinstance(report.release, privacy.PriorSampling)
+  assert vae.PRIOR_SEEDED_NOTE in report.notes and not report.noise_seeded
   assert report.epsilon == report.components["dp_sgd"] <= 2.0
   assert len(result.synthetic_records) == len(result.data.train)
   # The log states the model's size and DP-SGD's noise against the signal, z sqrt(P) / (q n).

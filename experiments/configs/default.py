@@ -52,13 +52,15 @@ def get_config(arg: str = "") -> ml_collections.ConfigDict:
     c.train.dp_sampling_rate = 0.09  # about 130 of the 1,438 training records per step
   elif arg == "table":
     # A table of your own (--config.dataset=csv:PATH --config.schema=SCHEMA.json) with the
-    # settings of `lipdp synthesize` (the study's table model: lipdp.spec.table_config).
+    # table model of `lipdp synthesize` (lipdp.spec.table_config), but in the main job's
+    # default scope, conditional (the weights not covered); `lipdp synthesize` and
+    # --config.scope=dp-sgd --config.total_epsilon=E are end to end.
     pass
   elif arg == "bank":
     # UCI bank-marketing (45,211 records, 17 mixed columns) from $LIPDP_DATA_DIR/bank-marketing
     # with the declared schema experiments/schemas/bank_marketing.json; 80/20 split. The table
-    # settings; DP-SGD's default sampling rate takes about 360 of the 36,169 training records
-    # per step.
+    # model, in the conditional scope as ':table' (--config.scope=dp-sgd for end to end);
+    # DP-SGD's default sampling rate takes about 360 of the 36,169 training records per step.
     c.dataset = "csv:" + os.path.join(
       os.environ.get(_DATA_DIR_ENV, ""), "bank-marketing", "bank-full.csv.gz"
     )

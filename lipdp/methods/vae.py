@@ -818,6 +818,19 @@ def _prior_release(spec, model, variables, data, dpsgd_event, trained, notes=())
     dpsgd=dpsgd_event,
     training_seeded=bool(trained.seeded_by_user) and dpsgd_event is not None,
     extra_versions={"jax": jax.__version__},
-    notes=tuple(data.notes) + tuple(notes),
+    notes=tuple(data.notes) + tuple(notes) + _prior_seed_notes(spec),
   )
   return records, report
+
+
+PRIOR_SEEDED_NOTE = (
+  "The prior latents (and any style draws) came from a fixed seed (noise_seed), so the "
+  "synthetic records are reproducible from the weights; they are post-processing of the "
+  "DP-SGD-trained weights, not privacy noise, so the guarantee does not depend on them"
+)
+
+
+def _prior_seed_notes(spec) -> tuple:
+  """What a prior-sampling report says of a user's noise seed: it seeds no privacy noise (the
+  noise statement is about DP-SGD's), but the option says it is recorded (found by a review)."""
+  return (PRIOR_SEEDED_NOTE,) if spec.release.noise_seed is not None else ()
