@@ -229,6 +229,7 @@ def table_spec(
   if "scope" not in given and method is not None and method.default_scope:
     config.scope = method.default_scope
   _check_budget_given(method, given.get("scope", config.scope), given, naming)
+  _check_dpsgd_options(given.get("scope", config.scope), given, naming)
   for name, value in given.items():
     option = BY_NAME[name]
     if option.key is None:
@@ -298,6 +299,23 @@ def _check_budget_given(method, scope: str, given: Mapping[str, Any], naming) ->
       f"model method {method.name!r} samples (or fix DP-SGD's noise with "
       f"{naming('train.dp_noise_multiplier', None)}, and the report states its epsilon)"
     )
+
+
+# Options that set DP-SGD's noise or clipping: read in scope 'dp-sgd' only.
+DPSGD_OPTIONS = ("dp_noise_multiplier", "clip_norm")
+
+
+def _check_dpsgd_options(scope: str, given: Mapping[str, Any], naming) -> None:
+  """An option of DP-SGD's in a scope without DP-SGD is refused, not ignored: a reader of the
+  command could take the weights for DP-trained (found by a review)."""
+  if scope == "dp-sgd":
+    return
+  for name in DPSGD_OPTIONS:
+    if name in given:
+      raise spec_lib.SettingError(
+        f"{naming(BY_NAME[name].key, None)} sets DP-SGD's training: it needs scope 'dp-sgd', "
+        f"not {scope!r}, whose weights are trained without it"
+      )
 
 
 def _epsilon_is_end_to_end(method, scope: str, given: Mapping[str, Any]) -> bool:
