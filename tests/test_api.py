@@ -105,10 +105,17 @@ def test_the_budget_and_the_evaluation_are_as_given(schema_file):
   ):
     with pytest.raises(spec_lib.SettingError, match=match):
       spec(**kw)
-  with pytest.raises(spec_lib.SettingError, match=r"^total_epsilon is set twice"):
-    spec(epsilon=1.0, config_overrides={"total_epsilon": 5.0})
-  with pytest.raises(spec_lib.SettingError, match=r"^steps is set twice"):
-    spec(epsilon=1.0, steps=10, config_overrides={"train.num_steps": 20})
+  # An override never sets an option's setting, alone or in its group, nor changes the scope
+  # the checks above were made in.
+  for overrides, option in (
+    ({"total_epsilon": 5.0}, "total_epsilon"),
+    ({"train.num_steps": 20}, "steps"),
+    ({"train": {"num_steps": 3}}, "dp_noise_multiplier"),  # the group's first option
+    ({"scope": "conditional"}, "scope"),
+    ({"train.dp_noise_multiplier": 0.5}, "dp_noise_multiplier"),
+  ):
+    with pytest.raises(spec_lib.SettingError, match=rf"would set {option}, an option"):
+      spec(epsilon=1.0, config_overrides=overrides)
   # The DP-SGD VAE with its noise fixed by hand: the report states the epsilon that gives.
   fixed = spec(method="prior", dp_noise_multiplier=2.0)
   assert fixed.train.dp_noise_multiplier == 2.0 and fixed.privacy.total_epsilon is None

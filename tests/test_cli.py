@@ -794,6 +794,9 @@ def test_the_switches_and_the_budget_read_as_given():
   )
   with pytest.raises(spec_lib.SettingError, match=r"^give --epsilon: the end-to-end epsilon"):
     cli.table_spec(prior)  # not DP-SGD's default noise, a budget nobody chose
+  group = _synthesize_args("--dp-noise-multiplier", "2", "--set", "train={'num_steps': 3}")
+  with pytest.raises(spec_lib.SettingError, match=r"^--set train would set --dp-noise"):
+    cli.table_spec(group)  # the group's replacement would drop the option's value
   for flag in ("--dp-noise-multiplier", "--clip-norm"):  # not ignored where nothing reads them
     args = _synthesize_args("--scope", "conditional", flag, "2")
     with pytest.raises(spec_lib.SettingError, match=f"^{flag} sets DP-SGD's training"):
