@@ -350,6 +350,18 @@ def run(spec: spec_lib.Spec, workdir: str, *, progress: bool = False) -> RunResu
     for warning in checks.release_warnings(data.domain, made.records, made.report):
       log.warning("%s", warning)
       warnings.append(warning)
+    plan = prepared.plan
+    if plan is not None and made.report.epsilon > plan.total_epsilon * (1 + 1e-6):
+      # The heteroscedastic release in scope dp-sgd: its epsilon is an RDP bound computed at
+      # release, while the plan composed DP-SGD with a Gaussian release of the same per-record
+      # epsilon. Among the warnings, so the summary and a caller see it, not only the log.
+      warning = (
+        f"the release's total epsilon is {made.report.epsilon:.4g}, above the "
+        f"{plan.total_epsilon:.4g} planned before training (the heteroscedastic release's "
+        "epsilon is its RDP bound, computed at release); the report states the larger"
+      )
+      log.warning("%s", warning)
+      warnings.append(warning)
 
   metrics = _evaluate(spec, workdir, data, made, timings)
   _figure(spec, data, made.records, made.report, workdir)

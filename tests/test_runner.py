@@ -735,6 +735,9 @@ def test_heteroscedastic_dpsgd_release_is_fixed_before_training(tmp_path):
     dpsgd=report.dpsgd,
   )
   assert report.epsilon == expected.epsilon
+  # The plan composed a Gaussian release; the RDP bound is larger, and the caller is told.
+  assert report.epsilon > result.plan.total_epsilon
+  assert any("planned before training" in w for w in result.warnings)
   # The released map is certified within those targets.
   cert = report.certificate
   assert np.prod(cert["layer_bounds"]) * cert["mean_scale"] <= target * (1 + 1e-12)
@@ -808,6 +811,12 @@ def test_a_heteroscedastic_release_meets_the_requested_epsilon_or_is_refused(tmp
     with pytest.raises(ValueError, match=match):
       _run(refused, str(tmp_path / "run"))
     assert not os.path.exists(tmp_path / "run")
+  # Prior sampling releases no latent: its encoder keeps a positive target whatever sigma(x)
+  # may do (it was once given the refused release's 0 and failed to build).
+  prior = config.copy_and_resolve_references()
+  prior.scope, prior.method, prior.model.log_sigma_lipschitz = "dp-sgd", "prior", 0.1
+  prior_spec = spec_lib.from_config(prior)
+  assert vae.encoder_calibration(prior_spec, diameter, vae.plan_budget(prior_spec, 100))[0] > 0
   # The Gaussian release's calibrations do not apply to it: refused by name.
   for key, value in (("total_epsilon", 2.0), ("calibration", "shuffled")):
     gaussian_only = config.copy_and_resolve_references()
