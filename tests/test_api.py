@@ -127,7 +127,7 @@ def test_the_private_table_is_not_public_data_even_from_a_file(tmp_path, schema_
   people = _people()
   path = tmp_path / "people.csv"
   people.to_csv(path, index=False)
-  with pytest.raises(spec_lib.SettingError, match="^public_data holds exactly the private"):
+  with pytest.raises(spec_lib.SettingError, match="^public_data holds every private record"):
     lipdp.synthesize(
       pd.read_csv(path), schema_file, epsilon=1.0, delta=1e-5, scope="public",
       public_data=str(path), workdir=str(tmp_path / "run"), progress=False,

@@ -531,8 +531,13 @@ def test_the_private_table_is_not_public_data(files, capsys):
       rc = _synthesize(files, "--public-data", public, *extra)
       _assert_refused(capsys, rc, "--public-data names the private data set itself")
   shutil.copyfile(files["data"], "copy.csv")
-  rc = _synthesize(files, "--public-data", "copy.csv", "--scope", "public")
-  _assert_refused(capsys, rc, "--public-data holds exactly the private records")
+  with open(files["data"], encoding="utf-8") as f:
+    lines = f.read().splitlines()
+  with open("registry.csv", "w", encoding="utf-8") as f:  # every private row and one more
+    f.write("\n".join(lines + [lines[-1].replace(lines[-1].split(",")[0], "999", 1)]) + "\n")
+  for public in ("copy.csv", "registry.csv"):
+    rc = _synthesize(files, "--public-data", public, "--scope", "public")
+    _assert_refused(capsys, rc, "--public-data holds every private record")
 
 
 @pytest.mark.slow  # 30 s; the runner's pretraining test covers the note by default

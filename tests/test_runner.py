@@ -278,6 +278,21 @@ def test_a_work_directory_refuses_other_public_records_under_the_same_settings(t
     runner.open_for(spec, workdir, data.domain, data, public)
 
 
+def test_public_data_holding_every_private_record_is_told_from_a_small_domains_chance():
+  rng = np.random.default_rng(0)
+  private = rng.random((50, 4)).astype(np.float32)
+  extra = rng.random((1, 4)).astype(np.float32)
+  assert vae.holds_private_records(private[rng.permutation(50)], private)  # a copy
+  assert vae.holds_private_records(np.concatenate([private, extra]), private)  # a superset
+  assert not vae.holds_private_records(private[:-1], private)  # one missing
+  twice = np.concatenate([private, private[:1]])  # a private row twice needs it twice
+  assert not vae.holds_private_records(private, twice)
+  assert vae.holds_private_records(np.concatenate([private, private]), twice)
+  # Few row patterns (three binary columns): a larger public table holds them all by chance.
+  patterns = lambda n: rng.integers(0, 2, (n, 3)).astype(np.float32)  # noqa: E731
+  assert not vae.holds_private_records(patterns(1000), patterns(100))
+
+
 def test_the_public_records_are_the_fit_in_scope_public_and_the_pretraining_otherwise():
   fit, pretrain = np.zeros((3, 2)), np.ones((4, 2))
   prepared = vae.Prepared(None, fit, None, pretrain_records=pretrain)
