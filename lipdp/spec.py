@@ -932,6 +932,14 @@ def _check_vae(spec: Spec) -> None:
     )
   if m.sigma is not None and not m.sigma > 0:
     raise SettingError(f"{setting('model.sigma')} must be positive, got {m.sigma}")
+  if m.heteroscedastic and not (
+    isinstance(m.log_sigma_lipschitz, (int, float)) and 0 < m.log_sigma_lipschitz < math.inf
+  ):
+    # Refused here, before anything is written (the model builder refused it after config.json).
+    raise SettingError(
+      f"{setting('model.log_sigma_lipschitz')} must be positive and finite for a heteroscedastic "
+      f"model (a constant sigma is the default release), got {m.log_sigma_lipschitz!r}"
+    )
   if p.scope is privacy.Scope.PUBLIC and not spec.data.public_dataset:
     raise SettingError(
       f"{setting('scope', 'public')} needs {setting('public_dataset')}: a public data set in "

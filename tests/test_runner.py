@@ -832,6 +832,10 @@ def test_a_heteroscedastic_release_meets_the_requested_epsilon_or_is_refused(tmp
   prior.scope, prior.method, prior.model.log_sigma_lipschitz = "dp-sgd", "prior", 0.1
   prior_spec = spec_lib.from_config(prior)
   assert vae.encoder_calibration(prior_spec, diameter, vae.plan_budget(prior_spec, 100))[0] > 0
+  zero = config.copy_and_resolve_references()
+  zero.model.log_sigma_lipschitz = 0.0
+  with pytest.raises(spec_lib.SettingError, match="log_sigma_lipschitz must be positive"):
+    spec_lib.from_config(zero)  # before anything is written, not by the model builder
   # The Gaussian release's calibrations do not apply to it: refused by name.
   for key, value in (("total_epsilon", 2.0), ("calibration", "shuffled")):
     gaussian_only = config.copy_and_resolve_references()
