@@ -243,6 +243,24 @@ def encoder_means(
   return np.concatenate(out, axis=0)
 
 
+def check_decoding(decoding: str, domain) -> None:
+  """Refuses a decoding the domain's records cannot take, before anything is trained:
+  "sample_modal_label" and "sample_pixels" keep a categorical label's most probable class, and
+  "sample_pixels" draws the pixels of an image block."""
+  if decoding not in likelihood.DECODINGS:
+    raise ValueError(f"decoding must be one of {likelihood.DECODINGS}, got {decoding!r}")
+  blocks = tuple(domain.blocks)
+  if decoding == "sample_pixels" and not any(block.kind == "image" for block in blocks):
+    raise ValueError("decoding 'sample_pixels' draws an image's pixels: the records have no image")
+  if decoding in ("sample_modal_label", "sample_pixels"):
+    label = domain.label_column
+    if label is None or not any(b.name == label and b.kind == "categorical" for b in blocks):
+      raise ValueError(
+        f"decoding {decoding!r} keeps the label's most probable class: the records need a "
+        f"categorical label column, got {label!r}"
+      )
+
+
 def decode_latents(
   model: vae_lib.LipschitzVAE,
   variables: Any,
@@ -259,7 +277,8 @@ def decode_latents(
   images, `likelihood.resolve_decoding`): "sample" draws each record from the
   decoder's likelihood (`likelihood.sampled_record`), "mean" takes the likelihood's mean, whose
   projection keeps each category's mode, "sample_modal_label" draws every column but keeps the
-  label's most probable class. A model with a style latent decodes each z with a
+  label's most probable class, "sample_pixels" draws too and draws an image's pixels from
+  their Bernoulli likelihood (binary images; records with an image block only). A model with a style latent decodes each z with a
   fresh u ~ N(0, I); a label-conditioned decoder (`vae_lib.LipschitzVAE.condition_block`)
   decodes it with a label drawn from the model's learned label prior, or uniformly over the
   classes without one, which becomes the record's label. u, the labels and the draw's uniforms
@@ -272,6 +291,8 @@ def decode_latents(
     raise ValueError(f"temperature must be a positive number, got {temperature!r}")
   blocks = tuple(domain.blocks)
   decoding = likelihood.resolve_decoding(decoding, blocks)
+  check_decoding(decoding, domain)
+  draw_pixels = decoding == "sample_pixels"
   bins = model.numeric_bins
   conditioned = model.condition_block is not None
 
@@ -284,8 +305,8 @@ def decode_latents(
       if decoding == "mean":
         out = likelihood.decoded_mean(logits, blocks, bins)
       else:
-        out = likelihood.sampled_record(logits, blocks, extra[-1], bins)
-        if decoding == "sample_modal_label":
+        out = likelihood.sampled_record(logits, blocks, extra[-1], bins, draw_pixels)
+        if decoding in ("sample_modal_label", "sample_pixels"):
           mean = likelihood.decoded_mean(logits, blocks, bins)
           out = likelihood.with_modal_label(out, mean, blocks, label)
       if conditioned:  # the record's label is the one it was decoded for
@@ -307,8 +328,9 @@ def decode_latents(
     inputs = tuple(np.float32(temperature) * x for x in inputs)
   if conditioned:
     inputs += (_drawn_label_blocks(rng, flat.shape[0], model, variables, blocks),)
-  if decoding in ("sample", "sample_modal_label"):
-    inputs += (rng.random((flat.shape[0], likelihood.num_uniforms(blocks)), dtype=np.float32),)
+  if decoding != "mean":
+    count = likelihood.num_uniforms(blocks, draw_pixels)
+    inputs += (rng.random((flat.shape[0], count), dtype=np.float32),)
   parts = []
   # A domain is a set of single records, so projecting a batch projects each row on its own:
   # chunk by chunk, on the host while the device decodes the next chunks.

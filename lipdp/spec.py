@@ -154,7 +154,8 @@ class ReleaseSpec:
   # likelihood's mean, whose projection keeps each category's mode and shrinks numbers towards
   # their centre; 'auto' samples tables and takes the mean of images (pixel intensities and the
   # most probable label, which then agrees with the pixels); 'sample_modal_label' draws every
-  # column of a table but keeps its label's most probable class, as images do.
+  # column of a table but keeps its label's most probable class, as images do; 'sample_pixels'
+  # (images, Bernoulli likelihood) also draws each pixel, a binary image.
   decoding: str = "auto"
   # Sampling temperature tau > 0 (post-processing): every latent the decoder sees, the released
   # z and the style latent u, is multiplied by tau before decoding. Below 1 the decoder is read
@@ -717,6 +718,11 @@ def _check_common(spec: Spec) -> None:
   if release.decoding not in likelihood.DECODINGS:
     raise SettingError(
       f"{setting('decoding')} must be one of {likelihood.DECODINGS}, got {release.decoding!r}"
+    )
+  if release.decoding == "sample_pixels" and spec.model.image_likelihood != "bernoulli":
+    raise SettingError(
+      f"{setting('decoding')} 'sample_pixels' draws pixels from the Bernoulli image likelihood; "
+      f"{setting('model.image_likelihood')} is {spec.model.image_likelihood!r}"
     )
   if not (math.isfinite(release.temperature) and release.temperature > 0):
     raise SettingError(

@@ -182,8 +182,10 @@ def test_tabular_release_draws_records_from_the_decoder_and_mean_keeps_the_mode(
   assert np.std(domain.decode(mean)["age"]) == 0.0
   with pytest.raises(ValueError, match="decoding must be one of"):
     synth_lib.decode_latents(model, variables, latents, domain, decoding="mode")
-  with pytest.raises(ValueError, match="needs a categorical label block"):
+  with pytest.raises(ValueError, match="need a categorical label column"):
     synth_lib.decode_latents(model, variables, latents, domain, decoding="sample_modal_label")
+  with pytest.raises(ValueError, match="the records have no image"):
+    synth_lib.decode_latents(model, variables, latents, domain, decoding="sample_pixels")
   # With 'job' as the label: the label keeps its mode, every other column is still drawn.
   labelled = data_lib.TabularDomain(list(domain.columns), label_column="job")
   modal = synth_lib.decode_latents(
@@ -231,6 +233,32 @@ def test_a_label_conditioned_release_draws_uniform_labels_and_keeps_them():
       lipschitz_target=1.0,
       sigma=1.0,
     )
+
+
+def test_sample_pixels_draws_binary_images_around_the_mean_and_keeps_the_modal_label():
+  """decoding 'sample_pixels': each pixel 1 with the probability the mean decoding gives it,
+  the label the mean decoding's most probable class, reproducible from the public rng."""
+  # Radius 4 holds every 4 x 4 binary image, so the domain's projection leaves them binary.
+  domain = data_lib.ImageDomain((4, 4, 1), radius=4.0, pixel_max=255, num_classes=3, label_weight=2)
+  config = spec_lib.ModelSpec(latent_dim=2, encoder_hidden=(8,), decoder_hidden=(4,), style_dim=0)
+  model = builders.build_vae(domain, config, lipschitz_target=1.0, sigma=1.0)
+  variables = model.init(jax.random.key(0), jnp.zeros((1, domain.dim)), jax.random.key(1))
+  latents = np.zeros((20_000, 1, 2), np.float32)  # one latent: one mean image
+
+  def decode(decoding, seed=0):
+    return synth_lib.decode_latents(
+      model, variables, latents, domain, style_rng=np.random.default_rng(seed), decoding=decoding
+    )
+
+  mean, drawn = decode("mean"), decode("sample_pixels")
+  pixels = slice(0, 16)
+  assert set(np.unique(drawn[:, pixels])) <= {0.0, 1.0}
+  assert 0.2 < np.mean(drawn[:, pixels]) < 0.8  # neither all 0 nor all 1
+  # Each pixel's frequency is its mean intensity (within 5 binomial sd of 20,000 draws).
+  np.testing.assert_allclose(np.mean(drawn[:, pixels], axis=0), mean[0, pixels], atol=5 * 0.0036)
+  np.testing.assert_array_equal(domain.labels(drawn), domain.labels(mean))
+  np.testing.assert_array_equal(decode("sample_pixels"), drawn)
+  assert not np.array_equal(decode("sample_pixels", seed=1), drawn)
 
 
 def test_a_learned_label_prior_gives_the_synthetic_labels_its_distribution():

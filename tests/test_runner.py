@@ -885,6 +885,15 @@ def test_label_loss_weight_and_plain_encoder_settings_are_checked(tmp_path):
   with pytest.raises(spec_lib.SettingError, match="label_conditioned.*needs a data set with a"):
     _run(config, str(tmp_path / "table"))
   assert not os.path.exists(tmp_path / "table")
+  # A decoding the records cannot take is refused before training, not after it.
+  for decoding, match in [
+    ("sample_pixels", "decoding: decoding 'sample_pixels' draws an image's pixels"),
+    ("sample_modal_label", "decoding: decoding 'sample_modal_label' keeps the label's most"),
+  ]:
+    config = _config(**{"dataset": f"csv:{table}", "schema": str(schema), "decoding": decoding})
+    with pytest.raises(spec_lib.SettingError, match=match):
+      _run(config, str(tmp_path / decoding))
+    assert not os.path.exists(tmp_path / decoding)
 
 
 def test_a_conditioned_table_release_draws_its_labels_from_the_dp_sgd_trained_prior(tmp_path):

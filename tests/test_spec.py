@@ -271,6 +271,15 @@ def test_schedules_and_likelihoods_are_checked_by_name(section, leaf, value, mat
     spec_lib.from_config(config)
 
 
+def test_drawn_pixels_need_the_bernoulli_image_likelihood():
+  config = spec_lib.config_from_file(CONFIGS, "smoke")
+  config.decoding = "sample_pixels"
+  assert spec_lib.from_config(config).release.decoding == "sample_pixels"
+  config.model.image_likelihood = "gaussian"
+  with pytest.raises(spec_lib.SettingError, match="'sample_pixels' draws pixels from the Bern"):
+    spec_lib.from_config(config)
+
+
 @pytest.mark.parametrize("value", [0.0, -0.5, float("nan"), float("inf")])
 def test_the_temperature_must_be_a_positive_number(value):
   config = spec_lib.config_from_file(CONFIGS, "smoke")

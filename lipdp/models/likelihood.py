@@ -27,9 +27,11 @@ A synthetic record is post-processing of the decoder's output, in one of two way
 numeric value from its bin probabilities and uniformly inside the bin, or from its Gaussian
 clipped to [0, 1]); "mean" takes the likelihood's mean (sigmoid(logit), the expected bin
 centre) and the projection onto the domain then keeps each categorical block's most probable
-category. Image pixels are always their mean intensity (a pixel-wise Bernoulli draw is not a
-better image). Taking the mode drops minority categories and shrinks numeric columns towards
-their centre; drawing keeps the marginals the decoder learnt. An image's label is the
+category. Image pixels are their mean intensity in both, unless "sample_pixels" draws each
+pixel from its Bernoulli likelihood (a binary image, `sampled_record(draw_pixels=True)`; the
+label kept at its most probable class, as "auto" keeps it). Taking the mode drops minority
+categories and shrinks numeric columns towards their centre; drawing keeps the marginals the
+decoder learnt. An image's label is the
 exception that "auto" makes: drawn from a softmax that is not sharp, the label disagrees with
 the pixels drawn beside it (train-on-synthetic accuracy on MNIST fell from 0.64 to 0.31 in
 the DP-SGD recipe study, docs/results.md), so images keep their most probable class.
@@ -46,7 +48,7 @@ import jax.numpy as jnp
 import numpy as np
 
 IMAGE_LIKELIHOODS = ("bernoulli", "gaussian")
-DECODINGS = ("auto", "sample", "mean", "sample_modal_label")
+DECODINGS = ("auto", "sample", "mean", "sample_modal_label", "sample_pixels")
 NUMERIC_LIKELIHOODS = ("auto", "binned", "gaussian", "declared")
 # One bin count for every numeric column, or one entry per block (`bins_per_block`): a count
 # of equal-width bins (0: a Gaussian) or a tuple of bin edges in [0, 1].
@@ -322,10 +324,17 @@ def with_modal_label(
   return drawn.at[..., block.start : block.stop].set(mean[..., block.start : block.stop])
 
 
-def num_uniforms(blocks: Sequence) -> int:
+def num_uniforms(blocks: Sequence, draw_pixels: bool = False) -> int:
   """How many U(0, 1) values `sampled_record` reads per record (two per numeric column: which
-  bin, or the Gaussian's noise by inversion, and where in the bin; one per categorical block)."""
-  return sum({"numeric": 2, "categorical": 1}.get(block.kind, 0) for block in blocks)
+  bin, or the Gaussian's noise by inversion, and where in the bin; one per categorical block;
+  with `draw_pixels`, one per pixel of an image block)."""
+  per_block = {"numeric": 2, "categorical": 1}
+  return sum(
+    block.stop - block.start
+    if block.kind == "image" and draw_pixels
+    else per_block.get(block.kind, 0)
+    for block in blocks
+  )
 
 
 def _draw_index(probabilities: jax.Array, u: jax.Array) -> jax.Array:
@@ -335,22 +344,33 @@ def _draw_index(probabilities: jax.Array, u: jax.Array) -> jax.Array:
 
 
 def sampled_record(
-  logits: jax.Array, blocks: Sequence, uniforms: jax.Array, numeric_bins: NumericBins = 0
+  logits: jax.Array,
+  blocks: Sequence,
+  uniforms: jax.Array,
+  numeric_bins: NumericBins = 0,
+  draw_pixels: bool = False,
 ) -> jax.Array:
   """A record drawn from the decoder's likelihood, given U(0, 1) values (batch, num_uniforms).
 
   Categorical blocks: the category drawn from softmax(logits), as a scaled one-hot. Binned
   numeric: bin b drawn from its probabilities, then (b + v) / B with v uniform, or
   e_b + v (e_(b+1) - e_b) for declared edges. Gaussian
-  numeric: clip(sigmoid(l) + NUMERIC_SCALE * Phi^-1(u), 0, 1). Images: the mean intensity.
+  numeric: clip(sigmoid(l) + NUMERIC_SCALE * Phi^-1(u), 0, 1). Images: the mean intensity, or
+  with `draw_pixels` each pixel drawn from its Bernoulli likelihood, 1 where u < sigmoid(l)
+  (a draw of the Bernoulli image likelihood; the uniforms are read block by block).
   Post-processing of the decoder output: any randomness will do for privacy; the caller passes
   uniforms from the release's noise generator so a seeded release stays reproducible.
   """
-  if uniforms.shape[-1] != num_uniforms(blocks):
-    raise ValueError(f"need {num_uniforms(blocks)} uniforms per record, got {uniforms.shape[-1]}")
+  needed = num_uniforms(blocks, draw_pixels)
+  if uniforms.shape[-1] != needed:
+    raise ValueError(f"need {needed} uniforms per record, got {uniforms.shape[-1]}")
   parts, used = [], 0
   for block, bins, lg in _split(logits, blocks, numeric_bins):
-    if block.kind == "image":
+    if block.kind == "image" and draw_pixels:
+      width = block.stop - block.start
+      parts.append((uniforms[..., used : used + width] < jax.nn.sigmoid(lg)).astype(lg.dtype))
+      used += width
+    elif block.kind == "image":
       parts.append(jax.nn.sigmoid(lg))
     elif block.kind == "numeric":
       u, v = uniforms[..., used], uniforms[..., used + 1]

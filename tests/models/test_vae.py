@@ -371,6 +371,28 @@ def test_sampled_records_follow_the_decoder_likelihood():
   assert np.std(draws) == pytest.approx(likelihood.NUMERIC_SCALE, rel=0.02)
 
 
+def test_drawn_pixels_follow_their_bernoulli_likelihood():
+  """draw_pixels: binary pixels with frequency sigmoid(logit), one uniform per pixel read before
+  the next block's; without it an image keeps its mean intensity and reads no uniform."""
+  n = 100_000
+  blocks = (Block("image", "image", 0, 3), Block("label", "categorical", 3, 5))
+  row = jnp.array([-2.0, 0.0, 1.5, 0.5, -0.5])
+  logits = jnp.broadcast_to(row, (n, 5))
+  assert likelihood.num_uniforms(blocks) == 1
+  assert likelihood.num_uniforms(blocks, draw_pixels=True) == 4
+  u = jax.random.uniform(jax.random.key(1), (n, 4))
+  drawn = np.asarray(likelihood.sampled_record(logits, blocks, u, draw_pixels=True))
+  assert set(np.unique(drawn[:, :3])) == {0.0, 1.0}
+  np.testing.assert_allclose(np.mean(drawn[:, :3], axis=0), jax.nn.sigmoid(row[:3]), atol=5e-3)
+  np.testing.assert_array_equal(drawn[:, :3], np.asarray(u[:, :3] < jax.nn.sigmoid(row[:3])))
+  # The label reads the uniform after the pixels', the same draw as from that uniform alone.
+  label_only = np.asarray(likelihood.sampled_record(logits, blocks, u[:, 3:]))
+  np.testing.assert_array_equal(drawn[:, 3:], label_only[:, 3:])
+  np.testing.assert_allclose(label_only[:, :3], np.broadcast_to(jax.nn.sigmoid(row[:3]), (n, 3)))
+  with pytest.raises(ValueError, match="need 4 uniforms per record, got 1"):
+    likelihood.sampled_record(logits, blocks, u[:, :1], draw_pixels=True)
+
+
 def test_the_elbo_reads_the_models_numeric_likelihood():
   """A model built with binned numeric columns scores records with the binned density."""
   blocks = (Block("age", "numeric", 0, 1), Block("label", "categorical", 1, 3))
