@@ -34,6 +34,8 @@ SWEEPS = [
     "knobs.py:temperature-digits",
     "knobs.py:temperature-mnist",
     "knobs.py:sample-size-mnist",
+    "knobs.py:pixels-digits",
+    "knobs.py:pixels-mnist",
     "frontier.py:quick",
     "frontier.py:mnist_idx",
     "frontier.py:breast_cancer",
