@@ -22,6 +22,7 @@ import os
 from absl import app
 from absl import flags
 
+from lipdp.models import likelihood
 from lipdp.studies import points as points_lib
 from lipdp.studies import results
 
@@ -29,7 +30,7 @@ FLAGS = flags.FLAGS
 flags.DEFINE_string("sweep", None, "path/to/sweep.py:name the point belongs to.")
 flags.DEFINE_string("point", None, "The point's id, e.g. lipdp-e2e/eps=10/seed=0.")
 flags.DEFINE_enum(
-  "decoding", None, ["sample", "mean", "sample_modal_label", "auto"], "The decoding to apply."
+  "decoding", None, list(likelihood.DECODINGS), "The decoding to apply (lipdp.models.likelihood)."
 )
 flags.DEFINE_string("workdir", "runs/sweeps", "Root of the sweep's work directories.")
 flags.DEFINE_string("results", None, "JSONL file the row is appended to.")
