@@ -876,6 +876,11 @@ def _check_central(spec: Spec) -> None:
     unused.append(f"{setting('total_epsilon')} (a baseline's epsilon is {setting('epsilon')})")
   if spec.release.k != 1:
     unused.append(f"{setting('k')} (each baseline releases n records)")
+  # The VAE's ways of decoding a latent: a baseline draws its records its own way.
+  if spec.release.decoding != ReleaseSpec.decoding:
+    unused.append(f"{setting('decoding')} (the VAE's decoding)")
+  if spec.release.temperature != ReleaseSpec.temperature:
+    unused.append(f"{setting('temperature')} (the VAE's decoding)")
   if spec.data.public_dataset:
     unused.append(setting("public_dataset"))
   if unused:

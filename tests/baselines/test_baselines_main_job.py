@@ -150,6 +150,8 @@ def test_equal_width_bins_when_there_is_no_schema():
     ({"delta": 1.0}, "delta must be in"),
     ({"total_epsilon": 2.0}, "does not use --config.total_epsilon"),
     ({"k": 2}, "does not use --config.k"),
+    ({"decoding": "mean"}, "does not use --config.decoding"),
+    ({"temperature": 0.5}, "does not use --config.temperature"),
     ({"baseline_bins": 1}, "baseline_bins must be an integer >= 2"),
     ({"method": "copy_train"}, "no privacy at all"),
     ({"method": "pate"}, "method must be one of"),
