@@ -278,8 +278,8 @@ def decode_latents(
   decoder's likelihood (`likelihood.sampled_record`), "mean" takes the likelihood's mean, whose
   projection keeps each category's mode, "sample_modal_label" draws every column but keeps the
   label's most probable class, "sample_pixels" draws too and draws an image's pixels from
-  their Bernoulli likelihood (binary images; records with an image block only). A model with a style latent decodes each z with a
-  fresh u ~ N(0, I); a label-conditioned decoder (`vae_lib.LipschitzVAE.condition_block`)
+  their Bernoulli likelihood (binary images; records with an image block only). A model with
+  a style latent decodes each z with a fresh u ~ N(0, I); a label-conditioned decoder (`vae_lib.LipschitzVAE.condition_block`)
   decodes it with a label drawn from the model's learned label prior, or uniformly over the
   classes without one, which becomes the record's label. u, the labels and the draw's uniforms
   come from `style_rng` (public randomness, independent of the data given the weights: not part

@@ -21,24 +21,23 @@ emits logits laid out block by block (`output_sizes`); each block has its own li
   sigmoid(logit); one logit;
 - categorical: softmax cross-entropy against the (scaled) one-hot block; one logit per category.
 
-A synthetic record is post-processing of the decoder's output, in one of two ways
-(`DECODINGS`; "auto" is "sample" for records without an image block and "mean" for images):
-"sample" draws it from the likelihood (a category from the block's softmax, a
-numeric value from its bin probabilities and uniformly inside the bin, or from its Gaussian
-clipped to [0, 1]); "mean" takes the likelihood's mean (sigmoid(logit), the expected bin
-centre) and the projection onto the domain then keeps each categorical block's most probable
-category. Image pixels are their mean intensity in both, unless "sample_pixels" draws each
-pixel from its Bernoulli likelihood (a binary image, `sampled_record(draw_pixels=True)`; the
-label kept at its most probable class, as "auto" keeps it; on MNIST's best end-to-end runs
-it left logistic train-on-synthetic accuracy where the mean is, 0.844 against 0.847, and was
-not made the default, docs/results.md, "Drawn pixels"). Taking the mode drops minority
-categories and shrinks numeric columns towards their centre; drawing keeps the marginals the
-decoder learnt. An image's label is the
-exception that "auto" makes: drawn from a softmax that is not sharp, the label disagrees with
-the pixels drawn beside it (train-on-synthetic accuracy on MNIST fell from 0.64 to 0.31 in
-the DP-SGD recipe study, docs/results.md), so images keep their most probable class.
-"sample_modal_label" applies the same exception to tables: every column drawn, the label its
-most probable class given the latent (`with_modal_label`).
+A synthetic record is post-processing of the decoder's output, in one of two ways and their
+variants (`DECODINGS`; "auto" is "sample" for records without an image block and "mean" for
+images): "sample" draws it from the likelihood (a category from the block's softmax, a numeric
+value from its bin probabilities and uniformly inside the bin, or from its Gaussian clipped to
+[0, 1]); "mean" takes the likelihood's mean (sigmoid(logit), the expected bin centre) and the
+projection onto the domain then keeps each categorical block's most probable category. Taking
+the mode drops minority categories and shrinks numeric columns towards their centre; drawing
+keeps the marginals the decoder learnt. An image's label is the exception that "auto" makes:
+drawn from a softmax that is not sharp, the label disagrees with the pixels drawn beside it
+(train-on-synthetic accuracy on MNIST fell from 0.64 to 0.31 in the DP-SGD recipe study,
+docs/results.md), so images keep their most probable class. "sample_modal_label" applies the
+same exception to tables: every column drawn, the label its most probable class given the
+latent (`with_modal_label`). Image pixels are their mean intensity in all of these but
+"sample_pixels", which draws each pixel from its Bernoulli likelihood (a binary image,
+`sampled_record(draw_pixels=True)`) and keeps the label's most probable class; on MNIST's best
+end-to-end runs it left logistic train-on-synthetic accuracy where the mean is (0.844 against
+0.847), so it is not the default (docs/results.md, "Drawn pixels").
 
 Blocks are static (Python tuples), so these functions trace once under `jax.jit`.
 """
