@@ -51,6 +51,7 @@ import functools
 from typing import Any, Callable, Optional, Sequence
 
 import flax.linen as nn
+from flax.linen import dtypes as flax_dtypes
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -267,10 +268,17 @@ def _check_matches(layer: _Layer, x: jax.Array, y: jax.Array, reference: np.ndar
 
 
 def _refuse_custom_ops(module: nn.Module, names: Sequence[str]) -> None:
-  """flax layers can swap their contraction for any function; the certificate does not guess."""
+  """flax layers can swap their contraction for any function; the certificate does not guess.
+
+  `promote_dtype` is refused too unless it is flax's own: it receives the input, so a custom
+  one can be nonlinear in it, which the forward-pass probes (two fixed inputs) cannot rule out
+  (an independent review built one whose true Lipschitz ratio was 319 against a certified
+  1.72)."""
   for name in names:
     if getattr(module, name, None) is not None:
       raise TypeError(f"Cannot certify {type(module).__name__} with a custom {name}.")
+  if getattr(module, "promote_dtype", flax_dtypes.promote_dtype) is not flax_dtypes.promote_dtype:
+    raise TypeError(f"Cannot certify {type(module).__name__} with a custom promote_dtype.")
 
 
 def _as_computed(module: nn.Module, kernel: jax.Array) -> jax.Array:

@@ -21,6 +21,7 @@ from lipdp.nn import (
   layer_lipschitz_bounds,
   lipschitz_mlp,
 )
+from lipdp.nn import certify
 
 MARGIN = 1 + FLOAT_SAFETY_MARGIN
 
@@ -178,6 +179,14 @@ class _RogueBjorck(BjorckDense):
     return 10.0 * super().__call__(x)
 
 
+def _gate_large_inputs(x, kernel, bias, dtype):
+  """The identity on small inputs and x 50 on large ones: linear on the certificate's probes
+  alone, so only a refusal of the hook keeps it out (from an independent review)."""
+  del dtype
+  large = jnp.linalg.norm(x, axis=-1, keepdims=True) > 6.0
+  return jnp.where(large, 50.0 * x, x), kernel, bias
+
+
 @pytest.mark.parametrize(
   "layers,match",
   [
@@ -191,8 +200,9 @@ class _RogueBjorck(BjorckDense):
       [nn.Dense(4, dot_general=lambda *a, **k: 2 * jax.lax.dot_general(*a, **k))],
       "custom dot_general",
     ),
-    # A forward pass that is not the kernel the certificate reads: caught by the probe.
-    ([nn.Dense(4, promote_dtype=lambda x, k, b, dtype: (x, 2 * k, b))], "not the linear operator"),
+    # promote_dtype sees the input, so it could be nonlinear in it: refused, not probed.
+    ([nn.Dense(4, promote_dtype=lambda x, k, b, dtype: (x, 2 * k, b))], "custom promote_dtype"),
+    ([nn.Conv(4, (3,), promote_dtype=_gate_large_inputs)], "custom promote_dtype"),
   ],
   ids=[
     "layernorm",
@@ -203,6 +213,7 @@ class _RogueBjorck(BjorckDense):
     "grouped-conv",
     "custom-dot",
     "custom-promote",
+    "custom-promote-conv",
   ],
 )
 def test_unknown_layers_raise_type_error(layers, match):
@@ -231,16 +242,20 @@ def test_every_rescaling_the_cross_check_accepts_is_covered_by_the_margin(excess
   assert bound >= truth
 
 
-def test_a_large_bias_does_not_loosen_the_cross_check():
-  """With a bias 1e4 times the output, a 1e-4 rescaling of the kernel is still caught."""
-  layer = nn.Dense(6, promote_dtype=lambda x, k, b, dtype: (x, k * (1 + 1e-4), b))
-  model = LipschitzSequential([layer])
+def test_a_large_bias_does_not_loosen_the_cross_check(monkeypatch):
+  """With a bias 1e4 times the output, a 1e-4 difference between the kernel the certificate
+  reads and the one the forward pass applies is still caught (the reading is patched: every
+  flax hook that could make the difference is refused before the probe)."""
+  model = LipschitzSequential([nn.Dense(6)])
   variables = _init(model, (6,))
-  variables = jax.tree_util.tree_map(lambda v: v, variables)
   params = variables["params"]["layers_0"]
   params = {"kernel": params["kernel"] * 1e-4, "bias": params["bias"] + 1.0}
+  variables = {"params": {"layers_0": params}}
+  certified_lipschitz_bound(model, variables, (6,))  # the kernel as applied: accepted
+  read = certify._dense_kernel
+  monkeypatch.setattr(certify, "_dense_kernel", lambda layer: read(layer) / (1 + 1e-4))
   with pytest.raises(TypeError, match="not the linear operator"):
-    certified_lipschitz_bound(model, {"params": {"layers_0": params}}, (6,))
+    certified_lipschitz_bound(model, variables, (6,))
 
 
 def test_only_a_lipschitz_sequential_is_accepted():
