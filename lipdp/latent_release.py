@@ -22,6 +22,7 @@ needs (`lipdp.privacy.composition`):
 """
 
 import collections
+import contextlib
 import dataclasses
 import fractions
 from typing import Any, Callable, Optional
@@ -53,14 +54,43 @@ class EncoderCertificate:
   mean_layer_bounds: tuple
 
 
+@contextlib.contextmanager
+def release_arithmetic():
+  """The arithmetic of the released map and of its certificate: float64 (`jax.enable_x64`) at
+  the highest matmul precision.
+
+  The certificate's safety margin is relative (`lipdp.nn.FLOAT_SAFETY_MARGIN`, 5e-6 per layer),
+  but the rounding of a forward pass is additive, about the unit roundoff times the size of the
+  activations. In float32 (unit 6e-8) two records' released means could lie farther apart than
+  L D once the activations reach about 100 L D (an independent review measured 1.00002 L D
+  with a bias of 1,000 on a map of L D = 2.8); in float64 (unit 1.1e-16) that needs activations
+  some 1e10 times L D. The weights stay float32 in training; only the release reads them in
+  float64 (`in_float64`).
+  """
+  with jax.enable_x64(True), jax.default_matmul_precision("highest"):
+    yield
+
+
+def in_float64(tree: Any) -> Any:
+  """`tree` with every floating-point leaf as a float64 array (call inside
+  `release_arithmetic`, where JAX keeps float64)."""
+
+  def cast(x):
+    x = jnp.asarray(x)
+    return x.astype(jnp.float64) if jnp.issubdtype(x.dtype, jnp.floating) else x
+
+  return jax.tree_util.tree_map(cast, tree)
+
+
 def certify_encoder(model: vae_lib.LipschitzVAE, variables: Any, dim: int) -> EncoderCertificate:
   """Certifies mu (and log sigma, if heteroscedastic) from the trained weights.
 
-  Runs at the highest matmul precision, like `release_latents`, so the certificate's check that
-  each layer computes the operator it bounds sees the same arithmetic as the release.
+  Runs in `release_arithmetic`, like `release_latents`, so the certificate bounds the map the
+  release computes (Björck's iterations, for one, run in float64 there) and its check that each
+  layer computes the operator it bounds sees the same arithmetic.
   """
-  with jax.default_matmul_precision("highest"):
-    return _certify_encoder(model, variables, dim)
+  with release_arithmetic():
+    return _certify_encoder(model, in_float64(variables), dim)
 
 
 def _certify_encoder(model, variables, dim) -> EncoderCertificate:
@@ -154,8 +184,9 @@ def release_latents(
 ) -> np.ndarray:
   """The mechanism itself: k noisy latents per record, float64, shape (n, k, latent_dim).
 
-  mu(x) (and sigma(x)) are computed on the device at the highest matmul precision (no TF32
-  rounding on GPUs, so the map is the one the certificate bounds); the Gaussian noise is drawn
+  mu(x) (and sigma(x)) are computed on the device in float64 at the highest matmul precision
+  (`release_arithmetic`: the map the certificate bounds, its rounding far inside the
+  certificate's margin); the Gaussian noise is drawn
   on the host in float64 (`lipdp.randomness.standard_normal`), which reaches 12.2 standard
   deviations where JAX's float32 sampler stops near 5.2.
 
@@ -174,8 +205,6 @@ def release_latents(
     raise ValueError(f"sigma must be positive and finite, got {sigma}")
 
   encode = _jitted_encode(model, mean_scale, log_sigma_scale)
-  variables = _on_one_device(variables)
-  records = np.asarray(records, np.float32)
   out = []
 
   def consume(begin, count, encoded):
@@ -193,7 +222,10 @@ def release_latents(
     xi = randomness.standard_normal(noise_rng, (mu.shape[0], k, mu.shape[-1]))
     out.append(mu[:, None, :] + noise_sigma[:, None, None] * xi)
 
-  _in_chunks(lambda chunk: encode(variables, chunk), (records,), batch_size, consume)
+  with release_arithmetic():
+    variables = _on_one_device(in_float64(variables))
+    records = _records_as_released(records)
+    _in_chunks(lambda chunk: encode(variables, chunk), (records,), batch_size, consume)
   return np.concatenate(out, axis=0)
 
 
@@ -204,15 +236,15 @@ def _check_scale(name: str, scale: float) -> None:
 
 
 def _jitted_encode(model: vae_lib.LipschitzVAE, mean_scale: float, log_sigma_scale: float):
-  """(variables, records) -> (mu, sigma) of `LipschitzVAE.encode` at the highest matmul
-  precision (no TF32 rounding: the map the certificate bounds), compiled once per model."""
+  """(variables, records) -> (mu, sigma) of `LipschitzVAE.encode`, compiled once per model; to
+  be called in `release_arithmetic` with float64 variables and records (the map the certificate
+  bounds: no float32 or TF32 rounding)."""
 
   def build():
     def encode(variables, chunk):
-      with jax.default_matmul_precision("highest"):
-        return model.apply(
-          variables, chunk, mean_scale, log_sigma_scale, method=vae_lib.LipschitzVAE.encode
-        )
+      return model.apply(
+        variables, chunk, mean_scale, log_sigma_scale, method=vae_lib.LipschitzVAE.encode
+      )
 
     return encode
 
@@ -231,16 +263,23 @@ def encoder_means(
   encoder (experiments/release_information.py): the means of private records are not released."""
   _check_scale("mean_scale", mean_scale)
   encode = _jitted_encode(model, mean_scale, 1.0)
-  variables = _on_one_device(variables)
   out = []
 
   def consume(begin, count, encoded):
     del begin
     out.append(np.asarray(encoded[0], np.float64)[:count])
 
-  records = np.asarray(records, np.float32)
-  _in_chunks(lambda chunk: encode(variables, chunk), (records,), batch_size, consume)
+  with release_arithmetic():
+    variables = _on_one_device(in_float64(variables))
+    records = _records_as_released(records)
+    _in_chunks(lambda chunk: encode(variables, chunk), (records,), batch_size, consume)
   return np.concatenate(out, axis=0)
+
+
+def _records_as_released(records: np.ndarray) -> np.ndarray:
+  """The records in float64, from their float32 values in the domain (each record the
+  float32 vector the domain holds, so what the diameter covers)."""
+  return np.asarray(np.asarray(records, np.float32), np.float64)
 
 
 def check_decoding(decoding: str, domain) -> None:

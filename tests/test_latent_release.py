@@ -2,6 +2,7 @@
 
 import dataclasses
 import fractions
+import itertools
 
 import jax
 import jax.numpy as jnp
@@ -9,7 +10,9 @@ import numpy as np
 import pytest
 
 from lipdp import data as data_lib
+from lipdp import nn as lnn
 from lipdp import privacy
+from lipdp import randomness
 from lipdp import latent_release as synth_lib
 from lipdp import spec as spec_lib
 from lipdp.models import builders
@@ -399,3 +402,42 @@ def test_secret_noise_and_the_visible_draws_have_seeds_of_their_own(hetero, monk
     assert seed_of[(1,)] == seed_of[(2,)] == 2**100 + 2  # the shuffle and the decoder's draws
   else:
     assert set(seed_of.values()) == {seed}
+
+
+@pytest.mark.parametrize("bias", [1e3, 1e4])
+def test_released_means_stay_within_the_certified_sensitivity_whatever_the_bias(bias):
+  """A square orthonormal encoder on [0, 1]^8 attains L D on each corner and its complement.
+  With a large bias, float32 evaluation puts those means farther apart than the certified
+  L D (the rounding is additive, the certificate's margin relative: 1.00002 L D at a bias of
+  1e3, 1.0004 at 1e4, from an independent review); the release's float64 arithmetic keeps
+  them within it, and the release adds its noise to exactly those means."""
+  domain = data_lib.TabularDomain([data_lib.NumericColumn(c, 0.0, 1.0) for c in "abcdefgh"])
+  config = spec_lib.ModelSpec(
+    latent_dim=8, encoder_hidden=(), style_dim=0, numeric_bins=0, decoder_hidden=(8,)
+  )
+  model = builders.build_vae(domain, config, lipschitz_target=1.0, sigma=1.0)
+  variables = model.init(jax.random.key(0), jnp.zeros((1, 8)), jax.random.key(1))
+  variables["params"]["encoder_mean"]["layers_0"]["bias"] = jnp.full((8,), bias, jnp.float32)
+  sensitivity = synth_lib.certify_encoder(model, variables, 8).mean_lipschitz * domain.diameter
+  corners = np.array(list(itertools.product([0.0, 1.0], repeat=8)), np.float32)
+  opposite = 1.0 - corners  # at distance D = sqrt(8) from each corner
+
+  def largest_distance(means):
+    return np.max(np.linalg.norm(means(corners) - means(opposite), axis=1))
+
+  encode32 = jax.jit(
+    lambda v, x: model.apply(v, x, 1.0, 1.0, method=vae_lib.LipschitzVAE.encode)[0]
+  )
+  with jax.default_matmul_precision("highest"):
+    in_float32 = largest_distance(lambda x: np.asarray(encode32(variables, x), np.float64))
+  assert in_float32 > sensitivity  # why the release does not compute in float32
+  released = largest_distance(lambda x: synth_lib.encoder_means(model, variables, x))
+  assert released <= sensitivity
+  margin = 1 + lnn.FLOAT_SAFETY_MARGIN
+  assert released == pytest.approx(sensitivity / margin, rel=1e-9)  # the exact map: L D
+  rng, again = np.random.default_rng(7), np.random.default_rng(7)
+  latents = synth_lib.release_latents(model, variables, corners, k=2, noise_rng=rng, sigma=0.5)
+  noise = 0.5 * randomness.standard_normal(again, (len(corners), 2, 8))
+  np.testing.assert_array_equal(
+    latents, synth_lib.encoder_means(model, variables, corners)[:, None, :] + noise
+  )

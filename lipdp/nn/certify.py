@@ -41,9 +41,11 @@ The margin covers the largest rescaling of the operator that the forward cross-c
 (``1 + 4e-6``; the check is relative, with the probe scaled so a bias cannot loosen it) and the
 float64 error of the SVD / eigenvalue computations (~1e-13 relative). The cross-check is a test
 on two random probes: it catches a different operator, not an adversarial perturbation aligned
-away from the probes. It does not (and no multiplicative factor can) cover the rounding of the float32
-forward pass itself, an additive error of about 1e-7 relative per operation (Mironov 2012,
-"On significance of the least significant bits for differential privacy"); see docs/nn.md.
+away from the probes. It does not (and no multiplicative factor can) cover the rounding of the
+forward pass itself, an additive error of about the unit roundoff times the activations per
+operation (Mironov 2012, "On significance of the least significant bits for differential
+privacy"); `lipdp.latent_release` evaluates the released map and this certificate in float64
+for that reason (`release_arithmetic`); see docs/nn.md.
 """
 
 import dataclasses

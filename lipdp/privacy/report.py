@@ -89,11 +89,12 @@ CAVEAT_FLOAT64_NOISE = (
   "to be below 1e-6 of delta; the discreteness of floating-point noise (Mironov 2012) is not "
   "modelled"
 )
-CAVEAT_FLOAT32_ENCODER = (
-  "{what} computed in float32 (at the highest matmul precision); the "
-  "certified bounds are those of the exact map of the weights, and the certificate does not "
-  "cover the float32 rounding of its evaluation (of the order of float32's relative "
-  "precision, 6e-8, per operation)"
+CAVEAT_FLOAT64_ENCODER = (
+  "{what} computed in float64 from the float32 weights (at the highest matmul precision); "
+  "the certified bounds are those of the exact map of the weights, times a relative margin of "
+  "5e-6 per layer, which the float64 rounding of its evaluation (1.1e-16 relative per "
+  "operation) stays far inside unless the activations exceed about 1e10 times the "
+  "sensitivity; that rounding is not bounded on its own"
 )
 CAVEAT_DPSGD_FLOAT32 = (
   "the DP-SGD noise is drawn in float64 and cast to float32 before it is added to the "
@@ -308,7 +309,7 @@ class PrivacyReport:
         if isinstance(self.release, events.HeteroscedasticRelease)
         else "the encoder mean mu(x) is"
       )
-      out.append(CAVEAT_FLOAT32_ENCODER.format(what=what))
+      out.append(CAVEAT_FLOAT64_ENCODER.format(what=what))
     if self.dpsgd is not None:
       out.append(CAVEAT_DPSGD_FLOAT32)
     return tuple(out)
