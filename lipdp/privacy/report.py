@@ -96,6 +96,19 @@ CAVEAT_FLOAT64_ENCODER = (
   "operation) stays far inside unless the activations exceed about 1e10 times the "
   "sensitivity; that rounding is not bounded on its own"
 )
+# What the encoder caveats name, by whether the release is heteroscedastic.
+_ENCODER_OUTPUTS = {
+  False: "the encoder mean mu(x) is",
+  True: "the encoder mean mu(x) and log sigma(x) are",
+}
+# What reports said before the release computed in float64 (2026-12-07): true of the releases
+# they describe, so such a report still loads (`from_dict`).
+LEGACY_CAVEAT_FLOAT32_ENCODER = (
+  "{what} computed in float32 (at the highest matmul precision); the "
+  "certified bounds are those of the exact map of the weights, and the certificate does not "
+  "cover the float32 rounding of its evaluation (of the order of float32's relative "
+  "precision, 6e-8, per operation)"
+)
 CAVEAT_DPSGD_FLOAT32 = (
   "the DP-SGD noise is drawn in float64 and cast to float32 before it is added to the "
   "float32 sum of clipped gradients (with adaptive clipping, scaled in float32 by the "
@@ -304,11 +317,8 @@ class PrivacyReport:
       out.append(CAVEAT_CENTRAL_NOISE)
     elif not isinstance(self.release, events.PriorSampling):
       out.append(CAVEAT_FLOAT64_NOISE)
-      what = (
-        "the encoder mean mu(x) and log sigma(x) are"
-        if isinstance(self.release, events.HeteroscedasticRelease)
-        else "the encoder mean mu(x) is"
-      )
+      heteroscedastic = isinstance(self.release, events.HeteroscedasticRelease)
+      what = _ENCODER_OUTPUTS[heteroscedastic]
       out.append(CAVEAT_FLOAT64_ENCODER.format(what=what))
     if self.dpsgd is not None:
       out.append(CAVEAT_DPSGD_FLOAT32)
@@ -479,8 +489,11 @@ class PrivacyReport:
     derived = report.to_dict()
     for name in _DERIVED_TEXT_FIELDS:
       written = data[name]
+      written = list(written) if isinstance(written, (list, tuple)) else written
       expected = derived[name]
-      if (list(written) if isinstance(written, (list, tuple)) else written) != expected:
+      if name == "caveats" and written == _with_legacy_encoder_caveat(expected):
+        continue  # written by a release that computed the encoder in float32, and says so
+      if written != expected:
         raise ValueError(
           f"{name} in the file does not match the one its inputs imply; the "
           f"statements of a report are derived, not free text (file: "
@@ -787,3 +800,12 @@ def make_report(
     epsilon=result.epsilon,
     headline=result.headline,
   )
+
+
+def _with_legacy_encoder_caveat(caveats: list) -> list:
+  """`caveats` with the float64 encoder caveat in the wording of the float32 releases."""
+  for what in _ENCODER_OUTPUTS.values():
+    current = CAVEAT_FLOAT64_ENCODER.format(what=what)
+    legacy = LEGACY_CAVEAT_FLOAT32_ENCODER.format(what=what)
+    caveats = [legacy if c == current else c for c in caveats]
+  return caveats

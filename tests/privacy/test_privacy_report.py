@@ -217,6 +217,25 @@ def test_statements_are_derived_not_free_text(reports, field, value):
     privacy.PrivacyReport.from_dict(data)
 
 
+def test_a_report_of_a_float32_release_still_loads_and_says_so(reports):
+  """Reports written before the release computed in float64 state float32, which was true of
+  their releases: they load; the float32 wording elsewhere, or a dropped caveat, does not."""
+  for name, report in reports.items():
+    data = report.to_dict()
+    current = [c for c in data["caveats"] if "computed in float64 from" in c]
+    assert len(current) == 1, name
+    legacy = current[0].replace(
+      current[0][current[0].index("computed") :],
+      privacy.report.LEGACY_CAVEAT_FLOAT32_ENCODER.split("{what} ")[1],
+    )
+    data["caveats"] = [legacy if c == current[0] else c for c in data["caveats"]]
+    assert privacy.PrivacyReport.from_dict(data).to_dict()["caveats"] != data["caveats"]
+    assert privacy.PrivacyReport.from_dict(data).epsilon == report.epsilon
+    data["caveats"] = [c for c in data["caveats"] if c != legacy]
+    with pytest.raises(ValueError, match="caveats"):
+      privacy.PrivacyReport.from_dict(data)
+
+
 def test_changing_the_scope_changes_every_statement(reports):
   """A report relabelled 'public' must recompute its headline and cannot keep old statements."""
   data = reports["conditional_shuffled"].to_dict()
