@@ -82,15 +82,41 @@ def in_float64(tree: Any) -> Any:
   return jax.tree_util.tree_map(cast, tree)
 
 
+# What a report's certificate says of the arithmetic the released means were computed in
+# (`lipdp.privacy.PrivacyReport.certificate["arithmetic"]`).
+ARITHMETIC = "float64"
+
+
+def _refuse_fixed_precision(module: Any, where: str) -> None:
+  """A layer whose `dtype` is fixed computes in it whatever `release_arithmetic` asks: one
+  fixed to float32 would put its rounding back into the released means, with no dtype check
+  at the output to see it (from an independent review). Refused for the release."""
+  if isinstance(module, lnn.LipschitzSequential):
+    for layer in module.layers:
+      _refuse_fixed_precision(layer, where)
+    return
+  dtype = getattr(module, "dtype", None)
+  if dtype is not None and jnp.dtype(dtype) != jnp.float64:
+    raise TypeError(
+      f"{where}: {type(module).__name__} computes in {jnp.dtype(dtype).name} (its dtype is "
+      "fixed); the release computes the certified map in float64: leave the layer's dtype "
+      "unset"
+    )
+
+
 def certify_encoder(model: vae_lib.LipschitzVAE, variables: Any, dim: int) -> EncoderCertificate:
   """Certifies mu (and log sigma, if heteroscedastic) from the trained weights.
 
   Runs in `release_arithmetic`, like `release_latents`, so the certificate bounds the map the
   release computes (Björck's iterations, for one, run in float64 there) and its check that each
-  layer computes the operator it bounds sees the same arithmetic.
+  layer computes the operator it bounds sees the same arithmetic. A layer whose dtype is fixed
+  to something other than float64 is refused.
   """
+  _refuse_fixed_precision(model.encoder_mean, "the encoder mean")
+  if model.heteroscedastic:
+    _refuse_fixed_precision(model.log_sigma_net, "the log-sigma network")
   with release_arithmetic():
-    return _certify_encoder(model, in_float64(variables), dim)
+    return _certify_encoder(model, in_float64(_on_one_device(variables)), dim)
 
 
 def _certify_encoder(model, variables, dim) -> EncoderCertificate:
@@ -223,7 +249,7 @@ def release_latents(
     out.append(mu[:, None, :] + noise_sigma[:, None, None] * xi)
 
   with release_arithmetic():
-    variables = _on_one_device(in_float64(variables))
+    variables = in_float64(_on_one_device(variables))
     records = _records_as_released(records)
     _in_chunks(lambda chunk: encode(variables, chunk), (records,), batch_size, consume)
   return np.concatenate(out, axis=0)
@@ -270,7 +296,7 @@ def encoder_means(
     out.append(np.asarray(encoded[0], np.float64)[:count])
 
   with release_arithmetic():
-    variables = _on_one_device(in_float64(variables))
+    variables = in_float64(_on_one_device(variables))
     records = _records_as_released(records)
     _in_chunks(lambda chunk: encode(variables, chunk), (records,), batch_size, consume)
   return np.concatenate(out, axis=0)
@@ -505,7 +531,7 @@ def synthesize(
   seed = randomness.fresh_seed() if seed is None else randomness.check_seed(seed)
   diameter = float(domain.diameter)
   latent_dim = _latent_dim(model, variables, domain.dim)
-  cert_info = {"layer_bounds": list(certificate.mean_layer_bounds)}
+  cert_info = {"layer_bounds": list(certificate.mean_layer_bounds), "arithmetic": ARITHMETIC}
 
   release_sigma = None
   mean_scale = log_sigma_scale = 1.0

@@ -441,3 +441,30 @@ def test_released_means_stay_within_the_certified_sensitivity_whatever_the_bias(
   np.testing.assert_array_equal(
     latents, synth_lib.encoder_means(model, variables, corners)[:, None, :] + noise
   )
+
+
+def test_a_layer_fixed_to_float32_is_refused_and_the_report_names_float64():
+  """A hand-built encoder layer whose dtype is fixed to float32 would compute in float32 inside
+  the release's float64 arithmetic, unseen at the output (from an independent review): the
+  certificate refuses it. A release's report names its arithmetic, float64."""
+  domain = data_lib.TabularDomain([data_lib.NumericColumn(c, 0.0, 1.0) for c in "abcd"])
+  config = spec_lib.ModelSpec(
+    latent_dim=4, encoder_hidden=(), style_dim=0, numeric_bins=0, decoder_hidden=(4,)
+  )
+  model = builders.build_vae(domain, config, lipschitz_target=1.0, sigma=1.0)
+  records = np.random.default_rng(0).random((8, 4)).astype(np.float32)
+  for dtype in (jnp.float32, jnp.bfloat16):
+    fixed = model.clone(
+      encoder_mean=lnn.lipschitz_mlp((4,), lipschitz_target=1.0, dense="bjorck", dtype=dtype)
+    )
+    variables = fixed.init(jax.random.key(0), jnp.zeros((1, 4)), jax.random.key(1))
+    with pytest.raises(TypeError, match="the encoder mean: .* computes in .*leave the layer"):
+      synth_lib.synthesize(
+        fixed, variables, records, domain, epsilon=1.0, delta=1e-5, scope="public", seed=0
+      )
+  variables = model.init(jax.random.key(0), jnp.zeros((1, 4)), jax.random.key(1))
+  out = synth_lib.synthesize(
+    model, variables, records, domain, epsilon=1.0, delta=1e-5, scope="public", seed=0
+  )
+  assert out.report.certificate["arithmetic"] == "float64"
+  assert any("computed in float64 from the float32 weights" in c for c in out.report.caveats)

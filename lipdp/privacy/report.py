@@ -101,9 +101,9 @@ _ENCODER_OUTPUTS = {
   False: "the encoder mean mu(x) is",
   True: "the encoder mean mu(x) and log sigma(x) are",
 }
-# What reports said before the release computed in float64 (2026-12-07): true of the releases
-# they describe, so such a report still loads (`from_dict`).
-LEGACY_CAVEAT_FLOAT32_ENCODER = (
+# The releases before 2026-12-07 computed the encoder in float32; their certificates do not
+# name an arithmetic, and their reports keep saying float32.
+CAVEAT_FLOAT32_ENCODER = (
   "{what} computed in float32 (at the highest matmul precision); the "
   "certified bounds are those of the exact map of the weights, and the certificate does not "
   "cover the float32 rounding of its evaluation (of the order of float32's relative "
@@ -221,8 +221,9 @@ class PrivacyReport:
       "mean_scale" (a factor <= 1 the release multiplies mu by, default 1), and for the
       heteroscedastic mechanism "log_sigma_lipschitz" (required) and "log_sigma_scale"
       likewise. prod(layer_bounds) * mean_scale must not exceed `lipschitz`, nor
-      log_sigma_lipschitz * log_sigma_scale the release's L_s. Empty for prior sampling and
-      central releases.
+      log_sigma_lipschitz * log_sigma_scale the release's L_s. "arithmetic": what the
+      released means were computed in, "float64" since 2026-12-07 (absent: "float32", the
+      earlier releases; the caveats say which). Empty for prior sampling and central releases.
     delta_split: share of delta given to the release where delta is split.
     value_discretization_interval: PLD grid of the DP-SGD composition.
     versions: library versions.
@@ -319,7 +320,11 @@ class PrivacyReport:
       out.append(CAVEAT_FLOAT64_NOISE)
       heteroscedastic = isinstance(self.release, events.HeteroscedasticRelease)
       what = _ENCODER_OUTPUTS[heteroscedastic]
-      out.append(CAVEAT_FLOAT64_ENCODER.format(what=what))
+      # A certificate without "arithmetic" was written when the release computed in float32.
+      if self.certificate.get("arithmetic", "float32") == "float64":
+        out.append(CAVEAT_FLOAT64_ENCODER.format(what=what))
+      else:
+        out.append(CAVEAT_FLOAT32_ENCODER.format(what=what))
     if self.dpsgd is not None:
       out.append(CAVEAT_DPSGD_FLOAT32)
     return tuple(out)
@@ -491,8 +496,6 @@ class PrivacyReport:
       written = data[name]
       written = list(written) if isinstance(written, (list, tuple)) else written
       expected = derived[name]
-      if name == "caveats" and written == _with_legacy_encoder_caveat(expected):
-        continue  # written by a release that computed the encoder in float32, and says so
       if written != expected:
         raise ValueError(
           f"{name} in the file does not match the one its inputs imply; the "
@@ -599,7 +602,15 @@ class PrivacyReport:
       raise ValueError("PrivacyReport does not verify: " + "; ".join(problems))
 
 
-_CERTIFICATE_KEYS = ("layer_bounds", "mean_scale", "log_sigma_lipschitz", "log_sigma_scale")
+_CERTIFICATE_KEYS = (
+  "layer_bounds",
+  "mean_scale",
+  "log_sigma_lipschitz",
+  "log_sigma_scale",
+  "arithmetic",
+)
+# The arithmetic of the released means (absent: float32, the releases before 2026-12-07).
+_ARITHMETICS = ("float32", "float64")
 
 
 def _checked_certificate(certificate: Mapping[str, Any]) -> dict:
@@ -623,6 +634,13 @@ def _checked_certificate(certificate: Mapping[str, Any]) -> dict:
     out["log_sigma_lipschitz"] = _validation.nonnegative(
       certificate["log_sigma_lipschitz"], "log_sigma_lipschitz"
     )
+  if "arithmetic" in certificate:
+    if certificate["arithmetic"] not in _ARITHMETICS:
+      raise ValueError(
+        f"certificate['arithmetic'] must be one of {_ARITHMETICS}, got "
+        f"{certificate['arithmetic']!r}"
+      )
+    out["arithmetic"] = certificate["arithmetic"]
   return out
 
 
@@ -800,12 +818,3 @@ def make_report(
     epsilon=result.epsilon,
     headline=result.headline,
   )
-
-
-def _with_legacy_encoder_caveat(caveats: list) -> list:
-  """`caveats` with the float64 encoder caveat in the wording of the float32 releases."""
-  for what in _ENCODER_OUTPUTS.values():
-    current = CAVEAT_FLOAT64_ENCODER.format(what=what)
-    legacy = LEGACY_CAVEAT_FLOAT32_ENCODER.format(what=what)
-    caveats = [legacy if c == current else c for c in caveats]
-  return caveats

@@ -66,6 +66,8 @@ def _make(case):
     case.setdefault("certificate", {"layer_bounds": [1.0], "log_sigma_lipschitz": 0.05})
   elif isinstance(release, privacy.GaussianRelease):
     case.setdefault("certificate", {"layer_bounds": [1.0]})  # L = 1 certified
+  if "certificate" in case:  # what latent_release certifies and releases in now
+    case["certificate"] = {"arithmetic": "float64", **case["certificate"]}
   return privacy.make_report(release, **BASE, **case)
 
 
@@ -217,23 +219,32 @@ def test_statements_are_derived_not_free_text(reports, field, value):
     privacy.PrivacyReport.from_dict(data)
 
 
-def test_a_report_of_a_float32_release_still_loads_and_says_so(reports):
-  """Reports written before the release computed in float64 state float32, which was true of
-  their releases: they load; the float32 wording elsewhere, or a dropped caveat, does not."""
+def test_a_report_says_the_arithmetic_its_certificate_names(reports):
+  """The certificate names the released means' arithmetic; a certificate without it was
+  written when the release computed in float32, and its report says float32 (it still loads).
+  The caveat follows the certificate, whatever the file's caveats say."""
   for name, report in reports.items():
     data = report.to_dict()
-    current = [c for c in data["caveats"] if "computed in float64 from" in c]
-    assert len(current) == 1, name
-    legacy = current[0].replace(
-      current[0][current[0].index("computed") :],
-      privacy.report.LEGACY_CAVEAT_FLOAT32_ENCODER.split("{what} ")[1],
-    )
-    data["caveats"] = [legacy if c == current[0] else c for c in data["caveats"]]
-    assert privacy.PrivacyReport.from_dict(data).to_dict()["caveats"] != data["caveats"]
-    assert privacy.PrivacyReport.from_dict(data).epsilon == report.epsilon
-    data["caveats"] = [c for c in data["caveats"] if c != legacy]
-    with pytest.raises(ValueError, match="caveats"):
+    assert data["certificate"]["arithmetic"] == "float64", name
+    del data["certificate"]["arithmetic"]
+    with pytest.raises(ValueError, match="caveats"):  # it still says float64
       privacy.PrivacyReport.from_dict(data)
+    data["caveats"] = [
+      c.replace(c[c.index("computed") :], _FLOAT32_WORDING)
+      if "computed in float64 from" in c
+      else c
+      for c in data["caveats"]
+    ]
+    loaded = privacy.PrivacyReport.from_dict(data)
+    assert loaded.epsilon == report.epsilon, name
+    assert loaded.to_dict()["caveats"] == data["caveats"], name  # re-saved, still float32
+    assert not any("float64 from" in c for c in loaded.caveats), name
+    data["certificate"]["arithmetic"] = "float16"
+    with pytest.raises(ValueError, match="arithmetic"):
+      privacy.PrivacyReport.from_dict(data).verify()
+
+
+_FLOAT32_WORDING = privacy.report.CAVEAT_FLOAT32_ENCODER.split("{what} ")[1]
 
 
 def test_changing_the_scope_changes_every_statement(reports):
