@@ -468,3 +468,59 @@ def test_a_layer_fixed_to_float32_is_refused_and_the_report_names_float64():
   )
   assert out.report.certificate["arithmetic"] == "float64"
   assert any("computed in float64 from the float32 weights" in c for c in out.report.caveats)
+
+
+def _float_dtypes(jaxpr) -> set:
+  """Every floating dtype of a value in `jaxpr` (a ClosedJaxpr or Jaxpr), sub-jaxprs included."""
+  jaxpr = getattr(jaxpr, "jaxpr", jaxpr)
+  values = list(jaxpr.invars) + list(jaxpr.constvars) + list(jaxpr.outvars)
+  found = set()
+  for eqn in jaxpr.eqns:
+    values += list(eqn.invars) + list(eqn.outvars)
+    for param in eqn.params.values():
+      for sub in param if isinstance(param, (list, tuple)) else [param]:
+        if hasattr(sub, "eqns") or hasattr(getattr(sub, "jaxpr", None), "eqns"):
+          found |= _float_dtypes(sub)
+  for value in values:
+    dtype = getattr(getattr(value, "aval", None), "dtype", None)
+    if dtype is not None and jnp.issubdtype(dtype, jnp.floating):
+      found.add(jnp.dtype(dtype).name)
+  return found
+
+
+@pytest.mark.parametrize("dense", ["bjorck", "spectral", "aol"])
+@pytest.mark.parametrize("heteroscedastic", [False, True])
+def test_every_value_of_the_released_map_is_float64(dense, heteroscedastic):
+  """The encode step the release runs, traced for every encoder layer type the builders make
+  (and the log-sigma network), holds no value in another float type: a layer that cast to
+  float32 inside would bring float32's rounding back unseen at the output (from a review)."""
+  domain = data_lib.TabularDomain([data_lib.NumericColumn(c, 0.0, 1.0) for c in "abcdef"])
+  config = spec_lib.ModelSpec(
+    latent_dim=4,
+    encoder_hidden=(8,),
+    decoder_hidden=(8,),
+    numeric_bins=0,
+    style_dim=0,
+    encoder_dense=dense,
+    heteroscedastic=heteroscedastic,
+    sigma_min=0.5,
+    sigma_max=2.0,
+  )
+  model = builders.build_vae(
+    domain,
+    config,
+    lipschitz_target=1.0,
+    sigma=1.0,
+    log_sigma_lipschitz=0.5 if heteroscedastic else None,
+  )
+  variables = model.init(jax.random.key(0), jnp.zeros((1, 6)), jax.random.key(1))
+  scales = (0.7, 0.3) if heteroscedastic else (1.0, 1.0)
+
+  def encode(v, x):
+    return model.apply(v, x, *scales, method=vae_lib.LipschitzVAE.encode)
+
+  with synth_lib.release_arithmetic():
+    records = jnp.asarray(np.random.default_rng(0).random((5, 6)), jnp.float64)
+    traced = jax.make_jaxpr(encode)(synth_lib.in_float64(variables), records)
+  assert _float_dtypes(traced) == {"float64"}
+  synth_lib.certify_encoder(model, variables, 6)  # and the certificate accepts the model

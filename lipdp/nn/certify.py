@@ -124,8 +124,9 @@ def layer_lipschitz_bounds(
     np.random.default_rng(0).standard_normal((2,) + tuple(input_shape)), jnp.float32
   )
   bounds: list[LayerBound] = []
-  # The probe runs at full float32 matmul precision (no TF32 on GPUs), the precision at which
-  # lipdp releases; the match check below then holds to 4e-6.
+  # The probe runs at the highest matmul precision (no TF32 on GPUs); lipdp's release calls
+  # this in float64 on float64 weights (`lipdp.latent_release.release_arithmetic`), and the
+  # match check below holds to 4e-6 whether the layer computes in float32 or float64.
   with jax.default_matmul_precision("highest"):
     _walk(bound, probe, "", bounds)
   return bounds
