@@ -212,9 +212,9 @@ def release_latents(
 
   mu(x) (and sigma(x)) are computed on the device in float64 at the highest matmul precision
   (`release_arithmetic`: the map the certificate bounds, its rounding far inside the
-  certificate's margin); the Gaussian noise is drawn
-  on the host in float64 (`lipdp.randomness.standard_normal`), which reaches 12.2 standard
-  deviations where JAX's float32 sampler stops near 5.2.
+  certificate's margin); the Gaussian noise is drawn on the host in float64
+  (`lipdp.randomness.standard_normal`), which reaches 12.2 standard deviations where JAX's
+  float32 sampler stops near 5.2.
 
   `sigma` overrides the model's homoscedastic noise (the calibrated release noise); it must not
   be given for a heteroscedastic model, whose noise sigma(x), clipped to [sigma_min, sigma_max]
@@ -344,9 +344,10 @@ def decode_latents(
   projection keeps each category's mode, "sample_modal_label" draws every column but keeps the
   label's most probable class, "sample_pixels" draws too and draws an image's pixels from
   their Bernoulli likelihood (binary images; records with an image block only). A model with
-  a style latent decodes each z with a fresh u ~ N(0, I); a label-conditioned decoder (`vae_lib.LipschitzVAE.condition_block`)
-  decodes it with a label drawn from the model's learned label prior, or uniformly over the
-  classes without one, which becomes the record's label. u, the labels and the draw's uniforms
+  a style latent decodes each z with a fresh u ~ N(0, I); a label-conditioned decoder
+  (`vae_lib.LipschitzVAE.condition_block`) decodes it with a label drawn from the model's
+  learned label prior, or uniformly over the classes without one, which becomes the record's
+  label. u, the labels and the draw's uniforms
   come from `style_rng` (public randomness, independent of the data given the weights: not part
   of the mechanism). `temperature` tau multiplies every latent the decoder sees (z and u)
   before decoding: a public constant applied to released values, so post-processing too; at
