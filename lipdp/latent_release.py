@@ -250,8 +250,10 @@ def release_latents(
 
   with release_arithmetic():
     variables = in_float64(_on_one_device(variables))
-    records = _records_as_released(records)
-    _in_chunks(lambda chunk: encode(variables, chunk), (records,), batch_size, consume)
+    records = np.asarray(records, np.float32)  # the float32 vectors the domain holds
+    _in_chunks(
+      lambda chunk: encode(variables, _chunk_in_float64(chunk)), (records,), batch_size, consume
+    )
   return np.concatenate(out, axis=0)
 
 
@@ -297,15 +299,17 @@ def encoder_means(
 
   with release_arithmetic():
     variables = in_float64(_on_one_device(variables))
-    records = _records_as_released(records)
-    _in_chunks(lambda chunk: encode(variables, chunk), (records,), batch_size, consume)
+    records = np.asarray(records, np.float32)  # the float32 vectors the domain holds
+    _in_chunks(
+      lambda chunk: encode(variables, _chunk_in_float64(chunk)), (records,), batch_size, consume
+    )
   return np.concatenate(out, axis=0)
 
 
-def _records_as_released(records: np.ndarray) -> np.ndarray:
-  """The records in float64, from their float32 values in the domain (each record the
-  float32 vector the domain holds, so what the diameter covers)."""
-  return np.asarray(np.asarray(records, np.float32), np.float64)
+def _chunk_in_float64(chunk: jax.Array) -> jax.Array:
+  """A chunk of float32 records in float64 (exact), on the device and one chunk at a time, so
+  the host never holds a float64 copy of every record."""
+  return chunk.astype(jnp.float64)
 
 
 def check_decoding(decoding: str, domain) -> None:
