@@ -251,9 +251,7 @@ def release_latents(
   with release_arithmetic():
     variables = in_float64(_on_one_device(variables))
     records = np.asarray(records, np.float32)  # the float32 vectors the domain holds
-    _in_chunks(
-      lambda chunk: encode(variables, _chunk_in_float64(chunk)), (records,), batch_size, consume
-    )
+    _in_chunks(lambda chunk: encode(variables, chunk), (records,), batch_size, consume)
   return np.concatenate(out, axis=0)
 
 
@@ -265,13 +263,18 @@ def _check_scale(name: str, scale: float) -> None:
 
 def _jitted_encode(model: vae_lib.LipschitzVAE, mean_scale: float, log_sigma_scale: float):
   """(variables, records) -> (mu, sigma) of `LipschitzVAE.encode`, compiled once per model; to
-  be called in `release_arithmetic` with float64 variables and records (the map the certificate
-  bounds: no float32 or TF32 rounding)."""
+  be called in `release_arithmetic` with float64 variables (the map the certificate bounds: no
+  float32 or TF32 rounding). The float32 records are cast to float64 inside (exact), one chunk
+  at a time, so the host never holds a float64 copy of every record."""
 
   def build():
     def encode(variables, chunk):
       return model.apply(
-        variables, chunk, mean_scale, log_sigma_scale, method=vae_lib.LipschitzVAE.encode
+        variables,
+        chunk.astype(jnp.float64),
+        mean_scale,
+        log_sigma_scale,
+        method=vae_lib.LipschitzVAE.encode,
       )
 
     return encode
@@ -300,25 +303,17 @@ def encoder_means(
   with release_arithmetic():
     variables = in_float64(_on_one_device(variables))
     records = np.asarray(records, np.float32)  # the float32 vectors the domain holds
-    _in_chunks(
-      lambda chunk: encode(variables, _chunk_in_float64(chunk)), (records,), batch_size, consume
-    )
+    _in_chunks(lambda chunk: encode(variables, chunk), (records,), batch_size, consume)
   return np.concatenate(out, axis=0)
 
 
-def _chunk_in_float64(chunk: jax.Array) -> jax.Array:
-  """A chunk of float32 records in float64 (exact), on the device and one chunk at a time, so
-  the host never holds a float64 copy of every record."""
-  return chunk.astype(jnp.float64)
-
-
-def check_decoding(decoding: str, domain) -> None:
-  """Refuses a decoding the domain's records cannot take, before anything is trained:
-  "sample_modal_label" and "sample_pixels" keep a categorical label's most probable class, and
-  "sample_pixels" draws the pixels of an image block."""
-  if decoding not in likelihood.DECODINGS:
-    raise ValueError(f"decoding must be one of {likelihood.DECODINGS}, got {decoding!r}")
+def check_decoding(decoding: str, domain) -> str:
+  """`decoding` resolved for the domain (`likelihood.resolve_decoding`), refused if its records
+  cannot take it: "sample_modal_label" and "sample_pixels" keep a categorical label's most
+  probable class, and "sample_pixels" draws the pixels of an image block. Called before
+  training too, so a refusal comes before anything is trained."""
   blocks = tuple(domain.blocks)
+  decoding = likelihood.resolve_decoding(decoding, blocks)
   if decoding == "sample_pixels" and not any(block.kind == "image" for block in blocks):
     raise ValueError("decoding 'sample_pixels' draws an image's pixels: the records have no image")
   if decoding in ("sample_modal_label", "sample_pixels"):
@@ -328,6 +323,7 @@ def check_decoding(decoding: str, domain) -> None:
         f"decoding {decoding!r} keeps the label's most probable class: the records need a "
         f"categorical label column, got {label!r}"
       )
+  return decoding
 
 
 def decode_latents(
@@ -360,8 +356,7 @@ def decode_latents(
   if not (np.isfinite(temperature) and temperature > 0):
     raise ValueError(f"temperature must be a positive number, got {temperature!r}")
   blocks = tuple(domain.blocks)
-  decoding = likelihood.resolve_decoding(decoding, blocks)
-  check_decoding(decoding, domain)
+  decoding = check_decoding(decoding, domain)
   draw_pixels = decoding == "sample_pixels"
   bins = model.numeric_bins
   conditioned = model.condition_block is not None

@@ -39,7 +39,6 @@ from lipdp import training
 from lipdp import workdir as workdir_lib
 from lipdp.data import datasets
 from lipdp.models import builders
-from lipdp.models import likelihood
 
 log = logging.getLogger("lipdp.methods.vae")
 
@@ -78,9 +77,7 @@ def prepare(spec: spec_lib.Spec, data) -> Prepared:
     except ValueError as e:
       raise spec_lib.SettingError(f"{spec_lib.setting('model.label_conditioned')}: {e}") from e
   try:  # refused now, not after training
-    latent_release.check_decoding(
-      likelihood.resolve_decoding(spec.release.decoding, data.domain.blocks), data.domain
-    )
+    latent_release.check_decoding(spec.release.decoding, data.domain)
   except ValueError as e:
     raise spec_lib.SettingError(f"{spec_lib.setting('decoding')}: {e}") from e
   fit_records, pretrain_records, notes = data.train, None, ()
