@@ -575,8 +575,8 @@ def synthesize(
   # Everything below is post-processing of the float64 latents. Its draws (style latents,
   # sampled categories, the shuffle) show in the released records, so secret noise gets a
   # post-processing seed of its own: nothing in the records is an output of the noise's
-  # generator or of its seed (PCG64 and SeedSequence are not cryptographic). A seeded run
-  # derives both from its seed, so that the seed reproduces it.
+  # generator or of its seed, whatever that generator's strength (a secret seed's is AES-CTR,
+  # lipdp.randomness). A seeded run derives both from its seed, so that the seed reproduces it.
   post_seed = seed if seeded else randomness.fresh_seed()
   synthetic = decode_latents(
     model,

@@ -373,9 +373,9 @@ def test_a_heteroscedastic_scale_never_rounds_above_its_target():
 @pytest.mark.parametrize("seed", [None, 7])
 def test_secret_noise_and_the_visible_draws_have_seeds_of_their_own(hetero, monkeypatch, seed):
   """The style draws and the shuffle show in the records; with secret noise they must not come
-  from the noise's seed (PCG64 and SeedSequence are not cryptographic). A seed reproduces all."""
+  from the noise's seed (defence in depth, whatever the generator). A seed reproduces all."""
   data, model, variables = hetero
-  fresh = iter([2**100 + 1, 2**100 + 2])
+  fresh = iter([2**256 + 1, 2**256 + 2])  # secret seeds (randomness.fresh_seed's tag)
   monkeypatch.setattr(synth_lib.randomness, "fresh_seed", lambda: next(fresh))
   streams = []
   numpy_rng = synth_lib.randomness.numpy_rng
@@ -398,8 +398,8 @@ def test_secret_noise_and_the_visible_draws_have_seeds_of_their_own(hetero, monk
   seed_of = {path: s for s, path in streams}
   assert set(seed_of) == {(0,), (1,), (2,)}
   if seed is None:
-    assert seed_of[(0,)] == 2**100 + 1  # the noise
-    assert seed_of[(1,)] == seed_of[(2,)] == 2**100 + 2  # the shuffle and the decoder's draws
+    assert seed_of[(0,)] == 2**256 + 1  # the noise
+    assert seed_of[(1,)] == seed_of[(2,)] == 2**256 + 2  # the shuffle and the decoder's draws
   else:
     assert set(seed_of.values()) == {seed}
 

@@ -100,12 +100,13 @@ def noise_rng(seed: Optional[int]) -> np.random.Generator:
   """The generator of a mechanism's privacy noise.
 
   Args:
-    seed: None (the default) draws a 128-bit seed from the operating system's entropy, so the
-      noise is secret; an integer makes the noise reproducible, and so not private against
-      whoever knows it (the report then says so: `noise_seeded`).
+    seed: None (the default) draws a secret seed from the operating system's entropy, so the
+      noise is secret and comes from AES-CTR (`lipdp.randomness`); an integer makes the noise
+      reproducible, and so not private against whoever knows it (the report then says so:
+      `noise_seeded`).
   """
   if seed is None:
-    return np.random.default_rng(randomness.fresh_seed())
+    return randomness.numpy_rng(randomness.fresh_seed())
   if isinstance(seed, bool) or int(seed) != seed or seed < 0:
     raise ValueError(f"seed must be None or a non-negative integer, got {seed!r}")
   return np.random.default_rng(int(seed))
@@ -115,13 +116,12 @@ def post_processing_rng(noise: np.random.Generator, seed: Optional[int]) -> np.r
   """The generator of a mechanism's post-processing (sampling records from what it released).
 
   Its draws appear in the released records, so when the noise is secret (`seed` None) it gets
-  its own 128-bit seed from the operating system: no state of the noise generator can be
-  inferred from the records (NumPy's PCG64 is not a cryptographic generator; its state can be
-  recovered from enough of its outputs, Bouillaguet, Martinez and Sauvage 2020). A seeded run
-  derives it from the noise generator, so that the seed reproduces the whole run.
+  a secret seed of its own from the operating system: no record is an output of the noise's
+  generator (which, secret, is a cryptographic one as well). A seeded run derives it from the
+  noise generator, so that the seed reproduces the whole run.
   """
   if seed is None:
-    return np.random.default_rng(randomness.fresh_seed())
+    return randomness.numpy_rng(randomness.fresh_seed())
   return np.random.default_rng(noise.integers(2**63))
 
 

@@ -269,8 +269,9 @@ def _same_on_all_hosts(seed: int) -> int:
   """Process 0's seed on every host, so all hosts compute the same global batches."""
   if jax.process_count() == 1:
     return seed
-  words = np.array([(seed >> (32 * i)) & 0xFFFFFFFF for i in range(4)], dtype=np.uint32)
-  words = np.asarray(multihost_utils.broadcast_one_to_all(words))  # a seed has 128 bits
+  # A secret seed has 257 bits (randomness.fresh_seed): nine 32-bit words hold any seed.
+  words = np.array([(seed >> (32 * i)) & 0xFFFFFFFF for i in range(9)], dtype=np.uint32)
+  words = np.asarray(multihost_utils.broadcast_one_to_all(words))
   return sum(int(w) << (32 * i) for i, w in enumerate(words))
 
 

@@ -12,6 +12,7 @@ import pytest
 import toy
 from lipdp import latent_release as synth_lib
 from lipdp import nn as lnn
+from lipdp import randomness
 from lipdp.models import decoders
 from lipdp.models import vae as vae_lib
 from lipdp.nn import bjorck
@@ -118,9 +119,12 @@ def test_resuming_without_the_secret_seed_says_so(tmp_path, caplog):
 
 
 @pytest.mark.parametrize("clip_quantile, clip_groups", [(None, None), (0.5, None), (0.5, (12, 15))])
-def test_dpsgd_training_runs_and_resumes(tmp_path, clip_quantile, clip_groups):
+def test_dpsgd_training_runs_and_resumes(tmp_path, monkeypatch, clip_quantile, clip_groups):
   """Also with adaptive clipping, whose clip norm (one per group with per-group clipping) is
-  part of the checkpointed state."""
+  part of the checkpointed state. The fixed clip norm runs from a secret seed (AES-CTR
+  streams, kept in train_seed.json until training ends), the others from a user's (PCG64)."""
+  secret = randomness.fresh_seed()
+  monkeypatch.setattr(randomness, "fresh_seed", lambda: secret)  # both runs draw the same one
   dp = dpsgd.DPSGDConfig(
     noise_multiplier=1.0,
     clip_norm=1.0,
@@ -130,11 +134,14 @@ def test_dpsgd_training_runs_and_resumes(tmp_path, clip_quantile, clip_groups):
     count_noise_std=None if clip_quantile is None else 2.0,
     clip_groups=clip_groups,
   )
+  seed = None if clip_quantile is None else 5
   config = loop.TrainConfig(
-    num_steps=6, seed=5, dp=dp, checkpoint_every=3, log_every=2, progress_bar=False
+    num_steps=6, seed=seed, dp=dp, checkpoint_every=3, log_every=2, progress_bar=False
   )
   records = toy.records(64)
   full = loop.train(toy.model(), records, toy.BLOCKS, config, workdir=str(tmp_path / "a"))
+  assert full.seeded_by_user == (seed is not None)
+  assert randomness.is_secret_seed(full.seed) == (seed is None)
   loop.train(toy.model(), records, toy.BLOCKS, config, workdir=str(tmp_path / "b"), stop_after=3)
   resumed = loop.train(toy.model(), records, toy.BLOCKS, config, workdir=str(tmp_path / "b"))
   assert resumed.resumed_from == 3
