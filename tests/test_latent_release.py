@@ -138,6 +138,25 @@ def test_an_epsilon_beyond_the_float64_sampler_is_refused_by_name():
     synth_lib._check_truncation_is_negligible(huge, 32)  # pylint: disable=protected-access
 
 
+def test_an_amplified_central_claim_counts_every_records_truncation(monkeypatch):
+  """The shuffled multiset holds all n records' latents, so an amplified central epsilon (and
+  the total) pays n d k truncated coordinates; one record's d k suffice for the per-record
+  claim, and for a central epsilon that claims no amplification (a review's finding)."""
+  import types  # pylint: disable=g-import-not-at-top
+
+  monkeypatch.setattr(synth_lib.randomness, "normal_truncation_mass", lambda: 1e-17)
+  report = dict(per_record_epsilon=5.0, delta=1e-5, num_records=10**6, epsilon=6.0)
+  amplified = types.SimpleNamespace(**report, central_epsilon=0.5, shuffle_delta=1e-6)
+  with pytest.raises(ValueError, match="central epsilon 0.5 at delta=1e-06 is beyond"):
+    synth_lib._check_truncation_is_negligible(amplified, 32)  # pylint: disable=protected-access
+  for fine in (
+    types.SimpleNamespace(**report, central_epsilon=None, shuffle_delta=None),
+    types.SimpleNamespace(**report, central_epsilon=5.0, shuffle_delta=1e-6),
+    types.SimpleNamespace(**dict(report, num_records=10), central_epsilon=0.5, shuffle_delta=1e-6),
+  ):
+    synth_lib._check_truncation_is_negligible(fine, 32)  # pylint: disable=protected-access
+
+
 def test_tabular_release_draws_records_from_the_decoder_and_mean_keeps_the_mode():
   """A decoder with a fixed, lopsided output: drawn categories follow its softmax (the minority
   category survives), the mean decoding gives everyone the mode; both lie in the domain."""
