@@ -447,7 +447,7 @@ def sample_prior(
   This is the DP-SGD baseline's sampler; its guarantee is the training event's alone.
   `decoding` and `temperature` as in `decode_latents` (z ~ N(0, tau^2 I) at temperature tau).
   """
-  seed = randomness.fresh_seed() if seed is None else seed
+  seed = randomness.fresh_seed() if seed is None else randomness.check_user_seed(seed)
   latent_dim = _latent_dim(model, variables, domain.dim)
   z = jax.random.normal(randomness.key_from_seed(seed), (num_samples, 1, latent_dim))
   return decode_latents(
@@ -528,7 +528,7 @@ def synthesize(
   # Always certified here, from the very weights that produce the release.
   certificate = certify_encoder(model, variables, domain.dim)
   seeded = seed is not None
-  seed = randomness.fresh_seed() if seed is None else randomness.check_seed(seed)
+  seed = randomness.fresh_seed() if seed is None else randomness.check_user_seed(seed)
   diameter = float(domain.diameter)
   latent_dim = _latent_dim(model, variables, domain.dim)
   cert_info = {"layer_bounds": list(certificate.mean_layer_bounds), "arithmetic": ARITHMETIC}

@@ -78,15 +78,34 @@ def check_seed(seed: int) -> int:
     raise ValueError(f"seed must be an integer, got {seed!r}")
   seed = int(seed)
   if not (0 <= seed < 2**SEED_BITS or is_secret_seed(seed)):
-    raise ValueError(f"seed must be in [0, 2**{SEED_BITS}), got {seed}")
+    raise ValueError(
+      f"seed must be in [0, 2**{SEED_BITS}) (or a secret seed from fresh_seed), got {seed}"
+    )
   return seed
+
+
+def is_user_seed(seed) -> bool:
+  """Whether `seed` is an integer a user may fix: in [0, 2**128) (a secret seed's range, bit
+  256, is `fresh_seed`'s alone, so that a seed given by hand always means PCG64 streams)."""
+  return (
+    not isinstance(seed, bool) and isinstance(seed, (int, np.integer)) and 0 <= seed < 2**SEED_BITS
+  )
+
+
+def check_user_seed(seed: int) -> int:
+  """`seed` as an int, if a user may fix it (`is_user_seed`); a ValueError otherwise."""
+  if not is_user_seed(seed):
+    raise ValueError(f"a fixed seed must be an integer in [0, 2**{SEED_BITS}), got {seed!r}")
+  return int(seed)
 
 
 def _secret_digest(seed: int, purpose: bytes, path: tuple, size: int) -> bytes:
   """Keyed BLAKE2b of a stream's path (length-prefixed, so (a,) and (a, 0) differ) under the
   secret seed's 256 bits: a pseudo-random function, so streams of one seed are independent."""
-  if any(isinstance(p, bool) or not isinstance(p, (int, np.integer)) or p < 0 for p in path):
-    raise ValueError(f"a stream path holds non-negative integers, got {path!r}")
+  if any(
+    isinstance(p, bool) or not isinstance(p, (int, np.integer)) or not 0 <= p < 2**128 for p in path
+  ):
+    raise ValueError(f"a stream path holds integers in [0, 2**128), got {path!r}")
   message = len(path).to_bytes(8, "little") + b"".join(int(p).to_bytes(16, "little") for p in path)
   key = (seed & (_SECRET_TAG - 1)).to_bytes(SECRET_KEY_BITS // 8, "little")
   return hashlib.blake2b(message, key=key, digest_size=size, person=purpose).digest()

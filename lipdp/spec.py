@@ -35,6 +35,7 @@ import ml_collections
 
 from lipdp import methods
 from lipdp import privacy
+from lipdp import randomness
 from lipdp import training
 from lipdp.models import builders
 from lipdp.models import likelihood
@@ -715,6 +716,13 @@ def _check_common(spec: Spec) -> None:
     )
   if release.k < 1:
     raise SettingError(f"{setting('k')} must be a positive integer, got {release.k}")
+  for name, seed in (("noise_seed", release.noise_seed), ("train.seed", train.seed)):
+    # Refused before any work: a bad seed would otherwise fail at the release, after training.
+    if seed is not None and not randomness.is_user_seed(seed):
+      raise SettingError(
+        f"{setting(name)} must be an integer in [0, 2**{randomness.SEED_BITS}) (or unset: "
+        f"secret noise), got {seed!r}"
+      )
   if release.decoding not in likelihood.DECODINGS:
     raise SettingError(
       f"{setting('decoding')} must be one of {likelihood.DECODINGS}, got {release.decoding!r}"

@@ -1,6 +1,7 @@
 import jax
 import numpy as np
 import pytest
+import randomgen
 
 from lipdp import randomness
 
@@ -117,6 +118,41 @@ def test_secret_streams_are_reproducible_and_distinct():
     jax.random.normal(randomness.key_from_seed(seed), (4,)),
     jax.random.normal(randomness.key_from_seed(seed ^ 2**255), (4,)),
   )
+
+
+def test_the_baselines_secret_noise_is_aes_ctr_and_a_seed_keeps_pcg64():
+  from lipdp.baselines import base  # pylint: disable=g-import-not-at-top
+
+  assert isinstance(base.noise_rng(None).bit_generator, randomgen.AESCounter)
+  assert isinstance(
+    base.post_processing_rng(base.noise_rng(None), None).bit_generator, randomgen.AESCounter
+  )
+  assert isinstance(base.noise_rng(5).bit_generator, np.random.PCG64)
+
+
+def test_dpsgd_noise_of_a_secret_seed_is_its_aes_stream():
+  from lipdp.training import batching, dpsgd  # pylint: disable=g-import-not-at-top
+
+  seed, params = randomness.fresh_seed(), {"w": np.zeros((3, 4), np.float32)}
+  dp = dpsgd.DPSGDConfig(noise_multiplier=2.0, clip_norm=0.5, sampling_rate=0.1)
+  expected = 1.0 * randomness.standard_normal(
+    randomness.numpy_rng(seed, 7, batching.NOISE_STREAM), (3, 4)
+  )
+  np.testing.assert_array_equal(
+    dpsgd.dpsgd_noise(params, dp, seed, 7)["w"], expected.astype(np.float32)
+  )
+
+
+def test_every_host_receives_all_of_a_secret_seed(monkeypatch):
+  """The multi-host broadcast carries all 257 bits (nine 32-bit words): a cut seed would not be
+  secret-tagged, and its host would fall back to PCG64."""
+  from jax.experimental import multihost_utils  # pylint: disable=g-import-not-at-top
+  from lipdp.training import loop  # pylint: disable=g-import-not-at-top
+
+  monkeypatch.setattr(loop.jax, "process_count", lambda: 2)
+  monkeypatch.setattr(multihost_utils, "broadcast_one_to_all", lambda words: words)
+  for seed in (randomness.fresh_seed(), 2**127 + 3, 0):
+    assert loop._same_on_all_hosts(seed) == seed  # pylint: disable=protected-access
 
 
 def test_user_seeds_keep_their_pcg64_streams():

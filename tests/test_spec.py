@@ -271,6 +271,23 @@ def test_schedules_and_likelihoods_are_checked_by_name(section, leaf, value, mat
     spec_lib.from_config(config)
 
 
+@pytest.mark.parametrize("section, leaf", [(None, "noise_seed"), ("train", "seed")])
+def test_a_fixed_seed_is_a_users_seed_checked_before_any_work(section, leaf):
+  """In [0, 2**128): a secret seed's range (lipdp.randomness) is not the user's, and a bad seed
+  had failed only at the release, after training (found by a review)."""
+  config = spec_lib.config_from_file(CONFIGS, "smoke")
+  where = config if section is None else config[section]
+  name = leaf if section is None else f"{section}.{leaf}"
+  setattr(where, leaf, 2**128 - 1)
+  spec_lib.from_config(config)
+  for bad in (2**128, 2**256 + 5, -1):
+    setattr(where, leaf, bad)
+    with pytest.raises(
+      spec_lib.SettingError, match=rf"{name} must be an integer in \[0, 2\*\*128\)"
+    ):
+      spec_lib.from_config(config)
+
+
 def test_drawn_pixels_need_the_bernoulli_image_likelihood():
   config = spec_lib.config_from_file(CONFIGS, "smoke")
   config.decoding = "sample_pixels"

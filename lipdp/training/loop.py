@@ -282,7 +282,7 @@ def _resolve_seed(config: TrainConfig, workdir: Optional[str]) -> tuple[int, boo
 
 def _resolve_local_seed(config: TrainConfig, workdir: Optional[str]) -> tuple[int, bool]:
   if config.seed is not None:
-    return int(config.seed), True
+    return randomness.check_user_seed(config.seed), True
   if workdir is None:
     return randomness.fresh_seed(), False
   path = workdir_lib.path(workdir, workdir_lib.TRAIN_SEED_FILE)

@@ -123,8 +123,11 @@ def test_dpsgd_training_runs_and_resumes(tmp_path, monkeypatch, clip_quantile, c
   """Also with adaptive clipping, whose clip norm (one per group with per-group clipping) is
   part of the checkpointed state. The fixed clip norm runs from a secret seed (AES-CTR
   streams, kept in train_seed.json until training ends), the others from a user's (PCG64)."""
-  secret = randomness.fresh_seed()
-  monkeypatch.setattr(randomness, "fresh_seed", lambda: secret)  # both runs draw the same one
+  # Both runs draw the same secret seed; any later draw gets another, so the resumed run matches
+  # only if it reads its seed back from train_seed.json.
+  draws = iter([randomness.fresh_seed()] * 2)
+  other = randomness.fresh_seed()
+  monkeypatch.setattr(randomness, "fresh_seed", lambda: next(draws, other))
   dp = dpsgd.DPSGDConfig(
     noise_multiplier=1.0,
     clip_norm=1.0,
