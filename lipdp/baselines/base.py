@@ -33,7 +33,9 @@ class BaselineRelease:
       made-up one.
     info: what the mechanism chose (e.g. MST's selected pairs, the partition depth): functions
       of the released measurements or of public settings only, so they are as private as the
-      release itself.
+      release itself; and wall-clock timings (DP-MERF's `embed_s`, `train_s`), which, like every
+      run's timings, are not covered by the guarantee (a timing side channel is outside the
+      model: docs/privacy.md).
   """
 
   method: str
@@ -107,9 +109,8 @@ def noise_rng(seed: Optional[int]) -> np.random.Generator:
   """
   if seed is None:
     return randomness.numpy_rng(randomness.fresh_seed())
-  if isinstance(seed, bool) or int(seed) != seed or seed < 0:
-    raise ValueError(f"seed must be None or a non-negative integer, got {seed!r}")
-  return np.random.default_rng(int(seed))
+  # A user's seed, as for the VAE path (in [0, 2**128)); PCG64, so seeded rows reproduce.
+  return np.random.default_rng(randomness.check_user_seed(seed))
 
 
 def post_processing_rng(noise: np.random.Generator, seed: Optional[int]) -> np.random.Generator:

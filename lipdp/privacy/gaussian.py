@@ -32,8 +32,10 @@ Implementation. epsilon and sigma are found by root-finding on (BW) with
 `dp_accounting.get_epsilon_gaussian` / `get_sigma_gaussian` (which implement
 the same formula, in log space, Balle and Wang's Eq. (6)); `gaussian_delta`
 evaluates (BW) directly. Calibration results are nudged up by a few ulps when
-needed so that the returned sigma provably meets the target (root-finding
-stops within a tolerance on either side of the root).
+needed so that the returned sigma meets the target as evaluated in float64
+(root-finding stops within a tolerance on either side of the root); the formula's
+own float64 rounding can leave the true delta about 1e-13 of delta above the
+target (an independent review, in 50-digit arithmetic), far below any margin.
 
 The classic bound sigma = Delta sqrt(2 ln(1.25 / delta)) / eps (Dwork and Roth
 2014, Theorem A.1; only proven for eps < 1) is in `classic_gaussian_sigma`,

@@ -263,6 +263,63 @@ def test_secret_noise_by_default_and_seeded_noise_on_request():
   np.testing.assert_array_equal(c.records, d.records)
 
 
+def test_the_noise_added_is_sigma_on_every_coordinate_of_the_embedding(monkeypatch):
+  """What the generator fits is the exact embedding plus N(0, sigma^2) on every coordinate (the
+  label proportions' included): the report's sigma is the noise added (two mutations a review
+  ran, noise of sigma / 2 and none on the proportions, had passed the tests)."""
+  seen = {}
+  embedding, train_generator = dp_merf.embedding, dp_merf.train_generator
+
+  def keep_embedding(*args):
+    seen["exact"] = embedding(*args)
+    return seen["exact"].copy()
+
+  def keep_target(target, *args, **kwargs):
+    seen["target"] = np.array(target)
+    return train_generator(target, *args, **kwargs)
+
+  monkeypatch.setattr(dp_merf, "embedding", keep_embedding)
+  monkeypatch.setattr(dp_merf, "train_generator", keep_target)
+  release = dp_merf.fit(
+    _table(200, 0), TABLE, epsilon=1.0, delta=1e-5, **dict(SMALL, num_features=4000, num_steps=1)
+  )
+  noise = seen["target"] - seen["exact"]
+  assert seen["target"].dtype == np.float64 and np.all(noise != 0)
+  (m,) = release.report.release.measurements
+  assert abs(noise.std() / m.scale - 1) < 0.03  # 8,000 coordinates: 4 standard errors
+  assert np.all(noise[:, -1] != 0)  # the constant coordinate, whence the class proportions
+
+
+def test_everything_after_the_release_reads_only_the_release(monkeypatch):
+  """With the embedding fixed, two private data sets of the same size (their labels, proportions
+  and values far apart) give bit-identical records and reports: the generator, the class
+  proportions, the sampling and the report read nothing private but the noisy embedding."""
+  fixed = {}
+  embedding = dp_merf.embedding
+
+  def fixed_embedding(*args):
+    fixed.setdefault("value", embedding(*args))
+    return fixed["value"].copy()
+
+  monkeypatch.setattr(dp_merf, "embedding", fixed_embedding)
+  first = _table(150, 1)
+  rng = np.random.default_rng(2)  # other values, the majority label the other way round
+  second = TABLE.encode(
+    {
+      "a": rng.uniform(8, 10, 150),
+      "b": np.full(150, "z"),
+      "c": rng.uniform(-1, -0.5, 150),
+      "label": (rng.random(150) < 0.1).astype(int),
+    }
+  )
+  outs = [
+    dp_merf.fit(data, TABLE, epsilon=2.0, delta=1e-5, seed=11, num_samples=120, **SMALL)
+    for data in (first, second)
+  ]
+  np.testing.assert_array_equal(outs[0].records, outs[1].records)
+  assert outs[0].report.to_json() == outs[1].report.to_json()
+
+
 # ----------------------------------------------------------------------------- the generator.
 
 
