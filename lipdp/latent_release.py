@@ -683,8 +683,9 @@ def _check_truncation_is_negligible(report, num_coordinates: int) -> None:
   - an amplified central claim of the shuffled release (and the total, which may compose it)
     sees the whole multiset, so every record's latents count (n d k), at the central epsilon
     and its delta (found by an independent review; never binding at the sizes used: about
-    4e-23 of delta at n = 36,169 and 24 latent coordinates). A central epsilon equal to the per-record one claims no
-    amplification: the multiset is then post-processing of the per-record release.
+    4e-23 of delta at n = 36,169 and 24 latent coordinates). A central epsilon equal to the
+    per-record one claims no amplification: the multiset is then post-processing of the
+    per-record release.
   """
   claims = [("per-record epsilon", report.per_record_epsilon, report.delta, num_coordinates)]
   central = getattr(report, "central_epsilon", None)
