@@ -15,7 +15,8 @@ turns a Spec back into the layout (what a work directory's config.json records).
 Runs without a privacy guarantee are explicit: scope 'none' (the references of the evaluation:
 the VAE trained without DP and decoded from its prior, method 'prior'; the training records
 themselves, method 'copy_train') gives `Spec.privacy = None`. They write no release and no
-report, only their evaluation, and carry no epsilon, never a made-up one.
+report, only their evaluation, and carry no epsilon, never a made-up one; a privacy setting
+moved from its default (an epsilon, a delta) would be ignored there, so it is refused.
 
 Errors name the settings the way the entry point does (`SettingError`): `--config.epsilon` for
 the main job and the sweeps, `--epsilon` for the `lipdp` command, `epsilon=` for Python.
@@ -533,11 +534,7 @@ def _build(config) -> Spec:
   sections = {}
   for section, (cls, _) in _SECTIONS.items():
     if section == "privacy" and scope == NO_GUARANTEE:
-      if _get(config, "total_epsilon") not in (None, _MISSING):
-        raise SettingError(
-          f"{setting('scope', NO_GUARANTEE)} is a run without any guarantee: it takes no "
-          f"budget, so {setting('total_epsilon')} must stay unset"
-        )
+      _refuse_privacy_settings_without_a_guarantee(config)
       sections[section] = None
       continue
     values = {}
@@ -551,6 +548,21 @@ def _build(config) -> Spec:
         values[field.name] = _convert(value, hint, key)
     sections[section] = cls(**values)
   return Spec(**sections)
+
+
+def _refuse_privacy_settings_without_a_guarantee(config) -> None:
+  """Scope 'none' takes no budget: a privacy setting moved from its default would be silently
+  ignored (an epsilon given to a reference run, say), so it is refused by name. Unset (None,
+  as `to_config` records a run without a guarantee) or the default is accepted."""
+  for field, key, _ in _fields("privacy"):
+    value = _get(config, key)
+    if field.name == "scope" or value in (_MISSING, None) or value == field.default:
+      continue
+    raise SettingError(
+      f"{setting('scope', NO_GUARANTEE)} is a run without any guarantee: it takes no budget and "
+      f"no privacy setting, so {setting(key)} must stay at its default ({field.default!r}); got "
+      f"{value!r}"
+    )
 
 
 def to_config(spec: Spec) -> ml_collections.ConfigDict:

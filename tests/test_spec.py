@@ -56,6 +56,13 @@ def test_a_reference_has_no_privacy_settings_at_all():
   config.total_epsilon = 10.0
   with pytest.raises(spec_lib.SettingError, match="takes no budget"):
     spec_lib.from_config(config)
+  # Any privacy setting moved from its default would be ignored: refused by name.
+  for key, value in (("epsilon", 3.0), ("delta", 1e-6), ("shuffled_release", False)):
+    config = spec_lib.base_config()
+    config.method, config.scope = "prior", "none"
+    config[key] = value
+    with pytest.raises(spec_lib.SettingError, match=rf"config.{key} must stay at its default"):
+      spec_lib.from_config(config)
   config = spec_lib.base_config()
   config.method, config.scope = "lipdp", "none"
   with pytest.raises(spec_lib.SettingError, match="under a guarantee"):
