@@ -55,9 +55,12 @@ Results used.
   randomizers, as cited by the first version of this module: Theorem 3.8 of the
   arXiv version; not re-derived here): under the same validity condition the
   shuffled output is (eps, delta + (e^eps + 1)(1 + e^{-eps0}/2) n delta0)-DP
-  with eps the closed form above. It is only a fallback for the Gaussian
-  release (`_closed_form_statement`): the Gaussian clone bound below was
-  smaller wherever both applied (tests/privacy/test_privacy_shuffle.py).
+  with eps the closed form above (`clones_approximate_dp`). No claim rests on
+  it: its constants are transcribed, not checked independently, and the
+  Gaussian clone bound below was smaller wherever both applied (at least 3
+  times in tests/privacy/test_privacy_shuffle.py; an independent review's scan
+  of 992 settings never found it smaller), so the Gaussian release no longer
+  falls back to it.
 
 The shuffled Gaussian release: a clone bound for Gaussian randomizers.
 
@@ -343,6 +346,8 @@ def clones_approximate_dp(
   eps0: float, delta0: float, n: int, delta: float
 ) -> Optional[tuple[float, float]]:
   """FMT for (eps0, delta0)-DP randomizers: (eps, delta + (e^eps+1)(1+e^-eps0/2) n delta0).
+
+  For comparison only (module docstring): no reported epsilon rests on it.
 
   Args:
     eps0: local epsilon (> 0).
@@ -817,12 +822,8 @@ class ShuffleResult:
     delta: total delta of both statements.
     n: number of records.
     amplified: whether the shuffle bound was smaller than the per-record one.
-    eps0: local epsilon of the closed-form statement (method "closed_form" only).
-    delta0: local delta of the closed-form statement (method "closed_form" only).
-    delta_shuffle: the closed form's shuffle delta (method "closed_form" only).
     method: which statement gave `central_epsilon`: "gaussian_clones" (the
-      numerical Gaussian clone bound), "closed_form" (FMT Theorem 3.1 with the
-      delta0 term) or "per_record" (no amplification claimed).
+      numerical Gaussian clone bound) or "per_record" (no amplification claimed).
     clone_probability: p of the Gaussian clone bound (method "gaussian_clones").
     clone_slack: the part of `delta` spent on the decomposition's slack,
       (1 + e^eps)(n - 1) p delta_G(mu; log(1/p)) (method "gaussian_clones").
@@ -833,36 +834,12 @@ class ShuffleResult:
   delta: float
   n: int
   amplified: bool
-  eps0: Optional[float] = None
-  delta0: Optional[float] = None
-  delta_shuffle: Optional[float] = None
   method: str = "per_record"
   clone_probability: Optional[float] = None
   clone_slack: Optional[float] = None
 
 
-_SHUFFLE_FRACTIONS = (0.05, 0.1, 0.25, 0.5, 0.75, 0.9, 0.95)
-_NUM_DELTA0 = 48
 _EPSILON_RTOL = 1e-4
-
-
-def _closed_form_statement(sigma, sensitivity, n, delta, k):
-  """FMT Theorem 3.1 + the delta0 term on a grid: (eps, eps0, delta0, delta_shuffle) or None."""
-  best = None
-  for delta0 in np.geomspace(1e-8 * delta / n, delta / n, _NUM_DELTA0):
-    delta0 = float(delta0)
-    eps0 = gaussian.gaussian_epsilon(sigma, sensitivity, delta0, k)
-    if eps0 <= 0.0 or eps0 > clones_validity_limit(n, _SHUFFLE_FRACTIONS[-1] * delta):
-      continue
-    for fraction in _SHUFFLE_FRACTIONS:
-      delta_shuffle = fraction * delta
-      result = clones_approximate_dp(eps0, delta0, n, delta_shuffle)
-      if result is None:
-        continue
-      eps, total = result
-      if total <= delta and (best is None or eps < best[0]):
-        best = (eps, eps0, delta0, delta_shuffle)
-  return best
 
 
 def _gaussian_clones_statement(mu, n, delta, upper):
@@ -901,11 +878,11 @@ def shuffled_gaussian_epsilon(
 ) -> ShuffleResult:
   """Central (eps, delta) of n shuffled per-record Gaussian releases.
 
-  The smallest of three valid statements at the same delta: the per-record
-  epsilon (no amplification), the Gaussian clone bound (bisection on eps of
-  `shuffled_gaussian_delta`'s bound, p chosen so that the slack is 5% or 25%
-  of delta) and FMT's closed form with the delta0 term (a grid over delta0
-  and the split of delta). Each is a valid upper bound, so their min is.
+  The smaller of two valid statements at the same delta: the per-record
+  epsilon (no amplification) and the Gaussian clone bound (root-finding on eps
+  of `shuffled_gaussian_delta`'s bound over the candidate clone probabilities).
+  Each is a valid upper bound, so their min is. (FMT's closed form with the
+  delta0 term is no longer a third: module docstring.)
 
   Args:
     sigma: noise std (> 0).
@@ -939,20 +916,6 @@ def shuffled_gaussian_epsilon(
       method="gaussian_clones",
       clone_probability=clones[1],
       clone_slack=clones[2],
-    )
-  # Fallback (never better than the clone bound where we compared them, see the tests).
-  closed = _closed_form_statement(sigma, sensitivity, n, delta, k)
-  if closed is not None and closed[0] < per_record:
-    return ShuffleResult(
-      central_epsilon=closed[0],
-      per_record_epsilon=per_record,
-      delta=delta,
-      n=n,
-      amplified=True,
-      eps0=closed[1],
-      delta0=closed[2],
-      delta_shuffle=closed[3],
-      method="closed_form",
     )
   return result
 
