@@ -185,7 +185,7 @@ class PrivacySpec:
   delta: float = 1e-5
   # One end-to-end budget (scope 'dp-sgd'): the release gets release_share * total_epsilon as
   # its own epsilon and DP-SGD's noise multiplier is calibrated so that the composition meets
-  # the total (train.dp_noise_multiplier and epsilon are then ignored).
+  # the total (so train.dp_noise_multiplier and epsilon must then stay at their defaults).
   total_epsilon: Optional[float] = None
   release_share: float = 0.5
   # What the release's own epsilon is: 'per-record', or 'shuffled' (the central epsilon of the
@@ -936,6 +936,25 @@ def _check_vae(spec: Spec) -> None:
         f"{setting('total_epsilon')} calibrates a Gaussian release; the heteroscedastic "
         f"mechanism's epsilon is computed, not calibrated: give {setting('epsilon')} instead"
       )
+    # Both are derived from the one budget; a value moved from its default would be silently
+    # ignored (`./run.sh --config.epsilon=4` ran at the default config's total of 10).
+    defaults = PrivacySpec(), TrainSpec()
+    for key, value, default in (
+      ("epsilon", p.epsilon, defaults[0].epsilon),
+      (
+        "train.dp_noise_multiplier",
+        spec.train.dp_noise_multiplier,
+        defaults[1].dp_noise_multiplier,
+      ),
+    ):
+      if value != default:
+        raise SettingError(
+          f"{setting(key)} is derived from {setting('total_epsilon')} (one end-to-end budget: "
+          f"the release gets {setting('release_share')} of it, DP-SGD's noise is calibrated to "
+          f"the rest), so {value!r} would be ignored: leave {setting(key)} unset and set "
+          f"{setting('total_epsilon')} to the budget you want, or unset "
+          f"{setting('total_epsilon')} to give the two parts yourself"
+        )
   if p.calibration not in budget_lib.CALIBRATIONS:
     raise SettingError(
       f"{setting('calibration')} must be one of {budget_lib.CALIBRATIONS}, got {p.calibration!r}"

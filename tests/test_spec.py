@@ -278,6 +278,19 @@ def test_schedules_and_likelihoods_are_checked_by_name(section, leaf, value, mat
     spec_lib.from_config(config)
 
 
+def test_an_end_to_end_budget_refuses_the_settings_it_derives():
+  """With total_epsilon the release's epsilon and DP-SGD's noise multiplier come from the one
+  budget: `./run.sh --config.epsilon=4` had run, silently, at the default config's total 10."""
+  config = spec_lib.config_from_file(CONFIGS, "")
+  assert spec_lib.from_config(config).privacy.total_epsilon == 10.0
+  for key, value in (("epsilon", 4.0), ("train.dp_noise_multiplier", 2.0)):
+    config = spec_lib.config_from_file(CONFIGS, "")
+    *path, leaf = key.split(".")
+    (config[path[0]] if path else config)[leaf] = value
+    with pytest.raises(spec_lib.SettingError, match=rf"config.{key} is derived from"):
+      spec_lib.from_config(config)
+
+
 @pytest.mark.parametrize("section, leaf", [(None, "noise_seed"), ("train", "seed")])
 def test_a_fixed_seed_is_a_users_seed_checked_before_any_work(section, leaf):
   """In [0, 2**128): a secret seed's range (lipdp.randomness) is not the user's, and a bad seed

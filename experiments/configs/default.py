@@ -8,7 +8,7 @@ change.
 
 Configs are code (big_vision style): `get_config(arg)` takes an optional variant name,
 e.g. `--config=experiments/configs/default.py:mnist_idx` or `:smoke` for a seconds-long run.
-Any field can be overridden on the command line, e.g. `--config.epsilon=4`. The fields and
+Any field can be overridden on the command line, e.g. `--config.total_epsilon=4`. The fields and
 their defaults, each with its meaning, are the settings of lipdp/spec.py; the variants below
 change a few.
 """
