@@ -120,6 +120,8 @@ def table_spec(
 ) -> spec_lib.Spec:
   """The spec `synthesize` runs (the same as `lipdp synthesize`'s for the same options, but
   for its data set: a table in memory, named by its digest)."""
+  if options.get("scope") == spec_lib.NO_GUARANTEE:  # the reason first, before any setting's
+    raise _no_guarantee_refused()
   for option in table_options.OPTIONS:
     if option.required and options.get(option.name) is None:
       raise TypeError(f"synthesize() needs {option.name}= ({option.help})")
@@ -141,13 +143,17 @@ def table_spec(
     config_overrides=overrides,
   )
   if spec.privacy is None:  # what it returns is for release: never a table without a guarantee
-    raise spec_lib.SettingError(
-      f"lipdp.synthesize returns a synthetic table for release, under a guarantee; "
-      f"{spec_lib.setting('scope', spec_lib.NO_GUARANTEE)} (a reference without one, such as "
-      "copy_train) runs through the main job or the sweeps, which release nothing",
-      table_options.python_naming,
-    )
+    raise _no_guarantee_refused()
   return spec
+
+
+def _no_guarantee_refused() -> spec_lib.SettingError:
+  return spec_lib.SettingError(
+    f"lipdp.synthesize returns a synthetic table for release, under a guarantee; "
+    f"{spec_lib.setting('scope', spec_lib.NO_GUARANTEE)} (a reference without one, such as "
+    "copy_train) runs through the main job or the sweeps, which release nothing",
+    table_options.python_naming,
+  )
 
 
 def evaluate(

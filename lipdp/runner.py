@@ -180,8 +180,12 @@ def open_for(spec: spec_lib.Spec, workdir: str, domain=None, data=None, public=N
   if os.path.exists(config_path):
     with open(config_path, encoding="utf-8") as f:
       previous = _with_legacy_settings(_comparable(json.load(f)))
-    previous = _flat(_unset_dropped(_numeric_likelihood_resolved(previous, domain)))
-    compared = _flat(_unset_dropped(_numeric_likelihood_resolved(current, domain)))
+    previous = _flat(
+      _unset_dropped(_derived_dropped(_numeric_likelihood_resolved(previous, domain)))
+    )
+    compared = _flat(
+      _unset_dropped(_derived_dropped(_numeric_likelihood_resolved(current, domain)))
+    )
     if previous != compared:
       changed = sorted(
         f"{k}: {previous.get(k)!r} -> {compared.get(k)!r}"
@@ -294,6 +298,18 @@ def after_training(settings: dict) -> tuple:
 def _comparable(settings: dict) -> dict:
   after = after_training(settings)
   return {k: v for k, v in settings.items() if k not in after}
+
+
+def _derived_dropped(settings: dict) -> dict:
+  """With an end-to-end budget (total_epsilon), `epsilon` and `train.dp_noise_multiplier` are
+  derived from it and never acted: a work directory recorded before they were refused alongside
+  it (`./run.sh --config.epsilon=4` on the default config) is the same run without them."""
+  if settings.get("total_epsilon") is None:
+    return settings
+  settings = {k: v for k, v in settings.items() if k != "epsilon"}
+  if isinstance(settings.get("train"), dict):
+    settings["train"] = {k: v for k, v in settings["train"].items() if k != "dp_noise_multiplier"}
+  return settings
 
 
 def _unset_dropped(value):

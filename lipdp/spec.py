@@ -949,11 +949,9 @@ def _check_vae(spec: Spec) -> None:
     ):
       if value != default:
         raise SettingError(
-          f"{setting(key)} is derived from {setting('total_epsilon')} (one end-to-end budget: "
-          f"the release gets {setting('release_share')} of it, DP-SGD's noise is calibrated to "
-          f"the rest), so {value!r} would be ignored: leave {setting(key)} unset and set "
-          f"{setting('total_epsilon')} to the budget you want, or unset "
-          f"{setting('total_epsilon')} to give the two parts yourself"
+          f"{setting(key)} is derived from {setting('total_epsilon')}, the one end-to-end "
+          f"budget, so {value!r} would be ignored: leave {setting(key)} at its default and set "
+          f"{setting('total_epsilon')} to the budget you want"
         )
   if p.calibration not in budget_lib.CALIBRATIONS:
     raise SettingError(

@@ -141,20 +141,30 @@ def test_an_epsilon_beyond_the_float64_sampler_is_refused_by_name():
 def test_an_amplified_central_claim_counts_every_records_truncation(monkeypatch):
   """The shuffled multiset holds all n records' latents, so an amplified central epsilon (and
   the total) pays n d k truncated coordinates; one record's d k suffice for the per-record
-  claim, and for a central epsilon that claims no amplification (a review's finding)."""
+  claim, and for a central epsilon that claims no amplification (a review's finding). Whether
+  it is amplified is judged at the shuffle's own delta, where the per-record epsilon is larger
+  (a second review's finding)."""
   import types  # pylint: disable=g-import-not-at-top
 
   monkeypatch.setattr(synth_lib.randomness, "normal_truncation_mass", lambda: 1e-17)
-  report = dict(per_record_epsilon=5.0, delta=1e-5, num_records=10**6, epsilon=6.0)
-  amplified = types.SimpleNamespace(**report, central_epsilon=0.5, shuffle_delta=1e-6)
-  with pytest.raises(ValueError, match="central epsilon 0.5 at delta=1e-06 is beyond"):
-    synth_lib._check_truncation_is_negligible(amplified, 32)  # pylint: disable=protected-access
-  for fine in (
-    types.SimpleNamespace(**report, central_epsilon=None, shuffle_delta=None),
-    types.SimpleNamespace(**report, central_epsilon=5.0, shuffle_delta=1e-6),
-    types.SimpleNamespace(**dict(report, num_records=10), central_epsilon=0.5, shuffle_delta=1e-6),
-  ):
-    synth_lib._check_truncation_is_negligible(fine, 32)  # pylint: disable=protected-access
+  sigma = privacy.calibrate_sigma(5.0, 1e-5, 1.0)
+  at_shuffle_delta = privacy.gaussian_epsilon(sigma, 1.0, 1e-6)  # 5.57: more than 5
+  report = dict(
+    per_record_epsilon=5.0,
+    delta=1e-5,
+    num_records=10**6,
+    epsilon=6.0,
+    release=privacy.GaussianRelease(sigma, 1),
+    sensitivity=1.0,
+    shuffle_delta=1e-6,
+  )
+  check = synth_lib._check_truncation_is_negligible  # pylint: disable=protected-access
+  for amplified in (0.5, (5.0 + at_shuffle_delta) / 2):  # the second is above 5, yet amplified
+    with pytest.raises(ValueError, match=r"central epsilon [0-9.]+ at delta=1e-06 is beyond"):
+      check(types.SimpleNamespace(**report, central_epsilon=amplified), 32)
+  check(types.SimpleNamespace(**report, central_epsilon=None), 32)
+  check(types.SimpleNamespace(**report, central_epsilon=at_shuffle_delta), 32)  # not amplified
+  check(types.SimpleNamespace(**dict(report, num_records=10), central_epsilon=0.5), 32)
 
 
 def test_tabular_release_draws_records_from_the_decoder_and_mean_keeps_the_mode():

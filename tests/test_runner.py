@@ -188,6 +188,28 @@ def test_rerun_in_the_same_workdir_refuses_a_second_release_unless_asked(digits_
     _run(changed, workdir)
 
 
+def test_a_work_directory_recorded_with_an_ignored_epsilon_resumes_as_the_same_run(tmp_path):
+  """Before total_epsilon refused an epsilon beside it, `./run.sh --config.epsilon=4` recorded
+  epsilon 4 and ran at the total alone: resuming it without the 4 is the same run (from a
+  review), while a setting that acts still makes another run."""
+  spec = spec_lib.from_config(spec_lib.config_from_file(os.path.join(CONFIGS, "default.py"), ""))
+  assert spec.privacy.total_epsilon is not None
+  workdir = str(tmp_path / "old")
+  runner.open_for(spec, workdir)
+  path = os.path.join(workdir, "config.json")
+  with open(path) as f:
+    old = json.load(f)
+  old["epsilon"], old["train"]["dp_noise_multiplier"] = 4.0, 2.5
+  with open(path, "w") as f:
+    json.dump(old, f)
+  runner.open_for(spec, workdir)  # accepted: neither ever acted
+  old["total_epsilon"] = 5.0
+  with open(path, "w") as f:
+    json.dump(old, f)
+  with pytest.raises(ValueError, match=r"other settings \(total_epsilon: 5.0 -> 10.0\)"):
+    runner.open_for(spec, workdir)
+
+
 def test_a_work_directory_written_before_a_setting_existed_resumes_as_the_same_run(tmp_path):
   """model.numeric_likelihood, train.learning_rate_decay, train.public_pretrain_steps and
   train.noise_samples came later: an older config.json lacks them and meant 'binned',
