@@ -742,6 +742,13 @@ def test_epsilon_is_end_to_end_unless_the_conditional_scope_is_asked_for_by_name
   spec = _table_spec(epsilon=3.0, delta=1e-6, dp_noise_multiplier=2.0)
   assert spec.scope is privacy.Scope.DP_SGD
   assert (spec.privacy.epsilon, spec.privacy.total_epsilon) == (3.0, None)
+  # Given together, one would be silently dropped (a review): refused by name.
+  with pytest.raises(spec_lib.SettingError, match="--total-epsilon or --dp-noise-multiplier"):
+    _table_spec(total_epsilon=3.0, delta=1e-6, dp_noise_multiplier=2.0)
+  with pytest.raises(spec_lib.SettingError, match="releases no latents.*drop --epsilon"):
+    _table_spec(method="prior", epsilon=0.01, delta=1e-6, dp_noise_multiplier=1.3)
+  spec = _table_spec(method="prior", delta=1e-6, dp_noise_multiplier=1.3)
+  assert spec.train.dp_noise_multiplier == 1.3 and spec.privacy.total_epsilon is None
   spec = _table_spec(method="mst", epsilon=3.0, delta=1e-6)
   assert spec.scope is privacy.Scope.DP_MEASUREMENTS and spec.privacy.epsilon == 3.0
   # The plan meets the total: DP-SGD and the release composed, at most 3.
