@@ -117,7 +117,7 @@ def certify_encoder(model: vae_lib.LipschitzVAE, variables: Any, dim: int) -> En
   if model.heteroscedastic:
     _refuse_fixed_precision(model.log_sigma_net, "the log-sigma network")
   with release_arithmetic():
-    return _certify_encoder(model, in_float64(_on_one_device(variables)), dim)
+    return _certify_encoder(model, _release_variables(variables), dim)
 
 
 def _certify_encoder(model, variables, dim) -> EncoderCertificate:
@@ -249,11 +249,23 @@ def release_latents(
     xi = randomness.standard_normal(noise_rng, (mu.shape[0], k, mu.shape[-1]))
     out.append(mu[:, None, :] + noise_sigma[:, None, None] * xi)
 
+  _encode_in_float64(encode, variables, records, batch_size, consume)
+  return np.concatenate(out, axis=0)
+
+
+def _release_variables(variables: Any) -> Any:
+  """The weights as the release reads them: on one device, in float64 (inside
+  `release_arithmetic`)."""
+  return in_float64(_on_one_device(variables))
+
+
+def _encode_in_float64(encode, variables, records, batch_size: int, consume) -> None:
+  """`encode` (a `_jitted_encode`) over the records in chunks, in `release_arithmetic` on the
+  float64 weights, each chunk's output given to `consume(begin, count, encoded)`."""
   with release_arithmetic():
-    variables = in_float64(_on_one_device(variables))
+    variables = _release_variables(variables)
     records = np.asarray(records, np.float32)  # the float32 vectors the domain holds
     _in_chunks(lambda chunk: encode(variables, chunk), (records,), batch_size, consume)
-  return np.concatenate(out, axis=0)
 
 
 def _check_scale(name: str, scale: float) -> None:
@@ -301,10 +313,7 @@ def encoder_means(
     del begin
     out.append(np.asarray(encoded[0], np.float64)[:count])
 
-  with release_arithmetic():
-    variables = in_float64(_on_one_device(variables))
-    records = np.asarray(records, np.float32)  # the float32 vectors the domain holds
-    _in_chunks(lambda chunk: encode(variables, chunk), (records,), batch_size, consume)
+  _encode_in_float64(encode, variables, records, batch_size, consume)
   return np.concatenate(out, axis=0)
 
 

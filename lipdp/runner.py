@@ -180,12 +180,7 @@ def open_for(spec: spec_lib.Spec, workdir: str, domain=None, data=None, public=N
   if os.path.exists(config_path):
     with open(config_path, encoding="utf-8") as f:
       previous = _with_legacy_settings(_comparable(json.load(f)))
-    previous = _flat(
-      _unset_dropped(_derived_dropped(_numeric_likelihood_resolved(previous, domain)))
-    )
-    compared = _flat(
-      _unset_dropped(_derived_dropped(_numeric_likelihood_resolved(current, domain)))
-    )
+    previous, compared = _as_compared(previous, domain), _as_compared(current, domain)
     if previous != compared:
       changed = sorted(
         f"{k}: {previous.get(k)!r} -> {compared.get(k)!r}"
@@ -298,6 +293,12 @@ def after_training(settings: dict) -> tuple:
 def _comparable(settings: dict) -> dict:
   after = after_training(settings)
   return {k: v for k, v in settings.items() if k not in after}
+
+
+def _as_compared(settings: dict, domain) -> dict:
+  """Settings flattened as two runs are compared: the likelihood as the bins it builds, the
+  settings an end-to-end budget derives and the unset ones dropped."""
+  return _flat(_unset_dropped(_derived_dropped(_numeric_likelihood_resolved(settings, domain))))
 
 
 def _derived_dropped(settings: dict) -> dict:

@@ -938,14 +938,10 @@ def _check_vae(spec: Spec) -> None:
       )
     # Both are derived from the one budget; a value moved from its default would be silently
     # ignored (`./run.sh --config.epsilon=4` ran at the default config's total of 10).
-    defaults = PrivacySpec(), TrainSpec()
+    noise = spec.train.dp_noise_multiplier
     for key, value, default in (
-      ("epsilon", p.epsilon, defaults[0].epsilon),
-      (
-        "train.dp_noise_multiplier",
-        spec.train.dp_noise_multiplier,
-        defaults[1].dp_noise_multiplier,
-      ),
+      ("epsilon", p.epsilon, PrivacySpec.epsilon),
+      ("train.dp_noise_multiplier", noise, TrainSpec.dp_noise_multiplier),
     ):
       if value != default:
         raise SettingError(

@@ -286,13 +286,12 @@ def _check_budget_given(method, scope: str, given: Mapping[str, Any], naming) ->
       f"give {naming('total_epsilon', None)} or {noise}, not both ({naming('total_epsilon', None)} "
       "calibrates DP-SGD's noise itself)"
     )
-  if method is not None and method.name == "prior" and "dp_noise_multiplier" in given:
-    if "epsilon" in given:  # a review: --epsilon 0.01 was ignored, the release at 3.3
-      raise spec_lib.SettingError(
-        f"method 'prior' releases no latents: with {noise} its epsilon is DP-SGD's alone, which "
-        f"the noise fixes and the report states; drop {naming('epsilon', None)}"
-      )
-    return
+  prior = method is not None and method.name == "prior"
+  if prior and "dp_noise_multiplier" in given and "epsilon" in given:
+    raise spec_lib.SettingError(  # a review: --epsilon 0.01 was ignored, the release at 3.3
+      f"method 'prior' releases no latents: with {noise} its epsilon is DP-SGD's alone, which "
+      f"the noise fixes and the report states; drop {naming('epsilon', None)}"
+    )
   if method is None or "epsilon" in given or "total_epsilon" in given:
     return
   if method.kind == methods.CENTRAL:
