@@ -33,6 +33,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from lipdp import discrete_gaussian
 from lipdp import nn as lnn
 from lipdp import privacy
 from lipdp import randomness
@@ -208,8 +209,13 @@ def release_latents(
   batch_size: int = 4096,
   mean_scale: float = 1.0,
   log_sigma_scale: float = 1.0,
+  lattice: Optional[privacy.LatticeNoise] = None,
 ) -> np.ndarray:
   """The mechanism itself: k noisy latents per record, float64, shape (n, k, latent_dim).
+
+  With `lattice` the noise is drawn exactly: each mean is rounded to the lattice and given
+  discrete Gaussian noise on it (`lipdp.discrete_gaussian.lattice_release`; accounted by
+  `lipdp.privacy.lattice`); `sigma` must then be the lattice's accounted sigma. Otherwise:
 
   mu(x) (and sigma(x)) are computed on the device in float64 at the highest matmul precision
   (`release_arithmetic`: the map the certificate bounds, its rounding far inside the
@@ -230,6 +236,11 @@ def release_latents(
     raise ValueError("a heteroscedastic model releases with its own sigma(x); do not override it")
   if sigma is not None and not (np.isfinite(sigma) and sigma > 0):
     raise ValueError(f"sigma must be positive and finite, got {sigma}")
+  if lattice is not None and (sigma is None or sigma != lattice.accounted_sigma()):
+    raise ValueError(
+      f"a lattice release is accounted with sigma = {lattice.accounted_sigma()!r} "
+      f"(its accounted_sigma()), got {sigma!r}"
+    )
 
   encode = _jitted_encode(model, mean_scale, log_sigma_scale)
   out = []
@@ -238,6 +249,9 @@ def release_latents(
     del begin
     mu, model_sigma = encoded
     mu = np.asarray(mu, np.float64)[:count]
+    if lattice is not None:
+      out.append(discrete_gaussian.lattice_release(noise_rng, mu, lattice, k))
+      return
     if sigma is not None:
       noise_sigma = np.full(mu.shape[0], float(sigma))
     elif model.heteroscedastic:
@@ -498,6 +512,7 @@ def synthesize(
   notes=(),
   decoding: str = "auto",
   temperature: float = 1.0,
+  noise_sampler: str = "auto",
 ) -> SyntheticData:
   """Private synthesis: k synthetic records per private record, shuffled, with the report.
 
@@ -522,8 +537,13 @@ def synthesize(
     notes: free-form remarks for the report.
     decoding: how each released latent becomes a record (`decode_latents`): post-processing.
     temperature: the decoding's temperature (`decode_latents`): post-processing.
+    noise_sampler: how the release noise is drawn (`check_noise_sampler`): 'exact' (a
+      homoscedastic model's noise as an exact discrete Gaussian on a lattice,
+      `lipdp.privacy.lattice`), 'float64' (NumPy's float64 sampler), or 'auto' (exact where
+      the model allows it: homoscedastic models).
   """
   scope = privacy.Scope.parse(scope)
+  exact_noise = check_noise_sampler(noise_sampler, model) == "exact"
   records = np.asarray(records, np.float32)
   if records.ndim != 2 or records.shape[1] != domain.dim:
     raise ValueError(f"records must have shape (n, {domain.dim}), got {records.shape}")
@@ -543,7 +563,7 @@ def synthesize(
   latent_dim = _latent_dim(model, variables, domain.dim)
   cert_info = {"layer_bounds": list(certificate.mean_layer_bounds), "arithmetic": ARITHMETIC}
 
-  release_sigma = None
+  release_sigma = lattice = None
   mean_scale = log_sigma_scale = 1.0
   if not model.heteroscedastic:
     lipschitz = certificate.mean_lipschitz
@@ -557,7 +577,12 @@ def synthesize(
       release_sigma = privacy.calibrate_sigma(epsilon, delta, lipschitz * diameter, k=k)
     else:
       release_sigma = float(model.sigma)
-    release = privacy.GaussianRelease(release_sigma, k)
+    if exact_noise:  # at least as private as the continuous release at release_sigma
+      lattice = privacy.LatticeNoise.covering(
+        release_sigma, privacy.sensitivity(lipschitz, diameter), latent_dim
+      )
+      release_sigma = lattice.accounted_sigma()
+    release = privacy.GaussianRelease(release_sigma, k, lattice)
   else:
     lipschitz, lipschitz_log_sigma, mean_scale, log_sigma_scale = _heteroscedastic_bounds(
       model, certificate, scope
@@ -581,6 +606,7 @@ def synthesize(
     batch_size=batch_size,
     mean_scale=mean_scale,
     log_sigma_scale=log_sigma_scale,
+    lattice=lattice,
   )
   # Everything below is post-processing of the float64 latents. Its draws (style latents,
   # sampled categories, the shuffle) show in the released records, so secret noise gets a
@@ -618,10 +644,29 @@ def synthesize(
     extra_versions={"jax": jax.__version__, "flax": flax.__version__},
     notes=notes,
   )
-  _check_truncation_is_negligible(report, latents.shape[-1] * k)
+  if lattice is None:  # the lattice's sampler is exact: nothing is truncated
+    _check_truncation_is_negligible(report, latents.shape[-1] * k)
   return SyntheticData(
     records=synthetic, report=report, sigma=release_sigma, certificate=certificate
   )
+
+
+def check_noise_sampler(noise_sampler: str, model) -> str:
+  """The sampler a release of `model` uses: 'exact' or 'float64' ('auto': exact for a
+  homoscedastic model; a heteroscedastic one's sigma(x) varies continuously with x, which
+  the lattice's accounting does not cover, so it keeps float64 noise)."""
+  if noise_sampler not in discrete_gaussian.NOISE_SAMPLERS:
+    raise ValueError(
+      f"noise_sampler must be one of {discrete_gaussian.NOISE_SAMPLERS}, got {noise_sampler!r}"
+    )
+  if noise_sampler == "auto":
+    return "float64" if model.heteroscedastic else "exact"
+  if noise_sampler == "exact" and model.heteroscedastic:
+    raise ValueError(
+      "noise_sampler 'exact' covers homoscedastic releases only: a heteroscedastic model's "
+      "sigma(x) is not on a lattice; use 'float64' (or 'auto')"
+    )
+  return noise_sampler
 
 
 def domain_text(domain) -> str:

@@ -63,6 +63,7 @@ REPORT_METRICS = (
 # Settings that may change between a run and its resumption: they act after training.
 RESUMABLE_SETTINGS = (
   "noise_seed",
+  "noise_sampler",
   "decoding",
   "temperature",
   "num_figure_samples",

@@ -34,6 +34,7 @@ from typing import Any, Callable, Mapping, Optional, Tuple
 
 import ml_collections
 
+from lipdp import discrete_gaussian
 from lipdp import methods
 from lipdp import privacy
 from lipdp import randomness
@@ -164,6 +165,12 @@ class ReleaseSpec:
   # closer to the prior's centre (typical records, less diversity; Kingma and Dhariwal 2018,
   # section 5); 1 decodes the latents as released and drawn.
   temperature: float = 1.0
+  # How the release noise is drawn (method 'lipdp'): 'exact' draws it as an exact discrete
+  # Gaussian on a fine lattice, with no floating-point noise, accounted as the continuous
+  # release (docs/privacy.md, "Exact noise on a lattice"); 'float64' uses NumPy's float64
+  # sampler (the releases before 2026-12-07), whose floating-point discreteness (Mironov 2012)
+  # no guarantee models; 'auto' is 'exact' where the model allows it (homoscedastic encoders).
+  noise_sampler: str = "auto"
   # Noise seed: None draws secret noise from OS entropy. Setting it makes the noise
   # reproducible and so not private against whoever knows it (recorded in the report).
   noise_seed: Optional[int] = None
@@ -747,6 +754,22 @@ def _check_common(spec: Spec) -> None:
   if not (math.isfinite(release.temperature) and release.temperature > 0):
     raise SettingError(
       f"{setting('temperature')} must be a positive number, got {release.temperature!r}"
+    )
+  if release.noise_sampler not in discrete_gaussian.NOISE_SAMPLERS:
+    raise SettingError(
+      f"{setting('noise_sampler')} must be one of {discrete_gaussian.NOISE_SAMPLERS}, got "
+      f"{release.noise_sampler!r}"
+    )
+  if release.noise_sampler != ReleaseSpec.noise_sampler and spec.method.name != "lipdp":
+    raise SettingError(
+      f"method {spec.method.name!r} releases no encoder latents, so it does not use "
+      f"{setting('noise_sampler')} (the release noise of method 'lipdp')"
+    )
+  if release.noise_sampler == "exact" and spec.model.heteroscedastic:
+    raise SettingError(
+      f"{setting('noise_sampler', 'exact')} covers homoscedastic releases only (a "
+      f"heteroscedastic sigma(x) is not on a lattice); use {setting('noise_sampler', 'float64')}"
+      f" or {setting('noise_sampler', 'auto')}"
     )
   for key, value in (("train.num_steps", train.num_steps), ("train.batch_size", train.batch_size)):
     if value < 1:

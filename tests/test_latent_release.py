@@ -553,3 +553,55 @@ def test_every_value_of_the_released_map_is_float64(dense, heteroscedastic):
     traced = jax.make_jaxpr(encode)(synth_lib.in_float64(variables), records)
   assert _float_dtypes(traced) == {"float64"}
   synth_lib.certify_encoder(model, variables, 6)  # and the certificate accepts the model
+
+
+def _homoscedastic_digits():
+  data = data_lib.load_dataset("digits")
+  config = spec_lib.ModelSpec(
+    latent_dim=4, encoder_hidden=(32,), decoder_hidden=(32,), numeric_bins=0, style_dim=0
+  )
+  model = builders.build_vae(data.domain, config, lipschitz_target=0.05, sigma=0.5)
+  variables = model.init(jax.random.key(0), jnp.zeros((1, data.domain.dim)), jax.random.key(1))
+  return data, model, variables
+
+
+def test_the_default_release_draws_exact_lattice_noise_at_the_requested_epsilon(hetero):
+  """'auto' releases a homoscedastic model on a lattice: every latent is gamma times an integer
+  near mu / gamma, the report accounts the rounded means' sensitivity, and the per-record
+  epsilon is within 1e-4 below the requested one. 'float64' keeps the float sampler; a
+  heteroscedastic model keeps it under 'auto' and refuses 'exact'."""
+  data, model, variables = _homoscedastic_digits()
+  records = data.train[:30]
+  common = dict(delta=1e-5, scope="conditional", k=2, seed=3)
+  out = synth_lib.synthesize(model, variables, records, data.domain, epsilon=2.0, **common)
+  lattice = out.report.release.lattice
+  assert lattice is not None and lattice.dim == 4
+  assert out.sigma == lattice.accounted_sigma() == out.report.sigma
+  lipschitz_d = privacy.sensitivity(out.report.lipschitz, out.report.diameter)
+  assert out.report.sensitivity == lattice.rounded_sensitivity(lipschitz_d) > lipschitz_d
+  assert 2.0 * (1 - 1e-4) <= out.report.per_record_epsilon <= 2.0
+  out.report.verify(rtol=0.0)
+  latents = synth_lib.release_latents(
+    model, variables, records, 2, randomness.numpy_rng(3, 0), sigma=out.sigma, lattice=lattice
+  )
+  steps = latents / lattice.grid
+  np.testing.assert_array_equal(steps, np.round(steps))
+  mu = synth_lib.encoder_means(model, variables, records)
+  assert np.abs(latents - mu[:, None, :]).max() < 8 * out.sigma
+  with pytest.raises(ValueError, match="accounted with sigma"):
+    synth_lib.release_latents(model, variables, records, 1, np.random.default_rng(0), sigma=1.0,
+                              lattice=lattice)  # fmt: skip
+  plain = synth_lib.synthesize(
+    model, variables, records, data.domain, epsilon=2.0, noise_sampler="float64", **common
+  )
+  assert plain.report.release.lattice is None
+  assert plain.report.per_record_epsilon == pytest.approx(2.0, rel=1e-12)
+  _, hetero_model, hetero_variables = hetero
+  auto = synth_lib.synthesize(
+    hetero_model, hetero_variables, records, data.domain, epsilon=None, **common
+  )
+  assert isinstance(auto.report.release, privacy.HeteroscedasticRelease)
+  with pytest.raises(ValueError, match="homoscedastic releases only"):
+    synth_lib.check_noise_sampler("exact", hetero_model)
+  with pytest.raises(ValueError, match="must be one of"):
+    synth_lib.check_noise_sampler("discrete", model)

@@ -121,11 +121,16 @@ def test_the_trained_encoder_stays_inside_its_certificate_and_capacity_bound(dig
 def test_report_epsilon_matches_an_independent_recomputation(digits_run):
   config, _, result = digits_run
   report = privacy.PrivacyReport.load(os.path.join(result.release_dir, "privacy_report.json"))
-  # From the report's own numbers, by the analytic Gaussian mechanism.
-  assert report.sensitivity == pytest.approx(report.lipschitz * report.diameter, rel=1e-12)
-  eps = privacy.gaussian_epsilon(
-    report.sigma, report.lipschitz * report.diameter, report.delta, k=report.k
+  # From the report's own numbers, by the analytic Gaussian mechanism. The default release is
+  # on a lattice (exact noise): its sensitivity is that of the means rounded to the grid.
+  lattice = report.release.lattice
+  assert lattice is not None
+  rounded = report.lipschitz * report.diameter + 2.0**lattice.grid_exponent * lattice.dim**0.5
+  assert report.sensitivity == pytest.approx(rounded, rel=1e-12)
+  assert report.sigma == pytest.approx(
+    2.0**lattice.grid_exponent * (lattice.scale**2 - lattice.smoothing**2) ** 0.5, rel=1e-15
   )
+  eps = privacy.gaussian_epsilon(report.sigma, rounded, report.delta, k=report.k)
   assert eps == pytest.approx(report.per_record_epsilon, rel=1e-6)
   assert eps == pytest.approx(config.epsilon, rel=1e-4)
   assert report.recompute_epsilon() == pytest.approx(report.epsilon, rel=1e-9)
@@ -339,29 +344,28 @@ def test_seeded_noise_is_reproducible_and_reported(digits_run):
   assert a.report.per_record_epsilon == pytest.approx(2.0, rel=1e-4)
 
 
-def test_k_latents_per_record_compose_to_sigma_over_sqrt_k(digits_run):
+@pytest.mark.parametrize("noise_sampler", ["float64", "exact"])
+def test_k_latents_per_record_compose_to_sigma_over_sqrt_k(digits_run, noise_sampler):
   _, _, result = digits_run
-  one = synth_lib.synthesize(
-    result.model,
-    result.variables,
-    result.data.train[:20],
-    result.data.domain,
-    epsilon=1.0,
-    delta=1e-5,
-    scope="conditional",
-  )
-  four = synth_lib.synthesize(
-    result.model,
-    result.variables,
-    result.data.train[:20],
-    result.data.domain,
-    epsilon=1.0,
-    delta=1e-5,
-    scope="conditional",
-    k=4,
-  )
+
+  def release(k):
+    return synth_lib.synthesize(
+      result.model,
+      result.variables,
+      result.data.train[:20],
+      result.data.domain,
+      epsilon=1.0,
+      delta=1e-5,
+      scope="conditional",
+      k=k,
+      noise_sampler=noise_sampler,
+    )
+
+  one, four = release(1), release(4)
   assert four.records.shape[0] == 80
-  assert four.sigma == pytest.approx(2.0 * one.sigma, rel=1e-6)
+  # A lattice's accounted sigma moves in steps of about 2^-16 of itself (its integer scale).
+  tolerance = 1e-6 if noise_sampler == "float64" else 2.0**-14
+  assert four.sigma == pytest.approx(2.0 * one.sigma, rel=tolerance)
   assert four.report.per_record_epsilon == pytest.approx(1.0, rel=1e-4)
 
 

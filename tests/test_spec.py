@@ -324,3 +324,22 @@ def test_the_temperature_must_be_a_positive_number(value):
   config.temperature = value
   with pytest.raises(spec_lib.SettingError, match="temperature must be a positive number"):
     spec_lib.from_config(config)
+
+
+def test_the_noise_sampler_is_checked_with_the_other_settings():
+  config = spec_lib.config_from_file(CONFIGS, "smoke")
+  assert spec_lib.from_config(config).release.noise_sampler == "auto"
+  for good in ("exact", "float64"):
+    config.noise_sampler = good
+    assert spec_lib.from_config(config).release.noise_sampler == good
+  config.noise_sampler = "discrete"
+  with pytest.raises(spec_lib.SettingError, match="noise_sampler must be one of"):
+    spec_lib.from_config(config)
+  config.noise_sampler = "exact"
+  config.model.heteroscedastic = True
+  with pytest.raises(spec_lib.SettingError, match="covers homoscedastic releases only"):
+    spec_lib.from_config(config)
+  config.model.heteroscedastic = False
+  config.method = "prior"
+  with pytest.raises(spec_lib.SettingError, match="releases no encoder latents"):
+    spec_lib.from_config(config)

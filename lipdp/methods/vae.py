@@ -581,6 +581,7 @@ def generate(
       notes=tuple(data.notes) + prepared.notes,
       decoding=spec.release.decoding,
       temperature=spec.release.temperature,
+      noise_sampler=spec.release.noise_sampler,
     )
     records, report = synthetic.records, synthetic.report
     log.info(

@@ -7,6 +7,7 @@ replace-one (bounded DP). See docs/privacy.md for the derivations.
   events           the relation, the scope, one typed event per mechanism
   diameters        l2 diameters of declared domains; Delta = L * D
   gaussian         exact analytic Gaussian mechanism (Balle and Wang 2018)
+  lattice          the release's exact discrete Gaussian noise, accounted as a continuous one
   composition      DP-SGD (Poisson-sampled Gaussian) composed with the release (PLD)
   heteroscedastic  RDP of a learned, bounded sigma(x) (Gil et al. 2013; Mironov 2017)
   zcdp             zCDP of noisy measurements and its (epsilon, delta) (the baselines)
@@ -42,6 +43,7 @@ from lipdp.privacy.gaussian import gaussian_delta
 from lipdp.privacy.gaussian import gaussian_epsilon
 from lipdp.privacy.gaussian import max_lipschitz
 from lipdp.privacy.information import fano_error_lower_bound
+from lipdp.privacy.lattice import LatticeNoise
 from lipdp.privacy.information import release_information_bound
 from lipdp.privacy.heteroscedastic import HeteroscedasticResult
 from lipdp.privacy.heteroscedastic import WorstCasePair

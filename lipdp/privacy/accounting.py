@@ -33,6 +33,7 @@ from lipdp.privacy import _validation
 from lipdp.privacy import composition
 from lipdp.privacy import diameters
 from lipdp.privacy import events
+from lipdp.privacy import lattice as lattice_lib
 from lipdp.privacy import gaussian
 from lipdp.privacy import heteroscedastic
 from lipdp.privacy import shuffle
@@ -120,6 +121,20 @@ def claims_shuffling(release: events.ReleaseEvent, shuffled: bool) -> bool:
   return bool(shuffled) and isinstance(release, events.GaussianRelease)
 
 
+def _check_lattice_slack(release: events.GaussianRelease, num_records: int, shuffled: bool):
+  """A lattice release is the continuous one it is accounted as up to a factor exp(+-a) on
+  every output probability, a = 3 eta per coordinate the claim covers (`lipdp.privacy.lattice`);
+  the claims below hold to (epsilon + 2a, e^a delta), which is only stated as (epsilon, delta)
+  when a is negligible: at most 1e-30 for the whole shuffled multiset."""
+  coordinates = release.lattice.dim * release.k * (num_records if shuffled else 1)
+  slack = release.lattice.log_ratio_slack(coordinates)
+  if not slack <= lattice_lib.MAX_LOG_RATIO_SLACK:
+    raise ValueError(
+      f"the lattice release's slack {slack:.3g} over {coordinates} coordinates exceeds "
+      f"{lattice_lib.MAX_LOG_RATIO_SLACK:g}: raise its smoothing"
+    )
+
+
 def account(
   *,
   release: events.ReleaseEvent,
@@ -189,6 +204,9 @@ def account(
     raise ValueError(f"dpsgd must be a DPSGDEvent, got {dpsgd!r}")
   sens = diameters.sensitivity(lipschitz, diameter)
   k = release.k
+  if isinstance(release, events.GaussianRelease) and release.lattice is not None:
+    sens = release.sensitivity(sens)  # that of the rounded means
+    _check_lattice_slack(release, num_records, shuffled)
 
   def release_epsilon(at_delta):
     if isinstance(release, events.GaussianRelease):

@@ -8,7 +8,9 @@ One type per idea, used everywhere in lipdp (training, synthesis, the report, th
   plain-words statement every report carries. The statement is derived from the scope, never
   stored as free text, so a report cannot claim one scope and state another.
 * One frozen, validated event per mechanism:
-  - `GaussianRelease(sigma, k)`: each record releases k latents mu(x) + sigma xi;
+  - `GaussianRelease(sigma, k, lattice)`: each record releases k latents mu(x) + sigma xi
+    (float64 noise), or their exact discrete counterpart on a lattice
+    (`lipdp.privacy.lattice`);
   - `HeteroscedasticRelease(sigma_min, sigma_max, lipschitz_log_sigma, latent_dim, k)`: the
     same with a learned, bounded sigma(x) whose log is certified L_s-Lipschitz;
   - `DPSGDEvent(noise_multiplier, sampling_rate, steps)`: the training run (Abadi et al. 2016)
@@ -33,6 +35,7 @@ from typing import Any, Mapping, Optional, Tuple, Union
 import dp_accounting
 
 from lipdp.privacy import _validation
+from lipdp.privacy import lattice as lattice_lib
 from lipdp.privacy import zcdp
 
 
@@ -126,19 +129,44 @@ class GaussianRelease:
   Attributes:
     sigma: the release noise std (> 0).
     k: latents per record (>= 1); they compose exactly to one Gaussian of std sigma / sqrt(k).
+    lattice: None for float64 noise; else the exact discrete Gaussian release on a lattice
+      (`lipdp.privacy.lattice`), accounted as this continuous release with sigma its
+      `accounted_sigma()` (which sigma must then equal) and the sensitivity its
+      `rounded_sensitivity`.
   """
 
   sigma: float
   k: int = 1
+  lattice: Optional[lattice_lib.LatticeNoise] = None
 
   type_name = "gaussian"
 
   def __post_init__(self):
     object.__setattr__(self, "sigma", _validation.positive(self.sigma, "sigma"))
     object.__setattr__(self, "k", _validation.positive_int(self.k, "k"))
+    if self.lattice is not None:
+      lattice = self.lattice
+      if not isinstance(lattice, lattice_lib.LatticeNoise):
+        lattice = lattice_lib.LatticeNoise.from_dict(lattice)
+      object.__setattr__(self, "lattice", lattice)
+      if self.sigma != lattice.accounted_sigma():
+        raise ValueError(
+          f"a lattice release is accounted with sigma = its accounted_sigma() "
+          f"{lattice.accounted_sigma()!r}, got {self.sigma!r}"
+        )
+
+  def sensitivity(self, exact_sensitivity: float) -> float:
+    """The sensitivity the release is accounted with when the means' is `exact_sensitivity`
+    (L D): that of the rounded means for a lattice release."""
+    if self.lattice is None:
+      return exact_sensitivity
+    return self.lattice.rounded_sensitivity(exact_sensitivity)
 
   def as_dict(self) -> dict:
-    return {"type": self.type_name, "sigma": self.sigma, "k": self.k}
+    out = {"type": self.type_name, "sigma": self.sigma, "k": self.k}
+    if self.lattice is not None:  # absent from float64 releases, as before lattices existed
+      out["lattice"] = self.lattice.as_dict()
+    return out
 
 
 @dataclasses.dataclass(frozen=True)

@@ -10,7 +10,8 @@ content, and keeps them apart on purpose:
    digest of its description and its diameter D, delta, the scope of the weights, the DP-SGD
    event (scope `dp-sgd`), whether the release is shuffled, the number of records, whether
    noise came from a user-fixed seed, and free caller notes (text, never checked).
-2. **Numbers** (stored, and recomputed by `verify()`): the sensitivity L D, the per-record,
+2. **Numbers** (stored, and recomputed by `verify()`): the sensitivity L D (plus gamma sqrt(d)
+   for a lattice release, `lipdp.privacy.lattice`), the per-record,
    central and component epsilons, and the headline epsilon (`lipdp.privacy.accounting`).
 3. **Statements** (derived, never stored as free text): the neighbouring relation and its
    wording, the scope statement, the noise statement, the accounting methods, the caveats that
@@ -21,8 +22,8 @@ content, and keeps them apart on purpose:
 What `verify()` does and does not check. It checks that the report is *consistent*: every
 number is finite where it must be, a per-record release carries its certificate and the
 certified per-layer bounds (times any release scaling) do not exceed L, and every stored number
-equals its recomputation from the stored inputs (the sensitivity is recomputed as L * D, never
-read back). That catches arithmetic bugs such as a sensitivity off by a factor, a NaN, an
+equals its recomputation from the stored inputs (the sensitivity is recomputed as L * D, plus
+the rounding term of a lattice release, never read back). That catches arithmetic bugs such as a sensitivity off by a factor, a NaN, an
 edited epsilon, or an L lowered below its certificate. It cannot know whether the inputs are
 true: a report whose L and layer bounds were both divided by 4 and every epsilon recomputed, or
 whose scope was changed, is consistent and verifies. Two further checks need more than the
@@ -88,6 +89,12 @@ CAVEAT_FLOAT64_NOISE = (
   "noise drawn in float64 (|xi| < 12.2); the truncation's contribution to delta is checked "
   "to be below 1e-6 of delta; the discreteness of floating-point noise (Mironov 2012) is not "
   "modelled"
+)
+CAVEAT_LATTICE_NOISE = (
+  "noise drawn exactly, as a discrete Gaussian on the lattice 2^e Z^d with the means rounded "
+  "to it (no floating-point noise); accounted as the continuous Gaussian release with the "
+  "noise sigma and the rounded means' sensitivity, to within a slack below 1e-30 on epsilon "
+  "and on log delta (docs/privacy.md, 'Exact noise on a lattice')"
 )
 CAVEAT_FLOAT64_ENCODER = (
   "{what} computed in float64 from the float32 weights (at the highest matmul precision); "
@@ -317,7 +324,8 @@ class PrivacyReport:
       out.append(CAVEAT_CENTRAL_RELATION)
       out.append(CAVEAT_CENTRAL_NOISE)
     elif not isinstance(self.release, events.PriorSampling):
-      out.append(CAVEAT_FLOAT64_NOISE)
+      lattice = getattr(self.release, "lattice", None)
+      out.append(CAVEAT_FLOAT64_NOISE if lattice is None else CAVEAT_LATTICE_NOISE)
       heteroscedastic = isinstance(self.release, events.HeteroscedasticRelease)
       what = _ENCODER_OUTPUTS[heteroscedastic]
       # A certificate without "arithmetic" was written when the release computed in float32.
@@ -335,15 +343,19 @@ class PrivacyReport:
       f"Privacy: epsilon = {self.epsilon:.4g} at delta = {self.delta:g} "
       f"({self.headline}), scope {self.scope.value}, {self.neighboring_relation.value}."
     ]
+    lattice = getattr(self.release, "lattice", None)
     if self.sensitivity is not None:
+      what = "L*D" if lattice is None else f"L*D + 2^{lattice.grid_exponent} sqrt({lattice.dim})"
       lines.append(
         f"  certified L = {self.lipschitz:.6g}, domain diameter D = "
-        f"{self.diameter:.6g}, sensitivity L*D = {self.sensitivity:.6g}"
+        f"{self.diameter:.6g}, sensitivity {what} = {self.sensitivity:.6g}"
       )
     if self.sigma is not None:
       lines.append(
         f"  release noise sigma = {self.sigma:.6g}, k = {self.k}, {self.num_records} records"
       )
+    if lattice is not None:
+      lines.append(f"  noise: {lattice.describe()}")
     if isinstance(self.release, events.PriorSampling):
       lines.append(
         f"  {self.release.num_samples} records sampled from the model's prior (no "

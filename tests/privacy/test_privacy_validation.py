@@ -149,6 +149,7 @@ ALLOWED_ROOTS = {
   "collections",
   "dataclasses",
   "enum",
+  "fractions",
   "functools",
   "hashlib",
   "importlib",

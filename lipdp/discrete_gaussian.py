@@ -1,0 +1,147 @@
+"""Exact samplers of the discrete Gaussian, from uniform 64-bit words only.
+
+N_Z(0, s^2) is the distribution on the integers with P(y) proportional to exp(-y^2 / (2 s^2)).
+The samplers are Algorithms 1-3 of Canonne, Kamath and Steinke ("The Discrete Gaussian for
+Differential Privacy", NeurIPS 2020), in exact integer arithmetic: every Bernoulli(p / q) is
+decided by comparing uniform 64-bit words with the binary expansion of p / q (more words only
+on a tie), every uniform integer below n by rejection, so the output distribution is exactly
+the target's, with no floating-point number anywhere. The words come from a NumPy Generator
+(`lipdp.randomness.numpy_rng`: AES-CTR for secret seeds, PCG64 for a user's seed).
+
+- `bernoulli_exp(p, q)`: Bernoulli(exp(-p/q)) (Algorithm 1 and its extension to p/q > 1).
+- `discrete_laplace(t)`: P(y) proportional to exp(-|y| / t) (Algorithm 2).
+- `discrete_gaussian(scale_squared)`: N_Z(0, s^2) for an integer s^2 (Algorithm 3: a discrete
+  Laplace proposal with t = floor(s) + 1, accepted with probability
+  exp(-(|y| - s^2/t)^2 / (2 s^2))).
+- `lattice_release(rng, means, lattice, k)`: the release of `lipdp.privacy.lattice`.
+
+Pure Python: about 3 microseconds a sample (the release of 8,000 records of 32 latents takes
+under a second).
+"""
+
+import math
+
+import numpy as np
+
+from lipdp.privacy import lattice as lattice_lib
+
+_WORD = 1 << 64
+# How a release draws its noise (`lipdp.latent_release.check_noise_sampler`): 'exact' (the
+# lattice release below), 'float64' (NumPy's float64 sampler) or 'auto' (exact where allowed).
+NOISE_SAMPLERS = ("auto", "exact", "float64")
+
+
+class WordSource:
+  """Uniform 64-bit words from a NumPy Generator, drawn in blocks (the order is fixed, so a
+  seeded Generator gives reproducible samples)."""
+
+  def __init__(self, rng: np.random.Generator, block: int = 8192):
+    self._rng = rng
+    self._block = block
+    self._words = []
+
+  def word(self) -> int:
+    if not self._words:
+      self._words = self._rng.integers(0, _WORD, size=self._block, dtype=np.uint64).tolist()
+      self._words.reverse()
+    return self._words.pop()
+
+  def below(self, n: int) -> int:
+    """Uniform in {0, ..., n - 1}, 1 <= n <= 2^64 (rejection: exact)."""
+    limit = _WORD - _WORD % n
+    while True:
+      w = self.word()
+      if w < limit:
+        return w % n
+
+  def bernoulli(self, p: int, q: int) -> bool:
+    """True with probability exactly p / q (0 <= p <= q): a uniform U in [0, 1) read 64 bits
+    at a time against the binary expansion of p / q, which decides unless the words tie."""
+    while p:  # the rest of p / q is 0: U, which is not below 0, decides false
+      digits, p = divmod(p << 64, q)
+      w = self.word()
+      if w != digits:
+        return w < digits
+    return False
+
+
+def _bernoulli_exp_at_most_one(source: WordSource, p: int, q: int) -> bool:
+  """Bernoulli(exp(-p/q)) for 0 <= p <= q (Algorithm 1): the first K with A_K = 0, where
+  A_K ~ Bernoulli(p / (q K)), is odd with probability exp(-p/q)."""
+  k = 1
+  while source.bernoulli(p, q * k):
+    k += 1
+  return k % 2 == 1
+
+
+def bernoulli_exp(source: WordSource, p: int, q: int) -> bool:
+  """Bernoulli(exp(-p/q)) for integers p >= 0, q >= 1: floor(p/q) independent
+  Bernoulli(exp(-1)), all true, then Bernoulli(exp(-(p/q - floor(p/q))))."""
+  whole, rest = divmod(p, q)
+  for _ in range(whole):
+    if not _bernoulli_exp_at_most_one(source, 1, 1):
+      return False
+  return _bernoulli_exp_at_most_one(source, rest, q)
+
+
+def discrete_laplace(source: WordSource, t: int) -> int:
+  """P(y) proportional to exp(-|y| / t) on the integers, t >= 1 (Algorithm 2)."""
+  while True:
+    u = source.below(t)
+    if not _bernoulli_exp_at_most_one(source, u, t):
+      continue
+    v = 0
+    while _bernoulli_exp_at_most_one(source, 1, 1):
+      v += 1
+    x = u + t * v
+    negative = source.word() >> 63
+    if negative and x == 0:
+      continue
+    return -x if negative else x
+
+
+def discrete_gaussian(source: WordSource, scale_squared: int) -> int:
+  """One draw of N_Z(0, s^2), s^2 = scale_squared a positive integer (Algorithm 3)."""
+  t = math.isqrt(scale_squared) + 1  # floor(s) + 1
+  denominator = 2 * scale_squared * t * t
+  while True:
+    y = discrete_laplace(source, t)
+    gap = abs(y) * t - scale_squared  # (|y| - s^2 / t) t
+    if bernoulli_exp(source, gap * gap, denominator):
+      return y
+
+
+def discrete_gaussian_array(rng: np.random.Generator, scale_squared: int, shape) -> np.ndarray:
+  """int64 array of independent N_Z(0, s^2) draws."""
+  if isinstance(scale_squared, bool) or not isinstance(scale_squared, int) or scale_squared < 1:
+    raise ValueError(f"scale_squared must be a positive int, got {scale_squared!r}")
+  source = WordSource(rng)
+  size = int(np.prod(shape, dtype=np.int64))
+  return np.array(
+    [discrete_gaussian(source, scale_squared) for _ in range(size)], dtype=np.int64
+  ).reshape(shape)
+
+
+def lattice_release(
+  rng: np.random.Generator, means: np.ndarray, lattice: lattice_lib.LatticeNoise, k: int
+) -> np.ndarray:
+  """gamma (round(mu / gamma) + Y_j), j = 1..k, as float64 of shape (n, k, d)
+  (`lipdp.privacy.lattice`). Every value is exact: mu / gamma and its rounding are exact for a
+  power-of-two gamma, and gamma times an integer below 2^53 is a float64."""
+  means = np.asarray(means, np.float64)
+  if means.ndim != 2 or means.shape[1] != lattice.dim:
+    raise ValueError(f"means must have shape (n, {lattice.dim}), got {means.shape}")
+  if not np.all(np.isfinite(means)):
+    raise ValueError("the encoder means are not all finite")
+  scaled = np.ldexp(means, -lattice.grid_exponent)
+  bound = lattice_lib.MAX_LATTICE_INDEX // 2
+  if np.any(np.abs(scaled) >= bound):
+    raise ValueError(
+      f"an encoder mean is more than 2^52 grid steps (2^{lattice.grid_exponent}) from 0: "
+      "the lattice release cannot represent it exactly"
+    )
+  centres = np.rint(scaled).astype(np.int64)
+  noise = discrete_gaussian_array(rng, lattice.scale**2, (means.shape[0], k, means.shape[1]))
+  if np.any(np.abs(noise) >= bound):  # beyond 2^52 scales: never, but then not exact
+    raise ValueError("a discrete Gaussian draw exceeded 2^52 grid steps")
+  return np.ldexp((centres[:, None, :] + noise).astype(np.float64), lattice.grid_exponent)

@@ -1,0 +1,121 @@
+"""The exact discrete Gaussian sampler (lipdp.discrete_gaussian) and the lattice release."""
+
+import math
+
+import numpy as np
+import pytest
+from scipy import stats
+
+from lipdp import discrete_gaussian as dg
+from lipdp import privacy
+
+
+class ScriptedWords(dg.WordSource):
+  """A word source that returns given words (to reach the tie branch of `bernoulli`)."""
+
+  def __init__(self, words):
+    super().__init__(None)
+    self._script = list(words)
+
+  def word(self):
+    return self._script.pop(0)
+
+
+def test_bernoulli_reads_further_words_only_on_a_tie():
+  half = 1 << 63  # the first 64 binary digits of 1/2; the rest are 0
+  assert ScriptedWords([half - 1]).bernoulli(1, 2)
+  assert not ScriptedWords([half + 1]).bernoulli(1, 2)
+  assert not ScriptedWords([half, 5]).bernoulli(1, 2)  # U = 1/2 + 5 2^-128 > 1/2
+  # 1/3 = 0.0101...: its words are all (2^64 - 1) / 3; a tie then a smaller word is below.
+  third = ((1 << 64) - 1) // 3
+  assert ScriptedWords([third, third - 1]).bernoulli(1, 3)
+  assert not ScriptedWords([third, third + 1]).bernoulli(1, 3)
+  assert ScriptedWords([0]).bernoulli(1, 1) and not ScriptedWords([0]).bernoulli(0, 1)
+
+
+def _binomial_z(hits, n, p):
+  return (hits - n * p) / math.sqrt(n * p * (1 - p))
+
+
+@pytest.mark.parametrize("p,q", [(1, 3), (5, 2), (0, 7), (7, 7)])
+def test_bernoulli_exp_has_probability_exp_minus_p_over_q(p, q):
+  source = dg.WordSource(np.random.default_rng(1))
+  n = 40_000
+  hits = sum(dg.bernoulli_exp(source, p, q) for _ in range(n))
+  target = math.exp(-p / q)
+  if target == 1.0:
+    assert hits == n
+  else:
+    assert abs(_binomial_z(hits, n, target)) < 4.5
+
+
+def _chi_square_p(samples, pmf, support):
+  counts = np.array([np.sum(samples == y) for y in support], float)
+  expected = len(samples) * pmf / pmf.sum()
+  assert np.sum(samples < support[0]) + np.sum(samples > support[-1]) <= 1e-3 * len(samples)
+  keep = expected > 5
+  return stats.chisquare(counts[keep], expected[keep] * counts[keep].sum() / expected[keep].sum())
+
+
+def test_discrete_laplace_matches_its_pmf():
+  t = 3
+  source = dg.WordSource(np.random.default_rng(2))
+  samples = np.array([dg.discrete_laplace(source, t) for _ in range(60_000)])
+  support = np.arange(-40, 41)
+  assert _chi_square_p(samples, np.exp(-np.abs(support) / t), support).pvalue > 1e-4
+
+
+@pytest.mark.parametrize("scale_squared", [2, 10])
+def test_discrete_gaussian_matches_its_pmf_and_not_a_neighbour(scale_squared):
+  samples = dg.discrete_gaussian_array(np.random.default_rng(3), scale_squared, (80_000,))
+  support = np.arange(-25, 26)
+  pmf = np.exp(-(support**2) / (2.0 * scale_squared))
+  assert _chi_square_p(samples, pmf, support).pvalue > 1e-4
+  # The test has power: a variance 15% larger is rejected.
+  wrong = np.exp(-(support**2) / (2.0 * 1.15 * scale_squared))
+  assert _chi_square_p(samples, wrong, support).pvalue < 1e-8
+
+
+def test_discrete_gaussian_at_the_release_scale():
+  scale = 2**16 + 12_345
+  samples = dg.discrete_gaussian_array(np.random.default_rng(4), scale**2, (20_000,))
+  assert samples.dtype == np.int64
+  assert abs(samples.mean()) < 4.5 * scale / math.sqrt(len(samples))
+  assert abs(samples.std() / scale - 1.0) < 0.03
+  assert len(np.unique(samples)) > 19_000  # no coarse grid inside
+
+
+def test_samples_reproduce_from_a_seeded_generator_and_differ_across_seeds():
+  a = dg.discrete_gaussian_array(np.random.default_rng(5), 1000, (3, 4))
+  b = dg.discrete_gaussian_array(np.random.default_rng(5), 1000, (3, 4))
+  c = dg.discrete_gaussian_array(np.random.default_rng(6), 1000, (3, 4))
+  np.testing.assert_array_equal(a, b)
+  assert not np.array_equal(a, c)
+  with pytest.raises(ValueError, match="scale_squared"):
+    dg.discrete_gaussian_array(np.random.default_rng(5), 2.5, (3,))
+
+
+def test_lattice_release_lies_on_the_lattice_around_the_rounded_means():
+  lattice = privacy.LatticeNoise.covering(0.7, 2.0, 3)
+  gamma = lattice.grid
+  means = np.array([[0.1, -2.5, 3.0], [1e-9, 0.0, 7.25]])
+  out = dg.lattice_release(np.random.default_rng(7), means, lattice, k=4)
+  assert out.shape == (2, 4, 3) and out.dtype == np.float64
+  steps = out / gamma
+  np.testing.assert_array_equal(steps, np.round(steps))  # exact multiples of gamma
+  centres = np.rint(means / gamma)
+  noise = steps - centres[:, None, :]
+  # The noise is the discrete Gaussian of scale s_g grid units: about sigma, centred.
+  assert 0.5 < noise.std() / lattice.scale < 1.6
+  assert np.all(np.abs(noise) < 8 * lattice.scale)
+
+
+def test_lattice_release_refuses_what_it_cannot_represent():
+  lattice = privacy.LatticeNoise.covering(0.7, 2.0, 2)
+  rng = np.random.default_rng(8)
+  with pytest.raises(ValueError, match="shape"):
+    dg.lattice_release(rng, np.zeros((2, 3)), lattice, 1)
+  with pytest.raises(ValueError, match="finite"):
+    dg.lattice_release(rng, np.array([[0.0, np.nan]]), lattice, 1)
+  with pytest.raises(ValueError, match="2\\^52"):
+    dg.lattice_release(rng, np.array([[0.0, 1e30]]), lattice, 1)
