@@ -65,15 +65,37 @@ def test_discrete_laplace_matches_its_pmf():
   assert _chi_square_p(samples, np.exp(-np.abs(support) / t), support).pvalue > 1e-4
 
 
-@pytest.mark.parametrize("scale_squared", [2, 10])
-def test_discrete_gaussian_matches_its_pmf_and_not_a_neighbour(scale_squared):
-  samples = dg.discrete_gaussian_array(np.random.default_rng(3), scale_squared, (80_000,))
-  support = np.arange(-25, 26)
+@pytest.mark.parametrize(
+  "scale_squared,vectorised", [(2, False), (10, False), (1, True), (9, True), (100, True)]
+)
+def test_discrete_gaussian_matches_its_pmf_and_not_a_neighbour(scale_squared, vectorised):
+  samples = dg.discrete_gaussian_array(
+    np.random.default_rng(3), scale_squared, (80_000,), vectorised=vectorised
+  )
+  span = int(7 * math.sqrt(scale_squared)) + 3
+  support = np.arange(-span, span + 1)
   pmf = np.exp(-(support**2) / (2.0 * scale_squared))
   assert _chi_square_p(samples, pmf, support).pvalue > 1e-4
   # The test has power: a variance 15% larger is rejected.
   wrong = np.exp(-(support**2) / (2.0 * 1.15 * scale_squared))
   assert _chi_square_p(samples, wrong, support).pvalue < 1e-8
+
+
+def test_the_vectorised_bernoulli_is_exact_where_words_are_redrawn():
+  q = 3 * 2**61  # 2^64 mod q = 2^61: a quarter of the words are redrawn
+  p = np.full(100_000, 2**61, np.int64)
+  hits = dg._bernoulli_fraction(np.random.default_rng(9), p, q).sum()  # pylint: disable=protected-access
+  assert abs(_binomial_z(hits, p.size, 1 / 3)) < 4.5
+
+
+def test_far_tail_proposals_take_the_python_int_path(monkeypatch):
+  """Proposals beyond 2^31 are decided in Python ints; with the limit lowered to reach that
+  branch often, the draws keep the target law."""
+  monkeypatch.setattr(dg, "_BIG_PROPOSAL", 4)
+  samples = dg.discrete_gaussian_array(np.random.default_rng(10), 9, (40_000,))
+  support = np.arange(-20, 21)
+  assert np.mean(np.abs(samples) >= 4) > 0.1
+  assert _chi_square_p(samples, np.exp(-(support**2) / 18.0), support).pvalue > 1e-4
 
 
 def test_discrete_gaussian_at_the_release_scale():
