@@ -5,6 +5,7 @@ work directory) exists afterwards, or that an existing output is untouched.
 """
 
 import csv
+import dataclasses
 import json
 import logging
 import os
@@ -483,13 +484,11 @@ BAD_SETTINGS = [
   (("--epsilon", "-1"), "epsilon must be positive and finite"),
   (
     ("--epsilon", "1e9"),
-    "an end-to-end epsilon of 1e+09 is more than the float64 noise "
-    "sampler supports at delta = 1e-05",
+    "an end-to-end epsilon of 1e+09 is more than lipdp supports at delta = 1e-05",
   ),
   (
     ("--scope", "conditional", "--epsilon", "1e9"),
-    "a per-record epsilon of 1e+09 is more than the float64 noise "
-    "sampler supports at delta = 1e-05",
+    "a per-record epsilon of 1e+09 is more than lipdp supports at delta = 1e-05",
   ),
   (("--delta", "1"), "delta must be in (0, 1), got 1.0"),
   (("--k", "0"), "k must be a positive integer, got 0"),
@@ -568,7 +567,7 @@ def test_an_existing_output_survives_a_failed_run(files, capsys):
     f.write("keep me\n")
   rc = _synthesize(files, "--epsilon", "1e9")  # fails after the data loaded, before training
   _assert_refused(
-    capsys, rc, "more than the float64 noise sampler supports", outputs=("out.json", "out.lipdp")
+    capsys, rc, "more than lipdp supports at delta", outputs=("out.json", "out.lipdp")
   )
   assert open("out.csv", encoding="utf-8").read() == "keep me\n"
 
@@ -694,6 +693,23 @@ def test_budget_warnings_for_a_weak_epsilon_and_delta():
   assert any("e^20 = 4.9e+08: it gives practically no protection" in w for w in warned)
   spec = _table_spec(scope="conditional", epsilon=1.0, delta=1e-6)
   assert not vae.check_budget(spec, vae.plan_budget(spec, 500), 500)
+
+
+def test_noise_beyond_the_exact_samplers_lattice_is_refused_before_training():
+  """Only a tiny delta needs that much noise (the Gaussian's sigma / Delta stays below about
+  1 / (2.5 delta) however small epsilon is); the float64 sampler has no such limit."""
+  spec = _table_spec(epsilon=3.0, delta=1e-6)
+  plan = dataclasses.replace(vae.plan_budget(spec, 500), noise_ratio=2.0**29)
+  with pytest.raises(spec_lib.SettingError, match="more than the exact sampler's lattice"):
+    vae.check_budget(spec, plan, 500)
+  float_spec = table_options.table_spec(
+    "csv:x.csv",
+    "s.json",
+    dict(epsilon=3.0, delta=1e-6),
+    table_options.cli_naming,
+    config_overrides={"noise_sampler": "float64"},
+  )
+  vae.check_budget(float_spec, dataclasses.replace(plan, noise_ratio=2.0**29), 500)
 
 
 def test_clip_options_reach_dpsgd():

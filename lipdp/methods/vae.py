@@ -289,14 +289,14 @@ def plan_budget(spec: spec_lib.Spec, num_records: int) -> privacy.BudgetPlan:
   prior = spec.method.name == "prior"
   if p.total_epsilon is not None:
     # Refused before calibrating: DP-SGD's accountant would discretise an absurd budget into
-    # more memory than the machine has, and the release's share would exceed what its sampler
-    # supports anyway (check_budget).
+    # more memory than the machine has, and a float64 release's share would exceed what its
+    # sampler supports anyway (check_budget). The same limit for an exact release.
     limit = max_supported_epsilon(p.delta, spec.model.latent_dim * spec.release.k)
     if not p.total_epsilon <= limit:
       raise spec_lib.SettingError(
-        f"an end-to-end epsilon of {p.total_epsilon:.4g} is more than the float64 noise "
-        f"sampler supports at delta = {p.delta:g} (at most {limit:.3g}), and would protect "
-        f"nothing anyway; choose an epsilon <= {checks.LARGE_EPSILON:g}"
+        f"an end-to-end epsilon of {p.total_epsilon:.4g} is more than lipdp supports at "
+        f"delta = {p.delta:g} (at most {limit:.3g}, the float64 noise sampler's limit), and "
+        f"would protect nothing anyway; choose an epsilon <= {checks.LARGE_EPSILON:g}"
       )
   return privacy.plan_budget(
     scope=p.scope,
@@ -407,6 +407,16 @@ def block_weights(spec: spec_lib.Spec, domain) -> Optional[dict]:
       "set has no label column"
     )
   return {domain.label_column: weight}
+
+
+def exact_release_noise(spec: spec_lib.Spec) -> bool:
+  """Whether the release draws exact lattice noise (`lipdp.latent_release.check_noise_sampler`):
+  method 'lipdp', a homoscedastic model, and noise_sampler 'auto' or 'exact'."""
+  return (
+    spec.method.name == "lipdp"
+    and not spec.model.heteroscedastic
+    and spec.release.noise_sampler in ("auto", "exact")
+  )
 
 
 def max_supported_epsilon(delta: float, num_coordinates: int) -> float:
@@ -533,12 +543,26 @@ def check_budget(
       if plan.calibration == "per-record"
       else privacy.gaussian_epsilon(plan.noise_ratio, 1.0, plan.delta, k=k)
     )
+    exact = exact_release_noise(spec)
+    # The lattice's scale grows as sigma sqrt(d) / (L D) (lipdp.privacy.lattice.covering);
+    # past 2^46 its values would leave float64's exact integers. 2^29 leaves a factor 2.
+    if exact and not plan.noise_ratio * math.sqrt(m.latent_dim) < 2**29:
+      raise spec_lib.SettingError(
+        f"a per-record epsilon of {per_record:.3g} needs noise {plan.noise_ratio:.3g} times "
+        f"the sensitivity, more than the exact sampler's lattice supports at "
+        f"{setting('model.latent_dim')} = {m.latent_dim}; raise {setting('epsilon')} or use "
+        f"{setting('noise_sampler', 'float64')}"
+      )
+    # The float64 sampler's limit (it truncates at 12.2 sigma); an exact release keeps it as
+    # lipdp's limit, beyond which a release protects nothing.
     limit = max_supported_epsilon(plan.delta, m.latent_dim * k)
     if not per_record <= limit:
       raise spec_lib.SettingError(
-        f"a per-record epsilon of {per_record:.4g} is more than the float64 noise sampler "
-        f"supports at delta = {plan.delta:g} (at most {limit:.3g}), and would protect "
-        f"nothing anyway; choose {setting('epsilon')} <= {checks.LARGE_EPSILON:g}"
+        f"a per-record epsilon of {per_record:.4g} is more than lipdp supports at delta = "
+        f"{plan.delta:g} (at most {limit:.3g}, the float64 noise sampler's limit"
+        + (", kept for exact noise" if exact else "")
+        + f"), and would protect nothing anyway; choose {setting('epsilon')} <= "
+        f"{checks.LARGE_EPSILON:g}"
       )
   return checks.weak_budget_warnings(plan.total_epsilon, plan.delta, num_records)
 

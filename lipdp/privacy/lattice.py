@@ -37,6 +37,13 @@ within exp(+-a) of an (epsilon, delta)-DP one is (epsilon + 2a, exp(a) delta)-DP
   slack is below 1e-60 for any release that fits in memory, far below a float64 epsilon's last
   bit; the accounting refuses a release whose slack would exceed 1e-30.
 
+The neighbouring relation is replace-one (lipdp's only one): the number of records n is public,
+so the shuffled claim's n d k coordinates are fixed. In scope 'dp-sgd' the release is composed
+with DP-SGD adaptively, given the weights (`lipdp.privacy.composition`); the pointwise bound
+holds given the weights, so the composition carries it over too (d k or n d k coordinates).
+The means are clipped to 2^52 - 1 grid steps before rounding (1-Lipschitz, so the sensitivity
+holds), so that no release is refused because of its records.
+
 The grid is chosen at most 2^-16 of sigma and of L D / sqrt(d): the rounding adds gamma sqrt(d),
 at most 2^-16 L D, to the sensitivity, and `covering` raises s_g until the accounted
 ratio (L D + gamma sqrt(d)) / accounted_sigma is at most the calibrated L D / sigma, so the
@@ -188,6 +195,6 @@ class LatticeNoise:
     return (
       f"exact discrete Gaussian on the lattice 2^{self.grid_exponent} Z^{self.dim}, scale "
       f"{self.scale} grid units (accounted as continuous noise "
-      f"{self.accounted_sigma():.6g}, the rounded means' sensitivity + 2^{self.grid_exponent} "
+      f"{self.accounted_sigma():.6g} on the means' sensitivity L D + 2^{self.grid_exponent} "
       f"sqrt({self.dim}))"
     )

@@ -93,8 +93,10 @@ CAVEAT_FLOAT64_NOISE = (
 CAVEAT_LATTICE_NOISE = (
   "noise drawn exactly, as a discrete Gaussian on the lattice 2^e Z^d with the means rounded "
   "to it (no floating-point noise); accounted as the continuous Gaussian release with the "
-  "noise sigma and the rounded means' sensitivity, to within a slack below 1e-30 on epsilon "
-  "and on log delta (docs/privacy.md, 'Exact noise on a lattice')"
+  "noise sigma (the accounted one, at most 1e-9 relatively below the noise drawn) and the "
+  "rounded means' "
+  "sensitivity, to within a slack below 2e-30 on epsilon and 1e-30 on log delta "
+  "(docs/privacy.md, 'Exact noise on a lattice')"
 )
 CAVEAT_FLOAT64_ENCODER = (
   "{what} computed in float64 from the float32 weights (at the highest matmul precision); "
@@ -354,7 +356,7 @@ class PrivacyReport:
       lines.append(
         f"  release noise sigma = {self.sigma:.6g}, k = {self.k}, {self.num_records} records"
       )
-    if lattice is not None:
+    if lattice is not None:  # sigma above is the accounted one
       lines.append(f"  noise: {lattice.describe()}")
     if isinstance(self.release, events.PriorSampling):
       lines.append(
