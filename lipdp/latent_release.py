@@ -54,6 +54,7 @@ class EncoderCertificate:
   mean_lipschitz: float
   log_sigma_lipschitz: Optional[float]
   mean_layer_bounds: tuple
+  mean_layers: tuple = ()  # the `lipdp.nn.LayerBound`s of the mean, for its rounding bound
 
 
 @contextlib.contextmanager
@@ -134,7 +135,34 @@ def _certify_encoder(model, variables, dim) -> EncoderCertificate:
         model.log_sigma_net, submodule_variables(variables, "log_sigma_net"), (dim,)
       )
     )
-  return EncoderCertificate(float(mean_bound), log_sigma_bound, layer_bounds)
+  return EncoderCertificate(float(mean_bound), log_sigma_bound, layer_bounds, tuple(layers))
+
+
+def rounding_error(certificate: EncoderCertificate, domain, mean_scale: float = 1.0) -> float:
+  """A bound on ||mu_computed(x) - mu(x)|| over the domain for the float64 evaluation of the
+  mean (times `mean_scale`, one more rounding), given that each layer computes the operator
+  it is certified for (`lipdp.nn.rounding_error_bound`). Every record lies within D of the
+  domain's image of 0, so its norm is at most that point's norm plus D."""
+  anchor = domain.project(np.zeros((1, domain.dim), np.float32))[0]
+  input_norm = (float(np.linalg.norm(anchor.astype(np.float64))) + float(domain.diameter)) * (
+    1 + 1e-9
+  )
+  error, norm = lnn.rounding_error_bound(certificate.mean_layers, input_norm)
+  return mean_scale * error + lnn.certify.FLOAT64_UNIT * mean_scale * (norm + error)
+
+
+def check_rounding(certificate: EncoderCertificate, lipschitz: float, diameter: float, error):
+  """Two records' computed means may differ by the exact map's L D plus twice the rounding
+  error: that must fit in the share of the certified L D the margin leaves
+  (`lipdp.nn.rounding_slack`), or the release is refused (the weights and the domain decide,
+  never the records)."""
+  slack = lnn.rounding_slack(certificate.mean_layers) * lipschitz * diameter
+  if not 2.0 * error <= slack:
+    raise ValueError(
+      f"the float64 evaluation of the encoder mean may be off by up to {error:.3g} per record, "
+      f"more than the certificate's margin leaves ({slack / 2:.3g}): its activations are too "
+      "large for its Lipschitz bound (a huge bias?); the release would not be covered"
+    )
 
 
 # Device work of synthesis: the weights are arguments of the jitted functions (not constants
@@ -218,8 +246,8 @@ def release_latents(
   `lipdp.privacy.lattice`); `sigma` must then be the lattice's accounted sigma. Otherwise:
 
   mu(x) (and sigma(x)) are computed on the device in float64 at the highest matmul precision
-  (`release_arithmetic`: the map the certificate bounds, its rounding far inside the
-  certificate's margin); the Gaussian noise is drawn on the host in float64
+  (`release_arithmetic`: the map the certificate bounds; `synthesize` bounds its rounding and
+  checks that it fits in the certificate's margin, `check_rounding`); the Gaussian noise is drawn on the host in float64
   (`lipdp.randomness.standard_normal`), which reaches 12.2 standard deviations where JAX's
   float32 sampler stops near 5.2.
 
@@ -595,6 +623,9 @@ def synthesize(
       log_sigma_lipschitz=certificate.log_sigma_lipschitz,
       log_sigma_scale=log_sigma_scale,
     )
+  # The float64 evaluation's own rounding, bounded and checked to fit in the margin.
+  cert_info["rounding_error"] = rounding_error(certificate, domain, mean_scale)
+  check_rounding(certificate, lipschitz, diameter, cert_info["rounding_error"])
 
   latents = release_latents(
     model,

@@ -3,6 +3,7 @@
 import dataclasses
 import fractions
 import itertools
+import math
 
 import jax
 import jax.numpy as jnp
@@ -472,6 +473,44 @@ def test_released_means_stay_within_the_certified_sensitivity_whatever_the_bias(
   )
 
 
+@pytest.mark.parametrize("bias", [0.0, 1e3, 1e4])
+def test_the_rounding_bound_dominates_float32_evaluation_and_checks_float64(bias):
+  """lipdp.nn.rounding_error_bound at float32's unit bounds how far float32 evaluation moves
+  the means from the float64 ones (which are exact to far better than that), on the corners
+  where the review saw float32 break the certificate, and is within 1e3 of what happens. At
+  float64's unit the release's check passes; with a bias of 1e13 it refuses."""
+  domain = data_lib.TabularDomain([data_lib.NumericColumn(c, 0.0, 1.0) for c in "abcdefgh"])
+  config = spec_lib.ModelSpec(
+    latent_dim=8, encoder_hidden=(16,), style_dim=0, numeric_bins=0, decoder_hidden=(8,)
+  )
+  model = builders.build_vae(domain, config, lipschitz_target=1.0, sigma=1.0)
+  variables = model.init(jax.random.key(0), jnp.zeros((1, 8)), jax.random.key(1))
+  variables["params"]["encoder_mean"]["layers_0"]["bias"] = jnp.full((16,), bias, jnp.float32)
+  certificate = synth_lib.certify_encoder(model, variables, 8)
+  corners = np.array(list(itertools.product([0.0, 1.0], repeat=8)), np.float32)
+  encode32 = jax.jit(
+    lambda v, x: model.apply(v, x, 1.0, 1.0, method=vae_lib.LipschitzVAE.encode)[0]
+  )
+  with jax.default_matmul_precision("highest"):
+    in_float32 = np.asarray(encode32(variables, corners), np.float64)
+  in_float64 = synth_lib.encoder_means(model, variables, corners)
+  observed = np.max(np.linalg.norm(in_float32 - in_float64, axis=1))
+  input_norm = math.sqrt(8.0)  # the corners' largest norm
+  bound32, _ = lnn.rounding_error_bound(certificate.mean_layers, input_norm, unit=2.0**-24)
+  bound64, _ = lnn.rounding_error_bound(certificate.mean_layers, input_norm)
+  assert observed <= bound32 + bound64
+  assert observed >= bound32 * 1e-3
+  error = synth_lib.rounding_error(certificate, domain)
+  assert bound64 <= error < 1e-9 * (1 + bias)
+  synth_lib.check_rounding(certificate, certificate.mean_lipschitz, domain.diameter, error)
+  variables["params"]["encoder_mean"]["layers_0"]["bias"] = jnp.full((16,), 1e13, jnp.float32)
+  huge = synth_lib.certify_encoder(model, variables, 8)
+  with pytest.raises(ValueError, match="more than the certificate's margin leaves"):
+    synth_lib.check_rounding(
+      huge, huge.mean_lipschitz, domain.diameter, synth_lib.rounding_error(huge, domain)
+    )
+
+
 def test_a_layer_fixed_to_float32_is_refused_and_the_report_names_float64():
   """A hand-built encoder layer whose dtype is fixed to float32 would compute in float32 inside
   the release's float64 arithmetic, unseen at the output (from an independent review): the
@@ -580,6 +619,8 @@ def test_the_default_release_draws_exact_lattice_noise_at_the_requested_epsilon(
   lipschitz_d = privacy.sensitivity(out.report.lipschitz, out.report.diameter)
   assert out.report.sensitivity == lattice.rounded_sensitivity(lipschitz_d) > lipschitz_d
   assert 2.0 * (1 - 1e-4) <= out.report.per_record_epsilon <= 2.0
+  assert 0 < out.report.certificate["rounding_error"] < 1e-10  # the float64 evaluation's
+  assert any("the rounding of its evaluation is bounded" in c for c in out.report.caveats)
   out.report.verify(rtol=0.0)
   latents = synth_lib.release_latents(
     model, variables, records, 2, randomness.numpy_rng(3, 0), sigma=out.sigma, lattice=lattice

@@ -25,6 +25,8 @@ from lipdp.nn.certify import (
   chain_bound,
   conv_operator_norm_bound,
   layer_lipschitz_bounds,
+  rounding_error_bound,
+  rounding_slack,
 )
 from lipdp.nn.linear_ops import ConvPadding, conv, dense, resolve_padding
 from lipdp.nn.reference import exact_operator_norm, linear_map_matrix
@@ -44,6 +46,8 @@ __all__ = [
   "FullSort",
   "GroupSort",
   "LayerBound",
+  "rounding_error_bound",
+  "rounding_slack",
   "LipschitzSequential",
   "MaxMin",
   "STATE_COLLECTION",

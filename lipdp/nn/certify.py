@@ -45,7 +45,10 @@ away from the probes. It does not (and no multiplicative factor can) cover the r
 forward pass itself, an additive error of about the unit roundoff times the activations per
 operation (Mironov 2012, "On significance of the least significant bits for differential
 privacy"); `lipdp.latent_release` evaluates the released map and this certificate in float64
-for that reason (`release_arithmetic`); see docs/nn.md.
+for that reason (`release_arithmetic`), bounds that rounding additively over the domain
+(`rounding_error_bound`, Higham's inner-product bound per layer) and checks that twice the
+bound fits in the share of the certified bound the margin leaves (`rounding_slack`); see
+docs/nn.md.
 """
 
 import dataclasses
@@ -88,6 +91,11 @@ class LayerBound:
     method: how it was obtained (``'svd'``, ``'fft-circular'``, ``'fft-zero-padded'``, ...).
     input_shape: shape of one input record of this layer.
     output_shape: shape of one output record.
+    abs_norm: for a linear layer, an upper bound on the l2 norm of its operator with every
+      entry replaced by its absolute value (the kernel's Frobenius norm for a dense layer;
+      sqrt(max column sum * max row sum) of |K| for a convolution); None for the others.
+    bias_norm: for a linear layer, the l2 norm of its value at 0 (the bias, per record).
+    fan_in: for a linear layer, the most products one output sums.
   """
 
   path: str
@@ -96,6 +104,9 @@ class LayerBound:
   method: str
   input_shape: tuple[int, ...]
   output_shape: tuple[int, ...]
+  abs_norm: Optional[float] = None
+  bias_norm: float = 0.0
+  fan_in: int = 0
 
 
 def layer_lipschitz_bounds(
@@ -153,6 +164,57 @@ def chain_bound(bounds: Sequence[LayerBound]) -> float:
   return float(np.prod([b.bound for b in bounds], dtype=np.float64))
 
 
+FLOAT64_UNIT = 2.0**-53
+
+
+def rounding_error_bound(
+  bounds: Sequence[LayerBound], input_norm: float, unit: float = FLOAT64_UNIT
+) -> tuple[float, float]:
+  """An upper bound on ||f_computed(x) - f(x)||_2 for every input with ||x||_2 <= input_norm,
+  when each layer's operator is the one certified and the evaluation rounds with unit `unit`
+  (2^-53 for float64, 2^-24 for float32).
+
+  Each output of a linear layer is an inner product of m = fan_in products plus the bias.
+  Evaluated in floating point in any order, with or without fused multiply-adds, it is off by
+  at most gamma_{m+1} (sum_k |A_jk| |a_k| + |b_j|), gamma_n = n u / (1 - n u) (Higham,
+  "Accuracy and Stability of Numerical Algorithms", 2nd ed. 2002, section 3.1); in l2 at most
+  gamma_{m+1} (|| |A| ||_2 ||a||_2 + ||b||_2). The activations the certificate knows (MaxMin,
+  GroupSort, FullSort, ReLU) and Flatten compute exactly in floating point, are 1-Lipschitz
+  and map 0 to 0, so they neither add error nor grow a norm. By induction, with R the bound on
+  the exact activations' norm and E the bound on the error:
+      R_l = Lip_l R_{l-1} + ||b_l||,   E_l = Lip_l E_{l-1} + gamma (|| |A_l| || (R_{l-1} +
+      E_{l-1}) + ||b_l||).
+  Returns (E, R): the error bound and the bound on the exact output's norm. Raises ValueError
+  for a layer too wide for the bound (m u >= 1/2)."""
+  norm, error = float(input_norm), 0.0
+  for b in bounds:
+    if b.abs_norm is None:  # exact, 1-Lipschitz, 0 at 0
+      continue
+    terms = b.fan_in + 1
+    if not terms * unit < 0.5:
+      raise ValueError(f"{b.path}: {b.fan_in} products are too many for the rounding bound")
+    gamma = terms * unit / (1.0 - terms * unit)
+    local = gamma * (b.abs_norm * (norm + error) + b.bias_norm)
+    error = b.bound * error + local
+    norm = b.bound * norm + b.bias_norm
+  # Each step above may round down by a relative 2^-52 or so; 1e-12 relative covers them.
+  return error * (1.0 + 1e-12), norm * (1.0 + 1e-12)
+
+
+def rounding_slack(bounds: Sequence[LayerBound]) -> float:
+  """The share of the certified bound that the rounding of the evaluation may use, relative:
+  1 - ((1 + _MATCH_RTOL) / (1 + FLOAT_SAFETY_MARGIN))^n over the n linear layers.
+
+  The certified bound is prod_l sigma_l (1 + FLOAT_SAFETY_MARGIN); the forward pass's operator
+  is sigma_l's up to the factor 1 + _MATCH_RTOL that its cross-check accepts, so the exact map
+  the forward pass evaluates is at most prod_l sigma_l (1 + _MATCH_RTOL)-Lipschitz, and
+  L D (1 - this) is left over for the evaluation's additive rounding (twice E, for two
+  records)."""
+  linear = sum(1 for b in bounds if b.abs_norm is not None)
+  ratio = (1.0 + _MATCH_RTOL) / (1.0 + FLOAT_SAFETY_MARGIN)
+  return (1.0 - ratio**linear) * (1.0 - 1e-9)  # rounded down
+
+
 @functools.partial(jax.jit, static_argnums=0)
 def _apply(module: nn.Module, variables: Any, x: jax.Array) -> jax.Array:
   return module.apply(variables, x)  # Evaluation mode: no collection is mutable.
@@ -197,14 +259,15 @@ def _walk(chain: nn.Module, x: jax.Array, prefix: str, out: list[LayerBound]) ->
       _refuse_low_precision(layer)
       layer = _Layer(layer)
     y = layer(x)
-    value, method = handler(layer, x, y)
+    value, method, *linear = handler(layer, x, y)
     name = type(layer.module).__name__ if is_module else getattr(layer, "__name__", repr(layer))
-    out.append(LayerBound(path, name, value, method, tuple(x.shape[1:]), tuple(y.shape[1:])))
+    shapes = (tuple(x.shape[1:]), tuple(y.shape[1:]))
+    out.append(LayerBound(path, name, value, method, *shapes, *linear))
     x = y
   return x
 
 
-def _handler(layer: Any) -> Callable[[Any, jax.Array, jax.Array], tuple[float, str]]:
+def _handler(layer: Any) -> Callable[[Any, jax.Array, jax.Array], tuple]:
   if isinstance(layer, nn.Module):
     handler = _MODULE_HANDLERS.get(type(layer))
     if handler is None:
@@ -296,12 +359,20 @@ def _dense_kernel(layer: _Layer) -> jax.Array:
   return layer.effective_kernel()
 
 
-def _dense_bound(layer: _Layer, x: jax.Array, y: jax.Array) -> tuple[float, str]:
+def _bias_norm(layer: _Layer, x: jax.Array) -> float:
+  """||layer(0)|| for one record, rounded up (the bias of a linear layer, per record)."""
+  offset = np.asarray(layer(jnp.zeros_like(x[:1])), np.float64)
+  return _with_margin(np.linalg.norm(offset))
+
+
+def _dense_bound(layer: _Layer, x: jax.Array, y: jax.Array) -> tuple:
   kernel = np.asarray(_dense_kernel(layer), np.float64)
   if kernel.ndim != 2:
     raise TypeError(f"{type(layer.module).__name__}: expected a 2-D kernel, got {kernel.shape}.")
   _check_matches(layer, x, y, np.asarray(x, np.float64) @ kernel)
-  return _with_margin(np.linalg.svd(kernel, compute_uv=False)[0]), "svd"
+  abs_norm = _with_margin(np.linalg.norm(kernel))  # || |A| ||_2 <= ||A||_F
+  bound = _with_margin(np.linalg.svd(kernel, compute_uv=False)[0])
+  return bound, "svd", abs_norm, _bias_norm(layer, x), kernel.shape[0]
 
 
 def _conv_kernel_and_geometry(layer: _Layer, rank: int):
@@ -321,7 +392,7 @@ def _conv_kernel_and_geometry(layer: _Layer, rank: int):
   return layer.effective_kernel(), as_tuple(module.strides, rank), (1,) * rank
 
 
-def _conv_bound(layer: _Layer, x: jax.Array, y: jax.Array) -> tuple[float, str]:
+def _conv_bound(layer: _Layer, x: jax.Array, y: jax.Array) -> tuple:
   rank = x.ndim - 2
   kernel, strides, dilation = _conv_kernel_and_geometry(layer, rank)
   if kernel.ndim != rank + 2:
@@ -333,10 +404,17 @@ def _conv_bound(layer: _Layer, x: jax.Array, y: jax.Array) -> tuple[float, str]:
   )
   reference = _conv_reference(x, kernel, tuple(strides), padding, tuple(dilation))
   _check_matches(layer, x, y, np.asarray(reference, np.float64))
-  value, method = conv_operator_norm_bound(
-    np.asarray(kernel, np.float64), x.shape[1:-1], strides, padding, dilation
-  )
-  return _with_margin(value), method
+  kernel = np.asarray(kernel, np.float64)
+  value, method = conv_operator_norm_bound(kernel, x.shape[1:-1], strides, padding, dilation)
+  # Each output sums at most the window times c_in products (its row of |A| sums to at most
+  # max_o sum |K[..., :, o]|); each input enters at most the window times c_out outputs (its
+  # column, max_i sum |K[..., i, :]|); || |A| ||_2 <= sqrt(max row sum * max column sum).
+  magnitude = np.abs(kernel)
+  rows = magnitude.sum(axis=tuple(range(rank + 1))).max()
+  columns = magnitude.sum(axis=tuple(range(rank)) + (rank + 1,)).max()
+  abs_norm = _with_margin(np.sqrt(rows * columns))
+  fan_in = int(np.prod(kernel.shape[: rank + 1]))
+  return _with_margin(value), method, abs_norm, _bias_norm(layer, x), fan_in
 
 
 @functools.partial(jax.jit, static_argnums=(2, 3, 4))
@@ -417,18 +495,18 @@ def conv_operator_norm_bound(
   return float(np.sqrt(max(top, 0.0))), method
 
 
-def _one_lipschitz_function(layer, x, y) -> tuple[float, str]:
+def _one_lipschitz_function(layer, x, y) -> tuple:
   del layer, x, y
   return 1.0, "1-Lipschitz function"
 
 
-def _sort_bound(layer, x, y) -> tuple[float, str]:
+def _sort_bound(layer, x, y) -> tuple:
   if y.shape != x.shape:
     raise TypeError(f"{type(layer.module).__name__} changed the shape {x.shape} -> {y.shape}.")
   return 1.0, "permutation per region"
 
 
-def _flatten_bound(layer, x, y) -> tuple[float, str]:
+def _flatten_bound(layer, x, y) -> tuple:
   del layer
   if y.size != x.size:
     raise TypeError(f"Flatten changed the size {x.shape} -> {y.shape}.")

@@ -98,6 +98,13 @@ CAVEAT_LATTICE_NOISE = (
   "sensitivity, to within a slack below 2e-30 on epsilon and 1e-30 on log delta "
   "(docs/privacy.md, 'Exact noise on a lattice')"
 )
+CAVEAT_FLOAT64_ENCODER_BOUNDED = (
+  "{what} computed in float64 from the float32 weights (at the highest matmul precision); "
+  "the certified bounds are those of the exact map of the weights, times a relative margin of "
+  "5e-6 per layer; the rounding of its evaluation is bounded, at most {error:.2g} per record "
+  "for any summation order (Higham's inner-product bound), and checked to fit in the margin, "
+  "given that each layer computes the operator it was certified for"
+)
 CAVEAT_FLOAT64_ENCODER = (
   "{what} computed in float64 from the float32 weights (at the highest matmul precision); "
   "the certified bounds are those of the exact map of the weights, times a relative margin of "
@@ -331,7 +338,11 @@ class PrivacyReport:
       heteroscedastic = isinstance(self.release, events.HeteroscedasticRelease)
       what = _ENCODER_OUTPUTS[heteroscedastic]
       # A certificate without "arithmetic" was written when the release computed in float32.
-      if self.certificate.get("arithmetic", "float32") == "float64":
+      if "rounding_error" in self.certificate and not heteroscedastic:  # the mean's only
+        out.append(
+          CAVEAT_FLOAT64_ENCODER_BOUNDED.format(what=what, error=self.certificate["rounding_error"])
+        )
+      elif self.certificate.get("arithmetic", "float32") == "float64":
         out.append(CAVEAT_FLOAT64_ENCODER.format(what=what))
       else:
         out.append(CAVEAT_FLOAT32_ENCODER.format(what=what))
@@ -622,6 +633,7 @@ _CERTIFICATE_KEYS = (
   "log_sigma_lipschitz",
   "log_sigma_scale",
   "arithmetic",
+  "rounding_error",
 )
 # The arithmetic of the released means (absent: float32, the releases before 2026-12-07).
 _ARITHMETICS = ("float32", "float64")
@@ -655,6 +667,8 @@ def _checked_certificate(certificate: Mapping[str, Any]) -> dict:
         f"{certificate['arithmetic']!r}"
       )
     out["arithmetic"] = certificate["arithmetic"]
+  if "rounding_error" in certificate:
+    out["rounding_error"] = _validation.nonnegative(certificate["rounding_error"], "rounding_error")
   return out
 
 
