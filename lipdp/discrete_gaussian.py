@@ -153,6 +153,29 @@ def lattice_release(
   return np.ldexp((centres[:, None, :] + noise).astype(np.float64), lattice.grid_exponent)
 
 
+def gaussian_measurement(
+  rng: np.random.Generator, values: np.ndarray, sigma: float, sensitivity: float
+) -> np.ndarray:
+  """`values` plus exact discrete Gaussian noise on a lattice, at least as private as
+  `values` + N(0, sigma^2 I) with l2 sensitivity `sensitivity` (the central baselines'
+  Gaussian measurements; `lipdp.privacy.lattice` for the argument, with one record's d values).
+
+  Values already on the grid gamma = 2^e <= 2^-16 sigma (counts, for gamma <= 1) are not moved
+  by the rounding, so the lattice only needs its accounted sigma at least `sigma`; other values
+  take `LatticeNoise.covering`, whose accounted ratio covers the rounding. Either way the
+  mechanism is, to within a slack below 1e-60, a post-processing of a Gaussian one with a
+  ratio of sensitivity to noise at most sensitivity / sigma."""
+  values = np.asarray(values, np.float64)
+  flat = values.reshape(1, -1)
+  exponent = math.frexp(sigma)[1] - 1 - lattice_lib.SCALE_BITS
+  scaled = np.ldexp(flat, -exponent)
+  if np.array_equal(scaled, np.round(scaled)):  # on the grid: the rounding is exact
+    lattice = lattice_lib.LatticeNoise.at_least(sigma, exponent, flat.shape[1])
+  else:
+    lattice = lattice_lib.LatticeNoise.covering(sigma, sensitivity, flat.shape[1])
+  return lattice_release(rng, flat, lattice, 1)[0, 0].reshape(values.shape)
+
+
 # --- vectorised: the same algorithms on arrays, in int64 -------------------------------------
 #
 # For an integer scale s <= 2^24, Algorithm 3 with t = s (any t >= 1 gives the target law; s

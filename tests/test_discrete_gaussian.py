@@ -146,3 +146,20 @@ def test_lattice_release_clips_far_means_instead_of_refusing_them():
   np.testing.assert_array_equal(steps, np.round(steps))
   limit = 2**52 - 1
   assert np.all(np.abs(steps - np.array([-limit, limit])) < 40 * lattice.scale)
+
+
+def test_gaussian_measurements_keep_counts_on_their_grid_and_cover_other_values():
+  """Counts lie on the grid, so the measurement adds noise of accounted sigma at least sigma
+  and rounds nothing; real values are rounded, and the lattice's accounted ratio covers it."""
+  rng = np.random.default_rng(11)
+  counts = rng.integers(0, 50, size=4000).astype(np.float64)
+  noisy = dg.gaussian_measurement(rng, counts, 3.0, math.sqrt(2.0))
+  noise = noisy - counts
+  gamma = 2.0 ** (math.frexp(3.0)[1] - 1 - privacy.lattice.SCALE_BITS)
+  np.testing.assert_array_equal(noise / gamma, np.round(noise / gamma))
+  assert abs(noise.std() / 3.0 - 1.0) < 0.05 and abs(noise.mean()) < 0.2
+  assert privacy.LatticeNoise.at_least(3.0, -15, 7).accounted_sigma() >= 3.0
+  values = rng.normal(size=(5, 6))
+  noisy = dg.gaussian_measurement(rng, values, 0.5, 0.1)
+  assert noisy.shape == values.shape
+  assert abs(np.std(noisy - values) / 0.5 - 1.0) < 0.5

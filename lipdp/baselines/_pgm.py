@@ -20,6 +20,7 @@ from typing import Any, Dict, Mapping, Sequence, Tuple
 
 import numpy as np
 
+from lipdp import discrete_gaussian
 from lipdp import privacy
 from lipdp.privacy import zcdp
 
@@ -72,8 +73,10 @@ def marginal(
 
 
 def gaussian_measure(x: np.ndarray, sigma: float, rng: np.random.Generator) -> np.ndarray:
-  """x + N(0, sigma^2 I) in float64."""
-  return x + rng.normal(0.0, sigma, size=x.shape)
+  """x (a histogram) plus exact discrete Gaussian noise on a lattice, at least as private as
+  x + N(0, sigma^2 I) (`lipdp.discrete_gaussian.gaussian_measurement`; counts lie on its grid,
+  so nothing is rounded)."""
+  return discrete_gaussian.gaussian_measurement(rng, x, sigma, HISTOGRAM_L2_SENSITIVITY)
 
 
 def exponential_select(scores: np.ndarray, temperature: float, rng: np.random.Generator) -> int:

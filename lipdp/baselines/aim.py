@@ -193,7 +193,9 @@ def fit(
   model = _pgm.estimate(mbi, mdomain, measurements, n, final_iters, warm_start=model)
   post = base.post_processing_rng(rng, seed)
   records = discretize.from_attributes(_pgm.sample(model, num_samples, post), domain, edges, post)
-  event = privacy.CentralRelease(NAME, _pgm.group(made), num_samples, rho_budget=rho)
+  event = privacy.CentralRelease(
+    NAME, _pgm.group(made), num_samples, rho_budget=rho, exact_gaussian=True
+  )
   report = base.central_report(
     event,
     domain=base.table_description(domain, edges),

@@ -80,6 +80,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from lipdp import discrete_gaussian
 from lipdp import privacy
 from lipdp.baselines import base
 from lipdp.data import image_domain
@@ -511,7 +512,8 @@ def fit(
   # The one release.
   t0 = time.time()
   mu = embedding(x[:, columns], labels, w, num_classes, n)
-  noisy = mu + rng.normal(0.0, sigma, mu.shape)
+  # Exact discrete Gaussian noise on a lattice, at least as private as N(0, sigma^2 I).
+  noisy = discrete_gaussian.gaussian_measurement(rng, mu, sigma, delta_2)
   del mu
   embed_s = time.time() - t0
   log.info(
@@ -546,7 +548,7 @@ def fit(
   )
 
   measurement = privacy.NoisyMeasurement("gaussian", sigma, delta_2, 1, "mean_embedding")
-  event = privacy.CentralRelease(NAME, (measurement,), num_samples)
+  event = privacy.CentralRelease(NAME, (measurement,), num_samples, exact_gaussian=True)
   report = base.central_report(
     event,
     domain=_domain_text(domain),

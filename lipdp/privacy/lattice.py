@@ -191,6 +191,19 @@ class LatticeNoise:
         return lattice
       scale += 1
 
+  @classmethod
+  def at_least(cls, sigma: float, grid_exponent: int, dim: int) -> "LatticeNoise":
+    """The lattice 2^grid_exponent Z^dim with the smallest integer scale whose accounted sigma
+    is at least `sigma` (for values already on the grid, which the rounding does not move)."""
+    sigma = _validation.positive(sigma, "sigma")
+    target = sigma / math.ldexp(1.0, grid_exponent)
+    scale = max(SMOOTHING + 1, math.isqrt(max(int(target**2) - 4 * int(target), 0)))
+    while True:
+      lattice = cls(grid_exponent, scale, dim)
+      if lattice.accounted_sigma() >= sigma:
+        return lattice
+      scale += 1
+
   def describe(self) -> str:
     return (
       f"exact discrete Gaussian on the lattice 2^{self.grid_exponent} Z^{self.dim}, scale "

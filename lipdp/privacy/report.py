@@ -46,6 +46,7 @@ from lipdp.privacy import accounting as accounting_lib
 from lipdp.privacy import composition
 from lipdp.privacy import events
 from lipdp.privacy import information
+from lipdp.privacy import zcdp
 
 SCHEMA_VERSION = 3
 # Version 3 added the domain digest and made a per-record release's certificate required; a
@@ -142,6 +143,15 @@ CAVEAT_CENTRAL_RELATION = (
 CAVEAT_CENTRAL_NOISE = (
   "noise and selections drawn by NumPy in float64; the discreteness of floating-point noise "
   "(Mironov 2012) is not modelled"
+)
+CAVEAT_CENTRAL_EXACT_GAUSSIAN = (
+  "Gaussian measurements drawn exactly, as discrete Gaussians on a lattice, each at least as "
+  "private as the Gaussian measurement it records (to within a slack below 1e-60; "
+  "docs/privacy.md, 'Exact noise on a lattice')"
+)
+CAVEAT_CENTRAL_OTHER_NOISE = (
+  "Laplace noise and exponential-mechanism selections drawn by NumPy in float64; the "
+  "discreteness of floating-point noise (Mironov 2012) is not modelled"
 )
 
 _NUMBER_FIELDS = (
@@ -331,7 +341,12 @@ class PrivacyReport:
       out.append(CAVEAT_TRAINING_SEEDED)
     if isinstance(self.release, events.CentralRelease):
       out.append(CAVEAT_CENTRAL_RELATION)
-      out.append(CAVEAT_CENTRAL_NOISE)
+      if not self.release.exact_gaussian:
+        out.append(CAVEAT_CENTRAL_NOISE)
+      else:
+        out.append(CAVEAT_CENTRAL_EXACT_GAUSSIAN)
+        if any(m.kind != zcdp.GAUSSIAN for m in self.release.measurements):
+          out.append(CAVEAT_CENTRAL_OTHER_NOISE)
     elif not isinstance(self.release, events.PriorSampling):
       lattice = getattr(self.release, "lattice", None)
       out.append(CAVEAT_FLOAT64_NOISE if lattice is None else CAVEAT_LATTICE_NOISE)

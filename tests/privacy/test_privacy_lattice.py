@@ -138,3 +138,34 @@ def test_a_lattice_release_cannot_claim_another_sigma_or_a_large_slack():
   coarse = privacy.LatticeNoise(-10, 70_000, 8, smoothing=1)  # eta 5e-9: not negligible
   with pytest.raises(ValueError, match="slack"):
     _report(privacy.GaussianRelease(coarse.accounted_sigma(), 1, coarse))
+
+
+def test_a_central_release_says_which_noise_its_measurements_drew():
+  gauss = privacy.NoisyMeasurement("gaussian", 2.0, math.sqrt(2.0), 3, "histogram")
+  select = privacy.NoisyMeasurement("exponential", 1.0, 1.0, 2, "score")
+  old = privacy.CentralRelease("mst", (gauss, select), 100)
+  new = privacy.CentralRelease("mst", (gauss, select), 100, exact_gaussian=True)
+  merf = privacy.CentralRelease("dp_merf", (gauss,), 100, exact_gaussian=True)
+  assert "exact_gaussian" not in old.as_dict()  # the reports before it, unchanged
+  reports = {}
+  for name, event in (("old", old), ("new", new), ("merf", merf)):
+    report = privacy.make_report(
+      event,
+      lipschitz=None,
+      diameter=None,
+      domain="test",
+      domain_description={"kind": "test"},
+      delta=1e-5,
+      scope="dp-measurements",
+      num_records=100,
+    )
+    again = privacy.PrivacyReport.from_dict(report.to_dict())
+    assert again.release == event
+    reports[name] = set(report.caveats)
+  central = privacy.report
+  assert central.CAVEAT_CENTRAL_NOISE in reports["old"]
+  assert central.CAVEAT_CENTRAL_EXACT_GAUSSIAN in reports["new"] & reports["merf"]
+  assert central.CAVEAT_CENTRAL_OTHER_NOISE in reports["new"] - reports["merf"]
+  assert central.CAVEAT_CENTRAL_NOISE not in reports["new"] | reports["merf"]
+  with pytest.raises(ValueError, match="exact_gaussian"):
+    privacy.CentralRelease("mst", (gauss,), 100, exact_gaussian=1)
