@@ -161,7 +161,8 @@ def check_rounding(certificate: EncoderCertificate, lipschitz: float, diameter: 
     raise ValueError(
       f"the float64 evaluation of the encoder mean may be off by up to {error:.3g} per record, "
       f"more than the certificate's margin leaves ({slack / 2:.3g}): its activations are too "
-      "large for its Lipschitz bound (a huge bias?); the release would not be covered"
+      "large for its Lipschitz bound (a huge bias?), or so small that they underflow; the "
+      "release would not be covered"
     )
 
 
@@ -623,9 +624,13 @@ def synthesize(
       log_sigma_lipschitz=certificate.log_sigma_lipschitz,
       log_sigma_scale=log_sigma_scale,
     )
-  # The float64 evaluation's own rounding, bounded and checked to fit in the margin.
-  cert_info["rounding_error"] = rounding_error(certificate, domain, mean_scale)
-  check_rounding(certificate, lipschitz, diameter, cert_info["rounding_error"])
+  # The float64 evaluation's own rounding, bounded and checked to fit in the margin, where
+  # the bound's model of the arithmetic was checked: XLA on a CPU (IEEE binary64 with
+  # subnormals flushed to zero). A TPU emulates float64, and a GPU may run a float64
+  # convolution through an FFT; there the report keeps saying the rounding is not bounded.
+  if jax.default_backend() == "cpu":
+    cert_info["rounding_error"] = rounding_error(certificate, domain, mean_scale)
+    check_rounding(certificate, lipschitz, diameter, cert_info["rounding_error"])
 
   latents = release_latents(
     model,

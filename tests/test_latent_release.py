@@ -5,6 +5,7 @@ import fractions
 import itertools
 import math
 
+from flax import linen
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -511,6 +512,42 @@ def test_the_rounding_bound_dominates_float32_evaluation_and_checks_float64(bias
     )
 
 
+def test_an_encoder_that_underflows_is_refused():
+  """XLA on a CPU flushes subnormals to zero, in float64 too. An independent review's encoder,
+  y = x / 4 - 9/8 scaled by 2^-1022 and back (exact powers of two), computes -0.0 for every
+  x > 1/2, 4.5 L D away from its exact map, while a purely relative bound said 6e-15: the bound
+  now counts each operation's flush, covers what happens, and the release is refused."""
+
+  def const(v):
+    return lambda key, shape, dtype=jnp.float32: jnp.full(shape, v, dtype)
+
+  down = [linen.Dense(1, use_bias=False, kernel_init=const(2.0**-126)) for _ in range(8)]
+  up = [linen.Dense(1, use_bias=False, kernel_init=const(2.0**126)) for _ in range(8)]
+  encoder = lnn.LipschitzSequential(
+    [linen.Dense(1, kernel_init=const(0.25), bias_init=const(-1.125))]
+    + down
+    + [linen.Dense(1, use_bias=False, kernel_init=const(2.0**-14))]
+    + up
+    + [linen.Dense(1, use_bias=False, kernel_init=const(2.0**14))]
+  )
+  domain = data_lib.TabularDomain([data_lib.NumericColumn("a", 0.0, 1.0)])
+  config = spec_lib.ModelSpec(
+    latent_dim=1, encoder_hidden=(), style_dim=0, numeric_bins=0, decoder_hidden=(4,)
+  )
+  model = builders.build_vae(domain, config, lipschitz_target=1.0, sigma=1.0)
+  model = model.clone(encoder_mean=encoder)
+  variables = model.init(jax.random.key(0), jnp.zeros((1, 1)), jax.random.key(1))
+  certificate = synth_lib.certify_encoder(model, variables, 1)
+  records = np.array([[0.0], [0.5], [0.5000001], [1.0]], np.float32)
+  computed = synth_lib.encoder_means(model, variables, records)[:, 0]
+  exact = 0.25 * records[:, 0].astype(np.float64) - 1.125
+  assert np.max(np.abs(computed - exact)) > 0.8  # flushed: -0.0 where -1.0 was due
+  error = synth_lib.rounding_error(certificate, domain)
+  assert error >= np.max(np.abs(computed - exact))
+  with pytest.raises(ValueError, match="underflow"):
+    synth_lib.check_rounding(certificate, certificate.mean_lipschitz, domain.diameter, error)
+
+
 def test_a_layer_fixed_to_float32_is_refused_and_the_report_names_float64():
   """A hand-built encoder layer whose dtype is fixed to float32 would compute in float32 inside
   the release's float64 arithmetic, unseen at the output (from an independent review): the
@@ -620,7 +657,9 @@ def test_the_default_release_draws_exact_lattice_noise_at_the_requested_epsilon(
   assert out.report.sensitivity == lattice.rounded_sensitivity(lipschitz_d) > lipschitz_d
   assert 2.0 * (1 - 1e-4) <= out.report.per_record_epsilon <= 2.0
   assert 0 < out.report.certificate["rounding_error"] < 1e-10  # the float64 evaluation's
-  assert any("the rounding of its evaluation is bounded" in c for c in out.report.caveats)
+  assert any(
+    "the rounding of its evaluation on the CPU is bounded" in c for c in out.report.caveats
+  )
   out.report.verify(rtol=0.0)
   latents = synth_lib.release_latents(
     model, variables, records, 2, randomness.numpy_rng(3, 0), sigma=out.sigma, lattice=lattice

@@ -102,9 +102,10 @@ CAVEAT_LATTICE_NOISE = (
 CAVEAT_FLOAT64_ENCODER_BOUNDED = (
   "{what} computed in float64 from the float32 weights (at the highest matmul precision); "
   "the certified bounds are those of the exact map of the weights, times a relative margin of "
-  "5e-6 per layer; the rounding of its evaluation is bounded, at most {error:.2g} per record "
-  "for any summation order (Higham's inner-product bound), and checked to fit in the margin, "
-  "given that each layer computes the operator it was certified for"
+  "5e-6 per layer; the rounding of its evaluation on the CPU is bounded, at most {error:.2g} "
+  "per record for any summation order (Higham's inner-product bound, with subnormals flushed "
+  "to zero), and checked to fit in the margin, given that each layer computes the operator "
+  "it was certified for"
 )
 CAVEAT_FLOAT64_ENCODER = (
   "{what} computed in float64 from the float32 weights (at the highest matmul precision); "

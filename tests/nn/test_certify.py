@@ -1,5 +1,7 @@
 """The certificate: exact/provable per-layer bounds from the actual weights, and refusals."""
 
+import math
+
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
@@ -20,6 +22,7 @@ from lipdp.nn import (
   exact_operator_norm,
   layer_lipschitz_bounds,
   lipschitz_mlp,
+  rounding_error_bound,
 )
 from lipdp.nn import certify
 
@@ -292,3 +295,29 @@ def test_sixteen_bit_computation_is_refused_but_sixteen_bit_parameters_are_bound
   variables = _init(model, (16,))
   truth = exact_operator_norm(_linear_part(model, variables), (16,))
   assert certified_lipschitz_bound(model, variables, (16,)) == pytest.approx(truth, rel=1e-5)
+
+
+@pytest.mark.parametrize("fan_in", [16, 257])
+def test_the_rounding_bound_holds_against_an_exact_reference_in_float64(fan_in):
+  """A dense layer of ones on [1, d, ..., d], d just under half an ulp of 1: each float64 sum
+  of XLA on the CPU rounds away almost all of gamma_{m+1} (an independent review measured 0.99
+  of it). The error against the exact value (Fractions) stays within rounding_error_bound,
+  which the l2 steps make looser by about sqrt(m) here, not more."""
+  from fractions import Fraction  # pylint: disable=g-import-not-at-top
+
+  from lipdp import latent_release  # pylint: disable=g-import-not-at-top
+
+  model = LipschitzSequential([nn.Dense(3, kernel_init=nn.initializers.ones)])
+  variables = model.init(jax.random.key(0), jnp.zeros((1, fan_in)))
+  d = 0.99 * 2.0**-53
+  x = np.full((1, fan_in), d)
+  x[0, 0] = 1.0
+  with latent_release.release_arithmetic():
+    variables64 = latent_release.in_float64(variables)
+    bounds = layer_lipschitz_bounds(model, variables64, (fan_in,))
+    y = np.asarray(jax.jit(model.apply)(variables64, jnp.asarray(x)))
+  exact = Fraction(1) + (fan_in - 1) * Fraction(d)
+  observed = math.sqrt(sum(float(Fraction(float(v)) - exact) ** 2 for v in y[0]))
+  bound, _ = rounding_error_bound(bounds, float(np.linalg.norm(x)))
+  assert observed <= bound
+  assert observed >= bound / (2 * math.sqrt(fan_in))
