@@ -176,6 +176,28 @@ def gaussian_measurement(
   return lattice_release(rng, flat, lattice, 1)[0, 0].reshape(values.shape)
 
 
+def laplace_measurement(rng: np.random.Generator, values: np.ndarray, scale: float) -> np.ndarray:
+  """`values` (counts: on the grid gamma = 2^e <= 2^-16 `scale`) plus exact discrete Laplace
+  noise, P(y) proportional to exp(-|y| / t) in grid units with t = ceil(scale / gamma) (Algorithm
+  2). For two inputs at l1 distance Delta (on the grid) every output's probability ratio is at
+  most exp(Delta / (gamma t)) <= exp(Delta / scale): at least as private as the Laplace
+  measurement of scale `scale` it replaces, exactly (pure DP needs no smoothing). Values
+  beyond 2^52 steps are clipped (1-Lipschitz in l1), never refused."""
+  scale = float(scale)
+  if not (math.isfinite(scale) and scale > 0):
+    raise ValueError(f"scale must be positive and finite, got {scale}")
+  values = np.asarray(values, np.float64)
+  exponent = math.frexp(scale)[1] - 1 - lattice_lib.SCALE_BITS
+  scaled = np.ldexp(values, -exponent)
+  if not np.array_equal(scaled, np.round(scaled)):
+    raise ValueError(f"the values are not on the grid 2^{exponent} (counts are, for scale < 2^16)")
+  t = math.ceil(math.ldexp(scale, -exponent))
+  bound = lattice_lib.MAX_LATTICE_INDEX // 2
+  centres = np.clip(scaled, 1 - bound, bound - 1).astype(np.int64)
+  noise = _discrete_laplace_vec(rng, t, values.size).reshape(values.shape)
+  return np.ldexp((centres + noise).astype(np.float64), exponent)
+
+
 # --- vectorised: the same algorithms on arrays, in int64 -------------------------------------
 #
 # For an integer scale s <= 2^24, Algorithm 3 with t = s (any t >= 1 gives the target law; s

@@ -163,3 +163,18 @@ def test_gaussian_measurements_keep_counts_on_their_grid_and_cover_other_values(
   noisy = dg.gaussian_measurement(rng, values, 0.5, 0.1)
   assert noisy.shape == values.shape
   assert abs(np.std(noisy - values) / 0.5 - 1.0) < 0.5
+
+
+def test_laplace_measurements_are_discrete_laplaces_at_least_as_wide_on_the_counts_grid():
+  rng = np.random.default_rng(12)
+  counts = rng.integers(0, 30, size=60_000).astype(np.float64)
+  scale = 2.5
+  noise = dg.laplace_measurement(rng, counts, scale) - counts
+  gamma = 2.0 ** (math.frexp(scale)[1] - 1 - privacy.lattice.SCALE_BITS)
+  steps = noise / gamma
+  np.testing.assert_array_equal(steps, np.round(steps))
+  # Laplace(b): mean |noise| = b, sd = sqrt(2) b (t = ceil(b / gamma) >= b / gamma).
+  assert abs(np.mean(np.abs(noise)) / scale - 1.0) < 0.02
+  assert abs(noise.std() / (math.sqrt(2.0) * scale) - 1.0) < 0.03
+  with pytest.raises(ValueError, match="not on the grid"):
+    dg.laplace_measurement(rng, np.array([0.1]), scale)

@@ -194,7 +194,7 @@ def fit(
   post = base.post_processing_rng(rng, seed)
   records = discretize.from_attributes(_pgm.sample(model, num_samples, post), domain, edges, post)
   event = privacy.CentralRelease(
-    NAME, _pgm.group(made), num_samples, rho_budget=rho, exact_gaussian=True
+    NAME, _pgm.group(made), num_samples, rho_budget=rho, exact_noise=True
   )
   report = base.central_report(
     event,

@@ -548,7 +548,7 @@ def fit(
   )
 
   measurement = privacy.NoisyMeasurement("gaussian", sigma, delta_2, 1, "mean_embedding")
-  event = privacy.CentralRelease(NAME, (measurement,), num_samples, exact_gaussian=True)
+  event = privacy.CentralRelease(NAME, (measurement,), num_samples, exact_noise=True)
   report = base.central_report(
     event,
     domain=_domain_text(domain),

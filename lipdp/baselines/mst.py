@@ -191,7 +191,7 @@ def fit(
   synthetic = _pgm.decompress(mbi, synthetic, sizes, mapping, post)
   records = discretize.from_attributes(synthetic, domain, edges, post)
 
-  event = privacy.CentralRelease(NAME, _pgm.group(made), num_samples, exact_gaussian=True)
+  event = privacy.CentralRelease(NAME, _pgm.group(made), num_samples, exact_noise=True)
   report = base.central_report(
     event,
     domain=base.table_description(domain, edges),

@@ -64,6 +64,7 @@ from typing import Any, Optional
 
 import numpy as np
 
+from lipdp import discrete_gaussian
 from lipdp import privacy
 from lipdp.baselines import base
 from lipdp.privacy import zcdp
@@ -245,8 +246,9 @@ def fit(
   sigmas = noise_scales(epsilon, n, depth, dim, norm)
   rng = base.noise_rng(seed)
   true = level_counts(x, depth)
+  # Exact discrete Laplace noise on a lattice, at least as private as Laplace(sigma_j).
   noisy = [
-    true[j].astype(np.float64) + rng.laplace(0.0, sigmas[j - 1], size=true[j].shape)
+    discrete_gaussian.laplace_measurement(rng, true[j].astype(np.float64), sigmas[j - 1])
     for j in range(1, depth + 1)
   ]
   post = base.post_processing_rng(rng, seed)
@@ -260,7 +262,7 @@ def fit(
     privacy.NoisyMeasurement(zcdp.LAPLACE, float(s), LEVEL_L1_SENSITIVITY, 1, "histogram")
     for s in sigmas
   )
-  event = privacy.CentralRelease(NAME, made, n)
+  event = privacy.CentralRelease(NAME, made, n, exact_noise=True)
   report = base.central_report(
     event,
     domain=f"[0, 1]^{dim}: numeric columns {[b.name for b in blocks]} clipped to their "

@@ -342,17 +342,18 @@ class CentralRelease:
       (AIM): the zCDP budget fixed before any measurement. The measurements must fit within it,
       and it, not their realised sum, is the guarantee (a Renyi filter; Feldman and Zrnic
       2021). None when the noise is fixed in advance (the realised sum is then the guarantee).
-    exact_gaussian: whether its Gaussian measurements were drawn exactly, as discrete Gaussians
-      on a lattice (`lipdp.discrete_gaussian.gaussian_measurement`), each at least as private
-      as the Gaussian measurement it records (to within a slack below 1e-60); False: NumPy's
-      float64 sampler (the releases before 2026-12-07).
+    exact_noise: whether its Gaussian and Laplace measurements were drawn exactly, on a
+      lattice (`lipdp.discrete_gaussian.gaussian_measurement`, `laplace_measurement`), each at
+      least as private as the measurement it records (a Gaussian to within a slack below
+      1e-60); False: NumPy's float64 samplers (the releases before 2026-12-07). Selections by
+      the exponential mechanism are float64 either way.
   """
 
   mechanism: str
   measurements: Tuple[NoisyMeasurement, ...]
   num_samples: int
   rho_budget: Optional[float] = None
-  exact_gaussian: bool = False
+  exact_noise: bool = False
 
   type_name = "central_dp"
   k = 1
@@ -374,8 +375,8 @@ class CentralRelease:
     )
     if self.rho_budget is not None:
       object.__setattr__(self, "rho_budget", _validation.positive(self.rho_budget, "rho_budget"))
-    if not isinstance(self.exact_gaussian, bool):
-      raise ValueError(f"exact_gaussian must be a bool, got {self.exact_gaussian!r}")
+    if not isinstance(self.exact_noise, bool):
+      raise ValueError(f"exact_noise must be a bool, got {self.exact_noise!r}")
 
   @property
   def rho_spent(self) -> float:
@@ -401,7 +402,7 @@ class CentralRelease:
       "num_samples": self.num_samples,
       "rho_budget": self.rho_budget,
       # Absent from float64 releases, as before exact measurements existed.
-      **({"exact_gaussian": True} if self.exact_gaussian else {}),
+      **({"exact_noise": True} if self.exact_noise else {}),
     }
 
 

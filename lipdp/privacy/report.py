@@ -145,14 +145,14 @@ CAVEAT_CENTRAL_NOISE = (
   "noise and selections drawn by NumPy in float64; the discreteness of floating-point noise "
   "(Mironov 2012) is not modelled"
 )
-CAVEAT_CENTRAL_EXACT_GAUSSIAN = (
-  "Gaussian measurements drawn exactly, as discrete Gaussians on a lattice, each at least as "
-  "private as the Gaussian measurement it records (to within a slack below 1e-60; "
-  "docs/privacy.md, 'Exact noise on a lattice')"
+CAVEAT_CENTRAL_EXACT_NOISE = (
+  "Gaussian and Laplace measurements drawn exactly, as discrete Gaussians or Laplaces on a "
+  "lattice, each at least as private as the measurement it records (a Gaussian to within a "
+  "slack below 1e-60; docs/privacy.md, 'Exact noise on a lattice')"
 )
 CAVEAT_CENTRAL_OTHER_NOISE = (
-  "Laplace noise and exponential-mechanism selections drawn by NumPy in float64; the "
-  "discreteness of floating-point noise (Mironov 2012) is not modelled"
+  "exponential-mechanism selections drawn by NumPy in float64 (Gumbel-max); the discreteness "
+  "of floating-point noise (Mironov 2012) is not modelled"
 )
 
 _NUMBER_FIELDS = (
@@ -342,11 +342,11 @@ class PrivacyReport:
       out.append(CAVEAT_TRAINING_SEEDED)
     if isinstance(self.release, events.CentralRelease):
       out.append(CAVEAT_CENTRAL_RELATION)
-      if not self.release.exact_gaussian:
+      if not self.release.exact_noise:
         out.append(CAVEAT_CENTRAL_NOISE)
       else:
-        out.append(CAVEAT_CENTRAL_EXACT_GAUSSIAN)
-        if any(m.kind != zcdp.GAUSSIAN for m in self.release.measurements):
+        out.append(CAVEAT_CENTRAL_EXACT_NOISE)
+        if any(m.kind == zcdp.EXPONENTIAL for m in self.release.measurements):
           out.append(CAVEAT_CENTRAL_OTHER_NOISE)
     elif not isinstance(self.release, events.PriorSampling):
       lattice = getattr(self.release, "lattice", None)

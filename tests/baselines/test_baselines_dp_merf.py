@@ -233,7 +233,7 @@ def test_report_verifies_and_matches_dp_accounting(epsilon):
   assert report.headline == privacy.accounting.HEADLINE_CENTRAL_GAUSSIAN
   (m,) = report.release.measurements
   assert (m.kind, m.query, m.count) == ("gaussian", "mean_embedding", 1)
-  assert report.release.exact_gaussian  # drawn on a lattice: no floating-point noise
+  assert report.release.exact_noise  # drawn on a lattice: no floating-point noise
   assert m.sensitivity == math.sqrt(2.0) / 300
   assert m.scale == privacy.calibrate_sigma(epsilon, 1e-5, math.sqrt(2.0) / 300)
   # Calibration meets the target and spends it: not more, and not visibly less.

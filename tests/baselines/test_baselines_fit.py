@@ -75,7 +75,7 @@ def test_mst_on_a_tiny_table():
   kinds = [m.kind for m in release.report.release.measurements]
   assert kinds == ["gaussian", "exponential", "gaussian"]
   assert release.report.release.measurements[0].count == 4
-  assert release.report.release.exact_gaussian  # its histograms' noise: exact, on a lattice
+  assert release.report.release.exact_noise  # its histograms' noise: exact, on a lattice
   again = mst.fit(TRAIN, DOMAIN, epsilon=2.0, delta=1e-5, seed=0, bins=BINS)
   assert np.array_equal(again.records, release.records)  # seeded: reproducible, and says so
   metrics = evaluation.evaluate_release(DOMAIN, release.records, TRAIN, HOLDOUT, seed=0, fast=True)
@@ -115,7 +115,7 @@ def test_private_measure_on_a_square():
   report.verify(rtol=0.0)
   assert report.epsilon == pytest.approx(1.0, rel=1e-12)
   assert report.headline == privacy.accounting.HEADLINE_CENTRAL_PURE
-  assert not report.release.exact_gaussian  # Laplace noise, in float64
+  assert report.release.exact_noise  # discrete Laplace noise on a lattice
   assert [m.sensitivity for m in report.release.measurements] == [2.0] * release.info["depth"]
 
 

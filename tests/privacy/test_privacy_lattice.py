@@ -144,9 +144,9 @@ def test_a_central_release_says_which_noise_its_measurements_drew():
   gauss = privacy.NoisyMeasurement("gaussian", 2.0, math.sqrt(2.0), 3, "histogram")
   select = privacy.NoisyMeasurement("exponential", 1.0, 1.0, 2, "score")
   old = privacy.CentralRelease("mst", (gauss, select), 100)
-  new = privacy.CentralRelease("mst", (gauss, select), 100, exact_gaussian=True)
-  merf = privacy.CentralRelease("dp_merf", (gauss,), 100, exact_gaussian=True)
-  assert "exact_gaussian" not in old.as_dict()  # the reports before it, unchanged
+  new = privacy.CentralRelease("mst", (gauss, select), 100, exact_noise=True)
+  merf = privacy.CentralRelease("dp_merf", (gauss,), 100, exact_noise=True)
+  assert "exact_noise" not in old.as_dict()  # the reports before it, unchanged
   reports = {}
   for name, event in (("old", old), ("new", new), ("merf", merf)):
     report = privacy.make_report(
@@ -164,8 +164,8 @@ def test_a_central_release_says_which_noise_its_measurements_drew():
     reports[name] = set(report.caveats)
   central = privacy.report
   assert central.CAVEAT_CENTRAL_NOISE in reports["old"]
-  assert central.CAVEAT_CENTRAL_EXACT_GAUSSIAN in reports["new"] & reports["merf"]
+  assert central.CAVEAT_CENTRAL_EXACT_NOISE in reports["new"] & reports["merf"]
   assert central.CAVEAT_CENTRAL_OTHER_NOISE in reports["new"] - reports["merf"]
   assert central.CAVEAT_CENTRAL_NOISE not in reports["new"] | reports["merf"]
-  with pytest.raises(ValueError, match="exact_gaussian"):
-    privacy.CentralRelease("mst", (gauss,), 100, exact_gaussian=1)
+  with pytest.raises(ValueError, match="exact_noise"):
+    privacy.CentralRelease("mst", (gauss,), 100, exact_noise=1)
