@@ -153,48 +153,56 @@ def lattice_release(
   return np.ldexp((centres[:, None, :] + noise).astype(np.float64), lattice.grid_exponent)
 
 
+def _counts_exponent(scale: float, values: np.ndarray) -> int:
+  """The grid 2^e <= min(2^-16 scale, 1) of a measurement of counts: integers lie on it, so
+  the grid, and what the output reveals of it, never depends on the counts' values."""
+  if not np.array_equal(values, np.round(values)):
+    raise ValueError("counts must be integers")
+  return min(math.frexp(scale)[1] - 1 - lattice_lib.SCALE_BITS, 0)
+
+
 def gaussian_measurement(
-  rng: np.random.Generator, values: np.ndarray, sigma: float, sensitivity: float
+  rng: np.random.Generator, values: np.ndarray, sigma: float, sensitivity: float, counts: bool
 ) -> np.ndarray:
   """`values` plus exact discrete Gaussian noise on a lattice, at least as private as
   `values` + N(0, sigma^2 I) with l2 sensitivity `sensitivity` (the central baselines'
   Gaussian measurements; `lipdp.privacy.lattice` for the argument, with one record's d values).
 
-  Values already on the grid gamma = 2^e <= 2^-16 sigma (counts, for gamma <= 1) are not moved
-  by the rounding, so the lattice only needs its accounted sigma at least `sigma`; other values
-  take `LatticeNoise.covering`, whose accounted ratio covers the rounding. Either way the
-  mechanism is, to within a slack below 1e-60, a post-processing of a Gaussian one with a
-  ratio of sensitivity to noise at most sensitivity / sigma."""
+  `counts` (declared by the caller, never inferred from the values, so that the lattice the
+  output lies on reveals nothing): integer values lie on the grid 2^e <= min(2^-16 sigma, 1)
+  and are not moved by the rounding, so the lattice only needs its accounted sigma at least
+  `sigma` (`LatticeNoise.at_least`); other values take `LatticeNoise.covering`, whose accounted
+  ratio covers the rounding. Either way the mechanism is, to within a slack below 1e-60, a
+  post-processing of a Gaussian one with a ratio of sensitivity to noise at most
+  sensitivity / sigma."""
   values = np.asarray(values, np.float64)
   flat = values.reshape(1, -1)
-  exponent = math.frexp(sigma)[1] - 1 - lattice_lib.SCALE_BITS
-  scaled = np.ldexp(flat, -exponent)
-  if np.array_equal(scaled, np.round(scaled)):  # on the grid: the rounding is exact
+  if counts:
+    exponent = _counts_exponent(sigma, flat)
     lattice = lattice_lib.LatticeNoise.at_least(sigma, exponent, flat.shape[1])
   else:
     lattice = lattice_lib.LatticeNoise.covering(sigma, sensitivity, flat.shape[1])
   return lattice_release(rng, flat, lattice, 1)[0, 0].reshape(values.shape)
 
 
-def laplace_measurement(rng: np.random.Generator, values: np.ndarray, scale: float) -> np.ndarray:
-  """`values` (counts: on the grid gamma = 2^e <= 2^-16 `scale`) plus exact discrete Laplace
-  noise, P(y) proportional to exp(-|y| / t) in grid units with t = ceil(scale / gamma) (Algorithm
-  2). For two inputs at l1 distance Delta (on the grid) every output's probability ratio is at
+def laplace_measurement(rng: np.random.Generator, counts: np.ndarray, scale: float) -> np.ndarray:
+  """`counts` (integers: on the grid gamma = 2^e <= min(2^-16 `scale`, 1)) plus exact discrete
+  Laplace noise, P(y) proportional to exp(-|y| / t) in grid units with t = ceil(scale / gamma)
+  (Algorithm 2). For two inputs at l1 distance Delta every output's probability ratio is at
   most exp(Delta / (gamma t)) <= exp(Delta / scale): at least as private as the Laplace
   measurement of scale `scale` it replaces, exactly (pure DP needs no smoothing). Values
   beyond 2^52 steps are clipped (1-Lipschitz in l1), never refused."""
   scale = float(scale)
   if not (math.isfinite(scale) and scale > 0):
     raise ValueError(f"scale must be positive and finite, got {scale}")
-  values = np.asarray(values, np.float64)
-  exponent = math.frexp(scale)[1] - 1 - lattice_lib.SCALE_BITS
-  scaled = np.ldexp(values, -exponent)
-  if not np.array_equal(scaled, np.round(scaled)):
-    raise ValueError(f"the values are not on the grid 2^{exponent} (counts are, for scale < 2^16)")
+  counts = np.asarray(counts, np.float64)
+  exponent = _counts_exponent(scale, counts)
   t = math.ceil(math.ldexp(scale, -exponent))
+  if t >= 2**40:
+    raise ValueError(f"scale {scale} is too large for the exact sampler")
   bound = lattice_lib.MAX_LATTICE_INDEX // 2
-  centres = np.clip(scaled, 1 - bound, bound - 1).astype(np.int64)
-  noise = _discrete_laplace_vec(rng, t, values.size).reshape(values.shape)
+  centres = np.clip(np.ldexp(counts, -exponent), 1 - bound, bound - 1).astype(np.int64)
+  noise = _discrete_laplace_vec(rng, t, counts.size).reshape(counts.shape)
   return np.ldexp((centres + noise).astype(np.float64), exponent)
 
 

@@ -153,14 +153,16 @@ def test_gaussian_measurements_keep_counts_on_their_grid_and_cover_other_values(
   and rounds nothing; real values are rounded, and the lattice's accounted ratio covers it."""
   rng = np.random.default_rng(11)
   counts = rng.integers(0, 50, size=4000).astype(np.float64)
-  noisy = dg.gaussian_measurement(rng, counts, 3.0, math.sqrt(2.0))
+  noisy = dg.gaussian_measurement(rng, counts, 3.0, math.sqrt(2.0), counts=True)
   noise = noisy - counts
   gamma = 2.0 ** (math.frexp(3.0)[1] - 1 - privacy.lattice.SCALE_BITS)
   np.testing.assert_array_equal(noise / gamma, np.round(noise / gamma))
   assert abs(noise.std() / 3.0 - 1.0) < 0.05 and abs(noise.mean()) < 0.2
   assert privacy.LatticeNoise.at_least(3.0, -15, 7).accounted_sigma() >= 3.0
   values = rng.normal(size=(5, 6))
-  noisy = dg.gaussian_measurement(rng, values, 0.5, 0.1)
+  noisy = dg.gaussian_measurement(rng, values, 0.5, 0.1, counts=False)
+  with pytest.raises(ValueError, match="counts must be integers"):
+    dg.gaussian_measurement(rng, values, 0.5, 0.1, counts=True)
   assert noisy.shape == values.shape
   assert abs(np.std(noisy - values) / 0.5 - 1.0) < 0.5
 
@@ -176,5 +178,8 @@ def test_laplace_measurements_are_discrete_laplaces_at_least_as_wide_on_the_coun
   # Laplace(b): mean |noise| = b, sd = sqrt(2) b (t = ceil(b / gamma) >= b / gamma).
   assert abs(np.mean(np.abs(noise)) / scale - 1.0) < 0.02
   assert abs(noise.std() / (math.sqrt(2.0) * scale) - 1.0) < 0.03
-  with pytest.raises(ValueError, match="not on the grid"):
+  with pytest.raises(ValueError, match="counts must be integers"):
     dg.laplace_measurement(rng, np.array([0.1]), scale)
+  # A scale past 2^16: the grid stays 1, so odd counts are as much on it as even ones.
+  wide = dg.laplace_measurement(rng, np.array([3.0, 4.0]), 2.0**17 + 1)
+  np.testing.assert_array_equal(wide, np.round(wide))

@@ -76,7 +76,9 @@ def gaussian_measure(x: np.ndarray, sigma: float, rng: np.random.Generator) -> n
   """x (a histogram) plus exact discrete Gaussian noise on a lattice, at least as private as
   x + N(0, sigma^2 I) (`lipdp.discrete_gaussian.gaussian_measurement`; counts lie on its grid,
   so nothing is rounded)."""
-  return discrete_gaussian.gaussian_measurement(rng, x, sigma, HISTOGRAM_L2_SENSITIVITY)
+  return discrete_gaussian.gaussian_measurement(
+    rng, x, sigma, HISTOGRAM_L2_SENSITIVITY, counts=True
+  )
 
 
 def exponential_select(scores: np.ndarray, temperature: float, rng: np.random.Generator) -> int:

@@ -513,7 +513,7 @@ def fit(
   t0 = time.time()
   mu = embedding(x[:, columns], labels, w, num_classes, n)
   # Exact discrete Gaussian noise on a lattice, at least as private as N(0, sigma^2 I).
-  noisy = discrete_gaussian.gaussian_measurement(rng, mu, sigma, delta_2)
+  noisy = discrete_gaussian.gaussian_measurement(rng, mu, sigma, delta_2, counts=False)
   del mu
   embed_s = time.time() - t0
   log.info(
