@@ -431,6 +431,7 @@ def test_dpsgd_scope_composes_training_and_release(tmp_path):
   assert report.recompute_epsilon() == pytest.approx(report.epsilon, rel=1e-9)
 
 
+@pytest.mark.slow  # 7 s; tests/training covers per-group clipping by default (2026-12-07)
 def test_per_group_clipping_runs_inside_the_same_dpsgd_event(tmp_path):
   """Per-group adaptive clipping: the accounted event is DP-SGD's as with one clip norm, the
   report says which column's categories had their own clip norm, and the (private) metrics log

@@ -145,6 +145,7 @@ def test_blurred_images_are_far_from_real_and_flattered_by_tstr(digits):
   assert m["labels/agreement"] < m["labels/agreement_real_holdout"] - 0.1
 
 
+@pytest.mark.slow  # 8 s; moved to pay for the exact-noise and rounding tests (2026-12-07)
 def test_fast_keys_are_a_subset_of_full_with_equal_values(digits):
   domain, train, holdout = digits
   holdout = holdout[:100]
