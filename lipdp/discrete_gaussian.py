@@ -193,8 +193,8 @@ def laplace_measurement(rng: np.random.Generator, counts: np.ndarray, scale: flo
   measurement of scale `scale` it replaces, exactly (pure DP needs no smoothing). Values
   beyond 2^52 steps are clipped (1-Lipschitz in l1), never refused."""
   scale = float(scale)
-  if not (math.isfinite(scale) and scale > 0):
-    raise ValueError(f"scale must be positive and finite, got {scale}")
+  if not (math.isfinite(scale) and 2.0**-900 < scale):
+    raise ValueError(f"scale must be finite and above 2^-900, got {scale}")
   counts = np.asarray(counts, np.float64)
   exponent = _counts_exponent(scale, counts)
   t = math.ceil(math.ldexp(scale, -exponent))
@@ -203,6 +203,8 @@ def laplace_measurement(rng: np.random.Generator, counts: np.ndarray, scale: flo
   bound = lattice_lib.MAX_LATTICE_INDEX // 2
   centres = np.clip(np.ldexp(counts, -exponent), 1 - bound, bound - 1).astype(np.int64)
   noise = _discrete_laplace_vec(rng, t, counts.size).reshape(counts.shape)
+  if np.any(np.abs(noise) >= bound):  # beyond 2^52 steps: never, but then not exact
+    raise ValueError("a discrete Laplace draw exceeded 2^52 grid steps")
   return np.ldexp((centres + noise).astype(np.float64), exponent)
 
 

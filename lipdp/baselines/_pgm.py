@@ -6,8 +6,9 @@ graphical model from noisy marginals and samples synthetic records from it. Ever
 post-processing of the measurements made here. mbi is imported only when MST or AIM runs, so
 lipdp works without it.
 
-Privacy noise (Gaussian measurements, exponential-mechanism selections) comes from the caller's
-NumPy generator in float64. mbi's own sampling and domain decompression draw from NumPy's global
+Privacy noise comes from the caller's NumPy generator: the Gaussian measurements exactly, as
+discrete Gaussians on a lattice (`lipdp.discrete_gaussian.gaussian_measurement`), the
+exponential-mechanism selections in float64. mbi's own sampling and domain decompression draw from NumPy's global
 generator; `_seeded_global_numpy` seeds it from the caller's generator for the call and restores
 it afterwards (post-processing randomness, made reproducible).
 """
@@ -82,7 +83,8 @@ def gaussian_measure(x: np.ndarray, sigma: float, rng: np.random.Generator) -> n
 
 
 def exponential_select(scores: np.ndarray, temperature: float, rng: np.random.Generator) -> int:
-  """Index drawn with probability proportional to exp(score / T) (Gumbel-max, exact)."""
+  """Index drawn with probability proportional to exp(score / T): Gumbel-max, exact in real
+  arithmetic, drawn here in float64 (whose discreteness no guarantee models)."""
   scores = np.asarray(scores, dtype=np.float64)
   return int(np.argmax(scores / temperature + rng.gumbel(size=scores.shape)))
 
