@@ -9,7 +9,7 @@ delta of 1, ...). Booleans are rejected where a number is expected because
 
 import math
 import numbers
-from typing import Any
+from typing import Any, Mapping
 
 import numpy as np
 
@@ -92,3 +92,13 @@ def renyi_order(value: Any, name: str = "alpha") -> float:
   if value <= 1.0:
     raise ValueError(f"{name} (a Rényi order) must be > 1, got {value}.")
   return value
+
+
+def known_keys(data: Any, names, what: str) -> None:
+  """Raises unless `data` is a mapping whose keys are among `names` (and 'type'): a JSON
+  object read back into one of the privacy module's dataclasses."""
+  if not isinstance(data, Mapping):
+    raise ValueError(f"a {what} must be a mapping, got {data!r}")
+  unknown = set(data) - set(names) - {"type"}
+  if unknown:
+    raise ValueError(f"unknown {what} fields: {sorted(unknown)}")

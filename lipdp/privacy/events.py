@@ -117,9 +117,7 @@ _SCOPE_STATEMENTS = {
 
 
 def _check_keys(data: Mapping[str, Any], names, what: str) -> None:
-  unknown = set(data) - set(names) - {"type"}
-  if unknown:
-    raise ValueError(f"unknown {what} fields: {sorted(unknown)}")
+  _validation.known_keys(data, names, what)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -157,12 +157,8 @@ class LatticeNoise:
 
   @classmethod
   def from_dict(cls, data: Mapping[str, Any]) -> "LatticeNoise":
-    if not isinstance(data, Mapping):
-      raise ValueError(f"a lattice must be a mapping, got {data!r}")
     names = [f.name for f in dataclasses.fields(cls)]
-    unknown = set(data) - set(names)
-    if unknown:
-      raise ValueError(f"unknown lattice entries {sorted(unknown)}; known: {names}")
+    _validation.known_keys(data, names, "lattice")
     return cls(**{n: data[n] for n in names if n in data})
 
   @classmethod

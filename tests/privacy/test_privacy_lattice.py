@@ -94,7 +94,7 @@ def test_lattice_parameters_are_validated():
     privacy.LatticeNoise(0, 100.0, 4)
   with pytest.raises(ValueError, match="dim"):
     privacy.LatticeNoise(0, 100, 0)
-  with pytest.raises(ValueError, match="unknown lattice entries"):
+  with pytest.raises(ValueError, match="unknown lattice fields"):
     privacy.LatticeNoise.from_dict({"grid_exponent": 0, "scale": 100, "dim": 2, "gamma": 1})
 
 
