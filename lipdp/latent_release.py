@@ -248,9 +248,9 @@ def release_latents(
 
   mu(x) (and sigma(x)) are computed on the device in float64 at the highest matmul precision
   (`release_arithmetic`: the map the certificate bounds; `synthesize` bounds its rounding and
-  checks that it fits in the certificate's margin, `check_rounding`); the Gaussian noise is drawn on the host in float64
-  (`lipdp.randomness.standard_normal`), which reaches 12.2 standard deviations where JAX's
-  float32 sampler stops near 5.2.
+  checks that it fits in the certificate's margin, `check_rounding`); the Gaussian noise is
+  drawn on the host in float64 (`lipdp.randomness.standard_normal`), which reaches 12.2
+  standard deviations where JAX's float32 sampler stops near 5.2.
 
   `sigma` overrides the model's homoscedastic noise (the calibrated release noise); it must not
   be given for a heteroscedastic model, whose noise sigma(x), clipped to [sigma_min, sigma_max]

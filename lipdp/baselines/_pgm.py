@@ -8,9 +8,9 @@ lipdp works without it.
 
 Privacy noise comes from the caller's NumPy generator: the Gaussian measurements exactly, as
 discrete Gaussians on a lattice (`lipdp.discrete_gaussian.gaussian_measurement`), the
-exponential-mechanism selections in float64. mbi's own sampling and domain decompression draw from NumPy's global
-generator; `_seeded_global_numpy` seeds it from the caller's generator for the call and restores
-it afterwards (post-processing randomness, made reproducible).
+exponential-mechanism selections in float64. mbi's own sampling and domain decompression draw
+from NumPy's global generator; `_seeded_global_numpy` seeds it from the caller's generator for
+the call and restores it afterwards (post-processing randomness, made reproducible).
 """
 
 import contextlib

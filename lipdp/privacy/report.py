@@ -23,8 +23,9 @@ What `verify()` does and does not check. It checks that the report is *consisten
 number is finite where it must be, a per-record release carries its certificate and the
 certified per-layer bounds (times any release scaling) do not exceed L, and every stored number
 equals its recomputation from the stored inputs (the sensitivity is recomputed as L * D, plus
-the rounding term of a lattice release, never read back). That catches arithmetic bugs such as a sensitivity off by a factor, a NaN, an
-edited epsilon, or an L lowered below its certificate. It cannot know whether the inputs are
+the rounding term of a lattice release, never read back). That catches arithmetic bugs such as
+a sensitivity off by a factor, a NaN, an edited epsilon, or an L lowered below its
+certificate. It cannot know whether the inputs are
 true: a report whose L and layer bounds were both divided by 4 and every epsilon recomputed, or
 whose scope was changed, is consistent and verifies. Two further checks need more than the
 report: `lipdp.release.verify_release(release_dir)` checks the inputs against the released files
@@ -95,8 +96,7 @@ CAVEAT_LATTICE_NOISE = (
   "noise drawn exactly, as a discrete Gaussian on the lattice 2^e Z^d with the means rounded "
   "to it (no floating-point noise); accounted as the continuous Gaussian release with the "
   "noise sigma (the accounted one, at most 1e-9 relatively below the noise drawn) and the "
-  "rounded means' "
-  "sensitivity, to within a slack below 2e-30 on epsilon and 1e-30 on log delta "
+  "rounded means' sensitivity, to within a slack below 2e-30 on epsilon and 1e-30 on log delta "
   "(docs/privacy.md, 'Exact noise on a lattice')"
 )
 CAVEAT_FLOAT64_ENCODER_BOUNDED = (
