@@ -141,16 +141,28 @@ def lattice_release(
     raise ValueError(f"means must have shape (n, {lattice.dim}), got {means.shape}")
   if np.any(np.isnan(means)):  # a non-finite computation: no guarantee covers it
     raise ValueError("the encoder means are not all numbers (NaN)")
-  bound = lattice_lib.MAX_LATTICE_INDEX // 2
-  # Clipped to 2^52 - 1 grid steps, not refused: a refusal would depend on the private
-  # records (a review's finding). Clipping each coordinate is 1-Lipschitz, so the sensitivity
-  # L D + gamma sqrt(d) still holds; no trained encoder comes near (2^36 sigma at least).
-  scaled = np.clip(np.ldexp(means, -lattice.grid_exponent), 1 - bound, bound - 1)
-  centres = np.rint(scaled).astype(np.int64)
+  centres = _grid_centres(means, lattice.grid_exponent)
   noise = discrete_gaussian_array(rng, lattice.scale**2, (means.shape[0], k, means.shape[1]))
-  if np.any(np.abs(noise) >= bound):  # beyond 2^52 scales: never, but then not exact
-    raise ValueError("a discrete Gaussian draw exceeded 2^52 grid steps")
-  return np.ldexp((centres[:, None, :] + noise).astype(np.float64), lattice.grid_exponent)
+  return _on_grid(centres[:, None, :], noise, lattice.grid_exponent)
+
+
+_HALF_INDEX = lattice_lib.MAX_LATTICE_INDEX // 2  # |centre|, |noise| < 2^52: their sum < 2^53
+
+
+def _grid_centres(values: np.ndarray, exponent: int) -> np.ndarray:
+  """round(values / 2^exponent) as int64 (exact: a power-of-two scaling), clipped to 2^52 - 1
+  grid steps, not refused: a refusal would depend on the private values (a review's finding).
+  Clipping each coordinate is 1-Lipschitz in l1 and l2, so the sensitivity still holds; no
+  trained encoder or count comes near."""
+  scaled = np.clip(np.ldexp(values, -exponent), 1 - _HALF_INDEX, _HALF_INDEX - 1)
+  return np.rint(scaled).astype(np.int64)
+
+
+def _on_grid(centres: np.ndarray, noise: np.ndarray, exponent: int) -> np.ndarray:
+  """2^exponent (centres + noise) in float64, exact for |centres + noise| < 2^53."""
+  if np.any(np.abs(noise) >= _HALF_INDEX):  # beyond 2^52 steps: never, but then not exact
+    raise ValueError("a noise draw exceeded 2^52 grid steps")
+  return np.ldexp((centres + noise).astype(np.float64), exponent)
 
 
 def _counts_exponent(scale: float, values: np.ndarray) -> int:
@@ -200,21 +212,17 @@ def laplace_measurement(rng: np.random.Generator, counts: np.ndarray, scale: flo
   t = math.ceil(math.ldexp(scale, -exponent))
   if t >= 2**40:
     raise ValueError(f"scale {scale} is too large for the exact sampler")
-  bound = lattice_lib.MAX_LATTICE_INDEX // 2
-  centres = np.clip(np.ldexp(counts, -exponent), 1 - bound, bound - 1).astype(np.int64)
   noise = _discrete_laplace_vec(rng, t, counts.size).reshape(counts.shape)
-  if np.any(np.abs(noise) >= bound):  # beyond 2^52 steps: never, but then not exact
-    raise ValueError("a discrete Laplace draw exceeded 2^52 grid steps")
-  return np.ldexp((centres + noise).astype(np.float64), exponent)
+  return _on_grid(_grid_centres(counts, exponent), noise, exponent)
 
 
 # --- vectorised: the same algorithms on arrays, in int64 -------------------------------------
 #
 # For an integer scale s <= 2^24, Algorithm 3 with t = s (any t >= 1 gives the target law; s
 # is as efficient as floor(s) + 1) needs only int64 numbers: the acceptance exponent is
-# (|y| - s)^2 / (2 s^2), and every Bernoulli(p / q) of Algorithm 1 is integers(0, q) < p with
-# q = 2 s^2 K < 2^63. NumPy's bounded integers are exact (rejection), so each vectorised step
-# decides exactly as the scalar one does, with other words. A proposal so far in the tail that
+# (|y| - s)^2 / (2 s^2), and every Bernoulli(p / q) of Algorithm 1 is R < p for R uniform below
+# q = 2 s^2 K < 2^63, drawn by rejection from 64-bit words (`_bernoulli_fraction`), so each
+# vectorised step decides exactly as the scalar one does, with other words. A proposal so far in the tail that
 # its exponent would not fit in int64 (|y| >= 2^31, probability below e^-127) is decided by the
 # scalar Python-int path.
 

@@ -688,8 +688,8 @@ def synthesize(
 
 
 def check_noise_sampler(noise_sampler: str, model) -> str:
-  """The sampler a release of `model` uses: 'exact' or 'float64' ('auto': exact for a
-  homoscedastic model; a heteroscedastic one's sigma(x) varies continuously with x, which
+  """The sampler a release of `model` (the VAE, or its `ModelSpec`: only `heteroscedastic` is
+  read) uses: 'exact' or 'float64' ('auto': exact for a homoscedastic model; a heteroscedastic one's sigma(x) varies continuously with x, which
   the lattice's accounting does not cover, so it keeps float64 noise)."""
   if noise_sampler not in discrete_gaussian.NOISE_SAMPLERS:
     raise ValueError(

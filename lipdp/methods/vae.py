@@ -410,13 +410,10 @@ def block_weights(spec: spec_lib.Spec, domain) -> Optional[dict]:
 
 
 def exact_release_noise(spec: spec_lib.Spec) -> bool:
-  """Whether the release draws exact lattice noise (`lipdp.latent_release.check_noise_sampler`):
-  method 'lipdp', a homoscedastic model, and noise_sampler 'auto' or 'exact'."""
-  return (
-    spec.method.name == "lipdp"
-    and not spec.model.heteroscedastic
-    and spec.release.noise_sampler in ("auto", "exact")
-  )
+  """Whether the release draws exact lattice noise: method 'lipdp', with the sampler that
+  `lipdp.latent_release.check_noise_sampler` resolves for the model."""
+  sampler = latent_release.check_noise_sampler(spec.release.noise_sampler, spec.model)
+  return spec.method.name == "lipdp" and sampler == "exact"
 
 
 def max_supported_epsilon(delta: float, num_coordinates: int) -> float:

@@ -315,8 +315,9 @@ def _with_margin(value: float) -> float:
   return float(value) * (1.0 + FLOAT_SAFETY_MARGIN)
 
 
-def _check_matches(layer: _Layer, x: jax.Array, y: jax.Array, reference: np.ndarray) -> None:
-  """Raises unless ``layer(x) - layer(0)`` equals the linear operator's ``reference`` output.
+def _check_matches(layer: _Layer, x: jax.Array, y: jax.Array, reference: np.ndarray) -> float:
+  """Raises unless ``layer(x) - layer(0)`` equals the linear operator's ``reference`` output;
+  returns ``||layer(0)||`` for one record, rounded up (the bias, for the rounding bound).
 
   The test is relative: ``||layer(x) - layer(0) - A x|| <= _MATCH_RTOL ||A x||``. A bias much
   larger than ``A x`` would make the float32 subtraction lose digits, so the probe is first
@@ -346,6 +347,7 @@ def _check_matches(layer: _Layer, x: jax.Array, y: jax.Array, reference: np.ndar
       f"{name}: its forward pass is not the linear operator the certificate would bound "
       f"(relative mismatch {error / max(np.linalg.norm(expected), 1e-30):.2e})."
     )
+  return _with_margin(np.linalg.norm(offset[0]))  # the bias is the same for every record
 
 
 def _refuse_custom_ops(module: nn.Module, names: Sequence[str]) -> None:
@@ -374,20 +376,14 @@ def _dense_kernel(layer: _Layer) -> jax.Array:
   return layer.effective_kernel()
 
 
-def _bias_norm(layer: _Layer, x: jax.Array) -> float:
-  """||layer(0)|| for one record, rounded up (the bias of a linear layer, per record)."""
-  offset = np.asarray(layer(jnp.zeros_like(x[:1])), np.float64)
-  return _with_margin(np.linalg.norm(offset))
-
-
 def _dense_bound(layer: _Layer, x: jax.Array, y: jax.Array) -> tuple:
   kernel = np.asarray(_dense_kernel(layer), np.float64)
   if kernel.ndim != 2:
     raise TypeError(f"{type(layer.module).__name__}: expected a 2-D kernel, got {kernel.shape}.")
-  _check_matches(layer, x, y, np.asarray(x, np.float64) @ kernel)
+  bias_norm = _check_matches(layer, x, y, np.asarray(x, np.float64) @ kernel)
   abs_norm = _with_margin(np.linalg.norm(kernel))  # || |A| ||_2 <= ||A||_F
   bound = _with_margin(np.linalg.svd(kernel, compute_uv=False)[0])
-  return bound, "svd", abs_norm, _bias_norm(layer, x), kernel.shape[0]
+  return bound, "svd", abs_norm, bias_norm, kernel.shape[0]
 
 
 def _conv_kernel_and_geometry(layer: _Layer, rank: int):
@@ -418,7 +414,7 @@ def _conv_bound(layer: _Layer, x: jax.Array, y: jax.Array) -> tuple:
     layer.module.padding, x.shape[1:-1], kernel.shape[:rank], strides, dilation
   )
   reference = _conv_reference(x, kernel, tuple(strides), padding, tuple(dilation))
-  _check_matches(layer, x, y, np.asarray(reference, np.float64))
+  bias_norm = _check_matches(layer, x, y, np.asarray(reference, np.float64))
   kernel = np.asarray(kernel, np.float64)
   value, method = conv_operator_norm_bound(kernel, x.shape[1:-1], strides, padding, dilation)
   # Each output sums at most the window times c_in products (its row of |A| sums to at most
@@ -429,7 +425,7 @@ def _conv_bound(layer: _Layer, x: jax.Array, y: jax.Array) -> tuple:
   columns = magnitude.sum(axis=tuple(range(rank)) + (rank + 1,)).max()
   abs_norm = _with_margin(np.sqrt(rows * columns))
   fan_in = int(np.prod(kernel.shape[: rank + 1]))
-  return _with_margin(value), method, abs_norm, _bias_norm(layer, x), fan_in
+  return _with_margin(value), method, abs_norm, bias_norm, fan_in
 
 
 @functools.partial(jax.jit, static_argnums=(2, 3, 4))

@@ -59,7 +59,7 @@ from lipdp.privacy import _validation
 
 # The smoothing width s in grid units. eta(3) = 2 exp(-18 pi^2) / (1 - exp(-18 pi^2)) < 2e-77.
 SMOOTHING = 3
-# sigma / gamma lies in [2^SCALE_BITS, 2^(SCALE_BITS + 1)).
+# The grid gamma is at most 2^-SCALE_BITS of sigma (and, with rounding, of L D / sqrt(d)).
 SCALE_BITS = 16
 # The largest log-ratio slack the accounting accepts.
 MAX_LOG_RATIO_SLACK = 1e-30
@@ -73,11 +73,6 @@ def smoothing_eta(smoothing: float) -> float:
   series), the relative distance of theta_s from 1 (module docstring)."""
   a = 2.0 * math.pi**2 * smoothing**2
   return 2.0 * math.exp(-a) / -math.expm1(-a)
-
-
-def _float_at_most(x: fractions.Fraction) -> float:
-  f = float(x)
-  return math.nextafter(f, -math.inf) if fractions.Fraction(f) > x else f
 
 
 def _float_at_least(x: fractions.Fraction) -> float:
@@ -174,29 +169,27 @@ class LatticeNoise:
     # 2^-16 relative, even where Delta is small against sigma.
     exponent = min(math.frexp(sigma)[1], math.frexp(sensitivity / math.sqrt(dim))[1])
     exponent -= 1 + SCALE_BITS
-    lattice = cls(exponent, SMOOTHING + 1, dim)
-    wanted = fractions.Fraction(lattice.rounded_sensitivity(sensitivity)) * fractions.Fraction(
-      sigma
-    )
-    # accounted_sigma >= sigma * rounded / sensitivity; start just below and step up exactly.
-    target = float(wanted / fractions.Fraction(sensitivity)) / lattice.grid
-    scale = max(SMOOTHING + 1, math.isqrt(max(int(target**2) - 4 * int(target), 0)))
-    while True:
-      lattice = cls(exponent, scale, dim)
-      if fractions.Fraction(lattice.accounted_sigma()) * fractions.Fraction(sensitivity) >= wanted:
-        return lattice
-      scale += 1
+    rounded = cls(exponent, SMOOTHING + 1, dim).rounded_sensitivity(sensitivity)
+    # accounted_sigma >= sigma * rounded / sensitivity, exactly.
+    needed = fractions.Fraction(rounded) * fractions.Fraction(sigma)
+    return cls._smallest_scale(exponent, dim, needed / fractions.Fraction(sensitivity))
 
   @classmethod
   def at_least(cls, sigma: float, grid_exponent: int, dim: int) -> "LatticeNoise":
     """The lattice 2^grid_exponent Z^dim with the smallest integer scale whose accounted sigma
     is at least `sigma` (for values already on the grid, which the rounding does not move)."""
     sigma = _validation.positive(sigma, "sigma")
-    target = sigma / math.ldexp(1.0, grid_exponent)
+    return cls._smallest_scale(grid_exponent, dim, fractions.Fraction(sigma))
+
+  @classmethod
+  def _smallest_scale(cls, exponent: int, dim: int, needed: fractions.Fraction) -> "LatticeNoise":
+    """The lattice 2^exponent Z^dim with the smallest integer scale whose accounted sigma is at
+    least `needed`: start just below sqrt(target^2 + s^2) and step up, compared exactly."""
+    target = float(needed) / math.ldexp(1.0, exponent)
     scale = max(SMOOTHING + 1, math.isqrt(max(int(target**2) - 4 * int(target), 0)))
     while True:
-      lattice = cls(grid_exponent, scale, dim)
-      if lattice.accounted_sigma() >= sigma:
+      lattice = cls(exponent, scale, dim)
+      if fractions.Fraction(lattice.accounted_sigma()) >= needed:
         return lattice
       scale += 1
 
