@@ -55,6 +55,9 @@ class EncoderCertificate:
   log_sigma_lipschitz: Optional[float]
   mean_layer_bounds: tuple
   mean_layers: tuple = ()  # the `lipdp.nn.LayerBound`s of the mean, for its rounding bound
+  # The operators those bounds are about: the release evaluates the mean as these (the
+  # certified kernels themselves, `lipdp.nn.CertifiedChain`), never the layers' forward pass.
+  mean_chain: Optional[lnn.CertifiedChain] = None
 
 
 @contextlib.contextmanager
@@ -123,9 +126,10 @@ def certify_encoder(model: vae_lib.LipschitzVAE, variables: Any, dim: int) -> En
 
 
 def _certify_encoder(model, variables, dim) -> EncoderCertificate:
-  layers = lnn.layer_lipschitz_bounds(
+  chain = lnn.certified_chain(
     model.encoder_mean, submodule_variables(variables, "encoder_mean"), (dim,)
   )
+  layers = chain.bounds
   mean_bound = lnn.chain_bound(layers)  # = certified_lipschitz_bound, one walk instead of two
   layer_bounds = tuple(float(b.bound) for b in layers)
   log_sigma_bound = None
@@ -135,7 +139,7 @@ def _certify_encoder(model, variables, dim) -> EncoderCertificate:
         model.log_sigma_net, submodule_variables(variables, "log_sigma_net"), (dim,)
       )
     )
-  return EncoderCertificate(float(mean_bound), log_sigma_bound, layer_bounds, tuple(layers))
+  return EncoderCertificate(float(mean_bound), log_sigma_bound, layer_bounds, layers, chain)
 
 
 def rounding_error(certificate: EncoderCertificate, domain, mean_scale: float = 1.0) -> float:
@@ -239,16 +243,22 @@ def release_latents(
   mean_scale: float = 1.0,
   log_sigma_scale: float = 1.0,
   lattice: Optional[privacy.LatticeNoise] = None,
+  certificate: Optional[EncoderCertificate] = None,
 ) -> np.ndarray:
   """The mechanism itself: k noisy latents per record, float64, shape (n, k, latent_dim).
+
+  The means are the certified map's: the encoder mean evaluated as the operators its
+  certificate bounded (`EncoderCertificate.mean_chain`; `certificate`, or certified here from
+  `variables`), so that the L the noise is calibrated on is, by construction, a bound for the
+  map that is released, whatever the layers' forward pass computes.
 
   With `lattice` the noise is drawn exactly: each mean is rounded to the lattice and given
   discrete Gaussian noise on it (`lipdp.discrete_gaussian.lattice_release`; accounted by
   `lipdp.privacy.lattice`); `sigma` must then be the lattice's accounted sigma. Otherwise:
 
   mu(x) (and sigma(x)) are computed on the device in float64 at the highest matmul precision
-  (`release_arithmetic`: the map the certificate bounds; `synthesize` bounds its rounding and
-  checks that it fits in the certificate's margin, `check_rounding`); the Gaussian noise is
+  (`release_arithmetic`; `synthesize` bounds the mean's rounding and checks that it fits in
+  the certificate's margin, `check_rounding`); the Gaussian noise is
   drawn on the host in float64 (`lipdp.randomness.standard_normal`), which reaches 12.2
   standard deviations where JAX's float32 sampler stops near 5.2.
 
@@ -271,7 +281,8 @@ def release_latents(
       f"(its accounted_sigma()), got {sigma!r}"
     )
 
-  encode = _jitted_encode(model, mean_scale, log_sigma_scale)
+  certificate = _mean_certificate(model, variables, records, certificate)
+  encode = _jitted_encode(model, certificate.mean_chain, mean_scale, log_sigma_scale)
   out = []
 
   def consume(begin, count, encoded):
@@ -292,8 +303,21 @@ def release_latents(
     xi = randomness.standard_normal(noise_rng, (mu.shape[0], k, mu.shape[-1]))
     out.append(mu[:, None, :] + noise_sigma[:, None, None] * xi)
 
-  _encode_in_float64(encode, variables, records, batch_size, consume)
+  _encode_in_float64(encode, model, variables, certificate, records, batch_size, consume)
   return np.concatenate(out, axis=0)
+
+
+def _mean_certificate(model, variables, records, certificate) -> EncoderCertificate:
+  """`certificate`, or the encoder's, certified now from `variables`; refused without the
+  operators the release evaluates."""
+  if certificate is None:
+    certificate = certify_encoder(model, variables, np.shape(records)[-1])
+  if certificate.mean_chain is None:
+    raise ValueError(
+      "the certificate holds no certified operators (mean_chain) to evaluate: make it with "
+      "certify_encoder"
+    )
+  return certificate
 
 
 def _release_variables(variables: Any) -> Any:
@@ -302,13 +326,17 @@ def _release_variables(variables: Any) -> Any:
   return in_float64(_on_one_device(variables))
 
 
-def _encode_in_float64(encode, variables, records, batch_size: int, consume) -> None:
-  """`encode` (a `_jitted_encode`) over the records in chunks, in `release_arithmetic` on the
-  float64 weights, each chunk's output given to `consume(begin, count, encoded)`."""
+def _encode_in_float64(
+  encode, model, variables, certificate, records, batch_size: int, consume
+) -> None:
+  """`encode` (a `_jitted_encode`) over the records in chunks, in `release_arithmetic`, on the
+  certified operators and (for a heteroscedastic model's sigma(x)) the float64 weights; each
+  chunk's output given to `consume(begin, count, encoded)`."""
   with release_arithmetic():
-    variables = _release_variables(variables)
+    arrays = jax.device_put(certificate.mean_chain.arrays(), jax.local_devices()[0])
+    weights = _release_variables(variables) if model.heteroscedastic else None
     records = np.asarray(records, np.float32)  # the float32 vectors the domain holds
-    _in_chunks(lambda chunk: encode(variables, chunk), (records,), batch_size, consume)
+    _in_chunks(lambda chunk: encode(weights, arrays, chunk), (records,), batch_size, consume)
 
 
 def _check_scale(name: str, scale: float) -> None:
@@ -317,25 +345,43 @@ def _check_scale(name: str, scale: float) -> None:
     raise ValueError(f"{name} must be in (0, 1], got {scale}")
 
 
-def _jitted_encode(model: vae_lib.LipschitzVAE, mean_scale: float, log_sigma_scale: float):
-  """(variables, records) -> (mu, sigma) of `LipschitzVAE.encode`, compiled once per model; to
-  be called in `release_arithmetic` with float64 variables (the map the certificate bounds: no
-  float32 or TF32 rounding). The float32 records are cast to float64 inside (exact), one chunk
-  at a time, so the host never holds a float64 copy of every record."""
+def _jitted_encode(
+  model: vae_lib.LipschitzVAE,
+  chain: lnn.CertifiedChain,
+  mean_scale: float,
+  log_sigma_scale: float,
+):
+  """(variables, operators, records) -> (mu, sigma), compiled once per model and chain
+  structure; to be called in `release_arithmetic` (no float32 or TF32 rounding).
+
+  mu = mean_scale * the certified chain's map (`lipdp.nn.evaluate_certified` on
+  `chain.arrays()`, float64); sigma = sigma(x) of `LipschitzVAE.encode` on the float64
+  `variables` for a heteroscedastic model (its mean is dead code, dropped by XLA), the
+  model's constant sigma otherwise (`variables` unused). The float32 records are cast to
+  float64 inside (exact), one chunk at a time, so the host never holds a float64 copy of every
+  record."""
+  structure = chain.structure()
 
   def build():
-    def encode(variables, chunk):
-      return model.apply(
-        variables,
-        chunk.astype(jnp.float64),
-        mean_scale,
-        log_sigma_scale,
-        method=vae_lib.LipschitzVAE.encode,
-      )
+    def encode(variables, arrays, chunk):
+      x = chunk.astype(jnp.float64)
+      mu = lnn.evaluate_certified(structure, arrays, x) * mean_scale
+      if model.heteroscedastic:
+        _, sigma = model.apply(
+          variables, x, 1.0, log_sigma_scale, method=vae_lib.LipschitzVAE.encode
+        )
+      else:
+        sigma = jnp.full(mu.shape[:-1], model.sigma, dtype=mu.dtype)
+      return mu, sigma
 
     return encode
 
-  return _cached_jit(model, "encode", (float(mean_scale), float(log_sigma_scale)), build)
+  scales = (float(mean_scale), float(log_sigma_scale))
+  try:
+    hash(structure)
+  except TypeError:  # an unhashable map in the chain: compiled for this call
+    return jax.jit(build())
+  return _cached_jit(model, "encode", (scales, structure), build)
 
 
 def encoder_means(
@@ -344,19 +390,22 @@ def encoder_means(
   records: np.ndarray,
   mean_scale: float = 1.0,
   batch_size: int = 4096,
+  certificate: Optional[EncoderCertificate] = None,
 ) -> np.ndarray:
   """mu(x) of each record, float64, shape (n, latent_dim): the means `release_latents` adds its
-  noise to (the same map, the same precision), without the noise. For diagnostics of a trained
-  encoder (experiments/release_information.py): the means of private records are not released."""
+  noise to (the same certified map, the same precision), without the noise. For diagnostics of
+  a trained encoder (experiments/release_information.py): the means of private records are not
+  released."""
   _check_scale("mean_scale", mean_scale)
-  encode = _jitted_encode(model, mean_scale, 1.0)
+  certificate = _mean_certificate(model, variables, records, certificate)
+  encode = _jitted_encode(model, certificate.mean_chain, mean_scale, 1.0)
   out = []
 
   def consume(begin, count, encoded):
     del begin
     out.append(np.asarray(encoded[0], np.float64)[:count])
 
-  _encode_in_float64(encode, variables, records, batch_size, consume)
+  _encode_in_float64(encode, model, variables, certificate, records, batch_size, consume)
   return np.concatenate(out, axis=0)
 
 
@@ -643,6 +692,7 @@ def synthesize(
     mean_scale=mean_scale,
     log_sigma_scale=log_sigma_scale,
     lattice=lattice,
+    certificate=certificate,
   )
   # Everything below is post-processing of the float64 latents. Its draws (style latents,
   # sampled categories, the shuffle) show in the released records, so secret noise gets a

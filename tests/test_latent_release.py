@@ -685,3 +685,52 @@ def test_the_default_release_draws_exact_lattice_noise_at_the_requested_epsilon(
     synth_lib.check_noise_sampler("exact", hetero_model)
   with pytest.raises(ValueError, match="must be one of"):
     synth_lib.check_noise_sampler("discrete", model)
+
+
+def test_the_release_evaluates_the_certificates_operators(hetero):
+  """The released means are the certified operators' map (`EncoderCertificate.mean_chain`), not
+  the layers' forward pass: with a certificate whose kernels are doubled, the means move away
+  from the value at 0 twice as far, and the noise is added to exactly those means. Without
+  operators, a certificate is refused."""
+  data, model, variables = hetero
+  records = data.train[:5]
+  certificate = synth_lib.certify_encoder(model, variables, data.domain.dim)
+  chain = certificate.mean_chain
+  doubled = lnn.CertifiedChain(
+    chain.bounds,
+    tuple(
+      dataclasses.replace(op, kernel=2 * op.kernel) if op.kind != "map" else op
+      for op in chain.operators
+    ),
+  )
+  # One linear layer before the activation: doubling its kernel doubles x A, and the chain
+  # is piecewise linear, so compare through its first layer only.
+  first = lnn.CertifiedChain(chain.bounds[:1], chain.operators[:1])
+  forged_first = lnn.CertifiedChain(doubled.bounds[:1], doubled.operators[:1])
+  zero = np.zeros((1, data.domain.dim), np.float32)
+  inputs = np.concatenate([records, zero])
+
+  def means(chain):
+    cert = dataclasses.replace(certificate, mean_chain=chain)
+    return synth_lib.encoder_means(model, variables, inputs, certificate=cert)
+
+  plain, forged = means(first), means(forged_first)
+  np.testing.assert_allclose(forged[:-1] - forged[-1], 2 * (plain[:-1] - plain[-1]), rtol=1e-12)
+  released = synth_lib.encoder_means(model, variables, records)
+  np.testing.assert_allclose(released, synth_lib.encoder_means(
+    model, variables, records, certificate=certificate), rtol=0, atol=0)  # fmt: skip
+  mu, _ = model.apply(variables, jnp.asarray(records), method=vae_lib.LipschitzVAE.encode)
+  np.testing.assert_allclose(released, np.asarray(mu, np.float64), rtol=1e-5, atol=1e-6)
+  rng, again = np.random.default_rng(4), np.random.default_rng(4)
+  forged_cert = dataclasses.replace(certificate, mean_chain=doubled)
+  latents = synth_lib.release_latents(model, variables, records, 1, rng, certificate=forged_cert)
+  doubled_means = synth_lib.encoder_means(model, variables, records, certificate=forged_cert)
+  sigma = np.clip(
+    np.asarray(model.apply(variables, jnp.asarray(records), method=vae_lib.LipschitzVAE.encode)[1],
+               np.float64), model.sigma_min, model.sigma_max)  # fmt: skip
+  noise = sigma[:, None, None] * randomness.standard_normal(again, (5, 1, latents.shape[-1]))
+  np.testing.assert_allclose(latents, doubled_means[:, None, :] + noise, rtol=1e-6, atol=1e-6)
+  with pytest.raises(ValueError, match="no certified operators"):
+    synth_lib.encoder_means(
+      model, variables, records, certificate=dataclasses.replace(certificate, mean_chain=None)
+    )

@@ -110,6 +110,111 @@ class LayerBound:
   fan_in: int = 0
 
 
+@dataclasses.dataclass(frozen=True, eq=False)
+class CertifiedOperator:
+  """One layer of the chain as the certificate bounded it, so that exactly that map can be
+  evaluated (`CertifiedChain`).
+
+  Attributes:
+    kind: ``'dense'`` (``x @ kernel + bias``), ``'conv'`` (the convolution with the explicit
+      padding ``geometry = (strides, padding, dilation)``, plus ``bias``) or ``'map'`` (a
+      parameter-free 1-Lipschitz map the certificate knows, ``function``, applied as is).
+    kernel: the linear operator's kernel whose norm was bounded (the very array, in the
+      arithmetic the certificate ran in).
+    bias: the layer's value at 0 for one record (its output shape), the bias the rounding
+      bound was given.
+  """
+
+  kind: str
+  kernel: Optional[np.ndarray] = None
+  bias: Optional[np.ndarray] = None
+  geometry: tuple = ()
+  function: Optional[Callable[[jax.Array], jax.Array]] = None
+
+  def structure(self) -> tuple:
+    """What the evaluation needs besides the arrays: static, hashable for a layer the
+    certificate knows."""
+    return (self.kind, self.geometry, self.function)
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class CertifiedChain:
+  """The certificate of a chain and the operators it bounded.
+
+  ``bounds`` are the per-layer certified bounds (``layer_lipschitz_bounds``). ``operators``
+  are the maps they bound, in order: evaluating them (``__call__``, or ``evaluate_certified``
+  inside a caller's own jitted function) computes the composition the certificate is about by
+  construction, each linear layer as ``x @ K + b`` (or its convolution) with the certified
+  kernel ``K`` itself, not the layer's forward pass, which the certificate only compares with
+  it on probes. This is the premise of ``rounding_error_bound``; ``lipdp.latent_release``
+  computes the released means this way.
+  """
+
+  bounds: tuple[LayerBound, ...]
+  operators: tuple[CertifiedOperator, ...]
+
+  def structure(self) -> tuple:
+    return tuple(op.structure() for op in self.operators)
+
+  def arrays(self) -> tuple:
+    """The kernels and biases of the linear operators, in order (the arguments of
+    ``evaluate_certified``)."""
+    return tuple((op.kernel, op.bias) for op in self.operators if op.kind != "map")
+
+  def __call__(self, x: jax.Array) -> jax.Array:
+    structure = self.structure()
+    try:
+      hash(structure)
+    except TypeError:  # an unhashable map: compile for this call
+      return jax.jit(functools.partial(evaluate_certified, structure))(self.arrays(), x)
+    return _evaluate_jitted(structure, self.arrays(), x)
+
+
+def evaluate_certified(structure: tuple, arrays: tuple, x: jax.Array) -> jax.Array:
+  """The certified chain's map at ``x`` (a batch), from ``CertifiedChain.structure()`` and
+  ``.arrays()``, in the dtype of ``x`` and the arrays (float64 inside ``jax.enable_x64``), at
+  the highest matmul precision. Pure: call it inside a jitted function."""
+  linear = iter(arrays)
+  for kind, geometry, function in structure:
+    if kind == "map":
+      x = function(x)
+      continue
+    kernel, bias = next(linear)
+    if kind == "dense":
+      x = jax.lax.dot_general(
+        x, kernel, (((x.ndim - 1,), (0,)), ((), ())), precision=jax.lax.Precision.HIGHEST
+      )
+    else:
+      strides, padding, dilation = geometry
+      x = _convolve(x, kernel, strides, padding, dilation)
+    x = x + bias
+  return x
+
+
+_evaluate_jitted = jax.jit(evaluate_certified, static_argnums=0)
+
+
+def certified_chain(model: nn.Module, variables: Any, input_shape: Sequence[int]) -> CertifiedChain:
+  """The certificate of a ``LipschitzSequential`` with the operators it bounds (arguments and
+  errors as ``layer_lipschitz_bounds``)."""
+  if type(model) is not LipschitzSequential:  # pylint: disable=unidiomatic-typecheck
+    raise TypeError(
+      f"Only a LipschitzSequential chain can be certified, got {type(model).__name__}."
+    )
+  bound = model.bind(variables)
+  probe = jnp.asarray(
+    np.random.default_rng(0).standard_normal((2,) + tuple(input_shape)), jnp.float32
+  )
+  bounds: list[LayerBound] = []
+  operators: list[CertifiedOperator] = []
+  # The probe runs at the highest matmul precision (no TF32 on GPUs); lipdp's release calls
+  # this in float64 on float64 weights (`lipdp.latent_release.release_arithmetic`), and the
+  # match check below holds to 4e-6 whether the layer computes in float32 or float64.
+  with jax.default_matmul_precision("highest"):
+    _walk(bound, probe, "", bounds, operators)
+  return CertifiedChain(tuple(bounds), tuple(operators))
+
+
 def layer_lipschitz_bounds(
   model: nn.Module, variables: Any, input_shape: Sequence[int]
 ) -> list[LayerBound]:
@@ -127,21 +232,7 @@ def layer_lipschitz_bounds(
     TypeError: for a model that is not a ``LipschitzSequential``, for a layer the certificate
       cannot bound, or for a layer whose forward pass is not the operator it exposes.
   """
-  if type(model) is not LipschitzSequential:  # pylint: disable=unidiomatic-typecheck
-    raise TypeError(
-      f"Only a LipschitzSequential chain can be certified, got {type(model).__name__}."
-    )
-  bound = model.bind(variables)
-  probe = jnp.asarray(
-    np.random.default_rng(0).standard_normal((2,) + tuple(input_shape)), jnp.float32
-  )
-  bounds: list[LayerBound] = []
-  # The probe runs at the highest matmul precision (no TF32 on GPUs); lipdp's release calls
-  # this in float64 on float64 weights (`lipdp.latent_release.release_arithmetic`), and the
-  # match check below holds to 4e-6 whether the layer computes in float32 or float64.
-  with jax.default_matmul_precision("highest"):
-    _walk(bound, probe, "", bounds)
-  return bounds
+  return list(certified_chain(model, variables, input_shape).bounds)
 
 
 def certified_lipschitz_bound(
@@ -175,8 +266,9 @@ def rounding_error_bound(
   bounds: Sequence[LayerBound], input_norm: float, unit: float = FLOAT64_UNIT
 ) -> tuple[float, float]:
   """An upper bound on ||f_computed(x) - f(x)||_2 for every input with ||x||_2 <= input_norm,
-  when each layer's operator is the one certified and the evaluation rounds with unit `unit`
-  (2^-53 for float64, 2^-24 for float32).
+  when each layer computes the operator it is certified for, its certified kernel itself
+  (`CertifiedChain`, which evaluates exactly those), and the evaluation rounds with unit
+  `unit` (2^-53 for float64, 2^-24 for float32).
 
   Each output of a linear layer is an inner product of m = fan_in products plus the bias.
   Evaluated in floating point in any order, with or without fused multiply-adds, it is off by
@@ -219,11 +311,12 @@ def rounding_slack(bounds: Sequence[LayerBound]) -> float:
   """The share of the certified bound that the rounding of the evaluation may use, relative:
   1 - ((1 + _MATCH_RTOL) / (1 + FLOAT_SAFETY_MARGIN))^n over the n linear layers.
 
-  The certified bound is prod_l sigma_l (1 + FLOAT_SAFETY_MARGIN); the forward pass's operator
-  is sigma_l's up to the factor 1 + _MATCH_RTOL that its cross-check accepts, so the exact map
-  the forward pass evaluates is at most prod_l sigma_l (1 + _MATCH_RTOL)-Lipschitz, and
-  L D (1 - this) is left over for the evaluation's additive rounding (twice E, for two
-  records)."""
+  The certified bound is prod_l sigma_l (1 + FLOAT_SAFETY_MARGIN), sigma_l the float64 SVD's
+  (or FFT's) norm of the certified kernel. Evaluated as its certified operators
+  (`CertifiedChain`), the exact map is prod_l sigma_l-Lipschitz up to that SVD's error; this
+  share still sets aside the factor 1 + _MATCH_RTOL per layer that the forward cross-check
+  accepts, so it also holds for a forward pass that the cross-check accepted. L D times it is
+  left over for the evaluation's additive rounding (twice E, for two records)."""
   linear = sum(1 for b in bounds if b.abs_norm is not None)
   ratio = (1.0 + _MATCH_RTOL) / (1.0 + FLOAT_SAFETY_MARGIN)
   # The margin also covers the SVD's / FFT's float64 error (~1e-13 per layer): 1e-12 reserved.
@@ -262,22 +355,29 @@ class _Layer:
     return self._kernel(self.module, self.variables)
 
 
-def _walk(chain: nn.Module, x: jax.Array, prefix: str, out: list[LayerBound]) -> jax.Array:
+def _walk(
+  chain: nn.Module,
+  x: jax.Array,
+  prefix: str,
+  out: list[LayerBound],
+  operators: list[CertifiedOperator],
+) -> jax.Array:
   for index, layer in enumerate(chain.layers):
     is_module = isinstance(layer, nn.Module)
     path = prefix + (layer.name if is_module else f"[{index}]")
     if is_module and type(layer) is LipschitzSequential:  # pylint: disable=unidiomatic-typecheck
-      x = _walk(layer, x, path + "/", out)
+      x = _walk(layer, x, path + "/", out, operators)
       continue
     handler = _handler(layer)
     if is_module:
       _refuse_low_precision(layer)
       layer = _Layer(layer)
     y = layer(x)
-    value, method, *linear = handler(layer, x, y)
+    value, method, linear, operator = handler(layer, x, y)
     name = type(layer.module).__name__ if is_module else getattr(layer, "__name__", repr(layer))
     shapes = (tuple(x.shape[1:]), tuple(y.shape[1:]))
     out.append(LayerBound(path, name, value, method, *shapes, *linear))
+    operators.append(operator)
     x = y
   return x
 
@@ -315,9 +415,9 @@ def _with_margin(value: float) -> float:
   return float(value) * (1.0 + FLOAT_SAFETY_MARGIN)
 
 
-def _check_matches(layer: _Layer, x: jax.Array, y: jax.Array, reference: np.ndarray) -> float:
+def _check_matches(layer: _Layer, x: jax.Array, y: jax.Array, reference: np.ndarray) -> np.ndarray:
   """Raises unless ``layer(x) - layer(0)`` equals the linear operator's ``reference`` output;
-  returns ``||layer(0)||`` for one record, rounded up (the bias, for the rounding bound).
+  returns ``layer(0)`` for one record (the bias: the certified operator's, `CertifiedOperator`).
 
   The test is relative: ``||layer(x) - layer(0) - A x|| <= _MATCH_RTOL ||A x||``. A bias much
   larger than ``A x`` would make the float32 subtraction lose digits, so the probe is first
@@ -347,7 +447,7 @@ def _check_matches(layer: _Layer, x: jax.Array, y: jax.Array, reference: np.ndar
       f"{name}: its forward pass is not the linear operator the certificate would bound "
       f"(relative mismatch {error / max(np.linalg.norm(expected), 1e-30):.2e})."
     )
-  return _with_margin(np.linalg.norm(offset[0]))  # the bias is the same for every record
+  return offset[0]  # the bias is the same for every record
 
 
 def _refuse_custom_ops(module: nn.Module, names: Sequence[str]) -> None:
@@ -380,10 +480,11 @@ def _dense_bound(layer: _Layer, x: jax.Array, y: jax.Array) -> tuple:
   kernel = np.asarray(_dense_kernel(layer), np.float64)
   if kernel.ndim != 2:
     raise TypeError(f"{type(layer.module).__name__}: expected a 2-D kernel, got {kernel.shape}.")
-  bias_norm = _check_matches(layer, x, y, np.asarray(x, np.float64) @ kernel)
+  bias = _check_matches(layer, x, y, np.asarray(x, np.float64) @ kernel)
   abs_norm = _with_margin(np.linalg.norm(kernel))  # || |A| ||_2 <= ||A||_F
   bound = _with_margin(np.linalg.svd(kernel, compute_uv=False)[0])
-  return bound, "svd", abs_norm, bias_norm, kernel.shape[0]
+  linear = (abs_norm, _with_margin(np.linalg.norm(bias)), kernel.shape[0])
+  return bound, "svd", linear, CertifiedOperator("dense", kernel, bias)
 
 
 def _conv_kernel_and_geometry(layer: _Layer, rank: int):
@@ -413,8 +514,9 @@ def _conv_bound(layer: _Layer, x: jax.Array, y: jax.Array) -> tuple:
   padding = resolve_padding(
     layer.module.padding, x.shape[1:-1], kernel.shape[:rank], strides, dilation
   )
-  reference = _conv_reference(x, kernel, tuple(strides), padding, tuple(dilation))
-  bias_norm = _check_matches(layer, x, y, np.asarray(reference, np.float64))
+  geometry = (tuple(strides), padding, tuple(dilation))
+  reference = _conv_reference(x, kernel, *geometry)
+  bias = _check_matches(layer, x, y, np.asarray(reference, np.float64))
   kernel = np.asarray(kernel, np.float64)
   value, method = conv_operator_norm_bound(kernel, x.shape[1:-1], strides, padding, dilation)
   # Each output sums at most the window times c_in products (its row of |A| sums to at most
@@ -425,24 +527,33 @@ def _conv_bound(layer: _Layer, x: jax.Array, y: jax.Array) -> tuple:
   columns = magnitude.sum(axis=tuple(range(rank)) + (rank + 1,)).max()
   abs_norm = _with_margin(np.sqrt(rows * columns))
   fan_in = int(np.prod(kernel.shape[: rank + 1]))
-  return _with_margin(value), method, abs_norm, bias_norm, fan_in
+  linear = (abs_norm, _with_margin(np.linalg.norm(bias)), fan_in)
+  return _with_margin(value), method, linear, CertifiedOperator("conv", kernel, bias, geometry)
 
 
-@functools.partial(jax.jit, static_argnums=(2, 3, 4))
-def _conv_reference(x, kernel, strides, padding: ConvPadding, dilation) -> jax.Array:
-  """The certified operator: the convolution rebuilt from the explicit padding."""
+def _convolve(x, kernel, strides, padding: ConvPadding, dilation) -> jax.Array:
+  """The certified operator: the convolution rebuilt from the explicit padding, in the dtype
+  of its arguments."""
   if padding.circular:
     x = jnp.pad(x, ((0, 0),) + padding.pads + ((0, 0),), mode="wrap")
     pads = "VALID"
   else:
     pads = list(padding.pads)
   return conv(
-    x.astype(jnp.float32),
-    jnp.asarray(kernel, jnp.float32),
+    x,
+    kernel,
     strides=strides,
     padding=pads,
     kernel_dilation=dilation,
     precision=jax.lax.Precision.HIGHEST,
+  )
+
+
+@functools.partial(jax.jit, static_argnums=(2, 3, 4))
+def _conv_reference(x, kernel, strides, padding: ConvPadding, dilation) -> jax.Array:
+  """The certified operator in float32, for the forward cross-check (`_check_matches`)."""
+  return _convolve(
+    x.astype(jnp.float32), jnp.asarray(kernel, jnp.float32), strides, padding, dilation
   )
 
 
@@ -506,22 +617,32 @@ def conv_operator_norm_bound(
   return float(np.sqrt(max(top, 0.0))), method
 
 
+@dataclasses.dataclass(frozen=True)
+class _ParameterFree:
+  """A parameter-free module of the chain (an activation, Flatten) as a function of x."""
+
+  module: nn.Module
+
+  def __call__(self, x: jax.Array) -> jax.Array:
+    return self.module.apply({}, x)
+
+
 def _one_lipschitz_function(layer, x, y) -> tuple:
-  del layer, x, y
-  return 1.0, "1-Lipschitz function"
+  del x, y
+  return 1.0, "1-Lipschitz function", (), CertifiedOperator("map", function=layer)
 
 
 def _sort_bound(layer, x, y) -> tuple:
   if y.shape != x.shape:
     raise TypeError(f"{type(layer.module).__name__} changed the shape {x.shape} -> {y.shape}.")
-  return 1.0, "permutation per region"
+  operator = CertifiedOperator("map", function=_ParameterFree(layer.module))
+  return 1.0, "permutation per region", (), operator
 
 
 def _flatten_bound(layer, x, y) -> tuple:
-  del layer
   if y.size != x.size:
     raise TypeError(f"Flatten changed the size {x.shape} -> {y.shape}.")
-  return 1.0, "reshape"
+  return 1.0, "reshape", (), CertifiedOperator("map", function=_ParameterFree(layer.module))
 
 
 _MODULE_HANDLERS = {

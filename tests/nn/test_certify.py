@@ -11,6 +11,7 @@ import pytest
 from lipdp.nn import (
   FLOAT_SAFETY_MARGIN,
   AOLConv,
+  AOLDense,
   BjorckDense,
   Flatten,
   GroupSort,
@@ -321,3 +322,78 @@ def test_the_rounding_bound_holds_against_an_exact_reference_in_float64(fan_in):
   bound, _ = rounding_error_bound(bounds, float(np.linalg.norm(x)))
   assert observed <= bound
   assert observed >= bound / (2 * math.sqrt(fan_in))
+
+
+def _release_float64(model, variables, shape, x):
+  """(the certified chain, its map at x, the network's forward pass at x), in float64."""
+  from lipdp import latent_release  # pylint: disable=g-import-not-at-top
+
+  with latent_release.release_arithmetic():
+    variables64 = latent_release.in_float64(variables)
+    chain = certify.certified_chain(model, variables64, shape)
+    assert chain.bounds == tuple(layer_lipschitz_bounds(model, variables64, shape))
+    x = jnp.asarray(x, jnp.float64)
+    return chain, np.asarray(chain(x)), np.asarray(jax.jit(model.apply)(variables64, x))
+
+
+CHAINS = {
+  "mlp": (
+    lambda: LipschitzSequential(
+      [
+        BjorckDense(8),
+        MaxMin(),
+        SpectralDense(6),
+        GroupSort(3),
+        nn.Dense(4),
+        jax.nn.relu,
+        LipschitzSequential([AOLDense(4)]),
+      ]
+    ),
+    (5,),
+  ),
+  "conv": (
+    lambda: LipschitzSequential(
+      [
+        SpectralConv(4, (3, 3), padding="CIRCULAR", strides=2),
+        MaxMin(),
+        AOLConv(4, (3, 3), padding="SAME"),
+        nn.Conv(2, (2, 2), padding="VALID", kernel_dilation=2),
+        Flatten(),
+        BjorckDense(3),
+      ]
+    ),
+    (6, 6, 2),
+  ),
+}
+
+
+@pytest.mark.parametrize("name", sorted(CHAINS))
+def test_the_certified_chain_evaluates_the_network(name):
+  """The operators the certificate bounded, evaluated in order (what the release computes its
+  means with), are the network: equal to its forward pass to float64 rounding."""
+  build, shape = CHAINS[name]
+  model = build()
+  variables = _init(model, shape)
+  x = np.random.default_rng(1).uniform(-1, 1, (3,) + shape)
+  _, chained, forward = _release_float64(model, variables, shape, x)
+  assert chained.shape == forward.shape
+  np.testing.assert_allclose(chained, forward, rtol=1e-12, atol=1e-12)
+
+
+def test_the_certified_chain_applies_the_certified_kernel_not_the_forward_pass(monkeypatch):
+  """A kernel 1 + 1e-6 away from the forward pass's passes the cross-check: the chain
+  evaluates the kernel that was bounded (its map is that kernel's, whose norm the certified
+  bound is), not the forward pass's."""
+  model = LipschitzSequential([nn.Dense(4)])
+  variables = _init(model, (5,))
+  read = certify._dense_kernel  # pylint: disable=protected-access
+  factor = 1.0 + 1e-6
+  monkeypatch.setattr(certify, "_dense_kernel", lambda layer: read(layer) * factor)
+  x = np.random.default_rng(2).uniform(-1, 1, (3, 5))
+  chain, chained, forward = _release_float64(model, variables, (5,), np.concatenate([x, 0 * x[:1]]))
+  np.testing.assert_allclose(
+    chained[:3] - chained[3], factor * (forward[:3] - forward[3]), rtol=1e-12
+  )
+  kernel = np.asarray(variables["params"]["layers_0"]["kernel"], np.float64) * factor
+  np.testing.assert_array_equal(chain.operators[0].kernel, kernel)
+  assert chain.bounds[0].bound == np.linalg.norm(kernel, 2) * MARGIN
