@@ -14,13 +14,18 @@ the target's, with no floating-point number anywhere. The words come from a NumP
   Laplace proposal with t = floor(s) + 1, accepted with probability
   exp(-(|y| - s^2/t)^2 / (2 s^2))).
 - `lattice_release(rng, means, lattice, k)`: the release of `lipdp.privacy.lattice`.
+- `exponential_mechanism(rng, scores, temperature)`: an index drawn with probability exactly
+  proportional to exp(s_i / T), for the float64 scores and temperature as given (their exact
+  binary values), by rejection with Algorithm 1's Bernoulli(exp(-p/q)).
 
 `discrete_gaussian_array` runs the same algorithms on arrays in int64 where the scale allows
 (an integer scale up to 2^24: a lattice release's unless L D / sigma < sqrt(d) / 128); the
 scalar functions, in Python ints, are the reference, and serve larger scales.
 """
 
+import fractions
 import math
+from typing import Sequence
 
 import numpy as np
 
@@ -110,6 +115,35 @@ def discrete_gaussian(source: WordSource, scale_squared: int) -> int:
     gap = abs(y) * t - scale_squared  # (|y| - s^2 / t) t
     if bernoulli_exp(source, gap * gap, denominator):
       return y
+
+
+def exponential_mechanism(
+  rng: np.random.Generator, scores: Sequence[float], temperature: float
+) -> int:
+  """Index i with probability exactly exp(s_i / T) / sum_j exp(s_j / T), where s_i and T are the
+  exact values of the given float64 numbers (McSherry and Talwar 2007's mechanism, sampled
+  without floating-point arithmetic).
+
+  Rejection from the uniform proposal: draw i uniformly, keep it with probability
+  exp(-(max_j s_j - s_i) / T), a Bernoulli(exp(-p/q)) on the exact rational gap (Canonne,
+  Kamath and Steinke 2020, Algorithm 1), else draw again. A kept index has probability
+  proportional to exp(s_i / T); the maximum, always kept, bounds the expected number of
+  proposals by the number of scores. (The number of proposals, like every running time here,
+  depends on the scores: timing is outside the privacy model.)
+  """
+  values = np.asarray(scores, dtype=np.float64)
+  if values.ndim != 1 or values.size == 0 or not np.all(np.isfinite(values)):
+    raise ValueError(f"scores must be a non-empty 1-D array of finite numbers, got {scores!r}")
+  if not (math.isfinite(temperature) and temperature > 0):
+    raise ValueError(f"temperature must be positive and finite, got {temperature!r}")
+  exact = [fractions.Fraction(float(v)) for v in values]
+  top, scale = max(exact), fractions.Fraction(float(temperature))
+  source = WordSource(rng, block=16)
+  while True:
+    i = source.below(len(exact))
+    gap = (top - exact[i]) / scale
+    if bernoulli_exp(source, gap.numerator, gap.denominator):
+      return i
 
 
 def discrete_gaussian_array(

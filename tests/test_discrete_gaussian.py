@@ -184,3 +184,24 @@ def test_laplace_measurements_are_discrete_laplaces_at_least_as_wide_on_the_coun
   # A scale past 2^16: the grid stays 1, so odd counts are as much on it as even ones.
   wide = dg.laplace_measurement(rng, np.array([3.0, 4.0]), 2.0**17 + 1)
   np.testing.assert_array_equal(wide, np.round(wide))
+
+
+def test_the_exponential_mechanism_matches_its_distribution():
+  """Frequencies of 4,000 draws against exp(s_i / T) / Z (chi-squared, and a neighbour with one
+  score moved by T ln 2 is rejected), with scores whose exact binary values matter (0.1);
+  a gap of 2,000 T is never crossed, and equal scores are uniform."""
+  rng = np.random.default_rng(0)
+  scores, temperature = np.array([0.1, 1.0, 2.5, -0.7]), 0.9
+  draws = np.bincount([dg.exponential_mechanism(rng, scores, temperature) for _ in range(4000)])
+  weights = np.exp(scores / temperature)
+  assert stats.chisquare(draws, 4000 * weights / weights.sum()).pvalue > 1e-4
+  moved = weights * np.array([1, 1, 2, 1])
+  assert stats.chisquare(draws, 4000 * moved / moved.sum()).pvalue < 1e-6
+  assert {dg.exponential_mechanism(rng, [0.0, -2000.0], 1.0) for _ in range(50)} == {0}
+  equal = np.bincount([dg.exponential_mechanism(rng, [3.0] * 3, 0.5) for _ in range(1500)])
+  assert stats.chisquare(equal).pvalue > 1e-4
+  for bad in ([], [[1.0]], [1.0, math.nan]):
+    with pytest.raises(ValueError, match="scores"):
+      dg.exponential_mechanism(rng, bad, 1.0)
+  with pytest.raises(ValueError, match="temperature"):
+    dg.exponential_mechanism(rng, [1.0], 0.0)

@@ -6,9 +6,10 @@ graphical model from noisy marginals and samples synthetic records from it. Ever
 post-processing of the measurements made here. mbi is imported only when MST or AIM runs, so
 lipdp works without it.
 
-Privacy noise comes from the caller's NumPy generator: the Gaussian measurements exactly, as
+Privacy noise comes from the caller's NumPy generator, exactly: the Gaussian measurements as
 discrete Gaussians on a lattice (`lipdp.discrete_gaussian.gaussian_measurement`), the
-exponential-mechanism selections in float64. mbi's own sampling and domain decompression draw
+exponential-mechanism selections by rejection with exact Bernoulli draws on the float64 scores,
+whose rounding is bounded and added to their sensitivity (`exponential_select`). mbi's own sampling and domain decompression draw
 from NumPy's global generator; `_seeded_global_numpy` seeds it from the caller's generator for
 the call and restores it afterwards (post-processing randomness, made reproducible).
 """
@@ -82,11 +83,71 @@ def gaussian_measure(x: np.ndarray, sigma: float, rng: np.random.Generator) -> n
   )
 
 
-def exponential_select(scores: np.ndarray, temperature: float, rng: np.random.Generator) -> int:
-  """Index drawn with probability proportional to exp(score / T): Gumbel-max, exact in real
-  arithmetic, drawn here in float64 (whose discreteness no guarantee models)."""
-  scores = np.asarray(scores, dtype=np.float64)
-  return int(np.argmax(scores / temperature + rng.gumbel(size=scores.shape)))
+_FLOAT64_UNIT = 2.0**-53
+_SMALLEST_NORMAL = 2.0**-1022
+
+
+def score_rounding_bound(
+  cells: int, total: float, model: np.ndarray, weight: float = 1.0, offset: float = 0.0
+) -> float:
+  """A bound on |q_computed - q| for the score q = weight (sum_i |a_i - x_i| - offset) computed
+  in float64 as NumPy does it (the differences, their absolute values, a sum in any order,
+  then the offset and the weight), where a is a histogram of `total` records over `cells`
+  cells and x = `model` the model's marginal. The model, the offset and the weight are fixed
+  by public values and earlier outputs, and `total` is public under replace-one, so the bound
+  is the same for neighbouring data sets: the computed score's sensitivity is at most the
+  exact score's plus twice it.
+
+  S = sum |a_i - x_i| <= total + sum |x_i| =: S_max. Each |a_i - x_i| rounds by a relative u
+  and the sum of m terms by gamma_{m-1} times their sum in any order (Higham, "Accuracy and
+  Stability of Numerical Algorithms", 2nd ed. 2002, section 4.2), so |S~ - S| <= gamma_m
+  S_max, plus 2 m lambda (lambda = 2^-1022) should an operation flush a subnormal result to
+  zero. The offset and the weight round once each: |q~ - q| <= w (E_S + 2 u (1 + u) (S_max +
+  E_S + |offset|) + 2 lambda)."""
+  m = int(cells)
+  if m < 1 or not m * _FLOAT64_UNIT < 0.25:
+    raise ValueError(f"cells must be a positive count below 2^51, got {cells!r}")
+  model_mass = math.fsum(np.abs(np.asarray(model, np.float64)).ravel().tolist())
+  top = (float(total) + model_mass) * (1.0 + 1e-12)  # fsum rounds by at most a relative u
+  gamma = m * _FLOAT64_UNIT / (1.0 - m * _FLOAT64_UNIT)
+  sum_error = gamma * top + 2 * m * _SMALLEST_NORMAL
+  tail = 2.0 * _FLOAT64_UNIT * (1.0 + _FLOAT64_UNIT) * (top + sum_error + abs(float(offset)))
+  # Each step above may round down by a relative 2^-52 or so; 1e-12 relative covers them.
+  return abs(float(weight)) * (sum_error + tail + 2 * _SMALLEST_NORMAL) * (1.0 + 1e-12)
+
+
+def exponential_select(
+  scores: np.ndarray,
+  temperature: float,
+  sensitivity: float,
+  rounding: float,
+  rng: np.random.Generator,
+) -> Tuple[int, Any]:
+  """The exponential mechanism, drawn exactly, on float64 scores each within `rounding` of its
+  exact value (`score_rounding_bound`), whose exact sensitivity is `sensitivity`.
+
+  The computed scores' sensitivity is at most Delta' = sensitivity + 2 rounding, so the
+  selection runs at a temperature T' >= T Delta' / Delta at which it is accounted at no more
+  than the epsilon = 2 Delta / T planned (`covering_temperature`), and draws index i with
+  probability exactly proportional to exp(s_i / T') (`lipdp.discrete_gaussian
+  .exponential_mechanism`). Returns the index and the `NoisyMeasurement` of the selection."""
+  raised = covering_temperature(temperature, sensitivity, sensitivity + 2.0 * rounding)
+  index = discrete_gaussian.exponential_mechanism(rng, scores, raised)
+  return index, selections(raised, sensitivity + 2.0 * rounding, 1)
+
+
+def covering_temperature(temperature: float, sensitivity: float, raised: float) -> float:
+  """The temperature at which the exponential mechanism with sensitivity `raised` (>=
+  `sensitivity`) is accounted at no more than with (`temperature`, `sensitivity`):
+  T Delta' / Delta, moved up by ulps until the accountant's epsilon = 2 Delta' / T' is no
+  larger."""
+  if not raised >= sensitivity:
+    raise ValueError(f"the raised sensitivity {raised} is below {sensitivity}")
+  planned = zcdp.exponential_epsilon(temperature, sensitivity)
+  out = temperature * (raised / sensitivity)
+  while zcdp.exponential_epsilon(out, raised) > planned:
+    out = math.nextafter(out, math.inf)
+  return out
 
 
 def mbi_domain(mbi, sizes: Mapping[str, int]):

@@ -175,10 +175,17 @@ def fit(
         for cl in offered
       ]
     )
+    rounding = max(
+      _pgm.score_rounding_bound(xhat[cl].size, n, xhat[cl], candidates[cl], bias * answers[cl].size)
+      for cl in offered
+    )
     score_sensitivity = 2.0 * max(candidates[cl] for cl in offered)
     temperature = 2.0 * score_sensitivity / eps
-    cl = offered[_pgm.exponential_select(quality, temperature, rng)]
-    made.append(_pgm.selections(temperature, score_sensitivity, 1))
+    index, selection = _pgm.exponential_select(
+      quality, temperature, score_sensitivity, rounding, rng
+    )
+    cl = offered[index]
+    made.append(selection)
     y = _pgm.gaussian_measure(answers[cl], sigma, rng)
     made.append(_pgm.gaussian_histograms(sigma, 1))
     spent.extend(m.rho for m in made[-2:])
@@ -194,7 +201,12 @@ def fit(
   post = base.post_processing_rng(rng, seed)
   records = discretize.from_attributes(_pgm.sample(model, num_samples, post), domain, edges, post)
   event = privacy.CentralRelease(
-    NAME, _pgm.group(made), num_samples, rho_budget=rho, exact_noise=True
+    NAME,
+    _pgm.group(made),
+    num_samples,
+    rho_budget=rho,
+    exact_noise=True,
+    exact_selections=True,
   )
   report = base.central_report(
     event,

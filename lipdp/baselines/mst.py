@@ -152,9 +152,11 @@ def fit(
   model = _pgm.estimate(mbi, cdomain, oneway, n, select_iters)
   estimated = _inference.ModelMarginals(model, mbi)
   pairs = list(itertools.combinations(names, 2))
-  weights = {
-    p: float(np.abs(_pgm.marginal(cattrs, csizes, p) - estimated.marginal(p)).sum()) for p in pairs
-  }
+  weights, rounding = {}, 0.0
+  for p in pairs:
+    xhat = estimated.marginal(p)
+    weights[p] = float(np.abs(_pgm.marginal(cattrs, csizes, p) - xhat).sum())
+    rounding = max(rounding, _pgm.score_rounding_bound(xhat.size, n, xhat))
   component = {a: a for a in names}
 
   def find(a):
@@ -167,10 +169,13 @@ def fit(
   for _ in range(len(names) - 1):
     candidates = [p for p in pairs if find(p[0]) != find(p[1])]
     scores = np.array([weights[p] for p in candidates])
-    chosen = candidates[_pgm.exponential_select(scores, plan["select_temperature"], rng)]
+    index, selection = _pgm.exponential_select(
+      scores, plan["select_temperature"], _pgm.HISTOGRAM_L1_SENSITIVITY, rounding, rng
+    )
+    chosen = candidates[index]
     component[find(chosen[0])] = find(chosen[1])
     tree.append(chosen)
-  made.append(_pgm.selections(plan["select_temperature"], _pgm.HISTOGRAM_L1_SENSITIVITY, len(tree)))
+    made.append(selection)  # the d - 1 identical selections merge into one group
 
   # 4. Two-way marginals of the tree.
   twoway = [
@@ -191,7 +196,9 @@ def fit(
   synthetic = _pgm.decompress(mbi, synthetic, sizes, mapping, post)
   records = discretize.from_attributes(synthetic, domain, edges, post)
 
-  event = privacy.CentralRelease(NAME, _pgm.group(made), num_samples, exact_noise=True)
+  event = privacy.CentralRelease(
+    NAME, _pgm.group(made), num_samples, exact_noise=True, exact_selections=True
+  )
   report = base.central_report(
     event,
     domain=base.table_description(domain, edges),

@@ -343,8 +343,12 @@ class CentralRelease:
     exact_noise: whether its Gaussian and Laplace measurements were drawn exactly, on a
       lattice (`lipdp.discrete_gaussian.gaussian_measurement`, `laplace_measurement`), each at
       least as private as the measurement it records (a Gaussian to within a slack below
-      1e-60); False: NumPy's float64 samplers (the releases before 2026-12-07). Selections by
-      the exponential mechanism are float64 either way.
+      1e-60); False: NumPy's float64 samplers (the releases before 2026-12-07).
+    exact_selections: whether its exponential-mechanism selections were drawn exactly from the
+      mechanism's distribution on the float64 scores (`lipdp.discrete_gaussian
+      .exponential_mechanism`), each measurement's sensitivity covering the scores' bounded
+      rounding (`lipdp.baselines._pgm.exponential_select`); False: float64 Gumbel-max (the
+      releases before 2026-12-07).
   """
 
   mechanism: str
@@ -352,6 +356,7 @@ class CentralRelease:
   num_samples: int
   rho_budget: Optional[float] = None
   exact_noise: bool = False
+  exact_selections: bool = False
 
   type_name = "central_dp"
   k = 1
@@ -373,8 +378,9 @@ class CentralRelease:
     )
     if self.rho_budget is not None:
       object.__setattr__(self, "rho_budget", _validation.positive(self.rho_budget, "rho_budget"))
-    if not isinstance(self.exact_noise, bool):
-      raise ValueError(f"exact_noise must be a bool, got {self.exact_noise!r}")
+    for name in ("exact_noise", "exact_selections"):
+      if not isinstance(getattr(self, name), bool):
+        raise ValueError(f"{name} must be a bool, got {getattr(self, name)!r}")
 
   @property
   def rho_spent(self) -> float:
@@ -401,6 +407,7 @@ class CentralRelease:
       "rho_budget": self.rho_budget,
       # Absent from float64 releases, as before exact measurements existed.
       **({"exact_noise": True} if self.exact_noise else {}),
+      **({"exact_selections": True} if self.exact_selections else {}),
     }
 
 

@@ -154,6 +154,12 @@ CAVEAT_CENTRAL_OTHER_NOISE = (
   "exponential-mechanism selections drawn by NumPy in float64 (Gumbel-max); the discreteness "
   "of floating-point noise (Mironov 2012) is not modelled"
 )
+CAVEAT_CENTRAL_EXACT_SELECTIONS = (
+  "exponential-mechanism selections drawn exactly from the mechanism's distribution on the "
+  "float64 scores (rejection with exact Bernoulli(exp(-x)) draws); each score's float64 "
+  "rounding is bounded (Higham's summation bound) and added to its sensitivity, and the "
+  "temperature raised so that the accounted epsilon stays the one planned"
+)
 
 _NUMBER_FIELDS = (
   "sensitivity",
@@ -347,7 +353,8 @@ class PrivacyReport:
       else:
         out.append(CAVEAT_CENTRAL_EXACT_NOISE)
         if any(m.kind == zcdp.EXPONENTIAL for m in self.release.measurements):
-          out.append(CAVEAT_CENTRAL_OTHER_NOISE)
+          exact = self.release.exact_selections
+          out.append(CAVEAT_CENTRAL_EXACT_SELECTIONS if exact else CAVEAT_CENTRAL_OTHER_NOISE)
     elif not isinstance(self.release, events.PriorSampling):
       lattice = getattr(self.release, "lattice", None)
       out.append(CAVEAT_FLOAT64_NOISE if lattice is None else CAVEAT_LATTICE_NOISE)

@@ -278,3 +278,33 @@ def test_zcdp_primitives():
   assert math.isinf(zcdp.primitive_pure_epsilon("gaussian", 1.0, 1.0))
   with pytest.raises(ValueError):
     privacy.zcdp_epsilon(1.0, 0.0)
+
+
+def test_the_scores_rounding_bound_covers_the_float64_score():
+  """AIM's score w (sum |a - x| - c), computed as the code does, against its exact value
+  (Fractions): within score_rounding_bound, which is small next to the sensitivity 2 w. MST's
+  (w = 1, c = 0) likewise. The covering temperature keeps epsilon at most the planned one."""
+  from fractions import Fraction  # pylint: disable=g-import-not-at-top
+
+  from lipdp.baselines import _pgm  # pylint: disable=g-import-not-at-top
+
+  rng = np.random.default_rng(3)
+  cells, n = 5000, 40_000
+  counts = np.bincount(rng.integers(0, cells, n), minlength=cells).astype(np.float64)
+  model = rng.dirichlet(np.ones(cells)) * n * (1 + 1e-3)  # not on any grid, not summing to n
+  for weight, offset in ((1.0, 0.0), (0.37, 0.1 * cells)):
+    computed = weight * (np.abs(counts - model).sum() - offset)
+    exact = Fraction(weight) * (
+      sum(abs(Fraction(float(a)) - Fraction(float(x))) for a, x in zip(counts, model))
+      - Fraction(offset)
+    )
+    bound = _pgm.score_rounding_bound(cells, n, model, weight, offset)
+    assert abs(Fraction(float(computed)) - exact) <= Fraction(bound)
+    assert bound < 1e-7 * 2 * weight  # gamma_m (n + sum x): 2e-8 of the sensitivity here
+  for temperature, sensitivity, raised in ((4.7, 2.0, 2.0 + 1e-10), (0.3, 0.74, 0.74)):
+    covering = _pgm.covering_temperature(temperature, sensitivity, raised)
+    planned = zcdp.exponential_epsilon(temperature, sensitivity)
+    assert zcdp.exponential_epsilon(covering, raised) <= planned
+    assert covering == pytest.approx(temperature * raised / sensitivity, rel=1e-15)
+  with pytest.raises(ValueError, match="below"):
+    _pgm.covering_temperature(1.0, 2.0, 1.0)

@@ -76,6 +76,7 @@ def test_mst_on_a_tiny_table():
   assert kinds == ["gaussian", "exponential", "gaussian"]
   assert release.report.release.measurements[0].count == 4
   assert release.report.release.exact_noise  # its histograms' noise: exact, on a lattice
+  _check_exact_selections(release.report, mst.budget(release.info["rho"], 4)["select_epsilon"])
   again = mst.fit(TRAIN, DOMAIN, epsilon=2.0, delta=1e-5, seed=0, bins=BINS)
   assert np.array_equal(again.records, release.records)  # seeded: reproducible, and says so
   metrics = evaluation.evaluate_release(DOMAIN, release.records, TRAIN, HOLDOUT, seed=0, fast=True)
@@ -102,6 +103,24 @@ def test_aim_on_a_tiny_table():
   assert event.rho_spent <= event.rho_budget * (1 + 1e-12)
   assert event.rho_spent == pytest.approx(event.rho_budget, rel=1e-6)  # the last round
   assert release.info["rounds"] >= 1
+  _check_exact_selections(release.report)
+
+
+def _check_exact_selections(report, planned_epsilon=None):
+  """Selections drawn exactly: sensitivities raised by the scores' rounding bound (here at
+  most 1e-9 relative), epsilon at most what the raw sensitivity and the
+  planned temperature give, and the report says so."""
+  event = report.release
+  assert event.exact_selections and event.as_dict()["exact_selections"] is True
+  assert privacy.report.CAVEAT_CENTRAL_EXACT_SELECTIONS in report.caveats
+  assert privacy.report.CAVEAT_CENTRAL_OTHER_NOISE not in report.caveats
+  for m in event.measurements:
+    if m.kind != "exponential":
+      continue
+    eps = privacy.zcdp.exponential_epsilon(m.scale, m.sensitivity)
+    if planned_epsilon is not None:  # MST: the replace-one l1 sensitivity 2, raised
+      assert 2.0 < m.sensitivity < 2.0 * (1 + 1e-9)
+      assert planned_epsilon * (1 - 1e-12) <= eps <= planned_epsilon
 
 
 def test_private_measure_on_a_square():

@@ -146,9 +146,13 @@ def test_a_central_release_says_which_noise_its_measurements_drew():
   old = privacy.CentralRelease("mst", (gauss, select), 100)
   new = privacy.CentralRelease("mst", (gauss, select), 100, exact_noise=True)
   merf = privacy.CentralRelease("dp_merf", (gauss,), 100, exact_noise=True)
+  exact = privacy.CentralRelease(
+    "mst", (gauss, select), 100, exact_noise=True, exact_selections=True
+  )
   assert "exact_noise" not in old.as_dict()  # the reports before it, unchanged
+  assert "exact_selections" not in new.as_dict()
   reports = {}
-  for name, event in (("old", old), ("new", new), ("merf", merf)):
+  for name, event in (("old", old), ("new", new), ("merf", merf), ("exact", exact)):
     report = privacy.make_report(
       event,
       lipschitz=None,
@@ -167,5 +171,9 @@ def test_a_central_release_says_which_noise_its_measurements_drew():
   assert central.CAVEAT_CENTRAL_EXACT_NOISE in reports["new"] & reports["merf"]
   assert central.CAVEAT_CENTRAL_OTHER_NOISE in reports["new"] - reports["merf"]
   assert central.CAVEAT_CENTRAL_NOISE not in reports["new"] | reports["merf"]
+  assert central.CAVEAT_CENTRAL_EXACT_SELECTIONS in reports["exact"] - reports["new"]
+  assert central.CAVEAT_CENTRAL_OTHER_NOISE not in reports["exact"]
   with pytest.raises(ValueError, match="exact_noise"):
     privacy.CentralRelease("mst", (gauss,), 100, exact_noise=1)
+  with pytest.raises(ValueError, match="exact_selections"):
+    privacy.CentralRelease("mst", (gauss,), 100, exact_selections=1)
