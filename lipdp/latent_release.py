@@ -55,9 +55,11 @@ class EncoderCertificate:
   log_sigma_lipschitz: Optional[float]
   mean_layer_bounds: tuple
   mean_layers: tuple = ()  # the `lipdp.nn.LayerBound`s of the mean, for its rounding bound
-  # The operators those bounds are about: the release evaluates the mean as these (the
-  # certified kernels themselves, `lipdp.nn.CertifiedChain`), never the layers' forward pass.
+  # The operators those bounds are about: the release evaluates the mean (and a
+  # heteroscedastic model's log sigma) as these (the certified kernels themselves,
+  # `lipdp.nn.CertifiedChain`), never the layers' forward pass.
   mean_chain: Optional[lnn.CertifiedChain] = None
+  log_sigma_chain: Optional[lnn.CertifiedChain] = None
 
 
 @contextlib.contextmanager
@@ -132,14 +134,15 @@ def _certify_encoder(model, variables, dim) -> EncoderCertificate:
   layers = chain.bounds
   mean_bound = lnn.chain_bound(layers)  # = certified_lipschitz_bound, one walk instead of two
   layer_bounds = tuple(float(b.bound) for b in layers)
-  log_sigma_bound = None
+  log_sigma_bound = log_sigma_chain = None
   if model.heteroscedastic:
-    log_sigma_bound = float(
-      lnn.certified_lipschitz_bound(
-        model.log_sigma_net, submodule_variables(variables, "log_sigma_net"), (dim,)
-      )
+    log_sigma_chain = lnn.certified_chain(
+      model.log_sigma_net, submodule_variables(variables, "log_sigma_net"), (dim,)
     )
-  return EncoderCertificate(float(mean_bound), log_sigma_bound, layer_bounds, layers, chain)
+    log_sigma_bound = lnn.chain_bound(log_sigma_chain.bounds)
+  return EncoderCertificate(
+    float(mean_bound), log_sigma_bound, layer_bounds, layers, chain, log_sigma_chain
+  )
 
 
 def rounding_error(certificate: EncoderCertificate, domain, mean_scale: float = 1.0) -> float:
@@ -250,7 +253,8 @@ def release_latents(
   The means are the certified map's: the encoder mean evaluated as the operators its
   certificate bounded (`EncoderCertificate.mean_chain`; `certificate`, or certified here from
   `variables`), so that the L the noise is calibrated on is, by construction, a bound for the
-  map that is released, whatever the layers' forward pass computes.
+  map that is released, whatever the layers' forward pass computes; a heteroscedastic model's
+  log sigma likewise (`log_sigma_chain`).
 
   With `lattice` the noise is drawn exactly: each mean is rounded to the lattice and given
   discrete Gaussian noise on it (`lipdp.discrete_gaussian.lattice_release`; accounted by
@@ -282,7 +286,7 @@ def release_latents(
     )
 
   certificate = _mean_certificate(model, variables, records, certificate)
-  encode = _jitted_encode(model, certificate.mean_chain, mean_scale, log_sigma_scale)
+  encode = _jitted_encode(model, certificate, mean_scale, log_sigma_scale)
   out = []
 
   def consume(begin, count, encoded):
@@ -303,7 +307,7 @@ def release_latents(
     xi = randomness.standard_normal(noise_rng, (mu.shape[0], k, mu.shape[-1]))
     out.append(mu[:, None, :] + noise_sigma[:, None, None] * xi)
 
-  _encode_in_float64(encode, model, variables, certificate, records, batch_size, consume)
+  _encode_in_float64(encode, certificate, records, batch_size, consume)
   return np.concatenate(out, axis=0)
 
 
@@ -312,10 +316,13 @@ def _mean_certificate(model, variables, records, certificate) -> EncoderCertific
   operators the release evaluates."""
   if certificate is None:
     certificate = certify_encoder(model, variables, np.shape(records)[-1])
-  if certificate.mean_chain is None:
+  missing = certificate.mean_chain is None or (
+    model.heteroscedastic and certificate.log_sigma_chain is None
+  )
+  if missing:
     raise ValueError(
-      "the certificate holds no certified operators (mean_chain) to evaluate: make it with "
-      "certify_encoder"
+      "the certificate holds no certified operators (mean_chain, and log_sigma_chain for a "
+      "heteroscedastic model) to evaluate: make it with certify_encoder"
     )
   return certificate
 
@@ -326,17 +333,15 @@ def _release_variables(variables: Any) -> Any:
   return in_float64(_on_one_device(variables))
 
 
-def _encode_in_float64(
-  encode, model, variables, certificate, records, batch_size: int, consume
-) -> None:
+def _encode_in_float64(encode, certificate, records, batch_size: int, consume) -> None:
   """`encode` (a `_jitted_encode`) over the records in chunks, in `release_arithmetic`, on the
-  certified operators and (for a heteroscedastic model's sigma(x)) the float64 weights; each
-  chunk's output given to `consume(begin, count, encoded)`."""
+  certified operators; each chunk's output given to `consume(begin, count, encoded)`."""
   with release_arithmetic():
-    arrays = jax.device_put(certificate.mean_chain.arrays(), jax.local_devices()[0])
-    weights = _release_variables(variables) if model.heteroscedastic else None
+    chains = (certificate.mean_chain, certificate.log_sigma_chain)
+    arrays = tuple(None if c is None else c.arrays() for c in chains)
+    arrays = jax.device_put(arrays, jax.local_devices()[0])
     records = np.asarray(records, np.float32)  # the float32 vectors the domain holds
-    _in_chunks(lambda chunk: encode(weights, arrays, chunk), (records,), batch_size, consume)
+    _in_chunks(lambda chunk: encode(arrays, chunk), (records,), batch_size, consume)
 
 
 def _check_scale(name: str, scale: float) -> None:
@@ -347,29 +352,35 @@ def _check_scale(name: str, scale: float) -> None:
 
 def _jitted_encode(
   model: vae_lib.LipschitzVAE,
-  chain: lnn.CertifiedChain,
+  certificate: EncoderCertificate,
   mean_scale: float,
   log_sigma_scale: float,
 ):
-  """(variables, operators, records) -> (mu, sigma), compiled once per model and chain
-  structure; to be called in `release_arithmetic` (no float32 or TF32 rounding).
+  """(operators, records) -> (mu, sigma), compiled once per model and chain structure; to be
+  called in `release_arithmetic` (no float32 or TF32 rounding) with the certificate's chains'
+  arrays, `(mean_chain.arrays(), log_sigma_chain.arrays() or None)`.
 
-  mu = mean_scale * the certified chain's map (`lipdp.nn.evaluate_certified` on
-  `chain.arrays()`, float64); sigma = sigma(x) of `LipschitzVAE.encode` on the float64
-  `variables` for a heteroscedastic model (its mean is dead code, dropped by XLA), the
-  model's constant sigma otherwise (`variables` unused). The float32 records are cast to
+  What `LipschitzVAE.encode` computes, on the certified operators (`lipdp.nn
+  .evaluate_certified`): mu = mean_scale * the mean chain's map; sigma = exp(clip(
+  log_sigma_scale * the log-sigma chain's map, log sigma_min, log sigma_max)) for a
+  heteroscedastic model, the model's constant sigma otherwise. The float32 records are cast to
   float64 inside (exact), one chunk at a time, so the host never holds a float64 copy of every
   record."""
-  structure = chain.structure()
+  mean_structure = certificate.mean_chain.structure()
+  log_sigma_structure = None
+  if model.heteroscedastic:
+    log_sigma_structure = certificate.log_sigma_chain.structure()
 
   def build():
-    def encode(variables, arrays, chunk):
+    def encode(arrays, chunk):
       x = chunk.astype(jnp.float64)
-      mu = lnn.evaluate_certified(structure, arrays, x) * mean_scale
+      mu = lnn.evaluate_certified(mean_structure, arrays[0], x) * mean_scale
       if model.heteroscedastic:
-        _, sigma = model.apply(
-          variables, x, 1.0, log_sigma_scale, method=vae_lib.LipschitzVAE.encode
+        log_sigma = lnn.evaluate_certified(log_sigma_structure, arrays[1], x)[..., 0]
+        log_sigma = jnp.clip(
+          log_sigma * log_sigma_scale, jnp.log(model.sigma_min), jnp.log(model.sigma_max)
         )
+        sigma = jnp.exp(log_sigma)
       else:
         sigma = jnp.full(mu.shape[:-1], model.sigma, dtype=mu.dtype)
       return mu, sigma
@@ -377,9 +388,10 @@ def _jitted_encode(
     return encode
 
   scales = (float(mean_scale), float(log_sigma_scale))
+  structure = (mean_structure, log_sigma_structure)
   try:
     hash(structure)
-  except TypeError:  # an unhashable map in the chain: compiled for this call
+  except TypeError:  # an unhashable map in a chain: compiled for this call
     return jax.jit(build())
   return _cached_jit(model, "encode", (scales, structure), build)
 
@@ -398,14 +410,14 @@ def encoder_means(
   released."""
   _check_scale("mean_scale", mean_scale)
   certificate = _mean_certificate(model, variables, records, certificate)
-  encode = _jitted_encode(model, certificate.mean_chain, mean_scale, 1.0)
+  encode = _jitted_encode(model, certificate, mean_scale, 1.0)
   out = []
 
   def consume(begin, count, encoded):
     del begin
     out.append(np.asarray(encoded[0], np.float64)[:count])
 
-  _encode_in_float64(encode, model, variables, certificate, records, batch_size, consume)
+  _encode_in_float64(encode, certificate, records, batch_size, consume)
   return np.concatenate(out, axis=0)
 
 

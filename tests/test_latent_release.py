@@ -734,3 +734,24 @@ def test_the_release_evaluates_the_certificates_operators(hetero):
     synth_lib.encoder_means(
       model, variables, records, certificate=dataclasses.replace(certificate, mean_chain=None)
     )
+  # sigma(x) too: zero kernels in the log-sigma chain leave its last bias, the same sigma for
+  # every record; the certified chain itself gives the network's sigma(x).
+  log_sigma = certificate.log_sigma_chain
+  zeroed = dataclasses.replace(
+    certificate,
+    log_sigma_chain=lnn.CertifiedChain(
+      log_sigma.bounds,
+      tuple(
+        dataclasses.replace(op, kernel=0 * op.kernel) if op.kind != "map" else op
+        for op in log_sigma.operators
+      ),
+    ),
+  )
+  sigmas = {}
+  for name, cert in (("certified", certificate), ("zeroed", zeroed)):
+    encode = synth_lib._jitted_encode(model, cert, 1.0, 1.0)  # pylint: disable=protected-access
+    with synth_lib.release_arithmetic():
+      arrays = (cert.mean_chain.arrays(), cert.log_sigma_chain.arrays())
+      sigmas[name] = np.asarray(encode(arrays, jnp.asarray(records))[1])
+  np.testing.assert_allclose(sigmas["certified"], sigma, rtol=1e-6)
+  assert np.ptp(sigmas["zeroed"]) == 0 and np.ptp(sigmas["certified"]) > 0
