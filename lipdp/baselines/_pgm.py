@@ -102,18 +102,20 @@ def score_rounding_bound(
   and the sum of m terms by gamma_{m-1} times their sum in any order (Higham, "Accuracy and
   Stability of Numerical Algorithms", 2nd ed. 2002, section 4.2), so |S~ - S| <= gamma_m
   S_max, plus 2 m lambda (lambda = 2^-1022) should an operation flush a subnormal result to
-  zero. The offset and the weight round once each: |q~ - q| <= w (E_S + 2 u (1 + u) (S_max +
-  E_S + |offset|) + 2 lambda)."""
+  zero. The offset and the weight round once each: |q~ - q| <= |w| (E_S + 2 u (1 + u) (S_max +
+  E_S + |offset|)) + 2 lambda. sum |x_i| is NumPy's sum, raised by its own rounding."""
   m = int(cells)
   if m < 1 or not m * _FLOAT64_UNIT < 0.25:
     raise ValueError(f"cells must be a positive count below 2^51, got {cells!r}")
-  model_mass = math.fsum(np.abs(np.asarray(model, np.float64)).ravel().tolist())
-  top = (float(total) + model_mass) * (1.0 + 1e-12)  # fsum rounds by at most a relative u
   gamma = m * _FLOAT64_UNIT / (1.0 - m * _FLOAT64_UNIT)
+  # NumPy's sum of |x| is within gamma_m of the exact one (any order): divided back out.
+  model_mass = float(np.abs(np.asarray(model, np.float64)).sum()) * (1.0 + 2.0 * gamma)
+  top = (float(total) + model_mass) * (1.0 + 1e-12)
   sum_error = gamma * top + 2 * m * _SMALLEST_NORMAL
   tail = 2.0 * _FLOAT64_UNIT * (1.0 + _FLOAT64_UNIT) * (top + sum_error + abs(float(offset)))
+  # The product with the weight may flush to zero absolutely (2 lambda, whatever the weight).
   # Each step above may round down by a relative 2^-52 or so; 1e-12 relative covers them.
-  return abs(float(weight)) * (sum_error + tail + 2 * _SMALLEST_NORMAL) * (1.0 + 1e-12)
+  return (abs(float(weight)) * (sum_error + tail) + 2 * _SMALLEST_NORMAL) * (1.0 + 1e-12)
 
 
 def exponential_select(
@@ -131,9 +133,10 @@ def exponential_select(
   than the epsilon = 2 Delta / T planned (`covering_temperature`), and draws index i with
   probability exactly proportional to exp(s_i / T') (`lipdp.discrete_gaussian
   .exponential_mechanism`). Returns the index and the `NoisyMeasurement` of the selection."""
-  raised = covering_temperature(temperature, sensitivity, sensitivity + 2.0 * rounding)
+  bound = math.nextafter(sensitivity + 2.0 * rounding, math.inf)  # rounded up
+  raised = covering_temperature(temperature, sensitivity, bound)
   index = discrete_gaussian.exponential_mechanism(rng, scores, raised)
-  return index, selections(raised, sensitivity + 2.0 * rounding, 1)
+  return index, selections(raised, bound, 1)
 
 
 def covering_temperature(temperature: float, sensitivity: float, raised: float) -> float:

@@ -24,7 +24,9 @@ sqrt(2): each Gaussian measurement costs Delta^2 / (2 sigma^2) = 1 / sigma^2 (th
 paper's split (90% of each round's budget to measuring, 10% to selecting). The quality q_r moves
 by at most 2 w_r when one record is replaced, so the selection's score sensitivity is
 Delta_q = 2 max_r w_r over the candidates offered, and it samples with probability proportional
-to exp(eps q / (2 Delta_q)): eps-bounded-range, eps^2 / 8 zCDP.
+to exp(eps q / (2 Delta_q)): eps-bounded-range, eps^2 / 8 zCDP (exactly, on the float64
+scores, whose rounding raises Delta_q and the temperature together at the same eps:
+`_pgm.exponential_select`).
 
 The noise of each round is chosen from earlier outputs (annealing, the last round), so the
 guarantee is the budget rho fixed in advance, which the measurements never exceed: zCDP with a

@@ -25,7 +25,9 @@ step 1, itself private). So, with Delta_2 = sqrt(2) and Delta_q = 2:
   = rho / 3, so sigma_1 = sqrt(3 d / rho) (the paper's add/remove sigma is sqrt(3 d / (2 rho)));
 * step 3: d - 1 exponential mechanisms, each eps_s-bounded-range with
   eps_s^2 / 8 = rho / (3 (d - 1)), sampled with probability proportional to
-  exp(eps_s q / (2 Delta_q)) = exp(q / T), T = 2 Delta_q / eps_s;
+  exp(eps_s q / (2 Delta_q)) = exp(q / T), T = 2 Delta_q / eps_s (exactly, on the float64
+  scores, whose rounding raises Delta_q and T together by a relative 1e-8 or so at the same
+  eps_s: `_pgm.exponential_select`; the plan's `select_temperature` is T before that);
 * step 4: d - 1 Gaussian histograms with sigma_2 = sqrt(3 (d - 1) / rho).
 
 The total is rho-zCDP, converted to (epsilon, delta) by Canonne, Kamath and Steinke 2020

@@ -381,6 +381,8 @@ class CentralRelease:
     for name in ("exact_noise", "exact_selections"):
       if not isinstance(getattr(self, name), bool):
         raise ValueError(f"{name} must be a bool, got {getattr(self, name)!r}")
+    if self.exact_selections and not self.exact_noise:
+      raise ValueError("exact_selections needs exact_noise (no mechanism draws only those exactly)")
 
   @property
   def rho_spent(self) -> float:

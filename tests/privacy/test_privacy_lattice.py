@@ -177,3 +177,5 @@ def test_a_central_release_says_which_noise_its_measurements_drew():
     privacy.CentralRelease("mst", (gauss,), 100, exact_noise=1)
   with pytest.raises(ValueError, match="exact_selections"):
     privacy.CentralRelease("mst", (gauss,), 100, exact_selections=1)
+  with pytest.raises(ValueError, match="exact_selections needs exact_noise"):
+    privacy.CentralRelease("mst", (gauss,), 100, exact_selections=True)
