@@ -94,6 +94,43 @@ def test_features_have_norm_one(bandwidth):
   np.testing.assert_array_equal(phi[:, -1], 1.0 / math.sqrt(2.0))
 
 
+def test_the_float64_embeddings_sensitivity_is_bounded_whatever_cos_and_sin_return(monkeypatch):
+  """With cos and sin 30% off (NumPy's accuracy is no IEEE guarantee), every record's r part
+  still has norm at most (1 + eta) / sqrt(2) + a (`feature_norm_bound`), and neighbouring
+  embeddings lie within `released_sensitivity`. Against the exact mean of the computed features
+  (Fractions), the float64 embedding is within the rounding share of that sensitivity; it is
+  2e-7 above sqrt(2) / n at n = 36,000."""
+  from fractions import Fraction  # pylint: disable=g-import-not-at-top
+
+  cos = np.cos
+  monkeypatch.setattr(np, "cos", lambda x: 1.3 * cos(x))
+  rng = np.random.default_rng(5)
+  n, num_features, classes = 30, 40, 3
+  w = dp_merf.frequencies(3, num_features, 0.5, seed=2)
+  eta, a = dp_merf.feature_norm_bound(num_features)
+  x, labels = rng.random((n, 3)), rng.integers(0, classes, n)
+  phi = dp_merf.features(x, w)
+  assert np.all(np.linalg.norm(phi[:, :-1], axis=1) <= (1 + eta) / math.sqrt(2.0) + a)
+  bound = dp_merf.released_sensitivity(n, num_features, classes)
+  assert bound > dp_merf.sensitivity(n)
+  for _ in range(50):
+    x2, labels2 = x.copy(), labels.copy()
+    i = rng.integers(n)
+    x2[i], labels2[i] = rng.random(3), rng.integers(0, classes)
+    assert _embedding_change(x, x2, labels, labels2, w, classes) <= bound
+  mu = dp_merf.embedding(x, labels, w, classes, n)
+  exact = np.zeros(mu.shape, dtype=object)
+  for row, y in zip(phi, labels):
+    exact[y] += np.array([Fraction(float(v)) for v in row], dtype=object)
+  error = math.sqrt(sum(float(Fraction(float(v)) - e / n) ** 2 for v, e in zip(mu.ravel(),
+                                                                                exact.ravel())))  # fmt: skip
+  share = (bound - (math.sqrt(2.0) * (1 + eta) + 2 * a) / n) / 2
+  assert error <= share
+  monkeypatch.undo()
+  relative = dp_merf.released_sensitivity(36_000, 10_000, 10) / dp_merf.sensitivity(36_000) - 1
+  assert 1e-7 < relative < 5e-7
+
+
 def test_frequencies_depend_on_the_public_seed_only():
   a = dp_merf.frequencies(5, 100, 2.0, seed=11)
   np.testing.assert_array_equal(a, dp_merf.frequencies(5, 100, 2.0, seed=11))
@@ -234,8 +271,10 @@ def test_report_verifies_and_matches_dp_accounting(epsilon):
   (m,) = report.release.measurements
   assert (m.kind, m.query, m.count) == ("gaussian", "mean_embedding", 1)
   assert report.release.exact_noise  # drawn on a lattice: no floating-point noise
-  assert m.sensitivity == math.sqrt(2.0) / 300
-  assert m.scale == privacy.calibrate_sigma(epsilon, 1e-5, math.sqrt(2.0) / 300)
+  # sqrt(2) / n, raised by the float64 embedding's rounding bound (a relative 1e-11 or so here).
+  raised = dp_merf.released_sensitivity(300, SMALL["num_features"], 2)
+  assert m.sensitivity == raised and 0 < raised / (math.sqrt(2.0) / 300) - 1 < 1e-9
+  assert m.scale == privacy.calibrate_sigma(epsilon, 1e-5, raised)
   # Calibration meets the target and spends it: not more, and not visibly less.
   assert epsilon * (1 - 1e-9) <= report.epsilon <= epsilon
   assert privacy.gaussian_epsilon(m.scale * (1 - 1e-6), m.sensitivity, 1e-5) > epsilon
