@@ -155,7 +155,10 @@ def rounding_error(certificate: EncoderCertificate, domain, mean_scale: float = 
     1 + 1e-9
   )
   error, norm = lnn.rounding_error_bound(certificate.mean_layers, input_norm)
-  return mean_scale * error + lnn.certify.FLOAT64_UNIT * mean_scale * (norm + error)
+  # The product with mean_scale rounds by a relative u, or flushes a subnormal result to zero.
+  outputs = float(np.prod(certificate.mean_layers[-1].output_shape))
+  flushed = math.sqrt(outputs) * 2.0**-1022
+  return mean_scale * error + lnn.certify.FLOAT64_UNIT * mean_scale * (norm + error) + flushed
 
 
 def check_rounding(certificate: EncoderCertificate, lipschitz: float, diameter: float, error):
@@ -213,16 +216,18 @@ def _on_one_device(tree: Any) -> Any:
   return jax.tree_util.tree_map(move, tree)
 
 
-def _in_chunks(fn: Callable, inputs: tuple, batch_size: int, consume: Callable) -> None:
+def _in_chunks(fn: Callable, inputs: tuple, batch_size: int, consume: Callable, dtype=None) -> None:
   """Calls `consume(begin, count, fn(*chunks))` for consecutive chunks of `inputs` (arrays with
-  the same leading length), in order; every chunk is padded with zeros to `batch_size` rows
-  (one compiled shape) and `_IN_FLIGHT` are dispatched ahead of the one consumed."""
+  the same leading length), in order; every chunk is cast to `dtype` on the host (if given),
+  padded with zeros to `batch_size` rows (one compiled shape), and `_IN_FLIGHT` are dispatched
+  ahead of the one consumed."""
   total = inputs[0].shape[0]
   pending = collections.deque()
   for begin in range(0, total, batch_size):
     parts = []
     for x in inputs:
       part = x[begin : begin + batch_size]
+      part = part if dtype is None else np.asarray(part, dtype)
       if part.shape[0] < batch_size:
         part = np.concatenate(
           [part, np.zeros((batch_size - part.shape[0],) + part.shape[1:], part.dtype)]
@@ -341,7 +346,11 @@ def _encode_in_float64(encode, certificate, records, batch_size: int, consume) -
     arrays = tuple(None if c is None else c.arrays() for c in chains)
     arrays = jax.device_put(arrays, jax.local_devices()[0])
     records = np.asarray(records, np.float32)  # the float32 vectors the domain holds
-    _in_chunks(lambda chunk: encode(arrays, chunk), (records,), batch_size, consume)
+    # Cast to float64 on the host, chunk by chunk (exact): XLA on a CPU would read a subnormal
+    # float32 coordinate as zero (a review's finding), moving a record by up to 2^-126.
+    _in_chunks(
+      lambda chunk: encode(arrays, chunk), (records,), batch_size, consume, dtype=np.float64
+    )
 
 
 def _check_scale(name: str, scale: float) -> None:
@@ -363,9 +372,9 @@ def _jitted_encode(
   What `LipschitzVAE.encode` computes, on the certified operators (`lipdp.nn
   .evaluate_certified`): mu = mean_scale * the mean chain's map; sigma = exp(clip(
   log_sigma_scale * the log-sigma chain's map, log sigma_min, log sigma_max)) for a
-  heteroscedastic model, the model's constant sigma otherwise. The float32 records are cast to
-  float64 inside (exact), one chunk at a time, so the host never holds a float64 copy of every
-  record."""
+  heteroscedastic model, the model's constant sigma otherwise. The records come in float64
+  chunks, cast on the host (`_encode_in_float64`), so the host never holds a float64 copy of
+  every record."""
   mean_structure = certificate.mean_chain.structure()
   log_sigma_structure = None
   if model.heteroscedastic:

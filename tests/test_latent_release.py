@@ -755,3 +755,43 @@ def test_the_release_evaluates_the_certificates_operators(hetero):
       sigmas[name] = np.asarray(encode(arrays, jnp.asarray(records))[1])
   np.testing.assert_allclose(sigmas["certified"], sigma, rtol=1e-6)
   assert np.ptp(sigmas["zeroed"]) == 0 and np.ptp(sigmas["certified"]) > 0
+
+
+def test_subnormal_kernel_entries_are_certified_as_the_release_reads_them():
+  """XLA on a CPU reads a subnormal float64 input as zero. A raw float64 kernel whose subnormal
+  entry the forward cross-check's probes never touch (an independent review's construction:
+  K1 maps the probes' span away from the small block A) was certified with the entry and
+  evaluated without it, putting two released means 1.14 L D apart; the certificate now zeroes
+  such entries in the kernel it bounds and evaluates, so the means stay within L D."""
+  tiny = 2.0**-1022
+  probes = np.asarray(
+    jnp.asarray(np.random.default_rng(0).standard_normal((2, 4)), jnp.float32), np.float64
+  )
+  q, _ = np.linalg.qr(np.concatenate([probes.T, np.eye(4)], axis=1))  # q[:, :2] spans them
+  k1 = 2.0**60 * np.stack([q[:, 0], q[:, 2], q[:, 3]], axis=1)
+  small = np.array([[0.0, 0.0, tiny], [tiny, tiny, 0.0], [tiny, -0.999 * tiny, 0.0]])
+  k3 = 2.0**480 * np.eye(3)
+  kernels = (k1, small, k3, k3)
+  encoder = lnn.LipschitzSequential([linen.Dense(3, use_bias=False) for _ in kernels])
+  model = vae_lib.LipschitzVAE(encoder_mean=encoder, decoder=linen.Dense(4), sigma=1.0)
+  with jax.enable_x64(True):
+    params = {f"layers_{i}": {"kernel": jnp.asarray(k, jnp.float64)} for i, k in enumerate(kernels)}
+    variables = {"params": {"encoder_mean": params}}
+  certificate = synth_lib.certify_encoder(model, variables, 4)
+  read = certificate.mean_chain.operators[1].kernel
+  assert read[2, 1] == 0.0 and read[2, 0] == tiny  # the subnormal zeroed, the rest kept
+  flushed = small.copy()
+  flushed[2, 1] = 0.0
+  u, _, _ = np.linalg.svd(flushed)
+  direction = k1 @ u[:, 0] / 2.0**60  # a unit record direction onto the flushed block's top
+  records = np.stack([direction, -direction]).astype(np.float32)
+  means = synth_lib.encoder_means(model, variables, records, certificate=certificate)
+  apart = np.linalg.norm(records[0].astype(np.float64) - records[1])
+  assert np.linalg.norm(means[0] - means[1]) <= certificate.mean_lipschitz * apart
+  # Records are cast to float64 on the host: a subnormal float32 coordinate reaches the map.
+  identity = lnn.LipschitzSequential([linen.Dense(4, use_bias=False)])
+  plain = vae_lib.LipschitzVAE(encoder_mean=identity, decoder=linen.Dense(4), sigma=1.0)
+  eye = {"params": {"encoder_mean": {"layers_0": {"kernel": jnp.eye(4)}}}}
+  record = np.array([[1e-40, 0.0, 0.0, 1.0]], np.float32)
+  mean = synth_lib.encoder_means(plain, eye, record)
+  assert mean[0, 0] == float(record[0, 0]) > 0
