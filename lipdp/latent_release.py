@@ -259,7 +259,8 @@ def release_latents(
   certificate bounded (`EncoderCertificate.mean_chain`; `certificate`, or certified here from
   `variables`), so that the L the noise is calibrated on is, by construction, a bound for the
   map that is released, whatever the layers' forward pass computes; a heteroscedastic model's
-  log sigma likewise (`log_sigma_chain`).
+  log sigma likewise (`log_sigma_chain`). A `certificate` passed in is trusted to be the one
+  `sigma` was calibrated on (`synthesize` passes its own); nothing here recomputes its bounds.
 
   With `lattice` the noise is drawn exactly: each mean is rounded to the lattice and given
   discrete Gaussian noise on it (`lipdp.discrete_gaussian.lattice_release`; accounted by
