@@ -119,9 +119,10 @@ NETWORKS = {
 }
 
 
-# The circular spectral convnet's short attack (12 s) runs in the slow suite, beside every
-# network's long attack; its layers keep their short attacks here (SINGLE_LAYERS).
-_SLOW_SHORT = ("spectral-convnet-circular",)
+# Three short attacks (7-14 s each) run in the slow suite, beside every network's long attack
+# (`test_long_attack_on_a_wide_bjorck_network_is_tight` checks tightness there too); their
+# layers keep their short attacks here (SINGLE_LAYERS), and three networks keep theirs.
+_SLOW_SHORT = ("bjorck-maxmin", "spectral-convnet-circular", "spectral-groupsort")
 
 
 @pytest.mark.parametrize(
