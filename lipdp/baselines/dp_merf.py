@@ -61,15 +61,19 @@ categories with hot value w (the image ball is ignored). It depends on the decla
 never a median heuristic on the private data. MNIST: l^2 = 784 / 6 = 130.7, beside the
 authors' code's hand-set 105 (MNIST) and 127 (Fashion-MNIST).
 
-Accounting: one `NoisyMeasurement('gaussian', sigma, sqrt(2)/n, 1, 'mean_embedding')` in a
+Accounting: one `NoisyMeasurement('gaussian', sigma, Delta', 1, 'mean_embedding')` in a
 `CentralRelease`; its report (scope 'dp-measurements') recomputes the analytic Gaussian epsilon
 (`lipdp.privacy.accounting.gaussian_composition_epsilon`). The embedding is computed in float64,
-and its rounding is bounded (since 2026-12-07): each record's cosines and sines are divided by
-max(1, sqrt(2) |r|) as computed, so their norm stays within a few ulps of 1 / sqrt(2) whatever
-cos and sin return (`feature_norm_bound`), and the sum's and the division's rounding is
-Higham's bound (`released_sensitivity`: the sensitivity recorded, sqrt(2) / n raised by about
-2 n^2 u, 2e-7 relative at n = 36,000; a review had measured 1.8e-12 at n = 1e5 before it was
-bounded). The noise is exact, a discrete Gaussian on a lattice at least as private as the
+and its rounding is bounded (since 2026-12-07): each record's cosines and sines (non-finite
+ones zeroed) are divided by max(1, sqrt(2) |r|) as computed, so their norm is at most a few
+ulps above 1 / sqrt(2) whatever cos and sin return (`feature_norm_bound`), and the sum's and
+the division's rounding is Higham's bound: Delta' = `released_sensitivity`, sqrt(2) / n raised
+by about 2 (1024 + n / 1024) u relative (6e-9 at n = 36,000; a review had measured 1.8e-12 at
+n = 1e5 before it was bounded). The records are embedded in a secret random order, so that
+each record's computed features do not depend on where the data set put it (a BLAS product's
+last bits can depend on a row's place in its chunk): for neighbours the orders can be coupled
+so that the replaced record takes the same place and every other row computes the same
+features, and the release is a mixture of such coupled pairs. The noise is exact, a discrete Gaussian on a lattice at least as private as the
 recorded one (`lipdp.discrete_gaussian.gaussian_measurement`).
 """
 
@@ -136,6 +140,8 @@ _SMALLEST_NORMAL = 2.0**-1022
 
 
 def _gamma(k: int) -> float:
+  if not k * _UNIT < 0.5:
+    raise ValueError(f"{k} terms are too many for the rounding bound")
   return k * _UNIT / (1.0 - k * _UNIT)
 
 
@@ -147,7 +153,8 @@ def feature_norm_bound(num_features: int) -> Tuple[float, float]:
   1/sqrt(2m)) by f = max(1, fl(fl(sqrt(fl(sum r~_j^2))) fl(sqrt 2))). The sum of squares is
   at least (1 - gamma_2m) |r~|^2 - 4 m lambda (Higham 2002, any order; lambda = 2^-1022 per
   operation should one flush), each of the square root, the product and the division rounds by
-  a relative u, and fl(sqrt 2) >= sqrt(2) (1 - u). So if f > 1, |r^| <= |r~| (1 + u) / f <=
+  a relative u, and fl(sqrt 2) >= sqrt(2) (1 - u) (non-finite entries of r~, from an overflowed
+  argument, are zeroed first). So if f > 1, |r^| <= |r~| (1 + u) / f <=
   (1 + u) / ((1 - u)^3 sqrt(1 - gamma_2m)) / sqrt(2) + (1 + u) sqrt(4 m lambda / (1 -
   gamma_2m)), and if f = 1 (nothing divided) the same bound holds with f's own inequality.
   fl(1 / fl(sqrt 2)) is within (1 + 3u) / sqrt(2)."""
@@ -166,20 +173,23 @@ def released_sensitivity(num_records: int, num_features: int, num_classes: int) 
   With |phi^(u)| <= 1 + eta + a (`feature_norm_bound`), one record's replacement moves the
   exact sum of the computed features by at most sqrt(2) (1 + eta) + 2 a (across classes: two
   orthogonal columns; within a class: the constant coordinates cancel, and the r parts differ by
-  at most twice their bound). The float64 sum, each entry over at most N = n + n / chunk + 1
-  terms in any order, is within gamma_N sum_i |phi^_i| <= gamma_N n (1 + eta + a) of the exact
-  one (plus 2 N lambda per entry, should an operation flush), and the division by n rounds by a
+  at most twice their bound). The float64 sum of each entry, a product's sum over the at most
+  `_CHUNK` rows of a chunk and then the chunks' sums one by one, is within gamma_N
+  sum_i |phi^_i| <= gamma_N n (1 + eta + a) of the exact one, N = min(n, chunk) + n / chunk + 1
+  (plus 2 N lambda per entry, should an operation flush), and the division by n rounds by a
   relative u: the computed mean is within E of the exact mean of the computed features for
   every data set, so its sensitivity is at most (sqrt(2) (1 + eta) + 2 a) / n + 2 E: about
-  sqrt(2) / n (1 + 2 n^2 u) in all (2e-7 relative at n = 36,000)."""
+  sqrt(2) / n (1 + 2 (chunk + n / chunk) u) in all (6e-9 relative at n = 36,000)."""
   n = int(num_records)
   exact = sensitivity(n)  # validates n
   eta, a = feature_norm_bound(num_features)
   norm = 1.0 + eta + a
-  terms = n + -(-n // _CHUNK) + 1
+  terms = min(n, _CHUNK) + -(-n // _CHUNK) + 1
   entries = int(num_classes) * (int(num_features) + 1)
   sum_error = _gamma(terms) * n * norm + math.sqrt(entries) * 2 * terms * _SMALLEST_NORMAL
-  mean_error = (sum_error + _UNIT * (n * norm + sum_error)) / n
+  # The division rounds by u relative, or flushes a subnormal quotient (lambda per entry).
+  flushed = math.sqrt(entries) * _SMALLEST_NORMAL
+  mean_error = (sum_error + _UNIT * (n * norm + sum_error)) / n + flushed
   per_record = (math.sqrt(2.0) * (1.0 + eta) + 2.0 * a) / n
   return max(exact, (per_record + 2.0 * mean_error) * (1.0 + 1e-12))
 
@@ -227,6 +237,9 @@ def features(u: np.ndarray, w: np.ndarray) -> np.ndarray:
   m = w.shape[1]
   scale = 1.0 / math.sqrt(2.0 * m)
   r = np.concatenate([np.cos(proj) * scale, np.sin(proj) * scale], axis=1)
+  # An argument that overflowed (an absurdly small bandwidth) would give NaN, which would
+  # poison the whole embedding and make the release's refusal depend on one record (a review).
+  r = np.where(np.isfinite(r), r, 0.0)
   norms = np.sqrt(np.einsum("ij,ij->i", r, r)) * math.sqrt(2.0)
   r = r / np.maximum(norms, 1.0)[:, None]
   const = np.full((proj.shape[0], 1), 1.0 / math.sqrt(2.0))
@@ -574,13 +587,16 @@ def fit(
     raise ValueError(f"{NAME}: feature_seed must be a non-negative integer, got {feature_seed!r}")
   w = frequencies(len(columns), int(num_features), length, int(feature_seed))
   rng = base.noise_rng(seed)
-  # sqrt(2) / n, raised by the float64 embedding's rounding (2e-7 relative at n = 36,000).
+  # sqrt(2) / n, raised by the float64 embedding's rounding (6e-9 relative at n = 36,000).
   delta_2 = released_sensitivity(n, int(num_features), num_classes)
   sigma = privacy.calibrate_sigma(epsilon, delta, delta_2)
 
   # The one release.
   t0 = time.time()
-  mu = embedding(x[:, columns], labels, w, num_classes, n)
+  # In a secret random order: each record's computed features then do not depend on its
+  # place in the data set (module docstring, "Accounting").
+  order = rng.permutation(n)
+  mu = embedding(x[np.ix_(order, columns)], labels[order], w, num_classes, n)
   # Exact discrete Gaussian noise on a lattice, at least as private as N(0, sigma^2 I).
   noisy = discrete_gaussian.gaussian_measurement(rng, mu, sigma, delta_2, counts=False)
   del mu
