@@ -9,9 +9,10 @@ lipdp works without it.
 Privacy noise comes from the caller's NumPy generator, exactly: the Gaussian measurements as
 discrete Gaussians on a lattice (`lipdp.discrete_gaussian.gaussian_measurement`), the
 exponential-mechanism selections by rejection with exact Bernoulli draws on the float64 scores,
-whose rounding is bounded and added to their sensitivity (`exponential_select`). mbi's own sampling and domain decompression draw
-from NumPy's global generator; `_seeded_global_numpy` seeds it from the caller's generator for
-the call and restores it afterwards (post-processing randomness, made reproducible).
+whose rounding is bounded and added to their sensitivity (`exponential_select`). mbi's own
+sampling and domain decompression draw from NumPy's global generator; `_seeded_global_numpy`
+seeds it from the caller's generator for the call and restores it afterwards (post-processing
+randomness, made reproducible).
 """
 
 import contextlib

@@ -73,8 +73,9 @@ n = 1e5 before it was bounded). The records are embedded in a secret random orde
 each record's computed features do not depend on where the data set put it (a BLAS product's
 last bits can depend on a row's place in its chunk): for neighbours the orders can be coupled
 so that the replaced record takes the same place and every other row computes the same
-features, and the release is a mixture of such coupled pairs. The noise is exact, a discrete Gaussian on a lattice at least as private as the
-recorded one (`lipdp.discrete_gaussian.gaussian_measurement`).
+features, and the release is a mixture of such coupled pairs. The noise is exact, a discrete
+Gaussian on a lattice at least as private as the recorded one
+(`lipdp.discrete_gaussian.gaussian_measurement`).
 """
 
 import logging
