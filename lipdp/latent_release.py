@@ -37,6 +37,7 @@ from lipdp import discrete_gaussian
 from lipdp import nn as lnn
 from lipdp import privacy
 from lipdp import randomness
+from lipdp import rounding
 from lipdp.models import likelihood
 from lipdp.models import vae as vae_lib
 
@@ -157,8 +158,9 @@ def rounding_error(certificate: EncoderCertificate, domain, mean_scale: float = 
   error, norm = lnn.rounding_error_bound(certificate.mean_layers, input_norm)
   # The product with mean_scale rounds by a relative u, or flushes a subnormal result to zero.
   outputs = float(np.prod(certificate.mean_layers[-1].output_shape))
-  flushed = math.sqrt(outputs) * 2.0**-1022
-  return mean_scale * error + lnn.certify.FLOAT64_UNIT * mean_scale * (norm + error) + flushed
+  unit = rounding.FLOAT64_UNIT
+  flushed = math.sqrt(outputs) * rounding.SMALLEST_NORMAL[unit]
+  return mean_scale * error + unit * mean_scale * (norm + error) + flushed
 
 
 def check_rounding(certificate: EncoderCertificate, lipschitz: float, diameter: float, error):

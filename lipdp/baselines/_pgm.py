@@ -25,6 +25,7 @@ import numpy as np
 
 from lipdp import discrete_gaussian
 from lipdp import privacy
+from lipdp import rounding
 from lipdp.privacy import zcdp
 
 # Replace-one sensitivities (lipdp.privacy.zcdp): a histogram moves one count down and one up.
@@ -84,17 +85,13 @@ def gaussian_measure(x: np.ndarray, sigma: float, rng: np.random.Generator) -> n
   )
 
 
-_FLOAT64_UNIT = 2.0**-53
-_SMALLEST_NORMAL = 2.0**-1022
-
-
 def score_rounding_bound(
-  cells: int, total: float, model: np.ndarray, weight: float = 1.0, offset: float = 0.0
+  total: float, model: np.ndarray, weight: float = 1.0, offset: float = 0.0
 ) -> float:
   """A bound on |q_computed - q| for the score q = weight (sum_i |a_i - x_i| - offset) computed
   in float64 as NumPy does it (the differences, their absolute values, a sum in any order,
-  then the offset and the weight), where a is a histogram of `total` records over `cells`
-  cells and x = `model` the model's marginal. The model, the offset and the weight are fixed
+  then the offset and the weight), where a is a histogram of `total` records over the m cells
+  of x = `model`, the model's marginal. The model, the offset and the weight are fixed
   by public values and earlier outputs, and `total` is public under replace-one, so the bound
   is the same for neighbouring data sets: the computed score's sensitivity is at most the
   exact score's plus twice it.
@@ -105,18 +102,20 @@ def score_rounding_bound(
   S_max, plus 2 m lambda (lambda = 2^-1022) should an operation flush a subnormal result to
   zero. The offset and the weight round once each: |q~ - q| <= |w| (E_S + 2 u (1 + u) (S_max +
   E_S + |offset|)) + 2 lambda. sum |x_i| is NumPy's sum, raised by its own rounding."""
-  m = int(cells)
-  if m < 1 or not m * _FLOAT64_UNIT < 0.25:
-    raise ValueError(f"cells must be a positive count below 2^51, got {cells!r}")
-  gamma = m * _FLOAT64_UNIT / (1.0 - m * _FLOAT64_UNIT)
+  model = np.asarray(model, np.float64)
+  m = model.size
+  if m < 1:
+    raise ValueError("the model's marginal has no cells")
+  u, flushed = rounding.FLOAT64_UNIT, rounding.SMALLEST_NORMAL[rounding.FLOAT64_UNIT]
+  gamma = rounding.gamma(m)
   # NumPy's sum of |x| is within gamma_m of the exact one (any order): divided back out.
-  model_mass = float(np.abs(np.asarray(model, np.float64)).sum()) * (1.0 + 2.0 * gamma)
+  model_mass = float(np.abs(model).sum()) * (1.0 + 2.0 * gamma)
   top = (float(total) + model_mass) * (1.0 + 1e-12)
-  sum_error = gamma * top + 2 * m * _SMALLEST_NORMAL
-  tail = 2.0 * _FLOAT64_UNIT * (1.0 + _FLOAT64_UNIT) * (top + sum_error + abs(float(offset)))
+  sum_error = gamma * top + 2 * m * flushed
+  tail = 2.0 * u * (1.0 + u) * (top + sum_error + abs(float(offset)))
   # The product with the weight may flush to zero absolutely (2 lambda, whatever the weight).
   # Each step above may round down by a relative 2^-52 or so; 1e-12 relative covers them.
-  return (abs(float(weight)) * (sum_error + tail) + 2 * _SMALLEST_NORMAL) * (1.0 + 1e-12)
+  return (abs(float(weight)) * (sum_error + tail) + 2 * flushed) * (1.0 + 1e-12)
 
 
 def exponential_select(

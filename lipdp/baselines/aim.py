@@ -171,15 +171,14 @@ def fit(
     estimated = _inference.ModelMarginals(model, mbi)
     xhat = {cl: estimated.marginal(cl) for cl in offered}
     bias = math.sqrt(2.0 / math.pi) * sigma
+    # The expected error of a measurement of each clique: the score's offset, and the very
+    # number the score's rounding bound is given.
+    offset = {cl: bias * answers[cl].size for cl in offered}
     quality = np.array(
-      [
-        candidates[cl] * (np.abs(answers[cl] - xhat[cl]).sum() - bias * answers[cl].size)
-        for cl in offered
-      ]
+      [candidates[cl] * (np.abs(answers[cl] - xhat[cl]).sum() - offset[cl]) for cl in offered]
     )
     rounding = max(
-      _pgm.score_rounding_bound(xhat[cl].size, n, xhat[cl], candidates[cl], bias * answers[cl].size)
-      for cl in offered
+      _pgm.score_rounding_bound(n, xhat[cl], candidates[cl], offset[cl]) for cl in offered
     )
     score_sensitivity = 2.0 * max(candidates[cl] for cl in offered)
     temperature = 2.0 * score_sensitivity / eps
@@ -195,7 +194,7 @@ def fit(
     selected.append(list(cl))
     model = _pgm.estimate(mbi, mdomain, measurements, n, round_iters, warm_start=model)
     moved = np.abs(_inference.ModelMarginals(model, mbi).marginal(cl) - xhat[cl]).sum()
-    if not terminate and moved <= bias * answers[cl].size:
+    if not terminate and moved <= offset[cl]:
       sigma, eps = sigma / 2.0, eps * 2.0
       annealed += 1
 

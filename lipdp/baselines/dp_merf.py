@@ -93,6 +93,7 @@ import optax
 
 from lipdp import discrete_gaussian
 from lipdp import privacy
+from lipdp import rounding
 from lipdp.baselines import base
 from lipdp.data import image_domain
 
@@ -136,14 +137,8 @@ def sensitivity(num_records: int) -> float:
   return math.sqrt(2.0) / int(num_records)
 
 
-_UNIT = 2.0**-53  # float64's unit roundoff
-_SMALLEST_NORMAL = 2.0**-1022
-
-
-def _gamma(k: int) -> float:
-  if not k * _UNIT < 0.5:
-    raise ValueError(f"{k} terms are too many for the rounding bound")
-  return k * _UNIT / (1.0 - k * _UNIT)
+_UNIT = rounding.FLOAT64_UNIT
+_SMALLEST_NORMAL = rounding.SMALLEST_NORMAL[_UNIT]
 
 
 def feature_norm_bound(num_features: int) -> Tuple[float, float]:
@@ -160,7 +155,7 @@ def feature_norm_bound(num_features: int) -> Tuple[float, float]:
   gamma_2m)), and if f = 1 (nothing divided) the same bound holds with f's own inequality.
   fl(1 / fl(sqrt 2)) is within (1 + 3u) / sqrt(2)."""
   m2 = int(num_features)
-  gamma = _gamma(m2)
+  gamma = rounding.gamma(m2)
   eta = (1.0 + _UNIT) / ((1.0 - _UNIT) ** 3 * math.sqrt(1.0 - gamma)) - 1.0 + 4.0 * _UNIT
   a = (1.0 + _UNIT) * math.sqrt(2.0 * m2 * _SMALLEST_NORMAL / (1.0 - gamma))
   return eta * (1.0 + 1e-9), a * (1.0 + 1e-9)
@@ -187,7 +182,7 @@ def released_sensitivity(num_records: int, num_features: int, num_classes: int) 
   norm = 1.0 + eta + a
   terms = min(n, _CHUNK) + -(-n // _CHUNK) + 1
   entries = int(num_classes) * (int(num_features) + 1)
-  sum_error = _gamma(terms) * n * norm + math.sqrt(entries) * 2 * terms * _SMALLEST_NORMAL
+  sum_error = rounding.gamma(terms) * n * norm + math.sqrt(entries) * 2 * terms * _SMALLEST_NORMAL
   # The division rounds by u relative, or flushes a subnormal quotient (lambda per entry).
   flushed = math.sqrt(entries) * _SMALLEST_NORMAL
   mean_error = (sum_error + _UNIT * (n * norm + sum_error)) / n + flushed

@@ -158,7 +158,7 @@ def fit(
   for p in pairs:
     xhat = estimated.marginal(p)
     weights[p] = float(np.abs(_pgm.marginal(cattrs, csizes, p) - xhat).sum())
-    rounding = max(rounding, _pgm.score_rounding_bound(xhat.size, n, xhat))
+    rounding = max(rounding, _pgm.score_rounding_bound(n, xhat))
   component = {a: a for a in names}
 
   def find(a):

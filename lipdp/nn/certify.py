@@ -63,6 +63,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from lipdp.nn.activations import FullSort, GroupSort, MaxMin
+from lipdp import rounding
+from lipdp.rounding import FLOAT32_UNIT, FLOAT64_UNIT, SMALLEST_NORMAL
 from lipdp.nn.aol import AOLConv, AOLDense
 from lipdp.nn.bjorck import BjorckDense
 from lipdp.nn.linear_ops import ConvPadding, as_tuple, conv, resolve_padding
@@ -77,7 +79,6 @@ _MATCH_RTOL = 4e-6
 FLOAT_SAFETY_MARGIN = 5e-6
 _PROBE_DOMINANCE = 1e3  # scale the probe until ||A x|| >= 1e3 ||bias||
 _MAX_PROBE_SCALE = 1e6
-_FLOAT32_UNIT = 2.0**-24
 _FFT_CHUNK = 4096
 
 
@@ -258,12 +259,6 @@ def chain_bound(bounds: Sequence[LayerBound]) -> float:
   return float(np.prod([b.bound for b in bounds], dtype=np.float64))
 
 
-FLOAT64_UNIT = 2.0**-53
-# The smallest normal numbers: XLA on a CPU flushes subnormal results (and inputs) to zero, in
-# float64 as in float32, so each operation may also be off by this much, absolutely.
-_SMALLEST_NORMAL = {2.0**-53: 2.0**-1022, 2.0**-24: 2.0**-126}
-
-
 def rounding_error_bound(
   bounds: Sequence[LayerBound], input_norm: float, unit: float = FLOAT64_UNIT
 ) -> tuple[float, float]:
@@ -289,9 +284,9 @@ def rounding_error_bound(
       E_{l-1}) + ||b_l||).
   Returns (E, R): the error bound and the bound on the exact output's norm. Raises ValueError
   for a layer too wide for the bound (m u >= 1/2)."""
-  if unit not in _SMALLEST_NORMAL:
+  if unit not in SMALLEST_NORMAL:
     raise ValueError(f"unit must be float64's 2^-53 or float32's 2^-24, got {unit}")
-  flushed = _SMALLEST_NORMAL[unit]
+  flushed = SMALLEST_NORMAL[unit]
   norm, error = float(input_norm), 0.0
   for b in bounds:
     if b.abs_norm is None:  # exact, 1-Lipschitz, 0 at 0
@@ -299,7 +294,7 @@ def rounding_error_bound(
     terms = b.fan_in + 1
     if not terms * unit < 0.5:
       raise ValueError(f"{b.path}: {b.fan_in} products are too many for the rounding bound")
-    gamma = terms * unit / (1.0 - terms * unit)
+    gamma = rounding.gamma(terms, unit)
     outputs = float(np.prod(b.output_shape))
     underflow = math.sqrt(outputs) * (2 * b.fan_in + 1) * flushed * (1.0 + gamma)
     local = gamma * (b.abs_norm * (norm + error) + b.bias_norm) + underflow
@@ -443,7 +438,7 @@ def _check_matches(layer: _Layer, x: jax.Array, y: jax.Array, reference: np.ndar
   expected = reference * scale
   error = np.linalg.norm(actual - expected)
   # The second term only admits the float32 rounding of the bias itself (a zero kernel).
-  tolerance = _MATCH_RTOL * np.linalg.norm(expected) + 4 * _FLOAT32_UNIT * np.linalg.norm(offset)
+  tolerance = _MATCH_RTOL * np.linalg.norm(expected) + 4 * FLOAT32_UNIT * np.linalg.norm(offset)
   if not error <= tolerance:
     raise TypeError(
       f"{name}: its forward pass is not the linear operator the certificate would bound "
@@ -485,7 +480,7 @@ def _as_read(kernel) -> np.ndarray:
   evaluation dropped: 1.14 L D between two released means). Harmless elsewhere: float32
   weights cast to float64 have no float64 subnormals."""
   kernel = np.asarray(kernel, np.float64)
-  return np.where(np.abs(kernel) < _SMALLEST_NORMAL[FLOAT64_UNIT], 0.0, kernel)
+  return np.where(np.abs(kernel) < SMALLEST_NORMAL[FLOAT64_UNIT], 0.0, kernel)
 
 
 def _dense_bound(layer: _Layer, x: jax.Array, y: jax.Array) -> tuple:

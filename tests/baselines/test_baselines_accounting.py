@@ -298,7 +298,7 @@ def test_the_scores_rounding_bound_covers_the_float64_score():
       sum(abs(Fraction(float(a)) - Fraction(float(x))) for a, x in zip(counts, model))
       - Fraction(offset)
     )
-    bound = _pgm.score_rounding_bound(cells, n, model, weight, offset)
+    bound = _pgm.score_rounding_bound(n, model, weight, offset)
     assert abs(Fraction(float(computed)) - exact) <= Fraction(bound)
     assert bound < 1e-7 * 2 * weight  # gamma_m (n + sum x): 2e-8 of the sensitivity here
   for temperature, sensitivity, raised in ((4.7, 2.0, 2.0 + 1e-10), (0.3, 0.74, 0.74)):
