@@ -513,7 +513,8 @@ def _dpsgd_batches() -> list[int]:
 
 
 def dpsgd() -> list[Row]:
-  """DP-SGD steps (vmap and ghost clipping) against a plain step of the same expected batch.
+  """DP-SGD steps (vmap and ghost clipping; the vmap path's fixed-point sums) against a plain step
+  of the same expected batch.
 
   The VAE of `vae_step` (Björck encoder 784-256-128-16 as `lipdp.training` trains it, MLP decoder
   16-256-512-794) on 8,192 records of 784 + 10 values; the DP-SGD batch is Poisson with
@@ -538,6 +539,20 @@ def dpsgd() -> list[Row]:
         (
           f"dp-sgd vmap, expected batch {batch}",
           training.DPSGDConfig(1.0, 1.0, q, chunk_size=FLAGS.vmap_chunk, clipping="vmap"),
+        )
+      )
+      # The exact sum (lipdp.training.fixed_point): the vmap path's gradients on an integer grid.
+      variants.append(
+        (
+          f"dp-sgd vmap fixed-point, expected batch {batch}",
+          training.DPSGDConfig(
+            1.0,
+            1.0,
+            q,
+            chunk_size=FLAGS.vmap_chunk,
+            clipping="vmap",
+            sum_arithmetic="fixed-point",
+          ),
         )
       )
     built = {

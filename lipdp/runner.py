@@ -237,6 +237,7 @@ LEGACY_SETTINGS = {
   ("train", "learning_rate_decay"): "constant",
   ("train", "public_pretrain_steps"): 0,
   ("train", "noise_samples"): 1,
+  ("train", "dp_sum"): "float32",
 }
 
 

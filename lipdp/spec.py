@@ -308,6 +308,13 @@ class TrainSpec:
   # refuses a model with layers it does not recognise) or 'vmap' (per-example gradients). The
   # same result to float rounding; docs/performance.md.
   dp_clipping: str = "ghost"
+  # How DP-SGD sums the clipped gradients and adds the noise: 'float32' (fast; the sum's
+  # rounding, which depends on the whole batch, is not bounded: docs/privacy.md, section 10) or
+  # 'fixed-point' (each clipped gradient rounded to an integer grid, sum and noise added exactly
+  # in integers, noise calibrated to the rounded norm bound, about 1e-4 above dp_clip_norm:
+  # the sum's sensitivity holds in floating point; needs dp_clipping='vmap' and a fixed clip
+  # norm; lipdp.training.fixed_point).
+  dp_sum: str = "float32"
   # Scope 'dp-sgd' only: plain (noiseless) steps on `public_dataset` before DP-SGD on the
   # private records, which then starts from those weights (0 = none). A start independent of
   # the private records leaves DP-SGD's guarantee unchanged; the guarantee then assumes the
@@ -841,6 +848,27 @@ def _check_common(spec: Spec) -> None:
       f"{setting('train.dp_clipping')} must be one of {training.CLIPPING_METHODS}, got "
       f"{train.dp_clipping!r}"
     )
+  if train.dp_sum not in training.SUM_ARITHMETICS:
+    raise SettingError(
+      f"{setting('train.dp_sum')} must be one of {training.SUM_ARITHMETICS}, got {train.dp_sum!r}"
+    )
+  if train.dp_sum == "fixed-point":
+    if spec.scope is not privacy.Scope.DP_SGD:
+      raise SettingError(
+        f"{setting('train.dp_sum')} 'fixed-point' is DP-SGD's arithmetic: it needs scope "
+        f"'dp-sgd', not {'none' if spec.scope is None else spec.scope.value!r}"
+      )
+    if train.dp_clipping != "vmap":
+      raise SettingError(
+        f"{setting('train.dp_sum')} 'fixed-point' rounds each example's clipped gradient to "
+        f"the grid, which needs the per-example gradients: set "
+        f"{setting('train.dp_clipping')} to 'vmap' (got {train.dp_clipping!r})"
+      )
+    if train.dp_clip_quantile is not None:
+      raise SettingError(
+        f"{setting('train.dp_sum')} 'fixed-point' needs a fixed clip norm: unset "
+        f"{setting('train.dp_clip_quantile')} (adaptive clipping)"
+      )
   model = spec.model
   for key, value, least in (
     ("model.latent_dim", model.latent_dim, 1),

@@ -21,6 +21,7 @@ from lipdp import randomness
 from lipdp import release as release_lib
 from lipdp import runner
 from lipdp import spec as spec_lib
+from lipdp.privacy import report as report_lib
 from lipdp.methods import vae
 
 CONFIGS = os.path.join(os.path.dirname(os.path.dirname(__file__)), "experiments", "configs")
@@ -429,6 +430,28 @@ def test_dpsgd_scope_composes_training_and_release(tmp_path):
   )
   assert report.epsilon >= max(report.components["dp_sgd"], report.components["release"]) - 1e-9
   assert report.recompute_epsilon() == pytest.approx(report.epsilon, rel=1e-9)
+
+
+@pytest.mark.slow  # 10-20 s; tests/training/test_fixed_point.py covers the step by default
+def test_fixed_point_dpsgd_runs_end_to_end_and_its_report_says_so(tmp_path):
+  config = _config(
+    **{
+      "scope": "dp-sgd",
+      "train.num_steps": 20,
+      "train.seed": 1,
+      "train.dp_sampling_rate": 0.05,
+      "train.dp_noise_multiplier": 1.5,
+      "train.dp_clipping": "vmap",
+      "train.dp_sum": "fixed-point",
+    }
+  )
+  result = _run(config, str(tmp_path))
+  report = result.report
+  assert report.dpsgd == privacy.DPSGDEvent(1.5, 0.05, 20, sum_arithmetic="fixed-point")
+  assert report_lib.CAVEAT_DPSGD_FIXED_POINT in report.caveats
+  assert report_lib.CAVEAT_DPSGD_FLOAT32 not in report.caveats
+  assert report.recompute_epsilon() == pytest.approx(report.epsilon, rel=1e-9)
+  release_lib.verify_release(result.release_dir)
 
 
 @pytest.mark.slow  # 7 s; tests/training covers per-group clipping by default (2026-12-07)

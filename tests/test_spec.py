@@ -278,6 +278,26 @@ def test_schedules_and_likelihoods_are_checked_by_name(section, leaf, value, mat
     spec_lib.from_config(config)
 
 
+def test_fixed_point_sums_are_checked_with_the_other_settings():
+  config = spec_lib.config_from_file(CONFIGS, "bank")
+  assert spec_lib.from_config(config).train.dp_sum == "float32"
+  config.scope, config.train.dp_sum = "dp-sgd", "fixed-point"
+  with pytest.raises(spec_lib.SettingError, match="set --config.train.dp_clipping to 'vmap'"):
+    spec_lib.from_config(config)
+  config.train.dp_clipping = "vmap"
+  assert spec_lib.from_config(config).train.dp_sum == "fixed-point"
+  config.train.dp_clip_quantile = 0.5
+  with pytest.raises(spec_lib.SettingError, match="needs a fixed clip norm"):
+    spec_lib.from_config(config)
+  config.train.dp_clip_quantile = None
+  config.train.dp_sum = "float64"
+  with pytest.raises(spec_lib.SettingError, match="train.dp_sum must be one of"):
+    spec_lib.from_config(config)
+  config.train.dp_sum, config.scope = "fixed-point", "conditional"
+  with pytest.raises(spec_lib.SettingError, match="needs scope 'dp-sgd'"):
+    spec_lib.from_config(config)
+
+
 def test_an_end_to_end_budget_refuses_the_settings_it_derives():
   """With total_epsilon the release's epsilon and DP-SGD's noise multiplier come from the one
   budget: `./run.sh --config.epsilon=4` had run, silently, at the default config's total 10."""

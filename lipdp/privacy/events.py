@@ -433,6 +433,10 @@ def release_from_dict(data: Mapping[str, Any]) -> ReleaseEvent:
   )
 
 
+# How DP-SGD's clipped sum was computed (`DPSGDEvent.sum_arithmetic`; `lipdp.training.dpsgd`).
+DPSGD_SUM_ARITHMETICS = ("float32", "fixed-point")
+
+
 @dataclasses.dataclass(frozen=True)
 class DPSGDEvent:
   """A DP-SGD training run: `steps` Poisson-sampled Gaussian steps (Abadi et al. 2016).
@@ -441,11 +445,18 @@ class DPSGDEvent:
     noise_multiplier: z = (std of the noise added to the sum of clipped gradients) / C (> 0).
     sampling_rate: q, the probability that a record joins a step's batch, in (0, 1].
     steps: the number of noisy steps the released weights went through (>= 1).
+    sum_arithmetic: how the clipped gradients were summed and noised: 'float32' (the float
+      path: the sum's rounding is not bounded), or 'fixed-point' (each clipped gradient rounded
+      to an integer grid, the sum and its noise added exactly in integers, with the noise
+      calibrated to the rounded gradients' norm bound; `lipdp.training.fixed_point`). It does
+      not enter the accounting; the report's caveats name it. Omitted from `as_dict` when
+      'float32', as the reports written before it have it.
   """
 
   noise_multiplier: float
   sampling_rate: float
   steps: int
+  sum_arithmetic: str = "float32"
 
   def __post_init__(self):
     object.__setattr__(
@@ -455,9 +466,16 @@ class DPSGDEvent:
       self, "sampling_rate", _validation.probability_half_open(self.sampling_rate, "sampling_rate")
     )
     object.__setattr__(self, "steps", _validation.positive_int(self.steps, "steps"))
+    if self.sum_arithmetic not in DPSGD_SUM_ARITHMETICS:
+      raise ValueError(
+        f"sum_arithmetic must be one of {DPSGD_SUM_ARITHMETICS}, got {self.sum_arithmetic!r}"
+      )
 
   def as_dict(self) -> dict:
-    return dataclasses.asdict(self)
+    out = dataclasses.asdict(self)
+    if self.sum_arithmetic == "float32":
+      del out["sum_arithmetic"]  # as every report before fixed-point sums has it
+    return out
 
   @classmethod
   def from_dict(cls, data: Mapping[str, Any]) -> "DPSGDEvent":
@@ -465,10 +483,10 @@ class DPSGDEvent:
       raise ValueError(f"a DP-SGD event must be a mapping, got {data!r}")
     names = [f.name for f in dataclasses.fields(cls)]
     _check_keys(data, names, "DPSGDEvent")
-    missing = [n for n in names if n not in data]
+    missing = [n for n in names if n not in data and n != "sum_arithmetic"]
     if missing:
       raise ValueError(f"DPSGDEvent lacks {missing}")
-    return cls(**{n: data[n] for n in names})
+    return cls(**{n: data[n] for n in names if n in data})
 
   def dp_event(self) -> dp_accounting.DpEvent:
     """SelfComposed(PoissonSampled(q, Gaussian(z)), steps), for dp_accounting under REPLACE_ONE.

@@ -134,6 +134,15 @@ CAVEAT_DPSGD_FLOAT32 = (
   "on an exact sum: neither rounding, nor the float64 sampler's truncation at 12.2 standard "
   "deviations (probability 2e-34 per coordinate and step), is modelled"
 )
+CAVEAT_DPSGD_FIXED_POINT = (
+  "the DP-SGD sum is exact: each clipped gradient was rounded to an integer grid 2^e Z^d, and "
+  "the sum and its noise, floor(sigma X + 1/2) on the grid, were added in int32, so the sum's "
+  "sensitivity holds in floating point, with the noise calibrated to the rounded gradients' "
+  "norm bound C + sqrt(d) 2^e / 2; X is NumPy's float64 normal (its truncation at 12.2 "
+  "standard deviations, probability 2e-34 per coordinate and step, is not modelled); each "
+  "example's clipped gradient is assumed to be computed as a function of its record alone "
+  "(checked by a test, not proven)"
+)
 CAVEAT_CENTRAL_RELATION = (
   "every sensitivity in the release event is its replace-one value (a histogram moves one "
   "count down and one up: sqrt(2) in l2, 2 in l1; a score moves by twice its add/remove "
@@ -370,7 +379,8 @@ class PrivacyReport:
       else:
         out.append(CAVEAT_FLOAT32_ENCODER.format(what=what))
     if self.dpsgd is not None:
-      out.append(CAVEAT_DPSGD_FLOAT32)
+      fixed = self.dpsgd.sum_arithmetic == "fixed-point"
+      out.append(CAVEAT_DPSGD_FIXED_POINT if fixed else CAVEAT_DPSGD_FLOAT32)
     return tuple(out)
 
   def summary(self) -> str:

@@ -17,6 +17,7 @@ The modules, for tests, benchmarks and each other:
     dpsgd.py           DP-SGD: per-example clipping, the float64 noise, adaptive clipping,
                        `DPSGDConfig`
     ghost_clipping.py  DP-SGD's clipped sum without per-example gradients
+    fixed_point.py     DP-SGD's clipped sum and noise added exactly on an integer grid
     per_example.py     the per-example loss signature; norms with a proven rounding margin;
                        each record's exact gradient norm (`gradient_norms`, a diagnostic)
     batching.py        which records a step reads (shuffled, Poisson), prefetched on a thread
@@ -28,6 +29,7 @@ Nothing here imports the run (`lipdp.runner`), the settings (`lipdp.spec`) or th
 
 from lipdp.training.dpsgd import (
   CLIPPING_METHODS,
+  SUM_ARITHMETICS,
   DPSGDConfig,
   count_centre,
   count_noise_fits,
@@ -49,6 +51,7 @@ __all__ = [
   "DPSGDConfig",
   "LEARNING_RATE_DECAYS",
   "LossFn",
+  "SUM_ARITHMETICS",
   "TrainConfig",
   "TrainResult",
   "TrainState",

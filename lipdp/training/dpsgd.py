@@ -63,6 +63,12 @@ Precision: the clipping margin is a float32 rounding bound, so the products that
 norms' bounds and the clipped sum run at the highest matmul precision (a platform's reduced
 default, TF32 on recent NVIDIA GPUs, would round past it; docs/privacy.md).
 
+Fixed-point sums (`DPSGDConfig.sum_arithmetic = 'fixed-point'`, `lipdp.training.fixed_point`):
+each clipped gradient is rounded to the integer grid 2^e Z^d and the sum and its noise are added
+in int32, exactly, so the sum's sensitivity holds in floating point, which a float32 sum's does
+not (its rounding depends on the whole batch); the contribution bound becomes C' = C +
+sqrt(d) 2^e / 2 and the noise z C'. vmap path only, fixed clip norm only.
+
 The batch is processed in fixed-size microbatches (`chunk_size` examples, vmapped) by one
 `lax.fori_loop` inside one jitted step (`lipdp.training.steps.DPSGDStep`), whose trip count is the
 number of microbatches actually holding examples: nothing is truncated, and no compute is spent on
@@ -80,10 +86,14 @@ import numpy as np
 from lipdp import privacy
 from lipdp import randomness
 from lipdp.training import batching
+from lipdp.training import fixed_point
 from lipdp.training import per_example
 from lipdp.training import ghost_clipping
 
 CLIPPING_METHODS = ("vmap", "ghost")
+# How the clipped gradients are summed and noised: in float32 (rounding not bounded), or exactly
+# on an integer grid (`lipdp.training.fixed_point`; vmap path, fixed clip norm).
+SUM_ARITHMETICS = ("float32", "fixed-point")
 # Microbatch sizes measured on CPU (docs/performance.md): the vmap path's microbatch of
 # per-example gradients is memory-bound beyond 64; the ghost path's holds activations only.
 DEFAULT_CHUNK_SIZES = {"vmap": 64, "ghost": 128}
@@ -152,6 +162,9 @@ class DPSGDConfig:
   noise `count_noise_std` (sigma_b, which must exceed z / 2). Andrew et al. 2021 use eta = 0.2
   and sigma_b = q n / 20.
 
+  `sum_arithmetic` 'fixed-point' sums on an integer grid (module docstring; needs
+  clipping='vmap' and no clip_quantile); 'float32' is the float path.
+
   `clip_groups` (start, stop), with `clip_quantile`, gives each group its own adaptive clip norm
   (per-group adaptive clipping, module docstring): a record's group is the argmax of its
   coordinates [start, stop), a categorical block (`record_groups`); sigma_b must then exceed
@@ -167,6 +180,7 @@ class DPSGDConfig:
   clip_learning_rate: float = 0.2
   count_noise_std: Optional[float] = None
   clip_groups: Optional[tuple] = None
+  sum_arithmetic: str = "float32"
 
   def __post_init__(self):
     if not np.isfinite(self.noise_multiplier) or self.noise_multiplier <= 0:
@@ -179,6 +193,20 @@ class DPSGDConfig:
       raise ValueError(f"chunk_size must be >= 1, got {self.chunk_size}")
     if self.clipping not in CLIPPING_METHODS:
       raise ValueError(f"clipping must be one of {CLIPPING_METHODS}, got {self.clipping!r}")
+    if self.sum_arithmetic not in SUM_ARITHMETICS:
+      raise ValueError(
+        f"sum_arithmetic must be one of {SUM_ARITHMETICS}, got {self.sum_arithmetic!r}"
+      )
+    if self.fixed_point and self.clipping != "vmap":
+      raise ValueError(
+        "sum_arithmetic='fixed-point' rounds each example's clipped gradient to the grid, which "
+        f"needs the per-example gradients: clipping='vmap', got {self.clipping!r}"
+      )
+    if self.fixed_point and self.clip_quantile is not None:
+      raise ValueError(
+        "sum_arithmetic='fixed-point' needs a fixed clip norm: adaptive clipping (clip_quantile) "
+        "is not supported on the integer grid"
+      )
     if self.clip_quantile is not None:
       if not 0 < self.clip_quantile < 1:
         raise ValueError(f"clip_quantile must be in (0, 1), got {self.clip_quantile}")
@@ -216,6 +244,11 @@ class DPSGDConfig:
           f"clip_groups must be a (start, stop) pair of record coordinates with at least two "
           f"groups, got {groups!r}"
         )
+
+  @property
+  def fixed_point(self) -> bool:
+    """Whether the clipped sum and its noise are added on an integer grid."""
+    return self.sum_arithmetic == "fixed-point"
 
   @property
   def adaptive(self) -> bool:
@@ -281,11 +314,17 @@ class DPSGDConfig:
   def event(self, steps: int) -> privacy.DPSGDEvent:
     """The accounting event of `steps` steps of this DP-SGD (the clip norm does not enter it;
     with adaptive clipping, the gradient and the count together: multiplier z, exactly)."""
-    return privacy.DPSGDEvent(self.noise_multiplier, self.sampling_rate, steps)
+    return privacy.DPSGDEvent(
+      self.noise_multiplier, self.sampling_rate, steps, sum_arithmetic=self.sum_arithmetic
+    )
 
 
 def clipped_gradient_sum(
-  loss_fn: per_example.LossFn, clip_norm: float, clipping: str = "vmap", count_centre: float = 0.5
+  loss_fn: per_example.LossFn,
+  clip_norm: float,
+  clipping: str = "vmap",
+  count_centre: float = 0.5,
+  grid_exponent: Optional[int] = None,
 ):
   """Builds `f(params, model_state, chunk, mask, rng, clip_norm=None, groups=None) -> (sum of
   clipped grads, stats)`; a `clip_norm` given to `f` (a traced scalar: adaptive clipping's C_t)
@@ -304,6 +343,11 @@ def clipped_gradient_sum(
   norm exceeded C) and `count`; they are not covered by the accounting and must stay private.
   `centred_unclipped_sum` is adaptive clipping's count before its noise
   (`per_example.centred_unclipped`, centred at `count_centre`; per group with `groups`).
+
+  With `grid_exponent` e (fixed-point sums, `lipdp.training.fixed_point`), `f` also takes
+  `record_ids` (rows,), each row's record index: example i's model noise is keyed by
+  fold_in(rng, record_ids[i]) instead of its place in the chunk, each clipped gradient is rounded
+  to the grid 2^e, and the sum is the exact int32 sum of those integers.
   """
 
   if clipping == "ghost":
@@ -312,12 +356,19 @@ def clipped_gradient_sum(
     raise ValueError(f"clipping must be one of {CLIPPING_METHODS}, got {clipping!r}")
 
   built_with = clip_norm
+  fixed = grid_exponent is not None
 
-  def clipped_sum(params, model_state, chunk, mask, rng, clip_norm=None, groups=None):
+  def clipped_sum(
+    params, model_state, chunk, mask, rng, clip_norm=None, groups=None, record_ids=None
+  ):
     clip_norm, num_groups = per_example.row_clip_norms(
       built_with if clip_norm is None else clip_norm, groups
     )
-    keys = jax.random.split(rng, chunk.shape[0])
+    if fixed:
+      # A record's noise must not depend on where the batch placed it (fixed_point docstring).
+      keys = jax.vmap(jax.random.fold_in, in_axes=(None, 0))(rng, record_ids)
+    else:
+      keys = jax.random.split(rng, chunk.shape[0])
     losses, grads = jax.vmap(
       jax.value_and_grad(per_example.record_loss(loss_fn)), in_axes=(None, None, 0, 0)
     )(params, model_state, chunk, keys)
@@ -325,6 +376,18 @@ def clipped_gradient_sum(
     target = clip_norm * (1.0 - margin)  # provably <= C after rounding (see per_example_norms)
     finite = jnp.isfinite(norms)
     scale = jnp.where(finite, jnp.minimum(1.0, target / jnp.maximum(norms, 1e-30)), 0.0) * mask
+    stats = per_example.clipping_stats(
+      losses, norms, finite, mask, clip_norm, count_centre, groups, num_groups
+    )
+    if fixed:
+      # Each example's clipped gradient (exact norm <= C: the margin covers this product's
+      # rounding) on the grid, then an exact int32 sum: no rounding across examples.
+      def grid_sum(g):
+        keep = finite.reshape((-1,) + (1,) * (g.ndim - 1))
+        clipped = jnp.where(keep, g, 0.0) * scale.reshape(keep.shape)
+        return jnp.sum(fixed_point.quantize(clipped, grid_exponent), axis=0, dtype=jnp.int32)
+
+      return jax.tree_util.tree_map(grid_sum, grads), stats
     # At the highest matmul precision: a platform's reduced default (TF32 on recent GPUs)
     # would round each clipped gradient by more than the margin, past C.
     with jax.default_matmul_precision("highest"):
@@ -334,9 +397,6 @@ def clipped_gradient_sum(
         ),
         grads,
       )
-    stats = per_example.clipping_stats(
-      losses, norms, finite, mask, clip_norm, count_centre, groups, num_groups
-    )
     return summed, stats
 
   return clipped_sum

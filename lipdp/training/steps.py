@@ -25,6 +25,7 @@ spectral power-iteration vectors), or {} when `mutable` is False.
 import dataclasses
 from typing import Any, Optional
 
+from absl import logging
 import flax
 import jax
 import jax.numpy as jnp
@@ -34,6 +35,7 @@ from jax.sharding import NamedSharding, PartitionSpec
 
 from lipdp.training import batching
 from lipdp.training import dpsgd
+from lipdp.training import fixed_point
 from lipdp.training import ghost_clipping
 from lipdp.training import per_example
 from lipdp.training import sharding as sharding_lib
@@ -126,16 +128,22 @@ def noisy_update(
   optimizer: optax.GradientTransformation,
   expected_batch_size: float,
   sample_record: jax.Array,
+  grid_exponent: Optional[int] = None,
 ):
   """`f(state, grad_sum, noise, rng) -> state`: noise on the sum, divide by q n, optimiser step.
 
-  Afterwards the model state (e.g. power-iteration vectors) is refreshed by a forward pass on
-  a zero record, which depends on the weights only (`rng` feeds that throw-away pass).
+  With `grid_exponent` e, `grad_sum` and `noise` are int32 on the grid 2^e
+  (`lipdp.training.fixed_point`), added exactly before the scaling. Afterwards the model state
+  (e.g. power-iteration vectors) is refreshed by a forward pass on a zero record, which depends
+  on the weights only (`rng` feeds that throw-away pass).
   """
   zeros = jnp.zeros_like(sample_record)
 
   def update(state: TrainState, grad_sum, noise, rng):
-    grads = dpsgd.noisy_mean(grad_sum, noise, expected_batch_size)
+    if grid_exponent is None:
+      grads = dpsgd.noisy_mean(grad_sum, noise, expected_batch_size)
+    else:
+      grads = fixed_point.noisy_mean(grad_sum, noise, grid_exponent, expected_batch_size)
     updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
     params = optax.apply_updates(state.params, updates)
     model_state = state.model_state
@@ -243,11 +251,32 @@ class DPSGDStep(Step):
     self._loss_fn, self._sample_record = loss_fn, sample_record
     self._checked = dp.clipping != "ghost"
     grouped = dp.clip_groups is not None  # per-group adaptive clipping (dpsgd docstring)
+    # Fixed-point sums (lipdp.training.fixed_point): the grid for this model, noise and data.
+    self.grid = None
+    if dp.fixed_point:
+      num_params = sum(int(np.prod(np.shape(p))) for p in jax.tree_util.tree_leaves(param_shapes))
+      self.grid = fixed_point.FixedPointGrid.choose(
+        dp.clip_norm, num_params, dp.noise_multiplier, num_records, dp.sampling_rate
+      )
+      logging.info(
+        "DP-SGD sums on the integer grid 2^%d: contribution bound %.9g (clip norm %g), noise std "
+        "%.9g, batches of up to %d records",
+        self.grid.exponent,
+        self.grid.contribution_bound,
+        dp.clip_norm,
+        dp.noise_multiplier * self.grid.contribution_bound,
+        self.grid.batch_cap,
+      )
+    grid_exponent = None if self.grid is None else self.grid.exponent
     clipped_sum = dpsgd.clipped_gradient_sum(
-      loss_fn, dp.clip_norm, dp.clipping, dp.count_centre if dp.adaptive else 0.5
+      loss_fn,
+      dp.clip_norm,
+      dp.clipping,
+      dp.count_centre if dp.adaptive else 0.5,
+      grid_exponent=grid_exponent,
     )
     expected_batch_size = dp.sampling_rate * num_records
-    finish = noisy_update(loss_fn, optimizer, expected_batch_size, sample_record)
+    finish = noisy_update(loss_fn, optimizer, expected_batch_size, sample_record, grid_exponent)
     rows = NamedSharding(mesh, PartitionSpec(sharding_lib.DATA_AXIS))
     chunk = self.chunk
 
@@ -267,15 +296,21 @@ class DPSGDStep(Step):
         )
         # A record's group is a function of the record alone (padding rows are masked out).
         groups = dpsgd.record_groups(batch, dp.clip_groups) if grouped else None
-        part, part_stats = clipped_sum(
-          state.params,
-          state.model_state,
-          batch,
-          mask,
-          jax.random.fold_in(rng, c),
-          clip_norm,
-          groups,
-        )
+        if grid_exponent is None:
+          part, part_stats = clipped_sum(
+            state.params,
+            state.model_state,
+            batch,
+            mask,
+            jax.random.fold_in(rng, c),
+            clip_norm,
+            groups,
+          )
+        else:  # keyed by record index, whatever the microbatch (fixed_point docstring)
+          ids = jax.lax.with_sharding_constraint(rows_c, rows)
+          part, part_stats = clipped_sum(
+            state.params, state.model_state, batch, mask, rng, record_ids=ids
+          )
         return (
           jax.tree_util.tree_map(jnp.add, grad_sum, part),
           jax.tree_util.tree_map(jnp.add, stats, part_stats),
@@ -285,11 +320,12 @@ class DPSGDStep(Step):
         k: jnp.zeros((), jnp.float32) for k in ("loss_sum", "clipped_fraction_sum", "count")
       }
       zero_stats["centred_unclipped_sum"] = jnp.zeros(dp.clip_norm_shape, jnp.float32)
+      sum_dtype = jnp.float32 if grid_exponent is None else jnp.int32
       grad_sum, stats = jax.lax.fori_loop(
         0,
         num_chunks,
         microbatch,
-        (jax.tree_util.tree_map(jnp.zeros_like, state.params), zero_stats),
+        (jax.tree_util.tree_map(lambda p: jnp.zeros(p.shape, sum_dtype), state.params), zero_stats),
       )
       refresh = step_rng(run_key, state.step, REFRESH_STREAM)
       if not dp.adaptive:
@@ -313,7 +349,23 @@ class DPSGDStep(Step):
     indices = batching.poisson_batch_indices(
       self.num_records, self.dp.sampling_rate, self.seed, step
     )
+    if self.grid is not None and len(indices) > self.grid.batch_cap:
+      # Beyond the grid's headroom (probability below 1e-20 a step): noise only. The decision
+      # reads the batch's size alone (fixed_point docstring); a warning, since it costs a step.
+      logging.warning(
+        "DP-SGD step %d: a Poisson batch of %d records exceeds the fixed-point cap %d; the step "
+        "adds noise only",
+        step,
+        len(indices),
+        self.grid.batch_cap,
+      )
+      indices = indices[:0]
     batch = batching.pad_to_chunks(indices, self.chunk, self._min_chunks)
+    if self.grid is not None:
+      noise = fixed_point.grid_noise(
+        self._param_shapes, self.grid, self.seed, step, batching.NOISE_STREAM
+      )
+      return batch, noise
     if self.dp.adaptive:
       return batch, dpsgd.adaptive_noise(self._param_shapes, self.dp, self.seed, step)
     return batch, dpsgd.dpsgd_noise(self._param_shapes, self.dp, self.seed, step)

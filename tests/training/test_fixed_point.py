@@ -1,0 +1,264 @@
+"""DP-SGD's fixed-point sums: the grid, the rounded gradients' norm, exact order-free sums, the
+integer noise, and the step built from them."""
+
+import fractions
+import math
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+
+import toy
+import train_state
+from lipdp import privacy
+from lipdp import randomness
+from lipdp.privacy import report as report_lib
+from lipdp.training import batching
+from lipdp.training import dpsgd
+from lipdp.training import fixed_point
+from lipdp.training import loop
+from lipdp.training import sharding
+from lipdp.training import steps as steps_lib
+
+# (clip norm, parameters, noise multiplier, records, sampling rate): MNIST's recipe, a table, a
+# small data set with q = 1/2, a clip norm that is no power of two, a large noise multiplier.
+SETTINGS = [
+  (1.0, 1_304_138, 0.9, 8_000, 0.032),
+  (30.0, 27_240, 1.5, 36_169, 0.01),
+  (1.0, 5_000, 0.6, 455, 0.5),
+  (0.3, 1_000, 50.0, 100_000, 0.001),
+]
+
+
+@pytest.mark.parametrize("clip, d, z, n, q", SETTINGS)
+def test_the_grid_is_the_finest_whose_sums_cannot_overflow(clip, d, z, n, q):
+  grid = fixed_point.FixedPointGrid.choose(clip, d, z, n, q)
+  assert grid.step == 2.0**grid.exponent and grid.fits()
+  finer = fixed_point.FixedPointGrid(grid.exponent - 1, clip, d, z, grid.batch_cap)
+  assert not finer.fits()
+  # The headroom, redone by hand: a capped batch's coordinates plus the noise's range.
+  sigma = z * grid.contribution_bound / grid.step
+  worst = grid.batch_cap * (clip / grid.step + 0.5) + sigma * randomness.FLOAT64_NORMAL_MAX + 1
+  assert worst < 2**31 - 1
+  # C' >= C + sqrt(d) Delta / 2 exactly, and the noise std in grid units >= z C' / Delta.
+  frac = fractions.Fraction
+  half_steps = (frac(grid.contribution_bound) - frac(clip)) * 2 / frac(grid.step)
+  assert half_steps >= 0 and half_steps**2 >= d
+  assert frac(grid.noise_std_units) >= frac(z) * frac(grid.contribution_bound) / frac(grid.step)
+  # The cap: about q n + 10 standard deviations, never above n.
+  mean = q * n
+  assert mean < grid.batch_cap <= n
+  assert grid.batch_cap >= min(n, mean + 10 * math.sqrt(mean * (1 - q)))
+
+
+def test_a_grid_that_cannot_fit_is_refused():
+  with pytest.raises(ValueError, match="no fixed-point grid fits int32"):
+    fixed_point.FixedPointGrid.choose(1.0, 10, 1e12, 100, 0.5)  # the noise alone overflows
+
+
+def _norm_squared(q: np.ndarray) -> int:
+  return int(np.sum(q.astype(object) ** 2))
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_a_rounded_gradient_stays_within_the_contribution_bound(seed):
+  """|q Delta| <= C' exactly, and each coordinate moves by at most half a grid step, for
+  clipped gradients at norm C, including coordinates exactly half-way between grid points."""
+  clip, d = 1.0, 4_099
+  grid = fixed_point.FixedPointGrid.choose(clip, d, 1.0, 1_000, 0.1)
+  rng = np.random.default_rng(seed)
+  cases = [rng.standard_normal(d), np.ones(d), np.eye(1, d)[0]]
+  for raw in cases:
+    v = (raw / np.linalg.norm(raw) * clip * (1 - 1e-6)).astype(np.float32)
+    if seed == 0:  # every coordinate a half-way point: rounding moves each by exactly 1/2
+      v = ((np.floor(v / grid.step) + 0.5) * grid.step).astype(np.float32)
+      v *= np.float32(clip / np.linalg.norm(v.astype(np.float64)) * (1 - 1e-4))
+      v = ((np.floor(v / grid.step) + 0.5) * grid.step).astype(np.float32)
+    assert np.linalg.norm(v.astype(np.float64)) <= clip
+    q = np.asarray(fixed_point.quantize(jnp.asarray(v), grid.exponent))
+    assert q.dtype == np.int32
+    exact = v.astype(np.float64) / grid.step  # exact: a power-of-two scaling
+    assert np.max(np.abs(q - exact)) <= 0.5
+    bound = fractions.Fraction(grid.contribution_bound) / fractions.Fraction(grid.step)
+    assert _norm_squared(q) <= bound**2
+
+
+def test_the_integer_noise_is_the_floor_of_the_scaled_normal_plus_a_half():
+  grid = fixed_point.FixedPointGrid.choose(1.0, 30_000, 0.8, 5_000, 0.05)
+  shapes = {"a": np.zeros((100, 200)), "b": np.zeros((10_000,))}
+  noise = fixed_point.grid_noise(shapes, grid, 5, 3, batching.NOISE_STREAM)
+  rng = randomness.numpy_rng(5, 3, batching.NOISE_STREAM)
+  for key in ("a", "b"):  # the leaves' order in the tree: 'a', then 'b'
+    x = randomness.standard_normal(rng, shapes[key].shape)
+    expected = np.floor(grid.noise_std_units * x + 0.5)
+    assert noise[key].dtype == np.int32
+    np.testing.assert_array_equal(noise[key], expected)
+    # Adding it to an integer sum is rounding the continuous Gaussian mechanism's output.
+    s = np.arange(expected.size).reshape(expected.shape) - 7_000
+    np.testing.assert_array_equal(s + noise[key], np.floor(s + grid.noise_std_units * x + 0.5))
+  pooled = np.concatenate([noise["a"].ravel(), noise["b"].ravel()]) / grid.noise_std_units
+  assert abs(pooled.mean()) < 0.05 and abs(pooled.std() - 1.0) < 0.03
+
+
+def _fixed_sum(loss_fn, state, records, ids, rows, chunk, exponent, run_rng):
+  """The fixed-point clipped sum of `records[ids]` laid out in microbatches of `chunk`, with
+  `rows` real rows in each (the rest padding rows holding other records)."""
+  clipped_sum = jax.jit(dpsgd.clipped_gradient_sum(loss_fn, 0.05, "vmap", grid_exponent=exponent))
+  total = None
+  for start in range(0, len(ids), rows):
+    real = ids[start : start + rows]
+    # Padding rows hold other records: a masked row must not change a real row's integers.
+    pad = [(i + 17) % len(records) for i in range(chunk - len(real))]
+    layout = np.asarray(list(real) + pad, np.int32)
+    mask = np.asarray([1.0] * len(real) + [0.0] * len(pad), np.float32)
+    part, _ = clipped_sum(
+      state.params,
+      state.model_state,
+      jnp.asarray(records[layout]),
+      mask,
+      run_rng,
+      record_ids=layout,
+    )
+    part = jax.tree_util.tree_map(np.asarray, part)
+    total = part if total is None else jax.tree_util.tree_map(np.add, total, part)
+  return total
+
+
+def test_the_fixed_point_sum_is_exact_whatever_the_layout():
+  """The integer sum of a batch equals, bit for bit, the sum of each record's integers computed
+  alone at any place of a microbatch: no rounding across examples, and a record's integers do
+  not depend on its place or its neighbours (which the privacy argument needs)."""
+  model, records = toy.model(), toy.records(24)
+  state = train_state.create(model, optax.sgd(1.0), jnp.asarray(records[:1]), jax.random.key(1))
+  loss_fn = loop.vae_loss(model, toy.BLOCKS)
+  run_rng = jax.random.key(7)
+  exponent = fixed_point.FixedPointGrid.choose(0.05, 1_000, 1.0, 24, 1.0).exponent
+  in_order = _fixed_sum(loss_fn, state, records, list(range(24)), 8, 8, exponent, run_rng)
+  shuffled_ids = list(np.random.default_rng(0).permutation(24))
+  shuffled = _fixed_sum(loss_fn, state, records, shuffled_ids, 5, 8, exponent, run_rng)
+  one_by_one = _fixed_sum(loss_fn, state, records, list(range(24)), 1, 4, exponent, run_rng)
+  for other in (shuffled, one_by_one):
+    for a, b in zip(jax.tree_util.tree_leaves(in_order), jax.tree_util.tree_leaves(other)):
+      assert a.dtype == np.int32
+      np.testing.assert_array_equal(a, b)
+
+
+def _step(dp, records, state, sgd):
+  mesh = sharding.data_mesh(jax.devices()[:2])
+  step = steps_lib.DPSGDStep(
+    loop.vae_loss(toy.model(), toy.BLOCKS),
+    sgd,
+    mesh,
+    dp=dp,
+    num_records=len(records),
+    seed=9,
+    sample_record=jnp.zeros((1, 15)),
+    param_shapes=state.params,
+  )
+  return step, mesh
+
+
+def _run(step, mesh, state, records, run_key, host):
+  state = jax.tree_util.tree_map(np.asarray, state)  # host copy: the step donates its input
+  new, stats = step.update(
+    jax.device_put(state, sharding.replicated(mesh)),
+    sharding.replicate(mesh, records),
+    run_key,
+    step.place(host),
+  )
+  return new, stats
+
+
+def test_the_fixed_point_step_is_the_integer_sum_plus_noise_over_q_n():
+  """One jitted fixed-point DPSGDStep (every record, several microbatches) against the pieces:
+  each record's integers (keyed by its index), the integer noise, then (S + N) Delta / (q n);
+  and next to the float step of the same seed, which draws the same normals."""
+  model, records = toy.model(), toy.records(40)
+  sgd = optax.sgd(1.0)
+  state = train_state.create(model, sgd, jnp.asarray(records[:1]), jax.random.key(1))
+  dp = dpsgd.DPSGDConfig(0.5, 0.3, 1.0, chunk_size=8, clipping="vmap", sum_arithmetic="fixed-point")
+  step, mesh = _step(dp, records, state, sgd)
+  grid = step.grid
+  host = step.host_inputs(0)
+  assert host[0].count == 40 and host[0].num_chunks == 5
+  run_key = randomness.key_from_seed(123)
+  before = toy.flat(state.params)
+  new, stats = _run(step, mesh, state, records, run_key, host)
+  assert float(stats["count"]) == 40
+  loss_fn = loop.vae_loss(model, toy.BLOCKS)
+  rng = steps_lib.step_rng(run_key, 0, steps_lib.MODEL_NOISE_STREAM)
+  clipped_sum = jax.jit(
+    dpsgd.clipped_gradient_sum(loss_fn, dp.clip_norm, "vmap", grid_exponent=grid.exponent)
+  )
+  ids = np.arange(40, dtype=np.int32)
+  integers, _ = clipped_sum(
+    state.params, state.model_state, jnp.asarray(records), np.ones(40), rng, record_ids=ids
+  )
+  noise = fixed_point.grid_noise(state.params, grid, 9, 0, batching.NOISE_STREAM)
+  total = toy.flat(integers).astype(np.int64) + toy.flat(noise)
+  assert np.max(np.abs(total)) < 2**31
+  expected = total.astype(np.float32) * np.float32(grid.step) / np.float32(40.0)
+  np.testing.assert_allclose(toy.flat(new.params) - before, -expected, rtol=1e-5, atol=1e-7)
+  # The float step of the same seed draws the same normals: z C X there, about z C' X here.
+  float_dp = dpsgd.DPSGDConfig(0.5, 0.3, 1.0, chunk_size=8, clipping="vmap")
+  float_noise = toy.flat(dpsgd.dpsgd_noise(state.params, float_dp, 9, 0)).astype(np.float64)
+  scaled = float_noise * grid.contribution_bound / dp.clip_norm
+  assert np.max(np.abs(toy.flat(noise) * grid.step - scaled)) <= grid.step * 0.51 + 1e-7 * np.max(
+    np.abs(scaled)
+  )
+
+
+def test_a_batch_above_the_cap_adds_noise_only():
+  model, records = toy.model(), toy.records(40)
+  sgd = optax.sgd(1.0)
+  state = train_state.create(model, sgd, jnp.asarray(records[:1]), jax.random.key(1))
+  dp = dpsgd.DPSGDConfig(0.5, 0.3, 1.0, chunk_size=8, clipping="vmap", sum_arithmetic="fixed-point")
+  step, mesh = _step(dp, records, state, sgd)
+  assert step.host_inputs(0)[0].count == 40  # q = 1: the whole data set, at the cap n
+  step.grid = fixed_point.FixedPointGrid(
+    step.grid.exponent, 0.3, step.grid.num_params, 0.5, batch_cap=39
+  )
+  host = step.host_inputs(0)
+  assert host[0].count == 0
+  before = toy.flat(state.params)
+  new, stats = _run(step, mesh, state, records, randomness.key_from_seed(1), host)
+  assert float(stats["count"]) == 0
+  noise = toy.flat(host[1]).astype(np.float32) * np.float32(step.grid.step) / np.float32(40.0)
+  np.testing.assert_allclose(
+    toy.flat(new.params) - before, -noise, rtol=1e-6, atol=1e-7
+  )  # params rounding
+
+
+@pytest.mark.parametrize(
+  "overrides, match",
+  [
+    ({"clipping": "ghost"}, "needs the per-example gradients: clipping='vmap'"),
+    (
+      {"clipping": "vmap", "clip_quantile": 0.5, "count_noise_std": 5.0},
+      "needs a fixed clip norm",
+    ),
+    ({"sum_arithmetic": "float64"}, "sum_arithmetic must be one of"),
+  ],
+)
+def test_fixed_point_refuses_what_it_cannot_sum_exactly(overrides, match):
+  settings = {"sum_arithmetic": "fixed-point", **overrides}
+  with pytest.raises(ValueError, match=match):
+    dpsgd.DPSGDConfig(1.0, 1.0, 0.1, **settings)
+
+
+def test_the_event_and_report_name_the_sum_arithmetic():
+  dp = dpsgd.DPSGDConfig(1.0, 1.0, 0.1, clipping="vmap", sum_arithmetic="fixed-point")
+  event = dp.event(100)
+  assert event.sum_arithmetic == "fixed-point"
+  assert event.as_dict()["sum_arithmetic"] == "fixed-point"
+  assert privacy.DPSGDEvent.from_dict(event.as_dict()) == event
+  plain = dpsgd.DPSGDConfig(1.0, 1.0, 0.1).event(100)
+  assert "sum_arithmetic" not in plain.as_dict()  # as the reports before it
+  assert privacy.DPSGDEvent.from_dict(plain.as_dict()) == plain
+  # The same accounting either way.
+  assert event.dp_event() == plain.dp_event()
+  with pytest.raises(ValueError, match="sum_arithmetic must be one of"):
+    privacy.DPSGDEvent(1.0, 0.1, 10, sum_arithmetic="float16")
+  assert report_lib.CAVEAT_DPSGD_FIXED_POINT != report_lib.CAVEAT_DPSGD_FLOAT32
