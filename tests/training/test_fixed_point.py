@@ -85,6 +85,31 @@ def test_a_rounded_gradient_stays_within_the_contribution_bound(seed):
     assert _norm_squared(q) <= bound**2
 
 
+def test_float32_sums_can_exceed_2c_and_integer_sums_cannot():
+  """Two records: w, and v or -v (|v| = C = 1). The float32 sum w + v rounds up by half an ulp,
+  so the neighbours' float32 sums lie more than 2C apart; their integer sums stay within 2C'."""
+  k = 4
+  d = 4**k  # every coordinate 2^-k: |v| = 1 exactly
+  v = np.full(d, 2.0**-k, np.float32)
+  w = np.full(d, (1 - 2.0**-24) * 2.0**-k, np.float32)
+  assert np.linalg.norm(w.astype(np.float64)) < 1.0
+
+  def float_sum(x):
+    return np.asarray(jnp.sum(jnp.asarray(x), axis=0), np.float64)
+
+  apart = np.linalg.norm(float_sum(np.stack([w, v])) - float_sum(np.stack([w, -v])))
+  assert apart > 2.0  # 2 (1 + 2^-25): the float32 sum's sensitivity exceeds 2C
+  grid = fixed_point.FixedPointGrid.choose(1.0, d, 1.0, 2, 1.0)
+
+  def integer_sum(x):
+    q = fixed_point.quantize(jnp.asarray(x), grid.exponent)
+    return np.asarray(jnp.sum(q, axis=0, dtype=jnp.int32), np.int64)
+
+  difference = integer_sum(np.stack([w, v])) - integer_sum(np.stack([w, -v]))
+  bound = fractions.Fraction(grid.contribution_bound) / fractions.Fraction(grid.step)
+  assert _norm_squared(difference) <= (2 * bound) ** 2
+
+
 def test_the_integer_noise_is_the_floor_of_the_scaled_normal_plus_a_half():
   grid = fixed_point.FixedPointGrid.choose(1.0, 30_000, 0.8, 5_000, 0.05)
   shapes = {"a": np.zeros((100, 200)), "b": np.zeros((10_000,))}
