@@ -655,6 +655,21 @@ def test_the_declared_bins_study_changes_only_the_numeric_likelihood():
       assert spec.model.numeric_likelihood == "declared" and spec.train.noise_samples == draws
 
 
+def test_the_fixed_point_study_changes_only_the_sum_arithmetic():
+  bases = [p for p in _sweep("knobs.py:clip-median-small-bank") if p["method"] == "lipdp-e2e"]
+  points = _sweep("knobs.py:fixed-point-small-bank")
+  assert len(points) == len(bases) == 6
+  for base, p in zip(bases, points):
+    assert p["overrides"] == {
+      **base["overrides"],
+      "train.dp_clipping": "vmap",
+      "train.dp_sum": "fixed-point",
+    }
+    assert (p["method"], p["epsilon"], p["seed"]) == (base["method"], base["epsilon"], base["seed"])
+    spec = sweep_lib.make_spec(p, CONFIGS)
+    assert spec.train.dp_sum == "fixed-point" and spec.train.dp_clip_norm == 30
+
+
 @pytest.mark.parametrize(
   "name, base_names",
   [
