@@ -138,10 +138,11 @@ CAVEAT_DPSGD_FIXED_POINT = (
   "the DP-SGD sum is exact: each clipped gradient was rounded to an integer grid 2^e Z^d, and "
   "the sum and its noise, floor(sigma X + 1/2) on the grid, were added in int32, so the sum's "
   "sensitivity holds in floating point, with the noise calibrated to the rounded gradients' "
-  "norm bound C + sqrt(d) 2^e / 2; X is NumPy's float64 normal (its truncation at 12.2 "
-  "standard deviations, probability 2e-34 per coordinate and step, is not modelled); each "
-  "example's clipped gradient is assumed to be computed as a function of its record alone "
-  "(checked by a test, not proven)"
+  "norm bound C + sqrt(d) 2^e / 2; X is NumPy's float64 normal: its truncation at 12.2 "
+  "standard deviations (probability 2e-34 per coordinate and step) and, beyond about 10 "
+  "standard deviations, its outputs' spacing wider than a grid step are not modelled; that "
+  "no record's computed gradient depends on another record's content or presence (the batch "
+  "keeps every record at a place fixed by its index) is checked by a test, not proven"
 )
 CAVEAT_CENTRAL_RELATION = (
   "every sensitivity in the release event is its replace-one value (a histogram moves one "

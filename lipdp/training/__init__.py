@@ -29,6 +29,7 @@ Nothing here imports the run (`lipdp.runner`), the settings (`lipdp.spec`) or th
 
 from lipdp.training.dpsgd import (
   CLIPPING_METHODS,
+  MIN_CLIP_NORM,
   SUM_ARITHMETICS,
   DPSGDConfig,
   count_centre,
@@ -51,6 +52,7 @@ __all__ = [
   "DPSGDConfig",
   "LEARNING_RATE_DECAYS",
   "LossFn",
+  "MIN_CLIP_NORM",
   "SUM_ARITHMETICS",
   "TrainConfig",
   "TrainResult",

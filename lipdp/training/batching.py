@@ -106,6 +106,57 @@ def pad_to_chunks(indices: np.ndarray, chunk_size: int, minimum_chunks: int = 1)
   return ChunkedBatch(flat.reshape(capacity, chunk_size), count)
 
 
+class PlacedBatch(NamedTuple):
+  """A Poisson batch laid out with each record at a place fixed by its index
+  (`place_by_index`).
+
+  Attributes:
+    indices: (capacity, chunk_size) int32; record j sits in column j mod chunk_size, in the row
+      given by its rank among the batch's records of that column; empty slots hold -1.
+    count: the number of records (the batch size).
+    num_chunks: the rows (microbatches) that hold at least one record.
+  """
+
+  indices: np.ndarray
+  count: int
+  num_chunks: int
+
+
+def place_by_index(indices: np.ndarray, chunk_size: int, minimum_chunks: int = 1) -> PlacedBatch:
+  """Lays `indices` out so that record j always sits at place j mod `chunk_size` of its
+  microbatch, whichever other records the batch holds.
+
+  Why (`lipdp.training.fixed_point`): a record's computed gradient may depend on its place in a
+  microbatch (XLA need not compute every row of a vmapped computation by the same instructions),
+  and the privacy argument compares the batch with and without one record; packed in order, the
+  records after it would change places. Here no record moves: a record only ever changes
+  microbatch (row), and every microbatch is the same computation. Costs padding: the rows
+  needed are the largest column's count, not count / chunk_size. Nothing is dropped.
+  """
+  indices = np.asarray(indices, np.int64)
+  count = int(indices.shape[0])
+  places = indices % chunk_size
+  order = np.lexsort((indices, places))  # by place, then by index
+  sorted_places = places[order]
+  first = np.searchsorted(sorted_places, sorted_places, side="left")
+  ranks = np.empty(count, np.int64)
+  ranks[order] = np.arange(count) - first
+  num_chunks = int(ranks.max()) + 1 if count else 0
+  capacity = 1 << (max(num_chunks, minimum_chunks, 1) - 1).bit_length()
+  laid_out = np.full((capacity, chunk_size), -1, np.int32)
+  laid_out[ranks, places] = indices
+  return PlacedBatch(laid_out, count, num_chunks)
+
+
+def typical_placed_chunks(num_records: int, sampling_rate: float, chunk_size: int) -> int:
+  """Rows that hold a `place_by_index` layout's largest column in most steps: the mean count of
+  a column plus 4 standard deviations plus 2 (a minimum capacity, so common batches share one
+  compiled shape)."""
+  per_column = -(-num_records // chunk_size)
+  mean = sampling_rate * per_column
+  return max(1, math.ceil(mean + 4 * math.sqrt(mean * (1 - sampling_rate)) + 2))
+
+
 def typical_chunks(num_records: int, sampling_rate: float, chunk_size: int) -> int:
   """Microbatches that hold a Poisson batch of mean q n plus 4 standard deviations.
 

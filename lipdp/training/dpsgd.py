@@ -99,6 +99,13 @@ SUM_ARITHMETICS = ("float32", "fixed-point")
 DEFAULT_CHUNK_SIZES = {"vmap": 64, "ghost": 128}
 # Adaptive clipping's C_t stays within these multiples of the first C (`next_clip_norm`).
 CLIP_NORM_RANGE = (1e-6, 1e6)
+# The smallest clip norm DP-SGD uses, fixed or adaptive. XLA on a CPU flushes float32 results
+# below 2^-126 to zero, so a squared norm of T terms may lose up to T 2^-126, its norm up to
+# sqrt(T) 2^-63, which no relative rounding margin covers: a record whose gradient entries are
+# all below 2^-63 reads as norm 0 and is never clipped (found by a review). At C >= 1e-6 that
+# loss is below 1.1e-7 C for up to 1e12 terms, inside the clipping margin's slack (the margin
+# is twice its first-order rounding bound, so at least 4 u = 2.4e-7 relative is spare).
+MIN_CLIP_NORM = 1e-6
 
 
 def count_noise_fits(
@@ -187,6 +194,11 @@ class DPSGDConfig:
       raise ValueError(f"noise_multiplier must be positive, got {self.noise_multiplier}")
     if not np.isfinite(self.clip_norm) or self.clip_norm <= 0:
       raise ValueError(f"clip_norm must be positive, got {self.clip_norm}")
+    if self.clip_norm < MIN_CLIP_NORM:
+      raise ValueError(
+        f"clip_norm must be at least {MIN_CLIP_NORM:g}, got {self.clip_norm}: below it, "
+        "float32 underflow (flushed to zero) could hide a gradient's norm from the clipping"
+      )
     if not 0 < self.sampling_rate <= 1:
       raise ValueError(f"sampling_rate must be in (0, 1], got {self.sampling_rate}")
     if self.chunk_size is not None and self.chunk_size < 1:
@@ -445,10 +457,11 @@ def next_clip_norm(
   else:
     move = noisy_count / expected_batch_size
   moved = clip_norm * jnp.exp(-dp.clip_learning_rate * move)
-  # Kept within a millionth and a million times the first C (post-processing: free), so that a
-  # long drift never reaches float32's subnormals, where rounding could break |clip(g)| <= C,
-  # nor its overflow.
-  return jnp.clip(moved, dp.clip_norm * CLIP_NORM_RANGE[0], dp.clip_norm * CLIP_NORM_RANGE[1])
+  # Kept within a millionth and a million times the first C, and at least MIN_CLIP_NORM
+  # (post-processing: free), so that a long drift never reaches float32's underflow, where
+  # rounding could break |clip(g)| <= C, nor its overflow.
+  lowest = max(dp.clip_norm * CLIP_NORM_RANGE[0], MIN_CLIP_NORM)
+  return jnp.clip(moved, lowest, dp.clip_norm * CLIP_NORM_RANGE[1])
 
 
 def noisy_mean(grad_sum: Any, noise: Any, expected_batch_size: float) -> Any:

@@ -21,23 +21,40 @@ covers it. This module moves the sum to integers, where addition is exact and or
   S + sigma_g X, of sensitivity C' / Delta per record and noise multiplier z, the DP-SGD event
   that is accounted. The step then computes (S + N) Delta / (q n) in float32: post-processing.
 
-The price is the contribution bound: C' = C (1 + sqrt(d) Delta / (2 C)), about 1e-4 above C for
-a million parameters and the grids chosen here, so the noise is z C' instead of z C.
+The price is the contribution bound: C' = C (1 + sqrt(d) Delta / (2 C)). The grid is coarser
+for larger batches (the int32 headroom is shared by the batch's terms): for a million
+parameters C' / C - 1 is 6e-5 at an expected batch of 100, 1.2e-4 at 256, 1.9e-3 at 4,096 and
+3% at 100,000.
 
-What it assumes. q_i must be a function of record i alone (and of the weights, the step and
-secret randomness), whatever the rest of the batch: the step keys each example's model noise
-by its record index (not its place in the batch), and XLA's vmapped per-example gradient
-computes every row by the same operations, which `tests/training/test_fixed_point.py` checks
-bit for bit (a record's q_i at every place in a microbatch, beside other records). The noise X
-is NumPy's float64 normal (`lipdp.randomness.standard_normal`, truncated at 12.2258, checked
-against delta as for the float path); rounding it to the grid hides its floating-point
-discreteness, which is about 2^-30 of a grid step, but its distribution is that of the float64
-sampler, not an exact rounded Gaussian.
+What it assumes. The accounting (replace-one, Poisson sampling) compares three computed sums:
+with record i, with its replacement i', and without i when i is not sampled. They must differ
+by exactly q_i, q_i' and 0 in the other records' integers, so no other record's q_j may depend
+on i's content or on whether i was sampled. Three things give that: the step lays the batch out
+with every record at a place fixed by its index (`lipdp.training.batching.place_by_index`), so
+no record changes place when another joins or leaves (a row's float computation may depend on
+its place: an independent review measured 1 to 6 grid steps between places); each record's
+model noise is keyed by its record index; and XLA's vmapped per-example gradient computes each
+row from that row's inputs only, which is assumed, not proven: `tests/training/
+test_fixed_point.py` checks, bit for bit on a 2-device mesh, that the sums with and without a
+record (and with it replaced) differ by exactly that record's integers computed alone. (On a
+CPU mesh XLA's partitioned per-example gradients of convolutions were found wrong, zero on the
+second device, though not dependent on other records; `lipdp.training.steps.mesh_check`
+refuses such a mesh.) The noise X is NumPy's float64 normal (`lipdp.randomness.
+standard_normal`, truncated at 12.2258 and checked against delta as on the float path). In
+the bulk, floor(sigma_g X + 1/2) hides X's floating-point discreteness, about 2^-30 of a grid
+step, though its distribution is that of the float64 sampler, not an exact rounded Gaussian;
+in the ziggurat's tail, beyond tau = r + ln(r 2^53 / sigma_g) / r standard deviations (r =
+3.654, the last layer's edge; about 9.9 for the MNIST recipe, a mass of about 3.5e-23 per
+coordinate and step), the sampler's outputs lie more than a grid step apart and the rounded
+noise skips integers (found by the review): there, as on the float path, the discreteness is
+not modelled (`tail_standard_deviations`).
 
 A batch above `FixedPointGrid.batch_cap` (about q n + 10 standard deviations: probability
 below 1e-20 a step) would overflow the grid's headroom, so it is replaced by an empty batch and
 the step adds noise only. The cap depends on the batch's size alone, which under replace-one
-neighbours is independent of the records, and an empty batch's output is independent of them:
+neighbours is independent of the records (under add/remove-one it would not be: a neighbour
+without record i could fall under the cap where the other is over it), and an empty batch's
+output is independent of them:
 given the other records' inclusions, the two neighbours' outputs are then either identical or
 the usual pair, so the step is at least as private as the one accounted (joint convexity of the
 hockey-stick divergence over the other records' inclusions).
@@ -72,6 +89,18 @@ def batch_cap(num_records: int, sampling_rate: float) -> int:
   mean = sampling_rate * num_records
   sd = math.sqrt(mean * (1.0 - sampling_rate))
   return min(num_records, math.ceil(mean + CAP_STANDARD_DEVIATIONS * sd + 10))
+
+
+# The edge of the last layer of NumPy's 256-layer float64 normal ziggurat: beyond it the tail
+# is drawn as r - log1p(-U) / r with U on a 2^-53 grid.
+ZIGGURAT_R = 3.6541528853610088
+
+
+def tail_standard_deviations(noise_std_units: float) -> float:
+  """tau: beyond tau standard deviations, consecutive float64 normals NumPy can draw lie more than
+  1 / sigma_g apart, so floor(sigma_g X + 1/2) skips integers (module docstring). The tail's
+  outputs are r + x with x = -log1p(-U) / r, whose spacing at x is about e^(r x) / (r 2^53)."""
+  return ZIGGURAT_R + math.log(ZIGGURAT_R * 2.0**53 / noise_std_units) / ZIGGURAT_R
 
 
 def _up(x: float) -> float:
@@ -161,6 +190,7 @@ class FixedPointGrid:
       "step": self.step,
       "contribution_bound": self.contribution_bound,
       "batch_cap": self.batch_cap,
+      "tail_standard_deviations": tail_standard_deviations(self.noise_std_units),
     }
 
 

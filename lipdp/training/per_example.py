@@ -91,8 +91,9 @@ def gradient_norms(
   """Exact l2 norms of each record's gradient of `loss_fn` (float64 array of len(records)).
 
   A diagnostic, not a step: per-example gradients by vmap, `chunk_size` records at a time
-  (record i of a chunk uses key i of `jax.random.split`, as the vmap clipping path does). The
-  norms are those that DP-SGD clips: their spread across groups of records is clipping's
+  (record i of a chunk uses key i of `jax.random.split`, as the float vmap clipping path does;
+  the fixed-point path keys each record by its index, so its draws of the model's noise, and
+  the norms it clips, differ by those draws). The norms are of the kind DP-SGD clips: their spread across groups of records is clipping's
   disparate impact (at clip norm C every record pulls with force min(|g|, C), so a group whose
   gradients are larger is shrunk more; Bagdasaryan et al. 2019). They are statistics of the
   records and must stay private.

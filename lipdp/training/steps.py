@@ -23,6 +23,7 @@ spectral power-iteration vectors), or {} when `mutable` is False.
 """
 
 import dataclasses
+import functools
 from typing import Any, Optional
 
 from absl import logging
@@ -246,7 +247,10 @@ class DPSGDStep(Step):
     self.mesh, self.dp, self.seed = mesh, dp, seed
     self.num_records = num_records
     self.chunk = -(-dp.microbatch_size // num_devices) * num_devices  # a multiple of devices
-    self._min_chunks = batching.typical_chunks(num_records, dp.sampling_rate, self.chunk)
+    if dp.fixed_point:  # each record at a place fixed by its index (batching.place_by_index)
+      self._min_chunks = batching.typical_placed_chunks(num_records, dp.sampling_rate, self.chunk)
+    else:
+      self._min_chunks = batching.typical_chunks(num_records, dp.sampling_rate, self.chunk)
     self._param_shapes = param_shapes
     self._loss_fn, self._sample_record = loss_fn, sample_record
     self._checked = dp.clipping != "ghost"
@@ -275,6 +279,8 @@ class DPSGDStep(Step):
       dp.count_centre if dp.adaptive else 0.5,
       grid_exponent=grid_exponent,
     )
+    self._clipped_sum = clipped_sum
+    self._mesh_checked = mesh.devices.size == 1
     expected_batch_size = dp.sampling_rate * num_records
     finish = noisy_update(loss_fn, optimizer, expected_batch_size, sample_record, grid_exponent)
     rows = NamedSharding(mesh, PartitionSpec(sharding_lib.DATA_AXIS))
@@ -284,16 +290,21 @@ class DPSGDStep(Step):
       indices, count, noise = inputs
       run_key = as_key(run_key)
       rng = step_rng(run_key, state.step, MODEL_NOISE_STREAM)
-      num_chunks = (count + chunk - 1) // chunk
+      # Fixed-point layouts (batching.place_by_index) pass their microbatch count, and mark
+      # empty slots with -1; the others are packed in order, `count` records.
+      num_chunks = count if grid_exponent is not None else (count + chunk - 1) // chunk
       clip_norm = state.clip_norm if dp.adaptive else None  # None: the one built with
 
       def microbatch(c, carry):
         grad_sum, stats = carry
         rows_c = jax.lax.dynamic_index_in_dim(indices, c, axis=0, keepdims=False)
+        if grid_exponent is None:
+          mask = (c * chunk + jnp.arange(chunk) < count).astype(jnp.float32)
+        else:
+          mask = (rows_c >= 0).astype(jnp.float32)
+          rows_c = jnp.maximum(rows_c, 0)  # an empty slot reads record 0, masked out
         batch = jax.lax.with_sharding_constraint(jnp.take(records, rows_c, axis=0), rows)
-        mask = jax.lax.with_sharding_constraint(
-          (c * chunk + jnp.arange(chunk) < count).astype(jnp.float32), rows
-        )
+        mask = jax.lax.with_sharding_constraint(mask, rows)
         # A record's group is a function of the record alone (padding rows are masked out).
         groups = dpsgd.record_groups(batch, dp.clip_groups) if grouped else None
         if grid_exponent is None:
@@ -360,12 +371,13 @@ class DPSGDStep(Step):
         self.grid.batch_cap,
       )
       indices = indices[:0]
-    batch = batching.pad_to_chunks(indices, self.chunk, self._min_chunks)
     if self.grid is not None:
+      batch = batching.place_by_index(indices, self.chunk, self._min_chunks)
       noise = fixed_point.grid_noise(
         self._param_shapes, self.grid, self.seed, step, batching.NOISE_STREAM
       )
       return batch, noise
+    batch = batching.pad_to_chunks(indices, self.chunk, self._min_chunks)
     if self.dp.adaptive:
       return batch, dpsgd.adaptive_noise(self._param_shapes, self.dp, self.seed, step)
     return batch, dpsgd.dpsgd_noise(self._param_shapes, self.dp, self.seed, step)
@@ -374,11 +386,19 @@ class DPSGDStep(Step):
     batch, noise = host_inputs
     return (
       sharding_lib.shard_along(self.mesh, batch.indices, axis=1),
-      sharding_lib.replicate(self.mesh, np.int32(batch.count)),
+      # The microbatches to run: a fixed-point layout's own count, else the packed batch's size.
+      sharding_lib.replicate(
+        self.mesh, np.int32(batch.num_chunks if self.grid is not None else batch.count)
+      ),
       sharding_lib.replicate(self.mesh, noise),
     )
 
   def update(self, state, records, run_key, inputs):
+    if not self._mesh_checked:
+      mesh_check(
+        self._clipped_sum, self.mesh, state.params, state.model_state, self._sample_record, self
+      )
+      self._mesh_checked = True
     if not self._checked:
       # Once, before the first ghost step: ghost against vmap norms and sums on fixed
       # pseudo-random records (never the private ones); refuses on a mismatch.
@@ -409,6 +429,83 @@ class DPSGDStep(Step):
         }
       )
     return super().summarize(per_step)
+
+
+class MeshCheckError(RuntimeError):
+  """The clipped sum computed on the device mesh differs from the same sum on one device."""
+
+
+_MESH_CHECK_SEED = 0x3E5C  # fixed: the check's records never depend on the data
+_MESH_PASSED: set = set()  # signatures of the steps that passed, in this process
+
+
+def mesh_check(clipped_sum, mesh, params, model_state, sample_record, step: "DPSGDStep") -> None:
+  """Compares a microbatch's clipped sum computed on `mesh` (the rows split across its devices,
+  as the step splits them) with the same sum on one device, on fixed pseudo-random records (never
+  the private ones), and refuses on a difference.
+
+  Why: on a CPU mesh, XLA's partitioned per-example gradients of convolutions came out zero for
+  every row on the second device (jax 0.10.2; found by a review), for the vmap and the ghost
+  paths alike: training would have run, silently wrong. The rows of one microbatch, their keys
+  and their mask are the same on both sides; the sums may differ by the reduction's rounding
+  only (1e-4 of their scale allowed; the fault found moved them by 20%). A step whose layers,
+  shapes, clipping and mesh size passed is not checked again in the same process.
+  """
+  params = ghost_clipping._host(params)  # pylint: disable=protected-access
+  model_state = ghost_clipping._host(model_state)  # pylint: disable=protected-access
+  shapes = lambda t: tuple(
+    (jax.tree_util.keystr(p), tuple(np.shape(x)))
+    for p, x in jax.tree_util.tree_flatten_with_path(t)[0]
+  )
+  dp, chunk = step.dp, step.chunk
+  signature = (
+    shapes(params),
+    shapes(model_state),
+    tuple(np.shape(sample_record)[1:]),
+    chunk,
+    dp.clipping,
+    dp.sum_arithmetic,
+    dp.clip_groups,
+    mesh.devices.size,
+  )
+  if signature in _MESH_PASSED:
+    return
+  rng = np.random.default_rng(_MESH_CHECK_SEED)
+  records = rng.uniform(0, 1, (chunk,) + tuple(np.shape(sample_record)[1:])).astype(np.float32)
+  ids = np.arange(chunk, dtype=np.int32)
+  mask = np.ones(chunk, np.float32)
+  key = jax.random.key(_MESH_CHECK_SEED)
+  rows = NamedSharding(mesh, PartitionSpec(sharding_lib.DATA_AXIS))
+  clip_norm = jnp.full(dp.clip_norm_shape, dp.clip_norm, jnp.float32) if dp.adaptive else None
+
+  def total(recs, mask, ids, split):
+    constrain = (lambda x: jax.lax.with_sharding_constraint(x, rows)) if split else (lambda x: x)
+    recs, mask, ids = constrain(recs), constrain(mask), constrain(ids)
+    groups = dpsgd.record_groups(recs, dp.clip_groups) if dp.clip_groups is not None else None
+    extra = {"record_ids": ids} if dp.fixed_point else {}
+    summed, _ = clipped_sum(params, model_state, recs, mask, key, clip_norm, groups, **extra)
+    return summed
+
+  flat = lambda t: np.concatenate(
+    [np.ravel(np.asarray(x, np.float64)) for x in jax.tree_util.tree_leaves(t)]
+  )
+  with mesh:
+    on_mesh = flat(jax.jit(functools.partial(total, split=True))(records, mask, ids))
+  one = jax.devices()[0]
+  alone = flat(
+    jax.jit(functools.partial(total, split=False))(
+      *(jax.device_put(x, one) for x in (records, mask, ids))
+    )
+  )
+  scale = max(float(np.max(np.abs(alone))), 1e-30)
+  if not np.max(np.abs(on_mesh - alone)) <= 1e-4 * scale:
+    raise MeshCheckError(
+      f"the clipped gradient sum computed on the {mesh.devices.size}-device mesh differs from "
+      f"the same sum on one device by {np.max(np.abs(on_mesh - alone)) / scale:.3g} of its "
+      "scale, on pseudo-random records (an XLA partitioning fault: convolutions' per-example "
+      "gradients on a CPU mesh are one known case); train on one device"
+    )
+  _MESH_PASSED.add(signature)
 
 
 def _clip_norm_metrics(clip_norm) -> dict:

@@ -565,3 +565,79 @@ def test_clipping_runs_its_products_at_the_highest_precision():
     state.model_state,
   )
   assert added == len(jax.tree_util.tree_leaves(state.params))  # one per parameter
+
+
+# --- The mesh check -------------------------------------------------------------------------------
+
+
+def _conv_model():
+  """A small VAE with a convolutional decoder (8x8 images and a 3-way label)."""
+  from lipdp.data import Block  # pylint: disable=g-import-not-at-top
+  from lipdp.models import decoders  # pylint: disable=g-import-not-at-top
+  from lipdp.models import vae as vae_lib  # pylint: disable=g-import-not-at-top
+
+  blocks = (Block("image", "image", 0, 64), Block("label", "categorical", 64, 67))
+  model = vae_lib.LipschitzVAE(
+    encoder_mean=nn_dense(4),
+    decoder=decoders.ConvDecoder((8, 8, 1), 67, channels=4, hidden=16),
+    sigma=0.5,
+  )
+  return model, blocks
+
+
+def nn_dense(features):
+  import flax.linen as fnn  # pylint: disable=g-import-not-at-top
+
+  return fnn.Dense(features)
+
+
+@pytest.mark.parametrize("clipping", ["ghost", "vmap"])
+def test_a_step_refuses_a_mesh_whose_clipped_sum_differs_from_one_devices(clipping):
+  """The step's mesh check decides as a direct comparison does: on jax 0.10.2's CPU mesh the
+  partitioned per-example gradients of a convolution came out zero on the second device (found
+  by a review), so the step must refuse; where the two agree (another JAX), it must run."""
+  model, blocks = _conv_model()
+  rng = np.random.default_rng(0)
+  records = np.concatenate([rng.random((16, 64)), np.eye(3)[rng.integers(0, 3, 16)]], 1)
+  records = records.astype(np.float32)
+  sgd = optax.sgd(1.0)
+  state = train_state.create(model, sgd, jnp.asarray(records[:1]), jax.random.key(1))
+  loss_fn = loop.vae_loss(model, blocks)
+  mesh = sharding.data_mesh(jax.devices()[:2])
+  dp = dpsgd.DPSGDConfig(1.0, 0.1, 0.5, chunk_size=8, clipping=clipping)
+  step = steps_lib.DPSGDStep(
+    loss_fn,
+    sgd,
+    mesh,
+    dp=dp,
+    num_records=16,
+    seed=3,
+    sample_record=jnp.zeros((1, 67)),
+    param_shapes=state.params,
+  )
+  # The direct comparison: one microbatch of the step's own records, split or not.
+  clipped_sum = dpsgd.clipped_gradient_sum(loss_fn, 0.1, clipping)
+  rows = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec(sharding.DATA_AXIS))
+
+  def total(recs, split):
+    recs = jax.lax.with_sharding_constraint(recs, rows) if split else recs
+    summed, _ = clipped_sum(state.params, state.model_state, recs, jnp.ones(8), jax.random.key(0))
+    return jnp.concatenate([jnp.ravel(x) for x in jax.tree_util.tree_leaves(summed)])
+
+  split = np.asarray(jax.jit(lambda r: total(r, True))(jnp.asarray(records[:8])))
+  whole = np.asarray(
+    jax.jit(lambda r: total(r, False))(jax.device_put(records[:8], jax.devices()[0]))
+  )
+  differs = np.max(np.abs(split - whole)) > 1e-4 * np.max(np.abs(whole))
+  host = step.host_inputs(0)
+  placed = (
+    jax.device_put(jax.tree_util.tree_map(np.asarray, state), sharding.replicated(mesh)),
+    sharding.replicate(mesh, records),
+    randomness.key_from_seed(1),
+    step.place(host),
+  )
+  if differs:
+    with pytest.raises(steps_lib.MeshCheckError, match="differs from the same sum on one device"):
+      step.update(*placed)
+  else:
+    step.update(*placed)

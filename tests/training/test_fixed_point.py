@@ -9,6 +9,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
+from jax.sharding import NamedSharding, PartitionSpec
 
 import toy
 import train_state
@@ -127,47 +128,80 @@ def test_the_integer_noise_is_the_floor_of_the_scaled_normal_plus_a_half():
   assert abs(pooled.mean()) < 0.05 and abs(pooled.std() - 1.0) < 0.03
 
 
-def _fixed_sum(loss_fn, state, records, ids, rows, chunk, exponent, run_rng):
-  """The fixed-point clipped sum of `records[ids]` laid out in microbatches of `chunk`, with
-  `rows` real rows in each (the rest padding rows holding other records)."""
-  clipped_sum = jax.jit(dpsgd.clipped_gradient_sum(loss_fn, 0.05, "vmap", grid_exponent=exponent))
-  total = None
-  for start in range(0, len(ids), rows):
-    real = ids[start : start + rows]
-    # Padding rows hold other records: a masked row must not change a real row's integers.
-    pad = [(i + 17) % len(records) for i in range(chunk - len(real))]
-    layout = np.asarray(list(real) + pad, np.int32)
-    mask = np.asarray([1.0] * len(real) + [0.0] * len(pad), np.float32)
-    part, _ = clipped_sum(
-      state.params,
-      state.model_state,
-      jnp.asarray(records[layout]),
-      mask,
-      run_rng,
-      record_ids=layout,
-    )
-    part = jax.tree_util.tree_map(np.asarray, part)
-    total = part if total is None else jax.tree_util.tree_map(np.add, total, part)
+def _layout_sum(loss_fn, state, records, indices, exponent, rng, chunk=8):
+  """The fixed-point clipped sum of the records at `indices`, laid out as `DPSGDStep` lays them
+  out (`batching.place_by_index`) and computed as it computes them (microbatches split over a
+  2-device mesh, empty slots masked, model noise keyed by record index): int64 leaves."""
+  mesh = sharding.data_mesh(jax.devices()[:2])
+  rows = NamedSharding(mesh, PartitionSpec(sharding.DATA_AXIS))
+  clipped_sum = dpsgd.clipped_gradient_sum(loss_fn, 0.05, "vmap", grid_exponent=exponent)
+
+  @jax.jit
+  def microbatch(params, model_state, records, ids):
+    mask = jax.lax.with_sharding_constraint((ids >= 0).astype(jnp.float32), rows)
+    ids = jax.lax.with_sharding_constraint(jnp.maximum(ids, 0), rows)
+    batch = jax.lax.with_sharding_constraint(jnp.take(records, ids, axis=0), rows)
+    return clipped_sum(params, model_state, batch, mask, rng, record_ids=ids)[0]
+
+  layout = batching.place_by_index(np.asarray(indices), chunk)
+  total = jax.tree_util.tree_map(lambda p: np.zeros(p.shape, np.int64), state.params)
+  for c in range(layout.num_chunks):
+    part = microbatch(state.params, state.model_state, jnp.asarray(records), layout.indices[c])
+    total = jax.tree_util.tree_map(lambda t, x: t + np.asarray(x), total, part)
   return total
 
 
-def test_the_fixed_point_sum_is_exact_whatever_the_layout():
-  """The integer sum of a batch equals, bit for bit, the sum of each record's integers computed
-  alone at any place of a microbatch: no rounding across examples, and a record's integers do
-  not depend on its place or its neighbours (which the privacy argument needs)."""
+def _leaves_equal(a, b):
+  pairs = zip(jax.tree_util.tree_leaves(a), jax.tree_util.tree_leaves(b))
+  return all(np.array_equal(x, y) for x, y in pairs)
+
+
+def test_one_record_moves_the_integer_sum_by_exactly_its_own_integers():
+  """What the accounting needs of the computed sum: with and without record i (and with i
+  replaced), the batch's integer sums differ by exactly i's integers, computed with i alone in
+  the batch. So no other row's integers depend on i's content or on whether i was sampled: the
+  layout keeps every record at its place (`batching.place_by_index`), and the sums are exact."""
   model, records = toy.model(), toy.records(24)
   state = train_state.create(model, optax.sgd(1.0), jnp.asarray(records[:1]), jax.random.key(1))
   loss_fn = loop.vae_loss(model, toy.BLOCKS)
-  run_rng = jax.random.key(7)
+  rng = jax.random.key(7)
   exponent = fixed_point.FixedPointGrid.choose(0.05, 1_000, 1.0, 24, 1.0).exponent
-  in_order = _fixed_sum(loss_fn, state, records, list(range(24)), 8, 8, exponent, run_rng)
-  shuffled_ids = list(np.random.default_rng(0).permutation(24))
-  shuffled = _fixed_sum(loss_fn, state, records, shuffled_ids, 5, 8, exponent, run_rng)
-  one_by_one = _fixed_sum(loss_fn, state, records, list(range(24)), 1, 4, exponent, run_rng)
-  for other in (shuffled, one_by_one):
-    for a, b in zip(jax.tree_util.tree_leaves(in_order), jax.tree_util.tree_leaves(other)):
-      assert a.dtype == np.int32
-      np.testing.assert_array_equal(a, b)
+  everyone = list(range(24))
+
+  def layout_sum(recs, ids):
+    return _layout_sum(loss_fn, state, recs, ids, exponent, rng)
+
+  full = layout_sum(records, everyone)
+  replaced = records.copy()
+  for i in (0, 5, 13, 23):
+    without = layout_sum(records, [j for j in everyone if j != i])
+    alone = layout_sum(records, [i])
+    difference = jax.tree_util.tree_map(np.subtract, full, without)
+    assert _leaves_equal(difference, alone)
+    assert any(np.any(x != 0) for x in jax.tree_util.tree_leaves(alone))
+    replaced[i] = records[(i + 7) % 24]  # the neighbour: record i's content replaced
+    moved = jax.tree_util.tree_map(np.subtract, layout_sum(replaced, everyone), without)
+    assert _leaves_equal(moved, layout_sum(replaced, [i]))
+    replaced[i] = records[i]
+
+
+def test_records_keep_their_place_whatever_the_batch_holds():
+  rng = np.random.default_rng(0)
+  for chunk in (1, 8, 64):
+    indices = np.flatnonzero(rng.random(1_000) < 0.1)
+    layout = batching.place_by_index(indices, chunk, minimum_chunks=3)
+    rows, columns = np.nonzero(layout.indices >= 0)
+    assert np.all(layout.indices[rows, columns] % chunk == columns)  # place = index mod chunk
+    assert sorted(layout.indices[rows, columns]) == list(indices)  # each record once
+    assert layout.count == len(indices) and layout.num_chunks == rows.max() + 1
+    assert layout.indices.shape[0] >= max(3, layout.num_chunks)
+    # Without one record, every other record keeps its place (its column).
+    smaller = batching.place_by_index(np.delete(indices, 3), chunk)
+    kept_rows, kept_columns = np.nonzero(smaller.indices >= 0)
+    assert np.all(smaller.indices[kept_rows, kept_columns] % chunk == kept_columns)
+    assert len(kept_rows) == len(indices) - 1
+  empty = batching.place_by_index(np.zeros(0, np.int64), 8)
+  assert empty.count == 0 and empty.num_chunks == 0 and np.all(empty.indices == -1)
 
 
 def _step(dp, records, state, sgd):
