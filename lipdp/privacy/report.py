@@ -139,8 +139,9 @@ CAVEAT_DPSGD_FIXED_POINT = (
   "the sum and its noise, floor(sigma X + 1/2) on the grid, were added in int32, so the sum's "
   "sensitivity holds in floating point, with the noise calibrated to the rounded gradients' "
   "norm bound C + sqrt(d) 2^e / 2; X is NumPy's float64 normal: its truncation at 12.2 "
-  "standard deviations (probability 2e-34 per coordinate and step) and, beyond about 10 "
-  "standard deviations, its outputs' spacing wider than a grid step are not modelled; that "
+  "standard deviations (probability 2e-34 per coordinate and step) and, beyond about 9 to 10 "
+  "standard deviations (the training log states where), its outputs' spacing wider than a "
+  "grid step are not modelled; that "
   "no record's computed gradient depends on another record's content or presence (the batch "
   "keeps every record at a place fixed by its index) is checked by a test, not proven"
 )

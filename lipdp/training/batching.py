@@ -135,6 +135,8 @@ def place_by_index(indices: np.ndarray, chunk_size: int, minimum_chunks: int = 1
   """
   indices = np.asarray(indices, np.int64)
   count = int(indices.shape[0])
+  if count != len(np.unique(indices)):
+    raise ValueError("place_by_index needs distinct indices (a Poisson batch has no repeats)")
   places = indices % chunk_size
   order = np.lexsort((indices, places))  # by place, then by index
   sorted_places = places[order]

@@ -460,7 +460,9 @@ def next_clip_norm(
   # Kept within a millionth and a million times the first C, and at least MIN_CLIP_NORM
   # (post-processing: free), so that a long drift never reaches float32's underflow, where
   # rounding could break |clip(g)| <= C, nor its overflow.
-  lowest = max(dp.clip_norm * CLIP_NORM_RANGE[0], MIN_CLIP_NORM)
+  lowest = np.float32(max(dp.clip_norm * CLIP_NORM_RANGE[0], MIN_CLIP_NORM))
+  if float(lowest) < MIN_CLIP_NORM:  # float32 rounded it down: the next float32 up (a review)
+    lowest = np.nextafter(lowest, np.float32(np.inf))
   return jnp.clip(moved, lowest, dp.clip_norm * CLIP_NORM_RANGE[1])
 
 

@@ -45,9 +45,10 @@ the bulk, floor(sigma_g X + 1/2) hides X's floating-point discreteness, about 2^
 step, though its distribution is that of the float64 sampler, not an exact rounded Gaussian;
 in the ziggurat's tail, beyond tau = r + ln(r 2^53 / sigma_g) / r standard deviations (r =
 3.654, the last layer's edge; about 9.9 for the MNIST recipe, a mass of about 3.5e-23 per
-coordinate and step), the sampler's outputs lie more than a grid step apart and the rounded
-noise skips integers (found by the review): there, as on the float path, the discreteness is
-not modelled (`tail_standard_deviations`).
+coordinate and step; 8.9 for a large noise multiplier on a small batch), the sampler's outputs
+lie more than a grid step apart and the rounded noise skips integers (found by the review):
+there, as on the float path, the discreteness is not modelled (`tail_standard_deviations`;
+the step logs tau and the mass beyond it).
 
 A batch above `FixedPointGrid.batch_cap` (about q n + 10 standard deviations: probability
 below 1e-20 a step) would overflow the grid's headroom, so it is replaced by an empty batch and

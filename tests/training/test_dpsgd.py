@@ -156,6 +156,17 @@ def test_the_centred_count_moves_by_at_most_half_per_record():
   ) == pytest.approx(2e6, rel=1e-6)
 
 
+def test_clip_norms_stay_at_or_above_the_underflow_floor():
+  """Clip norms below MIN_CLIP_NORM are refused, and adaptive clipping's C_t never falls below
+  it, also after its float32 rounding (which had put the floor at 9.99999997e-7)."""
+  with pytest.raises(ValueError, match="clip_norm must be at least 1e-06"):
+    dpsgd.DPSGDConfig(1.0, 5e-7, 0.1)
+  for first in (1e-6, 0.3, 1.0):
+    dp = dpsgd.DPSGDConfig(1.0, first, 0.1, clip_quantile=0.5, count_noise_std=5.0)
+    lowest = dpsgd.next_clip_norm(jnp.float32(first), jnp.float32(1e9), dp, 10.0)
+    assert float(lowest) >= dpsgd.MIN_CLIP_NORM
+
+
 def _adaptive_step(model, records, dp, optimizer, state):
   mesh = sharding.data_mesh(jax.devices()[:2])
   step = steps_lib.DPSGDStep(

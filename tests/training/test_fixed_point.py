@@ -202,6 +202,8 @@ def test_records_keep_their_place_whatever_the_batch_holds():
     assert len(kept_rows) == len(indices) - 1
   empty = batching.place_by_index(np.zeros(0, np.int64), 8)
   assert empty.count == 0 and empty.num_chunks == 0 and np.all(empty.indices == -1)
+  with pytest.raises(ValueError, match="distinct indices"):
+    batching.place_by_index(np.asarray([3, 5, 3]), 8)
 
 
 def _step(dp, records, state, sgd):
