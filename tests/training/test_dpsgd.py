@@ -168,18 +168,7 @@ def test_clip_norms_stay_at_or_above_the_underflow_floor():
 
 
 def _adaptive_step(model, records, dp, optimizer, state):
-  mesh = sharding.data_mesh(jax.devices()[:2])
-  step = steps_lib.DPSGDStep(
-    loop.vae_loss(model, toy.BLOCKS),
-    optimizer,
-    mesh,
-    dp=dp,
-    num_records=len(records),
-    seed=9,
-    sample_record=jnp.zeros((1, 15)),
-    param_shapes=state.params,
-  )
-  return step, mesh
+  return train_state.toy_dpsgd_step(model, toy.BLOCKS, records, dp, optimizer, state)
 
 
 def _adaptive_dp(**overrides):
@@ -602,7 +591,10 @@ def nn_dense(features):
   return fnn.Dense(features)
 
 
-@pytest.mark.parametrize("clipping", ["ghost", "vmap"])
+@pytest.mark.parametrize(
+  "clipping",
+  ["ghost", pytest.param("vmap", marks=pytest.mark.slow)],  # vmap: 5 s, same check
+)
 def test_a_step_refuses_a_mesh_whose_clipped_sum_differs_from_one_devices(clipping):
   """The step's mesh check decides as a direct comparison does: on jax 0.10.2's CPU mesh the
   partitioned per-example gradients of a convolution came out zero on the second device (found

@@ -207,18 +207,7 @@ def test_records_keep_their_place_whatever_the_batch_holds():
 
 
 def _step(dp, records, state, sgd):
-  mesh = sharding.data_mesh(jax.devices()[:2])
-  step = steps_lib.DPSGDStep(
-    loop.vae_loss(toy.model(), toy.BLOCKS),
-    sgd,
-    mesh,
-    dp=dp,
-    num_records=len(records),
-    seed=9,
-    sample_record=jnp.zeros((1, 15)),
-    param_shapes=state.params,
-  )
-  return step, mesh
+  return train_state.toy_dpsgd_step(toy.model(), toy.BLOCKS, records, dp, sgd, state)
 
 
 def _run(step, mesh, state, records, run_key, host):

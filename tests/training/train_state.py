@@ -1,8 +1,10 @@
 """A fresh `TrainState` for the tests that drive steps and clipped sums without the loop."""
 
 import jax
+import jax.numpy as jnp
 
 from lipdp.training import loop
+from lipdp.training import sharding
 from lipdp.training import steps
 
 
@@ -14,3 +16,20 @@ def create(model, optimizer, sample_records, init_key) -> steps.TrainState:
     return loop.init_state(loop.vae_init_variables(model), optimizer, sample_records, key)
 
   return jax.jit(init)(init_key)
+
+
+def toy_dpsgd_step(model, blocks, records, dp, optimizer, state):
+  """A `DPSGDStep` of `model` (with `blocks`) on a 2-device mesh,
+  seed 9: (step, mesh)."""
+  mesh = sharding.data_mesh(jax.devices()[:2])
+  step = steps.DPSGDStep(
+    loop.vae_loss(model, blocks),
+    optimizer,
+    mesh,
+    dp=dp,
+    num_records=len(records),
+    seed=9,
+    sample_record=jnp.zeros((1, records.shape[1])),
+    param_shapes=state.params,
+  )
+  return step, mesh
