@@ -47,6 +47,11 @@ _STREAM_KEY_BYTES = 16  # AES-128's key
 FLOAT64_NORMAL_MAX = 12.2258
 
 
+def normal_tail_mass(standard_deviations: float) -> float:
+  """P(|N(0,1)| > standard_deviations)."""
+  return float(2.0 * stats.norm.sf(standard_deviations))
+
+
 def normal_truncation_mass() -> float:
   """P(|N(0,1)| > FLOAT64_NORMAL_MAX) (~2.3e-34): the mass the float64 sampler cannot reach.
 
@@ -54,7 +59,7 @@ def normal_truncation_mass() -> float:
   (an event the truncated sampler never produces has that much probability under the ideal
   Gaussian); callers check that it is negligible against their delta.
   """
-  return float(2.0 * stats.norm.sf(FLOAT64_NORMAL_MAX))
+  return normal_tail_mass(FLOAT64_NORMAL_MAX)
 
 
 def standard_normal(rng: np.random.Generator, shape) -> np.ndarray:

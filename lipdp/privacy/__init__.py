@@ -58,7 +58,7 @@ from lipdp.privacy.heteroscedastic import max_sigma_ratio
 from lipdp.privacy.heteroscedastic import rdp_to_epsilon
 from lipdp.privacy.events import REPLACE_ONE
 from lipdp.privacy.events import CentralRelease
-from lipdp.privacy.events import DPSGDEvent
+from lipdp.privacy.events import DPSGD_SUM_ARITHMETICS, DPSGDEvent
 from lipdp.privacy.events import GaussianRelease
 from lipdp.privacy.events import HeteroscedasticRelease
 from lipdp.privacy.events import NeighboringRelation

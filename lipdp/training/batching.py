@@ -144,7 +144,7 @@ def place_by_index(indices: np.ndarray, chunk_size: int, minimum_chunks: int = 1
   ranks = np.empty(count, np.int64)
   ranks[order] = np.arange(count) - first
   num_chunks = int(ranks.max()) + 1 if count else 0
-  capacity = 1 << (max(num_chunks, minimum_chunks, 1) - 1).bit_length()
+  capacity = chunk_capacity(num_chunks * chunk_size, chunk_size, minimum_chunks)
   laid_out = np.full((capacity, chunk_size), -1, np.int32)
   laid_out[ranks, places] = indices
   return PlacedBatch(laid_out, count, num_chunks)

@@ -74,6 +74,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from lipdp import randomness
+from lipdp.training import batching
 
 # The largest magnitude an int32 partial sum may reach.
 INT32_MAX = 2**31 - 1
@@ -144,6 +145,16 @@ class FixedPointGrid:
     """sigma_g = z C' / Delta, rounded up: the noise std in grid units."""
     return _up(self.noise_multiplier * self.contribution_bound / self.step)
 
+  @property
+  def tail_standard_deviations(self) -> float:
+    """tau, beyond which the float64 noise skips grid points (`tail_standard_deviations`)."""
+    return tail_standard_deviations(self.noise_std_units)
+
+  @property
+  def tail_mass(self) -> float:
+    """P(|X| > tau): the noise's mass per coordinate and step where it skips grid points."""
+    return randomness.normal_tail_mass(self.tail_standard_deviations)
+
   def largest_magnitude(self) -> float:
     """An upper bound on |S_j + N_j| for every coordinate j of a capped batch: each |q_ij| is at
     most C / Delta + 1/2 (|v_ij| <= C), and |N_j| at most sigma_g 12.2258 + 1 (the float64
@@ -191,7 +202,7 @@ class FixedPointGrid:
       "step": self.step,
       "contribution_bound": self.contribution_bound,
       "batch_cap": self.batch_cap,
-      "tail_standard_deviations": tail_standard_deviations(self.noise_std_units),
+      "tail_standard_deviations": self.tail_standard_deviations,
     }
 
 
@@ -206,10 +217,11 @@ def quantize(clipped: jax.Array, exponent: int) -> jax.Array:
   return jnp.round(scaled).astype(jnp.int32)
 
 
-def grid_noise(params: Any, grid: FixedPointGrid, seed: int, step: int, stream: int) -> Any:
+def grid_noise(params: Any, grid: FixedPointGrid, seed: int, step: int) -> Any:
   """The integer noise of `step`: floor(sigma_g X + 1/2) per coordinate, X float64 normal drawn on
-  the host from (seed, step, stream) as the float path draws its noise, stored as int32."""
-  rng = randomness.numpy_rng(seed, step, stream)
+  the host from the stream the float path draws its noise from (`lipdp.training.dpsgd.
+  dpsgd_noise`: the same normals), stored as int32."""
+  rng = randomness.numpy_rng(seed, step, batching.NOISE_STREAM)
   sigma = grid.noise_std_units
 
   def draw(p):

@@ -91,6 +91,7 @@ from lipdp.nn.aol import AOLConv, AOLDense
 from lipdp.nn.bjorck import BjorckDense
 from lipdp.nn.spectral import STATE_COLLECTION, SpectralConv, SpectralDense
 from lipdp.training import per_example
+from lipdp.training import sharding
 
 Array = jax.Array
 _UNIT = 2.0**-24  # float32 unit roundoff
@@ -619,12 +620,6 @@ _CHECK_SEED = 0x6E05  # fixed: the check's records never depend on the data
 _PASSED: set = set()  # signatures of the layer sets that passed, in this process
 
 
-def _host(tree):
-  return jax.tree_util.tree_map(
-    lambda x: np.asarray(x.addressable_data(0)) if isinstance(x, jax.Array) else np.asarray(x), tree
-  )
-
-
 def _signature(plan: Plan, params, model_state, record_shape) -> tuple:
   shapes = lambda t: tuple(
     (_path_names(p), tuple(np.shape(x))) for p, x in jax.tree_util.tree_flatten_with_path(t)[0]
@@ -668,7 +663,7 @@ def self_check(
   layers that passed is not checked again in the same process. Returns the plan.
   """
   # Host copies (this host's first replica): the check runs on one local device, on every host.
-  params, model_state = _host(params), _host(model_state)
+  params, model_state = sharding.host_value(params), sharding.host_value(model_state)
   rng = np.random.default_rng(_CHECK_SEED)
   records = rng.uniform(0, 1, (num_records,) + tuple(record_shape)).astype(np.float32)
   key = jax.random.key(_CHECK_SEED)

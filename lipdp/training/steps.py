@@ -33,7 +33,6 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 from jax.sharding import NamedSharding, PartitionSpec
-from scipy import stats
 
 from lipdp.training import batching
 from lipdp.training import dpsgd
@@ -263,7 +262,6 @@ class DPSGDStep(Step):
       self.grid = fixed_point.FixedPointGrid.choose(
         dp.clip_norm, num_params, dp.noise_multiplier, num_records, dp.sampling_rate
       )
-      tail = fixed_point.tail_standard_deviations(self.grid.noise_std_units)
       logging.info(
         "DP-SGD sums on the integer grid 2^%d: contribution bound %.9g (clip norm %g), noise std "
         "%.9g, batches of up to %d records; beyond %.2f standard deviations (mass %.2g per "
@@ -273,8 +271,8 @@ class DPSGDStep(Step):
         dp.clip_norm,
         dp.noise_multiplier * self.grid.contribution_bound,
         self.grid.batch_cap,
-        tail,
-        2.0 * stats.norm.sf(tail),
+        self.grid.tail_standard_deviations,
+        self.grid.tail_mass,
       )
     grid_exponent = None if self.grid is None else self.grid.exponent
     clipped_sum = dpsgd.clipped_gradient_sum(
@@ -313,20 +311,13 @@ class DPSGDStep(Step):
         # A record's group is a function of the record alone (padding rows are masked out).
         groups = dpsgd.record_groups(batch, dp.clip_groups) if grouped else None
         if grid_exponent is None:
-          part, part_stats = clipped_sum(
-            state.params,
-            state.model_state,
-            batch,
-            mask,
-            jax.random.fold_in(rng, c),
-            clip_norm,
-            groups,
-          )
+          key, by_record = jax.random.fold_in(rng, c), {}
         else:  # keyed by record index, whatever the microbatch (fixed_point docstring)
-          ids = jax.lax.with_sharding_constraint(rows_c, rows)
-          part, part_stats = clipped_sum(
-            state.params, state.model_state, batch, mask, rng, record_ids=ids
-          )
+          key = rng
+          by_record = {"record_ids": jax.lax.with_sharding_constraint(rows_c, rows)}
+        part, part_stats = clipped_sum(
+          state.params, state.model_state, batch, mask, key, clip_norm, groups, **by_record
+        )
         return (
           jax.tree_util.tree_map(jnp.add, grad_sum, part),
           jax.tree_util.tree_map(jnp.add, stats, part_stats),
@@ -378,10 +369,7 @@ class DPSGDStep(Step):
       indices = indices[:0]
     if self.grid is not None:
       batch = batching.place_by_index(indices, self.chunk, self._min_chunks)
-      noise = fixed_point.grid_noise(
-        self._param_shapes, self.grid, self.seed, step, batching.NOISE_STREAM
-      )
-      return batch, noise
+      return batch, fixed_point.grid_noise(self._param_shapes, self.grid, self.seed, step)
     batch = batching.pad_to_chunks(indices, self.chunk, self._min_chunks)
     if self.dp.adaptive:
       return batch, dpsgd.adaptive_noise(self._param_shapes, self.dp, self.seed, step)
@@ -459,8 +447,7 @@ def mesh_check(clipped_sum, mesh, params, model_state, sample_record, step: "DPS
   after a dense model of the same shapes had (found by a review). On a multi-host mesh the
   one-device side runs on this host's first device.
   """
-  params = ghost_clipping._host(params)  # pylint: disable=protected-access
-  model_state = ghost_clipping._host(model_state)  # pylint: disable=protected-access
+  params, model_state = sharding_lib.host_value(params), sharding_lib.host_value(model_state)
   dp, chunk = step.dp, step.chunk
   rng = np.random.default_rng(_MESH_CHECK_SEED)
   records = rng.uniform(0, 1, (chunk,) + tuple(np.shape(sample_record)[1:])).astype(np.float32)

@@ -327,30 +327,14 @@ def test_dpsgd_step_is_the_clipped_sum_plus_noise_over_q_n():
   model, records = toy.model(), toy.records(40)
   dp = dpsgd.DPSGDConfig(noise_multiplier=0.5, clip_norm=0.3, sampling_rate=1.0, chunk_size=8)
   sgd = optax.sgd(1.0)
-  mesh = sharding.data_mesh(jax.devices()[:2])
   state = train_state.create(model, sgd, jnp.asarray(records[:1]), jax.random.key(1))
-  loss_fn = loop.vae_loss(model, toy.BLOCKS)
-  step = steps_lib.DPSGDStep(
-    loss_fn,
-    sgd,
-    mesh,
-    dp=dp,
-    num_records=40,
-    seed=9,
-    sample_record=jnp.zeros((1, 15)),
-    param_shapes=state.params,
-  )
+  step, mesh = train_state.toy_dpsgd_step(model, toy.BLOCKS, records, dp, sgd, state)
   host = step.host_inputs(0)
   assert host[0].count == 40 and host[0].num_chunks == 5  # every record, 5 microbatches
   run_key = randomness.key_from_seed(123)
   before = toy.flat(state.params)
   state = jax.tree_util.tree_map(np.asarray, state)  # host copy: the step donates its input
-  new, stats = step.update(
-    jax.device_put(state, sharding.replicated(mesh)),
-    sharding.replicate(mesh, records),
-    run_key,
-    step.place(host),
-  )
+  new, stats = train_state.run_step(step, mesh, state, records, run_key, host)
   assert float(stats["count"]) == 40
   expected, _ = _clipped_sum_by_hand(model, state, records, dp.clip_norm, run_key)
   expected += toy.flat(dpsgd.dpsgd_noise(state.params, dp, 9, 0))
@@ -606,18 +590,8 @@ def test_a_step_refuses_a_mesh_whose_clipped_sum_differs_from_one_devices(clippi
   sgd = optax.sgd(1.0)
   state = train_state.create(model, sgd, jnp.asarray(records[:1]), jax.random.key(1))
   loss_fn = loop.vae_loss(model, blocks)
-  mesh = sharding.data_mesh(jax.devices()[:2])
   dp = dpsgd.DPSGDConfig(1.0, 0.1, 0.5, chunk_size=8, clipping=clipping)
-  step = steps_lib.DPSGDStep(
-    loss_fn,
-    sgd,
-    mesh,
-    dp=dp,
-    num_records=16,
-    seed=3,
-    sample_record=jnp.zeros((1, 67)),
-    param_shapes=state.params,
-  )
+  step, mesh = train_state.toy_dpsgd_step(model, blocks, records, dp, sgd, state, seed=3)
   # The direct comparison: one microbatch of the step's own records, split or not.
   clipped_sum = dpsgd.clipped_gradient_sum(loss_fn, 0.1, clipping)
   rows = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec(sharding.DATA_AXIS))
@@ -633,14 +607,9 @@ def test_a_step_refuses_a_mesh_whose_clipped_sum_differs_from_one_devices(clippi
   )
   differs = np.max(np.abs(split - whole)) > 1e-4 * np.max(np.abs(whole))
   host = step.host_inputs(0)
-  placed = (
-    jax.device_put(jax.tree_util.tree_map(np.asarray, state), sharding.replicated(mesh)),
-    sharding.replicate(mesh, records),
-    randomness.key_from_seed(1),
-    step.place(host),
-  )
+  run_key = randomness.key_from_seed(1)
   if differs:
     with pytest.raises(steps_lib.MeshCheckError, match="differs from the same sum on one device"):
-      step.update(*placed)
+      train_state.run_step(step, mesh, state, records, run_key, host)
   else:
-    step.update(*placed)
+    train_state.run_step(step, mesh, state, records, run_key, host)

@@ -114,7 +114,7 @@ def test_float32_sums_can_exceed_2c_and_integer_sums_cannot():
 def test_the_integer_noise_is_the_floor_of_the_scaled_normal_plus_a_half():
   grid = fixed_point.FixedPointGrid.choose(1.0, 30_000, 0.8, 5_000, 0.05)
   shapes = {"a": np.zeros((100, 200)), "b": np.zeros((10_000,))}
-  noise = fixed_point.grid_noise(shapes, grid, 5, 3, batching.NOISE_STREAM)
+  noise = fixed_point.grid_noise(shapes, grid, 5, 3)
   rng = randomness.numpy_rng(5, 3, batching.NOISE_STREAM)
   for key in ("a", "b"):  # the leaves' order in the tree: 'a', then 'b'
     x = randomness.standard_normal(rng, shapes[key].shape)
@@ -210,17 +210,6 @@ def _step(dp, records, state, sgd):
   return train_state.toy_dpsgd_step(toy.model(), toy.BLOCKS, records, dp, sgd, state)
 
 
-def _run(step, mesh, state, records, run_key, host):
-  state = jax.tree_util.tree_map(np.asarray, state)  # host copy: the step donates its input
-  new, stats = step.update(
-    jax.device_put(state, sharding.replicated(mesh)),
-    sharding.replicate(mesh, records),
-    run_key,
-    step.place(host),
-  )
-  return new, stats
-
-
 def test_the_fixed_point_step_is_the_integer_sum_plus_noise_over_q_n():
   """One jitted fixed-point DPSGDStep (every record, several microbatches) against the pieces:
   each record's integers (keyed by its index), the integer noise, then (S + N) Delta / (q n);
@@ -235,7 +224,7 @@ def test_the_fixed_point_step_is_the_integer_sum_plus_noise_over_q_n():
   assert host[0].count == 40 and host[0].num_chunks == 5
   run_key = randomness.key_from_seed(123)
   before = toy.flat(state.params)
-  new, stats = _run(step, mesh, state, records, run_key, host)
+  new, stats = train_state.run_step(step, mesh, state, records, run_key, host)
   assert float(stats["count"]) == 40
   loss_fn = loop.vae_loss(model, toy.BLOCKS)
   rng = steps_lib.step_rng(run_key, 0, steps_lib.MODEL_NOISE_STREAM)
@@ -246,7 +235,7 @@ def test_the_fixed_point_step_is_the_integer_sum_plus_noise_over_q_n():
   integers, _ = clipped_sum(
     state.params, state.model_state, jnp.asarray(records), np.ones(40), rng, record_ids=ids
   )
-  noise = fixed_point.grid_noise(state.params, grid, 9, 0, batching.NOISE_STREAM)
+  noise = fixed_point.grid_noise(state.params, grid, 9, 0)
   total = toy.flat(integers).astype(np.int64) + toy.flat(noise)
   assert np.max(np.abs(total)) < 2**31
   expected = total.astype(np.float32) * np.float32(grid.step) / np.float32(40.0)
@@ -273,7 +262,7 @@ def test_a_batch_above_the_cap_adds_noise_only():
   host = step.host_inputs(0)
   assert host[0].count == 0
   before = toy.flat(state.params)
-  new, stats = _run(step, mesh, state, records, randomness.key_from_seed(1), host)
+  new, stats = train_state.run_step(step, mesh, state, records, randomness.key_from_seed(1), host)
   assert float(stats["count"]) == 0
   noise = toy.flat(host[1]).astype(np.float32) * np.float32(step.grid.step) / np.float32(40.0)
   np.testing.assert_allclose(

@@ -398,28 +398,13 @@ def _step_after_one_update(clipping, clip_norm, records, model, blocks):
     noise_multiplier=1e-6, clip_norm=clip_norm, sampling_rate=1.0, chunk_size=16, clipping=clipping
   )
   sgd = optax.sgd(1.0)
-  mesh = sharding.data_mesh(jax.devices()[:2])
   sample = jnp.zeros((1, records.shape[1]))
   state = train_state.create(model, sgd, sample, jax.random.key(1))
-  step = steps_lib.DPSGDStep(
-    loop.vae_loss(model, blocks),
-    sgd,
-    mesh,
-    dp=dp,
-    num_records=len(records),
-    seed=9,
-    sample_record=sample,
-    param_shapes=state.params,
-  )
+  step, mesh = train_state.toy_dpsgd_step(model, blocks, records, dp, sgd, state)
   host = step.host_inputs(0)
   assert host[0].count == len(records) and host[0].num_chunks == 3  # the last one padded
   before = _flat(state.params)
-  new, stats = step.update(
-    jax.device_put(state, sharding.replicated(mesh)),
-    sharding.replicate(mesh, records),
-    randomness.key_from_seed(123),
-    step.place(host),
-  )
+  new, stats = train_state.run_step(step, mesh, state, records, randomness.key_from_seed(123), host)
   return _flat(new.params) - before, stats
 
 
