@@ -26,14 +26,13 @@ function of its raw kernel only (and of read-only state), so example i's gradien
   (leading axes of the input), |sum_p a_p g_p^T|^2 = sum_{p,p'} <a_p, a_p'> <g_p, g_p'> (the
   ghost rule, T^2 (d_in + d_out) work) or the materialised M_i (T d_in d_out), whichever is
   cheaper (Bu et al. 2023's mixed rule);
-- `SpectralDense`, K_eff = L K / sigma, sigma = max(|K u|, eps) with u read-only: J^T M =
-  alpha M + beta_i grad_sigma with alpha = L / sigma, beta_i = -L <K, M_i> / sigma^2 and
-  grad_sigma = d u^T (d = d sigma / d(Ku)), so |J^T M_i|^2 = alpha^2 |a|^2 |g|^2 +
-  2 alpha beta_i (a.d)(g.u) + beta_i^2 |d|^2 |u|^2, from dot products of length d_in and d_out,
-  with <K, M_i> = (a_i K).g_i;
-- everything else (`flax.linen.Conv`, `ConvTranspose`, `AOLDense`, `AOLConv`, `SpectralConv`,
-  `BjorckDense` iterating): the layer's own per-example parameter gradient, materialised for
-  that layer only (a vmap of its VJP at (a_i, g_i)). For convolutions this is the cheaper side
+- everything else (`flax.linen.Conv`, `ConvTranspose`, `AOLDense`, `AOLConv`, `SpectralDense`,
+  `SpectralConv`, `BjorckDense` iterating, and a dense layer with s > 2^30): the layer's own
+  per-example parameter gradient, materialised for that layer only (a vmap of its VJP at
+  (a_i, g_i)). `SpectralDense` had a closed form from dot products of length d_in and d_out
+  (Li et al. 2022's ghost rule through J_f^T = alpha I + beta_i grad_sigma); a chain of four
+  data-dependent factors whose partial products may flush ("Flushes", below) has no simple
+  bound, so it is materialised, as the vmap path does for every layer. For convolutions this is the cheaper side
   of the mixed rule: the ghost rule needs the T x k^2 c_in patch matrix, which XLA forms with an
   identity-filter convolution (T (k^2 c_in)^2 work), against T k^2 c_in c_out for the kernel
   gradient itself; and for every convolution of lipdp's models T >= k^2 c_in c_out /
@@ -41,8 +40,8 @@ function of its raw kernel only (and of read-only state), so example i's gradien
 
 Book-keeping. With c_i = min(1, C' / |grad_i|) (0 for padding and non-finite examples), the
 clipped sum is the gradient of sum_i c_i l_i, computed from the recorded a and g with no second
-pass: s a^T (c g) for a dense kernel, alpha a^T (c g) + (sum_i c_i beta_i) grad_sigma for the
-spectral one, sum_i c_i (per-example gradient) for materialised layers, sum_i c_i g_i for biases.
+pass: s a^T (c g) for a dense kernel, sum_i c_i (per-example gradient) for materialised layers,
+sum_i c_i g_i for biases.
 
 Coverage (a violation would silently under-count a norm, so each is a refusal with the
 parameter's name, `GhostClippingError`): every parameter leaf belongs to exactly one recognised
@@ -64,13 +63,32 @@ example is alone (the one the sensitivity is about; the other rows add exact zer
   `lipdp.training.per_example.per_example_norms`, so each has relative error at most gamma_D, D
   its number of terms; V adds at most 4 roundings per entry (c g, a (c g), the scale, a sum of two
   terms). Then U = N (1 + e) with e = gamma_{2D+64} (D the layer's longest reduction);
-- the ghost rule with T > 1 positions and the spectral rule subtract, so their error is bounded
-  by the absolute values of the terms, not by N: with A their sum (s^2 (sum_p |a_p||g_p|)^2 +
-  (sum_p |g_p|)^2, resp. alpha^2 |a|^2 |g|^2 + 2 |alpha beta (a.d)(g.u)| + beta^2 |d|^2 |u|^2 +
-  |g|^2, which bound every rounding of N and of V by Cauchy-Schwarz), U = N + e A;
-- the clipped vector's exact norm is then |V| <= c (sum_layers U)^(1/2), and with the top-level
-  sum over the layers (gamma_L, L layers), the square root and the division (2 u),
-  c = min(1, C (1 - m) / sqrt(sum U)) with m = gamma_{L+8} gives |V| <= C exactly.
+- the ghost rule with T > 1 positions subtracts, so its error is bounded by the absolute values
+  of the terms, not by N: with A their sum (s^2 (sum_p |a_p||g_p|)^2 + (sum_p |g_p|)^2, which
+  bound every rounding of N and of V by Cauchy-Schwarz), U = N + e A;
+- the clipped vector's exact norm is then |V| <= c (sum_layers (U + F))^(1/2), F below, and
+  with the top-level sum over the layers (gamma_L, L layers), the square root and the division
+  (2 u), c = min(1, C (1 - m) / sqrt(sum (U + F))) with m = gamma_{L+8} gives |V| <= C exactly.
+
+Flushes. XLA on a CPU flushes float32 results below lambda = 2^-126 to zero, an absolute error
+no relative margin covers: a computed sum of n products loses at most `_flushed(n)`, about
+n lambda. Where the flushed quantity is not multiplied by anything larger than 1 (the
+materialised gradient's own squares; c <= 1), the loss stays below 1.1e-7 C for up to 1e12
+terms at C >= `lipdp.training.MIN_CLIP_NORM`, inside the margin's slack. The dense rules square
+inputs and output gradients apart and multiply them: with inputs of norm 3e17 and output
+gradients whose squares all flushed, an independent review measured an estimate of 0 for a
+true norm of 3e4 C. So each adds F, an upper bound of what flushes may have hidden from U:
+s^2 (na f_g + ng f_a + f_a f_g) (+ f_g with a bias) for the dense rule, with f_a and f_g the
+flushed masses of |a|^2 and |g|^2 and lambda ng for (s^2 na) flushing before ng multiplies it;
+s^2 (f_g (sum_t |a_t|)^2 + f_a (sum_t |g_t|)^2 + ...) for the ghost rule on T positions, whose
+Gram entries each lose at most f_a or f_g, with |a_t| and |g_t| bounded from above, their own
+flushed mass included. Every product in F is of one data-dependent factor and constants, so F
+itself loses at most an absolute s^2 lambda (s <= 2^30). F is added after the sum over the
+layers' U; for ordinary inputs it is some 1e-36 of U and the bound's value does not move, but
+on one CPU device XLA compiles the step around the extra terms differently, so float DP-SGD
+runs there move in their last bits against earlier code versions (5 of 399 and 7 of 719
+parameters, by at most 4e-9, after three steps of two toy models; on two devices, and on the
+vmap path, the parameters are bit-identical).
 
 In float32 for lipdp's models e is about 1.3e-4 and m about 1e-6: the clipped norms sit within
 ~1e-4 of C, like the vmap path's. The sum over examples is rounded as on the vmap path.
@@ -89,7 +107,8 @@ from jax.interpreters import partial_eval as pe
 
 from lipdp.nn.aol import AOLConv, AOLDense
 from lipdp.nn.bjorck import BjorckDense
-from lipdp.nn.spectral import STATE_COLLECTION, SpectralConv, SpectralDense
+from lipdp.nn.spectral import SpectralConv, SpectralDense
+from lipdp import rounding
 from lipdp.training import per_example
 from lipdp.training import sharding
 
@@ -105,13 +124,28 @@ def _gamma(n: int) -> float:
   return n * _UNIT / (1.0 - n * _UNIT)
 
 
+# XLA on a CPU flushes float32 results below lambda = 2^-126 to zero (module docstring, "Flushes").
+_SMALLEST_NORMAL = rounding.SMALLEST_NORMAL[_UNIT]
+# The dense rules' scale s multiplies a flushed product (< lambda) by s^2: for s <= 2^30 that is
+# below 2^-66, far inside the clipping margin's slack at C >= MIN_CLIP_NORM; a larger s is
+# materialised.
+_MAX_DENSE_SCALE = 2.0**30
+
+
+def _flushed(operations: int) -> float:
+  """What a computed sum of products loses to flushes, at most: each of its `operations`
+  results loses at most lambda when flushed, and later roundings (at most `operations` + 8 of
+  them) scale each loss by at most 1 + gamma."""
+  return operations * _SMALLEST_NORMAL * (1.0 + _gamma(operations + 8))
+
+
 def _key(path: tuple) -> str:
   return "/".join(path) if path else "<root>"
 
 
 # --- Which layers, and how ----------------------------------------------------------------------
 
-_DENSE, _GRAM, _SPECTRAL, _MATERIALISE = "dense", "gram", "spectral", "materialise"
+_DENSE, _GRAM, _MATERIALISE = "dense", "gram", "materialise"
 _RECOGNISED = (
   nn.Dense,
   nn.Conv,
@@ -167,7 +201,7 @@ class _Layer(NamedTuple):
 def _choose_rule(module: nn.Module, in_shape: tuple, out_shape: tuple) -> tuple[str, float]:
   positions = math.prod(in_shape[:-1])
   scale = _kernel_scale(module)
-  if scale is not None:
+  if scale is not None and scale <= _MAX_DENSE_SCALE:
     if positions == 1:
       return _DENSE, scale
     d_in, d_out = in_shape[-1], out_shape[-1]
@@ -175,8 +209,6 @@ def _choose_rule(module: nn.Module, in_shape: tuple, out_shape: tuple) -> tuple[
     if positions * (d_in + d_out) < d_in * d_out:
       return _GRAM, scale
     return _MATERIALISE, scale
-  if type(module) is SpectralDense and positions == 1:  # pylint: disable=unidiomatic-typecheck
-    return _SPECTRAL, 1.0
   return _MATERIALISE, 1.0
 
 
@@ -380,7 +412,8 @@ def _check_no_outside_use(loss_fn, plan: Plan, params, model_state, record, key)
 
 class _Terms(NamedTuple):
   estimate: Array  # (b,) computed squared norm
-  bound: Array  # (b,) U >= |V / c|^2 (module docstring)
+  bound: Array  # (b,) U >= |V / c|^2 but for flushes (module docstring)
+  flushed: Array  # (b,) or (): what flushes may hide from U ("Flushes" in the module docstring)
   accumulate: Callable[[Array, Array], dict]  # (weights (b,), keep (b,)) -> parameter sums
 
 
@@ -403,7 +436,16 @@ def _dense_terms(layer: _Layer, p, a, g) -> _Terms:
   estimate = (s * s) * na * ng
   if "bias" in p:
     estimate = estimate + ng
-  bound = estimate * (1.0 + _gamma(2 * max(da, dg) + 64))
+  margin = 1.0 + _gamma(2 * max(da, dg) + 64)
+  # Flushes ("Flushes" in the module docstring): |a|^2 <= na + flush_a and |g|^2 <= ng + flush_g
+  # (to rounding), so s^2 |a|^2 |g|^2 adds at most s^2 (na flush_g + ng flush_a + flush_a
+  # flush_g); and should (s^2 na) flush before ng multiplies it, the product loses lambda ng.
+  # Kept apart from the estimate's bound, to which it adds nothing unless something flushed.
+  flush_a, flush_g = _flushed(2 * a.shape[1]), _flushed(2 * g.shape[1])
+  flushed = (s * s) * (na * flush_g + ng * flush_a + flush_a * flush_g)
+  if "bias" in p:
+    flushed = flushed + flush_g
+  flushed = flushed * margin + _SMALLEST_NORMAL * (ng + flush_g)
 
   def accumulate(weights, keep):
     wg = _rows(g, keep) * weights[:, None]
@@ -412,7 +454,7 @@ def _dense_terms(layer: _Layer, p, a, g) -> _Terms:
       out["bias"] = jnp.sum(wg, axis=0)
     return out
 
-  return _Terms(estimate, bound, accumulate)
+  return _Terms(estimate, estimate * margin, flushed, accumulate)
 
 
 def _gram_terms(layer: _Layer, p, a, g) -> _Terms:
@@ -420,18 +462,32 @@ def _gram_terms(layer: _Layer, p, a, g) -> _Terms:
   a, g = a.reshape(b, -1, a.shape[-1]), g.reshape(b, -1, g.shape[-1])
   positions = a.shape[1]
   s = layer.scale
+  d_in, d_out = a.shape[-1], g.shape[-1]
   gram_a = jnp.einsum("bti,bsi->bts", a, a)
   gram_g = jnp.einsum("bto,bso->bts", g, g)
   estimate = (s * s) * jnp.sum(gram_a * gram_g, axis=(1, 2))
-  norms_g = jnp.sqrt(jnp.sum(jnp.square(g), axis=-1))
-  absolute = (s * s) * jnp.square(jnp.sum(jnp.sqrt(jnp.sum(jnp.square(a), axis=-1)) * norms_g, 1))
-  d = positions * positions + max(a.shape[-1], g.shape[-1])
+  # Upper bounds of each position's |a_t| and |g_t|, flushed mass included ("Flushes").
+  flush_a, flush_g = _flushed(2 * d_in), _flushed(2 * d_out)
+  norms_a = jnp.sqrt(jnp.sum(jnp.square(a), axis=-1) + flush_a)
+  norms_g = jnp.sqrt(jnp.sum(jnp.square(g), axis=-1) + flush_g)
+  absolute = (s * s) * jnp.square(jnp.sum(norms_a * norms_g, 1))
+  # Each Gram entry loses at most flush_a (resp. flush_g) to flushes, against |<a_t, a_s>| <=
+  # |a_t| |a_s|; the products and their sum lose at most _flushed(2 T^2) more.
+  sum_a, sum_g = jnp.sum(norms_a, axis=1), jnp.sum(norms_g, axis=1)
+  flushed = (s * s) * (
+    (sum_a * sum_a) * flush_g
+    + (sum_g * sum_g) * flush_a
+    + (positions * positions * flush_a * flush_g + _flushed(2 * positions * positions))
+  )
+  d = positions * positions + max(d_in, d_out)
   if "bias" in p:
     bias_sq, dbias = _squares(jnp.sum(g, axis=1))
     estimate = estimate + bias_sq
     absolute = absolute + jnp.square(jnp.sum(norms_g, axis=1))
+    flushed = flushed + _flushed(2 * (positions + 1) * d_out)
     d = max(d, dbias + positions)
   bound = estimate + _gamma(2 * d + 64) * absolute
+  flushed = flushed + _SMALLEST_NORMAL
 
   def accumulate(weights, keep):
     wg = _rows(g, keep) * weights[:, None, None]
@@ -441,45 +497,7 @@ def _gram_terms(layer: _Layer, p, a, g) -> _Terms:
       out["bias"] = jnp.sum(wg, axis=(0, 1))
     return out
 
-  return _Terms(estimate, bound, accumulate)
-
-
-def _spectral_terms(layer: _Layer, p, state, a, g) -> _Terms:
-  module = layer.module
-  b = a.shape[0]
-  a, g = a.reshape(b, -1), g.reshape(b, -1)
-  kernel = p["kernel"]
-  u = state[STATE_COLLECTION]["u"]
-  eps = module.eps
-  lipschitz = jnp.float32(module.lipschitz)
-  w = kernel @ u
-  sigma_of = lambda w: jnp.maximum(jnp.linalg.norm(w), eps)  # as SpectralDense._effective
-  sigma, d = jax.value_and_grad(sigma_of)(w)  # grad_sigma (w.r.t. K) = d u^T
-  alpha = lipschitz / sigma
-  beta = -lipschitz * jnp.sum((a @ kernel) * g, axis=1) / (sigma * sigma)
-  na, da = _squares(a)
-  ng, dg = _squares(g)
-  nd, dd = _squares(d[None])
-  nu, du = _squares(u[None])
-  t1 = alpha * alpha * na * ng
-  t2 = 2.0 * alpha * beta * (a @ d) * (g @ u)
-  t3 = beta * beta * (nd * nu)
-  estimate = t1 + t2 + t3
-  absolute = t1 + jnp.abs(t2) + t3
-  if "bias" in p:
-    estimate, absolute = estimate + ng, absolute + ng
-  # The dot products a.d and g.u are plain sums of d_in and d_out terms.
-  bound = estimate + _gamma(2 * max(da, dg, dd, du, *a.shape[1:], *g.shape[1:]) + 64) * absolute
-
-  def accumulate(weights, keep):
-    wg = _rows(g, keep) * weights[:, None]
-    correction = jnp.sum(jnp.where(keep, beta, 0.0) * weights)
-    out = {"kernel": alpha * jnp.matmul(_rows(a, keep).T, wg) + correction * jnp.outer(d, u)}
-    if "bias" in p:
-      out["bias"] = jnp.sum(wg, axis=0)
-    return out
-
-  return _Terms(estimate, bound, accumulate)
+  return _Terms(estimate, bound, flushed, accumulate)
 
 
 def _materialised_terms(layer: _Layer, p, state, a, g) -> _Terms:
@@ -498,7 +516,9 @@ def _materialised_terms(layer: _Layer, p, state, a, g) -> _Terms:
   def accumulate(weights, keep):
     return jax.tree_util.tree_map(lambda x: jnp.tensordot(weights, _rows(x, keep), axes=1), grads)
 
-  return _Terms(estimate, bound, accumulate)
+  # The gradient's own squares: what they lose to flushes is not multiplied by anything larger
+  # (c <= 1), so it stays inside the margin's slack, as on the vmap path (MIN_CLIP_NORM).
+  return _Terms(estimate, bound, jnp.zeros(()), accumulate)
 
 
 def _layer_terms(plan: Plan, layer: _Layer, params, model_state, a, g) -> _Terms:
@@ -507,13 +527,15 @@ def _layer_terms(plan: Plan, layer: _Layer, params, model_state, a, g) -> _Terms
     return _dense_terms(layer, p, a, g)
   if layer.rule == _GRAM:
     return _gram_terms(layer, p, a, g)
-  state = plan.layer_state(model_state, layer)
-  if layer.rule == _SPECTRAL:
-    return _spectral_terms(layer, p, state, a, g)
-  return _materialised_terms(layer, p, state, a, g)
+  return _materialised_terms(layer, p, plan.layer_state(model_state, layer), a, g)
 
 
 # --- The clipped sum ----------------------------------------------------------------------------
+
+
+def _bound(terms: dict) -> Array:
+  """sum_layers (U + F), the flushed masses F summed apart and added last (module docstring)."""
+  return sum(t.bound for t in terms.values()) + sum(t.flushed for t in terms.values())
 
 
 def top_margin(num_layers: int) -> float:
@@ -557,8 +579,7 @@ def per_example_norms(loss_fn, params, model_state, chunk, rng) -> tuple[Array, 
   the clipping uses (sqrt of sum_layers U, module docstring). Keys as `clipped_gradient_sum`."""
   _, _, terms = _all_terms(loss_fn, params, model_state, chunk, rng)
   estimate = sum(t.estimate for t in terms.values())
-  bound = sum(t.bound for t in terms.values())
-  return jnp.sqrt(jnp.maximum(estimate, 0.0)), jnp.sqrt(bound)
+  return jnp.sqrt(jnp.maximum(estimate, 0.0)), jnp.sqrt(_bound(terms))
 
 
 def clipped_gradient_sum(loss_fn: per_example.LossFn, clip_norm: float, count_centre: float = 0.5):
@@ -592,7 +613,7 @@ def clipped_gradient_sum_and_norms(
     )
     plan, losses, terms = _all_terms(loss_fn, params, model_state, chunk, rng)
     estimate = sum(t.estimate for t in terms.values())
-    bound = sum(t.bound for t in terms.values())
+    bound = _bound(terms)
     target = clip_norm * (1.0 - top_margin(len(plan.layers)))
     finite = jnp.isfinite(bound) & jnp.isfinite(estimate)
     keep = finite & (mask != 0)
