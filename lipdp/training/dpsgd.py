@@ -348,7 +348,8 @@ def clipped_gradient_sum(
   `clipping='ghost'` returns `lipdp.training.ghost_clipping.clipped_gradient_sum` (same interface
   and result, no per-example gradients); the rest of this docstring is the vmap path.
 
-  Per-example gradients by vmap (example i uses key i of `jax.random.split(rng, len(chunk))`);
+  Per-example gradients by vmap (example i uses key i of `jax.random.split(rng, len(chunk))`,
+  or `rng[i]` when `rng` is already one key per row: `per_example.row_keys`);
   each is scaled by min(1, C' / |g_i|) with C' = C (1 - m) (`per_example.per_example_norms`),
   so its exact l2 norm is at most C despite float rounding; rows with mask 0 (padding)
   contribute exactly zero, and so does an example whose gradient is not finite. `stats` holds
@@ -381,7 +382,7 @@ def clipped_gradient_sum(
       # A record's noise must not depend on where the batch placed it (fixed_point docstring).
       keys = jax.vmap(jax.random.fold_in, in_axes=(None, 0))(rng, record_ids)
     else:
-      keys = jax.random.split(rng, chunk.shape[0])
+      keys = per_example.row_keys(rng, chunk.shape[0])
     losses, grads = jax.vmap(
       jax.value_and_grad(per_example.record_loss(loss_fn)), in_axes=(None, None, 0, 0)
     )(params, model_state, chunk, keys)

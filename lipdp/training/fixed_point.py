@@ -38,8 +38,8 @@ row from that row's inputs only, which is assumed, not proven: `tests/training/
 test_fixed_point.py` checks, bit for bit on a 2-device mesh, that the sums with and without a
 record (and with it replaced) differ by exactly that record's integers computed alone. (On a
 CPU mesh XLA's partitioned per-example gradients of convolutions were found wrong, zero on the
-second device, though not dependent on other records; `lipdp.training.steps.mesh_check`
-refuses such a mesh.) The noise X is NumPy's float64 normal (`lipdp.randomness.
+second device, though not dependent on other records; each device now computes its own rows
+unpartitioned, `lipdp.training.steps.mesh_clipped_sum`, and `mesh_check` compares.) The noise X is NumPy's float64 normal (`lipdp.randomness.
 standard_normal`, truncated at 12.2258 and checked against delta as on the float path). In
 the bulk, floor(sigma_g X + 1/2) hides X's floating-point discreteness, about 2^-30 of a grid
 step, though its distribution is that of the float64 sampler, not an exact rounded Gaussian;

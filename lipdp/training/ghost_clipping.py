@@ -559,7 +559,7 @@ def _ghost_pass(loss_fn, plan: Plan, params, model_state, chunk, keys):
 
 
 def _all_terms(loss_fn, params, model_state, chunk, rng):
-  keys = jax.random.split(rng, chunk.shape[0])
+  keys = per_example.row_keys(rng, chunk.shape[0])
   plan = build_plan(loss_fn, params, model_state, chunk[0], keys[0])
   losses, inputs, grads = _ghost_pass(loss_fn, plan, params, model_state, chunk, keys)
   # The norms' bounds and the clipped sum (each `accumulate`) at the highest matmul precision:

@@ -69,6 +69,17 @@ def blocked_sum_of_squares(tree: Any) -> tuple[jax.Array, int]:
   return jnp.sum(jnp.concatenate(partial_sums, axis=1), axis=1), num_blocks
 
 
+def row_keys(rng: jax.Array, rows: int) -> jax.Array:
+  """The model-noise keys of a microbatch's rows: row i's is `jax.random.split(rng, rows)[i]`,
+  or `rng[i]` when `rng` already holds one key per row (a device's share of a microbatch split
+  across a mesh, `lipdp.training.steps.mesh_clipped_sum`: the same keys as on one device)."""
+  if jnp.ndim(rng) == 0:
+    return jax.random.split(rng, rows)
+  if rng.shape != (rows,):
+    raise ValueError(f"expected one key or {rows} keys, got keys of shape {rng.shape}")
+  return rng
+
+
 def record_loss(loss_fn: LossFn) -> Callable[..., jax.Array]:
   """`f(params, model_state, record, rng) -> loss` of one record (no batch axis), for
   per-example gradients by vmap; the model state is read, never written."""

@@ -227,8 +227,8 @@ class DPSGDStep(Step):
   Host inputs of step t: the Poisson batch laid out as microbatches (`batching.pad_to_chunks`,
   never truncated) and the float64-drawn noise (`dpsgd.dpsgd_noise`), both functions of
   (seed, t) only. On the devices: a `lax.fori_loop` over the microbatches that hold examples
-  (each split across the mesh), the clipped sums accumulated in float32, then noise, division
-  by q n and the optimiser step, with no host round trip.
+  (each split across the mesh by `mesh_clipped_sum`), the clipped sums accumulated in float32,
+  then noise, division by q n and the optimiser step, with no host round trip.
   """
 
   def __init__(
@@ -283,10 +283,10 @@ class DPSGDStep(Step):
       grid_exponent=grid_exponent,
     )
     self._clipped_sum = clipped_sum
+    clipped_sum = mesh_clipped_sum(clipped_sum, mesh)
     self._mesh_checked = mesh.devices.size == 1
     expected_batch_size = dp.sampling_rate * num_records
     finish = noisy_update(loss_fn, optimizer, expected_batch_size, sample_record, grid_exponent)
-    rows = NamedSharding(mesh, PartitionSpec(sharding_lib.DATA_AXIS))
     chunk = self.chunk
 
     def step(state, records, run_key, inputs):
@@ -306,15 +306,13 @@ class DPSGDStep(Step):
         else:
           mask = (rows_c >= 0).astype(jnp.float32)
           rows_c = jnp.maximum(rows_c, 0)  # an empty slot reads record 0, masked out
-        batch = jax.lax.with_sharding_constraint(jnp.take(records, rows_c, axis=0), rows)
-        mask = jax.lax.with_sharding_constraint(mask, rows)
+        batch = jnp.take(records, rows_c, axis=0)  # split across the mesh by mesh_clipped_sum
         # A record's group is a function of the record alone (padding rows are masked out).
         groups = dpsgd.record_groups(batch, dp.clip_groups) if grouped else None
         if grid_exponent is None:
           key, by_record = jax.random.fold_in(rng, c), {}
         else:  # keyed by record index, whatever the microbatch (fixed_point docstring)
-          key = rng
-          by_record = {"record_ids": jax.lax.with_sharding_constraint(rows_c, rows)}
+          key, by_record = rng, {"record_ids": rows_c}
         part, part_stats = clipped_sum(
           state.params, state.model_state, batch, mask, key, clip_norm, groups, **by_record
         )
@@ -424,6 +422,48 @@ class DPSGDStep(Step):
     return super().summarize(per_step)
 
 
+def mesh_clipped_sum(clipped_sum, mesh: jax.sharding.Mesh):
+  """`clipped_sum` (`dpsgd.clipped_gradient_sum`'s interface) with a microbatch's rows split
+  across `mesh`: each device computes its own rows' clipped sum as one device would, unpartitioned
+  (`jax.shard_map`), and the parts are summed across the devices (`psum`). Row i keeps the
+  model-noise key it has on one device (`per_example.row_keys`; by record index on fixed-point
+  sums), so the result is one device's to the float rounding of the sums' order (fixed-point
+  sums: exactly). On a one-device mesh, `clipped_sum` itself.
+
+  Why not let XLA partition the vmapped per-example computation: on a CPU mesh its partitioned
+  per-example gradients of convolutions came out zero for every row on the second device (jax
+  0.10.2; found by a review), so multi-device convolutional training had to be refused.
+  `mesh_check` still compares the two before the first step.
+  """
+  if mesh.devices.size == 1:
+    return clipped_sum
+  rows, whole = PartitionSpec(sharding_lib.DATA_AXIS), PartitionSpec()
+
+  def local(params, model_state, chunk, mask, rng, clip_norm, groups, record_ids):
+    by_record = {} if record_ids is None else {"record_ids": record_ids}
+    summed, stats = clipped_sum(
+      params, model_state, chunk, mask, rng, clip_norm, groups, **by_record
+    )
+    return jax.lax.psum((summed, stats), sharding_lib.DATA_AXIS)
+
+  def split(params, model_state, chunk, mask, rng, clip_norm=None, groups=None, record_ids=None):
+    if record_ids is None:  # one key per row, as on one device, split with the rows
+      rng, key_spec = per_example.row_keys(rng, chunk.shape[0]), rows
+    else:  # keyed by record index (fixed_point docstring): the one key, on every device
+      key_spec = whole
+    return jax.shard_map(
+      local,
+      mesh=mesh,
+      in_specs=(whole, whole, rows, rows, key_spec, whole, rows, rows),
+      out_specs=whole,
+      # The per-row computation is the one-device program's; the replication checker does not
+      # follow ghost clipping's perturbation VJPs (their zeros are created inside).
+      check_vma=False,
+    )(params, model_state, chunk, mask, rng, clip_norm, groups, record_ids)
+
+  return split
+
+
 class MeshCheckError(RuntimeError):
   """The clipped sum computed on the device mesh differs from the same sum on one device."""
 
@@ -433,13 +473,14 @@ _MESH_PASSED: set = set()  # (jaxpr, mesh size) of the programs that passed, in 
 
 
 def mesh_check(clipped_sum, mesh, params, model_state, sample_record, step: "DPSGDStep") -> None:
-  """Compares a microbatch's clipped sum computed on `mesh` (the rows split across its devices,
-  as the step splits them) with the same sum on one device, on fixed pseudo-random records (never
-  the private ones), and refuses on a difference.
+  """Compares a microbatch's clipped sum computed on `mesh` (`mesh_clipped_sum`, as the step
+  computes it) with the same sum on one device, on fixed pseudo-random records (never the
+  private ones), and refuses on a difference.
 
   Why: on a CPU mesh, XLA's partitioned per-example gradients of convolutions came out zero for
   every row on the second device (jax 0.10.2; found by a review), for the vmap and the ghost
-  paths alike: training would have run, silently wrong. The rows of one microbatch, their keys
+  paths alike: training would have run, silently wrong. `mesh_clipped_sum` no longer leaves that
+  computation to the partitioner; the check guards the next such fault. The rows of one microbatch, their keys
   and their mask are the same on both sides; the sums may differ by the reduction's rounding
   only (1e-4 of their scale allowed; the fault found moved them by 20%). A program that passed
   on a mesh of the same size is not checked again in the same process: the cache is keyed by
@@ -454,15 +495,15 @@ def mesh_check(clipped_sum, mesh, params, model_state, sample_record, step: "DPS
   ids = np.arange(chunk, dtype=np.int32)
   mask = np.ones(chunk, np.float32)
   key = jax.random.key(_MESH_CHECK_SEED)
-  rows = NamedSharding(mesh, PartitionSpec(sharding_lib.DATA_AXIS))
   clip_norm = jnp.full(dp.clip_norm_shape, dp.clip_norm, jnp.float32) if dp.adaptive else None
+  on_devices = mesh_clipped_sum(clipped_sum, mesh)
 
   def total(recs, mask, ids, split):
-    constrain = (lambda x: jax.lax.with_sharding_constraint(x, rows)) if split else (lambda x: x)
-    recs, mask, ids = constrain(recs), constrain(mask), constrain(ids)
     groups = dpsgd.record_groups(recs, dp.clip_groups) if dp.clip_groups is not None else None
     extra = {"record_ids": ids} if dp.fixed_point else {}
-    summed, _ = clipped_sum(params, model_state, recs, mask, key, clip_norm, groups, **extra)
+    summed, _ = (on_devices if split else clipped_sum)(
+      params, model_state, recs, mask, key, clip_norm, groups, **extra
+    )
     return summed
 
   signature = (
@@ -487,8 +528,8 @@ def mesh_check(clipped_sum, mesh, params, model_state, sample_record, step: "DPS
     raise MeshCheckError(
       f"the clipped gradient sum computed on the {mesh.devices.size}-device mesh differs from "
       f"the same sum on one device by {np.max(np.abs(on_mesh - alone)) / scale:.3g} of its "
-      "scale, on pseudo-random records (an XLA partitioning fault: convolutions' per-example "
-      "gradients on a CPU mesh are one known case); train on one device"
+      "scale, on pseudo-random records (a fault of the platform's multi-device program); "
+      "train on one device"
     )
   _MESH_PASSED.add(signature)
 
