@@ -72,7 +72,9 @@ example is alone (the one the sensitivity is about; the other rows add exact zer
 
 Flushes. XLA on a CPU flushes float32 results below lambda = 2^-126 to zero, an absolute error
 no relative margin covers: a computed sum of n products loses at most `_flushed(n)`, about
-n lambda. Where the flushed quantity is not multiplied by anything larger than 1 (the
+n lambda (n < 2^23: every gamma_n here needs n u < 1/2, and a longer reduction is refused,
+`GhostClippingError`; past it a review found the bound negative and an example unclipped at
+6 C). Where the flushed quantity is not multiplied by anything larger than 1 (the
 materialised gradient's own squares; c <= 1), the loss stays below 1.1e-7 C for up to 1e12
 terms at C >= `lipdp.training.MIN_CLIP_NORM`, inside the margin's slack. The dense rules square
 inputs and output gradients apart and multiply them: with inputs of norm 3e17 and output
@@ -82,13 +84,20 @@ s^2 (na f_g + ng f_a + f_a f_g) (+ f_g with a bias) for the dense rule, with f_a
 flushed masses of |a|^2 and |g|^2 and lambda ng for (s^2 na) flushing before ng multiplies it;
 s^2 (f_g (sum_t |a_t|)^2 + f_a (sum_t |g_t|)^2 + ...) for the ghost rule on T positions, whose
 Gram entries each lose at most f_a or f_g, with |a_t| and |g_t| bounded from above, their own
-flushed mass included. Every product in F is of one data-dependent factor and constants, so F
-itself loses at most an absolute s^2 lambda (s <= 2^30). F is added after the sum over the
-layers' U; for ordinary inputs it is some 1e-36 of U and the bound's value does not move, but
-on one CPU device XLA compiles the step around the extra terms differently, so float DP-SGD
-runs there move in their last bits against earlier code versions (5 of 399 and 7 of 719
-parameters, by at most 4e-9, after three steps of two toy models; on two devices, and on the
-vmap path, the parameters are bit-identical).
+flushed mass included (so neither sum of norms can flush). Each product in F is of
+data-dependent factors that cannot flush and constants, and F's few products lose at most a
+few absolute s^2 lambda (s <= 2^30: below 1e-19, against a slack of about 5e-19 C^2 at
+C = 1e-6). Flushes inside V itself only shrink an entry of the one-position dense rule and of
+materialised gradients (each entry one product); the ghost rule on T positions sums T products
+per entry, so c g_t flushing while c g_t' does not can leave a term that cancelled exactly
+(a review's case: 1.00036 C at s = 2^30): its target is lowered by the slack
+lambda (s sqrt(d_out) sum_t |a_t| + 2 s T sqrt(d_in d_out) + T sqrt(d_out)), and an example
+whose slack reaches the target is dropped. F is added after the sum over the layers' U; for
+ordinary inputs F and the slack are some 1e-36 of U and C and move no value, but on one CPU
+device XLA compiles the step around the extra terms differently, so float DP-SGD runs there
+move in their last bits against earlier code versions (5 of 399 and 7 of 719 parameters, by at
+most 4e-9, after three steps of two toy models; on two devices, and on the vmap path, the
+parameters were bit-identical).
 
 In float32 for lipdp's models e is about 1.3e-4 and m about 1e-6: the clipped norms sit within
 ~1e-4 of C, like the vmap path's. The sum over examples is rounded as on the vmap path.
@@ -121,6 +130,13 @@ class GhostClippingError(ValueError):
 
 
 def _gamma(n: int) -> float:
+  """gamma_n for float32; a reduction too long for it (n u >= 1/2, n >= 2^23) is refused: past
+  it the bound turns meaningless, and at n u > 1 negative (found by a review)."""
+  if n * _UNIT >= 0.5:
+    raise GhostClippingError(
+      f"a reduction of {n} terms is too long for float32's rounding bound (n u < 1/2 needed); "
+      "use clipping='vmap'"
+    )
   return n * _UNIT / (1.0 - n * _UNIT)
 
 
@@ -415,6 +431,8 @@ class _Terms(NamedTuple):
   bound: Array  # (b,) U >= |V / c|^2 but for flushes (module docstring)
   flushed: Array  # (b,) or (): what flushes may hide from U ("Flushes" in the module docstring)
   accumulate: Callable[[Array, Array], dict]  # (weights (b,), keep (b,)) -> parameter sums
+  # (b,): how much flushes inside V itself may add to |V| (the Gram rule), or None (nothing)
+  slack: Optional[Array] = None
 
 
 def _rows(x: Array, keep: Array) -> Array:
@@ -488,6 +506,16 @@ def _gram_terms(layer: _Layer, p, a, g) -> _Terms:
     d = max(d, dbias + positions)
   bound = estimate + _gamma(2 * d + 64) * absolute
   flushed = flushed + _SMALLEST_NORMAL
+  # Flushes inside V: c g_t may flush to zero, and so may the products a_t (c g_t) and their
+  # sums; across positions the lost terms need not cancel as the exact ones do (a review's
+  # case: 1.00036 C at s = 2^30), so V may exceed c sqrt(U + F) by at most
+  # lambda (s sqrt(d_out) sum_t |a_t| + 2 s T sqrt(d_in d_out) + T sqrt(d_out)) (the bias's).
+  # Data-dependent factor first, lambda last, so that no partial product flushes early.
+  slack = (
+    (sum_a * (s * math.sqrt(d_out)) + (2 * s * positions * math.sqrt(d_in * d_out)))
+    + positions * math.sqrt(d_out)
+  ) * (1.0 + _gamma(16))
+  slack = slack * _SMALLEST_NORMAL
 
   def accumulate(weights, keep):
     wg = _rows(g, keep) * weights[:, None, None]
@@ -497,7 +525,7 @@ def _gram_terms(layer: _Layer, p, a, g) -> _Terms:
       out["bias"] = jnp.sum(wg, axis=(0, 1))
     return out
 
-  return _Terms(estimate, bound, flushed, accumulate)
+  return _Terms(estimate, bound, flushed, accumulate, slack)
 
 
 def _materialised_terms(layer: _Layer, p, state, a, g) -> _Terms:
@@ -615,6 +643,9 @@ def clipped_gradient_sum_and_norms(
     estimate = sum(t.estimate for t in terms.values())
     bound = _bound(terms)
     target = clip_norm * (1.0 - top_margin(len(plan.layers)))
+    slack = [t.slack for t in terms.values() if t.slack is not None]
+    if slack:  # Gram layers only; elsewhere the target is the one before (module docstring)
+      target = jnp.maximum(target - sum(slack), 0.0)  # slack >= target: the example is dropped
     finite = jnp.isfinite(bound) & jnp.isfinite(estimate)
     keep = finite & (mask != 0)
     scale = jnp.minimum(1.0, target / jnp.maximum(jnp.sqrt(bound), 1e-30))

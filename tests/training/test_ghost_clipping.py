@@ -367,6 +367,64 @@ def test_flushed_output_gradients_cannot_hide_a_norm(layer, shape, rule):
   assert np.linalg.norm(_flat(alone)) > clip * (1 - 1e-3)
 
 
+def test_flushes_inside_the_clipped_vector_cannot_push_it_past_c():
+  """The Gram rule on 3 positions, s = 2^30: positions 1 and 2 cancel in the exact gradient
+  (a_1 g_1^T + a_2 g_2^T = 0), but c g_1 flushes to zero while c g_2 does not, so the computed
+  V keeps s a_2 (c g_2)^T, which no bound of the exact norm sees (an independent review's case:
+  1.00036 C before the rule's slack)."""
+  positions, width, scale = 3, 8, 2.0**30
+
+  class _Cancelling(nn.Module):
+    @nn.compact
+    def __call__(self, x):
+      layer = BjorckDense(width, lipschitz=scale, retracted=True)
+      return layer(x.reshape(-1, positions, width)).reshape(x.shape[0], -1)
+
+  module = _Cancelling()
+  params, state = _split(_init(module, jnp.zeros((1, positions * width))))
+  cut = positions * width
+
+  def loss_fn(params, model_state, records, rng, mutable=False):
+    y = module.apply({"params": params, **model_state}, records[:, :cut])
+    return jnp.sum(y * records[:, cut:], axis=1), {}, {}
+
+  clip = 1e-6
+  clipped_sum = jax.jit(gc.clipped_gradient_sum(loss_fn, clip))
+  plan = gc.build_plan(loss_fn, params, state, jnp.zeros(2 * cut), jax.random.key(0))
+  assert [l.rule for l in plan.layers] == ["gram"]
+  worst = 0.0
+  for g0 in np.geomspace(1e-14, 2e-13, 9):
+    a, g = np.zeros((positions, width)), np.zeros((positions, width))
+    a[0, 0], a[1, 0], a[2, 0] = 1.1e19, 5.5e18, 1e9
+    g[0], g[1], g[2] = -g0, 2 * g0, 5.0 / np.sqrt(width) * (1.07e9 / scale)
+    record = np.concatenate([a.ravel(), g.ravel()]).astype(np.float32)
+    alone, _ = clipped_sum(
+      params, state, np.stack([record, 0 * record]), np.array([1, 0], np.float32), jax.random.key(0)
+    )
+    worst = max(worst, np.linalg.norm(_flat(alone)))
+  assert clip * 0.99 < worst <= clip
+
+
+def test_a_reduction_too_long_for_float32s_rounding_bound_is_refused():
+  """gamma_n = n u / (1 - n u) is meaningless from n u = 1/2 and negative past 1: a dense layer
+  with 2^23 inputs had a negative flushed mass and left an example unclipped at 6 C (a review's
+  case). Refused when traced."""
+
+  class _Wide(nn.Module):
+    @nn.compact
+    def __call__(self, x):
+      return nn.Dense(1, use_bias=False)(x)
+
+  module, width = _Wide(), 2**23
+  params = {"Dense_0": {"kernel": jax.ShapeDtypeStruct((width, 1), jnp.float32)}}
+  clipped_sum = gc.clipped_gradient_sum(_loss(module), 1e-3)
+  records = jax.ShapeDtypeStruct((2, width), jnp.float32)
+  with pytest.raises(gc.GhostClippingError, match="too long for float32's rounding bound"):
+    jax.eval_shape(
+      lambda p, r: clipped_sum(p, {}, r, jnp.ones(2), jax.random.key(0)), params, records
+    )
+
+
 def _small_vae():
   """Like the default model, with fewer layers (a fast compile)."""
   return vae_lib.LipschitzVAE(
