@@ -513,7 +513,7 @@ def _dpsgd_batches() -> list[int]:
 
 
 def dpsgd() -> list[Row]:
-  """DP-SGD steps (vmap and ghost clipping; the vmap path's fixed-point sums) against a plain step
+  """DP-SGD steps (vmap and ghost clipping; fixed-point and bounded float sums) against a plain step
   of the same expected batch.
 
   The VAE of `vae_step` (Björck encoder 784-256-128-16 as `lipdp.training` trains it, MLP decoder
@@ -541,6 +541,17 @@ def dpsgd() -> list[Row]:
           training.DPSGDConfig(1.0, 1.0, q, chunk_size=FLAGS.vmap_chunk, clipping="vmap"),
         )
       )
+      # The bounded float sum (lipdp.training.fixed_point): ghost clipping, its float32 sum's
+      # rounding paid for, rounded to the grid; records at fixed places (more padded rows).
+      for chunk in (FLAGS.ghost_chunk, 32):
+        variants.append(
+          (
+            f"dp-sgd ghost bounded-float32, expected batch {batch}, microbatch {chunk}",
+            training.DPSGDConfig(
+              1.0, 1.0, q, chunk_size=chunk, clipping="ghost", sum_arithmetic="bounded-float32"
+            ),
+          )
+        )
       # The exact sum (lipdp.training.fixed_point): the vmap path's gradients on an integer grid.
       variants.append(
         (

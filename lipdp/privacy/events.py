@@ -434,7 +434,7 @@ def release_from_dict(data: Mapping[str, Any]) -> ReleaseEvent:
 
 
 # How DP-SGD's clipped sum was computed (`DPSGDEvent.sum_arithmetic`; `lipdp.training.dpsgd`).
-DPSGD_SUM_ARITHMETICS = ("float32", "fixed-point")
+DPSGD_SUM_ARITHMETICS = ("float32", "fixed-point", "bounded-float32")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -448,7 +448,9 @@ class DPSGDEvent:
     sum_arithmetic: how the clipped gradients were summed and noised: 'float32' (the float
       path: the sum's rounding is not bounded), or 'fixed-point' (each clipped gradient rounded
       to an integer grid, the sum and its noise added exactly in integers, with the noise
-      calibrated to the rounded gradients' norm bound; `lipdp.training.fixed_point`). It does
+      calibrated to the rounded gradients' norm bound; `lipdp.training.fixed_point`), or
+      'bounded-float32' (the float32 sum, whose rounding is bounded and added to the noise's
+      contribution bound, rounded to the grid and noised there in integers). It does
       not enter the accounting; the report's caveats name it. Omitted from `as_dict` when
       'float32', as the reports written before it have it.
   """

@@ -145,6 +145,18 @@ CAVEAT_DPSGD_FIXED_POINT = (
   "no record's computed gradient depends on another record's content or presence (the batch "
   "keeps every record at a place fixed by its index) is checked by a test, not proven"
 )
+CAVEAT_DPSGD_BOUNDED_FLOAT32 = (
+  "the DP-SGD sum was computed in float32 and its rounding is bounded, not ignored: each entry "
+  "of a sum of |B| clipped gradients added along paths of at most m additions lies within "
+  "gamma_m = m u / (1 - m u) (u = 2^-24) of the exact sum of its terms in any order (Higham "
+  "2002), so the sums with and without a record differ by at most C (1 + 2 gamma_m cap), cap "
+  "the largest batch summed; the sum was rounded to an integer grid 2^e Z^d and noised there "
+  "in int32 with floor(sigma X + 1/2), the noise calibrated to C (1 + 2 gamma_m cap) + sqrt(d) "
+  "2^e; X is NumPy's float64 normal: its truncation at 12.2 standard deviations and, beyond "
+  "about 9 to 10, its outputs' spacing wider than a grid step are not modelled; that no "
+  "record's computed terms depend on another record's content or presence (every record at a "
+  "place fixed by its index) is checked by a test, not proven"
+)
 CAVEAT_CENTRAL_RELATION = (
   "every sensitivity in the release event is its replace-one value (a histogram moves one "
   "count down and one up: sqrt(2) in l2, 2 in l1; a score moves by twice its add/remove "
@@ -381,8 +393,12 @@ class PrivacyReport:
       else:
         out.append(CAVEAT_FLOAT32_ENCODER.format(what=what))
     if self.dpsgd is not None:
-      fixed = self.dpsgd.sum_arithmetic == "fixed-point"
-      out.append(CAVEAT_DPSGD_FIXED_POINT if fixed else CAVEAT_DPSGD_FLOAT32)
+      out.append(
+        {
+          "fixed-point": CAVEAT_DPSGD_FIXED_POINT,
+          "bounded-float32": CAVEAT_DPSGD_BOUNDED_FLOAT32,
+        }.get(self.dpsgd.sum_arithmetic, CAVEAT_DPSGD_FLOAT32)
+      )
     return tuple(out)
 
   def summary(self) -> str:

@@ -159,6 +159,16 @@ def typical_placed_chunks(num_records: int, sampling_rate: float, chunk_size: in
   return max(1, math.ceil(mean + 4 * math.sqrt(mean * (1 - sampling_rate)) + 2))
 
 
+def placed_chunks_cap(num_records: int, sampling_rate: float, chunk_size: int) -> int:
+  """The most microbatches a `place_by_index` layout may take where their count enters a
+  rounding bound (bounded float sums, `lipdp.training.fixed_point`): a column's mean count plus
+  10 standard deviations plus 10, at most a column's size. A function of the sampled indices
+  alone; a layout needing more adds noise only (`lipdp.training.steps.DPSGDStep`)."""
+  per_column = -(-num_records // chunk_size)
+  mean = sampling_rate * per_column
+  return min(per_column, math.ceil(mean + 10 * math.sqrt(mean * (1 - sampling_rate)) + 10))
+
+
 def typical_chunks(num_records: int, sampling_rate: float, chunk_size: int) -> int:
   """Microbatches that hold a Poisson batch of mean q n plus 4 standard deviations.
 

@@ -67,7 +67,10 @@ Fixed-point sums (`DPSGDConfig.sum_arithmetic = 'fixed-point'`, `lipdp.training.
 each clipped gradient is rounded to the integer grid 2^e Z^d and the sum and its noise are added
 in int32, exactly, so the sum's sensitivity holds in floating point, which a float32 sum's does
 not (its rounding depends on the whole batch); the contribution bound becomes C' = C +
-sqrt(d) 2^e / 2 and the noise z C'. vmap path only, fixed clip norm only.
+sqrt(d) 2^e / 2 and the noise z C'. vmap path only, fixed clip norm only. Bounded float sums
+('bounded-float32'): the float32 sum, whose rounding is bounded (gamma_m |B| C in l2), rounded to
+the grid and noised there, with C' = C (1 + 2 gamma_m cap) + sqrt(d) 2^e; either clipping path,
+fixed clip norm only.
 
 The batch is processed in fixed-size microbatches (`chunk_size` examples, vmapped) by one
 `lax.fori_loop` inside one jitted step (`lipdp.training.steps.DPSGDStep`), whose trip count is the
@@ -162,7 +165,10 @@ class DPSGDConfig:
   float rounding, for models made of the layers it recognises).
 
   `chunk_size` is the microbatch size (examples processed at once); it changes speed and memory,
-  never the result beyond float rounding. None picks `DEFAULT_CHUNK_SIZES[clipping]`: the vmap
+  and the draws of a model with noise inside its loss (a VAE's reparameterisation: row i of
+  microbatch c uses key i of split(fold_in(rng, c), chunk); records placed by index,
+  `on_grid`, use fold_in(rng, index) whatever the chunk), not the privacy. The step rounds it up
+  to a multiple of the device count. None picks `DEFAULT_CHUNK_SIZES[clipping]`: the vmap
   path holds a microbatch of per-example gradients, the ghost path only activations.
 
   `clip_quantile` (gamma in (0, 1)) turns on adaptive clipping (module docstring): `clip_norm`
@@ -171,7 +177,8 @@ class DPSGDConfig:
   and sigma_b = q n / 20.
 
   `sum_arithmetic` 'fixed-point' sums on an integer grid (module docstring; needs
-  clipping='vmap' and no clip_quantile); 'float32' is the float path.
+  clipping='vmap' and no clip_quantile); 'bounded-float32' rounds the float32 sum, whose
+  rounding is bounded, to that grid (no clip_quantile); 'float32' is the float path.
 
   `clip_groups` (start, stop), with `clip_quantile`, gives each group its own adaptive clip norm
   (per-group adaptive clipping, module docstring): a record's group is the argmax of its
@@ -215,10 +222,10 @@ class DPSGDConfig:
         "sum_arithmetic='fixed-point' rounds each example's clipped gradient to the grid, which "
         f"needs the per-example gradients: clipping='vmap', got {self.clipping!r}"
       )
-    if self.fixed_point and self.clip_quantile is not None:
+    if self.on_grid and self.clip_quantile is not None:
       raise ValueError(
-        "sum_arithmetic='fixed-point' needs a fixed clip norm: adaptive clipping (clip_quantile) "
-        "is not supported on the integer grid"
+        f"sum_arithmetic={self.sum_arithmetic!r} needs a fixed clip norm: adaptive clipping "
+        "(clip_quantile) is not supported on the integer grid"
       )
     if self.clip_quantile is not None:
       if not 0 < self.clip_quantile < 1:
@@ -260,8 +267,19 @@ class DPSGDConfig:
 
   @property
   def fixed_point(self) -> bool:
-    """Whether the clipped sum and its noise are added on an integer grid."""
+    """Whether each clipped gradient is rounded to the integer grid and summed there."""
     return self.sum_arithmetic == "fixed-point"
+
+  @property
+  def bounded_float(self) -> bool:
+    """Whether the float32 sum, its rounding bounded, is rounded to the grid and noised there."""
+    return self.sum_arithmetic == "bounded-float32"
+
+  @property
+  def on_grid(self) -> bool:
+    """Whether the noise is added on an integer grid (fixed-point or bounded float sums), with
+    records at places fixed by their index (`lipdp.training.fixed_point`)."""
+    return self.fixed_point or self.bounded_float
 
   @property
   def adaptive(self) -> bool:
@@ -338,6 +356,7 @@ def clipped_gradient_sum(
   clipping: str = "vmap",
   count_centre: float = 0.5,
   grid_exponent: Optional[int] = None,
+  rows_only: bool = False,
 ):
   """Builds `f(params, model_state, chunk, mask, rng, clip_norm=None, groups=None) -> (sum of
   clipped grads, stats)`; a `clip_norm` given to `f` (a traced scalar: adaptive clipping's C_t)
@@ -362,10 +381,13 @@ def clipped_gradient_sum(
   `record_ids` (rows,), each row's record index: example i's model noise is keyed by
   fold_in(rng, record_ids[i]) instead of its place in the chunk, each clipped gradient is rounded
   to the grid 2^e, and the sum is the exact int32 sum of those integers.
+
+  `rows_only` (bounded float sums): every term of the batch's sum is one row's clipped gradient
+  (the ghost path materialises layers with several positions; the vmap path always does).
   """
 
   if clipping == "ghost":
-    return ghost_clipping.clipped_gradient_sum(loss_fn, clip_norm, count_centre)
+    return ghost_clipping.clipped_gradient_sum(loss_fn, clip_norm, count_centre, not rows_only)
   if clipping != "vmap":
     raise ValueError(f"clipping must be one of {CLIPPING_METHODS}, got {clipping!r}")
 

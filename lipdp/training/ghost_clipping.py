@@ -586,9 +586,11 @@ def _ghost_pass(loss_fn, plan: Plan, params, model_state, chunk, keys):
   return losses, inputs, grads
 
 
-def _all_terms(loss_fn, params, model_state, chunk, rng):
+def _all_terms(loss_fn, params, model_state, chunk, rng, gram=True):
   keys = per_example.row_keys(rng, chunk.shape[0])
   plan = build_plan(loss_fn, params, model_state, chunk[0], keys[0])
+  if not gram:  # several positions materialised (`clipped_gradient_sum`)
+    plan = Plan(tuple(l._replace(rule=_MATERIALISE) if l.rule == _GRAM else l for l in plan.layers))
   losses, inputs, grads = _ghost_pass(loss_fn, plan, params, model_state, chunk, keys)
   # The norms' bounds and the clipped sum (each `accumulate`) at the highest matmul precision:
   # their rounding analysis is float32's, and a platform's reduced default (TF32 on recent
@@ -610,15 +612,21 @@ def per_example_norms(loss_fn, params, model_state, chunk, rng) -> tuple[Array, 
   return jnp.sqrt(jnp.maximum(estimate, 0.0)), jnp.sqrt(_bound(terms))
 
 
-def clipped_gradient_sum(loss_fn: per_example.LossFn, clip_norm: float, count_centre: float = 0.5):
+def clipped_gradient_sum(
+  loss_fn: per_example.LossFn, clip_norm: float, count_centre: float = 0.5, gram: bool = True
+):
   """`lipdp.training.dpsgd.clipped_gradient_sum` by ghost norms and book-keeping (module docstring).
+
+  `gram=False` materialises the layers with several positions instead of the Gram rule, so that
+  every term of the batch's sum is a row's, of norm at most C (bounded float sums,
+  `lipdp.training.fixed_point`: the Gram rule's terms across positions are not bounded by C).
 
   Builds `f(params, model_state, chunk, mask, rng, clip_norm=None, groups=None) -> (sum of
   clipped grads, stats)`, with the vmap path's keys, masking, non-finite handling, statistics,
   run-time clip norm and per-group clip norms. Raises `GhostClippingError` when traced if some
   parameter is not covered exactly by a recognised layer.
   """
-  with_norms = clipped_gradient_sum_and_norms(loss_fn, clip_norm, count_centre)
+  with_norms = clipped_gradient_sum_and_norms(loss_fn, clip_norm, count_centre, gram)
 
   def clipped_sum(params, model_state, chunk, mask, rng, clip_norm=None, groups=None):
     summed, stats, _ = with_norms(params, model_state, chunk, mask, rng, clip_norm, groups)
@@ -628,7 +636,7 @@ def clipped_gradient_sum(loss_fn: per_example.LossFn, clip_norm: float, count_ce
 
 
 def clipped_gradient_sum_and_norms(
-  loss_fn: per_example.LossFn, clip_norm: float, count_centre: float = 0.5
+  loss_fn: per_example.LossFn, clip_norm: float, count_centre: float = 0.5, gram: bool = True
 ):
   """`clipped_gradient_sum`, also returning the per-example norms (for tests and diagnostics;
   private like the statistics): {'estimate', 'bound'} as in `per_example_norms`, and 'layers',
@@ -639,7 +647,7 @@ def clipped_gradient_sum_and_norms(
     clip_norm, num_groups = per_example.row_clip_norms(
       built_with if clip_norm is None else clip_norm, groups
     )
-    plan, losses, terms = _all_terms(loss_fn, params, model_state, chunk, rng)
+    plan, losses, terms = _all_terms(loss_fn, params, model_state, chunk, rng, gram)
     estimate = sum(t.estimate for t in terms.values())
     bound = _bound(terms)
     target = clip_norm * (1.0 - top_margin(len(plan.layers)))

@@ -73,9 +73,11 @@ def row_keys(rng: jax.Array, rows: int) -> jax.Array:
   """The model-noise keys of a microbatch's rows: row i's is `jax.random.split(rng, rows)[i]`,
   or `rng[i]` when `rng` already holds one key per row (a device's share of a microbatch split
   across a mesh, `lipdp.training.steps.mesh_clipped_sum`: the same keys as on one device)."""
-  if jnp.ndim(rng) == 0:
+  # A typed key is a scalar; a raw (legacy uint32) key carries its data on a last axis.
+  single = () if jax.dtypes.issubdtype(rng.dtype, jax.dtypes.prng_key) else rng.shape[-1:]
+  if rng.shape == single:
     return jax.random.split(rng, rows)
-  if rng.shape != (rows,):
+  if rng.shape != (rows,) + single:
     raise ValueError(f"expected one key or {rows} keys, got keys of shape {rng.shape}")
   return rng
 

@@ -247,7 +247,7 @@ class DPSGDStep(Step):
     self.mesh, self.dp, self.seed = mesh, dp, seed
     self.num_records = num_records
     self.chunk = -(-dp.microbatch_size // num_devices) * num_devices  # a multiple of devices
-    if dp.fixed_point:  # each record at a place fixed by its index (batching.place_by_index)
+    if dp.on_grid:  # each record at a place fixed by its index (batching.place_by_index)
       self._min_chunks = batching.typical_placed_chunks(num_records, dp.sampling_rate, self.chunk)
     else:
       self._min_chunks = batching.typical_chunks(num_records, dp.sampling_rate, self.chunk)
@@ -255,12 +255,23 @@ class DPSGDStep(Step):
     self._loss_fn, self._sample_record = loss_fn, sample_record
     self._checked = dp.clipping != "ghost"
     grouped = dp.clip_groups is not None  # per-group adaptive clipping (dpsgd docstring)
-    # Fixed-point sums (lipdp.training.fixed_point): the grid for this model, noise and data.
-    self.grid = None
-    if dp.fixed_point:
+    # Fixed-point or bounded float sums (lipdp.training.fixed_point): the grid for this model,
+    # noise and data; a bounded float sum's rounding bound counts the additions on any path:
+    # a microbatch's rows, the microbatches (capped), the devices, and the rows' own roundings.
+    self.grid, self.chunks_cap = None, None
+    if dp.on_grid:
       num_params = sum(int(np.prod(np.shape(p))) for p in jax.tree_util.tree_leaves(param_shapes))
+      terms = 0
+      if dp.bounded_float:
+        self.chunks_cap = batching.placed_chunks_cap(num_records, dp.sampling_rate, self.chunk)
+        terms = self.chunk + self.chunks_cap + num_devices + 8
       self.grid = fixed_point.FixedPointGrid.choose(
-        dp.clip_norm, num_params, dp.noise_multiplier, num_records, dp.sampling_rate
+        dp.clip_norm,
+        num_params,
+        dp.noise_multiplier,
+        num_records,
+        dp.sampling_rate,
+        float_sum_terms=terms,
       )
       logging.info(
         "DP-SGD sums on the integer grid 2^%d: contribution bound %.9g (clip norm %g), noise std "
@@ -275,12 +286,14 @@ class DPSGDStep(Step):
         self.grid.tail_mass,
       )
     grid_exponent = None if self.grid is None else self.grid.exponent
+    bounded = dp.bounded_float
     clipped_sum = dpsgd.clipped_gradient_sum(
       loss_fn,
       dp.clip_norm,
       dp.clipping,
       dp.count_centre if dp.adaptive else 0.5,
-      grid_exponent=grid_exponent,
+      grid_exponent=grid_exponent if dp.fixed_point else None,
+      rows_only=bounded,
     )
     self._clipped_sum = clipped_sum
     clipped_sum = mesh_clipped_sum(clipped_sum, mesh)
@@ -311,6 +324,8 @@ class DPSGDStep(Step):
         groups = dpsgd.record_groups(batch, dp.clip_groups) if grouped else None
         if grid_exponent is None:
           key, by_record = jax.random.fold_in(rng, c), {}
+        elif bounded:  # one key per row, by record index (fixed_point docstring)
+          key, by_record = jax.vmap(jax.random.fold_in, in_axes=(None, 0))(rng, rows_c), {}
         else:  # keyed by record index, whatever the microbatch (fixed_point docstring)
           key, by_record = rng, {"record_ids": rows_c}
         part, part_stats = clipped_sum(
@@ -325,13 +340,17 @@ class DPSGDStep(Step):
         k: jnp.zeros((), jnp.float32) for k in ("loss_sum", "clipped_fraction_sum", "count")
       }
       zero_stats["centred_unclipped_sum"] = jnp.zeros(dp.clip_norm_shape, jnp.float32)
-      sum_dtype = jnp.float32 if grid_exponent is None else jnp.int32
+      sum_dtype = jnp.int32 if dp.fixed_point else jnp.float32
       grad_sum, stats = jax.lax.fori_loop(
         0,
         num_chunks,
         microbatch,
         (jax.tree_util.tree_map(lambda p: jnp.zeros(p.shape, sum_dtype), state.params), zero_stats),
       )
+      if bounded:  # the float32 sum, its rounding bounded, onto the grid (fixed_point docstring)
+        grad_sum = jax.tree_util.tree_map(
+          lambda s: fixed_point.quantize(s, grid_exponent), grad_sum
+        )
       refresh = step_rng(run_key, state.step, REFRESH_STREAM)
       if not dp.adaptive:
         return finish(state, grad_sum, noise, refresh), stats
@@ -367,6 +386,17 @@ class DPSGDStep(Step):
       indices = indices[:0]
     if self.grid is not None:
       batch = batching.place_by_index(indices, self.chunk, self._min_chunks)
+      if self.chunks_cap is not None and batch.num_chunks > self.chunks_cap:
+        # Beyond the rounding bound's microbatches: noise only, decided from the sampled
+        # indices alone, as for the batch cap (fixed_point docstring).
+        logging.warning(
+          "DP-SGD step %d: the batch's layout needs %d microbatches, over the cap %d; the step "
+          "adds noise only",
+          step,
+          batch.num_chunks,
+          self.chunks_cap,
+        )
+        batch = batching.place_by_index(indices[:0], self.chunk, self._min_chunks)
       return batch, fixed_point.grid_noise(self._param_shapes, self.grid, self.seed, step)
     batch = batching.pad_to_chunks(indices, self.chunk, self._min_chunks)
     if self.dp.adaptive:
@@ -427,8 +457,13 @@ def mesh_clipped_sum(clipped_sum, mesh: jax.sharding.Mesh):
   across `mesh`: each device computes its own rows' clipped sum as one device would, unpartitioned
   (`jax.shard_map`), and the parts are summed across the devices (`psum`). Row i keeps the
   model-noise key it has on one device (`per_example.row_keys`; by record index on fixed-point
-  sums), so the result is one device's to the float rounding of the sums' order (fixed-point
-  sums: exactly). On a one-device mesh, `clipped_sum` itself.
+  sums), so the result is one device's to the float rounding of the sums' order. Fixed-point
+  sums are added across devices exactly, but a row's integers may differ from one device's by
+  a grid step where its float gradient lies near a half-way point: XLA compiles a vmap of k rows
+  differently for each k (a review: 4 devices of 2 rows moved 68 of 860 coordinates by up to 2
+  steps). Within one compiled program a row's integers depend on its own content and place
+  only, which is what the privacy argument needs (`lipdp.training.fixed_point`). On a
+  one-device mesh, `clipped_sum` itself.
 
   Why not let XLA partition the vmapped per-example computation: on a CPU mesh its partitioned
   per-example gradients of convolutions came out zero for every row on the second device (jax
@@ -501,10 +536,10 @@ def mesh_check(clipped_sum, mesh, params, model_state, sample_record, step: "DPS
   def total(recs, mask, ids, split):
     groups = dpsgd.record_groups(recs, dp.clip_groups) if dp.clip_groups is not None else None
     extra = {"record_ids": ids} if dp.fixed_point else {}
-    summed, _ = (on_devices if split else clipped_sum)(
+    # The statistics too: adaptive clipping releases the centred count (a review's point).
+    return (on_devices if split else clipped_sum)(
       params, model_state, recs, mask, key, clip_norm, groups, **extra
     )
-    return summed
 
   signature = (
     str(jax.make_jaxpr(functools.partial(total, split=False))(records, mask, ids)),

@@ -9,7 +9,6 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
-from jax.sharding import NamedSharding, PartitionSpec
 
 import toy
 import train_state
@@ -131,16 +130,18 @@ def test_the_integer_noise_is_the_floor_of_the_scaled_normal_plus_a_half():
 def _layout_sum(loss_fn, state, records, indices, exponent, rng, chunk=8):
   """The fixed-point clipped sum of the records at `indices`, laid out as `DPSGDStep` lays them
   out (`batching.place_by_index`) and computed as it computes them (microbatches split over a
-  2-device mesh, empty slots masked, model noise keyed by record index): int64 leaves."""
+  2-device mesh by `steps.mesh_clipped_sum`, empty slots masked, model noise keyed by record
+  index): int64 leaves."""
   mesh = sharding.data_mesh(jax.devices()[:2])
-  rows = NamedSharding(mesh, PartitionSpec(sharding.DATA_AXIS))
-  clipped_sum = dpsgd.clipped_gradient_sum(loss_fn, 0.05, "vmap", grid_exponent=exponent)
+  clipped_sum = steps_lib.mesh_clipped_sum(
+    dpsgd.clipped_gradient_sum(loss_fn, 0.05, "vmap", grid_exponent=exponent), mesh
+  )
 
   @jax.jit
   def microbatch(params, model_state, records, ids):
-    mask = jax.lax.with_sharding_constraint((ids >= 0).astype(jnp.float32), rows)
-    ids = jax.lax.with_sharding_constraint(jnp.maximum(ids, 0), rows)
-    batch = jax.lax.with_sharding_constraint(jnp.take(records, ids, axis=0), rows)
+    mask = (ids >= 0).astype(jnp.float32)
+    ids = jnp.maximum(ids, 0)
+    batch = jnp.take(records, ids, axis=0)
     return clipped_sum(params, model_state, batch, mask, rng, record_ids=ids)[0]
 
   layout = batching.place_by_index(np.asarray(indices), chunk)

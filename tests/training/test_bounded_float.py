@@ -1,0 +1,227 @@
+"""DP-SGD's bounded float sums: the float32 sum, its rounding bounded and paid for, rounded to an
+integer grid and noised there (`lipdp.training.fixed_point`, 'bounded-float32')."""
+
+import fractions
+import math
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+
+import toy
+import train_state
+from lipdp import privacy
+from lipdp import randomness
+from lipdp import rounding
+from lipdp.privacy import report as report_lib
+from lipdp.training import batching
+from lipdp.training import dpsgd
+from lipdp.training import fixed_point
+from lipdp.training import ghost_clipping
+from lipdp.training import loop
+from lipdp.training import per_example
+from lipdp.training import sharding
+from lipdp.training import steps as steps_lib
+
+# (clip norm, parameters, noise multiplier, records, sampling rate, microbatch): MNIST's recipe,
+# a table, a small data set with q = 1/2.
+SETTINGS = [
+  (1.0, 1_304_138, 0.9, 8_000, 0.032, 128),
+  (30.0, 27_240, 1.5, 36_169, 0.01, 128),
+  (1.0, 5_000, 0.6, 455, 0.5, 64),
+]
+
+
+@pytest.mark.parametrize("clip, d, z, n, q, chunk", SETTINGS)
+def test_the_grid_pays_for_the_float_sums_rounding(clip, d, z, n, q, chunk):
+  terms = chunk + batching.placed_chunks_cap(n, q, chunk) + 1 + 8
+  grid = fixed_point.FixedPointGrid.choose(clip, d, z, n, q, float_sum_terms=terms)
+  assert grid.fits() and grid.float_sum_terms == terms
+  finer = fixed_point.FixedPointGrid(grid.exponent - 1, clip, d, z, grid.batch_cap, terms)
+  assert not finer.fits()
+  # C' >= C (1 + 2 gamma_m cap) + sqrt(d) Delta, exactly.
+  frac = fractions.Fraction
+  gamma = frac(terms) * frac(2.0**-24) / (1 - frac(terms) * frac(2.0**-24))
+  assert frac(grid.float_sum_error) >= gamma
+  rest = frac(grid.contribution_bound) - frac(clip) * (1 + 2 * gamma * grid.batch_cap)
+  assert rest >= 0 and (rest / frac(grid.step)) ** 2 >= d
+  # The headroom: a capped batch's entries, their rounding to the grid, and the noise.
+  sigma = z * grid.contribution_bound / grid.step
+  worst = grid.batch_cap * clip * (1 + float(gamma)) / grid.step + 0.5
+  assert worst + sigma * randomness.FLOAT64_NORMAL_MAX + 1 < 2**31 - 1
+  # What it costs: under 1% of noise for the MNIST recipe.
+  if d == 1_304_138:
+    assert 0.005 < grid.contribution_bound / clip - 1 < 0.01
+
+
+def _placed_float_sum(loss_fn, state, records, indices, exponent, rng, chunk=8):
+  """The bounded float sum of the records at `indices` as `DPSGDStep` computes it: laid out by
+  `batching.place_by_index`, each microbatch split over a 2-device mesh by
+  `steps.mesh_clipped_sum` (ghost clipping, rows only), model noise keyed by record index, the
+  microbatches' float32 sums added in order, then rounded to the grid: int64 leaves."""
+  mesh = sharding.data_mesh(jax.devices()[:2])
+  clipped_sum = steps_lib.mesh_clipped_sum(
+    dpsgd.clipped_gradient_sum(loss_fn, 0.05, "ghost", rows_only=True), mesh
+  )
+
+  @jax.jit
+  def microbatch(params, model_state, records, ids):
+    mask = (ids >= 0).astype(jnp.float32)
+    ids = jnp.maximum(ids, 0)
+    keys = jax.vmap(jax.random.fold_in, in_axes=(None, 0))(rng, ids)
+    return clipped_sum(params, model_state, jnp.take(records, ids, axis=0), mask, keys)[0]
+
+  layout = batching.place_by_index(np.asarray(indices), chunk)
+  total = jax.tree_util.tree_map(lambda p: jnp.zeros(p.shape, jnp.float32), state.params)
+  for c in range(layout.num_chunks):
+    part = microbatch(state.params, state.model_state, jnp.asarray(records), layout.indices[c])
+    total = jax.tree_util.tree_map(jnp.add, total, part)
+  return jax.tree_util.tree_map(
+    lambda s: np.asarray(fixed_point.quantize(s, exponent), np.int64), total
+  )
+
+
+def _norm(tree) -> float:
+  return math.sqrt(
+    sum(float(np.sum(np.asarray(x, np.float64) ** 2)) for x in jax.tree_util.tree_leaves(tree))
+  )
+
+
+def test_a_record_moves_the_rounded_sum_by_at_most_the_contribution_bound():
+  """What the accounting needs: with and without record i, the rounded sums differ by at most
+  C' (with i replaced, 2 C'), and by about i's own sum; the other rows' terms do not move (every
+  record at its place, keyed by its index)."""
+  model, records = toy.model(), toy.records(24)
+  state = train_state.create(model, optax.sgd(1.0), jnp.asarray(records[:1]), jax.random.key(1))
+  loss_fn = loop.vae_loss(model, toy.BLOCKS)
+  rng = jax.random.key(7)
+  d = sum(int(np.prod(np.shape(p))) for p in jax.tree_util.tree_leaves(state.params))
+  grid = fixed_point.FixedPointGrid.choose(0.05, d, 1.0, 24, 1.0, float_sum_terms=8 + 24 + 2 + 8)
+  everyone = list(range(24))
+
+  def layout_sum(recs, ids):
+    return _placed_float_sum(loss_fn, state, recs, ids, grid.exponent, rng)
+
+  full = layout_sum(records, everyone)
+  replaced = records.copy()
+  for i in (0, 5, 13, 23):
+    without = layout_sum(records, [j for j in everyone if j != i])
+    alone = layout_sum(records, [i])
+    difference = jax.tree_util.tree_map(np.subtract, full, without)
+    assert _norm(difference) * grid.step <= grid.contribution_bound
+    assert _norm(alone) * grid.step > 0.5 * 0.05  # the record's gradient is clipped to C
+    # The rounding moves the difference from i's own sum by grid steps, not by C.
+    off = jax.tree_util.tree_map(np.subtract, difference, alone)
+    assert _norm(off) * grid.step <= grid.contribution_bound - 0.05 + math.sqrt(d) * grid.step
+    replaced[i] = records[(i + 7) % 24]
+    moved = jax.tree_util.tree_map(np.subtract, layout_sum(replaced, everyone), full)
+    assert _norm(moved) * grid.step <= 2 * grid.contribution_bound
+    replaced[i] = records[i]
+
+
+def _step(dp, records, state, sgd):
+  return train_state.toy_dpsgd_step(toy.model(), toy.BLOCKS, records, dp, sgd, state)
+
+
+@pytest.mark.parametrize("clipping", ["ghost", "vmap"])
+def test_the_bounded_step_is_the_rounded_float_sum_plus_noise_over_q_n(clipping):
+  """One jitted DPSGDStep (every record, several microbatches, 2 devices) against the pieces:
+  the float32 sum of the clipped gradients rounded to the grid, the integer noise, then
+  (S + N) Delta / (q n). The pieces' float sum adds in another order than the step's (one
+  matrix product against two devices and five microbatches), and the grid is finer than
+  float32's spacing there, so the two differ by up to the rounding bound, not bit for bit."""
+  model, records = toy.model(), toy.records(40)
+  sgd = optax.sgd(1.0)
+  state = train_state.create(model, sgd, jnp.asarray(records[:1]), jax.random.key(1))
+  dp = dpsgd.DPSGDConfig(
+    0.5, 0.3, 1.0, chunk_size=8, clipping=clipping, sum_arithmetic="bounded-float32"
+  )
+  step, mesh = _step(dp, records, state, sgd)
+  grid = step.grid
+  assert grid.float_sum_terms == 8 + step.chunks_cap + 2 + 8
+  host = step.host_inputs(0)
+  assert host[0].count == 40 and host[0].num_chunks == 5
+  run_key = randomness.key_from_seed(123)
+  before = toy.flat(state.params)
+  new, stats = train_state.run_step(step, mesh, state, records, run_key, host)
+  assert float(stats["count"]) == 40
+  loss_fn = loop.vae_loss(model, toy.BLOCKS)
+  rng = steps_lib.step_rng(run_key, 0, steps_lib.MODEL_NOISE_STREAM)
+  keys = jax.vmap(jax.random.fold_in, in_axes=(None, 0))(rng, jnp.arange(40))
+  clipped_sum = jax.jit(dpsgd.clipped_gradient_sum(loss_fn, dp.clip_norm, clipping, rows_only=True))
+  summed, _ = clipped_sum(state.params, state.model_state, jnp.asarray(records), np.ones(40), keys)
+  rounded = toy.flat(
+    jax.tree_util.tree_map(lambda s: fixed_point.quantize(s, grid.exponent), summed)
+  )
+  noise = fixed_point.grid_noise(state.params, grid, 9, 0)
+  total = rounded.astype(np.int64) + toy.flat(noise)
+  expected = total.astype(np.float32) * np.float32(grid.step) / np.float32(40.0)
+  # Either float sum is within gamma_m sum_i |p_i| <= gamma_m 40 C of the exact sum, entrywise.
+  order = 2 * grid.float_sum_error * 40 * dp.clip_norm + 2 * grid.step
+  np.testing.assert_allclose(toy.flat(new.params) - before, -expected, rtol=0, atol=order / 40.0)
+  assert np.max(np.abs(toy.flat(noise))) > 100  # the noise is there, in grid units
+
+
+def test_a_layout_over_the_microbatch_cap_adds_noise_only():
+  model, records = toy.model(), toy.records(40)
+  sgd = optax.sgd(1.0)
+  state = train_state.create(model, sgd, jnp.asarray(records[:1]), jax.random.key(1))
+  dp = dpsgd.DPSGDConfig(
+    0.5, 0.3, 1.0, chunk_size=8, clipping="ghost", sum_arithmetic="bounded-float32"
+  )
+  step, _ = _step(dp, records, state, sgd)
+  assert step.host_inputs(0)[0].num_chunks == 5 <= step.chunks_cap
+  step.chunks_cap = 4
+  batch, _ = step.host_inputs(0)
+  assert batch.count == 0 and batch.num_chunks == 0
+
+
+def test_rows_only_materialises_layers_with_several_positions():
+  """Noise multiplicity puts several positions in the decoder's layers: with `rows_only` they
+  are materialised (every term of the sum is a row's), and the sum is the Gram rule's to float
+  rounding."""
+  model = toy.model()
+  records = toy.records(6)
+  state = train_state.create(model, optax.sgd(1.0), jnp.asarray(records[:1]), jax.random.key(1))
+  loss_fn = loop.vae_loss(model, toy.BLOCKS, noise_samples=3)
+  key = jax.random.key(3)
+  plan = ghost_clipping.build_plan(loss_fn, state.params, state.model_state, records[0], key)
+  assert "gram" in {l.rule for l in plan.layers}
+  sums = []
+  for rows_only in (False, True):
+    clipped_sum = jax.jit(dpsgd.clipped_gradient_sum(loss_fn, 0.1, "ghost", rows_only=rows_only))
+    summed, _ = clipped_sum(state.params, state.model_state, jnp.asarray(records), np.ones(6), key)
+    sums.append(toy.flat(summed).astype(np.float64))
+  assert np.max(np.abs(sums[0] - sums[1])) <= 1e-4 * np.max(np.abs(sums[0]))
+  terms = ghost_clipping._all_terms(
+    loss_fn, state.params, state.model_state, jnp.asarray(records), key, gram=False
+  )
+  assert "gram" not in {l.rule for l in terms[0].layers}
+
+
+def test_bounded_sums_need_a_fixed_clip_norm():
+  with pytest.raises(ValueError, match="needs a fixed clip norm"):
+    dpsgd.DPSGDConfig(
+      1.0,
+      1.0,
+      0.1,
+      sum_arithmetic="bounded-float32",
+      clip_quantile=0.5,
+      count_noise_std=5.0,
+    )
+  assert dpsgd.DPSGDConfig(1.0, 1.0, 0.1, sum_arithmetic="bounded-float32").on_grid
+
+
+def test_the_event_and_report_name_bounded_float_sums():
+  event = dpsgd.DPSGDConfig(1.0, 1.0, 0.1, sum_arithmetic="bounded-float32").event(100)
+  assert event.as_dict()["sum_arithmetic"] == "bounded-float32"
+  assert privacy.DPSGDEvent.from_dict(event.as_dict()) == event
+  assert event.dp_event() == dpsgd.DPSGDConfig(1.0, 1.0, 0.1).event(100).dp_event()
+  assert report_lib.CAVEAT_DPSGD_BOUNDED_FLOAT32 not in (
+    report_lib.CAVEAT_DPSGD_FLOAT32,
+    report_lib.CAVEAT_DPSGD_FIXED_POINT,
+  )
+  assert rounding.gamma(10, rounding.FLOAT32_UNIT) > 0
+  assert per_example.row_keys(jax.random.key(0), 3).shape == (3,)
