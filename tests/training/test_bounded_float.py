@@ -125,7 +125,10 @@ def _step(dp, records, state, sgd):
   return train_state.toy_dpsgd_step(toy.model(), toy.BLOCKS, records, dp, sgd, state)
 
 
-@pytest.mark.parametrize("clipping", ["ghost", "vmap"])
+@pytest.mark.parametrize(
+  "clipping",
+  ["ghost", pytest.param("vmap", marks=pytest.mark.slow)],  # vmap: 5 s, same pieces
+)
 def test_the_bounded_step_is_the_rounded_float_sum_plus_noise_over_q_n(clipping):
   """One jitted DPSGDStep (every record, several microbatches, 2 devices) against the pieces:
   the float32 sum of the clipped gradients rounded to the grid, the integer noise, then
@@ -178,27 +181,38 @@ def test_a_layout_over_the_microbatch_cap_adds_noise_only():
   assert batch.count == 0 and batch.num_chunks == 0
 
 
-def test_rows_only_materialises_layers_with_several_positions():
-  """Noise multiplicity puts several positions in the decoder's layers: with `rows_only` they
-  are materialised (every term of the sum is a row's), and the sum is the Gram rule's to float
-  rounding."""
+def _several_positions():
   model = toy.model()
   records = toy.records(6)
   state = train_state.create(model, optax.sgd(1.0), jnp.asarray(records[:1]), jax.random.key(1))
-  loss_fn = loop.vae_loss(model, toy.BLOCKS, noise_samples=3)
+  return loop.vae_loss(model, toy.BLOCKS, noise_samples=3), state, jnp.asarray(records)
+
+
+def test_rows_only_materialises_layers_with_several_positions():
+  """Noise multiplicity puts several positions in the decoder's layers, where the Gram rule's
+  terms are not bounded by C: with `rows_only` they are materialised, every term a row's."""
+  loss_fn, state, records = _several_positions()
   key = jax.random.key(3)
   plan = ghost_clipping.build_plan(loss_fn, state.params, state.model_state, records[0], key)
   assert "gram" in {l.rule for l in plan.layers}
+  for gram, expected in ((True, "gram"), (False, "materialise")):
+    plan, _, _ = ghost_clipping._all_terms(
+      loss_fn, state.params, state.model_state, records, key, gram=gram
+    )
+    assert expected in {l.rule for l in plan.layers}
+    assert gram or "gram" not in {l.rule for l in plan.layers}
+
+
+@pytest.mark.slow  # 8 s
+def test_rows_only_gives_the_gram_rules_sum():
+  loss_fn, state, records = _several_positions()
+  key = jax.random.key(3)
   sums = []
   for rows_only in (False, True):
     clipped_sum = jax.jit(dpsgd.clipped_gradient_sum(loss_fn, 0.1, "ghost", rows_only=rows_only))
-    summed, _ = clipped_sum(state.params, state.model_state, jnp.asarray(records), np.ones(6), key)
+    summed, _ = clipped_sum(state.params, state.model_state, records, np.ones(6), key)
     sums.append(toy.flat(summed).astype(np.float64))
   assert np.max(np.abs(sums[0] - sums[1])) <= 1e-4 * np.max(np.abs(sums[0]))
-  terms = ghost_clipping._all_terms(
-    loss_fn, state.params, state.model_state, jnp.asarray(records), key, gram=False
-  )
-  assert "gram" not in {l.rule for l in terms[0].layers}
 
 
 def test_bounded_sums_need_a_fixed_clip_norm():
