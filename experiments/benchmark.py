@@ -546,7 +546,8 @@ def dpsgd() -> list[Row]:
       for chunk in (FLAGS.ghost_chunk, 32):
         variants.append(
           (
-            f"dp-sgd ghost bounded-float32, expected batch {batch}, microbatch {chunk}",
+            f"dp-sgd ghost bounded-float32, expected batch {batch}"
+            + ("" if chunk == FLAGS.ghost_chunk else f", microbatch {chunk}"),
             training.DPSGDConfig(
               1.0, 1.0, q, chunk_size=chunk, clipping="ghost", sum_arithmetic="bounded-float32"
             ),

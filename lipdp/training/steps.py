@@ -274,10 +274,16 @@ class DPSGDStep(Step):
         float_sum_terms=terms,
       )
       logging.info(
-        "DP-SGD sums on the integer grid 2^%d: contribution bound %.9g (clip norm %g), noise std "
-        "%.9g, batches of up to %d records; beyond %.2f standard deviations (mass %.2g per "
+        "DP-SGD sums on the integer grid 2^%d%s: contribution bound %.9g (clip norm %g), noise "
+        "std %.9g, batches of up to %d records; beyond %.2f standard deviations (mass %.2g per "
         "coordinate and step) the float64 noise skips grid points (not modelled)",
         self.grid.exponent,
+        (
+          f" (a float32 sum rounded to it, its rounding bounded over paths of {terms} additions"
+          f" and up to {self.chunks_cap} microbatches)"
+          if terms
+          else ""
+        ),
         self.grid.contribution_bound,
         dp.clip_norm,
         dp.noise_multiplier * self.grid.contribution_bound,
