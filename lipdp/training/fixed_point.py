@@ -74,8 +74,10 @@ paths of at most m additions, so |S~ - sum_i p_i| <= gamma_m sum_i |p_i| entrywi
 |S~ - sum_i p_i| <= gamma_m |B| C in l2, whatever order XLA adds in. With records at places
 fixed by their index and model noise keyed by it, the other examples' p_j are the same in the
 three sums compared (with i, with i', without i), so the sums with and without i differ by at
-most C + 2 gamma_m cap C, and after rounding to the grid by at most C' = C (1 + 2 gamma_m cap)
-+ sqrt(d) Delta (`FixedPointGrid.float_sum_terms` = m, cap the batch cap), the contribution
+most C + 2 gamma_m cap C (plus 2 m 2^-126 sqrt(d) for float32 results flushed to zero, which
+Higham's relative model leaves out), and after rounding to the grid by at most C' = C (1 +
+2 gamma_m cap) + sqrt(d) Delta (`FixedPointGrid.float_sum_terms` = m, cap the batch cap), the
+contribution
 bound the noise is calibrated to; with i replaced, by at most 2 C'. m is the microbatch size
 (the terms of each matrix product, rows; a layer with several positions per example is
 materialised, `lipdp.training.ghost_clipping`, so that its terms are rows too) plus the
@@ -101,9 +103,11 @@ INT32_MAX = 2**31 - 1
 # Standard deviations above the mean at which a Poisson batch is capped (`batch_cap`): the
 # Binomial tail there is below exp(-50) (Bernstein), so the cap is a utility safeguard only.
 CAP_STANDARD_DEVIATIONS = 10
-# Grid exponents kept well inside float32's normal range, so that v / Delta and (S + N) Delta
-# are exact scalings.
+# Grid exponents kept inside float32's normal range, so that v / Delta is an exact scaling; that
+# (S + N) Delta and a bounded float sum stay finite in float32 is checked by `fits` (a review
+# found a clip norm of 1e37 accepted at e = 100, its sums past float32's largest value).
 EXPONENT_RANGE = (-100, 100)
+FLOAT32_MAX = float(np.finfo(np.float32).max)
 
 
 def batch_cap(num_records: int, sampling_rate: float) -> int:
@@ -171,7 +175,10 @@ class FixedPointGrid:
     if not self.float_sum_terms:
       return _up(self.clip_norm + _up(root_d * self.step / 2))
     rounding_error = _up(_up(2 * self.float_sum_error * self.batch_cap) * self.clip_norm)
-    return _up(_up(self.clip_norm + rounding_error) + _up(root_d * self.step))
+    # XLA on a CPU flushes results below 2^-126 to zero, outside Higham's relative model: each
+    # of the m additions on a path may lose 2^-126 more, 2 m 2^-126 sqrt(d) for both sums in l2.
+    flushed = _up(2 * self.float_sum_terms * 2.0**-126 * root_d)
+    return _up(_up(_up(self.clip_norm + rounding_error) + flushed) + _up(root_d * self.step))
 
   @property
   def noise_std_units(self) -> float:
@@ -201,8 +208,12 @@ class FixedPointGrid:
     return _up(self.batch_cap * per_example + noise)
 
   def fits(self) -> bool:
-    """Whether no partial sum, nor the sum plus the noise, can leave int32."""
-    return self.largest_magnitude() <= INT32_MAX
+    """Whether no partial sum, nor the sum plus the noise, can leave int32, and every float32
+    value on the way (a bounded float sum, (S + N) Delta) stays below half float32's largest."""
+    return (
+      self.largest_magnitude() <= INT32_MAX
+      and self.largest_magnitude() * self.step <= FLOAT32_MAX / 2
+    )
 
   @classmethod
   def choose(

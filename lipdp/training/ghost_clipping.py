@@ -604,10 +604,10 @@ def _all_terms(loss_fn, params, model_state, chunk, rng, gram=True):
   return plan, losses, terms
 
 
-def per_example_norms(loss_fn, params, model_state, chunk, rng) -> tuple[Array, Array]:
+def per_example_norms(loss_fn, params, model_state, chunk, rng, gram=True) -> tuple[Array, Array]:
   """Ghost estimates of the per-example gradient norms, and the rounding-safe upper bounds
   the clipping uses (sqrt of sum_layers U, module docstring). Keys as `clipped_gradient_sum`."""
-  _, _, terms = _all_terms(loss_fn, params, model_state, chunk, rng)
+  _, _, terms = _all_terms(loss_fn, params, model_state, chunk, rng, gram)
   estimate = sum(t.estimate for t in terms.values())
   return jnp.sqrt(jnp.maximum(estimate, 0.0)), jnp.sqrt(_bound(terms))
 
@@ -690,7 +690,7 @@ def _signature(plan: Plan, params, model_state, record_shape) -> tuple:
   return layers, shapes(params), shapes(model_state), tuple(record_shape)
 
 
-def _vmap_and_ghost_norms(loss_fn, params, model_state, records, key):
+def _vmap_and_ghost_norms(loss_fn, params, model_state, records, key, gram=True):
   """The self-check's two sides: the vmap path's per-example norms, and the ghost estimates
   and bounds (`per_example_norms`). Both at the highest matmul precision: the check is of the
   rules, and a platform's reduced default (TF32) in the reference's backward pass alone would
@@ -703,7 +703,7 @@ def _vmap_and_ghost_norms(loss_fn, params, model_state, records, key):
     keys = jax.random.split(key, records.shape[0])
     grads = jax.vmap(jax.grad(example_loss), in_axes=(None, 0, 0))(params, records, keys)
     reference = per_example.per_example_norms(grads)[0]
-    return reference, per_example_norms(loss_fn, params, model_state, records, key)
+    return reference, per_example_norms(loss_fn, params, model_state, records, key, gram)
 
 
 def self_check(
@@ -713,8 +713,11 @@ def self_check(
   record_shape: tuple,
   num_records: int = 3,
   rtol: float = 1e-4,
+  gram: bool = True,
 ) -> Plan:
-  """Compares the ghost norms with the vmap path's on fixed pseudo-random records.
+  """Compares the ghost norms with the vmap path's on fixed pseudo-random records, with the
+  rules the step uses (`gram=False`: layers with several positions materialised, as
+  `clipped_gradient_sum(..., gram=False)`).
 
   The records are uniform in [0, 1] from a fixed seed and the keys fixed: nothing here reads
   the private data. Raises `GhostClippingError` if an estimate differs by more than `rtol`
@@ -728,11 +731,11 @@ def self_check(
   records = rng.uniform(0, 1, (num_records,) + tuple(record_shape)).astype(np.float32)
   key = jax.random.key(_CHECK_SEED)
   plan = build_plan(loss_fn, params, model_state, records[0], key)
-  signature = _signature(plan, params, model_state, record_shape)
+  signature = _signature(plan, params, model_state, record_shape) + (gram,)
   if signature in _PASSED:
     return plan
 
-  both = jax.jit(functools.partial(_vmap_and_ghost_norms, loss_fn, key=key))
+  both = jax.jit(functools.partial(_vmap_and_ghost_norms, loss_fn, key=key, gram=gram))
   reference, (estimate, bound) = both(params, model_state, records)
   reference, estimate, bound = (np.asarray(x, np.float64) for x in (reference, estimate, bound))
   tiny = 1e-6 * max(1.0, float(np.max(reference)))

@@ -56,6 +56,14 @@ def test_the_grid_pays_for_the_float_sums_rounding(clip, d, z, n, q, chunk):
     assert 0.005 < grid.contribution_bound / clip - 1 < 0.01
 
 
+def test_a_grid_whose_float32_values_would_overflow_is_refused():
+  """A review's case: at C = 1e37 a grid fitted int32 at e = 100, but the float32 sum of a
+  capped batch, and (S + N) Delta, passed float32's largest value."""
+  for terms in (0, 100):
+    with pytest.raises(ValueError, match="no fixed-point grid fits"):
+      fixed_point.FixedPointGrid.choose(1e37, 1_000, 1.0, 1_000, 0.05, float_sum_terms=terms)
+
+
 def _placed_float_sum(loss_fn, state, records, indices, exponent, rng, chunk=8):
   """The bounded float sum of the records at `indices` as `DPSGDStep` computes it: laid out by
   `batching.place_by_index`, each microbatch split over a 2-device mesh by
@@ -201,6 +209,16 @@ def test_rows_only_materialises_layers_with_several_positions():
     )
     assert expected in {l.rule for l in plan.layers}
     assert gram or "gram" not in {l.rule for l in plan.layers}
+
+
+def test_the_self_check_checks_the_rules_the_step_uses():
+  loss_fn, state, records = _several_positions()
+  shape = tuple(records.shape[1:])
+  plan = ghost_clipping.self_check(loss_fn, state.params, state.model_state, shape, gram=False)
+  assert "gram" in {l.rule for l in plan.layers}  # the plan as found; checked as materialised
+  assert (ghost_clipping._signature(plan, state.params, state.model_state, shape) + (False,)) in (
+    ghost_clipping._PASSED
+  )
 
 
 @pytest.mark.slow  # 8 s
