@@ -22,7 +22,6 @@ from lipdp.training import fixed_point
 from lipdp.training import ghost_clipping
 from lipdp.training import loop
 from lipdp.training import per_example
-from lipdp.training import sharding
 from lipdp.training import steps as steps_lib
 
 # (clip norm, parameters, noise multiplier, records, sampling rate, microbatch): MNIST's recipe,
@@ -64,27 +63,13 @@ def test_a_grid_whose_float32_values_would_overflow_is_refused():
       fixed_point.FixedPointGrid.choose(1e37, 1_000, 1.0, 1_000, 0.05, float_sum_terms=terms)
 
 
-def _placed_float_sum(loss_fn, state, records, indices, exponent, rng, chunk=8):
-  """The bounded float sum of the records at `indices` as `DPSGDStep` computes it: laid out by
-  `batching.place_by_index`, each microbatch split over a 2-device mesh by
-  `steps.mesh_clipped_sum` (ghost clipping, rows only), model noise keyed by record index, the
-  microbatches' float32 sums added in order, then rounded to the grid: int64 leaves."""
-  mesh = sharding.data_mesh(jax.devices()[:2])
-  clipped_sum = steps_lib.mesh_clipped_sum(
-    dpsgd.clipped_gradient_sum(loss_fn, 0.05, "ghost", rows_only=True), mesh
-  )
-
-  @jax.jit
-  def microbatch(params, model_state, records, ids):
-    mask = (ids >= 0).astype(jnp.float32)
-    ids = jnp.maximum(ids, 0)
-    keys = jax.vmap(jax.random.fold_in, in_axes=(None, 0))(rng, ids)
-    return clipped_sum(params, model_state, jnp.take(records, ids, axis=0), mask, keys)[0]
-
-  layout = batching.place_by_index(np.asarray(indices), chunk)
+def _placed_float_sum(loss_fn, state, records, indices, exponent, rng):
+  """The bounded float sum of the records at `indices` as `DPSGDStep` computes it
+  (`train_state.placed_parts`, ghost clipping, rows only): the microbatches' float32 sums added
+  in order, then rounded to the grid; int64 leaves."""
+  clipped_sum = dpsgd.clipped_gradient_sum(loss_fn, 0.05, "ghost", rows_only=True)
   total = jax.tree_util.tree_map(lambda p: jnp.zeros(p.shape, jnp.float32), state.params)
-  for c in range(layout.num_chunks):
-    part = microbatch(state.params, state.model_state, jnp.asarray(records), layout.indices[c])
+  for part in train_state.placed_parts(clipped_sum, state, records, indices, rng, True):
     total = jax.tree_util.tree_map(jnp.add, total, part)
   return jax.tree_util.tree_map(
     lambda s: np.asarray(fixed_point.quantize(s, exponent), np.int64), total

@@ -19,7 +19,6 @@ from lipdp.training import batching
 from lipdp.training import dpsgd
 from lipdp.training import fixed_point
 from lipdp.training import loop
-from lipdp.training import sharding
 from lipdp.training import steps as steps_lib
 
 # (clip norm, parameters, noise multiplier, records, sampling rate): MNIST's recipe, a table, a
@@ -127,27 +126,13 @@ def test_the_integer_noise_is_the_floor_of_the_scaled_normal_plus_a_half():
   assert abs(pooled.mean()) < 0.05 and abs(pooled.std() - 1.0) < 0.03
 
 
-def _layout_sum(loss_fn, state, records, indices, exponent, rng, chunk=8):
-  """The fixed-point clipped sum of the records at `indices`, laid out as `DPSGDStep` lays them
-  out (`batching.place_by_index`) and computed as it computes them (microbatches split over a
-  2-device mesh by `steps.mesh_clipped_sum`, empty slots masked, model noise keyed by record
-  index): int64 leaves."""
-  mesh = sharding.data_mesh(jax.devices()[:2])
-  clipped_sum = steps_lib.mesh_clipped_sum(
-    dpsgd.clipped_gradient_sum(loss_fn, 0.05, "vmap", grid_exponent=exponent), mesh
-  )
-
-  @jax.jit
-  def microbatch(params, model_state, records, ids):
-    mask = (ids >= 0).astype(jnp.float32)
-    ids = jnp.maximum(ids, 0)
-    batch = jnp.take(records, ids, axis=0)
-    return clipped_sum(params, model_state, batch, mask, rng, record_ids=ids)[0]
-
-  layout = batching.place_by_index(np.asarray(indices), chunk)
+def _layout_sum(loss_fn, state, records, indices, exponent, rng):
+  """The fixed-point clipped sum of the records at `indices` as `DPSGDStep` computes it
+  (`train_state.placed_parts`): int64 leaves."""
+  clipped_sum = dpsgd.clipped_gradient_sum(loss_fn, 0.05, "vmap", grid_exponent=exponent)
+  parts = train_state.placed_parts(clipped_sum, state, records, indices, rng, False)
   total = jax.tree_util.tree_map(lambda p: np.zeros(p.shape, np.int64), state.params)
-  for c in range(layout.num_chunks):
-    part = microbatch(state.params, state.model_state, jnp.asarray(records), layout.indices[c])
+  for part in parts:
     total = jax.tree_util.tree_map(lambda t, x: t + np.asarray(x), total, part)
   return total
 

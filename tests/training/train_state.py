@@ -4,6 +4,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from lipdp.training import batching
 from lipdp.training import loop
 from lipdp.training import sharding
 from lipdp.training import steps
@@ -45,3 +46,27 @@ def run_step(step, mesh, state, records, run_key, host_inputs):
     run_key,
     step.place(host_inputs),
   )
+
+
+def placed_parts(clipped_sum, state, records, indices, rng, by_record_keys, chunk=8):
+  """Each microbatch's clipped sum of the records at `indices` as `DPSGDStep` computes them on
+  a grid: laid out by `batching.place_by_index`, split over a 2-device mesh by
+  `steps.mesh_clipped_sum`, empty slots masked, model noise keyed by record index (as one key
+  per row, `by_record_keys`, or as `record_ids`). A list, one sum per microbatch."""
+  clipped_sum = steps.mesh_clipped_sum(clipped_sum, sharding.data_mesh(jax.devices()[:2]))
+
+  @jax.jit
+  def microbatch(params, model_state, records, ids):
+    mask = (ids >= 0).astype(jnp.float32)
+    ids = jnp.maximum(ids, 0)
+    batch = jnp.take(records, ids, axis=0)
+    if by_record_keys:
+      keys = jax.vmap(jax.random.fold_in, in_axes=(None, 0))(rng, ids)
+      return clipped_sum(params, model_state, batch, mask, keys)[0]
+    return clipped_sum(params, model_state, batch, mask, rng, record_ids=ids)[0]
+
+  layout = batching.place_by_index(np.asarray(indices), chunk)
+  return [
+    microbatch(state.params, state.model_state, jnp.asarray(records), layout.indices[c])
+    for c in range(layout.num_chunks)
+  ]
