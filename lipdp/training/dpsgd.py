@@ -94,9 +94,10 @@ from lipdp.training import per_example
 from lipdp.training import ghost_clipping
 
 CLIPPING_METHODS = ("vmap", "ghost")
-# How the clipped gradients are summed and noised: in float32 (rounding not bounded), or exactly
-# on an integer grid (`lipdp.training.fixed_point`; vmap path, fixed clip norm). The names are
-# the accounting event's (`lipdp.privacy.DPSGDEvent.sum_arithmetic`).
+# How the clipped gradients are summed and noised: in float32 (rounding not bounded), exactly
+# on an integer grid (`lipdp.training.fixed_point`; vmap path, fixed clip norm), or in float32
+# with the rounding bounded, then rounded to that grid (either path, fixed clip norm). The
+# names are the accounting event's (`lipdp.privacy.DPSGDEvent.sum_arithmetic`).
 SUM_ARITHMETICS = privacy.DPSGD_SUM_ARITHMETICS
 # Microbatch sizes measured on CPU (docs/performance.md): the vmap path's microbatch of
 # per-example gradients is memory-bound beyond 64; the ghost path's holds activations only.
