@@ -22,7 +22,6 @@ from lipdp.training import fixed_point
 from lipdp.training import ghost_clipping
 from lipdp.training import loop
 from lipdp.training import per_example
-from lipdp.training import steps as steps_lib
 
 # (clip norm, parameters, noise multiplier, records, sampling rate, microbatch): MNIST's recipe,
 # a table, a small data set with q = 1/2.
@@ -114,10 +113,6 @@ def test_a_record_moves_the_rounded_sum_by_at_most_the_contribution_bound():
     replaced[i] = records[i]
 
 
-def _step(dp, records, state, sgd):
-  return train_state.toy_dpsgd_step(toy.model(), toy.BLOCKS, records, dp, sgd, state)
-
-
 @pytest.mark.parametrize(
   "clipping",
   ["ghost", pytest.param("vmap", marks=pytest.mark.slow)],  # vmap: 5 s, same pieces
@@ -128,46 +123,38 @@ def test_the_bounded_step_is_the_rounded_float_sum_plus_noise_over_q_n(clipping)
   (S + N) Delta / (q n). The pieces' float sum adds in another order than the step's (one
   matrix product against two devices and five microbatches), and the grid is finer than
   float32's spacing there, so the two differ by up to the rounding bound, not bit for bit."""
-  model, records = toy.model(), toy.records(40)
-  sgd = optax.sgd(1.0)
-  state = train_state.create(model, sgd, jnp.asarray(records[:1]), jax.random.key(1))
   dp = dpsgd.DPSGDConfig(
     0.5, 0.3, 1.0, chunk_size=8, clipping=clipping, sum_arithmetic="bounded-float32"
   )
-  step, mesh = _step(dp, records, state, sgd)
-  grid = step.grid
-  assert grid.float_sum_terms == 8 + step.chunks_cap + 2 + 8
-  host = step.host_inputs(0)
-  assert host[0].count == 40 and host[0].num_chunks == 5
-  run_key = randomness.key_from_seed(123)
-  before = toy.flat(state.params)
-  new, stats = train_state.run_step(step, mesh, state, records, run_key, host)
-  assert float(stats["count"]) == 40
-  loss_fn = loop.vae_loss(model, toy.BLOCKS)
-  rng = steps_lib.step_rng(run_key, 0, steps_lib.MODEL_NOISE_STREAM)
-  keys = jax.vmap(jax.random.fold_in, in_axes=(None, 0))(rng, jnp.arange(40))
-  clipped_sum = jax.jit(dpsgd.clipped_gradient_sum(loss_fn, dp.clip_norm, clipping, rows_only=True))
-  summed, _ = clipped_sum(state.params, state.model_state, jnp.asarray(records), np.ones(40), keys)
+  t = train_state.toy_step(dp)
+  grid = t.step.grid
+  assert grid.float_sum_terms == 8 + t.step.chunks_cap + 2 + 8
+  assert float(t.stats["count"]) == 40
+  keys = jax.vmap(jax.random.fold_in, in_axes=(None, 0))(t.model_rng, jnp.arange(40))
+  clipped_sum = jax.jit(
+    dpsgd.clipped_gradient_sum(t.loss_fn, dp.clip_norm, clipping, rows_only=True)
+  )
+  summed, _ = clipped_sum(
+    t.state.params, t.state.model_state, jnp.asarray(t.records), np.ones(40), keys
+  )
   rounded = toy.flat(
     jax.tree_util.tree_map(lambda s: fixed_point.quantize(s, grid.exponent), summed)
   )
-  noise = fixed_point.grid_noise(state.params, grid, 9, 0)
+  noise = fixed_point.grid_noise(t.state.params, grid, 9, 0)
   total = rounded.astype(np.int64) + toy.flat(noise)
   expected = total.astype(np.float32) * np.float32(grid.step) / np.float32(40.0)
   # Either float sum is within gamma_m sum_i |p_i| <= gamma_m 40 C of the exact sum, entrywise.
   order = 2 * grid.float_sum_error * 40 * dp.clip_norm + 2 * grid.step
-  np.testing.assert_allclose(toy.flat(new.params) - before, -expected, rtol=0, atol=order / 40.0)
+  moved = toy.flat(t.new.params) - toy.flat(t.state.params)
+  np.testing.assert_allclose(moved, -expected, rtol=0, atol=order / 40.0)
   assert np.max(np.abs(toy.flat(noise))) > 100  # the noise is there, in grid units
 
 
 def test_a_layout_over_the_microbatch_cap_adds_noise_only():
-  model, records = toy.model(), toy.records(40)
-  sgd = optax.sgd(1.0)
-  state = train_state.create(model, sgd, jnp.asarray(records[:1]), jax.random.key(1))
   dp = dpsgd.DPSGDConfig(
     0.5, 0.3, 1.0, chunk_size=8, clipping="ghost", sum_arithmetic="bounded-float32"
   )
-  step, _ = _step(dp, records, state, sgd)
+  step = train_state.toy_step(dp, run=False).step
   assert step.host_inputs(0)[0].num_chunks == 5 <= step.chunks_cap
   step.chunks_cap = 4
   batch, _ = step.host_inputs(0)

@@ -19,7 +19,6 @@ from lipdp.training import batching
 from lipdp.training import dpsgd
 from lipdp.training import fixed_point
 from lipdp.training import loop
-from lipdp.training import steps as steps_lib
 
 # (clip norm, parameters, noise multiplier, records, sampling rate): MNIST's recipe, a table, a
 # small data set with q = 1/2, a clip norm that is no power of two, a large noise multiplier.
@@ -200,26 +199,17 @@ def test_the_fixed_point_step_is_the_integer_sum_plus_noise_over_q_n():
   """One jitted fixed-point DPSGDStep (every record, several microbatches) against the pieces:
   each record's integers (keyed by its index), the integer noise, then (S + N) Delta / (q n);
   and next to the float step of the same seed, which draws the same normals."""
-  model, records = toy.model(), toy.records(40)
-  sgd = optax.sgd(1.0)
-  state = train_state.create(model, sgd, jnp.asarray(records[:1]), jax.random.key(1))
   dp = dpsgd.DPSGDConfig(0.5, 0.3, 1.0, chunk_size=8, clipping="vmap", sum_arithmetic="fixed-point")
-  step, mesh = _step(dp, records, state, sgd)
-  grid = step.grid
-  host = step.host_inputs(0)
-  assert host[0].count == 40 and host[0].num_chunks == 5
-  run_key = randomness.key_from_seed(123)
-  before = toy.flat(state.params)
-  new, stats = train_state.run_step(step, mesh, state, records, run_key, host)
-  assert float(stats["count"]) == 40
-  loss_fn = loop.vae_loss(model, toy.BLOCKS)
-  rng = steps_lib.step_rng(run_key, 0, steps_lib.MODEL_NOISE_STREAM)
+  t = train_state.toy_step(dp)
+  grid, state, records = t.step.grid, t.state, t.records
+  assert float(t.stats["count"]) == 40
+  before, new = toy.flat(state.params), t.new
   clipped_sum = jax.jit(
-    dpsgd.clipped_gradient_sum(loss_fn, dp.clip_norm, "vmap", grid_exponent=grid.exponent)
+    dpsgd.clipped_gradient_sum(t.loss_fn, dp.clip_norm, "vmap", grid_exponent=grid.exponent)
   )
   ids = np.arange(40, dtype=np.int32)
   integers, _ = clipped_sum(
-    state.params, state.model_state, jnp.asarray(records), np.ones(40), rng, record_ids=ids
+    state.params, state.model_state, jnp.asarray(records), np.ones(40), t.model_rng, record_ids=ids
   )
   noise = fixed_point.grid_noise(state.params, grid, 9, 0)
   total = toy.flat(integers).astype(np.int64) + toy.flat(noise)

@@ -1,8 +1,14 @@
 """A fresh `TrainState` for the tests that drive steps and clipped sums without the loop."""
 
+from typing import Any, NamedTuple
+
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
+
+import toy
+from lipdp import randomness
 
 from lipdp.training import batching
 from lipdp.training import loop
@@ -70,3 +76,35 @@ def placed_parts(clipped_sum, state, records, indices, rng, by_record_keys, chun
     microbatch(state.params, state.model_state, jnp.asarray(records), layout.indices[c])
     for c in range(layout.num_chunks)
   ]
+
+
+class ToyStep(NamedTuple):
+  """`toy_step`'s result: the step and its inputs, and after one update the state and key."""
+
+  step: Any
+  mesh: Any
+  state: Any  # before the update
+  records: np.ndarray
+  loss_fn: Any
+  new: Any = None  # after one update (SGD at rate 1)
+  stats: Any = None
+  model_rng: Any = None  # the update's model-noise key (`steps.MODEL_NOISE_STREAM`)
+
+
+def toy_step(dp, run: bool = True) -> ToyStep:
+  """A DPSGDStep of `toy.model()` on 40 toy records (SGD at rate 1, a 2-device mesh, noise seed
+  9), and with `run` its first update from the run key of seed 123: what the tests of a step
+  against its pieces start from."""
+  model, records = toy.model(), toy.records(40)
+  sgd = optax.sgd(1.0)
+  state = create(model, sgd, jnp.asarray(records[:1]), jax.random.key(1))
+  step, mesh = toy_dpsgd_step(model, toy.BLOCKS, records, dp, sgd, state)
+  loss_fn = loop.vae_loss(model, toy.BLOCKS)
+  if not run:
+    return ToyStep(step, mesh, state, records, loss_fn)
+  host = step.host_inputs(0)
+  assert host[0].count == 40 and host[0].num_chunks == 5
+  run_key = randomness.key_from_seed(123)
+  new, stats = run_step(step, mesh, state, records, run_key, host)
+  model_rng = steps.step_rng(run_key, 0, steps.MODEL_NOISE_STREAM)
+  return ToyStep(step, mesh, state, records, loss_fn, new, stats, model_rng)
