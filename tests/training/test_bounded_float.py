@@ -176,11 +176,18 @@ def test_rows_only_materialises_layers_with_several_positions():
   plan = ghost_clipping.build_plan(loss_fn, state.params, state.model_state, records[0], key)
   assert "gram" in {l.rule for l in plan.layers}
   for gram, expected in ((True, "gram"), (False, "materialise")):
-    plan, _, _ = ghost_clipping._all_terms(
-      loss_fn, state.params, state.model_state, records, key, gram=gram
-    )
-    assert expected in {l.rule for l in plan.layers}
-    assert gram or "gram" not in {l.rule for l in plan.layers}
+    plans = []
+
+    def terms(params, model_state, records, gram=gram, plans=plans):
+      plan, _, found = ghost_clipping._all_terms(
+        loss_fn, params, model_state, records, key, gram=gram
+      )
+      plans.append(plan)
+      return [t.bound for t in found.values()]
+
+    jax.make_jaxpr(terms)(state.params, state.model_state, records)  # traced, not run
+    rules = {l.rule for l in plans[0].layers}
+    assert expected in rules and (gram or "gram" not in rules)
 
 
 def test_the_self_check_checks_the_rules_the_step_uses():
