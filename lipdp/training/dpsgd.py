@@ -403,7 +403,7 @@ def clipped_gradient_sum(
     )
     if fixed:
       # A record's noise must not depend on where the batch placed it (fixed_point docstring).
-      keys = jax.vmap(jax.random.fold_in, in_axes=(None, 0))(rng, record_ids)
+      keys = per_example.record_keys(rng, record_ids)
     else:
       keys = per_example.row_keys(rng, chunk.shape[0])
     losses, grads = jax.vmap(

@@ -39,8 +39,9 @@ test_fixed_point.py` checks, bit for bit on a 2-device mesh, that the sums with 
 record (and with it replaced) differ by exactly that record's integers computed alone. (On a
 CPU mesh XLA's partitioned per-example gradients of convolutions were found wrong, zero on the
 second device, though not dependent on other records; each device now computes its own rows
-unpartitioned, `lipdp.training.steps.mesh_clipped_sum`, and `mesh_check` compares.) The noise X is NumPy's float64 normal (`lipdp.randomness.
-standard_normal`, truncated at 12.2258 and checked against delta as on the float path). In
+unpartitioned, `lipdp.training.steps.mesh_clipped_sum`, and `mesh_check` compares.) The noise
+X is NumPy's float64 normal (`lipdp.randomness.standard_normal`, truncated at 12.2258 and
+checked against delta as on the float path). In
 the bulk, floor(sigma_g X + 1/2) hides X's floating-point discreteness, about 2^-30 of a grid
 step, though its distribution is that of the float64 sampler, not an exact rounded Gaussian;
 in the ziggurat's tail, beyond tau = r + ln(r 2^53 / sigma_g) / r standard deviations (r =
@@ -77,8 +78,8 @@ three sums compared (with i, with i', without i), so the sums with and without i
 most C + 2 gamma_m cap C (plus 2 m 2^-126 sqrt(d) for float32 results flushed to zero, which
 Higham's relative model leaves out), and after rounding to the grid by at most C' = C (1 +
 2 gamma_m cap) + sqrt(d) Delta (`FixedPointGrid.float_sum_terms` = m, cap the batch cap), the
-contribution
-bound the noise is calibrated to; with i replaced, by at most 2 C'. m is the microbatch size
+contribution bound the noise is calibrated to; with i replaced, by at most 2 C'. m is the
+microbatch size
 (the terms of each matrix product, rows; a layer with several positions per example is
 materialised, `lipdp.training.ghost_clipping`, so that its terms are rows too) plus the
 microbatches' count (capped, `batching.placed_chunks_cap`: a layout needing more adds noise
@@ -210,10 +211,8 @@ class FixedPointGrid:
   def fits(self) -> bool:
     """Whether no partial sum, nor the sum plus the noise, can leave int32, and every float32
     value on the way (a bounded float sum, (S + N) Delta) stays below half float32's largest."""
-    return (
-      self.largest_magnitude() <= INT32_MAX
-      and self.largest_magnitude() * self.step <= FLOAT32_MAX / 2
-    )
+    largest = self.largest_magnitude()
+    return largest <= INT32_MAX and largest * self.step <= FLOAT32_MAX / 2
 
   @classmethod
   def choose(

@@ -32,8 +32,8 @@ function of its raw kernel only (and of read-only state), so example i's gradien
   (a_i, g_i)). `SpectralDense` had a closed form from dot products of length d_in and d_out
   (Li et al. 2022's ghost rule through J_f^T = alpha I + beta_i grad_sigma); a chain of four
   data-dependent factors whose partial products may flush ("Flushes", below) has no simple
-  bound, so it is materialised, as the vmap path does for every layer. For convolutions this is the cheaper side
-  of the mixed rule: the ghost rule needs the T x k^2 c_in patch matrix, which XLA forms with an
+  bound, so it is materialised, as the vmap path does for every layer. For convolutions this
+  is the cheaper side of the mixed rule: the ghost rule needs the T x k^2 c_in patch matrix, which XLA forms with an
   identity-filter convolution (T (k^2 c_in)^2 work), against T k^2 c_in c_out for the kernel
   gradient itself; and for every convolution of lipdp's models T >= k^2 c_in c_out /
   (k^2 c_in + c_out) as well (e.g. 196 positions against 29 for the decoder's 3x3, 32 -> 32).
@@ -122,7 +122,7 @@ from lipdp.training import per_example
 from lipdp.training import sharding
 
 Array = jax.Array
-_UNIT = 2.0**-24  # float32 unit roundoff
+_UNIT = rounding.FLOAT32_UNIT
 
 
 class GhostClippingError(ValueError):
@@ -132,12 +132,13 @@ class GhostClippingError(ValueError):
 def _gamma(n: int) -> float:
   """gamma_n for float32; a reduction too long for it (n u >= 1/2, n >= 2^23) is refused: past
   it the bound turns meaningless, and at n u > 1 negative (found by a review)."""
-  if n * _UNIT >= 0.5:
+  try:
+    return rounding.gamma(n, _UNIT)
+  except ValueError:
     raise GhostClippingError(
       f"a reduction of {n} terms is too long for float32's rounding bound (n u < 1/2 needed); "
       "use clipping='vmap'"
-    )
-  return n * _UNIT / (1.0 - n * _UNIT)
+    ) from None
 
 
 # XLA on a CPU flushes float32 results below lambda = 2^-126 to zero (module docstring, "Flushes").

@@ -82,6 +82,13 @@ def row_keys(rng: jax.Array, rows: int) -> jax.Array:
   return rng
 
 
+def record_keys(rng: jax.Array, record_ids: jax.Array) -> jax.Array:
+  """One model-noise key per row, by record index: fold_in(rng, record_ids[i]), so a record's
+  draws do not depend on where the batch placed it (records laid out by index, on the integer
+  grid: `lipdp.training.fixed_point`)."""
+  return jax.vmap(jax.random.fold_in, in_axes=(None, 0))(rng, record_ids)
+
+
 def record_loss(loss_fn: LossFn) -> Callable[..., jax.Array]:
   """`f(params, model_state, record, rng) -> loss` of one record (no batch axis), for
   per-example gradients by vmap; the model state is read, never written."""
@@ -106,8 +113,8 @@ def gradient_norms(
   A diagnostic, not a step: per-example gradients by vmap, `chunk_size` records at a time
   (record i of a chunk uses key i of `jax.random.split`, as the float vmap clipping path does;
   the fixed-point path keys each record by its index, so its draws of the model's noise, and
-  the norms it clips, differ by those draws). The norms are of the kind DP-SGD clips: their spread across groups of records is clipping's
-  disparate impact (at clip norm C every record pulls with force min(|g|, C), so a group whose
+  the norms it clips, differ by those draws). The norms are of the kind DP-SGD clips: their
+  spread across groups of records is clipping's disparate impact (at clip norm C every record pulls with force min(|g|, C), so a group whose
   gradients are larger is shrunk more; Bagdasaryan et al. 2019). They are statistics of the
   records and must stay private.
   """

@@ -331,7 +331,7 @@ class DPSGDStep(Step):
         if grid_exponent is None:
           key, by_record = jax.random.fold_in(rng, c), {}
         elif bounded:  # one key per row, by record index (fixed_point docstring)
-          key, by_record = jax.vmap(jax.random.fold_in, in_axes=(None, 0))(rng, rows_c), {}
+          key, by_record = per_example.record_keys(rng, rows_c), {}
         else:  # keyed by record index, whatever the microbatch (fixed_point docstring)
           key, by_record = rng, {"record_ids": rows_c}
         part, part_stats = clipped_sum(
@@ -471,8 +471,7 @@ def mesh_clipped_sum(clipped_sum, mesh: jax.sharding.Mesh):
   steps). What the privacy argument needs is that a row's terms depend on its own content and
   place only, whatever else the batch holds and however many microbatches the layout has
   (`lipdp.training.fixed_point`; a review found them bit-identical across layout capacities
-  16 to 256, ghost and vmap, on 2 and 4 devices). On a
-  one-device mesh, `clipped_sum` itself.
+  16 to 256, ghost and vmap, on 2 and 4 devices). On a one-device mesh, `clipped_sum` itself.
 
   Why not let XLA partition the vmapped per-example computation: on a CPU mesh its partitioned
   per-example gradients of convolutions came out zero for every row on the second device (jax
@@ -524,8 +523,9 @@ def mesh_check(clipped_sum, mesh, params, model_state, sample_record, step: "DPS
   Why: on a CPU mesh, XLA's partitioned per-example gradients of convolutions came out zero for
   every row on the second device (jax 0.10.2; found by a review), for the vmap and the ghost
   paths alike: training would have run, silently wrong. `mesh_clipped_sum` no longer leaves that
-  computation to the partitioner; the check guards the next such fault. The rows of one microbatch, their keys
-  and their mask are the same on both sides; the sums may differ by the reduction's rounding
+  computation to the partitioner; the check guards the next such fault. The rows of one
+  microbatch, their keys and their mask are the same on both sides; the sums may differ by the
+  reduction's rounding
   only (1e-4 of their scale allowed; the fault found moved them by 20%). A program that passed
   on a mesh of the same size is not checked again in the same process: the cache is keyed by
   the traced program itself (its jaxpr), since a key of parameter shapes let a convolution pass

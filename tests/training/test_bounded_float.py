@@ -130,7 +130,7 @@ def test_the_bounded_step_is_the_rounded_float_sum_plus_noise_over_q_n(clipping)
   grid = t.step.grid
   assert grid.float_sum_terms == 8 + t.step.chunks_cap + 2 + 8
   assert float(t.stats["count"]) == 40
-  keys = jax.vmap(jax.random.fold_in, in_axes=(None, 0))(t.model_rng, jnp.arange(40))
+  keys = per_example.record_keys(t.model_rng, jnp.arange(40))
   clipped_sum = jax.jit(
     dpsgd.clipped_gradient_sum(t.loss_fn, dp.clip_norm, clipping, rows_only=True)
   )

@@ -12,6 +12,7 @@ from lipdp import randomness
 
 from lipdp.training import batching
 from lipdp.training import loop
+from lipdp.training import per_example
 from lipdp.training import sharding
 from lipdp.training import steps
 
@@ -67,7 +68,7 @@ def placed_parts(clipped_sum, state, records, indices, rng, by_record_keys, chun
     ids = jnp.maximum(ids, 0)
     batch = jnp.take(records, ids, axis=0)
     if by_record_keys:
-      keys = jax.vmap(jax.random.fold_in, in_axes=(None, 0))(rng, ids)
+      keys = per_example.record_keys(rng, ids)
       return clipped_sum(params, model_state, batch, mask, keys)[0]
     return clipped_sum(params, model_state, batch, mask, rng, record_ids=ids)[0]
 
