@@ -541,9 +541,12 @@ def dpsgd() -> list[Row]:
           training.DPSGDConfig(1.0, 1.0, q, chunk_size=FLAGS.vmap_chunk, clipping="vmap"),
         )
       )
-      # The bounded float sum (lipdp.training.fixed_point): ghost clipping, its float32 sum's
-      # rounding paid for, rounded to the grid; records at fixed places (more padded rows).
-      for chunk in (FLAGS.ghost_chunk, 32):
+      # The bounded float sum (lipdp.training.fixed_point; the default arithmetic): ghost
+      # clipping, its float32 sum's rounding paid for, rounded to the grid; records at fixed
+      # places (padded rows), at the microbatch the step picks (batching.placed_chunk_size) and
+      # at the float path's.
+      float_chunk = FLAGS.ghost_chunk or training.dpsgd.DEFAULT_CHUNK_SIZES["ghost"]
+      for chunk in dict.fromkeys((FLAGS.ghost_chunk, float_chunk)):
         variants.append(
           (
             f"dp-sgd ghost bounded-float32, expected batch {batch}"

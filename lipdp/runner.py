@@ -238,6 +238,7 @@ LEGACY_SETTINGS = {
   ("train", "public_pretrain_steps"): 0,
   ("train", "noise_samples"): 1,
   ("train", "dp_sum"): "float32",
+  ("train", "dp_microbatch"): None,
 }
 
 

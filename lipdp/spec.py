@@ -308,16 +308,22 @@ class TrainSpec:
   # refuses a model with layers it does not recognise) or 'vmap' (per-example gradients). The
   # same result to float rounding; docs/performance.md.
   dp_clipping: str = "ghost"
-  # How DP-SGD sums the clipped gradients and adds the noise: 'float32' (fast; the sum's
-  # rounding, which depends on the whole batch, is not bounded: docs/privacy.md, section 10) or
-  # 'fixed-point' (each clipped gradient rounded to an integer grid, sum and noise added exactly
-  # in integers, noise calibrated to the rounded norm bound, 6e-5 to 2e-3 above dp_clip_norm
-  # for expected batches of 100 to 4,000 and a million parameters (docs/privacy.md):
-  # the sum's sensitivity holds in floating point; needs dp_clipping='vmap' and a fixed clip
-  # norm; lipdp.training.fixed_point) or 'bounded-float32' (the float32 sum, whose rounding is
-  # bounded and paid for in the noise, about 1% for the MNIST recipe, rounded to that grid and
-  # noised there in integers; either clipping path, a fixed clip norm).
-  dp_sum: str = "float32"
+  # How DP-SGD sums the clipped gradients and adds the noise (docs/privacy.md, section 4):
+  # 'bounded-float32' (the float32 sum, whose rounding is bounded and paid for in the noise,
+  # 0.5% to 1% for the MNIST recipe, rounded to an integer grid and noised there in integers: the
+  # sum's sensitivity holds in floating point; either clipping path, a fixed clip norm; each
+  # record at a place fixed by its index, so 1.3 to 1.8 times the float32 step's time),
+  # 'fixed-point' (each clipped gradient rounded to that grid, sum and noise added exactly in
+  # integers; needs dp_clipping='vmap' and a fixed clip norm; lipdp.training.fixed_point) or
+  # 'float32' (the fastest; the sum's rounding, which depends on the whole batch, is not
+  # bounded: docs/privacy.md, section 10). 'auto' is 'bounded-float32' wherever it applies
+  # (scope 'dp-sgd', a fixed clip norm) and 'float32' with adaptive clipping, which the grid does
+  # not support (the report's caveat then says the sum is not bounded): `dp_sum_arithmetic`.
+  dp_sum: str = "auto"
+  # DP-SGD's microbatch: the records whose clipped gradients are computed at once, inside one
+  # jitted step (memory and speed, not privacy). None: lipdp.training.DPSGDConfig's default for
+  # the clipping path and the sum.
+  dp_microbatch: Optional[int] = None
   # Scope 'dp-sgd' only: plain (noiseless) steps on `public_dataset` before DP-SGD on the
   # private records, which then starts from those weights (0 = none). A start independent of
   # the private records leaves DP-SGD's guarantee unchanged; the guarantee then assumes the
@@ -705,6 +711,22 @@ def _folder(path: Optional[str]) -> Optional[str]:
   return None if path is None else os.path.realpath(path)
 
 
+# train.dp_sum's values: DP-SGD's sum arithmetics (lipdp.training.SUM_ARITHMETICS) and 'auto'.
+DP_SUM_SETTINGS = ("auto",) + training.SUM_ARITHMETICS
+
+
+def dp_sum_arithmetic(spec: Spec) -> str:
+  """How DP-SGD sums the clipped gradients for `spec` (`lipdp.training.DPSGDConfig.sum_arithmetic`):
+  train.dp_sum as set, or for 'auto' the bounded float sum ('bounded-float32': the sum's
+  sensitivity holds in floating point, docs/privacy.md section 4) wherever it applies, a fixed
+  clip norm, and 'float32' with adaptive clipping (dp_clip_quantile), whose moving clip norm the
+  integer grid does not support."""
+  chosen = spec.train.dp_sum
+  if chosen != "auto":
+    return chosen
+  return "float32" if spec.train.dp_clip_quantile is not None else "bounded-float32"
+
+
 def validate(spec: Spec) -> Spec:
   """`spec` if it can run; a SettingError otherwise (the data-dependent checks, such as the
   budget against the number of records, come once the data is loaded: lipdp.runner)."""
@@ -857,11 +879,19 @@ def _check_common(spec: Spec) -> None:
       f"{setting('train.dp_clipping')} must be one of {training.CLIPPING_METHODS}, got "
       f"{train.dp_clipping!r}"
     )
-  if train.dp_sum not in training.SUM_ARITHMETICS:
+  if train.dp_sum not in DP_SUM_SETTINGS:
     raise SettingError(
-      f"{setting('train.dp_sum')} must be one of {training.SUM_ARITHMETICS}, got {train.dp_sum!r}"
+      f"{setting('train.dp_sum')} must be one of {DP_SUM_SETTINGS}, got {train.dp_sum!r}"
     )
-  if train.dp_sum != "float32":
+  microbatch = train.dp_microbatch
+  if microbatch is not None and (
+    isinstance(microbatch, bool) or not isinstance(microbatch, int) or microbatch < 1
+  ):
+    raise SettingError(
+      f"{setting('train.dp_microbatch')} must be a positive number of records, or None for the "
+      f"default, got {microbatch!r}"
+    )
+  if train.dp_sum not in ("auto", "float32"):
     if spec.scope is not privacy.Scope.DP_SGD:
       raise SettingError(
         f"{setting('train.dp_sum')} {train.dp_sum!r} is DP-SGD's arithmetic: it needs scope "

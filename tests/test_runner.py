@@ -522,6 +522,9 @@ def test_dpsgd_vae_baseline_samples_its_prior(tmp_path, caplog):
   assert isinstance(report.release, privacy.PriorSampling)
   assert vae.PRIOR_SEEDED_NOTE in report.notes and not report.noise_seeded
   assert report.epsilon == report.components["dp_sgd"] <= 2.0
+  # By default ('auto', a fixed clip norm) DP-SGD's float32 sum is bounded and paid for.
+  assert report.dpsgd.sum_arithmetic == "bounded-float32"
+  assert report_lib.CAVEAT_DPSGD_BOUNDED_FLOAT32 in report.caveats
   assert len(result.synthetic_records) == len(result.data.train)
   # The log states the model's size and DP-SGD's noise against the signal, z sqrt(P) / (q n).
   n = len(result.data.train)

@@ -152,7 +152,8 @@ def test_cli_python_main_job_and_sweeps_build_identical_specs(tmp_path, name):
     "table",
     epsilon,
     0,
-    {"dataset": "csv:" + data, "schema": schema, "delta": 1e-6, **extra},
+    # A study pins float32 DP-SGD sums unless its point chooses (points.STUDY_DP_SUM).
+    {"dataset": "csv:" + data, "schema": schema, "delta": 1e-6, "train.dp_sum": "auto", **extra},
   )
   from_sweeps = points.make_spec(sweep_point, CONFIGS)
 
@@ -280,7 +281,7 @@ def test_schedules_and_likelihoods_are_checked_by_name(section, leaf, value, mat
 
 def test_fixed_point_sums_are_checked_with_the_other_settings():
   config = spec_lib.config_from_file(CONFIGS, "bank")
-  assert spec_lib.from_config(config).train.dp_sum == "float32"
+  assert spec_lib.from_config(config).train.dp_sum == "auto"
   config.scope, config.train.dp_sum = "dp-sgd", "fixed-point"
   with pytest.raises(spec_lib.SettingError, match="set --config.train.dp_clipping to 'vmap'"):
     spec_lib.from_config(config)
@@ -362,4 +363,31 @@ def test_the_noise_sampler_is_checked_with_the_other_settings():
   config.model.heteroscedastic = False
   config.method = "prior"
   with pytest.raises(spec_lib.SettingError, match="releases no encoder latents"):
+    spec_lib.from_config(config)
+
+
+def test_auto_sums_are_bounded_wherever_the_grid_applies():
+  config = spec_lib.config_from_file(CONFIGS, "")
+  assert config.scope == "dp-sgd"
+  spec = spec_lib.from_config(config)
+  assert spec.train.dp_sum == "auto"
+  assert spec_lib.dp_sum_arithmetic(spec) == "bounded-float32"
+  config.train.dp_clipping = "vmap"  # either clipping path
+  assert spec_lib.dp_sum_arithmetic(spec_lib.from_config(config)) == "bounded-float32"
+  config.train.dp_clip_quantile = 0.5  # adaptive clipping: not on the grid, and not refused
+  assert spec_lib.dp_sum_arithmetic(spec_lib.from_config(config)) == "float32"
+  config.train.dp_clip_quantile, config.train.dp_sum = None, "float32"  # chosen: kept
+  assert spec_lib.dp_sum_arithmetic(spec_lib.from_config(config)) == "float32"
+  conditional = spec_lib.config_from_file(CONFIGS, "conditional")  # no DP-SGD: no refusal
+  assert spec_lib.from_config(conditional).train.dp_sum == "auto"
+
+
+@pytest.mark.parametrize("value", [0, -4])  # 2.5 or True: the config refuses the type
+def test_the_dp_microbatch_is_a_positive_count(value):
+  config = spec_lib.config_from_file(CONFIGS, "")
+  config.train.dp_microbatch = 16
+  assert spec_lib.from_config(config).train.dp_microbatch == 16
+  config = spec_lib.config_from_file(CONFIGS, "")
+  config.train.dp_microbatch = value
+  with pytest.raises(spec_lib.SettingError, match="train.dp_microbatch must be a positive"):
     spec_lib.from_config(config)

@@ -11,6 +11,8 @@ import numpy as np
 import pytest
 
 from lipdp import privacy
+from lipdp import spec as spec_lib
+from lipdp.training import dpsgd
 from lipdp.studies import points as sweep_lib
 from lipdp.studies import results
 from lipdp.studies import summaries as results_lib
@@ -664,10 +666,45 @@ def test_the_fixed_point_study_changes_only_the_sum_arithmetic():
       **base["overrides"],
       "train.dp_clipping": "vmap",
       "train.dp_sum": "fixed-point",
+      "train.dp_microbatch": 64,  # the vmap path's default microbatch when the rows ran
     }
     assert (p["method"], p["epsilon"], p["seed"]) == (base["method"], base["epsilon"], base["seed"])
     spec = sweep_lib.make_spec(p, CONFIGS)
     assert spec.train.dp_sum == "fixed-point" and spec.train.dp_clip_norm == 30
+    assert spec.train.dp_microbatch == dpsgd.DEFAULT_CHUNK_SIZES["vmap"]
+
+
+@pytest.mark.parametrize(
+  "name, base_name",
+  [
+    ("bounded-float-digits", "knobs.py:average-digits"),
+    ("bounded-float-mnist", "knobs.py:steps12000-shuffled-mnist"),
+  ],
+)
+def test_the_bounded_float_studies_change_only_the_sum_arithmetic(name, base_name):
+  bases = _sweep(base_name)
+  if name == "bounded-float-digits":
+    bases = [p for p in bases if p["tag"] == "no_average"]
+  points = _sweep(f"knobs.py:{name}")
+  assert len(points) == len(bases) > 0
+  for base, p in zip(bases, points):
+    assert p["overrides"] == {
+      **base["overrides"],
+      "train.dp_sum": "bounded-float32",
+      # the ghost path's default microbatch when the rows ran
+      "train.dp_microbatch": dpsgd.DEFAULT_CHUNK_SIZES["ghost"],
+    }
+
+
+def test_study_points_keep_the_float32_sums_their_rows_ran_with():
+  # 'auto' (bounded float sums) became the default after the studies; a point without its own
+  # arithmetic is pinned to float32 so that it reruns to its row.
+  base = _sweep("knobs.py:steps12000-shuffled-mnist")[0]
+  assert "train.dp_sum" not in base["overrides"]
+  spec = sweep_lib.make_spec(base, CONFIGS)
+  assert spec.train.dp_sum == "float32" == spec_lib.dp_sum_arithmetic(spec)
+  bounded = _sweep("knobs.py:bounded-float-mnist")[0]
+  assert spec_lib.dp_sum_arithmetic(sweep_lib.make_spec(bounded, CONFIGS)) == "bounded-float32"
 
 
 @pytest.mark.parametrize(

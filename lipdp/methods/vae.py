@@ -642,7 +642,8 @@ def _dpsgd_settings(
     clip_quantile=train.dp_clip_quantile,
     count_noise_std=_count_noise_std(spec, num_records) if adaptive else None,
     clip_groups=clip_group_block(spec, domain),
-    sum_arithmetic=train.dp_sum,
+    sum_arithmetic=spec_lib.dp_sum_arithmetic(spec),
+    chunk_size=train.dp_microbatch,
   )
 
 

@@ -49,6 +49,8 @@ from lipdp import spec as spec_lib
 from lipdp import workdir as workdir_lib
 from lipdp.studies import results
 
+# DP-SGD's sum arithmetic of every study point that does not choose one (`make_config`).
+STUDY_DP_SUM = "float32"
 # Method -> the config fields that make it (on top of the variant and the point's overrides).
 VAE_METHODS = {
   "lipdp-conditional": {"scope": "conditional"},
@@ -170,6 +172,10 @@ def make_config(p: Mapping[str, Any], config_file: str):
   config = spec_lib.config_from_file(config_file, p["variant"])
   method = p["method"]
   if method in VAE_METHODS:
+    # The studies ran with float32 DP-SGD sums, the default before 'auto' (bounded float sums,
+    # docs/privacy.md section 4) became it; pinned so that a point reruns to its row. A point
+    # chooses another arithmetic in its overrides.
+    config.train.dp_sum = STUDY_DP_SUM
     for key, value in VAE_METHODS[method].items():
       _set(config, key, value)
     if config.scope == privacy.Scope.DP_SGD.value:  # one end-to-end budget

@@ -169,6 +169,28 @@ def placed_chunks_cap(num_records: int, sampling_rate: float, chunk_size: int) -
   return min(per_column, math.ceil(mean + 10 * math.sqrt(mean * (1 - sampling_rate)) + 10))
 
 
+# Records expected in each place of a `place_by_index` layout at the microbatch
+# `placed_chunk_size` picks (measured best of 8 and 16 per place on digits and at the MNIST
+# recipe's batch: docs/performance.md).
+PLACED_RECORDS_PER_PLACE = 16
+# The smallest microbatch `placed_chunk_size` picks (below it a step's loop overhead dominates).
+MIN_PLACED_CHUNK = 8
+
+
+def placed_chunk_size(num_records: int, sampling_rate: float, largest: int) -> int:
+  """The microbatch of a `place_by_index` layout when none is given: the largest power of two
+  at most q n / 16 (about 16 records expected per place), within [8, `largest`]. A layout
+  needs as many microbatches as its fullest place holds records, about mean + sqrt(2 mean
+  ln(places)), so a microbatch much larger than a typical batch's share of it is mostly
+  padding, and a much smaller one pays the loop's overhead per microbatch: for digits'
+  ./run.sh (q n = 129) 1,000 bounded DP-SGD steps took 6.5 times the packed float32 steps'
+  time at 128, 1.9 times at 16 and 1.6 times at 8; at the MNIST recipe's q n = 256, 16 was the
+  fastest of 8 to 64 (docs/performance.md). A function of public sizes only."""
+  per_place_target = sampling_rate * num_records / PLACED_RECORDS_PER_PLACE
+  size = 1 << max(0, math.floor(math.log2(max(per_place_target, 1.0))))
+  return int(min(largest, max(MIN_PLACED_CHUNK, size)))
+
+
 def typical_chunks(num_records: int, sampling_rate: float, chunk_size: int) -> int:
   """Microbatches that hold a Poisson batch of mean q n plus 4 standard deviations.
 

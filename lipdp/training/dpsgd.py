@@ -165,12 +165,14 @@ class DPSGDConfig:
   each layer's inputs and output gradients, without per-example gradients; the same result to
   float rounding, for models made of the layers it recognises).
 
-  `chunk_size` is the microbatch size (examples processed at once); it changes speed and memory,
+  `chunk_size` is the microbatch size (examples processed at once); it changes speed, memory and,
+  on the grid, the bounded float sum's C' (through its count of additions),
   and the draws of a model with noise inside its loss (a VAE's reparameterisation: row i of
   microbatch c uses key i of split(fold_in(rng, c), chunk); records placed by index,
   `on_grid`, use fold_in(rng, index) whatever the chunk), not the privacy. The step rounds it up
   to a multiple of the device count. None picks `DEFAULT_CHUNK_SIZES[clipping]`: the vmap
-  path holds a microbatch of per-example gradients, the ghost path only activations.
+  path holds a microbatch of per-example gradients, the ghost path only activations; on the
+  grid, a smaller one for small batches (`microbatch_for`).
 
   `clip_quantile` (gamma in (0, 1)) turns on adaptive clipping (module docstring): `clip_norm`
   is then the first step's C, moved by `clip_learning_rate` (eta) from a count released with
@@ -340,8 +342,16 @@ class DPSGDConfig:
 
   @property
   def microbatch_size(self) -> int:
-    """`chunk_size`, or the clipping method's default."""
+    """`chunk_size`, or the clipping method's default (on the grid: `microbatch_for`)."""
     return self.chunk_size or DEFAULT_CHUNK_SIZES[self.clipping]
+
+  def microbatch_for(self, num_records: int) -> int:
+    """The microbatch a step on `num_records` records uses: `chunk_size`, or on the grid
+    (records at places fixed by their index, whose padding grows with the microbatch) the
+    smaller one of `batching.placed_chunk_size`, else the clipping method's default."""
+    if self.chunk_size is not None or not self.on_grid:
+      return self.microbatch_size
+    return batching.placed_chunk_size(num_records, self.sampling_rate, self.microbatch_size)
 
   def event(self, steps: int) -> privacy.DPSGDEvent:
     """The accounting event of `steps` steps of this DP-SGD (the clip norm does not enter it;

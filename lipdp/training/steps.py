@@ -246,7 +246,8 @@ class DPSGDStep(Step):
     num_devices = mesh.devices.size
     self.mesh, self.dp, self.seed = mesh, dp, seed
     self.num_records = num_records
-    self.chunk = -(-dp.microbatch_size // num_devices) * num_devices  # a multiple of devices
+    microbatch = dp.microbatch_for(num_records)
+    self.chunk = -(-microbatch // num_devices) * num_devices  # a multiple of devices
     if dp.on_grid:  # each record at a place fixed by its index (batching.place_by_index)
       self._min_chunks = batching.typical_placed_chunks(num_records, dp.sampling_rate, self.chunk)
     else:

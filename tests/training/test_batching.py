@@ -49,3 +49,25 @@ def test_prefetcher_returns_each_steps_value_computed_off_thread():
     assert [prefetch.get(t) for t in range(3, 10)] == [t * t for t in range(3, 10)]
   assert sorted(s for s, _ in calls) == list(range(3, 10))  # each step computed once
   assert all(off_thread for _, off_thread in calls)
+
+
+def test_a_placed_layout_picks_a_microbatch_with_about_sixteen_records_per_place():
+  # q n / 16 rounded down to a power of two, within [8, largest]: digits' ./run.sh (q n =
+  # 129), the MNIST recipe (256), a large batch (4,096), and a tiny test batch (20).
+  assert batching.placed_chunk_size(1_438, 0.09, 128) == 8
+  assert batching.placed_chunk_size(8_000, 0.032, 128) == 16
+  assert batching.placed_chunk_size(8_000, 0.032, 8) == 8  # never above the path's default
+  assert batching.placed_chunk_size(40_960, 0.1, 128) == 128
+  assert batching.placed_chunk_size(200, 0.1, 128) == batching.MIN_PLACED_CHUNK
+  # The padding it saves on digits' batches: the rows the layout runs (its fullest place's
+  # count times the microbatch) stay near the batch's size at 8, and are several times more at
+  # the ghost path's 128.
+  rng = np.random.default_rng(0)
+  rows, sizes = {8: [], 128: []}, []
+  for _ in range(20):
+    indices = np.flatnonzero(rng.uniform(size=1_438) < 0.09)
+    sizes.append(len(indices))
+    for chunk in rows:
+      rows[chunk].append(batching.place_by_index(indices, chunk).num_chunks * chunk)
+  assert np.mean(rows[8]) < 1.5 * np.mean(sizes)
+  assert np.mean(rows[128]) > 2.5 * np.mean(rows[8])

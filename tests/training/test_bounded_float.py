@@ -236,3 +236,21 @@ def test_the_event_and_report_name_bounded_float_sums():
   )
   assert rounding.gamma(10, rounding.FLOAT32_UNIT) > 0
   assert per_example.row_keys(jax.random.key(0), 3).shape == (3,)
+
+
+def test_the_step_on_the_grid_picks_its_microbatch_from_the_batch_unless_given():
+  q = 0.032
+  bounded = dpsgd.DPSGDConfig(1.0, 1.0, q, sum_arithmetic="bounded-float32")
+  assert bounded.microbatch_for(8_000) == batching.placed_chunk_size(8_000, q, 128) == 16
+  given = dpsgd.DPSGDConfig(1.0, 1.0, q, chunk_size=128, sum_arithmetic="bounded-float32")
+  assert given.microbatch_for(8_000) == 128
+  fixed = dpsgd.DPSGDConfig(1.0, 1.0, q, clipping="vmap", sum_arithmetic="fixed-point")
+  assert fixed.microbatch_for(8_000) == 16
+  assert fixed.microbatch_for(1_000) == 8
+  plain = dpsgd.DPSGDConfig(1.0, 1.0, q)  # packed in order: the path's default
+  assert plain.microbatch_for(8_000) == dpsgd.DEFAULT_CHUNK_SIZES["ghost"]
+  # The step lays its batch out at that microbatch (40 toy records, q = 1: five places each).
+  step = train_state.toy_step(
+    dpsgd.DPSGDConfig(1.0, 1.0, 1.0, sum_arithmetic="bounded-float32"), run=False
+  ).step
+  assert step.chunk == batching.placed_chunk_size(40, 1.0, 128) == batching.MIN_PLACED_CHUNK
