@@ -445,7 +445,8 @@ def _flops_note(compiled) -> str:
 
 
 def _vae_variants(mesh, dp_too: Optional[bool] = None) -> list[tuple[str, Callable[[], _Built]]]:
-  """The VAE steps; DP-SGD (the default, ghost clipping) unless the `dpsgd` section runs."""
+  """The VAE steps; DP-SGD (ghost clipping, the default; the float32 sum, whose bounded
+  variant, the spec's default, the `dpsgd` section times) unless the `dpsgd` section runs."""
   if dp_too is None:
     dp_too = "dpsgd" not in FLAGS.sections
   batch = FLAGS.batch_size
@@ -481,7 +482,8 @@ def _vae_variants(mesh, dp_too: Optional[bool] = None) -> list[tuple[str, Callab
   if dp_too:
     variants.append(
       (
-        f"dp-sgd (ghost), bjorck (expected batch {batch}, microbatch {dp.microbatch_size})",
+        f"dp-sgd (ghost, float32 sum), bjorck (expected batch {batch}, microbatch "
+        f"{dp.microbatch_size})",
         lambda: _build_vae_step(_vae(lnn.lipschitz_mlp(_ENCODER)), mesh, "train", dp=dp),
       )
     )

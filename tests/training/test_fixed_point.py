@@ -151,23 +151,17 @@ def test_one_record_moves_the_integer_sum_by_exactly_its_own_integers():
   loss_fn = loop.vae_loss(model, toy.BLOCKS)
   rng = jax.random.key(7)
   exponent = fixed_point.FixedPointGrid.choose(0.05, 1_000, 1.0, 24, 1.0).exponent
-  everyone = list(range(24))
 
   def layout_sum(recs, ids):
     return _layout_sum(loss_fn, state, recs, ids, exponent, rng)
 
-  full = layout_sum(records, everyone)
-  replaced = records.copy()
-  for i in (0, 5, 13, 23):
-    without = layout_sum(records, [j for j in everyone if j != i])
-    alone = layout_sum(records, [i])
-    difference = jax.tree_util.tree_map(np.subtract, full, without)
-    assert _leaves_equal(difference, alone)
-    assert any(np.any(x != 0) for x in jax.tree_util.tree_leaves(alone))
-    replaced[i] = records[(i + 7) % 24]  # the neighbour: record i's content replaced
-    moved = jax.tree_util.tree_map(np.subtract, layout_sum(replaced, everyone), without)
-    assert _leaves_equal(moved, layout_sum(replaced, [i]))
-    replaced[i] = records[i]
+  for n in train_state.neighbouring_sums(layout_sum, records, replaced_alone=True):
+    difference = jax.tree_util.tree_map(np.subtract, n.full, n.without)
+    assert _leaves_equal(difference, n.alone)
+    assert any(np.any(x != 0) for x in jax.tree_util.tree_leaves(n.alone))
+    # The neighbour: record i's content replaced.
+    moved = jax.tree_util.tree_map(np.subtract, n.replaced, n.without)
+    assert _leaves_equal(moved, n.replaced_alone)
 
 
 def test_records_keep_their_place_whatever_the_batch_holds():

@@ -109,3 +109,32 @@ def toy_step(dp, run: bool = True) -> ToyStep:
   new, stats = run_step(step, mesh, state, records, run_key, host)
   model_rng = steps.step_rng(run_key, 0, steps.MODEL_NOISE_STREAM)
   return ToyStep(step, mesh, state, records, loss_fn, new, stats, model_rng)
+
+
+class Neighbours(NamedTuple):
+  """A batch's sums with and without record `index`, and with its content replaced."""
+
+  index: int
+  full: Any  # every record
+  without: Any  # every record but `index`
+  alone: Any  # `index` alone
+  replaced: Any  # every record, `index`'s content replaced by another record's
+  replaced_alone: Any  # the replacement alone (None unless asked for)
+
+
+def neighbouring_sums(layout_sum, records, indices=(0, 5, 13, 23), replaced_alone=False):
+  """`layout_sum(records, ids)` of the batches the accounting compares, for each i in `indices`
+  (replace-one: i's content becomes record (i + 7) mod n's)."""
+  everyone = list(range(len(records)))
+  full = layout_sum(records, everyone)
+  for i in indices:
+    replaced = records.copy()
+    replaced[i] = records[(i + 7) % len(records)]
+    yield Neighbours(
+      i,
+      full,
+      layout_sum(records, [j for j in everyone if j != i]),
+      layout_sum(records, [i]),
+      layout_sum(replaced, everyone),
+      layout_sum(replaced, [i]) if replaced_alone else None,
+    )
