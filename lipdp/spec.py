@@ -312,7 +312,8 @@ class TrainSpec:
   # 'bounded-float32' (the float32 sum, whose rounding is bounded and paid for in the noise,
   # 0.5% to 1% for the MNIST recipe, rounded to an integer grid and noised there in integers: the
   # sum's sensitivity holds in floating point; either clipping path, a fixed clip norm; each
-  # record at a place fixed by its index, so 1.3 to 1.8 times the float32 step's time),
+  # record at a place fixed by its index: about 1.6 to 1.7 times the float32 step's time,
+  # docs/performance.md),
   # 'fixed-point' (each clipped gradient rounded to that grid, sum and noise added exactly in
   # integers; needs dp_clipping='vmap' and a fixed clip norm; lipdp.training.fixed_point) or
   # 'float32' (the fastest; the sum's rounding, which depends on the whole batch, is not
@@ -321,8 +322,9 @@ class TrainSpec:
   # not support (the report's caveat then says the sum is not bounded): `dp_sum_arithmetic`.
   dp_sum: str = "auto"
   # DP-SGD's microbatch: the records whose clipped gradients are computed at once, inside one
-  # jitted step (memory and speed, not privacy). None: lipdp.training.DPSGDConfig's default for
-  # the clipping path and the sum.
+  # jitted step (memory and speed, not the guarantee; a bounded float sum's noise moves with it
+  # slightly, through its rounding bound). None: the clipping path's default, or on the grid one
+  # picked from the expected batch (lipdp.training.DPSGDConfig.microbatch_for).
   dp_microbatch: Optional[int] = None
   # Scope 'dp-sgd' only: plain (noiseless) steps on `public_dataset` before DP-SGD on the
   # private records, which then starts from those weights (0 = none). A start independent of
