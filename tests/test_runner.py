@@ -413,7 +413,11 @@ def test_dpsgd_scope_composes_training_and_release(tmp_path):
   result = _run(config, str(tmp_path))
   report = result.report
   assert report.scope == "dp-sgd"
-  assert report.dpsgd == privacy.DPSGDEvent(noise_multiplier=1.5, sampling_rate=0.05, steps=20)
+  # The default sum ('auto', a fixed clip norm) is the bounded float sum; the accounting is
+  # the same DP-SGD event's (its noise is calibrated to the bounded sum's C').
+  assert report.dpsgd == privacy.DPSGDEvent(
+    noise_multiplier=1.5, sampling_rate=0.05, steps=20, sum_arithmetic="bounded-float32"
+  )
   # The training event as dp_accounting models it directly: Poisson-sampled Gaussian with the
   # same rate, noise multiplier and steps, under replace-one (the clipped sum moves by <= 2C).
   import dp_accounting  # pylint: disable=g-import-not-at-top
