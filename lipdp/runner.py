@@ -49,6 +49,7 @@ from lipdp import spec as spec_lib
 from lipdp import workdir as workdir_lib
 from lipdp.evaluation import figures
 from lipdp.models import likelihood
+from lipdp.training import dpsgd as dpsgd_lib
 
 log = logging.getLogger("lipdp.runner")
 
@@ -189,8 +190,14 @@ def open_for(spec: spec_lib.Spec, workdir: str, domain=None, data=None, public=N
         if previous.get(k) != compared.get(k)
       )
       hint = ""
-      if any(c.startswith("model.numeric_bins_per_block") for c in changed):
+      if any(c.startswith("train.dp_sum: 'float32' -> 'auto'") for c in changed):
         hint = (
+          " (train.dp_sum: DP-SGD's default sum became 'auto', the bounded float sum, on "
+          "2026-12-08; to resume or release again the run this directory holds, rather than "
+          "train on the same private records a second time, pass train.dp_sum='float32')"
+        )
+      if any(c.startswith("model.numeric_bins_per_block") for c in changed):
+        hint += (
           " (model.numeric_bins_per_block: the bins model.numeric_likelihood and "
           "model.numeric_bins give each block; a run from before 'auto' became the default "
           "was 'binned')"
@@ -244,6 +251,15 @@ LEGACY_SETTINGS = {
 
 def _with_legacy_settings(settings: dict) -> dict:
   settings = {k: dict(v) if isinstance(v, dict) else v for k, v in settings.items()}
+  train = settings.get("train")
+  if (
+    isinstance(train, dict)
+    and "dp_microbatch" not in train
+    and train.get("dp_sum") in ("fixed-point", "bounded-float32")
+  ):
+    # Before train.dp_microbatch, a sum on the grid ran at its clipping path's default
+    # microbatch; None now picks a smaller one from the batch (DPSGDConfig.microbatch_for).
+    train["dp_microbatch"] = dpsgd_lib.DEFAULT_CHUNK_SIZES[train.get("dp_clipping", "ghost")]
   for (section, key), value in LEGACY_SETTINGS.items():
     if isinstance(settings.get(section), dict):
       settings[section].setdefault(key, value)

@@ -713,6 +713,9 @@ def _folder(path: Optional[str]) -> Optional[str]:
   return None if path is None else os.path.realpath(path)
 
 
+# The largest train.dp_microbatch: a microbatch's activations (or, on the vmap path, its
+# per-example gradients) are held at once, and its record indices are int32.
+MAX_DP_MICROBATCH = 65_536
 # train.dp_sum's values: DP-SGD's sum arithmetics (lipdp.training.SUM_ARITHMETICS) and 'auto'.
 DP_SUM_SETTINGS = ("auto",) + training.SUM_ARITHMETICS
 
@@ -887,11 +890,18 @@ def _check_common(spec: Spec) -> None:
     )
   microbatch = train.dp_microbatch
   if microbatch is not None and (
-    isinstance(microbatch, bool) or not isinstance(microbatch, int) or microbatch < 1
+    isinstance(microbatch, bool)
+    or not isinstance(microbatch, int)
+    or not 1 <= microbatch <= MAX_DP_MICROBATCH
   ):
     raise SettingError(
-      f"{setting('train.dp_microbatch')} must be a positive number of records, or None for the "
-      f"default, got {microbatch!r}"
+      f"{setting('train.dp_microbatch')} must be a positive number of records, at most "
+      f"{MAX_DP_MICROBATCH:,}, or None for the default, got {microbatch!r}"
+    )
+  if microbatch is not None and spec.scope is not privacy.Scope.DP_SGD:
+    raise SettingError(
+      f"{setting('train.dp_microbatch')} is DP-SGD's microbatch: it needs scope 'dp-sgd', not "
+      f"{'none' if spec.scope is None else spec.scope.value!r}"
     )
   if train.dp_sum not in ("auto", "float32"):
     if spec.scope is not privacy.Scope.DP_SGD:

@@ -5,8 +5,8 @@
       checkpoints/         orbax checkpoints of training            } private training artefacts:
       metrics.jsonl        training metrics, one JSON line per log  } never release them
       train_seed.json      an unseeded run's secret seed, until training completes
-      dpsgd.json           scope 'dp-sgd': the noise multiplier and sampling rate the weights
-                           were trained with, checked on resume and before a release
+      dpsgd.json           scope 'dp-sgd': the noise multiplier, sampling rate and sum the
+                           weights were trained with, checked on resume and before a release
       pretrain/            scope 'dp-sgd' with public pretraining: the plain steps on the
                            public data set, laid out like a training (checkpoints/, ...)
       release/             the release (`lipdp.release`: synthetic.npz, privacy_report.json,

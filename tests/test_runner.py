@@ -255,6 +255,42 @@ def test_a_work_directory_written_before_a_setting_existed_resumes_as_the_same_r
     runner.open_for(cosine, workdir, counts)
 
 
+def test_a_work_directory_from_before_the_bounded_default_keeps_its_sum_and_microbatch(tmp_path):
+  """Before 'auto' (2026-12-08) config.json held train.dp_sum 'float32' by default, and a sum on
+  the grid ran at its path's microbatch: such a run is refused under the new default, with the
+  setting that resumes it named, and a grid run resumes at its old microbatch, never silently
+  at the one 'auto' would pick."""
+  default = spec_lib.from_config(spec_lib.config_from_file(os.path.join(CONFIGS, "default.py"), ""))
+  workdir = str(tmp_path / "old")
+  runner.open_for(default, workdir)
+  path = os.path.join(workdir, "config.json")
+  with open(path) as f:
+    old = json.load(f)
+  old["train"]["dp_sum"] = "float32"
+  del old["train"]["dp_microbatch"]
+  with open(path, "w") as f:
+    json.dump(old, f)
+  with pytest.raises(ValueError, match=r"train.dp_sum: 'float32' -> 'auto'") as e:
+    runner.open_for(default, workdir)
+  assert "pass train.dp_sum='float32'" in str(e.value)
+  as_before = spec_lib.from_config(
+    spec_lib.config_from_file(os.path.join(CONFIGS, "default.py"), ""),
+  )
+  as_before = dataclasses.replace(
+    as_before, train=dataclasses.replace(as_before.train, dp_sum="float32")
+  )
+  runner.open_for(as_before, workdir)  # the run as it was: accepted
+  for clipping, microbatch in (("ghost", 128), ("vmap", 64)):
+    old["train"].update(dp_sum="bounded-float32", dp_clipping=clipping)
+    with open(path, "w") as f:
+      json.dump(old, f)
+    train = dataclasses.replace(as_before.train, dp_sum="bounded-float32", dp_clipping=clipping)
+    with pytest.raises(ValueError, match=rf"train.dp_microbatch: {microbatch} -> None"):
+      runner.open_for(dataclasses.replace(as_before, train=train), workdir)
+    pinned = dataclasses.replace(train, dp_microbatch=microbatch)
+    runner.open_for(dataclasses.replace(as_before, train=pinned), workdir)
+
+
 def test_a_work_directory_refuses_other_data_under_the_same_settings(tmp_path):
   """config.json names the data; the digest says what was in it (a CSV or schema edited
   between a crash and the resume is another run's data)."""
@@ -560,6 +596,7 @@ def test_dpsgd_vae_baseline_samples_its_prior(tmp_path, caplog):
   assert json.loads(record.read_text()) == {
     "noise_multiplier": plan.dpsgd_noise_multiplier,
     "sampling_rate": 0.05,
+    "sum_arithmetic": "bounded-float32",  # train.dp_sum resolved
     "device_count": jax.device_count(),  # for reproduction: the summation order
   }
   record.write_text(json.dumps({"noise_multiplier": 0.5, "sampling_rate": 0.05}))
@@ -576,11 +613,12 @@ def test_the_dpsgd_record_keeps_the_device_count_without_refusing_another(tmp_pa
   """The device count is for reproduction (the summation order), not a condition: a resume on
   another count, or from a record older than the count, goes on; other noise is refused."""
   caplog.set_level(logging.INFO, logger="lipdp.methods.vae")
-  settings = dataclasses.make_dataclass("S", ["noise_multiplier", "sampling_rate"])(1.5, 0.05)
+  fields = ["noise_multiplier", "sampling_rate", "sum_arithmetic"]
+  settings = dataclasses.make_dataclass("S", fields)(1.5, 0.05, "bounded-float32")
   workdir = str(tmp_path)
   vae._check_dpsgd_record(workdir, settings, fresh=True)
   record = tmp_path / "dpsgd.json"
-  planned = {"noise_multiplier": 1.5, "sampling_rate": 0.05}
+  planned = {"noise_multiplier": 1.5, "sampling_rate": 0.05, "sum_arithmetic": "bounded-float32"}
   assert json.loads(record.read_text()) == {**planned, "device_count": jax.device_count()}
   vae._check_dpsgd_record(workdir, settings, fresh=False)
   assert "devices" not in caplog.text
@@ -591,6 +629,13 @@ def test_the_dpsgd_record_keeps_the_device_count_without_refusing_another(tmp_pa
   vae._check_dpsgd_record(workdir, settings, fresh=False)
   record.write_text(json.dumps({**planned, "sampling_rate": 0.1, "device_count": 1}))
   with pytest.raises(ValueError, match="sampling rate 0.1"):
+    vae._check_dpsgd_record(workdir, settings, fresh=False)
+  # The sum the weights were trained with: named since 2026-12-08 (before, config.json's
+  # train.dp_sum, compared by the runner, said it), and another one refused.
+  record.write_text(json.dumps({"noise_multiplier": 1.5, "sampling_rate": 0.05}))
+  vae._check_dpsgd_record(workdir, settings, fresh=False)
+  record.write_text(json.dumps({**planned, "sum_arithmetic": "float32"}))
+  with pytest.raises(ValueError, match="trained with DP-SGD sums 'float32'.*dp_sum to 'float32'"):
     vae._check_dpsgd_record(workdir, settings, fresh=False)
 
 

@@ -382,7 +382,7 @@ def test_auto_sums_are_bounded_wherever_the_grid_applies():
   assert spec_lib.from_config(conditional).train.dp_sum == "auto"
 
 
-@pytest.mark.parametrize("value", [0, -4])  # 2.5 or True: the config refuses the type
+@pytest.mark.parametrize("value", [0, -4, 65_537])  # 2.5 or True: the config refuses the type
 def test_the_dp_microbatch_is_a_positive_count(value):
   config = spec_lib.config_from_file(CONFIGS, "")
   config.train.dp_microbatch = 16
@@ -391,3 +391,7 @@ def test_the_dp_microbatch_is_a_positive_count(value):
   config.train.dp_microbatch = value
   with pytest.raises(spec_lib.SettingError, match="train.dp_microbatch must be a positive"):
     spec_lib.from_config(config)
+  conditional = spec_lib.config_from_file(CONFIGS, "conditional")  # no DP-SGD to apply it to
+  conditional.train.dp_microbatch = 16
+  with pytest.raises(spec_lib.SettingError, match="needs scope 'dp-sgd'"):
+    spec_lib.from_config(conditional)

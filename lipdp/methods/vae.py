@@ -707,6 +707,12 @@ def _train(spec, model, domain, prepared: Prepared, workdir: str, progress: bool
   """Trains (or resumes, or finds finished) the model in the work directory."""
   config = _train_config(spec, model, domain, prepared, progress)
   uses_dpsgd, dpsgd_settings = config.dp is not None, config.dp
+  if uses_dpsgd and spec.train.dp_sum == "auto" and dpsgd_settings.sum_arithmetic == "float32":
+    log.warning(
+      "DP-SGD sums the clipped gradients in plain float32, whose rounding is not bounded (the "
+      "report's caveats say so): train.dp_sum 'auto' bounds the sum on an integer grid, which "
+      "needs a fixed clip norm, and adaptive clipping (train.dp_clip_quantile) moves it"
+    )
   train, batch_size = spec.train, config.batch_size
   latest = workdir_lib.latest_checkpoint_step(workdir)
   how = (
@@ -775,8 +781,9 @@ def _check_dpsgd_record(workdir: str, dpsgd_settings, fresh: bool) -> None:
   search whose result may differ between versions of lipdp or dp_accounting, and a larger one
   today than the weights had would understate their epsilon.
 
-  The record also says on how many devices the training started (`device_count`), for
-  reproduction only: the noise and the Poisson batches are drawn on the host from the seed and
+  It names how the clipped gradients were summed (`sum_arithmetic`, the resolved train.dp_sum),
+  so that a later meaning of 'auto' cannot make a report misname the training's sum. The record
+  also says on how many devices the training started (`device_count`), for reproduction only: the noise and the Poisson batches are drawn on the host from the seed and
   the step, so another device count changes the order in which a step's gradients are summed,
   not the privacy; a resume on another count is allowed and logged.
   """
@@ -784,6 +791,7 @@ def _check_dpsgd_record(workdir: str, dpsgd_settings, fresh: bool) -> None:
   planned = {
     "noise_multiplier": float(dpsgd_settings.noise_multiplier),
     "sampling_rate": float(dpsgd_settings.sampling_rate),
+    "sum_arithmetic": dpsgd_settings.sum_arithmetic,
   }
   devices = jax.device_count()
   if fresh:
@@ -800,6 +808,16 @@ def _check_dpsgd_record(workdir: str, dpsgd_settings, fresh: bool) -> None:
   with open(path, encoding="utf-8") as f:
     recorded = json.load(f)
   trained_on = recorded.pop("device_count", None)  # absent from records before it was kept
+  # Records before 2026-12-08 do not name the sum: their config.json names train.dp_sum, which
+  # could not be 'auto' then, and `runner.open_for` has already compared it.
+  recorded.setdefault("sum_arithmetic", planned["sum_arithmetic"])
+  if recorded["sum_arithmetic"] != planned["sum_arithmetic"]:
+    raise ValueError(
+      f"{workdir} holds weights trained with DP-SGD sums {recorded['sum_arithmetic']!r}; this "
+      f"run would sum {planned['sum_arithmetic']!r} (train.dp_sum resolves otherwise), so its "
+      "report would not say how the weights were trained. Set train.dp_sum to "
+      f"{recorded['sum_arithmetic']!r}, or use a new work directory"
+    )
   if recorded != planned:
     raise ValueError(
       f"{workdir} holds weights trained with DP-SGD noise multiplier "
@@ -812,7 +830,8 @@ def _check_dpsgd_record(workdir: str, dpsgd_settings, fresh: bool) -> None:
       "The weights' training started on %d devices and this run has %d: steps it trains sum "
       "their gradients in another order, so the weights may differ in their last digits from "
       "an uninterrupted run's (the DP-SGD noise and batches, drawn from the seed and the step, "
-      "do not change)",
+      "do not change, but for a sum on the grid, whose rounding bound counts the devices: "
+      "its noise is recalibrated to the new count's, slightly)",
       trained_on,
       devices,
     )

@@ -170,8 +170,8 @@ def placed_chunks_cap(num_records: int, sampling_rate: float, chunk_size: int) -
 
 
 # Records expected in each place of a `place_by_index` layout at the microbatch
-# `placed_chunk_size` picks (measured best of 8 and 16 per place on digits and at the MNIST
-# recipe's batch: docs/performance.md).
+# `placed_chunk_size` picks (on digits 16 per place, a microbatch of 8, was the fastest of
+# 128, 32, 16 and 8: docs/performance.md).
 PLACED_RECORDS_PER_PLACE = 16
 # The smallest microbatch `placed_chunk_size` picks (below it a step's loop overhead dominates).
 MIN_PLACED_CHUNK = 8
@@ -184,8 +184,9 @@ def placed_chunk_size(num_records: int, sampling_rate: float, largest: int) -> i
   ln(places)), so a microbatch much larger than a typical batch's share of it is mostly
   padding, and a much smaller one pays the loop's overhead per microbatch: for digits'
   ./run.sh (q n = 129) 1,000 bounded DP-SGD steps took 6.5 times the packed float32 steps'
-  time at 128, 1.9 times at 16 and 1.6 times at 8; at the MNIST recipe's q n = 256, 16 was the
-  fastest of 8 to 64 (docs/performance.md). A function of public sizes only."""
+  time at 128, 1.9 times at 16 and 1.6 times at 8; at the MNIST recipe's q n = 256 a bounded
+  step at 16 took 2.6 plain steps, at 128 2.9 (docs/performance.md). A function of public
+  sizes only (n is public under replace-one)."""
   per_place_target = sampling_rate * num_records / PLACED_RECORDS_PER_PLACE
   size = 1 << max(0, math.floor(math.log2(max(per_place_target, 1.0))))
   return int(min(largest, max(MIN_PLACED_CHUNK, size)))

@@ -181,7 +181,9 @@ class DPSGDConfig:
 
   `sum_arithmetic` 'fixed-point' sums on an integer grid (module docstring; needs
   clipping='vmap' and no clip_quantile); 'bounded-float32' rounds the float32 sum, whose
-  rounding is bounded, to that grid (no clip_quantile); 'float32' is the float path.
+  rounding is bounded, to that grid (no clip_quantile); 'float32' is the float path, this
+  class's default. The entry points (lipdp.spec's train.dp_sum = 'auto') choose
+  'bounded-float32' wherever the clip norm is fixed.
 
   `clip_groups` (start, stop), with `clip_quantile`, gives each group its own adaptive clip norm
   (per-group adaptive clipping, module docstring): a record's group is the argmax of its
@@ -342,7 +344,8 @@ class DPSGDConfig:
 
   @property
   def microbatch_size(self) -> int:
-    """`chunk_size`, or the clipping method's default (on the grid: `microbatch_for`)."""
+    """`chunk_size`, or the clipping method's default (a step takes `microbatch_for`, which on
+    the grid, without `chunk_size`, picks a smaller one from the batch)."""
     return self.chunk_size or DEFAULT_CHUNK_SIZES[self.clipping]
 
   def microbatch_for(self, num_records: int) -> int:

@@ -247,3 +247,6 @@ def test_the_step_on_the_grid_picks_its_microbatch_from_the_batch_unless_given()
     dpsgd.DPSGDConfig(1.0, 1.0, 1.0, sum_arithmetic="bounded-float32"), run=False
   ).step
   assert step.chunk == batching.placed_chunk_size(40, 1.0, 128) == batching.MIN_PLACED_CHUNK
+  # and counts its additions with it: the rounding bound's m (2 devices).
+  cap = batching.placed_chunks_cap(40, 1.0, step.chunk)
+  assert step.chunks_cap == cap and step.grid.float_sum_terms == step.chunk + cap + 2 + 8
