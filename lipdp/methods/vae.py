@@ -781,11 +781,12 @@ def _check_dpsgd_record(workdir: str, dpsgd_settings, fresh: bool) -> None:
   search whose result may differ between versions of lipdp or dp_accounting, and a larger one
   today than the weights had would understate their epsilon.
 
-  It names how the clipped gradients were summed (`sum_arithmetic`, the resolved train.dp_sum),
-  so that a later meaning of 'auto' cannot make a report misname the training's sum. The record
-  also says on how many devices the training started (`device_count`), for reproduction only: the noise and the Poisson batches are drawn on the host from the seed and
-  the step, so another device count changes the order in which a step's gradients are summed,
-  not the privacy; a resume on another count is allowed and logged.
+  It names how the clipped gradients were summed (`sum_arithmetic`, the resolved train.dp_sum), so
+  that a later meaning of 'auto' cannot make a report misname the training's sum. The record also
+  says on how many devices the training started (`device_count`), for reproduction only: the noise
+  and the Poisson batches are drawn on the host from the seed and the step, so another device count
+  changes the order in which a step's gradients are summed, not the privacy; a resume on another
+  count is allowed and logged.
   """
   path = workdir_lib.path(workdir, workdir_lib.DPSGD_FILE)
   planned = {
