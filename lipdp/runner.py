@@ -49,7 +49,6 @@ from lipdp import spec as spec_lib
 from lipdp import workdir as workdir_lib
 from lipdp.evaluation import figures
 from lipdp.models import likelihood
-from lipdp.training import dpsgd as dpsgd_lib
 
 log = logging.getLogger("lipdp.runner")
 
@@ -239,6 +238,10 @@ def open_for(spec: spec_lib.Spec, workdir: str, domain=None, data=None, public=N
 
 # Settings added after work directories were first written, with the meaning a config.json
 # written without them had: such a run is the same run under its older spelling.
+# The microbatch a sum on the grid ran at before train.dp_microbatch existed (3cffead,
+# 2026-12-08): each clipping path's default then, as literals, so that a later default cannot
+# change what an older work directory meant.
+GRID_MICROBATCH_BEFORE_THE_SETTING = {"ghost": 128, "vmap": 64}
 LEGACY_SETTINGS = {
   ("model", "numeric_likelihood"): "binned",
   ("train", "learning_rate_decay"): "constant",
@@ -259,7 +262,7 @@ def _with_legacy_settings(settings: dict) -> dict:
   ):
     # Before train.dp_microbatch, a sum on the grid ran at its clipping path's default
     # microbatch; None now picks a smaller one from the batch (DPSGDConfig.microbatch_for).
-    train["dp_microbatch"] = dpsgd_lib.DEFAULT_CHUNK_SIZES[train.get("dp_clipping", "ghost")]
+    train["dp_microbatch"] = GRID_MICROBATCH_BEFORE_THE_SETTING[train.get("dp_clipping", "ghost")]
   for (section, key), value in LEGACY_SETTINGS.items():
     if isinstance(settings.get(section), dict):
       settings[section].setdefault(key, value)
@@ -317,7 +320,23 @@ def _comparable(settings: dict) -> dict:
 def _as_compared(settings: dict, domain) -> dict:
   """Settings flattened as two runs are compared: the likelihood as the bins it builds, the
   settings an end-to-end budget derives and the unset ones dropped."""
-  return _flat(_unset_dropped(_derived_dropped(_numeric_likelihood_resolved(settings, domain))))
+  return _flat(
+    _unset_dropped(
+      _dpsgd_only_dropped(_derived_dropped(_numeric_likelihood_resolved(settings, domain)))
+    )
+  )
+
+
+def _dpsgd_only_dropped(settings: dict) -> dict:
+  """Outside scope 'dp-sgd', DP-SGD's sum and microbatch never act ('auto' and 'float32' alike;
+  the spec refuses the others there): a work directory recorded before 'auto' became the default
+  (2026-12-08, with 'float32') is the same run without them (found by a review)."""
+  if settings.get("scope") == privacy.Scope.DP_SGD.value or not isinstance(
+    settings.get("train"), dict
+  ):
+    return settings
+  unused = ("dp_sum", "dp_microbatch")
+  return {**settings, "train": {k: v for k, v in settings["train"].items() if k not in unused}}
 
 
 def _derived_dropped(settings: dict) -> dict:

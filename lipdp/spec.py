@@ -714,7 +714,7 @@ def _folder(path: Optional[str]) -> Optional[str]:
 
 
 # The largest train.dp_microbatch: a microbatch's activations (or, on the vmap path, its
-# per-example gradients) are held at once, and its record indices are int32.
+# per-example gradients) are held in memory at once.
 MAX_DP_MICROBATCH = 65_536
 # train.dp_sum's values: DP-SGD's sum arithmetics (lipdp.training.SUM_ARITHMETICS) and 'auto'.
 DP_SUM_SETTINGS = ("auto",) + training.SUM_ARITHMETICS

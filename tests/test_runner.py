@@ -289,6 +289,20 @@ def test_a_work_directory_from_before_the_bounded_default_keeps_its_sum_and_micr
       runner.open_for(dataclasses.replace(as_before, train=train), workdir)
     pinned = dataclasses.replace(train, dp_microbatch=microbatch)
     runner.open_for(dataclasses.replace(as_before, train=pinned), workdir)
+  # Outside scope dp-sgd no DP-SGD runs: the old 'float32' is the same run as today's 'auto'.
+  conditional = spec_lib.from_config(
+    spec_lib.config_from_file(os.path.join(CONFIGS, "default.py"), "conditional")
+  )
+  workdir = str(tmp_path / "conditional")
+  runner.open_for(conditional, workdir)
+  path = os.path.join(workdir, "config.json")
+  with open(path) as f:
+    old = json.load(f)
+  old["train"]["dp_sum"] = "float32"
+  del old["train"]["dp_microbatch"]
+  with open(path, "w") as f:
+    json.dump(old, f)
+  runner.open_for(conditional, workdir)
 
 
 def test_a_work_directory_refuses_other_data_under_the_same_settings(tmp_path):

@@ -384,9 +384,10 @@ def test_auto_sums_are_bounded_wherever_the_grid_applies():
 
 @pytest.mark.parametrize("value", [0, -4, 65_537])  # 2.5 or True: the config refuses the type
 def test_the_dp_microbatch_is_a_positive_count(value):
-  config = spec_lib.config_from_file(CONFIGS, "")
-  config.train.dp_microbatch = 16
-  assert spec_lib.from_config(config).train.dp_microbatch == 16
+  for accepted in (16, spec_lib.MAX_DP_MICROBATCH):
+    config = spec_lib.config_from_file(CONFIGS, "")
+    config.train.dp_microbatch = accepted
+    assert spec_lib.from_config(config).train.dp_microbatch == accepted
   config = spec_lib.config_from_file(CONFIGS, "")
   config.train.dp_microbatch = value
   with pytest.raises(spec_lib.SettingError, match="train.dp_microbatch must be a positive"):

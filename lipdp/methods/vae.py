@@ -809,8 +809,9 @@ def _check_dpsgd_record(workdir: str, dpsgd_settings, fresh: bool) -> None:
   with open(path, encoding="utf-8") as f:
     recorded = json.load(f)
   trained_on = recorded.pop("device_count", None)  # absent from records before it was kept
-  # Records before 2026-12-08 do not name the sum: their config.json names train.dp_sum, which
-  # could not be 'auto' then, and `runner.open_for` has already compared it.
+  # Records before 5ece7ef (2026-12-08) do not name the sum: `runner.open_for` has compared
+  # their config.json's train.dp_sum, and what 'auto' resolves to (the clip quantile, compared
+  # too) has not changed since 'auto' came in (3cffead).
   recorded.setdefault("sum_arithmetic", planned["sum_arithmetic"])
   if recorded["sum_arithmetic"] != planned["sum_arithmetic"]:
     raise ValueError(
