@@ -743,8 +743,10 @@ def test_clip_options_reach_dpsgd():
     else:
       settings = vae._adaptive_clipping_settings(spec, plan, records, domain=None)
       assert settings.gradient_noise_multiplier > settings.noise_multiplier
-      # 'auto' keeps the float32 sum with adaptive clipping (the grid needs a fixed clip norm).
+      # 'auto' keeps the float32 sum with adaptive clipping (the grid needs a fixed clip norm),
+      # and the report's note says so.
       assert settings.sum_arithmetic == "float32"
+      assert "summed in plain float32" in vae.adaptive_clipping_note(settings)
 
 
 def test_epsilon_is_end_to_end_unless_the_conditional_scope_is_asked_for_by_name():

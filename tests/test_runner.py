@@ -529,6 +529,7 @@ def test_per_group_clipping_runs_inside_the_same_dpsgd_event(tmp_path):
   assert result.report.dpsgd == privacy.DPSGDEvent(1.5, 0.05, 20)
   (note,) = [n for n in result.report.notes if "per-group clipping" in n]
   assert "each of the 10 categories of 'label' had its own clip norm" in note
+  assert "summed in plain float32" in note  # 'auto' with adaptive clipping: the float32 sum
   with open(tmp_path / "metrics.jsonl") as f:
     last = [json.loads(line) for line in f][-1]
   groups = [last[f"clip_norm_group_{g}"] for g in range(10)]

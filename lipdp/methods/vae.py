@@ -201,7 +201,8 @@ def clip_group_block(spec: spec_lib.Spec, domain) -> Optional[tuple]:
 
 def adaptive_clipping_note(dp: training.DPSGDConfig, group_column: Optional[str] = None) -> str:
   """What the report says of adaptive clipping: why its count is inside the accounted DP-SGD
-  (and, per group, which column's categories had their own clip norm)."""
+  (and, per group, which column's categories had their own clip norm), and that its sum is the
+  plain float32 one ('auto' keeps it: the grid needs a fixed clip norm)."""
   return (
     f"DP-SGD's clip norm followed the {dp.clip_quantile:g} quantile of the per-example gradient "
     f"norms (adaptive clipping, Andrew et al. 2021; first clip norm {dp.clip_norm:g}), moved by "
@@ -217,6 +218,12 @@ def adaptive_clipping_note(dp: training.DPSGDConfig, group_column: Optional[str]
         "clipping, DPSGD-F: Xu, Du and Wu 2021), and the gradient's noise was scaled to the "
         "largest clip norm"
       )
+    )
+    + (
+      "; the clipped gradients were summed in plain float32, whose rounding is not bounded "
+      "(the bounded sum's integer grid needs a fixed clip norm; see the caveats)"
+      if dp.sum_arithmetic == "float32"
+      else ""
     )
   )
 
