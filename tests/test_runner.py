@@ -255,14 +255,10 @@ def test_a_work_directory_written_before_a_setting_existed_resumes_as_the_same_r
     runner.open_for(cosine, workdir, counts)
 
 
-def test_a_work_directory_from_before_the_bounded_default_keeps_its_sum_and_microbatch(tmp_path):
-  """Before 'auto' (2026-12-08) config.json held train.dp_sum 'float32' by default, and a sum on
-  the grid ran at its path's microbatch: such a run is refused under the new default, with the
-  setting that resumes it named, and a grid run resumes at its old microbatch, never silently
-  at the one 'auto' would pick."""
-  default = spec_lib.from_config(spec_lib.config_from_file(os.path.join(CONFIGS, "default.py"), ""))
-  workdir = str(tmp_path / "old")
-  runner.open_for(default, workdir)
+def _written_before_auto(spec, workdir: str):
+  """Opens `workdir` for `spec` and rewrites its config.json as lipdp wrote it before 'auto'
+  (2026-12-08): train.dp_sum 'float32', no train.dp_microbatch. Returns (path, settings)."""
+  runner.open_for(spec, workdir)
   path = os.path.join(workdir, "config.json")
   with open(path) as f:
     old = json.load(f)
@@ -270,14 +266,22 @@ def test_a_work_directory_from_before_the_bounded_default_keeps_its_sum_and_micr
   del old["train"]["dp_microbatch"]
   with open(path, "w") as f:
     json.dump(old, f)
+  return path, old
+
+
+def test_a_work_directory_from_before_the_bounded_default_keeps_its_sum_and_microbatch(tmp_path):
+  """Before 'auto' (2026-12-08) config.json held train.dp_sum 'float32' by default, and a sum on
+  the grid ran at its path's microbatch: such a run is refused under the new default, with the
+  setting that resumes it named, and a grid run resumes at its old microbatch, never silently
+  at the one 'auto' would pick."""
+  default = spec_lib.from_config(spec_lib.config_from_file(os.path.join(CONFIGS, "default.py"), ""))
+  workdir = str(tmp_path / "old")
+  path, old = _written_before_auto(default, workdir)
   with pytest.raises(ValueError, match=r"train.dp_sum: 'float32' -> 'auto'") as e:
     runner.open_for(default, workdir)
   assert "pass train.dp_sum='float32'" in str(e.value)
-  as_before = spec_lib.from_config(
-    spec_lib.config_from_file(os.path.join(CONFIGS, "default.py"), ""),
-  )
   as_before = dataclasses.replace(
-    as_before, train=dataclasses.replace(as_before.train, dp_sum="float32")
+    default, train=dataclasses.replace(default.train, dp_sum="float32")
   )
   runner.open_for(as_before, workdir)  # the run as it was: accepted
   for clipping, microbatch in (("ghost", 128), ("vmap", 64)):
@@ -294,14 +298,7 @@ def test_a_work_directory_from_before_the_bounded_default_keeps_its_sum_and_micr
     spec_lib.config_from_file(os.path.join(CONFIGS, "default.py"), "conditional")
   )
   workdir = str(tmp_path / "conditional")
-  runner.open_for(conditional, workdir)
-  path = os.path.join(workdir, "config.json")
-  with open(path) as f:
-    old = json.load(f)
-  old["train"]["dp_sum"] = "float32"
-  del old["train"]["dp_microbatch"]
-  with open(path, "w") as f:
-    json.dump(old, f)
+  _written_before_auto(conditional, workdir)
   runner.open_for(conditional, workdir)
 
 

@@ -78,12 +78,11 @@ three sums compared (with i, with i', without i), so the sums with and without i
 most C + 2 gamma_m cap C (plus 2 m 2^-126 sqrt(d) for float32 results flushed to zero, which
 Higham's relative model leaves out), and after rounding to the grid by at most C' = C (1 +
 2 gamma_m cap) + sqrt(d) Delta (`FixedPointGrid.float_sum_terms` = m, cap the batch cap), the
-contribution bound the noise is calibrated to; with i replaced, by at most 2 C'. m is the
-microbatch size
-(the terms of each matrix product, rows; a layer with several positions per example is
+contribution bound the noise is calibrated to; with i replaced, by at most 2 C'. m is the microbatch
+size (the terms of each matrix product, rows; a layer with several positions per example is
 materialised, `lipdp.training.ghost_clipping`, so that its terms are rows too) plus the
-microbatches' count (capped, `batching.placed_chunks_cap`: a layout needing more adds noise
-only, like a batch over the cap) plus the devices plus 8 (the rows' own products and scales).
+microbatches' count (capped, `batching.placed_chunks_cap`: a layout needing more adds noise only,
+like a batch over the cap) plus the devices plus 8 (the rows' own products and scales).
 For the MNIST recipe (microbatches of 128: m = 163, cap 424) C' / C - 1 is 0.85%; at the
 microbatch a step picks when none is given (`batching.placed_chunk_size`: 16, m = 91) 0.49%.
 """

@@ -32,11 +32,11 @@ function of its raw kernel only (and of read-only state), so example i's gradien
   (a_i, g_i)). `SpectralDense` had a closed form from dot products of length d_in and d_out
   (Li et al. 2022's ghost rule through J_f^T = alpha I + beta_i grad_sigma); a chain of four
   data-dependent factors whose partial products may flush ("Flushes", below) has no simple
-  bound, so it is materialised, as the vmap path does for every layer. For convolutions this
-  is the cheaper side of the mixed rule: the ghost rule needs the T x k^2 c_in patch matrix, which XLA forms with an
-  identity-filter convolution (T (k^2 c_in)^2 work), against T k^2 c_in c_out for the kernel
-  gradient itself; and for every convolution of lipdp's models T >= k^2 c_in c_out /
-  (k^2 c_in + c_out) as well (e.g. 196 positions against 29 for the decoder's 3x3, 32 -> 32).
+  bound, so it is materialised, as the vmap path does for every layer. For convolutions this is the
+  cheaper side of the mixed rule: the ghost rule needs the T x k^2 c_in patch matrix, which XLA
+  forms with an identity-filter convolution (T (k^2 c_in)^2 work), against T k^2 c_in c_out for the
+  kernel gradient itself; and for every convolution of lipdp's models T >= k^2 c_in c_out / (k^2
+  c_in + c_out) as well (e.g. 196 positions against 29 for the decoder's 3x3, 32 -> 32).
 
 Book-keeping. With c_i = min(1, C' / |grad_i|) (0 for padding and non-finite examples), the
 clipped sum is the gradient of sum_i c_i l_i, computed from the recorded a and g with no second

@@ -113,10 +113,10 @@ def gradient_norms(
   A diagnostic, not a step: per-example gradients by vmap, `chunk_size` records at a time
   (record i of a chunk uses key i of `jax.random.split`, as the float vmap clipping path does;
   the fixed-point path keys each record by its index, so its draws of the model's noise, and
-  the norms it clips, differ by those draws). The norms are of the kind DP-SGD clips: their
-  spread across groups of records is clipping's disparate impact (at clip norm C every record pulls with force min(|g|, C), so a group whose
-  gradients are larger is shrunk more; Bagdasaryan et al. 2019). They are statistics of the
-  records and must stay private.
+  the norms it clips, differ by those draws). The norms are of the kind DP-SGD clips: their spread
+  across groups of records is clipping's disparate impact (at clip norm C every record pulls with
+  force min(|g|, C), so a group whose gradients are larger is shrunk more; Bagdasaryan et al. 2019).
+  They are statistics of the records and must stay private.
   """
   if chunk_size < 1:
     raise ValueError(f"chunk_size must be >= 1, got {chunk_size}")
